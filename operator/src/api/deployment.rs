@@ -1,0 +1,155 @@
+//! `SeiNodeDeployment`: a set of identical SeiNodes made from one template, and how a template change rolls out
+//! to them.
+
+// kube's `printcolumn(...)` entries repeat `type_ = "..."`, which clippy mistakes for duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
+use std::collections::BTreeMap;
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Condition, Plan, RolloutStatus, SeiNodePhase, SeiNodeSpec, UpdateStrategy};
+
+/// A fleet of `replicas` SeiNodes made from `template`, updated with `updateStrategy`.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "sei.io",
+    version = "v1alpha1",
+    kind = "SeiNodeDeployment",
+    namespaced,
+    status = "SeiNodeDeploymentStatus",
+    shortname = "snd",
+    derive = "PartialEq",
+    doc = "A fleet of identical SeiNodes made from one template, and the rollout of template changes to them.",
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Revision", type_ = "string", json_path = ".status.templateHash"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new(
+    "self.updateStrategy.type != 'HardFork' || \
+     (has(self.template.spec.fullNode) && has(self.template.spec.fullNode.snapshot) && has(self.template.spec.fullNode.snapshot.s3)) || \
+     (has(self.template.spec.validator) && has(self.template.spec.validator.snapshot) && has(self.template.spec.validator.snapshot.s3)) || \
+     (has(self.template.spec.replayer) && has(self.template.spec.replayer.snapshot) && has(self.template.spec.replayer.snapshot.s3))"
+).message("updateStrategy.type HardFork requires an S3 snapshot source in the template (template.spec.<mode>.snapshot.s3), so that new nodes can bootstrap to the halt height"))]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = require_update_strategy)]
+pub struct SeiNodeDeploymentSpec {
+    /// Number of nodes.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1, max = 100))]
+    pub replicas: i32,
+    /// The SeiNode every replica is made from.
+    pub template: SeiNodeTemplate,
+    /// What happens to the nodes when the deployment is deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    /// How a template change that needs a rollout (chain id, image, entrypoint, sidecar image) reaches the nodes.
+    #[serde(default)]
+    pub update_strategy: UpdateStrategy,
+}
+
+fn require_update_strategy(schema: &mut schemars::Schema) {
+    super::require_fields(schema, &["updateStrategy"]);
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+/// The SeiNode a deployment makes its replicas from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SeiNodeTemplate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<TemplateMetadata>,
+    pub spec: SeiNodeSpec,
+}
+
+/// Labels and annotations copied onto every SeiNode of the deployment.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateMetadata {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What deleting a deployment does to its nodes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Delete the nodes (and their Service) with the deployment.
+    #[default]
+    Delete,
+    /// Keep the nodes running, detached from the deployment.
+    Retain,
+}
+
+/// Phase of a SeiNodeDeployment.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+pub enum DeploymentPhase {
+    /// No nodes yet.
+    #[default]
+    Pending,
+    /// Nodes are being created or initialized.
+    Initializing,
+    /// All replicas run.
+    Ready,
+    /// A rollout is in progress.
+    Upgrading,
+    /// Some nodes failed, or the spec targets a rollout that failed.
+    Degraded,
+    /// All nodes failed.
+    Failed,
+    /// Being deleted.
+    Terminating,
+}
+
+/// One node of the deployment, as last observed.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSummary {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<SeiNodePhase>,
+}
+
+/// What the operator knows of a SeiNodeDeployment; `rollout` is the rollout state machine.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SeiNodeDeploymentStatus {
+    /// Generation of the spec the deployment last fully converged to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Hash of the rollout fields (chain id, image, entrypoint, sidecar image) the nodes run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_hash: Option<String>,
+    /// Target hash of the last rollout that failed; the same target is not retried until the spec changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_target_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<DeploymentPhase>,
+    /// Number of nodes in the active set.
+    #[serde(default)]
+    pub replicas: i32,
+    /// Number of nodes in the active set that are Running.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeSummary>,
+    /// The plan being executed (a rollout or initialization plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// Names of the nodes in the active set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incumbent_nodes: Vec<String>,
+    /// Set exactly while a rollout is in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}

@@ -1,0 +1,307 @@
+//! `SeiNode`: one Sei node — seid and its sidecar in one pod of a one-replica StatefulSet, with its chain data on
+//! a PersistentVolumeClaim that survives restarts.
+
+// kube's `printcolumn(...)` entries repeat `type_ = "..."`, which clippy mistakes for duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Condition, Plan};
+
+/// Port of the sidecar's HTTP API when `spec.sidecar.port` is not set.
+pub const DEFAULT_SIDECAR_PORT: i32 = 7777;
+
+/// What a Sei node runs and how it joins its chain. Exactly one mode (`fullNode`, `archive`, `validator`,
+/// `replayer`) must be set.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "sei.io",
+    version = "v1alpha1",
+    kind = "SeiNode",
+    namespaced,
+    status = "SeiNodeStatus",
+    shortname = "snode",
+    derive = "PartialEq",
+    doc = "A Sei node: seid and its sidecar on a one-replica StatefulSet with its own PersistentVolumeClaim.",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Image", type_ = "string", json_path = ".spec.image"),
+    printcolumn(name = "Current", type_ = "string", json_path = ".status.currentImage"),
+    printcolumn(name = "Height", type_ = "integer", json_path = ".status.latestHeight"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new(
+    "(has(self.fullNode) ? 1 : 0) + (has(self.archive) ? 1 : 0) + (has(self.validator) ? 1 : 0) + (has(self.replayer) ? 1 : 0) == 1"
+).message("exactly one mode must be set: fullNode, archive, validator or replayer"))]
+#[x_kube(validation = Rule::new("!has(self.replayer) || has(self.peers)")
+    .message("replayer mode requires peers: set spec.peers"))]
+#[serde(rename_all = "camelCase")]
+pub struct SeiNodeSpec {
+    /// Chain this node joins (for example `pacific-1`).
+    #[schemars(length(min = 1))]
+    pub chain_id: String,
+    /// Container image of seid (for example `sei:v6.3.0`).
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+    /// Overrides the image's command and arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Entrypoint>,
+    /// The sidecar (seictl) that runs beside seid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecar: Option<SidecarSpec>,
+    /// Extra labels for the node's pod.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_labels: BTreeMap<String, String>,
+    /// seid configuration overrides, as flat dotted keys (`p2p.max_num_inbound_peers: "40"`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, String>,
+    /// Where the node finds its peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<PeerSource>,
+    /// Mode: a full node serving RPC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_node: Option<FullNodeMode>,
+    /// Mode: an archive node keeping all history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveMode>,
+    /// Mode: a validator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validator: Option<ValidatorMode>,
+    /// Mode: a replayer (requires peers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replayer: Option<ReplayerMode>,
+}
+
+/// The command and arguments seid starts with, replacing the image's own.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Entrypoint {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+}
+
+/// The sidecar container beside seid.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SidecarSpec {
+    /// Sidecar image; the operator's default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+    /// Port of the sidecar's HTTP API (7777 when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+    /// Compute resources of the sidecar container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// Where a node finds its peers: a static list of addresses, or the SeiNodes matching a label selector.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.static) != has(self.selector)")
+    .message("peers: set exactly one of static or selector"))]
+#[serde(rename_all = "camelCase")]
+pub struct PeerSource {
+    /// Peer addresses (`<node-id>@<host>:<port>`).
+    #[serde(rename = "static", default, skip_serializing_if = "Option::is_none")]
+    pub static_addresses: Option<Vec<String>>,
+    /// SeiNodes whose addresses become this node's peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+}
+
+/// Full-node mode.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FullNodeMode {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotSource>,
+}
+
+/// Archive mode: keeps all history, so it always syncs from genesis (no snapshot).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct ArchiveMode {}
+
+/// Validator mode.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidatorMode {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotSource>,
+}
+
+/// Replayer mode.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayerMode {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotSource>,
+}
+
+/// Where a node's initial chain state comes from: an S3 snapshot or state sync, and optionally a bootstrap
+/// image that syncs the node to the snapshot's target height before its own image takes over.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("has(self.s3) != has(self.stateSync)")
+    .message("snapshot: set exactly one of s3 or stateSync"))]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Snapshot>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_sync: Option<StateSyncSnapshot>,
+    /// Image that prepares the node's volume (a one-shot Job syncing to `s3.targetHeight` with
+    /// `--halt-height`) before the node's own image starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub bootstrap_image: Option<String>,
+}
+
+/// Restore from the newest S3 snapshot at or below `targetHeight`, then block-sync up to it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Snapshot {
+    /// Height to reach; 0 means the newest snapshot, with no height target.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub target_height: i64,
+}
+
+/// Join the chain through CometBFT state sync.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct StateSyncSnapshot {}
+
+/// The mode a spec selects, borrowed from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeMode<'a> {
+    FullNode(&'a FullNodeMode),
+    Archive(&'a ArchiveMode),
+    Validator(&'a ValidatorMode),
+    Replayer(&'a ReplayerMode),
+}
+
+impl NodeMode<'_> {
+    /// The mode's field name in the spec.
+    pub fn name(&self) -> &'static str {
+        match self {
+            NodeMode::FullNode(_) => "fullNode",
+            NodeMode::Archive(_) => "archive",
+            NodeMode::Validator(_) => "validator",
+            NodeMode::Replayer(_) => "replayer",
+        }
+    }
+}
+
+impl SeiNodeSpec {
+    /// The one mode this spec selects, or `None` when zero or several are set (the CRD rejects both; an object
+    /// stored before the rule existed can still carry them).
+    pub fn mode(&self) -> Option<NodeMode<'_>> {
+        let modes: Vec<NodeMode<'_>> = [
+            self.full_node.as_ref().map(NodeMode::FullNode),
+            self.archive.as_ref().map(NodeMode::Archive),
+            self.validator.as_ref().map(NodeMode::Validator),
+            self.replayer.as_ref().map(NodeMode::Replayer),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        match modes.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
+    }
+
+    /// The snapshot source of the selected mode, if any.
+    pub fn snapshot(&self) -> Option<&SnapshotSource> {
+        match self.mode()? {
+            NodeMode::FullNode(m) => m.snapshot.as_ref(),
+            NodeMode::Validator(m) => m.snapshot.as_ref(),
+            NodeMode::Replayer(m) => m.snapshot.as_ref(),
+            NodeMode::Archive(_) => None,
+        }
+    }
+
+    /// Mutable access to the snapshot source of the selected mode (archive nodes have none).
+    pub fn snapshot_mut(&mut self) -> Option<&mut Option<SnapshotSource>> {
+        if let Some(m) = self.full_node.as_mut() {
+            return Some(&mut m.snapshot);
+        }
+        if let Some(m) = self.validator.as_mut() {
+            return Some(&mut m.snapshot);
+        }
+        if let Some(m) = self.replayer.as_mut() {
+            return Some(&mut m.snapshot);
+        }
+        None
+    }
+
+    /// The bootstrap this node needs before its own image starts: `(bootstrap image, target height)`. A node
+    /// bootstraps when its snapshot names a bootstrap image and an S3 source with `targetHeight > 0`.
+    pub fn bootstrap(&self) -> Option<(&str, i64)> {
+        let snapshot = self.snapshot()?;
+        let image = snapshot.bootstrap_image.as_deref()?;
+        let height = snapshot.s3.as_ref()?.target_height;
+        (height > 0).then_some((image, height))
+    }
+
+    /// Port of the sidecar's HTTP API.
+    pub fn sidecar_port(&self) -> i32 {
+        self.sidecar.as_ref().and_then(|s| s.port).unwrap_or(DEFAULT_SIDECAR_PORT)
+    }
+
+    /// The sidecar image the spec names, if any.
+    pub fn sidecar_image(&self) -> Option<&str> {
+        self.sidecar.as_ref()?.image.as_deref()
+    }
+}
+
+/// Lifecycle phase of a SeiNode.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+pub enum SeiNodePhase {
+    /// Accepted, nothing started yet.
+    #[default]
+    Pending,
+    /// The init plan (bootstrap, sidecar tasks) is running.
+    Initializing,
+    /// The node runs; the StatefulSet is converged to the spec.
+    Running,
+    /// The init plan failed.
+    Failed,
+    /// Being deleted.
+    Terminating,
+}
+
+/// What the operator knows of a SeiNode.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SeiNodeStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<SeiNodePhase>,
+    /// Generation of the spec this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The image the node's pod runs, set only once the StatefulSet has fully rolled to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_image: Option<String>,
+    /// The node's init plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Whether the sidecar last reported `Ready`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecar_ready: Option<bool>,
+    /// The node's latest block height, from seid's RPC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_height: Option<i64>,
+    /// Whether seid reported it is still catching up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catching_up: Option<bool>,
+}

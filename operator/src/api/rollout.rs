@@ -1,0 +1,42 @@
+//! `status.rollout`: the rollout state machine of a SeiNodeDeployment, one type for every strategy.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{SeiNodePhase, Strategy, Time};
+
+/// A rollout in progress. `RolloutInProgress` is True exactly while this is set.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    pub strategy: Strategy,
+    /// The template hash this rollout moves the deployment to.
+    pub target_hash: String,
+    pub started_at: Time,
+    /// Per-node convergence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<RolloutNodeStatus>,
+    /// BlueGreen / HardFork: the nodes serving before the rollout.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incumbent_nodes: Vec<String>,
+    /// BlueGreen / HardFork: the nodes the rollout creates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entrant_nodes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incumbent_revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrant_revision: Option<String>,
+    /// HardFork: the image the incumbents run; entrants bootstrap with it to haltHeight-1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incumbent_image: Option<String>,
+}
+
+/// One node's progress in a rollout.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutNodeStatus {
+    pub name: String,
+    pub ready: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<SeiNodePhase>,
+}

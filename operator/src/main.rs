@@ -1,0 +1,95 @@
+//! `sei-operator`: the operator's command line.
+//!
+//! - `crds` prints the CustomResourceDefinitions (or writes them into a directory, as kept in `crds/`).
+//! - `validate` admits manifests as the API server would, without a cluster.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sei_operator::crd::crd_files;
+use sei_operator::manifest::{Manifest, ManifestValidator};
+
+#[derive(Parser)]
+#[command(name = "sei-operator", version, about = "Kubernetes operator for fleets of Sei nodes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the CustomResourceDefinitions as YAML, or write one file per CRD into a directory.
+    Crds {
+        /// Directory to write `seinodes.yaml` and `seinodedeployments.yaml` into.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Check SeiNode / SeiNodeDeployment manifests against the CRDs' schema and CEL rules.
+    Validate {
+        /// YAML files, each holding one or more documents.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Crds { out } => write_crds(out.as_deref()),
+        Command::Validate { files } => validate(&files),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn write_crds(out: Option<&Path>) -> Result<(), String> {
+    let mut printed = Vec::new();
+    for file in crd_files() {
+        let yaml = file.render().map_err(|e| e.to_string())?;
+        match out {
+            Some(dir) => {
+                let path = dir.join(file.file_name);
+                std::fs::write(&path, yaml).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            }
+            None => printed.push(yaml),
+        }
+    }
+    if !printed.is_empty() {
+        print!("{}", printed.join("---\n"));
+    }
+    Ok(())
+}
+
+fn validate(files: &[PathBuf]) -> Result<(), String> {
+    let validator = ManifestValidator::new().map_err(|e| e.to_string())?;
+    let mut failures = 0;
+    for path in files {
+        let outcome = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| validator.admit_yaml(&text).map_err(|e| e.to_string()));
+        match outcome {
+            Ok(manifests) => {
+                for manifest in manifests {
+                    let (kind, name) = match &manifest {
+                        Manifest::SeiNode(n) => ("SeiNode", n.metadata.name.clone()),
+                        Manifest::SeiNodeDeployment(d) => ("SeiNodeDeployment", d.metadata.name.clone()),
+                    };
+                    println!("{}: {kind} {} is valid", path.display(), name.unwrap_or_default());
+                }
+            }
+            Err(message) => {
+                failures += 1;
+                println!("{}: {message}", path.display());
+            }
+        }
+    }
+    match failures {
+        0 => Ok(()),
+        n => Err(format!("{n} of {} files invalid", files.len())),
+    }
+}
