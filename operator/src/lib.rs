@@ -4,7 +4,13 @@
 //! - [`api`]: the `SeiNode` and `SeiNodeDeployment` types (the wire format and the CRD schema's source).
 //! - [`crd`]: the CustomResourceDefinitions generated from those types.
 //! - [`manifest`]: reading manifests and validating them as the API server would (schema and CEL rules).
+//! - [`meta`]: labels, owner references, selectors and conditions, shared with the simulator.
+//! - [`cluster`], [`sidecar`], [`clock`]: the three traits through which all I/O goes.
 
 pub mod api;
+pub mod clock;
+pub mod cluster;
 pub mod crd;
 pub mod manifest;
+pub mod meta;
+pub mod sidecar;

@@ -1,0 +1,173 @@
+//! The `Cluster` trait: the only door through which controllers read and write Kubernetes objects and emit
+//! events. Production backs it with a kube-rs client; the simulator with its fake API store.
+//!
+//! Every write is optimistic: `replace` and `replace_status` carry the resourceVersion the caller read, and a
+//! stale one is a [`ClusterError::Conflict`] — never a blind overwrite.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+
+use k8s_openapi::NamespaceResourceScope;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A namespaced Kubernetes object the operator reads and writes: SeiNode, SeiNodeDeployment, StatefulSet,
+/// Service, Job, PersistentVolumeClaim.
+pub trait ClusterObject:
+    kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + fmt::Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> ClusterObject for T where
+    T: kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + fmt::Debug
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// Equality-based label selector (`matchLabels`): an object matches when it carries every pair.
+pub type LabelSelector = BTreeMap<String, String>;
+
+/// Reads and writes of Kubernetes objects, and Kubernetes Events.
+///
+/// `list` returns objects sorted by name, so that callers never depend on a backend's order.
+pub trait Cluster: Send + Sync {
+    fn get<K: ClusterObject>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<K, ClusterError>> + Send;
+
+    fn list<K: ClusterObject>(
+        &self,
+        namespace: &str,
+        selector: &LabelSelector,
+    ) -> impl Future<Output = Result<Vec<K>, ClusterError>> + Send;
+
+    /// Creates the object; `AlreadyExists` when one of that name exists.
+    fn create<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<K, ClusterError>> + Send;
+
+    /// Replaces metadata and spec; the object's `metadata.resourceVersion` must be the stored one.
+    fn replace<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<K, ClusterError>> + Send;
+
+    /// Replaces the status subresource; the object's `metadata.resourceVersion` must be the stored one.
+    fn replace_status<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<K, ClusterError>> + Send;
+
+    /// Deletes the object (graceful: finalizers run first). `NotFound` when it does not exist.
+    fn delete<K: ClusterObject>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send;
+
+    /// Records a Kubernetes Event about an object.
+    fn emit_event(&self, event: &Event) -> impl Future<Output = Result<(), ClusterError>> + Send;
+}
+
+/// Which object an error or event is about.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ObjectRef {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectRef {
+    pub fn new(kind: impl Into<String>, namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        ObjectRef { kind: kind.into(), namespace: namespace.into(), name: name.into() }
+    }
+
+    /// The reference to an object of kind `K`.
+    pub fn of<K: ClusterObject>(namespace: &str, name: &str) -> Self {
+        ObjectRef::new(K::kind(&()), namespace, name)
+    }
+
+    /// The reference to a stored object.
+    pub fn to<K: ClusterObject>(object: &K) -> Self {
+        let meta = object.meta();
+        ObjectRef::new(K::kind(&()), meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// What can go wrong talking to the API server.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterError {
+    #[error("{0} not found")]
+    NotFound(ObjectRef),
+    #[error("{0} was modified since it was read (resourceVersion conflict)")]
+    Conflict(ObjectRef),
+    #[error("{0} already exists")]
+    AlreadyExists(ObjectRef),
+    #[error("{object} is invalid: {message}")]
+    Invalid { object: ObjectRef, message: String },
+    #[error("API server unavailable: {0}")]
+    Transient(String),
+}
+
+impl ClusterError {
+    /// Whether retrying the same call later may succeed without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ClusterError::Transient(_))
+    }
+}
+
+/// Turns `NotFound` into `None`, for reads where absence is an answer.
+pub trait OptionalExt<T> {
+    fn optional(self) -> Result<Option<T>, ClusterError>;
+}
+
+impl<T> OptionalExt<T> for Result<T, ClusterError> {
+    fn optional(self) -> Result<Option<T>, ClusterError> {
+        match self {
+            Ok(value) => Ok(Some(value)),
+            Err(ClusterError::NotFound(_)) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+/// Normal or Warning, as Kubernetes Events are typed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+/// A Kubernetes Event: something an operator of the cluster should be able to read with `kubectl describe`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Event {
+    pub regarding: ObjectRef,
+    pub type_: EventType,
+    /// CamelCase, machine-readable (`RolloutStarted`).
+    pub reason: String,
+    pub message: String,
+}
+
+impl Event {
+    pub fn normal(regarding: ObjectRef, reason: &str, message: impl Into<String>) -> Self {
+        Event { regarding, type_: EventType::Normal, reason: reason.into(), message: message.into() }
+    }
+
+    pub fn warning(regarding: ObjectRef, reason: &str, message: impl Into<String>) -> Self {
+        Event { regarding, type_: EventType::Warning, reason: reason.into(), message: message.into() }
+    }
+}

@@ -1,0 +1,91 @@
+//! The `Sidecar` trait: how the SeiNode controller — and only it — reaches the sidecar (seictl) beside seid in a
+//! node's pod, and seid's own RPC status. Production backs it with reqwest; the simulator with hyper over
+//! turmoil streams. Both speak the wire types of [`wire`].
+
+pub mod wire;
+
+use std::future::Future;
+
+use uuid::Uuid;
+
+use wire::{ChainStatus, ReadinessStatus, TaskRequest, TaskResult};
+
+/// seid's CometBFT RPC port.
+pub const SEID_RPC_PORT: u16 = 26657;
+
+/// Where a node's pod answers: `<node>-0.<node>.<namespace>.svc` (the StatefulSet's only pod, through the node's
+/// headless Service).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PodAddress {
+    pub host: String,
+    pub sidecar_port: u16,
+}
+
+impl PodAddress {
+    /// The address of SeiNode `node`'s pod.
+    pub fn for_node(namespace: &str, node: &str, sidecar_port: u16) -> Self {
+        PodAddress { host: format!("{node}-0.{node}.{namespace}.svc"), sidecar_port }
+    }
+}
+
+/// Whether a submission created the task or found it already there (idempotent resubmission).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Submission {
+    /// 201: the sidecar started the task.
+    Created,
+    /// 202: a task with this id exists already; nothing new was started.
+    AlreadyExists,
+}
+
+/// The sidecar's API (v0) and seid's RPC status, for one pod at a time.
+pub trait Sidecar: Send + Sync {
+    /// `GET /v0/healthz`: true (200) once a `mark-ready` task completed in this sidecar process, false (503)
+    /// before.
+    fn healthz(&self, pod: &PodAddress) -> impl Future<Output = Result<bool, SidecarError>> + Send;
+
+    /// `GET /v0/status`.
+    fn status(&self, pod: &PodAddress) -> impl Future<Output = Result<ReadinessStatus, SidecarError>> + Send;
+
+    /// `POST /v0/tasks` with a caller-chosen id, so resubmitting after a crash starts nothing twice.
+    fn submit_task(
+        &self,
+        pod: &PodAddress,
+        request: &TaskRequest,
+    ) -> impl Future<Output = Result<Submission, SidecarError>> + Send;
+
+    /// `GET /v0/tasks/{id}`; `None` when the sidecar does not know the task (404) — for instance because it
+    /// restarted since the submission, keeping no memory.
+    fn get_task(
+        &self,
+        pod: &PodAddress,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<TaskResult>, SidecarError>> + Send;
+
+    /// seid's `GET /status` on port 26657: latest height and whether it is catching up. Fails while seid does
+    /// not run.
+    fn chain_status(&self, pod: &PodAddress) -> impl Future<Output = Result<ChainStatus, SidecarError>> + Send;
+}
+
+/// What can go wrong reaching a sidecar or seid.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SidecarError {
+    /// No answer: connection refused or reset, timeout, partition, unknown host.
+    #[error("{host}: unreachable: {reason}")]
+    Unreachable { host: String, reason: String },
+    /// The request was refused as invalid (400); sending it again will not help.
+    #[error("{host}: request rejected: {message}")]
+    Rejected { host: String, message: String },
+    /// An HTTP status the API does not define for this call.
+    #[error("{host}: unexpected HTTP status {status}: {body}")]
+    UnexpectedStatus { host: String, status: u16, body: String },
+    /// An answer that is not the documented JSON.
+    #[error("{host}: malformed answer: {message}")]
+    Malformed { host: String, message: String },
+}
+
+impl SidecarError {
+    /// Whether asking again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, SidecarError::Rejected { .. })
+    }
+}
