@@ -13,4 +13,7 @@ pub mod cluster;
 pub mod crd;
 pub mod manifest;
 pub mod meta;
+pub mod names;
+pub mod plan;
+pub mod rollout;
 pub mod sidecar;

@@ -47,6 +47,9 @@ pub struct Task {
     /// When the task was first executed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitted_at: Option<Time>,
+    /// After a failed attempt: the task is not retried before this time (exponential backoff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_retry_at: Option<Time>,
     /// The last error the task reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
