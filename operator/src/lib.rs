@@ -17,3 +17,4 @@ pub mod names;
 pub mod plan;
 pub mod rollout;
 pub mod sidecar;
+pub mod workload;

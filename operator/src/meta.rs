@@ -14,7 +14,9 @@ use crate::clock::Timestamp;
 pub const LABEL_DEPLOYMENT: &str = "sei.io/nodedeployment";
 /// On every child SeiNode: its ordinal within its set.
 pub const LABEL_ORDINAL: &str = "sei.io/nodedeployment-ordinal";
-/// On every child SeiNode, and in the deployment Service's selector: the revision (template hash) of its set.
+/// On every child SeiNode (and its pod), and in the deployment Service's selector: the revision of the node set
+/// it belongs to — the template hash the set was created at. InPlace rollouts change a set's image, not its
+/// revision; BlueGreen and HardFork create a new set with a new revision.
 pub const LABEL_REVISION: &str = "sei.io/revision";
 /// On a node's StatefulSet, pod, Service and Job: the SeiNode's name.
 pub const LABEL_NODE: &str = "sei.io/node";

@@ -118,6 +118,15 @@ pub struct NodeSummary {
     pub phase: Option<SeiNodePhase>,
 }
 
+/// The node set that serves: created at `generation` (0 for the deployment's first set, named `<name>-<i>`; else
+/// a BlueGreen / HardFork entrant set, named `<name>-g<generation>-<i>`), its nodes labelled `revision`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveSet {
+    pub revision: String,
+    pub generation: i64,
+}
+
 /// What the operator knows of a SeiNodeDeployment; `rollout` is the rollout state machine.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -147,6 +156,9 @@ pub struct SeiNodeDeploymentStatus {
     /// Names of the nodes in the active set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub incumbent_nodes: Vec<String>,
+    /// Which node set is active: its revision label and how its nodes are named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_set: Option<ActiveSet>,
     /// Set exactly while a rollout is in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutStatus>,

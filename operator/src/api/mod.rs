@@ -12,7 +12,7 @@ mod rollout;
 mod strategy;
 
 pub use deployment::{
-    DeletionPolicy, DeploymentPhase, NodeSummary, SeiNodeDeployment, SeiNodeDeploymentSpec, SeiNodeDeploymentStatus,
+    ActiveSet, DeletionPolicy, DeploymentPhase, NodeSummary, SeiNodeDeployment, SeiNodeDeploymentSpec, SeiNodeDeploymentStatus,
     SeiNodeTemplate, TemplateMetadata,
 };
 pub use node::{

@@ -13,6 +13,9 @@ pub struct RolloutStatus {
     /// The template hash this rollout moves the deployment to.
     pub target_hash: String,
     pub started_at: Time,
+    /// Deployment generation the rollout targets; BlueGreen / HardFork entrants are named after it.
+    #[serde(default)]
+    pub generation: i64,
     /// Per-node convergence.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<RolloutNodeStatus>,

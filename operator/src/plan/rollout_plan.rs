@@ -6,8 +6,9 @@
 //! | BlueGreen | create-entrant-nodes → await-nodes-running → await-nodes-caught-up → switch-traffic → teardown-nodes |
 //! | HardFork  | create-entrant-nodes (with bootstrap) → await-nodes-running → switch-traffic → teardown-nodes |
 //!
-//! A replacement plan for a superseded BlueGreen / HardFork rollout starts with a `teardown-nodes` of the set
-//! that no longer serves, so a superseded rollout leaks no nodes even across an operator crash.
+//! Nodes a superseded or failed rollout leaves behind are not the plan's business: the deployment controller
+//! deletes every owned node that is neither in the active set nor in the current rollout
+//! (`rollout::stray_nodes`), whatever left it there.
 
 use std::collections::BTreeMap;
 
@@ -28,17 +29,12 @@ pub struct RolloutPlanInput<'a> {
     pub template: &'a SeiNodeTemplate,
     /// HardFork: the upgrade height.
     pub halt_height: Option<i64>,
-    /// Nodes a superseded rollout left that must go first.
-    pub superseded: Option<TeardownNodes>,
 }
 
 /// Builds the plan of `input.rollout.strategy`.
 pub fn rollout_plan(input: &RolloutPlanInput<'_>) -> Result<Plan, PlanError> {
     let rollout = input.rollout;
-    let mut plan = PlanBuilder::new(input.owner_uid, &rollout.target_hash, &rollout.strategy.to_string());
-    if let Some(teardown) = &input.superseded {
-        plan = plan.task(TaskType::TeardownNodes, teardown)?;
-    }
+    let plan = PlanBuilder::new(input.owner_uid, &rollout.target_hash, &rollout.strategy.to_string());
     let plan = match rollout.strategy {
         Strategy::InPlace => in_place(plan, input)?,
         Strategy::BlueGreen | Strategy::HardFork => blue_green(plan, input)?,

@@ -1,3 +1,13 @@
 //! The rollout rules of SPEC §5 and the SeiNode image rule of SPEC §6, as pure functions over values.
 
+pub mod current_image;
 pub mod hash;
+pub mod phase;
+pub mod rules;
+pub mod strays;
+pub mod vocabulary;
+
+pub use current_image::observed_current_image;
+pub use hash::template_hash;
+pub use rules::{Decision, Observed, RolloutConfig, evaluate};
+pub use strays::stray_nodes;

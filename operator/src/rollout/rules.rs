@@ -1,0 +1,398 @@
+//! The rollout state machine of a SeiNodeDeployment (SPEC §5.2–5.7) as one pure function: given the deployment
+//! as read (its status already carrying this reconcile's executor step) and what was observed of its nodes, the
+//! next status and the events to emit. The caller writes that status once, with the resourceVersion it read.
+//!
+//! - **Baseline**: the first sight records `templateHash` and starts nothing.
+//! - **Detect**: the hash moved and no rollout runs → `rollout`, `RolloutInProgress=True` (TemplateChanged) and
+//!   the strategy's plan, all in the one write, so the baseline can never advance while a rollout is unplanned.
+//! - **Supersede**: the hash moved again mid-rollout → a new rollout and plan for the newest spec.
+//! - **Complete** / **Fail**: the plan finished → clear `rollout`; a failed target is remembered and not retried.
+//! - **Stall**: an active rollout older than the threshold with nodes not ready → reason Stalled, one Warning.
+
+use std::time::Duration;
+
+use super::hash::template_hash;
+use super::phase::{count_nodes, deployment_phase, nodes_ready_message};
+use super::vocabulary::*;
+use crate::api::{
+    ActiveSet, NodeSummary, Plan, PlanPhase, RolloutNodeStatus, RolloutStatus, SeiNode, SeiNodeDeployment,
+    SeiNodeDeploymentStatus, SeiNodePhase, Strategy, Time,
+};
+use crate::clock::{SignedDuration, Timestamp};
+use crate::cluster::{Event, ObjectRef};
+use crate::meta::{ConditionUpdate, find_condition, set_condition};
+use crate::names;
+use crate::plan::ids::plan_id;
+use crate::plan::{PlanError, RolloutPlanInput, rollout_plan};
+
+/// Default age after which an unfinished rollout is reported Stalled.
+pub const DEFAULT_STALL_THRESHOLD: Duration = Duration::from_secs(10 * 60);
+
+/// What the deployment controller observed this reconcile.
+pub struct Observed<'a> {
+    /// Every SeiNode the deployment owns, of any set.
+    pub nodes: &'a [SeiNode],
+    /// The revision the deployment's Service selects, when the Service exists.
+    pub service_revision: Option<&'a str>,
+    pub now: Timestamp,
+}
+
+/// Tunables of the rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RolloutConfig {
+    pub stall_threshold: Duration,
+}
+
+impl Default for RolloutConfig {
+    fn default() -> Self {
+        RolloutConfig { stall_threshold: DEFAULT_STALL_THRESHOLD }
+    }
+}
+
+/// The next status and the events that go with it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub status: SeiNodeDeploymentStatus,
+    pub events: Vec<Event>,
+}
+
+struct Ctx<'a> {
+    deployment: &'a SeiNodeDeployment,
+    observed: &'a Observed<'a>,
+    config: &'a RolloutConfig,
+    hash: String,
+    this: ObjectRef,
+    generation: i64,
+}
+
+impl Ctx<'_> {
+    fn node(&self, name: &str) -> Option<&SeiNode> {
+        self.observed.nodes.iter().find(|n| n.metadata.name.as_deref() == Some(name))
+    }
+
+    fn name(&self) -> &str {
+        self.deployment.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    fn condition(&self, status: &mut SeiNodeDeploymentStatus, type_: &str, on: bool, reason: &str, message: String) {
+        let update = ConditionUpdate {
+            type_,
+            status: on,
+            reason,
+            message,
+            observed_generation: Some(self.generation),
+        };
+        set_condition(&mut status.conditions, update, self.observed.now);
+    }
+}
+
+/// Applies the rollout rules once.
+pub fn evaluate(deployment: &SeiNodeDeployment, observed: &Observed<'_>, config: &RolloutConfig) -> Decision {
+    let ctx = Ctx {
+        deployment,
+        observed,
+        config,
+        hash: template_hash(&deployment.spec.template.spec),
+        this: ObjectRef::to(deployment),
+        generation: deployment.metadata.generation.unwrap_or(0),
+    };
+    let mut d = Decision { status: deployment.status.clone().unwrap_or_default(), events: Vec::new() };
+
+    if d.status.template_hash.is_none() {
+        record_baseline(&ctx, &mut d);
+    } else if let Some(rollout) = d.status.rollout.clone() {
+        match rollout_plan_phase(&ctx, &d.status, &rollout) {
+            Some(PlanPhase::Complete) => complete_rollout(&ctx, &mut d, &rollout),
+            Some(PlanPhase::Failed) => fail_rollout(&ctx, &mut d, &rollout),
+            _ if rollout.target_hash != ctx.hash => supersede_rollout(&ctx, &mut d, &rollout),
+            Some(PlanPhase::Active) => track_rollout(&ctx, &mut d, rollout),
+            // `rollout` without its plan: a status written by something else. Rebuild the plan (same id).
+            None => restore_plan(&ctx, &mut d, &rollout),
+        }
+    } else if d.status.template_hash.as_deref() != Some(ctx.hash.as_str())
+        && d.status.failed_target_hash.as_deref() != Some(ctx.hash.as_str())
+    {
+        detect_rollout(&ctx, &mut d);
+    }
+
+    if d.status.rollout.is_none() && d.status.template_hash.as_deref() == Some(ctx.hash.as_str()) {
+        d.status.observed_generation = Some(ctx.generation);
+    }
+    if !plan_active(&d.status) {
+        d.status.incumbent_nodes = desired_active_nodes(&ctx, &d.status);
+    }
+    summarize(&ctx, &mut d.status);
+    d
+}
+
+/// The phase of the plan that belongs to `rollout` (the one whose id derives from its target and strategy), if
+/// the status holds it.
+fn rollout_plan_phase(ctx: &Ctx<'_>, status: &SeiNodeDeploymentStatus, rollout: &RolloutStatus) -> Option<PlanPhase> {
+    let uid = ctx.deployment.metadata.uid.as_deref()?;
+    let expected = plan_id(uid, &rollout.target_hash, &rollout.strategy.to_string()).to_string();
+    status.plan.as_ref().filter(|p| p.id == expected).map(|p| p.phase)
+}
+
+fn plan_active(status: &SeiNodeDeploymentStatus) -> bool {
+    status.plan.as_ref().is_some_and(|p| p.phase == PlanPhase::Active)
+}
+
+fn record_baseline(ctx: &Ctx<'_>, d: &mut Decision) {
+    d.status.template_hash = Some(ctx.hash.clone());
+    d.status.active_set = Some(ActiveSet { revision: ctx.hash.clone(), generation: 0 });
+    ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, false, REASON_NO_ROLLOUT, "no rollout has run yet".into());
+}
+
+fn detect_rollout(ctx: &Ctx<'_>, d: &mut Decision) {
+    let strategy = match ctx.deployment.spec.update_strategy.resolve() {
+        Ok(strategy) => strategy,
+        Err(error) => return report_invalid(ctx, d, error.to_string()),
+    };
+    if ctx.deployment.spec.update_strategy.is_unspecified() {
+        d.events.push(Event::warning(
+            ctx.this.clone(),
+            EVENT_UPDATE_STRATEGY_DEFAULTED,
+            "spec.updateStrategy.type is empty (stored before it was required); rolling out as InPlace",
+        ));
+    }
+    let rollout = new_rollout(ctx, &d.status, strategy);
+    let plan = match plan_for(ctx, &rollout) {
+        Ok(plan) => plan,
+        Err(error) => return report_invalid(ctx, d, error.to_string()),
+    };
+    let message = format!("rolling out template {} with {strategy}", ctx.hash);
+    ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, true, REASON_TEMPLATE_CHANGED, message.clone());
+    d.events.push(Event::normal(ctx.this.clone(), EVENT_ROLLOUT_STARTED, message));
+    d.status.rollout = Some(rollout);
+    d.status.plan = Some(plan);
+}
+
+fn supersede_rollout(ctx: &Ctx<'_>, d: &mut Decision, old: &RolloutStatus) {
+    let strategy = match ctx.deployment.spec.update_strategy.resolve() {
+        Ok(strategy) => strategy,
+        // The old rollout keeps going; the spec it cannot move to is reported.
+        Err(error) => return report_invalid(ctx, d, error.to_string()),
+    };
+    // Traffic already moved to the superseded entrants: they serve now, so they are the new incumbents.
+    if old.strategy != Strategy::InPlace
+        && old.entrant_revision.is_some()
+        && ctx.observed.service_revision == old.entrant_revision.as_deref()
+    {
+        d.status.active_set =
+            old.entrant_revision.clone().map(|revision| ActiveSet { revision, generation: old.generation });
+        d.status.incumbent_nodes = old.entrant_nodes.clone();
+    }
+    let rollout = new_rollout(ctx, &d.status, strategy);
+    let plan = match plan_for(ctx, &rollout) {
+        Ok(plan) => plan,
+        Err(error) => return report_invalid(ctx, d, error.to_string()),
+    };
+    let message = format!("rollout to {} superseded by template {} ({strategy})", old.target_hash, ctx.hash);
+    ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, true, REASON_TEMPLATE_CHANGED, message.clone());
+    d.events.push(Event::normal(ctx.this.clone(), EVENT_ROLLOUT_SUPERSEDED, message));
+    d.status.rollout = Some(rollout);
+    d.status.plan = Some(plan);
+}
+
+fn complete_rollout(ctx: &Ctx<'_>, d: &mut Decision, rollout: &RolloutStatus) {
+    if rollout.strategy != Strategy::InPlace
+        && let Some(revision) = rollout.entrant_revision.clone()
+    {
+        d.status.active_set = Some(ActiveSet { revision, generation: rollout.generation });
+        d.status.incumbent_nodes = rollout.entrant_nodes.clone();
+    }
+    d.status.template_hash = Some(rollout.target_hash.clone());
+    d.status.failed_target_hash = None;
+    d.status.observed_generation = Some(rollout.generation);
+    d.status.rollout = None;
+    let message = format!("rolled out template {} with {}", rollout.target_hash, rollout.strategy);
+    ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, false, REASON_ROLLOUT_COMPLETE, message.clone());
+    d.events.push(Event::normal(ctx.this.clone(), EVENT_ROLLOUT_COMPLETE, message));
+}
+
+fn fail_rollout(ctx: &Ctx<'_>, d: &mut Decision, rollout: &RolloutStatus) {
+    let cause = d
+        .status
+        .plan
+        .as_ref()
+        .and_then(|p| p.failed_task_detail.as_ref())
+        .map(|f| format!("task {} failed after {}/{} retries: {}", f.type_, f.retry_count, f.max_retries, f.error))
+        .unwrap_or_else(|| "its plan failed".into());
+    let message = format!("rollout to template {} ({}) failed: {cause}", rollout.target_hash, rollout.strategy);
+    d.status.failed_target_hash = Some(rollout.target_hash.clone());
+    d.status.rollout = None;
+    ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, false, REASON_ROLLOUT_FAILED, message.clone());
+    d.events.push(Event::warning(ctx.this.clone(), EVENT_ROLLOUT_FAILED, message));
+}
+
+fn track_rollout(ctx: &Ctx<'_>, d: &mut Decision, mut rollout: RolloutStatus) {
+    refresh_rollout_nodes(ctx, &mut rollout);
+    let age = ctx.observed.now.duration_since(rollout.started_at.0);
+    let threshold = SignedDuration::try_from(ctx.config.stall_threshold).unwrap_or(SignedDuration::MAX);
+    let waiting: Vec<&str> = rollout.nodes.iter().filter(|n| !n.ready).map(|n| n.name.as_str()).collect();
+    let stalled = age > threshold && (!waiting.is_empty() || rollout.nodes.is_empty());
+    let already_stalled = find_condition(&d.status.conditions, ROLLOUT_IN_PROGRESS)
+        .is_some_and(|c| c.status == "True" && c.reason == REASON_STALLED);
+    if stalled {
+        let minutes = ctx.config.stall_threshold.as_secs() / 60;
+        let message = format!(
+            "rollout to template {} has not completed after {minutes}m; nodes not ready: {}",
+            rollout.target_hash,
+            if waiting.is_empty() { "none yet created".to_owned() } else { waiting.join(", ") }
+        );
+        if !already_stalled {
+            d.events.push(Event::warning(ctx.this.clone(), EVENT_ROLLOUT_STALLED, message.clone()));
+        }
+        ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, true, REASON_STALLED, message);
+    } else if !already_stalled {
+        let message = format!("rolling out template {} with {}", rollout.target_hash, rollout.strategy);
+        let current = find_condition(&d.status.conditions, ROLLOUT_IN_PROGRESS);
+        if current.is_none_or(|c| c.status != "True" || c.reason != REASON_INVALID_UPDATE_STRATEGY) {
+            ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, true, REASON_TEMPLATE_CHANGED, message);
+        }
+    }
+    d.status.rollout = Some(rollout);
+}
+
+fn restore_plan(ctx: &Ctx<'_>, d: &mut Decision, rollout: &RolloutStatus) {
+    match plan_for(ctx, rollout) {
+        Ok(plan) => d.status.plan = Some(plan),
+        Err(error) => report_invalid(ctx, d, error.to_string()),
+    }
+}
+
+/// A spec the operator cannot roll out to: a clear condition message and one Warning event per message.
+fn report_invalid(ctx: &Ctx<'_>, d: &mut Decision, message: String) {
+    let repeated = find_condition(&d.status.conditions, ROLLOUT_IN_PROGRESS)
+        .is_some_and(|c| c.reason == REASON_INVALID_UPDATE_STRATEGY && c.message == message);
+    if !repeated {
+        d.events.push(Event::warning(ctx.this.clone(), EVENT_INVALID_UPDATE_STRATEGY, message.clone()));
+    }
+    let rolling = d.status.rollout.is_some();
+    ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, rolling, REASON_INVALID_UPDATE_STRATEGY, message);
+}
+
+/// The rollout to the current template hash, from the active set in `status`.
+fn new_rollout(ctx: &Ctx<'_>, status: &SeiNodeDeploymentStatus, strategy: Strategy) -> RolloutStatus {
+    let incumbents = status.incumbent_nodes.clone();
+    let incumbent_revision = status.active_set.as_ref().map(|s| s.revision.clone());
+    // Entrant sets are named after the generation; generation 0 names the first set.
+    let generation = ctx.generation.max(1);
+    let mut rollout = RolloutStatus {
+        strategy,
+        target_hash: ctx.hash.clone(),
+        started_at: Time(ctx.observed.now),
+        generation,
+        nodes: Vec::new(),
+        incumbent_nodes: Vec::new(),
+        entrant_nodes: Vec::new(),
+        incumbent_revision: None,
+        entrant_revision: None,
+        incumbent_image: None,
+    };
+    match strategy {
+        Strategy::InPlace => {
+            rollout.nodes =
+                incumbents.iter().map(|name| RolloutNodeStatus { name: name.clone(), ready: false, phase: None }).collect();
+        }
+        Strategy::BlueGreen | Strategy::HardFork => {
+            let replicas = u32::try_from(ctx.deployment.spec.replicas.max(1)).unwrap_or(1);
+            rollout.entrant_nodes =
+                (0..replicas).map(|ordinal| names::entrant_node(ctx.name(), generation, ordinal)).collect();
+            // The entrant revision must differ from the serving one, or the traffic switch would be a no-op
+            // and the teardown would delete the nodes that serve.
+            let entrant_revision = if incumbent_revision.as_deref() == Some(ctx.hash.as_str()) {
+                format!("{}-g{generation}", ctx.hash)
+            } else {
+                ctx.hash.clone()
+            };
+            rollout.incumbent_image = incumbents.iter().find_map(|name| {
+                let node = ctx.node(name)?;
+                node.status.as_ref().and_then(|s| s.current_image.clone()).or_else(|| Some(node.spec.image.clone()))
+            });
+            rollout.incumbent_nodes = incumbents;
+            rollout.incumbent_revision = incumbent_revision;
+            rollout.entrant_revision = Some(entrant_revision);
+        }
+    }
+    refresh_rollout_nodes(ctx, &mut rollout);
+    rollout
+}
+
+fn plan_for(ctx: &Ctx<'_>, rollout: &RolloutStatus) -> Result<Plan, PlanError> {
+    let uid = ctx.deployment.metadata.uid.as_deref().ok_or_else(|| PlanError::NotStored(ctx.this.to_string()))?;
+    rollout_plan(&RolloutPlanInput {
+        owner_uid: uid,
+        deployment: ctx.name(),
+        rollout,
+        template: &ctx.deployment.spec.template,
+        halt_height: ctx.deployment.spec.update_strategy.halt_height(),
+    })
+}
+
+/// Per-node convergence of a rollout: InPlace nodes are ready once Running the target image with the sidecar
+/// Ready; BlueGreen entrants once Running and caught up; HardFork entrants once Running.
+fn refresh_rollout_nodes(ctx: &Ctx<'_>, rollout: &mut RolloutStatus) {
+    let target_image = &ctx.deployment.spec.template.spec.image;
+    let names: Vec<String> = match rollout.strategy {
+        Strategy::InPlace => rollout.nodes.iter().map(|n| n.name.clone()).collect(),
+        _ => rollout.entrant_nodes.clone(),
+    };
+    rollout.nodes = names
+        .into_iter()
+        .map(|name| {
+            let node = ctx.node(&name);
+            let status = node.and_then(|n| n.status.as_ref());
+            let phase = status.and_then(|s| s.phase);
+            let running = phase == Some(SeiNodePhase::Running);
+            let ready = running
+                && match rollout.strategy {
+                    Strategy::InPlace => {
+                        status.is_some_and(|s| {
+                            s.current_image.as_deref() == Some(target_image) && s.sidecar_ready == Some(true)
+                        })
+                    }
+                    Strategy::BlueGreen => status.is_some_and(|s| s.catching_up == Some(false)),
+                    Strategy::HardFork => true,
+                };
+            RolloutNodeStatus { name, ready, phase }
+        })
+        .collect();
+}
+
+/// The active set's node names for the current replica count (when no plan holds the set fixed).
+fn desired_active_nodes(ctx: &Ctx<'_>, status: &SeiNodeDeploymentStatus) -> Vec<String> {
+    let generation = status.active_set.as_ref().map_or(0, |s| s.generation);
+    let replicas = u32::try_from(ctx.deployment.spec.replicas.max(1)).unwrap_or(1);
+    (0..replicas).map(|ordinal| names::set_node(ctx.name(), generation, ordinal)).collect()
+}
+
+fn summarize(ctx: &Ctx<'_>, status: &mut SeiNodeDeploymentStatus) {
+    let active: Vec<&SeiNode> = status.incumbent_nodes.iter().filter_map(|name| ctx.node(name)).collect();
+    status.nodes = active
+        .iter()
+        .map(|n| NodeSummary {
+            name: n.metadata.name.clone().unwrap_or_default(),
+            phase: n.status.as_ref().and_then(|s| s.phase),
+        })
+        .collect();
+    let counts = count_nodes(&active, ctx.deployment.spec.replicas);
+    status.replicas = i32::try_from(active.len()).unwrap_or(i32::MAX);
+    status.ready_replicas = counts.ready;
+
+    let (plan_on, plan_reason, plan_message) = match status.plan.as_ref().filter(|p| p.phase == PlanPhase::Active) {
+        Some(plan) => {
+            let index = plan.tasks.iter().position(|t| t.status != crate::api::TaskStatus::Complete).unwrap_or(0);
+            let task = plan.tasks.get(index).map_or("", |t| t.type_.as_str());
+            (true, REASON_PLAN_ACTIVE, format!("plan {}: task {}/{} {task}", plan.id, index + 1, plan.tasks.len()))
+        }
+        None => (false, REASON_NO_ACTIVE_PLAN, "no plan is active".to_owned()),
+    };
+    ctx.condition(status, PLAN_IN_PROGRESS, plan_on, plan_reason, plan_message);
+    let all_ready = counts.ready >= ctx.deployment.spec.replicas;
+    let reason = if all_ready { REASON_ALL_NODES_READY } else { REASON_NODES_NOT_READY };
+    ctx.condition(status, NODES_READY, all_ready, reason, nodes_ready_message(&counts));
+
+    let deleting = ctx.deployment.metadata.deletion_timestamp.is_some();
+    status.phase = Some(deployment_phase(deleting, status, &ctx.hash, &counts));
+}
