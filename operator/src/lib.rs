@@ -17,4 +17,5 @@ pub mod names;
 pub mod plan;
 pub mod rollout;
 pub mod sidecar;
+pub mod tasks;
 pub mod workload;

@@ -14,7 +14,11 @@ pub fn entrant_node(deployment: &str, generation: i64, ordinal: u32) -> String {
 
 /// Node `ordinal` of the set created at `set_generation` (0: the deployment's first set).
 pub fn set_node(deployment: &str, set_generation: i64, ordinal: u32) -> String {
-    if set_generation == 0 { child_node(deployment, ordinal) } else { entrant_node(deployment, set_generation, ordinal) }
+    if set_generation == 0 {
+        child_node(deployment, ordinal)
+    } else {
+        entrant_node(deployment, set_generation, ordinal)
+    }
 }
 
 /// The Service in front of a deployment's active nodes.

@@ -12,8 +12,8 @@ mod rollout;
 mod strategy;
 
 pub use deployment::{
-    ActiveSet, DeletionPolicy, DeploymentPhase, NodeSummary, SeiNodeDeployment, SeiNodeDeploymentSpec, SeiNodeDeploymentStatus,
-    SeiNodeTemplate, TemplateMetadata,
+    ActiveSet, DeletionPolicy, DeploymentPhase, NodeSummary, SeiNodeDeployment, SeiNodeDeploymentSpec,
+    SeiNodeDeploymentStatus, SeiNodeTemplate, TemplateMetadata,
 };
 pub use node::{
     ArchiveMode, DEFAULT_SIDECAR_PORT, Entrypoint, FullNodeMode, NodeMode, PeerSource, ReplayerMode, S3Snapshot,

@@ -49,6 +49,12 @@ impl PlanBuilder {
     }
 
     pub fn build(self) -> Plan {
-        Plan { id: self.id, phase: PlanPhase::Active, tasks: self.tasks, failed_task_index: None, failed_task_detail: None }
+        Plan {
+            id: self.id,
+            phase: PlanPhase::Active,
+            tasks: self.tasks,
+            failed_task_index: None,
+            failed_task_detail: None,
+        }
     }
 }

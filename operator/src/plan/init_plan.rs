@@ -45,7 +45,8 @@ pub fn init_plan(node: &SeiNode) -> Result<Plan, PlanError> {
     // A bootstrapped volume already holds the chain up to the target height: restoring a snapshot over it
     // would throw that work away.
     if let (Some(s3), None) = (spec.snapshot().and_then(|s| s.s3.as_ref()), bootstrap) {
-        plan = plan.task(TaskType::Sidecar(SidecarTaskType::SnapshotRestore), &json!({ "targetHeight": s3.target_height }))?;
+        plan = plan
+            .task(TaskType::Sidecar(SidecarTaskType::SnapshotRestore), &json!({ "targetHeight": s3.target_height }))?;
     }
     let state_sync = spec.snapshot().is_some_and(|s| s.state_sync.is_some());
     plan = plan.task(

@@ -13,7 +13,9 @@
 use std::collections::BTreeMap;
 
 use super::builder::{PlanBuilder, PlanError};
-use super::params::{AwaitNodes, CreateEntrantNodes, NewNode, RolloutFields, SwitchTraffic, TeardownNodes, UpdateNodeSpecs};
+use super::params::{
+    AwaitNodes, CreateEntrantNodes, NewNode, RolloutFields, SwitchTraffic, TeardownNodes, UpdateNodeSpecs,
+};
 use super::task_type::TaskType;
 use crate::api::{Plan, RolloutStatus, S3Snapshot, SeiNodeSpec, SeiNodeTemplate, Strategy};
 use crate::meta::{LABEL_DEPLOYMENT, LABEL_REVISION};
@@ -111,11 +113,8 @@ fn hard_fork_entrant_spec(input: &RolloutPlanInput<'_>) -> Result<SeiNodeSpec, P
         PlanError::InvalidSpec("HardFork needs the incumbents' image, and no incumbent node reports one".into())
     })?;
     let mut spec = input.template.spec.clone();
-    let snapshot = spec
-        .snapshot_mut()
-        .and_then(Option::as_mut)
-        .filter(|snapshot| snapshot.s3.is_some())
-        .ok_or_else(|| {
+    let snapshot =
+        spec.snapshot_mut().and_then(Option::as_mut).filter(|snapshot| snapshot.s3.is_some()).ok_or_else(|| {
             PlanError::InvalidSpec(
                 "HardFork needs an S3 snapshot source in the template (template.spec.<mode>.snapshot.s3)".into(),
             )

@@ -11,3 +11,6 @@ pub use current_image::observed_current_image;
 pub use hash::template_hash;
 pub use rules::{Decision, Observed, RolloutConfig, evaluate};
 pub use strays::stray_nodes;
+
+#[cfg(test)]
+mod tests;

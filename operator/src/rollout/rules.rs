@@ -75,13 +75,7 @@ impl Ctx<'_> {
     }
 
     fn condition(&self, status: &mut SeiNodeDeploymentStatus, type_: &str, on: bool, reason: &str, message: String) {
-        let update = ConditionUpdate {
-            type_,
-            status: on,
-            reason,
-            message,
-            observed_generation: Some(self.generation),
-        };
+        let update = ConditionUpdate { type_, status: on, reason, message, observed_generation: Some(self.generation) };
         set_condition(&mut status.conditions, update, self.observed.now);
     }
 }
@@ -292,8 +286,10 @@ fn new_rollout(ctx: &Ctx<'_>, status: &SeiNodeDeploymentStatus, strategy: Strate
     };
     match strategy {
         Strategy::InPlace => {
-            rollout.nodes =
-                incumbents.iter().map(|name| RolloutNodeStatus { name: name.clone(), ready: false, phase: None }).collect();
+            rollout.nodes = incumbents
+                .iter()
+                .map(|name| RolloutNodeStatus { name: name.clone(), ready: false, phase: None })
+                .collect();
         }
         Strategy::BlueGreen | Strategy::HardFork => {
             let replicas = u32::try_from(ctx.deployment.spec.replicas.max(1)).unwrap_or(1);
@@ -347,11 +343,9 @@ fn refresh_rollout_nodes(ctx: &Ctx<'_>, rollout: &mut RolloutStatus) {
             let running = phase == Some(SeiNodePhase::Running);
             let ready = running
                 && match rollout.strategy {
-                    Strategy::InPlace => {
-                        status.is_some_and(|s| {
-                            s.current_image.as_deref() == Some(target_image) && s.sidecar_ready == Some(true)
-                        })
-                    }
+                    Strategy::InPlace => status.is_some_and(|s| {
+                        s.current_image.as_deref() == Some(target_image) && s.sidecar_ready == Some(true)
+                    }),
                     Strategy::BlueGreen => status.is_some_and(|s| s.catching_up == Some(false)),
                     Strategy::HardFork => true,
                 };

@@ -56,7 +56,8 @@ fn at(seconds: i64) -> Timestamp {
 fn plan(n: usize) -> Plan {
     let mut builder = PlanBuilder::new("uid", "hash", "test");
     for _ in 0..n {
-        builder = builder.task(TaskType::Sidecar(SidecarTaskType::ConfigApply), &serde_json::json!({})).expect("encodes");
+        builder =
+            builder.task(TaskType::Sidecar(SidecarTaskType::ConfigApply), &serde_json::json!({})).expect("encodes");
     }
     builder.task(TaskType::AwaitSpecUpdate, &serde_json::json!({})).expect("encodes").build()
 }

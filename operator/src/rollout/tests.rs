@@ -1,0 +1,507 @@
+//! The rollout rules of SPEC §5, one named test per rule (including the intent of the seed design's test list),
+//! and the SeiNode currentImage rule of SPEC §6.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
+use serde_json::json;
+
+use super::phase::{NodeCounts, nodes_ready_message};
+use super::vocabulary::*;
+use super::*;
+use crate::api::{
+    DeploymentPhase, PlanPhase, SeiNode, SeiNodeDeployment, SeiNodeDeploymentStatus, SeiNodePhase, Strategy, TaskStatus,
+};
+use crate::clock::Timestamp;
+use crate::cluster::EventType;
+use crate::meta::{LABEL_REVISION, find_condition};
+use crate::workload;
+
+const OLD: &str = "sei:v6.3.0";
+const NEW: &str = "sei:v6.4.0";
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + seconds).expect("in range")
+}
+
+fn deployment(strategy: &str, replicas: i32, image: &str) -> SeiNodeDeployment {
+    let mut update_strategy = json!({"type": strategy});
+    if strategy == "HardFork" {
+        update_strategy["hardFork"] = json!({"haltHeight": 1000});
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "sei.io/v1alpha1",
+        "kind": "SeiNodeDeployment",
+        "metadata": {"name": "rpc", "namespace": "sei", "uid": "uid-rpc", "generation": 1},
+        "spec": {
+            "replicas": replicas,
+            "updateStrategy": update_strategy,
+            "template": {"spec": {
+                "chainId": "pacific-1", "image": image,
+                "fullNode": {"snapshot": {"s3": {"targetHeight": 0}}}
+            }}
+        }
+    }))
+    .expect("valid deployment")
+}
+
+#[derive(Clone, Copy)]
+struct NodeState<'a> {
+    phase: SeiNodePhase,
+    image: &'a str,
+    current: Option<&'a str>,
+    sidecar_ready: bool,
+    catching_up: bool,
+}
+
+const RUNNING_OLD: NodeState<'static> =
+    NodeState { phase: SeiNodePhase::Running, image: OLD, current: Some(OLD), sidecar_ready: true, catching_up: false };
+
+fn node(name: &str, revision: &str, state: NodeState<'_>) -> SeiNode {
+    serde_json::from_value(json!({
+        "apiVersion": "sei.io/v1alpha1",
+        "kind": "SeiNode",
+        "metadata": {"name": name, "namespace": "sei", "labels": {LABEL_REVISION: revision}},
+        "spec": {"chainId": "pacific-1", "image": state.image, "fullNode": {}},
+        "status": {
+            "phase": state.phase,
+            "currentImage": state.current,
+            "sidecarReady": state.sidecar_ready,
+            "catchingUp": state.catching_up,
+        }
+    }))
+    .expect("valid node")
+}
+
+fn run(d: &SeiNodeDeployment, nodes: &[SeiNode], service: Option<&str>, now: i64) -> Decision {
+    evaluate(d, &Observed { nodes, service_revision: service, now: at(now) }, &RolloutConfig::default())
+}
+
+/// A deployment whose baseline was recorded at OLD with `replicas` running nodes, now edited to NEW.
+fn edited(strategy: &str, replicas: i32) -> (SeiNodeDeployment, Vec<SeiNode>, String) {
+    let mut d = deployment(strategy, replicas, OLD);
+    let baseline_revision = template_hash(&d.spec.template.spec);
+    let nodes: Vec<SeiNode> =
+        (0..replicas).map(|i| node(&format!("rpc-{i}"), &baseline_revision, RUNNING_OLD)).collect();
+    d.status = Some(run(&d, &nodes, Some(&baseline_revision), 0).status);
+    d.spec.template.spec.image = NEW.into();
+    d.metadata.generation = Some(2);
+    (d, nodes, baseline_revision)
+}
+
+fn rollout_condition(status: &SeiNodeDeploymentStatus) -> (String, String, String) {
+    let c = find_condition(&status.conditions, ROLLOUT_IN_PROGRESS).expect("RolloutInProgress is set");
+    (c.status.clone(), c.reason.clone(), c.message.clone())
+}
+
+fn event_reasons(decision: &Decision) -> Vec<&str> {
+    decision.events.iter().map(|e| e.reason.as_str()).collect()
+}
+
+fn task_types(status: &SeiNodeDeploymentStatus) -> Vec<&str> {
+    status.plan.as_ref().map(|p| p.tasks.iter().map(|t| t.type_.as_str()).collect()).unwrap_or_default()
+}
+
+#[test]
+fn baseline_is_recorded_on_first_sight_and_starts_nothing() {
+    let d = deployment("InPlace", 3, OLD);
+    let decision = run(&d, &[], None, 0);
+    assert_eq!(decision.status.template_hash.as_deref(), Some(template_hash(&d.spec.template.spec).as_str()));
+    assert!(decision.status.rollout.is_none());
+    assert!(decision.status.plan.is_none());
+    assert!(decision.events.is_empty());
+    assert_eq!(decision.status.incumbent_nodes, ["rpc-0", "rpc-1", "rpc-2"]);
+    assert_eq!(rollout_condition(&decision.status).0, "False");
+}
+
+#[test]
+fn detect_in_place_sets_rollout_in_progress_and_plans_in_one_write() {
+    let (d, nodes, _) = edited("InPlace", 3);
+    let decision = run(&d, &nodes, None, 60);
+    let rollout = decision.status.rollout.as_ref().expect("rollout set");
+    assert_eq!(rollout.strategy, Strategy::InPlace);
+    assert_eq!(rollout.target_hash, template_hash(&d.spec.template.spec));
+    let names: Vec<&str> = rollout.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["rpc-0", "rpc-1", "rpc-2"]);
+    let (status, reason, _) = rollout_condition(&decision.status);
+    assert_eq!((status.as_str(), reason.as_str()), ("True", REASON_TEMPLATE_CHANGED));
+    assert_eq!(event_reasons(&decision), [EVENT_ROLLOUT_STARTED]);
+    // The baseline does not advance while the rollout runs.
+    assert_ne!(decision.status.template_hash, Some(rollout.target_hash.clone()));
+    assert_eq!(decision.status.phase, Some(DeploymentPhase::Upgrading));
+}
+
+#[test]
+fn in_place_plan_has_exactly_its_three_tasks() {
+    let (d, nodes, _) = edited("InPlace", 3);
+    let status = run(&d, &nodes, None, 60).status;
+    assert_eq!(task_types(&status), ["update-node-specs", "await-spec-update", "mark-nodes-ready"]);
+}
+
+#[test]
+fn detect_with_an_already_active_rollout_is_a_no_op() {
+    let (mut d, nodes, _) = edited("InPlace", 3);
+    d.status = Some(run(&d, &nodes, None, 60).status);
+    let again = run(&d, &nodes, None, 90);
+    assert!(again.events.is_empty(), "{:?}", again.events);
+    let before = d.status.as_ref().and_then(|s| s.plan.clone());
+    assert_eq!(again.status.plan, before, "the plan is not rebuilt");
+    assert_eq!(
+        again.status.rollout.as_ref().map(|r| r.started_at.clone()),
+        d.status.as_ref().and_then(|s| s.rollout.as_ref()).map(|r| r.started_at.clone())
+    );
+}
+
+#[test]
+fn empty_strategy_type_is_treated_as_in_place_with_a_warning() {
+    let (mut d, nodes, _) = edited("InPlace", 2);
+    d.spec.update_strategy.type_ = crate::api::UpdateStrategyType::Unspecified;
+    let decision = run(&d, &nodes, None, 60);
+    assert_eq!(decision.status.rollout.as_ref().map(|r| r.strategy), Some(Strategy::InPlace));
+    let defaulted = decision.events.iter().find(|e| e.reason == EVENT_UPDATE_STRATEGY_DEFAULTED).expect("warned");
+    assert_eq!(defaulted.type_, EventType::Warning);
+}
+
+#[test]
+fn an_unknown_strategy_is_reported_once_and_starts_nothing() {
+    let (mut d, nodes, _) = edited("InPlace", 2);
+    d.spec.update_strategy.type_ = crate::api::UpdateStrategyType::Unknown("Rolling".into());
+    let decision = run(&d, &nodes, None, 60);
+    assert!(decision.status.rollout.is_none());
+    let (status, reason, message) = rollout_condition(&decision.status);
+    assert_eq!((status.as_str(), reason.as_str()), ("False", REASON_INVALID_UPDATE_STRATEGY));
+    assert!(message.contains("\"Rolling\""), "{message}");
+    assert_eq!(event_reasons(&decision), [EVENT_INVALID_UPDATE_STRATEGY]);
+    d.status = Some(decision.status);
+    assert!(run(&d, &nodes, None, 90).events.is_empty(), "no event storm");
+}
+
+#[test]
+fn hard_fork_without_halt_height_is_reported_not_planned() {
+    let (mut d, nodes, _) = edited("HardFork", 2);
+    d.spec.update_strategy.hard_fork = None;
+    let decision = run(&d, &nodes, Some("x"), 60);
+    assert!(decision.status.rollout.is_none());
+    assert!(rollout_condition(&decision.status).2.contains("haltHeight"));
+}
+
+fn complete_plan(status: &mut SeiNodeDeploymentStatus) {
+    if let Some(plan) = status.plan.as_mut() {
+        plan.phase = PlanPhase::Complete;
+        plan.tasks.iter_mut().for_each(|t| t.status = TaskStatus::Complete);
+    }
+}
+
+#[test]
+fn all_ready_in_place_completes_and_clears_the_rollout() {
+    let (mut d, _, revision) = edited("InPlace", 2);
+    let running_new = NodeState { image: NEW, current: Some(NEW), ..RUNNING_OLD };
+    let nodes: Vec<SeiNode> = (0..2).map(|i| node(&format!("rpc-{i}"), &revision, running_new)).collect();
+    let mut status = run(&d, &nodes, None, 60).status;
+    complete_plan(&mut status);
+    d.status = Some(status);
+    let decision = run(&d, &nodes, None, 120);
+    assert!(decision.status.rollout.is_none());
+    assert_eq!(decision.status.template_hash, Some(template_hash(&d.spec.template.spec)));
+    assert_eq!(decision.status.observed_generation, Some(2));
+    let (status, reason, _) = rollout_condition(&decision.status);
+    assert_eq!((status.as_str(), reason.as_str()), ("False", REASON_ROLLOUT_COMPLETE));
+    assert_eq!(event_reasons(&decision), [EVENT_ROLLOUT_COMPLETE]);
+    assert_eq!(decision.status.phase, Some(DeploymentPhase::Ready));
+}
+
+#[test]
+fn partial_in_place_keeps_the_rollout_and_tracks_each_node() {
+    let (mut d, _, revision) = edited("InPlace", 2);
+    let nodes = vec![
+        node("rpc-0", &revision, NodeState { image: NEW, current: Some(NEW), ..RUNNING_OLD }),
+        node("rpc-1", &revision, NodeState { image: NEW, current: Some(OLD), ..RUNNING_OLD }),
+    ];
+    d.status = Some(run(&d, &nodes, None, 60).status);
+    let decision = run(&d, &nodes, None, 90);
+    let rollout = decision.status.rollout.expect("still rolling");
+    let ready: Vec<(&str, bool)> = rollout.nodes.iter().map(|n| (n.name.as_str(), n.ready)).collect();
+    assert_eq!(ready, [("rpc-0", true), ("rpc-1", false)]);
+}
+
+#[test]
+fn stall_escalates_after_the_threshold_with_one_warning_naming_the_waiting_nodes() {
+    let (mut d, nodes, _) = edited("InPlace", 2);
+    d.status = Some(run(&d, &nodes, None, 0).status);
+    let before = run(&d, &nodes, None, 599);
+    assert_eq!(rollout_condition(&before.status).1, REASON_TEMPLATE_CHANGED);
+
+    let stalled = run(&d, &nodes, None, 601);
+    let (status, reason, message) = rollout_condition(&stalled.status);
+    assert_eq!((status.as_str(), reason.as_str()), ("True", REASON_STALLED));
+    assert!(message.contains("rpc-0, rpc-1"), "{message}");
+    assert_eq!(event_reasons(&stalled), [EVENT_ROLLOUT_STALLED]);
+    assert!(stalled.status.rollout.is_some(), "a stall is a signal, not a failure");
+
+    d.status = Some(stalled.status);
+    assert!(run(&d, &nodes, None, 700).events.is_empty(), "one Warning per rollout");
+}
+
+#[test]
+fn stall_threshold_is_configurable() {
+    let (mut d, nodes, _) = edited("InPlace", 1);
+    d.status = Some(run(&d, &nodes, None, 0).status);
+    let config = RolloutConfig { stall_threshold: Duration::from_secs(30) };
+    let decision = evaluate(&d, &Observed { nodes: &nodes, service_revision: None, now: at(31) }, &config);
+    assert_eq!(rollout_condition(&decision.status).1, REASON_STALLED);
+}
+
+#[test]
+fn a_failed_plan_clears_the_rollout_degrades_and_is_not_retried_for_the_same_target() {
+    let (mut d, nodes, revision) = edited("BlueGreen", 2);
+    let mut status = run(&d, &nodes, Some(&revision), 60).status;
+    if let Some(plan) = status.plan.as_mut() {
+        plan.phase = PlanPhase::Failed;
+        plan.failed_task_index = Some(1);
+        plan.failed_task_detail = Some(crate::api::FailedTaskDetail {
+            type_: "await-nodes-running".into(),
+            id: "t".into(),
+            error: "entrant SeiNode rpc-g2-0 failed".into(),
+            retry_count: 0,
+            max_retries: 0,
+        });
+    }
+    d.status = Some(status);
+    let failed = run(&d, &nodes, Some(&revision), 90);
+    assert!(failed.status.rollout.is_none());
+    let (status, reason, message) = rollout_condition(&failed.status);
+    assert_eq!((status.as_str(), reason.as_str()), ("False", REASON_ROLLOUT_FAILED));
+    assert!(message.contains("await-nodes-running") && message.contains("rpc-g2-0 failed"), "{message}");
+    assert_eq!(failed.events[0].type_, EventType::Warning);
+    assert_eq!(failed.status.phase, Some(DeploymentPhase::Degraded));
+    assert_eq!(failed.status.incumbent_nodes, ["rpc-0", "rpc-1"], "incumbents untouched");
+
+    d.status = Some(failed.status);
+    let later = run(&d, &nodes, Some(&revision), 200);
+    assert!(later.status.rollout.is_none(), "the same target is not retried");
+    assert!(later.events.is_empty());
+    assert_eq!(later.status.phase, Some(DeploymentPhase::Degraded), "and it stays Degraded, not Ready");
+
+    d.spec.template.spec.image = "sei:v6.4.1".into();
+    assert!(run(&d, &nodes, Some(&revision), 300).status.rollout.is_some(), "a new spec change starts anew");
+}
+
+#[test]
+fn supersession_replaces_the_plan_with_one_for_the_newest_spec() {
+    let (mut d, nodes, _) = edited("InPlace", 2);
+    d.status = Some(run(&d, &nodes, None, 60).status);
+    let first_plan = d.status.as_ref().and_then(|s| s.plan.as_ref()).map(|p| p.id.clone());
+    d.spec.template.spec.image = "sei:v6.4.1".into();
+    d.metadata.generation = Some(3);
+    let decision = run(&d, &nodes, None, 90);
+    let rollout = decision.status.rollout.as_ref().expect("rolling");
+    assert_eq!(rollout.target_hash, template_hash(&d.spec.template.spec));
+    assert_ne!(decision.status.plan.as_ref().map(|p| p.id.clone()), first_plan);
+    assert_eq!(event_reasons(&decision), [EVENT_ROLLOUT_SUPERSEDED]);
+    let params = &decision.status.plan.as_ref().expect("plan").tasks[0].params;
+    assert_eq!(params["fields"]["image"], json!("sei:v6.4.1"));
+}
+
+#[test]
+fn superseded_blue_green_entrants_become_strays_before_the_switch() {
+    let (mut d, mut nodes, revision) = edited("BlueGreen", 2);
+    d.status = Some(run(&d, &nodes, Some(&revision), 60).status);
+    let entrant_revision = template_hash(&d.spec.template.spec);
+    nodes.extend((0..2).map(|i| node(&format!("rpc-g2-{i}"), &entrant_revision, RUNNING_OLD)));
+
+    d.spec.template.spec.image = "sei:v6.4.1".into();
+    d.metadata.generation = Some(3);
+    let decision = run(&d, &nodes, Some(&revision), 90);
+    let rollout = decision.status.rollout.as_ref().expect("rolling");
+    assert_eq!(rollout.entrant_nodes, ["rpc-g3-0", "rpc-g3-1"]);
+    assert_eq!(rollout.incumbent_nodes, ["rpc-0", "rpc-1"]);
+    assert_eq!(stray_nodes(&decision.status, &nodes, Some(&revision)), ["rpc-g2-0", "rpc-g2-1"]);
+}
+
+#[test]
+fn superseded_blue_green_entrants_that_already_serve_become_the_incumbents() {
+    let (mut d, mut nodes, revision) = edited("BlueGreen", 2);
+    d.status = Some(run(&d, &nodes, Some(&revision), 60).status);
+    let entrant_revision = template_hash(&d.spec.template.spec);
+    nodes.extend((0..2).map(|i| node(&format!("rpc-g2-{i}"), &entrant_revision, RUNNING_OLD)));
+
+    d.spec.template.spec.image = "sei:v6.4.1".into();
+    d.metadata.generation = Some(3);
+    // The Service already selects the g2 entrants.
+    let decision = run(&d, &nodes, Some(&entrant_revision), 90);
+    let rollout = decision.status.rollout.as_ref().expect("rolling");
+    assert_eq!(rollout.incumbent_nodes, ["rpc-g2-0", "rpc-g2-1"]);
+    assert_eq!(rollout.incumbent_revision.as_deref(), Some(entrant_revision.as_str()));
+    assert_eq!(stray_nodes(&decision.status, &nodes, Some(&entrant_revision)), ["rpc-0", "rpc-1"]);
+}
+
+#[test]
+fn blue_green_completion_makes_the_entrants_the_active_set() {
+    let (mut d, nodes, revision) = edited("BlueGreen", 2);
+    let mut status = run(&d, &nodes, Some(&revision), 60).status;
+    let entrant_revision = status.rollout.as_ref().and_then(|r| r.entrant_revision.clone()).expect("revision");
+    complete_plan(&mut status);
+    d.status = Some(status);
+    let decision = run(&d, &nodes, Some(&entrant_revision), 90);
+    assert_eq!(decision.status.incumbent_nodes, ["rpc-g2-0", "rpc-g2-1"]);
+    assert_eq!(
+        decision.status.active_set.as_ref().map(|s| (s.revision.clone(), s.generation)),
+        Some((entrant_revision, 2))
+    );
+    // The torn-down incumbents are never recreated: scaling later names nodes of the active set.
+    d.status = Some(decision.status);
+    d.spec.replicas = 3;
+    let scaled = run(&d, &nodes, None, 120);
+    assert_eq!(scaled.status.incumbent_nodes, ["rpc-g2-0", "rpc-g2-1", "rpc-g2-2"]);
+}
+
+#[test]
+fn blue_green_plan_gates_on_caught_up_and_switches_before_teardown() {
+    let (d, nodes, revision) = edited("BlueGreen", 2);
+    let status = run(&d, &nodes, Some(&revision), 60).status;
+    assert_eq!(
+        task_types(&status),
+        ["create-entrant-nodes", "await-nodes-running", "await-nodes-caught-up", "switch-traffic", "teardown-nodes"]
+    );
+    let plan = status.plan.expect("plan");
+    assert_eq!(plan.tasks[4].params["revision"], json!(revision), "teardown targets the incumbents' revision");
+}
+
+#[test]
+fn hard_fork_entrants_bootstrap_with_the_incumbent_image_to_one_below_the_halt_height() {
+    let (d, nodes, revision) = edited("HardFork", 2);
+    let status = run(&d, &nodes, Some(&revision), 60).status;
+    assert_eq!(
+        task_types(&status),
+        ["create-entrant-nodes", "await-nodes-running", "switch-traffic", "teardown-nodes"]
+    );
+    assert_eq!(status.rollout.as_ref().and_then(|r| r.incumbent_image.as_deref()), Some(OLD));
+    let spec = &status.plan.expect("plan").tasks[0].params["spec"];
+    assert_eq!(spec["image"], json!(NEW));
+    assert_eq!(spec["fullNode"]["snapshot"]["bootstrapImage"], json!(OLD));
+    assert_eq!(spec["fullNode"]["snapshot"]["s3"]["targetHeight"], json!(999));
+}
+
+#[test]
+fn entrant_revision_never_equals_the_serving_revision() {
+    // The active set was created at NEW's hash, then moved to OLD in place; rolling back to NEW with BlueGreen
+    // must not label the entrants with the serving revision.
+    let mut d = deployment("BlueGreen", 1, NEW);
+    let new_hash = template_hash(&d.spec.template.spec);
+    d.status = Some(run(&d, &[], None, 0).status);
+    if let Some(status) = d.status.as_mut() {
+        status.template_hash = Some("0000000000000000".into());
+    }
+    let nodes = [node("rpc-0", &new_hash, RUNNING_OLD)];
+    let rollout = run(&d, &nodes, Some(&new_hash), 60).status.rollout.expect("rolling");
+    assert_ne!(rollout.entrant_revision.as_deref(), Some(new_hash.as_str()));
+}
+
+#[test]
+fn phase_is_upgrading_exactly_while_a_rollout_is_in_progress() {
+    let (d, nodes, _) = edited("InPlace", 2);
+    let decision = run(&d, &nodes, None, 60);
+    assert!(decision.status.rollout.is_some());
+    assert_eq!(decision.status.phase, Some(DeploymentPhase::Upgrading));
+    assert_eq!(rollout_condition(&decision.status).0, "True");
+}
+
+#[test]
+fn phase_follows_its_rules_in_order() {
+    let d = deployment("InPlace", 3, OLD);
+    let revision = template_hash(&d.spec.template.spec);
+    let with = |phases: &[SeiNodePhase]| -> Vec<SeiNode> {
+        phases
+            .iter()
+            .enumerate()
+            .map(|(i, phase)| node(&format!("rpc-{i}"), &revision, NodeState { phase: *phase, ..RUNNING_OLD }))
+            .collect()
+    };
+    use SeiNodePhase::*;
+    let phase = |nodes: &[SeiNode]| run(&d, nodes, None, 0).status.phase;
+    assert_eq!(phase(&[]), Some(DeploymentPhase::Pending));
+    assert_eq!(phase(&with(&[Running, Running, Running])), Some(DeploymentPhase::Ready));
+    assert_eq!(phase(&with(&[Failed, Failed, Failed])), Some(DeploymentPhase::Failed));
+    assert_eq!(phase(&with(&[Running, Failed, Initializing])), Some(DeploymentPhase::Degraded));
+    assert_eq!(phase(&with(&[Running, Initializing, Pending])), Some(DeploymentPhase::Initializing));
+
+    let mut deleting = d.clone();
+    deleting.metadata.deletion_timestamp = Some(crate::api::Time(at(0)));
+    assert_eq!(run(&deleting, &with(&[Running]), None, 0).status.phase, Some(DeploymentPhase::Terminating));
+}
+
+#[test]
+fn nodes_ready_message_counts_ready_failed_and_initializing() {
+    let counts = NodeCounts { replicas: 4, existing: 3, ready: 2, failed: 1 };
+    assert_eq!(nodes_ready_message(&counts), "2/4 nodes ready (1 failed, 1 initializing)");
+    let d = deployment("InPlace", 2, OLD);
+    let revision = template_hash(&d.spec.template.spec);
+    let nodes = [node("rpc-0", &revision, RUNNING_OLD)];
+    let status = run(&d, &nodes, None, 0).status;
+    let c = find_condition(&status.conditions, NODES_READY).expect("NodesReady");
+    assert_eq!((c.status.as_str(), c.message.as_str()), ("False", "1/2 nodes ready (0 failed, 1 initializing)"));
+}
+
+#[test]
+fn scale_down_strays_are_deleted_but_never_the_last_serving_nodes() {
+    let d = deployment("InPlace", 1, OLD);
+    let revision = template_hash(&d.spec.template.spec);
+    let nodes: Vec<SeiNode> = (0..3).map(|i| node(&format!("rpc-{i}"), &revision, RUNNING_OLD)).collect();
+    let status = run(&d, &nodes, Some(&revision), 0).status;
+    assert_eq!(stray_nodes(&status, &nodes, Some(&revision)), ["rpc-1", "rpc-2"]);
+    // Were the kept node missing, the serving revision's nodes would be the last to serve: keep them.
+    let serving_only = &nodes[1..];
+    assert!(stray_nodes(&status, serving_only, Some(&revision)).is_empty());
+}
+
+fn stateful_set(generation: i64, observed: i64, current: &str, update: &str, ready: i32) -> StatefulSet {
+    let n = node("rpc-0", "r", NodeState { image: NEW, ..RUNNING_OLD });
+    let mut sts = workload::stateful_set(&n);
+    sts.metadata.generation = Some(generation);
+    sts.status = Some(StatefulSetStatus {
+        observed_generation: Some(observed),
+        current_revision: Some(current.into()),
+        update_revision: Some(update.into()),
+        ready_replicas: Some(ready),
+        replicas: 1,
+        ..Default::default()
+    });
+    sts
+}
+
+#[test]
+fn current_image_is_observed_once_the_stateful_set_has_converged() {
+    assert_eq!(observed_current_image(Some(&stateful_set(2, 2, "rev-b", "rev-b", 1))).as_deref(), Some(NEW));
+}
+
+#[test]
+fn current_image_is_skipped_while_rolling() {
+    assert_eq!(observed_current_image(Some(&stateful_set(2, 2, "rev-a", "rev-b", 1))), None);
+}
+
+#[test]
+fn current_image_is_skipped_before_the_controller_observed_the_new_generation() {
+    // Right after a template change the StatefulSet still shows its old, equal revisions.
+    assert_eq!(observed_current_image(Some(&stateful_set(3, 2, "rev-a", "rev-a", 1))), None);
+}
+
+#[test]
+fn current_image_is_skipped_with_zero_ready_replicas() {
+    assert_eq!(observed_current_image(Some(&stateful_set(2, 2, "rev-b", "rev-b", 0))), None);
+}
+
+#[test]
+fn current_image_is_skipped_with_an_empty_revision() {
+    assert_eq!(observed_current_image(Some(&stateful_set(1, 1, "", "", 1))), None);
+}
+
+#[test]
+fn current_image_without_a_stateful_set_is_unknown() {
+    assert_eq!(observed_current_image(None), None);
+}
+
+#[test]
+fn current_image_observation_is_idempotent() {
+    let sts = stateful_set(2, 2, "rev-b", "rev-b", 1);
+    assert_eq!(observed_current_image(Some(&sts)), observed_current_image(Some(&sts)));
+}

@@ -1,0 +1,195 @@
+//! Tasks of SeiNodeDeployment rollout plans: they write SeiNodes and the deployment's Service, never a sidecar.
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::{all_done, api_error, params};
+use crate::api::{SeiNode, SeiNodeDeployment, SeiNodePhase, Task};
+use crate::cluster::{Cluster, ClusterError, OptionalExt};
+use crate::meta::{LABEL_DEPLOYMENT, LABEL_ORDINAL, LABEL_REVISION, controller_reference, is_controlled_by};
+use crate::plan::TaskType;
+use crate::plan::executor::{Progress, TaskError, TaskRunner};
+use crate::plan::params::{AwaitNodes, CreateEntrantNodes, SwitchTraffic, TeardownNodes, UpdateNodeSpecs};
+use crate::workload::{deployment_service, selected_revision};
+
+/// Runs a deployment's plan tasks.
+pub struct DeploymentTasks<'a, C> {
+    pub cluster: &'a C,
+    pub deployment: &'a SeiNodeDeployment,
+}
+
+impl<C: Cluster> TaskRunner for DeploymentTasks<'_, C> {
+    async fn run(&self, task: &Task, task_type: TaskType) -> Result<Progress, TaskError> {
+        match task_type {
+            TaskType::UpdateNodeSpecs => self.update_node_specs(params(task)?).await,
+            TaskType::AwaitSpecUpdate => self.await_nodes(params(task)?, spec_updated).await,
+            TaskType::MarkNodesReady => self.await_nodes(params(task)?, marked_ready).await,
+            TaskType::CreateEntrantNodes => self.create_entrant_nodes(params(task)?).await,
+            TaskType::AwaitNodesRunning => self.await_entrants(params(task)?, |_| true).await,
+            TaskType::AwaitNodesCaughtUp => {
+                self.await_entrants(params(task)?, |n| n.status.as_ref().and_then(|s| s.catching_up) == Some(false))
+                    .await
+            }
+            TaskType::SwitchTraffic => self.switch_traffic(params(task)?).await,
+            TaskType::TeardownNodes => self.teardown_nodes(params(task)?).await,
+            other => Err(TaskError::Terminal(format!("{} is not a SeiNodeDeployment task", other.as_str()))),
+        }
+    }
+}
+
+fn spec_updated(node: &SeiNode, image: Option<&str>) -> bool {
+    let current = node.status.as_ref().and_then(|s| s.current_image.as_deref());
+    image.is_none_or(|image| node.spec.image == image && current == Some(image))
+}
+
+fn marked_ready(node: &SeiNode, image: Option<&str>) -> bool {
+    let status = node.status.as_ref();
+    spec_updated(node, image)
+        && status.and_then(|s| s.phase) == Some(SeiNodePhase::Running)
+        && status.and_then(|s| s.sidecar_ready) == Some(true)
+}
+
+impl<C: Cluster> DeploymentTasks<'_, C> {
+    fn namespace(&self) -> &str {
+        self.deployment.metadata.namespace.as_deref().unwrap_or_default()
+    }
+
+    async fn node(&self, name: &str) -> Result<Option<SeiNode>, TaskError> {
+        self.cluster.get::<SeiNode>(self.namespace(), name).await.optional().map_err(api_error)
+    }
+
+    /// Writes the rollout fields onto every node at once (a chain upgrade is a coordinated halt; staging it buys
+    /// no safety). A node that already carries them is left alone; a missing one is waited for.
+    async fn update_node_specs(&self, params: UpdateNodeSpecs) -> Result<Progress, TaskError> {
+        let mut done = Vec::new();
+        for name in &params.nodes {
+            let Some(mut node) = self.node(name).await? else {
+                done.push(false);
+                continue;
+            };
+            if !params.fields.matches(&node.spec) {
+                params.fields.apply_to(&mut node.spec);
+                self.cluster.replace(&node).await.map_err(api_error)?;
+            }
+            done.push(true);
+        }
+        Ok(all_done(done))
+    }
+
+    async fn await_nodes(
+        &self,
+        params: AwaitNodes,
+        ready: fn(&SeiNode, Option<&str>) -> bool,
+    ) -> Result<Progress, TaskError> {
+        let mut done = Vec::new();
+        for name in &params.nodes {
+            done.push(self.node(name).await?.is_some_and(|node| ready(&node, params.image.as_deref())));
+        }
+        Ok(all_done(done))
+    }
+
+    /// Waits until every entrant runs and `ready` holds for it. An entrant that failed (or vanished) fails the
+    /// plan at once: the incumbents are untouched and keep serving.
+    async fn await_entrants(&self, params: AwaitNodes, ready: fn(&SeiNode) -> bool) -> Result<Progress, TaskError> {
+        let mut done = Vec::new();
+        for name in &params.nodes {
+            let Some(node) = self.node(name).await? else {
+                return Err(TaskError::Terminal(format!("entrant SeiNode {name} disappeared")));
+            };
+            let status = node.status.as_ref();
+            match status.and_then(|s| s.phase) {
+                Some(SeiNodePhase::Failed) => {
+                    let why = status
+                        .and_then(|s| s.plan.as_ref())
+                        .and_then(|p| p.failed_task_detail.as_ref())
+                        .map(|f| format!(": task {} failed: {}", f.type_, f.error))
+                        .unwrap_or_default();
+                    return Err(TaskError::Terminal(format!("entrant SeiNode {name} failed{why}")));
+                }
+                Some(SeiNodePhase::Running) => done.push(ready(&node)),
+                _ => done.push(false),
+            }
+        }
+        Ok(all_done(done))
+    }
+
+    async fn create_entrant_nodes(&self, params: CreateEntrantNodes) -> Result<Progress, TaskError> {
+        let deployment_name = self.deployment.metadata.name.clone().unwrap_or_default();
+        let owner_uid = self.deployment.metadata.uid.clone().unwrap_or_default();
+        for entrant in &params.nodes {
+            let mut labels = params.labels.clone();
+            labels.insert(LABEL_DEPLOYMENT.into(), deployment_name.clone());
+            labels.insert(LABEL_REVISION.into(), params.revision.clone());
+            labels.insert(LABEL_ORDINAL.into(), entrant.ordinal.to_string());
+            let node = SeiNode {
+                metadata: ObjectMeta {
+                    name: Some(entrant.name.clone()),
+                    namespace: Some(self.namespace().to_owned()),
+                    labels: Some(labels),
+                    annotations: (!params.annotations.is_empty()).then(|| params.annotations.clone()),
+                    owner_references: controller_reference(self.deployment).map(|r| vec![r]),
+                    ..Default::default()
+                },
+                spec: params.spec.clone(),
+                status: None,
+            };
+            match self.cluster.create(&node).await {
+                Ok(_) => {}
+                Err(ClusterError::AlreadyExists(_)) => {
+                    let existing = self.node(&entrant.name).await?;
+                    if !existing.is_some_and(|n| is_controlled_by(&n.metadata, &owner_uid)) {
+                        return Err(TaskError::Terminal(format!(
+                            "SeiNode {} exists and is not owned by this deployment",
+                            entrant.name
+                        )));
+                    }
+                }
+                Err(other) => return Err(api_error(other)),
+            }
+        }
+        Ok(Progress::Complete)
+    }
+
+    /// Points the deployment's Service at the entrants — now, in this task, not deferred to the plan's end.
+    async fn switch_traffic(&self, params: SwitchTraffic) -> Result<Progress, TaskError> {
+        let existing = self.cluster.get::<Service>(self.namespace(), &params.service).await.optional();
+        match existing.map_err(api_error)? {
+            None => {
+                let revision = params.selector.get(LABEL_REVISION).cloned().unwrap_or_default();
+                let service = deployment_service(self.deployment, &revision);
+                self.cluster.create(&service).await.map_err(api_error)?;
+            }
+            Some(mut service) => {
+                let spec = service.spec.get_or_insert_with(Default::default);
+                if spec.selector.as_ref() != Some(&params.selector) {
+                    spec.selector = Some(params.selector.clone());
+                    self.cluster.replace(&service).await.map_err(api_error)?;
+                }
+            }
+        }
+        Ok(Progress::Complete)
+    }
+
+    /// Deletes nodes of `revision` — refusing while the Service still selects that revision, so traffic is never
+    /// left with nowhere to go. Complete once they are gone.
+    async fn teardown_nodes(&self, params: TeardownNodes) -> Result<Progress, TaskError> {
+        let service = self.cluster.get::<Service>(self.namespace(), &params.service).await.optional();
+        if let Some(service) = service.map_err(api_error)?
+            && selected_revision(&service) == Some(params.revision.as_str())
+        {
+            return Err(TaskError::Terminal(format!(
+                "refusing to delete nodes of revision {}: Service {} still selects it",
+                params.revision, params.service
+            )));
+        }
+        let mut gone = Vec::new();
+        for name in &params.nodes {
+            match self.cluster.delete::<SeiNode>(self.namespace(), name).await {
+                Ok(()) => gone.push(self.node(name).await?.is_none()),
+                Err(ClusterError::NotFound(_)) => gone.push(true),
+                Err(other) => return Err(api_error(other)),
+            }
+        }
+        Ok(all_done(gone))
+    }
+}

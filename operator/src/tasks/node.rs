@@ -1,0 +1,141 @@
+//! Tasks of a SeiNode's init plan: the bootstrap Job and its Service, the node's workload, and the tasks
+//! submitted to the node's own sidecar.
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Service;
+
+use super::{api_error, params, sidecar_error};
+use crate::api::{SeiNode, Task};
+use crate::cluster::{Cluster, ClusterError, ClusterObject, OptionalExt};
+use crate::plan::TaskType;
+use crate::plan::executor::{Progress, TaskError, TaskRunner};
+use crate::plan::ids::submission_id;
+use crate::plan::params::Bootstrap;
+use crate::sidecar::wire::{SidecarTaskType, TaskRequest, TaskState};
+use crate::sidecar::{PodAddress, Sidecar};
+use crate::workload;
+
+/// Runs a SeiNode's plan tasks.
+pub struct NodeTasks<'a, C, S> {
+    pub cluster: &'a C,
+    pub sidecar: &'a S,
+    pub node: &'a SeiNode,
+}
+
+impl<C: Cluster, S: Sidecar> TaskRunner for NodeTasks<'_, C, S> {
+    async fn run(&self, task: &Task, task_type: TaskType) -> Result<Progress, TaskError> {
+        match task_type {
+            TaskType::CreateBootstrapService => {
+                self.ensure(&workload::bootstrap_service(self.node)).await?;
+                Ok(Progress::Complete)
+            }
+            TaskType::CreateBootstrapJob => {
+                let bootstrap: Bootstrap = params(task)?;
+                self.ensure(&workload::data_volume(self.node)).await?;
+                self.ensure(&workload::bootstrap_job(self.node, &bootstrap.image, bootstrap.halt_height)).await?;
+                Ok(Progress::Complete)
+            }
+            TaskType::AwaitBootstrapJob => self.await_bootstrap_job(params(task)?).await,
+            TaskType::TeardownBootstrap => self.teardown_bootstrap(params(task)?).await,
+            TaskType::CreateWorkload => {
+                self.ensure(&workload::headless_service(self.node)).await?;
+                self.ensure(&workload::stateful_set(self.node)).await?;
+                Ok(Progress::Complete)
+            }
+            TaskType::Sidecar(sidecar_task) => self.sidecar_task(task, sidecar_task).await,
+            other => Err(TaskError::Terminal(format!("{} is not a SeiNode task", other.as_str()))),
+        }
+    }
+}
+
+impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
+    fn namespace(&self) -> &str {
+        self.node.metadata.namespace.as_deref().unwrap_or_default()
+    }
+
+    fn name(&self) -> &str {
+        self.node.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    /// Creates the object unless one of that name exists (it was created by an earlier run of this task).
+    async fn ensure<K: ClusterObject>(&self, object: &K) -> Result<(), TaskError> {
+        match self.cluster.create(object).await {
+            Ok(_) | Err(ClusterError::AlreadyExists(_)) => Ok(()),
+            Err(other) => Err(api_error(other)),
+        }
+    }
+
+    async fn await_bootstrap_job(&self, bootstrap: Bootstrap) -> Result<Progress, TaskError> {
+        let job = self.cluster.get::<Job>(self.namespace(), &bootstrap.job).await.optional().map_err(api_error)?;
+        let Some(job) = job else {
+            // The teardown deletes the Service before the Job: a missing Job with its Service gone means the
+            // teardown already ran (this task's completion was lost to a crash), not that the Job vanished.
+            let service = self.cluster.get::<Service>(self.namespace(), &bootstrap.service).await.optional();
+            return match service.map_err(api_error)? {
+                None => Ok(Progress::Complete),
+                Some(_) => {
+                    Err(TaskError::Terminal(format!("bootstrap Job {} disappeared before completing", bootstrap.job)))
+                }
+            };
+        };
+        let conditions = job.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+        let holds = |type_: &str| conditions.iter().find(|c| c.type_ == type_ && c.status == "True");
+        if holds("Complete").is_some() {
+            Ok(Progress::Complete)
+        } else if let Some(failed) = holds("Failed") {
+            Err(TaskError::Terminal(format!(
+                "bootstrap Job {} failed: {}",
+                bootstrap.job,
+                failed.message.as_deref().or(failed.reason.as_deref()).unwrap_or("no reason given")
+            )))
+        } else {
+            Ok(Progress::Running)
+        }
+    }
+
+    /// Deletes the bootstrap Service, then the Job (its pods go with it); the volume stays for the StatefulSet.
+    async fn teardown_bootstrap(&self, bootstrap: Bootstrap) -> Result<Progress, TaskError> {
+        let namespace = self.namespace();
+        let service_gone = match self.cluster.delete::<Service>(namespace, &bootstrap.service).await {
+            Ok(()) | Err(ClusterError::NotFound(_)) => true,
+            Err(other) => return Err(api_error(other)),
+        };
+        match self.cluster.delete::<Job>(namespace, &bootstrap.job).await {
+            Ok(()) | Err(ClusterError::NotFound(_)) => {}
+            Err(other) => return Err(api_error(other)),
+        }
+        let job_gone =
+            self.cluster.get::<Job>(namespace, &bootstrap.job).await.optional().map_err(api_error)?.is_none();
+        Ok(if service_gone && job_gone { Progress::Complete } else { Progress::Running })
+    }
+
+    /// Submits the task to the node's sidecar under its deterministic id, and reports the sidecar's verdict. A
+    /// sidecar that does not know the id (never submitted, or restarted since and kept no memory) gets it
+    /// (again); resubmitting a known id starts nothing twice.
+    async fn sidecar_task(&self, task: &Task, sidecar_task: SidecarTaskType) -> Result<Progress, TaskError> {
+        let pod = PodAddress::for_node(self.namespace(), self.name(), sidecar_port(self.node));
+        let id = submission_id(&task.id, task.retry_count);
+        match self.sidecar.get_task(&pod, id).await.map_err(sidecar_error)? {
+            Some(result) => Ok(match result.status {
+                TaskState::Running => Progress::Running,
+                TaskState::Completed => Progress::Complete,
+                TaskState::Failed => {
+                    Progress::Failed(result.error.unwrap_or_else(|| format!("{} failed", result.type_)))
+                }
+            }),
+            None => {
+                let request = TaskRequest {
+                    id: Some(id),
+                    type_: sidecar_task.as_str().to_owned(),
+                    params: (!task.params.is_null()).then(|| task.params.clone()),
+                };
+                self.sidecar.submit_task(&pod, &request).await.map_err(sidecar_error)?;
+                Ok(Progress::Running)
+            }
+        }
+    }
+}
+
+fn sidecar_port(node: &SeiNode) -> u16 {
+    u16::try_from(node.spec.sidecar_port()).unwrap_or(crate::api::DEFAULT_SIDECAR_PORT as u16)
+}
