@@ -171,3 +171,23 @@ impl Event {
         Event { regarding, type_: EventType::Warning, reason: reason.into(), message: message.into() }
     }
 }
+
+/// Creates `object` unless one of its name exists already (created by an earlier, interrupted run).
+pub async fn create_if_missing<C: Cluster, K: ClusterObject>(cluster: &C, object: &K) -> Result<(), ClusterError> {
+    match cluster.create(object).await {
+        Ok(_) | Err(ClusterError::AlreadyExists(_)) => Ok(()),
+        Err(other) => Err(other),
+    }
+}
+
+/// Deletes the object unless it is gone already.
+pub async fn delete_if_present<C: Cluster, K: ClusterObject>(
+    cluster: &C,
+    namespace: &str,
+    name: &str,
+) -> Result<(), ClusterError> {
+    match cluster.delete::<K>(namespace, name).await {
+        Ok(()) | Err(ClusterError::NotFound(_)) => Ok(()),
+        Err(other) => Err(other),
+    }
+}

@@ -8,8 +8,10 @@
 //! - [`cluster`], [`sidecar`], [`clock`]: the three traits through which all I/O goes.
 
 pub mod api;
+pub mod children;
 pub mod clock;
 pub mod cluster;
+pub mod controller;
 pub mod crd;
 pub mod manifest;
 pub mod meta;

@@ -1,12 +1,12 @@
 //! Tasks of SeiNodeDeployment rollout plans: they write SeiNodes and the deployment's Service, never a sidecar.
 
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{all_done, api_error, params};
 use crate::api::{SeiNode, SeiNodeDeployment, SeiNodePhase, Task};
+use crate::children::child_node;
 use crate::cluster::{Cluster, ClusterError, OptionalExt};
-use crate::meta::{LABEL_DEPLOYMENT, LABEL_ORDINAL, LABEL_REVISION, controller_reference, is_controlled_by};
+use crate::meta::{LABEL_REVISION, is_controlled_by};
 use crate::plan::TaskType;
 use crate::plan::executor::{Progress, TaskError, TaskRunner};
 use crate::plan::params::{AwaitNodes, CreateEntrantNodes, SwitchTraffic, TeardownNodes, UpdateNodeSpecs};
@@ -114,25 +114,16 @@ impl<C: Cluster> DeploymentTasks<'_, C> {
     }
 
     async fn create_entrant_nodes(&self, params: CreateEntrantNodes) -> Result<Progress, TaskError> {
-        let deployment_name = self.deployment.metadata.name.clone().unwrap_or_default();
         let owner_uid = self.deployment.metadata.uid.clone().unwrap_or_default();
         for entrant in &params.nodes {
-            let mut labels = params.labels.clone();
-            labels.insert(LABEL_DEPLOYMENT.into(), deployment_name.clone());
-            labels.insert(LABEL_REVISION.into(), params.revision.clone());
-            labels.insert(LABEL_ORDINAL.into(), entrant.ordinal.to_string());
-            let node = SeiNode {
-                metadata: ObjectMeta {
-                    name: Some(entrant.name.clone()),
-                    namespace: Some(self.namespace().to_owned()),
-                    labels: Some(labels),
-                    annotations: (!params.annotations.is_empty()).then(|| params.annotations.clone()),
-                    owner_references: controller_reference(self.deployment).map(|r| vec![r]),
-                    ..Default::default()
-                },
-                spec: params.spec.clone(),
-                status: None,
-            };
+            let node = child_node(
+                self.deployment,
+                &entrant.name,
+                entrant.ordinal,
+                &params.revision,
+                (&params.labels, &params.annotations),
+                params.spec.clone(),
+            );
             match self.cluster.create(&node).await {
                 Ok(_) => {}
                 Err(ClusterError::AlreadyExists(_)) => {

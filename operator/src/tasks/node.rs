@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Service;
 
 use super::{api_error, params, sidecar_error};
 use crate::api::{SeiNode, Task};
-use crate::cluster::{Cluster, ClusterError, ClusterObject, OptionalExt};
+use crate::cluster::{Cluster, ClusterError, ClusterObject, OptionalExt, create_if_missing};
 use crate::plan::TaskType;
 use crate::plan::executor::{Progress, TaskError, TaskRunner};
 use crate::plan::ids::submission_id;
@@ -57,12 +57,8 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
         self.node.metadata.name.as_deref().unwrap_or_default()
     }
 
-    /// Creates the object unless one of that name exists (it was created by an earlier run of this task).
     async fn ensure<K: ClusterObject>(&self, object: &K) -> Result<(), TaskError> {
-        match self.cluster.create(object).await {
-            Ok(_) | Err(ClusterError::AlreadyExists(_)) => Ok(()),
-            Err(other) => Err(api_error(other)),
-        }
+        create_if_missing(self.cluster, object).await.map_err(api_error)
     }
 
     async fn await_bootstrap_job(&self, bootstrap: Bootstrap) -> Result<Progress, TaskError> {

@@ -1,0 +1,214 @@
+//! The SeiNodeDeployment reconciler (SPEC §5): one executor step of the active plan, the rollout rules, the
+//! active set's children, stray nodes, and one status write.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Service;
+
+use super::{Action, FINALIZER, ReconcileError};
+use crate::api::{DeletionPolicy, DeploymentPhase, PlanPhase, SeiNode, SeiNodeDeployment, SeiNodeDeploymentStatus};
+use crate::children::{child_node, with_template_fields};
+use crate::clock::{Clock, SignedDuration};
+use crate::cluster::{Cluster, ClusterError, OptionalExt, create_if_missing, delete_if_present};
+use crate::meta::{LABEL_DEPLOYMENT, is_controlled_by};
+use crate::names;
+use crate::plan::executor::{Next, POLL_INTERVAL, execute};
+use crate::rollout::{Observed, RolloutConfig, evaluate, stray_nodes, template_hash};
+use crate::tasks::DeploymentTasks;
+use crate::workload::{deployment_service, selected_revision};
+
+/// What the deployment reconciler works with. No sidecar: the deployment controller never calls one.
+pub struct DeploymentContext<C, K> {
+    pub cluster: C,
+    pub clock: K,
+    pub config: RolloutConfig,
+}
+
+/// Reconciles SeiNodeDeployment `namespace/name`.
+pub async fn reconcile_deployment<C: Cluster, K: Clock>(
+    ctx: &DeploymentContext<C, K>,
+    namespace: &str,
+    name: &str,
+) -> Result<Action, ReconcileError> {
+    let Some(deployment) = ctx.cluster.get::<SeiNodeDeployment>(namespace, name).await.optional()? else {
+        return Ok(Action::AwaitChange);
+    };
+    let nodes = owned_nodes(&ctx.cluster, &deployment).await?;
+    if deployment.metadata.deletion_timestamp.is_some() {
+        return finalize(ctx, deployment, &nodes).await;
+    }
+    if !deployment.metadata.finalizers.iter().flatten().any(|f| f == FINALIZER) {
+        let mut with_finalizer = deployment.clone();
+        with_finalizer.metadata.finalizers.get_or_insert_with(Vec::new).push(FINALIZER.to_owned());
+        ctx.cluster.replace(&with_finalizer).await?;
+        return Ok(Action::Requeue(Duration::ZERO));
+    }
+
+    let service_name = names::deployment_service(name);
+    let service = ctx.cluster.get::<Service>(namespace, &service_name).await.optional()?;
+    let service_revision = service.as_ref().and_then(selected_revision).map(str::to_owned);
+    let now = ctx.clock.now();
+
+    // One executor step on the plan as stored — never on a plan this reconcile builds (it is persisted first),
+    // and not on a plan about to be superseded.
+    let mut stepped = deployment.clone();
+    let status = stepped.status.get_or_insert_with(SeiNodeDeploymentStatus::default);
+    let superseded =
+        status.rollout.as_ref().is_some_and(|r| r.target_hash != template_hash(&deployment.spec.template.spec));
+    let mut next = Action::AwaitChange;
+    if let Some(plan) = status.plan.as_mut().filter(|p| p.phase == PlanPhase::Active && !superseded) {
+        let runner = DeploymentTasks { cluster: &ctx.cluster, deployment: &deployment };
+        next = match execute(plan, &runner, now).await {
+            Next::RequeueAfter(after) => Action::Requeue(after),
+            Next::Continue | Next::Finished(_) => Action::Requeue(Duration::ZERO),
+        };
+    }
+
+    let observed = Observed { nodes: &nodes, service_revision: service_revision.as_deref(), now };
+    let decision = evaluate(&stepped, &observed, &ctx.config);
+    let status = decision.status;
+
+    let plan_active = status.plan.as_ref().is_some_and(|p| p.phase == PlanPhase::Active);
+    if !plan_active {
+        ensure_children(&ctx.cluster, &deployment, &status, &nodes).await?;
+        if service.is_none()
+            && let Some(active) = &status.active_set
+        {
+            create_if_missing(&ctx.cluster, &deployment_service(&deployment, &active.revision)).await?;
+        }
+    }
+    for stray in stray_nodes(&status, &nodes, service_revision.as_deref()) {
+        delete_if_present::<C, SeiNode>(&ctx.cluster, namespace, &stray).await?;
+    }
+
+    let plan_created =
+        status.plan.as_ref().map(|p| &p.id) != deployment.status.as_ref().and_then(|s| s.plan.as_ref()).map(|p| &p.id);
+    if Some(&status) != deployment.status.as_ref() {
+        let mut written = deployment.clone();
+        written.status = Some(status.clone());
+        ctx.cluster.replace_status(&written).await?;
+    }
+    for event in &decision.events {
+        // An event is a report, not state: failing to record one must not undo the reconcile.
+        let _ = ctx.cluster.emit_event(event).await;
+    }
+
+    if plan_created && plan_active {
+        return Ok(Action::Requeue(Duration::ZERO));
+    }
+    if let Some(rollout) = &status.rollout {
+        // Wake up when the rollout would stall, so the Stalled signal is not late.
+        let stall_at = rollout.started_at.0.checked_add(ctx.config.stall_threshold).unwrap_or(now);
+        let until_stall =
+            Duration::try_from(stall_at.duration_since(now).max(SignedDuration::ZERO)).unwrap_or(POLL_INTERVAL);
+        next =
+            next.min(Action::Requeue(until_stall.max(Duration::from_secs(1)))).min(Action::Requeue(POLL_INTERVAL * 6));
+    }
+    Ok(next)
+}
+
+/// Every SeiNode this deployment controls, sorted by name.
+async fn owned_nodes<C: Cluster>(cluster: &C, deployment: &SeiNodeDeployment) -> Result<Vec<SeiNode>, ClusterError> {
+    let namespace = deployment.metadata.namespace.as_deref().unwrap_or_default();
+    let name = deployment.metadata.name.clone().unwrap_or_default();
+    let uid = deployment.metadata.uid.clone().unwrap_or_default();
+    let selector = [(LABEL_DEPLOYMENT.to_owned(), name)].into();
+    let nodes: Vec<SeiNode> = cluster.list(namespace, &selector).await?;
+    Ok(nodes.into_iter().filter(|n| is_controlled_by(&n.metadata, &uid)).collect())
+}
+
+/// Creates missing active-set nodes and brings the template's non-rollout fields to the existing ones. A node
+/// created here (baseline, scale-up) gets the active set's rollout fields — those of a node already running
+/// the recorded template hash — never those of a pending or failed target.
+async fn ensure_children<C: Cluster>(
+    cluster: &C,
+    deployment: &SeiNodeDeployment,
+    status: &SeiNodeDeploymentStatus,
+    nodes: &[SeiNode],
+) -> Result<(), ClusterError> {
+    let Some(active) = &status.active_set else { return Ok(()) };
+    let template = &deployment.spec.template;
+    let active_hash = status.template_hash.as_deref();
+    let active_spec = nodes
+        .iter()
+        .filter(|n| status.incumbent_nodes.contains(&n.metadata.name.clone().unwrap_or_default()))
+        .find(|n| Some(template_hash(&n.spec).as_str()) == active_hash)
+        .map(|n| n.spec.clone())
+        .unwrap_or_else(|| template.spec.clone());
+    let metadata = template.metadata.clone().unwrap_or_default();
+    for (ordinal, name) in (0u32..).zip(&status.incumbent_nodes) {
+        match nodes.iter().find(|n| n.metadata.name.as_deref() == Some(name.as_str())) {
+            None => {
+                let mut spec = template.spec.clone();
+                crate::plan::params::RolloutFields::of(&active_spec).apply_to(&mut spec);
+                let child = child_node(
+                    deployment,
+                    name,
+                    ordinal,
+                    &active.revision,
+                    (&metadata.labels, &metadata.annotations),
+                    spec,
+                );
+                create_if_missing(cluster, &child).await?;
+            }
+            Some(existing) if existing.metadata.deletion_timestamp.is_none() => {
+                let updated = with_template_fields(template, existing);
+                if updated != *existing {
+                    cluster.replace(&updated).await?;
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Deletion: `Delete` removes the nodes and the Service first; `Retain` detaches the nodes (drops their owner
+/// reference) so they keep running. Then the finalizer goes, and with it the deployment.
+async fn finalize<C: Cluster, K: Clock>(
+    ctx: &DeploymentContext<C, K>,
+    deployment: SeiNodeDeployment,
+    nodes: &[SeiNode],
+) -> Result<Action, ReconcileError> {
+    let namespace = deployment.metadata.namespace.clone().unwrap_or_default();
+    let name = deployment.metadata.name.clone().unwrap_or_default();
+    let mut deployment = deployment;
+    if deployment.status.as_ref().and_then(|s| s.phase) != Some(DeploymentPhase::Terminating) {
+        deployment.status.get_or_insert_with(Default::default).phase = Some(DeploymentPhase::Terminating);
+        deployment = ctx.cluster.replace_status(&deployment).await?;
+    }
+    if !deployment.metadata.finalizers.iter().flatten().any(|f| f == FINALIZER) {
+        return Ok(Action::AwaitChange);
+    }
+    let uid = deployment.metadata.uid.clone().unwrap_or_default();
+    match deployment.spec.deletion_policy {
+        DeletionPolicy::Delete => {
+            for node in nodes {
+                delete_if_present::<C, SeiNode>(
+                    &ctx.cluster,
+                    &namespace,
+                    node.metadata.name.as_deref().unwrap_or_default(),
+                )
+                .await?;
+            }
+            delete_if_present::<C, Service>(&ctx.cluster, &namespace, &names::deployment_service(&name)).await?;
+            if !nodes.is_empty() {
+                return Ok(Action::Requeue(POLL_INTERVAL));
+            }
+        }
+        DeletionPolicy::Retain => {
+            for node in nodes {
+                let mut detached = node.clone();
+                if let Some(refs) = detached.metadata.owner_references.as_mut() {
+                    refs.retain(|r| r.uid != uid);
+                }
+                ctx.cluster.replace(&detached).await?;
+            }
+        }
+    }
+    if let Some(finalizers) = deployment.metadata.finalizers.as_mut() {
+        finalizers.retain(|f| f != FINALIZER);
+    }
+    ctx.cluster.replace(&deployment).await?;
+    Ok(Action::AwaitChange)
+}
