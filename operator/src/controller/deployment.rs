@@ -71,7 +71,10 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
     let plan_active = status.plan.as_ref().is_some_and(|p| p.phase == PlanPhase::Active);
     if !plan_active {
         ensure_children(&ctx.cluster, &deployment, &status, &nodes).await?;
+        // The Service appears once a node of the active set runs: it never sends traffic to a revision with
+        // no running node.
         if service.is_none()
+            && status.ready_replicas > 0
             && let Some(active) = &status.active_set
         {
             create_if_missing(&ctx.cluster, &deployment_service(&deployment, &active.revision)).await?;
