@@ -1,4 +1,4 @@
 //! The deterministic simulator for the Sei operator: a fake Kubernetes cluster (API store, StatefulSet / Pod /
 //! Job controllers), a fake chain and fake sidecars, all on turmoil's simulated clock and one seeded RNG.
-//!
-//! Not built yet: this crate currently only reserves its place in the workspace (see the project's issues).
+
+pub mod scenario;

@@ -1,0 +1,328 @@
+//! The scenario file format (YAML): a world (workers, chain, image registry), manifests, and a timeline of steps
+//! with expectations under simulated deadlines. Every struct denies unknown keys, so a misspelt key is an error
+//! naming its line, not a silently ignored setting. `docs/scenarios.md` documents the format with an annotated
+//! example.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// A whole scenario file.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Scenario {
+    /// Short name, shown in reports.
+    pub name: String,
+    /// What the scenario shows, in a sentence or two.
+    #[serde(default)]
+    pub description: String,
+    /// Seed of the world's RNG; `sei-sim run --seed` overrides it.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Namespace of objects the timeline names without one.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    #[serde(default)]
+    pub world: WorldSpec,
+    pub chain: ChainSpec,
+    /// Image name → what running it does.
+    pub registry: BTreeMap<String, ImageSpec>,
+    pub timeline: Vec<Step>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+fn default_namespace() -> String {
+    "default".into()
+}
+
+/// The cluster: how many worker nodes pods are spread over.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorldSpec {
+    #[serde(default = "default_workers")]
+    pub workers: u32,
+    /// Simulated time per turmoil tick.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub tick: Option<Duration>,
+    /// How long sidecar tasks take (`snapshot-restore: 2m`); unnamed tasks take the simulator's default.
+    #[serde(default, deserialize_with = "duration_map")]
+    pub task_durations: BTreeMap<String, Duration>,
+}
+
+impl Default for WorldSpec {
+    fn default() -> Self {
+        WorldSpec { workers: default_workers(), tick: None, task_durations: BTreeMap::new() }
+    }
+}
+
+fn default_workers() -> u32 {
+    3
+}
+
+/// The chain every node joins.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ChainSpec {
+    pub id: String,
+    /// Height of the tip when the simulation starts.
+    pub initial_height: u64,
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub block_time: Option<Duration>,
+    /// Snapshots exist at every multiple of this height.
+    #[serde(default)]
+    pub snapshot_interval: Option<u64>,
+    #[serde(default)]
+    pub upgrades: Vec<UpgradeSpec>,
+}
+
+/// A governance upgrade: the tip stalls at `height - 1` until the external validators switch binaries.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpgradeSpec {
+    pub name: String,
+    pub height: u64,
+    /// When (simulated time from the start) the external validators run the new binary; never when unset.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub validators_switch_at: Option<Duration>,
+}
+
+/// What an image is.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ImageSpec {
+    /// seid version the image carries (`v6.3.0`); unset for sidecar images.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Upgrades (by name) this binary processes: it refuses blocks below their heights and runs past them.
+    #[serde(default)]
+    pub knows: Vec<String>,
+    /// `false`: the registry does not have it (the pod stays in ImagePullBackOff).
+    #[serde(default = "yes")]
+    pub pullable: bool,
+    /// The binary exits with an error as soon as it starts.
+    #[serde(default)]
+    pub crash_on_start: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One step of the timeline; steps run in order.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum Step {
+    /// Create objects: a manifest file (relative to the repository root) or inline objects.
+    Apply(Manifests),
+    /// Change fields of a stored object (dotted paths under the object, e.g. `spec.template.spec.image`).
+    Edit(Edit),
+    /// Delete an object.
+    Delete(ObjectName),
+    /// Let simulated time pass.
+    #[serde(deserialize_with = "duration")]
+    Wait(Duration),
+    /// Inject a fault.
+    Fault(Fault),
+    /// Undo faults: all of them, or one kind.
+    Heal(Heal),
+    /// Wait (up to `within`) until everything listed holds; fail the scenario otherwise.
+    Expect(Box<Expectation>),
+}
+
+/// Objects to apply.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Manifests {
+    #[serde(default)]
+    pub file: Option<String>,
+    #[serde(default)]
+    pub objects: Vec<serde_json::Value>,
+}
+
+/// An object, by kind and name.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ObjectName {
+    pub kind: ObjectKind,
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// Kinds a timeline can name.
+#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectKind {
+    SeiNodeDeployment,
+    SeiNode,
+}
+
+/// Field edits to one object.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Edit {
+    pub kind: ObjectKind,
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Dotted path → new value (`null` removes the field).
+    pub set: BTreeMap<String, serde_json::Value>,
+}
+
+/// A fault to inject.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum Fault {
+    /// Kill a SeiNode's pod; its StatefulSet makes a new one (volume kept).
+    PodCrash { node: String },
+    /// Restart only a SeiNode's sidecar container (its memory is lost; seid waits for mark-ready again).
+    SidecarRestart { node: String },
+    /// Crash a worker node, every pod on it; back after `for`.
+    WorkerCrash {
+        worker: u32,
+        #[serde(rename = "for", deserialize_with = "duration")]
+        down_for: Duration,
+    },
+    /// Crash the operator (all in-memory state lost; the store survives), now or right after its i-th write of
+    /// a reconcile.
+    OperatorCrash {
+        #[serde(default)]
+        after_write: Option<u32>,
+    },
+    /// Cut the network between the operator and a worker node.
+    Partition { worker: u32 },
+    /// Delay messages between the operator and a worker node.
+    Latency {
+        worker: u32,
+        #[serde(deserialize_with = "duration")]
+        delay: Duration,
+    },
+    /// Fail the operator's next writes with Conflict (`count`), or each write with probability `rate`.
+    ApiConflicts {
+        #[serde(default)]
+        count: u32,
+        #[serde(default)]
+        rate: f64,
+    },
+    /// Fail the operator's next API calls transiently (`count`), or each with probability `rate`.
+    ApiErrors {
+        #[serde(default)]
+        count: u32,
+        #[serde(default)]
+        rate: f64,
+    },
+    /// Serve the operator's reads from the store as it was `versions` versions ago.
+    StaleReads { versions: u64 },
+    /// Drop the next `count` watch events (a later event for the same object still arrives).
+    DropWatchEvents { count: u32 },
+    /// Make a sidecar task type fail its next `times` runs (on one node, or any).
+    TaskFailure {
+        task: String,
+        #[serde(default)]
+        node: Option<String>,
+        #[serde(default = "once")]
+        times: u32,
+    },
+}
+
+fn once() -> u32 {
+    1
+}
+
+/// Which faults to undo.
+#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Heal {
+    All,
+    Partitions,
+    Latency,
+    Api,
+    StaleReads,
+}
+
+/// What must hold, and by when.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Expectation {
+    /// Deadline in simulated time from this step's start; unset: must hold now.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub within: Option<Duration>,
+    /// The deployment the deployment-level expectations are about.
+    #[serde(default)]
+    pub deployment: Option<String>,
+    #[serde(default)]
+    pub phase: Option<String>,
+    #[serde(default)]
+    pub conditions: Vec<ConditionExpectation>,
+    /// Event reasons that must have been emitted about the deployment (in this order, others between allowed).
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Event reasons that must not have been emitted.
+    #[serde(default)]
+    pub no_events: Vec<String>,
+    /// Per SeiNode: what must hold of it (`absent: true` for a node that must not exist).
+    #[serde(default)]
+    pub nodes: BTreeMap<String, NodeExpectation>,
+    /// How many upgrade panics nodes may have had so far (by node name prefix or all).
+    #[serde(default)]
+    pub upgrade_panics: Option<u32>,
+}
+
+/// A condition's expected status and reason.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConditionExpectation {
+    #[serde(rename = "type")]
+    pub type_: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// What must hold of one SeiNode.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeExpectation {
+    #[serde(default)]
+    pub phase: Option<String>,
+    /// `spec.image`.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// `status.currentImage`.
+    #[serde(default)]
+    pub current_image: Option<String>,
+    #[serde(default)]
+    pub sidecar_ready: Option<bool>,
+    /// The node must not exist.
+    #[serde(default)]
+    pub absent: bool,
+}
+
+/// Durations are written the friendly way: `400ms`, `30s`, `5m`, `1h30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let signed: sei_operator::clock::SignedDuration =
+        text.parse().map_err(|e| format!("{text:?} is not a duration like 30s, 5m or 1h: {e}"))?;
+    Duration::try_from(signed).map_err(|_| format!("{text:?} is negative"))
+}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    Option::<String>::deserialize(deserializer)?
+        .map(|text| parse_duration(&text).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+fn duration_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, Duration>, D::Error> {
+    BTreeMap::<String, String>::deserialize(deserializer)?
+        .into_iter()
+        .map(|(key, text)| Ok((key, parse_duration(&text).map_err(serde::de::Error::custom)?)))
+        .collect()
+}
