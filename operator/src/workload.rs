@@ -202,6 +202,9 @@ fn bootstrap_labels(node: &SeiNode) -> BTreeMap<String, String> {
 }
 
 /// The bootstrap Job: the bootstrap image syncs the node's volume to `halt_height` and exits 0.
+///
+/// The sidecar is a native sidecar (an init container with `restartPolicy: Always`, Kubernetes 1.29+): a Job's
+/// pod completes when its regular containers exit, and a sidecar among them would keep it Running forever.
 pub fn bootstrap_job(node: &SeiNode, image: &str, halt_height: i64) -> Job {
     let name = node_name(node);
     let halt = [HALT_HEIGHT_ARG.to_owned(), halt_height.to_string()];
@@ -214,7 +217,11 @@ pub fn bootstrap_job(node: &SeiNode, image: &str, halt_height: i64) -> Job {
                 metadata: Some(ObjectMeta { labels: Some(bootstrap_labels(node)), ..Default::default() }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
-                    containers: vec![seid_container(image, node, &halt), sidecar_container(node, bootstrap_env)],
+                    init_containers: Some(vec![Container {
+                        restart_policy: Some("Always".into()),
+                        ..sidecar_container(node, bootstrap_env)
+                    }]),
+                    containers: vec![seid_container(image, node, &halt)],
                     volumes: Some(vec![Volume {
                         name: DATA_VOLUME.into(),
                         persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
