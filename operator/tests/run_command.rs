@@ -70,6 +70,7 @@ fn an_unreachable_api_server_fails_in_one_line() {
     args.extend(LOCAL_LISTENERS);
     let output = run_operator(&args, &[("KUBECONFIG", kubeconfig.display().to_string())], &home);
     assert_one_line_failure(&output, "is unreachable");
+    let _ = std::fs::remove_dir_all(&home);
 }
 
 #[test]
@@ -80,6 +81,7 @@ fn no_cluster_configuration_fails_in_one_line() {
     let missing = home.join("no-such-kubeconfig").display().to_string();
     let output = run_operator(&args, &[("KUBECONFIG", missing)], &home);
     assert_one_line_failure(&output, "no Kubernetes client configuration");
+    let _ = std::fs::remove_dir_all(&home);
 }
 
 #[test]
