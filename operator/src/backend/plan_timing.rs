@@ -72,3 +72,44 @@ impl PlanTaskTimer {
         self.observe_read(object);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node_with_task(status: &str) -> SeiNode {
+        serde_json::from_value(json!({
+            "apiVersion": "sei.io/v1alpha1", "kind": "SeiNode",
+            "metadata": {"name": "n1", "namespace": "sei"},
+            "spec": {"chainId": "pacific-1", "image": "sei:v6.3.0", "fullNode": {}},
+            "status": {"plan": {"id": "p1", "phase": "Active", "tasks": [
+                {"type": "mark-ready", "id": "t1", "status": status, "submittedAt": "2026-01-01T00:00:00Z"}
+            ]}}
+        }))
+        .expect("a SeiNode with a plan")
+    }
+
+    const COUNT: &str = "sei_operator_plan_task_duration_seconds_count{owner_kind=\"SeiNode\",task_type=\"mark-ready\",outcome=\"Complete\"} 1";
+    const SUM: &str = "sei_operator_plan_task_duration_seconds_sum{owner_kind=\"SeiNode\",task_type=\"mark-ready\",outcome=\"Complete\"} 90.0";
+
+    #[test]
+    fn a_task_seen_pending_is_timed_once_when_written_complete() {
+        let (timer, metrics) = (PlanTaskTimer::default(), Metrics::new());
+        let now: Timestamp = "2026-01-01T00:01:30Z".parse().expect("timestamp");
+        timer.observe_read(&node_with_task("Pending"));
+        timer.observe_write(&node_with_task("Complete"), now, &metrics);
+        timer.observe_write(&node_with_task("Complete"), now, &metrics);
+        let text = metrics.encode().expect("encodes");
+        assert!(text.contains(COUNT) && text.contains(SUM), "{text}");
+    }
+
+    #[test]
+    fn a_task_never_seen_pending_is_not_timed() {
+        // As after a restart: the stored plan finished long ago; timing it from submittedAt would be a lie.
+        let (timer, metrics) = (PlanTaskTimer::default(), Metrics::new());
+        let now: Timestamp = "2026-03-01T00:00:00Z".parse().expect("timestamp");
+        timer.observe_write(&node_with_task("Complete"), now, &metrics);
+        assert!(!metrics.encode().expect("encodes").contains("plan_task_duration_seconds_count{"));
+    }
+}

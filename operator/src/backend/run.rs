@@ -233,22 +233,29 @@ where
     let (mut leading, lease_task) = manager.watch().await;
 
     tracing::info!(%lease, %identity, "waiting for the leader Lease");
+    // None: asked to stop while standing by. Some(false): the lease task stopped, which it does only when the
+    // channel fails.
     let acquired = tokio::select! {
-        () = shutdown() => false,
-        changed = leading.wait_for(|is_leader| *is_leader) => changed.is_ok(),
+        () = shutdown() => None,
+        changed = leading.wait_for(|is_leader| *is_leader) => Some(changed.is_ok()),
     };
-    let outcome = if acquired {
-        tracing::info!(%lease, "leading");
-        let lost = async {
-            // Err: the lease task ended (it logs why); treat it as leadership lost.
-            let _ = leading.wait_for(|is_leader| !*is_leader).await;
-        };
-        tokio::select! {
-            result = run_controllers(args, client, identity, metrics, shutdown()) => result,
-            () = lost => Err(RunError::LostLeadership(lease.clone())),
+    let outcome = match acquired {
+        None => Ok(()),
+        Some(false) => {
+            Err(RunError::LeaderElection { lease: lease.clone(), reason: "the Lease manager stopped".into() })
         }
-    } else {
-        Ok(())
+        Some(true) => {
+            tracing::info!(%lease, "leading");
+            let lost = async {
+                // Err: the lease task ended (it logs why); treat it as leadership lost.
+                let _ = leading.wait_for(|is_leader| !*is_leader).await;
+            };
+            // Losing the Lease drops the controllers at once: another replica may already be reconciling.
+            tokio::select! {
+                result = run_controllers(args, client, identity, metrics, shutdown()) => result,
+                () = lost => Err(RunError::LostLeadership(lease.clone())),
+            }
+        }
     };
 
     // Closing the channel makes the lease task release the Lease, so a standby takes over without waiting for
