@@ -14,7 +14,9 @@ use reqwest::{RequestBuilder, StatusCode, redirect};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::sidecar::wire::{ChainStatus, ReadinessStatus, RpcStatusResponse, StatusResponse, TaskRequest, TaskResult};
+use crate::sidecar::wire::{
+    ChainStatus, ReadinessStatus, RpcStatusResponse, StatusResponse, TaskAccepted, TaskRequest, TaskResult,
+};
 use crate::sidecar::{PodAddress, SEID_RPC_PORT, Sidecar, SidecarError, Submission};
 
 /// Maps a pod and one of its ports to the base URL requests go to (`http://host:port`, no trailing slash).
@@ -189,7 +191,7 @@ impl Sidecar for HttpSidecar {
             other => return Err(unexpected(pod, other, &body)),
         };
         // 201 and 202 answer `{"id"}`; an answer that is not that is not the documented API.
-        decode::<crate::sidecar::wire::TaskAccepted>(pod, &body)?;
+        decode::<TaskAccepted>(pod, &body)?;
         Ok(submission)
     }
 
