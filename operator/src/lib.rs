@@ -6,8 +6,10 @@
 //! - [`manifest`]: reading manifests and validating them as the API server would (schema and CEL rules).
 //! - [`meta`]: labels, owner references, selectors and conditions, shared with the simulator.
 //! - [`cluster`], [`sidecar`], [`clock`]: the three traits through which all I/O goes.
+//! - [`backend`]: their production implementations (kube-rs, reqwest, system clock) and `sei-operator run`.
 
 pub mod api;
+pub mod backend;
 pub mod children;
 pub mod clock;
 pub mod cluster;

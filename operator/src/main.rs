@@ -2,11 +2,13 @@
 //!
 //! - `crds` prints the CustomResourceDefinitions (or writes them into a directory, as kept in `crds/`).
 //! - `validate` admits manifests as the API server would, without a cluster.
+//! - `run` runs the operator against a cluster (see [`sei_operator::backend::run`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use sei_operator::backend::run::{RunArgs, run};
 use sei_operator::crd::crd_files;
 use sei_operator::manifest::{Manifest, ManifestValidator};
 
@@ -31,12 +33,16 @@ enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Run the operator: watch SeiNodeDeployments and SeiNodes and reconcile them, with leader election, metrics
+    /// and health endpoints.
+    Run(RunArgs),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Crds { out } => write_crds(out.as_deref()),
         Command::Validate { files } => validate(&files),
+        Command::Run(args) => run_operator(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,6 +51,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs the operator on a multi-threaded runtime; any failure becomes the one-line reason `main` prints.
+fn run_operator(args: RunArgs) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the async runtime: {e}"))?;
+    runtime.block_on(run(args)).map_err(|e| e.to_string())
 }
 
 fn write_crds(out: Option<&Path>) -> Result<(), String> {

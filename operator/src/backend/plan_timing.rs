@@ -1,0 +1,115 @@
+//! Plan task durations for `/metrics`, measured from what the kube backend reads and writes — so the controllers
+//! need no metrics code.
+//!
+//! A task is timed when the backend has seen it Pending (in an object it read or wrote) and then writes it
+//! Complete or Failed: the duration is from the task's `submittedAt` to that write. Tasks that finished before this
+//! process saw them Pending (say, before a restart) are not timed, rather than timed from a stale start.
+
+use std::any::Any;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use crate::api::{Plan, SeiNode, SeiNodeDeployment, TaskStatus};
+use crate::clock::Timestamp;
+
+use super::metrics::Metrics;
+
+/// Bounds the memory of task ids seen Pending: ids of plans that were superseded and never finished would
+/// otherwise accumulate for the life of the process. Forgetting them only skips some measurements.
+const MAX_TRACKED_TASKS: usize = 50_000;
+
+/// Task ids seen Pending since this process started.
+#[derive(Default)]
+pub struct PlanTaskTimer {
+    pending: Mutex<HashSet<String>>,
+}
+
+/// The kind and plan of an object that carries one.
+fn plan_of<K: Any>(object: &K) -> Option<(&'static str, &Plan)> {
+    let object: &dyn Any = object;
+    if let Some(node) = object.downcast_ref::<SeiNode>() {
+        return Some(("SeiNode", node.status.as_ref()?.plan.as_ref()?));
+    }
+    if let Some(deployment) = object.downcast_ref::<SeiNodeDeployment>() {
+        return Some(("SeiNodeDeployment", deployment.status.as_ref()?.plan.as_ref()?));
+    }
+    None
+}
+
+impl PlanTaskTimer {
+    /// Remembers the Pending tasks of an object read from the API server.
+    pub fn observe_read<K: Any>(&self, object: &K) {
+        let Some((_, plan)) = plan_of(object) else { return };
+        let Ok(mut pending) = self.pending.lock() else { return };
+        if pending.len() > MAX_TRACKED_TASKS {
+            pending.clear();
+        }
+        for task in plan.tasks.iter().filter(|t| t.status == TaskStatus::Pending) {
+            pending.insert(task.id.clone());
+        }
+    }
+
+    /// Times the tasks this stored write finished, and remembers the ones still Pending.
+    pub fn observe_write<K: Any>(&self, object: &K, now: Timestamp, metrics: &Metrics) {
+        let Some((kind, plan)) = plan_of(object) else { return };
+        {
+            let Ok(mut pending) = self.pending.lock() else { return };
+            for task in &plan.tasks {
+                let outcome = match task.status {
+                    TaskStatus::Pending => continue,
+                    TaskStatus::Complete => "Complete",
+                    TaskStatus::Failed => "Failed",
+                };
+                if !pending.remove(&task.id) {
+                    continue;
+                }
+                if let Some(submitted) = &task.submitted_at {
+                    let seconds = now.duration_since(submitted.0).as_secs_f64().max(0.0);
+                    metrics.record_plan_task(kind, &task.type_, outcome, seconds);
+                }
+            }
+        }
+        self.observe_read(object);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node_with_task(status: &str) -> SeiNode {
+        serde_json::from_value(json!({
+            "apiVersion": "sei.io/v1alpha1", "kind": "SeiNode",
+            "metadata": {"name": "n1", "namespace": "sei"},
+            "spec": {"chainId": "pacific-1", "image": "sei:v6.3.0", "fullNode": {}},
+            "status": {"plan": {"id": "p1", "phase": "Active", "tasks": [
+                {"type": "mark-ready", "id": "t1", "status": status, "submittedAt": "2026-01-01T00:00:00Z"}
+            ]}}
+        }))
+        .expect("a SeiNode with a plan")
+    }
+
+    const COUNT: &str = "sei_operator_plan_task_duration_seconds_count{owner_kind=\"SeiNode\",task_type=\"mark-ready\",outcome=\"Complete\"} 1";
+    const SUM: &str = "sei_operator_plan_task_duration_seconds_sum{owner_kind=\"SeiNode\",task_type=\"mark-ready\",outcome=\"Complete\"} 90.0";
+
+    #[test]
+    fn a_task_seen_pending_is_timed_once_when_written_complete() {
+        let (timer, metrics) = (PlanTaskTimer::default(), Metrics::new());
+        let now: Timestamp = "2026-01-01T00:01:30Z".parse().expect("timestamp");
+        timer.observe_read(&node_with_task("Pending"));
+        timer.observe_write(&node_with_task("Complete"), now, &metrics);
+        timer.observe_write(&node_with_task("Complete"), now, &metrics);
+        let text = metrics.encode().expect("encodes");
+        assert!(text.contains(COUNT) && text.contains(SUM), "{text}");
+    }
+
+    #[test]
+    fn a_task_never_seen_pending_is_not_timed() {
+        // As after a restart: the stored plan finished long ago; timing it from submittedAt would be a lie.
+        let (timer, metrics) = (PlanTaskTimer::default(), Metrics::new());
+        let now: Timestamp = "2026-03-01T00:00:00Z".parse().expect("timestamp");
+        timer.observe_write(&node_with_task("Complete"), now, &metrics);
+        assert!(!metrics.encode().expect("encodes").contains("plan_task_duration_seconds_count{"));
+    }
+}

@@ -1,0 +1,173 @@
+//! The two kube-runtime controllers of `sei-operator run`: SeiNodeDeployment (owning SeiNodes and the Service)
+//! and SeiNode (owning StatefulSet, Services and Job), each calling its reconciler with the production backends,
+//! timing it for `/metrics`, and mapping its outcome onto kube-runtime's requeue actions.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Service;
+use kube::runtime::controller::{Action as KubeAction, Controller};
+use kube::runtime::events::Reporter;
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+
+use super::{CONTROLLER_NAME, RunArgs, RunError, one_line};
+use crate::api::{SeiNode, SeiNodeDeployment};
+use crate::backend::clock::SystemClock;
+use crate::backend::http_sidecar::{HttpSidecar, HttpSidecarConfig};
+use crate::backend::kube_cluster::KubeCluster;
+use crate::backend::metrics::Metrics;
+use crate::cluster::ClusterError;
+use crate::controller::{Action, DeploymentContext, NodeContext, ReconcileError, reconcile_deployment, reconcile_node};
+use crate::meta::{LABEL_DEPLOYMENT, LABEL_NODE};
+use crate::rollout::RolloutConfig;
+
+/// What both reconcile callbacks share.
+struct Shared {
+    deployment: DeploymentContext<KubeCluster, SystemClock>,
+    node: NodeContext<KubeCluster, HttpSidecar, SystemClock>,
+    metrics: Arc<Metrics>,
+}
+
+const DEPLOYMENT_CONTROLLER: &str = "seinodedeployment";
+const NODE_CONTROLLER: &str = "seinode";
+
+fn to_kube_action(action: Action) -> KubeAction {
+    match action {
+        Action::Requeue(after) => KubeAction::requeue(after),
+        Action::AwaitChange => KubeAction::await_change(),
+    }
+}
+
+/// Conflicts retry at once (the reconcile re-reads); transient errors after a short pause; errors that need
+/// someone to change something after a longer one.
+fn retry_after(error: &ReconcileError) -> Duration {
+    match error {
+        ReconcileError::Cluster(ClusterError::Conflict(_)) => Duration::from_millis(200),
+        ReconcileError::Cluster(ClusterError::Transient(_)) => Duration::from_secs(5),
+        ReconcileError::Cluster(_) => Duration::from_secs(30),
+    }
+}
+
+async fn reconcile_deployment_object(
+    object: Arc<SeiNodeDeployment>,
+    shared: Arc<Shared>,
+) -> Result<KubeAction, ReconcileError> {
+    let (namespace, name) = (object.namespace().unwrap_or_default(), object.name_any());
+    let started = Instant::now();
+    let result = reconcile_deployment(&shared.deployment, &namespace, &name).await;
+    let label = result.as_ref().err().map(ReconcileError::metric_label);
+    shared.metrics.record_reconcile(DEPLOYMENT_CONTROLLER, started.elapsed(), label);
+    result.map(to_kube_action)
+}
+
+async fn reconcile_node_object(object: Arc<SeiNode>, shared: Arc<Shared>) -> Result<KubeAction, ReconcileError> {
+    let (namespace, name) = (object.namespace().unwrap_or_default(), object.name_any());
+    let started = Instant::now();
+    let result = reconcile_node(&shared.node, &namespace, &name).await;
+    let label = result.as_ref().err().map(ReconcileError::metric_label);
+    shared.metrics.record_reconcile(NODE_CONTROLLER, started.elapsed(), label);
+    result.map(to_kube_action)
+}
+
+fn on_error<K>(_object: Arc<K>, error: &ReconcileError, _shared: Arc<Shared>) -> KubeAction {
+    KubeAction::requeue(retry_after(error))
+}
+
+fn scoped_api<K>(client: &Client, namespace: &str) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    if namespace.is_empty() { Api::all(client.clone()) } else { Api::namespaced(client.clone(), namespace) }
+}
+
+/// Runs both controllers until `shutdown` resolves and the reconciles in flight finish.
+pub(super) async fn run_controllers<F>(
+    args: &RunArgs,
+    client: &Client,
+    identity: &str,
+    metrics: &Arc<Metrics>,
+    shutdown: F,
+) -> Result<(), RunError>
+where
+    F: Future<Output = ()> + Send + Sync + 'static,
+{
+    let reporter = Reporter { controller: CONTROLLER_NAME.to_owned(), instance: Some(identity.to_owned()) };
+    let cluster = KubeCluster::new(client.clone(), reporter, metrics.clone());
+    let sidecar = HttpSidecar::new(HttpSidecarConfig::default())?;
+    let shared = Arc::new(Shared {
+        deployment: DeploymentContext {
+            cluster: cluster.clone(),
+            clock: SystemClock,
+            config: RolloutConfig { stall_threshold: args.stall_threshold },
+        },
+        node: NodeContext { cluster, sidecar, clock: SystemClock },
+        metrics: metrics.clone(),
+    });
+    let ns = args.namespace.as_str();
+    // Children are watched by the labels the operator puts on them, not every Service / Job in the cluster.
+    let deployment_children = watcher::Config::default().labels(LABEL_DEPLOYMENT);
+    let node_children = watcher::Config::default().labels(LABEL_NODE);
+
+    // One shutdown future feeds both controllers.
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+
+    let deployments = Controller::new(scoped_api::<SeiNodeDeployment>(client, ns), watcher::Config::default())
+        .owns(scoped_api::<SeiNode>(client, ns), watcher::Config::default())
+        .owns(scoped_api::<Service>(client, ns), deployment_children)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(reconcile_deployment_object, on_error, shared.clone())
+        .for_each(|result| async move { log_outcome(DEPLOYMENT_CONTROLLER, result) });
+    let nodes = Controller::new(scoped_api::<SeiNode>(client, ns), watcher::Config::default())
+        .owns(scoped_api::<StatefulSet>(client, ns), node_children.clone())
+        .owns(scoped_api::<Service>(client, ns), node_children.clone())
+        .owns(scoped_api::<Job>(client, ns), node_children)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile_node_object, on_error, shared)
+        .for_each(|result| async move { log_outcome(NODE_CONTROLLER, result) });
+    tracing::info!(namespace = if ns.is_empty() { "<all>" } else { ns }, "controllers running");
+    futures::future::join(deployments, nodes).await;
+    Ok(())
+}
+
+type ControllerResult<K> = Result<
+    (kube::runtime::reflector::ObjectRef<K>, KubeAction),
+    kube::runtime::controller::Error<ReconcileError, watcher::Error>,
+>;
+
+fn log_outcome<K: kube::Resource>(controller: &str, result: ControllerResult<K>)
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone + std::fmt::Debug,
+{
+    match result {
+        Ok((object, action)) => tracing::debug!(controller, %object, ?action, "reconciled"),
+        // A Conflict is the optimistic-concurrency protocol working (re-read, retry at once), not a problem.
+        Err(kube::runtime::controller::Error::ReconcilerFailed(
+            error @ ReconcileError::Cluster(ClusterError::Conflict(_)),
+            object,
+        )) => tracing::debug!(controller, %object, %error, "reconcile retried after a conflict"),
+        Err(kube::runtime::controller::Error::ReconcilerFailed(error, object)) => {
+            tracing::warn!(controller, %object, kind = error.metric_label(), %error, "reconcile failed")
+        }
+        Err(error) => tracing::warn!(controller, error = %one_line(&error), "controller error"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflicts_retry_sooner_than_other_errors() {
+        let node = crate::cluster::ObjectRef::new("SeiNode", "ns", "a");
+        let conflict = retry_after(&ReconcileError::Cluster(ClusterError::Conflict(node.clone())));
+        let transient = retry_after(&ReconcileError::Cluster(ClusterError::Transient("x".into())));
+        let invalid =
+            retry_after(&ReconcileError::Cluster(ClusterError::Invalid { object: node, message: String::new() }));
+        assert!(conflict < transient && transient < invalid);
+    }
+}

@@ -1,0 +1,213 @@
+//! `sei-operator run`: the operator process. It connects to the API server, serves `/metrics`, `/healthz` and
+//! `/readyz`, waits for the leader Lease (`leader`), then drives the reconcilers from kube-runtime controllers
+//! (`controllers`) until SIGTERM (finishing the reconciles in flight) or until leadership is lost.
+
+mod controllers;
+mod leader;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use self::controllers::run_controllers;
+use self::leader::lead_then_run;
+use super::logging::{self, LogFormat};
+use super::metrics::Metrics;
+use super::serve::{Endpoints, Probes, serve};
+
+/// The name on the Events the operator publishes and its Lease's default name.
+pub const CONTROLLER_NAME: &str = "sei-operator";
+
+/// Flags of `sei-operator run`; each has an environment variable, shown by `--help`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Namespace whose SeiNodeDeployments and SeiNodes are managed; all namespaces when empty.
+    #[arg(long, env = "SEI_OPERATOR_NAMESPACE", default_value = "")]
+    pub namespace: String,
+    /// How long a rollout may run with nodes not ready before it is reported Stalled (`90s`, `10m`, `1h`).
+    #[arg(long, env = "SEI_OPERATOR_STALL_THRESHOLD", default_value = "10m", value_parser = parse_duration)]
+    pub stall_threshold: Duration,
+    /// Where `/metrics` is served.
+    #[arg(long, env = "SEI_OPERATOR_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Where `/healthz` and `/readyz` are served.
+    #[arg(long, env = "SEI_OPERATOR_PROBE_ADDR", default_value = "0.0.0.0:8081")]
+    pub probe_addr: SocketAddr,
+    /// Log line format.
+    #[arg(long, env = "SEI_OPERATOR_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log filter: a level, or `level,target=level,...` (`info,sei_operator=debug`).
+    #[arg(long, env = "SEI_OPERATOR_LOG", default_value = "info")]
+    pub log_filter: String,
+    /// Whether to wait for the leader Lease before reconciling (disable only when exactly one replica runs).
+    #[arg(long, env = "SEI_OPERATOR_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Name of the leader Lease.
+    #[arg(long, env = "SEI_OPERATOR_LEASE_NAME", default_value = CONTROLLER_NAME)]
+    pub lease_name: String,
+    /// Namespace of the leader Lease; the client's namespace (the pod's, in a cluster) when unset.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// This replica's name in the Lease and on Events; the host name when unset.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// How long to wait for the API server to answer at startup before giving up.
+    #[arg(long, env = "SEI_OPERATOR_STARTUP_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub startup_timeout: Duration,
+}
+
+/// Why the operator stopped; each prints as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Logging(#[from] logging::LoggingError),
+    #[error("no Kubernetes client configuration (in-cluster service account or kubeconfig): {0}")]
+    Config(String),
+    #[error("Kubernetes API server at {url} is unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: SocketAddr, reason: String },
+    #[error(transparent)]
+    Sidecar(#[from] super::http_sidecar::HttpSidecarBuildError),
+    #[error("leader election on Lease {lease}: {reason}")]
+    LeaderElection { lease: String, reason: String },
+    #[error("lost the leader Lease {0}; exiting so that a restart stands by cleanly")]
+    LostLeadership(String),
+    #[error("installing the signal handler: {0}")]
+    Signal(String),
+}
+
+/// Parses `90`, `90s`, `10m`, `1h`, `500ms` into a duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 90s, 10m or 1h"))?;
+    let seconds = match unit {
+        "ms" => return Ok(Duration::from_millis(value)),
+        "" | "s" => value,
+        "m" => value.saturating_mul(60),
+        "h" => value.saturating_mul(3600),
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
+/// Runs the operator until SIGTERM / SIGINT (Ok) or a fatal error.
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    logging::init(args.log_format, &args.log_filter)?;
+    let client = connect(args.startup_timeout).await?;
+    let metrics = Arc::new(Metrics::new());
+    let probes = Arc::new(Probes::default());
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let shutdown = move || {
+        let mut receiver = shutdown_rx.clone();
+        async move {
+            // An error means the sender is gone, which only happens when the process is ending anyway.
+            let _ = receiver.wait_for(|stop| *stop).await;
+        }
+    };
+    spawn_signal_handler(shutdown_tx)?;
+
+    let metrics_listener = bind(args.metrics_addr).await?;
+    let probe_listener = bind(args.probe_addr).await?;
+    let metrics_server = tokio::spawn(serve(metrics_listener, Endpoints::Metrics(metrics.clone()), shutdown()));
+    let probe_server = tokio::spawn(serve(probe_listener, Endpoints::Probes(probes.clone()), shutdown()));
+    tracing::info!(metrics = %args.metrics_addr, probes = %args.probe_addr, "serving metrics and probes");
+
+    // A standby replica is ready too: readiness gating on leadership would deadlock a rolling update, whose new pod
+    // must be ready before the old one (the leader) stops.
+    probes.set_ready(true);
+
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let outcome = if args.leader_elect {
+        lead_then_run(&args, &client, &identity, &metrics, &shutdown).await
+    } else {
+        run_controllers(&args, &client, &identity, &metrics, shutdown()).await
+    };
+
+    probes.set_ready(false);
+    // Stop the HTTP servers whatever ended the controllers (they stop by themselves only on a signal).
+    metrics_server.abort();
+    probe_server.abort();
+    tracing::info!("stopped");
+    outcome
+}
+
+/// The host name, as a pod's default identity; a fixed name when even that is unknown.
+fn default_identity() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| CONTROLLER_NAME.to_owned())
+}
+
+/// Builds the client and checks that the API server answers, so a misconfigured start fails in one line.
+async fn connect(timeout: Duration) -> Result<Client, RunError> {
+    let config = kube::Config::infer().await.map_err(|error| RunError::Config(error.to_string()))?;
+    let url = config.cluster_url.to_string();
+    let client = Client::try_from(config).map_err(|error| RunError::Config(error.to_string()))?;
+    match tokio::time::timeout(timeout, client.apiserver_version()).await {
+        Ok(Ok(version)) => {
+            tracing::info!(%url, version = %version.git_version, "connected to the API server");
+            Ok(client)
+        }
+        Ok(Err(error)) => Err(RunError::Unreachable { url, reason: one_line(&error) }),
+        Err(_) => Err(RunError::Unreachable { url, reason: format!("no answer within {timeout:?}") }),
+    }
+}
+
+/// An error and its causes on one line.
+fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // kube's errors often repeat their cause in their own message.
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line.replace('\n', " ")
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, RunError> {
+    TcpListener::bind(addr).await.map_err(|error| RunError::Listen { addr, reason: error.to_string() })
+}
+
+/// Flips the shutdown channel on SIGTERM (what the kubelet sends) or SIGINT (Ctrl-C).
+fn spawn_signal_handler(shutdown: watch::Sender<bool>) -> Result<(), RunError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).map_err(|error| RunError::Signal(error.to_string()))?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|error| RunError::Signal(error.to_string()))?;
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutting down: finishing the reconciles in flight");
+        let _ = shutdown.send(true);
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("ten minutes").is_err());
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

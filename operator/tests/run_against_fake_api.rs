@@ -1,0 +1,304 @@
+//! `sei-operator run` end to end against a fake API server on loopback: it serves `/healthz`, `/readyz` and
+//! `/metrics`, takes the leader Lease, its SeiNode controller picks a node up from the watch and drives
+//! `reconcile_node` (the status write reaches the API server through the status subresource), and SIGTERM makes it
+//! release the Lease and exit 0.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Either, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_sei-operator");
+const TEST_BOUND: Duration = Duration::from_secs(20);
+const NODE_PATH: &str = "/apis/sei.io/v1alpha1/namespaces/sei/seinodes/n1";
+const LEASE_PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/sei-operator/leases/sei-operator";
+
+/// The one SeiNode the fake cluster holds, and every request it received.
+#[derive(Default)]
+struct Store {
+    node: Option<Value>,
+    requests: Vec<(String, String)>,
+    /// `status.phase` of each status write, in order.
+    written_phases: Vec<String>,
+    /// The leader Lease, once created.
+    lease: Option<Value>,
+}
+
+/// Applies a merge / strategic-merge / apply patch of a Lease's flat `spec` fields: null removes a field.
+fn patch_lease_spec(lease: &mut Value, patch: &Value) {
+    let Some(fields) = patch["spec"].as_object() else { return };
+    if !lease["spec"].is_object() {
+        lease["spec"] = json!({});
+    }
+    let Some(spec) = lease["spec"].as_object_mut() else { return };
+    for (key, value) in fields {
+        if value.is_null() {
+            spec.remove(key);
+        } else {
+            spec.insert(key.clone(), value.clone());
+        }
+    }
+}
+
+fn seinode() -> Value {
+    json!({"apiVersion": "sei.io/v1alpha1", "kind": "SeiNode",
+           "metadata": {"name": "n1", "namespace": "sei", "resourceVersion": "1", "uid": "uid-n1", "generation": 1},
+           "spec": {"chainId": "pacific-1", "image": "sei:v6.3.0", "fullNode": {}}})
+}
+
+type Body = Either<Full<Bytes>, StreamBody<futures::stream::Pending<Result<Frame<Bytes>, Infallible>>>>;
+
+fn json_response(status: u16, body: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Either::Left(Full::new(Bytes::from(body.to_string()))))
+        .unwrap()
+}
+
+/// Answers like an API server holding one SeiNode: lists (the node for SeiNode lists, nothing otherwise), watches
+/// that stay open with no event, the node by name, its status subresource, and Events.
+fn answer(store: &Mutex<Store>, method: &str, path: &str, query: &str, body: Value) -> Response<Body> {
+    let mut store = store.lock().unwrap();
+    store.requests.push((method.to_owned(), format!("{path}?{query}")));
+    if query.contains("watch=true") {
+        let stream = StreamBody::new(futures::stream::pending());
+        return Response::builder().status(200).body(Either::Right(stream)).unwrap();
+    }
+    let not_found = || json_response(404, &json!({"kind": "Status", "code": 404, "reason": "NotFound"}));
+    match (method, path) {
+        ("GET", LEASE_PATH) => store.lease.as_ref().map_or_else(not_found, |lease| json_response(200, lease)),
+        ("PATCH", LEASE_PATH) => match store.lease.as_mut() {
+            Some(lease) => {
+                patch_lease_spec(lease, &body);
+                json_response(200, lease)
+            }
+            None => not_found(),
+        },
+        ("POST", "/apis/coordination.k8s.io/v1/namespaces/sei-operator/leases") => {
+            let mut lease = body;
+            lease["metadata"]["namespace"] = json!("sei-operator");
+            store.lease = Some(lease.clone());
+            json_response(201, &lease)
+        }
+        ("GET", "/version") => json_response(
+            200,
+            &json!({
+            "major": "1", "minor": "33", "gitVersion": "v1.33.0", "gitCommit": "fake", "gitTreeState": "clean",
+            "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"}),
+        ),
+        ("GET", "/apis/sei.io/v1alpha1/seinodes") => {
+            let items: Vec<Value> = store.node.iter().cloned().collect();
+            json_response(
+                200,
+                &json!({"apiVersion": "sei.io/v1alpha1", "kind": "SeiNodeList",
+                                       "metadata": {"resourceVersion": "10"}, "items": items}),
+            )
+        }
+        ("GET", NODE_PATH) => match &store.node {
+            Some(node) => json_response(200, node),
+            None => json_response(404, &json!({"kind": "Status", "code": 404, "reason": "NotFound"})),
+        },
+        ("PUT", p) if p == format!("{NODE_PATH}/status") => {
+            let store = &mut *store;
+            let Some(node) = store.node.as_mut() else { return json_response(404, &json!({"code": 404})) };
+            let version: u64 = node["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+            if body["metadata"]["resourceVersion"] != node["metadata"]["resourceVersion"] {
+                return json_response(409, &json!({"kind": "Status", "code": 409, "reason": "Conflict"}));
+            }
+            node["status"] = body["status"].clone();
+            store.written_phases.push(body["status"]["phase"].as_str().unwrap_or_default().to_owned());
+            node["metadata"]["resourceVersion"] = json!((version + 1).to_string());
+            json_response(200, node)
+        }
+        // Creates (Events, the node's Services, volume, StatefulSet) succeed and are not stored: nothing reads them.
+        ("POST", _) => json_response(201, &body),
+        ("GET", _) => json_response(
+            200,
+            &json!({"apiVersion": "v1", "kind": "List",
+                                                  "metadata": {"resourceVersion": "10"}, "items": []}),
+        ),
+        _ => json_response(404, &json!({"kind": "Status", "code": 404, "reason": "NotFound"})),
+    }
+}
+
+async fn fake_api(store: Arc<Mutex<Store>>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let store = store.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let store = store.clone();
+                    async move {
+                        let method = request.method().to_string();
+                        let path = request.uri().path().to_owned();
+                        let query = request.uri().query().unwrap_or_default().to_owned();
+                        let bytes = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                        Ok::<_, Infallible>(answer(&store, &method, &path, &query, body))
+                    }
+                });
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    port
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Kills the child if the test fails before it exits.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn get(client: &reqwest::Client, url: &str) -> Option<(u16, String)> {
+    let response = client.get(url).send().await.ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().await.ok()?))
+}
+
+/// Like [`eventually`], printing `context()` when it times out.
+async fn eventually_or<F: std::future::Future<Output = bool>>(
+    what: &str,
+    started: Instant,
+    context: &dyn Fn() -> String,
+    mut check: impl FnMut() -> F,
+) {
+    while !check().await {
+        assert!(started.elapsed() < TEST_BOUND, "timed out waiting for {what}\n{}", context());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls `check` every 100 ms until it holds or the test bound passes.
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, started: Instant, mut check: impl FnMut() -> F) {
+    while !check().await {
+        assert!(started.elapsed() < TEST_BOUND, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_reconciles_from_watches_serves_endpoints_and_stops_on_sigterm() {
+    let started = Instant::now();
+    let store = Arc::new(Mutex::new(Store { node: Some(seinode()), ..Store::default() }));
+    let api_port = fake_api(store.clone()).await;
+
+    let home = std::env::temp_dir().join(format!("sei-operator-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    let kubeconfig = home.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
+             clusters:\n- name: fake\n  cluster:\n    server: http://127.0.0.1:{api_port}\n\
+             contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: sei\n\
+             users:\n- name: fake\n  user: {{}}\n"
+        ),
+    )
+    .unwrap();
+    let (metrics_port, probe_port) = (free_port(), free_port());
+    let env: BTreeMap<&str, String> = [
+        ("HOME", home.display().to_string()),
+        ("KUBECONFIG", kubeconfig.display().to_string()),
+        ("SEI_OPERATOR_METRICS_ADDR", format!("127.0.0.1:{metrics_port}")),
+        ("SEI_OPERATOR_PROBE_ADDR", format!("127.0.0.1:{probe_port}")),
+        ("POD_NAME", "operator-0".to_owned()),
+        ("POD_NAMESPACE", "sei-operator".to_owned()),
+        ("SEI_OPERATOR_LOG_FORMAT", "json".to_owned()),
+    ]
+    .into();
+    let child = Command::new(BINARY)
+        .arg("run")
+        .env_clear()
+        .envs(&env)
+        .stdout(Stdio::from(std::fs::File::create(home.join("operator.log")).unwrap()))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).no_proxy().build().unwrap();
+
+    let probes = format!("http://127.0.0.1:{probe_port}");
+    eventually("/readyz", started, || async {
+        get(&http, &format!("{probes}/readyz")).await.is_some_and(|(status, _)| status == 200)
+    })
+    .await;
+    assert_eq!(get(&http, &format!("{probes}/healthz")).await.map(|(s, _)| s), Some(200));
+
+    let holder = || store.lock().unwrap().lease.as_ref().map(|l| l["spec"]["holderIdentity"].clone());
+    eventually("the leader Lease", started, || async { holder() == Some(json!("operator-0")) }).await;
+
+    // The node controller saw n1 in its list/watch and ran reconcile_node: Pending → Initializing, written through
+    // the status subresource with the resourceVersion it read.
+    let log = home.join("operator.log");
+    let context = || {
+        let requests = store.lock().unwrap().requests.clone();
+        format!("requests: {requests:#?}\nlog: {}", std::fs::read_to_string(&log).unwrap_or_default())
+    };
+    eventually_or("the SeiNode status write", started, &context, || async {
+        let store = store.lock().unwrap();
+        store.written_phases.first().is_some_and(|phase| phase == "Initializing")
+    })
+    .await;
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    eventually("reconciles in /metrics", started, || async {
+        get(&http, &metrics_url).await.is_some_and(|(status, text)| {
+            status == 200 && text.contains("sei_operator_reconciles_total{controller=\"seinode\"}")
+        })
+    })
+    .await;
+    {
+        let store = store.lock().unwrap();
+        let watched: Vec<_> = store.requests.iter().filter(|(_, t)| t.contains("watch=true")).map(|(_, t)| t).collect();
+        for kind in ["seinodedeployments", "seinodes", "statefulsets", "services", "jobs"] {
+            assert!(watched.iter().any(|t| t.contains(&format!("/{kind}?"))), "no watch on {kind}: {watched:?}");
+        }
+        // Nothing is watched (so nothing reconciled) before the Lease is held.
+        let first = |wanted: &dyn Fn(&(String, String)) -> bool| store.requests.iter().position(wanted).unwrap();
+        let lease_taken = first(&|(method, target)| method == "PATCH" && target.starts_with(LEASE_PATH));
+        let first_watch = first(&|(_, target)| target.contains("watch=true"));
+        assert!(lease_taken < first_watch, "{:#?}", store.requests);
+    }
+
+    let pid = running.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = loop {
+        if let Some(status) = running.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < TEST_BOUND, "did not stop after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = running.0.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+    }
+    assert!(status.success(), "exit {status:?}, stderr: {stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    // Released on the way out, so a standby need not wait for it to expire.
+    assert_eq!(holder(), Some(Value::Null));
+    let _ = std::fs::remove_dir_all(&home);
+}
