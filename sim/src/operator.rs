@@ -1,0 +1,205 @@
+//! The operator's host: a deterministic work queue fed by the store's watch and by requeue timers, driving an
+//! injected [`Reconciler`] one key at a time. Everything here lives in the host's memory and is lost when the
+//! world crashes the host; the store survives.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::Duration;
+
+use sei_operator::cluster::ObjectRef;
+
+use crate::clock::SimClock;
+use crate::cluster::{ClientKind, SimCluster};
+use crate::sidecar::client::SimSidecar;
+use crate::state::{Shared, lock};
+use crate::trace::Category;
+
+/// What a reconcile asks of the queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requeue {
+    /// Nothing more until the next watch event.
+    Done,
+    /// Reconcile again after this long (zero: as soon as the queue gets to it).
+    After(Duration),
+    /// The reconcile failed: retried with a per-key back-off (1 s doubling to 60 s).
+    Error(String),
+}
+
+/// What a reconcile gets: the operator's API client, a sidecar client tagged `operator:<Kind>` for the kind
+/// being reconciled, and the clock.
+#[derive(Clone)]
+pub struct OperatorContext {
+    pub cluster: SimCluster,
+    pub sidecar: SimSidecar,
+    pub clock: SimClock,
+}
+
+/// A controller's reconcile function, plugged into the operator host.
+pub trait Reconciler: 'static {
+    /// The kinds it reconciles. An event on one of them enqueues that object; an event on an object whose
+    /// controller owner is of one of them enqueues the owner (kube-runtime's `owns`).
+    fn kinds(&self) -> Vec<String>;
+
+    fn reconcile(&self, ctx: &OperatorContext, key: &ObjectRef) -> impl Future<Output = Requeue>;
+}
+
+/// kube-runtime's scheduler, deterministically: each key at most once in the queue, at its earliest due time;
+/// ties in due time go in insertion order.
+#[derive(Default)]
+pub struct WorkQueue {
+    due: BTreeMap<ObjectRef, (Duration, u64)>,
+    order: BTreeSet<(Duration, u64, ObjectRef)>,
+    sequence: u64,
+}
+
+impl WorkQueue {
+    /// Schedules `key` at `at`, unless it is already due earlier.
+    pub fn schedule(&mut self, key: ObjectRef, at: Duration) {
+        if let Some((existing, sequence)) = self.due.get(&key).copied() {
+            if existing <= at {
+                return;
+            }
+            self.order.remove(&(existing, sequence, key.clone()));
+        }
+        self.sequence += 1;
+        self.due.insert(key.clone(), (at, self.sequence));
+        self.order.insert((at, self.sequence, key));
+    }
+
+    /// The first key due at or before `now`.
+    pub fn pop_due(&mut self, now: Duration) -> Option<ObjectRef> {
+        let first = self.order.first().filter(|(at, _, _)| *at <= now)?.clone();
+        self.order.remove(&first);
+        self.due.remove(&first.2);
+        Some(first.2)
+    }
+
+    pub fn next_due(&self) -> Option<Duration> {
+        self.order.first().map(|(at, _, _)| *at)
+    }
+
+    pub fn len(&self) -> usize {
+        self.due.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.due.is_empty()
+    }
+}
+
+/// How many reconciles one tick may run before the host yields simulated time (a reconciler requeueing itself
+/// at once must not stall the clock).
+const RECONCILES_PER_TICK: usize = 256;
+
+/// The operator host's software.
+pub async fn run_operator<R: Reconciler>(shared: Shared, reconciler: R, tick: Duration) -> turmoil::Result {
+    let kinds = reconciler.kinds();
+    let sidecar = SimSidecar::new(shared.clone(), "operator");
+    let cluster = SimCluster::new(shared.clone(), ClientKind::Operator);
+    let clock = SimClock::new(shared.clone());
+    let mut queue = WorkQueue::default();
+    let mut backoff: BTreeMap<ObjectRef, Duration> = BTreeMap::new();
+    let (mut cursor, wake) = {
+        let mut world = lock(&shared);
+        // The informers' initial list: every object of the reconciled kinds.
+        let now = world.now;
+        for kind in &kinds {
+            let keys: Vec<ObjectRef> = world.store.all_of_kind(kind).map(|(k, _)| k.clone()).collect();
+            for key in keys {
+                queue.schedule(key, now);
+            }
+        }
+        world.record(Category::Operator, format!("started, {} keys queued", queue.len()));
+        (world.store.log_len(), world.store_changed.clone())
+    };
+    loop {
+        let mut budget = RECONCILES_PER_TICK;
+        loop {
+            let now = {
+                let mut world = lock(&shared);
+                let changes = world.store.changes_since(cursor).to_vec();
+                cursor += changes.len();
+                let now = world.now;
+                for change in changes {
+                    if world.operator.drop_watch_events > 0 {
+                        world.operator.drop_watch_events -= 1;
+                        world.record(
+                            Category::Fault,
+                            format!("watch event dropped: {:?} {}", change.change, change.object),
+                        );
+                        continue;
+                    }
+                    if kinds.contains(&change.object.kind) {
+                        queue.schedule(change.object.clone(), now);
+                    } else if let Some((kind, name)) = change.controller.filter(|(kind, _)| kinds.contains(kind)) {
+                        queue.schedule(ObjectRef::new(kind, &change.object.namespace, name), now);
+                    }
+                }
+                now
+            };
+            if budget == 0 {
+                break;
+            }
+            let Some(key) = queue.pop_due(now) else { break };
+            budget -= 1;
+            {
+                let mut world = lock(&shared);
+                world.operator.writes_in_reconcile = 0;
+                world.record(Category::Operator, format!("reconcile {key}"));
+            }
+            let ctx = OperatorContext {
+                cluster: cluster.clone(),
+                sidecar: sidecar.with_caller(&format!("operator:{}", key.kind)),
+                clock: clock.clone(),
+            };
+            let outcome = reconciler.reconcile(&ctx, &key).await;
+            let now = lock(&shared).now;
+            match outcome {
+                Requeue::Done => {
+                    backoff.remove(&key);
+                }
+                Requeue::After(delay) => {
+                    backoff.remove(&key);
+                    queue.schedule(key, now + delay);
+                }
+                Requeue::Error(message) => {
+                    let delay =
+                        backoff.get(&key).map_or(Duration::from_secs(1), |d| (*d * 2).min(Duration::from_secs(60)));
+                    backoff.insert(key.clone(), delay);
+                    lock(&shared)
+                        .record(Category::Operator, format!("reconcile {key} failed: {message}; retry in {delay:?}"));
+                    queue.schedule(key, now + delay);
+                }
+            }
+        }
+        let now = lock(&shared).now;
+        let wait = queue.next_due().map_or(Duration::from_secs(3600), |at| at.saturating_sub(now)).max(tick);
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> ObjectRef {
+        ObjectRef::new("SeiNode", "ns", name)
+    }
+
+    #[test]
+    fn a_key_is_queued_once_at_its_earliest_time() {
+        let mut queue = WorkQueue::default();
+        queue.schedule(key("a"), Duration::from_secs(10));
+        queue.schedule(key("a"), Duration::from_secs(20));
+        queue.schedule(key("b"), Duration::from_secs(5));
+        queue.schedule(key("a"), Duration::from_secs(1));
+        assert_eq!(queue.len(), 2);
+        assert_eq!(queue.pop_due(Duration::from_secs(0)), None);
+        assert_eq!(queue.pop_due(Duration::from_secs(30)), Some(key("a")));
+        assert_eq!(queue.pop_due(Duration::from_secs(30)), Some(key("b")));
+        assert!(queue.is_empty());
+    }
+}

@@ -1,0 +1,569 @@
+//! The `World`: a seeded, simulated cluster — API store, control plane, worker nodes with their pods' servers,
+//! the chain, and optionally the operator's host — stepped tick by tick on turmoil's clock. Tests and scenarios
+//! drive it from here: build, apply objects, run, inject faults, read the trace; every step checks the
+//! invariants.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, UNIX_EPOCH};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use sei_operator::api::{SeiNodeDeployment, UpdateStrategyType};
+use sei_operator::clock::Timestamp;
+use sei_operator::cluster::{Cluster, ClusterError, ClusterObject, LabelSelector, ObjectRef};
+use sei_operator::manifest::ManifestValidator;
+use tokio::sync::Notify;
+
+use crate::chain::Chain;
+use crate::cluster::{ClientKind, SimCluster};
+use crate::faults::ScriptedTaskFailure;
+use crate::invariants::{self, LIVENESS, Observed, Violation};
+use crate::kube::kubelet::{self, PodRuntime};
+use crate::kube::{self as kube_model, ControllerState};
+use crate::operator::{Reconciler, run_operator};
+use crate::registry::ImageRegistry;
+use crate::sidecar::client::SimSidecar;
+use crate::state::{Shared, Timings, WorkerState, WorldState, lock};
+use crate::store::Store;
+use crate::trace::{Category, Trace};
+use crate::worker::run_worker;
+
+/// The pinned epoch of every run: 2026-01-01T00:00:00Z.
+pub const EPOCH_SECONDS: i64 = 1_767_225_600;
+/// The operator's host name.
+pub const OPERATOR_HOST: &str = "operator";
+
+/// How a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(
+        "invariant {} violated at step {step} (t={at:?}, seed {seed}): {}\n--- trace tail ---\n{trace_tail}",
+        violation.invariant, violation.message
+    )]
+    Invariant { violation: Violation, step: u64, at: Duration, seed: u64, trace_tail: String },
+    #[error("a simulated host failed: {0}")]
+    Host(String),
+    #[error("not done within {within:?} (seed {seed}): {what}")]
+    Timeout { within: Duration, seed: u64, what: String },
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("world setup: {0}")]
+    Setup(String),
+}
+
+/// Builds a [`World`].
+pub struct WorldBuilder {
+    seed: u64,
+    epoch: Timestamp,
+    workers: usize,
+    tick: Duration,
+    chains: Vec<Chain>,
+    registry: ImageRegistry,
+    timings: Timings,
+    admission: bool,
+    max_read_lag: u64,
+}
+
+impl WorldBuilder {
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
+    }
+
+    /// turmoil's tick: the resolution of simulated time (default 100 ms).
+    pub fn tick(mut self, tick: Duration) -> Self {
+        self.tick = tick;
+        self
+    }
+
+    /// Adds a chain; the first one added is the default for pods whose node names none.
+    pub fn chain(mut self, chain: Chain) -> Self {
+        self.chains.push(chain);
+        self
+    }
+
+    pub fn registry(mut self, registry: ImageRegistry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    pub fn timings(mut self, timings: Timings) -> Self {
+        self.timings = timings;
+        self
+    }
+
+    pub fn epoch(mut self, epoch: Timestamp) -> Self {
+        self.epoch = epoch;
+        self
+    }
+
+    /// Whether SeiNode / SeiNodeDeployment writes are validated against the CRDs (default: yes).
+    pub fn admission(mut self, admission: bool) -> Self {
+        self.admission = admission;
+        self
+    }
+
+    /// The most versions the operator's reads may lag (history kept for stale reads); default 64.
+    pub fn max_read_lag(mut self, lag: u64) -> Self {
+        self.max_read_lag = lag;
+        self
+    }
+
+    pub fn build(self) -> Result<World, SimError> {
+        let validator = if self.admission {
+            Some(Arc::new(ManifestValidator::new().map_err(|e| SimError::Setup(e.to_string()))?))
+        } else {
+            None
+        };
+        let mut store = Store::new(validator);
+        store.allow_lag(self.max_read_lag);
+        let default_chain = self.chains.first().map(|c| c.id.clone()).unwrap_or_default();
+        let workers = (0..self.workers)
+            .map(|i| WorkerState {
+                name: format!("worker-{i}"),
+                up: true,
+                image_cache: Default::default(),
+                servers_version: 0,
+                wake: Arc::new(Notify::new()),
+            })
+            .collect();
+        let state = WorldState {
+            now: Duration::ZERO,
+            epoch: self.epoch,
+            seed: self.seed,
+            rng: StdRng::seed_from_u64(self.seed),
+            store,
+            trace: Trace::default(),
+            chains: self.chains.into_iter().map(|c| (c.id.clone(), c)).collect(),
+            default_chain,
+            registry: self.registry,
+            timings: self.timings,
+            pods: BTreeMap::new(),
+            volumes: BTreeMap::new(),
+            workers,
+            controllers: ControllerState::default(),
+            api_faults: Default::default(),
+            operator: Default::default(),
+            task_failures: Vec::new(),
+            sidecar_calls: Vec::new(),
+            panics: Vec::new(),
+            ready_images: Default::default(),
+            events: Vec::new(),
+            write_violations: Vec::new(),
+            store_changed: Arc::new(Notify::new()),
+        };
+        let shared: Shared = Arc::new(Mutex::new(state));
+        let epoch_offset = Duration::from_secs(u64::try_from(self.epoch.as_second()).unwrap_or(0));
+        let mut sim = turmoil::Builder::new()
+            .simulation_duration(Duration::MAX)
+            .tick_duration(self.tick)
+            // A pinned SystemTime, never the wall clock (turmoil's default epoch is `SystemTime::now()`).
+            .epoch(UNIX_EPOCH + epoch_offset)
+            .rng_seed(self.seed)
+            .min_message_latency(Duration::from_millis(1))
+            .max_message_latency(Duration::from_millis(20))
+            .build();
+        for index in 0..self.workers {
+            let shared = shared.clone();
+            sim.host(format!("worker-{index}"), move || run_worker(shared.clone(), index));
+        }
+        Ok(World {
+            sim,
+            shared,
+            observed: Observed::default(),
+            seed: self.seed,
+            tick: self.tick,
+            steps: 0,
+            probes: 0,
+            operator: false,
+            operator_down: false,
+            last_checked: (u64::MAX, usize::MAX),
+            notified_version: 0,
+        })
+    }
+}
+
+/// The simulated world.
+pub struct World {
+    sim: turmoil::Sim<'static>,
+    shared: Shared,
+    observed: Observed,
+    seed: u64,
+    tick: Duration,
+    steps: u64,
+    probes: usize,
+    operator: bool,
+    operator_down: bool,
+    last_checked: (u64, usize),
+    notified_version: u64,
+}
+
+/// Polls a future that completes without waiting (the store's calls do): `None` if it would wait.
+fn ready<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = pin!(future);
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => None,
+    }
+}
+
+impl World {
+    /// A builder with the pinned epoch, 3 workers, 100 ms ticks, an empty registry and no chain.
+    pub fn builder(seed: u64) -> WorldBuilder {
+        WorldBuilder {
+            seed,
+            epoch: Timestamp::from_second(EPOCH_SECONDS).unwrap_or(Timestamp::UNIX_EPOCH),
+            workers: 3,
+            tick: Duration::from_millis(100),
+            chains: Vec::new(),
+            registry: ImageRegistry::default(),
+            timings: Timings::default(),
+            admission: true,
+            max_read_lag: 64,
+        }
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Simulated time since the start.
+    pub fn now(&self) -> Duration {
+        self.sim.elapsed()
+    }
+
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Reads the world's state.
+    pub fn inspect<T>(&self, f: impl FnOnce(&WorldState) -> T) -> T {
+        f(&lock(&self.shared))
+    }
+
+    /// Changes the world's state directly (scenario set-up, faults not covered by an operation).
+    pub fn modify<T>(&self, f: impl FnOnce(&mut WorldState) -> T) -> T {
+        f(&mut lock(&self.shared))
+    }
+
+    /// A copy of the trace so far.
+    pub fn trace(&self) -> Trace {
+        lock(&self.shared).trace.clone()
+    }
+
+    /// The harness's API client (no faults, no lag).
+    pub fn cluster(&self) -> SimCluster {
+        SimCluster::new(self.shared.clone(), ClientKind::Harness)
+    }
+
+    /// An API client with the operator's faults, for tests of stale reads and injected errors.
+    pub fn operator_cluster(&self) -> SimCluster {
+        SimCluster::new(self.shared.clone(), ClientKind::Operator)
+    }
+
+    fn call<T>(&self, future: impl Future<Output = Result<T, ClusterError>>) -> Result<T, SimError> {
+        ready(future)
+            .unwrap_or_else(|| Err(ClusterError::Transient("the store call would block".into())))
+            .map_err(Into::into)
+    }
+
+    pub fn get<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<K, SimError> {
+        self.call(self.cluster().get::<K>(namespace, name))
+    }
+
+    pub fn list<K: ClusterObject>(&self, namespace: &str, selector: &LabelSelector) -> Result<Vec<K>, SimError> {
+        self.call(self.cluster().list::<K>(namespace, selector))
+    }
+
+    pub fn create<K: ClusterObject>(&self, object: &K) -> Result<K, SimError> {
+        self.call(self.cluster().create(object))
+    }
+
+    /// Creates the object, or replaces the stored one's metadata and spec with it (`kubectl apply`).
+    pub fn apply<K: ClusterObject>(&self, object: &K) -> Result<K, SimError> {
+        let meta = object.meta();
+        let (namespace, name) = (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default());
+        match self.get::<K>(&namespace, &name) {
+            Ok(stored) => {
+                let mut updated = object.clone();
+                updated.meta_mut().resource_version = stored.meta().resource_version.clone();
+                self.call(self.cluster().replace(&updated))
+            }
+            Err(SimError::Cluster(ClusterError::NotFound(_))) => self.create(object),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Reads, changes and replaces an object (metadata and spec).
+    pub fn edit<K: ClusterObject>(&self, namespace: &str, name: &str, f: impl FnOnce(&mut K)) -> Result<K, SimError> {
+        let mut object = self.get::<K>(namespace, name)?;
+        f(&mut object);
+        self.call(self.cluster().replace(&object))
+    }
+
+    /// Reads, changes and replaces an object's status.
+    pub fn edit_status<K: ClusterObject>(
+        &self,
+        namespace: &str,
+        name: &str,
+        f: impl FnOnce(&mut K),
+    ) -> Result<K, SimError> {
+        let mut object = self.get::<K>(namespace, name)?;
+        f(&mut object);
+        self.call(self.cluster().replace_status(&object))
+    }
+
+    pub fn delete<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<(), SimError> {
+        self.call(self.cluster().delete::<K>(namespace, name))
+    }
+
+    /// The runtime state of a pod.
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<PodRuntime> {
+        lock(&self.shared).pods.get(&ObjectRef::new("Pod", namespace, name)).cloned()
+    }
+
+    /// Starts the operator's host; `factory` builds a fresh reconciler at every (re)start.
+    pub fn start_operator<R: Reconciler, F: Fn() -> R + 'static>(&mut self, factory: F) {
+        let (shared, tick) = (self.shared.clone(), self.tick);
+        self.sim.host(OPERATOR_HOST, move || run_operator(shared.clone(), factory(), tick));
+        self.operator = true;
+    }
+
+    /// One tick: the control plane and kubelets at the current time, then every host, then the invariants.
+    pub fn step(&mut self) -> Result<(), SimError> {
+        {
+            let mut world = lock(&self.shared);
+            world.now = self.sim.elapsed();
+            kube_model::step(&mut world);
+            if world.store.version() != self.notified_version {
+                self.notified_version = world.store.version();
+                world.store_changed.notify_one();
+            }
+        }
+        if self.operator_down {
+            self.operator_down = false;
+            self.sim.bounce(OPERATOR_HOST);
+            lock(&self.shared).record(Category::Operator, "restarted");
+        }
+        self.sim.step().map_err(|e| SimError::Host(e.to_string()))?;
+        self.steps += 1;
+        let crash = std::mem::take(&mut lock(&self.shared).operator.crash_requested);
+        if crash {
+            self.crash_operator();
+        }
+        self.check_invariants()
+    }
+
+    /// Checks the invariants if anything happened since the last check.
+    pub fn check_invariants(&mut self) -> Result<(), SimError> {
+        let world = lock(&self.shared);
+        let fingerprint = (world.store.version(), world.trace.lines().len());
+        if fingerprint == self.last_checked {
+            return Ok(());
+        }
+        self.last_checked = fingerprint;
+        invariants::check(&world, &mut self.observed).map_err(|violation| SimError::Invariant {
+            violation,
+            step: self.steps,
+            at: world.now,
+            seed: self.seed,
+            trace_tail: world.trace.tail(40),
+        })
+    }
+
+    /// Runs for `duration` of simulated time.
+    pub fn run_for(&mut self, duration: Duration) -> Result<(), SimError> {
+        let end = self.now() + duration;
+        while self.now() < end {
+            self.step()?;
+        }
+        Ok(())
+    }
+
+    /// Runs until `done` holds, failing after `within` of simulated time.
+    pub fn run_until(
+        &mut self,
+        what: &str,
+        within: Duration,
+        mut done: impl FnMut(&World) -> bool,
+    ) -> Result<(), SimError> {
+        let end = self.now() + within;
+        while !done(self) {
+            if self.now() >= end {
+                return Err(SimError::Timeout { within, seed: self.seed, what: what.into() });
+            }
+            self.step()?;
+        }
+        Ok(())
+    }
+
+    /// Liveness: runs until every SeiNodeDeployment settled — no rollout in progress and its status observed the
+    /// latest generation — failing with the `liveness` invariant after `within`.
+    pub fn run_until_settled(&mut self, within: Duration) -> Result<(), SimError> {
+        let settled = |world: &World| {
+            world.inspect(|state| {
+                state.store.all_of_kind("SeiNodeDeployment").all(|(_, value)| {
+                    let Ok(d) = serde_json::from_value::<SeiNodeDeployment>(value.clone()) else { return false };
+                    let status = d.status.unwrap_or_default();
+                    status.rollout.is_none() && status.observed_generation == d.metadata.generation
+                        || d.spec.update_strategy.type_ == UpdateStrategyType::Unspecified && status.rollout.is_none()
+                })
+            })
+        };
+        match self.run_until("every deployment settles", within, settled) {
+            Err(SimError::Timeout { .. }) => {
+                let (at, trace_tail) = self.inspect(|w| (w.now, w.trace.tail(40)));
+                Err(SimError::Invariant {
+                    violation: Violation {
+                        invariant: LIVENESS,
+                        message: format!("a deployment did not settle within {within:?}"),
+                    },
+                    step: self.steps,
+                    at,
+                    seed: self.seed,
+                    trace_tail,
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Runs `f` with a sidecar client (tagged `caller`) on a fresh client host, stepping the world until it
+    /// returns (at most 10 simulated minutes).
+    pub fn probe<T, F, Fut>(&mut self, caller: &str, f: F) -> Result<T, SimError>
+    where
+        T: 'static,
+        F: FnOnce(SimSidecar) -> Fut + 'static,
+        Fut: Future<Output = T> + 'static,
+    {
+        self.probes += 1;
+        let host = format!("probe-{}", self.probes);
+        let slot: Rc<RefCell<Option<T>>> = Rc::new(RefCell::new(None));
+        let client = SimSidecar::new(self.shared.clone(), caller);
+        let output = slot.clone();
+        self.sim.client(host, async move {
+            let value = f(client).await;
+            *output.borrow_mut() = Some(value);
+            Ok(())
+        });
+        let within = Duration::from_secs(600);
+        self.run_until("probe answers", within, |_| slot.borrow().is_some())?;
+        slot.take().ok_or_else(|| SimError::Timeout { within, seed: self.seed, what: "probe".into() })
+    }
+
+    fn record(&self, category: Category, text: impl std::fmt::Display) {
+        lock(&self.shared).record(category, text);
+    }
+
+    // --- Faults ---
+
+    /// Crashes every container of a pod (they restart: the sidecar forgets everything).
+    pub fn crash_pod(&self, namespace: &str, pod: &str) {
+        self.record(Category::Fault, format!("crash pod {namespace}/{pod}"));
+        kubelet::restart_pod(&mut lock(&self.shared), &ObjectRef::new("Pod", namespace, pod));
+    }
+
+    /// Restarts only a pod's sidecar container.
+    pub fn restart_sidecar(&self, namespace: &str, pod: &str) {
+        self.record(Category::Fault, format!("restart sidecar of {namespace}/{pod}"));
+        kubelet::restart_sidecar(&mut lock(&self.shared), &ObjectRef::new("Pod", namespace, pod));
+    }
+
+    /// Crashes worker node `index`: every pod on it loses its processes until [`World::restart_worker`].
+    pub fn crash_worker(&mut self, index: usize) {
+        let name = format!("worker-{index}");
+        self.record(Category::Fault, format!("crash {name}"));
+        kubelet::worker_down(&mut lock(&self.shared), index);
+        self.sim.crash(name);
+    }
+
+    /// Boots worker node `index` again; the kubelet restarts its pods' containers.
+    pub fn restart_worker(&mut self, index: usize) {
+        let name = format!("worker-{index}");
+        self.record(Category::Fault, format!("restart {name}"));
+        kubelet::worker_up(&mut lock(&self.shared), index);
+        self.sim.bounce(name);
+    }
+
+    /// Crashes the operator: all its memory is lost; it restarts on the next step. The store survives.
+    pub fn crash_operator(&mut self) {
+        if !self.operator {
+            return;
+        }
+        self.record(Category::Fault, "crash operator");
+        self.sim.crash(OPERATOR_HOST);
+        self.operator_down = true;
+    }
+
+    /// Crashes the operator right after its `i`-th write (1-based) in one reconcile.
+    pub fn crash_operator_after_write(&self, i: u32) {
+        self.record(Category::Fault, format!("operator will crash after write {i} of a reconcile"));
+        lock(&self.shared).operator.crash_after_write = Some(i);
+    }
+
+    /// Partitions two hosts (`operator`, `worker-<i>`, `probe-<n>`).
+    pub fn partition(&self, a: &str, b: &str) {
+        self.record(Category::Fault, format!("partition {a} | {b}"));
+        self.sim.partition(a, b);
+    }
+
+    /// Heals a partition.
+    pub fn repair(&self, a: &str, b: &str) {
+        self.record(Category::Fault, format!("repair {a} | {b}"));
+        self.sim.repair(a, b);
+    }
+
+    /// Sets the latency of the link between two hosts.
+    pub fn set_latency(&self, a: &str, b: &str, latency: Duration) {
+        self.record(Category::Fault, format!("latency {a} <-> {b} = {latency:?}"));
+        self.sim.set_link_latency(a, b, latency);
+    }
+
+    /// The operator's next `n` writes fail with Conflict.
+    pub fn inject_conflicts(&self, n: u32) {
+        self.record(Category::Fault, format!("next {n} operator writes conflict"));
+        lock(&self.shared).api_faults.conflicts += n;
+    }
+
+    /// The operator's next `n` API calls fail transiently.
+    pub fn inject_transient_errors(&self, n: u32) {
+        self.record(Category::Fault, format!("next {n} operator API calls fail transiently"));
+        lock(&self.shared).api_faults.transient += n;
+    }
+
+    /// Random API faults at these rates, drawn from the world's RNG.
+    pub fn set_api_fault_rates(&self, conflict_rate: f64, transient_rate: f64) {
+        let mut world = lock(&self.shared);
+        world.api_faults.conflict_rate = conflict_rate;
+        world.api_faults.transient_rate = transient_rate;
+    }
+
+    /// The operator reads the store as it was `versions` versions ago (0: fresh reads).
+    pub fn set_read_lag(&self, versions: u64) {
+        self.record(Category::Fault, format!("operator reads lag {versions} versions"));
+        lock(&self.shared).operator.read_lag = versions;
+    }
+
+    /// The operator's watch drops its next `n` events.
+    pub fn drop_watch_events(&self, n: u32) {
+        self.record(Category::Fault, format!("drop the operator's next {n} watch events"));
+        lock(&self.shared).operator.drop_watch_events += n;
+    }
+
+    /// Sidecar tasks of `task_type` (on `node`'s pods, or any) fail the next `times` times.
+    pub fn fail_task(&self, node: Option<&str>, task_type: &str, times: u32, error: &str) {
+        self.record(Category::Fault, format!("task {task_type} fails {times}x on {}", node.unwrap_or("any node")));
+        lock(&self.shared).task_failures.push(ScriptedTaskFailure {
+            node: node.map(str::to_owned),
+            task_type: task_type.into(),
+            times,
+            error: error.into(),
+        });
+    }
+}
