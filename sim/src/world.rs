@@ -205,7 +205,7 @@ pub struct World {
 }
 
 /// Polls a future that completes without waiting (the store's calls do): `None` if it would wait.
-fn ready<F: Future>(future: F) -> Option<F::Output> {
+pub fn poll_ready<F: Future>(future: F) -> Option<F::Output> {
     let mut future = pin!(future);
     match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(output) => Some(output),
@@ -268,7 +268,7 @@ impl World {
     }
 
     fn call<T>(&self, future: impl Future<Output = Result<T, ClusterError>>) -> Result<T, SimError> {
-        ready(future)
+        poll_ready(future)
             .unwrap_or_else(|| Err(ClusterError::Transient("the store call would block".into())))
             .map_err(Into::into)
     }

@@ -1,0 +1,92 @@
+//! The chain as the pods see it: upgrade panics of the old and the new binary, and a bootstrap Job that halts
+//! at its height.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use sei_sim::kube::kubelet::Seid;
+use sei_sim::seid::SeidExit;
+
+use crate::common::*;
+
+#[test]
+fn the_old_binary_panics_at_the_upgrade_height_and_the_new_one_takes_over() {
+    let mut world = world(10);
+    world.create(&statefulset("n", "sei:v1", false, "Parallel")).unwrap();
+    world.run_until("upgrade panic", secs(400), |w| w.inspect(|s| s.panics.iter().any(|p| p.upgrade_panic))).unwrap();
+    let panic = world.inspect(|s| s.panics[0].clone());
+    assert_eq!(panic.image, "sei:v1");
+    assert!(panic.reason.contains("UPGRADE NEEDED at height 1100"), "{}", panic.reason);
+    assert!(world.now() > SWITCH_AT, "the tip stalls at 1099 until the validators switch");
+    assert!(matches!(world.pod(NS, "n-0").unwrap().seid, Seid::BackOff { .. }));
+    let height = world.inspect(|s| s.volumes.values().next().unwrap().height);
+    assert_eq!(height, UPGRADE_HEIGHT - 1);
+
+    // Parallel lets the stuck pod roll: the new binary starts at 1099 and processes 1100 onwards.
+    world
+        .edit::<StatefulSet>(NS, "n", |s| {
+            s.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image = Some("sei:v2".into());
+        })
+        .unwrap();
+    world
+        .run_until("new binary ready", secs(120), |w| {
+            pod_ready(w, "n-0") && pod_image(w, "n-0").as_deref() == Some("sei:v2")
+        })
+        .unwrap();
+    world.run_for(secs(30)).unwrap();
+    let pod = world.pod(NS, "n-0").unwrap();
+    let Seid::Running { run, .. } = pod.seid else { panic!("not running") };
+    let chain = chain();
+    assert!(run.height_at(&chain, world.now()) > UPGRADE_HEIGHT);
+    assert_eq!(world.inspect(|s| s.panics.len()), 1, "no panic of the new binary");
+}
+
+#[test]
+fn the_new_binary_panics_on_a_block_below_the_upgrade() {
+    let mut world = world(11);
+    world.create(&statefulset("n", "sei:v2", false, "OrderedReady")).unwrap();
+    world.run_until("early panic", secs(60), |w| w.inspect(|s| !s.panics.is_empty())).unwrap();
+    let panic = world.inspect(|s| s.panics[0].clone());
+    assert!(panic.upgrade_panic);
+    assert!(panic.reason.contains("binary updated before trigger"), "{}", panic.reason);
+    assert!(!pod_ready(&world, "n-0"));
+}
+
+#[test]
+fn a_bootstrap_job_with_halt_height_exits_zero_at_that_height() {
+    let mut world = world(12);
+    world.create(&claim("data-n-0")).unwrap();
+    world.create(&bootstrap_job("n-bootstrap", "sei:v1", UPGRADE_HEIGHT - 1, "data-n-0")).unwrap();
+    world
+        .run_until("job complete", secs(300), |w| {
+            w.get::<Job>(NS, "n-bootstrap").ok().and_then(|j| j.status).and_then(|s| s.succeeded) == Some(1)
+        })
+        .unwrap();
+    let job = world.get::<Job>(NS, "n-bootstrap").unwrap();
+    let conditions = job.status.unwrap().conditions.unwrap();
+    assert!(conditions.iter().any(|c| c.type_ == "Complete" && c.status == "True"));
+    assert_eq!(world.inspect(|s| s.volumes.values().next().unwrap().height), UPGRADE_HEIGHT - 1);
+    assert!(world.inspect(|s| s.panics.is_empty()), "halting is not a panic");
+    assert!(world.now() < SWITCH_AT, "it halted at 1099 without waiting for the upgrade");
+    let pods = world.list::<Pod>(NS, &[("job-name".to_owned(), "n-bootstrap".to_owned())].into()).unwrap();
+    assert_eq!(pods.len(), 1);
+    assert_eq!(pods[0].status.as_ref().unwrap().phase.as_deref(), Some("Succeeded"));
+    let pod = world.pod(NS, pods[0].metadata.name.as_deref().unwrap()).unwrap();
+    assert_eq!(pod.seid, Seid::Terminated { exit: SeidExit::Halted });
+}
+
+#[test]
+fn a_failing_bootstrap_job_fails_after_its_backoff_limit() {
+    let mut world = world(13);
+    world.create(&claim("data-n-0")).unwrap();
+    world.create(&bootstrap_job("n-bootstrap", "sei:broken", 1_050, "data-n-0")).unwrap();
+    world
+        .run_until("job failed", secs(120), |w| {
+            w.get::<Job>(NS, "n-bootstrap")
+                .ok()
+                .and_then(|j| j.status)
+                .and_then(|s| s.conditions)
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Failed" && c.status == "True"))
+        })
+        .unwrap();
+}

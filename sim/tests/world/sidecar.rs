@@ -1,0 +1,92 @@
+//! The pods' servers over turmoil: healthz and mark-ready, seid's RPC, restarts and partitions.
+
+use sei_operator::sidecar::wire::{ReadinessStatus, TaskRequest, TaskState};
+use sei_operator::sidecar::{PodAddress, SEID_RPC_PORT, Sidecar, SidecarError, Submission};
+use sei_sim::kube::kubelet::Seid;
+use uuid::Uuid;
+
+use crate::common::*;
+
+fn address() -> PodAddress {
+    PodAddress::for_node(NS, "n", 7777)
+}
+
+fn mark_ready(id: u128) -> TaskRequest {
+    TaskRequest { id: Some(Uuid::from_u128(id)), type_: "mark-ready".into(), params: None }
+}
+
+fn started_world(seed: u64) -> sei_sim::World {
+    let mut world = world(seed);
+    world.create(&headless_service("n")).unwrap();
+    world.create(&statefulset("n", "sei:v1", true, "OrderedReady")).unwrap();
+    world
+        .run_until("sidecar up", secs(60), |w| w.pod(NS, "n-0").is_some_and(|p| p.seid == Seid::WaitingForSidecar))
+        .unwrap();
+    world
+}
+
+#[test]
+fn healthz_turns_200_after_mark_ready_and_503_after_a_restart() {
+    let mut world = started_world(20);
+    let before =
+        world.probe("test", |s| async move { (s.healthz(&address()).await, s.status(&address()).await) }).unwrap();
+    assert_eq!(before, (Ok(false), Ok(ReadinessStatus::Initializing)));
+    assert!(!pod_ready(&world, "n-0"), "seid waits for mark-ready");
+
+    let submitted = world.probe("test", |s| async move { s.submit_task(&address(), &mark_ready(1)).await }).unwrap();
+    assert_eq!(submitted, Ok(Submission::Created));
+    let again = world.probe("test", |s| async move { s.submit_task(&address(), &mark_ready(1)).await }).unwrap();
+    assert_eq!(again, Ok(Submission::AlreadyExists), "resubmitting the same id is idempotent");
+    world.run_for(secs(3)).unwrap();
+    let task = world.probe("test", |s| async move { s.get_task(&address(), Uuid::from_u128(1)).await }).unwrap();
+    assert_eq!(task.unwrap().unwrap().status, TaskState::Completed);
+    assert_eq!(world.probe("test", |s| async move { s.healthz(&address()).await }).unwrap(), Ok(true));
+    world.run_until("seid ready", secs(10), |w| pod_ready(w, "n-0")).unwrap();
+    let chain = world.probe("test", |s| async move { s.chain_status(&address()).await }).unwrap().unwrap();
+    assert!(chain.latest_height > 0);
+
+    world.crash_pod(NS, "n-0");
+    let after = world.probe("test", |s| async move { s.healthz(&address()).await }).unwrap();
+    assert_eq!(after, Ok(false), "the restarted sidecar remembers nothing");
+    let forgotten = world.probe("test", |s| async move { s.get_task(&address(), Uuid::from_u128(1)).await }).unwrap();
+    assert_eq!(forgotten, Ok(None));
+    world.run_until("pod not ready", secs(5), |w| !pod_ready(w, "n-0")).unwrap();
+}
+
+#[test]
+fn seid_rpc_answers_only_while_seid_runs() {
+    let mut world = started_world(21);
+    let early = world.probe("test", |s| async move { s.chain_status(&address()).await }).unwrap();
+    assert!(
+        matches!(early, Err(SidecarError::Unreachable { .. })),
+        "nothing listens on {SEID_RPC_PORT} yet: {early:?}"
+    );
+    world.probe("test", |s| async move { s.submit_task(&address(), &mark_ready(3)).await }).unwrap().unwrap();
+    world.run_until("seid ready", secs(10), |w| pod_ready(w, "n-0")).unwrap();
+    let running = world.probe("test", |s| async move { s.chain_status(&address()).await }).unwrap().unwrap();
+    // A fresh claim starts from genesis and block-syncs towards the tip (1000 and up).
+    assert!(running.latest_height > 0 && running.catching_up, "{running:?}");
+}
+
+#[test]
+fn unknown_hosts_and_bad_requests_are_reported() {
+    let mut world = started_world(22);
+    let nowhere = PodAddress::for_node(NS, "ghost", 7777);
+    let unknown = world.probe("test", move |s| async move { s.healthz(&nowhere).await }).unwrap();
+    assert!(matches!(unknown, Err(SidecarError::Unreachable { .. })));
+    let bogus = TaskRequest { id: None, type_: "reboot".into(), params: None };
+    let rejected = world.probe("test", move |s| async move { s.submit_task(&address(), &bogus).await }).unwrap();
+    assert!(matches!(rejected, Err(SidecarError::Rejected { .. })), "{rejected:?}");
+}
+
+#[test]
+fn a_sidecar_restart_keeps_seid_running() {
+    let mut world = started_world(23);
+    world.probe("test", |s| async move { s.submit_task(&address(), &mark_ready(7)).await }).unwrap().unwrap();
+    world.run_until("seid ready", secs(10), |w| pod_ready(w, "n-0")).unwrap();
+    world.restart_sidecar(NS, "n-0");
+    world.run_for(secs(2)).unwrap();
+    assert!(pod_ready(&world, "n-0"), "seid keeps running");
+    let health = world.probe("test", |s| async move { s.healthz(&address()).await }).unwrap();
+    assert_eq!(health, Ok(false));
+}

@@ -1,0 +1,139 @@
+//! The fake StatefulSet controller and kubelet: observedGeneration lag, revisions, rolling, OrderedReady versus
+//! Parallel, image pulls and CrashLoopBackOff.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use sei_sim::kube::kubelet::Seid;
+
+use crate::common::*;
+
+#[test]
+fn a_template_change_rolls_only_after_the_observed_generation_lag() {
+    let mut world = world(1);
+    world.create(&headless_service("n")).unwrap();
+    world.create(&statefulset("n", "sei:v1", false, "OrderedReady")).unwrap();
+    world.run_until("pod ready", secs(60), |w| pod_ready(w, "n-0")).unwrap();
+    let before = sts_status(&world, "n");
+    assert_eq!(before.observed_generation, Some(1));
+    assert_eq!(before.current_revision, before.update_revision);
+
+    let edited = world
+        .edit::<StatefulSet>(NS, "n", |s| {
+            let spec = s.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+            spec.containers[0].image = Some("sei:v1.1".into());
+        })
+        .unwrap();
+    assert_eq!(edited.metadata.generation, Some(2));
+    world.run_for(secs_f(0.5)).unwrap();
+    let lagging = sts_status(&world, "n");
+    assert_eq!(lagging.observed_generation, Some(1), "the controller has not seen the change yet");
+    assert_eq!(lagging.update_revision, before.update_revision, "revisions still look converged");
+    assert_eq!(pod_image(&world, "n-0").as_deref(), Some("sei:v1"));
+
+    world
+        .run_until("rolled to v1.1", secs(120), |w| {
+            let status = sts_status(w, "n");
+            pod_image(w, "n-0").as_deref() == Some("sei:v1.1")
+                && pod_ready(w, "n-0")
+                && status.current_revision == status.update_revision
+        })
+        .unwrap();
+    let after = sts_status(&world, "n");
+    assert_eq!(after.observed_generation, Some(2));
+    assert_ne!(after.update_revision, before.update_revision);
+    assert_eq!(after.ready_replicas, Some(1));
+    assert_eq!(after.updated_replicas, Some(1));
+}
+
+fn secs_f(s: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(s)
+}
+
+fn roll_broken_pod(policy: &str) -> sei_sim::World {
+    let mut world = world(2);
+    world.create(&headless_service("n")).unwrap();
+    world.create(&statefulset("n", "sei:broken", false, policy)).unwrap();
+    world
+        .run_until("crash looping", secs(60), |w| {
+            matches!(w.pod(NS, "n-0").map(|p| p.seid), Some(Seid::BackOff { .. }))
+        })
+        .unwrap();
+    world
+        .edit::<StatefulSet>(NS, "n", |s| {
+            s.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image = Some("sei:v1".into());
+        })
+        .unwrap();
+    world.run_for(secs(120)).unwrap();
+    world
+}
+
+#[test]
+fn an_unready_pod_under_ordered_ready_is_not_replaced() {
+    let world = roll_broken_pod("OrderedReady");
+    let status = sts_status(&world, "n");
+    assert_eq!(status.observed_generation, Some(2), "the controller saw the change");
+    assert_ne!(status.current_revision, status.update_revision);
+    assert_eq!(pod_image(&world, "n-0").as_deref(), Some("sei:broken"), "the crash-looping pod is left alone");
+    assert!(world.pod(NS, "n-0").unwrap().restarts >= 2);
+}
+
+#[test]
+fn an_unready_pod_under_parallel_is_replaced() {
+    let world = roll_broken_pod("Parallel");
+    assert_eq!(pod_image(&world, "n-0").as_deref(), Some("sei:v1"));
+    assert!(pod_ready(&world, "n-0"));
+    let status = sts_status(&world, "n");
+    assert_eq!(status.current_revision, status.update_revision);
+}
+
+#[test]
+fn an_unknown_image_never_pulls_and_never_becomes_ready() {
+    let mut world = world(3);
+    world.create(&statefulset("n", "sei:nope", false, "OrderedReady")).unwrap();
+    world.run_for(secs(300)).unwrap();
+    let pod = world.pod(NS, "n-0").unwrap();
+    assert_eq!(pod.seid, Seid::ImagePullBackOff);
+    assert!(!pod_ready(&world, "n-0"));
+    assert_eq!(sts_status(&world, "n").ready_replicas, Some(0));
+}
+
+#[test]
+fn crash_loop_back_off_doubles_from_ten_seconds_to_five_minutes() {
+    let mut world = world(4);
+    world.create(&statefulset("n", "sei:broken", false, "OrderedReady")).unwrap();
+    let mut backoffs = Vec::new();
+    let mut last_until = None;
+    while backoffs.len() < 7 {
+        world.step().unwrap();
+        if let Some(Seid::BackOff { until, .. }) = world.pod(NS, "n-0").map(|p| p.seid)
+            && last_until != Some(until)
+        {
+            last_until = Some(until);
+            backoffs.push((until - world.now()).as_secs_f64().round() as u64);
+        }
+    }
+    // Measured one tick after the crash, so each is the back-off less at most a tick.
+    let expected = [10, 20, 40, 80, 160, 300, 300];
+    for (seen, want) in backoffs.iter().zip(expected) {
+        assert!(want - 1 <= *seen && *seen <= want, "back-offs {backoffs:?}, want {expected:?}");
+    }
+}
+
+#[test]
+fn claims_survive_pod_deletion() {
+    let mut world = world(5);
+    world.create(&statefulset("n", "sei:v1", false, "OrderedReady")).unwrap();
+    world.run_until("pod ready", secs(60), |w| pod_ready(w, "n-0")).unwrap();
+    world.run_for(secs(30)).unwrap();
+    world.delete::<k8s_openapi::api::core::v1::Pod>(NS, "n-0").unwrap();
+    world.run_until("pod gone", secs(5), |w| w.pod(NS, "n-0").is_none()).unwrap();
+    let saved = world.inspect(|w| w.volumes.values().next().map(|v| v.height)).unwrap();
+    assert!(saved > 1_000, "the chain data was saved on the claim: {saved}");
+    world.run_until("pod back", secs(60), |w| pod_ready(w, "n-0")).unwrap();
+    assert!(world.get::<PersistentVolumeClaim>(NS, "data-n-0").is_ok());
+    let pod = world.pod(NS, "n-0").unwrap();
+    match pod.seid {
+        Seid::Running { run, .. } => assert_eq!(run.start_height, saved, "the new pod resumes from the claim"),
+        other => panic!("not running: {other:?}"),
+    }
+}
