@@ -24,6 +24,8 @@ pub enum ClientKind {
 pub struct SimCluster {
     shared: Shared,
     kind: ClientKind,
+    /// The reconcile this client serves, for "crash after the i-th write in a reconcile".
+    reconcile: Option<u64>,
 }
 
 /// A read or a write, for fault injection.
@@ -35,7 +37,12 @@ enum Access {
 
 impl SimCluster {
     pub fn new(shared: Shared, kind: ClientKind) -> Self {
-        SimCluster { shared, kind }
+        SimCluster { shared, kind, reconcile: None }
+    }
+
+    /// The same client, counting its writes as those of reconcile `id`.
+    pub fn for_reconcile(&self, id: u64) -> Self {
+        SimCluster { shared: self.shared.clone(), kind: self.kind, reconcile: Some(id) }
     }
 
     fn actor(&self) -> &'static str {
@@ -104,8 +111,9 @@ impl SimCluster {
         let mut crash = false;
         if self.kind == ClientKind::Operator && result.is_ok() {
             let faults = &mut world.operator;
-            faults.writes_in_reconcile += 1;
-            if faults.crash_after_write == Some(faults.writes_in_reconcile) {
+            let writes = faults.writes_in_reconcile.entry(self.reconcile.unwrap_or(0)).or_default();
+            *writes += 1;
+            if faults.crash_after_write == Some(*writes) {
                 faults.crash_after_write = None;
                 faults.crash_requested = true;
                 crash = true;

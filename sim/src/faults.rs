@@ -2,6 +2,8 @@
 //! events, an operator crash right after its i-th write in a reconcile, and scripted sidecar task failures.
 //! The operations that apply them live on [`crate::world::World`].
 
+use std::collections::BTreeMap;
+
 /// Faults on the operator's API client.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ApiFaults {
@@ -25,8 +27,8 @@ pub struct OperatorFaults {
     pub drop_watch_events: u32,
     /// Crash the operator right after its i-th write (1-based) within one reconcile.
     pub crash_after_write: Option<u32>,
-    /// Writes made by the reconcile in progress.
-    pub writes_in_reconcile: u32,
+    /// Writes made so far by each reconcile in progress (by reconcile id).
+    pub writes_in_reconcile: BTreeMap<u64, u32>,
     /// The operator reached its crash point; the world crashes its host at the end of the step.
     pub crash_requested: bool,
 }

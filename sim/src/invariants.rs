@@ -49,6 +49,8 @@ pub struct Observed {
     pub services: BTreeMap<ObjectRef, Service>,
     /// (Service, revision) pairs that have had a Running node behind them.
     served: BTreeSet<(ObjectRef, String)>,
+    /// SeiNodes changed since the last check of [`current_image_was_run`].
+    changed_nodes: BTreeSet<ObjectRef>,
     calls_checked: usize,
     panics_checked: usize,
     write_violations_checked: usize,
@@ -62,7 +64,10 @@ impl Observed {
         let keys: BTreeSet<&ObjectRef> = changes.iter().map(|c| &c.object).collect();
         for key in keys {
             match key.kind.as_str() {
-                "SeiNode" => update(&mut self.nodes, world, key),
+                "SeiNode" => {
+                    update(&mut self.nodes, world, key);
+                    self.changed_nodes.insert(key.clone());
+                }
                 "SeiNodeDeployment" => update(&mut self.deployments, world, key),
                 "Service" => update(&mut self.services, world, key),
                 _ => {}
@@ -88,14 +93,10 @@ pub fn check(world: &WorldState, observed: &mut Observed) -> Result<(), Violatio
     no_traffic_black_hole(observed)?;
     no_upgrade_panic_on_hardfork_entrant(world, observed)?;
     rollout_condition_matches_rollout(observed)?;
-    current_image_was_run(world, observed)?;
+    current_image_was_run(world, &mut *observed)?;
     single_writer(world, observed)?;
     no_leaked_entrants_once_quiet(observed)?;
     Ok(())
-}
-
-fn labels(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> BTreeMap<String, String> {
-    meta.labels.clone().unwrap_or_default()
 }
 
 fn is_blue_green_like(deployment: &SeiNodeDeployment) -> bool {
@@ -106,7 +107,7 @@ fn is_blue_green_like(deployment: &SeiNodeDeployment) -> bool {
 /// Running nodes and has none left.
 pub fn no_traffic_black_hole(observed: &mut Observed) -> Result<(), Violation> {
     for (key, service) in &observed.services {
-        let selector = service.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
+        let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()) else { continue };
         let (Some(deployment), Some(revision)) = (selector.get(LABEL_DEPLOYMENT), selector.get(LABEL_REVISION)) else {
             continue;
         };
@@ -118,7 +119,7 @@ pub fn no_traffic_black_hole(observed: &mut Observed) -> Result<(), Violation> {
             continue;
         }
         let running = observed.nodes.iter().any(|(node_key, node)| {
-            let l = labels(&node.metadata);
+            let Some(l) = node.metadata.labels.as_ref() else { return false };
             node_key.namespace == key.namespace
                 && l.get(LABEL_DEPLOYMENT) == Some(deployment)
                 && l.get(LABEL_REVISION) == Some(revision)
@@ -185,8 +186,10 @@ pub fn rollout_condition_matches_rollout(observed: &Observed) -> Result<(), Viol
 }
 
 /// Invariant 4: `status.currentImage` never names an image no Ready pod of that node has run.
-pub fn current_image_was_run(world: &WorldState, observed: &Observed) -> Result<(), Violation> {
-    for (key, node) in &observed.nodes {
+pub fn current_image_was_run(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
+    // Ready images are only ever added, so only a node whose status changed can newly break this.
+    for key in std::mem::take(&mut observed.changed_nodes) {
+        let Some(node) = observed.nodes.get(&key) else { continue };
         let Some(image) = node.status.as_ref().and_then(|s| s.current_image.as_ref()) else { continue };
         if !world.ready_images.contains(&(key.namespace.clone(), key.name.clone(), image.clone())) {
             return Err(Violation::new(
@@ -223,7 +226,7 @@ pub fn no_leaked_entrants_once_quiet(observed: &Observed) -> Result<(), Violatio
             .nodes
             .values()
             .filter(|n| is_controlled_by(&n.metadata, uid) && n.metadata.deletion_timestamp.is_none())
-            .filter_map(|n| labels(&n.metadata).get(LABEL_REVISION).cloned())
+            .filter_map(|n| n.metadata.labels.as_ref()?.get(LABEL_REVISION).cloned())
             .collect();
         if revisions.len() > 1 {
             return Err(Violation::new(

@@ -1,12 +1,14 @@
 //! The operator's host: a deterministic work queue fed by the store's watch and by requeue timers, driving an
-//! injected [`Reconciler`] one key at a time. Everything here lives in the host's memory and is lost when the
+//! injected [`Reconciler`], concurrently across keys and never twice at once for one key. Everything here lives in the host's memory and is lost when the
 //! world crashes the host; the store survives.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::rc::Rc;
 use std::time::Duration;
 
 use sei_operator::cluster::ObjectRef;
+use tokio::task::JoinSet;
 
 use crate::clock::SimClock;
 use crate::cluster::{ClientKind, SimCluster};
@@ -87,18 +89,39 @@ impl WorkQueue {
     }
 }
 
-/// How many reconciles one tick may run before the host yields simulated time (a reconciler requeueing itself
-/// at once must not stall the clock).
-const RECONCILES_PER_TICK: usize = 256;
+/// How the operator host runs reconciles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OperatorConfig {
+    /// Reconciles running at once, each on a different key (kube-runtime's default is unbounded).
+    pub concurrency: usize,
+}
 
-/// The operator host's software.
-pub async fn run_operator<R: Reconciler>(shared: Shared, reconciler: R, tick: Duration) -> turmoil::Result {
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        OperatorConfig { concurrency: usize::MAX }
+    }
+}
+
+/// The operator host's software: kube-runtime's controller loop, deterministically. Reconciles of different
+/// keys run concurrently (as tasks on the host); a key is never reconciled twice at once — an event for a key in
+/// flight reruns it when the running reconcile ends.
+pub async fn run_operator<R: Reconciler>(
+    shared: Shared,
+    reconciler: R,
+    config: OperatorConfig,
+    tick: Duration,
+) -> turmoil::Result {
+    let reconciler = Rc::new(reconciler);
     let kinds = reconciler.kinds();
     let sidecar = SimSidecar::new(shared.clone(), "operator");
     let cluster = SimCluster::new(shared.clone(), ClientKind::Operator);
     let clock = SimClock::new(shared.clone());
     let mut queue = WorkQueue::default();
     let mut backoff: BTreeMap<ObjectRef, Duration> = BTreeMap::new();
+    let mut in_flight: BTreeSet<ObjectRef> = BTreeSet::new();
+    let mut rerun: BTreeSet<ObjectRef> = BTreeSet::new();
+    let mut running: JoinSet<(ObjectRef, u64, Requeue)> = JoinSet::new();
+    let mut next_id: u64 = 0;
     let (mut cursor, wake) = {
         let mut world = lock(&shared);
         // The informers' initial list: every object of the reconciled kinds.
@@ -113,70 +136,81 @@ pub async fn run_operator<R: Reconciler>(shared: Shared, reconciler: R, tick: Du
         (world.store.log_len(), world.store_changed.clone())
     };
     loop {
-        let mut budget = RECONCILES_PER_TICK;
-        loop {
-            let now = {
-                let mut world = lock(&shared);
-                let changes = world.store.changes_since(cursor).to_vec();
-                cursor += changes.len();
-                let now = world.now;
-                for change in changes {
-                    if world.operator.drop_watch_events > 0 {
-                        world.operator.drop_watch_events -= 1;
-                        world.record(
-                            Category::Fault,
-                            format!("watch event dropped: {:?} {}", change.change, change.object),
-                        );
-                        continue;
-                    }
-                    if kinds.contains(&change.object.kind) {
-                        queue.schedule(change.object.clone(), now);
-                    } else if let Some((kind, name)) = change.controller.filter(|(kind, _)| kinds.contains(kind)) {
-                        queue.schedule(ObjectRef::new(kind, &change.object.namespace, name), now);
-                    }
+        let now = {
+            let mut world = lock(&shared);
+            let changes = world.store.changes_since(cursor).to_vec();
+            cursor += changes.len();
+            let now = world.now;
+            for change in changes {
+                if world.operator.drop_watch_events > 0 {
+                    world.operator.drop_watch_events -= 1;
+                    world
+                        .record(Category::Fault, format!("watch event dropped: {:?} {}", change.change, change.object));
+                    continue;
                 }
-                now
-            };
-            if budget == 0 {
-                break;
+                if kinds.contains(&change.object.kind) {
+                    queue.schedule(change.object.clone(), now);
+                } else if let Some((kind, name)) = change.controller.filter(|(kind, _)| kinds.contains(kind)) {
+                    queue.schedule(ObjectRef::new(kind, &change.object.namespace, name), now);
+                }
             }
+            now
+        };
+        while running.len() < config.concurrency {
             let Some(key) = queue.pop_due(now) else { break };
-            budget -= 1;
-            {
-                let mut world = lock(&shared);
-                world.operator.writes_in_reconcile = 0;
-                world.record(Category::Operator, format!("reconcile {key}"));
+            if in_flight.contains(&key) {
+                rerun.insert(key);
+                continue;
             }
+            next_id += 1;
+            let id = next_id;
+            lock(&shared).record(Category::Operator, format!("reconcile {key}"));
             let ctx = OperatorContext {
-                cluster: cluster.clone(),
+                cluster: cluster.for_reconcile(id),
                 sidecar: sidecar.with_caller(&format!("operator:{}", key.kind)),
                 clock: clock.clone(),
             };
-            let outcome = reconciler.reconcile(&ctx, &key).await;
-            let now = lock(&shared).now;
-            match outcome {
-                Requeue::Done => {
-                    backoff.remove(&key);
-                }
-                Requeue::After(delay) => {
-                    backoff.remove(&key);
-                    queue.schedule(key, now + delay);
-                }
-                Requeue::Error(message) => {
-                    let delay =
-                        backoff.get(&key).map_or(Duration::from_secs(1), |d| (*d * 2).min(Duration::from_secs(60)));
-                    backoff.insert(key.clone(), delay);
-                    lock(&shared)
-                        .record(Category::Operator, format!("reconcile {key} failed: {message}; retry in {delay:?}"));
-                    queue.schedule(key, now + delay);
-                }
-            }
+            in_flight.insert(key.clone());
+            let reconciler = reconciler.clone();
+            running.spawn_local(async move {
+                let outcome = reconciler.reconcile(&ctx, &key).await;
+                (key, id, outcome)
+            });
         }
-        let now = lock(&shared).now;
         let wait = queue.next_due().map_or(Duration::from_secs(3600), |at| at.saturating_sub(now)).max(tick);
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
+            Some(joined) = running.join_next(), if !running.is_empty() => {
+                // A panicking reconcile is a bug in the controller: the host fails and the run reports it.
+                let (key, id, outcome) = joined.map_err(|e| format!("a reconcile panicked: {e}"))?;
+                in_flight.remove(&key);
+                let mut world = lock(&shared);
+                world.operator.writes_in_reconcile.remove(&id);
+                let now = world.now;
+                let delay = match outcome {
+                    Requeue::Done => {
+                        backoff.remove(&key);
+                        None
+                    }
+                    Requeue::After(delay) => {
+                        backoff.remove(&key);
+                        Some(delay)
+                    }
+                    Requeue::Error(message) => {
+                        let delay = backoff.get(&key).map_or(Duration::from_secs(1), |d| (*d * 2).min(Duration::from_secs(60)));
+                        backoff.insert(key.clone(), delay);
+                        world.record(Category::Operator, format!("reconcile {key} failed: {message}; retry in {delay:?}"));
+                        Some(delay)
+                    }
+                };
+                if let Some(delay) = delay {
+                    queue.schedule(key.clone(), now + delay);
+                }
+                if rerun.remove(&key) {
+                    queue.schedule(key, now);
+                }
+            }
         }
     }
 }

@@ -26,7 +26,7 @@ use crate::faults::ScriptedTaskFailure;
 use crate::invariants::{self, LIVENESS, Observed, Violation};
 use crate::kube::kubelet::{self, PodRuntime};
 use crate::kube::{self as kube_model, ControllerState};
-use crate::operator::{Reconciler, run_operator};
+use crate::operator::{OperatorConfig, Reconciler, run_operator};
 use crate::registry::ImageRegistry;
 use crate::sidecar::client::SimSidecar;
 use crate::state::{Shared, Timings, WorkerState, WorldState, lock};
@@ -330,8 +330,13 @@ impl World {
 
     /// Starts the operator's host; `factory` builds a fresh reconciler at every (re)start.
     pub fn start_operator<R: Reconciler, F: Fn() -> R + 'static>(&mut self, factory: F) {
+        self.start_operator_with(OperatorConfig::default(), factory);
+    }
+
+    /// Starts the operator's host with a given configuration.
+    pub fn start_operator_with<R: Reconciler, F: Fn() -> R + 'static>(&mut self, config: OperatorConfig, factory: F) {
         let (shared, tick) = (self.shared.clone(), self.tick);
-        self.sim.host(OPERATOR_HOST, move || run_operator(shared.clone(), factory(), tick));
+        self.sim.host(OPERATOR_HOST, move || run_operator(shared.clone(), factory(), config, tick));
         self.operator = true;
     }
 

@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rand::Rng;
 use sei_operator::cluster::{ClusterError, ObjectRef};
 use sei_operator::meta::{controller_reference, is_controlled_by};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::traced;
@@ -21,8 +22,7 @@ const DEFAULT_BACKOFF_LIMIT: i32 = 6;
 
 /// Syncs every Job.
 pub fn sync(world: &mut WorldState) {
-    let jobs: Vec<Job> =
-        world.store.all_of_kind("Job").filter_map(|(_, v)| serde_json::from_value(v.clone()).ok()).collect();
+    let jobs: Vec<Job> = world.store.all_of_kind("Job").filter_map(|(_, v)| Job::deserialize(v).ok()).collect();
     for job in jobs {
         sync_one(world, &job);
     }
@@ -47,7 +47,7 @@ fn sync_one(world: &mut WorldState, job: &Job) {
         .store
         .list("Pod", namespace, &BTreeMap::new(), None)
         .into_iter()
-        .filter_map(|v| serde_json::from_value::<Pod>(v.clone()).ok())
+        .filter_map(|v| Pod::deserialize(v).ok())
         .filter(|p| is_controlled_by(&p.metadata, uid))
         .collect();
     let phase = |p: &Pod| p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();

@@ -3,6 +3,7 @@
 //! status back to the store. Each pod's state lives here, keyed by the pod; a pod restart replaces only its own
 //! state, a worker crash takes down every pod on the worker.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -144,27 +145,26 @@ pub fn target_height(params: Option<&Value>) -> Option<u64> {
 
 /// Brings pod runtimes in line with the store: new pods are scheduled and started, deleted ones are killed.
 pub fn sync_pods(world: &mut WorldState) {
-    let stored: Vec<(ObjectRef, Value)> = world
+    // Live pods by key, with their uid: a pod deleted and recreated under the same name is a new pod.
+    let stored: BTreeMap<ObjectRef, String> = world
         .store
         .all_of_kind("Pod")
         .filter(|(_, v)| !crate::store::is_deleting(v))
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, v)| (k.clone(), v.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_owned()))
         .collect();
     let gone: Vec<ObjectRef> = world
         .pods
         .iter()
-        .filter(|(key, runtime)| {
-            !stored
-                .iter()
-                .any(|(k, v)| k == *key && v.pointer("/metadata/uid").and_then(Value::as_str) == Some(&runtime.uid))
-        })
+        .filter(|(key, runtime)| stored.get(*key) != Some(&runtime.uid))
         .map(|(key, _)| key.clone())
         .collect();
     for key in gone {
         kill_pod(world, &key);
     }
-    for (key, value) in stored {
-        if !world.pods.contains_key(&key) {
+    for key in stored.into_keys() {
+        if !world.pods.contains_key(&key)
+            && let Some(value) = world.store.get(&key, None).cloned()
+        {
             start_pod(world, key, &value);
         }
     }

@@ -7,13 +7,14 @@
 //! Ready, *before* the rolling-update step — so a crash-looping pod of the old revision is never replaced by a
 //! template change (kubernetes/kubernetes#67250); under `Parallel` it carries on and replaces it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, Pod, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sei_operator::cluster::ObjectRef;
 use sei_operator::meta::{controller_reference, is_controlled_by};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::traced;
@@ -25,13 +26,19 @@ const ACTOR: &str = "statefulset-controller";
 
 /// Syncs every StatefulSet.
 pub fn sync(world: &mut WorldState) {
-    let sets: Vec<StatefulSet> = world
-        .store
-        .all_of_kind("StatefulSet")
-        .filter_map(|(_, value)| serde_json::from_value(value.clone()).ok())
-        .collect();
+    let sets: Vec<StatefulSet> =
+        world.store.all_of_kind("StatefulSet").filter_map(|(_, value)| StatefulSet::deserialize(value).ok()).collect();
+    // Pods by controller uid, read once for all sets (as the controller's pod informer would hold them).
+    let mut pods_by_owner: BTreeMap<String, Vec<Pod>> = BTreeMap::new();
+    for (_, value) in world.store.all_of_kind("Pod") {
+        let Some(owner) = value.pointer("/metadata/ownerReferences/0/uid").and_then(Value::as_str) else { continue };
+        if let Ok(pod) = Pod::deserialize(value) {
+            pods_by_owner.entry(owner.to_owned()).or_default().push(pod);
+        }
+    }
     for set in sets {
-        sync_one(world, &set);
+        let pods = set.metadata.uid.as_ref().and_then(|uid| pods_by_owner.remove(uid)).unwrap_or_default();
+        sync_one(world, &set, pods);
     }
 }
 
@@ -66,7 +73,7 @@ fn revision_label(pod: &Pod) -> Option<&str> {
     pod.metadata.labels.as_ref()?.get(REVISION_LABEL).map(String::as_str)
 }
 
-fn sync_one(world: &mut WorldState, set: &StatefulSet) {
+fn sync_one(world: &mut WorldState, set: &StatefulSet, owned: Vec<Pod>) {
     let (Some(name), Some(namespace), Some(uid), Some(spec)) =
         (&set.metadata.name, &set.metadata.namespace, &set.metadata.uid, &set.spec)
     else {
@@ -92,17 +99,11 @@ fn sync_one(world: &mut WorldState, set: &StatefulSet) {
         }
     }
 
-    let pods = |world: &WorldState| -> BTreeMap<usize, Pod> {
-        world
-            .store
-            .list("Pod", namespace, &BTreeMap::new(), None)
-            .into_iter()
-            .filter_map(|v| serde_json::from_value::<Pod>(v.clone()).ok())
-            .filter(|p| is_controlled_by(&p.metadata, uid))
-            .filter_map(|p| Some((ordinal_of(name, p.metadata.name.as_deref()?)?, p)))
-            .collect()
-    };
-    let existing = pods(world);
+    let existing: BTreeMap<usize, Pod> = owned
+        .into_iter()
+        .filter(|p| is_controlled_by(&p.metadata, uid))
+        .filter_map(|p| Some((ordinal_of(name, p.metadata.name.as_deref()?)?, p)))
+        .collect();
     let mut blocked = false;
     // Create missing pods and replace failed ones, in ordinal order; under OrderedReady, stop at the first pod
     // that is not Running and Ready.
@@ -155,7 +156,17 @@ fn sync_one(world: &mut WorldState, set: &StatefulSet) {
             }
         }
     }
-    write_status(world, set, &pods(world), replicas, &current_revision, &update_revision);
+    // Re-read this set's pods after the actions above, by name.
+    let ordinals: BTreeSet<usize> = existing.keys().copied().chain(0..replicas).collect();
+    let pods: BTreeMap<usize, Pod> = ordinals
+        .into_iter()
+        .filter_map(|ordinal| {
+            let value = world.store.get(&ObjectRef::new("Pod", namespace, format!("{name}-{ordinal}")), None)?;
+            let pod = Pod::deserialize(value).ok()?;
+            is_controlled_by(&pod.metadata, uid).then_some((ordinal, pod))
+        })
+        .collect();
+    write_status(world, set, &pods, replicas, &current_revision, &update_revision);
 }
 
 fn ordinal_of(set: &str, pod: &str) -> Option<usize> {
