@@ -2,8 +2,6 @@
 //! faults — injected Conflicts and transient errors, reads from a lagging cache, and a crash right after its
 //! i-th write in a reconcile; the harness's client (tests, scenarios) has none.
 
-use std::future::Future;
-
 use rand::Rng;
 use sei_operator::cluster::{Cluster, ClusterError, ClusterObject, Event, LabelSelector, ObjectRef};
 use serde_json::Value;
@@ -123,16 +121,61 @@ impl SimCluster {
         (result, crash)
     }
 
-    async fn finish_write<K: ClusterObject>(
+    /// The API server round trip of the operator's calls: other tasks on the operator's host run meanwhile, so
+    /// concurrent reconciles interleave at every call, as they do against a real API server.
+    async fn round_trip(&self) {
+        if self.kind != ClientKind::Operator {
+            return;
+        }
+        let latency = lock(&self.shared).timings.api_latency;
+        if latency.is_zero() {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(latency).await;
+        }
+    }
+
+    async fn get_value(&self, key: ObjectRef) -> Result<Value, ClusterError> {
+        self.round_trip().await;
+        let mut world = lock(&self.shared);
+        if let Some(error) = self.injected(&mut world, Access::Read, &key) {
+            return Err(error);
+        }
+        let at = self.read_at(&world);
+        world.store.get(&key, at).cloned().ok_or(ClusterError::NotFound(key))
+    }
+
+    async fn list_values(
         &self,
-        outcome: (Result<Value, ClusterError>, bool),
-    ) -> Result<K, ClusterError> {
-        let (result, crash) = outcome;
+        kind: String,
+        namespace: String,
+        selector: LabelSelector,
+    ) -> Result<Vec<Value>, ClusterError> {
+        self.round_trip().await;
+        let mut world = lock(&self.shared);
+        if let Some(error) = self.injected(&mut world, Access::Read, &ObjectRef::new(&kind, &namespace, "")) {
+            return Err(error);
+        }
+        let at = self.read_at(&world);
+        Ok(world.store.list(&kind, &namespace, &selector, at).into_iter().cloned().collect())
+    }
+
+    /// Encodes, writes, and — at the operator's crash point — never returns: the process died right after the
+    /// write, and the world crashes its host at the end of the step.
+    async fn write_object<K: ClusterObject>(
+        &self,
+        object: K,
+        verb: &str,
+        apply: impl FnOnce(&mut WorldState, Value) -> Result<Value, ClusterError>,
+    ) -> Result<Value, ClusterError> {
+        self.round_trip().await;
+        let key = ObjectRef::to(&object);
+        let value = encode(&object)?;
+        let (result, crash) = self.write(&key, verb, |world| apply(world, value));
         if crash {
-            // The process dies here: nothing after this write runs. The world crashes the host after the step.
             std::future::pending::<()>().await;
         }
-        decode(result?)
+        result
     }
 }
 
@@ -153,108 +196,60 @@ fn decode<K: ClusterObject>(value: Value) -> Result<K, ClusterError> {
 }
 
 impl Cluster for SimCluster {
-    fn get<K: ClusterObject>(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> impl Future<Output = Result<K, ClusterError>> + Send {
-        let key = ObjectRef::of::<K>(namespace, name);
-        let result = {
-            let mut world = lock(&self.shared);
-            match self.injected(&mut world, Access::Read, &key) {
-                Some(error) => Err(error),
-                None => {
-                    let at = self.read_at(&world);
-                    world.store.get(&key, at).cloned().ok_or(ClusterError::NotFound(key))
-                }
-            }
-        };
-        async move { decode(result?) }
+    async fn get<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<K, ClusterError> {
+        decode(self.get_value(ObjectRef::of::<K>(namespace, name)).await?)
     }
 
-    fn list<K: ClusterObject>(
-        &self,
-        namespace: &str,
-        selector: &LabelSelector,
-    ) -> impl Future<Output = Result<Vec<K>, ClusterError>> + Send {
-        let kind = K::kind(&()).into_owned();
-        let result = {
-            let mut world = lock(&self.shared);
-            match self.injected(&mut world, Access::Read, &ObjectRef::new(&kind, namespace, "")) {
-                Some(error) => Err(error),
-                None => {
-                    let at = self.read_at(&world);
-                    Ok(world.store.list(&kind, namespace, selector, at).into_iter().cloned().collect::<Vec<_>>())
-                }
-            }
-        };
-        async move { result?.into_iter().map(decode).collect() }
+    async fn list<K: ClusterObject>(&self, namespace: &str, selector: &LabelSelector) -> Result<Vec<K>, ClusterError> {
+        let values = self.list_values(K::kind(&()).into_owned(), namespace.to_owned(), selector.clone()).await?;
+        values.into_iter().map(decode).collect()
     }
 
-    fn create<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<K, ClusterError>> + Send {
-        let key = ObjectRef::to(object);
-        let outcome = match encode(object) {
-            Ok(value) => self.write(&key, "create", |world| {
+    async fn create<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
+        let created = self
+            .write_object(object.clone(), "create", |world, value| {
                 let now = world.timestamp();
                 world.store.create(value, now)
-            }),
-            Err(error) => (Err(error), false),
-        };
-        self.finish_write(outcome)
+            })
+            .await?;
+        decode(created)
     }
 
-    fn replace<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<K, ClusterError>> + Send {
-        let key = ObjectRef::to(object);
-        let outcome = match encode(object) {
-            Ok(value) => self.write(&key, "replace", |world| world.store.replace(value)),
-            Err(error) => (Err(error), false),
-        };
-        self.finish_write(outcome)
+    async fn replace<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
+        decode(self.write_object(object.clone(), "replace", |world, value| world.store.replace(value)).await?)
     }
 
-    fn replace_status<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<K, ClusterError>> + Send {
-        let key = ObjectRef::to(object);
-        let outcome = match encode(object) {
-            Ok(value) => self.write(&key, "replace-status", |world| world.store.replace_status(value)),
-            Err(error) => (Err(error), false),
-        };
-        self.finish_write(outcome)
+    async fn replace_status<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
+        let written = self
+            .write_object(object.clone(), "replace-status", |world, value| world.store.replace_status(value))
+            .await?;
+        decode(written)
     }
 
-    fn delete<K: ClusterObject>(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> impl Future<Output = Result<(), ClusterError>> + Send {
+    async fn delete<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
+        self.round_trip().await;
         let key = ObjectRef::of::<K>(namespace, name);
-        let outcome = self.write(&key, "delete", |world| {
+        let (result, crash) = self.write(&key, "delete", |world| {
             let now = world.timestamp();
             crate::invariants::on_delete(world, &key);
             world.store.delete(&key, now).map(|()| Value::Null)
         });
-        async move {
-            if outcome.1 {
-                std::future::pending::<()>().await;
-            }
-            outcome.0.map(|_| ())
+        if crash {
+            std::future::pending::<()>().await;
         }
+        result.map(|_| ())
     }
 
-    fn emit_event(&self, event: &Event) -> impl Future<Output = Result<(), ClusterError>> + Send {
-        let event = event.clone();
-        let result = {
-            let mut world = lock(&self.shared);
-            match self.injected(&mut world, Access::Read, &event.regarding) {
-                Some(error) => Err(error),
-                None => {
-                    let text = format!("{:?} {} {}: {}", event.type_, event.reason, event.regarding, event.message);
-                    world.record(Category::Event, text);
-                    let now = world.now;
-                    world.events.push((now, event));
-                    Ok(())
-                }
-            }
-        };
-        async move { result }
+    async fn emit_event(&self, event: &Event) -> Result<(), ClusterError> {
+        self.round_trip().await;
+        let mut world = lock(&self.shared);
+        if let Some(error) = self.injected(&mut world, Access::Read, &event.regarding) {
+            return Err(error);
+        }
+        let text = format!("{:?} {} {}: {}", event.type_, event.reason, event.regarding, event.message);
+        world.record(Category::Event, text);
+        let now = world.now;
+        world.events.push((now, event.clone()));
+        Ok(())
     }
 }

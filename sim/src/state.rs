@@ -42,6 +42,10 @@ pub struct Timings {
     pub default_task_duration: Duration,
     /// How long a sidecar request may take before the client gives up.
     pub sidecar_timeout: Duration,
+    /// The API server's round trip for the operator's calls (zero: the call still yields to other tasks).
+    pub api_latency: Duration,
+    /// Per-node block-sync speeds (blocks per second), overriding `sync_speed`.
+    pub sync_speed_by_node: BTreeMap<String, u64>,
 }
 
 impl Default for Timings {
@@ -56,6 +60,8 @@ impl Default for Timings {
             task_durations,
             default_task_duration: Duration::from_secs(1),
             sidecar_timeout: Duration::from_secs(5),
+            api_latency: Duration::ZERO,
+            sync_speed_by_node: BTreeMap::new(),
         }
     }
 }

@@ -204,13 +204,17 @@ pub struct World {
     notified_version: u64,
 }
 
-/// Polls a future that completes without waiting (the store's calls do): `None` if it would wait.
+/// Polls a future that completes without waiting on anything but a yield (the store's calls; the operator's
+/// client yields once per call): `None` if it would wait for time or I/O.
 pub fn poll_ready<F: Future>(future: F) -> Option<F::Output> {
     let mut future = pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(output) => Some(output),
-        Poll::Pending => None,
+    let mut context = Context::from_waker(Waker::noop());
+    for _ in 0..16 {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return Some(output);
+        }
     }
+    None
 }
 
 impl World {

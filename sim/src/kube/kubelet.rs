@@ -423,8 +423,9 @@ fn start_containers(world: &mut WorldState, key: &ObjectRef) {
 /// Starts seid: at once without a sidecar or with a ready one, else its wrapper waits for mark-ready.
 pub fn start_seid(world: &mut WorldState, key: &ObjectRef) {
     let now = world.now;
-    let sync_speed = world.timings.sync_speed;
     let Some(pod) = world.pods.get(key) else { return };
+    let node_speed = pod.node.as_ref().and_then(|node| world.timings.sync_speed_by_node.get(node));
+    let sync_speed = node_speed.copied().unwrap_or(world.timings.sync_speed);
     if pod.sidecar_port.is_some() && !pod.sidecar.as_ref().is_some_and(|s| s.ready) {
         if let Some(pod) = world.pods.get_mut(key) {
             pod.seid = Seid::WaitingForSidecar;
