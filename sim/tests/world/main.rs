@@ -4,6 +4,7 @@
 mod chain;
 mod common;
 mod determinism;
+mod invariants;
 mod operator;
 mod sidecar;
 mod statefulset;

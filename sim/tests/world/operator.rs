@@ -189,3 +189,51 @@ fn injected_conflicts_and_transient_errors_hit_the_operator_only() {
     assert!(matches!(write, Err(sei_operator::cluster::ClusterError::Conflict(_))));
     assert!(poll_ready(cluster.replace(&map)).unwrap().is_ok());
 }
+
+/// Counts reconciles of SeiNodes.
+struct Counter {
+    reconciles: Rc<RefCell<u32>>,
+}
+
+impl Reconciler for Counter {
+    fn kinds(&self) -> Vec<String> {
+        vec!["SeiNode".into()]
+    }
+
+    async fn reconcile(&self, _: &OperatorContext, _: &ObjectRef) -> Requeue {
+        *self.reconciles.borrow_mut() += 1;
+        Requeue::Done
+    }
+}
+
+#[test]
+fn a_dropped_watch_event_goes_unseen_until_a_later_event_supersedes_it() {
+    let mut world = world(36);
+    world.create(&sei_node("n")).unwrap();
+    let reconciles = Rc::new(RefCell::new(0));
+    let counter = reconciles.clone();
+    world.start_operator(move || Counter { reconciles: counter.clone() });
+    world.run_for(secs(2)).unwrap();
+    assert_eq!(*reconciles.borrow(), 1, "the initial list");
+    world.drop_watch_events(1);
+    world.edit::<SeiNode>(NS, "n", |n| n.spec.image = "sei:v1.1".into()).unwrap();
+    world.run_for(secs(5)).unwrap();
+    assert_eq!(*reconciles.borrow(), 1, "the change went unobserved");
+    world.edit::<SeiNode>(NS, "n", |n| n.spec.image = "sei:v2".into()).unwrap();
+    world.run_for(secs(2)).unwrap();
+    assert_eq!(*reconciles.borrow(), 2, "the later event brings the newest state");
+}
+
+#[test]
+fn an_operator_crash_loses_its_memory_but_not_the_store() {
+    let mut world = world(37);
+    world.create(&sei_node("n")).unwrap();
+    let reconciles = Rc::new(RefCell::new(0));
+    let counter = reconciles.clone();
+    world.start_operator(move || Counter { reconciles: counter.clone() });
+    world.run_for(secs(2)).unwrap();
+    world.crash_operator();
+    world.run_for(secs(2)).unwrap();
+    assert_eq!(*reconciles.borrow(), 2, "the restarted operator lists everything again");
+    assert!(world.get::<SeiNode>(NS, "n").is_ok());
+}
