@@ -66,7 +66,7 @@ pub fn fleet(pods: usize, seed: u64) -> Result<World, SimError> {
         let service = json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": name, "namespace": NAMESPACE},
-            "spec": {"clusterIP": "None", "selector": {"sei.io/node": name}},
+            "spec": {"clusterIP": "None", "publishNotReadyAddresses": true, "selector": {"sei.io/node": name}},
         });
         let set = json!({
             "apiVersion": "apps/v1", "kind": "StatefulSet",

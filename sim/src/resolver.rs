@@ -1,9 +1,13 @@
-//! The simulation's DNS for pods: `<hostname>.<subdomain>.<namespace>.svc` resolves, as cluster DNS does, only
-//! when the headless Service `<subdomain>` exists and a pod with that hostname and subdomain does; the answer is
-//! the pod's worker host and the worker port that stands in for the pod's own port.
+//! The simulation's DNS for pods: `<hostname>.<subdomain>.<namespace>.svc` resolves as cluster DNS does — from
+//! the endpoints of the headless Service `<subdomain>`: the pod must have that hostname and subdomain, match the
+//! Service's selector, and be Ready, unless the Service sets `publishNotReadyAddresses` (a sidecar that must be
+//! reached before seid is Ready needs exactly that). The answer is the pod's worker host and the worker port
+//! that stands in for the pod's own port.
 
-use sei_operator::cluster::ObjectRef;
+use sei_operator::cluster::{LabelSelector, ObjectRef};
+use sei_operator::meta::matches_selector;
 use sei_operator::sidecar::SEID_RPC_PORT;
+use serde_json::Value;
 
 use crate::state::WorldState;
 
@@ -30,12 +34,29 @@ pub fn resolve(world: &WorldState, host: &str, port: u16) -> Result<Resolved, Re
     let (Some(hostname), Some(subdomain), Some(namespace)) = (labels.first(), labels.get(1), labels.get(2)) else {
         return Err(ResolveError::NoSuchHost(host.into()));
     };
-    if world.store.get(&ObjectRef::new("Service", *namespace, *subdomain), None).is_none() {
+    let Some(service) = world.store.get(&ObjectRef::new("Service", *namespace, *subdomain), None) else {
         return Err(ResolveError::NoSuchHost(host.into()));
-    }
-    let mut candidates = world.pods.values().filter(|p| {
-        p.key.namespace == *namespace && p.hostname == *hostname && p.subdomain.as_deref() == Some(*subdomain)
-    });
+    };
+    let selector: Option<LabelSelector> = service
+        .pointer("/spec/selector")
+        .and_then(Value::as_object)
+        .map(|s| s.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect());
+    let publish_not_ready = service.pointer("/spec/publishNotReadyAddresses").and_then(Value::as_bool).unwrap_or(false);
+    let is_endpoint = |pod: &&crate::kube::kubelet::PodRuntime| {
+        let labels =
+            world.store.get(&pod.key, None).and_then(|v| v.pointer("/metadata/labels")).and_then(Value::as_object);
+        let labels: Option<LabelSelector> =
+            labels.map(|l| l.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect());
+        // A Service without a selector has no managed endpoints.
+        selector.as_ref().is_some_and(|s| matches_selector(labels.as_ref(), s)) && (publish_not_ready || pod.is_ready())
+    };
+    let mut candidates = world
+        .pods
+        .values()
+        .filter(|p| {
+            p.key.namespace == *namespace && p.hostname == *hostname && p.subdomain.as_deref() == Some(*subdomain)
+        })
+        .filter(is_endpoint);
     let pod = candidates.next().ok_or_else(|| ResolveError::NoSuchHost(host.into()))?;
     let worker =
         world.workers.get(pod.worker).map(|w| w.name.clone()).ok_or_else(|| ResolveError::NoSuchHost(host.into()))?;

@@ -271,7 +271,15 @@ fn schedule(world: &mut WorldState, key: &ObjectRef) {
     };
     let used: Vec<u16> = world.pods.values().filter(placed).filter(|p| p.worker == worker).map(|p| p.slot).collect();
     let slot = (0..).find(|s| !used.contains(s)).unwrap_or(0);
-    let Some(image) = world.pods.get(key).map(|p| p.image.clone()) else { return };
+    let Some(pod) = world.pods.get(key) else { return };
+    // The scheduler keeps a pod whose claim is missing or being deleted Pending ("persistentvolumeclaim not
+    // found" / "is being deleted").
+    if let Some(volume) = &pod.volume
+        && world.store.get(volume, None).is_none_or(crate::store::is_deleting)
+    {
+        return;
+    }
+    let image = pod.image.clone();
     let cached = world.workers[worker].image_cache.contains(&image);
     let seid = match (cached, world.registry.pull(&image).map(|b| b.pull_time)) {
         (true, _) => Seid::Pulling { until: world.now },

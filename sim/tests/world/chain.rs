@@ -90,3 +90,19 @@ fn a_failing_bootstrap_job_fails_after_its_backoff_limit() {
         })
         .unwrap();
 }
+
+#[test]
+fn a_pod_waits_for_its_claim() {
+    let mut world = world(14);
+    world.create(&bootstrap_job("n-bootstrap", "sei:v1", 1_010, "data-n-0")).unwrap();
+    world.run_for(secs(30)).unwrap();
+    let pods = world.list::<Pod>(NS, &[("job-name".to_owned(), "n-bootstrap".to_owned())].into()).unwrap();
+    let name = pods[0].metadata.name.clone().unwrap();
+    assert_eq!(world.pod(NS, &name).unwrap().seid, Seid::Unscheduled, "no claim, no scheduling");
+    world.create(&claim("data-n-0")).unwrap();
+    world
+        .run_until("job complete", secs(60), |w| {
+            w.get::<Job>(NS, "n-bootstrap").ok().and_then(|j| j.status).and_then(|s| s.succeeded) == Some(1)
+        })
+        .unwrap();
+}

@@ -61,11 +61,12 @@ pub fn statefulset(name: &str, image: &str, sidecar: bool, policy: &str) -> Stat
     .unwrap()
 }
 
+/// The node's headless Service, publishing not-ready pods (the sidecar is needed before seid is Ready).
 pub fn headless_service(name: &str) -> Service {
     serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": name, "namespace": NS},
-        "spec": {"clusterIP": "None", "selector": {"sei.io/node": name}},
+        "spec": {"clusterIP": "None", "publishNotReadyAddresses": true, "selector": {"sei.io/node": name}},
     }))
     .unwrap()
 }

@@ -90,3 +90,26 @@ fn a_sidecar_restart_keeps_seid_running() {
     let health = world.probe("test", |s| async move { s.healthz(&address()).await }).unwrap();
     assert_eq!(health, Ok(false));
 }
+
+#[test]
+fn an_unready_pod_has_no_dns_name_unless_its_service_publishes_not_ready_addresses() {
+    let mut world = world(24);
+    let mut service = headless_service("n");
+    service.spec.as_mut().unwrap().publish_not_ready_addresses = None;
+    world.create(&service).unwrap();
+    world.create(&statefulset("n", "sei:v1", true, "OrderedReady")).unwrap();
+    world
+        .run_until("sidecar up", secs(60), |w| w.pod(NS, "n-0").is_some_and(|p| p.seid == Seid::WaitingForSidecar))
+        .unwrap();
+    let hidden = world.probe("test", |s| async move { s.healthz(&address()).await }).unwrap();
+    match hidden {
+        Err(SidecarError::Unreachable { reason, .. }) => assert!(reason.contains("no such host"), "{reason}"),
+        other => panic!("an unready pod is not an endpoint: {other:?}"),
+    }
+    world
+        .edit::<k8s_openapi::api::core::v1::Service>(NS, "n", |s| {
+            s.spec.as_mut().unwrap().publish_not_ready_addresses = Some(true);
+        })
+        .unwrap();
+    assert_eq!(world.probe("test", |s| async move { s.healthz(&address()).await }).unwrap(), Ok(false));
+}
