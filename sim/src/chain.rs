@@ -86,6 +86,26 @@ impl Chain {
         Some(segment.0 + self.blocks_duration(height - segment.1))
     }
 
+    /// The chain's milestones for the trace: the tip stalling below each upgrade, the validators switching, the
+    /// upgrade going live. Sorted by time.
+    pub fn milestones(&self) -> Vec<(Duration, String)> {
+        let mut milestones = Vec::new();
+        for upgrade in &self.upgrades {
+            let (id, name, height) = (&self.id, &upgrade.name, upgrade.height);
+            if let Some(at) = self.time_of_tip(height.saturating_sub(1)) {
+                milestones.push((at, format!("{id}: tip at {}, halting for upgrade {name}", height - 1)));
+            }
+            if let Some(at) = upgrade.validators_switch_at {
+                milestones.push((at, format!("{id}: validators switch to the binary of {name}")));
+            }
+            if let Some(at) = self.time_of_tip(height) {
+                milestones.push((at, format!("{id}: upgrade {name} live at height {height}")));
+            }
+        }
+        milestones.sort();
+        milestones
+    }
+
     /// The newest snapshot at or below `height` (snapshot-restore restores it, then block-syncs up).
     pub fn snapshot_at_or_below(&self, height: u64) -> u64 {
         if self.snapshot_interval == 0 {
@@ -145,6 +165,13 @@ mod tests {
         let chain = Chain::new("c", 0).with_block_time(secs(1)).with_upgrade("v2", 10, None);
         assert_eq!(chain.tip(secs(10_000)), 9);
         assert_eq!(chain.time_of_tip(10), None);
+    }
+
+    #[test]
+    fn milestones_follow_the_upgrade() {
+        let chain = Chain::new("c", 0).with_block_time(secs(1)).with_upgrade("v2", 100, Some(secs(200)));
+        let times: Vec<u64> = chain.milestones().iter().map(|(t, _)| t.as_secs()).collect();
+        assert_eq!(times, [99, 200, 201]);
     }
 
     #[test]

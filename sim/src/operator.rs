@@ -14,6 +14,7 @@ use crate::clock::SimClock;
 use crate::cluster::{ClientKind, SimCluster};
 use crate::sidecar::client::SimSidecar;
 use crate::state::{Shared, lock};
+use crate::store::Watch;
 use crate::trace::Category;
 
 /// What a reconcile asks of the queue.
@@ -122,7 +123,7 @@ pub async fn run_operator<R: Reconciler>(
     let mut rerun: BTreeSet<ObjectRef> = BTreeSet::new();
     let mut running: JoinSet<(ObjectRef, u64, Requeue)> = JoinSet::new();
     let mut next_id: u64 = 0;
-    let (mut cursor, wake) = {
+    let (mut watch, wake) = {
         let mut world = lock(&shared);
         // The informers' initial list: every object of the reconciled kinds.
         let now = world.now;
@@ -133,13 +134,12 @@ pub async fn run_operator<R: Reconciler>(
             }
         }
         world.record(Category::Operator, format!("started, {} keys queued", queue.len()));
-        (world.store.log_len(), world.store_changed.clone())
+        (Watch::from_now(&world.store), world.store_changed.clone())
     };
     loop {
         let now = {
             let mut world = lock(&shared);
-            let changes = world.store.changes_since(cursor).to_vec();
-            cursor += changes.len();
+            let changes = watch.poll(&world.store).to_vec();
             let now = world.now;
             for change in changes {
                 if world.operator.drop_watch_events > 0 {

@@ -128,6 +128,8 @@ pub struct WorldState {
     pub events: Vec<(Duration, Event)>,
     /// Violations found at write time (checks that need the moment of a write, not only the state after).
     pub write_violations: Vec<Violation>,
+    /// Chain milestones not yet reached, soonest last (popped as time passes).
+    pub milestones: Vec<(Duration, String)>,
     /// Signalled on every store write: wakes the operator's watch.
     pub store_changed: Arc<Notify>,
 }
@@ -137,6 +139,15 @@ impl WorldState {
     pub fn timestamp(&self) -> Timestamp {
         let offset = SignedDuration::try_from(self.now).unwrap_or(SignedDuration::MAX);
         self.epoch.checked_add(offset).unwrap_or(self.epoch)
+    }
+
+    /// Traces the chain milestones reached by now.
+    pub fn pass_milestones(&mut self) {
+        while self.milestones.last().is_some_and(|(at, _)| *at <= self.now) {
+            if let Some((at, text)) = self.milestones.pop() {
+                self.trace.record(at, Category::Chain, text);
+            }
+        }
     }
 
     pub fn record(&mut self, category: Category, text: impl std::fmt::Display) {

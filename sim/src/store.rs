@@ -34,6 +34,27 @@ pub struct Change {
     pub controller: Option<(String, String)>,
 }
 
+/// A watch stream on the store: each poll returns the changes since the previous one, in order (a watch resumed
+/// from its last resourceVersion, which never misses a change).
+#[derive(Clone, Debug, Default)]
+pub struct Watch {
+    cursor: usize,
+}
+
+impl Watch {
+    /// A watch that sees only changes made from now on.
+    pub fn from_now(store: &Store) -> Self {
+        Watch { cursor: store.log.len() }
+    }
+
+    /// The changes since the last poll.
+    pub fn poll<'a>(&mut self, store: &'a Store) -> &'a [Change] {
+        let changes = store.log.get(self.cursor..).unwrap_or(&[]);
+        self.cursor = store.log.len();
+        changes
+    }
+}
+
 /// The kinds the operator's CRDs define: writes to them are admitted against the generated schema.
 const ADMITTED_KINDS: [&str; 2] = ["SeiNode", "SeiNodeDeployment"];
 

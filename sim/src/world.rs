@@ -124,6 +124,9 @@ impl WorldBuilder {
         let mut store = Store::new(validator);
         store.allow_lag(self.max_read_lag);
         let default_chain = self.chains.first().map(|c| c.id.clone()).unwrap_or_default();
+        let mut milestones: Vec<(Duration, String)> = self.chains.iter().flat_map(Chain::milestones).collect();
+        milestones.sort();
+        milestones.reverse();
         let workers = (0..self.workers)
             .map(|i| WorkerState {
                 name: format!("worker-{i}"),
@@ -156,6 +159,7 @@ impl WorldBuilder {
             ready_images: Default::default(),
             events: Vec::new(),
             write_violations: Vec::new(),
+            milestones,
             store_changed: Arc::new(Notify::new()),
         };
         let shared: Shared = Arc::new(Mutex::new(state));
@@ -349,6 +353,7 @@ impl World {
         {
             let mut world = lock(&self.shared);
             world.now = self.sim.elapsed();
+            world.pass_milestones();
             kube_model::step(&mut world);
             if world.store.version() != self.notified_version {
                 self.notified_version = world.store.version();

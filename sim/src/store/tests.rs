@@ -190,6 +190,20 @@ fn the_change_log_records_every_write_in_order() {
 }
 
 #[test]
+fn a_watch_sees_each_change_once_in_order() {
+    let mut store = Store::new(None);
+    store.create(config_map("before", "1"), at(0)).unwrap();
+    let mut watch = Watch::from_now(&store);
+    assert!(watch.poll(&store).is_empty());
+    store.create(config_map("a", "1"), at(0)).unwrap();
+    store.delete(&key("a"), at(1)).unwrap();
+    let seen: Vec<(ChangeType, String)> =
+        watch.poll(&store).iter().map(|c| (c.change, c.object.name.clone())).collect();
+    assert_eq!(seen, [(ChangeType::Added, "a".to_owned()), (ChangeType::Deleted, "a".to_owned())]);
+    assert!(watch.poll(&store).is_empty());
+}
+
+#[test]
 fn sei_nodes_are_admitted_against_the_crd() {
     let validator = Arc::new(ManifestValidator::new().unwrap());
     let mut store = Store::new(Some(validator));
