@@ -1,10 +1,14 @@
-//! The fake Kubernetes control plane and nodes: the kubelet ([`kubelet`]), and the StatefulSet, Job and
+//! The fake Kubernetes control plane and nodes: the scheduler ([`scheduler`]), the kubelet ([`kubelet`],
+//! [`pod`], [`pod_status`]), and the StatefulSet, Job and
 //! PersistentVolumeClaim controllers plus the garbage collector, as kube-controller-manager runs them — a
 //! controller-manager lag after each change, then a sync of everything.
 
 pub mod job;
 pub mod kubelet;
+pub mod pod;
+pub mod pod_status;
 pub mod pvc;
+pub mod scheduler;
 pub mod statefulset;
 
 use std::time::Duration;
