@@ -3,36 +3,29 @@
 //! drive it from here: build, apply objects, run, inject faults, read the trace; every step checks the
 //! invariants.
 
+mod builder;
+mod faults;
+
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::pin;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use sei_operator::api::{SeiNodeDeployment, UpdateStrategyType};
-use sei_operator::clock::Timestamp;
 use sei_operator::cluster::{Cluster, ClusterError, ClusterObject, LabelSelector, ObjectRef};
-use sei_operator::manifest::ManifestValidator;
-use tokio::sync::Notify;
 
-use crate::chain::Chain;
+pub use builder::WorldBuilder;
+
 use crate::cluster::{ClientKind, SimCluster};
-use crate::faults::ScriptedTaskFailure;
 use crate::invariants::{self, LIVENESS, Observed, Violation};
-use crate::kube::kubelet::{self, PodRuntime};
-use crate::kube::{self as kube_model, ControllerState};
+use crate::kube::kubelet::PodRuntime;
+use crate::kube::{self as kube_model};
 use crate::operator::{OperatorConfig, Reconciler, run_operator};
-use crate::registry::ImageRegistry;
 use crate::sidecar::client::SimSidecar;
-use crate::state::{Shared, Timings, WorkerState, WorldState, lock};
-use crate::store::Store;
+use crate::state::{Shared, WorldState, lock};
 use crate::trace::{Category, Trace};
-use crate::worker::run_worker;
 
 /// The pinned epoch of every run: 2026-01-01T00:00:00Z.
 pub const EPOCH_SECONDS: i64 = 1_767_225_600;
@@ -55,142 +48,6 @@ pub enum SimError {
     Cluster(#[from] ClusterError),
     #[error("world setup: {0}")]
     Setup(String),
-}
-
-/// Builds a [`World`].
-pub struct WorldBuilder {
-    seed: u64,
-    epoch: Timestamp,
-    workers: usize,
-    tick: Duration,
-    chains: Vec<Chain>,
-    registry: ImageRegistry,
-    timings: Timings,
-    admission: bool,
-    max_read_lag: u64,
-}
-
-impl WorldBuilder {
-    pub fn workers(mut self, workers: usize) -> Self {
-        self.workers = workers.max(1);
-        self
-    }
-
-    /// turmoil's tick: the resolution of simulated time (default 100 ms).
-    pub fn tick(mut self, tick: Duration) -> Self {
-        self.tick = tick;
-        self
-    }
-
-    /// Adds a chain; the first one added is the default for pods whose node names none.
-    pub fn chain(mut self, chain: Chain) -> Self {
-        self.chains.push(chain);
-        self
-    }
-
-    pub fn registry(mut self, registry: ImageRegistry) -> Self {
-        self.registry = registry;
-        self
-    }
-
-    pub fn timings(mut self, timings: Timings) -> Self {
-        self.timings = timings;
-        self
-    }
-
-    pub fn epoch(mut self, epoch: Timestamp) -> Self {
-        self.epoch = epoch;
-        self
-    }
-
-    /// Whether SeiNode / SeiNodeDeployment writes are validated against the CRDs (default: yes).
-    pub fn admission(mut self, admission: bool) -> Self {
-        self.admission = admission;
-        self
-    }
-
-    /// The most versions the operator's reads may lag (history kept for stale reads); default 64.
-    pub fn max_read_lag(mut self, lag: u64) -> Self {
-        self.max_read_lag = lag;
-        self
-    }
-
-    pub fn build(self) -> Result<World, SimError> {
-        let validator = if self.admission {
-            Some(Arc::new(ManifestValidator::new().map_err(|e| SimError::Setup(e.to_string()))?))
-        } else {
-            None
-        };
-        let mut store = Store::new(validator);
-        store.allow_lag(self.max_read_lag);
-        let default_chain = self.chains.first().map(|c| c.id.clone()).unwrap_or_default();
-        let mut milestones: Vec<(Duration, String)> = self.chains.iter().flat_map(Chain::milestones).collect();
-        milestones.sort();
-        milestones.reverse();
-        let workers = (0..self.workers)
-            .map(|i| WorkerState {
-                name: format!("worker-{i}"),
-                up: true,
-                image_cache: Default::default(),
-                servers_version: 0,
-                wake: Arc::new(Notify::new()),
-            })
-            .collect();
-        let state = WorldState {
-            now: Duration::ZERO,
-            epoch: self.epoch,
-            seed: self.seed,
-            rng: StdRng::seed_from_u64(self.seed),
-            store,
-            trace: Trace::default(),
-            chains: self.chains.into_iter().map(|c| (c.id.clone(), c)).collect(),
-            default_chain,
-            registry: self.registry,
-            timings: self.timings,
-            pods: BTreeMap::new(),
-            volumes: BTreeMap::new(),
-            workers,
-            controllers: ControllerState::default(),
-            api_faults: Default::default(),
-            operator: Default::default(),
-            task_failures: Vec::new(),
-            sidecar_calls: Vec::new(),
-            panics: Vec::new(),
-            ready_images: Default::default(),
-            events: Vec::new(),
-            write_violations: Vec::new(),
-            milestones,
-            store_changed: Arc::new(Notify::new()),
-        };
-        let shared: Shared = Arc::new(Mutex::new(state));
-        let epoch_offset = Duration::from_secs(u64::try_from(self.epoch.as_second()).unwrap_or(0));
-        let mut sim = turmoil::Builder::new()
-            .simulation_duration(Duration::MAX)
-            .tick_duration(self.tick)
-            // A pinned SystemTime, never the wall clock (turmoil's default epoch is `SystemTime::now()`).
-            .epoch(UNIX_EPOCH + epoch_offset)
-            .rng_seed(self.seed)
-            .min_message_latency(Duration::from_millis(1))
-            .max_message_latency(Duration::from_millis(20))
-            .build();
-        for index in 0..self.workers {
-            let shared = shared.clone();
-            sim.host(format!("worker-{index}"), move || run_worker(shared.clone(), index));
-        }
-        Ok(World {
-            sim,
-            shared,
-            observed: Observed::default(),
-            seed: self.seed,
-            tick: self.tick,
-            steps: 0,
-            probes: 0,
-            operator: false,
-            operator_down: false,
-            last_checked: (u64::MAX, usize::MAX),
-            notified_version: 0,
-        })
-    }
 }
 
 /// The simulated world.
@@ -224,17 +81,7 @@ pub fn poll_ready<F: Future>(future: F) -> Option<F::Output> {
 impl World {
     /// A builder with the pinned epoch, 3 workers, 100 ms ticks, an empty registry and no chain.
     pub fn builder(seed: u64) -> WorldBuilder {
-        WorldBuilder {
-            seed,
-            epoch: Timestamp::from_second(EPOCH_SECONDS).unwrap_or(Timestamp::UNIX_EPOCH),
-            workers: 3,
-            tick: Duration::from_millis(100),
-            chains: Vec::new(),
-            registry: ImageRegistry::default(),
-            timings: Timings::default(),
-            admission: true,
-            max_read_lag: 64,
-        }
+        WorldBuilder::new(seed)
     }
 
     pub fn seed(&self) -> u64 {
@@ -473,111 +320,5 @@ impl World {
 
     fn record(&self, category: Category, text: impl std::fmt::Display) {
         lock(&self.shared).record(category, text);
-    }
-
-    // --- Faults ---
-
-    /// Crashes every container of a pod (they restart: the sidecar forgets everything).
-    pub fn crash_pod(&self, namespace: &str, pod: &str) {
-        self.record(Category::Fault, format!("crash pod {namespace}/{pod}"));
-        kubelet::restart_pod(&mut lock(&self.shared), &ObjectRef::new("Pod", namespace, pod));
-    }
-
-    /// Restarts only a pod's sidecar container.
-    pub fn restart_sidecar(&self, namespace: &str, pod: &str) {
-        self.record(Category::Fault, format!("restart sidecar of {namespace}/{pod}"));
-        kubelet::restart_sidecar(&mut lock(&self.shared), &ObjectRef::new("Pod", namespace, pod));
-    }
-
-    /// Crashes worker node `index`: every pod on it loses its processes until [`World::restart_worker`].
-    pub fn crash_worker(&mut self, index: usize) {
-        let name = format!("worker-{index}");
-        self.record(Category::Fault, format!("crash {name}"));
-        kubelet::worker_down(&mut lock(&self.shared), index);
-        self.sim.crash(name);
-    }
-
-    /// Boots worker node `index` again; the kubelet restarts its pods' containers.
-    pub fn restart_worker(&mut self, index: usize) {
-        let name = format!("worker-{index}");
-        self.record(Category::Fault, format!("restart {name}"));
-        kubelet::worker_up(&mut lock(&self.shared), index);
-        self.sim.bounce(name);
-    }
-
-    /// Crashes the operator: all its memory is lost; it restarts on the next step. The store survives.
-    pub fn crash_operator(&mut self) {
-        if !self.operator {
-            return;
-        }
-        self.record(Category::Fault, "crash operator");
-        self.sim.crash(OPERATOR_HOST);
-        self.operator_down = true;
-    }
-
-    /// Crashes the operator right after its `i`-th write (1-based) in one reconcile.
-    pub fn crash_operator_after_write(&self, i: u32) {
-        self.record(Category::Fault, format!("operator will crash after write {i} of a reconcile"));
-        lock(&self.shared).operator.crash_after_write = Some(i);
-    }
-
-    /// Partitions two hosts (`operator`, `worker-<i>`, `probe-<n>`).
-    pub fn partition(&self, a: &str, b: &str) {
-        self.record(Category::Fault, format!("partition {a} | {b}"));
-        self.sim.partition(a, b);
-    }
-
-    /// Heals a partition.
-    pub fn repair(&self, a: &str, b: &str) {
-        self.record(Category::Fault, format!("repair {a} | {b}"));
-        self.sim.repair(a, b);
-    }
-
-    /// Sets the latency of the link between two hosts.
-    pub fn set_latency(&self, a: &str, b: &str, latency: Duration) {
-        self.record(Category::Fault, format!("latency {a} <-> {b} = {latency:?}"));
-        self.sim.set_link_latency(a, b, latency);
-    }
-
-    /// The operator's next `n` writes fail with Conflict.
-    pub fn inject_conflicts(&self, n: u32) {
-        self.record(Category::Fault, format!("next {n} operator writes conflict"));
-        lock(&self.shared).api_faults.conflicts += n;
-    }
-
-    /// The operator's next `n` API calls fail transiently.
-    pub fn inject_transient_errors(&self, n: u32) {
-        self.record(Category::Fault, format!("next {n} operator API calls fail transiently"));
-        lock(&self.shared).api_faults.transient += n;
-    }
-
-    /// Random API faults at these rates, drawn from the world's RNG.
-    pub fn set_api_fault_rates(&self, conflict_rate: f64, transient_rate: f64) {
-        let mut world = lock(&self.shared);
-        world.api_faults.conflict_rate = conflict_rate;
-        world.api_faults.transient_rate = transient_rate;
-    }
-
-    /// The operator reads the store as it was `versions` versions ago (0: fresh reads).
-    pub fn set_read_lag(&self, versions: u64) {
-        self.record(Category::Fault, format!("operator reads lag {versions} versions"));
-        lock(&self.shared).operator.read_lag = versions;
-    }
-
-    /// The operator's watch drops its next `n` events.
-    pub fn drop_watch_events(&self, n: u32) {
-        self.record(Category::Fault, format!("drop the operator's next {n} watch events"));
-        lock(&self.shared).operator.drop_watch_events += n;
-    }
-
-    /// Sidecar tasks of `task_type` (on `node`'s pods, or any) fail the next `times` times.
-    pub fn fail_task(&self, node: Option<&str>, task_type: &str, times: u32, error: &str) {
-        self.record(Category::Fault, format!("task {task_type} fails {times}x on {}", node.unwrap_or("any node")));
-        lock(&self.shared).task_failures.push(ScriptedTaskFailure {
-            node: node.map(str::to_owned),
-            task_type: task_type.into(),
-            times,
-            error: error.into(),
-        });
     }
 }
