@@ -13,8 +13,9 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use sei_operator::api::{SeiNodeDeployment, UpdateStrategyType};
+use sei_operator::api::SeiNodeDeployment;
 use sei_operator::cluster::{Cluster, ClusterError, ClusterObject, LabelSelector, ObjectRef};
+use serde::Deserialize;
 
 pub use builder::WorldBuilder;
 
@@ -264,16 +265,17 @@ impl World {
         Ok(())
     }
 
-    /// Liveness: runs until every SeiNodeDeployment settled — no rollout in progress and its status observed the
-    /// latest generation — failing with the `liveness` invariant after `within`.
+    /// Liveness (invariant 7): runs until every SeiNodeDeployment settled — no rollout in progress, and its status
+    /// observed the latest generation or names the target that failed — failing with `liveness` after `within`.
     pub fn run_until_settled(&mut self, within: Duration) -> Result<(), SimError> {
         let settled = |world: &World| {
             world.inspect(|state| {
                 state.store.all_of_kind("SeiNodeDeployment").all(|(_, value)| {
-                    let Ok(d) = serde_json::from_value::<SeiNodeDeployment>(value.clone()) else { return false };
+                    let Ok(d) = SeiNodeDeployment::deserialize(value) else { return false };
                     let status = d.status.unwrap_or_default();
-                    status.rollout.is_none() && status.observed_generation == d.metadata.generation
-                        || d.spec.update_strategy.type_ == UpdateStrategyType::Unspecified && status.rollout.is_none()
+                    // Complete on the latest spec, or explicitly failed (the failed target is remembered).
+                    status.rollout.is_none()
+                        && (status.observed_generation == d.metadata.generation || status.failed_target_hash.is_some())
                 })
             })
         };

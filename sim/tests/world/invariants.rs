@@ -185,3 +185,20 @@ fn a_hard_fork_entrant_must_never_hit_an_upgrade_panic() {
         other => panic!("expected a violation, got {other:?}"),
     }
 }
+
+#[test]
+fn a_deployment_nobody_reconciles_never_settles() {
+    let mut world = world(46);
+    let deployment = world.create(&fixture("bluegreen.yaml")).unwrap();
+    match world.run_until_settled(secs(30)) {
+        Err(SimError::Invariant { violation, .. }) => assert_eq!(violation.invariant, sei_sim::invariants::LIVENESS),
+        other => panic!("expected a liveness violation, got {other:?}"),
+    }
+    let name = deployment.metadata.name.unwrap();
+    world
+        .edit_status::<SeiNodeDeployment>(NS, &name, |d| {
+            d.status.get_or_insert_default().observed_generation = d.metadata.generation;
+        })
+        .unwrap();
+    world.run_until_settled(secs(5)).unwrap();
+}

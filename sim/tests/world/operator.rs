@@ -237,3 +237,18 @@ fn an_operator_crash_loses_its_memory_but_not_the_store() {
     assert_eq!(*reconciles.borrow(), 2, "the restarted operator lists everything again");
     assert!(world.get::<SeiNode>(NS, "n").is_ok());
 }
+
+#[test]
+fn latency_beyond_the_client_timeout_makes_calls_fail() {
+    let (mut world, answers) = node_world(38, "SeiNode");
+    world.run_until("sidecar answers", secs(60), |_| answers.borrow().last() == Some(&true)).unwrap();
+    let worker = format!("worker-{}", world.pod(NS, "n-0").unwrap().worker);
+    world.set_latency("operator", &worker, secs(1));
+    answers.borrow_mut().clear();
+    world.run_for(secs(20)).unwrap();
+    assert!(answers.borrow().iter().all(|a| *a), "1 s each way is slow but answers: {:?}", answers.borrow());
+    world.set_latency("operator", &worker, secs(3));
+    answers.borrow_mut().clear();
+    world.run_for(secs(30)).unwrap();
+    assert!(!answers.borrow().is_empty() && answers.borrow().iter().all(|a| !a), "{:?}", answers.borrow());
+}
