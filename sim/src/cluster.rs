@@ -127,7 +127,14 @@ impl SimCluster {
         if self.kind != ClientKind::Operator {
             return;
         }
-        let latency = lock(&self.shared).timings.api_latency;
+        let (latency, dead) = {
+            let world = lock(&self.shared);
+            (world.timings.api_latency, world.operator.crash_requested)
+        };
+        if dead {
+            // The operator process died at its crash point: none of its tasks gets another call through.
+            std::future::pending::<()>().await;
+        }
         if latency.is_zero() {
             tokio::task::yield_now().await;
         } else {

@@ -35,7 +35,8 @@ pub struct ControllerState {
 
 /// One step of the control plane and the kubelets at the world's current time.
 pub fn step(world: &mut WorldState) {
-    if world.controllers.kubelet_dirty || world.controllers.next_pod_due.is_some_and(|t| t <= world.now) {
+    let due = world.controllers.next_pod_due.is_some_and(|t| t <= world.now);
+    if world.controllers.kubelet_dirty || due {
         kubelet::advance_pods(world);
     }
     if world.store.version() != world.controllers.seen_version && world.controllers.dirty_since.is_none() {
@@ -48,8 +49,10 @@ pub fn step(world: &mut WorldState) {
         // Writes of this sync are seen by the next one, after another lag, as informers would deliver them.
     }
     if world.controllers.kubelet_dirty {
-        world.controllers.kubelet_dirty = false;
         kubelet::report_pods(world);
+    }
+    if world.controllers.kubelet_dirty || due {
+        world.controllers.kubelet_dirty = false;
         world.controllers.next_pod_due = world.pods.values().filter_map(|p| p.next_due(world)).min();
     }
 }

@@ -57,6 +57,10 @@ impl SimSidecar {
         body: Option<String>,
     ) -> Result<(u16, Bytes), SidecarError> {
         let unreachable = |reason: String| SidecarError::Unreachable { host: pod.host.clone(), reason };
+        if self.caller.starts_with("operator") && lock(&self.shared).operator.crash_requested {
+            // The operator process died at its crash point (see `SimCluster`): nothing more leaves it.
+            std::future::pending::<()>().await;
+        }
         let (resolved, timeout) = {
             let mut world = lock(&self.shared);
             let call = SidecarCall {

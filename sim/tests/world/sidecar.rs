@@ -113,3 +113,26 @@ fn an_unready_pod_has_no_dns_name_unless_its_service_publishes_not_ready_address
         .unwrap();
     assert_eq!(world.probe("test", |s| async move { s.healthz(&address()).await }).unwrap(), Ok(false));
 }
+
+#[test]
+fn scripted_task_failures_fail_that_many_times() {
+    let mut world = started_world(25);
+    world.fail_task(Some("n"), "config-apply", 1, "disk full");
+    let request = |id: u128| TaskRequest { id: Some(Uuid::from_u128(id)), type_: "config-apply".into(), params: None };
+    for id in [10, 11] {
+        let submitted = world.probe("test", move |s| async move { s.submit_task(&address(), &request(id)).await });
+        assert_eq!(submitted.unwrap(), Ok(Submission::Created));
+    }
+    world.run_for(secs(3)).unwrap();
+    let results = world
+        .probe("test", |s| async move {
+            let first = s.get_task(&address(), Uuid::from_u128(10)).await;
+            let second = s.get_task(&address(), Uuid::from_u128(11)).await;
+            (first, second)
+        })
+        .unwrap();
+    let (first, second) = (results.0.unwrap().unwrap(), results.1.unwrap().unwrap());
+    assert_eq!((first.status, first.error.as_deref()), (TaskState::Failed, Some("disk full")));
+    assert_eq!(second.status, TaskState::Completed);
+    assert!(first.completed_at.is_some() && first.submitted_at.starts_with("2026-01-01T"));
+}
