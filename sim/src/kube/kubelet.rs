@@ -7,8 +7,8 @@ use sei_operator::cluster::ObjectRef;
 use serde_json::Value;
 
 pub use super::pod::{
-    BACKOFF_INITIAL, BACKOFF_MAX, BACKOFF_RESET_AFTER, DEFAULT_SIDECAR_PORT, PodRuntime, RestartPolicy, Seid, Volume,
-    target_height,
+    BACKOFF_INITIAL, BACKOFF_MAX, BACKOFF_RESET_AFTER, DEFAULT_SIDECAR_PORT, PodRuntime, RestartPolicy, Seid,
+    SidecarKind, Volume, target_height,
 };
 pub use super::pod_status::report_pods;
 use super::scheduler::save_height;
@@ -152,7 +152,8 @@ pub fn start_seid(world: &mut WorldState, key: &ObjectRef) {
     let Some(pod) = world.pods.get(key) else { return };
     let node_speed = pod.node.as_ref().and_then(|node| world.timings.sync_speed_by_node.get(node));
     let sync_speed = node_speed.copied().unwrap_or(world.timings.sync_speed);
-    if pod.sidecar_port.is_some() && !pod.sidecar.as_ref().is_some_and(|s| s.ready) {
+    let blocked = pod.sidecar_kind == SidecarKind::BlockingInit;
+    if blocked || (pod.sidecar_port.is_some() && !pod.sidecar.as_ref().is_some_and(|s| s.ready)) {
         if let Some(pod) = world.pods.get_mut(key) {
             pod.seid = Seid::WaitingForSidecar;
         }
@@ -218,6 +219,10 @@ fn stop_seid(world: &mut WorldState, key: &ObjectRef, exit: SeidExit) {
         pod.seid = Seid::BackOff { until: now + backoff, last_exit: exit };
     } else {
         pod.seid = Seid::Terminated { exit };
+        if pod.sidecar_kind == SidecarKind::Native {
+            // The kubelet stops native sidecars once the main containers have exited.
+            pod.sidecar = None;
+        }
     }
     let worker = pod.worker;
     world.touch_worker(worker);

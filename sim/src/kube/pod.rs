@@ -37,6 +37,22 @@ pub enum RestartPolicy {
     Never,
 }
 
+/// How the pod declares its sidecar container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SidecarKind {
+    /// No sidecar: seid starts on its own.
+    None,
+    /// A regular container. It never exits, so a pod whose seid has exited for good stays Running: a Job with
+    /// such a pod never completes (the reason Kubernetes added native sidecars).
+    Regular,
+    /// An init container with `restartPolicy: Always` (a native sidecar, Kubernetes 1.28+): stopped once the
+    /// main containers are done, so the pod completes.
+    Native,
+    /// A plain init container: it must exit before the main containers start, and a server never does — the
+    /// pod stays in PodInitializing and seid never starts.
+    BlockingInit,
+}
+
 /// The seid container.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Seid {
@@ -83,6 +99,7 @@ pub struct PodRuntime {
     pub image: String,
     /// The port the sidecar container declares; `None`: the pod has no sidecar, seid starts on its own.
     pub sidecar_port: Option<u16>,
+    pub sidecar_kind: SidecarKind,
     pub halt_height: Option<u64>,
     pub volume: Option<ObjectRef>,
     pub restart_policy: RestartPolicy,

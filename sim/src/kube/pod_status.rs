@@ -4,7 +4,7 @@
 use sei_operator::cluster::ObjectRef;
 use serde_json::{Value, json};
 
-use super::pod::{PodRuntime, Seid};
+use super::pod::{PodRuntime, Seid, SidecarKind};
 use crate::state::WorldState;
 use crate::trace::Category;
 
@@ -49,13 +49,21 @@ fn pod_status(pod: &PodRuntime, worker: &str) -> Value {
         Seid::Unscheduled => ("Pending", json!({"waiting": {"reason": "Unschedulable"}})),
         Seid::Pulling { .. } => ("Pending", json!({"waiting": {"reason": "ContainerCreating"}})),
         Seid::ImagePullBackOff => ("Pending", json!({"waiting": {"reason": "ImagePullBackOff"}})),
+        Seid::WaitingForSidecar if pod.sidecar_kind == SidecarKind::BlockingInit => {
+            ("Pending", json!({"waiting": {"reason": "PodInitializing"}}))
+        }
         Seid::WaitingForSidecar => ("Running", json!({"running": {}})),
         Seid::Running { .. } => ("Running", json!({"running": {}})),
         Seid::BackOff { last_exit, .. } => {
             ("Running", json!({"waiting": {"reason": "CrashLoopBackOff", "message": last_exit.describe()}}))
         }
         Seid::Terminated { exit } => (
-            if exit.exit_code() == 0 { "Succeeded" } else { "Failed" },
+            match (pod.sidecar_kind, exit.exit_code()) {
+                // The regular sidecar container still runs: the pod is not finished.
+                (SidecarKind::Regular, _) => "Running",
+                (_, 0) => "Succeeded",
+                _ => "Failed",
+            },
             json!({"terminated": {"exitCode": exit.exit_code(), "reason": if exit.exit_code() == 0 { "Completed" } else { "Error" }, "message": exit.describe()}}),
         ),
         // The node stopped reporting: the node lifecycle controller marks its pods not Ready.

@@ -8,7 +8,7 @@ use sei_operator::cluster::ObjectRef;
 use sei_operator::meta::LABEL_NODE;
 use serde_json::Value;
 
-use super::pod::{DEFAULT_SIDECAR_PORT, PodRuntime, RestartPolicy, Seid};
+use super::pod::{DEFAULT_SIDECAR_PORT, PodRuntime, RestartPolicy, Seid, SidecarKind};
 use crate::state::WorldState;
 use crate::trace::Category;
 
@@ -66,7 +66,15 @@ fn start_pod(world: &mut WorldState, key: ObjectRef, value: &Value) {
     let is_sidecar = |c: &&Container| c.name == "sidecar" || c.name == "seictl";
     let seid =
         spec.containers.iter().find(|c| c.name == "seid").or_else(|| spec.containers.iter().find(|c| !is_sidecar(c)));
-    let sidecar = spec.containers.iter().chain(spec.init_containers.iter().flatten()).find(is_sidecar);
+    let regular = spec.containers.iter().find(is_sidecar);
+    let init = spec.init_containers.iter().flatten().find(is_sidecar);
+    let sidecar = regular.or(init);
+    let sidecar_kind = match (regular, init) {
+        (Some(_), _) => SidecarKind::Regular,
+        (None, Some(c)) if c.restart_policy.as_deref() == Some("Always") => SidecarKind::Native,
+        (None, Some(_)) => SidecarKind::BlockingInit,
+        (None, None) => SidecarKind::None,
+    };
     let sidecar_port = sidecar.map(|c| {
         c.ports
             .iter()
@@ -105,6 +113,7 @@ fn start_pod(world: &mut WorldState, key: ObjectRef, value: &Value) {
         slot: 0,
         image: seid.and_then(|c| c.image.clone()).unwrap_or_default(),
         sidecar_port,
+        sidecar_kind,
         halt_height: seid.and_then(halt_height),
         volume,
         restart_policy,

@@ -4,8 +4,11 @@
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
+use sei_operator::sidecar::wire::TaskRequest;
+use sei_operator::sidecar::{PodAddress, Sidecar, Submission};
 use sei_sim::kube::kubelet::Seid;
 use sei_sim::seid::SeidExit;
+use serde_json::json;
 
 use crate::common::*;
 
@@ -105,4 +108,67 @@ fn a_pod_waits_for_its_claim() {
             w.get::<Job>(NS, "n-bootstrap").ok().and_then(|j| j.status).and_then(|s| s.succeeded) == Some(1)
         })
         .unwrap();
+}
+
+/// A bootstrap Job whose pod has the sidecar, as a regular container or as a native sidecar.
+fn job_with_sidecar(native: bool) -> Job {
+    let seid = json!({"name": "seid", "image": "sei:v1", "args": ["start", "--halt-height=1010"]});
+    let sidecar = json!({"name": "sidecar", "image": "seictl:v1", "ports": [{"containerPort": 7777}]});
+    let mut native_sidecar = sidecar.clone();
+    native_sidecar["restartPolicy"] = json!("Always");
+    let (containers, init) =
+        if native { (json!([seid]), json!([native_sidecar])) } else { (json!([seid, sidecar]), json!([])) };
+    serde_json::from_value(json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "n-bootstrap", "namespace": NS},
+        "spec": {"backoffLimit": 0, "template": {
+            "metadata": {"labels": {"sei.io/node": "n"}},
+            "spec": {
+                "restartPolicy": "Never", "hostname": "n-0", "subdomain": "n",
+                "containers": containers, "initContainers": init,
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-n-0"}}],
+            },
+        }},
+    }))
+    .unwrap()
+}
+
+fn run_sidecar_job(native: bool) -> sei_sim::World {
+    let mut world = world(15);
+    world.create(&headless_service("n")).unwrap();
+    world.create(&claim("data-n-0")).unwrap();
+    world.create(&job_with_sidecar(native)).unwrap();
+    world
+        .run_until("sidecar up", secs(60), |w| {
+            w.inspect(|s| s.pods.values().any(|p| p.seid == Seid::WaitingForSidecar))
+        })
+        .unwrap();
+    let request = TaskRequest { id: None, type_: "mark-ready".into(), params: None };
+    let submitted = world
+        .probe("test", move |s| async move { s.submit_task(&PodAddress::for_node(NS, "n", 7777), &request).await });
+    assert_eq!(submitted.unwrap(), Ok(Submission::Created));
+    world
+        .run_until("seid halted", secs(120), |w| {
+            w.inspect(|s| s.pods.values().any(|p| matches!(p.seid, Seid::Terminated { .. })))
+        })
+        .unwrap();
+    world.run_for(secs(10)).unwrap();
+    world
+}
+
+#[test]
+fn a_job_whose_sidecar_is_a_regular_container_never_completes() {
+    let world = run_sidecar_job(false);
+    let status = world.get::<Job>(NS, "n-bootstrap").unwrap().status.unwrap();
+    assert_eq!(status.succeeded, Some(0));
+    let pods = world.list::<Pod>(NS, &[("job-name".to_owned(), "n-bootstrap".to_owned())].into()).unwrap();
+    assert_eq!(pods[0].status.as_ref().unwrap().phase.as_deref(), Some("Running"), "the sidecar keeps it alive");
+}
+
+#[test]
+fn a_job_with_a_native_sidecar_completes() {
+    let world = run_sidecar_job(true);
+    let status = world.get::<Job>(NS, "n-bootstrap").unwrap().status.unwrap();
+    assert_eq!(status.succeeded, Some(1));
+    assert_eq!(world.inspect(|s| s.volumes.values().next().unwrap().height), 1_010);
 }
