@@ -171,6 +171,13 @@ impl Store {
         if self.objects.contains_key(&key) {
             return Err(ClusterError::AlreadyExists(key));
         }
+        // As the API server does: an object to create must not claim a version (it was read, not made).
+        if value.pointer("/metadata/resourceVersion").is_some_and(|v| !v.is_null()) {
+            return Err(ClusterError::Invalid {
+                object: key,
+                message: "metadata.resourceVersion: Invalid value: must not be set on create".into(),
+            });
+        }
         self.next_uid += 1;
         let uid = format!("00000000-0000-4000-8000-{:012x}", self.next_uid);
         let object = as_object(&mut value, &key)?;

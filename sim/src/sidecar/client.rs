@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::resolver::resolve;
 use crate::state::{Shared, SidecarCall, lock};
+use crate::trace::Category;
 
 /// The request header naming the caller.
 pub const CALLER_HEADER: &str = "x-sim-caller";
@@ -73,7 +74,14 @@ impl SimSidecar {
             world.sidecar_calls.push(call);
             (resolve(&world, &pod.host, port), world.timings.sidecar_timeout)
         };
-        let resolved = resolved.map_err(|e| unreachable(e.to_string()))?;
+        let resolved = match resolved {
+            Ok(resolved) => resolved,
+            Err(e) => {
+                let error = unreachable(e.to_string());
+                lock(&self.shared).record(Category::Sidecar, format!("{} -> {path} failed: {error}", self.caller));
+                return Err(error);
+            }
+        };
         let address = (resolved.worker, resolved.port);
         let request = Request::builder()
             .method(method)
@@ -101,7 +109,7 @@ impl SimSidecar {
             self.pool.lock().unwrap_or_else(|p| p.into_inner()).insert(address.clone(), (sender, driver));
             Ok::<_, String>((status, bytes))
         };
-        match tokio::time::timeout(timeout, exchange).await {
+        let outcome = match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result.map_err(unreachable),
             Err(_) => {
                 if let Some((_, driver)) = self.pool.lock().unwrap_or_else(|p| p.into_inner()).remove(&address) {
@@ -109,7 +117,12 @@ impl SimSidecar {
                 }
                 Err(unreachable(format!("no answer within {timeout:?}")))
             }
+        };
+        if let Err(error) = &outcome {
+            // Answered calls are traced by the server; failed ones only the caller knows of.
+            lock(&self.shared).record(Category::Sidecar, format!("{} -> {path} failed: {error}", self.caller));
         }
+        outcome
     }
 }
 

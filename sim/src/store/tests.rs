@@ -34,6 +34,9 @@ fn create_assigns_identity_and_drops_status() {
     assert!(created.get("status").is_none(), "status is not writable on create");
     let again = store.create(config_map("a", "2"), at(1));
     assert_eq!(again, Err(ClusterError::AlreadyExists(key("a"))));
+    let mut read_back = created.clone();
+    read_back["metadata"]["name"] = json!("b");
+    assert!(matches!(store.create(read_back, at(1)), Err(ClusterError::Invalid { .. })), "no version on create");
 }
 
 #[test]
