@@ -178,7 +178,10 @@ pub async fn run_operator<R: Reconciler>(
             });
         }
         let wait = queue.next_due().map_or(Duration::from_secs(3600), |at| at.saturating_sub(now)).max(tick);
+        // `biased`: tokio's select! otherwise picks among ready branches with an RNG that turmoil cannot seed
+        // (it needs `tokio_unstable`), which would make runs differ.
         tokio::select! {
+            biased;
             _ = wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
             Some(joined) = running.join_next(), if !running.is_empty() => {

@@ -11,8 +11,15 @@ fn run(seed: u64) -> String {
     world.create(&statefulset("n", "sei:v1", true, "OrderedReady")).unwrap();
     world.create(&claim("data-b-0")).unwrap();
     world.create(&bootstrap_job("b", "sei:v1", 1_020, "data-b-0")).unwrap();
-    let answers = Rc::new(RefCell::new(0));
-    let _ = answers;
+    // An operator polling every node concurrently, so reconciles, connections and timers interleave.
+    for name in ["a", "b", "c"] {
+        world.create(&headless_service(name)).unwrap();
+        world.create(&statefulset(name, "sei:v1", true, "OrderedReady")).unwrap();
+        world.create(&crate::operator::sei_node(name)).unwrap();
+    }
+    let answers = Rc::new(RefCell::new(Vec::new()));
+    let shared = answers.clone();
+    world.start_operator(move || crate::operator::HealthProber { kind: "SeiNode", answers: shared.clone() });
     world.run_for(secs(10)).unwrap();
     world
         .probe("test", |s| async move {
@@ -25,7 +32,12 @@ fn run(seed: u64) -> String {
         .unwrap();
     world.run_for(secs(60)).unwrap();
     world.crash_pod(NS, "n-0");
+    world.partition("operator", "worker-0");
+    world.run_for(secs(15)).unwrap();
+    world.repair("operator", "worker-0");
+    world.crash_operator();
     world.run_for(secs(30)).unwrap();
+    assert!(!answers.borrow().is_empty());
     world.trace().text()
 }
 

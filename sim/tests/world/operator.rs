@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::common::*;
 
-fn sei_node(name: &str) -> SeiNode {
+pub fn sei_node(name: &str) -> SeiNode {
     serde_json::from_value(json!({
         "apiVersion": "sei.io/v1alpha1", "kind": "SeiNode",
         "metadata": {"name": name, "namespace": NS},
@@ -26,9 +26,9 @@ fn sei_node(name: &str) -> SeiNode {
 }
 
 /// Polls the sidecar of the node it reconciles every 2 s, recording whether it answered.
-struct HealthProber {
-    kind: &'static str,
-    answers: Rc<RefCell<Vec<bool>>>,
+pub struct HealthProber {
+    pub kind: &'static str,
+    pub answers: Rc<RefCell<Vec<bool>>>,
 }
 
 impl Reconciler for HealthProber {
