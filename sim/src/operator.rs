@@ -1,6 +1,26 @@
 //! The operator's host: a deterministic work queue fed by the store's watch and by requeue timers, driving an
-//! injected [`Reconciler`], concurrently across keys and never twice at once for one key. Everything here lives in the host's memory and is lost when the
-//! world crashes the host; the store survives.
+//! injected [`Reconciler`], concurrently across keys and never twice at once for one key. Everything here lives
+//! in the host's memory and is lost when the world crashes the host; the store survives.
+//!
+//! Plugging the operator's controllers in: write them against the `Cluster`, `Sidecar` and `Clock` traits, and
+//! wrap them in one `Reconciler` that dispatches on `key.kind`:
+//!
+//! ```text
+//! struct Controllers { /* in-memory state, rebuilt at every operator (re)start */ }
+//! impl Reconciler for Controllers {
+//!     fn kinds(&self) -> Vec<String> { vec!["SeiNode".into(), "SeiNodeDeployment".into()] }
+//!     async fn reconcile(&self, ctx: &OperatorContext, key: &ObjectRef) -> Requeue {
+//!         match key.kind.as_str() {
+//!             "SeiNode" => node::reconcile(&ctx.cluster, &ctx.sidecar, &ctx.clock, key).await.into(),
+//!             _ => deployment::reconcile(&ctx.cluster, &ctx.clock, key).await.into(),
+//!         }
+//!     }
+//! }
+//! world.start_operator(|| Controllers { .. });
+//! ```
+//!
+//! Events on a StatefulSet, Service, Job or child SeiNode reach the reconciler through their controller owner
+//! reference, as kube-runtime's `owns` does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;

@@ -89,6 +89,10 @@ impl World {
 
     /// Random API faults at these rates, drawn from the world's RNG.
     pub fn set_api_fault_rates(&self, conflict_rate: f64, transient_rate: f64) {
+        self.record(
+            Category::Fault,
+            format!("operator API faults: conflicts {conflict_rate}, transient {transient_rate}"),
+        );
         let mut world = lock(&self.shared);
         world.api_faults.conflict_rate = conflict_rate;
         world.api_faults.transient_rate = transient_rate;

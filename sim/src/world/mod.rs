@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 pub use builder::WorldBuilder;
 
+use crate::clock::SimClock;
 use crate::cluster::{ClientKind, SimCluster};
 use crate::invariants::{self, LIVENESS, Observed, Violation};
 use crate::kube::kubelet::PodRuntime;
@@ -118,6 +119,11 @@ impl World {
         SimCluster::new(self.shared.clone(), ClientKind::Harness)
     }
 
+    /// The simulated clock (the pinned epoch plus simulated time).
+    pub fn clock(&self) -> SimClock {
+        SimClock::new(self.shared.clone())
+    }
+
     /// An API client with the operator's faults, for tests of stale reads and injected errors.
     pub fn operator_cluster(&self) -> SimCluster {
         SimCluster::new(self.shared.clone(), ClientKind::Operator)
@@ -215,6 +221,8 @@ impl World {
         }
         self.sim.step().map_err(|e| SimError::Host(e.to_string()))?;
         self.steps += 1;
+        // Between steps (harness actions, faults) the world's time is the end of the tick just run.
+        lock(&self.shared).now = self.sim.elapsed();
         let crash = std::mem::take(&mut lock(&self.shared).operator.crash_requested);
         if crash {
             self.crash_operator();

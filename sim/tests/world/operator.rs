@@ -252,3 +252,13 @@ fn latency_beyond_the_client_timeout_makes_calls_fail() {
     world.run_for(secs(30)).unwrap();
     assert!(!answers.borrow().is_empty() && answers.borrow().iter().all(|a| !a), "{:?}", answers.borrow());
 }
+
+#[test]
+fn the_clock_reads_simulated_time_from_the_pinned_epoch() {
+    use sei_operator::clock::Clock;
+    let mut world = world(39);
+    let clock = world.clock();
+    assert_eq!(clock.now().as_second(), sei_sim::world::EPOCH_SECONDS);
+    world.run_for(secs(90)).unwrap();
+    assert_eq!(clock.now().as_second(), sei_sim::world::EPOCH_SECONDS + 90);
+}
