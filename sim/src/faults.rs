@@ -33,6 +33,26 @@ pub struct OperatorFaults {
     pub crash_requested: bool,
 }
 
+/// A fault, as data: what [`crate::world::World::inject`] applies. Hosts are named `operator`, `worker-<i>`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", tag = "fault")]
+pub enum Fault {
+    CrashPod { namespace: String, pod: String },
+    RestartSidecar { namespace: String, pod: String },
+    CrashWorker { worker: usize },
+    RestartWorker { worker: usize },
+    CrashOperator,
+    CrashOperatorAfterWrite { write: u32 },
+    Partition { a: String, b: String },
+    Repair { a: String, b: String },
+    Latency { a: String, b: String, latency: std::time::Duration },
+    Conflicts { count: u32 },
+    TransientErrors { count: u32 },
+    ReadLag { versions: u64 },
+    DropWatchEvents { count: u32 },
+    FailTask { node: Option<String>, task_type: String, times: u32, error: String },
+}
+
 /// A sidecar task that will fail the next `times` times it completes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScriptedTaskFailure {

@@ -7,12 +7,65 @@ use std::time::Duration;
 use sei_operator::cluster::ObjectRef;
 
 use super::{OPERATOR_HOST, World};
-use crate::faults::ScriptedTaskFailure;
+use crate::faults::{Fault, ScriptedTaskFailure};
+
+/// The latency of a healed link (the default links vary between 1 and 20 ms).
+const HEALED_LATENCY: Duration = Duration::from_millis(10);
 use crate::kube::kubelet;
 use crate::state::lock;
 use crate::trace::Category;
 
 impl World {
+    fn has_worker(&self, index: usize) -> bool {
+        let exists = lock(&self.shared).workers.len() > index;
+        if !exists {
+            self.record(Category::Fault, format!("ignored: there is no worker-{index}"));
+        }
+        exists
+    }
+
+    /// Applies a fault given as data (scenarios and fuzzers build these).
+    pub fn inject(&mut self, fault: &Fault) {
+        match fault {
+            Fault::CrashPod { namespace, pod } => self.crash_pod(namespace, pod),
+            Fault::RestartSidecar { namespace, pod } => self.restart_sidecar(namespace, pod),
+            Fault::CrashWorker { worker } => self.crash_worker(*worker),
+            Fault::RestartWorker { worker } => self.restart_worker(*worker),
+            Fault::CrashOperator => self.crash_operator(),
+            Fault::CrashOperatorAfterWrite { write } => self.crash_operator_after_write(*write),
+            Fault::Partition { a, b } => self.partition(a, b),
+            Fault::Repair { a, b } => self.repair(a, b),
+            Fault::Latency { a, b, latency } => self.set_latency(a, b, *latency),
+            Fault::Conflicts { count } => self.inject_conflicts(*count),
+            Fault::TransientErrors { count } => self.inject_transient_errors(*count),
+            Fault::ReadLag { versions } => self.set_read_lag(*versions),
+            Fault::DropWatchEvents { count } => self.drop_watch_events(*count),
+            Fault::FailTask { node, task_type, times, error } => {
+                self.fail_task(node.as_deref(), task_type, *times, error)
+            }
+        }
+    }
+
+    /// Stops every lasting fault: workers back up, the operator's links repaired and at normal latency, no pending
+    /// API faults, fresh reads, no dropped watch events, no scripted task failures. What already happened stays.
+    pub fn heal_all(&mut self) {
+        self.record(Category::Fault, "heal all");
+        let workers: Vec<(usize, bool)> = lock(&self.shared).workers.iter().map(|w| w.up).enumerate().collect();
+        for (index, up) in workers {
+            let name = format!("worker-{index}");
+            if !up {
+                self.restart_worker(index);
+            }
+            self.sim.repair(OPERATOR_HOST, name.as_str());
+            self.sim.set_link_latency(OPERATOR_HOST, name.as_str(), HEALED_LATENCY);
+        }
+        let mut world = lock(&self.shared);
+        world.api_faults = Default::default();
+        world.operator.read_lag = 0;
+        world.operator.drop_watch_events = 0;
+        world.operator.crash_after_write = None;
+        world.task_failures.clear();
+    }
     /// Crashes every container of a pod (they restart: the sidecar forgets everything).
     pub fn crash_pod(&self, namespace: &str, pod: &str) {
         self.record(Category::Fault, format!("crash pod {namespace}/{pod}"));
@@ -27,6 +80,9 @@ impl World {
 
     /// Crashes worker node `index`: every pod on it loses its processes until [`World::restart_worker`].
     pub fn crash_worker(&mut self, index: usize) {
+        if !self.has_worker(index) {
+            return;
+        }
         let name = format!("worker-{index}");
         self.record(Category::Fault, format!("crash {name}"));
         kubelet::worker_down(&mut lock(&self.shared), index);
@@ -35,6 +91,9 @@ impl World {
 
     /// Boots worker node `index` again; the kubelet restarts its pods' containers.
     pub fn restart_worker(&mut self, index: usize) {
+        if !self.has_worker(index) {
+            return;
+        }
         let name = format!("worker-{index}");
         self.record(Category::Fault, format!("restart {name}"));
         kubelet::worker_up(&mut lock(&self.shared), index);

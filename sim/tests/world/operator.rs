@@ -262,3 +262,29 @@ fn the_clock_reads_simulated_time_from_the_pinned_epoch() {
     world.run_for(secs(90)).unwrap();
     assert_eq!(clock.now().as_second(), sei_sim::world::EPOCH_SECONDS + 90);
 }
+
+#[test]
+fn faults_as_data_apply_and_heal() {
+    use sei_sim::faults::Fault;
+    let (mut world, answers) = node_world(40, "SeiNode");
+    world.run_until("sidecar answers", secs(60), |_| answers.borrow().last() == Some(&true)).unwrap();
+    let worker = world.pod(NS, "n-0").unwrap().worker;
+    let faults = [
+        Fault::Partition { a: "operator".into(), b: format!("worker-{worker}") },
+        Fault::ReadLag { versions: 3 },
+        Fault::CrashWorker { worker: 99 },
+    ];
+    for fault in &faults {
+        world.inject(fault);
+    }
+    answers.borrow_mut().clear();
+    world.run_for(secs(15)).unwrap();
+    assert!(answers.borrow().iter().all(|a| !a));
+    world.heal_all();
+    assert_eq!(world.inspect(|w| w.operator.read_lag), 0);
+    answers.borrow_mut().clear();
+    world.run_for(secs(15)).unwrap();
+    assert_eq!(answers.borrow().last(), Some(&true));
+    let trace = world.trace().text();
+    assert!(trace.contains("ignored: there is no worker-99") && trace.contains("heal all"));
+}
