@@ -24,6 +24,26 @@ impl World {
         exists
     }
 
+    /// Whether `a` and `b` are two distinct hosts of this world (turmoil has links only between those).
+    fn is_link(&self, a: &str, b: &str) -> bool {
+        let known = |name: &str| {
+            (name == OPERATOR_HOST && self.operator)
+                || name
+                    .strip_prefix("worker-")
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .is_some_and(|i| lock(&self.shared).workers.len() > i && name == format!("worker-{i}"))
+                || name
+                    .strip_prefix("probe-")
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .is_some_and(|i| (1..=self.probes).contains(&i) && name == format!("probe-{i}"))
+        };
+        let link = a != b && known(a) && known(b);
+        if !link {
+            self.record(Category::Fault, format!("ignored: no link between {a} and {b}"));
+        }
+        link
+    }
+
     /// Applies a fault given as data (scenarios and fuzzers build these).
     pub fn inject(&mut self, fault: &Fault) {
         match fault {
@@ -56,8 +76,10 @@ impl World {
             if !up {
                 self.restart_worker(index);
             }
-            self.sim.repair(OPERATOR_HOST, name.as_str());
-            self.sim.set_link_latency(OPERATOR_HOST, name.as_str(), HEALED_LATENCY);
+            if self.operator {
+                self.sim.repair(OPERATOR_HOST, name.as_str());
+                self.sim.set_link_latency(OPERATOR_HOST, name.as_str(), HEALED_LATENCY);
+            }
         }
         let mut world = lock(&self.shared);
         world.api_faults = Default::default();
@@ -118,18 +140,27 @@ impl World {
 
     /// Partitions two hosts (`operator`, `worker-<i>`, `probe-<n>`).
     pub fn partition(&self, a: &str, b: &str) {
+        if !self.is_link(a, b) {
+            return;
+        }
         self.record(Category::Fault, format!("partition {a} | {b}"));
         self.sim.partition(a, b);
     }
 
     /// Heals a partition.
     pub fn repair(&self, a: &str, b: &str) {
+        if !self.is_link(a, b) {
+            return;
+        }
         self.record(Category::Fault, format!("repair {a} | {b}"));
         self.sim.repair(a, b);
     }
 
     /// Sets the latency of the link between two hosts.
     pub fn set_latency(&self, a: &str, b: &str, latency: Duration) {
+        if !self.is_link(a, b) {
+            return;
+        }
         self.record(Category::Fault, format!("latency {a} <-> {b} = {latency:?}"));
         self.sim.set_link_latency(a, b, latency);
     }

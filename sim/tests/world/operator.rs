@@ -273,6 +273,7 @@ fn faults_as_data_apply_and_heal() {
         Fault::Partition { a: "operator".into(), b: format!("worker-{worker}") },
         Fault::ReadLag { versions: 3 },
         Fault::CrashWorker { worker: 99 },
+        Fault::Partition { a: "operator".into(), b: "nowhere".into() },
     ];
     for fault in &faults {
         world.inject(fault);
@@ -287,4 +288,5 @@ fn faults_as_data_apply_and_heal() {
     assert_eq!(answers.borrow().last(), Some(&true));
     let trace = world.trace().text();
     assert!(trace.contains("ignored: there is no worker-99") && trace.contains("heal all"));
+    assert!(trace.contains("ignored: no link between operator and nowhere"));
 }

@@ -137,3 +137,15 @@ fn claims_survive_pod_deletion() {
         other => panic!("not running: {other:?}"),
     }
 }
+
+#[test]
+fn healing_a_world_without_an_operator_restarts_its_workers() {
+    let mut world = world(6);
+    world.create(&statefulset("n", "sei:v1", false, "OrderedReady")).unwrap();
+    world.run_until("pod ready", secs(60), |w| pod_ready(w, "n-0")).unwrap();
+    let worker = world.pod(NS, "n-0").unwrap().worker;
+    world.crash_worker(worker);
+    world.run_until("pod not ready", secs(10), |w| !pod_ready(w, "n-0")).unwrap();
+    world.heal_all();
+    world.run_until("pod ready again", secs(60), |w| pod_ready(w, "n-0")).unwrap();
+}
