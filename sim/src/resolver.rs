@@ -50,14 +50,14 @@ pub fn resolve(world: &WorldState, host: &str, port: u16) -> Result<Resolved, Re
         // A Service without a selector has no managed endpoints.
         selector.as_ref().is_some_and(|s| matches_selector(labels.as_ref(), s)) && (publish_not_ready || pod.is_ready())
     };
-    let mut candidates = world
-        .pods
-        .values()
-        .filter(|p| {
-            p.key.namespace == *namespace && p.hostname == *hostname && p.subdomain.as_deref() == Some(*subdomain)
-        })
-        .filter(is_endpoint);
-    let pod = candidates.next().ok_or_else(|| ResolveError::NoSuchHost(host.into()))?;
+    let named = |p: &&crate::kube::kubelet::PodRuntime| {
+        p.key.namespace == *namespace && p.hostname == *hostname && p.subdomain.as_deref() == Some(*subdomain)
+    };
+    // A StatefulSet pod's hostname is its name: look it up directly before scanning every pod.
+    let direct = world.pods.get(&ObjectRef::new("Pod", *namespace, *hostname)).filter(named).filter(is_endpoint);
+    let pod = direct
+        .or_else(|| world.pods.values().filter(named).find(is_endpoint))
+        .ok_or_else(|| ResolveError::NoSuchHost(host.into()))?;
     let worker =
         world.workers.get(pod.worker).map(|w| w.name.clone()).ok_or_else(|| ResolveError::NoSuchHost(host.into()))?;
     let worker_port = if port == SEID_RPC_PORT {

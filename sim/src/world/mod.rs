@@ -197,6 +197,10 @@ impl World {
 
     /// Starts the operator's host with a given configuration.
     pub fn start_operator_with<R: Reconciler, F: Fn() -> R + 'static>(&mut self, config: OperatorConfig, factory: F) {
+        if self.operator {
+            self.record(Category::Operator, "ignored: the operator is already started");
+            return;
+        }
         let (shared, tick) = (self.shared.clone(), self.tick);
         self.sim.host(OPERATOR_HOST, move || run_operator(shared.clone(), factory(), config, tick));
         self.operator = true;
