@@ -74,6 +74,11 @@ impl ImageRegistry {
         self
     }
 
+    /// The binary inside an image, pulled or cached.
+    pub fn binary(&self, image: &str) -> Option<&Binary> {
+        self.images.get(image)
+    }
+
     /// The binary of a pullable image; `None` for an unknown or unpullable one.
     pub fn pull(&self, image: &str) -> Option<&Binary> {
         self.images.get(image).filter(|b| b.pullable)

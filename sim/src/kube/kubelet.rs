@@ -160,7 +160,7 @@ pub fn start_seid(world: &mut WorldState, key: &ObjectRef) {
         return;
     }
     let height = pod.volume.as_ref().and_then(|v| world.volumes.get(v)).map_or(0, |v| v.height);
-    let (Some(chain), Some(binary)) = (world.chain_for(pod.chain_id.as_deref()), world.registry.pull(&pod.image))
+    let (Some(chain), Some(binary)) = (world.chain_for(pod.chain_id.as_deref()), world.registry.binary(&pod.image))
     else {
         return;
     };
@@ -269,9 +269,12 @@ pub fn worker_down(world: &mut WorldState, worker: usize) {
         if let Some(pod) = world.pods.get(&key).cloned() {
             save_height(world, &pod);
         }
+        // Only live containers go down with the node; a finished pod stays finished.
         if let Some(pod) = world.pods.get_mut(&key)
-            && pod.seid != Seid::Unscheduled
-            && pod.seid != Seid::ImagePullBackOff
+            && matches!(
+                pod.seid,
+                Seid::Pulling { .. } | Seid::WaitingForSidecar | Seid::Running { .. } | Seid::BackOff { .. }
+            )
         {
             pod.seid = Seid::NodeDown;
             pod.sidecar = None;
