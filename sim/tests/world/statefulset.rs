@@ -149,3 +149,60 @@ fn healing_a_world_without_an_operator_restarts_its_workers() {
     world.heal_all();
     world.run_until("pod ready again", secs(60), |w| pod_ready(w, "n-0")).unwrap();
 }
+
+fn three_replicas(policy: &str) -> StatefulSet {
+    let mut set = statefulset("n", "sei:v1", false, policy);
+    set.spec.as_mut().unwrap().replicas = Some(3);
+    set
+}
+
+/// Trace lines of the StatefulSet controller creating or deleting pods, in order.
+fn pod_actions(world: &sei_sim::World) -> Vec<String> {
+    world
+        .trace()
+        .lines()
+        .iter()
+        .filter(|l| l.contains("statefulset-controller") && (l.contains("create Pod") || l.contains("delete Pod")))
+        .map(|l| l.split_whitespace().skip(3).take(3).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn ordered_ready_creates_pods_one_at_a_time_and_rolls_in_reverse() {
+    let mut world = world(7);
+    world.create(&three_replicas("OrderedReady")).unwrap();
+    world.run_until("all ready", secs(120), |w| ["n-0", "n-1", "n-2"].iter().all(|p| pod_ready(w, p))).unwrap();
+    let trace = world.trace();
+    let position = |needle: &str| trace.lines().iter().position(|l| l.contains(needle)).unwrap();
+    assert!(position("create Pod sei/n-1") > position("Pod sei/n-0 phase=Running ready=true"));
+    assert!(position("create Pod sei/n-2") > position("Pod sei/n-1 phase=Running ready=true"));
+    world
+        .edit::<StatefulSet>(NS, "n", |s| {
+            s.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image = Some("sei:v1.1".into());
+        })
+        .unwrap();
+    world
+        .run_until("rolled", secs(300), |w| {
+            let status = sts_status(w, "n");
+            status.observed_generation == Some(2) && status.current_revision == status.update_revision
+        })
+        .unwrap();
+    let deletes: Vec<String> = pod_actions(&world).into_iter().filter(|a| a.starts_with("delete")).collect();
+    assert_eq!(deletes, ["delete Pod sei/n-2", "delete Pod sei/n-1", "delete Pod sei/n-0"]);
+    assert_eq!(sts_status(&world, "n").updated_replicas, Some(3));
+}
+
+#[test]
+fn parallel_creates_every_pod_at_once_and_scales_down_from_the_top() {
+    let mut world = world(8);
+    world.create(&three_replicas("Parallel")).unwrap();
+    world.run_for(secs(3)).unwrap();
+    let creates = pod_actions(&world);
+    assert_eq!(creates, ["create Pod sei/n-0", "create Pod sei/n-1", "create Pod sei/n-2"]);
+    world.run_until("all ready", secs(60), |w| ["n-0", "n-1", "n-2"].iter().all(|p| pod_ready(w, p))).unwrap();
+    world.edit::<StatefulSet>(NS, "n", |s| s.spec.as_mut().unwrap().replicas = Some(1)).unwrap();
+    world.run_until("scaled down", secs(60), |w| sts_status(w, "n").replicas == 1).unwrap();
+    world.run_until("pods killed", secs(5), |w| w.pod(NS, "n-1").is_none() && w.pod(NS, "n-2").is_none()).unwrap();
+    assert!(world.pod(NS, "n-0").is_some());
+    assert!(world.get::<PersistentVolumeClaim>(NS, "data-n-2").is_ok(), "claims outlive scale-down (Retain)");
+}
