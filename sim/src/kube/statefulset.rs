@@ -92,6 +92,14 @@ fn sync_one(world: &mut WorldState, set: &StatefulSet, owned: Vec<Pod>) {
         .unwrap_or_else(|| update_revision.clone());
     let monotonic = spec.pod_management_policy.as_deref() != Some("Parallel");
     let rolling = spec.update_strategy.as_ref().and_then(|s| s.type_.as_deref()) != Some("OnDelete");
+    // Pods below the partition keep their revision (`rollingUpdate.partition`, defaulted to 0).
+    let partition = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|s| s.rolling_update.as_ref())
+        .and_then(|r| r.partition)
+        .and_then(|p| usize::try_from(p).ok())
+        .unwrap_or(0);
 
     for ordinal in 0..replicas {
         for claim in spec.volume_claim_templates.iter().flatten() {
@@ -123,6 +131,9 @@ fn sync_one(world: &mut WorldState, set: &StatefulSet, owned: Vec<Pod>) {
                 }
             }
             None => {
+                // A missing pod is created at the update revision, as the real controller does for every ordinal
+                // at or above the partition (apps/v1 defaults it to 0). Below a partition it would use the
+                // current revision's template, which this fake does not keep: creation there is not modelled.
                 create_pod(world, set, ordinal, &update_revision);
                 if monotonic {
                     blocked = true;
@@ -145,7 +156,7 @@ fn sync_one(world: &mut WorldState, set: &StatefulSet, owned: Vec<Pod>) {
     }
     if !blocked && rolling {
         // Rolling update: reverse ordinal order; delete the first outdated pod, wait for unhealthy ones.
-        for ordinal in (0..replicas).rev() {
+        for ordinal in (partition.min(replicas)..replicas).rev() {
             let Some(pod) = existing.get(&ordinal) else { break };
             if revision_label(pod) != Some(update_revision.as_str()) && !is_terminating(pod) {
                 delete_pod(world, namespace, pod);
