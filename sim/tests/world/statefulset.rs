@@ -206,3 +206,17 @@ fn parallel_creates_every_pod_at_once_and_scales_down_from_the_top() {
     assert!(world.pod(NS, "n-0").is_some());
     assert!(world.get::<PersistentVolumeClaim>(NS, "data-n-2").is_ok(), "claims outlive scale-down (Retain)");
 }
+
+#[test]
+fn deleting_the_stuck_pod_under_ordered_ready_recreates_it_at_the_update_revision() {
+    let mut world = roll_broken_pod("OrderedReady");
+    assert_eq!(pod_image(&world, "n-0").as_deref(), Some("sei:broken"));
+    world.delete::<k8s_openapi::api::core::v1::Pod>(NS, "n-0").unwrap();
+    world
+        .run_until("recreated on v1", secs(60), |w| {
+            pod_image(w, "n-0").as_deref() == Some("sei:v1") && pod_ready(w, "n-0")
+        })
+        .unwrap();
+    let status = sts_status(&world, "n");
+    assert_eq!(status.current_revision, status.update_revision);
+}
