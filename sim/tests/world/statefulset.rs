@@ -217,6 +217,10 @@ fn deleting_the_stuck_pod_under_ordered_ready_recreates_it_at_the_update_revisio
             pod_image(w, "n-0").as_deref() == Some("sei:v1") && pod_ready(w, "n-0")
         })
         .unwrap();
-    let status = sts_status(&world, "n");
-    assert_eq!(status.current_revision, status.update_revision);
+    world
+        .run_until("rollout complete", secs(5), |w| {
+            let status = sts_status(w, "n");
+            status.current_revision == status.update_revision
+        })
+        .unwrap();
 }
