@@ -8,3 +8,4 @@ mod invariants;
 mod operator;
 mod sidecar;
 mod statefulset;
+mod toy;
