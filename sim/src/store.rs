@@ -220,6 +220,15 @@ impl Store {
         if merged == stored {
             return Ok(stored);
         }
+        // As the API server does: an object being deleted may lose finalizers, never gain one.
+        if is_deleting(&stored) && finalizers(&merged).iter().any(|f| !finalizers(&stored).contains(f)) {
+            return Err(ClusterError::Invalid {
+                object: key,
+                message:
+                    "metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted"
+                        .into(),
+            });
+        }
         // Removing the last finalizer of an object being deleted completes its deletion.
         if is_deleting(&merged) && finalizers(&merged).is_empty() {
             return self.commit(key, None, ChangeType::Deleted).map(|_| merged);

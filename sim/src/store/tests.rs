@@ -114,6 +114,9 @@ fn finalizers_hold_deletion_until_removed() {
     let marked = store.get(&key("a"), None).unwrap().clone();
     assert!(is_deleting(&marked));
     store.delete(&key("a"), at(6)).unwrap();
+    let mut more = store.get(&key("a"), None).unwrap().clone();
+    more["metadata"]["finalizers"] = json!(["sei.io/cleanup", "sei.io/late"]);
+    assert!(matches!(store.replace(more), Err(ClusterError::Invalid { .. })), "no new finalizer while deleting");
     assert_eq!(
         store.get(&key("a"), None).unwrap()["metadata"]["deletionTimestamp"],
         marked["metadata"]["deletionTimestamp"],
