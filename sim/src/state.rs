@@ -35,6 +35,8 @@ pub struct Timings {
     /// kube-controller-manager's delay between a write and the controllers acting on it (informer delivery and
     /// work-queue wait): what makes `status.observedGeneration` trail `metadata.generation`.
     pub controller_lag: Duration,
+    /// Up to this much more lag, drawn from the world's RNG for each sync, so seeds explore interleavings.
+    pub controller_lag_jitter: Duration,
     /// Block-sync speed of a node behind the tip, in blocks per second.
     pub sync_speed: u64,
     /// How long each sidecar task type takes; others take `default_task_duration`.
@@ -56,6 +58,7 @@ impl Default for Timings {
             .collect();
         Timings {
             controller_lag: Duration::from_secs(1),
+            controller_lag_jitter: Duration::from_millis(500),
             sync_speed: 200,
             task_durations,
             default_task_duration: Duration::from_secs(1),

@@ -13,6 +13,8 @@ pub mod statefulset;
 
 use std::time::Duration;
 
+use rand::Rng;
+
 use sei_operator::cluster::ClusterError;
 use serde_json::Value;
 
@@ -26,6 +28,8 @@ pub struct ControllerState {
     pub seen_version: u64,
     /// When the store first changed since the last sync.
     pub dirty_since: Option<Duration>,
+    /// The lag of the sync in waiting (the configured lag plus its jitter).
+    pub lag: Duration,
     /// A pod changed: statuses must be reported and the next due time recomputed.
     pub kubelet_dirty: bool,
     /// The earliest time a pod changes on its own.
@@ -41,8 +45,11 @@ pub fn step(world: &mut WorldState) {
     }
     if world.store.version() != world.controllers.seen_version && world.controllers.dirty_since.is_none() {
         world.controllers.dirty_since = Some(world.now);
+        let jitter = world.timings.controller_lag_jitter.as_millis();
+        let extra = if jitter == 0 { 0 } else { world.rng.random_range(0..=jitter) };
+        world.controllers.lag = world.timings.controller_lag + Duration::from_millis(u64::try_from(extra).unwrap_or(0));
     }
-    if world.controllers.dirty_since.is_some_and(|since| since + world.timings.controller_lag <= world.now) {
+    if world.controllers.dirty_since.is_some_and(|since| since + world.controllers.lag <= world.now) {
         world.controllers.dirty_since = None;
         world.controllers.seen_version = world.store.version();
         sync_all(world);
