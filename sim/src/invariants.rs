@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::Service;
 use sei_operator::api::{PlanPhase, SeiNode, SeiNodeDeployment, SeiNodePhase, Strategy, UpdateStrategyType};
 use sei_operator::cluster::ObjectRef;
-use sei_operator::meta::{LABEL_DEPLOYMENT, LABEL_NODE, LABEL_REVISION, is_condition_true, is_controlled_by};
+use sei_operator::meta::{
+    LABEL_DEPLOYMENT, LABEL_NODE, LABEL_REVISION, find_condition, is_condition_true, is_controlled_by,
+};
 use serde::de::DeserializeOwned;
 
 use crate::state::WorldState;
@@ -36,6 +38,10 @@ pub const SINGLE_WRITER: &str = "single-writer-to-sidecars";
 pub const NO_LEAKED_ENTRANTS: &str = "no-leaked-entrants-once-quiet";
 pub const NO_ACTIVE_PVC_DELETED: &str = "no-pvc-of-an-active-node-deleted";
 pub const LIVENESS: &str = "liveness";
+pub const STALLED_ROLLOUT_REPORTED: &str = "stalled-rollout-reported";
+
+/// How long after a rollout's stall threshold the operator has to say so (one reconcile period or so).
+pub const STALL_REPORT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The only caller allowed to reach sidecars: the SeiNode controller (callers are tagged `operator:<Kind>`).
 pub const SIDECAR_WRITER: &str = "operator:SeiNode";
@@ -96,6 +102,7 @@ pub fn check(world: &WorldState, observed: &mut Observed) -> Result<(), Violatio
     current_image_was_run(world, &mut *observed)?;
     single_writer(world, observed)?;
     no_leaked_entrants_once_quiet(observed)?;
+    stalled_rollouts_are_reported(world, observed)?;
     Ok(())
 }
 
@@ -232,6 +239,29 @@ pub fn no_leaked_entrants_once_quiet(observed: &Observed) -> Result<(), Violatio
             return Err(Violation::new(
                 NO_LEAKED_ENTRANTS,
                 format!("{key} is quiet but has children of revisions {revisions:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Invariant 7, its state part: a rollout older than the stall threshold says so — `RolloutInProgress` with
+/// reason `Stalled` — within [`STALL_REPORT_GRACE`].
+pub fn stalled_rollouts_are_reported(world: &WorldState, observed: &Observed) -> Result<(), Violation> {
+    let now = world.timestamp();
+    for (key, deployment) in &observed.deployments {
+        let Some(status) = &deployment.status else { continue };
+        let Some(rollout) = &status.rollout else { continue };
+        let Ok(age) = now.duration_since(rollout.started_at.0).try_into() else { continue };
+        let age: std::time::Duration = age;
+        if age <= world.stall_threshold + STALL_REPORT_GRACE {
+            continue;
+        }
+        let reason = find_condition(&status.conditions, "RolloutInProgress").map(|c| c.reason.as_str());
+        if reason != Some("Stalled") {
+            return Err(Violation::new(
+                STALLED_ROLLOUT_REPORTED,
+                format!("{key}: rollout running for {age:?} but RolloutInProgress reason is {reason:?}"),
             ));
         }
     }

@@ -133,6 +133,8 @@ pub struct WorldState {
     pub write_violations: Vec<Violation>,
     /// Chain milestones not yet reached, soonest last (popped as time passes).
     pub milestones: Vec<(Duration, String)>,
+    /// The operator's rollout stall threshold (SPEC: 10 minutes, configurable), for the stall invariant.
+    pub stall_threshold: Duration,
     /// Signalled on every store write: wakes the operator's watch.
     pub store_changed: Arc<Notify>,
 }

@@ -31,6 +31,7 @@ pub struct WorldBuilder {
     timings: Timings,
     admission: bool,
     max_read_lag: u64,
+    stall_threshold: Duration,
 }
 
 impl WorldBuilder {
@@ -46,6 +47,7 @@ impl WorldBuilder {
             timings: Timings::default(),
             admission: true,
             max_read_lag: 64,
+            stall_threshold: Duration::from_secs(600),
         }
     }
 
@@ -90,6 +92,12 @@ impl WorldBuilder {
     /// The most versions the operator's reads may lag (history kept for stale reads); default 64.
     pub fn max_read_lag(mut self, lag: u64) -> Self {
         self.max_read_lag = lag;
+        self
+    }
+
+    /// The operator's rollout stall threshold the stall invariant holds it to (default 10 minutes).
+    pub fn stall_threshold(mut self, threshold: Duration) -> Self {
+        self.stall_threshold = threshold;
         self
     }
 
@@ -138,6 +146,7 @@ impl WorldBuilder {
             events: Vec::new(),
             write_violations: Vec::new(),
             milestones,
+            stall_threshold: self.stall_threshold,
             store_changed: Arc::new(Notify::new()),
         };
         let shared: Shared = Arc::new(Mutex::new(state));
@@ -166,6 +175,7 @@ impl WorldBuilder {
             operator: false,
             operator_down: false,
             last_checked: (u64::MAX, usize::MAX),
+            last_checked_at: Duration::ZERO,
             notified_version: 0,
         })
     }

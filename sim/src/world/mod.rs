@@ -31,6 +31,8 @@ use crate::trace::{Category, Trace};
 
 /// The pinned epoch of every run: 2026-01-01T00:00:00Z.
 pub const EPOCH_SECONDS: i64 = 1_767_225_600;
+/// Invariants are checked at least this often in simulated time, even when nothing changed.
+pub const TIME_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 /// The operator's host name.
 pub const OPERATOR_HOST: &str = "operator";
 
@@ -64,6 +66,7 @@ pub struct World {
     operator: bool,
     operator_down: bool,
     last_checked: (u64, usize),
+    last_checked_at: Duration,
     notified_version: u64,
 }
 
@@ -234,14 +237,17 @@ impl World {
         self.check_invariants()
     }
 
-    /// Checks the invariants if anything happened since the last check.
+    /// Checks the invariants if anything happened since the last check, and at least every
+    /// [`TIME_CHECK_INTERVAL`] for the ones that time alone can break.
     pub fn check_invariants(&mut self) -> Result<(), SimError> {
         let world = lock(&self.shared);
         let fingerprint = (world.store.version(), world.trace.lines().len());
-        if fingerprint == self.last_checked {
+        let time_check = world.now.saturating_sub(self.last_checked_at) >= TIME_CHECK_INTERVAL;
+        if fingerprint == self.last_checked && !time_check {
             return Ok(());
         }
         self.last_checked = fingerprint;
+        self.last_checked_at = world.now;
         invariants::check(&world, &mut self.observed).map_err(|violation| SimError::Invariant {
             violation,
             step: self.steps,

@@ -202,3 +202,50 @@ fn a_deployment_nobody_reconciles_never_settles() {
         .unwrap();
     world.run_until_settled(secs(5)).unwrap();
 }
+
+fn start_rollout(world: &World, name: &str, reason: &'static str) {
+    let now = world.inspect(|w| w.timestamp());
+    world
+        .edit_status::<SeiNodeDeployment>(NS, name, |d| {
+            let status = d.status.get_or_insert_default();
+            status.phase = Some(DeploymentPhase::Upgrading);
+            status.rollout = Some(RolloutStatus {
+                strategy: Strategy::BlueGreen,
+                target_hash: "r2".into(),
+                started_at: Time(now),
+                nodes: Vec::new(),
+                incumbent_nodes: Vec::new(),
+                entrant_nodes: Vec::new(),
+                incumbent_revision: None,
+                entrant_revision: None,
+                incumbent_image: None,
+            });
+            let update = ConditionUpdate {
+                type_: "RolloutInProgress",
+                status: true,
+                reason,
+                message: String::new(),
+                observed_generation: Some(1),
+            };
+            set_condition(&mut status.conditions, update, now);
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_rollout_past_the_stall_threshold_must_say_stalled() {
+    let mut world = world(47);
+    let name = world.create(&fixture("bluegreen.yaml")).unwrap().metadata.name.unwrap();
+    start_rollout(&world, &name, "TemplateChanged");
+    world.run_for(secs(600)).unwrap();
+    match world.run_for(secs(120)) {
+        Err(SimError::Invariant { violation, .. }) => {
+            assert_eq!(violation.invariant, sei_sim::invariants::STALLED_ROLLOUT_REPORTED);
+        }
+        other => panic!("expected a stall violation, got {other:?}"),
+    }
+    let mut reported = crate::common::world(48);
+    let name = reported.create(&fixture("bluegreen.yaml")).unwrap().metadata.name.unwrap();
+    start_rollout(&reported, &name, "Stalled");
+    reported.run_for(secs(800)).unwrap();
+}
