@@ -172,3 +172,21 @@ fn a_job_with_a_native_sidecar_completes() {
     assert_eq!(status.succeeded, Some(1));
     assert_eq!(world.inspect(|s| s.volumes.values().next().unwrap().height), 1_010);
 }
+
+#[test]
+fn deleting_a_job_garbage_collects_its_pods_and_keeps_the_claim() {
+    let mut world = world(16);
+    world.create(&claim("data-n-0")).unwrap();
+    world.create(&bootstrap_job("n-bootstrap", "sei:v1", 1_010, "data-n-0")).unwrap();
+    world
+        .run_until("job complete", secs(120), |w| {
+            w.get::<Job>(NS, "n-bootstrap").ok().and_then(|j| j.status).and_then(|s| s.succeeded) == Some(1)
+        })
+        .unwrap();
+    world.delete::<Job>(NS, "n-bootstrap").unwrap();
+    world
+        .run_until("pods collected", secs(10), |w| w.inspect(|s| s.store.all_of_kind("Pod").next().is_none()))
+        .unwrap();
+    assert!(world.trace().text().contains("garbage-collector delete Pod"));
+    assert_eq!(world.inspect(|s| s.volumes.values().next().map(|v| v.height)), Some(1_010));
+}

@@ -136,3 +136,29 @@ fn scripted_task_failures_fail_that_many_times() {
     assert_eq!(second.status, TaskState::Completed);
     assert!(first.completed_at.is_some() && first.submitted_at.starts_with("2026-01-01T"));
 }
+
+#[test]
+fn a_pod_restart_leaves_its_neighbours_alone() {
+    let mut world = sei_sim::World::builder(26).workers(1).chain(chain()).registry(registry()).build().unwrap();
+    for name in ["a", "b"] {
+        world.create(&headless_service(name)).unwrap();
+        world.create(&statefulset(name, "sei:v1", true, "OrderedReady")).unwrap();
+    }
+    world
+        .run_until("both up", secs(60), |w| {
+            ["a-0", "b-0"].iter().all(|p| w.pod(NS, p).is_some_and(|p| p.seid == Seid::WaitingForSidecar))
+        })
+        .unwrap();
+    for name in ["a", "b"] {
+        let pod = PodAddress::for_node(NS, name, 7777);
+        world.probe("test", move |s| async move { s.submit_task(&pod, &mark_ready(9)).await }).unwrap().unwrap();
+    }
+    world.run_until("both ready", secs(10), |w| pod_ready(w, "a-0") && pod_ready(w, "b-0")).unwrap();
+    assert_eq!(world.pod(NS, "a-0").unwrap().worker, world.pod(NS, "b-0").unwrap().worker);
+    world.crash_pod(NS, "a-0");
+    world.run_for(secs(3)).unwrap();
+    assert!(!pod_ready(&world, "a-0"));
+    assert!(pod_ready(&world, "b-0"), "the neighbour on the same worker keeps running");
+    let b = PodAddress::for_node(NS, "b", 7777);
+    assert_eq!(world.probe("test", move |s| async move { s.healthz(&b).await }).unwrap(), Ok(true));
+}
