@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
 use sei_operator::api::{
     DeploymentPhase, RolloutStatus, SeiNode, SeiNodeDeployment, SeiNodePhase, SeiNodeStatus, Strategy, Time,
 };
+use sei_operator::cluster::Cluster;
 use sei_operator::manifest::{Manifest, ManifestValidator};
 use sei_operator::meta::{
     ConditionUpdate, LABEL_DEPLOYMENT, LABEL_NODE, LABEL_REVISION, controller_reference, set_condition,
@@ -85,14 +86,20 @@ fn current_image_must_have_been_run_by_a_ready_pod() {
 }
 
 #[test]
-fn the_pvc_of_an_active_node_must_not_be_deleted() {
+fn the_operator_must_not_delete_the_pvc_of_an_active_node() {
     let mut world = world(42);
     world.create(&node("n", json!({}))).unwrap();
-    let mut pvc: PersistentVolumeClaim = claim("data-n-0");
-    pvc.metadata.labels = Some([(LABEL_NODE.to_owned(), "n".to_owned())].into());
-    world.create(&pvc).unwrap();
+    for name in ["data-n-0", "data-n-spare"] {
+        let mut pvc: PersistentVolumeClaim = claim(name);
+        pvc.metadata.labels = Some([(LABEL_NODE.to_owned(), "n".to_owned())].into());
+        world.create(&pvc).unwrap();
+    }
     world.run_for(secs(3)).unwrap();
-    world.delete::<PersistentVolumeClaim>(NS, "data-n-0").unwrap();
+    // A person deleting it is a scenario's business; the operator doing it is a bug.
+    world.delete::<PersistentVolumeClaim>(NS, "data-n-spare").unwrap();
+    world.run_for(secs(3)).unwrap();
+    let deleted = sei_sim::world::poll_ready(world.operator_cluster().delete::<PersistentVolumeClaim>(NS, "data-n-0"));
+    assert_eq!(deleted, Some(Ok(())));
     assert_eq!(violated(&mut world), NO_ACTIVE_PVC_DELETED);
 }
 
