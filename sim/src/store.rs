@@ -253,10 +253,13 @@ impl Store {
     }
 
     /// Deletes an object gracefully: with finalizers it only gets a deletionTimestamp (once); without, it is
-    /// removed. Dependents are left to [`Store::collect_garbage`], as the real garbage collector runs apart.
+    /// removed. A Pod is always deleted gracefully: it turns Terminating and stays until its kubelet has stopped
+    /// its containers ([`Store::remove_terminated_pod`]) — on a dead node, it stays. Dependents are left to
+    /// [`Store::collect_garbage`], as the real garbage collector runs apart.
     pub fn delete(&mut self, key: &ObjectRef, now: Timestamp) -> Result<(), ClusterError> {
         let stored = self.objects.get(key).ok_or_else(|| ClusterError::NotFound(key.clone()))?;
-        if finalizers(stored).is_empty() {
+        let graceful = key.kind == "Pod";
+        if finalizers(stored).is_empty() && !graceful {
             return self.commit(key.clone(), None, ChangeType::Deleted).map(|_| ());
         }
         if is_deleting(stored) {
@@ -265,9 +268,20 @@ impl Store {
         let mut marked = stored.clone();
         if let Some(meta) = marked.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("deletionTimestamp".into(), time_value(now));
-            meta.insert("deletionGracePeriodSeconds".into(), 0.into());
+            // A pod's default terminationGracePeriodSeconds.
+            meta.insert("deletionGracePeriodSeconds".into(), (if graceful { 30 } else { 0 }).into());
         }
         self.commit(key.clone(), Some(marked), ChangeType::Modified).map(|_| ())
+    }
+
+    /// The kubelet's final delete of a Terminating pod whose containers have stopped (it waits for the pod's
+    /// own finalizers, if any).
+    pub fn remove_terminated_pod(&mut self, key: &ObjectRef) -> Result<(), ClusterError> {
+        let stored = self.objects.get(key).ok_or_else(|| ClusterError::NotFound(key.clone()))?;
+        if !is_deleting(stored) || !finalizers(stored).is_empty() {
+            return Ok(());
+        }
+        self.commit(key.clone(), None, ChangeType::Deleted).map(|_| ())
     }
 
     /// Owner-reference garbage collection (background propagation): deletes every object all of whose owners

@@ -291,6 +291,8 @@ pub fn worker_up(world: &mut WorldState, worker: usize) {
     if let Some(state) = world.workers.get_mut(worker) {
         state.up = true;
     }
+    // Its kubelet reports again: Terminating pods on it can now be confirmed gone.
+    world.controllers.force_sync = true;
     let keys: Vec<ObjectRef> = world
         .pods
         .iter()

@@ -28,6 +28,8 @@ pub struct ControllerState {
     pub seen_version: u64,
     /// When the store first changed since the last sync.
     pub dirty_since: Option<Duration>,
+    /// Something outside the store changed that the control plane must see (a node came back).
+    pub force_sync: bool,
     /// The lag of the sync in waiting (the configured lag plus its jitter).
     pub lag: Duration,
     /// A pod changed: statuses must be reported and the next due time recomputed.
@@ -43,7 +45,9 @@ pub fn step(world: &mut WorldState) {
     if world.controllers.kubelet_dirty || due {
         kubelet::advance_pods(world);
     }
-    if world.store.version() != world.controllers.seen_version && world.controllers.dirty_since.is_none() {
+    let changed = world.store.version() != world.controllers.seen_version || world.controllers.force_sync;
+    if changed && world.controllers.dirty_since.is_none() {
+        world.controllers.force_sync = false;
         world.controllers.dirty_since = Some(world.now);
         let jitter = world.timings.controller_lag_jitter.as_millis();
         let extra = if jitter == 0 { 0 } else { world.rng.random_range(0..=jitter) };

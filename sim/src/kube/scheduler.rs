@@ -30,6 +30,22 @@ pub fn sync_pods(world: &mut WorldState) {
     for key in gone {
         kill_pod(world, &key);
     }
+    // The kubelet confirms the deletion of Terminating pods it no longer runs — but only a live kubelet: a pod
+    // on a node that is down stays Terminating (which is why a StatefulSet will not replace it meanwhile).
+    let terminated: Vec<ObjectRef> = world
+        .store
+        .all_of_kind("Pod")
+        .filter(|(key, value)| crate::store::is_deleting(value) && !world.pods.contains_key(*key))
+        .filter(|(_, value)| {
+            let node = value.pointer("/status/hostIP").and_then(Value::as_str);
+            node.is_none_or(|node| world.workers.iter().any(|w| w.name == node && w.up))
+        })
+        .map(|(key, _)| key.clone())
+        .collect();
+    for key in terminated {
+        let result = world.store.remove_terminated_pod(&key).map(|()| Value::Null);
+        super::traced(world, "kubelet", "delete", format!("terminated {key}"), result);
+    }
     for key in stored.into_keys() {
         if !world.pods.contains_key(&key)
             && let Some(value) = world.store.get(&key, None).cloned()

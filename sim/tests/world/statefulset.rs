@@ -224,3 +224,24 @@ fn deleting_the_stuck_pod_under_ordered_ready_recreates_it_at_the_update_revisio
         })
         .unwrap();
 }
+
+#[test]
+fn a_pod_deleted_on_a_dead_node_stays_terminating_and_is_not_replaced_until_the_node_returns() {
+    let mut world = world(9);
+    world.create(&statefulset("n", "sei:v1", false, "OrderedReady")).unwrap();
+    world.run_until("pod ready", secs(60), |w| pod_ready(w, "n-0")).unwrap();
+    let old_uid = world.get::<k8s_openapi::api::core::v1::Pod>(NS, "n-0").unwrap().metadata.uid;
+    let worker = world.pod(NS, "n-0").unwrap().worker;
+    world.crash_worker(worker);
+    world.delete::<k8s_openapi::api::core::v1::Pod>(NS, "n-0").unwrap();
+    world.run_for(secs(60)).unwrap();
+    let stuck = world.get::<k8s_openapi::api::core::v1::Pod>(NS, "n-0").unwrap();
+    assert!(stuck.metadata.deletion_timestamp.is_some(), "Terminating");
+    assert_eq!(stuck.metadata.uid, old_uid, "the StatefulSet did not replace it (at most one pod per ordinal)");
+    world.restart_worker(worker);
+    world
+        .run_until("replaced", secs(60), |w| {
+            pod_ready(w, "n-0") && w.get::<k8s_openapi::api::core::v1::Pod>(NS, "n-0").unwrap().metadata.uid != old_uid
+        })
+        .unwrap();
+}
