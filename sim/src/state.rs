@@ -142,7 +142,12 @@ pub struct WorldState {
 impl WorldState {
     /// The simulated wall-clock time.
     pub fn timestamp(&self) -> Timestamp {
-        let offset = SignedDuration::try_from(self.now).unwrap_or(SignedDuration::MAX);
+        self.timestamp_at(self.now)
+    }
+
+    /// The simulated wall-clock time at `at` since the start.
+    pub fn timestamp_at(&self, at: Duration) -> Timestamp {
+        let offset = SignedDuration::try_from(at).unwrap_or(SignedDuration::MAX);
         self.epoch.checked_add(offset).unwrap_or(self.epoch)
     }
 

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use rand::Rng;
-use sei_operator::clock::SignedDuration;
 use sei_operator::cluster::ObjectRef;
 use sei_operator::sidecar::wire::{
     AwaitConditionParams, ChainStatus, ReadinessStatus, RpcStatusResponse, SidecarTaskType, StatusResponse,
@@ -33,8 +32,7 @@ fn error(status: u16, message: &str) -> Answer {
 }
 
 fn rfc3339(world: &WorldState, at: Duration) -> String {
-    let offset = SignedDuration::try_from(at).unwrap_or(SignedDuration::ZERO);
-    world.epoch.checked_add(offset).unwrap_or(world.epoch).to_string()
+    world.timestamp_at(at).to_string()
 }
 
 /// Serves one sidecar request for the pod `key`, whose server is `incarnation`.
