@@ -79,7 +79,23 @@ pub struct WorkerState {
     /// Bumped whenever the servers its pods should run change; wakes the worker's host.
     pub servers_version: u64,
     pub wake: Arc<Notify>,
+    /// When it went down, while it is down.
+    pub down_since: Option<Duration>,
+    /// The node monitor has marked it NotReady (its grace period is over).
+    pub marked_not_ready: bool,
 }
+
+impl WorkerState {
+    /// Whether the control plane still believes the node is fine: down, but within the node monitor's grace
+    /// period, so its pods' statuses are frozen as last reported.
+    pub fn status_frozen(&self, now: Duration) -> bool {
+        self.down_since.is_some_and(|since| now < since + NODE_MONITOR_GRACE)
+    }
+}
+
+/// How long the node lifecycle controller waits for a silent kubelet before marking its node NotReady and its
+/// pods not Ready (`--node-monitor-grace-period`, 40 s by default).
+pub const NODE_MONITOR_GRACE: Duration = Duration::from_secs(40);
 
 /// A sidecar or seid RPC request, as the client sent it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -280,8 +280,11 @@ pub fn worker_down(world: &mut WorldState, worker: usize) {
             pod.sidecar = None;
         }
     }
+    let now = world.now;
     if let Some(state) = world.workers.get_mut(worker) {
         state.up = false;
+        state.down_since = Some(now);
+        state.marked_not_ready = false;
     }
     world.touch_worker(worker);
 }
@@ -290,6 +293,8 @@ pub fn worker_down(world: &mut WorldState, worker: usize) {
 pub fn worker_up(world: &mut WorldState, worker: usize) {
     if let Some(state) = world.workers.get_mut(worker) {
         state.up = true;
+        state.down_since = None;
+        state.marked_not_ready = false;
     }
     // Its kubelet reports again: Terminating pods on it can now be confirmed gone.
     world.controllers.force_sync = true;

@@ -41,7 +41,18 @@ pub struct ControllerState {
 
 /// One step of the control plane and the kubelets at the world's current time.
 pub fn step(world: &mut WorldState) {
-    let due = world.controllers.next_pod_due.is_some_and(|t| t <= world.now);
+    // The node monitor's grace period for a dead worker ends: its pods' statuses must be reported now.
+    let mut grace_over = false;
+    for worker in world.workers.iter_mut().filter(|w| !w.marked_not_ready) {
+        if worker.down_since.is_some_and(|since| since + crate::state::NODE_MONITOR_GRACE <= world.now) {
+            worker.marked_not_ready = true;
+            grace_over = true;
+        }
+    }
+    if grace_over {
+        world.controllers.kubelet_dirty = true;
+    }
+    let due = grace_over || world.controllers.next_pod_due.is_some_and(|t| t <= world.now);
     if world.controllers.kubelet_dirty || due {
         kubelet::advance_pods(world);
     }

@@ -8,11 +8,15 @@ use super::pod::{PodRuntime, Seid, SidecarKind};
 use crate::state::WorldState;
 use crate::trace::Category;
 
-/// Writes each pod's status to the store when it changed, and remembers which images Ready pods ran.
+/// Writes each pod's status to the store when it changed, and remembers which images Ready pods ran. The pods of
+/// a node that went silent keep their last status until the node monitor's grace period is over.
 pub fn report_pods(world: &mut WorldState) {
     let keys: Vec<ObjectRef> = world.pods.keys().cloned().collect();
     for key in keys {
         let Some(pod) = world.pods.get(&key) else { continue };
+        if world.workers.get(pod.worker).is_some_and(|w| w.status_frozen(world.now)) {
+            continue;
+        }
         let status = pod_status(pod, &world.workers[pod.worker.min(world.workers.len().saturating_sub(1))].name);
         if status == pod.reported {
             continue;

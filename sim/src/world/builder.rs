@@ -120,6 +120,8 @@ impl WorldBuilder {
                 image_cache: Default::default(),
                 servers_version: 0,
                 wake: Arc::new(Notify::new()),
+                down_since: None,
+                marked_not_ready: false,
             })
             .collect();
         let state = WorldState {

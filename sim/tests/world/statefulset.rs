@@ -139,13 +139,15 @@ fn claims_survive_pod_deletion() {
 }
 
 #[test]
-fn healing_a_world_without_an_operator_restarts_its_workers() {
+fn a_dead_node_reads_ready_for_the_grace_period_and_healing_restarts_it() {
     let mut world = world(6);
     world.create(&statefulset("n", "sei:v1", false, "OrderedReady")).unwrap();
     world.run_until("pod ready", secs(60), |w| pod_ready(w, "n-0")).unwrap();
     let worker = world.pod(NS, "n-0").unwrap().worker;
     world.crash_worker(worker);
-    world.run_until("pod not ready", secs(10), |w| !pod_ready(w, "n-0")).unwrap();
+    world.run_for(secs(30)).unwrap();
+    assert!(pod_ready(&world, "n-0"), "the node monitor's grace period: the dead pod still reads Ready");
+    world.run_until("pod not ready", secs(15), |w| !pod_ready(w, "n-0")).unwrap();
     world.heal_all();
     world.run_until("pod ready again", secs(60), |w| pod_ready(w, "n-0")).unwrap();
 }
