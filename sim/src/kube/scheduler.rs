@@ -1,5 +1,16 @@
 //! The scheduler and the kubelet's pod admission: pods that appear in the store are placed on a worker node and
 //! start pulling their image; pods that disappear are killed, their chain height saved on their claim.
+//!
+//! How the fake kubelet reads a pod spec (the operator's StatefulSets and Jobs must follow it):
+//! - seid is the container named `seid`, else the first container that is not the sidecar; its image names the
+//!   binary in the registry, and `--halt-height N` / `--halt-height=N` in its command or args sets the halt.
+//! - the sidecar is a container named `sidecar` or `seictl` — regular, or an init container with
+//!   `restartPolicy: Always` (native) — listening on its first `containerPort` (7777 when none). With a sidecar,
+//!   seid waits for `mark-ready`; without one it starts at once.
+//! - chain data lives on the first `persistentVolumeClaim` volume (a StatefulSet's `volumeClaimTemplates` add
+//!   it); the pod stays Pending until that claim exists.
+//! - the chain is that of the SeiNode named by the pod's `sei.io/node` label, else the world's first chain.
+//! - its DNS name is `<hostname>.<subdomain>.<namespace>.svc` (see [`crate::resolver`]).
 
 use std::collections::BTreeMap;
 
