@@ -1,4 +1,39 @@
 //! The deterministic simulator for the Sei operator: a fake Kubernetes cluster (API store, StatefulSet / Pod /
-//! Job controllers), a fake chain and fake sidecars, all on turmoil's simulated clock and one seeded RNG.
+//! Job / PVC controllers), a fake chain and fake sidecars, all on turmoil's simulated clock and one seeded RNG.
+//!
+//! - [`world`]: the [`World`] facade — build ([`World::builder`]), apply and edit objects, run (`step`,
+//!   `run_for`, `run_until`, `run_until_settled`), inject faults (`inject`, `crash_pod`, `partition`, ...), read
+//!   the trace; every step checks the invariants and a failure names the invariant, the step, the seed and the
+//!   trace tail.
+//! - [`store`], [`cluster`]: the fake API server and `SimCluster`, the operator's `Cluster` trait on it.
+//! - [`kube`]: the scheduler, the kubelet, and the StatefulSet, Job and PVC controllers.
+//! - [`chain`], [`registry`], [`seid`]: the chain, the image registry, and seid's binary rules.
+//! - [`sidecar`], [`resolver`], [`worker`]: the pods' HTTP servers on worker hosts, their DNS, and `SimSidecar`.
+//! - [`operator`], [`clock`]: the operator's host, work queue and [`operator::Reconciler`] trait; `SimClock`.
+//! - [`faults`], [`invariants`], [`trace`]: what can go wrong, what must never, and what happened.
+//! - [`scenario`]: scenario files — the YAML format and its loader.
+//! - [`bench`]: the fleet `sei-sim bench` times.
+//!
+//! Determinism: no wall clock, no OS randomness, no threads; ordered maps only; tokio's `select!` is `biased`
+//! (its RNG cannot be seeded under turmoil). The same seed gives the same trace, byte for byte.
 
+pub mod bench;
+pub mod chain;
+pub mod clock;
+pub mod cluster;
+pub mod faults;
+pub mod invariants;
+pub mod kube;
+pub mod operator;
+pub mod registry;
+pub mod resolver;
 pub mod scenario;
+pub mod seid;
+pub mod sidecar;
+pub mod state;
+pub mod store;
+pub mod trace;
+pub mod worker;
+pub mod world;
+
+pub use world::{SimError, World, WorldBuilder};

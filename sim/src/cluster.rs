@@ -1,0 +1,265 @@
+//! `SimCluster`: the [`Cluster`] trait on the fake API store. The operator's client carries the operator's
+//! faults — injected Conflicts and transient errors, reads from a lagging cache, and a crash right after its
+//! i-th write in a reconcile; the harness's client (tests, scenarios) has none.
+
+use rand::Rng;
+use sei_operator::cluster::{Cluster, ClusterError, ClusterObject, Event, LabelSelector, ObjectRef};
+use serde_json::Value;
+
+use crate::state::{Shared, WorldState, lock};
+use crate::trace::Category;
+
+/// Whose client this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientKind {
+    /// The operator under test: faults apply.
+    Operator,
+    /// The test harness: reads and writes the store as it is.
+    Harness,
+}
+
+#[derive(Clone)]
+pub struct SimCluster {
+    shared: Shared,
+    kind: ClientKind,
+    /// The reconcile this client serves, for "crash after the i-th write in a reconcile".
+    reconcile: Option<u64>,
+}
+
+/// A read or a write, for fault injection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+}
+
+impl SimCluster {
+    pub fn new(shared: Shared, kind: ClientKind) -> Self {
+        SimCluster { shared, kind, reconcile: None }
+    }
+
+    /// The same client, counting its writes as those of reconcile `id`.
+    pub fn for_reconcile(&self, id: u64) -> Self {
+        SimCluster { shared: self.shared.clone(), kind: self.kind, reconcile: Some(id) }
+    }
+
+    fn actor(&self) -> &'static str {
+        match self.kind {
+            ClientKind::Operator => "operator",
+            ClientKind::Harness => "harness",
+        }
+    }
+
+    /// An injected failure for this call, if one is due.
+    fn injected(&self, world: &mut WorldState, access: Access, key: &ObjectRef) -> Option<ClusterError> {
+        if self.kind != ClientKind::Operator {
+            return None;
+        }
+        let faults = &mut world.api_faults;
+        if faults.transient > 0 {
+            faults.transient -= 1;
+            return Some(ClusterError::Transient("injected: API server unavailable".into()));
+        }
+        if access == Access::Write && faults.conflicts > 0 {
+            faults.conflicts -= 1;
+            return Some(ClusterError::Conflict(key.clone()));
+        }
+        let (transient_rate, conflict_rate) = (faults.transient_rate, faults.conflict_rate);
+        if transient_rate > 0.0 && world.rng.random_bool(transient_rate.min(1.0)) {
+            return Some(ClusterError::Transient("injected: API server unavailable".into()));
+        }
+        if access == Access::Write && conflict_rate > 0.0 && world.rng.random_bool(conflict_rate.min(1.0)) {
+            return Some(ClusterError::Conflict(key.clone()));
+        }
+        None
+    }
+
+    /// The version this client reads at: the store's, or a lagging cache's.
+    fn read_at(&self, world: &WorldState) -> Option<u64> {
+        match self.kind {
+            ClientKind::Operator if world.operator.read_lag > 0 => {
+                let lag = world.operator.read_lag.min(world.store.max_lag());
+                Some(world.store.version().saturating_sub(lag))
+            }
+            _ => None,
+        }
+    }
+
+    /// Runs a write under the lock; returns whether the operator must now stop dead (its crash point).
+    fn write(
+        &self,
+        key: &ObjectRef,
+        verb: &str,
+        apply: impl FnOnce(&mut WorldState) -> Result<Value, ClusterError>,
+    ) -> (Result<Value, ClusterError>, bool) {
+        let mut world = lock(&self.shared);
+        let result = match self.injected(&mut world, Access::Write, key) {
+            Some(error) => Err(error),
+            None => apply(&mut world),
+        };
+        let actor = self.actor();
+        match &result {
+            Ok(value) => {
+                let version = value.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("-");
+                let text = format!("{actor} {verb} {key} rv={version}");
+                world.record(Category::Write, text);
+            }
+            Err(error) => world.record(Category::Write, format!("{actor} {verb} {key} failed: {error}")),
+        }
+        let mut crash = false;
+        if self.kind == ClientKind::Operator && result.is_ok() {
+            let faults = &mut world.operator;
+            let writes = faults.writes_in_reconcile.entry(self.reconcile.unwrap_or(0)).or_default();
+            *writes += 1;
+            if faults.crash_after_write == Some(*writes) {
+                faults.crash_after_write = None;
+                faults.crash_requested = true;
+                crash = true;
+                world.record(Category::Fault, format!("operator crashes right after this write ({key})"));
+            }
+        }
+        (result, crash)
+    }
+
+    /// The API server round trip of the operator's calls: other tasks on the operator's host run meanwhile, so
+    /// concurrent reconciles interleave at every call, as they do against a real API server.
+    async fn round_trip(&self) {
+        if self.kind != ClientKind::Operator {
+            return;
+        }
+        let (latency, dead) = {
+            let world = lock(&self.shared);
+            (world.timings.api_latency, world.operator.crash_requested)
+        };
+        if dead {
+            // The operator process died at its crash point: none of its tasks gets another call through.
+            std::future::pending::<()>().await;
+        }
+        if latency.is_zero() {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(latency).await;
+        }
+    }
+
+    async fn get_value(&self, key: ObjectRef) -> Result<Value, ClusterError> {
+        self.round_trip().await;
+        let mut world = lock(&self.shared);
+        if let Some(error) = self.injected(&mut world, Access::Read, &key) {
+            return Err(error);
+        }
+        let at = self.read_at(&world);
+        world.store.get(&key, at).cloned().ok_or(ClusterError::NotFound(key))
+    }
+
+    async fn list_values(
+        &self,
+        kind: String,
+        namespace: String,
+        selector: LabelSelector,
+    ) -> Result<Vec<Value>, ClusterError> {
+        self.round_trip().await;
+        let mut world = lock(&self.shared);
+        if let Some(error) = self.injected(&mut world, Access::Read, &ObjectRef::new(&kind, &namespace, "")) {
+            return Err(error);
+        }
+        let at = self.read_at(&world);
+        Ok(world.store.list(&kind, &namespace, &selector, at).into_iter().cloned().collect())
+    }
+
+    /// Encodes, writes, and — at the operator's crash point — never returns: the process died right after the
+    /// write, and the world crashes its host at the end of the step.
+    async fn write_object<K: ClusterObject>(
+        &self,
+        object: K,
+        verb: &str,
+        apply: impl FnOnce(&mut WorldState, Value) -> Result<Value, ClusterError>,
+    ) -> Result<Value, ClusterError> {
+        self.round_trip().await;
+        let key = ObjectRef::to(&object);
+        let value = encode(&object)?;
+        let (result, crash) = self.write(&key, verb, |world| apply(world, value));
+        if crash {
+            std::future::pending::<()>().await;
+        }
+        result
+    }
+}
+
+/// The typed object as a store value, with its apiVersion and kind.
+fn encode<K: ClusterObject>(object: &K) -> Result<Value, ClusterError> {
+    let mut value = serde_json::to_value(object)
+        .map_err(|e| ClusterError::Invalid { object: ObjectRef::to(object), message: e.to_string() })?;
+    if let Some(map) = value.as_object_mut() {
+        map.insert("apiVersion".into(), K::api_version(&()).into_owned().into());
+        map.insert("kind".into(), K::kind(&()).into_owned().into());
+    }
+    Ok(value)
+}
+
+fn decode<K: ClusterObject>(value: Value) -> Result<K, ClusterError> {
+    let key = crate::store::key_of(&value).unwrap_or_else(|_| ObjectRef::new(K::kind(&()), "", ""));
+    serde_json::from_value(value).map_err(|e| ClusterError::Invalid { object: key, message: e.to_string() })
+}
+
+impl Cluster for SimCluster {
+    async fn get<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<K, ClusterError> {
+        decode(self.get_value(ObjectRef::of::<K>(namespace, name)).await?)
+    }
+
+    async fn list<K: ClusterObject>(&self, namespace: &str, selector: &LabelSelector) -> Result<Vec<K>, ClusterError> {
+        let values = self.list_values(K::kind(&()).into_owned(), namespace.to_owned(), selector.clone()).await?;
+        values.into_iter().map(decode).collect()
+    }
+
+    async fn create<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
+        let created = self
+            .write_object(object.clone(), "create", |world, value| {
+                let now = world.timestamp();
+                world.store.create(value, now)
+            })
+            .await?;
+        decode(created)
+    }
+
+    async fn replace<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
+        decode(self.write_object(object.clone(), "replace", |world, value| world.store.replace(value)).await?)
+    }
+
+    async fn replace_status<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
+        let written = self
+            .write_object(object.clone(), "replace-status", |world, value| world.store.replace_status(value))
+            .await?;
+        decode(written)
+    }
+
+    async fn delete<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
+        self.round_trip().await;
+        let key = ObjectRef::of::<K>(namespace, name);
+        let (result, crash) = self.write(&key, "delete", |world| {
+            let now = world.timestamp();
+            // The delete-time invariants judge the operator, not a scenario deleting things on purpose.
+            if self.kind == ClientKind::Operator {
+                crate::invariants::on_delete(world, &key);
+            }
+            world.store.delete(&key, now).map(|()| Value::Null)
+        });
+        if crash {
+            std::future::pending::<()>().await;
+        }
+        result.map(|_| ())
+    }
+
+    async fn emit_event(&self, event: &Event) -> Result<(), ClusterError> {
+        self.round_trip().await;
+        let mut world = lock(&self.shared);
+        if let Some(error) = self.injected(&mut world, Access::Read, &event.regarding) {
+            return Err(error);
+        }
+        let text = format!("{:?} {} {}: {}", event.type_, event.reason, event.regarding, event.message);
+        world.record(Category::Event, text);
+        let now = world.now;
+        world.events.push((now, event.clone()));
+        Ok(())
+    }
+}

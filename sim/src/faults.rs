@@ -1,0 +1,73 @@
+//! Faults the world can inject, as data: API errors and stale reads for the operator's client, dropped watch
+//! events, an operator crash right after its i-th write in a reconcile, and scripted sidecar task failures.
+//! The operations that apply them live on [`crate::world::World`].
+
+use std::collections::BTreeMap;
+
+/// Faults on the operator's API client.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ApiFaults {
+    /// The next this many writes fail with Conflict.
+    pub conflicts: u32,
+    /// The next this many calls (reads or writes) fail with a transient error.
+    pub transient: u32,
+    /// Each write fails with Conflict with this probability (drawn from the world's RNG).
+    pub conflict_rate: f64,
+    /// Each call fails transiently with this probability.
+    pub transient_rate: f64,
+}
+
+/// Faults of the operator process.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OperatorFaults {
+    /// Reads are served from the store as it was this many versions ago (a lagging informer cache).
+    pub read_lag: u64,
+    /// The next this many watch events are dropped; a later event for the same object is delivered, as an
+    /// informer that missed intermediate states still converges on the newest one.
+    pub drop_watch_events: u32,
+    /// Crash the operator right after its i-th write (1-based) within one reconcile.
+    pub crash_after_write: Option<u32>,
+    /// Writes made so far by each reconcile in progress (by reconcile id).
+    pub writes_in_reconcile: BTreeMap<u64, u32>,
+    /// The operator reached its crash point; the world crashes its host at the end of the step.
+    pub crash_requested: bool,
+}
+
+/// A fault, as data: what [`crate::world::World::inject`] applies. Hosts are named `operator`, `worker-<i>`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", tag = "fault")]
+pub enum Fault {
+    CrashPod { namespace: String, pod: String },
+    RestartSidecar { namespace: String, pod: String },
+    CrashWorker { worker: usize },
+    RestartWorker { worker: usize },
+    CrashOperator,
+    CrashOperatorAfterWrite { write: u32 },
+    Partition { a: String, b: String },
+    Repair { a: String, b: String },
+    Latency { a: String, b: String, latency: std::time::Duration },
+    Conflicts { count: u32 },
+    TransientErrors { count: u32 },
+    ReadLag { versions: u64 },
+    DropWatchEvents { count: u32 },
+    FailTask { node: Option<String>, task_type: String, times: u32, error: String },
+}
+
+/// A sidecar task that will fail the next `times` times it completes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScriptedTaskFailure {
+    /// Only on this SeiNode's pods; `None`: any pod.
+    pub node: Option<String>,
+    pub task_type: String,
+    pub times: u32,
+    pub error: String,
+}
+
+/// Takes one scripted failure matching the task, if any is left.
+pub fn take_task_failure(failures: &mut [ScriptedTaskFailure], node: Option<&str>, task_type: &str) -> Option<String> {
+    let failure = failures
+        .iter_mut()
+        .find(|f| f.times > 0 && f.task_type == task_type && f.node.as_deref().is_none_or(|n| Some(n) == node))?;
+    failure.times -= 1;
+    Some(failure.error.clone())
+}

@@ -1,0 +1,323 @@
+//! The invariants of SPEC §7, each a named check over the world, run after every simulated step that changed
+//! something. Typed views of the operator's objects are kept up to date from the store's change log, so a check
+//! costs what changed, not the size of the cluster.
+//!
+//! Liveness (7) is a property of a run, not of a state: see [`crate::world::World::run_until_settled`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::Service;
+use sei_operator::api::{PlanPhase, SeiNode, SeiNodeDeployment, SeiNodePhase, Strategy, UpdateStrategyType};
+use sei_operator::cluster::ObjectRef;
+use sei_operator::meta::{
+    LABEL_DEPLOYMENT, LABEL_NODE, LABEL_REVISION, find_condition, is_condition_true, is_controlled_by,
+};
+use serde::de::DeserializeOwned;
+
+use crate::state::WorldState;
+
+/// A broken invariant: which one, and what was seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub invariant: &'static str,
+    pub message: String,
+}
+
+impl Violation {
+    fn new(invariant: &'static str, message: impl Into<String>) -> Self {
+        Violation { invariant, message: message.into() }
+    }
+}
+
+pub const NO_TRAFFIC_BLACK_HOLE: &str = "no-traffic-black-hole";
+pub const INCUMBENTS_DELETED_AFTER_SWITCH: &str = "incumbents-deleted-only-after-switch";
+pub const NO_UPGRADE_PANIC_ON_HARDFORK_ENTRANT: &str = "no-upgrade-panic-on-hardfork-entrant";
+pub const ROLLOUT_CONDITION_MATCHES_ROLLOUT: &str = "rollout-condition-matches-rollout";
+pub const CURRENT_IMAGE_WAS_RUN: &str = "current-image-was-run-by-a-ready-pod";
+pub const SINGLE_WRITER: &str = "single-writer-to-sidecars";
+pub const NO_LEAKED_ENTRANTS: &str = "no-leaked-entrants-once-quiet";
+pub const NO_ACTIVE_PVC_DELETED: &str = "no-pvc-of-an-active-node-deleted";
+pub const LIVENESS: &str = "liveness";
+pub const STALLED_ROLLOUT_REPORTED: &str = "stalled-rollout-reported";
+
+/// How long after a rollout's stall threshold the operator has to say so (one reconcile period or so).
+pub const STALL_REPORT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The only caller allowed to reach sidecars: the SeiNode controller (callers are tagged `operator:<Kind>`).
+pub const SIDECAR_WRITER: &str = "operator:SeiNode";
+
+/// Typed views of the operator's objects and what the checks remember between steps.
+#[derive(Default)]
+pub struct Observed {
+    cursor: usize,
+    pub nodes: BTreeMap<ObjectRef, SeiNode>,
+    pub deployments: BTreeMap<ObjectRef, SeiNodeDeployment>,
+    pub services: BTreeMap<ObjectRef, Service>,
+    /// (Service, revision) pairs that have had a Running node behind them.
+    served: BTreeSet<(ObjectRef, String)>,
+    /// SeiNodes changed since the last check of [`current_image_was_run`].
+    changed_nodes: BTreeSet<ObjectRef>,
+    calls_checked: usize,
+    panics_checked: usize,
+    write_violations_checked: usize,
+}
+
+impl Observed {
+    /// Re-reads the objects that changed since the last refresh.
+    pub fn refresh(&mut self, world: &WorldState) {
+        let changes = world.store.changes_since(self.cursor);
+        self.cursor += changes.len();
+        let keys: BTreeSet<&ObjectRef> = changes.iter().map(|c| &c.object).collect();
+        for key in keys {
+            match key.kind.as_str() {
+                "SeiNode" => {
+                    update(&mut self.nodes, world, key);
+                    self.changed_nodes.insert(key.clone());
+                }
+                "SeiNodeDeployment" => update(&mut self.deployments, world, key),
+                "Service" => update(&mut self.services, world, key),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn update<K: DeserializeOwned>(map: &mut BTreeMap<ObjectRef, K>, world: &WorldState, key: &ObjectRef) {
+    match world.store.get(key, None).and_then(|v| serde_json::from_value(v.clone()).ok()) {
+        Some(object) => map.insert(key.clone(), object),
+        None => map.remove(key),
+    };
+}
+
+/// Runs every check; the first violation found.
+pub fn check(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
+    observed.refresh(world);
+    if let Some(violation) = world.write_violations.get(observed.write_violations_checked) {
+        observed.write_violations_checked += 1;
+        return Err(violation.clone());
+    }
+    no_traffic_black_hole(observed)?;
+    no_upgrade_panic_on_hardfork_entrant(world, observed)?;
+    rollout_condition_matches_rollout(observed)?;
+    current_image_was_run(world, &mut *observed)?;
+    single_writer(world, observed)?;
+    no_leaked_entrants_once_quiet(observed)?;
+    stalled_rollouts_are_reported(world, observed)?;
+    Ok(())
+}
+
+fn is_blue_green_like(deployment: &SeiNodeDeployment) -> bool {
+    matches!(deployment.spec.update_strategy.type_, UpdateStrategyType::BlueGreen | UpdateStrategyType::HardFork)
+}
+
+/// Invariant 1: for BlueGreen / HardFork, the deployment's Service never selects a revision that has had
+/// Running nodes and has none left.
+pub fn no_traffic_black_hole(observed: &mut Observed) -> Result<(), Violation> {
+    for (key, service) in &observed.services {
+        let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()) else { continue };
+        let (Some(deployment), Some(revision)) = (selector.get(LABEL_DEPLOYMENT), selector.get(LABEL_REVISION)) else {
+            continue;
+        };
+        let Some(owner) = observed.deployments.get(&ObjectRef::new("SeiNodeDeployment", &key.namespace, deployment))
+        else {
+            continue;
+        };
+        if !is_blue_green_like(owner) || owner.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let running = observed.nodes.iter().any(|(node_key, node)| {
+            let Some(l) = node.metadata.labels.as_ref() else { return false };
+            node_key.namespace == key.namespace
+                && l.get(LABEL_DEPLOYMENT) == Some(deployment)
+                && l.get(LABEL_REVISION) == Some(revision)
+                && node.metadata.deletion_timestamp.is_none()
+                && node.status.as_ref().and_then(|s| s.phase) == Some(SeiNodePhase::Running)
+        });
+        let pair = (key.clone(), revision.clone());
+        if running {
+            observed.served.insert(pair);
+        } else if observed.served.contains(&pair) {
+            return Err(Violation::new(
+                NO_TRAFFIC_BLACK_HOLE,
+                format!("{key} selects revision {revision}, which has no Running node left"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Invariant 2: zero upgrade panics on the entrants of a HardFork rollout.
+pub fn no_upgrade_panic_on_hardfork_entrant(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
+    let new = world.panics.get(observed.panics_checked..).unwrap_or(&[]);
+    observed.panics_checked = world.panics.len();
+    for panic in new.iter().filter(|p| p.upgrade_panic) {
+        let Some(node) = &panic.node else { continue };
+        let entrant_of = observed.deployments.iter().find(|(key, d)| {
+            key.namespace == panic.namespace
+                && d.status
+                    .as_ref()
+                    .and_then(|s| s.rollout.as_ref())
+                    .is_some_and(|r| r.strategy == Strategy::HardFork && r.entrant_nodes.iter().any(|n| n == node))
+        });
+        if let Some((key, _)) = entrant_of {
+            return Err(Violation::new(
+                NO_UPGRADE_PANIC_ON_HARDFORK_ENTRANT,
+                format!("entrant {node} of {key} ({}) {}", panic.image, panic.reason),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Invariant 3: `RolloutInProgress` is True exactly while `rollout` is set; phase Upgrading exactly then, unless deleting.
+pub fn rollout_condition_matches_rollout(observed: &Observed) -> Result<(), Violation> {
+    for (key, deployment) in &observed.deployments {
+        let Some(status) = &deployment.status else { continue };
+        let rolling = status.rollout.is_some();
+        let condition = is_condition_true(&status.conditions, "RolloutInProgress");
+        if rolling != condition {
+            return Err(Violation::new(
+                ROLLOUT_CONDITION_MATCHES_ROLLOUT,
+                format!("{key}: rollout set = {rolling}, RolloutInProgress True = {condition}"),
+            ));
+        }
+        let upgrading = status.phase == Some(sei_operator::api::DeploymentPhase::Upgrading);
+        if deployment.metadata.deletion_timestamp.is_none() && upgrading != rolling {
+            return Err(Violation::new(
+                ROLLOUT_CONDITION_MATCHES_ROLLOUT,
+                format!("{key}: phase {:?} while rollout set = {rolling}", status.phase),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Invariant 4: `status.currentImage` never names an image no Ready pod of that node has run.
+pub fn current_image_was_run(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
+    // Ready images are only ever added, so only a node whose status changed can newly break this.
+    for key in std::mem::take(&mut observed.changed_nodes) {
+        let Some(node) = observed.nodes.get(&key) else { continue };
+        let Some(image) = node.status.as_ref().and_then(|s| s.current_image.as_ref()) else { continue };
+        if !world.ready_images.contains(&(key.namespace.clone(), key.name.clone(), image.clone())) {
+            return Err(Violation::new(
+                CURRENT_IMAGE_WAS_RUN,
+                format!("{key} reports currentImage {image}, which no Ready pod of it has run"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Invariant 5: only the SeiNode controller calls sidecars.
+pub fn single_writer(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
+    let new = world.sidecar_calls.get(observed.calls_checked..).unwrap_or(&[]);
+    observed.calls_checked = world.sidecar_calls.len();
+    match new.iter().find(|c| c.caller.starts_with("operator:") && c.caller != SIDECAR_WRITER) {
+        Some(call) => Err(Violation::new(
+            SINGLE_WRITER,
+            format!("{} called {} {} {}", call.caller, call.method, call.host, call.path),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Invariant 6a: once a deployment is quiet (no rollout, no active plan), its live children are of one revision.
+pub fn no_leaked_entrants_once_quiet(observed: &Observed) -> Result<(), Violation> {
+    for (key, deployment) in &observed.deployments {
+        let (Some(status), Some(uid)) = (&deployment.status, &deployment.metadata.uid) else { continue };
+        let active_plan = status.plan.as_ref().is_some_and(|p| p.phase == PlanPhase::Active);
+        if status.rollout.is_some() || active_plan || deployment.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let revisions: BTreeSet<String> = observed
+            .nodes
+            .values()
+            .filter(|n| is_controlled_by(&n.metadata, uid) && n.metadata.deletion_timestamp.is_none())
+            .filter_map(|n| n.metadata.labels.as_ref()?.get(LABEL_REVISION).cloned())
+            .collect();
+        if revisions.len() > 1 {
+            return Err(Violation::new(
+                NO_LEAKED_ENTRANTS,
+                format!("{key} is quiet but has children of revisions {revisions:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Invariant 7, its state part: a rollout older than the stall threshold says so — `RolloutInProgress` with
+/// reason `Stalled` — within [`STALL_REPORT_GRACE`].
+pub fn stalled_rollouts_are_reported(world: &WorldState, observed: &Observed) -> Result<(), Violation> {
+    let now = world.timestamp();
+    for (key, deployment) in &observed.deployments {
+        let Some(status) = &deployment.status else { continue };
+        let Some(rollout) = &status.rollout else { continue };
+        let Ok(age) = now.duration_since(rollout.started_at.0).try_into() else { continue };
+        let age: std::time::Duration = age;
+        if age <= world.stall_threshold + STALL_REPORT_GRACE {
+            continue;
+        }
+        let reason = find_condition(&status.conditions, "RolloutInProgress").map(|c| c.reason.as_str());
+        if reason != Some("Stalled") {
+            return Err(Violation::new(
+                STALLED_ROLLOUT_REPORTED,
+                format!("{key}: rollout running for {age:?} but RolloutInProgress reason is {reason:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that need the moment of a delete: 1b (an incumbent deleted while the Service still selects its
+/// revision during a rollout) and 6b (the PVC of a node that is not being deleted).
+pub fn on_delete(world: &mut WorldState, key: &ObjectRef) {
+    let Some(value) = world.store.get(key, None) else { return };
+    let label = |name: &str| {
+        value
+            .pointer(&format!("/metadata/labels/{}", name.replace('/', "~1")))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let violation = match key.kind.as_str() {
+        "SeiNode" => {
+            let (Some(deployment), Some(revision)) = (label(LABEL_DEPLOYMENT), label(LABEL_REVISION)) else { return };
+            let owner = world.store.get(&ObjectRef::new("SeiNodeDeployment", &key.namespace, &deployment), None);
+            let rolling = owner.and_then(|o| o.pointer("/status/rollout")).is_some_and(|r| !r.is_null());
+            let selected =
+                world.store.list("Service", &key.namespace, &Default::default(), None).into_iter().any(|s| {
+                    s.pointer("/spec/selector").and_then(|sel| sel.get(LABEL_REVISION)).and_then(|r| r.as_str())
+                        == Some(revision.as_str())
+                        && s.pointer("/spec/selector")
+                            .and_then(|sel| sel.get(LABEL_DEPLOYMENT))
+                            .and_then(|d| d.as_str())
+                            == Some(deployment.as_str())
+                });
+            (rolling && selected).then(|| {
+                Violation::new(
+                    INCUMBENTS_DELETED_AFTER_SWITCH,
+                    format!("{key} deleted during a rollout while the Service still selects revision {revision}"),
+                )
+            })
+        }
+        "PersistentVolumeClaim" => {
+            let node = label(LABEL_NODE)
+                .or_else(|| world.pods.values().find(|p| p.volume.as_ref() == Some(key)).and_then(|p| p.node.clone()));
+            let active = node.as_ref().is_some_and(|node| {
+                world
+                    .store
+                    .get(&ObjectRef::new("SeiNode", &key.namespace, node), None)
+                    .is_some_and(|n| !crate::store::is_deleting(n))
+            });
+            active.then(|| {
+                Violation::new(
+                    NO_ACTIVE_PVC_DELETED,
+                    format!("{key} deleted while its node {} is active", node.unwrap_or_default()),
+                )
+            })
+        }
+        _ => None,
+    };
+    if let Some(violation) = violation {
+        world.write_violations.push(violation);
+    }
+}

@@ -1,0 +1,122 @@
+//! The fake Job controller: one pod at a time (parallelism and completions 1), a new pod after each failed one
+//! until `backoffLimit` (default 6) failures, then the `Failed` condition; the `Complete` condition once a pod
+//! succeeds. Pods are named `<job>-<5 random characters>` and labelled `job-name`, as the real controller does.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use rand::Rng;
+use sei_operator::cluster::{ClusterError, ObjectRef};
+use sei_operator::meta::{controller_reference, is_controlled_by};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::traced;
+use crate::state::WorldState;
+use crate::store::time_value;
+
+const ACTOR: &str = "job-controller";
+const DEFAULT_BACKOFF_LIMIT: i32 = 6;
+
+/// Syncs every Job.
+pub fn sync(world: &mut WorldState) {
+    let jobs: Vec<Job> = world.store.all_of_kind("Job").filter_map(|(_, v)| Job::deserialize(v).ok()).collect();
+    for job in jobs {
+        sync_one(world, &job);
+    }
+}
+
+fn finished(job: &Job) -> bool {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True"))
+}
+
+fn sync_one(world: &mut WorldState, job: &Job) {
+    let (Some(name), Some(namespace), Some(uid)) = (&job.metadata.name, &job.metadata.namespace, &job.metadata.uid)
+    else {
+        return;
+    };
+    if job.metadata.deletion_timestamp.is_some() || finished(job) {
+        return;
+    }
+    let pods: Vec<Pod> = world
+        .store
+        .list("Pod", namespace, &BTreeMap::new(), None)
+        .into_iter()
+        .filter_map(|v| Pod::deserialize(v).ok())
+        .filter(|p| is_controlled_by(&p.metadata, uid))
+        .collect();
+    let phase = |p: &Pod| p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+    let succeeded = pods.iter().filter(|p| phase(p) == "Succeeded").count();
+    let failed = pods.iter().filter(|p| phase(p) == "Failed").count();
+    let active = pods.len() - succeeded - failed;
+    let backoff_limit = job.spec.as_ref().and_then(|s| s.backoff_limit).unwrap_or(DEFAULT_BACKOFF_LIMIT);
+    let now = world.timestamp();
+    let mut conditions = Vec::new();
+    if succeeded > 0 {
+        conditions.push(json!({"type": "Complete", "status": "True", "lastTransitionTime": time_value(now)}));
+    } else if failed > usize::try_from(backoff_limit).unwrap_or(0) {
+        conditions.push(json!({"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+            "message": "Job has reached the specified backoff limit", "lastTransitionTime": time_value(now)}));
+    } else if active == 0 {
+        create_pod(world, job);
+    }
+    let mut status = json!({
+        "active": if conditions.is_empty() { active.max(1) } else { 0 },
+        "succeeded": succeeded,
+        "failed": failed,
+        "startTime": job.status.as_ref().and_then(|s| s.start_time.clone()).map_or_else(|| time_value(now), |t| json!(t)),
+    });
+    if !conditions.is_empty() {
+        status["conditions"] = Value::Array(conditions);
+        if succeeded > 0 {
+            status["completionTime"] = time_value(now);
+        }
+    }
+    let key = ObjectRef::new("Job", namespace, name);
+    let Some(mut stored) = world.store.get(&key, None).cloned() else { return };
+    if stored.get("status") == Some(&status) {
+        return;
+    }
+    if let Some(object) = stored.as_object_mut() {
+        object.insert("status".into(), status.clone());
+    }
+    let result = world.store.replace_status(stored);
+    let text = format!("status {key} active={} succeeded={succeeded} failed={failed}", status["active"]);
+    traced(world, ACTOR, "write", text, result);
+}
+
+fn create_pod(world: &mut WorldState, job: &Job) {
+    let (Some(job_name), Some(namespace), Some(uid)) = (&job.metadata.name, &job.metadata.namespace, &job.metadata.uid)
+    else {
+        return;
+    };
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let suffix: String = (0..5).map(|_| char::from(ALPHABET[world.rng.random_range(0..ALPHABET.len())])).collect();
+    let name = format!("{job_name}-{suffix}");
+    let template = job.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+    let mut labels = template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+    labels.insert("job-name".into(), job_name.clone());
+    labels.insert("batch.kubernetes.io/job-name".into(), job_name.clone());
+    labels.insert("controller-uid".into(), uid.clone());
+    let pod = Pod {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.clone()),
+            labels: Some(labels),
+            owner_references: controller_reference(job).map(|r| vec![r]),
+            ..ObjectMeta::default()
+        },
+        spec: template.spec,
+        status: None,
+    };
+    let now = world.timestamp();
+    let result = serde_json::to_value(&pod)
+        .map_err(|e| ClusterError::Transient(e.to_string()))
+        .and_then(|value| world.store.create(value, now));
+    traced(world, ACTOR, "create", format!("Pod {namespace}/{name}"), result);
+}

@@ -1,0 +1,307 @@
+//! The fake StatefulSet controller, following Kubernetes' `StatefulSetControl`: revisions named after a hash of
+//! the pod template, `observedGeneration` written only when the controller gets to the set, pods created in
+//! ordinal order, claims from `volumeClaimTemplates` created once and kept (the default `Retain` policy), and
+//! rolling updates in reverse ordinal order.
+//!
+//! The subtle part it models: under `OrderedReady` the controller stops at the first pod that is not Running and
+//! Ready, *before* the rolling-update step — so a crash-looping pod of the old revision is never replaced by a
+//! template change (kubernetes/kubernetes#67250); under `Parallel` it carries on and replaces it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, Pod, Volume};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use sei_operator::cluster::ObjectRef;
+use sei_operator::meta::{controller_reference, is_controlled_by};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::traced;
+use crate::state::WorldState;
+
+/// The label carrying a pod's revision.
+pub const REVISION_LABEL: &str = "controller-revision-hash";
+const ACTOR: &str = "statefulset-controller";
+
+/// Syncs every StatefulSet.
+pub fn sync(world: &mut WorldState) {
+    let sets: Vec<StatefulSet> =
+        world.store.all_of_kind("StatefulSet").filter_map(|(_, value)| StatefulSet::deserialize(value).ok()).collect();
+    // Pods by controller uid, read once for all sets (as the controller's pod informer would hold them).
+    let mut pods_by_owner: BTreeMap<String, Vec<Pod>> = BTreeMap::new();
+    for (_, value) in world.store.all_of_kind("Pod") {
+        let Some(owner) = value.pointer("/metadata/ownerReferences/0/uid").and_then(Value::as_str) else { continue };
+        if let Ok(pod) = Pod::deserialize(value) {
+            pods_by_owner.entry(owner.to_owned()).or_default().push(pod);
+        }
+    }
+    for set in sets {
+        let pods = set.metadata.uid.as_ref().and_then(|uid| pods_by_owner.remove(uid)).unwrap_or_default();
+        sync_one(world, &set, pods);
+    }
+}
+
+/// The revision name of a pod template: `<set>-<hash>`, as the controller names its ControllerRevisions.
+pub fn revision_of(set: &StatefulSet) -> String {
+    let template = serde_json::to_string(&set.spec.as_ref().map(|s| &s.template)).unwrap_or_default();
+    format!("{}-{:x}", set.metadata.name.as_deref().unwrap_or_default(), fnv1a(template.as_bytes()) & 0xff_ffff_ffff)
+}
+
+/// FNV-1a, 64 bits: a stable hash (the real controller hashes the template with FNV-32a).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn is_running_and_ready(pod: &Pod) -> bool {
+    let status = pod.status.as_ref();
+    status.and_then(|s| s.phase.as_deref()) == Some("Running")
+        && status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn is_failed(pod: &Pod) -> bool {
+    matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Failed" | "Succeeded"))
+}
+
+fn is_terminating(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some()
+}
+
+fn revision_label(pod: &Pod) -> Option<&str> {
+    pod.metadata.labels.as_ref()?.get(REVISION_LABEL).map(String::as_str)
+}
+
+fn sync_one(world: &mut WorldState, set: &StatefulSet, owned: Vec<Pod>) {
+    let (Some(name), Some(namespace), Some(uid), Some(spec)) =
+        (&set.metadata.name, &set.metadata.namespace, &set.metadata.uid, &set.spec)
+    else {
+        return;
+    };
+    if set.metadata.deletion_timestamp.is_some() {
+        return;
+    }
+    let replicas = usize::try_from(spec.replicas.unwrap_or(1)).unwrap_or(0);
+    let update_revision = revision_of(set);
+    let current_revision = set
+        .status
+        .as_ref()
+        .and_then(|s| s.current_revision.clone())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| update_revision.clone());
+    let monotonic = spec.pod_management_policy.as_deref() != Some("Parallel");
+    let rolling = spec.update_strategy.as_ref().and_then(|s| s.type_.as_deref()) != Some("OnDelete");
+    // Pods below the partition keep their revision (`rollingUpdate.partition`, defaulted to 0).
+    let partition = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|s| s.rolling_update.as_ref())
+        .and_then(|r| r.partition)
+        .and_then(|p| usize::try_from(p).ok())
+        .unwrap_or(0);
+
+    for ordinal in 0..replicas {
+        for claim in spec.volume_claim_templates.iter().flatten() {
+            ensure_claim(world, set, claim, ordinal);
+        }
+    }
+
+    let existing: BTreeMap<usize, Pod> = owned
+        .into_iter()
+        .filter(|p| is_controlled_by(&p.metadata, uid))
+        .filter_map(|p| Some((ordinal_of(name, p.metadata.name.as_deref()?)?, p)))
+        .collect();
+    let mut blocked = false;
+    // Create missing pods and replace failed ones, in ordinal order; under OrderedReady, stop at the first pod
+    // that is not Running and Ready.
+    for ordinal in 0..replicas {
+        match existing.get(&ordinal) {
+            Some(pod) if is_failed(pod) => {
+                delete_pod(world, namespace, pod);
+                if monotonic {
+                    blocked = true;
+                    break;
+                }
+            }
+            Some(pod) => {
+                if monotonic && (!is_running_and_ready(pod) || is_terminating(pod)) {
+                    blocked = true;
+                    break;
+                }
+            }
+            None => {
+                // A missing pod is created at the update revision, as the real controller does for every ordinal
+                // at or above the partition (apps/v1 defaults it to 0). Below a partition it would use the
+                // current revision's template, which this fake does not keep: creation there is not modelled.
+                create_pod(world, set, ordinal, &update_revision);
+                if monotonic {
+                    blocked = true;
+                    break;
+                }
+            }
+        }
+    }
+    if !blocked {
+        // Scale down: the highest ordinal beyond replicas first, one at a time under OrderedReady.
+        for (_, pod) in existing.range(replicas..).rev() {
+            if !is_terminating(pod) {
+                delete_pod(world, namespace, pod);
+                if monotonic {
+                    blocked = true;
+                    break;
+                }
+            }
+        }
+    }
+    if !blocked && rolling {
+        // Rolling update: reverse ordinal order; delete the first outdated pod, wait for unhealthy ones.
+        for ordinal in (partition.min(replicas)..replicas).rev() {
+            let Some(pod) = existing.get(&ordinal) else { break };
+            if revision_label(pod) != Some(update_revision.as_str()) && !is_terminating(pod) {
+                delete_pod(world, namespace, pod);
+                break;
+            }
+            if !is_running_and_ready(pod) {
+                break;
+            }
+        }
+    }
+    // Re-read this set's pods after the actions above, by name.
+    let ordinals: BTreeSet<usize> = existing.keys().copied().chain(0..replicas).collect();
+    let pods: BTreeMap<usize, Pod> = ordinals
+        .into_iter()
+        .filter_map(|ordinal| {
+            let value = world.store.get(&ObjectRef::new("Pod", namespace, format!("{name}-{ordinal}")), None)?;
+            let pod = Pod::deserialize(value).ok()?;
+            is_controlled_by(&pod.metadata, uid).then_some((ordinal, pod))
+        })
+        .collect();
+    write_status(world, set, &pods, replicas, &current_revision, &update_revision);
+}
+
+fn ordinal_of(set: &str, pod: &str) -> Option<usize> {
+    pod.strip_prefix(set)?.strip_prefix('-')?.parse().ok()
+}
+
+fn ensure_claim(
+    world: &mut WorldState,
+    set: &StatefulSet,
+    claim: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
+    ordinal: usize,
+) {
+    let (Some(set_name), Some(namespace)) = (&set.metadata.name, &set.metadata.namespace) else { return };
+    let name = format!("{}-{set_name}-{ordinal}", claim.metadata.name.as_deref().unwrap_or("data"));
+    let key = ObjectRef::new("PersistentVolumeClaim", namespace, &name);
+    if world.store.get(&key, None).is_some() {
+        return;
+    }
+    let mut value = serde_json::to_value(claim).unwrap_or_else(|_| json!({}));
+    if let Some(object) = value.as_object_mut() {
+        object.insert("apiVersion".into(), "v1".into());
+        object.insert("kind".into(), "PersistentVolumeClaim".into());
+        let labels = set.spec.as_ref().and_then(|s| s.selector.match_labels.clone()).unwrap_or_default();
+        object.insert("metadata".into(), json!({"name": name, "namespace": namespace, "labels": labels}));
+    }
+    let now = world.timestamp();
+    let result = world.store.create(value, now);
+    traced(world, ACTOR, "create", key.to_string(), result);
+}
+
+fn create_pod(world: &mut WorldState, set: &StatefulSet, ordinal: usize, revision: &str) {
+    let (Some(set_name), Some(namespace), Some(spec)) = (&set.metadata.name, &set.metadata.namespace, &set.spec) else {
+        return;
+    };
+    let name = format!("{set_name}-{ordinal}");
+    let template = &spec.template;
+    let mut labels = template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+    labels.insert(REVISION_LABEL.into(), revision.into());
+    labels.insert("statefulset.kubernetes.io/pod-name".into(), name.clone());
+    let mut pod_spec = template.spec.clone().unwrap_or_default();
+    pod_spec.hostname = Some(name.clone());
+    pod_spec.subdomain = spec.service_name.clone();
+    let volumes = pod_spec.volumes.get_or_insert_with(Vec::new);
+    for claim in spec.volume_claim_templates.iter().flatten() {
+        let claim_name = claim.metadata.name.clone().unwrap_or_else(|| "data".into());
+        volumes.retain(|v| v.name != claim_name);
+        volumes.push(Volume {
+            name: claim_name.clone(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: format!("{claim_name}-{set_name}-{ordinal}"),
+                read_only: None,
+            }),
+            ..Volume::default()
+        });
+    }
+    let pod = Pod {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.clone()),
+            labels: Some(labels),
+            annotations: template.metadata.as_ref().and_then(|m| m.annotations.clone()),
+            owner_references: controller_reference(set).map(|r| vec![r]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(pod_spec),
+        status: None,
+    };
+    let now = world.timestamp();
+    let result = serde_json::to_value(&pod)
+        .map_err(|e| sei_operator::cluster::ClusterError::Transient(e.to_string()))
+        .and_then(|value| world.store.create(value, now));
+    traced(world, ACTOR, "create", format!("Pod {namespace}/{name} revision {revision}"), result);
+}
+
+fn delete_pod(world: &mut WorldState, namespace: &str, pod: &Pod) {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let key = ObjectRef::new("Pod", namespace, &name);
+    let now = world.timestamp();
+    let result = world.store.delete(&key, now).map(|()| Value::Null);
+    traced(world, ACTOR, "delete", key.to_string(), result);
+}
+
+fn write_status(
+    world: &mut WorldState,
+    set: &StatefulSet,
+    pods: &BTreeMap<usize, Pod>,
+    replicas: usize,
+    current_revision: &str,
+    update_revision: &str,
+) {
+    let (Some(name), Some(namespace)) = (&set.metadata.name, &set.metadata.namespace) else { return };
+    let live: Vec<&Pod> = pods.values().filter(|p| !is_terminating(p)).collect();
+    let count = |revision: &str| live.iter().filter(|p| revision_label(p) == Some(revision)).count();
+    let ready = live.iter().filter(|p| is_running_and_ready(p)).count();
+    let updated = count(update_revision);
+    let (mut current_revision, mut current) = (current_revision.to_owned(), count(current_revision));
+    // The rollout is complete once every replica runs the update revision and is Ready.
+    if updated == replicas && ready == replicas {
+        current_revision = update_revision.to_owned();
+        current = updated;
+    }
+    let status = json!({
+        "observedGeneration": set.metadata.generation,
+        "replicas": live.len(),
+        "readyReplicas": ready,
+        "availableReplicas": ready,
+        "currentReplicas": current,
+        "updatedReplicas": updated,
+        "currentRevision": current_revision,
+        "updateRevision": update_revision,
+        "collisionCount": 0,
+    });
+    let key = ObjectRef::new("StatefulSet", namespace, name);
+    let Some(mut stored) = world.store.get(&key, None).cloned() else { return };
+    if stored.get("status") == Some(&status) {
+        return;
+    }
+    if let Some(object) = stored.as_object_mut() {
+        object.insert("status".into(), status);
+    }
+    let result = world.store.replace_status(stored);
+    let text = format!(
+        "status {key} observedGeneration={:?} ready={ready} current={current_revision} update={update_revision}",
+        set.metadata.generation
+    );
+    traced(world, ACTOR, "write", text, result);
+}

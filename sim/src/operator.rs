@@ -1,0 +1,262 @@
+//! The operator's host: a deterministic work queue fed by the store's watch and by requeue timers, driving an
+//! injected [`Reconciler`], concurrently across keys and never twice at once for one key. Everything here lives
+//! in the host's memory and is lost when the world crashes the host; the store survives.
+//!
+//! Plugging the operator's controllers in: write them against the `Cluster`, `Sidecar` and `Clock` traits, and
+//! wrap them in one `Reconciler` that dispatches on `key.kind`:
+//!
+//! ```text
+//! struct Controllers { /* in-memory state, rebuilt at every operator (re)start */ }
+//! impl Reconciler for Controllers {
+//!     fn kinds(&self) -> Vec<String> { vec!["SeiNode".into(), "SeiNodeDeployment".into()] }
+//!     async fn reconcile(&self, ctx: &OperatorContext, key: &ObjectRef) -> Requeue {
+//!         match key.kind.as_str() {
+//!             "SeiNode" => node::reconcile(&ctx.cluster, &ctx.sidecar, &ctx.clock, key).await.into(),
+//!             _ => deployment::reconcile(&ctx.cluster, &ctx.clock, key).await.into(),
+//!         }
+//!     }
+//! }
+//! world.start_operator(|| Controllers { .. });
+//! ```
+//!
+//! Events on a StatefulSet, Service, Job or child SeiNode reach the reconciler through their controller owner
+//! reference, as kube-runtime's `owns` does.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+
+use sei_operator::cluster::ObjectRef;
+use tokio::task::JoinSet;
+
+use crate::clock::SimClock;
+use crate::cluster::{ClientKind, SimCluster};
+use crate::sidecar::client::SimSidecar;
+use crate::state::{Shared, lock};
+use crate::store::Watch;
+use crate::trace::Category;
+
+/// What a reconcile asks of the queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requeue {
+    /// Nothing more until the next watch event.
+    Done,
+    /// Reconcile again after this long (zero: as soon as the queue gets to it).
+    After(Duration),
+    /// The reconcile failed: retried with a per-key back-off (1 s doubling to 60 s).
+    Error(String),
+}
+
+/// What a reconcile gets: the operator's API client, a sidecar client tagged `operator:<Kind>` for the kind
+/// being reconciled, and the clock.
+#[derive(Clone)]
+pub struct OperatorContext {
+    pub cluster: SimCluster,
+    pub sidecar: SimSidecar,
+    pub clock: SimClock,
+}
+
+/// A controller's reconcile function, plugged into the operator host.
+pub trait Reconciler: 'static {
+    /// The kinds it reconciles. An event on one of them enqueues that object; an event on an object whose
+    /// controller owner is of one of them enqueues the owner (kube-runtime's `owns`).
+    fn kinds(&self) -> Vec<String>;
+
+    fn reconcile(&self, ctx: &OperatorContext, key: &ObjectRef) -> impl Future<Output = Requeue>;
+}
+
+/// kube-runtime's scheduler, deterministically: each key at most once in the queue, at its earliest due time;
+/// ties in due time go in insertion order.
+#[derive(Default)]
+pub struct WorkQueue {
+    due: BTreeMap<ObjectRef, (Duration, u64)>,
+    order: BTreeSet<(Duration, u64, ObjectRef)>,
+    sequence: u64,
+}
+
+impl WorkQueue {
+    /// Schedules `key` at `at`, unless it is already due earlier.
+    pub fn schedule(&mut self, key: ObjectRef, at: Duration) {
+        if let Some((existing, sequence)) = self.due.get(&key).copied() {
+            if existing <= at {
+                return;
+            }
+            self.order.remove(&(existing, sequence, key.clone()));
+        }
+        self.sequence += 1;
+        self.due.insert(key.clone(), (at, self.sequence));
+        self.order.insert((at, self.sequence, key));
+    }
+
+    /// The first key due at or before `now`.
+    pub fn pop_due(&mut self, now: Duration) -> Option<ObjectRef> {
+        let first = self.order.first().filter(|(at, _, _)| *at <= now)?.clone();
+        self.order.remove(&first);
+        self.due.remove(&first.2);
+        Some(first.2)
+    }
+
+    pub fn next_due(&self) -> Option<Duration> {
+        self.order.first().map(|(at, _, _)| *at)
+    }
+
+    pub fn len(&self) -> usize {
+        self.due.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.due.is_empty()
+    }
+}
+
+/// How the operator host runs reconciles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OperatorConfig {
+    /// Reconciles running at once, each on a different key (kube-runtime's default is unbounded).
+    pub concurrency: usize,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        OperatorConfig { concurrency: usize::MAX }
+    }
+}
+
+/// The operator host's software: kube-runtime's controller loop, deterministically. Reconciles of different
+/// keys run concurrently (as tasks on the host); a key is never reconciled twice at once — an event for a key in
+/// flight reruns it when the running reconcile ends.
+pub async fn run_operator<R: Reconciler>(
+    shared: Shared,
+    reconciler: R,
+    config: OperatorConfig,
+    tick: Duration,
+) -> turmoil::Result {
+    let reconciler = Rc::new(reconciler);
+    let kinds = reconciler.kinds();
+    let sidecar = SimSidecar::new(shared.clone(), "operator");
+    let cluster = SimCluster::new(shared.clone(), ClientKind::Operator);
+    let clock = SimClock::new(shared.clone());
+    let mut queue = WorkQueue::default();
+    let mut backoff: BTreeMap<ObjectRef, Duration> = BTreeMap::new();
+    let mut in_flight: BTreeSet<ObjectRef> = BTreeSet::new();
+    let mut rerun: BTreeSet<ObjectRef> = BTreeSet::new();
+    let mut running: JoinSet<(ObjectRef, u64, Requeue)> = JoinSet::new();
+    let mut next_id: u64 = 0;
+    let (mut watch, wake) = {
+        let mut world = lock(&shared);
+        // The informers' initial list: every object of the reconciled kinds.
+        let now = world.now;
+        for kind in &kinds {
+            let keys: Vec<ObjectRef> = world.store.all_of_kind(kind).map(|(k, _)| k.clone()).collect();
+            for key in keys {
+                queue.schedule(key, now);
+            }
+        }
+        world.record(Category::Operator, format!("started, {} keys queued", queue.len()));
+        (Watch::from_now(&world.store), world.store_changed.clone())
+    };
+    loop {
+        let now = {
+            let mut world = lock(&shared);
+            let changes = watch.poll(&world.store).to_vec();
+            let now = world.now;
+            for change in changes {
+                if world.operator.drop_watch_events > 0 {
+                    world.operator.drop_watch_events -= 1;
+                    world
+                        .record(Category::Fault, format!("watch event dropped: {:?} {}", change.change, change.object));
+                    continue;
+                }
+                if kinds.contains(&change.object.kind) {
+                    queue.schedule(change.object.clone(), now);
+                } else if let Some((kind, name)) = change.controller.filter(|(kind, _)| kinds.contains(kind)) {
+                    queue.schedule(ObjectRef::new(kind, &change.object.namespace, name), now);
+                }
+            }
+            now
+        };
+        while running.len() < config.concurrency {
+            let Some(key) = queue.pop_due(now) else { break };
+            if in_flight.contains(&key) {
+                rerun.insert(key);
+                continue;
+            }
+            next_id += 1;
+            let id = next_id;
+            lock(&shared).record(Category::Operator, format!("reconcile {key}"));
+            let ctx = OperatorContext {
+                cluster: cluster.for_reconcile(id),
+                sidecar: sidecar.with_caller(&format!("operator:{}", key.kind)),
+                clock: clock.clone(),
+            };
+            in_flight.insert(key.clone());
+            let reconciler = reconciler.clone();
+            running.spawn_local(async move {
+                let outcome = reconciler.reconcile(&ctx, &key).await;
+                (key, id, outcome)
+            });
+        }
+        let wait = queue.next_due().map_or(Duration::from_secs(3600), |at| at.saturating_sub(now)).max(tick);
+        // `biased`: tokio's select! otherwise picks among ready branches with an RNG that turmoil cannot seed
+        // (it needs `tokio_unstable`), which would make runs differ.
+        tokio::select! {
+            biased;
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            Some(joined) = running.join_next(), if !running.is_empty() => {
+                // A panicking reconcile is a bug in the controller: the host fails and the run reports it.
+                let (key, id, outcome) = joined.map_err(|e| format!("a reconcile panicked: {e}"))?;
+                in_flight.remove(&key);
+                let mut world = lock(&shared);
+                world.operator.writes_in_reconcile.remove(&id);
+                let now = world.now;
+                let delay = match outcome {
+                    Requeue::Done => {
+                        backoff.remove(&key);
+                        None
+                    }
+                    Requeue::After(delay) => {
+                        backoff.remove(&key);
+                        Some(delay)
+                    }
+                    Requeue::Error(message) => {
+                        let delay = backoff.get(&key).map_or(Duration::from_secs(1), |d| (*d * 2).min(Duration::from_secs(60)));
+                        backoff.insert(key.clone(), delay);
+                        world.record(Category::Operator, format!("reconcile {key} failed: {message}; retry in {delay:?}"));
+                        Some(delay)
+                    }
+                };
+                if let Some(delay) = delay {
+                    queue.schedule(key.clone(), now + delay);
+                }
+                if rerun.remove(&key) {
+                    queue.schedule(key, now);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> ObjectRef {
+        ObjectRef::new("SeiNode", "ns", name)
+    }
+
+    #[test]
+    fn a_key_is_queued_once_at_its_earliest_time() {
+        let mut queue = WorkQueue::default();
+        queue.schedule(key("a"), Duration::from_secs(10));
+        queue.schedule(key("a"), Duration::from_secs(20));
+        queue.schedule(key("b"), Duration::from_secs(5));
+        queue.schedule(key("a"), Duration::from_secs(1));
+        assert_eq!(queue.len(), 2);
+        assert_eq!(queue.pop_due(Duration::from_secs(0)), None);
+        assert_eq!(queue.pop_due(Duration::from_secs(30)), Some(key("a")));
+        assert_eq!(queue.pop_due(Duration::from_secs(30)), Some(key("b")));
+        assert!(queue.is_empty());
+    }
+}

@@ -1,0 +1,71 @@
+//! The simulation's DNS for pods: `<hostname>.<subdomain>.<namespace>.svc` resolves as cluster DNS does — from
+//! the endpoints of the headless Service `<subdomain>`: the pod must have that hostname and subdomain, match the
+//! Service's selector, and be Ready, unless the Service sets `publishNotReadyAddresses` (a sidecar that must be
+//! reached before seid is Ready needs exactly that). The answer is the pod's worker host and the worker port
+//! that stands in for the pod's own port.
+
+use sei_operator::cluster::{LabelSelector, ObjectRef};
+use sei_operator::meta::matches_selector;
+use sei_operator::sidecar::SEID_RPC_PORT;
+use serde_json::Value;
+
+use crate::state::WorldState;
+
+/// Where a pod's port is reached in the simulation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub worker: String,
+    pub port: u16,
+    pub pod: ObjectRef,
+}
+
+/// Why a name does not resolve or a port has no listener.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("no such host {0}")]
+    NoSuchHost(String),
+    #[error("connection refused: {host} has nothing on port {port}")]
+    Refused { host: String, port: u16 },
+}
+
+/// Resolves `host:port` to a worker and port.
+pub fn resolve(world: &WorldState, host: &str, port: u16) -> Result<Resolved, ResolveError> {
+    let labels: Vec<&str> = host.split('.').collect();
+    let (Some(hostname), Some(subdomain), Some(namespace)) = (labels.first(), labels.get(1), labels.get(2)) else {
+        return Err(ResolveError::NoSuchHost(host.into()));
+    };
+    let Some(service) = world.store.get(&ObjectRef::new("Service", *namespace, *subdomain), None) else {
+        return Err(ResolveError::NoSuchHost(host.into()));
+    };
+    let selector: Option<LabelSelector> = service
+        .pointer("/spec/selector")
+        .and_then(Value::as_object)
+        .map(|s| s.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect());
+    let publish_not_ready = service.pointer("/spec/publishNotReadyAddresses").and_then(Value::as_bool).unwrap_or(false);
+    let is_endpoint = |pod: &&crate::kube::kubelet::PodRuntime| {
+        let labels =
+            world.store.get(&pod.key, None).and_then(|v| v.pointer("/metadata/labels")).and_then(Value::as_object);
+        let labels: Option<LabelSelector> =
+            labels.map(|l| l.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect());
+        // A Service without a selector has no managed endpoints.
+        selector.as_ref().is_some_and(|s| matches_selector(labels.as_ref(), s)) && (publish_not_ready || pod.is_ready())
+    };
+    let named = |p: &&crate::kube::kubelet::PodRuntime| {
+        p.key.namespace == *namespace && p.hostname == *hostname && p.subdomain.as_deref() == Some(*subdomain)
+    };
+    // A StatefulSet pod's hostname is its name: look it up directly before scanning every pod.
+    let direct = world.pods.get(&ObjectRef::new("Pod", *namespace, *hostname)).filter(named).filter(is_endpoint);
+    let pod = direct
+        .or_else(|| world.pods.values().filter(named).find(is_endpoint))
+        .ok_or_else(|| ResolveError::NoSuchHost(host.into()))?;
+    let worker =
+        world.workers.get(pod.worker).map(|w| w.name.clone()).ok_or_else(|| ResolveError::NoSuchHost(host.into()))?;
+    let worker_port = if port == SEID_RPC_PORT {
+        pod.rpc_worker_port()
+    } else if pod.sidecar_port == Some(port) {
+        pod.sidecar_worker_port()
+    } else {
+        return Err(ResolveError::Refused { host: host.into(), port });
+    };
+    Ok(Resolved { worker, port: worker_port, pod: pod.key.clone() })
+}

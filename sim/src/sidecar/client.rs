@@ -1,0 +1,198 @@
+//! `SimSidecar`: the [`Sidecar`] trait for the simulation — hyper 1 over turmoil TCP streams, one kept-alive
+//! connection per pod port, requests tagged with the caller's name so every call's origin is on record (the
+//! single-writer invariant reads it).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use sei_operator::sidecar::wire::{
+    ChainStatus, ReadinessStatus, RpcStatusResponse, StatusResponse, TaskRequest, TaskResult,
+};
+use sei_operator::sidecar::{PodAddress, SEID_RPC_PORT, Sidecar, SidecarError, Submission};
+use tokio::task::AbortHandle;
+use turmoil::net::TcpStream;
+use uuid::Uuid;
+
+use crate::resolver::resolve;
+use crate::state::{Shared, SidecarCall, lock};
+use crate::trace::Category;
+
+/// The request header naming the caller.
+pub const CALLER_HEADER: &str = "x-sim-caller";
+
+type Pool = Arc<Mutex<BTreeMap<(String, u16), (SendRequest<Full<Bytes>>, AbortHandle)>>>;
+
+/// A sidecar client inside the simulation. Must be used from a turmoil host (it opens turmoil streams).
+#[derive(Clone)]
+pub struct SimSidecar {
+    shared: Shared,
+    caller: Arc<str>,
+    pool: Pool,
+}
+
+impl SimSidecar {
+    pub fn new(shared: Shared, caller: &str) -> Self {
+        SimSidecar { shared, caller: caller.into(), pool: Pool::default() }
+    }
+
+    /// The same client (and connections) calling as `caller`.
+    pub fn with_caller(&self, caller: &str) -> Self {
+        SimSidecar { shared: self.shared.clone(), caller: caller.into(), pool: self.pool.clone() }
+    }
+
+    pub fn caller(&self) -> &str {
+        &self.caller
+    }
+
+    async fn call(
+        &self,
+        pod: &PodAddress,
+        port: u16,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<(u16, Bytes), SidecarError> {
+        let unreachable = |reason: String| SidecarError::Unreachable { host: pod.host.clone(), reason };
+        if self.caller.starts_with("operator") && lock(&self.shared).operator.crash_requested {
+            // The operator process died at its crash point (see `SimCluster`): nothing more leaves it.
+            std::future::pending::<()>().await;
+        }
+        let (resolved, timeout) = {
+            let mut world = lock(&self.shared);
+            let call = SidecarCall {
+                at: world.now,
+                caller: self.caller.to_string(),
+                host: pod.host.clone(),
+                method: method.to_string(),
+                path: path.into(),
+            };
+            world.sidecar_calls.push(call);
+            (resolve(&world, &pod.host, port), world.timings.sidecar_timeout)
+        };
+        let resolved = match resolved {
+            Ok(resolved) => resolved,
+            Err(e) => {
+                let error = unreachable(e.to_string());
+                lock(&self.shared).record(Category::Sidecar, format!("{} -> {path} failed: {error}", self.caller));
+                return Err(error);
+            }
+        };
+        let address = (resolved.worker, resolved.port);
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &pod.host)
+            .header("content-type", "application/json")
+            .header(CALLER_HEADER, &*self.caller)
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| unreachable(e.to_string()))?;
+        let exchange = async {
+            let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).remove(&address);
+            let (mut sender, driver) = match pooled {
+                Some((sender, driver)) if !sender.is_closed() => (sender, driver),
+                stale => {
+                    if let Some((_, driver)) = stale {
+                        driver.abort();
+                    }
+                    connect(&address).await?
+                }
+            };
+            sender.ready().await.map_err(|e| e.to_string())?;
+            let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            let bytes = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+            self.pool.lock().unwrap_or_else(|p| p.into_inner()).insert(address.clone(), (sender, driver));
+            Ok::<_, String>((status, bytes))
+        };
+        let outcome = match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result.map_err(unreachable),
+            Err(_) => {
+                if let Some((_, driver)) = self.pool.lock().unwrap_or_else(|p| p.into_inner()).remove(&address) {
+                    driver.abort();
+                }
+                Err(unreachable(format!("no answer within {timeout:?}")))
+            }
+        };
+        if let Err(error) = &outcome {
+            // Answered calls are traced by the server; failed ones only the caller knows of.
+            lock(&self.shared).record(Category::Sidecar, format!("{} -> {path} failed: {error}", self.caller));
+        }
+        outcome
+    }
+}
+
+async fn connect(address: &(String, u16)) -> Result<(SendRequest<Full<Bytes>>, AbortHandle), String> {
+    let stream = TcpStream::connect((address.0.as_str(), address.1)).await.map_err(|e| e.to_string())?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+    let driver = tokio::task::spawn_local(async move {
+        // Ends when either side closes; the pool notices through `is_closed`.
+        let _ = connection.await;
+    });
+    Ok((sender, driver.abort_handle()))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(pod: &PodAddress, bytes: &[u8]) -> Result<T, SidecarError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| SidecarError::Malformed { host: pod.host.clone(), message: e.to_string() })
+}
+
+fn unexpected(pod: &PodAddress, status: u16, body: &[u8]) -> SidecarError {
+    SidecarError::UnexpectedStatus { host: pod.host.clone(), status, body: String::from_utf8_lossy(body).into_owned() }
+}
+
+impl Sidecar for SimSidecar {
+    async fn healthz(&self, pod: &PodAddress) -> Result<bool, SidecarError> {
+        match self.call(pod, pod.sidecar_port, Method::GET, "/v0/healthz", None).await? {
+            (200, _) => Ok(true),
+            (503, _) => Ok(false),
+            (status, body) => Err(unexpected(pod, status, &body)),
+        }
+    }
+
+    async fn status(&self, pod: &PodAddress) -> Result<ReadinessStatus, SidecarError> {
+        match self.call(pod, pod.sidecar_port, Method::GET, "/v0/status", None).await? {
+            (200, body) => decode::<StatusResponse>(pod, &body).map(|s| s.status),
+            (status, body) => Err(unexpected(pod, status, &body)),
+        }
+    }
+
+    async fn submit_task(&self, pod: &PodAddress, request: &TaskRequest) -> Result<Submission, SidecarError> {
+        let body = serde_json::to_string(request)
+            .map_err(|e| SidecarError::Rejected { host: pod.host.clone(), message: e.to_string() })?;
+        match self.call(pod, pod.sidecar_port, Method::POST, "/v0/tasks", Some(body)).await? {
+            (201, _) => Ok(Submission::Created),
+            (202, _) => Ok(Submission::AlreadyExists),
+            (400, body) => Err(SidecarError::Rejected {
+                host: pod.host.clone(),
+                message: String::from_utf8_lossy(&body).into_owned(),
+            }),
+            (status, body) => Err(unexpected(pod, status, &body)),
+        }
+    }
+
+    async fn get_task(&self, pod: &PodAddress, id: Uuid) -> Result<Option<TaskResult>, SidecarError> {
+        match self.call(pod, pod.sidecar_port, Method::GET, &format!("/v0/tasks/{id}"), None).await? {
+            (200, body) => decode(pod, &body).map(Some),
+            (404, _) => Ok(None),
+            (status, body) => Err(unexpected(pod, status, &body)),
+        }
+    }
+
+    async fn chain_status(&self, pod: &PodAddress) -> Result<ChainStatus, SidecarError> {
+        match self.call(pod, SEID_RPC_PORT, Method::GET, "/status", None).await? {
+            (200, body) => {
+                decode::<RpcStatusResponse>(pod, &body)?.chain_status().ok_or_else(|| SidecarError::Malformed {
+                    host: pod.host.clone(),
+                    message: "latest_block_height is not a number".into(),
+                })
+            }
+            (503, _) => Err(SidecarError::Unreachable { host: pod.host.clone(), reason: "seid is not running".into() }),
+            (status, body) => Err(unexpected(pod, status, &body)),
+        }
+    }
+}

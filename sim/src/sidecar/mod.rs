@@ -1,0 +1,8 @@
+//! The fake sidecar (seictl) and seid RPC of each pod: the process state ([`process`]), the HTTP API computed
+//! from it with the shared wire types ([`api`]), the hyper servers on the worker hosts ([`server`]), and the
+//! operator's client ([`client`]).
+
+pub mod api;
+pub mod client;
+pub mod process;
+pub mod server;

@@ -1,0 +1,454 @@
+//! The fake API server's storage: every object as JSON, one global resourceVersion counter, optimistic
+//! concurrency, status-subresource semantics, finalizers and graceful deletion, owner-reference garbage
+//! collection, an append-only change log that watches read, and per-key history so that a lagging client can
+//! read the store as it was a few versions ago.
+//!
+//! Objects are kept as `serde_json::Value` so one store serves every kind; typed access lives in
+//! [`crate::cluster`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use sei_operator::api::Time;
+use sei_operator::clock::Timestamp;
+use sei_operator::cluster::{ClusterError, LabelSelector, ObjectRef};
+use sei_operator::manifest::{ManifestError, ManifestValidator};
+use sei_operator::meta::matches_selector;
+use serde_json::{Map, Value};
+
+/// What happened to an object, as a watch reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChangeType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// One entry of the change log: the store's resourceVersion after the change, and the object it touched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub version: u64,
+    pub change: ChangeType,
+    pub object: ObjectRef,
+    /// The object's controller owner (kind, name), so a watcher can enqueue the owner without a read.
+    pub controller: Option<(String, String)>,
+}
+
+/// A watch stream on the store: each poll returns the changes since the previous one, in order (a watch resumed
+/// from its last resourceVersion, which never misses a change).
+#[derive(Clone, Debug, Default)]
+pub struct Watch {
+    cursor: usize,
+}
+
+impl Watch {
+    /// A watch that sees only changes made from now on.
+    pub fn from_now(store: &Store) -> Self {
+        Watch { cursor: store.log.len() }
+    }
+
+    /// The changes since the last poll.
+    pub fn poll<'a>(&mut self, store: &'a Store) -> &'a [Change] {
+        let changes = store.log.get(self.cursor..).unwrap_or(&[]);
+        self.cursor = store.log.len();
+        changes
+    }
+}
+
+/// The kinds the operator's CRDs define: writes to them are admitted against the generated schema.
+const ADMITTED_KINDS: [&str; 2] = ["SeiNode", "SeiNodeDeployment"];
+
+/// The API server's storage.
+pub struct Store {
+    objects: BTreeMap<ObjectRef, Value>,
+    /// Per key, `(version, value after the change)` for the versions a lagging reader may still ask for.
+    history: BTreeMap<ObjectRef, Vec<(u64, Option<Value>)>>,
+    version: u64,
+    next_uid: u64,
+    log: Vec<Change>,
+    /// How many versions behind the most lagging reader may read; history older than that is dropped.
+    max_lag: u64,
+    validator: Option<Arc<ManifestValidator>>,
+    /// Set when an object disappeared, so the garbage collector only scans when it may find something.
+    gc_pending: bool,
+}
+
+impl Store {
+    /// An empty store. `validator` admits SeiNode / SeiNodeDeployment writes as the CRD would.
+    pub fn new(validator: Option<Arc<ManifestValidator>>) -> Self {
+        Store {
+            objects: BTreeMap::new(),
+            history: BTreeMap::new(),
+            version: 0,
+            next_uid: 0,
+            log: Vec::new(),
+            max_lag: 0,
+            validator,
+            gc_pending: false,
+        }
+    }
+
+    /// The current resourceVersion of the whole store.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// How many versions behind the store a reader may read.
+    pub fn max_lag(&self) -> u64 {
+        self.max_lag
+    }
+
+    /// Lets readers lag up to `lag` versions behind (history is kept that far back).
+    pub fn allow_lag(&mut self, lag: u64) {
+        self.max_lag = self.max_lag.max(lag);
+    }
+
+    /// The change log from position `cursor` on (a cursor is an index into the log, not a version).
+    pub fn changes_since(&self, cursor: usize) -> &[Change] {
+        self.log.get(cursor..).unwrap_or(&[])
+    }
+
+    /// The log's length: the cursor a new watcher starts from.
+    pub fn log_len(&self) -> usize {
+        self.log.len()
+    }
+
+    /// Reads one object, as of `at` (a past version) or now.
+    pub fn get(&self, key: &ObjectRef, at: Option<u64>) -> Option<&Value> {
+        match at {
+            Some(version) if version < self.version => self.value_at(key, version),
+            _ => self.objects.get(key),
+        }
+    }
+
+    fn value_at(&self, key: &ObjectRef, version: u64) -> Option<&Value> {
+        let entries = self.history.get(key)?;
+        // The newest change at or before `version`; none means the object did not exist yet.
+        let index = entries.partition_point(|(v, _)| *v <= version);
+        entries.get(index.checked_sub(1)?)?.1.as_ref()
+    }
+
+    /// Objects of `kind` in `namespace` whose labels match `selector`, sorted by name, as of `at` or now.
+    pub fn list(&self, kind: &str, namespace: &str, selector: &LabelSelector, at: Option<u64>) -> Vec<&Value> {
+        let from = ObjectRef::new(kind, namespace, "");
+        let in_scope = |key: &&ObjectRef| key.kind == kind && key.namespace == namespace;
+        let matches = |value: &Value| {
+            let labels = value
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .map(|labels| labels.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect());
+            matches_selector(labels.as_ref(), selector)
+        };
+        match at {
+            Some(version) if version < self.version => self
+                .history
+                .range(from..)
+                .map(|(key, _)| key)
+                .take_while(in_scope)
+                .filter_map(|key| self.value_at(key, version))
+                .filter(|value| matches(value))
+                .collect(),
+            _ => self
+                .objects
+                .range(from..)
+                .take_while(|(key, _)| in_scope(key))
+                .map(|(_, value)| value)
+                .filter(|value| matches(value))
+                .collect(),
+        }
+    }
+
+    /// Every stored object of `kind`, in every namespace, sorted by (namespace, name).
+    pub fn all_of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a ObjectRef, &'a Value)> + 'a {
+        self.objects.iter().filter(move |(key, _)| key.kind == kind)
+    }
+
+    /// Creates an object. Status is dropped, as the API server's create strategies (and CRDs with a status
+    /// subresource) do; uid, creationTimestamp, generation 1 and a resourceVersion are assigned.
+    pub fn create(&mut self, mut value: Value, now: Timestamp) -> Result<Value, ClusterError> {
+        let key = key_of(&value)?;
+        self.admit(&key, &value)?;
+        if self.objects.contains_key(&key) {
+            return Err(ClusterError::AlreadyExists(key));
+        }
+        // As the API server does: an object to create must not claim a version (it was read, not made).
+        if value.pointer("/metadata/resourceVersion").is_some_and(|v| !v.is_null()) {
+            return Err(ClusterError::Invalid {
+                object: key,
+                message: "metadata.resourceVersion: Invalid value: must not be set on create".into(),
+            });
+        }
+        self.next_uid += 1;
+        let uid = format!("00000000-0000-4000-8000-{:012x}", self.next_uid);
+        let object = as_object(&mut value, &key)?;
+        object.remove("status");
+        let meta = metadata(object, &key)?;
+        meta.insert("uid".into(), uid.into());
+        meta.insert("creationTimestamp".into(), time_value(now));
+        meta.insert("generation".into(), 1.into());
+        meta.remove("deletionTimestamp");
+        self.commit(key, Some(value), ChangeType::Added)
+    }
+
+    /// Replaces metadata and spec (everything but status) under optimistic concurrency. `generation` moves only
+    /// when something outside metadata and status changed; an update that changes nothing is a no-op that keeps
+    /// the resourceVersion and sends no watch event, as on a real API server.
+    pub fn replace(&mut self, value: Value) -> Result<Value, ClusterError> {
+        let key = key_of(&value)?;
+        let stored = self.check_version(&key, &value)?.clone();
+        let mut merged = value;
+        let object = as_object(&mut merged, &key)?;
+        match stored.get("status") {
+            Some(status) => object.insert("status".into(), status.clone()),
+            None => object.remove("status"),
+        };
+        let meta = metadata(object, &key)?;
+        // Fields the server owns: a client cannot change them with an update.
+        for field in ["uid", "creationTimestamp", "deletionTimestamp", "generation"] {
+            match stored.pointer(&format!("/metadata/{field}")) {
+                Some(v) => meta.insert(field.into(), v.clone()),
+                None => meta.remove(field),
+            };
+        }
+        if !without(&stored, &["metadata", "status"]).eq(&without(&merged, &["metadata", "status"])) {
+            let generation = stored.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            if let Some(meta) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("generation".into(), (generation + 1).into());
+            }
+        }
+        self.admit(&key, &merged)?;
+        if merged == stored {
+            return Ok(stored);
+        }
+        // As the API server does: an object being deleted may lose finalizers, never gain one.
+        if is_deleting(&stored) && finalizers(&merged).iter().any(|f| !finalizers(&stored).contains(f)) {
+            return Err(ClusterError::Invalid {
+                object: key,
+                message:
+                    "metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted"
+                        .into(),
+            });
+        }
+        // Removing the last finalizer of an object being deleted completes its deletion.
+        if is_deleting(&merged) && finalizers(&merged).is_empty() {
+            return self.commit(key, None, ChangeType::Deleted).map(|_| merged);
+        }
+        self.commit(key, Some(merged), ChangeType::Modified)
+    }
+
+    /// Replaces the status subresource only: everything else in `value` is ignored, generation never moves.
+    pub fn replace_status(&mut self, value: Value) -> Result<Value, ClusterError> {
+        let key = key_of(&value)?;
+        let mut merged = self.check_version(&key, &value)?.clone();
+        let object = as_object(&mut merged, &key)?;
+        match value.get("status") {
+            Some(status) if !status.is_null() => object.insert("status".into(), status.clone()),
+            _ => object.remove("status"),
+        };
+        self.admit(&key, &merged)?;
+        if self.objects.get(&key) == Some(&merged) {
+            return Ok(merged);
+        }
+        self.commit(key, Some(merged), ChangeType::Modified)
+    }
+
+    /// Deletes an object gracefully: with finalizers it only gets a deletionTimestamp (once); without, it is
+    /// removed. A Pod is always deleted gracefully: it turns Terminating and stays until its kubelet has stopped
+    /// its containers ([`Store::remove_terminated_pod`]) — on a dead node, it stays. Dependents are left to
+    /// [`Store::collect_garbage`], as the real garbage collector runs apart.
+    pub fn delete(&mut self, key: &ObjectRef, now: Timestamp) -> Result<(), ClusterError> {
+        let stored = self.objects.get(key).ok_or_else(|| ClusterError::NotFound(key.clone()))?;
+        let graceful = key.kind == "Pod";
+        if finalizers(stored).is_empty() && !graceful {
+            return self.commit(key.clone(), None, ChangeType::Deleted).map(|_| ());
+        }
+        if is_deleting(stored) {
+            return Ok(());
+        }
+        let mut marked = stored.clone();
+        if let Some(meta) = marked.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("deletionTimestamp".into(), time_value(now));
+            // A pod's default terminationGracePeriodSeconds.
+            meta.insert("deletionGracePeriodSeconds".into(), (if graceful { 30 } else { 0 }).into());
+        }
+        self.commit(key.clone(), Some(marked), ChangeType::Modified).map(|_| ())
+    }
+
+    /// The kubelet's final delete of a Terminating pod whose containers have stopped (it waits for the pod's
+    /// own finalizers, if any).
+    pub fn remove_terminated_pod(&mut self, key: &ObjectRef) -> Result<(), ClusterError> {
+        let stored = self.objects.get(key).ok_or_else(|| ClusterError::NotFound(key.clone()))?;
+        if !is_deleting(stored) || !finalizers(stored).is_empty() {
+            return Ok(());
+        }
+        self.commit(key.clone(), None, ChangeType::Deleted).map(|_| ())
+    }
+
+    /// Owner-reference garbage collection (background propagation): deletes every object all of whose owners
+    /// are gone. Like Kubernetes' garbage collector, an object with several owners survives while any one
+    /// remains. Returns what it deleted (or marked for deletion).
+    pub fn collect_garbage(&mut self, now: Timestamp) -> Vec<ObjectRef> {
+        let mut collected = Vec::new();
+        while std::mem::take(&mut self.gc_pending) {
+            let uids: BTreeSet<&str> =
+                self.objects.values().filter_map(|v| v.pointer("/metadata/uid").and_then(Value::as_str)).collect();
+            let orphans: Vec<ObjectRef> = self
+                .objects
+                .iter()
+                .filter(|(_, value)| !is_deleting(value))
+                .filter(|(_, value)| {
+                    let owners = owner_uids(value);
+                    !owners.is_empty() && owners.iter().all(|uid| !uids.contains(uid.as_str()))
+                })
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in orphans {
+                if self.delete(&key, now).is_ok() {
+                    collected.push(key);
+                }
+            }
+        }
+        collected
+    }
+
+    fn check_version(&self, key: &ObjectRef, value: &Value) -> Result<&Value, ClusterError> {
+        let stored = self.objects.get(key).ok_or_else(|| ClusterError::NotFound(key.clone()))?;
+        // The operator's contract forbids unconditional updates (a real API server would accept one for most
+        // kinds): a write without the version it read is refused rather than silently overwriting.
+        let Some(version) = value.pointer("/metadata/resourceVersion").and_then(Value::as_str) else {
+            return Err(ClusterError::Invalid {
+                object: key.clone(),
+                message: "metadata.resourceVersion: Required value: an update must carry the version it read".into(),
+            });
+        };
+        if stored.pointer("/metadata/resourceVersion").and_then(Value::as_str) != Some(version) {
+            return Err(ClusterError::Conflict(key.clone()));
+        }
+        Ok(stored)
+    }
+
+    fn admit(&self, key: &ObjectRef, value: &Value) -> Result<(), ClusterError> {
+        let Some(validator) = self.validator.as_ref().filter(|_| ADMITTED_KINDS.contains(&key.kind.as_str())) else {
+            return Ok(());
+        };
+        validator.admit(value).map(|_| ()).map_err(|error| ClusterError::Invalid {
+            object: key.clone(),
+            message: match error {
+                ManifestError::Invalid { violations, .. } => {
+                    violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                }
+                other => other.to_string(),
+            },
+        })
+    }
+
+    /// Stores the new state of `key` under the next resourceVersion and logs the change.
+    fn commit(&mut self, key: ObjectRef, value: Option<Value>, change: ChangeType) -> Result<Value, ClusterError> {
+        self.version += 1;
+        let version = self.version;
+        let (controller, result) = match value {
+            Some(mut value) => {
+                if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("resourceVersion".into(), version.to_string().into());
+                }
+                let controller = controller_of(&value);
+                self.objects.insert(key.clone(), value.clone());
+                self.record_history(&key, version, Some(value.clone()));
+                (controller, value)
+            }
+            None => {
+                let removed = self.objects.remove(&key).unwrap_or(Value::Null);
+                self.gc_pending = true;
+                self.record_history(&key, version, None);
+                (controller_of(&removed), removed)
+            }
+        };
+        self.log.push(Change { version, change, object: key, controller });
+        Ok(result)
+    }
+
+    fn record_history(&mut self, key: &ObjectRef, version: u64, value: Option<Value>) {
+        if self.max_lag == 0 {
+            return;
+        }
+        let oldest_readable = version.saturating_sub(self.max_lag);
+        let entries = self.history.entry(key.clone()).or_default();
+        entries.push((version, value));
+        // Keep the newest entry at or before the oldest readable version, and everything after it.
+        let keep_from = entries.partition_point(|(v, _)| *v <= oldest_readable).saturating_sub(1);
+        entries.drain(..keep_from);
+    }
+}
+
+/// The key of an object value: kind, namespace and name, all required.
+pub fn key_of(value: &Value) -> Result<ObjectRef, ClusterError> {
+    let field = |pointer: &str| value.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let key = ObjectRef::new(field("/kind"), field("/metadata/namespace"), field("/metadata/name"));
+    if key.kind.is_empty() || key.namespace.is_empty() || key.name.is_empty() {
+        return Err(ClusterError::Invalid {
+            object: key,
+            message: "kind, metadata.namespace and metadata.name are required".into(),
+        });
+    }
+    Ok(key)
+}
+
+fn as_object<'a>(value: &'a mut Value, key: &ObjectRef) -> Result<&'a mut Map<String, Value>, ClusterError> {
+    value
+        .as_object_mut()
+        .ok_or_else(|| ClusterError::Invalid { object: key.clone(), message: "not a JSON object".into() })
+}
+
+fn metadata<'a>(
+    object: &'a mut Map<String, Value>,
+    key: &ObjectRef,
+) -> Result<&'a mut Map<String, Value>, ClusterError> {
+    object
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| ClusterError::Invalid { object: key.clone(), message: "metadata is required".into() })
+}
+
+fn without(value: &Value, fields: &[&str]) -> Map<String, Value> {
+    let mut map = value.as_object().cloned().unwrap_or_default();
+    for field in fields {
+        map.remove(*field);
+    }
+    map
+}
+
+/// A timestamp as the API server writes it (RFC 3339).
+pub fn time_value(now: Timestamp) -> Value {
+    serde_json::to_value(Time(now)).unwrap_or(Value::Null)
+}
+
+/// Whether the object has a deletionTimestamp.
+pub fn is_deleting(value: &Value) -> bool {
+    value.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null())
+}
+
+/// The object's finalizers.
+pub fn finalizers(value: &Value) -> Vec<&str> {
+    value
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|list| list.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+fn owner_uids(value: &Value) -> Vec<String> {
+    value
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(|refs| refs.iter().filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+fn controller_of(value: &Value) -> Option<(String, String)> {
+    let refs = value.pointer("/metadata/ownerReferences").and_then(Value::as_array)?;
+    let controller = refs.iter().find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))?;
+    Some((controller.get("kind")?.as_str()?.to_owned(), controller.get("name")?.as_str()?.to_owned()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,229 @@
+use serde_json::json;
+
+use super::*;
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_second(1_767_225_600 + seconds).unwrap()
+}
+
+fn config_map(name: &str, data: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "sei", "labels": {"app": "x"}},
+        "spec": {"data": data},
+    })
+}
+
+fn key(name: &str) -> ObjectRef {
+    ObjectRef::new("ConfigMap", "sei", name)
+}
+
+fn rv(value: &Value) -> String {
+    value["metadata"]["resourceVersion"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn create_assigns_identity_and_drops_status() {
+    let mut store = Store::new(None);
+    let mut object = config_map("a", "1");
+    object["status"] = json!({"phase": "forged"});
+    let created = store.create(object, at(0)).unwrap();
+    assert_eq!(created["metadata"]["generation"], 1);
+    assert_eq!(rv(&created), "1");
+    assert!(created["metadata"]["uid"].as_str().is_some_and(|u| !u.is_empty()));
+    assert!(created.get("status").is_none(), "status is not writable on create");
+    let again = store.create(config_map("a", "2"), at(1));
+    assert_eq!(again, Err(ClusterError::AlreadyExists(key("a"))));
+    let mut read_back = created.clone();
+    read_back["metadata"]["name"] = json!("b");
+    assert!(matches!(store.create(read_back, at(1)), Err(ClusterError::Invalid { .. })), "no version on create");
+}
+
+#[test]
+fn generation_moves_with_spec_changes_only() {
+    let mut store = Store::new(None);
+    let created = store.create(config_map("a", "1"), at(0)).unwrap();
+    let mut relabelled = created.clone();
+    relabelled["metadata"]["labels"]["extra"] = json!("y");
+    let relabelled = store.replace(relabelled).unwrap();
+    assert_eq!(relabelled["metadata"]["generation"], 1, "metadata changes leave generation alone");
+    assert_ne!(rv(&relabelled), rv(&created));
+    let mut respecced = relabelled.clone();
+    respecced["spec"]["data"] = json!("2");
+    let respecced = store.replace(respecced).unwrap();
+    assert_eq!(respecced["metadata"]["generation"], 2);
+    let mut with_status = respecced.clone();
+    with_status["status"] = json!({"observed": 2});
+    let status_written = store.replace_status(with_status).unwrap();
+    assert_eq!(status_written["metadata"]["generation"], 2, "status writes never bump generation");
+}
+
+#[test]
+fn a_no_op_update_keeps_the_version_and_sends_no_event() {
+    let mut store = Store::new(None);
+    let created = store.create(config_map("a", "1"), at(0)).unwrap();
+    let log = store.log_len();
+    let same = store.replace(created.clone()).unwrap();
+    assert_eq!(rv(&same), rv(&created));
+    assert_eq!(store.log_len(), log);
+}
+
+#[test]
+fn stale_or_missing_resource_versions_are_refused() {
+    let mut store = Store::new(None);
+    let created = store.create(config_map("a", "1"), at(0)).unwrap();
+    let mut first = created.clone();
+    first["spec"]["data"] = json!("2");
+    store.replace(first).unwrap();
+    let mut stale = created.clone();
+    stale["spec"]["data"] = json!("3");
+    assert_eq!(store.replace(stale.clone()), Err(ClusterError::Conflict(key("a"))));
+    assert_eq!(store.replace_status(stale), Err(ClusterError::Conflict(key("a"))));
+    let mut blind = created;
+    blind["metadata"].as_object_mut().unwrap().remove("resourceVersion");
+    assert!(matches!(store.replace(blind), Err(ClusterError::Invalid { .. })));
+}
+
+#[test]
+fn replace_ignores_status_and_replace_status_ignores_the_rest() {
+    let mut store = Store::new(None);
+    let created = store.create(config_map("a", "1"), at(0)).unwrap();
+    let mut status_write = created.clone();
+    status_write["status"] = json!({"ready": true});
+    status_write["spec"]["data"] = json!("ignored");
+    status_write["metadata"]["labels"]["ignored"] = json!("yes");
+    let written = store.replace_status(status_write).unwrap();
+    assert_eq!(written["status"], json!({"ready": true}));
+    assert_eq!(written["spec"]["data"], "1");
+    assert!(written["metadata"]["labels"].get("ignored").is_none());
+    let mut spec_write = written.clone();
+    spec_write["status"] = json!({"ready": false});
+    spec_write["spec"]["data"] = json!("2");
+    let replaced = store.replace(spec_write).unwrap();
+    assert_eq!(replaced["status"], json!({"ready": true}), "update keeps the stored status");
+    assert_eq!(replaced["spec"]["data"], "2");
+}
+
+#[test]
+fn finalizers_hold_deletion_until_removed() {
+    let mut store = Store::new(None);
+    let mut object = config_map("a", "1");
+    object["metadata"]["finalizers"] = json!(["sei.io/cleanup"]);
+    store.create(object, at(0)).unwrap();
+    store.delete(&key("a"), at(5)).unwrap();
+    let marked = store.get(&key("a"), None).unwrap().clone();
+    assert!(is_deleting(&marked));
+    store.delete(&key("a"), at(6)).unwrap();
+    let mut more = store.get(&key("a"), None).unwrap().clone();
+    more["metadata"]["finalizers"] = json!(["sei.io/cleanup", "sei.io/late"]);
+    assert!(matches!(store.replace(more), Err(ClusterError::Invalid { .. })), "no new finalizer while deleting");
+    assert_eq!(
+        store.get(&key("a"), None).unwrap()["metadata"]["deletionTimestamp"],
+        marked["metadata"]["deletionTimestamp"],
+        "a second delete does not move the deletionTimestamp"
+    );
+    let mut released = marked;
+    released["metadata"]["finalizers"] = json!([]);
+    store.replace(released).unwrap();
+    assert!(store.get(&key("a"), None).is_none());
+    assert_eq!(store.delete(&key("a"), at(7)), Err(ClusterError::NotFound(key("a"))));
+}
+
+#[test]
+fn garbage_collection_removes_dependents_of_vanished_owners() {
+    let mut store = Store::new(None);
+    let owner = store.create(config_map("owner", "1"), at(0)).unwrap();
+    let other = store.create(config_map("other", "1"), at(0)).unwrap();
+    let reference = |o: &Value, name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "name": name, "uid": o["metadata"]["uid"], "controller": true});
+    let mut child = config_map("child", "1");
+    child["metadata"]["ownerReferences"] = json!([reference(&owner, "owner")]);
+    store.create(child, at(0)).unwrap();
+    let mut shared_child = config_map("shared", "1");
+    shared_child["metadata"]["ownerReferences"] = json!([reference(&owner, "owner"), reference(&other, "other")]);
+    store.create(shared_child, at(0)).unwrap();
+    assert!(store.collect_garbage(at(1)).is_empty(), "nothing to collect while owners exist");
+    store.delete(&key("owner"), at(2)).unwrap();
+    assert_eq!(store.collect_garbage(at(3)), vec![key("child")]);
+    assert!(store.get(&key("shared"), None).is_some(), "a dependent with a remaining owner survives");
+}
+
+#[test]
+fn lists_match_selectors_and_sort_by_name() {
+    let mut store = Store::new(None);
+    for name in ["c", "a", "b"] {
+        store.create(config_map(name, "1"), at(0)).unwrap();
+    }
+    let mut other = config_map("d", "1");
+    other["metadata"]["labels"] = json!({"app": "y"});
+    store.create(other, at(0)).unwrap();
+    let selector: LabelSelector = [("app".to_owned(), "x".to_owned())].into();
+    let names: Vec<&str> = store
+        .list("ConfigMap", "sei", &selector, None)
+        .iter()
+        .map(|v| v["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert!(store.list("ConfigMap", "elsewhere", &selector, None).is_empty());
+}
+
+#[test]
+fn a_lagging_reader_sees_the_store_as_it_was() {
+    let mut store = Store::new(None);
+    store.allow_lag(10);
+    let created = store.create(config_map("a", "1"), at(0)).unwrap();
+    let mut changed = created.clone();
+    changed["spec"]["data"] = json!("2");
+    store.replace(changed).unwrap();
+    store.create(config_map("b", "1"), at(0)).unwrap();
+    assert_eq!(store.get(&key("a"), Some(1)).unwrap()["spec"]["data"], "1");
+    assert_eq!(store.get(&key("a"), None).unwrap()["spec"]["data"], "2");
+    assert!(store.get(&key("b"), Some(2)).is_none(), "not created yet at version 2");
+    assert_eq!(store.list("ConfigMap", "sei", &LabelSelector::new(), Some(2)).len(), 1);
+    assert!(store.get(&key("a"), Some(0)).is_none());
+}
+
+#[test]
+fn the_change_log_records_every_write_in_order() {
+    let mut store = Store::new(None);
+    let created = store.create(config_map("a", "1"), at(0)).unwrap();
+    let mut changed = created;
+    changed["spec"]["data"] = json!("2");
+    store.replace(changed).unwrap();
+    store.delete(&key("a"), at(1)).unwrap();
+    let changes: Vec<(u64, ChangeType)> = store.changes_since(0).iter().map(|c| (c.version, c.change)).collect();
+    assert_eq!(changes, [(1, ChangeType::Added), (2, ChangeType::Modified), (3, ChangeType::Deleted)]);
+    assert_eq!(store.changes_since(2).len(), 1);
+}
+
+#[test]
+fn a_watch_sees_each_change_once_in_order() {
+    let mut store = Store::new(None);
+    store.create(config_map("before", "1"), at(0)).unwrap();
+    let mut watch = Watch::from_now(&store);
+    assert!(watch.poll(&store).is_empty());
+    store.create(config_map("a", "1"), at(0)).unwrap();
+    store.delete(&key("a"), at(1)).unwrap();
+    let seen: Vec<(ChangeType, String)> =
+        watch.poll(&store).iter().map(|c| (c.change, c.object.name.clone())).collect();
+    assert_eq!(seen, [(ChangeType::Added, "a".to_owned()), (ChangeType::Deleted, "a".to_owned())]);
+    assert!(watch.poll(&store).is_empty());
+}
+
+#[test]
+fn sei_nodes_are_admitted_against_the_crd() {
+    let validator = Arc::new(ManifestValidator::new().unwrap());
+    let mut store = Store::new(Some(validator));
+    let node = json!({
+        "apiVersion": "sei.io/v1alpha1", "kind": "SeiNode",
+        "metadata": {"name": "n", "namespace": "sei"},
+        "spec": {"chainId": "pacific-1", "image": "sei:v1", "fullNode": {}},
+    });
+    let created = store.create(node, at(0)).unwrap();
+    let mut invalid = created;
+    invalid["spec"]["image"] = json!("");
+    invalid["spec"]["bogus"] = json!(1);
+    match store.replace(invalid) {
+        Err(ClusterError::Invalid { message, .. }) => assert!(message.contains("bogus"), "{message}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}

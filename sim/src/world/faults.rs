@@ -1,0 +1,213 @@
+//! Faults as operations on the [`World`]: pods, sidecars, workers and the operator crash; the network between
+//! hosts partitions or slows down; the operator's API calls conflict, fail or read stale state; its watch drops
+//! events; sidecar tasks fail on script. Each is recorded in the trace.
+
+use std::time::Duration;
+
+use sei_operator::cluster::ObjectRef;
+
+use super::{OPERATOR_HOST, World};
+use crate::faults::{Fault, ScriptedTaskFailure};
+
+/// The latency of a healed link (the default links vary between 1 and 20 ms).
+const HEALED_LATENCY: Duration = Duration::from_millis(10);
+use crate::kube::kubelet;
+use crate::state::lock;
+use crate::trace::Category;
+
+impl World {
+    fn has_worker(&self, index: usize) -> bool {
+        let exists = lock(&self.shared).workers.len() > index;
+        if !exists {
+            self.record(Category::Fault, format!("ignored: there is no worker-{index}"));
+        }
+        exists
+    }
+
+    /// Whether `a` and `b` are two distinct hosts of this world (turmoil has links only between those).
+    fn is_link(&self, a: &str, b: &str) -> bool {
+        let known = |name: &str| {
+            (name == OPERATOR_HOST && self.operator)
+                || name
+                    .strip_prefix("worker-")
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .is_some_and(|i| lock(&self.shared).workers.len() > i && name == format!("worker-{i}"))
+                || name
+                    .strip_prefix("probe-")
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .is_some_and(|i| (1..=self.probes).contains(&i) && name == format!("probe-{i}"))
+        };
+        let link = a != b && known(a) && known(b);
+        if !link {
+            self.record(Category::Fault, format!("ignored: no link between {a} and {b}"));
+        }
+        link
+    }
+
+    /// Applies a fault given as data (scenarios and fuzzers build these).
+    pub fn inject(&mut self, fault: &Fault) {
+        match fault {
+            Fault::CrashPod { namespace, pod } => self.crash_pod(namespace, pod),
+            Fault::RestartSidecar { namespace, pod } => self.restart_sidecar(namespace, pod),
+            Fault::CrashWorker { worker } => self.crash_worker(*worker),
+            Fault::RestartWorker { worker } => self.restart_worker(*worker),
+            Fault::CrashOperator => self.crash_operator(),
+            Fault::CrashOperatorAfterWrite { write } => self.crash_operator_after_write(*write),
+            Fault::Partition { a, b } => self.partition(a, b),
+            Fault::Repair { a, b } => self.repair(a, b),
+            Fault::Latency { a, b, latency } => self.set_latency(a, b, *latency),
+            Fault::Conflicts { count } => self.inject_conflicts(*count),
+            Fault::TransientErrors { count } => self.inject_transient_errors(*count),
+            Fault::ReadLag { versions } => self.set_read_lag(*versions),
+            Fault::DropWatchEvents { count } => self.drop_watch_events(*count),
+            Fault::FailTask { node, task_type, times, error } => {
+                self.fail_task(node.as_deref(), task_type, *times, error)
+            }
+        }
+    }
+
+    /// Stops every lasting fault: workers back up, the operator's links repaired and at normal latency, no pending
+    /// API faults, fresh reads, no dropped watch events, no scripted task failures. What already happened stays.
+    pub fn heal_all(&mut self) {
+        self.record(Category::Fault, "heal all");
+        let workers: Vec<(usize, bool)> = lock(&self.shared).workers.iter().map(|w| w.up).enumerate().collect();
+        for (index, up) in workers {
+            let name = format!("worker-{index}");
+            if !up {
+                self.restart_worker(index);
+            }
+            if self.operator {
+                self.sim.repair(OPERATOR_HOST, name.as_str());
+                self.sim.set_link_latency(OPERATOR_HOST, name.as_str(), HEALED_LATENCY);
+            }
+        }
+        let mut world = lock(&self.shared);
+        world.api_faults = Default::default();
+        world.operator.read_lag = 0;
+        world.operator.drop_watch_events = 0;
+        world.operator.crash_after_write = None;
+        world.task_failures.clear();
+    }
+    /// Crashes every container of a pod (they restart: the sidecar forgets everything).
+    pub fn crash_pod(&self, namespace: &str, pod: &str) {
+        self.record(Category::Fault, format!("crash pod {namespace}/{pod}"));
+        kubelet::restart_pod(&mut lock(&self.shared), &ObjectRef::new("Pod", namespace, pod));
+    }
+
+    /// Restarts only a pod's sidecar container.
+    pub fn restart_sidecar(&self, namespace: &str, pod: &str) {
+        self.record(Category::Fault, format!("restart sidecar of {namespace}/{pod}"));
+        kubelet::restart_sidecar(&mut lock(&self.shared), &ObjectRef::new("Pod", namespace, pod));
+    }
+
+    /// Crashes worker node `index`: every pod on it loses its processes until [`World::restart_worker`].
+    pub fn crash_worker(&mut self, index: usize) {
+        if !self.has_worker(index) {
+            return;
+        }
+        let name = format!("worker-{index}");
+        self.record(Category::Fault, format!("crash {name}"));
+        kubelet::worker_down(&mut lock(&self.shared), index);
+        self.sim.crash(name);
+    }
+
+    /// Boots worker node `index` again; the kubelet restarts its pods' containers.
+    pub fn restart_worker(&mut self, index: usize) {
+        if !self.has_worker(index) {
+            return;
+        }
+        let name = format!("worker-{index}");
+        self.record(Category::Fault, format!("restart {name}"));
+        kubelet::worker_up(&mut lock(&self.shared), index);
+        self.sim.bounce(name);
+    }
+
+    /// Crashes the operator: all its memory is lost; it restarts on the next step. The store survives.
+    pub fn crash_operator(&mut self) {
+        if !self.operator {
+            return;
+        }
+        self.record(Category::Fault, "crash operator");
+        self.sim.crash(OPERATOR_HOST);
+        self.operator_down = true;
+    }
+
+    /// Crashes the operator right after its `i`-th write (1-based) in one reconcile.
+    pub fn crash_operator_after_write(&self, i: u32) {
+        self.record(Category::Fault, format!("operator will crash after write {i} of a reconcile"));
+        lock(&self.shared).operator.crash_after_write = Some(i);
+    }
+
+    /// Partitions two hosts (`operator`, `worker-<i>`, `probe-<n>`).
+    pub fn partition(&self, a: &str, b: &str) {
+        if !self.is_link(a, b) {
+            return;
+        }
+        self.record(Category::Fault, format!("partition {a} | {b}"));
+        self.sim.partition(a, b);
+    }
+
+    /// Heals a partition.
+    pub fn repair(&self, a: &str, b: &str) {
+        if !self.is_link(a, b) {
+            return;
+        }
+        self.record(Category::Fault, format!("repair {a} | {b}"));
+        self.sim.repair(a, b);
+    }
+
+    /// Sets the latency of the link between two hosts.
+    pub fn set_latency(&self, a: &str, b: &str, latency: Duration) {
+        if !self.is_link(a, b) {
+            return;
+        }
+        self.record(Category::Fault, format!("latency {a} <-> {b} = {latency:?}"));
+        self.sim.set_link_latency(a, b, latency);
+    }
+
+    /// The operator's next `n` writes fail with Conflict.
+    pub fn inject_conflicts(&self, n: u32) {
+        self.record(Category::Fault, format!("next {n} operator writes conflict"));
+        lock(&self.shared).api_faults.conflicts += n;
+    }
+
+    /// The operator's next `n` API calls fail transiently.
+    pub fn inject_transient_errors(&self, n: u32) {
+        self.record(Category::Fault, format!("next {n} operator API calls fail transiently"));
+        lock(&self.shared).api_faults.transient += n;
+    }
+
+    /// Random API faults at these rates, drawn from the world's RNG.
+    pub fn set_api_fault_rates(&self, conflict_rate: f64, transient_rate: f64) {
+        self.record(
+            Category::Fault,
+            format!("operator API faults: conflicts {conflict_rate}, transient {transient_rate}"),
+        );
+        let mut world = lock(&self.shared);
+        world.api_faults.conflict_rate = conflict_rate;
+        world.api_faults.transient_rate = transient_rate;
+    }
+
+    /// The operator reads the store as it was `versions` versions ago (0: fresh reads).
+    pub fn set_read_lag(&self, versions: u64) {
+        self.record(Category::Fault, format!("operator reads lag {versions} versions"));
+        lock(&self.shared).operator.read_lag = versions;
+    }
+
+    /// The operator's watch drops its next `n` events.
+    pub fn drop_watch_events(&self, n: u32) {
+        self.record(Category::Fault, format!("drop the operator's next {n} watch events"));
+        lock(&self.shared).operator.drop_watch_events += n;
+    }
+
+    /// Sidecar tasks of `task_type` (on `node`'s pods, or any) fail the next `times` times.
+    pub fn fail_task(&self, node: Option<&str>, task_type: &str, times: u32, error: &str) {
+        self.record(Category::Fault, format!("task {task_type} fails {times}x on {}", node.unwrap_or("any node")));
+        lock(&self.shared).task_failures.push(ScriptedTaskFailure {
+            node: node.map(str::to_owned),
+            task_type: task_type.into(),
+            times,
+            error: error.into(),
+        });
+    }
+}

@@ -1,0 +1,344 @@
+//! The `World`: a seeded, simulated cluster — API store, control plane, worker nodes with their pods' servers,
+//! the chain, and optionally the operator's host — stepped tick by tick on turmoil's clock. Tests and scenarios
+//! drive it from here: build, apply objects, run, inject faults, read the trace; every step checks the
+//! invariants.
+
+mod builder;
+mod faults;
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use sei_operator::api::SeiNodeDeployment;
+use sei_operator::cluster::{Cluster, ClusterError, ClusterObject, LabelSelector, ObjectRef};
+use serde::Deserialize;
+
+pub use builder::WorldBuilder;
+
+use crate::clock::SimClock;
+use crate::cluster::{ClientKind, SimCluster};
+use crate::invariants::{self, LIVENESS, Observed, Violation};
+use crate::kube::kubelet::PodRuntime;
+use crate::kube::{self as kube_model};
+use crate::operator::{OperatorConfig, Reconciler, run_operator};
+use crate::sidecar::client::SimSidecar;
+use crate::state::{Shared, WorldState, lock};
+use crate::trace::{Category, Trace};
+
+/// The pinned epoch of every run: 2026-01-01T00:00:00Z.
+pub const EPOCH_SECONDS: i64 = 1_767_225_600;
+/// Invariants are checked at least this often in simulated time, even when nothing changed.
+pub const TIME_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+/// The operator's host name.
+pub const OPERATOR_HOST: &str = "operator";
+
+/// How a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(
+        "invariant {} violated at step {step} (t={at:?}, seed {seed}): {}\n--- trace tail ---\n{trace_tail}",
+        violation.invariant, violation.message
+    )]
+    Invariant { violation: Violation, step: u64, at: Duration, seed: u64, trace_tail: String },
+    #[error("a simulated host failed: {0}")]
+    Host(String),
+    #[error("not done within {within:?} (seed {seed}): {what}")]
+    Timeout { within: Duration, seed: u64, what: String },
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("world setup: {0}")]
+    Setup(String),
+}
+
+/// The simulated world.
+pub struct World {
+    sim: turmoil::Sim<'static>,
+    shared: Shared,
+    observed: Observed,
+    seed: u64,
+    tick: Duration,
+    steps: u64,
+    probes: usize,
+    operator: bool,
+    operator_down: bool,
+    last_checked: (u64, usize),
+    last_checked_at: Duration,
+    notified_version: u64,
+}
+
+/// Polls a future that completes without waiting on anything but a yield (the store's calls; the operator's
+/// client yields once per call): `None` if it would wait for time or I/O.
+pub fn poll_ready<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = pin!(future);
+    let mut context = Context::from_waker(Waker::noop());
+    for _ in 0..16 {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return Some(output);
+        }
+    }
+    None
+}
+
+impl World {
+    /// A builder with the pinned epoch, 3 workers, 100 ms ticks, an empty registry and no chain.
+    pub fn builder(seed: u64) -> WorldBuilder {
+        WorldBuilder::new(seed)
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Simulated time since the start.
+    pub fn now(&self) -> Duration {
+        self.sim.elapsed()
+    }
+
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Reads the world's state.
+    pub fn inspect<T>(&self, f: impl FnOnce(&WorldState) -> T) -> T {
+        f(&lock(&self.shared))
+    }
+
+    /// Changes the world's state directly (scenario set-up, faults not covered by an operation).
+    pub fn modify<T>(&self, f: impl FnOnce(&mut WorldState) -> T) -> T {
+        f(&mut lock(&self.shared))
+    }
+
+    /// A copy of the trace so far.
+    pub fn trace(&self) -> Trace {
+        lock(&self.shared).trace.clone()
+    }
+
+    /// The harness's API client (no faults, no lag).
+    pub fn cluster(&self) -> SimCluster {
+        SimCluster::new(self.shared.clone(), ClientKind::Harness)
+    }
+
+    /// The simulated clock (the pinned epoch plus simulated time).
+    pub fn clock(&self) -> SimClock {
+        SimClock::new(self.shared.clone())
+    }
+
+    /// An API client with the operator's faults, for tests of stale reads and injected errors.
+    pub fn operator_cluster(&self) -> SimCluster {
+        SimCluster::new(self.shared.clone(), ClientKind::Operator)
+    }
+
+    fn call<T>(&self, future: impl Future<Output = Result<T, ClusterError>>) -> Result<T, SimError> {
+        poll_ready(future)
+            .unwrap_or_else(|| Err(ClusterError::Transient("the store call would block".into())))
+            .map_err(Into::into)
+    }
+
+    pub fn get<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<K, SimError> {
+        self.call(self.cluster().get::<K>(namespace, name))
+    }
+
+    pub fn list<K: ClusterObject>(&self, namespace: &str, selector: &LabelSelector) -> Result<Vec<K>, SimError> {
+        self.call(self.cluster().list::<K>(namespace, selector))
+    }
+
+    pub fn create<K: ClusterObject>(&self, object: &K) -> Result<K, SimError> {
+        self.call(self.cluster().create(object))
+    }
+
+    /// Creates the object, or replaces the stored one's metadata and spec with it (`kubectl apply`).
+    pub fn apply<K: ClusterObject>(&self, object: &K) -> Result<K, SimError> {
+        let meta = object.meta();
+        let (namespace, name) = (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default());
+        match self.get::<K>(&namespace, &name) {
+            Ok(stored) => {
+                let mut updated = object.clone();
+                updated.meta_mut().resource_version = stored.meta().resource_version.clone();
+                self.call(self.cluster().replace(&updated))
+            }
+            Err(SimError::Cluster(ClusterError::NotFound(_))) => self.create(object),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Reads, changes and replaces an object (metadata and spec).
+    pub fn edit<K: ClusterObject>(&self, namespace: &str, name: &str, f: impl FnOnce(&mut K)) -> Result<K, SimError> {
+        let mut object = self.get::<K>(namespace, name)?;
+        f(&mut object);
+        self.call(self.cluster().replace(&object))
+    }
+
+    /// Reads, changes and replaces an object's status.
+    pub fn edit_status<K: ClusterObject>(
+        &self,
+        namespace: &str,
+        name: &str,
+        f: impl FnOnce(&mut K),
+    ) -> Result<K, SimError> {
+        let mut object = self.get::<K>(namespace, name)?;
+        f(&mut object);
+        self.call(self.cluster().replace_status(&object))
+    }
+
+    pub fn delete<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<(), SimError> {
+        self.call(self.cluster().delete::<K>(namespace, name))
+    }
+
+    /// The runtime state of a pod.
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<PodRuntime> {
+        lock(&self.shared).pods.get(&ObjectRef::new("Pod", namespace, name)).cloned()
+    }
+
+    /// Starts the operator's host; `factory` builds a fresh reconciler at every (re)start.
+    pub fn start_operator<R: Reconciler, F: Fn() -> R + 'static>(&mut self, factory: F) {
+        self.start_operator_with(OperatorConfig::default(), factory);
+    }
+
+    /// Starts the operator's host with a given configuration.
+    pub fn start_operator_with<R: Reconciler, F: Fn() -> R + 'static>(&mut self, config: OperatorConfig, factory: F) {
+        if self.operator {
+            self.record(Category::Operator, "ignored: the operator is already started");
+            return;
+        }
+        let (shared, tick) = (self.shared.clone(), self.tick);
+        self.sim.host(OPERATOR_HOST, move || run_operator(shared.clone(), factory(), config, tick));
+        self.operator = true;
+    }
+
+    /// One tick: the control plane and kubelets at the current time, then every host, then the invariants.
+    pub fn step(&mut self) -> Result<(), SimError> {
+        {
+            let mut world = lock(&self.shared);
+            world.now = self.sim.elapsed();
+            world.pass_milestones();
+            kube_model::step(&mut world);
+            if world.store.version() != self.notified_version {
+                self.notified_version = world.store.version();
+                world.store_changed.notify_one();
+            }
+        }
+        if self.operator_down {
+            self.operator_down = false;
+            self.sim.bounce(OPERATOR_HOST);
+            lock(&self.shared).record(Category::Operator, "restarted");
+        }
+        self.sim.step().map_err(|e| SimError::Host(e.to_string()))?;
+        self.steps += 1;
+        // Between steps (harness actions, faults) the world's time is the end of the tick just run.
+        lock(&self.shared).now = self.sim.elapsed();
+        let crash = std::mem::take(&mut lock(&self.shared).operator.crash_requested);
+        if crash {
+            self.crash_operator();
+        }
+        self.check_invariants()
+    }
+
+    /// Checks the invariants if anything happened since the last check, and at least every
+    /// [`TIME_CHECK_INTERVAL`] for the ones that time alone can break.
+    pub fn check_invariants(&mut self) -> Result<(), SimError> {
+        let world = lock(&self.shared);
+        let fingerprint = (world.store.version(), world.trace.lines().len());
+        let time_check = world.now.saturating_sub(self.last_checked_at) >= TIME_CHECK_INTERVAL;
+        if fingerprint == self.last_checked && !time_check {
+            return Ok(());
+        }
+        self.last_checked = fingerprint;
+        self.last_checked_at = world.now;
+        invariants::check(&world, &mut self.observed).map_err(|violation| SimError::Invariant {
+            violation,
+            step: self.steps,
+            at: world.now,
+            seed: self.seed,
+            trace_tail: world.trace.tail(40),
+        })
+    }
+
+    /// Runs for `duration` of simulated time.
+    pub fn run_for(&mut self, duration: Duration) -> Result<(), SimError> {
+        let end = self.now() + duration;
+        while self.now() < end {
+            self.step()?;
+        }
+        Ok(())
+    }
+
+    /// Runs until `done` holds, failing after `within` of simulated time.
+    pub fn run_until(
+        &mut self,
+        what: &str,
+        within: Duration,
+        mut done: impl FnMut(&World) -> bool,
+    ) -> Result<(), SimError> {
+        let end = self.now() + within;
+        while !done(self) {
+            if self.now() >= end {
+                return Err(SimError::Timeout { within, seed: self.seed, what: what.into() });
+            }
+            self.step()?;
+        }
+        Ok(())
+    }
+
+    /// Liveness (invariant 7): runs until every SeiNodeDeployment settled — no rollout in progress, and its status
+    /// observed the latest generation or names the target that failed — failing with `liveness` after `within`.
+    pub fn run_until_settled(&mut self, within: Duration) -> Result<(), SimError> {
+        let settled = |world: &World| {
+            world.inspect(|state| {
+                state.store.all_of_kind("SeiNodeDeployment").all(|(_, value)| {
+                    let Ok(d) = SeiNodeDeployment::deserialize(value) else { return false };
+                    let status = d.status.unwrap_or_default();
+                    // Complete on the latest spec, or explicitly failed (the failed target is remembered).
+                    status.rollout.is_none()
+                        && (status.observed_generation == d.metadata.generation || status.failed_target_hash.is_some())
+                })
+            })
+        };
+        match self.run_until("every deployment settles", within, settled) {
+            Err(SimError::Timeout { .. }) => {
+                let (at, trace_tail) = self.inspect(|w| (w.now, w.trace.tail(40)));
+                Err(SimError::Invariant {
+                    violation: Violation {
+                        invariant: LIVENESS,
+                        message: format!("a deployment did not settle within {within:?}"),
+                    },
+                    step: self.steps,
+                    at,
+                    seed: self.seed,
+                    trace_tail,
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Runs `f` with a sidecar client (tagged `caller`) on a fresh client host, stepping the world until it
+    /// returns (at most 10 simulated minutes).
+    pub fn probe<T, F, Fut>(&mut self, caller: &str, f: F) -> Result<T, SimError>
+    where
+        T: 'static,
+        F: FnOnce(SimSidecar) -> Fut + 'static,
+        Fut: Future<Output = T> + 'static,
+    {
+        self.probes += 1;
+        let host = format!("probe-{}", self.probes);
+        let slot: Rc<RefCell<Option<T>>> = Rc::new(RefCell::new(None));
+        let client = SimSidecar::new(self.shared.clone(), caller);
+        let output = slot.clone();
+        self.sim.client(host, async move {
+            let value = f(client).await;
+            *output.borrow_mut() = Some(value);
+            Ok(())
+        });
+        let within = Duration::from_secs(600);
+        self.run_until("probe answers", within, |_| slot.borrow().is_some())?;
+        slot.take().ok_or_else(|| SimError::Timeout { within, seed: self.seed, what: "probe".into() })
+    }
+
+    fn record(&self, category: Category, text: impl std::fmt::Display) {
+        lock(&self.shared).record(category, text);
+    }
+}

@@ -1,0 +1,118 @@
+//! Shared set-up: a chain with one upgrade, a registry, and manifests for StatefulSets, Services and Jobs.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+use sei_sim::World;
+use sei_sim::chain::Chain;
+use sei_sim::registry::{Binary, ImageRegistry};
+use serde_json::json;
+
+pub const NS: &str = "sei";
+/// The chain's upgrade `v2` at this height; validators switch at [`SWITCH_AT`].
+pub const UPGRADE_HEIGHT: u64 = 1_100;
+pub const SWITCH_AT: Duration = Duration::from_secs(150);
+
+pub fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// Chain `pacific-1`: 1 s blocks from height 1000, upgrade v2 at 1100 (tip stalls at 1099 until t=150 s).
+pub fn chain() -> Chain {
+    Chain::new("pacific-1", 1_000).with_block_time(secs(1)).with_upgrade("v2", UPGRADE_HEIGHT, Some(SWITCH_AT))
+}
+
+pub fn registry() -> ImageRegistry {
+    ImageRegistry::default()
+        .with("sei:v1", Binary::new("v1"))
+        .with("sei:v1.1", Binary::new("v1.1"))
+        .with("sei:v2", Binary::new("v2").knowing("v2"))
+        .with("sei:broken", Binary::new("broken").crashing_on_start())
+        .with("seictl:v1", Binary::new("seictl"))
+}
+
+pub fn world(seed: u64) -> World {
+    World::builder(seed).workers(2).chain(chain()).registry(registry()).build().unwrap()
+}
+
+/// A one-replica StatefulSet `name` running `image`, with a data claim and, if `sidecar`, a sidecar container.
+pub fn statefulset(name: &str, image: &str, sidecar: bool, policy: &str) -> StatefulSet {
+    let mut containers = vec![json!({"name": "seid", "image": image, "args": ["start"]})];
+    if sidecar {
+        containers.push(json!({"name": "sidecar", "image": "seictl:v1", "ports": [{"containerPort": 7777}]}));
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "replicas": 1,
+            "serviceName": name,
+            "podManagementPolicy": policy,
+            "selector": {"matchLabels": {"sei.io/node": name}},
+            "template": {
+                "metadata": {"labels": {"sei.io/node": name}},
+                "spec": {"containers": containers},
+            },
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}],
+        },
+    }))
+    .unwrap()
+}
+
+/// The node's headless Service, publishing not-ready pods (the sidecar is needed before seid is Ready).
+pub fn headless_service(name: &str) -> Service {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"clusterIP": "None", "publishNotReadyAddresses": true, "selector": {"sei.io/node": name}},
+    }))
+    .unwrap()
+}
+
+pub fn claim(name: &str) -> PersistentVolumeClaim {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"accessModes": ["ReadWriteOnce"]},
+    }))
+    .unwrap()
+}
+
+/// A bootstrap Job running `image` with `--halt-height halt` on claim `claim`.
+pub fn bootstrap_job(name: &str, image: &str, halt: u64, claim: &str) -> Job {
+    serde_json::from_value(json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {"spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "seid", "image": image, "args": ["start", "--halt-height", halt.to_string()]}],
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}],
+            }},
+        },
+    }))
+    .unwrap()
+}
+
+/// The StatefulSet's status, or a default one.
+pub fn sts_status(world: &World, name: &str) -> k8s_openapi::api::apps::v1::StatefulSetStatus {
+    world.get::<StatefulSet>(NS, name).unwrap().status.unwrap_or_default()
+}
+
+/// Whether the pod is Ready per its stored status.
+pub fn pod_ready(world: &World, name: &str) -> bool {
+    world.get::<k8s_openapi::api::core::v1::Pod>(NS, name).is_ok_and(|pod| {
+        pod.status
+            .and_then(|s| s.conditions)
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    })
+}
+
+/// The stored pod's seid image.
+pub fn pod_image(world: &World, name: &str) -> Option<String> {
+    let pod = world.get::<k8s_openapi::api::core::v1::Pod>(NS, name).ok()?;
+    pod.spec?.containers.into_iter().find(|c| c.name == "seid")?.image
+}

@@ -1,0 +1,11 @@
+//! Tests of the simulated world alone (no operator controllers yet): the fake control plane, the chain, the
+//! pods' servers, the operator host with trivial reconcilers, faults, invariants and determinism.
+
+mod chain;
+mod common;
+mod determinism;
+mod invariants;
+mod operator;
+mod sidecar;
+mod statefulset;
+mod toy;

@@ -1,0 +1,292 @@
+//! The operator host with trivial reconcilers: the work queue, partitions between the operator and a worker,
+//! the single-writer invariant, crashes after the i-th write, and stale reads.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use sei_operator::api::SeiNode;
+use sei_operator::cluster::{Cluster, ObjectRef};
+use sei_operator::sidecar::{PodAddress, Sidecar};
+use sei_sim::SimError;
+use sei_sim::invariants::SINGLE_WRITER;
+use sei_sim::operator::{OperatorContext, Reconciler, Requeue};
+use sei_sim::world::poll_ready;
+use serde_json::json;
+
+use crate::common::*;
+
+pub fn sei_node(name: &str) -> SeiNode {
+    serde_json::from_value(json!({
+        "apiVersion": "sei.io/v1alpha1", "kind": "SeiNode",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"chainId": "pacific-1", "image": "sei:v1", "fullNode": {}},
+    }))
+    .unwrap()
+}
+
+/// Polls the sidecar of the node it reconciles every 2 s, recording whether it answered.
+pub struct HealthProber {
+    pub kind: &'static str,
+    pub answers: Rc<RefCell<Vec<bool>>>,
+}
+
+impl Reconciler for HealthProber {
+    fn kinds(&self) -> Vec<String> {
+        vec![self.kind.into()]
+    }
+
+    async fn reconcile(&self, ctx: &OperatorContext, key: &ObjectRef) -> Requeue {
+        let answered = ctx.sidecar.healthz(&PodAddress::for_node(&key.namespace, &key.name, 7777)).await.is_ok();
+        self.answers.borrow_mut().push(answered);
+        Requeue::After(secs(2))
+    }
+}
+
+fn node_world(seed: u64, kind: &'static str) -> (sei_sim::World, Rc<RefCell<Vec<bool>>>) {
+    let mut world = world(seed);
+    world.create(&sei_node("n")).unwrap();
+    world.create(&headless_service("n")).unwrap();
+    world.create(&statefulset("n", "sei:v1", true, "OrderedReady")).unwrap();
+    let answers = Rc::new(RefCell::new(Vec::new()));
+    let shared = answers.clone();
+    world.start_operator(move || HealthProber { kind, answers: shared.clone() });
+    (world, answers)
+}
+
+#[test]
+fn a_partition_makes_sidecar_calls_fail_and_healing_restores_them() {
+    let (mut world, answers) = node_world(30, "SeiNode");
+    world.run_until("sidecar answers", secs(60), |_| answers.borrow().last() == Some(&true)).unwrap();
+    let worker = format!("worker-{}", world.pod(NS, "n-0").unwrap().worker);
+    world.partition("operator", &worker);
+    answers.borrow_mut().clear();
+    world.run_for(secs(20)).unwrap();
+    assert!(answers.borrow().iter().all(|a| !a), "{:?}", answers.borrow());
+    assert!(!answers.borrow().is_empty());
+    world.repair("operator", &worker);
+    answers.borrow_mut().clear();
+    world.run_for(secs(20)).unwrap();
+    assert_eq!(answers.borrow().last(), Some(&true), "{:?}", answers.borrow());
+}
+
+#[test]
+fn a_worker_crash_takes_its_pods_down_until_it_reboots() {
+    let (mut world, answers) = node_world(31, "SeiNode");
+    world.run_until("sidecar answers", secs(60), |_| answers.borrow().last() == Some(&true)).unwrap();
+    let worker = world.pod(NS, "n-0").unwrap().worker;
+    world.crash_worker(worker);
+    answers.borrow_mut().clear();
+    world.run_for(secs(15)).unwrap();
+    assert!(answers.borrow().iter().all(|a| !a));
+    assert!(!pod_ready(&world, "n-0"));
+    world.restart_worker(worker);
+    world.run_for(secs(15)).unwrap();
+    assert_eq!(answers.borrow().last(), Some(&true));
+    assert_eq!(world.pod(NS, "n-0").unwrap().restarts, 1);
+}
+
+#[test]
+fn only_the_sei_node_controller_may_call_sidecars() {
+    let (mut world, _) = node_world(32, "StatefulSet");
+    match world.run_for(secs(60)) {
+        Err(SimError::Invariant { violation, seed, trace_tail, .. }) => {
+            assert_eq!(violation.invariant, SINGLE_WRITER);
+            assert!(violation.message.contains("operator:StatefulSet"), "{}", violation.message);
+            assert_eq!(seed, 32);
+            assert!(!trace_tail.is_empty());
+        }
+        other => panic!("expected a single-writer violation, got {other:?}"),
+    }
+}
+
+/// Writes two keys of a ConfigMap in two writes, counting reconciles.
+struct TwoWrites {
+    reconciles: Rc<RefCell<u32>>,
+}
+
+impl Reconciler for TwoWrites {
+    fn kinds(&self) -> Vec<String> {
+        vec!["SeiNode".into()]
+    }
+
+    async fn reconcile(&self, ctx: &OperatorContext, _: &ObjectRef) -> Requeue {
+        *self.reconciles.borrow_mut() += 1;
+        for step in ["first", "second"] {
+            let Ok(mut map) = ctx.cluster.get::<ConfigMap>(NS, "marker").await else {
+                return Requeue::Error("read".into());
+            };
+            map.data.get_or_insert_default().insert(step.into(), "done".into());
+            if ctx.cluster.replace(&map).await.is_err() {
+                return Requeue::Error("write".into());
+            }
+        }
+        Requeue::Done
+    }
+}
+
+fn marker() -> ConfigMap {
+    serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "marker", "namespace": NS}}),
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_operator_crashes_right_after_its_ith_write_and_restarts_with_nothing() {
+    let mut world = world(33);
+    world.create(&marker()).unwrap();
+    world.crash_operator_after_write(1);
+    let reconciles = Rc::new(RefCell::new(0));
+    let counter = reconciles.clone();
+    world.start_operator(move || TwoWrites { reconciles: counter.clone() });
+    world.create(&sei_node("n")).unwrap();
+    world.run_for(secs(5)).unwrap();
+    let trace = world.trace();
+    let lines = trace.lines();
+    let position =
+        |needle: &str| lines.iter().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no {needle:?}"));
+    let crash = position("operator crashes right after this write");
+    let restart = position("operator restarted");
+    assert!(crash < restart);
+    let writes_before_restart = lines[..restart].iter().filter(|l| l.contains("operator replace ConfigMap")).count();
+    assert_eq!(writes_before_restart, 1, "nothing after the crash point ran");
+    let data = world.get::<ConfigMap>(NS, "marker").unwrap().data.unwrap();
+    assert_eq!(data.len(), 2, "the restarted operator finished the job");
+    assert_eq!(*reconciles.borrow(), 2);
+}
+
+#[test]
+fn a_lagging_client_reads_old_objects() {
+    let world = world(34);
+    world.create(&marker()).unwrap();
+    world
+        .edit::<ConfigMap>(NS, "marker", |m| {
+            m.data = Some([("k".to_owned(), "new".to_owned())].into());
+        })
+        .unwrap();
+    world.set_read_lag(1);
+    let stale = poll_ready(world.operator_cluster().get::<ConfigMap>(NS, "marker")).unwrap().unwrap();
+    assert_eq!(stale.data, None, "the lagging cache still holds the first version");
+    let fresh = world.get::<ConfigMap>(NS, "marker").unwrap();
+    assert_eq!(fresh.data.unwrap()["k"], "new");
+    // Writing what it read is refused: the stale resourceVersion conflicts.
+    let conflict = poll_ready(world.operator_cluster().replace(&stale)).unwrap();
+    assert!(matches!(conflict, Err(sei_operator::cluster::ClusterError::Conflict(_))));
+}
+
+#[test]
+fn injected_conflicts_and_transient_errors_hit_the_operator_only() {
+    let world = world(35);
+    world.create(&marker()).unwrap();
+    world.inject_transient_errors(1);
+    world.inject_conflicts(1);
+    let cluster = world.operator_cluster();
+    let read = poll_ready(cluster.get::<ConfigMap>(NS, "marker")).unwrap();
+    assert!(read.as_ref().is_err_and(|e| e.is_transient()));
+    let map = world.get::<ConfigMap>(NS, "marker").unwrap();
+    let write = poll_ready(cluster.replace(&map)).unwrap();
+    assert!(matches!(write, Err(sei_operator::cluster::ClusterError::Conflict(_))));
+    assert!(poll_ready(cluster.replace(&map)).unwrap().is_ok());
+}
+
+/// Counts reconciles of SeiNodes.
+struct Counter {
+    reconciles: Rc<RefCell<u32>>,
+}
+
+impl Reconciler for Counter {
+    fn kinds(&self) -> Vec<String> {
+        vec!["SeiNode".into()]
+    }
+
+    async fn reconcile(&self, _: &OperatorContext, _: &ObjectRef) -> Requeue {
+        *self.reconciles.borrow_mut() += 1;
+        Requeue::Done
+    }
+}
+
+#[test]
+fn a_dropped_watch_event_goes_unseen_until_a_later_event_supersedes_it() {
+    let mut world = world(36);
+    world.create(&sei_node("n")).unwrap();
+    let reconciles = Rc::new(RefCell::new(0));
+    let counter = reconciles.clone();
+    world.start_operator(move || Counter { reconciles: counter.clone() });
+    world.run_for(secs(2)).unwrap();
+    assert_eq!(*reconciles.borrow(), 1, "the initial list");
+    world.drop_watch_events(1);
+    world.edit::<SeiNode>(NS, "n", |n| n.spec.image = "sei:v1.1".into()).unwrap();
+    world.run_for(secs(5)).unwrap();
+    assert_eq!(*reconciles.borrow(), 1, "the change went unobserved");
+    world.edit::<SeiNode>(NS, "n", |n| n.spec.image = "sei:v2".into()).unwrap();
+    world.run_for(secs(2)).unwrap();
+    assert_eq!(*reconciles.borrow(), 2, "the later event brings the newest state");
+}
+
+#[test]
+fn an_operator_crash_loses_its_memory_but_not_the_store() {
+    let mut world = world(37);
+    world.create(&sei_node("n")).unwrap();
+    let reconciles = Rc::new(RefCell::new(0));
+    let counter = reconciles.clone();
+    world.start_operator(move || Counter { reconciles: counter.clone() });
+    world.run_for(secs(2)).unwrap();
+    world.crash_operator();
+    world.run_for(secs(2)).unwrap();
+    assert_eq!(*reconciles.borrow(), 2, "the restarted operator lists everything again");
+    assert!(world.get::<SeiNode>(NS, "n").is_ok());
+}
+
+#[test]
+fn latency_beyond_the_client_timeout_makes_calls_fail() {
+    let (mut world, answers) = node_world(38, "SeiNode");
+    world.run_until("sidecar answers", secs(60), |_| answers.borrow().last() == Some(&true)).unwrap();
+    let worker = format!("worker-{}", world.pod(NS, "n-0").unwrap().worker);
+    world.set_latency("operator", &worker, secs(1));
+    answers.borrow_mut().clear();
+    world.run_for(secs(20)).unwrap();
+    assert!(answers.borrow().iter().all(|a| *a), "1 s each way is slow but answers: {:?}", answers.borrow());
+    world.set_latency("operator", &worker, secs(3));
+    answers.borrow_mut().clear();
+    world.run_for(secs(30)).unwrap();
+    assert!(!answers.borrow().is_empty() && answers.borrow().iter().all(|a| !a), "{:?}", answers.borrow());
+}
+
+#[test]
+fn the_clock_reads_simulated_time_from_the_pinned_epoch() {
+    use sei_operator::clock::Clock;
+    let mut world = world(39);
+    let clock = world.clock();
+    assert_eq!(clock.now().as_second(), sei_sim::world::EPOCH_SECONDS);
+    world.run_for(secs(90)).unwrap();
+    assert_eq!(clock.now().as_second(), sei_sim::world::EPOCH_SECONDS + 90);
+}
+
+#[test]
+fn faults_as_data_apply_and_heal() {
+    use sei_sim::faults::Fault;
+    let (mut world, answers) = node_world(40, "SeiNode");
+    world.run_until("sidecar answers", secs(60), |_| answers.borrow().last() == Some(&true)).unwrap();
+    let worker = world.pod(NS, "n-0").unwrap().worker;
+    let faults = [
+        Fault::Partition { a: "operator".into(), b: format!("worker-{worker}") },
+        Fault::ReadLag { versions: 3 },
+        Fault::CrashWorker { worker: 99 },
+        Fault::Partition { a: "operator".into(), b: "nowhere".into() },
+    ];
+    for fault in &faults {
+        world.inject(fault);
+    }
+    answers.borrow_mut().clear();
+    world.run_for(secs(15)).unwrap();
+    assert!(answers.borrow().iter().all(|a| !a));
+    world.heal_all();
+    assert_eq!(world.inspect(|w| w.operator.read_lag), 0);
+    answers.borrow_mut().clear();
+    world.run_for(secs(15)).unwrap();
+    assert_eq!(answers.borrow().last(), Some(&true));
+    let trace = world.trace().text();
+    assert!(trace.contains("ignored: there is no worker-99") && trace.contains("heal all"));
+    assert!(trace.contains("ignored: no link between operator and nowhere"));
+}
