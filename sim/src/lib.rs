@@ -9,6 +9,7 @@
 //! - [`kube`]: the scheduler, the kubelet, and the StatefulSet, Job and PVC controllers.
 //! - [`chain`], [`registry`], [`seid`]: the chain, the image registry, and seid's binary rules.
 //! - [`sidecar`], [`resolver`], [`worker`]: the pods' HTTP servers on worker hosts, their DNS, and `SimSidecar`.
+//! - [`controllers`]: the operator's real reconcilers plugged into the operator host.
 //! - [`operator`], [`clock`]: the operator's host, work queue and [`operator::Reconciler`] trait; `SimClock`.
 //! - [`faults`], [`invariants`], [`trace`]: what can go wrong, what must never, and what happened.
 //! - [`scenario`]: scenario files — the YAML format and its loader.
@@ -21,6 +22,7 @@ pub mod bench;
 pub mod chain;
 pub mod clock;
 pub mod cluster;
+pub mod controllers;
 pub mod faults;
 pub mod invariants;
 pub mod kube;

@@ -168,9 +168,12 @@ pub async fn run_operator<R: Reconciler>(
                         .record(Category::Fault, format!("watch event dropped: {:?} {}", change.change, change.object));
                     continue;
                 }
+                // Both, as two kube-runtime controllers would: a child SeiNode is reconciled itself (the SeiNode
+                // controller) and wakes its owning deployment (the deployment controller `owns` SeiNodes).
                 if kinds.contains(&change.object.kind) {
                     queue.schedule(change.object.clone(), now);
-                } else if let Some((kind, name)) = change.controller.filter(|(kind, _)| kinds.contains(kind)) {
+                }
+                if let Some((kind, name)) = change.controller.filter(|(kind, _)| kinds.contains(kind)) {
                     queue.schedule(ObjectRef::new(kind, &change.object.namespace, name), now);
                 }
             }

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Service;
 
 use super::{Action, ReconcileError};
 use crate::api::{PlanPhase, SeiNode, SeiNodePhase, SeiNodeStatus};
@@ -173,7 +174,11 @@ async fn converge_workload<C: Cluster>(cluster: &C, node: &SeiNode) -> Result<()
             }
         }
     }
-    create_if_missing(cluster, &workload::headless_service(node)).await
+    let service = workload::headless_service(node);
+    if cluster.get::<Service>(namespace, &name).await.optional()?.is_none() {
+        create_if_missing(cluster, &service).await?;
+    }
+    Ok(())
 }
 
 fn drifted(

@@ -97,7 +97,9 @@ fn apply_task_effect(world: &mut WorldState, key: &ObjectRef, type_: &str, param
         "snapshot-restore" => {
             let Some(chain) = world.chain_for(pod.chain_id.as_deref()) else { return };
             let Some(volume) = pod.volume.clone() else { return };
-            let target = target_height(params).unwrap_or(u64::MAX).min(chain.tip(world.now));
+            // targetHeight 0 (or none) asks for the newest snapshot, with no height target (the SeiNode API's
+            // meaning of `s3.targetHeight: 0`).
+            let target = target_height(params).filter(|t| *t > 0).unwrap_or(u64::MAX).min(chain.tip(world.now));
             let snapshot = chain.snapshot_at_or_below(target);
             world.volumes.entry(volume).or_default().height = snapshot;
             world.record(

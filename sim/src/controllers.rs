@@ -1,0 +1,52 @@
+//! The operator's two reconcilers on the simulated operator host: the same `reconcile_deployment` and
+//! `reconcile_node` that production runs under kube-runtime, here on the simulator's `Cluster`, `Sidecar` and
+//! `Clock`. Nothing about rollouts is decided here.
+
+use sei_operator::cluster::ObjectRef;
+use sei_operator::controller::{
+    Action, DeploymentContext, NodeContext, ReconcileError, reconcile_deployment, reconcile_node,
+};
+use sei_operator::rollout::RolloutConfig;
+
+use crate::operator::{OperatorContext, Reconciler, Requeue};
+
+/// Both controllers of the operator, as one reconciler of both kinds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SeiOperator {
+    pub config: RolloutConfig,
+}
+
+impl Reconciler for SeiOperator {
+    fn kinds(&self) -> Vec<String> {
+        vec!["SeiNodeDeployment".into(), "SeiNode".into()]
+    }
+
+    async fn reconcile(&self, ctx: &OperatorContext, key: &ObjectRef) -> Requeue {
+        let result = match key.kind.as_str() {
+            "SeiNodeDeployment" => {
+                // The deployment controller gets no sidecar client: it never calls one.
+                let deployment =
+                    DeploymentContext { cluster: ctx.cluster.clone(), clock: ctx.clock.clone(), config: self.config };
+                reconcile_deployment(&deployment, &key.namespace, &key.name).await
+            }
+            "SeiNode" => {
+                let node = NodeContext {
+                    cluster: ctx.cluster.clone(),
+                    sidecar: ctx.sidecar.clone(),
+                    clock: ctx.clock.clone(),
+                };
+                reconcile_node(&node, &key.namespace, &key.name).await
+            }
+            _ => return Requeue::Done,
+        };
+        requeue(result)
+    }
+}
+
+fn requeue(result: Result<Action, ReconcileError>) -> Requeue {
+    match result {
+        Ok(Action::Requeue(after)) => Requeue::After(after),
+        Ok(Action::AwaitChange) => Requeue::Done,
+        Err(error) => Requeue::Error(error.to_string()),
+    }
+}

@@ -1,0 +1,134 @@
+//! Shared set-up: a chain with one upgrade, the images of its binaries, the fixtures, and the operator.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sei_operator::api::{DeploymentPhase, SeiNode, SeiNodeDeployment};
+use sei_operator::manifest::{Manifest, ManifestValidator};
+use sei_operator::meta::find_condition;
+use sei_sim::World;
+use sei_sim::chain::Chain;
+use sei_sim::controllers::SeiOperator;
+use sei_sim::registry::{Binary, ImageRegistry};
+
+pub const NS: &str = "sei";
+pub const OLD: &str = "sei:v6.3.0";
+/// A patch release: processes the same blocks as OLD.
+pub const PATCH: &str = "sei:v6.3.1";
+/// The upgrade's binary: refuses blocks below the upgrade height.
+pub const NEW: &str = "sei:v6.4.0";
+/// The chain's upgrade `v6.4.0`.
+pub const UPGRADE_HEIGHT: u64 = 5_000;
+
+pub fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+pub fn mins(m: u64) -> Duration {
+    Duration::from_secs(60 * m)
+}
+
+/// `pacific-1`: 1 s blocks from height 1000, upgrade v6.4.0 at 5000; the external validators switch at
+/// `switch_at` (never when `None`: the tip stalls at 4999).
+pub fn chain(switch_at: Option<Duration>) -> Chain {
+    Chain::new("pacific-1", 1_000).with_block_time(secs(1)).with_upgrade("v6.4.0", UPGRADE_HEIGHT, switch_at)
+}
+
+pub fn registry() -> ImageRegistry {
+    ImageRegistry::default()
+        .with(OLD, Binary::new("v6.3.0"))
+        .with(PATCH, Binary::new("v6.3.1"))
+        .with(NEW, Binary::new("v6.4.0").knowing("v6.4.0"))
+        .with("sei:v6.4.1", Binary::new("v6.4.1").knowing("v6.4.0"))
+        .with("seictl:v0.9.0", Binary::new("seictl"))
+        .with("seictl:latest", Binary::new("seictl"))
+}
+
+/// A world with the operator started.
+pub fn world(seed: u64, chain: Chain) -> World {
+    let mut world = World::builder(seed).workers(2).chain(chain).registry(registry()).build().expect("world builds");
+    world.start_operator(SeiOperator::default);
+    world
+}
+
+/// The objects of `fixtures/<name>.yaml`, admitted.
+pub fn fixture(name: &str) -> Vec<Manifest> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(format!("{name}.yaml"));
+    let text = std::fs::read_to_string(&path).expect("fixture readable");
+    ManifestValidator::new().expect("schemas").admit_yaml(&text).expect("valid fixture")
+}
+
+pub fn apply_fixture(world: &World, name: &str) {
+    for manifest in fixture(name) {
+        match manifest {
+            Manifest::SeiNode(node) => world.create(&*node).map(|_| ()),
+            Manifest::SeiNodeDeployment(deployment) => world.create(&*deployment).map(|_| ()),
+        }
+        .expect("created");
+    }
+}
+
+pub fn deployment(world: &World, name: &str) -> SeiNodeDeployment {
+    world.get::<SeiNodeDeployment>(NS, name).expect("deployment exists")
+}
+
+pub fn phase(world: &World, name: &str) -> Option<DeploymentPhase> {
+    world.get::<SeiNodeDeployment>(NS, name).ok()?.status?.phase
+}
+
+pub fn node(world: &World, name: &str) -> Option<SeiNode> {
+    world.get::<SeiNode>(NS, name).ok()
+}
+
+/// (status, reason) of a deployment condition.
+pub fn condition(world: &World, deployment_name: &str, type_: &str) -> Option<(String, String)> {
+    let status = deployment(world, deployment_name).status?;
+    find_condition(&status.conditions, type_).map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+/// Reasons of the events emitted about an object, in order.
+pub fn event_reasons(world: &World, name: &str) -> Vec<String> {
+    world
+        .inspect(|s| s.events.iter().filter(|(_, e)| e.regarding.name == name).map(|(_, e)| e.reason.clone()).collect())
+}
+
+/// Runs until the deployment is Ready with every node Running its template image.
+pub fn until_ready(world: &mut World, name: &str, within: Duration) {
+    run_until(world, &format!("{name} Ready"), within, |w| phase(w, name) == Some(DeploymentPhase::Ready));
+}
+
+pub fn run_until(world: &mut World, what: &str, within: Duration, done: impl FnMut(&World) -> bool) {
+    if let Err(error) = world.run_until(what, within, done) {
+        // For debugging: SIM_TRACE_FILE=/tmp/trace.txt keeps the whole trace of a failed run.
+        if let Some(path) = std::env::var_os("SIM_TRACE_FILE") {
+            let _ = std::fs::write(path, world.trace().text());
+        }
+        panic!("{error}\n--- trace tail ---\n{}\n--- deployments ---\n{}", world.trace().tail(60), dump(world));
+    }
+}
+
+/// Every deployment and node as YAML-ish JSON, for failure messages.
+pub fn dump(world: &World) -> String {
+    let deployments: Vec<SeiNodeDeployment> = world.list(NS, &Default::default()).unwrap_or_default();
+    let nodes: Vec<SeiNode> = world.list(NS, &Default::default()).unwrap_or_default();
+    let mut out = String::new();
+    for d in deployments {
+        out += &format!("{}\n", serde_json::to_string_pretty(&d.status).unwrap_or_default());
+    }
+    for n in nodes {
+        out += &format!(
+            "{} spec.image={} status={}\n",
+            n.metadata.name.unwrap_or_default(),
+            n.spec.image,
+            serde_json::to_string(&n.status.map(|s| (
+                s.phase,
+                s.current_image,
+                s.sidecar_ready,
+                s.latest_height,
+                s.catching_up
+            )))
+            .unwrap_or_default()
+        );
+    }
+    out
+}

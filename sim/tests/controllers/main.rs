@@ -1,0 +1,5 @@
+//! The operator's real controllers in the simulated world: each test a scenario, every invariant checked after
+//! every step, and the outcome asserted.
+
+mod common;
+mod inplace;
