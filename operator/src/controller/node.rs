@@ -16,8 +16,8 @@ use crate::plan::executor::{Next, execute};
 use crate::plan::ids::task_id;
 use crate::plan::init_plan;
 use crate::rollout::observed_current_image;
-use crate::sidecar::wire::{ReadinessStatus, SidecarTaskType, TaskRequest};
-use crate::sidecar::{PodAddress, Sidecar};
+use crate::sidecar::wire::{ReadinessStatus, SidecarTaskType, TaskRequest, TaskState};
+use crate::sidecar::{PodAddress, Sidecar, SidecarError};
 use crate::tasks::NodeTasks;
 use crate::workload::{self, SEID_CONTAINER, SIDECAR_CONTAINER};
 
@@ -218,13 +218,8 @@ async fn observe<C: Cluster, S: Sidecar, K: Clock>(
         Ok(ReadinessStatus::Initializing) => {
             status.sidecar_ready = Some(false);
             let uid = node.metadata.uid.as_deref().unwrap_or(name);
-            let request = TaskRequest {
-                id: Some(task_id(uid, SidecarTaskType::MarkReady.as_str(), 0)),
-                type_: SidecarTaskType::MarkReady.as_str().to_owned(),
-                params: None,
-            };
             // Unreachable now means: try again at the next observation.
-            let _ = ctx.sidecar.submit_task(&pod, &request).await;
+            let _ = resubmit_mark_ready(&ctx.sidecar, &pod, uid).await;
         }
         Err(_) => status.sidecar_ready = Some(false),
     }
@@ -235,6 +230,30 @@ async fn observe<C: Cluster, S: Sidecar, K: Clock>(
         }
         // seid does not run (waiting on mark-ready, crash-looping): its height is unknown, not zero.
         Err(_) => status.catching_up = None,
+    }
+    Ok(())
+}
+
+/// How many failed `mark-ready` attempts one sidecar process may have before the node stops asking (each
+/// observation then still reports the sidecar not ready, and the deployment's stall signal names the node).
+const MARK_READY_ATTEMPTS: usize = 16;
+
+/// Makes sure a `mark-ready` is running or done in the sidecar: attempt ids are derived in sequence, and the first
+/// one the sidecar does not know is submitted. A sidecar answers a known id with its old result, so re-sending
+/// the id of a failed attempt would never run it again; a restarted sidecar knows none and gets the first.
+async fn resubmit_mark_ready<S: Sidecar>(sidecar: &S, pod: &PodAddress, node_uid: &str) -> Result<(), SidecarError> {
+    for attempt in 0..MARK_READY_ATTEMPTS {
+        let id = task_id(node_uid, SidecarTaskType::MarkReady.as_str(), attempt);
+        match sidecar.get_task(pod, id).await? {
+            Some(result) if result.status == TaskState::Failed => continue,
+            Some(_) => return Ok(()),
+            None => {
+                let request =
+                    TaskRequest { id: Some(id), type_: SidecarTaskType::MarkReady.as_str().to_owned(), params: None };
+                sidecar.submit_task(pod, &request).await?;
+                return Ok(());
+            }
+        }
     }
     Ok(())
 }

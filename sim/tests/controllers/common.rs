@@ -15,6 +15,10 @@ pub const NS: &str = "sei";
 pub const OLD: &str = "sei:v6.3.0";
 /// A patch release: processes the same blocks as OLD.
 pub const PATCH: &str = "sei:v6.3.1";
+/// Another patch release.
+pub const PATCH2: &str = "sei:v6.3.2";
+/// An image the registry does not have.
+pub const UNPULLABLE: &str = "sei:v9.9.9";
 /// The upgrade's binary: refuses blocks below the upgrade height.
 pub const NEW: &str = "sei:v6.4.0";
 /// The chain's upgrade `v6.4.0`.
@@ -31,13 +35,20 @@ pub fn mins(m: u64) -> Duration {
 /// `pacific-1`: 1 s blocks from height 1000, upgrade v6.4.0 at 5000; the external validators switch at
 /// `switch_at` (never when `None`: the tip stalls at 4999).
 pub fn chain(switch_at: Option<Duration>) -> Chain {
-    Chain::new("pacific-1", 1_000).with_block_time(secs(1)).with_upgrade("v6.4.0", UPGRADE_HEIGHT, switch_at)
+    chain_from(1_000, switch_at)
+}
+
+/// The same chain, starting at `initial_height`.
+pub fn chain_from(initial_height: u64, switch_at: Option<Duration>) -> Chain {
+    Chain::new("pacific-1", initial_height).with_block_time(secs(1)).with_upgrade("v6.4.0", UPGRADE_HEIGHT, switch_at)
 }
 
 pub fn registry() -> ImageRegistry {
     ImageRegistry::default()
         .with(OLD, Binary::new("v6.3.0"))
         .with(PATCH, Binary::new("v6.3.1"))
+        .with(PATCH2, Binary::new("v6.3.2"))
+        .with(UNPULLABLE, Binary::new("v9.9.9").unpullable())
         .with(NEW, Binary::new("v6.4.0").knowing("v6.4.0"))
         .with("sei:v6.4.1", Binary::new("v6.4.1").knowing("v6.4.0"))
         .with("seictl:v0.9.0", Binary::new("seictl"))
@@ -80,10 +91,33 @@ pub fn node(world: &World, name: &str) -> Option<SeiNode> {
     world.get::<SeiNode>(NS, name).ok()
 }
 
+/// The `status.currentImage` of each node.
+pub fn current_images(world: &World, names: &[&str]) -> Vec<Option<String>> {
+    names.iter().map(|n| node(world, n).and_then(|n| n.status?.current_image)).collect()
+}
+
+/// Sets the deployment's template image (a user's edit).
+pub fn set_image(world: &World, deployment_name: &str, image: &str) {
+    world
+        .edit::<SeiNodeDeployment>(NS, deployment_name, |d| d.spec.template.spec.image = image.into())
+        .expect("edited");
+}
+
+/// Whether the deployment's RolloutInProgress condition has this (status, reason).
+pub fn rollout_is(world: &World, deployment_name: &str, status: &str, reason: &str) -> bool {
+    condition(world, deployment_name, "RolloutInProgress") == Some((status.into(), reason.into()))
+}
+
 /// (status, reason) of a deployment condition.
 pub fn condition(world: &World, deployment_name: &str, type_: &str) -> Option<(String, String)> {
     let status = deployment(world, deployment_name).status?;
     find_condition(&status.conditions, type_).map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+/// The message of a deployment condition.
+pub fn condition_message(world: &World, deployment_name: &str, type_: &str) -> String {
+    let status = deployment(world, deployment_name).status.unwrap_or_default();
+    find_condition(&status.conditions, type_).map(|c| c.message.clone()).unwrap_or_default()
 }
 
 /// Reasons of the events emitted about an object, in order.
