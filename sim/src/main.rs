@@ -1,12 +1,19 @@
-//! `sei-sim`: the simulator's command line. Today: `sei-sim bench [pods...]` times one simulated hour of a fleet
-//! (default 3, 16 and 100 pods) and prints wall seconds per simulated hour; `sei-sim trace [pods] [seconds]`
-//! prints the trace of that fleet. Build it in release mode:
-//! `cargo run --release -p sei-sim -- bench`.
+//! `sei-sim`: the simulator's command line.
+//!
+//! - `sei-sim run <file-or-dir>... [--seed N] [--trace]` replays scenario files with the operator's real
+//!   reconcilers and prints a table (scenario, result, simulated time, wall time, invariant checks); a failure
+//!   prints its seed, what failed and the trace tail, and the exit code is non-zero.
+//! - `sei-sim bench [pods...]` times one simulated hour of a fleet (default 3, 16 and 100 pods).
+//! - `sei-sim trace [pods] [seconds]` prints the trace of that fleet.
+//!
+//! Build it in release mode: `cargo run --release -p sei-sim -- run scenarios/`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use sei_sim::bench::{fleet, ready_pods, workers_for};
+use sei_sim::scenario;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -24,16 +31,109 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some("run") => run(&args[1..]),
         Some("trace") => {
             let number = |i: usize, default: u64| args.get(i).and_then(|a| a.parse::<u64>().ok()).unwrap_or(default);
             trace(usize::try_from(number(1, 3)).unwrap_or(3), Duration::from_secs(number(2, 60)))
         }
         _ => {
-            eprintln!("usage: sei-sim bench [pods...]            wall seconds per simulated hour of a fleet");
+            eprintln!("usage: sei-sim run <file-or-dir>... [--seed N] [--trace]   replay scenario files");
+            eprintln!("       sei-sim bench [pods...]            wall seconds per simulated hour of a fleet");
             eprintln!("       sei-sim trace [pods] [seconds]     the trace of the benchmark fleet");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Scenario files named on the command line: files as given, directories' `*.yaml` in name order.
+fn scenario_files(paths: &[String]) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    for path in paths.iter().map(PathBuf::from) {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path);
+        }
+    }
+    if files.is_empty() {
+        return Err("no scenario files found".into());
+    }
+    Ok(files)
+}
+
+fn run(args: &[String]) -> ExitCode {
+    let mut paths = Vec::new();
+    let mut seed = None;
+    let mut print_trace = false;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--seed" => match rest.next().map(|s| s.parse::<u64>()) {
+                Some(Ok(value)) => seed = Some(value),
+                _ => {
+                    eprintln!("sei-sim run: --seed takes a number");
+                    return ExitCode::FAILURE;
+                }
+            },
+            "--trace" => print_trace = true,
+            other => paths.push(other.to_owned()),
+        }
+    }
+    let files = match scenario_files(&paths) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("sei-sim run: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Manifest files named in scenarios are relative to the repository root: the current directory.
+    let root = PathBuf::from(".");
+    println!("{:<44} {:>6} {:>10} {:>9} {:>10}", "scenario", "result", "simulated", "wall", "checks");
+    let (mut passed, mut failed) = (0, 0);
+    let suite_started = Instant::now();
+    for file in &files {
+        let scenario = match scenario::load(file) {
+            Ok(scenario) => scenario,
+            Err(e) => {
+                failed += 1;
+                println!("{:<44} {:>6}", file.display(), "ERROR");
+                eprintln!("{e}");
+                continue;
+            }
+        };
+        eprintln!("running {} ...", scenario.name);
+        // Wall time is measured around the run only; nothing inside the simulation reads it.
+        let started = Instant::now();
+        let outcome = scenario::run(&scenario, seed, &root);
+        let wall = started.elapsed().as_secs_f64();
+        let result = if outcome.passed() { "ok" } else { "FAILED" };
+        println!(
+            "{:<44} {result:>6} {:>9.0}s {wall:>8.2}s {:>10}",
+            outcome.name,
+            outcome.simulated.as_secs_f64(),
+            outcome.invariant_checks
+        );
+        if print_trace {
+            println!("{}", outcome.trace.text());
+        }
+        match &outcome.failure {
+            None => passed += 1,
+            Some(failure) => {
+                failed += 1;
+                println!("  seed {}: {failure}", outcome.seed);
+                println!("  replay: sei-sim run {} --seed {}", file.display(), outcome.seed);
+                println!("  --- trace tail ---\n{}", outcome.trace.tail(30));
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed ({:.1}s wall)", suite_started.elapsed().as_secs_f64());
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 fn trace(pods: usize, duration: Duration) -> ExitCode {

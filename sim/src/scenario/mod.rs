@@ -1,10 +1,12 @@
 //! Scenarios: YAML files describing a world, a timeline of steps and expectations, replayed by the simulator.
 
 pub mod format;
+pub mod runner;
 
 use std::path::Path;
 
 pub use format::Scenario;
+pub use runner::{Outcome, run};
 
 /// A scenario file that could not be read.
 #[derive(Debug, thiserror::Error)]

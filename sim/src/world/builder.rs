@@ -179,6 +179,7 @@ impl WorldBuilder {
             last_checked: (u64::MAX, usize::MAX),
             last_checked_at: Duration::ZERO,
             notified_version: 0,
+            invariant_checks: 0,
         })
     }
 }

@@ -68,6 +68,7 @@ pub struct World {
     last_checked: (u64, usize),
     last_checked_at: Duration,
     notified_version: u64,
+    invariant_checks: u64,
 }
 
 /// Polls a future that completes without waiting on anything but a yield (the store's calls; the operator's
@@ -100,6 +101,12 @@ impl World {
 
     pub fn steps(&self) -> u64 {
         self.steps
+    }
+
+    /// How many times the invariants were checked (every step in which anything changed, and every
+    /// [`TIME_CHECK_INTERVAL`] regardless).
+    pub fn invariant_checks(&self) -> u64 {
+        self.invariant_checks
     }
 
     /// Reads the world's state.
@@ -248,6 +255,7 @@ impl World {
         }
         self.last_checked = fingerprint;
         self.last_checked_at = world.now;
+        self.invariant_checks += 1;
         invariants::check(&world, &mut self.observed).map_err(|violation| SimError::Invariant {
             violation,
             step: self.steps,

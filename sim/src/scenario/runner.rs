@@ -1,0 +1,415 @@
+//! Replays a scenario on a fresh world with the operator's real reconcilers: builds the world it describes,
+//! runs its timeline step by step, and checks its expectations — with every invariant checked after every
+//! simulated step. Nothing here reads wall time; the command line measures that.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sei_operator::api::{SeiNode, SeiNodeDeployment};
+use sei_operator::cluster::ClusterObject;
+use sei_operator::manifest::{Manifest, ManifestValidator, parse_yaml_documents};
+use sei_operator::meta::find_condition;
+use serde_json::Value;
+
+use super::format::{Edit, Expectation, Fault, Heal, ObjectKind, ObjectName, Scenario, Step};
+use crate::chain::Chain;
+use crate::controllers::SeiOperator;
+use crate::faults::Fault as WorldFault;
+use crate::registry::{Binary, ImageRegistry};
+use crate::state::Timings;
+use crate::trace::Trace;
+use crate::world::{OPERATOR_HOST, SimError, World};
+
+/// How one run of a scenario ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub name: String,
+    pub seed: u64,
+    /// Simulated time the run covered.
+    pub simulated: Duration,
+    pub invariant_checks: u64,
+    /// Why it failed: the step (1-based) and what went wrong.
+    pub failure: Option<String>,
+    pub trace: Trace,
+}
+
+impl Outcome {
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// Runs `scenario` (its seed, or `seed` when given). Manifest files are read relative to `root`.
+pub fn run(scenario: &Scenario, seed: Option<u64>, root: &Path) -> Outcome {
+    let seed = seed.unwrap_or(scenario.seed);
+    let mut runner = match Runner::new(scenario, seed, root) {
+        Ok(runner) => runner,
+        Err(message) => {
+            return Outcome {
+                name: scenario.name.clone(),
+                seed,
+                simulated: Duration::ZERO,
+                invariant_checks: 0,
+                failure: Some(format!("setup: {message}")),
+                trace: Trace::default(),
+            };
+        }
+    };
+    let mut failure = None;
+    for (index, step) in scenario.timeline.iter().enumerate() {
+        if let Err(message) = runner.step(step) {
+            failure = Some(format!("step {} ({}): {message}", index + 1, step_name(step)));
+            break;
+        }
+    }
+    Outcome {
+        name: scenario.name.clone(),
+        seed,
+        simulated: runner.world.now(),
+        invariant_checks: runner.world.invariant_checks(),
+        failure,
+        trace: runner.world.trace(),
+    }
+}
+
+fn step_name(step: &Step) -> &'static str {
+    match step {
+        Step::Apply(_) => "apply",
+        Step::Edit(_) => "edit",
+        Step::Delete(_) => "delete",
+        Step::Wait(_) => "wait",
+        Step::Fault(_) => "fault",
+        Step::Heal(_) => "heal",
+        Step::Expect(_) => "expect",
+    }
+}
+
+struct Runner<'a> {
+    scenario: &'a Scenario,
+    root: &'a Path,
+    world: World,
+    validator: ManifestValidator,
+    /// Workers to boot again, and when.
+    restarts: Vec<(Duration, usize)>,
+}
+
+impl<'a> Runner<'a> {
+    fn new(scenario: &'a Scenario, seed: u64, root: &'a Path) -> Result<Self, String> {
+        let spec = &scenario.chain;
+        let mut chain = Chain::new(spec.id.clone(), spec.initial_height);
+        if let Some(block_time) = spec.block_time {
+            chain = chain.with_block_time(block_time);
+        }
+        if let Some(interval) = spec.snapshot_interval {
+            chain.snapshot_interval = interval.max(1);
+        }
+        for upgrade in &spec.upgrades {
+            chain = chain.with_upgrade(&upgrade.name, upgrade.height, upgrade.validators_switch_at);
+        }
+        let mut registry = ImageRegistry::default();
+        for (image, spec) in &scenario.registry {
+            let mut binary = Binary::new(spec.version.as_deref().unwrap_or(image));
+            for upgrade in &spec.knows {
+                binary = binary.knowing(upgrade);
+            }
+            if !spec.pullable {
+                binary = binary.unpullable();
+            }
+            if spec.crash_on_start {
+                binary = binary.crashing_on_start();
+            }
+            registry = registry.with(image, binary);
+        }
+        let mut timings = Timings::default();
+        timings.task_durations.extend(scenario.world.task_durations.clone());
+        let workers = usize::try_from(scenario.world.workers.max(1)).unwrap_or(1);
+        let mut builder = World::builder(seed).workers(workers).chain(chain).registry(registry).timings(timings);
+        if let Some(tick) = scenario.world.tick {
+            builder = builder.tick(tick);
+        }
+        let mut world = builder.build().map_err(|e| e.to_string())?;
+        world.start_operator(SeiOperator::default);
+        let validator = ManifestValidator::new().map_err(|e| e.to_string())?;
+        Ok(Runner { scenario, root, world, validator, restarts: Vec::new() })
+    }
+
+    fn namespace<'n>(&'n self, given: &'n Option<String>) -> &'n str {
+        given.as_deref().unwrap_or(&self.scenario.namespace)
+    }
+
+    /// One simulated tick, booting workers whose outage ended.
+    fn tick(&mut self) -> Result<(), String> {
+        let now = self.world.now();
+        let due: Vec<usize> = self.restarts.iter().filter(|(at, _)| *at <= now).map(|(_, w)| *w).collect();
+        self.restarts.retain(|(at, _)| *at > now);
+        for worker in due {
+            self.world.restart_worker(worker);
+        }
+        self.world.step().map_err(|e| render(&e))
+    }
+
+    fn step(&mut self, step: &Step) -> Result<(), String> {
+        match step {
+            Step::Apply(manifests) => {
+                let mut objects = manifests.objects.clone();
+                if let Some(file) = &manifests.file {
+                    let path = self.root.join(file);
+                    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    objects.extend(parse_yaml_documents(&text).map_err(|e| format!("{}: {e}", path.display()))?);
+                }
+                for object in objects {
+                    match self.validator.admit(&object).map_err(|e| e.to_string())? {
+                        Manifest::SeiNode(node) => self.world.apply(&*node).map(|_| ()),
+                        Manifest::SeiNodeDeployment(deployment) => self.world.apply(&*deployment).map(|_| ()),
+                    }
+                    .map_err(|e| render(&e))?;
+                }
+                Ok(())
+            }
+            Step::Edit(edit) => match edit.kind {
+                ObjectKind::SeiNodeDeployment => self.edit::<SeiNodeDeployment>(edit),
+                ObjectKind::SeiNode => self.edit::<SeiNode>(edit),
+            },
+            Step::Delete(ObjectName { kind, name, namespace }) => {
+                let namespace = self.namespace(namespace).to_owned();
+                match kind {
+                    ObjectKind::SeiNodeDeployment => self.world.delete::<SeiNodeDeployment>(&namespace, name),
+                    ObjectKind::SeiNode => self.world.delete::<SeiNode>(&namespace, name),
+                }
+                .map_err(|e| render(&e))
+            }
+            Step::Wait(duration) => {
+                let end = self.world.now() + *duration;
+                while self.world.now() < end {
+                    self.tick()?;
+                }
+                Ok(())
+            }
+            Step::Fault(fault) => {
+                self.fault(fault);
+                Ok(())
+            }
+            Step::Heal(heal) => {
+                self.heal(*heal);
+                Ok(())
+            }
+            Step::Expect(expectation) => self.expect(expectation),
+        }
+    }
+
+    fn edit<K: ClusterObject>(&mut self, edit: &Edit) -> Result<(), String> {
+        let namespace = self.namespace(&edit.namespace).to_owned();
+        let stored = self.world.get::<K>(&namespace, &edit.name).map_err(|e| render(&e))?;
+        let mut value = serde_json::to_value(&stored).map_err(|e| e.to_string())?;
+        for (path, new) in &edit.set {
+            set_path(&mut value, path, new.clone());
+        }
+        let edited: K = serde_json::from_value(value).map_err(|e| format!("the edit leaves an invalid object: {e}"))?;
+        self.world.apply(&edited).map(|_| ()).map_err(|e| render(&e))
+    }
+
+    fn fault(&mut self, fault: &Fault) {
+        let namespace = self.scenario.namespace.clone();
+        let worker = |w: &u32| usize::try_from(*w).unwrap_or(usize::MAX);
+        let world_fault = match fault {
+            Fault::PodCrash { node } => WorldFault::CrashPod { namespace, pod: format!("{node}-0") },
+            Fault::SidecarRestart { node } => WorldFault::RestartSidecar { namespace, pod: format!("{node}-0") },
+            Fault::WorkerCrash { worker: w, down_for } => {
+                self.restarts.push((self.world.now() + *down_for, worker(w)));
+                WorldFault::CrashWorker { worker: worker(w) }
+            }
+            Fault::OperatorCrash { after_write: None } => WorldFault::CrashOperator,
+            Fault::OperatorCrash { after_write: Some(write) } => WorldFault::CrashOperatorAfterWrite { write: *write },
+            Fault::Partition { worker: w } => {
+                WorldFault::Partition { a: OPERATOR_HOST.into(), b: format!("worker-{}", worker(w)) }
+            }
+            Fault::Latency { worker: w, delay } => {
+                WorldFault::Latency { a: OPERATOR_HOST.into(), b: format!("worker-{}", worker(w)), latency: *delay }
+            }
+            Fault::ApiConflicts { count, rate } => {
+                self.world.set_api_fault_rates(*rate, 0.0);
+                WorldFault::Conflicts { count: *count }
+            }
+            Fault::ApiErrors { count, rate } => {
+                self.world.set_api_fault_rates(0.0, *rate);
+                WorldFault::TransientErrors { count: *count }
+            }
+            Fault::StaleReads { versions } => WorldFault::ReadLag { versions: *versions },
+            Fault::DropWatchEvents { count } => WorldFault::DropWatchEvents { count: *count },
+            Fault::TaskFailure { task, node, times } => WorldFault::FailTask {
+                node: node.clone(),
+                task_type: task.clone(),
+                times: *times,
+                error: format!("scripted failure of {task}"),
+            },
+        };
+        self.world.inject(&world_fault);
+    }
+
+    fn heal(&mut self, heal: Heal) {
+        let workers = self.world.inspect(|s| s.workers.len());
+        match heal {
+            Heal::All => {
+                self.restarts.clear();
+                self.world.heal_all();
+            }
+            Heal::Partitions | Heal::Latency => {
+                for index in 0..workers {
+                    let worker = format!("worker-{index}");
+                    self.world.repair(OPERATOR_HOST, &worker);
+                }
+            }
+            Heal::Api => self.world.set_api_fault_rates(0.0, 0.0),
+            Heal::StaleReads => self.world.set_read_lag(0),
+        }
+    }
+
+    /// Steps until every check of `expectation` holds, up to its deadline.
+    fn expect(&mut self, expectation: &Expectation) -> Result<(), String> {
+        let end = self.world.now() + expectation.within.unwrap_or(Duration::ZERO);
+        loop {
+            let unmet = unmet(&self.world, &self.scenario.namespace, expectation);
+            if unmet.is_empty() {
+                return Ok(());
+            }
+            if self.world.now() >= end {
+                return Err(format!("not met by t={:?}: {}", self.world.now(), unmet.join("; ")));
+            }
+            self.tick()?;
+        }
+    }
+}
+
+fn render(error: &SimError) -> String {
+    error.to_string()
+}
+
+/// Sets `path` (dotted) in a JSON object, creating objects on the way; `null` removes the field.
+fn set_path(value: &mut Value, path: &str, new: Value) {
+    let mut segments: Vec<&str> = path.split('.').collect();
+    let Some(last) = segments.pop() else { return };
+    let mut cursor = value;
+    for segment in segments {
+        if !cursor.get(segment).is_some_and(Value::is_object)
+            && let Some(object) = cursor.as_object_mut()
+        {
+            object.insert(segment.to_owned(), Value::Object(Default::default()));
+        }
+        let Some(next) = cursor.get_mut(segment) else { return };
+        cursor = next;
+    }
+    if let Some(object) = cursor.as_object_mut() {
+        if new.is_null() {
+            object.remove(last);
+        } else {
+            object.insert(last.to_owned(), new);
+        }
+    }
+}
+
+/// Every check of the expectation that does not hold now, described.
+fn unmet(world: &World, namespace: &str, expectation: &Expectation) -> Vec<String> {
+    let mut unmet = Vec::new();
+    let events: Vec<(String, String)> =
+        world.inspect(|s| s.events.iter().map(|(_, e)| (e.regarding.name.clone(), e.reason.clone())).collect());
+    if let Some(name) = &expectation.deployment {
+        match world.get::<SeiNodeDeployment>(namespace, name) {
+            Err(_) => unmet.push(format!("SeiNodeDeployment {name} does not exist")),
+            Ok(deployment) => {
+                let status = deployment.status.unwrap_or_default();
+                if let Some(phase) = &expectation.phase {
+                    let actual = status.phase.map(|p| format!("{p:?}")).unwrap_or_default();
+                    if &actual != phase {
+                        unmet.push(format!("{name} phase is {actual:?}, not {phase:?}"));
+                    }
+                }
+                for wanted in &expectation.conditions {
+                    let actual = find_condition(&status.conditions, &wanted.type_);
+                    let status_ok = wanted.status.as_ref().is_none_or(|s| actual.is_some_and(|c| &c.status == s));
+                    let reason_ok = wanted.reason.as_ref().is_none_or(|r| actual.is_some_and(|c| &c.reason == r));
+                    if !(status_ok && reason_ok) {
+                        let seen = actual.map(|c| format!("{} {}", c.status, c.reason)).unwrap_or("absent".into());
+                        unmet.push(format!("{name} condition {} is {seen}", wanted.type_));
+                    }
+                }
+            }
+        }
+    }
+    let about = |reason: &&(String, String)| expectation.deployment.as_ref().is_none_or(|d| &reason.0 == d);
+    let reasons: Vec<&str> = events.iter().filter(about).map(|(_, r)| r.as_str()).collect();
+    if !is_subsequence(&expectation.events, &reasons) {
+        unmet.push(format!("events {:?} not seen in order; seen {reasons:?}", expectation.events));
+    }
+    for forbidden in &expectation.no_events {
+        if reasons.contains(&forbidden.as_str()) {
+            unmet.push(format!("event {forbidden} was emitted"));
+        }
+    }
+    for (name, wanted) in &expectation.nodes {
+        match world.get::<SeiNode>(namespace, name) {
+            Err(_) if wanted.absent => {}
+            Err(_) => unmet.push(format!("SeiNode {name} does not exist")),
+            Ok(_) if wanted.absent => unmet.push(format!("SeiNode {name} still exists")),
+            Ok(node) => {
+                let status = node.status.unwrap_or_default();
+                let phase = status.phase.map(|p| format!("{p:?}"));
+                let checks = [
+                    ("phase", wanted.phase.clone(), phase),
+                    ("image", wanted.image.clone(), Some(node.spec.image.clone())),
+                    ("currentImage", wanted.current_image.clone(), status.current_image.clone()),
+                    (
+                        "sidecarReady",
+                        wanted.sidecar_ready.map(|b| b.to_string()),
+                        status.sidecar_ready.map(|b| b.to_string()),
+                    ),
+                ];
+                for (field, want, actual) in checks {
+                    if let Some(want) = want
+                        && actual.as_ref() != Some(&want)
+                    {
+                        unmet.push(format!("SeiNode {name} {field} is {actual:?}, not {want:?}"));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(expected) = expectation.upgrade_panics {
+        let actual = world.inspect(|s| s.panics.iter().filter(|p| p.upgrade_panic).count());
+        if u32::try_from(actual).ok() != Some(expected) {
+            unmet.push(format!("{actual} upgrade panics, not {expected}"));
+        }
+    }
+    unmet
+}
+
+/// Whether `wanted` appears in `seen` in order (others may come between).
+fn is_subsequence(wanted: &[String], seen: &[&str]) -> bool {
+    let mut seen = seen.iter();
+    wanted.iter().all(|w| seen.any(|s| s == w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn dotted_paths_set_and_remove_nested_fields() {
+        let mut value = json!({"spec": {"template": {"spec": {"image": "a"}}}});
+        set_path(&mut value, "spec.template.spec.image", json!("b"));
+        set_path(&mut value, "spec.replicas", json!(4));
+        set_path(&mut value, "spec.template.metadata.labels", json!({"x": "y"}));
+        assert_eq!(value["spec"]["template"]["spec"]["image"], json!("b"));
+        assert_eq!(value["spec"]["replicas"], json!(4));
+        assert_eq!(value["spec"]["template"]["metadata"]["labels"]["x"], json!("y"));
+        set_path(&mut value, "spec.replicas", Value::Null);
+        assert!(value["spec"].get("replicas").is_none());
+    }
+
+    #[test]
+    fn events_match_in_order_with_others_between() {
+        let wanted = vec!["RolloutStarted".to_owned(), "RolloutComplete".to_owned()];
+        assert!(is_subsequence(&wanted, &["RolloutStarted", "RolloutStalled", "RolloutComplete"]));
+        assert!(!is_subsequence(&wanted, &["RolloutComplete", "RolloutStarted"]));
+    }
+}
