@@ -34,6 +34,24 @@ pub struct RolloutStatus {
     pub incumbent_image: Option<String>,
 }
 
+impl RolloutStatus {
+    /// A rollout just detected: no node sets yet (the strategy fills in what it needs).
+    pub fn new(strategy: Strategy, target_hash: impl Into<String>, started_at: Time, generation: i64) -> Self {
+        RolloutStatus {
+            strategy,
+            target_hash: target_hash.into(),
+            started_at,
+            generation,
+            nodes: Vec::new(),
+            incumbent_nodes: Vec::new(),
+            entrant_nodes: Vec::new(),
+            incumbent_revision: None,
+            entrant_revision: None,
+            incumbent_image: None,
+        }
+    }
+}
+
 /// One node's progress in a rollout.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -272,18 +272,7 @@ fn new_rollout(ctx: &Ctx<'_>, status: &SeiNodeDeploymentStatus, strategy: Strate
     let incumbent_revision = status.active_set.as_ref().map(|s| s.revision.clone());
     // Entrant sets are named after the generation; generation 0 names the first set.
     let generation = ctx.generation.max(1);
-    let mut rollout = RolloutStatus {
-        strategy,
-        target_hash: ctx.hash.clone(),
-        started_at: Time(ctx.observed.now),
-        generation,
-        nodes: Vec::new(),
-        incumbent_nodes: Vec::new(),
-        entrant_nodes: Vec::new(),
-        incumbent_revision: None,
-        entrant_revision: None,
-        incumbent_image: None,
-    };
+    let mut rollout = RolloutStatus::new(strategy, ctx.hash.clone(), Time(ctx.observed.now), generation);
     match strategy {
         Strategy::InPlace => {
             rollout.nodes = incumbents

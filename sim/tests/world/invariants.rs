@@ -217,18 +217,7 @@ fn start_rollout(world: &World, name: &str, reason: &'static str) {
         .edit_status::<SeiNodeDeployment>(NS, name, |d| {
             let status = d.status.get_or_insert_default();
             status.phase = Some(DeploymentPhase::Upgrading);
-            status.rollout = Some(RolloutStatus {
-                strategy: Strategy::BlueGreen,
-                target_hash: "r2".into(),
-                started_at: Time(now),
-                generation: 2,
-                nodes: Vec::new(),
-                incumbent_nodes: Vec::new(),
-                entrant_nodes: Vec::new(),
-                incumbent_revision: None,
-                entrant_revision: None,
-                incumbent_image: None,
-            });
+            status.rollout = Some(RolloutStatus::new(Strategy::BlueGreen, "r2", Time(now), 2));
             let update = ConditionUpdate {
                 type_: "RolloutInProgress",
                 status: true,
