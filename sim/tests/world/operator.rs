@@ -176,6 +176,21 @@ fn a_lagging_client_reads_old_objects() {
 }
 
 #[test]
+fn a_lagging_client_catches_up_once_the_store_is_quiet() {
+    let mut world = world(36);
+    world.create(&marker()).unwrap();
+    world.edit::<ConfigMap>(NS, "marker", |m| m.data = Some([("k".to_owned(), "new".to_owned())].into())).unwrap();
+    world.set_read_lag(1);
+    world.step().unwrap();
+    let stale = poll_ready(world.operator_cluster().get::<ConfigMap>(NS, "marker")).unwrap().unwrap();
+    assert_eq!(stale.data, None, "just after a write, the cache lags");
+    // An informer lags by its event delivery, not forever: with no new writes it ends up on the latest version.
+    world.run_for(sei_sim::cluster::STALE_CACHE_CATCH_UP).unwrap();
+    let caught_up = poll_ready(world.operator_cluster().get::<ConfigMap>(NS, "marker")).unwrap().unwrap();
+    assert_eq!(caught_up.data.unwrap()["k"], "new");
+}
+
+#[test]
 fn injected_conflicts_and_transient_errors_hit_the_operator_only() {
     let world = world(35);
     world.create(&marker()).unwrap();
