@@ -132,8 +132,13 @@ fn operator_crash_right_after_each_write_of_a_reconcile_resumes_the_plan() {
             rollout_complete(w, "rpc")
         });
 
+        // Write 1 persists the plan; 2 and 3 rewrite rpc-1 and rpc-2 (rpc-0 before them), leaving nodes of both
+        // images; 4 is the status write after update-node-specs.
+        let expected =
+            ["SeiNodeDeployment sei/rpc", "SeiNode sei/rpc-1", "SeiNode sei/rpc-2", "SeiNodeDeployment sei/rpc"];
         let crash = crash_lines(&world);
         assert_eq!(crash.len(), 1, "write {write}: {crash:?}");
+        assert!(crash[0].ends_with(&format!("({})", expected[write as usize - 1])), "write {write}: {}", crash[0]);
         assert_eq!(seen.len(), 1, "write {write} ({}): one plan, got {seen:?}", crash[0]);
         assert_eq!(current_images(&world, &NODES), vec![Some(PATCH.to_owned()); 3], "write {write}");
         assert_eq!(duplicate_submissions(&world), Vec::<String>::new(), "write {write}");
