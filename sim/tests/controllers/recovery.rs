@@ -180,8 +180,17 @@ fn conflicts_on_every_other_write_do_not_break_a_rollout() {
         Vec::<std::time::Duration>::new(),
         "a plan was left Complete with its rollout unfinished"
     );
-    let refused = world.trace().lines().iter().filter(|l| l.contains("resourceVersion conflict")).count();
-    assert!(conflicts > 10 && refused > 10, "the rollout ran under conflicts ({conflicts} armed, {refused} refused)");
+    let refused = world
+        .trace()
+        .lines()
+        .iter()
+        .filter(|l| l.contains(" write ") && l.contains("operator ") && l.contains("resourceVersion conflict"))
+        .count();
+    // The rollout takes a few dozen writes: half of them, less the last armed one, were refused.
+    assert!(
+        conflicts >= 5 && refused + 1 >= conflicts,
+        "the rollout ran under conflicts ({conflicts} armed, {refused} refused)"
+    );
     assert_eq!(current_images(&world, &NODES), vec![Some(PATCH.to_owned()); 3]);
     assert_eq!(events(&world, "rpc", "RolloutComplete").len(), 1);
     world.heal_all();
