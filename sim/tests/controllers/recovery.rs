@@ -302,3 +302,33 @@ fn a_sidecar_restart_outside_any_rollout_is_marked_ready_again() {
     assert_eq!(event_reasons(&world, "rpc"), Vec::<String>::new(), "no rollout started");
     world.run_until_settled(mins(1)).expect("settled");
 }
+
+/// Everything at once, on three seeds: stale reads, dropped watch events, random Conflicts and API errors, an
+/// operator crash, a pod crash and a sidecar restart while an InPlace rollout is superseded. Once healed, the
+/// deployment settles with every node on the newest image and no sidecar work started twice.
+#[test]
+fn mixed_faults_during_a_superseded_in_place_rollout_settle_on_the_newest_image() {
+    for seed in 0..3 {
+        let mut world = world(40 + seed, chain(Some(mins(30))));
+        apply_fixture(&world, "inplace-fullnode");
+        until_ready(&mut world, "rpc", mins(10));
+        world.set_read_lag(3);
+        world.drop_watch_events(5);
+        world.set_api_fault_rates(0.1, 0.05);
+        world.edit::<SeiNodeDeployment>(NS, "rpc", |d| d.spec.template.spec.image = PATCH.into()).expect("edited");
+        world.run_for(secs(5 + seed * 3)).expect("invariants hold");
+        world.crash_operator();
+        world.crash_pod(NS, "rpc-0-0");
+        world.edit::<SeiNodeDeployment>(NS, "rpc", |d| d.spec.template.spec.image = PATCH2.into()).expect("edited");
+        world.run_for(secs(30)).expect("invariants hold");
+        world.restart_sidecar(NS, "rpc-1-0");
+        world.run_for(secs(30)).expect("invariants hold");
+        world.heal_all();
+        world.run_until_settled(mins(30)).expect("settled");
+
+        let status = deployment(&world, "rpc").status.expect("status");
+        assert_eq!(status.failed_target_hash, None, "seed {seed}");
+        assert_eq!(current_images(&world, &NODES), vec![Some(PATCH2.to_owned()); 3], "seed {seed}");
+        assert_eq!(duplicate_submissions(&world), Vec::<String>::new(), "seed {seed}");
+    }
+}
