@@ -9,6 +9,23 @@ use serde_json::Value;
 use crate::state::{Shared, WorldState, lock};
 use crate::trace::Category;
 
+/// How long the store must be quiet before a lagging cache has caught up with it.
+pub const STALE_CACHE_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The version of the store the operator's cache holds, when it lags (`None`: it is up to date). The lag is in
+/// versions, but a real informer cache lags the API server only by its event delivery: once the store has been
+/// quiet for [`STALE_CACHE_CATCH_UP`] the cache holds the latest version. (Without this, a store whose only
+/// writer is the operator — every write of it refused as stale — would stay behind forever: a livelock no real
+/// cluster has.) The operator's watch delivers events only up to this version too: an informer's event *is* its
+/// cache update, so a controller is never told of an object its cache does not hold yet.
+pub fn operator_cache_version(world: &WorldState) -> Option<u64> {
+    let lagging = world.operator.read_lag > 0 && world.now < world.store_changed_at + STALE_CACHE_CATCH_UP;
+    lagging.then(|| {
+        let lag = world.operator.read_lag.min(world.store.max_lag());
+        world.store.version().saturating_sub(lag)
+    })
+}
+
 /// Whose client this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientKind {
@@ -74,14 +91,11 @@ impl SimCluster {
         None
     }
 
-    /// The version this client reads at: the store's, or a lagging cache's.
+    /// The version this client reads at: the store's, or (the operator's) a lagging cache's.
     fn read_at(&self, world: &WorldState) -> Option<u64> {
         match self.kind {
-            ClientKind::Operator if world.operator.read_lag > 0 => {
-                let lag = world.operator.read_lag.min(world.store.max_lag());
-                Some(world.store.version().saturating_sub(lag))
-            }
-            _ => None,
+            ClientKind::Operator => operator_cache_version(world),
+            ClientKind::Harness => None,
         }
     }
 

@@ -143,6 +143,7 @@ pub async fn run_operator<R: Reconciler>(
     let mut rerun: BTreeSet<ObjectRef> = BTreeSet::new();
     let mut running: JoinSet<(ObjectRef, u64, Requeue)> = JoinSet::new();
     let mut next_id: u64 = 0;
+    let mut pending: std::collections::VecDeque<crate::store::Change> = Default::default();
     let (mut watch, wake) = {
         let mut world = lock(&shared);
         // The informers' initial list: every object of the reconciled kinds.
@@ -159,7 +160,11 @@ pub async fn run_operator<R: Reconciler>(
     loop {
         let now = {
             let mut world = lock(&shared);
-            let changes = watch.poll(&world.store).to_vec();
+            pending.extend(watch.poll(&world.store).iter().cloned());
+            // Events reach the controller only once its (possibly lagging) cache holds them.
+            let visible = crate::cluster::operator_cache_version(&world).unwrap_or(u64::MAX);
+            let delivered = pending.iter().take_while(|c| c.version <= visible).count();
+            let changes: Vec<_> = pending.drain(..delivered).collect();
             let now = world.now;
             for change in changes {
                 if world.operator.drop_watch_events > 0 {
@@ -200,7 +205,11 @@ pub async fn run_operator<R: Reconciler>(
                 (key, id, outcome)
             });
         }
-        let wait = queue.next_due().map_or(Duration::from_secs(3600), |at| at.saturating_sub(now)).max(tick);
+        let mut wait = queue.next_due().map_or(Duration::from_secs(3600), |at| at.saturating_sub(now)).max(tick);
+        if !pending.is_empty() {
+            // Held-back events are delivered as the cache catches up, which no store write may signal.
+            wait = tick;
+        }
         // `biased`: tokio's select! otherwise picks among ready branches with an RNG that turmoil cannot seed
         // (it needs `tokio_unstable`), which would make runs differ.
         tokio::select! {

@@ -107,6 +107,19 @@ pub struct SidecarCall {
     pub path: String,
 }
 
+/// A task submission a sidecar answered (`POST /v0/tasks`): 201 when it started the task, 202 when that
+/// sidecar process already had a task with this id. Lets tests prove submissions are idempotent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SidecarSubmission {
+    pub at: Duration,
+    pub pod: ObjectRef,
+    /// The sidecar process that answered: a restarted sidecar is a new incarnation that remembers nothing.
+    pub incarnation: u64,
+    pub id: uuid::Uuid,
+    pub task_type: String,
+    pub status: u16,
+}
+
 /// A seid exit that was not a clean halt, and which node it hit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PanicRecord {
@@ -141,6 +154,8 @@ pub struct WorldState {
     pub operator: OperatorFaults,
     pub task_failures: Vec<ScriptedTaskFailure>,
     pub sidecar_calls: Vec<SidecarCall>,
+    /// Every task submission a sidecar accepted, with its answer.
+    pub sidecar_submissions: Vec<SidecarSubmission>,
     pub panics: Vec<PanicRecord>,
     /// (namespace, node, image) for every image a Ready pod of that node has run.
     pub ready_images: BTreeSet<(String, String, String)>,
@@ -151,6 +166,9 @@ pub struct WorldState {
     pub milestones: Vec<(Duration, String)>,
     /// The operator's rollout stall threshold (SPEC: 10 minutes, configurable), for the stall invariant.
     pub stall_threshold: Duration,
+    /// When the store last changed (as seen at the start of a step): a lagging cache catches up once the
+    /// store has been quiet for a while (see `SimCluster`).
+    pub store_changed_at: Duration,
     /// Signalled on every store write: wakes the operator's watch.
     pub store_changed: Arc<Notify>,
 }

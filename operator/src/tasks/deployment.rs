@@ -49,6 +49,29 @@ fn marked_ready(node: &SeiNode, image: Option<&str>) -> bool {
         && status.and_then(|s| s.sidecar_ready) == Some(true)
 }
 
+/// Whether entrant `name` is done waiting for, as read: Running and `ready`. Failed is terminal. Not found is
+/// transient, not a failure: `create-entrant-nodes` created it, often in this very reconcile, and a read from
+/// a lagging cache (an API server's watch cache, an informer) may not show it yet. An entrant that was really
+/// deleted leaves the rollout waiting, which the stall signal reports, rather than failing on a stale read.
+fn entrant_done(name: &str, node: Option<&SeiNode>, ready: fn(&SeiNode) -> bool) -> Result<bool, TaskError> {
+    let Some(node) = node else {
+        return Err(TaskError::Transient(format!("entrant SeiNode {name} is not visible yet")));
+    };
+    let status = node.status.as_ref();
+    match status.and_then(|s| s.phase) {
+        Some(SeiNodePhase::Failed) => {
+            let why = status
+                .and_then(|s| s.plan.as_ref())
+                .and_then(|p| p.failed_task_detail.as_ref())
+                .map(|f| format!(": task {} failed: {}", f.type_, f.error))
+                .unwrap_or_default();
+            Err(TaskError::Terminal(format!("entrant SeiNode {name} failed{why}")))
+        }
+        Some(SeiNodePhase::Running) => Ok(ready(node)),
+        _ => Ok(false),
+    }
+}
+
 impl<C: Cluster> DeploymentTasks<'_, C> {
     fn namespace(&self) -> &str {
         self.deployment.metadata.namespace.as_deref().unwrap_or_default()
@@ -88,27 +111,12 @@ impl<C: Cluster> DeploymentTasks<'_, C> {
         Ok(all_done(done))
     }
 
-    /// Waits until every entrant runs and `ready` holds for it. An entrant that failed (or vanished) fails the
-    /// plan at once: the incumbents are untouched and keep serving.
+    /// Waits until every entrant runs and `ready` holds for it. An entrant that failed fails the plan at once:
+    /// the incumbents are untouched and keep serving.
     async fn await_entrants(&self, params: AwaitNodes, ready: fn(&SeiNode) -> bool) -> Result<Progress, TaskError> {
         let mut done = Vec::new();
         for name in &params.nodes {
-            let Some(node) = self.node(name).await? else {
-                return Err(TaskError::Terminal(format!("entrant SeiNode {name} disappeared")));
-            };
-            let status = node.status.as_ref();
-            match status.and_then(|s| s.phase) {
-                Some(SeiNodePhase::Failed) => {
-                    let why = status
-                        .and_then(|s| s.plan.as_ref())
-                        .and_then(|p| p.failed_task_detail.as_ref())
-                        .map(|f| format!(": task {} failed: {}", f.type_, f.error))
-                        .unwrap_or_default();
-                    return Err(TaskError::Terminal(format!("entrant SeiNode {name} failed{why}")));
-                }
-                Some(SeiNodePhase::Running) => done.push(ready(&node)),
-                _ => done.push(false),
-            }
+            done.push(entrant_done(name, self.node(name).await?.as_ref(), ready)?);
         }
         Ok(all_done(done))
     }
@@ -182,5 +190,40 @@ impl<C: Cluster> DeploymentTasks<'_, C> {
             }
         }
         Ok(all_done(gone))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::SeiNodeStatus;
+
+    fn entrant(phase: Option<SeiNodePhase>) -> SeiNode {
+        let mut node: SeiNode = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sei.io/v1alpha1",
+            "kind": "SeiNode",
+            "metadata": {"name": "rpc-g2-0", "namespace": "sei"},
+            "spec": {"chainId": "pacific-1", "image": "sei:v6.3.1", "fullNode": {}},
+        }))
+        .expect("a valid SeiNode");
+        node.status = Some(SeiNodeStatus { phase, ..Default::default() });
+        node
+    }
+
+    #[test]
+    fn an_entrant_not_found_is_waited_for_not_failed() {
+        // Right after create-entrant-nodes, a lagging read may not show the entrant yet: retry, spend nothing.
+        let result = entrant_done("rpc-g2-0", None, |_| true);
+        assert!(matches!(result, Err(TaskError::Transient(ref m)) if m.contains("rpc-g2-0")), "{result:?}");
+    }
+
+    #[test]
+    fn a_failed_entrant_fails_the_plan_and_a_running_one_is_judged_by_ready() {
+        let failed = entrant_done("rpc-g2-0", Some(&entrant(Some(SeiNodePhase::Failed))), |_| true);
+        assert!(matches!(failed, Err(TaskError::Terminal(_))), "{failed:?}");
+        let running = entrant(Some(SeiNodePhase::Running));
+        assert_eq!(entrant_done("rpc-g2-0", Some(&running), |_| true), Ok(true));
+        assert_eq!(entrant_done("rpc-g2-0", Some(&running), |_| false), Ok(false));
+        assert_eq!(entrant_done("rpc-g2-0", Some(&entrant(Some(SeiNodePhase::Initializing))), |_| true), Ok(false));
     }
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::kube::kubelet::Seid;
 use crate::sidecar::process::SidecarTask;
-use crate::state::WorldState;
+use crate::state::{SidecarSubmission, WorldState};
 use crate::trace::Category;
 
 /// An HTTP answer: status code and JSON body.
@@ -112,7 +112,16 @@ fn submit(world: &mut WorldState, key: &ObjectRef, body: &[u8]) -> Answer {
     let Some(process) = world.pods.get_mut(key).and_then(|p| p.sidecar.as_mut()) else {
         return error(503, "sidecar restarting");
     };
+    let submission = SidecarSubmission {
+        at: now,
+        pod: key.clone(),
+        incarnation: process.incarnation,
+        id,
+        task_type: request.type_.clone(),
+        status: 202,
+    };
     if process.tasks.contains_key(&id) {
+        world.sidecar_submissions.push(submission);
         return json(202, &TaskAccepted { id });
     }
     process.tasks.insert(
@@ -128,6 +137,7 @@ fn submit(world: &mut WorldState, key: &ObjectRef, body: &[u8]) -> Answer {
         },
     );
     world.controllers.kubelet_dirty = true;
+    world.sidecar_submissions.push(SidecarSubmission { status: 201, ..submission });
     world.record(Category::Sidecar, format!("{}/{} accepted task {} {id}", key.namespace, key.name, request.type_));
     json(201, &TaskAccepted { id })
 }

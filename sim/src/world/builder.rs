@@ -143,12 +143,14 @@ impl WorldBuilder {
             operator: Default::default(),
             task_failures: Vec::new(),
             sidecar_calls: Vec::new(),
+            sidecar_submissions: Vec::new(),
             panics: Vec::new(),
             ready_images: Default::default(),
             events: Vec::new(),
             write_violations: Vec::new(),
             milestones,
             stall_threshold: self.stall_threshold,
+            store_changed_at: Duration::ZERO,
             store_changed: Arc::new(Notify::new()),
         };
         let shared: Shared = Arc::new(Mutex::new(state));

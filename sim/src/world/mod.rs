@@ -225,6 +225,7 @@ impl World {
             kube_model::step(&mut world);
             if world.store.version() != self.notified_version {
                 self.notified_version = world.store.version();
+                world.store_changed_at = world.now;
                 world.store_changed.notify_one();
             }
         }

@@ -1,9 +1,11 @@
 //! Shared set-up: a chain with one upgrade, the images of its binaries, the fixtures, and the operator.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use sei_operator::api::{DeploymentPhase, SeiNode, SeiNodeDeployment};
+use sei_operator::cluster::{Event, ObjectRef};
 use sei_operator::manifest::{Manifest, ManifestValidator};
 use sei_operator::meta::find_condition;
 use sei_sim::World;
@@ -15,7 +17,7 @@ pub const NS: &str = "sei";
 pub const OLD: &str = "sei:v6.3.0";
 /// A patch release: processes the same blocks as OLD.
 pub const PATCH: &str = "sei:v6.3.1";
-/// Another patch release.
+/// A second patch release: also processes the same blocks as OLD (for a rollout superseded by another).
 pub const PATCH2: &str = "sei:v6.3.2";
 /// An image the registry does not have.
 pub const UNPULLABLE: &str = "sei:v9.9.9";
@@ -57,7 +59,17 @@ pub fn registry() -> ImageRegistry {
 
 /// A world with the operator started.
 pub fn world(seed: u64, chain: Chain) -> World {
-    let mut world = World::builder(seed).workers(2).chain(chain).registry(registry()).build().expect("world builds");
+    world_with(World::builder(seed).chain(chain))
+}
+
+/// A world whose API server skips CRD validation, as for objects stored before a rule existed or written past
+/// a broken webhook: the operator must cope with whatever it reads.
+pub fn world_without_admission(seed: u64, chain: Chain) -> World {
+    world_with(World::builder(seed).chain(chain).admission(false))
+}
+
+fn world_with(builder: sei_sim::WorldBuilder) -> World {
+    let mut world = builder.workers(2).registry(registry()).build().expect("world builds");
     world.start_operator(SeiOperator::default);
     world
 }
@@ -124,6 +136,50 @@ pub fn condition_message(world: &World, deployment_name: &str, type_: &str) -> S
 pub fn event_reasons(world: &World, name: &str) -> Vec<String> {
     world
         .inspect(|s| s.events.iter().filter(|(_, e)| e.regarding.name == name).map(|(_, e)| e.reason.clone()).collect())
+}
+
+/// The deployment of `fixtures/<name>.yaml`, to adjust before creating it.
+pub fn fixture_deployment(name: &str) -> SeiNodeDeployment {
+    fixture(name)
+        .into_iter()
+        .find_map(|m| match m {
+            Manifest::SeiNodeDeployment(d) => Some(*d),
+            Manifest::SeiNode(_) => None,
+        })
+        .expect("the fixture holds a SeiNodeDeployment")
+}
+
+/// The events emitted about an object with this reason.
+pub fn events(world: &World, name: &str, reason: &str) -> Vec<Event> {
+    world.inspect(|s| {
+        s.events
+            .iter()
+            .filter(|(_, e)| e.regarding.name == name && e.reason == reason)
+            .map(|(_, e)| e.clone())
+            .collect()
+    })
+}
+
+/// The id of the plan in a deployment's status.
+pub fn plan_id(world: &World, name: &str) -> Option<String> {
+    deployment(world, name).status?.plan.map(|p| p.id)
+}
+
+/// Sidecar submissions that started the same work twice in one sidecar process: a task id answered 201 twice,
+/// or a task type answered 201 under two ids (the operator minted a new id for work it had already
+/// submitted). A restarted sidecar remembers nothing, so a submission to the new process is not a duplicate.
+pub fn duplicate_submissions(world: &World) -> Vec<String> {
+    world.inspect(|s| {
+        let mut seen: BTreeMap<(ObjectRef, u64, String), Vec<uuid::Uuid>> = BTreeMap::new();
+        for submission in s.sidecar_submissions.iter().filter(|s| s.status == 201) {
+            let key = (submission.pod.clone(), submission.incarnation, submission.task_type.clone());
+            seen.entry(key).or_default().push(submission.id);
+        }
+        seen.into_iter()
+            .filter(|(_, ids)| ids.len() > 1)
+            .map(|((pod, incarnation, task_type), ids)| format!("{pod} (sidecar #{incarnation}) {task_type}: {ids:?}"))
+            .collect()
+    })
 }
 
 /// Runs until the deployment is Ready with every node Running its template image.

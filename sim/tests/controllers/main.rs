@@ -3,3 +3,5 @@
 
 mod common;
 mod inplace;
+mod misc;
+mod recovery;
