@@ -226,12 +226,15 @@ impl<'a> Runner<'a> {
             Fault::Latency { worker: w, delay } => {
                 WorldFault::Latency { a: OPERATOR_HOST.into(), b: format!("worker-{}", worker(w)), latency: *delay }
             }
+            // Each rate is set on its own: a storm of conflicts and one of errors can overlap.
             Fault::ApiConflicts { count, rate } => {
-                self.world.set_api_fault_rates(*rate, 0.0);
+                let transient = self.world.inspect(|s| s.api_faults.transient_rate);
+                self.world.set_api_fault_rates(*rate, transient);
                 WorldFault::Conflicts { count: *count }
             }
             Fault::ApiErrors { count, rate } => {
-                self.world.set_api_fault_rates(0.0, *rate);
+                let conflict = self.world.inspect(|s| s.api_faults.conflict_rate);
+                self.world.set_api_fault_rates(conflict, *rate);
                 WorldFault::TransientErrors { count: *count }
             }
             Fault::StaleReads { versions } => WorldFault::ReadLag { versions: *versions },
