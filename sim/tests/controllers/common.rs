@@ -3,7 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sei_operator::api::{DeploymentPhase, SeiNode, SeiNodeDeployment};
+use k8s_openapi::api::core::v1::Service;
+use sei_operator::api::{DeploymentPhase, PlanPhase, SeiNode, SeiNodeDeployment};
 use sei_operator::manifest::{Manifest, ManifestValidator};
 use sei_operator::meta::find_condition;
 use sei_sim::World;
@@ -17,6 +18,8 @@ pub const OLD: &str = "sei:v6.3.0";
 pub const PATCH: &str = "sei:v6.3.1";
 /// The upgrade's binary: refuses blocks below the upgrade height.
 pub const NEW: &str = "sei:v6.4.0";
+/// Another patch release of the v6.3 line (a second BlueGreen target).
+pub const PATCH2: &str = "sei:v6.3.2";
 /// The chain's upgrade `v6.4.0`.
 pub const UPGRADE_HEIGHT: u64 = 5_000;
 
@@ -38,6 +41,7 @@ pub fn registry() -> ImageRegistry {
     ImageRegistry::default()
         .with(OLD, Binary::new("v6.3.0"))
         .with(PATCH, Binary::new("v6.3.1"))
+        .with(PATCH2, Binary::new("v6.3.2"))
         .with(NEW, Binary::new("v6.4.0").knowing("v6.4.0"))
         .with("sei:v6.4.1", Binary::new("v6.4.1").knowing("v6.4.0"))
         .with("seictl:v0.9.0", Binary::new("seictl"))
@@ -131,4 +135,33 @@ pub fn dump(world: &World) -> String {
         );
     }
     out
+}
+
+/// The revision the deployment's Service selects (`sei.io/revision`), if the Service exists.
+pub fn service_revision(world: &World, deployment_name: &str) -> Option<String> {
+    let service = world.get::<Service>(NS, deployment_name).ok()?;
+    service.spec?.selector?.get("sei.io/revision").cloned()
+}
+
+/// Names of the live (not deleting) SeiNodes in the namespace, sorted.
+pub fn live_node_names(world: &World) -> Vec<String> {
+    let nodes: Vec<SeiNode> = world.list(NS, &Default::default()).unwrap_or_default();
+    let mut names: Vec<String> =
+        nodes.into_iter().filter(|n| n.metadata.deletion_timestamp.is_none()).filter_map(|n| n.metadata.name).collect();
+    names.sort();
+    names
+}
+
+/// The type of the first task of the deployment's active plan that is not Complete.
+pub fn current_task(world: &World, deployment_name: &str) -> Option<String> {
+    let plan = deployment(world, deployment_name).status?.plan?;
+    if plan.phase != PlanPhase::Active {
+        return None;
+    }
+    plan.tasks.into_iter().find(|t| t.status != sei_operator::api::TaskStatus::Complete).map(|t| t.type_)
+}
+
+/// `prefix-0 .. prefix-(n-1)`.
+pub fn names(prefix: &str, n: u32) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
 }
