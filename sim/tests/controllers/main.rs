@@ -3,4 +3,5 @@
 
 mod bluegreen;
 mod common;
+mod hardfork;
 mod inplace;
