@@ -3,6 +3,7 @@
 //! — plus the sidecar tasks' completions and effects, and the faults that restart pods and nodes. A pod restart
 //! replaces only its own state; a worker crash takes down every pod on the worker.
 
+use rand::Rng;
 use sei_operator::cluster::ObjectRef;
 use serde_json::Value;
 
@@ -14,7 +15,7 @@ pub use super::pod_status::report_pods;
 use super::scheduler::save_height;
 pub use super::scheduler::sync_pods;
 use crate::seid::{SeidExit, SeidRun};
-use crate::sidecar::process::SidecarProcess;
+use crate::sidecar::process::{SidecarProcess, SidecarTask};
 use crate::state::{PanicRecord, WorldState};
 use crate::trace::Category;
 
@@ -144,8 +145,42 @@ fn start_containers(world: &mut WorldState, key: &ObjectRef) {
     let Some(pod) = world.pods.get_mut(key) else { return };
     pod.sidecar = pod.sidecar_port.map(|_| SidecarProcess::new(now, incarnation));
     let worker = pod.worker;
+    if pod.bootstrap {
+        bootstrap_on_its_own(world, key);
+    }
     world.touch_worker(worker);
     start_seid(world, key);
+}
+
+/// A bootstrap Job's sidecar (`SEI_BOOTSTRAP=true`, the operator's contract with seictl): nobody submits tasks
+/// to a Job's pod, so at every start it queues its own `snapshot-restore` of the newest snapshot at or below the
+/// halt height, then `mark-ready` — seid's start wrapper then runs it up to `--halt-height`.
+fn bootstrap_on_its_own(world: &mut WorldState, key: &ObjectRef) {
+    let now = world.now;
+    let duration = |world: &WorldState, task: &str| {
+        world.timings.task_durations.get(task).copied().unwrap_or(world.timings.default_task_duration)
+    };
+    let restored_at = now + duration(world, "snapshot-restore");
+    let ready_at = restored_at + duration(world, "mark-ready");
+    let ids = [uuid::Uuid::from_u128(world.rng.random()), uuid::Uuid::from_u128(world.rng.random())];
+    let Some(pod) = world.pods.get_mut(key) else { return };
+    let params = pod.halt_height.map(|h| serde_json::json!({ "targetHeight": h }));
+    let Some(sidecar) = pod.sidecar.as_mut() else { return };
+    for (id, (type_, params, completes_at)) in
+        ids.into_iter().zip([("snapshot-restore", params, restored_at), ("mark-ready", None, ready_at)])
+    {
+        let task = SidecarTask {
+            id,
+            type_: type_.to_owned(),
+            params,
+            submitted_at: now,
+            completes_at: Some(completes_at),
+            outcome: None,
+            completed_at: None,
+        };
+        sidecar.tasks.insert(id, task);
+    }
+    world.record(Category::Sidecar, format!("{}/{} bootstrapping on its own", key.namespace, key.name));
 }
 
 /// Starts seid: at once without a sidecar or with a ready one, else its wrapper waits for mark-ready.

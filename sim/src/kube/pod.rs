@@ -100,6 +100,9 @@ pub struct PodRuntime {
     /// The port the sidecar container declares; `None`: the pod has no sidecar, seid starts on its own.
     pub sidecar_port: Option<u16>,
     pub sidecar_kind: SidecarKind,
+    /// The sidecar container carries `SEI_BOOTSTRAP=true` (a bootstrap Job's pod): it prepares the volume and
+    /// marks seid ready on its own, since nobody submits tasks to a bootstrap Job.
+    pub bootstrap: bool,
     pub halt_height: Option<u64>,
     pub volume: Option<ObjectRef>,
     pub restart_policy: RestartPolicy,

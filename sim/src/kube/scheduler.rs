@@ -4,6 +4,8 @@
 //! How the fake kubelet reads a pod spec (the operator's StatefulSets and Jobs must follow it):
 //! - seid is the container named `seid`, else the first container that is not the sidecar; its image names the
 //!   binary in the registry, and `--halt-height N` / `--halt-height=N` in its command or args sets the halt.
+//! - a sidecar with the environment variable `SEI_BOOTSTRAP=true` (a bootstrap Job's pod) runs on its own:
+//!   it restores the newest snapshot at or below the halt height, then marks seid ready.
 //! - the sidecar is a container named `sidecar` or `seictl` — regular, or an init container with
 //!   `restartPolicy: Always` (native) — listening on its first `containerPort` (7777 when none). With a sidecar,
 //!   seid waits for `mark-ready`; without one it starts at once.
@@ -17,6 +19,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use sei_operator::cluster::ObjectRef;
 use sei_operator::meta::LABEL_NODE;
+use sei_operator::workload::ENV_BOOTSTRAP;
 use serde_json::Value;
 
 use super::pod::{DEFAULT_SIDECAR_PORT, PodRuntime, RestartPolicy, Seid, SidecarKind};
@@ -110,6 +113,8 @@ fn start_pod(world: &mut WorldState, key: ObjectRef, value: &Value) {
             .and_then(|p| u16::try_from(p.container_port).ok())
             .unwrap_or(DEFAULT_SIDECAR_PORT)
     });
+    let bootstrap = sidecar
+        .is_some_and(|c| c.env.iter().flatten().any(|e| e.name == ENV_BOOTSTRAP && e.value.as_deref() == Some("true")));
     let node = pod.as_ref().and_then(|p| p.metadata.labels.as_ref()).and_then(|labels| labels.get(LABEL_NODE)).cloned();
     let chain_id = node.as_ref().and_then(|node| {
         world
@@ -141,6 +146,7 @@ fn start_pod(world: &mut WorldState, key: ObjectRef, value: &Value) {
         image: seid.and_then(|c| c.image.clone()).unwrap_or_default(),
         sidecar_port,
         sidecar_kind,
+        bootstrap,
         halt_height: seid.and_then(halt_height),
         volume,
         restart_policy,

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use sei_operator::api::{DeploymentPhase, SeiNode, SeiNodeDeployment};
+use k8s_openapi::api::core::v1::Service;
+use sei_operator::api::{DeploymentPhase, PlanPhase, SeiNode, SeiNodeDeployment};
 use sei_operator::cluster::{Event, ObjectRef};
 use sei_operator::manifest::{Manifest, ManifestValidator};
 use sei_operator::meta::find_condition;
@@ -221,4 +222,33 @@ pub fn dump(world: &World) -> String {
         );
     }
     out
+}
+
+/// The revision the deployment's Service selects (`sei.io/revision`), if the Service exists.
+pub fn service_revision(world: &World, deployment_name: &str) -> Option<String> {
+    let service = world.get::<Service>(NS, deployment_name).ok()?;
+    service.spec?.selector?.get("sei.io/revision").cloned()
+}
+
+/// Names of the live (not deleting) SeiNodes in the namespace, sorted.
+pub fn live_node_names(world: &World) -> Vec<String> {
+    let nodes: Vec<SeiNode> = world.list(NS, &Default::default()).unwrap_or_default();
+    let mut names: Vec<String> =
+        nodes.into_iter().filter(|n| n.metadata.deletion_timestamp.is_none()).filter_map(|n| n.metadata.name).collect();
+    names.sort();
+    names
+}
+
+/// The type of the first task of the deployment's active plan that is not Complete.
+pub fn current_task(world: &World, deployment_name: &str) -> Option<String> {
+    let plan = deployment(world, deployment_name).status?.plan?;
+    if plan.phase != PlanPhase::Active {
+        return None;
+    }
+    plan.tasks.into_iter().find(|t| t.status != sei_operator::api::TaskStatus::Complete).map(|t| t.type_)
+}
+
+/// `prefix-0 .. prefix-(n-1)`.
+pub fn names(prefix: &str, n: u32) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
 }
