@@ -220,6 +220,58 @@ fn hard_fork_whose_bootstrap_fails_leaves_the_incumbents_serving_and_is_not_retr
     world.run_until_settled(mins(1)).expect("settled");
 }
 
+fn hard_fork_superseded_during_bootstrap_bootstraps_the_newest_target_from_the_incumbent_image_with_seed(seed: u64) {
+    let (mut world, incumbent_revision) = ready_fleet(seed, hard_fork_chain(4_500, mins(20)));
+    start_hard_fork(&world);
+    let superseded = names(&format!("{NAME}-g2"), 2);
+    run_until(&mut world, "the first entrants bootstrap", mins(5), |w| {
+        superseded.iter().all(|n| world_has_job(w, &format!("{n}-bootstrap")))
+    });
+    world.edit::<SeiNodeDeployment>(NS, NAME, |d| d.spec.template.spec.image = "sei:v6.4.1".into()).expect("edited");
+    let newest = names(&format!("{NAME}-g3"), 2);
+    run_until(&mut world, "rollout complete", mins(20), |w| {
+        rollout_condition(w) == Some(("False".into(), "RolloutComplete".into()))
+    });
+    assert_eq!(live_node_names(&world), newest);
+    for entrant in &newest {
+        let spec = node(&world, entrant).expect("entrant").spec;
+        assert_eq!(spec.image, "sei:v6.4.1");
+        let bootstrap_image = spec.snapshot().and_then(|s| s.bootstrap_image.clone());
+        assert_eq!(bootstrap_image.as_deref(), Some(OLD), "bootstraps from the incumbents' image");
+    }
+    assert_ne!(service_revision(&world, NAME), Some(incumbent_revision));
+    run_until(&mut world, "entrants past the upgrade", mins(15), |w| {
+        newest.iter().all(|n| node(w, n).and_then(|n| n.status?.latest_height).is_some_and(|h| h > 5_000))
+    });
+    assert_eq!(upgrade_panics_of(&world, &format!("{NAME}-g")), Vec::<String>::new());
+    assert_eq!(event_reasons(&world, NAME), ["RolloutStarted", "RolloutSuperseded", "RolloutComplete"]);
+    world.run_until_settled(mins(1)).expect("settled");
+}
+
+fn hard_fork_after_a_failed_bootstrap_a_new_target_rolls_out_with_seed(seed: u64) {
+    let (mut world, _) = ready_fleet(seed, hard_fork_chain(4_900, mins(30)));
+    let good = world.inspect(|s| s.registry.binary(OLD).cloned()).expect("old binary");
+    world.modify(|s| s.registry = s.registry.clone().with(OLD, Binary::new("v6.3.0").crashing_on_start()));
+    start_hard_fork(&world);
+    run_until(&mut world, "rollout failed", mins(15), |w| event_reasons(w, NAME).iter().any(|r| r == "RolloutFailed"));
+    // The tag is fixed, and the engineer moves the spec on to the next build.
+    world.modify(|s| s.registry = s.registry.clone().with(OLD, good));
+    world.edit::<SeiNodeDeployment>(NS, NAME, |d| d.spec.template.spec.image = "sei:v6.4.1".into()).expect("edited");
+    run_until(&mut world, "rollout complete", mins(15), |w| {
+        rollout_condition(w) == Some(("False".into(), "RolloutComplete".into()))
+    });
+    let status = deployment(&world, NAME).status.expect("status");
+    assert_eq!(status.failed_target_hash, None);
+    assert_eq!(live_node_names(&world), names(&format!("{NAME}-g3"), 2));
+    assert_eq!(phase(&world, NAME), Some(DeploymentPhase::Ready));
+    assert_eq!(event_reasons(&world, NAME), ["RolloutStarted", "RolloutFailed", "RolloutStarted", "RolloutComplete"]);
+    world.run_until_settled(mins(1)).expect("settled");
+}
+
+fn world_has_job(world: &World, name: &str) -> bool {
+    world.get::<Job>(NS, name).is_ok()
+}
+
 #[test]
 fn hard_fork_bootstraps_entrants_to_the_block_before_the_upgrade_and_runs_the_new_image_from_it() {
     hard_fork_bootstraps_entrants_to_the_block_before_the_upgrade_and_runs_the_new_image_from_it_with_seed(5);
@@ -244,5 +296,17 @@ fn hard_fork_scenarios_hold_across_seeds() {
         hard_fork_bootstraps_entrants_to_the_block_before_the_upgrade_and_runs_the_new_image_from_it_with_seed(seed);
         hard_fork_started_before_the_chain_reaches_the_block_before_the_upgrade_waits_for_it_with_seed(seed);
         hard_fork_whose_bootstrap_fails_leaves_the_incumbents_serving_and_is_not_retried_with_seed(seed);
+        hard_fork_superseded_during_bootstrap_bootstraps_the_newest_target_from_the_incumbent_image_with_seed(seed);
+        hard_fork_after_a_failed_bootstrap_a_new_target_rolls_out_with_seed(seed);
     }
+}
+
+#[test]
+fn hard_fork_superseded_during_bootstrap_bootstraps_the_newest_target_from_the_incumbent_image() {
+    hard_fork_superseded_during_bootstrap_bootstraps_the_newest_target_from_the_incumbent_image_with_seed(8);
+}
+
+#[test]
+fn hard_fork_after_a_failed_bootstrap_a_new_target_rolls_out() {
+    hard_fork_after_a_failed_bootstrap_a_new_target_rolls_out_with_seed(9);
 }
