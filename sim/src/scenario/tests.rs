@@ -84,3 +84,16 @@ fn durations_read_the_friendly_way() {
     assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
     assert!(parse_duration("-5s").is_err());
 }
+
+#[test]
+fn the_documented_example_parses() {
+    let doc = include_str!("../../../docs/scenarios.md");
+    let example = doc
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/scenarios.md has a yaml example");
+    let scenario = parse("docs/scenarios.md", example).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(scenario.name, "inplace-happy-path");
+    assert_eq!(scenario.timeline.len(), 7);
+}
