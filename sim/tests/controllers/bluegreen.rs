@@ -215,3 +215,5 @@ fn blue_green_scenarios_hold_across_seeds() {
         );
     }
 }
+
+crate::scenario_tests! {}

@@ -310,3 +310,5 @@ fn hard_fork_superseded_during_bootstrap_bootstraps_the_newest_target_from_the_i
 fn hard_fork_after_a_failed_bootstrap_a_new_target_rolls_out() {
     hard_fork_after_a_failed_bootstrap_a_new_target_rolls_out_with_seed(9);
 }
+
+crate::scenario_tests! {}

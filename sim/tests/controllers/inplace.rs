@@ -110,3 +110,10 @@ fn in_place_bad_image_then_a_fix_recovers_by_supersession_without_rollback() {
     assert_eq!(reasons, ["RolloutStarted", "RolloutStalled", "RolloutSuperseded", "RolloutComplete"]);
     world.run_until_settled(mins(1)).expect("settled");
 }
+
+crate::scenario_tests! {
+    in_place_happy_path_file => "inplace-happy-path.yaml",
+    in_place_halted_chain_file => "inplace-halted-chain.yaml",
+    in_place_bad_image_then_fix_file => "inplace-bad-image-then-fix.yaml",
+    in_place_16_replicas_at_a_halted_chain => "inplace-16-replicas-halted-chain.yaml",
+}

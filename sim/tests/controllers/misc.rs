@@ -179,3 +179,5 @@ fn bad_input_is_reported_once_and_never_stops_the_operator() {
     });
     world.run_until_settled(mins(1)).expect("settled");
 }
+
+crate::scenario_tests! {}

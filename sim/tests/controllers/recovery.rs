@@ -332,3 +332,5 @@ fn mixed_faults_during_a_superseded_in_place_rollout_settle_on_the_newest_image(
         assert_eq!(duplicate_submissions(&world), Vec::<String>::new(), "seed {seed}");
     }
 }
+
+crate::scenario_tests! {}

@@ -1,0 +1,6 @@
+//! Faults around otherwise plain rollouts: partitions, API conflict storms, sidecar restart storms.
+
+crate::scenario_tests! {
+    a_partition_during_mark_ready_heals_and_the_node_is_marked_ready => "partition-during-mark-ready.yaml",
+    an_api_conflict_storm_does_not_break_a_rollout => "api-conflict-storm.yaml",
+}
