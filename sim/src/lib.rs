@@ -13,6 +13,7 @@
 //! - [`operator`], [`clock`]: the operator's host, work queue and [`operator::Reconciler`] trait; `SimClock`.
 //! - [`faults`], [`invariants`], [`trace`]: what can go wrong, what must never, and what happened.
 //! - [`scenario`]: scenario files — the YAML format and its loader.
+//! - [`fuzz`]: generated runs judged by the invariants, liveness and a differential oracle.
 //! - [`bench`]: the fleet `sei-sim bench` times.
 //!
 //! Determinism: no wall clock, no OS randomness, no threads; ordered maps only; tokio's `select!` is `biased`
@@ -24,6 +25,7 @@ pub mod clock;
 pub mod cluster;
 pub mod controllers;
 pub mod faults;
+pub mod fuzz;
 pub mod invariants;
 pub mod kube;
 pub mod operator;

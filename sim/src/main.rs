@@ -3,6 +3,9 @@
 //! - `sei-sim run <file-or-dir>... [--seed N] [--trace]` replays scenario files with the operator's real
 //!   reconcilers and prints a table (scenario, result, simulated time, wall time, invariant checks); a failure
 //!   prints its seed, what failed and the trace tail, and the exit code is non-zero.
+//! - `sei-sim fuzz [--cases N] [--seed S] [--max-replicas R] [--max-ops K] [--out FILE]` generates whole runs,
+//!   judges each by the invariants, liveness and a differential oracle, and on a failure shrinks it and writes a
+//!   scenario file that `sei-sim run` replays (docs/fuzzing.md).
 //! - `sei-sim bench [pods...]` times one simulated hour of a fleet (default 3, 16 and 100 pods).
 //! - `sei-sim trace [pods] [seconds]` prints the trace of that fleet.
 //!
@@ -32,12 +35,15 @@ fn main() -> ExitCode {
             }
         }
         Some("run") => run(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
         Some("trace") => {
             let number = |i: usize, default: u64| args.get(i).and_then(|a| a.parse::<u64>().ok()).unwrap_or(default);
             trace(usize::try_from(number(1, 3)).unwrap_or(3), Duration::from_secs(number(2, 60)))
         }
         _ => {
             eprintln!("usage: sei-sim run <file-or-dir>... [--seed N] [--trace]   replay scenario files");
+            eprintln!("       sei-sim fuzz [--cases N] [--seed S] [--max-replicas R] [--max-ops K] [--out FILE]");
+            eprintln!("                                          generated runs judged by the oracles");
             eprintln!("       sei-sim bench [pods...]            wall seconds per simulated hour of a fleet");
             eprintln!("       sei-sim trace [pods] [seconds]     the trace of the benchmark fleet");
             ExitCode::FAILURE
@@ -171,4 +177,92 @@ fn bench(sizes: &[usize]) -> ExitCode {
         println!("{pods:>5} {:>8} {wall:>12.2} {:>10} {lines:>12}", workers_for(pods), ready_pods(&world));
     }
     ExitCode::SUCCESS
+}
+
+fn fuzz(args: &[String]) -> ExitCode {
+    match fuzz_config(args) {
+        Ok((config, out)) => fuzz_with(&config, &out),
+        Err(message) => {
+            eprintln!("sei-sim fuzz: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn fuzz_config(args: &[String]) -> Result<(sei_sim::fuzz::FuzzConfig, PathBuf), String> {
+    fn number<T: std::str::FromStr>(flag: &str, value: Option<&String>) -> Result<T, String> {
+        value.and_then(|v| v.parse().ok()).ok_or_else(|| format!("{flag} takes a number"))
+    }
+    let mut config = sei_sim::fuzz::FuzzConfig::new(100, 1, &PathBuf::from("."));
+    let mut out = None;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--cases" => config.cases = number("--cases", rest.next())?,
+            "--seed" => config.seed = number("--seed", rest.next())?,
+            "--max-replicas" => {
+                config.bounds.max_replicas = number::<u32>("--max-replicas", rest.next())?.clamp(1, 100)
+            }
+            "--max-ops" => config.bounds.max_ops = number::<usize>("--max-ops", rest.next())?.max(1),
+            "--max-shrink-iters" => config.max_shrink_iters = number("--max-shrink-iters", rest.next())?,
+            "--out" => out = Some(PathBuf::from(rest.next().ok_or("--out takes a file name")?)),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    let out = out.unwrap_or_else(|| PathBuf::from(format!("fuzz-failure-seed-{}.yaml", config.seed)));
+    Ok((config, out))
+}
+
+fn fuzz_with(config: &sei_sim::fuzz::FuzzConfig, out: &std::path::Path) -> ExitCode {
+    println!(
+        "fuzzing {} cases from seed {} (replicas 1..={}, up to {} operations, settle within {:?})",
+        config.cases, config.seed, config.bounds.max_replicas, config.bounds.max_ops, config.settle_within
+    );
+    // Wall time is measured around the runs only; nothing inside the simulation reads it.
+    let started = Instant::now();
+    let mut last_line = Instant::now();
+    let report = sei_sim::fuzz::fuzz(config, |progress| {
+        // At most one progress line per two seconds of wall time.
+        if last_line.elapsed() < Duration::from_secs(2) {
+            return;
+        }
+        last_line = Instant::now();
+        let wall = started.elapsed().as_secs_f64().max(1e-9);
+        let shrinking = if progress.shrink_steps > 0 {
+            format!(", shrinking: {} attempts", progress.shrink_steps)
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "case {}/{}: {:.2} cases/s, {:.1} simulated hours explored ({:.0}x real time){shrinking}",
+            progress.cases,
+            config.cases,
+            f64::from(progress.cases) / wall,
+            progress.simulated.as_secs_f64() / 3600.0,
+            progress.simulated.as_secs_f64() / wall,
+        );
+    });
+    let wall = started.elapsed().as_secs_f64().max(1e-9);
+    let progress = report.progress;
+    println!(
+        "{} cases in {wall:.1}s wall ({:.2} cases/s), {:.1} simulated hours explored, {} invariant checks",
+        progress.cases,
+        f64::from(progress.cases) / wall,
+        progress.simulated.as_secs_f64() / 3600.0,
+        progress.invariant_checks
+    );
+    let Some(failure) = report.failure else {
+        println!("no failure found");
+        return ExitCode::SUCCESS;
+    };
+    println!("FAILED after {} cases ({} shrinking attempts): {}", progress.cases, progress.shrink_steps, failure.case);
+    println!("{}", failure.reason);
+    match std::fs::write(out, &failure.scenario_yaml) {
+        Ok(()) => println!("minimal case written to {}; replay: sei-sim run {}", out.display(), out.display()),
+        Err(e) => {
+            eprintln!("sei-sim fuzz: cannot write {}: {e}", out.display());
+            println!("{}", failure.scenario_yaml);
+        }
+    }
+    ExitCode::FAILURE
 }

@@ -110,6 +110,9 @@ impl WorkQueue {
     }
 }
 
+/// More reconciles than this at one instant of simulated time is a hot loop (a real fleet needs a few per key).
+pub const HOT_LOOP_RECONCILES: u32 = 10_000;
+
 /// How the operator host runs reconciles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OperatorConfig {
@@ -143,6 +146,9 @@ pub async fn run_operator<R: Reconciler>(
     let mut rerun: BTreeSet<ObjectRef> = BTreeSet::new();
     let mut running: JoinSet<(ObjectRef, u64, Requeue)> = JoinSet::new();
     let mut next_id: u64 = 0;
+    // Reconciles started at one instant of simulated time: a controller that requeues itself at once, forever,
+    // would never let the simulated clock move, and a run would hang instead of failing.
+    let mut burst: (Duration, u32) = (Duration::ZERO, 0);
     let mut pending: std::collections::VecDeque<crate::store::Change> = Default::default();
     let (mut watch, wake) = {
         let mut world = lock(&shared);
@@ -189,6 +195,16 @@ pub async fn run_operator<R: Reconciler>(
             if in_flight.contains(&key) {
                 rerun.insert(key);
                 continue;
+            }
+            burst = if burst.0 == now { (now, burst.1 + 1) } else { (now, 1) };
+            if burst.1 > HOT_LOOP_RECONCILES {
+                let message = format!(
+                    "liveness: the operator hot-loops — {} reconciles at t={now:?} without simulated time passing \
+                     (last key {key})",
+                    burst.1
+                );
+                lock(&shared).record(Category::Operator, &message);
+                return Err(message.into());
             }
             next_id += 1;
             let id = next_id;

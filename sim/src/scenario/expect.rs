@@ -79,6 +79,16 @@ pub(super) fn unmet(world: &World, namespace: &str, expectation: &Expectation) -
             unmet.push(format!("{actual} upgrade panics, not {expected}"));
         }
     }
+    if !expectation.end_state.is_empty() {
+        let actual = super::end_state::end_state(world);
+        if actual != expectation.end_state {
+            let missing: Vec<&String> = expectation.end_state.iter().filter(|l| !actual.contains(l)).collect();
+            let extra: Vec<&String> = actual.iter().filter(|l| !expectation.end_state.contains(l)).collect();
+            unmet.push(format!(
+                "end state differs: expected but absent {missing:?}; present but not expected {extra:?}"
+            ));
+        }
+    }
     unmet
 }
 

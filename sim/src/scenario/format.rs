@@ -131,6 +131,11 @@ pub enum Step {
     Heal(Heal),
     /// Wait (up to `within`) until everything listed holds; fail the scenario otherwise.
     Expect(Box<Expectation>),
+    /// Liveness: run until every SeiNodeDeployment has settled — no rollout in progress, and its status either
+    /// observed the latest spec or names the target that failed — within this long; a deployment still moving
+    /// then fails the scenario with the liveness invariant.
+    #[serde(deserialize_with = "duration")]
+    Settle(Duration),
 }
 
 /// Objects to apply.
@@ -174,7 +179,8 @@ pub struct Edit {
 
 /// A fault to inject.
 #[derive(Deserialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+// `rename_all_fields`: the variants' fields are camelCase too (`afterWrite`), like every other key.
+#[serde(deny_unknown_fields, rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Fault {
     /// Kill a SeiNode's pod; its StatefulSet makes a new one (volume kept).
     PodCrash { node: String },
@@ -269,6 +275,10 @@ pub struct Expectation {
     /// How many upgrade panics nodes may have had so far (by node name prefix or all).
     #[serde(default)]
     pub upgrade_panics: Option<u32>,
+    /// The objects the world holds, exactly, as `sei_sim::scenario::end_state` prints them (one line per
+    /// object): what the fuzzer's differential oracle writes into a failing case.
+    #[serde(default)]
+    pub end_state: Vec<String>,
 }
 
 /// A condition's expected status and reason.

@@ -1,5 +1,6 @@
 //! Scenarios: YAML files describing a world, a timeline of steps and expectations, replayed by the simulator.
 
+pub mod end_state;
 mod expect;
 pub mod format;
 pub mod runner;

@@ -31,6 +31,8 @@ pub struct Outcome {
     /// Why it failed: the step (1-based) and what went wrong.
     pub failure: Option<String>,
     pub trace: Trace,
+    /// The objects the run ended with ([`super::end_state::end_state`]).
+    pub end_state: Vec<String>,
 }
 
 impl Outcome {
@@ -52,6 +54,7 @@ pub fn run(scenario: &Scenario, seed: Option<u64>, root: &Path) -> Outcome {
                 invariant_checks: 0,
                 failure: Some(format!("setup: {message}")),
                 trace: Trace::default(),
+                end_state: Vec::new(),
             };
         }
     };
@@ -69,6 +72,7 @@ pub fn run(scenario: &Scenario, seed: Option<u64>, root: &Path) -> Outcome {
         invariant_checks: runner.world.invariant_checks(),
         failure,
         trace: runner.world.trace(),
+        end_state: super::end_state::end_state(&runner.world),
     }
 }
 
@@ -81,6 +85,7 @@ fn step_name(step: &Step) -> &'static str {
         Step::Fault(_) => "fault",
         Step::Heal(_) => "heal",
         Step::Expect(_) => "expect",
+        Step::Settle(_) => "settle",
     }
 }
 
@@ -194,6 +199,7 @@ impl<'a> Runner<'a> {
                 Ok(())
             }
             Step::Expect(expectation) => self.expect(expectation),
+            Step::Settle(within) => self.settle(*within),
         }
     }
 
@@ -265,6 +271,19 @@ impl<'a> Runner<'a> {
             Heal::Api => self.world.set_api_fault_rates(0.0, 0.0),
             Heal::StaleReads => self.world.set_read_lag(0),
         }
+    }
+
+    /// Runs until every deployment settles (booting workers whose outage ends on the way), or fails with the
+    /// liveness invariant after `within`.
+    fn settle(&mut self, within: Duration) -> Result<(), String> {
+        let end = self.world.now() + within;
+        while self.world.now() < end {
+            if self.world.deployments_settled() {
+                return Ok(());
+            }
+            self.tick()?;
+        }
+        self.world.run_until_settled(Duration::ZERO).map_err(|e| render(&e))
     }
 
     /// Steps until every check of `expectation` holds, up to its deadline.

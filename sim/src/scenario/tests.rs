@@ -97,3 +97,13 @@ fn the_documented_example_parses() {
     assert_eq!(scenario.name, "inplace-happy-path");
     assert_eq!(scenario.timeline.len(), 7);
 }
+
+#[test]
+fn fault_fields_are_camel_case_like_every_other_key() {
+    let text = "name: x\nchain: {id: c, initialHeight: 1}\nregistry: {}\ntimeline:\n  - fault: {operatorCrash: {afterWrite: 2}}\n";
+    let scenario = parse("x.yaml", text).expect("afterWrite is the documented spelling");
+    assert_eq!(scenario.timeline, vec![Step::Fault(Fault::OperatorCrash { after_write: Some(2) })]);
+    let snake = text.replace("afterWrite", "after_write");
+    let error = parse("x.yaml", &snake).expect_err("the Rust field name is not a key").to_string();
+    assert!(error.contains("after_write") && error.contains("line 5"), "{error}");
+}

@@ -292,20 +292,24 @@ impl World {
         Ok(())
     }
 
+    /// Whether every SeiNodeDeployment has settled: no rollout in progress, and its status observed the latest
+    /// generation or names the target that failed.
+    pub fn deployments_settled(&self) -> bool {
+        self.inspect(|state| {
+            state.store.all_of_kind("SeiNodeDeployment").all(|(_, value)| {
+                let Ok(d) = SeiNodeDeployment::deserialize(value) else { return false };
+                let status = d.status.unwrap_or_default();
+                // Complete on the latest spec, or explicitly failed (the failed target is remembered).
+                status.rollout.is_none()
+                    && (status.observed_generation == d.metadata.generation || status.failed_target_hash.is_some())
+            })
+        })
+    }
+
     /// Liveness (invariant 7): runs until every SeiNodeDeployment settled — no rollout in progress, and its status
     /// observed the latest generation or names the target that failed — failing with `liveness` after `within`.
     pub fn run_until_settled(&mut self, within: Duration) -> Result<(), SimError> {
-        let settled = |world: &World| {
-            world.inspect(|state| {
-                state.store.all_of_kind("SeiNodeDeployment").all(|(_, value)| {
-                    let Ok(d) = SeiNodeDeployment::deserialize(value) else { return false };
-                    let status = d.status.unwrap_or_default();
-                    // Complete on the latest spec, or explicitly failed (the failed target is remembered).
-                    status.rollout.is_none()
-                        && (status.observed_generation == d.metadata.generation || status.failed_target_hash.is_some())
-                })
-            })
-        };
+        let settled = |world: &World| world.deployments_settled();
         match self.run_until("every deployment settles", within, settled) {
             Err(SimError::Timeout { .. }) => {
                 let (at, trace_tail) = self.inspect(|w| (w.now, w.trace.tail(40)));

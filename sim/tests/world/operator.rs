@@ -336,3 +336,27 @@ fn faults_as_data_apply_and_heal() {
     assert!(trace.contains("ignored: there is no worker-99") && trace.contains("heal all"));
     assert!(trace.contains("ignored: no link between operator and nowhere"));
 }
+
+/// Asks to be reconciled again at once, every time, and does nothing else.
+struct HotLoop;
+
+impl Reconciler for HotLoop {
+    fn kinds(&self) -> Vec<String> {
+        vec!["SeiNode".into()]
+    }
+
+    async fn reconcile(&self, _ctx: &OperatorContext, _key: &ObjectRef) -> Requeue {
+        Requeue::After(std::time::Duration::ZERO)
+    }
+}
+
+#[test]
+fn a_hot_looping_operator_fails_the_run_by_name_instead_of_hanging_it() {
+    let mut world = world(31);
+    world.create(&sei_node("n")).unwrap();
+    world.start_operator(|| HotLoop);
+    let error = world.run_for(secs(5)).expect_err("a hot loop cannot go unnoticed");
+    let message = error.to_string();
+    assert!(message.contains("hot-loops"), "{message}");
+    assert!(message.contains("last key") && message.contains("/n"), "the message names the key: {message}");
+}

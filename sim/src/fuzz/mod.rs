@@ -1,0 +1,260 @@
+//! Fuzzing rollout interleavings: proptest generates whole runs ([`case`]) — a deployment, user operations and
+//! faults between waits —, each is replayed as a scenario file with the operator's real reconcilers, and three
+//! oracles judge it:
+//!
+//! 1. safety: every invariant of SPEC §7 after every simulated step (the world checks them);
+//! 2. liveness: after the last operation the faults are healed and, with the spec held fixed, every deployment
+//!    settles within a bound — rollout complete on the latest spec, or explicitly failed;
+//! 3. differential: the same operations without the faults end with the same objects and the same settled
+//!    status ([`crate::scenario::end_state`]).
+//!
+//! A failure is shrunk by proptest to a minimal case and written out as a scenario file (its seed inside) that
+//! `sei-sim run` replays exactly: the fuzzer runs the very text it writes.
+
+pub mod case;
+
+use std::cell::{Cell, RefCell};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+
+pub use case::{Bounds, FuzzCase, Render};
+
+use crate::scenario;
+
+/// What to fuzz and how hard.
+#[derive(Clone, Debug)]
+pub struct FuzzConfig {
+    pub cases: u32,
+    /// Seeds the generator: the same seed generates the same cases.
+    pub seed: u64,
+    pub bounds: Bounds,
+    /// The liveness bound after the last operation.
+    pub settle_within: Duration,
+    /// Shrinking stops after this many attempts (each replays a case twice).
+    pub max_shrink_iters: u32,
+    /// The repository root: manifests and fixtures are read relative to it.
+    pub root: PathBuf,
+}
+
+impl FuzzConfig {
+    pub fn new(cases: u32, seed: u64, root: &Path) -> Self {
+        FuzzConfig {
+            cases,
+            seed,
+            bounds: Bounds { max_replicas: 16, max_ops: 12 },
+            settle_within: Duration::from_secs(30 * 60),
+            max_shrink_iters: 200,
+            root: root.to_owned(),
+        }
+    }
+}
+
+/// Progress the fuzzer reports after each replayed case.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    /// Cases generated and judged (shrinking attempts not included).
+    pub cases: u32,
+    /// Shrinking attempts after the first failure.
+    pub shrink_steps: u32,
+    /// Simulated time of every run so far (both runs of each case).
+    pub simulated: Duration,
+    /// Invariant checks made so far.
+    pub invariant_checks: u64,
+}
+
+/// A failing case, shrunk, with the scenario text that reproduces it.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub case: FuzzCase,
+    /// Which oracle failed, and how.
+    pub reason: String,
+    /// The scenario file of the minimal case.
+    pub scenario_yaml: String,
+    /// The scenario that fails: the perturbed run, or the unperturbed one when only that fails.
+    pub perturbed: bool,
+}
+
+/// How a fuzzing session ended.
+#[derive(Debug)]
+pub struct Report {
+    pub progress: Progress,
+    pub failure: Option<Failure>,
+}
+
+/// Fuzzes `config.cases` cases; `on_progress` is called after every replayed case.
+pub fn fuzz(config: &FuzzConfig, mut on_progress: impl FnMut(&Progress)) -> Report {
+    let progress = RefCell::new(Progress::default());
+    let failed_once = Cell::new(false);
+    let on_progress = RefCell::new(&mut on_progress);
+    let proptest_config = Config {
+        cases: config.cases,
+        max_shrink_iters: config.max_shrink_iters,
+        failure_persistence: None,
+        // Our cases are whole runs; a rejected one is not worth a retry budget.
+        max_global_rejects: 0,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new_with_rng(proptest_config, rng(config.seed));
+    let result = runner.run(&case::cases(config.bounds), |case| {
+        let verdict = judge(&case, config);
+        {
+            let mut progress = progress.borrow_mut();
+            if failed_once.get() {
+                progress.shrink_steps += 1;
+            } else {
+                progress.cases += 1;
+            }
+            progress.simulated += verdict.simulated;
+            progress.invariant_checks += verdict.invariant_checks;
+            (on_progress.borrow_mut())(&progress);
+        }
+        match verdict.failure {
+            None => Ok(()),
+            Some(found) => {
+                failed_once.set(true);
+                Err(TestCaseError::fail(found.reason))
+            }
+        }
+    });
+    let failure = match result {
+        Ok(()) => None,
+        Err(TestError::Fail(_, case)) => {
+            // Judge the minimal case once more for its own reason and the scenario that shows it.
+            let verdict = judge(&case, config);
+            let found = verdict.failure.unwrap_or_else(|| Found {
+                reason: "the minimal case passed when replayed".to_owned(),
+                perturbed: true,
+                expected_end_state: None,
+            });
+            let (reason, perturbed) = (found.reason, found.perturbed);
+            let name = format!("fuzz-seed-{}", config.seed);
+            let render =
+                Render { perturbed, settle_within: config.settle_within, expect_end_state: found.expected_end_state };
+            let scenario_yaml = case
+                .to_scenario_yaml(&name, &render)
+                .map(|yaml| with_header(&yaml, config, &reason))
+                .unwrap_or_else(|e| format!("# the case could not be written as YAML: {e}\n# {case}\n"));
+            Some(Failure { case, reason, scenario_yaml, perturbed })
+        }
+        Err(TestError::Abort(reason)) => Some(Failure {
+            case: FuzzCase {
+                seed: 0,
+                strategy: case::UpdateStrategy::InPlace,
+                replicas: 0,
+                validators_switch_secs: 0,
+                ops: Vec::new(),
+            },
+            reason: format!("the fuzzer aborted: {reason}"),
+            scenario_yaml: String::new(),
+            perturbed: true,
+        }),
+    };
+    Report { progress: progress.into_inner(), failure }
+}
+
+/// The oracles' verdict on one case.
+pub struct Verdict {
+    pub failure: Option<Found>,
+    pub simulated: Duration,
+    pub invariant_checks: u64,
+}
+
+/// What an oracle found.
+pub struct Found {
+    pub reason: String,
+    /// Whether the run with faults shows it (false: the same operations fail even without faults).
+    pub perturbed: bool,
+    /// For a differential failure: the end state of the run without faults, which the run with them missed.
+    pub expected_end_state: Option<Vec<String>>,
+}
+
+/// Runs a case with its faults and without, and applies the three oracles.
+pub fn judge(case: &FuzzCase, config: &FuzzConfig) -> Verdict {
+    let found = |reason: String, perturbed: bool| Some(Found { reason, perturbed, expected_end_state: None });
+    let mut verdict = Verdict { failure: None, simulated: Duration::ZERO, invariant_checks: 0 };
+    let perturbed = match replay(case, config, true) {
+        Ok(outcome) => outcome,
+        Err(message) => {
+            verdict.failure = found(message, true);
+            return verdict;
+        }
+    };
+    verdict.simulated += perturbed.simulated;
+    verdict.invariant_checks += perturbed.invariant_checks;
+    if let Some(failure) = &perturbed.failure {
+        verdict.failure = found(format!("{failure}\n--- trace tail ---\n{}", perturbed.trace.tail(30)), true);
+        return verdict;
+    }
+    let calm = match replay(case, config, false) {
+        Ok(outcome) => outcome,
+        Err(message) => {
+            verdict.failure = found(message, false);
+            return verdict;
+        }
+    };
+    verdict.simulated += calm.simulated;
+    verdict.invariant_checks += calm.invariant_checks;
+    if let Some(failure) = &calm.failure {
+        let message = format!("without faults: {failure}\n--- trace tail ---\n{}", calm.trace.tail(30));
+        verdict.failure = found(message, false);
+        return verdict;
+    }
+    if let Some(difference) = differential(&perturbed.end_state, &calm.end_state) {
+        verdict.failure = Some(Found {
+            reason: format!("differential: {difference}"),
+            perturbed: true,
+            expected_end_state: Some(calm.end_state),
+        });
+    }
+    verdict
+}
+
+/// Where the end states of the perturbed and the unperturbed run differ, if they do.
+pub fn differential(perturbed: &[String], calm: &[String]) -> Option<String> {
+    if perturbed == calm {
+        return None;
+    }
+    let only_perturbed: Vec<&String> = perturbed.iter().filter(|line| !calm.contains(line)).collect();
+    let only_calm: Vec<&String> = calm.iter().filter(|line| !perturbed.contains(line)).collect();
+    let mut text = String::from("the run with faults ends differently from the same operations without them");
+    for line in only_perturbed {
+        text += &format!("\n  with faults only:    {line}");
+    }
+    for line in only_calm {
+        text += &format!("\n  without faults only: {line}");
+    }
+    Some(text)
+}
+
+fn replay(case: &FuzzCase, config: &FuzzConfig, perturbed: bool) -> Result<scenario::Outcome, String> {
+    let render = Render { perturbed, settle_within: config.settle_within, expect_end_state: None };
+    let yaml = case.to_scenario_yaml("fuzz", &render).map_err(|e| format!("the case cannot be written: {e}"))?;
+    // Parsed back from its own text: the run is exactly what a written-out failure replays.
+    let scenario =
+        scenario::parse("fuzz case", &yaml).map_err(|e| format!("the generated scenario is invalid: {e}"))?;
+    Ok(scenario::run(&scenario, None, &config.root))
+}
+
+fn with_header(yaml: &str, config: &FuzzConfig, reason: &str) -> String {
+    let mut header = format!(
+        "# Found by `sei-sim fuzz --seed {}` and shrunk to a minimal case. Replay it exactly:\n\
+         #   cargo run --release -p sei-sim -- run <this file>\n# What failed:\n",
+        config.seed
+    );
+    for line in reason.lines().take(12) {
+        header += &format!("#   {line}\n");
+    }
+    header + yaml
+}
+
+/// The generator's RNG from a 64-bit seed.
+fn rng(seed: u64) -> TestRng {
+    let mut bytes = [0u8; 32];
+    for (index, chunk) in bytes.chunks_mut(8).enumerate() {
+        let word = seed.rotate_left(u32::try_from(index * 16).unwrap_or(0)) ^ (index as u64);
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
+}
