@@ -25,6 +25,12 @@ pub struct OperatorFaults {
     /// The next this many watch events are dropped; a later event for the same object is delivered, as an
     /// informer that missed intermediate states still converges on the newest one.
     pub drop_watch_events: u32,
+    /// Objects whose latest watch event was dropped (with their controller owner), until a later event for them
+    /// is delivered. Healing delivers them, as a relist would: a watch never loses an object's newest state for
+    /// good — a dropped event with no later one to supersede it is not a fault a real API server can produce.
+    pub unobserved: BTreeMap<sei_operator::cluster::ObjectRef, Option<(String, String)>>,
+    /// Heal asked for the unobserved objects to be delivered.
+    pub deliver_unobserved: bool,
     /// Crash the operator right after its i-th write (1-based) within one reconcile.
     pub crash_after_write: Option<u32>,
     /// Writes made so far by each reconcile in progress (by reconcile id).

@@ -172,20 +172,33 @@ pub async fn run_operator<R: Reconciler>(
             let delivered = pending.iter().take_while(|c| c.version <= visible).count();
             let changes: Vec<_> = pending.drain(..delivered).collect();
             let now = world.now;
+            let mut deliveries: Vec<(ObjectRef, Option<(String, String)>)> = Vec::new();
+            if std::mem::take(&mut world.operator.deliver_unobserved) {
+                let unobserved = std::mem::take(&mut world.operator.unobserved);
+                for (object, _) in &unobserved {
+                    world.record(Category::Fault, format!("unobserved object delivered on heal: {object}"));
+                }
+                deliveries.extend(unobserved);
+            }
             for change in changes {
                 if world.operator.drop_watch_events > 0 {
                     world.operator.drop_watch_events -= 1;
                     world
                         .record(Category::Fault, format!("watch event dropped: {:?} {}", change.change, change.object));
+                    world.operator.unobserved.insert(change.object.clone(), change.controller.clone());
                     continue;
                 }
+                world.operator.unobserved.remove(&change.object);
+                deliveries.push((change.object, change.controller));
+            }
+            for (object, controller) in deliveries {
                 // Both, as two kube-runtime controllers would: a child SeiNode is reconciled itself (the SeiNode
                 // controller) and wakes its owning deployment (the deployment controller `owns` SeiNodes).
-                if kinds.contains(&change.object.kind) {
-                    queue.schedule(change.object.clone(), now);
+                if kinds.contains(&object.kind) {
+                    queue.schedule(object.clone(), now);
                 }
-                if let Some((kind, name)) = change.controller.filter(|(kind, _)| kinds.contains(kind)) {
-                    queue.schedule(ObjectRef::new(kind, &change.object.namespace, name), now);
+                if let Some((kind, name)) = controller.filter(|(kind, _)| kinds.contains(kind)) {
+                    queue.schedule(ObjectRef::new(kind, &object.namespace, name), now);
                 }
             }
             now

@@ -187,7 +187,16 @@ pub struct Render {
 impl FuzzCase {
     /// The scenario file text of this case.
     pub fn to_scenario_yaml(&self, name: &str, render: &Render) -> Result<String, serde_saphyr::ser::Error> {
-        serde_saphyr::to_string(&self.to_scenario_value(name, render))
+        let value = self.to_scenario_value(name, render);
+        // Top-level keys in reading order (a JSON object would sort them): what it is, then the world, then
+        // what happens.
+        let mut text = String::new();
+        for key in ["name", "description", "seed", "namespace", "world", "chain", "registry", "timeline"] {
+            if let Some(field) = value.get(key) {
+                text += &serde_saphyr::to_string(&json!({ key: field }))?;
+            }
+        }
+        Ok(text)
     }
 
     fn to_scenario_value(&self, name: &str, render: &Render) -> Value {

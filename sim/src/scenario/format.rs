@@ -131,9 +131,9 @@ pub enum Step {
     Heal(Heal),
     /// Wait (up to `within`) until everything listed holds; fail the scenario otherwise.
     Expect(Box<Expectation>),
-    /// Liveness: run until every SeiNodeDeployment has settled — no rollout in progress, and its status either
-    /// observed the latest spec or names the target that failed — within this long; a deployment still moving
-    /// then fails the scenario with the liveness invariant.
+    /// Liveness: run until the world is at rest — every SeiNodeDeployment settled (no rollout in progress, its
+    /// status observed the latest spec or names the target that failed) and Ready, Degraded or Failed, every
+    /// SeiNode Running or Failed — within this long; otherwise the scenario fails with the liveness invariant.
     #[serde(deserialize_with = "duration")]
     Settle(Duration),
 }

@@ -273,17 +273,24 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// Runs until every deployment settles (booting workers whose outage ends on the way), or fails with the
-    /// liveness invariant after `within`.
+    /// Runs until the world is at rest — every deployment settled, no node or deployment in a transitional
+    /// phase — booting workers whose outage ends on the way; fails with the liveness invariant after `within`.
     fn settle(&mut self, within: Duration) -> Result<(), String> {
         let end = self.world.now() + within;
         while self.world.now() < end {
-            if self.world.deployments_settled() {
+            if self.world.at_rest() {
                 return Ok(());
             }
             self.tick()?;
         }
-        self.world.run_until_settled(Duration::ZERO).map_err(|e| render(&e))
+        if self.world.at_rest() {
+            return Ok(());
+        }
+        Err(format!(
+            "invariant liveness violated: the world did not come to rest within {within:?} (a deployment still \
+             rolling out, or a node or deployment in a transitional phase)\n{}",
+            super::end_state::end_state(&self.world).join("\n")
+        ))
     }
 
     /// Steps until every check of `expectation` holds, up to its deadline.

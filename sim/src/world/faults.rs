@@ -85,6 +85,7 @@ impl World {
         world.api_faults = Default::default();
         world.operator.read_lag = 0;
         world.operator.drop_watch_events = 0;
+        world.operator.deliver_unobserved = true;
         world.operator.crash_after_write = None;
         world.task_failures.clear();
     }

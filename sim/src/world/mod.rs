@@ -306,6 +306,29 @@ impl World {
         })
     }
 
+    /// Whether the world is at rest: every deployment settled ([`World::deployments_settled`]) and out of the
+    /// transitional phases (Pending, Initializing, Upgrading, Terminating), and every SeiNode Running or Failed.
+    /// A run is compared with another only at rest: "settled" alone holds while nodes are still initializing.
+    pub fn at_rest(&self) -> bool {
+        use sei_operator::api::{DeploymentPhase, SeiNode, SeiNodePhase};
+        self.deployments_settled()
+            && self.inspect(|state| {
+                let deployments_at_rest = state.store.all_of_kind("SeiNodeDeployment").all(|(_, value)| {
+                    SeiNodeDeployment::deserialize(value).is_ok_and(|d| {
+                        let phase = d.status.unwrap_or_default().phase.unwrap_or_default();
+                        matches!(phase, DeploymentPhase::Ready | DeploymentPhase::Degraded | DeploymentPhase::Failed)
+                    })
+                });
+                let nodes_at_rest = state.store.all_of_kind("SeiNode").all(|(_, value)| {
+                    SeiNode::deserialize(value).is_ok_and(|n| {
+                        let phase = n.status.unwrap_or_default().phase.unwrap_or_default();
+                        matches!(phase, SeiNodePhase::Running | SeiNodePhase::Failed)
+                    })
+                });
+                deployments_at_rest && nodes_at_rest
+            })
+    }
+
     /// Liveness (invariant 7): runs until every SeiNodeDeployment settled — no rollout in progress, and its status
     /// observed the latest generation or names the target that failed — failing with `liveness` after `within`.
     pub fn run_until_settled(&mut self, within: Duration) -> Result<(), SimError> {
