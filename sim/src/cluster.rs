@@ -22,7 +22,8 @@ pub fn operator_cache_version(world: &WorldState) -> Option<u64> {
     let lagging = world.operator.read_lag > 0 && world.now < world.store_changed_at + STALE_CACHE_CATCH_UP;
     lagging.then(|| {
         let lag = world.operator.read_lag.min(world.store.max_lag());
-        world.store.version().saturating_sub(lag)
+        // A cache never goes back in time: not behind what its watch already delivered.
+        world.store.version().saturating_sub(lag).max(world.operator.cache_floor)
     })
 }
 

@@ -31,6 +31,8 @@ pub struct OperatorFaults {
     pub unobserved: BTreeMap<sei_operator::cluster::ObjectRef, Option<(String, String)>>,
     /// Heal asked for the unobserved objects to be delivered.
     pub deliver_unobserved: bool,
+    /// The newest store version the operator's watch delivered: a lagging cache never falls behind it.
+    pub cache_floor: u64,
     /// Crash the operator right after its i-th write (1-based) within one reconcile.
     pub crash_after_write: Option<u32>,
     /// Writes made so far by each reconcile in progress (by reconcile id).

@@ -161,7 +161,9 @@ pub async fn run_operator<R: Reconciler>(
             }
         }
         world.record(Category::Operator, format!("started, {} keys queued", queue.len()));
-        (Watch::from_now(&world.store), world.store_changed.clone())
+        // The informers start from their cache: if it lags, what it does not hold yet arrives as events.
+        let cache_version = crate::cluster::operator_cache_version(&world).unwrap_or(world.store.version());
+        (Watch::from_version(&world.store, cache_version), world.store_changed.clone())
     };
     loop {
         let now = {
@@ -189,6 +191,7 @@ pub async fn run_operator<R: Reconciler>(
                     continue;
                 }
                 world.operator.unobserved.remove(&change.object);
+                world.operator.cache_floor = world.operator.cache_floor.max(change.version);
                 deliveries.push((change.object, change.controller));
             }
             for (object, controller) in deliveries {

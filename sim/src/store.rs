@@ -47,6 +47,12 @@ impl Watch {
         Watch { cursor: store.log.len() }
     }
 
+    /// A watch from a cache at `version`: changes after it are still to come (an informer's initial list is
+    /// its cache, so what the cache does not hold yet arrives as events).
+    pub fn from_version(store: &Store, version: u64) -> Self {
+        Watch { cursor: store.log.partition_point(|change| change.version <= version) }
+    }
+
     /// The changes since the last poll.
     pub fn poll<'a>(&mut self, store: &'a Store) -> &'a [Change] {
         let changes = store.log.get(self.cursor..).unwrap_or(&[]);
