@@ -307,7 +307,8 @@ impl World {
     }
 
     /// Whether the world is at rest: every deployment settled ([`World::deployments_settled`]) and out of the
-    /// transitional phases (Pending, Initializing, Upgrading, Terminating), and every SeiNode Running or Failed.
+    /// transitional phases (Pending, Initializing, Upgrading, Terminating), every SeiNode Running its image (as
+    /// `currentImage` says) or Failed, and no object still being deleted.
     /// A run is compared with another only at rest: "settled" alone holds while nodes are still initializing.
     pub fn at_rest(&self) -> bool {
         use sei_operator::api::{DeploymentPhase, SeiNode, SeiNodePhase};
@@ -319,13 +320,26 @@ impl World {
                         matches!(phase, DeploymentPhase::Ready | DeploymentPhase::Degraded | DeploymentPhase::Failed)
                     })
                 });
+                // Running nodes have observed their image; failed ones are at rest as they are.
                 let nodes_at_rest = state.store.all_of_kind("SeiNode").all(|(_, value)| {
                     SeiNode::deserialize(value).is_ok_and(|n| {
-                        let phase = n.status.unwrap_or_default().phase.unwrap_or_default();
-                        matches!(phase, SeiNodePhase::Running | SeiNodePhase::Failed)
+                        let status = n.status.unwrap_or_default();
+                        match status.phase.unwrap_or_default() {
+                            SeiNodePhase::Running => status.current_image.as_deref() == Some(n.spec.image.as_str()),
+                            SeiNodePhase::Failed => true,
+                            _ => false,
+                        }
                     })
                 });
-                deployments_at_rest && nodes_at_rest
+                // Deletions (and the garbage collection they start) have finished.
+                let nothing_deleting =
+                    ["SeiNodeDeployment", "SeiNode", "StatefulSet", "Service", "Job", "Pod"].iter().all(|kind| {
+                        state
+                            .store
+                            .all_of_kind(kind)
+                            .all(|(_, value)| value.pointer("/metadata/deletionTimestamp").is_none())
+                    });
+                deployments_at_rest && nodes_at_rest && nothing_deleting
             })
     }
 
