@@ -13,6 +13,7 @@
 //! - [`operator`], [`clock`]: the operator's host, work queue and [`operator::Reconciler`] trait; `SimClock`.
 //! - [`faults`], [`invariants`], [`trace`]: what can go wrong, what must never, and what happened.
 //! - [`scenario`]: scenario files — the YAML format and its loader.
+//! - [`timeline`]: the picture of a scenario run (`sei-sim run --svg`).
 //! - [`bench`]: the fleet `sei-sim bench` times.
 //!
 //! Determinism: no wall clock, no OS randomness, no threads; ordered maps only; tokio's `select!` is `biased`
@@ -34,6 +35,7 @@ pub mod seid;
 pub mod sidecar;
 pub mod state;
 pub mod store;
+pub mod timeline;
 pub mod trace;
 pub mod worker;
 pub mod world;
