@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::kube::pod::{PodRuntime, Seid};
 use crate::scenario::Scenario;
-use crate::scenario::format::{Manifests, ObjectName, Step};
+use crate::scenario::format::{Expectation, Manifests, ObjectName, Step};
 use crate::scenario::runner::{Observer, Outcome, step_name};
 use crate::state::WorldState;
 use crate::world::World;
@@ -540,10 +540,10 @@ fn describe(step: &Step) -> String {
         }
         Step::Delete(ObjectName { kind, name, .. }) => format!("{kind:?} {name}"),
         Step::Wait(duration) => span(*duration),
-        Step::Expect(expectation) => match expectation.within {
-            Some(within) => format!("within {}", span(within)),
-            None => "now".to_owned(),
-        },
+        Step::Expect(expectation) => {
+            let when = expectation.within.map_or("now".to_owned(), |within| format!("within {}", span(within)));
+            format!("{when}: {}", expected(expectation))
+        }
         // Faults and heals by their Debug form, tidied: new kinds of fault need no change here.
         Step::Fault(fault) => tidy(&format!("{fault:?}")),
         Step::Heal(heal) => tidy(&format!("{heal:?}")),
@@ -569,6 +569,33 @@ pub fn span(duration: Duration) -> String {
         text.push_str(&format!("{millis}ms"));
     }
     text
+}
+
+/// What an expectation waits for, in short.
+fn expected(expectation: &Expectation) -> String {
+    let mut parts = Vec::new();
+    let deployment = expectation.deployment.as_deref().unwrap_or("");
+    if let Some(phase) = &expectation.phase {
+        parts.push(format!("{deployment} {phase}").trim().to_owned());
+    }
+    for condition in &expectation.conditions {
+        let wanted = [condition.status.as_deref(), condition.reason.as_deref()].into_iter().flatten();
+        parts.push(format!("{} {}", condition.type_, wanted.collect::<Vec<_>>().join(" ")).trim().to_owned());
+    }
+    if !expectation.events.is_empty() {
+        parts.push(format!("events {}", expectation.events.join(" → ")));
+    }
+    if !expectation.no_events.is_empty() {
+        parts.push(format!("no {}", expectation.no_events.join(", ")));
+    }
+    if !expectation.nodes.is_empty() {
+        let names: Vec<&str> = expectation.nodes.keys().map(String::as_str).collect();
+        parts.push(format!("nodes {}", names.join(", ")));
+    }
+    if let Some(panics) = expectation.upgrade_panics {
+        parts.push(format!("{panics} upgrade panics"));
+    }
+    parts.join(", ")
 }
 
 /// A JSON value without the quotes of a string.
@@ -700,7 +727,8 @@ timeline:
   - fault: {podCrash: {node: rpc-0}}
   - heal: all
   - wait: 1h30m
-  - expect: {within: 90s}
+  - expect: {within: 90s, deployment: rpc, phase: Ready, upgradePanics: 0}
+  - expect: {nodes: {rpc-0: {phase: Running}}, conditions: [{type: RolloutInProgress, status: "False"}]}
 "#,
         )
         .expect("valid");
@@ -712,7 +740,8 @@ timeline:
                 "podCrash node: rpc-0",
                 "all",
                 "1h30m",
-                "within 1m30s"
+                "within 1m30s: rpc Ready, 0 upgrade panics",
+                "now: RolloutInProgress False, nodes rpc-0",
             ]
         );
         assert_eq!(span(ms(400)), "400ms");

@@ -625,7 +625,7 @@ impl Canvas {
             10.0,
             "start",
             "#555555",
-            "each lane: phase (thin) · pod as the kubelet runs it · image (hatched: spec.image differs from currentImage; ▼ currentImage changed) · sidecarReady (thin) · last height on the right",
+            "each lane: phase (thin) · pod as the kubelet runs it · image (hatched: spec.image differs from currentImage; ▮ currentImage changed) · sidecarReady (thin) · last height on the right",
         );
         self.y += 20.0;
     }
@@ -691,14 +691,14 @@ impl Canvas {
                 Some(current) => format!("{current} → {}", image.spec),
                 None => format!("→ {}", image.spec),
             };
-            if text_width(&label, 8.0) + 4.0 <= x1 - x0 {
+            if text_width(&label, 8.0) + 5.0 <= x1 - x0 {
                 let ink = if differs { "#222222" } else { ink_on(current) };
                 if differs {
                     // Readable over the hatching.
                     let w = text_width(&label, 8.0) + 2.0;
-                    self.rect(x0 + 1.0, y + 1.0, w, height - 2.0, "#ffffff", None);
+                    self.rect(x0 + 2.0, y + 1.0, w, height - 2.0, "#ffffff", None);
                 }
-                self.text(x0 + 2.0, y + 8.0, 8.0, "start", ink, &label);
+                self.text(x0 + 3.0, y + 8.0, 8.0, "start", ink, &label);
             }
             if let Some(before) = &previous
                 && *before != image.current
@@ -706,9 +706,10 @@ impl Canvas {
             {
                 let _ = writeln!(
                     self.body,
-                    "<path d=\"M{:.1},{:.1} l-4,-5 h8 z\" fill=\"#111111\"><title>{}</title></path>",
-                    x0,
-                    y,
+                    "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"2.5\" height=\"{:.1}\" fill=\"#111111\"><title>{}</title></rect>",
+                    x0 - 1.0,
+                    y - 2.0,
+                    height + 4.0,
                     escape(&format!(
                         "{name} currentImage {} → {} at {}",
                         before.as_deref().unwrap_or("none"),
@@ -760,6 +761,7 @@ impl Canvas {
                     ("fault".to_owned(), FAULT),
                     ("heal".to_owned(), HEAL),
                     ("edit / apply / delete".to_owned(), EDIT),
+                    ("currentImage changed (a bar in the image row)".to_owned(), "#111111"),
                 ],
             ),
         ];
