@@ -39,11 +39,6 @@ impl<T> Default for Track<T> {
 }
 
 impl<T: PartialEq> Track<T> {
-    /// A track of ready-made segments (hand-built timelines, tests).
-    pub fn from_segments(segments: Vec<Segment<T>>) -> Self {
-        Track { segments, open: false }
-    }
-
     /// The value observed at `at` (`None`: absent). The same value as before only extends the open segment.
     pub fn observe(&mut self, at: Duration, value: Option<T>) {
         if self.open
@@ -72,6 +67,11 @@ impl<T: PartialEq> Track<T> {
 }
 
 impl<T> Track<T> {
+    /// A track of ready-made segments (hand-built timelines, tests).
+    pub fn from_segments(segments: Vec<Segment<T>>) -> Self {
+        Track { segments, open: false }
+    }
+
     pub fn segments(&self) -> &[Segment<T>] {
         &self.segments
     }
@@ -409,8 +409,9 @@ impl Recorder {
                     PlanPhase::Active => plan
                         .tasks
                         .iter()
-                        .position(|t| t.status == TaskStatus::Pending)
-                        .map(|i| format!("{} {}/{count}", plan.tasks[i].type_, i + 1)),
+                        .enumerate()
+                        .find(|(_, t)| t.status == TaskStatus::Pending)
+                        .map(|(i, t)| format!("{} {}/{count}", t.type_, i + 1)),
                     PlanPhase::Failed => {
                         let failed = plan.failed_task_index.and_then(|i| usize::try_from(i).ok());
                         let task = failed.and_then(|i| plan.tasks.get(i)).map_or("plan", |t| t.type_.as_str());
