@@ -14,6 +14,7 @@
 //! - [`faults`], [`invariants`], [`trace`]: what can go wrong, what must never, and what happened.
 //! - [`scenario`]: scenario files — the YAML format and its loader.
 //! - [`fuzz`]: generated runs judged by the invariants, liveness and a differential oracle.
+//! - [`timeline`]: the picture of a scenario run (`sei-sim run --svg`).
 //! - [`bench`]: the fleet `sei-sim bench` times.
 //!
 //! Determinism: no wall clock, no OS randomness, no threads; ordered maps only; tokio's `select!` is `biased`
@@ -36,6 +37,7 @@ pub mod seid;
 pub mod sidecar;
 pub mod state;
 pub mod store;
+pub mod timeline;
 pub mod trace;
 pub mod worker;
 pub mod world;

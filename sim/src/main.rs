@@ -1,8 +1,10 @@
 //! `sei-sim`: the simulator's command line.
 //!
-//! - `sei-sim run <file-or-dir>... [--seed N] [--trace]` replays scenario files with the operator's real
-//!   reconcilers and prints a table (scenario, result, simulated time, wall time, invariant checks); a failure
-//!   prints its seed, what failed and the trace tail, and the exit code is non-zero.
+//! - `sei-sim run <file-or-dir>... [--seed N] [--trace] [--svg OUT]` replays scenario files with the operator's
+//!   real reconcilers and prints a table (scenario, result, simulated time, wall time, invariant checks); a failure
+//!   prints its seed, what failed and the trace tail, and the exit code is non-zero. `--svg` draws each run's
+//!   timeline (OUT.svg for one scenario, else OUT is a directory that gets NAME.svg per scenario). On a terminal,
+//!   stderr shows a progress line while a scenario runs.
 //! - `sei-sim fuzz [--cases N] [--seed S] [--max-replicas R] [--max-ops K] [--out FILE]` generates whole runs,
 //!   judges each by the invariants, liveness and a differential oracle, and on a failure shrinks it and writes a
 //!   scenario file that `sei-sim run` replays (docs/fuzzing.md).
@@ -11,12 +13,16 @@
 //!
 //! Build it in release mode: `cargo run --release -p sei-sim -- run scenarios/`.
 
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use sei_sim::World;
 use sei_sim::bench::{fleet, ready_pods, workers_for};
-use sei_sim::scenario;
+use sei_sim::scenario::format::Step;
+use sei_sim::scenario::{self, Observer};
+use sei_sim::timeline::{self, Recorder};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -41,7 +47,7 @@ fn main() -> ExitCode {
             trace(usize::try_from(number(1, 3)).unwrap_or(3), Duration::from_secs(number(2, 60)))
         }
         _ => {
-            eprintln!("usage: sei-sim run <file-or-dir>... [--seed N] [--trace]   replay scenario files");
+            eprintln!("usage: sei-sim run <file-or-dir>... [--seed N] [--trace] [--svg OUT]   replay scenario files");
             eprintln!("       sei-sim fuzz [--cases N] [--seed S] [--max-replicas R] [--max-ops K] [--out FILE]");
             eprintln!("                                          generated runs judged by the oracles");
             eprintln!("       sei-sim bench [pods...]            wall seconds per simulated hour of a fleet");
@@ -77,6 +83,7 @@ fn run(args: &[String]) -> ExitCode {
     let mut paths = Vec::new();
     let mut seed = None;
     let mut print_trace = false;
+    let mut svg = None;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
@@ -88,6 +95,13 @@ fn run(args: &[String]) -> ExitCode {
                 }
             },
             "--trace" => print_trace = true,
+            "--svg" => match rest.next() {
+                Some(out) => svg = Some(PathBuf::from(out)),
+                None => {
+                    eprintln!("sei-sim run: --svg takes a path: FILE.svg for one scenario, or a directory");
+                    return ExitCode::FAILURE;
+                }
+            },
             other => paths.push(other.to_owned()),
         }
     }
@@ -98,10 +112,19 @@ fn run(args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let svg = match svg.map(|out| SvgOut::new(out, files.len())).transpose() {
+        Ok(svg) => svg,
+        Err(e) => {
+            eprintln!("sei-sim run: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The progress line only on a terminal: CI logs get no carriage returns.
+    let terminal = std::io::stderr().is_terminal();
     // Manifest files named in scenarios are relative to the repository root: the current directory.
     let root = PathBuf::from(".");
     println!("{:<44} {:>6} {:>10} {:>9} {:>10}", "scenario", "result", "simulated", "wall", "checks");
-    let (mut passed, mut failed) = (0, 0);
+    let (mut passed, mut failed, mut unwritten) = (0, 0, 0);
     let suite_started = Instant::now();
     for file in &files {
         let scenario = match scenario::load(file) {
@@ -113,11 +136,20 @@ fn run(args: &[String]) -> ExitCode {
                 continue;
             }
         };
-        eprintln!("running {} ...", scenario.name);
+        if !terminal {
+            eprintln!("running {} ...", scenario.name);
+        }
+        let mut observer = CliObserver {
+            recorder: svg.as_ref().map(|_| Recorder::new(&scenario)),
+            progress: terminal.then(|| Progress::new(&scenario.name, scenario.timeline.len())),
+        };
         // Wall time is measured around the run only; nothing inside the simulation reads it.
         let started = Instant::now();
-        let outcome = scenario::run(&scenario, seed, &root);
+        let outcome = scenario::run_observed(&scenario, seed, &root, &mut observer);
         let wall = started.elapsed().as_secs_f64();
+        if let Some(progress) = &mut observer.progress {
+            progress.clear();
+        }
         let result = if outcome.passed() { "ok" } else { "FAILED" };
         println!(
             "{:<44} {result:>6} {:>9.0}s {wall:>8.2}s {:>10}",
@@ -127,6 +159,17 @@ fn run(args: &[String]) -> ExitCode {
         );
         if print_trace {
             println!("{}", outcome.trace.text());
+        }
+        if let (Some(svg), Some(recorder)) = (&svg, observer.recorder) {
+            let path = svg.path_for(&outcome.name);
+            let picture = timeline::render(&recorder.finish(&outcome));
+            match std::fs::write(&path, picture) {
+                Ok(()) => eprintln!("  timeline: {}", path.display()),
+                Err(e) => {
+                    eprintln!("sei-sim run: --svg: {}: {e}", path.display());
+                    unwritten += 1;
+                }
+            }
         }
         match &outcome.failure {
             None => passed += 1,
@@ -139,7 +182,125 @@ fn run(args: &[String]) -> ExitCode {
         }
     }
     println!("{passed} passed, {failed} failed ({:.1}s wall)", suite_started.elapsed().as_secs_f64());
-    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failed == 0 && unwritten == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// Where `--svg` writes pictures.
+enum SvgOut {
+    /// The one scenario's picture.
+    File(PathBuf),
+    /// `NAME.svg` per scenario.
+    Directory(PathBuf),
+}
+
+impl SvgOut {
+    /// A path ending in `.svg` is a file, for exactly one scenario; anything else is a directory, created if
+    /// missing.
+    fn new(out: PathBuf, scenarios: usize) -> Result<Self, String> {
+        if out.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
+            if scenarios != 1 {
+                return Err(format!(
+                    "--svg {}: {scenarios} scenario files cannot share one picture; give a directory, which gets NAME.svg per scenario",
+                    out.display()
+                ));
+            }
+            return Ok(SvgOut::File(out));
+        }
+        std::fs::create_dir_all(&out)
+            .map_err(|e| format!("--svg {}: cannot make the directory: {e}", out.display()))?;
+        Ok(SvgOut::Directory(out))
+    }
+
+    fn path_for(&self, scenario: &str) -> PathBuf {
+        match self {
+            SvgOut::File(path) => path.clone(),
+            SvgOut::Directory(directory) => {
+                // A scenario name is free text: keep it to characters every file system takes.
+                let name: String = scenario
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+                    .collect();
+                directory.join(Path::new(&format!("{name}.svg")))
+            }
+        }
+    }
+}
+
+/// What `sei-sim run` watches a run with: the timeline recorder (`--svg`) and the progress line (a terminal).
+struct CliObserver {
+    recorder: Option<Recorder>,
+    progress: Option<Progress>,
+}
+
+impl Observer for CliObserver {
+    fn on_step_start(&mut self, index: usize, step: &Step, now: Duration) {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.on_step_start(index, step, now);
+        }
+        if let Some(progress) = &mut self.progress {
+            progress.on_step_start(index, step, now);
+        }
+    }
+
+    fn after_tick(&mut self, world: &World) {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.after_tick(world);
+        }
+        if let Some(progress) = &mut self.progress {
+            progress.after_tick(world);
+        }
+    }
+}
+
+/// The line on stderr that says where a long run is: scenario, step, simulated time. It reads wall time to
+/// redraw a few times a second at most; the simulation it watches never does.
+struct Progress {
+    name: String,
+    steps: usize,
+    step: usize,
+    at: Duration,
+    drawn: Option<Instant>,
+}
+
+impl Progress {
+    const REDRAW: Duration = Duration::from_millis(250);
+
+    fn new(name: &str, steps: usize) -> Self {
+        Progress { name: name.to_owned(), steps, step: 0, at: Duration::ZERO, drawn: None }
+    }
+
+    fn draw(&mut self) {
+        if self.drawn.is_some_and(|at| at.elapsed() < Self::REDRAW) {
+            return;
+        }
+        self.drawn = Some(Instant::now());
+        let line = format!("{}  step {}/{}  t={}", self.name, self.step, self.steps, timeline::svg::clock(self.at));
+        // \r and erase-line: the next draw overwrites this one.
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, "\r\x1b[2K{line}");
+        let _ = stderr.flush();
+    }
+
+    /// Erases the line, if one was drawn, so the result row prints on a clean line.
+    fn clear(&mut self) {
+        if self.drawn.take().is_some() {
+            let mut stderr = std::io::stderr().lock();
+            let _ = write!(stderr, "\r\x1b[2K");
+            let _ = stderr.flush();
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn on_step_start(&mut self, index: usize, _step: &Step, now: Duration) {
+        (self.step, self.at) = (index + 1, now);
+        self.draw();
+    }
+
+    fn after_tick(&mut self, world: &World) {
+        self.at = world.now();
+        self.draw();
+    }
 }
 
 fn trace(pods: usize, duration: Duration) -> ExitCode {

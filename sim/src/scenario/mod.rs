@@ -8,7 +8,7 @@ pub mod runner;
 use std::path::Path;
 
 pub use format::Scenario;
-pub use runner::{Outcome, run};
+pub use runner::{NoObserver, Observer, Outcome, run, run_observed};
 
 /// A scenario file that could not be read.
 #[derive(Debug, thiserror::Error)]

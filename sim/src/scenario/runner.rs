@@ -41,10 +41,29 @@ impl Outcome {
     }
 }
 
+/// Watches a run as it goes: the timeline picture records from it, the command line's progress line reads it.
+/// Called between simulated ticks, so an observer sees every state the invariants saw and changes none.
+pub trait Observer {
+    /// Step `index` (0-based) of the timeline starts at simulated time `now`.
+    fn on_step_start(&mut self, _index: usize, _step: &Step, _now: Duration) {}
+    /// A simulated tick has run (also the tick whose invariant check failed the run).
+    fn after_tick(&mut self, _world: &World) {}
+}
+
+/// Observes nothing: what [`run`] uses.
+pub struct NoObserver;
+
+impl Observer for NoObserver {}
+
 /// Runs `scenario` (its seed, or `seed` when given). Manifest files are read relative to `root`.
 pub fn run(scenario: &Scenario, seed: Option<u64>, root: &Path) -> Outcome {
+    run_observed(scenario, seed, root, &mut NoObserver)
+}
+
+/// [`run`], telling `observer` of every step and every tick.
+pub fn run_observed(scenario: &Scenario, seed: Option<u64>, root: &Path, observer: &mut dyn Observer) -> Outcome {
     let seed = seed.unwrap_or(scenario.seed);
-    let mut runner = match Runner::new(scenario, seed, root) {
+    let mut runner = match Runner::new(scenario, seed, root, observer) {
         Ok(runner) => runner,
         Err(message) => {
             return Outcome {
@@ -60,6 +79,7 @@ pub fn run(scenario: &Scenario, seed: Option<u64>, root: &Path) -> Outcome {
     };
     let mut failure = None;
     for (index, step) in scenario.timeline.iter().enumerate() {
+        runner.observer.on_step_start(index, step, runner.world.now());
         if let Err(message) = runner.step(step) {
             failure = Some(format!("step {} ({}): {message}", index + 1, step_name(step)));
             break;
@@ -76,7 +96,8 @@ pub fn run(scenario: &Scenario, seed: Option<u64>, root: &Path) -> Outcome {
     }
 }
 
-fn step_name(step: &Step) -> &'static str {
+/// The step's kind, as the scenario file spells it.
+pub(crate) fn step_name(step: &Step) -> &'static str {
     match step {
         Step::Apply(_) => "apply",
         Step::Edit(_) => "edit",
@@ -96,10 +117,11 @@ struct Runner<'a> {
     validator: ManifestValidator,
     /// Workers to boot again, and when.
     restarts: Vec<(Duration, usize)>,
+    observer: &'a mut dyn Observer,
 }
 
 impl<'a> Runner<'a> {
-    fn new(scenario: &'a Scenario, seed: u64, root: &'a Path) -> Result<Self, String> {
+    fn new(scenario: &'a Scenario, seed: u64, root: &'a Path, observer: &'a mut dyn Observer) -> Result<Self, String> {
         let spec = &scenario.chain;
         let mut chain = Chain::new(spec.id.clone(), spec.initial_height);
         if let Some(block_time) = spec.block_time {
@@ -135,7 +157,7 @@ impl<'a> Runner<'a> {
         let mut world = builder.build().map_err(|e| e.to_string())?;
         world.start_operator(SeiOperator::default);
         let validator = ManifestValidator::new().map_err(|e| e.to_string())?;
-        Ok(Runner { scenario, root, world, validator, restarts: Vec::new() })
+        Ok(Runner { scenario, root, world, validator, restarts: Vec::new(), observer })
     }
 
     fn namespace<'n>(&'n self, given: &'n Option<String>) -> &'n str {
@@ -150,7 +172,9 @@ impl<'a> Runner<'a> {
         for worker in due {
             self.world.restart_worker(worker);
         }
-        self.world.step().map_err(|e| render(&e))
+        let stepped = self.world.step();
+        self.observer.after_tick(&self.world);
+        stepped.map_err(|e| render(&e))
     }
 
     fn step(&mut self, step: &Step) -> Result<(), String> {
