@@ -282,7 +282,11 @@ pub fn on_delete(world: &mut WorldState, key: &ObjectRef) {
         "SeiNode" => {
             let (Some(deployment), Some(revision)) = (label(LABEL_DEPLOYMENT), label(LABEL_REVISION)) else { return };
             let owner = world.store.get(&ObjectRef::new("SeiNodeDeployment", &key.namespace, &deployment), None);
-            let rolling = owner.and_then(|o| o.pointer("/status/rollout")).is_some_and(|r| !r.is_null());
+            // A deployment the user deletes takes every node with it, mid-rollout or not: no switch is owed.
+            let rolling = owner
+                .filter(|o| !crate::store::is_deleting(o))
+                .and_then(|o| o.pointer("/status/rollout"))
+                .is_some_and(|r| !r.is_null());
             let selected =
                 world.store.list("Service", &key.namespace, &Default::default(), None).into_iter().any(|s| {
                     s.pointer("/spec/selector").and_then(|sel| sel.get(LABEL_REVISION)).and_then(|r| r.as_str())

@@ -4,7 +4,8 @@
 //!
 //! The generator only builds runs whose right outcome is known, so an oracle failure is an operator bug and not
 //! a user's mistake: InPlace and BlueGreen runs move between releases that process the same blocks (the chain's
-//! upgrade is out of reach); HardFork runs start on the old binary and fork to releases that know the upgrade;
+//! upgrade is out of reach); HardFork runs start on the old binary, are Ready before anything else happens, and
+//! fork to releases that know the upgrade;
 //! every image is pullable (a missing image stalls a rollout by design, reported, never settling).
 
 use std::fmt;
@@ -201,6 +202,11 @@ impl FuzzCase {
 
     fn to_scenario_value(&self, name: &str, render: &Render) -> Value {
         let mut timeline = vec![json!({"apply": {"objects": [self.deployment()]}})];
+        if self.strategy == UpdateStrategy::HardFork {
+            // A fork needs incumbents: a deployment created straight on the fork's image would run a binary that
+            // refuses the chain's current blocks — a user's mistake, not the operator's.
+            timeline.push(json!({"expect": {"within": "15m", "deployment": DEPLOYMENT, "phase": "Ready"}}));
+        }
         let mut strategy = self.strategy;
         let mut deleted = false;
         for op in &self.ops {
