@@ -358,6 +358,11 @@ impl Store {
                     meta.insert("resourceVersion".into(), version.to_string().into());
                 }
                 let controller = controller_of(&value);
+                // An object written with an owner already gone is garbage too (Kubernetes' collector checks
+                // owners of every dependent it learns of, not only when an owner is deleted).
+                if change == ChangeType::Added && !owner_uids(&value).is_empty() {
+                    self.gc_pending = true;
+                }
                 self.objects.insert(key.clone(), value.clone());
                 self.record_history(&key, version, Some(value.clone()));
                 (controller, value)
