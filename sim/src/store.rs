@@ -290,6 +290,16 @@ impl Store {
         self.commit(key.clone(), None, ChangeType::Deleted).map(|_| ())
     }
 
+    /// Whether some object not yet being deleted has owners, all gone: garbage the collector has yet to take.
+    pub fn has_garbage(&self) -> bool {
+        let uids: BTreeSet<&str> =
+            self.objects.values().filter_map(|v| v.pointer("/metadata/uid").and_then(Value::as_str)).collect();
+        self.objects.values().filter(|value| !is_deleting(value)).any(|value| {
+            let owners = owner_uids(value);
+            !owners.is_empty() && owners.iter().all(|uid| !uids.contains(uid.as_str()))
+        })
+    }
+
     /// Owner-reference garbage collection (background propagation): deletes every object all of whose owners
     /// are gone. Like Kubernetes' garbage collector, an object with several owners survives while any one
     /// remains. Returns what it deleted (or marked for deletion).

@@ -339,7 +339,7 @@ impl World {
                             .all_of_kind(kind)
                             .all(|(_, value)| value.pointer("/metadata/deletionTimestamp").is_none())
                     });
-                deployments_at_rest && nodes_at_rest && nothing_deleting
+                deployments_at_rest && nodes_at_rest && nothing_deleting && !state.store.has_garbage()
             })
     }
 
