@@ -286,7 +286,9 @@ pub fn on_delete(world: &mut WorldState, key: &ObjectRef) {
             let rolling = owner
                 .filter(|o| !crate::store::is_deleting(o))
                 .and_then(|o| o.pointer("/status/rollout"))
-                .is_some_and(|r| !r.is_null());
+                // An InPlace rollout has no switch: its nodes are the incumbents and the entrants at once, and a
+                // scale-down during it removes a node no traffic switch waits for.
+                .is_some_and(|r| !r.is_null() && r.get("strategy").and_then(serde_json::Value::as_str) != Some("InPlace"));
             let selected =
                 world.store.list("Service", &key.namespace, &Default::default(), None).into_iter().any(|s| {
                     s.pointer("/spec/selector").and_then(|sel| sel.get(LABEL_REVISION)).and_then(|r| r.as_str())
