@@ -86,6 +86,8 @@ impl World {
         world.operator.read_lag = 0;
         world.operator.drop_watch_events = 0;
         world.operator.deliver_unobserved = true;
+        // Wake the operator's watch loop: it delivers the unobserved objects even if nothing else changes.
+        world.store_changed.notify_one();
         world.operator.crash_after_write = None;
         world.task_failures.clear();
     }
