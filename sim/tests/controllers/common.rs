@@ -63,12 +63,6 @@ pub fn world(seed: u64, chain: Chain) -> World {
     world_with(World::builder(seed).chain(chain))
 }
 
-/// A world whose API server skips CRD validation, as for objects stored before a rule existed or written past
-/// a broken webhook: the operator must cope with whatever it reads.
-pub fn world_without_admission(seed: u64, chain: Chain) -> World {
-    world_with(World::builder(seed).chain(chain).admission(false))
-}
-
 fn world_with(builder: sei_sim::WorldBuilder) -> World {
     let mut world = builder.workers(2).registry(registry()).build().expect("world builds");
     world.start_operator(SeiOperator::default);
