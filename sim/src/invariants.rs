@@ -288,7 +288,9 @@ pub fn on_delete(world: &mut WorldState, key: &ObjectRef) {
                 .and_then(|o| o.pointer("/status/rollout"))
                 // An InPlace rollout has no switch: its nodes are the incumbents and the entrants at once, and a
                 // scale-down during it removes a node no traffic switch waits for.
-                .is_some_and(|r| !r.is_null() && r.get("strategy").and_then(serde_json::Value::as_str) != Some("InPlace"));
+                .is_some_and(|r| {
+                    !r.is_null() && r.get("strategy").and_then(serde_json::Value::as_str) != Some("InPlace")
+                });
             let selected =
                 world.store.list("Service", &key.namespace, &Default::default(), None).into_iter().any(|s| {
                     s.pointer("/spec/selector").and_then(|sel| sel.get(LABEL_REVISION)).and_then(|r| r.as_str())

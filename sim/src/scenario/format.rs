@@ -51,11 +51,26 @@ pub struct WorldSpec {
     /// How long sidecar tasks take (`snapshot-restore: 2m`); unnamed tasks take the simulator's default.
     #[serde(default, deserialize_with = "duration_map")]
     pub task_durations: BTreeMap<String, Duration>,
+    /// `false`: the API server stores SeiNode / SeiNodeDeployment objects without validating them against the
+    /// CRDs — as for objects stored before a rule existed, or written past a broken webhook — so the operator
+    /// must cope with whatever it reads. `apply` steps then skip admission too.
+    #[serde(default = "yes")]
+    pub admission: bool,
+    /// Block-sync speed (blocks per second) of named SeiNodes, overriding the simulator's default of 200: a
+    /// slow node catches up long after it runs.
+    #[serde(default)]
+    pub sync_speeds: BTreeMap<String, u64>,
 }
 
 impl Default for WorldSpec {
     fn default() -> Self {
-        WorldSpec { workers: default_workers(), tick: None, task_durations: BTreeMap::new() }
+        WorldSpec {
+            workers: default_workers(),
+            tick: None,
+            task_durations: BTreeMap::new(),
+            admission: true,
+            sync_speeds: BTreeMap::new(),
+        }
     }
 }
 
@@ -146,6 +161,10 @@ pub struct Manifests {
     pub file: Option<String>,
     #[serde(default)]
     pub objects: Vec<serde_json::Value>,
+    /// Dotted path → value, set on every object before it is applied (`null` removes the field): a fixture
+    /// with another name, replica count or strategy, without a copy of the fixture.
+    #[serde(default)]
+    pub set: BTreeMap<String, serde_json::Value>,
 }
 
 /// An object, by kind and name.
@@ -163,6 +182,8 @@ pub struct ObjectName {
 pub enum ObjectKind {
     SeiNodeDeployment,
     SeiNode,
+    /// A deployment's Service (named after the deployment), which selects the nodes that get traffic.
+    Service,
 }
 
 /// Field edits to one object.
@@ -186,11 +207,16 @@ pub enum Fault {
     PodCrash { node: String },
     /// Restart only a SeiNode's sidecar container (its memory is lost; seid waits for mark-ready again).
     SidecarRestart { node: String },
-    /// Crash a worker node, every pod on it; back after `for`.
+    /// Crash a worker node, every pod on it; back after `for` (unset: until `heal: workers` or `heal: all`). The
+    /// worker is named by its index (`worker`) or as the one hosting a SeiNode's pod (`hosting`), which does
+    /// not depend on where the seed scheduled the pod.
     WorkerCrash {
-        worker: u32,
-        #[serde(rename = "for", deserialize_with = "duration")]
-        down_for: Duration,
+        #[serde(default)]
+        worker: Option<u32>,
+        #[serde(default)]
+        hosting: Option<String>,
+        #[serde(default, rename = "for", deserialize_with = "optional_duration")]
+        down_for: Option<Duration>,
     },
     /// Crash the operator (all in-memory state lost; the store survives), now or right after its i-th write of
     /// a reconcile.
@@ -247,10 +273,12 @@ pub enum Heal {
     Latency,
     Api,
     StaleReads,
+    /// Boot every crashed worker node now.
+    Workers,
 }
 
 /// What must hold, and by when.
-#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Expectation {
     /// Deadline in simulated time from this step's start; unset: must hold now.
@@ -279,6 +307,105 @@ pub struct Expectation {
     /// object): what the fuzzer's differential oracle writes into a failing case.
     #[serde(default)]
     pub end_state: Vec<String>,
+    /// Every event reason emitted about the deployment so far, exactly, in order (`events` allows others).
+    #[serde(default)]
+    pub only_events: Option<Vec<String>>,
+    /// Event reason → how many events with that reason were emitted about the deployment, exactly.
+    #[serde(default)]
+    pub event_counts: BTreeMap<String, u32>,
+    /// Events about the deployment picked by type, reason and message text, and how many there must be.
+    #[serde(default)]
+    pub events_matching: Vec<EventMatcher>,
+    /// Dotted path into the stored SeiNodeDeployment → its value (`status.activeSet.generation: 2`); numbers
+    /// index lists (`status.plan.tasks.0.type`), `null` means the field is absent.
+    #[serde(default)]
+    pub fields: BTreeMap<String, serde_json::Value>,
+    /// The task types of the deployment's plan, in order.
+    #[serde(default)]
+    pub plan_tasks: Option<Vec<String>>,
+    /// The task the deployment's active plan is at: its first task not Complete.
+    #[serde(default)]
+    pub current_task: Option<String>,
+    /// Exactly the SeiNodes (live ones) the deployment's Service selects: where its traffic goes.
+    #[serde(default)]
+    pub service_selects: Option<Vec<String>>,
+    /// Revisions, by names the scenario gives them: each name lists places that must all carry one revision —
+    /// `service` (the revision the deployment's Service selects), `activeSet` (`status.activeSet.revision`),
+    /// `templateHash` (`status.templateHash`) or a SeiNode's name (its `sei.io/revision` label). The first
+    /// step that passes binds the name to that revision for the rest of the scenario, and a name binds only a
+    /// revision no other name stands for, so `{blue: [service]}` then `{green: [service]}` says traffic moved.
+    #[serde(default)]
+    pub revisions: BTreeMap<String, Vec<String>>,
+    /// Exactly the live (not deleting) SeiNodes of the namespace, in any order.
+    #[serde(default)]
+    pub only_nodes: Option<Vec<String>>,
+    /// Objects that must exist, as `Kind/name` (`Service/rpc`).
+    #[serde(default)]
+    pub present: Vec<ObjectPath>,
+    /// Objects that must not exist, as `Kind/name` (`SeiNodeDeployment/rpc`).
+    #[serde(default)]
+    pub absent: Vec<ObjectPath>,
+    /// `true`: every SeiNodeDeployment has settled — no rollout in progress, and its status observed its latest
+    /// generation or names the target that failed (the liveness invariant's notion).
+    #[serde(default)]
+    pub settled: bool,
+    /// Image → how many times seid running it has exited with an error so far (any panic, not only upgrades).
+    #[serde(default)]
+    pub panics_by_image: BTreeMap<String, u32>,
+    /// Checks that must hold at every step while this expectation waits, until the rest of it holds: `until the
+    /// slow entrant caught up, the Service selects the incumbents`. A failure is reported at once. Takes no
+    /// `within`; revision names it binds are forgotten.
+    #[serde(default)]
+    pub meanwhile: Option<Box<Expectation>>,
+    /// More expectations that must hold at the same moment as this one, each about its own deployment. They
+    /// take this step's deadline, so they have no `within` (nor `meanwhile`) of their own.
+    #[serde(default)]
+    pub and: Vec<Expectation>,
+    /// What must hold of every live SeiNode of the deployment (of the namespace, without a `deployment`), as
+    /// for a node under `nodes`: a fleet of a hundred needs no hundred entries.
+    #[serde(default)]
+    pub every_node: Option<NodeExpectation>,
+}
+
+/// Events picked by what they say; unset filters match every event.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EventMatcher {
+    /// `Normal` or `Warning`.
+    #[serde(default, rename = "type")]
+    pub type_: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub message_contains: Option<String>,
+    /// How many such events, exactly; unset: at least one.
+    #[serde(default)]
+    pub count: Option<u32>,
+}
+
+/// An object named `Kind/name` (in the scenario's namespace).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectPath {
+    pub kind: ObjectKind,
+    pub name: String,
+}
+
+impl<'de> Deserialize<'de> for ObjectPath {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let invalid = || serde::de::Error::custom(format!("{text:?} is not Kind/name (e.g. Service/rpc)"));
+        let (kind, name) = text.split_once('/').ok_or_else(invalid)?;
+        let kind = match kind {
+            "SeiNodeDeployment" => ObjectKind::SeiNodeDeployment,
+            "SeiNode" => ObjectKind::SeiNode,
+            "Service" => ObjectKind::Service,
+            _ => return Err(invalid()),
+        };
+        if name.is_empty() {
+            return Err(invalid());
+        }
+        Ok(ObjectPath { kind, name: name.to_owned() })
+    }
 }
 
 /// A condition's expected status and reason.
@@ -291,6 +418,9 @@ pub struct ConditionExpectation {
     pub status: Option<String>,
     #[serde(default)]
     pub reason: Option<String>,
+    /// Text the condition's message must contain (a stall names the nodes not ready).
+    #[serde(default)]
+    pub message_contains: Option<String>,
 }
 
 /// What must hold of one SeiNode.
@@ -310,6 +440,29 @@ pub struct NodeExpectation {
     /// The node must not exist.
     #[serde(default)]
     pub absent: bool,
+    /// `status.catchingUp`, as the SeiNode controller observed it from seid.
+    #[serde(default)]
+    pub catching_up: Option<bool>,
+    /// Whether the node's pod is Ready (seid runs, marked ready, and has not panicked).
+    #[serde(default)]
+    pub pod_ready: Option<bool>,
+    /// Whether the node is being deleted (`metadata.deletionTimestamp` set).
+    #[serde(default)]
+    pub deleting: Option<bool>,
+    /// `status.latestHeight` must be above this: the node processes blocks past it.
+    #[serde(default)]
+    pub height_above: Option<i64>,
+    /// How many upgrade panics this node has had so far, exactly.
+    #[serde(default)]
+    pub upgrade_panics: Option<u32>,
+    /// Dotted path into the stored SeiNode → its value, as the deployment's `fields`.
+    #[serde(default)]
+    pub fields: BTreeMap<String, serde_json::Value>,
+    /// Whether the sidecar process now running in the node's pod has completed a mark-ready (its healthz
+    /// answers 200) — the pod's truth, where `sidecarReady` is what the SeiNode controller last observed. A
+    /// restarted sidecar has not, until mark-ready is submitted to it again.
+    #[serde(default)]
+    pub marked_ready: Option<bool>,
 }
 
 /// Durations are written the friendly way: `400ms`, `30s`, `5m`, `1h30m`.

@@ -2,15 +2,17 @@
 //! runs its timeline step by step, and checks its expectations — with every invariant checked after every
 //! simulated step. Nothing here reads wall time; the command line measures that.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Service;
 use sei_operator::api::{SeiNode, SeiNodeDeployment};
 use sei_operator::cluster::ClusterObject;
 use sei_operator::manifest::{Manifest, ManifestValidator, parse_yaml_documents};
 use serde_json::Value;
 
-use super::expect::unmet;
+use super::expect::check;
 use super::format::{Edit, Expectation, Fault, Heal, ObjectKind, ObjectName, Scenario, Step};
 use crate::chain::Chain;
 use crate::controllers::SeiOperator;
@@ -118,6 +120,8 @@ struct Runner<'a> {
     /// Workers to boot again, and when.
     restarts: Vec<(Duration, usize)>,
     observer: &'a mut dyn Observer,
+    /// Revision names bound by `revisions` checks of earlier steps.
+    revisions: BTreeMap<String, String>,
 }
 
 impl<'a> Runner<'a> {
@@ -149,15 +153,17 @@ impl<'a> Runner<'a> {
         }
         let mut timings = Timings::default();
         timings.task_durations.extend(scenario.world.task_durations.clone());
+        timings.sync_speed_by_node.extend(scenario.world.sync_speeds.clone());
         let workers = usize::try_from(scenario.world.workers.max(1)).unwrap_or(1);
         let mut builder = World::builder(seed).workers(workers).chain(chain).registry(registry).timings(timings);
         if let Some(tick) = scenario.world.tick {
             builder = builder.tick(tick);
         }
+        builder = builder.admission(scenario.world.admission);
         let mut world = builder.build().map_err(|e| e.to_string())?;
         world.start_operator(SeiOperator::default);
         let validator = ManifestValidator::new().map_err(|e| e.to_string())?;
-        Ok(Runner { scenario, root, world, validator, restarts: Vec::new(), observer })
+        Ok(Runner { scenario, root, world, validator, restarts: Vec::new(), observer, revisions: BTreeMap::new() })
     }
 
     fn namespace<'n>(&'n self, given: &'n Option<String>) -> &'n str {
@@ -186,8 +192,11 @@ impl<'a> Runner<'a> {
                     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
                     objects.extend(parse_yaml_documents(&text).map_err(|e| format!("{}: {e}", path.display()))?);
                 }
-                for object in objects {
-                    match self.validator.admit(&object).map_err(|e| e.to_string())? {
+                for mut object in objects {
+                    for (path, value) in &manifests.set {
+                        set_path(&mut object, path, value.clone());
+                    }
+                    match self.admit(&object)? {
                         Manifest::SeiNode(node) => self.world.apply(&*node).map(|_| ()),
                         Manifest::SeiNodeDeployment(deployment) => self.world.apply(&*deployment).map(|_| ()),
                     }
@@ -198,12 +207,14 @@ impl<'a> Runner<'a> {
             Step::Edit(edit) => match edit.kind {
                 ObjectKind::SeiNodeDeployment => self.edit::<SeiNodeDeployment>(edit),
                 ObjectKind::SeiNode => self.edit::<SeiNode>(edit),
+                ObjectKind::Service => self.edit::<Service>(edit),
             },
             Step::Delete(ObjectName { kind, name, namespace }) => {
                 let namespace = self.namespace(namespace).to_owned();
                 match kind {
                     ObjectKind::SeiNodeDeployment => self.world.delete::<SeiNodeDeployment>(&namespace, name),
                     ObjectKind::SeiNode => self.world.delete::<SeiNode>(&namespace, name),
+                    ObjectKind::Service => self.world.delete::<Service>(&namespace, name),
                 }
                 .map_err(|e| render(&e))
             }
@@ -214,10 +225,7 @@ impl<'a> Runner<'a> {
                 }
                 Ok(())
             }
-            Step::Fault(fault) => {
-                self.fault(fault);
-                Ok(())
-            }
+            Step::Fault(fault) => self.fault(fault),
             Step::Heal(heal) => {
                 self.heal(*heal);
                 Ok(())
@@ -238,15 +246,22 @@ impl<'a> Runner<'a> {
         self.world.apply(&edited).map(|_| ()).map_err(|e| render(&e))
     }
 
-    fn fault(&mut self, fault: &Fault) {
+    fn fault(&mut self, fault: &Fault) -> Result<(), String> {
         let namespace = self.scenario.namespace.clone();
         let worker = |w: &u32| usize::try_from(*w).unwrap_or(usize::MAX);
         let world_fault = match fault {
             Fault::PodCrash { node } => WorldFault::CrashPod { namespace, pod: format!("{node}-0") },
             Fault::SidecarRestart { node } => WorldFault::RestartSidecar { namespace, pod: format!("{node}-0") },
-            Fault::WorkerCrash { worker: w, down_for } => {
-                self.restarts.push((self.world.now() + *down_for, worker(w)));
-                WorldFault::CrashWorker { worker: worker(w) }
+            Fault::WorkerCrash { worker: w, hosting, down_for } => {
+                let index = match (w, hosting) {
+                    (Some(w), None) => worker(w),
+                    (None, Some(node)) => self.worker_hosting(&namespace, node)?,
+                    _ => return Err("workerCrash names its worker by `worker` or by `hosting`, one of them".into()),
+                };
+                if let Some(down_for) = down_for {
+                    self.restarts.push((self.world.now() + *down_for, index));
+                }
+                WorldFault::CrashWorker { worker: index }
             }
             Fault::OperatorCrash { after_write: None } => WorldFault::CrashOperator,
             Fault::OperatorCrash { after_write: Some(write) } => WorldFault::CrashOperatorAfterWrite { write: *write },
@@ -277,6 +292,30 @@ impl<'a> Runner<'a> {
             },
         };
         self.world.inject(&world_fault);
+        Ok(())
+    }
+
+    /// The worker the pod of SeiNode `node` is scheduled on.
+    fn worker_hosting(&self, namespace: &str, node: &str) -> Result<usize, String> {
+        let pod = format!("{node}-0");
+        self.world.pod(namespace, &pod).map(|p| p.worker).ok_or_else(|| format!("SeiNode {node} has no pod {pod}"))
+    }
+
+    /// An object to apply, admitted against the CRDs — or, in a world without admission, only decoded, as an API
+    /// server that skips validation would store it.
+    fn admit(&self, object: &Value) -> Result<Manifest, String> {
+        if self.scenario.world.admission {
+            return self.validator.admit(object).map_err(|e| e.to_string());
+        }
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let decoded = match kind {
+            "SeiNode" => serde_json::from_value(object.clone()).map(|n| Manifest::SeiNode(Box::new(n))),
+            "SeiNodeDeployment" => {
+                serde_json::from_value(object.clone()).map(|d| Manifest::SeiNodeDeployment(Box::new(d)))
+            }
+            other => return Err(format!("cannot apply kind {other:?}: only SeiNode and SeiNodeDeployment")),
+        };
+        decoded.map_err(|e| format!("{kind} does not decode: {e}"))
     }
 
     fn heal(&mut self, heal: Heal) {
@@ -294,6 +333,15 @@ impl<'a> Runner<'a> {
             }
             Heal::Api => self.world.set_api_fault_rates(0.0, 0.0),
             Heal::StaleReads => self.world.set_read_lag(0),
+            Heal::Workers => {
+                self.restarts.clear();
+                let down: Vec<usize> = self
+                    .world
+                    .inspect(|s| s.workers.iter().enumerate().filter(|(_, w)| !w.up).map(|(index, _)| index).collect());
+                for index in down {
+                    self.world.restart_worker(index);
+                }
+            }
         }
     }
 
@@ -317,16 +365,33 @@ impl<'a> Runner<'a> {
         ))
     }
 
-    /// Steps until every check of `expectation` holds, up to its deadline.
+    /// Steps until every check of `expectation` holds, up to its deadline; its `meanwhile` checks must hold at
+    /// every step before that.
     fn expect(&mut self, expectation: &Expectation) -> Result<(), String> {
+        let nested = expectation.and.iter().chain(expectation.meanwhile.as_deref());
+        if nested.clone().any(|n| n.within.is_some() || n.meanwhile.is_some()) {
+            return Err("`and` and `meanwhile` expectations take the step's deadline: no within or meanwhile".into());
+        }
         let end = self.world.now() + expectation.within.unwrap_or(Duration::ZERO);
         loop {
-            let unmet = unmet(&self.world, &self.scenario.namespace, expectation);
-            if unmet.is_empty() {
+            let checked = check(&self.world, &self.scenario.namespace, expectation, &self.revisions);
+            if checked.unmet.is_empty() {
+                self.revisions.extend(checked.bound);
                 return Ok(());
             }
+            if let Some(meanwhile) = &expectation.meanwhile {
+                let broken = check(&self.world, &self.scenario.namespace, meanwhile, &self.revisions).unmet;
+                if !broken.is_empty() {
+                    return Err(format!(
+                        "meanwhile broken at t={:?}: {} (while waiting for: {})",
+                        self.world.now(),
+                        broken.join("; "),
+                        checked.unmet.join("; ")
+                    ));
+                }
+            }
             if self.world.now() >= end {
-                return Err(format!("not met by t={:?}: {}", self.world.now(), unmet.join("; ")));
+                return Err(format!("not met by t={:?}: {}", self.world.now(), checked.unmet.join("; ")));
             }
             self.tick()?;
         }

@@ -55,7 +55,10 @@ fn the_annotated_example_parses_into_its_steps() {
     assert!(!scenario.registry["sei:v9.9.9"].pullable);
     assert_eq!(scenario.timeline.len(), 8);
     assert_eq!(scenario.timeline[3], Step::Fault(Fault::PodCrash { node: "rpc-0".into() }));
-    assert_eq!(scenario.timeline[4], Step::Fault(Fault::WorkerCrash { worker: 1, down_for: Duration::from_secs(30) }));
+    assert_eq!(
+        scenario.timeline[4],
+        Step::Fault(Fault::WorkerCrash { worker: Some(1), hosting: None, down_for: Some(Duration::from_secs(30)) })
+    );
     assert_eq!(scenario.timeline[5], Step::Wait(Duration::from_secs(90)));
     let Step::Expect(expect) = &scenario.timeline[7] else { panic!("step 8 is an expectation") };
     assert!(expect.nodes["rpc-g2-0"].absent);
@@ -106,4 +109,78 @@ fn fault_fields_are_camel_case_like_every_other_key() {
     let snake = text.replace("afterWrite", "after_write");
     let error = parse("x.yaml", &snake).expect_err("the Rust field name is not a key").to_string();
     assert!(error.contains("after_write") && error.contains("line 5"), "{error}");
+}
+
+/// Every expectation field beyond the annotated example, in one step.
+const RICH_EXPECTATION: &str = r#"
+name: rich
+chain: {id: pacific-1, initialHeight: 1000}
+world: {admission: false, syncSpeeds: {archive-rpc-g2-0: 5}}
+registry: {}
+timeline:
+  - apply: {file: fixtures/bluegreen.yaml, set: {spec.replicas: 2}}
+  - fault: {workerCrash: {hosting: archive-rpc-1}}
+  - heal: workers
+  - expect:
+      within: 5m
+      deployment: archive-rpc
+      conditions: [{type: RolloutInProgress, messageContains: archive-rpc-1}]
+      onlyEvents: [RolloutStarted]
+      eventCounts: {RolloutStalled: 1}
+      eventsMatching: [{type: Warning, reason: RolloutStalled, messageContains: not ready, count: 1}]
+      fields: {status.activeSet.generation: 2, status.rollout: null}
+      planTasks: [create-entrant-nodes]
+      currentTask: await-nodes-caught-up
+      serviceSelects: [archive-rpc-0]
+      revisions: {blue: [service, activeSet, archive-rpc-0]}
+      onlyNodes: [archive-rpc-0]
+      present: [Service/archive-rpc]
+      absent: [SeiNodeDeployment/gone, SeiNode/archive-rpc-9]
+      settled: true
+      panicsByImage: {"sei:v6.4.0": 0}
+      nodes:
+        archive-rpc-0:
+          catchingUp: false
+          podReady: true
+          markedReady: true
+          deleting: false
+          heightAbove: 4999
+          upgradePanics: 0
+          fields: {metadata.ownerReferences: null}
+      everyNode: {phase: Running}
+      meanwhile: {deployment: archive-rpc, revisions: {blue: [service]}}
+      and: [{deployment: other, phase: Ready}]
+"#;
+
+#[test]
+fn every_expectation_field_parses() {
+    let scenario = parse("rich.yaml", RICH_EXPECTATION).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!scenario.world.admission);
+    assert_eq!(scenario.world.sync_speeds.get("archive-rpc-g2-0"), Some(&5));
+    let Step::Apply(apply) = &scenario.timeline[0] else { panic!("step 1 applies") };
+    assert_eq!(apply.set.get("spec.replicas"), Some(&serde_json::json!(2)));
+    assert_eq!(
+        scenario.timeline[1],
+        Step::Fault(Fault::WorkerCrash { worker: None, hosting: Some("archive-rpc-1".into()), down_for: None })
+    );
+    assert_eq!(scenario.timeline[2], Step::Heal(Heal::Workers));
+    let Step::Expect(expect) = &scenario.timeline[3] else { panic!("step 4 is an expectation") };
+    assert_eq!(expect.conditions[0].message_contains.as_deref(), Some("archive-rpc-1"));
+    assert_eq!(expect.events_matching[0].count, Some(1));
+    assert_eq!(expect.fields.get("status.rollout"), Some(&serde_json::Value::Null));
+    assert_eq!(expect.revisions["blue"], ["service", "activeSet", "archive-rpc-0"]);
+    assert_eq!(expect.absent[0], ObjectPath { kind: ObjectKind::SeiNodeDeployment, name: "gone".into() });
+    assert!(expect.settled);
+    assert_eq!(expect.nodes["archive-rpc-0"].height_above, Some(4999));
+    assert_eq!(expect.nodes["archive-rpc-0"].marked_ready, Some(true));
+    assert_eq!(expect.every_node.as_ref().and_then(|n| n.phase.as_deref()), Some("Running"));
+    assert!(expect.meanwhile.as_ref().is_some_and(|m| m.revisions.contains_key("blue")));
+    assert_eq!(expect.and[0].deployment.as_deref(), Some("other"));
+}
+
+#[test]
+fn an_object_that_is_not_kind_slash_name_is_an_error_naming_it() {
+    let text = RICH_EXPECTATION.replace("present: [Service/archive-rpc]", "present: [Pod/archive-rpc-0-0]");
+    let error = parse("rich.yaml", &text).expect_err("Pod is no kind a scenario names").to_string();
+    assert!(error.contains("\"Pod/archive-rpc-0-0\" is not Kind/name"), "{error}");
 }

@@ -295,15 +295,7 @@ impl World {
     /// Whether every SeiNodeDeployment has settled: no rollout in progress, and its status observed the latest
     /// generation or names the target that failed.
     pub fn deployments_settled(&self) -> bool {
-        self.inspect(|state| {
-            state.store.all_of_kind("SeiNodeDeployment").all(|(_, value)| {
-                let Ok(d) = SeiNodeDeployment::deserialize(value) else { return false };
-                let status = d.status.unwrap_or_default();
-                // Complete on the latest spec, or explicitly failed (the failed target is remembered).
-                status.rollout.is_none()
-                    && (status.observed_generation == d.metadata.generation || status.failed_target_hash.is_some())
-            })
-        })
+        self.unsettled_deployments().is_empty()
     }
 
     /// Whether the world is at rest: every deployment settled ([`World::deployments_settled`]) and out of the
@@ -346,7 +338,7 @@ impl World {
     /// Liveness (invariant 7): runs until every SeiNodeDeployment settled — no rollout in progress, and its status
     /// observed the latest generation or names the target that failed — failing with `liveness` after `within`.
     pub fn run_until_settled(&mut self, within: Duration) -> Result<(), SimError> {
-        let settled = |world: &World| world.deployments_settled();
+        let settled = |world: &World| world.unsettled_deployments().is_empty();
         match self.run_until("every deployment settles", within, settled) {
             Err(SimError::Timeout { .. }) => {
                 let (at, trace_tail) = self.inspect(|w| (w.now, w.trace.tail(40)));
@@ -363,6 +355,25 @@ impl World {
             }
             other => other,
         }
+    }
+
+    /// The SeiNodeDeployments (`namespace/name`) that have not settled: a rollout still in progress, or a status
+    /// that has observed neither the latest generation nor a failed target. Settled is complete on the latest
+    /// spec, or explicitly failed (the failed target is remembered).
+    pub fn unsettled_deployments(&self) -> Vec<String> {
+        self.inspect(|state| {
+            state
+                .store
+                .all_of_kind("SeiNodeDeployment")
+                .filter(|(_, value)| {
+                    let Ok(d) = SeiNodeDeployment::deserialize(*value) else { return true };
+                    let status = d.status.unwrap_or_default();
+                    !(status.rollout.is_none()
+                        && (status.observed_generation == d.metadata.generation || status.failed_target_hash.is_some()))
+                })
+                .map(|(key, _)| key.to_string())
+                .collect()
+        })
     }
 
     /// Runs `f` with a sidecar client (tagged `caller`) on a fresh client host, stepping the world until it

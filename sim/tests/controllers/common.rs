@@ -63,12 +63,6 @@ pub fn world(seed: u64, chain: Chain) -> World {
     world_with(World::builder(seed).chain(chain))
 }
 
-/// A world whose API server skips CRD validation, as for objects stored before a rule existed or written past
-/// a broken webhook: the operator must cope with whatever it reads.
-pub fn world_without_admission(seed: u64, chain: Chain) -> World {
-    world_with(World::builder(seed).chain(chain).admission(false))
-}
-
 fn world_with(builder: sei_sim::WorldBuilder) -> World {
     let mut world = builder.workers(2).registry(registry()).build().expect("world builds");
     world.start_operator(SeiOperator::default);
@@ -104,33 +98,10 @@ pub fn node(world: &World, name: &str) -> Option<SeiNode> {
     world.get::<SeiNode>(NS, name).ok()
 }
 
-/// The `status.currentImage` of each node.
-pub fn current_images(world: &World, names: &[&str]) -> Vec<Option<String>> {
-    names.iter().map(|n| node(world, n).and_then(|n| n.status?.current_image)).collect()
-}
-
-/// Sets the deployment's template image (a user's edit).
-pub fn set_image(world: &World, deployment_name: &str, image: &str) {
-    world
-        .edit::<SeiNodeDeployment>(NS, deployment_name, |d| d.spec.template.spec.image = image.into())
-        .expect("edited");
-}
-
-/// Whether the deployment's RolloutInProgress condition has this (status, reason).
-pub fn rollout_is(world: &World, deployment_name: &str, status: &str, reason: &str) -> bool {
-    condition(world, deployment_name, "RolloutInProgress") == Some((status.into(), reason.into()))
-}
-
 /// (status, reason) of a deployment condition.
 pub fn condition(world: &World, deployment_name: &str, type_: &str) -> Option<(String, String)> {
     let status = deployment(world, deployment_name).status?;
     find_condition(&status.conditions, type_).map(|c| (c.status.clone(), c.reason.clone()))
-}
-
-/// The message of a deployment condition.
-pub fn condition_message(world: &World, deployment_name: &str, type_: &str) -> String {
-    let status = deployment(world, deployment_name).status.unwrap_or_default();
-    find_condition(&status.conditions, type_).map(|c| c.message.clone()).unwrap_or_default()
 }
 
 /// Reasons of the events emitted about an object, in order.

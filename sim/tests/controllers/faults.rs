@@ -3,4 +3,5 @@
 crate::scenario_tests! {
     a_partition_during_mark_ready_heals_and_the_node_is_marked_ready => "partition-during-mark-ready.yaml",
     an_api_conflict_storm_does_not_break_a_rollout => "api-conflict-storm.yaml",
+    a_sidecar_restart_storm_outside_and_during_a_rollout_leaves_nothing_stuck => "sidecar-restart-storm.yaml",
 }
