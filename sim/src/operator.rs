@@ -177,7 +177,7 @@ pub async fn run_operator<R: Reconciler>(
             let mut deliveries: Vec<(ObjectRef, Option<(String, String)>)> = Vec::new();
             if std::mem::take(&mut world.operator.deliver_unobserved) {
                 let unobserved = std::mem::take(&mut world.operator.unobserved);
-                for (object, _) in &unobserved {
+                for object in unobserved.keys() {
                     world.record(Category::Fault, format!("unobserved object delivered on heal: {object}"));
                 }
                 deliveries.extend(unobserved);
