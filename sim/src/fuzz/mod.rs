@@ -258,3 +258,53 @@ fn rng(seed: u64) -> TestRng {
     }
     TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &[&str]) -> Vec<String> {
+        text.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_differential_oracle_names_what_only_one_run_holds() {
+        let calm = lines(&["SeiNode sei/a: image=x", "Service sei/a: selector=y"]);
+        assert_eq!(differential(&calm, &calm), None);
+        let perturbed = lines(&["SeiNode sei/a: image=x", "StatefulSet sei/b: images=x"]);
+        let text = differential(&perturbed, &calm).expect("they differ");
+        assert!(text.contains("with faults only:    StatefulSet sei/b"), "{text}");
+        assert!(text.contains("without faults only: Service sei/a"), "{text}");
+        assert!(!text.contains("SeiNode sei/a"), "lines both hold are not reported: {text}");
+    }
+
+    #[test]
+    fn the_unperturbed_rendering_keeps_every_operation_but_no_fault() {
+        let case = FuzzCase {
+            seed: 5,
+            strategy: case::UpdateStrategy::BlueGreen,
+            replicas: 2,
+            validators_switch_secs: 300,
+            ops: vec![
+                case::Op::Fault(case::FaultOp::Partition { worker: 1 }),
+                case::Op::SetImage { release: 1 },
+                case::Op::Heal,
+                case::Op::Wait { secs: 30 },
+                case::Op::Delete,
+                case::Op::Scale { replicas: 3 },
+            ],
+        };
+        let render = |perturbed| Render { perturbed, settle_within: Duration::from_secs(600), expect_end_state: None };
+        let calm = case.to_scenario_yaml("c", &render(false)).expect("renders");
+        let perturbed = case.to_scenario_yaml("p", &render(true)).expect("renders");
+        for text in [&calm, &perturbed] {
+            let scenario = crate::scenario::parse("case", text).expect("a valid scenario");
+            assert_eq!(scenario.seed, 5);
+            assert!(text.contains("sei:v6.3.1") && text.contains("wait: 30s") && text.contains("settle: 600s"));
+            // After the delete there is nothing to scale.
+            assert!(!text.contains("spec.replicas"), "{text}");
+        }
+        assert!(!calm.contains("partition") && !calm.contains("heal"), "{calm}");
+        assert!(perturbed.contains("partition") && perturbed.contains("heal: all"), "{perturbed}");
+    }
+}

@@ -1,0 +1,51 @@
+//! The fuzzer from `cargo test`: a bounded number of generated runs (the CI budget; `sei-sim fuzz` runs longer),
+//! and the path a failure takes — shrunk, written as a scenario file, replayed by `sei-sim run`'s code.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sei_sim::fuzz::{self, Bounds, FuzzConfig};
+use sei_sim::scenario;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn a_bounded_number_of_generated_runs_pass_every_oracle() {
+    let mut config = FuzzConfig::new(6, 2026, &root());
+    config.bounds = Bounds { max_replicas: 3, max_ops: 8 };
+    let mut reported = 0;
+    let report = fuzz::fuzz(&config, |_| reported += 1);
+    if let Some(failure) = &report.failure {
+        panic!("{}\n{}\n--- minimal case ---\n{}", failure.case, failure.reason, failure.scenario_yaml);
+    }
+    assert_eq!(report.progress.cases, 6);
+    assert_eq!(reported, 6, "progress is reported after every case");
+    assert!(report.progress.simulated > Duration::from_secs(6 * 60), "each case runs minutes of simulated time");
+    assert!(report.progress.invariant_checks > 0);
+}
+
+#[test]
+fn a_failure_shrinks_to_a_scenario_file_that_replays_it_exactly() {
+    // No deployment comes to rest within a second of its creation: every case fails the liveness oracle, so
+    // shrinking must get close to the smallest case there is — one replica, one or two operations — and the file
+    // must fail the same way.
+    let mut config = FuzzConfig::new(3, 7, &root());
+    config.bounds = Bounds { max_replicas: 2, max_ops: 6 };
+    config.settle_within = Duration::from_secs(1);
+    config.max_shrink_iters = 50;
+    let report = fuzz::fuzz(&config, |_| {});
+    let failure = report.failure.expect("a one-second liveness bound fails");
+    assert!(failure.reason.contains("liveness"), "{}", failure.reason);
+    assert!(failure.case.ops.len() <= 2 && failure.case.replicas == 1, "shrunk: {}", failure.case);
+    assert!(failure.scenario_yaml.starts_with("# Found by `sei-sim fuzz --seed 7`"), "{}", failure.scenario_yaml);
+
+    let replayed = scenario::parse("written.yaml", &failure.scenario_yaml).expect("the written case parses");
+    assert_eq!(replayed.seed, failure.case.seed, "the file carries the seed");
+    let outcome = scenario::run(&replayed, None, &root());
+    let replay_failure = outcome.failure.expect("the written case fails when replayed");
+    assert!(replay_failure.contains("liveness"), "{replay_failure}");
+    let again = scenario::run(&replayed, None, &root());
+    assert_eq!(outcome.trace.text(), again.trace.text(), "the replay is deterministic");
+}
