@@ -13,7 +13,7 @@
 //! - [`operator`], [`clock`]: the operator's host, work queue and [`operator::Reconciler`] trait; `SimClock`.
 //! - [`faults`], [`invariants`], [`trace`]: what can go wrong, what must never, and what happened.
 //! - [`scenario`]: scenario files — the YAML format and its loader.
-//! - [`bench`]: the fleet `sei-sim bench` times.
+//! - [`bench`]: the standard rollout and the suite `sei-sim bench` times.
 //!
 //! Determinism: no wall clock, no OS randomness, no threads; ordered maps only; tokio's `select!` is `biased`
 //! (its RNG cannot be seeded under turmoil). The same seed gives the same trace, byte for byte.
