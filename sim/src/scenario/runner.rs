@@ -3,6 +3,7 @@
 //! simulated step. Nothing here reads wall time; the command line measures that.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sei_operator::api::{SeiNode, SeiNodeDeployment};
@@ -88,7 +89,7 @@ struct Runner<'a> {
     scenario: &'a Scenario,
     root: &'a Path,
     world: World,
-    validator: ManifestValidator,
+    validator: Arc<ManifestValidator>,
     /// Workers to boot again, and when.
     restarts: Vec<(Duration, usize)>,
 }
@@ -129,7 +130,9 @@ impl<'a> Runner<'a> {
         }
         let mut world = builder.build().map_err(|e| e.to_string())?;
         world.start_operator(SeiOperator::default);
-        let validator = ManifestValidator::new().map_err(|e| e.to_string())?;
+        // Compiled once per process and shared with the worlds (compiling the CRD schemas per run cost more than a
+        // 3-replica rollout's simulation).
+        let validator = crate::world::shared_validator()?;
         Ok(Runner { scenario, root, world, validator, restarts: Vec::new() })
     }
 
