@@ -59,11 +59,14 @@ impl Watch {
 /// The kinds the operator's CRDs define: writes to them are admitted against the generated schema.
 const ADMITTED_KINDS: [&str; 2] = ["SeiNode", "SeiNodeDeployment"];
 
+/// One version of an object: the store's resourceVersion after a change, and the value then (`None`: deleted).
+type Version = (u64, Option<Arc<Value>>);
+
 /// The API server's storage.
 pub struct Store {
     objects: BTreeMap<ObjectRef, Arc<Value>>,
     /// Per key, `(version, value after the change)` for the versions a lagging reader may still ask for.
-    history: BTreeMap<ObjectRef, Vec<(u64, Option<Arc<Value>>)>>,
+    history: BTreeMap<ObjectRef, Vec<Version>>,
     version: u64,
     next_uid: u64,
     log: Vec<Change>,
