@@ -1,100 +1,298 @@
-//! The benchmark fleet: `pods` SeiNodes, each with its headless Service and a one-replica StatefulSet (seid
-//! plus sidecar), and an operator host whose reconciler keeps every sidecar marked ready and polls seid's RPC
-//! every 10 s — the steady-state load of a real fleet. `sei-sim bench` times an hour of it.
+//! The benchmark `sei-sim bench` runs: a standard rollout at a given number of replicas, and the whole scenario
+//! suite, both through [`crate::scenario::run`] — the operator's real reconcilers, every invariant checked after
+//! every simulated step — so the figures measure what `sei-sim run` users run, not a model of it.
+//!
+//! The standard rollout: an InPlace SeiNodeDeployment of N full nodes (the shape of
+//! `fixtures/inplace-fullnode.yaml`) is applied and becomes Ready; its image is then edited to a patch release,
+//! and the run ends when the rollout is complete and every node reports the new image.
+//!
+//! Wall time is read here, around whole runs, never inside one: the simulation itself only knows simulated time.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use sei_operator::cluster::ObjectRef;
-use sei_operator::sidecar::wire::TaskRequest;
-use sei_operator::sidecar::{PodAddress, Sidecar};
 use serde_json::json;
-use uuid::Uuid;
 
-use crate::chain::Chain;
-use crate::operator::{OperatorContext, Reconciler, Requeue};
-use crate::registry::{Binary, ImageRegistry};
-use crate::world::{SimError, World};
+use crate::scenario::format::{
+    ChainSpec, ConditionExpectation, Edit, Expectation, ImageSpec, Manifests, NodeExpectation, ObjectKind, Step,
+    WorldSpec,
+};
+use crate::scenario::{self, Scenario};
 
-const NAMESPACE: &str = "bench";
+/// The standard rollout's deployment, and the images it moves between.
+pub const DEPLOYMENT: &str = "rpc";
+pub const NAMESPACE: &str = "sei";
+pub const FROM_IMAGE: &str = "sei:v6.3.0";
+pub const TO_IMAGE: &str = "sei:v6.3.1";
+const SIDECAR_IMAGE: &str = "seictl:v0.9.0";
 
-/// Keeps each node's sidecar marked ready and reads its chain status, every 10 s.
-pub struct KeepReady;
+/// The replica counts `sei-sim bench` measures by default.
+pub const DEFAULT_REPLICAS: [u32; 3] = [3, 16, 100];
 
-impl Reconciler for KeepReady {
-    fn kinds(&self) -> Vec<String> {
-        vec!["SeiNode".into()]
-    }
+/// Generous deadlines: the run ends as soon as an expectation holds, so they bound only a broken run.
+const READY_WITHIN: Duration = Duration::from_secs(30 * 60);
+const ROLLED_WITHIN: Duration = Duration::from_secs(30 * 60);
 
-    async fn reconcile(&self, ctx: &OperatorContext, key: &ObjectRef) -> Requeue {
-        let pod = PodAddress::for_node(&key.namespace, &key.name, 7777);
-        match ctx.sidecar.healthz(&pod).await {
-            Ok(true) => {
-                // Errors are part of a fleet's life (restarts); the next poll retries.
-                let _ = ctx.sidecar.chain_status(&pod).await;
-            }
-            Ok(false) => {
-                let id = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{key}/mark-ready").as_bytes());
-                let request = TaskRequest { id: Some(id), type_: "mark-ready".into(), params: None };
-                let _ = ctx.sidecar.submit_task(&pod, &request).await;
-            }
-            Err(_) => {}
-        }
-        Requeue::After(Duration::from_secs(10))
-    }
+/// Worker nodes for `replicas` pods: about 25 pods per worker, two to four workers. turmoil links every pair of
+/// hosts and walks every link on every tick, so its tick cost grows with the cube of the host count (SPEC §7); a
+/// few workers keep a 100-replica rollout cheap, as a few real nodes would host it.
+pub fn workers_for(replicas: u32) -> u32 {
+    replicas.div_ceil(25).clamp(2, 4)
 }
 
-/// Workers for a fleet of `pods`: about 25 pods per worker, two to four workers. turmoil's tick cost grows with
-/// the cube of the host count; measured on 100 pods, 4 workers ran an hour in 1.1 s where 8 took 1.6–2.7 s.
-pub fn workers_for(pods: usize) -> usize {
-    pods.div_ceil(25).clamp(2, 4)
-}
-
-/// Builds the fleet, with the operator started.
-pub fn fleet(pods: usize, seed: u64) -> Result<World, SimError> {
-    let mut world = World::builder(seed)
-        .workers(workers_for(pods))
-        .chain(Chain::new("pacific-1", 1_000_000))
-        .registry(ImageRegistry::default().with("sei:v1", Binary::new("v1")))
-        .build()?;
-    for index in 0..pods {
-        let name = format!("node-{index}");
-        let node = json!({
-            "apiVersion": "sei.io/v1alpha1", "kind": "SeiNode",
-            "metadata": {"name": name, "namespace": NAMESPACE},
-            "spec": {"chainId": "pacific-1", "image": "sei:v1", "fullNode": {}},
-        });
-        let service = json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": NAMESPACE},
-            "spec": {"clusterIP": "None", "publishNotReadyAddresses": true, "selector": {"sei.io/node": name}},
-        });
-        let set = json!({
-            "apiVersion": "apps/v1", "kind": "StatefulSet",
-            "metadata": {"name": name, "namespace": NAMESPACE},
-            "spec": {
-                "replicas": 1,
-                "serviceName": name,
-                "selector": {"matchLabels": {"sei.io/node": name}},
-                "template": {
-                    "metadata": {"labels": {"sei.io/node": name}},
-                    "spec": {"containers": [
-                        {"name": "seid", "image": "sei:v1"},
-                        {"name": "sidecar", "image": "seictl:v1", "ports": [{"containerPort": 7777}]},
-                    ]},
+/// The standard rollout at `replicas` replicas, as a scenario value (what a scenario file would parse into).
+pub fn standard_rollout(replicas: u32) -> Scenario {
+    let deployment = json!({
+        "apiVersion": "sei.io/v1alpha1",
+        "kind": "SeiNodeDeployment",
+        "metadata": {"name": DEPLOYMENT, "namespace": NAMESPACE},
+        "spec": {
+            "replicas": replicas,
+            "updateStrategy": {"type": "InPlace"},
+            "template": {
+                "metadata": {"labels": {"team": "rpc"}},
+                "spec": {
+                    "chainId": "pacific-1",
+                    "image": FROM_IMAGE,
+                    "sidecar": {"image": SIDECAR_IMAGE},
+                    "overrides": {"p2p.max_num_inbound_peers": "40"},
+                    "peers": {"static": ["3f1c0a@seed-0.sei.svc:26656"]},
+                    "fullNode": {"snapshot": {"s3": {"targetHeight": 0}}},
                 },
-                "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}],
             },
-        });
-        let decode = |e: serde_json::Error| SimError::Setup(e.to_string());
-        world.create(&serde_json::from_value::<sei_operator::api::SeiNode>(node).map_err(decode)?)?;
-        world.create(&serde_json::from_value::<k8s_openapi::api::core::v1::Service>(service).map_err(decode)?)?;
-        world.create(&serde_json::from_value::<k8s_openapi::api::apps::v1::StatefulSet>(set).map_err(decode)?)?;
+        },
+    });
+    let condition = |reason: &str| ConditionExpectation {
+        type_: "RolloutInProgress".into(),
+        status: Some("False".into()),
+        reason: Some(reason.into()),
+        message_contains: None,
+    };
+    let ready = Expectation {
+        within: Some(READY_WITHIN),
+        deployment: Some(DEPLOYMENT.into()),
+        phase: Some("Ready".into()),
+        conditions: vec![condition("NoRollout")],
+        ..expectation()
+    };
+    let rolled = Expectation {
+        within: Some(ROLLED_WITHIN),
+        deployment: Some(DEPLOYMENT.into()),
+        phase: Some("Ready".into()),
+        conditions: vec![condition("RolloutComplete")],
+        events: vec!["RolloutStarted".into(), "RolloutComplete".into()],
+        ..expectation()
+    };
+    // Every node, checked once the rollout says it is complete (an expectation without `within` is checked at
+    // that instant only, so the bench does not pay for reading N nodes on every tick of the wait).
+    let node = NodeExpectation {
+        image: Some(TO_IMAGE.into()),
+        current_image: Some(TO_IMAGE.into()),
+        phase: Some("Running".into()),
+        sidecar_ready: Some(true),
+        ..NodeExpectation::default()
+    };
+    let every_node = Expectation {
+        nodes: (0..replicas).map(|i| (format!("{DEPLOYMENT}-{i}"), node.clone())).collect(),
+        ..expectation()
+    };
+    let image = |version: &str| ImageSpec {
+        version: Some(version.into()),
+        knows: Vec::new(),
+        pullable: true,
+        crash_on_start: false,
+    };
+    let registry = BTreeMap::from([
+        (FROM_IMAGE.to_owned(), image("v6.3.0")),
+        (TO_IMAGE.to_owned(), image("v6.3.1")),
+        (SIDECAR_IMAGE.to_owned(), ImageSpec { version: None, ..image("") }),
+    ]);
+    Scenario {
+        name: format!("standard rollout, {replicas} replicas"),
+        description: "an InPlace deployment becomes Ready, then rolls onto a patch release".into(),
+        seed: 1,
+        namespace: NAMESPACE.into(),
+        world: WorldSpec { workers: workers_for(replicas), ..WorldSpec::default() },
+        chain: ChainSpec {
+            id: "pacific-1".into(),
+            initial_height: 1000,
+            block_time: Some(Duration::from_secs(1)),
+            snapshot_interval: None,
+            upgrades: Vec::new(),
+        },
+        registry,
+        timeline: vec![
+            Step::Apply(Manifests { file: None, objects: vec![deployment], set: BTreeMap::new() }),
+            Step::Expect(Box::new(ready)),
+            Step::Edit(Edit {
+                kind: ObjectKind::SeiNodeDeployment,
+                name: DEPLOYMENT.into(),
+                namespace: None,
+                set: BTreeMap::from([("spec.template.spec.image".to_owned(), json!(TO_IMAGE))]),
+            }),
+            Step::Expect(Box::new(rolled)),
+            Step::Expect(Box::new(every_node)),
+        ],
     }
-    world.start_operator(|| KeepReady);
-    Ok(world)
 }
 
-/// How many pods of the fleet are Ready.
-pub fn ready_pods(world: &World) -> usize {
-    world.inspect(|state| state.pods.values().filter(|p| p.is_ready()).count())
+fn expectation() -> Expectation {
+    Expectation::default()
+}
+
+/// One measured run (or, for the suite, the sum of its runs).
+#[derive(Clone, Debug)]
+pub struct Measurement {
+    pub name: String,
+    /// Simulated time covered.
+    pub simulated: Duration,
+    /// Wall time taken.
+    pub wall: Duration,
+    pub invariant_checks: u64,
+    /// Runs that failed, each with its reason (a failed run's figures still count, but the bench fails).
+    pub failures: Vec<String>,
+}
+
+impl Measurement {
+    /// Simulated seconds per wall-clock second.
+    pub fn speedup(&self) -> f64 {
+        let wall = self.wall.as_secs_f64();
+        if wall > 0.0 { self.simulated.as_secs_f64() / wall } else { f64::INFINITY }
+    }
+
+    /// The row of the bench table.
+    pub fn row(&self) -> String {
+        format!(
+            "{:<36} {:>9.0}s {:>9.2}s {:>10.0}× {:>16}",
+            self.name,
+            self.simulated.as_secs_f64(),
+            self.wall.as_secs_f64(),
+            self.speedup(),
+            self.invariant_checks
+        )
+    }
+
+    /// The table's header, aligned with [`Measurement::row`].
+    pub fn header() -> String {
+        format!("{:<36} {:>10} {:>10} {:>11} {:>16}", "run", "simulated", "wall", "× real time", "invariant checks")
+    }
+}
+
+/// Runs `scenario` once (manifest files relative to `root`), timing it.
+pub fn measure(scenario: &Scenario, root: &Path) -> Measurement {
+    let started = Instant::now();
+    let outcome = scenario::run(scenario, None, root);
+    let wall = started.elapsed();
+    Measurement {
+        name: scenario.name.clone(),
+        simulated: outcome.simulated,
+        wall,
+        invariant_checks: outcome.invariant_checks,
+        failures: outcome
+            .failure
+            .map(|f| format!("{} (seed {}): {f}", outcome.name, outcome.seed))
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// The standard rollout at `replicas`, measured.
+pub fn rollout(replicas: u32) -> Measurement {
+    // The standard rollout names no manifest file: its root is never read.
+    measure(&standard_rollout(replicas), Path::new("."))
+}
+
+/// The scenario files of a suite directory: its `*.yaml` / `*.yml`, in name order.
+pub fn suite_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("{}: no scenario files", dir.display()));
+    }
+    Ok(files)
+}
+
+/// Every scenario of `dir`, run one after another (manifest files relative to `root`): the sum of their
+/// simulated times and invariant checks, and the wall time of the whole, file loading included.
+pub fn suite(dir: &Path, root: &Path) -> Result<Measurement, String> {
+    let files = suite_files(dir)?;
+    let started = Instant::now();
+    let mut total = Measurement {
+        name: format!("suite: {} ({} files)", dir.display(), files.len()),
+        simulated: Duration::ZERO,
+        wall: Duration::ZERO,
+        invariant_checks: 0,
+        failures: Vec::new(),
+    };
+    for file in &files {
+        let scenario = scenario::load(file).map_err(|e| e.to_string())?;
+        let run = measure(&scenario, root);
+        total.simulated += run.simulated;
+        total.invariant_checks += run.invariant_checks;
+        total.failures.extend(run.failures);
+    }
+    total.wall = started.elapsed();
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_stay_few() {
+        assert_eq!(workers_for(1), 2);
+        assert_eq!(workers_for(16), 2);
+        assert_eq!(workers_for(51), 3);
+        assert_eq!(workers_for(100), 4);
+        assert_eq!(workers_for(1000), 4);
+    }
+
+    /// The bench's code path end to end at a tiny size: correctness only, never timing.
+    #[test]
+    fn a_tiny_standard_rollout_completes_with_every_invariant_checked() {
+        let run = rollout(2);
+        assert!(run.failures.is_empty(), "{:?}", run.failures);
+        assert!(run.simulated > Duration::from_secs(10), "{run:?}");
+        assert!(run.invariant_checks > 0, "{run:?}");
+        assert!(run.row().starts_with("standard rollout, 2 replicas"), "{}", run.row());
+    }
+
+    #[test]
+    fn a_suite_runs_every_file_of_its_directory() {
+        let dir = std::env::temp_dir().join(format!("sei-sim-bench-suite-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = "name: quiet\nchain: {id: pacific-1, initialHeight: 10}\nregistry: {}\ntimeline: [{wait: 30s}]\n";
+        std::fs::write(dir.join("a.yaml"), file).unwrap();
+        std::fs::write(dir.join("b.yml"), file.replace("quiet", "quiet too")).unwrap();
+        std::fs::write(dir.join("notes.md"), "not a scenario").unwrap();
+        let suite = suite(&dir, &dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let suite = suite.unwrap();
+        assert!(suite.failures.is_empty(), "{:?}", suite.failures);
+        assert_eq!(suite.simulated, Duration::from_secs(60));
+        assert!(suite.name.ends_with("(2 files)"), "{}", suite.name);
+    }
+
+    #[test]
+    fn an_empty_suite_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("sei-sim-bench-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let result = suite_files(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(result.is_err());
+    }
+
+    #[test]
+    fn the_standard_rollout_checks_every_node() {
+        let scenario = standard_rollout(5);
+        let Some(Step::Expect(last)) = scenario.timeline.last() else { panic!("the rollout ends with a check") };
+        assert_eq!(last.nodes.len(), 5);
+        assert!(last.nodes.values().all(|n| n.current_image.as_deref() == Some(TO_IMAGE)));
+    }
 }

@@ -157,29 +157,33 @@ impl SimCluster {
         }
     }
 
-    async fn get_value(&self, key: ObjectRef) -> Result<Value, ClusterError> {
+    /// Reads one object and decodes it straight from the store, under the lock: no copy of the stored JSON.
+    async fn get_typed<K: ClusterObject>(&self, key: ObjectRef) -> Result<K, ClusterError> {
         self.round_trip().await;
         let mut world = lock(&self.shared);
         if let Some(error) = self.injected(&mut world, Access::Read, &key) {
             return Err(error);
         }
         let at = self.read_at(&world);
-        world.store.get(&key, at).cloned().ok_or(ClusterError::NotFound(key))
+        match world.store.get(&key, at) {
+            Some(value) => decode_ref(value),
+            None => Err(ClusterError::NotFound(key)),
+        }
     }
 
-    async fn list_values(
+    async fn list_typed<K: ClusterObject>(
         &self,
         kind: String,
         namespace: String,
         selector: LabelSelector,
-    ) -> Result<Vec<Value>, ClusterError> {
+    ) -> Result<Vec<K>, ClusterError> {
         self.round_trip().await;
         let mut world = lock(&self.shared);
         if let Some(error) = self.injected(&mut world, Access::Read, &ObjectRef::new(&kind, &namespace, "")) {
             return Err(error);
         }
         let at = self.read_at(&world);
-        Ok(world.store.list(&kind, &namespace, &selector, at).into_iter().cloned().collect())
+        world.store.list(&kind, &namespace, &selector, at).into_iter().map(decode_ref).collect()
     }
 
     /// Encodes, writes, and — at the operator's crash point — never returns: the process died right after the
@@ -217,14 +221,22 @@ fn decode<K: ClusterObject>(value: Value) -> Result<K, ClusterError> {
     serde_json::from_value(value).map_err(|e| ClusterError::Invalid { object: key, message: e.to_string() })
 }
 
+/// [`decode`] from a borrowed value: serde_json deserializes `&Value` as it does `Value` (same visitor calls,
+/// same errors), only borrowing strings where the owned form would move them.
+fn decode_ref<K: ClusterObject>(value: &Value) -> Result<K, ClusterError> {
+    K::deserialize(value).map_err(|e| {
+        let key = crate::store::key_of(value).unwrap_or_else(|_| ObjectRef::new(K::kind(&()), "", ""));
+        ClusterError::Invalid { object: key, message: e.to_string() }
+    })
+}
+
 impl Cluster for SimCluster {
     async fn get<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<K, ClusterError> {
-        decode(self.get_value(ObjectRef::of::<K>(namespace, name)).await?)
+        self.get_typed(ObjectRef::of::<K>(namespace, name)).await
     }
 
     async fn list<K: ClusterObject>(&self, namespace: &str, selector: &LabelSelector) -> Result<Vec<K>, ClusterError> {
-        let values = self.list_values(K::kind(&()).into_owned(), namespace.to_owned(), selector.clone()).await?;
-        values.into_iter().map(decode).collect()
+        self.list_typed(K::kind(&()).into_owned(), namespace.to_owned(), selector.clone()).await
     }
 
     async fn create<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {

@@ -83,7 +83,8 @@ impl Observed {
 }
 
 fn update<K: DeserializeOwned>(map: &mut BTreeMap<ObjectRef, K>, world: &WorldState, key: &ObjectRef) {
-    match world.store.get(key, None).and_then(|v| serde_json::from_value(v.clone()).ok()) {
+    // Decoded from the stored JSON by reference: no copy of it.
+    match world.store.get(key, None).and_then(|v| K::deserialize(v).ok()) {
         Some(object) => map.insert(key.clone(), object),
         None => map.remove(key),
     };

@@ -15,7 +15,7 @@
 //! - [`scenario`]: scenario files — the YAML format and its loader.
 //! - [`fuzz`]: generated runs judged by the invariants, liveness and a differential oracle.
 //! - [`timeline`]: the picture of a scenario run (`sei-sim run --svg`).
-//! - [`bench`]: the fleet `sei-sim bench` times.
+//! - [`bench`]: the standard rollout and the suite `sei-sim bench` times.
 //!
 //! Determinism: no wall clock, no OS randomness, no threads; ordered maps only; tokio's `select!` is `biased`
 //! (its RNG cannot be seeded under turmoil). The same seed gives the same trace, byte for byte.

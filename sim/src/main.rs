@@ -8,8 +8,10 @@
 //! - `sei-sim fuzz [--cases N] [--seed S] [--max-replicas R] [--max-ops K] [--out FILE]` generates whole runs,
 //!   judges each by the invariants, liveness and a differential oracle, and on a failure shrinks it and writes a
 //!   scenario file that `sei-sim run` replays (docs/fuzzing.md).
-//! - `sei-sim bench [pods...]` times one simulated hour of a fleet (default 3, 16 and 100 pods).
-//! - `sei-sim trace [pods] [seconds]` prints the trace of that fleet.
+//! - `sei-sim bench [--replicas 3,16,100] [--suite scenarios/]` times the standard rollout (an InPlace
+//!   deployment becomes Ready, then rolls onto a patch release) at each replica count, and the whole suite:
+//!   simulated time, wall time, simulated seconds per wall second, invariant checks.
+//! - `sei-sim trace [replicas]` prints the trace of the standard rollout (default 3 replicas).
 //!
 //! Build it in release mode: `cargo run --release -p sei-sim -- run scenarios/`.
 
@@ -19,39 +21,24 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use sei_sim::World;
-use sei_sim::bench::{fleet, ready_pods, workers_for};
+use sei_sim::bench::{self, Measurement};
 use sei_sim::scenario::format::Step;
 use sei_sim::scenario::{self, Observer};
 use sei_sim::timeline::{self, Recorder};
 
-const HOUR: Duration = Duration::from_secs(3600);
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("bench") => {
-            let sizes: Result<Vec<usize>, _> = args[1..].iter().map(|a| a.parse::<usize>()).collect();
-            match sizes {
-                Ok(sizes) if sizes.is_empty() => bench(&[3, 16, 100]),
-                Ok(sizes) => bench(&sizes),
-                Err(e) => {
-                    eprintln!("sei-sim bench: pod counts must be numbers: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Some("bench") => bench(&args[1..]),
         Some("run") => run(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
-        Some("trace") => {
-            let number = |i: usize, default: u64| args.get(i).and_then(|a| a.parse::<u64>().ok()).unwrap_or(default);
-            trace(usize::try_from(number(1, 3)).unwrap_or(3), Duration::from_secs(number(2, 60)))
-        }
+        Some("trace") => trace(&args[1..]),
         _ => {
             eprintln!("usage: sei-sim run <file-or-dir>... [--seed N] [--trace] [--svg OUT]   replay scenario files");
             eprintln!("       sei-sim fuzz [--cases N] [--seed S] [--max-replicas R] [--max-ops K] [--out FILE]");
             eprintln!("                                          generated runs judged by the oracles");
-            eprintln!("       sei-sim bench [pods...]            wall seconds per simulated hour of a fleet");
-            eprintln!("       sei-sim trace [pods] [seconds]     the trace of the benchmark fleet");
+            eprintln!("       sei-sim bench [--replicas 3,16,100] [--suite scenarios/]   time rollouts and the suite");
+            eprintln!("       sei-sim trace [replicas]           the trace of the benchmark's standard rollout");
             ExitCode::FAILURE
         }
     }
@@ -303,41 +290,71 @@ impl Observer for Progress {
     }
 }
 
-fn trace(pods: usize, duration: Duration) -> ExitCode {
-    let run = fleet(pods, 1).and_then(|mut world| world.run_for(duration).map(|()| world));
-    match run {
-        Ok(world) => {
-            println!("{}", world.trace().text());
-            ExitCode::SUCCESS
+fn trace(args: &[String]) -> ExitCode {
+    let replicas = match args.first().map(|a| a.parse::<u32>()) {
+        None => 3,
+        Some(Ok(replicas)) => replicas,
+        Some(Err(e)) => {
+            eprintln!("sei-sim trace: the replica count must be a number: {e}");
+            return ExitCode::FAILURE;
         }
-        Err(e) => {
-            eprintln!("sei-sim trace: {e}");
+    };
+    let outcome = scenario::run(&bench::standard_rollout(replicas), None, &PathBuf::from("."));
+    println!("{}", outcome.trace.text());
+    match outcome.failure {
+        None => ExitCode::SUCCESS,
+        Some(failure) => {
+            eprintln!("sei-sim trace: seed {}: {failure}", outcome.seed);
             ExitCode::FAILURE
         }
     }
 }
 
-fn bench(sizes: &[usize]) -> ExitCode {
-    println!("{:>5} {:>8} {:>12} {:>10} {:>12}", "pods", "workers", "wall s/hour", "ready", "trace lines");
-    for &pods in sizes {
-        let mut world = match fleet(pods, 1) {
-            Ok(world) => world,
-            Err(e) => {
-                eprintln!("sei-sim bench: {e}");
+/// `sei-sim bench [--replicas 3,16,100] [--suite DIR]`: one row per replica count, then the suite's row.
+fn bench(args: &[String]) -> ExitCode {
+    let mut replicas: Vec<u32> = bench::DEFAULT_REPLICAS.to_vec();
+    let mut suite_dir = PathBuf::from("scenarios");
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match (arg.as_str(), rest.next()) {
+            ("--replicas", Some(list)) => {
+                match list.split(',').map(|n| n.trim().parse::<u32>()).collect::<Result<Vec<_>, _>>() {
+                    Ok(list) if !list.is_empty() && !list.contains(&0) => replicas = list,
+                    _ => {
+                        eprintln!("sei-sim bench: --replicas takes replica counts like 3,16,100");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            ("--suite", Some(dir)) => suite_dir = PathBuf::from(dir),
+            (other, _) => {
+                eprintln!("sei-sim bench: unknown or incomplete argument {other:?}");
+                eprintln!("usage: sei-sim bench [--replicas 3,16,100] [--suite scenarios/]");
                 return ExitCode::FAILURE;
             }
-        };
-        // Wall time is measured around the run only; nothing inside the simulation reads it.
-        let started = Instant::now();
-        if let Err(e) = world.run_for(HOUR) {
-            eprintln!("sei-sim bench: {e}");
-            return ExitCode::FAILURE;
         }
-        let wall = started.elapsed().as_secs_f64();
-        let lines = world.trace().lines().len();
-        println!("{pods:>5} {:>8} {wall:>12.2} {:>10} {lines:>12}", workers_for(pods), ready_pods(&world));
     }
-    ExitCode::SUCCESS
+    println!("{}", Measurement::header());
+    let mut failures = Vec::new();
+    for &n in &replicas {
+        eprintln!("running the standard rollout at {n} replicas ...");
+        let run = bench::rollout(n);
+        println!("{}", run.row());
+        failures.extend(run.failures);
+    }
+    eprintln!("running every scenario of {} ...", suite_dir.display());
+    // Manifest files named in scenarios are relative to the repository root: the current directory.
+    match bench::suite(&suite_dir, &PathBuf::from(".")) {
+        Ok(suite) => {
+            println!("{}", suite.row());
+            failures.extend(suite.failures);
+        }
+        Err(e) => failures.push(e),
+    }
+    for failure in &failures {
+        println!("FAILED {failure}");
+    }
+    if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 fn fuzz(args: &[String]) -> ExitCode {

@@ -4,7 +4,8 @@
 //! read the store as it was a few versions ago.
 //!
 //! Objects are kept as `serde_json::Value` so one store serves every kind; typed access lives in
-//! [`crate::cluster`].
+//! [`crate::cluster`]. Each stored version is one shared allocation (`Arc`): the live map and the history of a
+//! key hold the same value rather than two deep copies of it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -64,11 +65,14 @@ impl Watch {
 /// The kinds the operator's CRDs define: writes to them are admitted against the generated schema.
 const ADMITTED_KINDS: [&str; 2] = ["SeiNode", "SeiNodeDeployment"];
 
+/// One version of an object: the store's resourceVersion after a change, and the value then (`None`: deleted).
+type Version = (u64, Option<Arc<Value>>);
+
 /// The API server's storage.
 pub struct Store {
-    objects: BTreeMap<ObjectRef, Value>,
+    objects: BTreeMap<ObjectRef, Arc<Value>>,
     /// Per key, `(version, value after the change)` for the versions a lagging reader may still ask for.
-    history: BTreeMap<ObjectRef, Vec<(u64, Option<Value>)>>,
+    history: BTreeMap<ObjectRef, Vec<Version>>,
     version: u64,
     next_uid: u64,
     log: Vec<Change>,
@@ -123,7 +127,7 @@ impl Store {
     pub fn get(&self, key: &ObjectRef, at: Option<u64>) -> Option<&Value> {
         match at {
             Some(version) if version < self.version => self.value_at(key, version),
-            _ => self.objects.get(key),
+            _ => self.objects.get(key).map(|value| &**value),
         }
     }
 
@@ -131,7 +135,7 @@ impl Store {
         let entries = self.history.get(key)?;
         // The newest change at or before `version`; none means the object did not exist yet.
         let index = entries.partition_point(|(v, _)| *v <= version);
-        entries.get(index.checked_sub(1)?)?.1.as_ref()
+        entries.get(index.checked_sub(1)?)?.1.as_deref()
     }
 
     /// Objects of `kind` in `namespace` whose labels match `selector`, sorted by name, as of `at` or now.
@@ -158,15 +162,19 @@ impl Store {
                 .objects
                 .range(from..)
                 .take_while(|(key, _)| in_scope(key))
-                .map(|(_, value)| value)
+                .map(|(_, value)| &**value)
                 .filter(|value| matches(value))
                 .collect(),
         }
     }
 
-    /// Every stored object of `kind`, in every namespace, sorted by (namespace, name).
+    /// Every stored object of `kind`, in every namespace, sorted by (namespace, name). Keys sort by kind first,
+    /// so the objects of a kind are one contiguous range of the map: no scan over the other kinds.
     pub fn all_of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a ObjectRef, &'a Value)> + 'a {
-        self.objects.iter().filter(move |(key, _)| key.kind == kind)
+        self.objects
+            .range(ObjectRef::new(kind, "", "")..)
+            .take_while(move |(key, _)| key.kind == kind)
+            .map(|(key, value)| (key, &**value))
     }
 
     /// Creates an object. Status is dropped, as the API server's create strategies (and CRDs with a status
@@ -201,7 +209,8 @@ impl Store {
     /// the resourceVersion and sends no watch event, as on a real API server.
     pub fn replace(&mut self, value: Value) -> Result<Value, ClusterError> {
         let key = key_of(&value)?;
-        let stored = self.check_version(&key, &value)?.clone();
+        // Borrowed, not copied: everything needed from the stored object is read before the commit.
+        let stored = self.check_version(&key, &value)?;
         let mut merged = value;
         let object = as_object(&mut merged, &key)?;
         match stored.get("status") {
@@ -216,18 +225,19 @@ impl Store {
                 None => meta.remove(field),
             };
         }
-        if !without(&stored, &["metadata", "status"]).eq(&without(&merged, &["metadata", "status"])) {
+        if !equal_except(stored, &merged, &["metadata", "status"]) {
             let generation = stored.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
             if let Some(meta) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
                 meta.insert("generation".into(), (generation + 1).into());
             }
         }
         self.admit(&key, &merged)?;
-        if merged == stored {
-            return Ok(stored);
+        if merged == *stored {
+            // Equal to the stored object: returning it or the merged value is the same.
+            return Ok(merged);
         }
         // As the API server does: an object being deleted may lose finalizers, never gain one.
-        if is_deleting(&stored) && finalizers(&merged).iter().any(|f| !finalizers(&stored).contains(f)) {
+        if is_deleting(stored) && finalizers(&merged).iter().any(|f| !finalizers(stored).contains(f)) {
             return Err(ClusterError::Invalid {
                 object: key,
                 message:
@@ -245,14 +255,24 @@ impl Store {
     /// Replaces the status subresource only: everything else in `value` is ignored, generation never moves.
     pub fn replace_status(&mut self, value: Value) -> Result<Value, ClusterError> {
         let key = key_of(&value)?;
-        let mut merged = self.check_version(&key, &value)?.clone();
-        let object = as_object(&mut merged, &key)?;
-        match value.get("status") {
-            Some(status) if !status.is_null() => object.insert("status".into(), status.clone()),
-            _ => object.remove("status"),
+        let stored = self.check_version(&key, &value)?;
+        // The stored object less its status (not copied only to be overwritten), plus the written status (moved).
+        let not_an_object = || ClusterError::Invalid { object: key.clone(), message: "not a JSON object".into() };
+        let mut object: Map<String, Value> = stored
+            .as_object()
+            .ok_or_else(not_an_object)?
+            .iter()
+            .filter(|(field, _)| field.as_str() != "status")
+            .map(|(field, v)| (field.clone(), v.clone()))
+            .collect();
+        let mut value = value;
+        match value.as_object_mut().and_then(|written| written.remove("status")) {
+            Some(status) if !status.is_null() => object.insert("status".into(), status),
+            _ => None,
         };
+        let merged = Value::Object(object);
         self.admit(&key, &merged)?;
-        if self.objects.get(&key) == Some(&merged) {
+        if merged == *stored {
             return Ok(merged);
         }
         self.commit(key, Some(merged), ChangeType::Modified)
@@ -271,7 +291,7 @@ impl Store {
         if is_deleting(stored) {
             return Ok(());
         }
-        let mut marked = stored.clone();
+        let mut marked = Value::clone(stored);
         if let Some(meta) = marked.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("deletionTimestamp".into(), time_value(now));
             // A pod's default terminationGracePeriodSeconds.
@@ -373,12 +393,13 @@ impl Store {
                 if change == ChangeType::Added && !owner_uids(&value).is_empty() {
                     self.gc_pending = true;
                 }
-                self.objects.insert(key.clone(), value.clone());
-                self.record_history(&key, version, Some(value.clone()));
-                (controller, value)
+                let shared = Arc::new(value);
+                self.objects.insert(key.clone(), shared.clone());
+                self.record_history(&key, version, Some(shared.clone()));
+                (controller, Arc::unwrap_or_clone(shared))
             }
             None => {
-                let removed = self.objects.remove(&key).unwrap_or(Value::Null);
+                let removed = self.objects.remove(&key).map_or(Value::Null, Arc::unwrap_or_clone);
                 self.gc_pending = true;
                 self.record_history(&key, version, None);
                 (controller_of(&removed), removed)
@@ -388,7 +409,7 @@ impl Store {
         Ok(result)
     }
 
-    fn record_history(&mut self, key: &ObjectRef, version: u64, value: Option<Value>) {
+    fn record_history(&mut self, key: &ObjectRef, version: u64, value: Option<Arc<Value>>) {
         if self.max_lag == 0 {
             return;
         }
@@ -430,12 +451,13 @@ fn metadata<'a>(
         .ok_or_else(|| ClusterError::Invalid { object: key.clone(), message: "metadata is required".into() })
 }
 
-fn without(value: &Value, fields: &[&str]) -> Map<String, Value> {
-    let mut map = value.as_object().cloned().unwrap_or_default();
-    for field in fields {
-        map.remove(*field);
+/// Whether two objects are equal once `fields` are left out of both (a non-object counts as an empty object).
+/// Maps iterate in key order, so comparing the filtered entries pairwise is map equality, without copying either.
+fn equal_except(a: &Value, b: &Value, fields: &[&str]) -> bool {
+    fn entries<'v>(value: &'v Value, fields: &[&str]) -> impl Iterator<Item = (&'v String, &'v Value)> {
+        value.as_object().into_iter().flatten().filter(|(field, _)| !fields.contains(&field.as_str()))
     }
-    map
+    entries(a, fields).eq(entries(b, fields))
 }
 
 /// A timestamp as the API server writes it (RFC 3339).

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
@@ -116,7 +117,7 @@ struct Runner<'a> {
     scenario: &'a Scenario,
     root: &'a Path,
     world: World,
-    validator: ManifestValidator,
+    validator: Arc<ManifestValidator>,
     /// Workers to boot again, and when.
     restarts: Vec<(Duration, usize)>,
     observer: &'a mut dyn Observer,
@@ -162,7 +163,9 @@ impl<'a> Runner<'a> {
         builder = builder.admission(scenario.world.admission);
         let mut world = builder.build().map_err(|e| e.to_string())?;
         world.start_operator(SeiOperator::default);
-        let validator = ManifestValidator::new().map_err(|e| e.to_string())?;
+        // Compiled once per process and shared with the worlds (compiling the CRD schemas per run cost more than a
+        // 3-replica rollout's simulation).
+        let validator = crate::world::shared_validator()?;
         Ok(Runner { scenario, root, world, validator, restarts: Vec::new(), observer, revisions: BTreeMap::new() })
     }
 

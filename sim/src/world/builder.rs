@@ -1,7 +1,7 @@
 //! Building a [`World`]: seed, pinned epoch, worker count, tick, chains, image registry and timings.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
 
 use rand::SeedableRng;
@@ -19,6 +19,13 @@ use crate::state::{Shared, Timings, WorkerState, WorldState};
 use crate::store::Store;
 use crate::trace::Trace;
 use crate::worker::run_worker;
+
+/// The CRD validator, compiled once per process (its schemas and CEL rules are fixed at build time) and shared
+/// by every world: it holds no state a run could change, so sharing it cannot couple runs.
+pub fn shared_validator() -> Result<Arc<ManifestValidator>, String> {
+    static VALIDATOR: OnceLock<Result<Arc<ManifestValidator>, String>> = OnceLock::new();
+    VALIDATOR.get_or_init(|| ManifestValidator::new().map(Arc::new).map_err(|e| e.to_string())).clone()
+}
 
 /// Builds a [`World`].
 pub struct WorldBuilder {
@@ -102,11 +109,7 @@ impl WorldBuilder {
     }
 
     pub fn build(self) -> Result<World, SimError> {
-        let validator = if self.admission {
-            Some(Arc::new(ManifestValidator::new().map_err(|e| SimError::Setup(e.to_string()))?))
-        } else {
-            None
-        };
+        let validator = if self.admission { Some(shared_validator().map_err(SimError::Setup)?) } else { None };
         let mut store = Store::new(validator);
         store.allow_lag(self.max_read_lag);
         let default_chain = self.chains.first().map(|c| c.id.clone()).unwrap_or_default();

@@ -17,7 +17,7 @@ use sei_operator::api::SeiNodeDeployment;
 use sei_operator::cluster::{Cluster, ClusterError, ClusterObject, LabelSelector, ObjectRef};
 use serde::Deserialize;
 
-pub use builder::WorldBuilder;
+pub use builder::{WorldBuilder, shared_validator};
 
 use crate::clock::SimClock;
 use crate::cluster::{ClientKind, SimCluster};
