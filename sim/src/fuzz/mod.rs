@@ -6,7 +6,8 @@
 //! 2. liveness: after the last operation the faults are healed and, with the spec held fixed, every deployment
 //!    settles within a bound — rollout complete on the latest spec, or explicitly failed;
 //! 3. differential: the same operations without the faults end with the same objects and the same settled
-//!    status ([`crate::scenario::end_state`]).
+//!    status ([`crate::scenario::end_state`]) — and, since every generated target is one the chain can run, no
+//!    rollout of that unperturbed run failed.
 //!
 //! A failure is shrunk by proptest to a minimal case and written out as a scenario file (its seed inside) that
 //! `sei-sim run` replays exactly: the fuzzer runs the very text it writes.
@@ -201,6 +202,11 @@ pub fn judge(case: &FuzzCase, config: &FuzzConfig) -> Verdict {
         verdict.failure = found(message, false);
         return verdict;
     }
+    // Every generated target is one the chain can run: without faults, no rollout may fail.
+    if let Some(failed) = calm.end_state.iter().find(|line| failed_rollout(line)) {
+        verdict.failure = found(format!("a rollout failed without any fault: {failed}"), false);
+        return verdict;
+    }
     if let Some(difference) = differential(&perturbed.end_state, &calm.end_state) {
         verdict.failure = Some(Found {
             reason: format!("differential: {difference}"),
@@ -209,6 +215,11 @@ pub fn judge(case: &FuzzCase, config: &FuzzConfig) -> Verdict {
         });
     }
     verdict
+}
+
+/// Whether an end-state line is a deployment that names a failed rollout target.
+fn failed_rollout(line: &str) -> bool {
+    line.starts_with("SeiNodeDeployment ") && !line.contains("failedTargetHash= ")
 }
 
 /// Where the end states of the perturbed and the unperturbed run differ, if they do.
