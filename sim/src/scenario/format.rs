@@ -189,7 +189,8 @@ pub enum Fault {
     /// Crash the operator (all in-memory state lost; the store survives), now or right after its i-th write of
     /// a reconcile.
     OperatorCrash {
-        #[serde(default)]
+        // `rename_all` on an enum renames its variants, not their fields.
+        #[serde(default, rename = "afterWrite")]
         after_write: Option<u32>,
     },
     /// Cut the network between the operator and a worker node.
