@@ -114,6 +114,7 @@ impl SimCluster {
         let actor = self.actor();
         match &result {
             Ok(value) => {
+                crate::invariants::on_write(&mut world, key, value);
                 let version = value.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("-");
                 let text = format!("{actor} {verb} {key} rv={version}");
                 world.record(Category::Write, text);
