@@ -123,6 +123,7 @@ impl SimCluster {
         }
         let mut crash = false;
         if self.kind == ClientKind::Operator && result.is_ok() {
+            world.api_faults.writes_succeeded += 1;
             let faults = &mut world.operator;
             let writes = faults.writes_in_reconcile.entry(self.reconcile.unwrap_or(0)).or_default();
             *writes += 1;

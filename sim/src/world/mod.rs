@@ -242,6 +242,7 @@ impl World {
         if crash {
             self.crash_operator();
         }
+        self.rearm_conflict_after_success();
         self.check_invariants()
     }
 
@@ -295,17 +296,8 @@ impl World {
     /// Liveness (invariant 7): runs until every SeiNodeDeployment settled — no rollout in progress, and its status
     /// observed the latest generation or names the target that failed — failing with `liveness` after `within`.
     pub fn run_until_settled(&mut self, within: Duration) -> Result<(), SimError> {
-        let settled = |world: &World| {
-            world.inspect(|state| {
-                state.store.all_of_kind("SeiNodeDeployment").all(|(_, value)| {
-                    let Ok(d) = SeiNodeDeployment::deserialize(value) else { return false };
-                    let status = d.status.unwrap_or_default();
-                    // Complete on the latest spec, or explicitly failed (the failed target is remembered).
-                    status.rollout.is_none()
-                        && (status.observed_generation == d.metadata.generation || status.failed_target_hash.is_some())
-                })
-            })
-        };
+        // Complete on the latest spec, or explicitly failed (the failed target is remembered).
+        let settled = |world: &World| world.unsettled_deployments().is_empty();
         match self.run_until("every deployment settles", within, settled) {
             Err(SimError::Timeout { .. }) => {
                 let (at, trace_tail) = self.inspect(|w| (w.now, w.trace.tail(40)));
@@ -322,6 +314,36 @@ impl World {
             }
             other => other,
         }
+    }
+
+    /// The SeiNodeDeployments that have not settled (see [`World::run_until_settled`]), each with why: a
+    /// rollout in progress, or a status that has observed neither the latest generation nor a failed target.
+    pub fn unsettled_deployments(&self) -> Vec<String> {
+        self.inspect(|state| {
+            state
+                .store
+                .all_of_kind("SeiNodeDeployment")
+                .filter_map(|(key, value)| {
+                    let Ok(d) = SeiNodeDeployment::deserialize(value) else {
+                        return Some(format!("{key} does not read as a SeiNodeDeployment"));
+                    };
+                    let status = d.status.unwrap_or_default();
+                    if let Some(rollout) = &status.rollout {
+                        return Some(format!(
+                            "{key} has not settled: a rollout to {} is in progress",
+                            rollout.target_hash
+                        ));
+                    }
+                    let observed = status.observed_generation == d.metadata.generation;
+                    (!observed && status.failed_target_hash.is_none()).then(|| {
+                        format!(
+                            "{key} has not settled: its status observed generation {:?} of {:?} and no failed target",
+                            status.observed_generation, d.metadata.generation
+                        )
+                    })
+                })
+                .collect()
+        })
     }
 
     /// Runs `f` with a sidecar client (tagged `caller`) on a fresh client host, stepping the world until it
