@@ -131,6 +131,16 @@ pub enum Step {
     Heal(Heal),
     /// Wait (up to `within`) until everything listed holds; fail the scenario otherwise.
     Expect(Box<Expectation>),
+    /// Let simulated time pass until the clock (from the start of the run) reads this; nothing if it already
+    /// has. For checks tied to the chain's schedule ("ten seconds before the tip reaches H-1").
+    #[serde(deserialize_with = "duration")]
+    WaitUntil(Duration),
+    /// Remember this moment under a name, so a later check can look only at what happened since
+    /// (`sidecarSubmissions.since`).
+    Mark(String),
+    /// Push images to the registry again under the same tags (a re-pushed tag, a broken build, its fix): pods
+    /// already running keep the binary they started with; every later start runs the pushed one.
+    Push(BTreeMap<String, ImageSpec>),
 }
 
 /// Objects to apply.
@@ -201,12 +211,16 @@ pub enum Fault {
         #[serde(deserialize_with = "duration")]
         delay: Duration,
     },
-    /// Fail the operator's next writes with Conflict (`count`), or each write with probability `rate`.
+    /// Fail the operator's next writes with Conflict (`count`), or each write with probability `rate`, or
+    /// (`everyOther: true`, until healed) its first write after each tick in which one of its writes succeeded:
+    /// about every other write, without locking onto the same write of every reconcile as a strict count would.
     ApiConflicts {
         #[serde(default)]
         count: u32,
         #[serde(default)]
         rate: f64,
+        #[serde(default, rename = "everyOther")]
+        every_other: bool,
     },
     /// Fail the operator's next API calls transiently (`count`), or each with probability `rate`.
     ApiErrors {
@@ -270,6 +284,66 @@ pub struct Expectation {
     /// How many upgrade panics nodes may have had so far (by node name prefix or all).
     #[serde(default)]
     pub upgrade_panics: Option<u32>,
+    /// Everything listed must hold before this simulated time (from the start of the run), for checks tied
+    /// to the world's schedule ("complete before the validators switch"); with `within` too, the earlier
+    /// deadline counts. A step that begins at or after it fails.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub before: Option<Duration>,
+    /// The deployment's plan (`status.plan`).
+    #[serde(default)]
+    pub plan: Option<PlanExpectation>,
+    /// The deployment's rollout (`status.rollout`).
+    #[serde(default)]
+    pub rollout: Option<RolloutExpectation>,
+    /// The deployment's `status.failedTargetHash`: the target of a failed rollout, which is not retried.
+    #[serde(default)]
+    pub failed_target_hash: Option<ValueExpectation>,
+    /// `true`: the deployment's `status.templateHash` is the hash of its current template — the latest spec is
+    /// rolled out; `false`: it is not.
+    #[serde(default)]
+    pub latest_spec_rolled_out: Option<bool>,
+    /// The deployment's `status.incumbentNodes` (its active set), exactly, in order.
+    #[serde(default)]
+    pub incumbent_nodes: Option<Vec<String>>,
+    /// The deployment's Service (named after it).
+    #[serde(default)]
+    pub service: Option<ServiceExpectation>,
+    /// Exactly the SeiNodes the deployment controls (ownerReference), those being deleted included, in any
+    /// order: nothing leaked, nothing missing.
+    #[serde(default)]
+    pub children: Option<Vec<String>>,
+    /// Event reasons emitted about the deployment: exactly these, in this order, no others.
+    #[serde(default)]
+    pub events_exactly: Option<Vec<String>>,
+    /// Event reason → how many times it was emitted about the deployment.
+    #[serde(default)]
+    pub event_counts: BTreeMap<String, u32>,
+    /// Exactly the SeiNodes of the namespace that exist and are not being deleted, in any order.
+    #[serde(default)]
+    pub live_nodes: Option<Vec<String>>,
+    /// At least some number of the namespace's SeiNodes match (when which ones does not matter, as in "a
+    /// node has rolled").
+    #[serde(default)]
+    pub some_nodes: Option<SomeNodes>,
+    /// Per Job (by name): what must hold of it.
+    #[serde(default)]
+    pub jobs: BTreeMap<String, JobExpectation>,
+    /// Node name prefix → how many upgrade panics pods of the nodes so named have had so far.
+    #[serde(default)]
+    pub upgrade_panics_by_node_prefix: BTreeMap<String, u32>,
+    /// Image → how many upgrade panics pods running it have had so far.
+    #[serde(default)]
+    pub upgrade_panics_by_image: BTreeMap<String, u32>,
+    /// Lines the trace must hold, and how many times.
+    #[serde(default)]
+    pub trace: Vec<TraceExpectation>,
+    /// What the sidecars were asked to do.
+    #[serde(default)]
+    pub sidecar_submissions: Option<SubmissionsExpectation>,
+    /// `true`: every deployment has settled — no rollout in progress, and its status observed the latest
+    /// generation or names the target that failed (the liveness invariant's end state).
+    #[serde(default)]
+    pub settled: bool,
 }
 
 /// A condition's expected status and reason.
@@ -282,6 +356,9 @@ pub struct ConditionExpectation {
     pub status: Option<String>,
     #[serde(default)]
     pub reason: Option<String>,
+    /// Texts the condition's message must contain.
+    #[serde(default)]
+    pub message_contains: Vec<String>,
 }
 
 /// What must hold of one SeiNode.
@@ -301,6 +378,18 @@ pub struct NodeExpectation {
     /// The node must not exist.
     #[serde(default)]
     pub absent: bool,
+    /// `status.latestHeight` is above this (the node has processed past it).
+    #[serde(default)]
+    pub latest_height_above: Option<u64>,
+    /// The image its bootstrap Job runs (`spec.<mode>.snapshot.bootstrapImage`).
+    #[serde(default)]
+    pub bootstrap_image: Option<String>,
+    /// The node's init plan (`status.plan`).
+    #[serde(default)]
+    pub init_plan: Option<PlanExpectation>,
+    /// The node's pod (`<node>-0`), as the kubelet sees it.
+    #[serde(default)]
+    pub pod: Option<PodExpectation>,
 }
 
 /// Durations are written the friendly way: `400ms`, `30s`, `5m`, `1h30m`.
@@ -326,4 +415,140 @@ fn duration_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<S
         .into_iter()
         .map(|(key, text)| Ok((key, parse_duration(&text).map_err(serde::de::Error::custom)?)))
         .collect()
+}
+
+/// A value the scenario cannot know in advance — a hash, a generated id, a revision: whether it is set, and
+/// whether it is the one an earlier expectation remembered.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ValueExpectation {
+    /// `true`: the value is set; `false`: it is not.
+    #[serde(default)]
+    pub set: Option<bool>,
+    /// Remember the value under this name once the whole expectation holds (the value must be set).
+    #[serde(default)]
+    pub remember: Option<String>,
+    /// The value equals the one remembered under this name.
+    #[serde(default)]
+    pub same_as: Option<String>,
+    /// The value differs from the one remembered under this name.
+    #[serde(default)]
+    pub different_from: Option<String>,
+}
+
+/// What must hold of a plan (a deployment's rollout plan or a node's init plan).
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PlanExpectation {
+    /// `Active`, `Complete` or `Failed`.
+    #[serde(default)]
+    pub phase: Option<String>,
+    /// The plan's id: set, remembered, or the same as one remembered.
+    #[serde(default)]
+    pub id: Option<ValueExpectation>,
+    /// The type of the first task not Complete, while the plan is Active.
+    #[serde(default)]
+    pub current_task: Option<String>,
+}
+
+/// What must hold of a deployment's rollout.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RolloutExpectation {
+    /// `true`: a rollout is in progress; `false`: none is.
+    #[serde(default)]
+    pub set: Option<bool>,
+    /// The rollout's entrant nodes, exactly, in order.
+    #[serde(default)]
+    pub entrant_nodes: Option<Vec<String>>,
+}
+
+/// What must hold of a deployment's Service.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceExpectation {
+    /// The revision its selector names (`sei.io/revision`).
+    #[serde(default)]
+    pub revision: Option<ValueExpectation>,
+    /// Exactly the SeiNodes its selector matches (those being deleted too: their pods may still serve), in any
+    /// order.
+    #[serde(default)]
+    pub selects: Option<Vec<String>>,
+}
+
+/// At least `atLeast` SeiNodes of the namespace are as described.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SomeNodes {
+    pub at_least: u32,
+    pub are: NodeExpectation,
+}
+
+/// What must hold of a Job.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JobExpectation {
+    /// The Job must not exist; otherwise it must.
+    #[serde(default)]
+    pub absent: bool,
+    /// Whether its `Complete` condition is True.
+    #[serde(default)]
+    pub complete: Option<bool>,
+}
+
+/// What must hold of a SeiNode's pod.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PodExpectation {
+    /// The pod is Ready (seid runs, marked ready, not crashed).
+    #[serde(default)]
+    pub ready: Option<bool>,
+    /// Its sidecar process has completed mark-ready (a restarted sidecar has not, until marked again).
+    #[serde(default)]
+    pub sidecar_ready: Option<bool>,
+}
+
+/// Trace lines matching `line` — a text each line must contain, where `*` stands for any run of characters —
+/// occur `count` times exactly, or at least `atLeast` times; at least once when neither is given.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TraceExpectation {
+    pub line: String,
+    #[serde(default)]
+    pub count: Option<u32>,
+    #[serde(default)]
+    pub at_least: Option<u32>,
+}
+
+/// Task submissions the sidecars answered (201: started new work; 202: an id they already had).
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SubmissionsExpectation {
+    /// Only submissions after this `mark` step; all of them when unset.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Only submissions of this task type.
+    #[serde(default)]
+    pub task: Option<String>,
+    /// At least this many submissions.
+    #[serde(default)]
+    pub at_least: Option<u32>,
+    /// The first submission is this one.
+    #[serde(default)]
+    pub first: Option<SubmissionMatch>,
+    /// Every submission went to the pods of these nodes.
+    #[serde(default)]
+    pub only_nodes: Option<Vec<String>>,
+}
+
+/// One sidecar submission: to the pod of `node` (`<node>-0`), of task type `task`, answered `status`.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SubmissionMatch {
+    #[serde(default)]
+    pub node: Option<String>,
+    #[serde(default)]
+    pub task: Option<String>,
+    #[serde(default)]
+    pub status: Option<u16>,
 }

@@ -10,8 +10,8 @@ use sei_operator::cluster::ClusterObject;
 use sei_operator::manifest::{Manifest, ManifestValidator, parse_yaml_documents};
 use serde_json::Value;
 
-use super::expect::unmet;
-use super::format::{Edit, Expectation, Fault, Heal, ObjectKind, ObjectName, Scenario, Step};
+use super::expect::{Memory, judge};
+use super::format::{Edit, Expectation, Fault, Heal, ImageSpec, ObjectKind, ObjectName, Scenario, Step};
 use crate::chain::Chain;
 use crate::controllers::SeiOperator;
 use crate::faults::Fault as WorldFault;
@@ -81,6 +81,9 @@ fn step_name(step: &Step) -> &'static str {
         Step::Fault(_) => "fault",
         Step::Heal(_) => "heal",
         Step::Expect(_) => "expect",
+        Step::WaitUntil(_) => "waitUntil",
+        Step::Mark(_) => "mark",
+        Step::Push(_) => "push",
     }
 }
 
@@ -91,6 +94,8 @@ struct Runner<'a> {
     validator: ManifestValidator,
     /// Workers to boot again, and when.
     restarts: Vec<(Duration, usize)>,
+    /// What expectations remembered and which moments were marked.
+    memory: Memory,
 }
 
 impl<'a> Runner<'a> {
@@ -108,17 +113,7 @@ impl<'a> Runner<'a> {
         }
         let mut registry = ImageRegistry::default();
         for (image, spec) in &scenario.registry {
-            let mut binary = Binary::new(spec.version.as_deref().unwrap_or(image));
-            for upgrade in &spec.knows {
-                binary = binary.knowing(upgrade);
-            }
-            if !spec.pullable {
-                binary = binary.unpullable();
-            }
-            if spec.crash_on_start {
-                binary = binary.crashing_on_start();
-            }
-            registry = registry.with(image, binary);
+            registry = registry.with(image, binary(image, spec));
         }
         let mut timings = Timings::default();
         timings.task_durations.extend(scenario.world.task_durations.clone());
@@ -130,7 +125,7 @@ impl<'a> Runner<'a> {
         let mut world = builder.build().map_err(|e| e.to_string())?;
         world.start_operator(SeiOperator::default);
         let validator = ManifestValidator::new().map_err(|e| e.to_string())?;
-        Ok(Runner { scenario, root, world, validator, restarts: Vec::new() })
+        Ok(Runner { scenario, root, world, validator, restarts: Vec::new(), memory: Memory::default() })
     }
 
     fn namespace<'n>(&'n self, given: &'n Option<String>) -> &'n str {
@@ -194,6 +189,22 @@ impl<'a> Runner<'a> {
                 Ok(())
             }
             Step::Expect(expectation) => self.expect(expectation),
+            Step::WaitUntil(at) => {
+                while self.world.now() < *at {
+                    self.tick()?;
+                }
+                Ok(())
+            }
+            Step::Mark(name) => {
+                self.memory.mark(&self.world, name);
+                Ok(())
+            }
+            Step::Push(images) => {
+                for (image, spec) in images {
+                    self.world.push_image(image, binary(image, spec));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -227,9 +238,12 @@ impl<'a> Runner<'a> {
                 WorldFault::Latency { a: OPERATOR_HOST.into(), b: format!("worker-{}", worker(w)), latency: *delay }
             }
             // Each rate is set on its own: a storm of conflicts and one of errors can overlap.
-            Fault::ApiConflicts { count, rate } => {
+            Fault::ApiConflicts { count, rate, every_other } => {
                 let transient = self.world.inspect(|s| s.api_faults.transient_rate);
                 self.world.set_api_fault_rates(*rate, transient);
+                if *every_other {
+                    self.world.conflict_after_each_success(true);
+                }
                 WorldFault::Conflicts { count: *count }
             }
             Fault::ApiErrors { count, rate } => {
@@ -262,25 +276,59 @@ impl<'a> Runner<'a> {
                     self.world.repair(OPERATOR_HOST, &worker);
                 }
             }
-            Heal::Api => self.world.set_api_fault_rates(0.0, 0.0),
+            Heal::Api => {
+                self.world.set_api_fault_rates(0.0, 0.0);
+                if self.world.inspect(|s| s.api_faults.conflict_after_success) {
+                    self.world.conflict_after_each_success(false);
+                }
+            }
             Heal::StaleReads => self.world.set_read_lag(0),
         }
     }
 
-    /// Steps until every check of `expectation` holds, up to its deadline.
+    /// Steps until every check of `expectation` holds, up to its deadline; then keeps what it remembers.
     fn expect(&mut self, expectation: &Expectation) -> Result<(), String> {
-        let end = self.world.now() + expectation.within.unwrap_or(Duration::ZERO);
+        let start = self.world.now();
+        let mut end = start + expectation.within.unwrap_or(Duration::ZERO);
+        if let Some(before) = expectation.before {
+            if start >= before {
+                return Err(format!("began at t={start:?}, not before its deadline t={before:?}"));
+            }
+            end = if expectation.within.is_some() { end.min(before) } else { before };
+        }
         loop {
-            let unmet = unmet(&self.world, &self.scenario.namespace, expectation);
-            if unmet.is_empty() {
+            let verdict = judge(&self.world, &self.scenario.namespace, expectation, &self.memory);
+            let late = expectation.before.is_some_and(|before| self.world.now() >= before);
+            if verdict.unmet.is_empty() && !late {
+                self.memory.remember(verdict.remembered);
                 return Ok(());
             }
+            if let Some(before) = expectation.before.filter(|_| late) {
+                let unmet =
+                    if verdict.unmet.is_empty() { "it held only then".into() } else { verdict.unmet.join("; ") };
+                return Err(format!("not met before t={before:?} (now t={:?}): {unmet}", self.world.now()));
+            }
             if self.world.now() >= end {
-                return Err(format!("not met by t={:?}: {}", self.world.now(), unmet.join("; ")));
+                return Err(format!("not met by t={:?}: {}", self.world.now(), verdict.unmet.join("; ")));
             }
             self.tick()?;
         }
     }
+}
+
+/// The binary an image of the scenario's registry runs.
+fn binary(image: &str, spec: &ImageSpec) -> Binary {
+    let mut binary = Binary::new(spec.version.as_deref().unwrap_or(image));
+    for upgrade in &spec.knows {
+        binary = binary.knowing(upgrade);
+    }
+    if !spec.pullable {
+        binary = binary.unpullable();
+    }
+    if spec.crash_on_start {
+        binary = binary.crashing_on_start();
+    }
+    binary
 }
 
 fn render(error: &SimError) -> String {
