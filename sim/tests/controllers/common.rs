@@ -1,12 +1,11 @@
 //! Shared set-up: a chain with one upgrade, the images of its binaries, the fixtures, and the operator.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 use sei_operator::api::{DeploymentPhase, PlanPhase, SeiNode, SeiNodeDeployment};
-use sei_operator::cluster::{Event, ObjectRef};
+use sei_operator::cluster::Event;
 use sei_operator::manifest::{Manifest, ManifestValidator};
 use sei_operator::meta::find_condition;
 use sei_sim::World;
@@ -157,28 +156,6 @@ pub fn events(world: &World, name: &str, reason: &str) -> Vec<Event> {
             .iter()
             .filter(|(_, e)| e.regarding.name == name && e.reason == reason)
             .map(|(_, e)| e.clone())
-            .collect()
-    })
-}
-
-/// The id of the plan in a deployment's status.
-pub fn plan_id(world: &World, name: &str) -> Option<String> {
-    deployment(world, name).status?.plan.map(|p| p.id)
-}
-
-/// Sidecar submissions that started the same work twice in one sidecar process: a task id answered 201 twice,
-/// or a task type answered 201 under two ids (the operator minted a new id for work it had already
-/// submitted). A restarted sidecar remembers nothing, so a submission to the new process is not a duplicate.
-pub fn duplicate_submissions(world: &World) -> Vec<String> {
-    world.inspect(|s| {
-        let mut seen: BTreeMap<(ObjectRef, u64, String), Vec<uuid::Uuid>> = BTreeMap::new();
-        for submission in s.sidecar_submissions.iter().filter(|s| s.status == 201) {
-            let key = (submission.pod.clone(), submission.incarnation, submission.task_type.clone());
-            seen.entry(key).or_default().push(submission.id);
-        }
-        seen.into_iter()
-            .filter(|(_, ids)| ids.len() > 1)
-            .map(|((pod, incarnation, task_type), ids)| format!("{pod} (sidecar #{incarnation}) {task_type}: {ids:?}"))
             .collect()
     })
 }
