@@ -41,6 +41,8 @@ pub const LIVENESS: &str = "liveness";
 pub const STALLED_ROLLOUT_REPORTED: &str = "stalled-rollout-reported";
 pub const NO_WORK_STARTED_TWICE: &str = "no-sidecar-work-started-twice";
 pub const NO_COMPLETE_PLAN_BESIDE_UNFINISHED_ROLLOUT: &str = "no-complete-plan-beside-an-unfinished-rollout";
+pub const ONE_PLAN_PER_ROLLOUT: &str = "one-plan-per-rollout";
+pub const NO_OPERATOR_LIVELOCK: &str = "no-operator-livelock";
 
 /// How long after a rollout's stall threshold the operator has to say so (one reconcile period or so).
 pub const STALL_REPORT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -65,6 +67,8 @@ pub struct Observed {
     submissions_checked: usize,
     /// Task ids each sidecar process (pod, incarnation) started, by task type.
     started: BTreeMap<(ObjectRef, u64, String), Vec<uuid::Uuid>>,
+    /// The plan id first seen beside each rollout: (deployment uid, target hash, strategy) → plan id.
+    rollout_plans: BTreeMap<(String, String, String), String>,
 }
 
 impl Observed {
@@ -109,6 +113,7 @@ pub fn check(world: &WorldState, observed: &mut Observed) -> Result<(), Violatio
     no_leaked_entrants_once_quiet(observed)?;
     stalled_rollouts_are_reported(world, observed)?;
     no_sidecar_work_started_twice(world, observed)?;
+    one_plan_per_rollout(observed)?;
     Ok(())
 }
 
@@ -305,6 +310,28 @@ pub fn no_sidecar_work_started_twice(world: &WorldState, observed: &mut Observed
             ));
         }
         earlier.push(submission.id);
+    }
+    Ok(())
+}
+
+/// SPEC §4 (the plan id derives from the owner, the target and the strategy): while a rollout is set, the plan
+/// beside it keeps one id — a plan rebuilt after a crash, a Conflict or a stale read is the same plan, so its
+/// tasks and their sidecar submissions carry on instead of starting over.
+pub fn one_plan_per_rollout(observed: &mut Observed) -> Result<(), Violation> {
+    for (key, deployment) in &observed.deployments {
+        let (Some(status), Some(uid)) = (&deployment.status, &deployment.metadata.uid) else { continue };
+        let (Some(rollout), Some(plan)) = (&status.rollout, &status.plan) else { continue };
+        let rollout_key = (uid.clone(), rollout.target_hash.clone(), rollout.strategy.to_string());
+        let first = observed.rollout_plans.entry(rollout_key).or_insert_with(|| plan.id.clone());
+        if *first != plan.id {
+            return Err(Violation::new(
+                ONE_PLAN_PER_ROLLOUT,
+                format!(
+                    "{key}: the {} rollout to {} has plan {}, after plan {first}",
+                    rollout.strategy, rollout.target_hash, plan.id
+                ),
+            ));
+        }
     }
     Ok(())
 }

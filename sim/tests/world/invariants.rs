@@ -14,7 +14,7 @@ use sei_operator::sidecar::wire::TaskRequest;
 use sei_operator::sidecar::{PodAddress, Sidecar, Submission};
 use sei_sim::invariants::{
     CURRENT_IMAGE_WAS_RUN, NO_ACTIVE_PVC_DELETED, NO_COMPLETE_PLAN_BESIDE_UNFINISHED_ROLLOUT, NO_LEAKED_ENTRANTS,
-    NO_TRAFFIC_BLACK_HOLE, NO_UPGRADE_PANIC_ON_HARDFORK_ENTRANT, NO_WORK_STARTED_TWICE,
+    NO_TRAFFIC_BLACK_HOLE, NO_UPGRADE_PANIC_ON_HARDFORK_ENTRANT, NO_WORK_STARTED_TWICE, ONE_PLAN_PER_ROLLOUT,
     ROLLOUT_CONDITION_MATCHES_ROLLOUT, SIDECAR_WRITER,
 };
 use sei_sim::{SimError, World};
@@ -303,4 +303,21 @@ fn a_complete_plan_must_not_sit_beside_an_unfinished_rollout() {
         .edit_status::<SeiNodeDeployment>(NS, &name, |d| d.status.get_or_insert_default().plan = Some(complete))
         .unwrap();
     assert_eq!(violated(&mut world), NO_COMPLETE_PLAN_BESIDE_UNFINISHED_ROLLOUT);
+}
+
+#[test]
+fn a_rollout_must_keep_one_plan() {
+    let mut world = world(52);
+    let name = world.create(&fixture("bluegreen.yaml")).unwrap().metadata.name.unwrap();
+    start_rollout(&world, &name, "TemplateChanged");
+    let plan =
+        |id: &str| -> Plan { serde_json::from_value(json!({"id": id, "phase": "Active", "tasks": []})).unwrap() };
+    world
+        .edit_status::<SeiNodeDeployment>(NS, &name, |d| d.status.get_or_insert_default().plan = Some(plan("p1")))
+        .unwrap();
+    world.run_for(secs(5)).unwrap();
+    world
+        .edit_status::<SeiNodeDeployment>(NS, &name, |d| d.status.get_or_insert_default().plan = Some(plan("p2")))
+        .unwrap();
+    assert_eq!(violated(&mut world), ONE_PLAN_PER_ROLLOUT);
 }
