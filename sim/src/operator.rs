@@ -32,6 +32,7 @@ use tokio::task::JoinSet;
 
 use crate::clock::SimClock;
 use crate::cluster::{ClientKind, SimCluster};
+use crate::invariants::{NO_OPERATOR_LIVELOCK, Violation};
 use crate::sidecar::client::SimSidecar;
 use crate::state::{Shared, lock};
 use crate::store::Watch;
@@ -110,6 +111,11 @@ impl WorkQueue {
     }
 }
 
+/// More reconciles than this in one simulated instant is a livelock — a controller that requeues itself at once,
+/// forever, each pass undoing the last. Simulated time would stop with it, and a scenario would hang instead of
+/// failing; past this budget the host reports `no-operator-livelock` and waits for the next tick.
+pub const RECONCILES_PER_INSTANT: u64 = 10_000;
+
 /// How the operator host runs reconciles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OperatorConfig {
@@ -144,6 +150,8 @@ pub async fn run_operator<R: Reconciler>(
     let mut running: JoinSet<(ObjectRef, u64, Requeue)> = JoinSet::new();
     let mut next_id: u64 = 0;
     let mut pending: std::collections::VecDeque<crate::store::Change> = Default::default();
+    // Reconciles started at the current simulated instant, for the livelock budget.
+    let (mut instant, mut started_this_instant) = (Duration::ZERO, 0u64);
     let (mut watch, wake) = {
         let mut world = lock(&shared);
         // The informers' initial list: every object of the reconciled kinds.
@@ -184,8 +192,19 @@ pub async fn run_operator<R: Reconciler>(
             }
             now
         };
-        while running.len() < config.concurrency {
+        if now != instant {
+            (instant, started_this_instant) = (now, 0);
+        }
+        while running.len() < config.concurrency && started_this_instant < RECONCILES_PER_INSTANT {
             let Some(key) = queue.pop_due(now) else { break };
+            started_this_instant += 1;
+            if started_this_instant == RECONCILES_PER_INSTANT {
+                let message =
+                    format!("{RECONCILES_PER_INSTANT} reconciles at t={now:?} without time passing, the last of {key}");
+                let mut world = lock(&shared);
+                world.record(Category::Operator, format!("livelock: {message}"));
+                world.write_violations.push(Violation { invariant: NO_OPERATOR_LIVELOCK, message });
+            }
             if in_flight.contains(&key) {
                 rerun.insert(key);
                 continue;

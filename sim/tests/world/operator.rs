@@ -9,7 +9,7 @@ use sei_operator::api::SeiNode;
 use sei_operator::cluster::{Cluster, ObjectRef};
 use sei_operator::sidecar::{PodAddress, Sidecar};
 use sei_sim::SimError;
-use sei_sim::invariants::SINGLE_WRITER;
+use sei_sim::invariants::{NO_OPERATOR_LIVELOCK, SINGLE_WRITER};
 use sei_sim::operator::{OperatorContext, Reconciler, Requeue};
 use sei_sim::world::poll_ready;
 use serde_json::json;
@@ -335,4 +335,28 @@ fn faults_as_data_apply_and_heal() {
     let trace = world.trace().text();
     assert!(trace.contains("ignored: there is no worker-99") && trace.contains("heal all"));
     assert!(trace.contains("ignored: no link between operator and nowhere"));
+}
+
+/// Asks to be reconciled again at once, forever: simulated time could never pass.
+struct Spinner;
+
+impl Reconciler for Spinner {
+    fn kinds(&self) -> Vec<String> {
+        vec!["SeiNode".into()]
+    }
+
+    async fn reconcile(&self, _: &OperatorContext, _: &ObjectRef) -> Requeue {
+        Requeue::After(std::time::Duration::ZERO)
+    }
+}
+
+#[test]
+fn a_reconciler_that_never_lets_time_pass_is_a_livelock_not_a_hang() {
+    let mut world = world(38);
+    world.create(&sei_node("n")).unwrap();
+    world.start_operator(|| Spinner);
+    match world.run_for(secs(5)) {
+        Err(SimError::Invariant { violation, .. }) => assert_eq!(violation.invariant, NO_OPERATOR_LIVELOCK),
+        other => panic!("expected a livelock, got {other:?}"),
+    }
 }
