@@ -67,7 +67,7 @@ pub fn standard_rollout(replicas: u32) -> Scenario {
         type_: "RolloutInProgress".into(),
         status: Some("False".into()),
         reason: Some(reason.into()),
-        message_contains: None,
+        message_contains: Vec::new(),
     };
     let ready = Expectation {
         within: Some(READY_WITHIN),

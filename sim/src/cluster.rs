@@ -115,6 +115,7 @@ impl SimCluster {
         let actor = self.actor();
         match &result {
             Ok(value) => {
+                crate::invariants::on_write(&mut world, key, value);
                 let version = value.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("-");
                 let text = format!("{actor} {verb} {key} rv={version}");
                 world.record(Category::Write, text);
@@ -123,6 +124,7 @@ impl SimCluster {
         }
         let mut crash = false;
         if self.kind == ClientKind::Operator && result.is_ok() {
+            world.api_faults.writes_succeeded += 1;
             let faults = &mut world.operator;
             let writes = faults.writes_in_reconcile.entry(self.reconcile.unwrap_or(0)).or_default();
             *writes += 1;

@@ -15,6 +15,11 @@ pub struct ApiFaults {
     pub conflict_rate: f64,
     /// Each call fails transiently with this probability.
     pub transient_rate: f64,
+    /// After each step in which a write succeeded, the next write fails with Conflict: about every other write.
+    pub conflict_after_success: bool,
+    /// Writes that succeeded, and how many of them the last re-arming of `conflict_after_success` had seen.
+    pub writes_succeeded: u64,
+    pub writes_succeeded_seen: u64,
 }
 
 /// Faults of the operator process.

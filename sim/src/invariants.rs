@@ -39,6 +39,10 @@ pub const NO_LEAKED_ENTRANTS: &str = "no-leaked-entrants-once-quiet";
 pub const NO_ACTIVE_PVC_DELETED: &str = "no-pvc-of-an-active-node-deleted";
 pub const LIVENESS: &str = "liveness";
 pub const STALLED_ROLLOUT_REPORTED: &str = "stalled-rollout-reported";
+pub const NO_WORK_STARTED_TWICE: &str = "no-sidecar-work-started-twice";
+pub const NO_COMPLETE_PLAN_BESIDE_UNFINISHED_ROLLOUT: &str = "no-complete-plan-beside-an-unfinished-rollout";
+pub const ONE_PLAN_PER_ROLLOUT: &str = "one-plan-per-rollout";
+pub const NO_OPERATOR_LIVELOCK: &str = "no-operator-livelock";
 
 /// How long after a rollout's stall threshold the operator has to say so (one reconcile period or so).
 pub const STALL_REPORT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -60,6 +64,11 @@ pub struct Observed {
     calls_checked: usize,
     panics_checked: usize,
     write_violations_checked: usize,
+    submissions_checked: usize,
+    /// Task ids each sidecar process (pod, incarnation) started, by task type.
+    started: BTreeMap<(ObjectRef, u64, String), Vec<uuid::Uuid>>,
+    /// The plan id first seen beside each rollout: (deployment uid, target hash, strategy) → plan id.
+    rollout_plans: BTreeMap<(String, String, String), String>,
 }
 
 impl Observed {
@@ -104,6 +113,8 @@ pub fn check(world: &WorldState, observed: &mut Observed) -> Result<(), Violatio
     single_writer(world, observed)?;
     no_leaked_entrants_once_quiet(observed)?;
     stalled_rollouts_are_reported(world, observed)?;
+    no_sidecar_work_started_twice(world, observed)?;
+    one_plan_per_rollout(observed)?;
     Ok(())
 }
 
@@ -267,6 +278,83 @@ pub fn stalled_rollouts_are_reported(world: &WorldState, observed: &Observed) ->
         }
     }
     Ok(())
+}
+
+/// SPEC §4 (ids are deterministic, so a rebuilt plan's submissions are idempotent) and §6 (mark-ready goes
+/// only to a sidecar that needs it): the operator never makes a sidecar process start the same work twice. A task id it accepts
+/// as new (201) twice, or a task type it accepts under a second id while the first has not failed, means the
+/// operator lost track of work it had submitted — after a crash, a stale read or a Conflict — and started it
+/// again. A retry of failed work (a new id, by design) is not a duplicate, and neither is a submission to a
+/// restarted sidecar, which remembers nothing.
+pub fn no_sidecar_work_started_twice(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
+    let new = world.sidecar_submissions.get(observed.submissions_checked..).unwrap_or(&[]);
+    observed.submissions_checked = world.sidecar_submissions.len();
+    // Only the operator is judged: a test probing a sidecar may submit what it likes.
+    for submission in new.iter().filter(|s| s.status == 201 && s.caller.starts_with("operator")) {
+        let process = world
+            .pods
+            .get(&submission.pod)
+            .and_then(|p| p.sidecar.as_ref())
+            .filter(|p| p.incarnation == submission.incarnation);
+        let key = (submission.pod.clone(), submission.incarnation, submission.task_type.clone());
+        let earlier = observed.started.entry(key).or_default();
+        let unfailed =
+            |id: &uuid::Uuid| process.and_then(|p| p.tasks.get(id)).is_some_and(|t| !matches!(t.outcome, Some(Err(_))));
+        let again = earlier.iter().find(|id| **id == submission.id || unfailed(id));
+        if let Some(first) = again {
+            return Err(Violation::new(
+                NO_WORK_STARTED_TWICE,
+                format!(
+                    "{} (sidecar #{}) started {} as {} after it had started it as {first}",
+                    submission.pod, submission.incarnation, submission.task_type, submission.id
+                ),
+            ));
+        }
+        earlier.push(submission.id);
+    }
+    Ok(())
+}
+
+/// SPEC §4 (the plan id derives from the owner, the target and the strategy): while a rollout is set, the plan
+/// beside it keeps one id — a plan rebuilt after a crash, a Conflict or a stale read is the same plan, so its
+/// tasks and their sidecar submissions carry on instead of starting over.
+pub fn one_plan_per_rollout(observed: &mut Observed) -> Result<(), Violation> {
+    for (key, deployment) in &observed.deployments {
+        let (Some(status), Some(uid)) = (&deployment.status, &deployment.metadata.uid) else { continue };
+        let (Some(rollout), Some(plan)) = (&status.rollout, &status.plan) else { continue };
+        let rollout_key = (uid.clone(), rollout.target_hash.clone(), rollout.strategy.to_string());
+        let first = observed.rollout_plans.entry(rollout_key).or_insert_with(|| plan.id.clone());
+        if *first != plan.id {
+            return Err(Violation::new(
+                ONE_PLAN_PER_ROLLOUT,
+                format!(
+                    "{key}: the {} rollout to {} has plan {}, after plan {first}",
+                    rollout.strategy, rollout.target_hash, plan.id
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// SPEC §4 (writes are atomic steps), checked at the moment of every write of a SeiNodeDeployment: a plan is
+/// never stored Complete beside a rollout that is still set. Completing the last task and finishing the rollout
+/// are one write, so no crash or Conflict between them can leave a finished plan that nothing will finish. A
+/// check of the state after each step would miss two writes within one step, and another client could still
+/// read the version between them.
+pub fn on_write(world: &mut WorldState, key: &ObjectRef, stored: &serde_json::Value) {
+    if key.kind != "SeiNodeDeployment" {
+        return;
+    }
+    let text = |pointer: &str| stored.pointer(pointer).and_then(serde_json::Value::as_str);
+    if let (Some("Complete"), Some(target)) = (text("/status/plan/phase"), text("/status/rollout/targetHash")) {
+        let version = text("/metadata/resourceVersion").unwrap_or("-");
+        let message = format!(
+            "{key} was stored (rv={version}) with plan {} Complete beside the rollout to {target}",
+            text("/status/plan/id").unwrap_or_default()
+        );
+        world.write_violations.push(Violation::new(NO_COMPLETE_PLAN_BESIDE_UNFINISHED_ROLLOUT, message));
+    }
 }
 
 /// Checks that need the moment of a delete: 1b (an incumbent deleted while the Service still selects its

@@ -32,6 +32,7 @@ use tokio::task::JoinSet;
 
 use crate::clock::SimClock;
 use crate::cluster::{ClientKind, SimCluster};
+use crate::invariants::{NO_OPERATOR_LIVELOCK, Violation};
 use crate::sidecar::client::SimSidecar;
 use crate::state::{Shared, lock};
 use crate::store::Watch;
@@ -110,8 +111,10 @@ impl WorkQueue {
     }
 }
 
-/// More reconciles than this at one instant of simulated time is a hot loop (a real fleet needs a few per key).
-pub const HOT_LOOP_RECONCILES: u32 = 10_000;
+/// More reconciles than this in one simulated instant is a livelock — a controller that requeues itself at once,
+/// forever, each pass undoing the last. Simulated time would stop with it, and a scenario would hang instead of
+/// failing; past this budget the host reports `no-operator-livelock` and waits for the next tick.
+pub const RECONCILES_PER_INSTANT: u64 = 10_000;
 
 /// How the operator host runs reconciles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,10 +149,9 @@ pub async fn run_operator<R: Reconciler>(
     let mut rerun: BTreeSet<ObjectRef> = BTreeSet::new();
     let mut running: JoinSet<(ObjectRef, u64, Requeue)> = JoinSet::new();
     let mut next_id: u64 = 0;
-    // Reconciles started at one instant of simulated time: a controller that requeues itself at once, forever,
-    // would never let the simulated clock move, and a run would hang instead of failing.
-    let mut burst: (Duration, u32) = (Duration::ZERO, 0);
     let mut pending: std::collections::VecDeque<crate::store::Change> = Default::default();
+    // Reconciles started at the current simulated instant, for the livelock budget.
+    let (mut instant, mut started_this_instant) = (Duration::ZERO, 0u64);
     let (mut watch, wake) = {
         let mut world = lock(&shared);
         // The informers' initial list: every object of the reconciled kinds.
@@ -206,21 +208,22 @@ pub async fn run_operator<R: Reconciler>(
             }
             now
         };
-        while running.len() < config.concurrency {
+        if now != instant {
+            (instant, started_this_instant) = (now, 0);
+        }
+        while running.len() < config.concurrency && started_this_instant < RECONCILES_PER_INSTANT {
             let Some(key) = queue.pop_due(now) else { break };
+            started_this_instant += 1;
+            if started_this_instant == RECONCILES_PER_INSTANT {
+                let message =
+                    format!("{RECONCILES_PER_INSTANT} reconciles at t={now:?} without time passing, the last of {key}");
+                let mut world = lock(&shared);
+                world.record(Category::Operator, format!("livelock: {message}"));
+                world.write_violations.push(Violation { invariant: NO_OPERATOR_LIVELOCK, message });
+            }
             if in_flight.contains(&key) {
                 rerun.insert(key);
                 continue;
-            }
-            burst = if burst.0 == now { (now, burst.1 + 1) } else { (now, 1) };
-            if burst.1 > HOT_LOOP_RECONCILES {
-                let message = format!(
-                    "liveness: the operator hot-loops — {} reconciles at t={now:?} without simulated time passing \
-                     (last key {key})",
-                    burst.1
-                );
-                lock(&shared).record(Category::Operator, &message);
-                return Err(message.into());
             }
             next_id += 1;
             let id = next_id;

@@ -118,6 +118,8 @@ pub struct SidecarSubmission {
     pub id: uuid::Uuid,
     pub task_type: String,
     pub status: u16,
+    /// Who submitted it (the client's caller tag: `operator:SeiNode` for the operator's node controller).
+    pub caller: String,
 }
 
 /// A seid exit that was not a clean halt, and which node it hit.

@@ -71,7 +71,7 @@ async fn serve(listener: TcpListener, world: &World, pod: ObjectRef, rpc: bool) 
                         api::rpc(state, &pod, incarnation, &path)
                     } else {
                         let incarnation = runtime.and_then(|p| p.sidecar).map_or(0, |s| s.incarnation);
-                        api::sidecar(state, &pod, incarnation, &method, &path, &body)
+                        api::sidecar(state, &pod, incarnation, "production-client", &method, &path, &body)
                     }
                 });
                 let response = Response::builder().status(status).body(Full::new(Bytes::from(text)));

@@ -151,6 +151,16 @@ pub enum Step {
     /// SeiNode Running or Failed — within this long; otherwise the scenario fails with the liveness invariant.
     #[serde(deserialize_with = "duration")]
     Settle(Duration),
+    /// Let simulated time pass until the clock (from the start of the run) reads this; nothing if it already
+    /// has. For checks tied to the chain's schedule ("ten seconds before the tip reaches H-1").
+    #[serde(deserialize_with = "duration")]
+    WaitUntil(Duration),
+    /// Remember this moment under a name, so a later check can look only at what happened since
+    /// (`sidecarSubmissions.since`).
+    Mark(String),
+    /// Push images to the registry again under the same tags (a re-pushed tag, a broken build, its fix): pods
+    /// already running keep the binary they started with; every later start runs the pushed one.
+    Push(BTreeMap<String, ImageSpec>),
 }
 
 /// Objects to apply.
@@ -221,7 +231,8 @@ pub enum Fault {
     /// Crash the operator (all in-memory state lost; the store survives), now or right after its i-th write of
     /// a reconcile.
     OperatorCrash {
-        #[serde(default)]
+        // `rename_all` on an enum renames its variants, not their fields.
+        #[serde(default, rename = "afterWrite")]
         after_write: Option<u32>,
     },
     /// Cut the network between the operator and a worker node.
@@ -232,12 +243,16 @@ pub enum Fault {
         #[serde(deserialize_with = "duration")]
         delay: Duration,
     },
-    /// Fail the operator's next writes with Conflict (`count`), or each write with probability `rate`.
+    /// Fail the operator's next writes with Conflict (`count`), or each write with probability `rate`, or
+    /// (`everyOther: true`, until healed) its first write after each tick in which one of its writes succeeded:
+    /// about every other write, without locking onto the same write of every reconcile as a strict count would.
     ApiConflicts {
         #[serde(default)]
         count: u32,
         #[serde(default)]
         rate: f64,
+        #[serde(default, rename = "everyOther")]
+        every_other: bool,
     },
     /// Fail the operator's next API calls transiently (`count`), or each with probability `rate`.
     ApiErrors {
@@ -320,15 +335,6 @@ pub struct Expectation {
     /// index lists (`status.plan.tasks.0.type`), `null` means the field is absent.
     #[serde(default)]
     pub fields: BTreeMap<String, serde_json::Value>,
-    /// The task types of the deployment's plan, in order.
-    #[serde(default)]
-    pub plan_tasks: Option<Vec<String>>,
-    /// The task the deployment's active plan is at: its first task not Complete.
-    #[serde(default)]
-    pub current_task: Option<String>,
-    /// Exactly the SeiNodes (live ones) the deployment's Service selects: where its traffic goes.
-    #[serde(default)]
-    pub service_selects: Option<Vec<String>>,
     /// Revisions, by names the scenario gives them: each name lists places that must all carry one revision —
     /// `service` (the revision the deployment's Service selects), `activeSet` (`status.activeSet.revision`),
     /// `templateHash` (`status.templateHash`) or a SeiNode's name (its `sei.io/revision` label). The first
@@ -365,6 +371,53 @@ pub struct Expectation {
     /// for a node under `nodes`: a fleet of a hundred needs no hundred entries.
     #[serde(default)]
     pub every_node: Option<NodeExpectation>,
+    /// Everything listed must hold before this simulated time (from the start of the run), for checks tied
+    /// to the world's schedule ("complete before the validators switch"); with `within` too, the earlier
+    /// deadline counts. A step that begins at or after it fails.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub before: Option<Duration>,
+    /// The deployment's plan (`status.plan`).
+    #[serde(default)]
+    pub plan: Option<PlanExpectation>,
+    /// The deployment's rollout (`status.rollout`).
+    #[serde(default)]
+    pub rollout: Option<RolloutExpectation>,
+    /// The deployment's `status.failedTargetHash`: the target of a failed rollout, which is not retried.
+    #[serde(default)]
+    pub failed_target_hash: Option<ValueExpectation>,
+    /// `true`: the deployment's `status.templateHash` is the hash of its current template — the latest spec is
+    /// rolled out; `false`: it is not.
+    #[serde(default)]
+    pub latest_spec_rolled_out: Option<bool>,
+    /// The deployment's `status.incumbentNodes` (its active set), exactly, in order.
+    #[serde(default)]
+    pub incumbent_nodes: Option<Vec<String>>,
+    /// The deployment's Service (named after it).
+    #[serde(default)]
+    pub service: Option<ServiceExpectation>,
+    /// Exactly the SeiNodes the deployment controls (ownerReference), those being deleted included, in any
+    /// order: nothing leaked, nothing missing.
+    #[serde(default)]
+    pub children: Option<Vec<String>>,
+    /// At least some number of the namespace's SeiNodes match (when which ones does not matter, as in "a
+    /// node has rolled").
+    #[serde(default)]
+    pub some_nodes: Option<SomeNodes>,
+    /// Per Job (by name): what must hold of it.
+    #[serde(default)]
+    pub jobs: BTreeMap<String, JobExpectation>,
+    /// Node name prefix → how many upgrade panics pods of the nodes so named have had so far.
+    #[serde(default)]
+    pub upgrade_panics_by_node_prefix: BTreeMap<String, u32>,
+    /// Image → how many upgrade panics pods running it have had so far.
+    #[serde(default)]
+    pub upgrade_panics_by_image: BTreeMap<String, u32>,
+    /// Lines the trace must hold, and how many times.
+    #[serde(default)]
+    pub trace: Vec<TraceExpectation>,
+    /// What the sidecars were asked to do.
+    #[serde(default)]
+    pub sidecar_submissions: Option<SubmissionsExpectation>,
 }
 
 /// Events picked by what they say; unset filters match every event.
@@ -418,9 +471,9 @@ pub struct ConditionExpectation {
     pub status: Option<String>,
     #[serde(default)]
     pub reason: Option<String>,
-    /// Text the condition's message must contain (a stall names the nodes not ready).
-    #[serde(default)]
-    pub message_contains: Option<String>,
+    /// Texts the condition's message must contain: one, or a list.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub message_contains: Vec<String>,
 }
 
 /// What must hold of one SeiNode.
@@ -463,6 +516,12 @@ pub struct NodeExpectation {
     /// restarted sidecar has not, until mark-ready is submitted to it again.
     #[serde(default)]
     pub marked_ready: Option<bool>,
+    /// The image its bootstrap Job runs (`spec.<mode>.snapshot.bootstrapImage`).
+    #[serde(default)]
+    pub bootstrap_image: Option<String>,
+    /// The node's init plan (`status.plan`).
+    #[serde(default)]
+    pub init_plan: Option<PlanExpectation>,
 }
 
 /// Durations are written the friendly way: `400ms`, `30s`, `5m`, `1h30m`.
@@ -483,9 +542,151 @@ fn optional_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Optio
         .transpose()
 }
 
+/// A list of texts, or one text alone (`messageContains: stalled` or `messageContains: [a, b]`).
+fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    match OneOrMany::deserialize(deserializer) {
+        Ok(OneOrMany::One(text)) => Ok(vec![text]),
+        Ok(OneOrMany::Many(texts)) => Ok(texts),
+        Err(_) => Err(serde::de::Error::custom("expected a text or a list of texts")),
+    }
+}
+
 fn duration_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, Duration>, D::Error> {
     BTreeMap::<String, String>::deserialize(deserializer)?
         .into_iter()
         .map(|(key, text)| Ok((key, parse_duration(&text).map_err(serde::de::Error::custom)?)))
         .collect()
+}
+
+/// A value the scenario cannot know in advance — a hash, a generated id, a revision: whether it is set, and
+/// whether it is the one an earlier expectation remembered.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ValueExpectation {
+    /// `true`: the value is set; `false`: it is not.
+    #[serde(default)]
+    pub set: Option<bool>,
+    /// Remember the value under this name once the whole expectation holds (the value must be set).
+    #[serde(default)]
+    pub remember: Option<String>,
+    /// The value equals the one remembered under this name.
+    #[serde(default)]
+    pub same_as: Option<String>,
+    /// The value differs from the one remembered under this name.
+    #[serde(default)]
+    pub different_from: Option<String>,
+}
+
+/// What must hold of a plan (a deployment's rollout plan or a node's init plan).
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PlanExpectation {
+    /// `Active`, `Complete` or `Failed`.
+    #[serde(default)]
+    pub phase: Option<String>,
+    /// The plan's id: set, remembered, or the same as one remembered.
+    #[serde(default)]
+    pub id: Option<ValueExpectation>,
+    /// The type of the first task not Complete, while the plan is Active.
+    #[serde(default)]
+    pub current_task: Option<String>,
+    /// The types of all its tasks, in order.
+    #[serde(default)]
+    pub tasks: Option<Vec<String>>,
+}
+
+/// What must hold of a deployment's rollout.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RolloutExpectation {
+    /// `true`: a rollout is in progress; `false`: none is.
+    #[serde(default)]
+    pub set: Option<bool>,
+    /// The rollout's entrant nodes, exactly, in order.
+    #[serde(default)]
+    pub entrant_nodes: Option<Vec<String>>,
+}
+
+/// What must hold of a deployment's Service.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceExpectation {
+    /// The revision its selector names (`sei.io/revision`).
+    #[serde(default)]
+    pub revision: Option<ValueExpectation>,
+    /// Exactly the SeiNodes its selector matches (those being deleted too: their pods may still serve), in any
+    /// order.
+    #[serde(default)]
+    pub selects: Option<Vec<String>>,
+}
+
+/// At least `atLeast` SeiNodes of the namespace are as described.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SomeNodes {
+    pub at_least: u32,
+    pub are: NodeExpectation,
+}
+
+/// What must hold of a Job.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JobExpectation {
+    /// The Job must not exist; otherwise it must.
+    #[serde(default)]
+    pub absent: bool,
+    /// Whether its `Complete` condition is True.
+    #[serde(default)]
+    pub complete: Option<bool>,
+}
+
+/// Trace lines matching `line` — a text each line must contain, where `*` stands for any run of characters —
+/// occur `count` times exactly, or at least `atLeast` times; at least once when neither is given.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TraceExpectation {
+    pub line: String,
+    #[serde(default)]
+    pub count: Option<u32>,
+    #[serde(default)]
+    pub at_least: Option<u32>,
+}
+
+/// Task submissions the sidecars answered (201: started new work; 202: an id they already had).
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SubmissionsExpectation {
+    /// Only submissions after this `mark` step; all of them when unset.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Only submissions of this task type.
+    #[serde(default)]
+    pub task: Option<String>,
+    /// At least this many submissions.
+    #[serde(default)]
+    pub at_least: Option<u32>,
+    /// The first submission is this one.
+    #[serde(default)]
+    pub first: Option<SubmissionMatch>,
+    /// Every submission went to the pods of these nodes.
+    #[serde(default)]
+    pub only_nodes: Option<Vec<String>>,
+}
+
+/// One sidecar submission: to the pod of `node` (`<node>-0`), of task type `task`, answered `status`.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SubmissionMatch {
+    #[serde(default)]
+    pub node: Option<String>,
+    #[serde(default)]
+    pub task: Option<String>,
+    #[serde(default)]
+    pub status: Option<u16>,
 }

@@ -2,7 +2,6 @@
 //! runs its timeline step by step, and checks its expectations — with every invariant checked after every
 //! simulated step. Nothing here reads wall time; the command line measures that.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +12,8 @@ use sei_operator::cluster::ClusterObject;
 use sei_operator::manifest::{Manifest, ManifestValidator, parse_yaml_documents};
 use serde_json::Value;
 
-use super::expect::check;
-use super::format::{Edit, Expectation, Fault, Heal, ObjectKind, ObjectName, Scenario, Step};
+use super::expect::{Memory, check};
+use super::format::{Edit, Expectation, Fault, Heal, ImageSpec, ObjectKind, ObjectName, Scenario, Step};
 use crate::chain::Chain;
 use crate::controllers::SeiOperator;
 use crate::faults::Fault as WorldFault;
@@ -110,6 +109,9 @@ pub(crate) fn step_name(step: &Step) -> &'static str {
         Step::Heal(_) => "heal",
         Step::Expect(_) => "expect",
         Step::Settle(_) => "settle",
+        Step::WaitUntil(_) => "waitUntil",
+        Step::Mark(_) => "mark",
+        Step::Push(_) => "push",
     }
 }
 
@@ -121,8 +123,8 @@ struct Runner<'a> {
     /// Workers to boot again, and when.
     restarts: Vec<(Duration, usize)>,
     observer: &'a mut dyn Observer,
-    /// Revision names bound by `revisions` checks of earlier steps.
-    revisions: BTreeMap<String, String>,
+    /// What expectations remembered and which moments were marked.
+    memory: Memory,
 }
 
 impl<'a> Runner<'a> {
@@ -140,17 +142,7 @@ impl<'a> Runner<'a> {
         }
         let mut registry = ImageRegistry::default();
         for (image, spec) in &scenario.registry {
-            let mut binary = Binary::new(spec.version.as_deref().unwrap_or(image));
-            for upgrade in &spec.knows {
-                binary = binary.knowing(upgrade);
-            }
-            if !spec.pullable {
-                binary = binary.unpullable();
-            }
-            if spec.crash_on_start {
-                binary = binary.crashing_on_start();
-            }
-            registry = registry.with(image, binary);
+            registry = registry.with(image, binary(image, spec));
         }
         let mut timings = Timings::default();
         timings.task_durations.extend(scenario.world.task_durations.clone());
@@ -166,7 +158,7 @@ impl<'a> Runner<'a> {
         // Compiled once per process and shared with the worlds (compiling the CRD schemas per run cost more than a
         // 3-replica rollout's simulation).
         let validator = crate::world::shared_validator()?;
-        Ok(Runner { scenario, root, world, validator, restarts: Vec::new(), observer, revisions: BTreeMap::new() })
+        Ok(Runner { scenario, root, world, validator, restarts: Vec::new(), observer, memory: Memory::default() })
     }
 
     fn namespace<'n>(&'n self, given: &'n Option<String>) -> &'n str {
@@ -235,6 +227,22 @@ impl<'a> Runner<'a> {
             }
             Step::Expect(expectation) => self.expect(expectation),
             Step::Settle(within) => self.settle(*within),
+            Step::WaitUntil(at) => {
+                while self.world.now() < *at {
+                    self.tick()?;
+                }
+                Ok(())
+            }
+            Step::Mark(name) => {
+                self.memory.mark(&self.world, name);
+                Ok(())
+            }
+            Step::Push(images) => {
+                for (image, spec) in images {
+                    self.world.push_image(image, binary(image, spec));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -275,9 +283,12 @@ impl<'a> Runner<'a> {
                 WorldFault::Latency { a: OPERATOR_HOST.into(), b: format!("worker-{}", worker(w)), latency: *delay }
             }
             // Each rate is set on its own: a storm of conflicts and one of errors can overlap.
-            Fault::ApiConflicts { count, rate } => {
+            Fault::ApiConflicts { count, rate, every_other } => {
                 let transient = self.world.inspect(|s| s.api_faults.transient_rate);
                 self.world.set_api_fault_rates(*rate, transient);
+                if *every_other {
+                    self.world.conflict_after_each_success(true);
+                }
                 WorldFault::Conflicts { count: *count }
             }
             Fault::ApiErrors { count, rate } => {
@@ -334,7 +345,12 @@ impl<'a> Runner<'a> {
                     self.world.repair(OPERATOR_HOST, &worker);
                 }
             }
-            Heal::Api => self.world.set_api_fault_rates(0.0, 0.0),
+            Heal::Api => {
+                self.world.set_api_fault_rates(0.0, 0.0);
+                if self.world.inspect(|s| s.api_faults.conflict_after_success) {
+                    self.world.conflict_after_each_success(false);
+                }
+            }
             Heal::StaleReads => self.world.set_read_lag(0),
             Heal::Workers => {
                 self.restarts.clear();
@@ -368,22 +384,38 @@ impl<'a> Runner<'a> {
         ))
     }
 
-    /// Steps until every check of `expectation` holds, up to its deadline; its `meanwhile` checks must hold at
+    /// Steps until every check of `expectation` holds, up to its deadline (`within` from now, `before` a time
+    /// of the run, the earlier of both), then keeps what it remembers; its `meanwhile` checks must hold at
     /// every step before that.
     fn expect(&mut self, expectation: &Expectation) -> Result<(), String> {
         let nested = expectation.and.iter().chain(expectation.meanwhile.as_deref());
-        if nested.clone().any(|n| n.within.is_some() || n.meanwhile.is_some()) {
-            return Err("`and` and `meanwhile` expectations take the step's deadline: no within or meanwhile".into());
+        if nested.clone().any(|n| n.within.is_some() || n.before.is_some() || n.meanwhile.is_some()) {
+            return Err(
+                "`and` and `meanwhile` expectations take the step's deadline: no within, before or meanwhile".into()
+            );
         }
-        let end = self.world.now() + expectation.within.unwrap_or(Duration::ZERO);
+        let start = self.world.now();
+        let mut end = start + expectation.within.unwrap_or(Duration::ZERO);
+        if let Some(before) = expectation.before {
+            if start >= before {
+                return Err(format!("began at t={start:?}, not before its deadline t={before:?}"));
+            }
+            end = if expectation.within.is_some() { end.min(before) } else { before };
+        }
         loop {
-            let checked = check(&self.world, &self.scenario.namespace, expectation, &self.revisions);
-            if checked.unmet.is_empty() {
-                self.revisions.extend(checked.bound);
+            let checked = check(&self.world, &self.scenario.namespace, expectation, &self.memory);
+            let late = expectation.before.is_some_and(|before| self.world.now() >= before);
+            if checked.unmet.is_empty() && !late {
+                self.memory.remember(checked.remembered);
                 return Ok(());
             }
+            if let Some(before) = expectation.before.filter(|_| late) {
+                let unmet =
+                    if checked.unmet.is_empty() { "it held only then".into() } else { checked.unmet.join("; ") };
+                return Err(format!("not met before t={before:?} (now t={:?}): {unmet}", self.world.now()));
+            }
             if let Some(meanwhile) = &expectation.meanwhile {
-                let broken = check(&self.world, &self.scenario.namespace, meanwhile, &self.revisions).unmet;
+                let broken = check(&self.world, &self.scenario.namespace, meanwhile, &self.memory).unmet;
                 if !broken.is_empty() {
                     return Err(format!(
                         "meanwhile broken at t={:?}: {} (while waiting for: {})",
@@ -399,6 +431,21 @@ impl<'a> Runner<'a> {
             self.tick()?;
         }
     }
+}
+
+/// The binary an image of the scenario's registry runs.
+fn binary(image: &str, spec: &ImageSpec) -> Binary {
+    let mut binary = Binary::new(spec.version.as_deref().unwrap_or(image));
+    for upgrade in &spec.knows {
+        binary = binary.knowing(upgrade);
+    }
+    if !spec.pullable {
+        binary = binary.unpullable();
+    }
+    if spec.crash_on_start {
+        binary = binary.crashing_on_start();
+    }
+    binary
 }
 
 fn render(error: &SimError) -> String {

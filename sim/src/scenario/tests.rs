@@ -129,9 +129,8 @@ timeline:
       eventCounts: {RolloutStalled: 1}
       eventsMatching: [{type: Warning, reason: RolloutStalled, messageContains: not ready, count: 1}]
       fields: {status.activeSet.generation: 2, status.rollout: null}
-      planTasks: [create-entrant-nodes]
-      currentTask: await-nodes-caught-up
-      serviceSelects: [archive-rpc-0]
+      plan: {tasks: [create-entrant-nodes], currentTask: await-nodes-caught-up}
+      service: {selects: [archive-rpc-0]}
       revisions: {blue: [service, activeSet, archive-rpc-0]}
       onlyNodes: [archive-rpc-0]
       present: [Service/archive-rpc]
@@ -165,7 +164,7 @@ fn every_expectation_field_parses() {
     );
     assert_eq!(scenario.timeline[2], Step::Heal(Heal::Workers));
     let Step::Expect(expect) = &scenario.timeline[3] else { panic!("step 4 is an expectation") };
-    assert_eq!(expect.conditions[0].message_contains.as_deref(), Some("archive-rpc-1"));
+    assert_eq!(expect.conditions[0].message_contains, ["archive-rpc-1"]);
     assert_eq!(expect.events_matching[0].count, Some(1));
     assert_eq!(expect.fields.get("status.rollout"), Some(&serde_json::Value::Null));
     assert_eq!(expect.revisions["blue"], ["service", "activeSet", "archive-rpc-0"]);
@@ -183,4 +182,39 @@ fn an_object_that_is_not_kind_slash_name_is_an_error_naming_it() {
     let text = RICH_EXPECTATION.replace("present: [Service/archive-rpc]", "present: [Pod/archive-rpc-0-0]");
     let error = parse("rich.yaml", &text).expect_err("Pod is no kind a scenario names").to_string();
     assert!(error.contains("\"Pod/archive-rpc-0-0\" is not Kind/name"), "{error}");
+}
+
+#[test]
+fn the_documented_expectations_parse() {
+    let doc = include_str!("../../../docs/scenarios.md");
+    let example = doc
+        .split("```yaml\n")
+        .find(|block| block.starts_with("name: hardfork-bootstrap-fails"))
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/scenarios.md has the example of more expectations");
+    let scenario = parse("docs/scenarios.md", example).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(scenario.timeline[2], Step::Mark("before-rollout".into()));
+    assert_eq!(scenario.timeline[5], Step::WaitUntil(Duration::from_secs(300)));
+    assert_eq!(scenario.timeline[8], Step::Fault(Fault::OperatorCrash { after_write: Some(2) }));
+    assert_eq!(scenario.timeline[9], Step::Fault(Fault::ApiConflicts { count: 0, rate: 0.0, every_other: true }));
+    let Step::Push(images) = &scenario.timeline[3] else { panic!("step 4 pushes an image") };
+    assert!(images["sei:v6.3.0"].crash_on_start);
+    let Step::Expect(first) = &scenario.timeline[1] else { panic!("step 2 is an expectation") };
+    assert_eq!(first.before, Some(Duration::from_secs(1200)));
+    let revision = first.service.as_ref().and_then(|s| s.revision.as_ref()).expect("a revision check");
+    assert_eq!(revision.remember.as_deref(), Some("incumbents"));
+    let Step::Expect(failed) = &scenario.timeline[7] else { panic!("step 8 is an expectation") };
+    assert_eq!(failed.trace[1], TraceExpectation { line: "crash operator".into(), count: Some(0), at_least: None });
+    let submissions = failed.sidecar_submissions.as_ref().expect("a submissions check");
+    assert_eq!(submissions.since.as_deref(), Some("before-rollout"));
+    assert_eq!(failed.some_nodes.as_ref().map(|s| s.at_least), Some(2));
+    let Step::Expect(last) = &scenario.timeline[10] else { panic!("step 11 is an expectation") };
+    assert!(last.settled);
+}
+
+#[test]
+fn a_misspelt_expectation_field_is_an_error() {
+    let text = "name: x\nchain: {id: c, initialHeight: 1}\nregistry: {}\ntimeline:\n  - expect: {setled: true}\n";
+    let error = parse("scenarios/x.yaml", text).expect_err("misspelt field").to_string();
+    assert!(error.contains("setled"), "{error}");
 }

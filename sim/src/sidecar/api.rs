@@ -35,11 +35,12 @@ fn rfc3339(world: &WorldState, at: Duration) -> String {
     world.timestamp_at(at).to_string()
 }
 
-/// Serves one sidecar request for the pod `key`, whose server is `incarnation`.
+/// Serves one sidecar request from `caller` for the pod `key`, whose server is `incarnation`.
 pub fn sidecar(
     world: &mut WorldState,
     key: &ObjectRef,
     incarnation: u64,
+    caller: &str,
     method: &str,
     path: &str,
     body: &[u8],
@@ -77,12 +78,12 @@ pub fn sidecar(
                 None => error(404, "unknown task"),
             }
         }
-        ("POST", ["v0", "tasks"]) => submit(world, key, body),
+        ("POST", ["v0", "tasks"]) => submit(world, key, caller, body),
         _ => error(404, "no such route"),
     }
 }
 
-fn submit(world: &mut WorldState, key: &ObjectRef, body: &[u8]) -> Answer {
+fn submit(world: &mut WorldState, key: &ObjectRef, caller: &str, body: &[u8]) -> Answer {
     let request: TaskRequest = match serde_json::from_slice(body) {
         Ok(request) => request,
         Err(e) => return error(400, &format!("invalid body: {e}")),
@@ -119,6 +120,7 @@ fn submit(world: &mut WorldState, key: &ObjectRef, body: &[u8]) -> Answer {
         id,
         task_type: request.type_.clone(),
         status: 202,
+        caller: caller.to_owned(),
     };
     if process.tasks.contains_key(&id) {
         world.sidecar_submissions.push(submission);

@@ -75,7 +75,7 @@ async fn answer(
     let (status, text) = {
         let mut world = lock(&shared);
         let answer = match endpoint {
-            Endpoint::Sidecar => api::sidecar(&mut world, &key, incarnation, &method, &path, &body),
+            Endpoint::Sidecar => api::sidecar(&mut world, &key, incarnation, &caller, &method, &path, &body),
             Endpoint::Rpc => api::rpc(&world, &key, incarnation, &path),
         };
         world.record(

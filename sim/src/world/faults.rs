@@ -8,6 +8,7 @@ use sei_operator::cluster::ObjectRef;
 
 use super::{OPERATOR_HOST, World};
 use crate::faults::{Fault, ScriptedTaskFailure};
+use crate::registry::Binary;
 
 /// The latency of a healed link (the default links vary between 1 and 20 ms).
 const HEALED_LATENCY: Duration = Duration::from_millis(10);
@@ -172,6 +173,39 @@ impl World {
     pub fn inject_conflicts(&self, n: u32) {
         self.record(Category::Fault, format!("next {n} operator writes conflict"));
         lock(&self.shared).api_faults.conflicts += n;
+    }
+
+    /// Pushes `binary` to the registry under `image` again (a re-pushed tag): pods already running keep the
+    /// binary they started with; every later start, pull or not, runs this one.
+    pub fn push_image(&self, image: &str, binary: Binary) {
+        self.record(Category::Fault, format!("push {image} (seid {})", binary.version));
+        let mut world = lock(&self.shared);
+        world.registry = world.registry.clone().with(image, binary);
+    }
+
+    /// From now on (until `false`), the operator's first write after each step in which one of its writes
+    /// succeeded fails with Conflict: about every other write.
+    pub fn conflict_after_each_success(&self, on: bool) {
+        let text = if on { "from now on" } else { "no longer" };
+        self.record(Category::Fault, format!("{text}, the operator's first write after a successful one conflicts"));
+        let mut world = lock(&self.shared);
+        world.api_faults.conflict_after_success = on;
+        world.api_faults.writes_succeeded_seen = world.api_faults.writes_succeeded;
+    }
+
+    /// Arms the next Conflict of [`World::conflict_after_each_success`], once the last one was spent and a write
+    /// has succeeded since the previous step. At most one per step: the refused write's reconcile retries in a
+    /// later step, so the refusals drift across the writes of a reconcile instead of always hitting one.
+    pub(super) fn rearm_conflict_after_success(&self) {
+        let mut world = lock(&self.shared);
+        let faults = &mut world.api_faults;
+        if faults.conflict_after_success
+            && faults.conflicts == 0
+            && faults.writes_succeeded > faults.writes_succeeded_seen
+        {
+            faults.conflicts = 1;
+        }
+        faults.writes_succeeded_seen = faults.writes_succeeded;
     }
 
     /// The operator's next `n` API calls fail transiently.

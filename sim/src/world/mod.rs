@@ -242,6 +242,7 @@ impl World {
         if crash {
             self.crash_operator();
         }
+        self.rearm_conflict_after_success();
         self.check_invariants()
     }
 
@@ -338,6 +339,7 @@ impl World {
     /// Liveness (invariant 7): runs until every SeiNodeDeployment settled — no rollout in progress, and its status
     /// observed the latest generation or names the target that failed — failing with `liveness` after `within`.
     pub fn run_until_settled(&mut self, within: Duration) -> Result<(), SimError> {
+        // Complete on the latest spec, or explicitly failed (the failed target is remembered).
         let settled = |world: &World| world.unsettled_deployments().is_empty();
         match self.run_until("every deployment settles", within, settled) {
             Err(SimError::Timeout { .. }) => {
@@ -357,21 +359,32 @@ impl World {
         }
     }
 
-    /// The SeiNodeDeployments (`namespace/name`) that have not settled: a rollout still in progress, or a status
-    /// that has observed neither the latest generation nor a failed target. Settled is complete on the latest
-    /// spec, or explicitly failed (the failed target is remembered).
+    /// The SeiNodeDeployments that have not settled (see [`World::run_until_settled`]), each with why: a
+    /// rollout in progress, or a status that has observed neither the latest generation nor a failed target.
     pub fn unsettled_deployments(&self) -> Vec<String> {
         self.inspect(|state| {
             state
                 .store
                 .all_of_kind("SeiNodeDeployment")
-                .filter(|(_, value)| {
-                    let Ok(d) = SeiNodeDeployment::deserialize(*value) else { return true };
+                .filter_map(|(key, value)| {
+                    let Ok(d) = SeiNodeDeployment::deserialize(value) else {
+                        return Some(format!("{key} does not read as a SeiNodeDeployment"));
+                    };
                     let status = d.status.unwrap_or_default();
-                    !(status.rollout.is_none()
-                        && (status.observed_generation == d.metadata.generation || status.failed_target_hash.is_some()))
+                    if let Some(rollout) = &status.rollout {
+                        return Some(format!(
+                            "{key} has not settled: a rollout to {} is in progress",
+                            rollout.target_hash
+                        ));
+                    }
+                    let observed = status.observed_generation == d.metadata.generation;
+                    (!observed && status.failed_target_hash.is_none()).then(|| {
+                        format!(
+                            "{key} has not settled: its status observed generation {:?} of {:?} and no failed target",
+                            status.observed_generation, d.metadata.generation
+                        )
+                    })
                 })
-                .map(|(key, _)| key.to_string())
                 .collect()
         })
     }

@@ -3,19 +3,23 @@
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
 use sei_operator::api::{
-    DeploymentPhase, RolloutStatus, SeiNode, SeiNodeDeployment, SeiNodePhase, SeiNodeStatus, Strategy, Time,
+    DeploymentPhase, Plan, RolloutStatus, SeiNode, SeiNodeDeployment, SeiNodePhase, SeiNodeStatus, Strategy, Time,
 };
 use sei_operator::cluster::Cluster;
 use sei_operator::manifest::{Manifest, ManifestValidator};
 use sei_operator::meta::{
     ConditionUpdate, LABEL_DEPLOYMENT, LABEL_NODE, LABEL_REVISION, controller_reference, set_condition,
 };
+use sei_operator::sidecar::wire::TaskRequest;
+use sei_operator::sidecar::{PodAddress, Sidecar, Submission};
 use sei_sim::invariants::{
-    CURRENT_IMAGE_WAS_RUN, NO_ACTIVE_PVC_DELETED, NO_LEAKED_ENTRANTS, NO_TRAFFIC_BLACK_HOLE,
-    NO_UPGRADE_PANIC_ON_HARDFORK_ENTRANT, ROLLOUT_CONDITION_MATCHES_ROLLOUT,
+    CURRENT_IMAGE_WAS_RUN, NO_ACTIVE_PVC_DELETED, NO_COMPLETE_PLAN_BESIDE_UNFINISHED_ROLLOUT, NO_LEAKED_ENTRANTS,
+    NO_TRAFFIC_BLACK_HOLE, NO_UPGRADE_PANIC_ON_HARDFORK_ENTRANT, NO_WORK_STARTED_TWICE, ONE_PLAN_PER_ROLLOUT,
+    ROLLOUT_CONDITION_MATCHES_ROLLOUT, SIDECAR_WRITER,
 };
 use sei_sim::{SimError, World};
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::common::*;
 
@@ -246,4 +250,74 @@ fn a_rollout_past_the_stall_threshold_must_say_stalled() {
     let name = reported.create(&fixture("bluegreen.yaml")).unwrap().metadata.name.unwrap();
     start_rollout(&reported, &name, "Stalled");
     reported.run_for(secs(800)).unwrap();
+}
+
+/// A one-replica StatefulSet `n` with a sidecar, its sidecar up and waiting for work.
+fn sidecar_world(seed: u64) -> World {
+    let mut world = world(seed);
+    world.create(&headless_service("n")).unwrap();
+    world.create(&statefulset("n", "sei:v1", true, "OrderedReady")).unwrap();
+    world.run_until("sidecar up", secs(60), |w| w.pod(NS, "n-0").is_some_and(|p| p.sidecar.is_some())).unwrap();
+    world
+}
+
+/// Submits a config-apply task under `id` as the operator's node controller.
+fn submit_config_apply(world: &mut World, id: u128) -> Result<(), SimError> {
+    let request = TaskRequest { id: Some(Uuid::from_u128(id)), type_: "config-apply".into(), params: None };
+    let address = PodAddress::for_node(NS, "n", 7777);
+    let answer = world.probe(SIDECAR_WRITER, move |s| async move { s.submit_task(&address, &request).await })?;
+    assert_eq!(answer, Ok(Submission::Created));
+    Ok(())
+}
+
+#[test]
+fn the_operator_must_not_start_the_same_sidecar_work_twice() {
+    let mut world = sidecar_world(49);
+    submit_config_apply(&mut world, 10).unwrap();
+    let invariant = match submit_config_apply(&mut world, 11) {
+        Err(SimError::Invariant { violation, .. }) => violation.invariant,
+        _ => violated(&mut world),
+    };
+    assert_eq!(invariant, NO_WORK_STARTED_TWICE);
+
+    // A retry of work that failed is a new id by design, and a restarted sidecar remembers nothing.
+    let mut retried = sidecar_world(50);
+    retried.fail_task(Some("n"), "config-apply", 1, "disk full");
+    submit_config_apply(&mut retried, 10).unwrap();
+    retried.run_for(secs(3)).unwrap();
+    submit_config_apply(&mut retried, 11).unwrap();
+    retried.crash_pod(NS, "n-0");
+    retried.run_until("sidecar back", secs(60), |w| w.pod(NS, "n-0").is_some_and(|p| p.sidecar.is_some())).unwrap();
+    submit_config_apply(&mut retried, 11).unwrap();
+    retried.run_for(secs(5)).unwrap();
+}
+
+#[test]
+fn a_complete_plan_must_not_sit_beside_an_unfinished_rollout() {
+    let mut world = world(51);
+    let name = world.create(&fixture("bluegreen.yaml")).unwrap().metadata.name.unwrap();
+    start_rollout(&world, &name, "TemplateChanged");
+    world.run_for(secs(5)).unwrap();
+    let complete: Plan = serde_json::from_value(json!({"id": "p", "phase": "Complete", "tasks": []})).unwrap();
+    world
+        .edit_status::<SeiNodeDeployment>(NS, &name, |d| d.status.get_or_insert_default().plan = Some(complete))
+        .unwrap();
+    assert_eq!(violated(&mut world), NO_COMPLETE_PLAN_BESIDE_UNFINISHED_ROLLOUT);
+}
+
+#[test]
+fn a_rollout_must_keep_one_plan() {
+    let mut world = world(52);
+    let name = world.create(&fixture("bluegreen.yaml")).unwrap().metadata.name.unwrap();
+    start_rollout(&world, &name, "TemplateChanged");
+    let plan =
+        |id: &str| -> Plan { serde_json::from_value(json!({"id": id, "phase": "Active", "tasks": []})).unwrap() };
+    world
+        .edit_status::<SeiNodeDeployment>(NS, &name, |d| d.status.get_or_insert_default().plan = Some(plan("p1")))
+        .unwrap();
+    world.run_for(secs(5)).unwrap();
+    world
+        .edit_status::<SeiNodeDeployment>(NS, &name, |d| d.status.get_or_insert_default().plan = Some(plan("p2")))
+        .unwrap();
+    assert_eq!(violated(&mut world), ONE_PLAN_PER_ROLLOUT);
 }
