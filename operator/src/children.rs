@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::api::{SeiNode, SeiNodeDeployment, SeiNodeSpec, SeiNodeTemplate};
 use crate::meta::{LABEL_DEPLOYMENT, LABEL_ORDINAL, LABEL_REVISION, controller_reference};
+use crate::plan::params::RolloutFields;
 
 /// A new child of `deployment`: its labels (the template's, plus deployment, revision and ordinal), the
 /// template's annotations, a controller reference to the deployment, and `spec`.
@@ -38,6 +39,21 @@ pub fn child_node(
     }
 }
 
+/// The spec of a child the active set gains by a scale-up: the template, with the active set's rollout fields
+/// (not those of a pending or failed target). When the active set came out of a HardFork, its nodes bootstrapped
+/// with the pre-fork binary to the block before the upgrade and run the post-fork one; a new node must do the
+/// same, or the post-fork binary would start from the template's pre-fork snapshot and refuse its blocks. So an
+/// active spec with a bootstrap image lends its snapshot source too.
+pub fn scale_up_spec(template: &SeiNodeSpec, active: &SeiNodeSpec) -> SeiNodeSpec {
+    let mut spec = template.clone();
+    RolloutFields::of(active).apply_to(&mut spec);
+    let forked = active.snapshot().filter(|snapshot| snapshot.bootstrap_image.is_some());
+    if let (Some(snapshot), Some(slot)) = (forked, spec.snapshot_mut()) {
+        *slot = Some(snapshot.clone());
+    }
+    spec
+}
+
 /// `child` with the template's non-rollout fields: labels and annotations (the operator's own labels kept),
 /// overrides, peers and pod labels. Everything else, the rollout fields included, stays as it is.
 pub fn with_template_fields(template: &SeiNodeTemplate, child: &SeiNode) -> SeiNode {
@@ -59,4 +75,48 @@ pub fn with_template_fields(template: &SeiNodeTemplate, child: &SeiNode) -> SeiN
     updated.spec.peers.clone_from(&template.spec.peers);
     updated.spec.pod_labels.clone_from(&template.spec.pod_labels);
     updated
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn spec(value: serde_json::Value) -> SeiNodeSpec {
+        serde_json::from_value(value).expect("a SeiNode spec")
+    }
+
+    #[test]
+    fn a_scale_up_child_of_a_hard_fork_active_set_bootstraps_as_its_siblings_did() {
+        let template = spec(json!({
+            "chainId": "pacific-1", "image": "sei:v6.4.1", "peers": {"static": ["a@b:1"]},
+            "fullNode": {"snapshot": {"s3": {"targetHeight": 4000}}}
+        }));
+        let active = spec(json!({
+            "chainId": "pacific-1", "image": "sei:v6.4.0",
+            "fullNode": {"snapshot": {"s3": {"targetHeight": 4999}, "bootstrapImage": "sei:v6.3.0"}}
+        }));
+        let child = scale_up_spec(&template, &active);
+        assert_eq!(child.image, "sei:v6.4.0", "the active set's image, not a pending target's");
+        let snapshot = child.snapshot().expect("a snapshot source");
+        assert_eq!(snapshot.bootstrap_image.as_deref(), Some("sei:v6.3.0"));
+        assert_eq!(snapshot.s3.as_ref().map(|s| s.target_height), Some(4999));
+        assert_eq!(child.peers, template.peers, "non-rollout fields come from the template");
+    }
+
+    #[test]
+    fn a_scale_up_child_of_an_active_set_without_bootstrap_keeps_the_template_snapshot() {
+        let template = spec(json!({
+            "chainId": "pacific-1", "image": "sei:v6.4.0",
+            "fullNode": {"snapshot": {"s3": {"targetHeight": 4500}}}
+        }));
+        let active = spec(json!({
+            "chainId": "pacific-1", "image": "sei:v6.3.0",
+            "fullNode": {"snapshot": {"s3": {"targetHeight": 4000}}}
+        }));
+        let child = scale_up_spec(&template, &active);
+        assert_eq!(child.image, "sei:v6.3.0");
+        assert_eq!(child.snapshot().and_then(|s| s.s3.as_ref()).map(|s| s.target_height), Some(4500));
+    }
 }

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Service;
 
 use super::{Action, FINALIZER, ReconcileError};
 use crate::api::{DeletionPolicy, DeploymentPhase, PlanPhase, SeiNode, SeiNodeDeployment, SeiNodeDeploymentStatus};
-use crate::children::{child_node, with_template_fields};
+use crate::children::{child_node, scale_up_spec, with_template_fields};
 use crate::clock::{Clock, SignedDuration};
 use crate::cluster::{Cluster, ClusterError, OptionalExt, create_if_missing, delete_if_present};
 use crate::meta::{LABEL_DEPLOYMENT, is_controlled_by};
@@ -80,10 +80,6 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
             create_if_missing(&ctx.cluster, &deployment_service(&deployment, &active.revision)).await?;
         }
     }
-    for stray in stray_nodes(&status, &nodes, service_revision.as_deref()) {
-        delete_if_present::<C, SeiNode>(&ctx.cluster, namespace, &stray).await?;
-    }
-
     let plan_created =
         status.plan.as_ref().map(|p| &p.id) != deployment.status.as_ref().and_then(|s| s.plan.as_ref()).map(|p| &p.id);
     if Some(&status) != deployment.status.as_ref() {
@@ -94,6 +90,14 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
     for event in &decision.events {
         // An event is a report, not state: failing to record one must not undo the reconcile.
         let _ = ctx.cluster.emit_event(event).await;
+    }
+
+    // Strays are deleted only once the status that makes them strays is stored: a decision that ends a rollout
+    // and deletes its entrants must not be lost to a failed write after the deletions (the plan would then wait
+    // forever for entrants that are gone). Level-triggered: a deletion that fails is retried from the stored
+    // status.
+    for stray in stray_nodes(&status, &nodes, service_revision.as_deref()) {
+        delete_if_present::<C, SeiNode>(&ctx.cluster, namespace, &stray).await?;
     }
 
     if plan_created && plan_active {
@@ -142,8 +146,7 @@ async fn ensure_children<C: Cluster>(
     for (ordinal, name) in (0u32..).zip(&status.incumbent_nodes) {
         match nodes.iter().find(|n| n.metadata.name.as_deref() == Some(name.as_str())) {
             None => {
-                let mut spec = template.spec.clone();
-                crate::plan::params::RolloutFields::of(&active_spec).apply_to(&mut spec);
+                let spec = scale_up_spec(&template.spec, &active_spec);
                 let child = child_node(
                     deployment,
                     name,

@@ -291,8 +291,17 @@ fn new_rollout(ctx: &Ctx<'_>, status: &SeiNodeDeploymentStatus, strategy: Strate
             } else {
                 ctx.hash.clone()
             };
+            let halt_height = ctx.deployment.spec.update_strategy.halt_height();
             rollout.incumbent_image = incumbents.iter().find_map(|name| {
                 let node = ctx.node(name)?;
+                // Incumbents that are themselves entrants of this fork run the post-fork binary already (even
+                // before the chain reaches the upgrade); the binary that replays the blocks before it is the one
+                // they bootstrapped with.
+                if strategy == Strategy::HardFork
+                    && let Some(image) = halt_height.and_then(|h| bootstrap_image_for_fork(node, h))
+                {
+                    return Some(image.to_owned());
+                }
                 node.status.as_ref().and_then(|s| s.current_image.clone()).or_else(|| Some(node.spec.image.clone()))
             });
             rollout.incumbent_nodes = incumbents;
@@ -305,6 +314,9 @@ fn new_rollout(ctx: &Ctx<'_>, status: &SeiNodeDeploymentStatus, strategy: Strate
 }
 
 fn plan_for(ctx: &Ctx<'_>, rollout: &RolloutStatus) -> Result<Plan, PlanError> {
+    if rollout.strategy == Strategy::HardFork {
+        refuse_fork_behind_the_chain(ctx, rollout)?;
+    }
     let uid = ctx.deployment.metadata.uid.as_deref().ok_or_else(|| PlanError::NotStored(ctx.this.to_string()))?;
     rollout_plan(&RolloutPlanInput {
         owner_uid: uid,
@@ -313,6 +325,35 @@ fn plan_for(ctx: &Ctx<'_>, rollout: &RolloutStatus) -> Result<Plan, PlanError> {
         template: &ctx.deployment.spec.template,
         halt_height: ctx.deployment.spec.update_strategy.halt_height(),
     })
+}
+
+/// A HardFork straddles the upgrade at `haltHeight`: entrants sync with the incumbents' (pre-fork) binary to the
+/// block before it. Once an incumbent that was not itself bootstrapped for this fork has processed `haltHeight`,
+/// the fork is behind the chain and that incumbent runs a post-fork binary, which cannot replay the blocks before
+/// the upgrade: the bootstrap would panic. Such a spec is refused, with what to do instead, rather than started.
+fn refuse_fork_behind_the_chain(ctx: &Ctx<'_>, rollout: &RolloutStatus) -> Result<(), PlanError> {
+    let Some(halt_height) = ctx.deployment.spec.update_strategy.halt_height() else { return Ok(()) };
+    let past = rollout.incumbent_nodes.iter().find_map(|name| {
+        let node = ctx.node(name)?;
+        let height = node.status.as_ref()?.latest_height?;
+        (height >= halt_height && bootstrap_image_for_fork(node, halt_height).is_none()).then_some((name, height))
+    });
+    match past {
+        None => Ok(()),
+        Some((node, height)) => Err(PlanError::InvalidSpec(format!(
+            "spec.updateStrategy.hardFork.haltHeight {halt_height} is behind the chain (incumbent {node} is at \
+             height {height}): a HardFork must target an upgrade the chain has not reached; set haltHeight to the \
+             next upgrade's height, or use InPlace to replace a binary that already runs past this one"
+        ))),
+    }
+}
+
+/// The image `node` bootstrapped with to the block before `halt_height`, when it was made an entrant of the fork
+/// at that height: a binary known to replay the blocks before the upgrade.
+fn bootstrap_image_for_fork(node: &SeiNode, halt_height: i64) -> Option<&str> {
+    let snapshot = node.spec.snapshot()?;
+    let bootstrapped_to = snapshot.s3.as_ref()?.target_height;
+    (bootstrapped_to == halt_height - 1).then_some(snapshot.bootstrap_image.as_deref()?)
 }
 
 /// Per-node convergence of a rollout: InPlace nodes are ready once Running the target image with the sidecar

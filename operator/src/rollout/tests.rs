@@ -185,6 +185,64 @@ fn hard_fork_without_halt_height_is_reported_not_planned() {
     assert!(rollout_condition(&decision.status).2.contains("haltHeight"));
 }
 
+#[test]
+fn hard_fork_to_a_halt_height_the_incumbents_passed_is_refused_until_the_height_moves_ahead() {
+    let (mut d, mut nodes, revision) = edited("HardFork", 2);
+    let at_height = |node: &mut SeiNode, height: i64| {
+        if let Some(status) = node.status.as_mut() {
+            status.latest_height = Some(height);
+        }
+    };
+    // One block short of the upgrade: the incumbents still run the pre-fork binary; the fork can be straddled.
+    nodes.iter_mut().for_each(|n| at_height(n, 999));
+    assert!(run(&d, &nodes, Some(&revision), 60).status.rollout.is_some());
+    // rpc-1 processed the upgrade block: a bootstrap with its binary could not replay the blocks before it.
+    at_height(&mut nodes[1], 1000);
+    let decision = run(&d, &nodes, Some(&revision), 60);
+    assert!(decision.status.rollout.is_none() && decision.status.plan.is_none(), "nothing starts");
+    let (status, reason, message) = rollout_condition(&decision.status);
+    assert_eq!((status.as_str(), reason.as_str()), ("False", REASON_INVALID_UPDATE_STRATEGY));
+    assert!(message.contains("haltHeight 1000 is behind the chain (incumbent rpc-1 is at height 1000)"), "{message}");
+    assert_eq!(event_reasons(&decision), [EVENT_INVALID_UPDATE_STRATEGY]);
+    d.status = Some(decision.status);
+    assert!(run(&d, &nodes, Some(&revision), 90).events.is_empty(), "reported once");
+    // The next upgrade's height: the same target now rolls out.
+    d.spec.update_strategy.hard_fork = Some(crate::api::HardForkStrategy { halt_height: Some(2000) });
+    d.metadata.generation = Some(3);
+    let decision = run(&d, &nodes, Some(&revision), 120);
+    assert!(decision.status.rollout.is_some());
+    assert_eq!(event_reasons(&decision), [EVENT_ROLLOUT_STARTED]);
+}
+
+#[test]
+fn hard_fork_from_entrants_of_the_same_fork_bootstraps_with_the_binary_they_bootstrapped_with() {
+    // The active set came out of a HardFork to NEW at this haltHeight: bootstrapped with OLD to 999, running NEW
+    // (already a post-fork binary, before and after the chain passes the upgrade). Moving on to a patched NEW must
+    // bootstrap with OLD again: NEW cannot replay the blocks before the upgrade.
+    const PATCHED: &str = "sei:v6.4.1";
+    let mut d = deployment("HardFork", 1, NEW);
+    let revision = template_hash(&d.spec.template.spec);
+    let mut incumbent = node("rpc-g2-0", &revision, NodeState { image: NEW, current: Some(NEW), ..RUNNING_OLD });
+    incumbent.spec.full_node =
+        serde_json::from_value(json!({"snapshot": {"s3": {"targetHeight": 999}, "bootstrapImage": OLD}}))
+            .expect("a full node mode");
+    if let Some(status) = incumbent.status.as_mut() {
+        status.latest_height = Some(1005);
+    }
+    let nodes = [incumbent];
+    let mut status = run(&d, &nodes, Some(&revision), 0).status;
+    status.active_set = Some(crate::api::ActiveSet { revision: revision.clone(), generation: 2 });
+    status.incumbent_nodes = vec!["rpc-g2-0".into()];
+    d.status = Some(status);
+    d.spec.template.spec.image = PATCHED.into();
+    d.metadata.generation = Some(2);
+    let status = run(&d, &nodes, Some(&revision), 60).status;
+    assert_eq!(status.rollout.as_ref().and_then(|r| r.incumbent_image.as_deref()), Some(OLD));
+    let spec = &status.plan.expect("planned, not refused: the fork can still be straddled").tasks[0].params["spec"];
+    assert_eq!(spec["fullNode"]["snapshot"]["bootstrapImage"], json!(OLD));
+    assert_eq!(spec["image"], json!(PATCHED));
+}
+
 fn complete_plan(status: &mut SeiNodeDeploymentStatus) {
     if let Some(plan) = status.plan.as_mut() {
         plan.phase = PlanPhase::Complete;

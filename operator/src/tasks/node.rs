@@ -30,9 +30,7 @@ impl<C: Cluster, S: Sidecar> TaskRunner for NodeTasks<'_, C, S> {
                 Ok(Progress::Complete)
             }
             TaskType::CreateBootstrapJob => {
-                let bootstrap: Bootstrap = params(task)?;
-                self.ensure(&workload::data_volume(self.node)).await?;
-                self.ensure(&workload::bootstrap_job(self.node, &bootstrap.image, bootstrap.halt_height)).await?;
+                self.ensure_bootstrap_job(&params(task)?).await?;
                 Ok(Progress::Complete)
             }
             TaskType::AwaitBootstrapJob => self.await_bootstrap_job(params(task)?).await,
@@ -61,18 +59,25 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
         create_if_missing(self.cluster, object).await.map_err(api_error)
     }
 
+    /// The bootstrap Job and the volume it prepares, created if missing.
+    async fn ensure_bootstrap_job(&self, bootstrap: &Bootstrap) -> Result<(), TaskError> {
+        self.ensure(&workload::data_volume(self.node)).await?;
+        self.ensure(&workload::bootstrap_job(self.node, &bootstrap.image, bootstrap.halt_height)).await
+    }
+
     async fn await_bootstrap_job(&self, bootstrap: Bootstrap) -> Result<Progress, TaskError> {
         let job = self.cluster.get::<Job>(self.namespace(), &bootstrap.job).await.optional().map_err(api_error)?;
         let Some(job) = job else {
             // The teardown deletes the Service before the Job: a missing Job with its Service gone means the
             // teardown already ran (this task's completion was lost to a crash), not that the Job vanished.
             let service = self.cluster.get::<Service>(self.namespace(), &bootstrap.service).await.optional();
-            return match service.map_err(api_error)? {
-                None => Ok(Progress::Complete),
-                Some(_) => {
-                    Err(TaskError::Terminal(format!("bootstrap Job {} disappeared before completing", bootstrap.job)))
-                }
-            };
+            if service.map_err(api_error)?.is_none() {
+                return Ok(Progress::Complete);
+            }
+            // Not there yet in a lagging cache, or deleted by someone: made again if missing (it resumes on the
+            // same volume), never a reason to fail the node.
+            self.ensure_bootstrap_job(&bootstrap).await?;
+            return Ok(Progress::Running);
         };
         let conditions = job.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
         let holds = |type_: &str| conditions.iter().find(|c| c.type_ == type_ && c.status == "True");

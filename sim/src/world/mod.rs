@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use sei_operator::api::SeiNodeDeployment;
 use sei_operator::cluster::{Cluster, ClusterError, ClusterObject, LabelSelector, ObjectRef};
+use sei_operator::meta::find_condition;
+use sei_operator::rollout::vocabulary::{REASON_INVALID_UPDATE_STRATEGY, ROLLOUT_IN_PROGRESS};
 use serde::Deserialize;
 
 pub use builder::{WorldBuilder, shared_validator};
@@ -378,7 +380,14 @@ impl World {
                         ));
                     }
                     let observed = status.observed_generation == d.metadata.generation;
-                    (!observed && status.failed_target_hash.is_none()).then(|| {
+                    // A spec the operator refused (an invalid update strategy, a fork behind the chain) at this
+                    // generation is explicitly failed, not stuck: it waits for the user.
+                    let refused = find_condition(&status.conditions, ROLLOUT_IN_PROGRESS).is_some_and(|c| {
+                        c.status == "False"
+                            && c.reason == REASON_INVALID_UPDATE_STRATEGY
+                            && c.observed_generation == d.metadata.generation
+                    });
+                    (!observed && !refused && status.failed_target_hash.is_none()).then(|| {
                         format!(
                             "{key} has not settled: its status observed generation {:?} of {:?} and no failed target",
                             status.observed_generation, d.metadata.generation
