@@ -181,7 +181,7 @@ impl Store {
     /// subresource) do; uid, creationTimestamp, generation 1 and a resourceVersion are assigned.
     pub fn create(&mut self, mut value: Value, now: Timestamp) -> Result<Value, ClusterError> {
         let key = key_of(&value)?;
-        self.admit(&key, &value)?;
+        self.admit(&key, None, &value)?;
         if self.objects.contains_key(&key) {
             return Err(ClusterError::AlreadyExists(key));
         }
@@ -231,7 +231,7 @@ impl Store {
                 meta.insert("generation".into(), (generation + 1).into());
             }
         }
-        self.admit(&key, &merged)?;
+        self.admit(&key, Some(stored), &merged)?;
         if merged == *stored {
             // Equal to the stored object: returning it or the merged value is the same.
             return Ok(merged);
@@ -271,7 +271,7 @@ impl Store {
             _ => None,
         };
         let merged = Value::Object(object);
-        self.admit(&key, &merged)?;
+        self.admit(&key, Some(stored), &merged)?;
         if merged == *stored {
             return Ok(merged);
         }
@@ -363,11 +363,17 @@ impl Store {
         Ok(stored)
     }
 
-    fn admit(&self, key: &ObjectRef, value: &Value) -> Result<(), ClusterError> {
+    /// Admits a create (`stored` is `None`) or an update of `stored`; an update is ratcheted against the stored
+    /// object as the API server does (see [`ManifestValidator::admit_update`]).
+    fn admit(&self, key: &ObjectRef, stored: Option<&Value>, value: &Value) -> Result<(), ClusterError> {
         let Some(validator) = self.validator.as_ref().filter(|_| ADMITTED_KINDS.contains(&key.kind.as_str())) else {
             return Ok(());
         };
-        validator.admit(value).map(|_| ()).map_err(|error| ClusterError::Invalid {
+        let admitted = match stored {
+            Some(stored) => validator.admit_update(stored, value),
+            None => validator.admit(value),
+        };
+        admitted.map(|_| ()).map_err(|error| ClusterError::Invalid {
             object: key.clone(),
             message: match error {
                 ManifestError::Invalid { violations, .. } => {

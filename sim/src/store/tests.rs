@@ -227,3 +227,26 @@ fn sei_nodes_are_admitted_against_the_crd() {
         other => panic!("expected Invalid, got {other:?}"),
     }
 }
+
+#[test]
+fn sei_node_status_writes_are_checked_against_the_status_schema() {
+    let validator = Arc::new(ManifestValidator::new().unwrap());
+    let mut store = Store::new(Some(validator));
+    let node = json!({
+        "apiVersion": "sei.io/v1alpha1", "kind": "SeiNode",
+        "metadata": {"name": "n", "namespace": "sei"},
+        "spec": {"chainId": "pacific-1", "image": "sei:v1", "fullNode": {}},
+    });
+    let created = store.create(node, at(0)).unwrap();
+    // The spec is unchanged, so its rules are not re-run (ratcheting), but the status is still checked.
+    let mut invalid = created.clone();
+    invalid["status"] = json!({"phase": "Sleeping"});
+    match store.replace_status(invalid) {
+        Err(ClusterError::Invalid { message, .. }) => assert!(message.starts_with("status.phase"), "{message}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    let mut valid = created;
+    valid["status"] = json!({"phase": "Running"});
+    let written = store.replace_status(valid).unwrap();
+    assert_eq!(written["status"]["phase"], "Running");
+}
