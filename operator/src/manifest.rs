@@ -322,6 +322,37 @@ fn unknown_fields(schema: &Value, value: &Value, path: &str, out: &mut Vec<Viola
 
 /// [`unknown_fields`], not looking into the fields of `value` named in `skip`.
 fn unknown_fields_except(schema: &Value, value: &Value, path: &str, skip: &[&str], out: &mut Vec<Violation>) {
+    walk_unknown_fields(schema, value, &FieldPath::Root(path), skip, out);
+}
+
+/// Where the walk is, as a chain of segments rendered only when a violation is reported: the walk visits every
+/// node of every admitted object, and building each node's path eagerly was most of its cost.
+enum FieldPath<'a> {
+    Root(&'a str),
+    Key(&'a FieldPath<'a>, &'a str),
+    Index(&'a FieldPath<'a>, usize),
+}
+
+impl FieldPath<'_> {
+    fn render(&self) -> String {
+        match self {
+            FieldPath::Root(path) => (*path).to_owned(),
+            FieldPath::Key(parent, key) => join_path(&parent.render(), key),
+            FieldPath::Index(parent, index) => format!("{}[{index}]", parent.render()),
+        }
+    }
+
+    /// Whether [`FieldPath::render`] would be empty, without rendering.
+    fn is_empty(&self) -> bool {
+        match self {
+            FieldPath::Root(path) => path.is_empty(),
+            FieldPath::Key(parent, key) => key.is_empty() && parent.is_empty(),
+            FieldPath::Index(..) => false,
+        }
+    }
+}
+
+fn walk_unknown_fields(schema: &Value, value: &Value, path: &FieldPath<'_>, skip: &[&str], out: &mut Vec<Violation>) {
     if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
         return;
     }
@@ -334,13 +365,13 @@ fn unknown_fields_except(schema: &Value, value: &Value, path: &str, skip: &[&str
             let additional = schema.get("additionalProperties").filter(|a| a.is_object());
             let checked = |key: &str| !implicit.contains(&key) && !skip.contains(&key);
             for (key, field_value) in fields.iter().filter(|(key, _)| checked(key)) {
-                let field_path = join_path(path, key);
+                let field_path = FieldPath::Key(path, key);
                 match (properties.and_then(|p| p.get(key)), additional) {
                     (Some(field_schema), _) | (None, Some(field_schema)) => {
-                        unknown_fields(field_schema, field_value, &field_path, out);
+                        walk_unknown_fields(field_schema, field_value, &field_path, &[], out);
                     }
                     (None, None) => {
-                        out.push(Violation { field: field_path, message: "unknown field".into() });
+                        out.push(Violation { field: field_path.render(), message: "unknown field".into() });
                     }
                 }
             }
@@ -348,7 +379,7 @@ fn unknown_fields_except(schema: &Value, value: &Value, path: &str, skip: &[&str
         Value::Array(items) => {
             if let Some(item_schema) = schema.get("items") {
                 for (index, item) in items.iter().enumerate() {
-                    unknown_fields(item_schema, item, &format!("{path}[{index}]"), out);
+                    walk_unknown_fields(item_schema, item, &FieldPath::Index(path, index), &[], out);
                 }
             }
         }
@@ -485,6 +516,17 @@ mod tests {
         let mut other_kind = missing_mode.clone();
         other_kind["kind"] = json!("SeiNodeDeployment");
         assert!(validator.admit_update(&other_kind, &missing_mode).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_named_by_their_path() {
+        let validator = ManifestValidator::new().unwrap();
+        let mut object = node(valid_spec());
+        object["spec"]["peers"] = json!({"static": ["a"], "typo": 1});
+        object["status"] = json!({"conditions": [{"type": "Ready", "status": "True", "bogus": 2}]});
+        object["extra"] = json!({});
+        let fields: Vec<String> = violations(validator.admit(&object)).into_iter().map(|v| v.field).collect();
+        assert!(fields.starts_with(&["extra".into(), "spec.peers.typo".into(), "status.conditions[0].bogus".into()]));
     }
 
     #[test]
