@@ -202,6 +202,19 @@ impl ManifestValidator {
         Ok((schema, kind, name))
     }
 
+    /// Evaluates the kind's CEL rules on `object`. kube-cel converts the value at every schema node it walks
+    /// into a CEL value, whether or not rules sit there; with every rule under `spec`, the rest of the object
+    /// (a SeiNode's status carries its whole plan) is left out, which cannot change the outcome or the paths.
+    fn evaluate_cel(&self, schema: &KindSchema, object: &Value) -> Result<(), kube_cel::ValidationErrors> {
+        match object.get(RATCHETED_FIELD).filter(|_| schema.rules_only_under_spec) {
+            Some(spec) => {
+                let only_spec = Value::Object([(RATCHETED_FIELD.to_owned(), spec.clone())].into_iter().collect());
+                self.cel.validate_compiled(&schema.cel, &only_spec, None)
+            }
+            None => self.cel.validate_compiled(&schema.cel, object, None),
+        }
+    }
+
     /// The CEL rules (when `evaluate_cel`) and the decoding, after the structural checks found `violations`.
     fn finish(
         &self,
@@ -215,7 +228,7 @@ impl ManifestValidator {
         // CEL rules assume a structurally valid object, as on the API server.
         if evaluate_cel
             && violations.is_empty()
-            && let Err(errors) = self.cel.validate_compiled(&schema.cel, object, None)
+            && let Err(errors) = self.evaluate_cel(schema, object)
         {
             violations
                 .extend(errors.iter().map(|e| Violation { field: e.field_path.clone(), message: e.message.clone() }));
@@ -502,6 +515,27 @@ mod tests {
         let mut on_update_sorted = on_update.clone();
         on_update_sorted.sort_by(|a, b| a.field.cmp(&b.field));
         assert_eq!(on_update_sorted, sorted);
+    }
+
+    #[test]
+    fn rules_evaluated_on_the_spec_alone_give_what_the_whole_object_gives() {
+        let validator = ManifestValidator::new().unwrap();
+        let seinode = validator.kinds.iter().find(|k| k.kind == "SeiNode").unwrap();
+        let errors = |result: Result<(), kube_cel::ValidationErrors>| -> Vec<(String, String)> {
+            result
+                .err()
+                .map(|e| e.iter().map(|e| (e.field_path.clone(), e.message.clone())).collect())
+                .unwrap_or_default()
+        };
+        let mut spec = valid_spec();
+        spec["archive"] = json!({"snapshot": {"s3": {"bucket": "b"}, "stateSync": {}}});
+        spec["peers"] = json!({});
+        let mut object = node(spec);
+        object["status"] = json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
+        let whole = errors(validator.cel.validate_compiled(&seinode.cel, &object, None));
+        assert!(whole.len() >= 2, "{whole:?}");
+        assert_eq!(errors(validator.evaluate_cel(seinode, &object)), whole);
+        assert_eq!(errors(validator.evaluate_cel(seinode, &node(valid_spec()))), Vec::new());
     }
 
     #[test]

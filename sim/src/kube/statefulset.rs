@@ -297,16 +297,14 @@ fn write_status(
         "collisionCount": 0,
     });
     let key = ObjectRef::new("StatefulSet", namespace, name);
-    // Compared in place: most syncs change nothing, and copying the set only to find that out was costly.
+    // Compared in place, and only the status is sent: most syncs change nothing, and copying the whole set
+    // only to find that out (or to have replace_status ignore it) was costly.
     let Some(stored) = world.store.get(&key, None) else { return };
     if stored.get("status") == Some(&status) {
         return;
     }
-    let mut stored = stored.clone();
-    if let Some(object) = stored.as_object_mut() {
-        object.insert("status".into(), status);
-    }
-    let result = world.store.replace_status(stored);
+    let update = crate::store::status_update(stored, status);
+    let result = world.store.replace_status(update);
     let text = format!(
         "status {key} observedGeneration={:?} ready={ready} current={current_revision} update={update_revision}",
         set.metadata.generation
