@@ -9,6 +9,7 @@
 use std::fmt;
 
 use kube::CustomResourceExt;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::{API_VERSION, SeiNode, SeiNodeDeployment};
@@ -59,8 +60,17 @@ struct KindSchema {
     kind: String,
     schema: Value,
     structural: jsonschema::Validator,
+    /// The same schema split at the root for [`ManifestValidator::admit_update`]: the root's own keywords (type,
+    /// required) and one validator per declared top-level property, so an unchanged `spec` need not be re-walked.
+    root_structural: jsonschema::Validator,
+    property_structural: Vec<(String, jsonschema::Validator)>,
     cel: kube_cel::CompiledSchema,
+    /// Whether every CEL rule sits under `spec`: only then may an update with an unchanged spec skip them.
+    rules_only_under_spec: bool,
 }
+
+/// The top-level field whose unchanged value lets an update skip its checks.
+const RATCHETED_FIELD: &str = "spec";
 
 /// Admits manifests against the generated CRDs.
 pub struct ManifestValidator {
@@ -93,8 +103,40 @@ impl ManifestValidator {
                     .with_draft(jsonschema::Draft::Draft4)
                     .build(&schema)
                     .map_err(|e| ManifestError::Schema { kind: kind.clone(), message: e.to_string() })?;
+                let compile_error = |e: jsonschema::ValidationError<'_>| ManifestError::Schema {
+                    kind: kind.clone(),
+                    message: e.to_string(),
+                };
+                let mut root_only = schema.clone();
+                let properties = root_only.as_object_mut().and_then(|root| root.remove("properties"));
+                let root_structural = jsonschema::options()
+                    .with_draft(jsonschema::Draft::Draft4)
+                    .build(&root_only)
+                    .map_err(compile_error)?;
+                let property_structural = properties
+                    .as_ref()
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                    .map(|(name, sub)| {
+                        let validator = jsonschema::options()
+                            .with_draft(jsonschema::Draft::Draft4)
+                            .build(sub)
+                            .map_err(compile_error)?;
+                        Ok((name.clone(), validator))
+                    })
+                    .collect::<Result<Vec<_>, ManifestError>>()?;
+                let rules_only_under_spec = rules_outside(&schema, RATCHETED_FIELD).is_empty();
                 let cel = kube_cel::compile_schema(&schema);
-                Ok(KindSchema { kind, schema, structural, cel })
+                Ok(KindSchema {
+                    kind,
+                    schema,
+                    structural,
+                    root_structural,
+                    property_structural,
+                    cel,
+                    rules_only_under_spec,
+                })
             })
             .collect::<Result<Vec<_>, ManifestError>>()?;
         Ok(ManifestValidator { kinds, cel: kube_cel::Validator::new() })
@@ -103,18 +145,8 @@ impl ManifestValidator {
     /// Admits one object: right kind, a name, no unknown fields, the schema, the CEL rules, and finally the
     /// Rust types. Every violation found is reported, not only the first.
     pub fn admit(&self, object: &Value) -> Result<Manifest, ManifestError> {
-        let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let schema =
-            self.kinds.iter().find(|k| k.kind == kind).filter(|_| api_version == API_VERSION).ok_or_else(|| {
-                ManifestError::UnsupportedKind { api_version: api_version.to_owned(), kind: kind.to_owned() }
-            })?;
-        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
-
-        let mut violations = Vec::new();
-        if name.is_empty() {
-            violations.push(Violation { field: "metadata.name".into(), message: "Required value".into() });
-        }
+        let (schema, kind, name) = self.schema_of(object)?;
+        let mut violations = name_violation(&name);
         unknown_fields(&schema.schema, object, "", &mut violations);
         violations.extend(
             schema
@@ -122,9 +154,81 @@ impl ManifestValidator {
                 .iter_errors(object)
                 .map(|e| Violation { field: pointer_to_path(&e.instance_path().to_string()), message: e.to_string() }),
         );
+        self.finish(schema, kind, name, object, violations, true)
+    }
+
+    /// Admits an update of `old` (the stored object) to `new`, with CRD validation ratcheting as the API server
+    /// does it since Kubernetes 1.33 (KEP-4008): a subtree equal to the stored one is not re-validated, so an
+    /// update never fails on a value it did not change. Here the unit is `spec`: when it is unchanged, its
+    /// unknown-field walk, its schema and its CEL rules (all of which sit under `spec`, checked when the
+    /// validator is built) are skipped — what makes a status write cheap. Anything else (a changed spec, a kind
+    /// with rules elsewhere) is checked exactly as [`ManifestValidator::admit`] does, with the same violations.
+    pub fn admit_update(&self, old: &Value, new: &Value) -> Result<Manifest, ManifestError> {
+        let (schema, kind, name) = self.schema_of(new)?;
+        let ratchet = schema.rules_only_under_spec
+            && old.get("kind") == new.get("kind")
+            && new.get(RATCHETED_FIELD).is_some_and(|spec| old.get(RATCHETED_FIELD) == Some(spec));
+        if !ratchet {
+            return self.admit(new);
+        }
+        let mut violations = name_violation(&name);
+        unknown_fields_except(&schema.schema, new, "", &[RATCHETED_FIELD], &mut violations);
+        violations.extend(
+            schema
+                .root_structural
+                .iter_errors(new)
+                .map(|e| Violation { field: pointer_to_path(&e.instance_path().to_string()), message: e.to_string() }),
+        );
+        for (property, validator) in schema.property_structural.iter().filter(|(p, _)| p != RATCHETED_FIELD) {
+            if let Some(value) = new.get(property) {
+                violations.extend(validator.iter_errors(value).map(|e| Violation {
+                    field: join_path(property, &pointer_to_path(&e.instance_path().to_string())),
+                    message: e.to_string(),
+                }));
+            }
+        }
+        self.finish(schema, kind, name, new, violations, false)
+    }
+
+    /// The compiled schema for `object`'s apiVersion and kind, the kind and the object's name.
+    fn schema_of<'a>(&self, object: &'a Value) -> Result<(&KindSchema, &'a str, String), ManifestError> {
+        let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let schema =
+            self.kinds.iter().find(|k| k.kind == kind).filter(|_| api_version == API_VERSION).ok_or_else(|| {
+                ManifestError::UnsupportedKind { api_version: api_version.to_owned(), kind: kind.to_owned() }
+            })?;
+        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        Ok((schema, kind, name))
+    }
+
+    /// Evaluates the kind's CEL rules on `object`. kube-cel converts the value at every schema node it walks
+    /// into a CEL value, whether or not rules sit there; with every rule under `spec`, the rest of the object
+    /// (a SeiNode's status carries its whole plan) is left out, which cannot change the outcome or the paths.
+    fn evaluate_cel(&self, schema: &KindSchema, object: &Value) -> Result<(), kube_cel::ValidationErrors> {
+        match object.get(RATCHETED_FIELD).filter(|_| schema.rules_only_under_spec) {
+            Some(spec) => {
+                let only_spec = Value::Object([(RATCHETED_FIELD.to_owned(), spec.clone())].into_iter().collect());
+                self.cel.validate_compiled(&schema.cel, &only_spec, None)
+            }
+            None => self.cel.validate_compiled(&schema.cel, object, None),
+        }
+    }
+
+    /// The CEL rules (when `evaluate_cel`) and the decoding, after the structural checks found `violations`.
+    fn finish(
+        &self,
+        schema: &KindSchema,
+        kind: &str,
+        name: String,
+        object: &Value,
+        mut violations: Vec<Violation>,
+        evaluate_cel: bool,
+    ) -> Result<Manifest, ManifestError> {
         // CEL rules assume a structurally valid object, as on the API server.
-        if violations.is_empty()
-            && let Err(errors) = self.cel.validate_compiled(&schema.cel, object, None)
+        if evaluate_cel
+            && violations.is_empty()
+            && let Err(errors) = self.evaluate_cel(schema, object)
         {
             violations
                 .extend(errors.iter().map(|e| Violation { field: e.field_path.clone(), message: e.message.clone() }));
@@ -144,12 +248,57 @@ impl ManifestValidator {
     }
 }
 
+fn name_violation(name: &str) -> Vec<Violation> {
+    if name.is_empty() {
+        vec![Violation { field: "metadata.name".into(), message: "Required value".into() }]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Paths (dotted, through the schema's `properties`, `items` and `additionalProperties`) of every schema node
+/// carrying `x-kubernetes-validations`; the root is "".
+fn rule_paths(schema: &Value) -> Vec<String> {
+    fn walk(schema: &Value, path: &str, out: &mut Vec<String>) {
+        let Some(node) = schema.as_object() else { return };
+        if node.contains_key("x-kubernetes-validations") {
+            out.push(path.to_owned());
+        }
+        if let Some(properties) = node.get("properties").and_then(Value::as_object) {
+            for (name, sub) in properties {
+                walk(sub, &join_path(path, name), out);
+            }
+        }
+        for (keyword, sub) in node {
+            match keyword.as_str() {
+                "items" | "additionalProperties" => walk(sub, &join_path(path, keyword), out),
+                "allOf" | "anyOf" | "oneOf" => {
+                    for branch in sub.as_array().into_iter().flatten() {
+                        walk(branch, path, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, "", &mut out);
+    out
+}
+
+/// The rule paths of `schema` that are not the top-level `field` or below it.
+fn rules_outside(schema: &Value, field: &str) -> Vec<String> {
+    let below = format!("{field}.");
+    rule_paths(schema).into_iter().filter(|path| path != field && !path.starts_with(&below)).collect()
+}
+
 fn decode(kind: &str, object: &Value) -> Result<Manifest, serde_json::Error> {
     // Defaults (replicas, deletionPolicy) come from the Rust types, which mirror the schema's defaults.
+    // Decoded by reference: the same result as decoding a copy, without making one.
     Ok(if kind == "SeiNode" {
-        Manifest::SeiNode(Box::new(serde_json::from_value(object.clone())?))
+        Manifest::SeiNode(Box::new(SeiNode::deserialize(object)?))
     } else {
-        Manifest::SeiNodeDeployment(Box::new(serde_json::from_value(object.clone())?))
+        Manifest::SeiNodeDeployment(Box::new(SeiNodeDeployment::deserialize(object)?))
     })
 }
 
@@ -181,6 +330,42 @@ fn join_path(base: &str, key: &str) -> String {
 /// Reports fields the schema does not declare, as the API server does under strict field validation (the
 /// default of `kubectl apply`): a misspelt field is an error, not silently pruned.
 fn unknown_fields(schema: &Value, value: &Value, path: &str, out: &mut Vec<Violation>) {
+    unknown_fields_except(schema, value, path, &[], out);
+}
+
+/// [`unknown_fields`], not looking into the fields of `value` named in `skip`.
+fn unknown_fields_except(schema: &Value, value: &Value, path: &str, skip: &[&str], out: &mut Vec<Violation>) {
+    walk_unknown_fields(schema, value, &FieldPath::Root(path), skip, out);
+}
+
+/// Where the walk is, as a chain of segments rendered only when a violation is reported: the walk visits every
+/// node of every admitted object, and building each node's path eagerly was most of its cost.
+enum FieldPath<'a> {
+    Root(&'a str),
+    Key(&'a FieldPath<'a>, &'a str),
+    Index(&'a FieldPath<'a>, usize),
+}
+
+impl FieldPath<'_> {
+    fn render(&self) -> String {
+        match self {
+            FieldPath::Root(path) => (*path).to_owned(),
+            FieldPath::Key(parent, key) => join_path(&parent.render(), key),
+            FieldPath::Index(parent, index) => format!("{}[{index}]", parent.render()),
+        }
+    }
+
+    /// Whether [`FieldPath::render`] would be empty, without rendering.
+    fn is_empty(&self) -> bool {
+        match self {
+            FieldPath::Root(path) => path.is_empty(),
+            FieldPath::Key(parent, key) => key.is_empty() && parent.is_empty(),
+            FieldPath::Index(..) => false,
+        }
+    }
+}
+
+fn walk_unknown_fields(schema: &Value, value: &Value, path: &FieldPath<'_>, skip: &[&str], out: &mut Vec<Violation>) {
     if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
         return;
     }
@@ -191,14 +376,15 @@ fn unknown_fields(schema: &Value, value: &Value, path: &str, out: &mut Vec<Viola
             let implicit: &[&str] = if path.is_empty() { &["apiVersion", "kind", "metadata"] } else { &[] };
             let properties = schema.get("properties").and_then(Value::as_object);
             let additional = schema.get("additionalProperties").filter(|a| a.is_object());
-            for (key, field_value) in fields.iter().filter(|(key, _)| !implicit.contains(&key.as_str())) {
-                let field_path = join_path(path, key);
+            let checked = |key: &str| !implicit.contains(&key) && !skip.contains(&key);
+            for (key, field_value) in fields.iter().filter(|(key, _)| checked(key)) {
+                let field_path = FieldPath::Key(path, key);
                 match (properties.and_then(|p| p.get(key)), additional) {
                     (Some(field_schema), _) | (None, Some(field_schema)) => {
-                        unknown_fields(field_schema, field_value, &field_path, out);
+                        walk_unknown_fields(field_schema, field_value, &field_path, &[], out);
                     }
                     (None, None) => {
-                        out.push(Violation { field: field_path, message: "unknown field".into() });
+                        out.push(Violation { field: field_path.render(), message: "unknown field".into() });
                     }
                 }
             }
@@ -206,7 +392,7 @@ fn unknown_fields(schema: &Value, value: &Value, path: &str, out: &mut Vec<Viola
         Value::Array(items) => {
             if let Some(item_schema) = schema.get("items") {
                 for (index, item) in items.iter().enumerate() {
-                    unknown_fields(item_schema, item, &format!("{path}[{index}]"), out);
+                    walk_unknown_fields(item_schema, item, &FieldPath::Index(path, index), &[], out);
                 }
             }
         }
@@ -216,7 +402,166 @@ fn unknown_fields(schema: &Value, value: &Value, path: &str, out: &mut Vec<Viola
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    fn node(spec: Value) -> Value {
+        json!({
+            "apiVersion": API_VERSION, "kind": "SeiNode",
+            "metadata": {"name": "n", "namespace": "sei", "resourceVersion": "7"},
+            "spec": spec,
+        })
+    }
+
+    fn valid_spec() -> Value {
+        json!({"chainId": "pacific-1", "image": "sei:v1", "fullNode": {}})
+    }
+
+    fn violations(result: Result<Manifest, ManifestError>) -> Vec<Violation> {
+        match result {
+            Err(ManifestError::Invalid { violations, .. }) => violations,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    /// Skipping CEL rules on an unchanged spec is sound only while every rule sits under `spec`. This fails
+    /// if a rule is ever added elsewhere (status, the root), so the shortcut cannot silently drop it.
+    #[test]
+    fn every_cel_rule_sits_under_spec() {
+        for crd in [SeiNode::crd(), SeiNodeDeployment::crd()] {
+            let schema =
+                serde_json::to_value(&crd.spec.versions[0].schema.as_ref().unwrap().open_api_v3_schema).unwrap();
+            let rules = rule_paths(&schema);
+            assert!(!rules.is_empty(), "{}: the walk finds the CRD's rules", crd.spec.names.kind);
+            assert_eq!(rules_outside(&schema, RATCHETED_FIELD), Vec::<String>::new(), "{}", crd.spec.names.kind);
+        }
+        let validator = ManifestValidator::new().unwrap();
+        assert!(validator.kinds.iter().all(|k| k.rules_only_under_spec));
+    }
+
+    #[test]
+    fn rules_outside_spec_are_found() {
+        let rule = json!([{"rule": "true"}]);
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "spec": {"type": "object", "x-kubernetes-validations": rule},
+                "status": {"type": "object", "properties": {
+                    "plan": {"type": "array", "items": {"type": "object", "x-kubernetes-validations": rule}},
+                }},
+            },
+        });
+        assert_eq!(rule_paths(&schema), ["spec", "status.plan.items"]);
+        assert_eq!(rules_outside(&schema, "spec"), ["status.plan.items"]);
+        let mut at_root = schema.clone();
+        at_root["x-kubernetes-validations"] = rule;
+        assert_eq!(rules_outside(&at_root, "spec"), ["", "status.plan.items"]);
+    }
+
+    #[test]
+    fn a_changed_invalid_spec_is_rejected_on_update_as_on_create() {
+        let validator = ManifestValidator::new().unwrap();
+        let old = node(valid_spec());
+        validator.admit(&old).unwrap();
+        // Two modes: structurally valid, refused by a CEL rule.
+        let mut spec = valid_spec();
+        spec["archive"] = json!({});
+        let new = node(spec);
+        let on_update = violations(validator.admit_update(&old, &new));
+        assert_eq!(on_update, violations(validator.admit(&new)));
+        assert_eq!(on_update.len(), 1);
+        assert_eq!(on_update[0].field, "spec");
+        assert!(on_update[0].message.contains("exactly one mode"), "{}", on_update[0].message);
+        // A structural error in a changed spec too.
+        let mut spec = valid_spec();
+        spec["bogus"] = json!(1);
+        let new = node(spec);
+        let on_update = violations(validator.admit_update(&old, &new));
+        assert_eq!(on_update, violations(validator.admit(&new)));
+        assert_eq!(on_update[0].field, "spec.bogus");
+    }
+
+    #[test]
+    fn a_status_update_of_an_unchanged_spec_skips_its_rules() {
+        let validator = ManifestValidator::new().unwrap();
+        // A spec no mode: the CEL rule refuses it on create, so admitting it below shows the rule was not run.
+        let mut spec = valid_spec();
+        spec.as_object_mut().unwrap().remove("fullNode");
+        let old = node(spec);
+        assert_eq!(violations(validator.admit(&old))[0].field, "spec");
+        let mut new = old.clone();
+        new["status"] = json!({"phase": "Running", "latestHeight": 42});
+        match validator.admit_update(&old, &new) {
+            Ok(Manifest::SeiNode(node)) => {
+                assert_eq!(node.status.and_then(|s| s.latest_height), Some(42));
+            }
+            other => panic!("expected the SeiNode, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_status_update_is_still_checked_against_the_status_schema() {
+        let validator = ManifestValidator::new().unwrap();
+        let old = node(valid_spec());
+        let mut new = old.clone();
+        new["status"] = json!({"phase": "Sleeping", "latestHeight": "high", "extra": true});
+        new["metadata"]["name"] = json!("");
+        let on_update = violations(validator.admit_update(&old, &new));
+        let fields: Vec<&str> = on_update.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["metadata.name", "status.extra", "status.latestHeight", "status.phase"]);
+        let mut sorted = violations(validator.admit(&new));
+        sorted.sort_by(|a, b| a.field.cmp(&b.field));
+        let mut on_update_sorted = on_update.clone();
+        on_update_sorted.sort_by(|a, b| a.field.cmp(&b.field));
+        assert_eq!(on_update_sorted, sorted);
+    }
+
+    #[test]
+    fn rules_evaluated_on_the_spec_alone_give_what_the_whole_object_gives() {
+        let validator = ManifestValidator::new().unwrap();
+        let seinode = validator.kinds.iter().find(|k| k.kind == "SeiNode").unwrap();
+        let errors = |result: Result<(), kube_cel::ValidationErrors>| -> Vec<(String, String)> {
+            result
+                .err()
+                .map(|e| e.iter().map(|e| (e.field_path.clone(), e.message.clone())).collect())
+                .unwrap_or_default()
+        };
+        let mut spec = valid_spec();
+        spec["archive"] = json!({"snapshot": {"s3": {"bucket": "b"}, "stateSync": {}}});
+        spec["peers"] = json!({});
+        let mut object = node(spec);
+        object["status"] = json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
+        let whole = errors(validator.cel.validate_compiled(&seinode.cel, &object, None));
+        assert!(whole.len() >= 2, "{whole:?}");
+        assert_eq!(errors(validator.evaluate_cel(seinode, &object)), whole);
+        assert_eq!(errors(validator.evaluate_cel(seinode, &node(valid_spec()))), Vec::new());
+    }
+
+    #[test]
+    fn a_create_is_fully_checked() {
+        let validator = ManifestValidator::new().unwrap();
+        let mut spec = valid_spec();
+        spec.as_object_mut().unwrap().remove("fullNode");
+        let missing_mode = node(spec);
+        // No stored object to ratchet against: the rules run.
+        assert_eq!(violations(validator.admit(&missing_mode))[0].field, "spec");
+        // A different kind stored under the same name is no ground for ratcheting either.
+        let mut other_kind = missing_mode.clone();
+        other_kind["kind"] = json!("SeiNodeDeployment");
+        assert!(validator.admit_update(&other_kind, &missing_mode).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_named_by_their_path() {
+        let validator = ManifestValidator::new().unwrap();
+        let mut object = node(valid_spec());
+        object["spec"]["peers"] = json!({"static": ["a"], "typo": 1});
+        object["status"] = json!({"conditions": [{"type": "Ready", "status": "True", "bogus": 2}]});
+        object["extra"] = json!({});
+        let fields: Vec<String> = violations(validator.admit(&object)).into_iter().map(|v| v.field).collect();
+        assert!(fields.starts_with(&["extra".into(), "spec.peers.typo".into(), "status.conditions[0].bogus".into()]));
+    }
 
     #[test]
     fn pointer_becomes_dotted_path() {

@@ -2,6 +2,8 @@
 //! faults — injected Conflicts and transient errors, reads from a lagging cache, and a crash right after its
 //! i-th write in a reconcile; the harness's client (tests, scenarios) has none.
 
+use std::sync::Arc;
+
 use rand::Rng;
 use sei_operator::cluster::{Cluster, ClusterError, ClusterObject, Event, LabelSelector, ObjectRef};
 use serde_json::Value;
@@ -105,8 +107,8 @@ impl SimCluster {
         &self,
         key: &ObjectRef,
         verb: &str,
-        apply: impl FnOnce(&mut WorldState) -> Result<Value, ClusterError>,
-    ) -> (Result<Value, ClusterError>, bool) {
+        apply: impl FnOnce(&mut WorldState) -> Result<Arc<Value>, ClusterError>,
+    ) -> (Result<Arc<Value>, ClusterError>, bool) {
         let mut world = lock(&self.shared);
         let result = match self.injected(&mut world, Access::Write, key) {
             Some(error) => Err(error),
@@ -192,13 +194,13 @@ impl SimCluster {
     /// write, and the world crashes its host at the end of the step.
     async fn write_object<K: ClusterObject>(
         &self,
-        object: K,
+        object: &K,
         verb: &str,
-        apply: impl FnOnce(&mut WorldState, Value) -> Result<Value, ClusterError>,
-    ) -> Result<Value, ClusterError> {
+        apply: impl FnOnce(&mut WorldState, Value) -> Result<Arc<Value>, ClusterError>,
+    ) -> Result<Arc<Value>, ClusterError> {
         self.round_trip().await;
-        let key = ObjectRef::to(&object);
-        let value = encode(&object)?;
+        let key = ObjectRef::to(object);
+        let value = encode(object)?;
         let (result, crash) = self.write(&key, verb, |world| apply(world, value));
         if crash {
             std::future::pending::<()>().await;
@@ -218,13 +220,8 @@ fn encode<K: ClusterObject>(object: &K) -> Result<Value, ClusterError> {
     Ok(value)
 }
 
-fn decode<K: ClusterObject>(value: Value) -> Result<K, ClusterError> {
-    let key = crate::store::key_of(&value).unwrap_or_else(|_| ObjectRef::new(K::kind(&()), "", ""));
-    serde_json::from_value(value).map_err(|e| ClusterError::Invalid { object: key, message: e.to_string() })
-}
-
-/// [`decode`] from a borrowed value: serde_json deserializes `&Value` as it does `Value` (same visitor calls,
-/// same errors), only borrowing strings where the owned form would move them.
+/// Decodes a stored value without copying it: serde_json deserializes `&Value` as it does `Value` (same visitor
+/// calls, same errors), only borrowing strings where the owned form would move them.
 fn decode_ref<K: ClusterObject>(value: &Value) -> Result<K, ClusterError> {
     K::deserialize(value).map_err(|e| {
         let key = crate::store::key_of(value).unwrap_or_else(|_| ObjectRef::new(K::kind(&()), "", ""));
@@ -243,23 +240,22 @@ impl Cluster for SimCluster {
 
     async fn create<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
         let created = self
-            .write_object(object.clone(), "create", |world, value| {
+            .write_object(object, "create", |world, value| {
                 let now = world.timestamp();
                 world.store.create(value, now)
             })
             .await?;
-        decode(created)
+        decode_ref(&created)
     }
 
     async fn replace<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
-        decode(self.write_object(object.clone(), "replace", |world, value| world.store.replace(value)).await?)
+        decode_ref(&*self.write_object(object, "replace", |world, value| world.store.replace(value)).await?)
     }
 
     async fn replace_status<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
-        let written = self
-            .write_object(object.clone(), "replace-status", |world, value| world.store.replace_status(value))
-            .await?;
-        decode(written)
+        let written =
+            self.write_object(object, "replace-status", |world, value| world.store.replace_status(value)).await?;
+        decode_ref(&written)
     }
 
     async fn delete<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
@@ -271,7 +267,7 @@ impl Cluster for SimCluster {
             if self.kind == ClientKind::Operator {
                 crate::invariants::on_delete(world, &key);
             }
-            world.store.delete(&key, now).map(|()| Value::Null)
+            world.store.delete(&key, now).map(|()| Arc::new(Value::Null))
         });
         if crash {
             std::future::pending::<()>().await;

@@ -179,9 +179,9 @@ impl Store {
 
     /// Creates an object. Status is dropped, as the API server's create strategies (and CRDs with a status
     /// subresource) do; uid, creationTimestamp, generation 1 and a resourceVersion are assigned.
-    pub fn create(&mut self, mut value: Value, now: Timestamp) -> Result<Value, ClusterError> {
+    pub fn create(&mut self, mut value: Value, now: Timestamp) -> Result<Arc<Value>, ClusterError> {
         let key = key_of(&value)?;
-        self.admit(&key, &value)?;
+        self.admit(&key, None, &value)?;
         if self.objects.contains_key(&key) {
             return Err(ClusterError::AlreadyExists(key));
         }
@@ -207,7 +207,7 @@ impl Store {
     /// Replaces metadata and spec (everything but status) under optimistic concurrency. `generation` moves only
     /// when something outside metadata and status changed; an update that changes nothing is a no-op that keeps
     /// the resourceVersion and sends no watch event, as on a real API server.
-    pub fn replace(&mut self, value: Value) -> Result<Value, ClusterError> {
+    pub fn replace(&mut self, value: Value) -> Result<Arc<Value>, ClusterError> {
         let key = key_of(&value)?;
         // Borrowed, not copied: everything needed from the stored object is read before the commit.
         let stored = self.check_version(&key, &value)?;
@@ -231,10 +231,10 @@ impl Store {
                 meta.insert("generation".into(), (generation + 1).into());
             }
         }
-        self.admit(&key, &merged)?;
+        self.admit(&key, Some(stored), &merged)?;
         if merged == *stored {
             // Equal to the stored object: returning it or the merged value is the same.
-            return Ok(merged);
+            return Ok(Arc::new(merged));
         }
         // As the API server does: an object being deleted may lose finalizers, never gain one.
         if is_deleting(stored) && finalizers(&merged).iter().any(|f| !finalizers(stored).contains(f)) {
@@ -247,13 +247,13 @@ impl Store {
         }
         // Removing the last finalizer of an object being deleted completes its deletion.
         if is_deleting(&merged) && finalizers(&merged).is_empty() {
-            return self.commit(key, None, ChangeType::Deleted).map(|_| merged);
+            return self.commit(key, None, ChangeType::Deleted).map(|_| Arc::new(merged));
         }
         self.commit(key, Some(merged), ChangeType::Modified)
     }
 
     /// Replaces the status subresource only: everything else in `value` is ignored, generation never moves.
-    pub fn replace_status(&mut self, value: Value) -> Result<Value, ClusterError> {
+    pub fn replace_status(&mut self, value: Value) -> Result<Arc<Value>, ClusterError> {
         let key = key_of(&value)?;
         let stored = self.check_version(&key, &value)?;
         // The stored object less its status (not copied only to be overwritten), plus the written status (moved).
@@ -271,9 +271,9 @@ impl Store {
             _ => None,
         };
         let merged = Value::Object(object);
-        self.admit(&key, &merged)?;
+        self.admit(&key, Some(stored), &merged)?;
         if merged == *stored {
-            return Ok(merged);
+            return Ok(Arc::new(merged));
         }
         self.commit(key, Some(merged), ChangeType::Modified)
     }
@@ -363,11 +363,17 @@ impl Store {
         Ok(stored)
     }
 
-    fn admit(&self, key: &ObjectRef, value: &Value) -> Result<(), ClusterError> {
+    /// Admits a create (`stored` is `None`) or an update of `stored`; an update is ratcheted against the stored
+    /// object as the API server does (see [`ManifestValidator::admit_update`]).
+    fn admit(&self, key: &ObjectRef, stored: Option<&Value>, value: &Value) -> Result<(), ClusterError> {
         let Some(validator) = self.validator.as_ref().filter(|_| ADMITTED_KINDS.contains(&key.kind.as_str())) else {
             return Ok(());
         };
-        validator.admit(value).map(|_| ()).map_err(|error| ClusterError::Invalid {
+        let admitted = match stored {
+            Some(stored) => validator.admit_update(stored, value),
+            None => validator.admit(value),
+        };
+        admitted.map(|_| ()).map_err(|error| ClusterError::Invalid {
             object: key.clone(),
             message: match error {
                 ManifestError::Invalid { violations, .. } => {
@@ -378,8 +384,9 @@ impl Store {
         })
     }
 
-    /// Stores the new state of `key` under the next resourceVersion and logs the change.
-    fn commit(&mut self, key: ObjectRef, value: Option<Value>, change: ChangeType) -> Result<Value, ClusterError> {
+    /// Stores the new state of `key` under the next resourceVersion and logs the change. Returns the stored
+    /// value itself (shared, not copied: most writers only read its resourceVersion).
+    fn commit(&mut self, key: ObjectRef, value: Option<Value>, change: ChangeType) -> Result<Arc<Value>, ClusterError> {
         self.version += 1;
         let version = self.version;
         let (controller, result) = match value {
@@ -396,10 +403,10 @@ impl Store {
                 let shared = Arc::new(value);
                 self.objects.insert(key.clone(), shared.clone());
                 self.record_history(&key, version, Some(shared.clone()));
-                (controller, Arc::unwrap_or_clone(shared))
+                (controller, shared)
             }
             None => {
-                let removed = self.objects.remove(&key).map_or(Value::Null, Arc::unwrap_or_clone);
+                let removed = self.objects.remove(&key).unwrap_or_else(|| Arc::new(Value::Null));
                 self.gc_pending = true;
                 self.record_history(&key, version, None);
                 (controller_of(&removed), removed)
@@ -420,6 +427,19 @@ impl Store {
         let keep_from = entries.partition_point(|(v, _)| *v <= oldest_readable).saturating_sub(1);
         entries.drain(..keep_from);
     }
+}
+
+/// What a controller that has just read `stored` sends to write `status` through [`Store::replace_status`]:
+/// the key, the version read and the status — the rest would be ignored, so it is not copied.
+pub fn status_update(stored: &Value, status: Value) -> Value {
+    let mut update = Map::new();
+    for field in ["apiVersion", "kind", "metadata"] {
+        if let Some(value) = stored.get(field) {
+            update.insert(field.into(), value.clone());
+        }
+    }
+    update.insert("status".into(), status);
+    Value::Object(update)
 }
 
 /// The key of an object value: kind, namespace and name, all required.

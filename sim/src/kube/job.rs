@@ -78,14 +78,12 @@ fn sync_one(world: &mut WorldState, job: &Job) {
         }
     }
     let key = ObjectRef::new("Job", namespace, name);
-    let Some(mut stored) = world.store.get(&key, None).cloned() else { return };
+    let Some(stored) = world.store.get(&key, None) else { return };
     if stored.get("status") == Some(&status) {
         return;
     }
-    if let Some(object) = stored.as_object_mut() {
-        object.insert("status".into(), status.clone());
-    }
-    let result = world.store.replace_status(stored);
+    let update = crate::store::status_update(stored, status.clone());
+    let result = world.store.replace_status(update);
     let text = format!("status {key} active={} succeeded={succeeded} failed={failed}", status["active"]);
     traced(world, ACTOR, "write", text, result);
 }

@@ -11,6 +11,7 @@ pub mod pvc;
 pub mod scheduler;
 pub mod statefulset;
 
+use std::borrow::Borrow;
 use std::time::Duration;
 
 use rand::Rng;
@@ -92,10 +93,17 @@ fn sync_all(world: &mut WorldState) {
 }
 
 /// Writes through the store on behalf of a control-plane component, tracing the outcome.
-pub fn traced(world: &mut WorldState, actor: &str, verb: &str, what: String, result: Result<Value, ClusterError>) {
+pub fn traced<V: Borrow<Value>>(
+    world: &mut WorldState,
+    actor: &str,
+    verb: &str,
+    what: String,
+    result: Result<V, ClusterError>,
+) {
     match result {
         Ok(value) => {
-            let version = value.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("-").to_owned();
+            let version =
+                value.borrow().pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("-").to_owned();
             world.record(Category::Write, format!("{actor} {verb} {what} rv={version}"));
         }
         Err(error) => world.record(Category::Write, format!("{actor} {verb} {what} failed: {error}")),

@@ -26,11 +26,9 @@ pub fn report_pods(world: &mut WorldState) {
         {
             world.ready_images.insert((key.namespace.clone(), node.clone(), pod.image.clone()));
         }
-        let Some(mut stored) = world.store.get(&key, None).cloned() else { continue };
-        if let Some(object) = stored.as_object_mut() {
-            object.insert("status".into(), status.clone());
-        }
-        if world.store.replace_status(stored).is_ok() {
+        let Some(stored) = world.store.get(&key, None) else { continue };
+        let update = crate::store::status_update(stored, status.clone());
+        if world.store.replace_status(update).is_ok() {
             let text = format!(
                 "status Pod {}/{} phase={} ready={}",
                 key.namespace,

@@ -167,13 +167,19 @@ fn sync_one(world: &mut WorldState, set: &StatefulSet, owned: Vec<Pod>) {
             }
         }
     }
-    // Re-read this set's pods after the actions above, by name.
+    // Re-read this set's pods after the actions above, by name. A pod still at the resourceVersion it was read
+    // at is the same value (every write moves the version), so it is reused rather than decoded again.
     let ordinals: BTreeSet<usize> = existing.keys().copied().chain(0..replicas).collect();
+    let mut existing = existing;
     let pods: BTreeMap<usize, Pod> = ordinals
         .into_iter()
         .filter_map(|ordinal| {
             let value = world.store.get(&ObjectRef::new("Pod", namespace, format!("{name}-{ordinal}")), None)?;
-            let pod = Pod::deserialize(value).ok()?;
+            let version = value.pointer("/metadata/resourceVersion").and_then(Value::as_str);
+            let pod = match existing.remove(&ordinal) {
+                Some(pod) if version.is_some() && pod.metadata.resource_version.as_deref() == version => pod,
+                _ => Pod::deserialize(value).ok()?,
+            };
             is_controlled_by(&pod.metadata, uid).then_some((ordinal, pod))
         })
         .collect();
@@ -291,14 +297,14 @@ fn write_status(
         "collisionCount": 0,
     });
     let key = ObjectRef::new("StatefulSet", namespace, name);
-    let Some(mut stored) = world.store.get(&key, None).cloned() else { return };
+    // Compared in place, and only the status is sent: most syncs change nothing, and copying the whole set
+    // only to find that out (or to have replace_status ignore it) was costly.
+    let Some(stored) = world.store.get(&key, None) else { return };
     if stored.get("status") == Some(&status) {
         return;
     }
-    if let Some(object) = stored.as_object_mut() {
-        object.insert("status".into(), status);
-    }
-    let result = world.store.replace_status(stored);
+    let update = crate::store::status_update(stored, status);
+    let result = world.store.replace_status(update);
     let text = format!(
         "status {key} observedGeneration={:?} ready={ready} current={current_revision} update={update_revision}",
         set.metadata.generation

@@ -286,6 +286,15 @@ impl Judge<'_> {
 
     /// Event sequences, exact lists, counts and matchers, about the deployment (or every object without one).
     fn events(&mut self, expectation: &Expectation) {
+        let checks_events = !expectation.events.is_empty()
+            || !expectation.no_events.is_empty()
+            || expectation.only_events.is_some()
+            || !expectation.event_counts.is_empty()
+            || !expectation.events_matching.is_empty();
+        // An expectation is polled every tick: copying every event out when none is checked is waste.
+        if !checks_events {
+            return;
+        }
         let deployment = expectation.deployment.as_ref();
         let events: Vec<Event> = self.world.inspect(|s| {
             s.events

@@ -27,7 +27,7 @@ fn create_assigns_identity_and_drops_status() {
     let mut store = Store::new(None);
     let mut object = config_map("a", "1");
     object["status"] = json!({"phase": "forged"});
-    let created = store.create(object, at(0)).unwrap();
+    let created = store.create(object, at(0)).map(Arc::unwrap_or_clone).unwrap();
     assert_eq!(created["metadata"]["generation"], 1);
     assert_eq!(rv(&created), "1");
     assert!(created["metadata"]["uid"].as_str().is_some_and(|u| !u.is_empty()));
@@ -42,28 +42,28 @@ fn create_assigns_identity_and_drops_status() {
 #[test]
 fn generation_moves_with_spec_changes_only() {
     let mut store = Store::new(None);
-    let created = store.create(config_map("a", "1"), at(0)).unwrap();
+    let created = store.create(config_map("a", "1"), at(0)).map(Arc::unwrap_or_clone).unwrap();
     let mut relabelled = created.clone();
     relabelled["metadata"]["labels"]["extra"] = json!("y");
-    let relabelled = store.replace(relabelled).unwrap();
+    let relabelled = store.replace(relabelled).map(Arc::unwrap_or_clone).unwrap();
     assert_eq!(relabelled["metadata"]["generation"], 1, "metadata changes leave generation alone");
     assert_ne!(rv(&relabelled), rv(&created));
     let mut respecced = relabelled.clone();
     respecced["spec"]["data"] = json!("2");
-    let respecced = store.replace(respecced).unwrap();
+    let respecced = store.replace(respecced).map(Arc::unwrap_or_clone).unwrap();
     assert_eq!(respecced["metadata"]["generation"], 2);
     let mut with_status = respecced.clone();
     with_status["status"] = json!({"observed": 2});
-    let status_written = store.replace_status(with_status).unwrap();
+    let status_written = store.replace_status(with_status).map(Arc::unwrap_or_clone).unwrap();
     assert_eq!(status_written["metadata"]["generation"], 2, "status writes never bump generation");
 }
 
 #[test]
 fn a_no_op_update_keeps_the_version_and_sends_no_event() {
     let mut store = Store::new(None);
-    let created = store.create(config_map("a", "1"), at(0)).unwrap();
+    let created = store.create(config_map("a", "1"), at(0)).map(Arc::unwrap_or_clone).unwrap();
     let log = store.log_len();
-    let same = store.replace(created.clone()).unwrap();
+    let same = store.replace(created.clone()).map(Arc::unwrap_or_clone).unwrap();
     assert_eq!(rv(&same), rv(&created));
     assert_eq!(store.log_len(), log);
 }
@@ -71,7 +71,7 @@ fn a_no_op_update_keeps_the_version_and_sends_no_event() {
 #[test]
 fn stale_or_missing_resource_versions_are_refused() {
     let mut store = Store::new(None);
-    let created = store.create(config_map("a", "1"), at(0)).unwrap();
+    let created = store.create(config_map("a", "1"), at(0)).map(Arc::unwrap_or_clone).unwrap();
     let mut first = created.clone();
     first["spec"]["data"] = json!("2");
     store.replace(first).unwrap();
@@ -87,19 +87,19 @@ fn stale_or_missing_resource_versions_are_refused() {
 #[test]
 fn replace_ignores_status_and_replace_status_ignores_the_rest() {
     let mut store = Store::new(None);
-    let created = store.create(config_map("a", "1"), at(0)).unwrap();
+    let created = store.create(config_map("a", "1"), at(0)).map(Arc::unwrap_or_clone).unwrap();
     let mut status_write = created.clone();
     status_write["status"] = json!({"ready": true});
     status_write["spec"]["data"] = json!("ignored");
     status_write["metadata"]["labels"]["ignored"] = json!("yes");
-    let written = store.replace_status(status_write).unwrap();
+    let written = store.replace_status(status_write).map(Arc::unwrap_or_clone).unwrap();
     assert_eq!(written["status"], json!({"ready": true}));
     assert_eq!(written["spec"]["data"], "1");
     assert!(written["metadata"]["labels"].get("ignored").is_none());
     let mut spec_write = written.clone();
     spec_write["status"] = json!({"ready": false});
     spec_write["spec"]["data"] = json!("2");
-    let replaced = store.replace(spec_write).unwrap();
+    let replaced = store.replace(spec_write).map(Arc::unwrap_or_clone).unwrap();
     assert_eq!(replaced["status"], json!({"ready": true}), "update keeps the stored status");
     assert_eq!(replaced["spec"]["data"], "2");
 }
@@ -132,8 +132,8 @@ fn finalizers_hold_deletion_until_removed() {
 #[test]
 fn garbage_collection_removes_dependents_of_vanished_owners() {
     let mut store = Store::new(None);
-    let owner = store.create(config_map("owner", "1"), at(0)).unwrap();
-    let other = store.create(config_map("other", "1"), at(0)).unwrap();
+    let owner = store.create(config_map("owner", "1"), at(0)).map(Arc::unwrap_or_clone).unwrap();
+    let other = store.create(config_map("other", "1"), at(0)).map(Arc::unwrap_or_clone).unwrap();
     let reference = |o: &Value, name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "name": name, "uid": o["metadata"]["uid"], "controller": true});
     let mut child = config_map("child", "1");
     child["metadata"]["ownerReferences"] = json!([reference(&owner, "owner")]);
@@ -170,7 +170,7 @@ fn lists_match_selectors_and_sort_by_name() {
 fn a_lagging_reader_sees_the_store_as_it_was() {
     let mut store = Store::new(None);
     store.allow_lag(10);
-    let created = store.create(config_map("a", "1"), at(0)).unwrap();
+    let created = store.create(config_map("a", "1"), at(0)).map(Arc::unwrap_or_clone).unwrap();
     let mut changed = created.clone();
     changed["spec"]["data"] = json!("2");
     store.replace(changed).unwrap();
@@ -185,7 +185,7 @@ fn a_lagging_reader_sees_the_store_as_it_was() {
 #[test]
 fn the_change_log_records_every_write_in_order() {
     let mut store = Store::new(None);
-    let created = store.create(config_map("a", "1"), at(0)).unwrap();
+    let created = store.create(config_map("a", "1"), at(0)).map(Arc::unwrap_or_clone).unwrap();
     let mut changed = created;
     changed["spec"]["data"] = json!("2");
     store.replace(changed).unwrap();
@@ -218,7 +218,7 @@ fn sei_nodes_are_admitted_against_the_crd() {
         "metadata": {"name": "n", "namespace": "sei"},
         "spec": {"chainId": "pacific-1", "image": "sei:v1", "fullNode": {}},
     });
-    let created = store.create(node, at(0)).unwrap();
+    let created = store.create(node, at(0)).map(Arc::unwrap_or_clone).unwrap();
     let mut invalid = created;
     invalid["spec"]["image"] = json!("");
     invalid["spec"]["bogus"] = json!(1);
@@ -226,4 +226,27 @@ fn sei_nodes_are_admitted_against_the_crd() {
         Err(ClusterError::Invalid { message, .. }) => assert!(message.contains("bogus"), "{message}"),
         other => panic!("expected Invalid, got {other:?}"),
     }
+}
+
+#[test]
+fn sei_node_status_writes_are_checked_against_the_status_schema() {
+    let validator = Arc::new(ManifestValidator::new().unwrap());
+    let mut store = Store::new(Some(validator));
+    let node = json!({
+        "apiVersion": "sei.io/v1alpha1", "kind": "SeiNode",
+        "metadata": {"name": "n", "namespace": "sei"},
+        "spec": {"chainId": "pacific-1", "image": "sei:v1", "fullNode": {}},
+    });
+    let created = store.create(node, at(0)).map(Arc::unwrap_or_clone).unwrap();
+    // The spec is unchanged, so its rules are not re-run (ratcheting), but the status is still checked.
+    let mut invalid = created.clone();
+    invalid["status"] = json!({"phase": "Sleeping"});
+    match store.replace_status(invalid) {
+        Err(ClusterError::Invalid { message, .. }) => assert!(message.starts_with("status.phase"), "{message}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    let mut valid = created;
+    valid["status"] = json!({"phase": "Running"});
+    let written = store.replace_status(valid).map(Arc::unwrap_or_clone).unwrap();
+    assert_eq!(written["status"]["phase"], "Running");
 }
