@@ -150,6 +150,9 @@ impl<'a> Runner<'a> {
             if spec.crash_on_start {
                 binary = binary.crashing_on_start();
             }
+            if let Some(task_type) = &spec.fails_task {
+                binary = binary.failing_task(task_type);
+            }
             registry = registry.with(image, binary);
         }
         let mut timings = Timings::default();
