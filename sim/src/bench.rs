@@ -102,6 +102,7 @@ pub fn standard_rollout(replicas: u32) -> Scenario {
         knows: Vec::new(),
         pullable: true,
         crash_on_start: false,
+        fails_task: None,
     };
     let registry = BTreeMap::from([
         (FROM_IMAGE.to_owned(), image("v6.3.0")),

@@ -16,6 +16,9 @@ pub struct Binary {
     pub pullable: bool,
     /// Exits non-zero at once whenever started (a broken build).
     pub crash_on_start: bool,
+    /// A sidecar task type that always fails in a pod running this image (a release whose config validation
+    /// rejects the node's configuration): what fails an entrant's init plan, and with it a rollout's plan.
+    pub fails_task: Option<String>,
     pub pull_time: Duration,
 }
 
@@ -26,6 +29,7 @@ impl Binary {
             knows_upgrades: BTreeSet::new(),
             pullable: true,
             crash_on_start: false,
+            fails_task: None,
             pull_time: Duration::from_secs(2),
         }
     }
@@ -43,6 +47,12 @@ impl Binary {
 
     pub fn crashing_on_start(mut self) -> Self {
         self.crash_on_start = true;
+        self
+    }
+
+    /// Sidecar tasks of `task_type` always fail in pods running this image.
+    pub fn failing_task(mut self, task_type: &str) -> Self {
+        self.fails_task = Some(task_type.into());
         self
     }
 

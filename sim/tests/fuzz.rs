@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sei_sim::fuzz::{self, Bounds, FuzzConfig};
+use sei_sim::fuzz::case::{FaultOp, Op, UpdateStrategy};
+use sei_sim::fuzz::{self, Bounds, FuzzCase, FuzzConfig};
 use sei_sim::scenario;
 
 fn root() -> PathBuf {
@@ -48,4 +49,28 @@ fn a_failure_shrinks_to_a_scenario_file_that_replays_it_exactly() {
     assert!(replay_failure.contains("liveness"), "{replay_failure}");
     let again = scenario::run(&replayed, None, &root());
     assert_eq!(outcome.trace.text(), again.trace.text(), "the replay is deterministic");
+}
+
+#[test]
+fn a_rollout_to_the_broken_release_fails_reported_with_and_without_faults() {
+    // The generated way to fail a plan: BlueGreen entrants on a release that rejects their configuration fail
+    // their init plans. Both runs must end with the rollout failed and reported, the same way.
+    let config = FuzzConfig::new(1, 1, &root());
+    let case = FuzzCase {
+        seed: 11,
+        strategy: UpdateStrategy::BlueGreen,
+        replicas: 2,
+        validators_switch_secs: 300,
+        ops: vec![
+            Op::Fault(FaultOp::OperatorCrash { after_write: Some(1) }),
+            Op::SetImage { release: 4 },
+            Op::Wait { secs: 60 },
+            Op::Fault(FaultOp::ApiConflicts { count: 3 }),
+        ],
+    };
+    assert!(case.expects_failed_rollout());
+    let verdict = fuzz::judge(&case, &config);
+    if let Some(found) = verdict.failure {
+        panic!("{}", found.reason);
+    }
 }

@@ -5,8 +5,9 @@
 //! The generator only builds runs whose right outcome is known, so an oracle failure is an operator bug and not
 //! a user's mistake: InPlace and BlueGreen runs move between releases that process the same blocks (the chain's
 //! upgrade is out of reach); HardFork runs start on the old binary, are Ready before anything else happens, and
-//! fork to releases that know the upgrade;
-//! every image is pullable (a missing image stalls a rollout by design, reported, never settling).
+//! fork to releases that know the upgrade. Two bad releases are generated on purpose, each with a known
+//! outcome: a missing image (its rollout stalls until a later edit supersedes it; a run never ends on it) and,
+//! in BlueGreen runs, a release that rejects the node's configuration (its rollout must fail, reported).
 
 use std::fmt;
 use std::time::Duration;
@@ -22,6 +23,18 @@ pub const WORKERS: u32 = 3;
 
 /// Releases that process the same blocks as the incumbent: any rollout among them must complete.
 const PATCH_RELEASES: [&str; 3] = ["sei:v6.3.0", "sei:v6.3.1", "sei:v6.3.2"];
+/// Not in the registry (ImagePullBackOff): a rollout to it stalls, by design, until a later edit supersedes it.
+/// A run whose last edit names it gets the user's fix (an edit back to a patch release) before it must settle.
+pub const MISSING_RELEASE: &str = "sei:v6.3.3-missing";
+/// Its `config-validate` always fails: BlueGreen entrants on it fail their init plans, and so does the rollout —
+/// the generated way to fail a plan. Only in BlueGreen runs: under InPlace, running nodes never re-validate, so
+/// the release would run and fail only nodes created later.
+pub const BROKEN_RELEASE: &str = "sei:v6.3.4-strict";
+/// What InPlace runs edit the image to (an index into it: `Op::SetImage`).
+const INPLACE_RELEASES: [&str; 4] = [PATCH_RELEASES[0], PATCH_RELEASES[1], PATCH_RELEASES[2], MISSING_RELEASE];
+/// What BlueGreen runs edit the image to.
+const BLUEGREEN_RELEASES: [&str; 5] =
+    [PATCH_RELEASES[0], PATCH_RELEASES[1], PATCH_RELEASES[2], MISSING_RELEASE, BROKEN_RELEASE];
 /// Releases that know the upgrade: the targets of a HardFork.
 const FORK_RELEASES: [&str; 2] = ["sei:v6.4.0", "sei:v6.4.1"];
 const UPGRADE: &str = "v6.4.0";
@@ -69,7 +82,7 @@ pub enum Op {
     Wait {
         secs: u64,
     },
-    /// Edit the template image (index into the strategy's releases).
+    /// Edit the template image (index into the run's releases: patch releases, then the bad ones).
     SetImage {
         release: usize,
     },
@@ -80,7 +93,8 @@ pub enum Op {
     Scale {
         replicas: u32,
     },
-    /// Switch between InPlace and BlueGreen (HardFork runs keep HardFork).
+    /// Switch an InPlace run to BlueGreen and back (BlueGreen runs, which may edit to the broken release, and
+    /// HardFork runs keep their strategy: the outcome of a broken release depends on the strategy).
     ToggleStrategy,
     Delete,
     Fault(FaultOp),
@@ -139,19 +153,27 @@ pub fn cases(bounds: Bounds) -> impl proptest::strategy::Strategy<Value = FuzzCa
 }
 
 fn op(strategy: UpdateStrategy, max_replicas: u32) -> impl proptest::strategy::Strategy<Value = Op> {
-    let releases = match strategy {
+    let good = match strategy {
         UpdateStrategy::HardFork => FORK_RELEASES.len(),
         UpdateStrategy::InPlace | UpdateStrategy::BlueGreen => PATCH_RELEASES.len(),
     };
-    let toggle_weight = if strategy == UpdateStrategy::HardFork { 0 } else { 1 };
-    // Not for HardFork: a node added after the fork starts from the template's pre-fork snapshot on the new
-    // binary, which refuses those blocks — an open operator issue the fuzzer found (docs/fuzzing.md).
-    let scale_weight = if strategy == UpdateStrategy::HardFork { 0 } else { 1 };
+    // Bad releases sit after the good ones in `releases(strategy)`; one edit in six names one of them.
+    let (missing_weight, broken_weight) = match strategy {
+        UpdateStrategy::HardFork => (0, 0),
+        UpdateStrategy::InPlace => (1, 0),
+        UpdateStrategy::BlueGreen => (1, 1),
+    };
+    let release = prop_oneof![
+        4 => 0..good,
+        missing_weight => Just(PATCH_RELEASES.len()),
+        broken_weight => Just(PATCH_RELEASES.len() + 1),
+    ];
+    let toggle_weight = if strategy == UpdateStrategy::InPlace { 1 } else { 0 };
     prop_oneof![
         5 => (5u64..300).prop_map(|secs| Op::Wait { secs }),
-        4 => (0..releases).prop_map(|release| Op::SetImage { release }),
+        4 => release.prop_map(|release| Op::SetImage { release }),
         1 => (0u32..1000).prop_map(|value| Op::EditOverride { value }),
-        scale_weight => (1..=max_replicas).prop_map(|replicas| Op::Scale { replicas }),
+        1 => (1..=max_replicas).prop_map(|replicas| Op::Scale { replicas }),
         toggle_weight => Just(Op::ToggleStrategy),
         1 => Just(Op::Delete),
         5 => fault(max_replicas).prop_map(Op::Fault),
@@ -205,9 +227,11 @@ impl FuzzCase {
 
     fn to_scenario_value(&self, name: &str, render: &Render) -> Value {
         let mut timeline = vec![json!({"apply": {"objects": [self.deployment()]}})];
-        if self.strategy == UpdateStrategy::HardFork {
+        if self.strategy == UpdateStrategy::HardFork || self.edits_to_a_bad_release() {
             // A fork needs incumbents: a deployment created straight on the fork's image would run a binary that
-            // refuses the chain's current blocks — a user's mistake, not the operator's.
+            // refuses the chain's current blocks — a user's mistake, not the operator's. A bad release likewise
+            // replaces a running one: an edit landing before the first reconcile would become the baseline, and
+            // nodes created on it are a different outcome than a rollout to it.
             timeline.push(json!({"expect": {"within": "15m", "deployment": DEPLOYMENT, "phase": "Ready"}}));
         }
         let mut strategy = self.strategy;
@@ -225,7 +249,7 @@ impl FuzzCase {
             match op {
                 Op::Wait { secs } => timeline.push(json!({"wait": format!("{secs}s")})),
                 Op::SetImage { release } => {
-                    timeline.push(edit(json!({"spec.template.spec.image": image(strategy, *release)})))
+                    timeline.push(edit(json!({"spec.template.spec.image": image(self.strategy, *release)})))
                 }
                 Op::EditOverride { value } => {
                     timeline.push(edit(json!({"spec.template.spec.overrides.fuzz-edit": value.to_string()})))
@@ -247,6 +271,10 @@ impl FuzzCase {
                 Op::Heal => timeline.push(json!({"heal": "all"})),
             }
         }
+        if self.final_image() == Some(MISSING_RELEASE) {
+            // The user notices the stalled rollout and fixes the image: a missing image never settles, by design.
+            timeline.push(edit(json!({"spec.template.spec.image": PATCH_RELEASES[1]})));
+        }
         if render.perturbed {
             timeline.push(json!({"heal": "all"}));
         }
@@ -264,6 +292,33 @@ impl FuzzCase {
             "registry": registry(),
             "timeline": timeline,
         })
+    }
+
+    /// The image the template names after the last operation (before a missing image's fix), or `None` when the
+    /// run deletes the deployment.
+    pub fn final_image(&self) -> Option<&'static str> {
+        let mut image = PATCH_RELEASES[0];
+        for op in &self.ops {
+            match op {
+                Op::SetImage { release } => image = self::image(self.strategy, *release),
+                Op::Delete => return None,
+                _ => {}
+            }
+        }
+        Some(image)
+    }
+
+    /// Whether the run must end with its rollout failed and reported: its last edit names the broken release.
+    pub fn expects_failed_rollout(&self) -> bool {
+        self.final_image() == Some(BROKEN_RELEASE)
+    }
+
+    /// Whether some edit (before any delete) names a bad release.
+    fn edits_to_a_bad_release(&self) -> bool {
+        self.ops
+            .iter()
+            .take_while(|op| !matches!(op, Op::Delete))
+            .any(|op| matches!(op, Op::SetImage { release } if *release >= PATCH_RELEASES.len()))
     }
 
     fn chain(&self) -> Value {
@@ -314,10 +369,12 @@ impl FuzzCase {
     }
 }
 
+/// The release `release` indexes among the run's (its starting strategy's) releases.
 fn image(strategy: UpdateStrategy, release: usize) -> &'static str {
     let releases: &[&'static str] = match strategy {
         UpdateStrategy::HardFork => &FORK_RELEASES,
-        UpdateStrategy::InPlace | UpdateStrategy::BlueGreen => &PATCH_RELEASES,
+        UpdateStrategy::InPlace => &INPLACE_RELEASES,
+        UpdateStrategy::BlueGreen => &BLUEGREEN_RELEASES,
     };
     releases[release % releases.len()]
 }
@@ -331,6 +388,8 @@ fn registry() -> Value {
         "sei:v6.3.0": {"version": "v6.3.0"},
         "sei:v6.3.1": {"version": "v6.3.1"},
         "sei:v6.3.2": {"version": "v6.3.2"},
+        MISSING_RELEASE: {"pullable": false},
+        BROKEN_RELEASE: {"version": "v6.3.4", "failsTask": "config-validate"},
         "sei:v6.4.0": {"version": "v6.4.0", "knows": [UPGRADE]},
         "sei:v6.4.1": {"version": "v6.4.1", "knows": [UPGRADE]},
         "seictl:v0.9.0": {},

@@ -6,8 +6,9 @@
 //! 2. liveness: after the last operation the faults are healed and, with the spec held fixed, every deployment
 //!    settles within a bound — rollout complete on the latest spec, or explicitly failed;
 //! 3. differential: the same operations without the faults end with the same objects and the same settled
-//!    status ([`crate::scenario::end_state`]) — and, since every generated target is one the chain can run, no
-//!    rollout of that unperturbed run failed.
+//!    status ([`crate::scenario::end_state`]) — and that unperturbed run ends as the case's last edit says
+//!    ([`expected_outcome`]): its rollout failed and reported so when it names the broken release, no rollout
+//!    failed otherwise (every other target is one the chain can run).
 //!
 //! A failure is shrunk by proptest to a minimal case and written out as a scenario file (its seed inside) that
 //! `sei-sim run` replays exactly: the fuzzer runs the very text it writes.
@@ -202,9 +203,8 @@ pub fn judge(case: &FuzzCase, config: &FuzzConfig) -> Verdict {
         verdict.failure = found(message, false);
         return verdict;
     }
-    // Every generated target is one the chain can run: without faults, no rollout may fail.
-    if let Some(failed) = calm.end_state.iter().find(|line| failed_rollout(line)) {
-        verdict.failure = found(format!("a rollout failed without any fault: {failed}"), false);
+    if let Some(wrong) = expected_outcome(case, &calm.end_state) {
+        verdict.failure = found(wrong, false);
         return verdict;
     }
     if let Some(difference) = differential(&perturbed.end_state, &calm.end_state) {
@@ -220,6 +220,33 @@ pub fn judge(case: &FuzzCase, config: &FuzzConfig) -> Verdict {
 /// Whether an end-state line is a deployment that names a failed rollout target.
 fn failed_rollout(line: &str) -> bool {
     line.starts_with("SeiNodeDeployment ") && !line.contains("failedTargetHash= ")
+}
+
+/// What is wrong with how the unperturbed run ended, given the case's last edit, if anything. A rollout to the
+/// broken release must end failed and say so — no rollout in progress, `RolloutInProgress` False, phase Degraded
+/// or Failed, the target remembered; any other target is one the chain can run, and no rollout may fail.
+pub fn expected_outcome(case: &FuzzCase, end_state: &[String]) -> Option<String> {
+    let deployment = end_state.iter().find(|line| line.starts_with("SeiNodeDeployment "));
+    if !case.expects_failed_rollout() {
+        let failed = end_state.iter().find(|line| failed_rollout(line))?;
+        return Some(format!("a rollout failed without any fault: {failed}"));
+    }
+    let Some(line) = deployment else {
+        return Some(format!("the rollout to {} should have failed, but the deployment is gone", case::BROKEN_RELEASE));
+    };
+    let reported = failed_rollout(line)
+        && line.contains(" rollout=false ")
+        && line.contains("RolloutInProgress=False")
+        && (line.contains("phase=Some(Degraded)") || line.contains("phase=Some(Failed)"));
+    if reported {
+        None
+    } else {
+        Some(format!(
+            "the rollout to {} must end failed and reported (no rollout, RolloutInProgress False, Degraded or \
+             Failed, the failed target named): {line}",
+            case::BROKEN_RELEASE
+        ))
+    }
 }
 
 /// Where the end states of the perturbed and the unperturbed run differ, if they do.
@@ -287,6 +314,58 @@ mod tests {
         assert!(text.contains("with faults only:    StatefulSet sei/b"), "{text}");
         assert!(text.contains("without faults only: Service sei/a"), "{text}");
         assert!(!text.contains("SeiNode sei/a"), "lines both hold are not reported: {text}");
+    }
+
+    fn bluegreen(ops: Vec<case::Op>) -> FuzzCase {
+        FuzzCase { seed: 3, strategy: case::UpdateStrategy::BlueGreen, replicas: 2, validators_switch_secs: 300, ops }
+    }
+
+    #[test]
+    fn a_run_ending_on_the_broken_release_must_end_failed_and_say_so() {
+        // BlueGreen releases: the three patch releases, then the missing one, then the broken one.
+        let broken = bluegreen(vec![case::Op::SetImage { release: 1 }, case::Op::SetImage { release: 4 }]);
+        assert!(broken.expects_failed_rollout());
+        let failed = "SeiNodeDeployment sei/fuzz: phase=Some(Degraded) templateHash=a failedTargetHash=b \
+                      rollout=false conditions=[NodesReady=True/AllNodesReady RolloutInProgress=False]";
+        assert_eq!(expected_outcome(&broken, &lines(&[failed])), None);
+        let left_true = failed.replace("RolloutInProgress=False", "RolloutInProgress=True/TemplateChanged");
+        let text = expected_outcome(&broken, &lines(&[&left_true])).expect("not reported as failed");
+        assert!(text.contains("must end failed and reported"), "{text}");
+        let ready = "SeiNodeDeployment sei/fuzz: phase=Some(Ready) templateHash=a failedTargetHash= rollout=false \
+                     conditions=[RolloutInProgress=False]";
+        assert!(expected_outcome(&broken, &lines(&[ready])).is_some(), "a broken target cannot end Ready");
+
+        // Fixed afterwards, or never broken: no rollout may fail.
+        let fixed = bluegreen(vec![case::Op::SetImage { release: 4 }, case::Op::SetImage { release: 2 }]);
+        assert!(!fixed.expects_failed_rollout());
+        assert_eq!(expected_outcome(&fixed, &lines(&[ready])), None);
+        let text = expected_outcome(&fixed, &lines(&[failed])).expect("an unexpected failure");
+        assert!(text.contains("without any fault"), "{text}");
+        // Deleted: nothing to fail.
+        let deleted = bluegreen(vec![case::Op::SetImage { release: 4 }, case::Op::Delete]);
+        assert!(!deleted.expects_failed_rollout());
+    }
+
+    #[test]
+    fn bad_releases_replace_a_ready_one_and_a_missing_image_gets_fixed_before_the_end() {
+        let render = Render { perturbed: false, settle_within: Duration::from_secs(600), expect_end_state: None };
+        let good = bluegreen(vec![case::Op::SetImage { release: 1 }]).to_scenario_yaml("g", &render).expect("renders");
+        assert!(!good.contains("phase: Ready"), "a good edit may land before the baseline: {good}");
+
+        let missing = bluegreen(vec![case::Op::SetImage { release: 3 }]);
+        assert_eq!(missing.final_image(), Some(case::MISSING_RELEASE));
+        let text = missing.to_scenario_yaml("m", &render).expect("renders");
+        let scenario = crate::scenario::parse("m", &text).expect("a valid scenario");
+        assert!(!scenario.registry[case::MISSING_RELEASE].pullable);
+        assert!(text.contains("phase: Ready"), "{text}");
+        let (edit, fix) = (text.find("sei:v6.3.3-missing").unwrap_or(0), text.rfind("sei:v6.3.1"));
+        assert!(fix.is_some_and(|fix| fix > edit), "the missing image is fixed after it is set: {text}");
+
+        let broken = bluegreen(vec![case::Op::SetImage { release: 4 }]);
+        let text = broken.to_scenario_yaml("b", &render).expect("renders");
+        let scenario = crate::scenario::parse("b", &text).expect("a valid scenario");
+        assert_eq!(scenario.registry[case::BROKEN_RELEASE].fails_task.as_deref(), Some("config-validate"));
+        assert!(text.contains("phase: Ready") && !text.ends_with("sei:v6.3.1\n"), "{text}");
     }
 
     #[test]

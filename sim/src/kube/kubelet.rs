@@ -62,7 +62,13 @@ fn settle_tasks(world: &mut WorldState, key: &ObjectRef) {
         .collect();
     for (id, type_, params) in due {
         let node = world.pods.get(key).and_then(|p| p.node.clone());
-        let failure = crate::faults::take_task_failure(&mut world.task_failures, node.as_deref(), &type_);
+        let image = world.pods.get(key).map(|p| p.image.clone()).unwrap_or_default();
+        let rejected = world.registry.binary(&image).and_then(|b| b.fails_task.as_deref()) == Some(type_.as_str());
+        let failure = if rejected {
+            Some(format!("{type_} rejected by {image}"))
+        } else {
+            crate::faults::take_task_failure(&mut world.task_failures, node.as_deref(), &type_)
+        };
         let outcome = match failure {
             Some(error) => Err(error),
             None => {

@@ -121,6 +121,10 @@ pub struct ImageSpec {
     /// The binary exits with an error as soon as it starts.
     #[serde(default)]
     pub crash_on_start: bool,
+    /// A sidecar task type (`config-validate`) that always fails in a pod running this image: a release that
+    /// rejects the node's configuration. Unlike `taskFailure`, a property of the release, in every run.
+    #[serde(default)]
+    pub fails_task: Option<String>,
 }
 
 fn yes() -> bool {

@@ -445,6 +445,9 @@ fn binary(image: &str, spec: &ImageSpec) -> Binary {
     if spec.crash_on_start {
         binary = binary.crashing_on_start();
     }
+    if let Some(task_type) = &spec.fails_task {
+        binary = binary.failing_task(task_type);
+    }
     binary
 }
 

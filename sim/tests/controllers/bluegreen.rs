@@ -7,4 +7,6 @@ crate::scenario_tests! {
         "bluegreen-superseded-before-switch.yaml",
     blue_green_scaling_after_a_rollout_grows_and_shrinks_the_active_set_and_never_recreates_incumbents =>
         "bluegreen-scaling-after-rollout.yaml",
+    blue_green_rollout_failing_with_a_scale_down_deletes_incumbents_only_once_the_failure_is_stored =>
+        "bluegreen-failed-rollout-with-scale-down.yaml",
 }
