@@ -26,19 +26,30 @@ use sei_sim::scenario::format::Step;
 use sei_sim::scenario::{self, Observer};
 use sei_sim::timeline::{self, Recorder};
 
+const USAGE: &str = "\
+usage: sei-sim run <file-or-dir>... [--seed N] [--trace] [--svg OUT]   replay scenario files
+       sei-sim fuzz [--cases N] [--seed S] [--max-replicas R] [--max-ops K] [--max-shrink-iters I] [--out FILE]
+                                          generated runs judged by the oracles
+       sei-sim bench [--replicas 3,16,100] [--suite scenarios/]   time rollouts and the suite
+       sei-sim trace [replicas]           the trace of the benchmark's standard rollout
+docs: docs/scenarios.md (the scenario format), docs/fuzzing.md (the fuzzer)";
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") || args.first().is_some_and(|a| a == "help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     match args.first().map(String::as_str) {
         Some("bench") => bench(&args[1..]),
         Some("run") => run(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         Some("trace") => trace(&args[1..]),
-        _ => {
-            eprintln!("usage: sei-sim run <file-or-dir>... [--seed N] [--trace] [--svg OUT]   replay scenario files");
-            eprintln!("       sei-sim fuzz [--cases N] [--seed S] [--max-replicas R] [--max-ops K] [--out FILE]");
-            eprintln!("                                          generated runs judged by the oracles");
-            eprintln!("       sei-sim bench [--replicas 3,16,100] [--suite scenarios/]   time rollouts and the suite");
-            eprintln!("       sei-sim trace [replicas]           the trace of the benchmark's standard rollout");
+        other => {
+            if let Some(command) = other {
+                eprintln!("sei-sim: unknown command {command:?}");
+            }
+            eprintln!("{USAGE}");
             ExitCode::FAILURE
         }
     }
@@ -89,6 +100,10 @@ fn run(args: &[String]) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             },
+            option if option.starts_with("--") => {
+                eprintln!("sei-sim run: unknown option {option} (see sei-sim --help)");
+                return ExitCode::FAILURE;
+            }
             other => paths.push(other.to_owned()),
         }
     }
@@ -110,7 +125,9 @@ fn run(args: &[String]) -> ExitCode {
     let terminal = std::io::stderr().is_terminal();
     // Manifest files named in scenarios are relative to the repository root: the current directory.
     let root = PathBuf::from(".");
-    println!("{:<44} {:>6} {:>10} {:>9} {:>10}", "scenario", "result", "simulated", "wall", "checks");
+    // Scenario names are their file names by convention: the column fits the longest.
+    let width = files.iter().filter_map(|f| f.file_stem()).map(|s| s.len()).max().unwrap_or(0).max(44);
+    println!("{:<width$} {:>6} {:>10} {:>9} {:>10}", "scenario", "result", "simulated", "wall", "checks");
     let (mut passed, mut failed, mut unwritten) = (0, 0, 0);
     let suite_started = Instant::now();
     for file in &files {
@@ -118,7 +135,7 @@ fn run(args: &[String]) -> ExitCode {
             Ok(scenario) => scenario,
             Err(e) => {
                 failed += 1;
-                println!("{:<44} {:>6}", file.display(), "ERROR");
+                println!("{:<width$} {:>6}", file.display(), "ERROR");
                 eprintln!("{e}");
                 continue;
             }
@@ -139,7 +156,7 @@ fn run(args: &[String]) -> ExitCode {
         }
         let result = if outcome.passed() { "ok" } else { "FAILED" };
         println!(
-            "{:<44} {result:>6} {:>9.0}s {wall:>8.2}s {:>10}",
+            "{:<width$} {result:>6} {:>9.0}s {wall:>8.2}s {:>10}",
             outcome.name,
             outcome.simulated.as_secs_f64(),
             outcome.invariant_checks

@@ -1,0 +1,65 @@
+//! The `sei-sim` command line as a user meets it: help, bad options, a passing and a failing scenario file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn sei_sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sei-sim")).args(args).current_dir(repo_root()).output().expect("sei-sim runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn help_prints_the_usage_and_succeeds() {
+    for args in [&["--help"][..], &["-h"], &["help"], &["run", "--help"]] {
+        let output = sei_sim(args);
+        assert!(output.status.success(), "{args:?}");
+        let stdout = text(&output.stdout);
+        assert!(stdout.contains("sei-sim run <file-or-dir>") && stdout.contains("sei-sim fuzz"), "{stdout}");
+    }
+}
+
+#[test]
+fn an_unknown_command_or_option_fails_naming_it() {
+    let output = sei_sim(&["replay"]);
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("unknown command \"replay\""), "{}", text(&output.stderr));
+    let output = sei_sim(&["run", "--bogus", "scenarios/"]);
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("unknown option --bogus"), "{}", text(&output.stderr));
+}
+
+#[test]
+fn a_passing_scenario_prints_its_row_and_exits_zero() {
+    let output = sei_sim(&["run", "scenarios/standalone-seinode.yaml"]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    let row = stdout.lines().find(|l| l.starts_with("standalone-seinode ")).expect("a row for the scenario");
+    assert!(row.split_whitespace().nth(1) == Some("ok"), "{row}");
+    assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
+}
+
+#[test]
+fn a_failing_scenario_prints_the_seed_and_what_failed_and_exits_non_zero() {
+    let dir = std::env::temp_dir().join(format!("sei-sim-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let file = dir.join("never-ready.yaml");
+    let scenario = std::fs::read_to_string(repo_root().join("scenarios/standalone-seinode.yaml"))
+        .expect("the scenario exists")
+        .replace("name: standalone-seinode", "name: never-ready");
+    // A node that must report an image nothing runs: the expectation cannot hold.
+    let broken = format!("{scenario}\n  - expect: {{nodes: {{no-such-node: {{phase: Running}}}}}}\n");
+    std::fs::write(&file, broken).expect("written");
+    let output = sei_sim(&["run", file.to_str().expect("a UTF-8 path"), "--seed", "7"]);
+    let stdout = text(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stdout.contains("FAILED"), "{stdout}");
+    assert!(stdout.contains("seed 7") && stdout.contains("SeiNode no-such-node does not exist"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
