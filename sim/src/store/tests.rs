@@ -209,8 +209,8 @@ fn a_watch_sees_each_change_once_in_order() {
     assert!(watch.poll(&store).is_empty());
 }
 
-#[test]
-fn sei_nodes_are_admitted_against_the_crd() {
+/// A store that admits against the CRDs, holding one valid SeiNode `n` (returned as stored).
+fn admitting_store_with_a_node() -> (Store, Value) {
     let validator = Arc::new(ManifestValidator::new().unwrap());
     let mut store = Store::new(Some(validator));
     let node = json!({
@@ -219,6 +219,12 @@ fn sei_nodes_are_admitted_against_the_crd() {
         "spec": {"chainId": "pacific-1", "image": "sei:v1", "fullNode": {}},
     });
     let created = store.create(node, at(0)).map(Arc::unwrap_or_clone).unwrap();
+    (store, created)
+}
+
+#[test]
+fn sei_nodes_are_admitted_against_the_crd() {
+    let (mut store, created) = admitting_store_with_a_node();
     let mut invalid = created;
     invalid["spec"]["image"] = json!("");
     invalid["spec"]["bogus"] = json!(1);
@@ -230,14 +236,7 @@ fn sei_nodes_are_admitted_against_the_crd() {
 
 #[test]
 fn sei_node_status_writes_are_checked_against_the_status_schema() {
-    let validator = Arc::new(ManifestValidator::new().unwrap());
-    let mut store = Store::new(Some(validator));
-    let node = json!({
-        "apiVersion": "sei.io/v1alpha1", "kind": "SeiNode",
-        "metadata": {"name": "n", "namespace": "sei"},
-        "spec": {"chainId": "pacific-1", "image": "sei:v1", "fullNode": {}},
-    });
-    let created = store.create(node, at(0)).map(Arc::unwrap_or_clone).unwrap();
+    let (mut store, created) = admitting_store_with_a_node();
     // The spec is unchanged, so its rules are not re-run (ratcheting), but the status is still checked.
     let mut invalid = created.clone();
     invalid["status"] = json!({"phase": "Sleeping"});
