@@ -44,6 +44,8 @@ pub struct SimCluster {
     kind: ClientKind,
     /// The reconcile this client serves, for "crash after the i-th write in a reconcile".
     reconcile: Option<u64>,
+    /// The kind of the object that reconcile is for.
+    reconciling: Option<String>,
 }
 
 /// A read or a write, for fault injection.
@@ -55,12 +57,12 @@ enum Access {
 
 impl SimCluster {
     pub fn new(shared: Shared, kind: ClientKind) -> Self {
-        SimCluster { shared, kind, reconcile: None }
+        SimCluster { shared, kind, reconcile: None, reconciling: None }
     }
 
-    /// The same client, counting its writes as those of reconcile `id`.
-    pub fn for_reconcile(&self, id: u64) -> Self {
-        SimCluster { shared: self.shared.clone(), kind: self.kind, reconcile: Some(id) }
+    /// The same client, counting its writes as those of reconcile `id`, of an object of kind `kind`.
+    pub fn for_reconcile(&self, id: u64, kind: &str) -> Self {
+        SimCluster { shared: self.shared.clone(), kind: self.kind, reconcile: Some(id), reconciling: Some(kind.into()) }
     }
 
     fn actor(&self) -> &'static str {
@@ -130,8 +132,11 @@ impl SimCluster {
             let faults = &mut world.operator;
             let writes = faults.writes_in_reconcile.entry(self.reconcile.unwrap_or(0)).or_default();
             *writes += 1;
-            if faults.crash_after_write == Some(*writes) {
+            let this_kind =
+                faults.crash_reconciling.as_ref().is_none_or(|kind| Some(kind) == self.reconciling.as_ref());
+            if faults.crash_after_write == Some(*writes) && this_kind {
                 faults.crash_after_write = None;
+                faults.crash_reconciling = None;
                 faults.crash_requested = true;
                 crash = true;
                 world.record(Category::Fault, format!("operator crashes right after this write ({key})"));

@@ -40,6 +40,8 @@ pub struct OperatorFaults {
     pub cache_floor: u64,
     /// Crash the operator right after its i-th write (1-based) within one reconcile.
     pub crash_after_write: Option<u32>,
+    /// Only within a reconcile of this kind (`SeiNodeDeployment`, `SeiNode`); any reconcile when `None`.
+    pub crash_reconciling: Option<String>,
     /// Writes made so far by each reconcile in progress (by reconcile id).
     pub writes_in_reconcile: BTreeMap<u64, u32>,
     /// The operator reached its crash point; the world crashes its host at the end of the step.
@@ -55,7 +57,7 @@ pub enum Fault {
     CrashWorker { worker: usize },
     RestartWorker { worker: usize },
     CrashOperator,
-    CrashOperatorAfterWrite { write: u32 },
+    CrashOperatorAfterWrite { write: u32, reconciling: Option<String> },
     Partition { a: String, b: String },
     Repair { a: String, b: String },
     Latency { a: String, b: String, latency: std::time::Duration },

@@ -229,7 +229,7 @@ pub async fn run_operator<R: Reconciler>(
             let id = next_id;
             lock(&shared).record(Category::Operator, format!("reconcile {key}"));
             let ctx = OperatorContext {
-                cluster: cluster.for_reconcile(id),
+                cluster: cluster.for_reconcile(id, &key.kind),
                 sidecar: sidecar.with_caller(&format!("operator:{}", key.kind)),
                 clock: clock.clone(),
             };

@@ -74,3 +74,37 @@ fn a_rollout_to_the_broken_release_fails_reported_with_and_without_faults() {
         panic!("{}", found.reason);
     }
 }
+
+#[test]
+fn a_crash_aimed_at_the_deployment_reconcile_lands_right_after_the_write_that_starts_a_rollout() {
+    // The deployment at rest, the crash armed, then an edit: the first write of a deployment reconcile is the
+    // one that detects the rollout. The operator must continue from whatever that write stored (a status that
+    // advanced the baseline hash before the rollout was written would leave the nodes on the old image).
+    let config = FuzzConfig::new(1, 1, &root());
+    let case = FuzzCase {
+        seed: 13,
+        strategy: UpdateStrategy::InPlace,
+        replicas: 2,
+        validators_switch_secs: 300,
+        ops: vec![
+            Op::Wait { secs: 120 },
+            Op::Fault(FaultOp::DeploymentReconcileCrash),
+            Op::SetImage { release: 1 },
+            Op::Wait { secs: 30 },
+        ],
+    };
+    let render =
+        fuzz::case::Render { perturbed: true, settle_within: Duration::from_secs(600), expect_end_state: None };
+    let text = case.to_scenario_yaml("aimed", &render).expect("renders");
+    assert!(text.contains("reconciling: SeiNodeDeployment"), "{text}");
+    let outcome = scenario::run(&scenario::parse("aimed.yaml", &text).expect("parses"), None, &root());
+    let trace = outcome.trace.text();
+    // The edit, then the detecting reconcile's status write, and the crash right after it (before its event).
+    let edit = trace.find("harness replace SeiNodeDeployment sei/fuzz").expect("the edit");
+    let crash = trace.find("operator crashes right after this write (SeiNodeDeployment sei/fuzz)").expect("a crash");
+    assert!(crash > edit && !trace[edit..crash].contains("write    operator replace-status SeiNode "), "{trace}");
+    let verdict = fuzz::judge(&case, &config);
+    if let Some(found) = verdict.failure {
+        panic!("{}", found.reason);
+    }
+}

@@ -111,6 +111,9 @@ pub fn evaluate(deployment: &SeiNodeDeployment, observed: &Observed<'_>, config:
 
     if d.status.rollout.is_none() && d.status.template_hash.as_deref() == Some(ctx.hash.as_str()) {
         d.status.observed_generation = Some(ctx.generation);
+        // The template is back on the active one: a target that failed before is no longer wanted. Remembered,
+        // it would report a failure the spec no longer asks for, and refuse the same target edited in again.
+        d.status.failed_target_hash = None;
     }
     if !plan_active(&d.status) {
         d.status.incumbent_nodes = desired_active_nodes(&ctx, &d.status);

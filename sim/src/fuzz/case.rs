@@ -63,17 +63,45 @@ impl UpdateStrategy {
 /// A fault, as the scenario format names it; nodes by ordinal of the deployment's first node set.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FaultOp {
-    PodCrash { ordinal: u32 },
-    SidecarRestart { ordinal: u32 },
-    OperatorCrash { after_write: Option<u32> },
-    StaleReads { versions: u64 },
-    DropWatchEvents { count: u32 },
-    Partition { worker: u32 },
-    Latency { worker: u32, millis: u64 },
-    WorkerCrash { worker: u32, secs: u64 },
-    ApiConflicts { count: u32 },
-    ApiConflictRate { percent: u32 },
-    ApiErrors { count: u32 },
+    PodCrash {
+        ordinal: u32,
+    },
+    SidecarRestart {
+        ordinal: u32,
+    },
+    OperatorCrash {
+        after_write: Option<u32>,
+    },
+    /// The operator crashes right after the first write of the next reconcile of the deployment that writes
+    /// (armed until then, or a heal): when the deployment is at rest, the one that detects the next edit — the
+    /// reconcile whose writes must each leave a status a restarted operator can continue from.
+    DeploymentReconcileCrash,
+    StaleReads {
+        versions: u64,
+    },
+    DropWatchEvents {
+        count: u32,
+    },
+    Partition {
+        worker: u32,
+    },
+    Latency {
+        worker: u32,
+        millis: u64,
+    },
+    WorkerCrash {
+        worker: u32,
+        secs: u64,
+    },
+    ApiConflicts {
+        count: u32,
+    },
+    ApiConflictRate {
+        percent: u32,
+    },
+    ApiErrors {
+        count: u32,
+    },
 }
 
 /// One step of a generated timeline.
@@ -188,6 +216,7 @@ fn fault(max_replicas: u32) -> impl proptest::strategy::Strategy<Value = FaultOp
         ordinal.clone().prop_map(|ordinal| FaultOp::PodCrash { ordinal }),
         ordinal.prop_map(|ordinal| FaultOp::SidecarRestart { ordinal }),
         proptest::option::of(1u32..8).prop_map(|after_write| FaultOp::OperatorCrash { after_write }),
+        Just(FaultOp::DeploymentReconcileCrash),
         (1u64..6).prop_map(|versions| FaultOp::StaleReads { versions }),
         (1u32..5).prop_map(|count| FaultOp::DropWatchEvents { count }),
         worker.clone().prop_map(|worker| FaultOp::Partition { worker }),
@@ -403,6 +432,9 @@ fn fault_value(fault: &FaultOp) -> Value {
         FaultOp::SidecarRestart { ordinal } => json!({"sidecarRestart": {"node": node(ordinal)}}),
         FaultOp::OperatorCrash { after_write: None } => json!({"operatorCrash": {}}),
         FaultOp::OperatorCrash { after_write: Some(write) } => json!({"operatorCrash": {"afterWrite": write}}),
+        FaultOp::DeploymentReconcileCrash => {
+            json!({"operatorCrash": {"afterWrite": 1, "reconciling": "SeiNodeDeployment"}})
+        }
         FaultOp::StaleReads { versions } => json!({"staleReads": {"versions": versions}}),
         FaultOp::DropWatchEvents { count } => json!({"dropWatchEvents": {"count": count}}),
         FaultOp::Partition { worker } => json!({"partition": {"worker": worker}}),

@@ -233,11 +233,13 @@ pub enum Fault {
         down_for: Option<Duration>,
     },
     /// Crash the operator (all in-memory state lost; the store survives), now or right after its i-th write of
-    /// a reconcile.
+    /// a reconcile — of any reconcile, or only of one of an object of kind `reconciling`.
     OperatorCrash {
         // `rename_all` on an enum renames its variants, not their fields.
         #[serde(default, rename = "afterWrite")]
         after_write: Option<u32>,
+        #[serde(default)]
+        reconciling: Option<String>,
     },
     /// Cut the network between the operator and a worker node.
     Partition { worker: u32 },

@@ -274,8 +274,13 @@ impl<'a> Runner<'a> {
                 }
                 WorldFault::CrashWorker { worker: index }
             }
-            Fault::OperatorCrash { after_write: None } => WorldFault::CrashOperator,
-            Fault::OperatorCrash { after_write: Some(write) } => WorldFault::CrashOperatorAfterWrite { write: *write },
+            Fault::OperatorCrash { after_write: None, reconciling: Some(_) } => {
+                return Err("operatorCrash: `reconciling` needs `afterWrite`".into());
+            }
+            Fault::OperatorCrash { after_write: None, reconciling: None } => WorldFault::CrashOperator,
+            Fault::OperatorCrash { after_write: Some(write), reconciling } => {
+                WorldFault::CrashOperatorAfterWrite { write: *write, reconciling: reconciling.clone() }
+            }
             Fault::Partition { worker: w } => {
                 WorldFault::Partition { a: OPERATOR_HOST.into(), b: format!("worker-{}", worker(w)) }
             }

@@ -53,7 +53,9 @@ impl World {
             Fault::CrashWorker { worker } => self.crash_worker(*worker),
             Fault::RestartWorker { worker } => self.restart_worker(*worker),
             Fault::CrashOperator => self.crash_operator(),
-            Fault::CrashOperatorAfterWrite { write } => self.crash_operator_after_write(*write),
+            Fault::CrashOperatorAfterWrite { write, reconciling } => {
+                self.crash_operator_after_write_of(*write, reconciling.as_deref())
+            }
             Fault::Partition { a, b } => self.partition(a, b),
             Fault::Repair { a, b } => self.repair(a, b),
             Fault::Latency { a, b, latency } => self.set_latency(a, b, *latency),
@@ -90,6 +92,7 @@ impl World {
         // Wake the operator's watch loop: it delivers the unobserved objects even if nothing else changes.
         world.store_changed.notify_one();
         world.operator.crash_after_write = None;
+        world.operator.crash_reconciling = None;
         world.task_failures.clear();
     }
     /// Crashes every container of a pod (they restart: the sidecar forgets everything).
@@ -138,8 +141,17 @@ impl World {
 
     /// Crashes the operator right after its `i`-th write (1-based) in one reconcile.
     pub fn crash_operator_after_write(&self, i: u32) {
-        self.record(Category::Fault, format!("operator will crash after write {i} of a reconcile"));
-        lock(&self.shared).operator.crash_after_write = Some(i);
+        self.crash_operator_after_write_of(i, None);
+    }
+
+    /// Crashes the operator right after its `i`-th write (1-based) in one reconcile of an object of kind
+    /// `reconciling` (any reconcile: `None`). Armed until such a write, or a heal.
+    pub fn crash_operator_after_write_of(&self, i: u32, reconciling: Option<&str>) {
+        let of = reconciling.map_or_else(|| "a reconcile".to_owned(), |kind| format!("a {kind} reconcile"));
+        self.record(Category::Fault, format!("operator will crash after write {i} of {of}"));
+        let mut world = lock(&self.shared);
+        world.operator.crash_after_write = Some(i);
+        world.operator.crash_reconciling = reconciling.map(str::to_owned);
     }
 
     /// Partitions two hosts (`operator`, `worker-<i>`, `probe-<n>`).

@@ -16,6 +16,7 @@ use std::time::Duration;
 use sei_operator::api::SeiNodeDeployment;
 use sei_operator::cluster::{Cluster, ClusterError, ClusterObject, LabelSelector, ObjectRef};
 use sei_operator::meta::find_condition;
+use sei_operator::rollout::hash::template_hash;
 use sei_operator::rollout::vocabulary::{REASON_INVALID_UPDATE_STRATEGY, ROLLOUT_IN_PROGRESS};
 use serde::Deserialize;
 
@@ -339,9 +340,9 @@ impl World {
     }
 
     /// Liveness (invariant 7): runs until every SeiNodeDeployment settled — no rollout in progress, and its status
-    /// observed the latest generation or names the target that failed — failing with `liveness` after `within`.
+    /// observed the latest generation or names the template as the target that failed — failing with `liveness` after `within`.
     pub fn run_until_settled(&mut self, within: Duration) -> Result<(), SimError> {
-        // Complete on the latest spec, or explicitly failed (the failed target is remembered).
+        // Complete on the latest spec, or explicitly failed on it (the failed target is remembered).
         let settled = |world: &World| world.unsettled_deployments().is_empty();
         match self.run_until("every deployment settles", within, settled) {
             Err(SimError::Timeout { .. }) => {
@@ -362,7 +363,7 @@ impl World {
     }
 
     /// The SeiNodeDeployments that have not settled (see [`World::run_until_settled`]), each with why: a
-    /// rollout in progress, or a status that has observed neither the latest generation nor a failed target.
+    /// rollout in progress, or a status that has observed neither the latest generation nor failed its template.
     pub fn unsettled_deployments(&self) -> Vec<String> {
         self.inspect(|state| {
             state
@@ -387,9 +388,13 @@ impl World {
                             && c.reason == REASON_INVALID_UPDATE_STRATEGY
                             && c.observed_generation == d.metadata.generation
                     });
-                    (!observed && !refused && status.failed_target_hash.is_none()).then(|| {
+                    // A failed target settles only while the template still names it: after a later edit the
+                    // operator has yet to act on the new template.
+                    let failed = status.failed_target_hash.as_deref() == Some(&template_hash(&d.spec.template.spec));
+                    (!observed && !refused && !failed).then(|| {
                         format!(
-                            "{key} has not settled: its status observed generation {:?} of {:?} and no failed target",
+                            "{key} has not settled: its status observed generation {:?} of {:?}, and does not \
+                             name the template as a failed target",
                             status.observed_generation, d.metadata.generation
                         )
                     })

@@ -9,4 +9,6 @@ crate::scenario_tests! {
         "bluegreen-scaling-after-rollout.yaml",
     blue_green_rollout_failing_with_a_scale_down_deletes_incumbents_only_once_the_failure_is_stored =>
         "bluegreen-failed-rollout-with-scale-down.yaml",
+    blue_green_edit_back_after_a_failed_rollout_forgets_the_failed_target =>
+        "bluegreen-revert-after-failed-rollout.yaml",
 }
