@@ -20,6 +20,10 @@ pub const LABEL_ORDINAL: &str = "sei.io/nodedeployment-ordinal";
 pub const LABEL_REVISION: &str = "sei.io/revision";
 /// On a node's StatefulSet, pod, Service and Job: the SeiNode's name.
 pub const LABEL_NODE: &str = "sei.io/node";
+/// On a node's data volume, set by the bootstrap teardown before it deletes anything: the height the volume was
+/// bootstrapped to. Durable proof the bootstrap finished, where a missing Job proves nothing (a lagging cache
+/// may not show it yet).
+pub const ANNOTATION_BOOTSTRAPPED_TO: &str = "sei.io/bootstrapped-to";
 
 /// A controller owner reference to `owner`; `None` when it has no uid yet (it was never stored).
 pub fn controller_reference<K: Resource<DynamicType = ()>>(owner: &K) -> Option<OwnerReference> {

@@ -2,11 +2,12 @@
 //! submitted to the node's own sidecar.
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
 
 use super::{api_error, params, sidecar_error};
 use crate::api::{SeiNode, Task};
 use crate::cluster::{Cluster, ClusterError, ClusterObject, OptionalExt, create_if_missing};
+use crate::meta::ANNOTATION_BOOTSTRAPPED_TO;
 use crate::plan::TaskType;
 use crate::plan::executor::{Progress, TaskError, TaskRunner};
 use crate::plan::ids::submission_id;
@@ -68,14 +69,14 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
     async fn await_bootstrap_job(&self, bootstrap: Bootstrap) -> Result<Progress, TaskError> {
         let job = self.cluster.get::<Job>(self.namespace(), &bootstrap.job).await.optional().map_err(api_error)?;
         let Some(job) = job else {
-            // The teardown deletes the Service before the Job: a missing Job with its Service gone means the
-            // teardown already ran (this task's completion was lost to a crash), not that the Job vanished.
-            let service = self.cluster.get::<Service>(self.namespace(), &bootstrap.service).await.optional();
-            if service.map_err(api_error)?.is_none() {
+            // The teardown marks the volume before it deletes the Job: a marked volume means the teardown already
+            // ran (this task's completion was lost with a status write). Otherwise the Job is not in a lagging
+            // cache yet, or someone deleted it: made again if missing (it resumes on the same volume), never a
+            // reason to fail the node.
+            if self.volume_bootstrapped(&bootstrap).await? {
                 return Ok(Progress::Complete);
             }
-            // Not there yet in a lagging cache, or deleted by someone: made again if missing (it resumes on the
-            // same volume), never a reason to fail the node.
+            self.ensure(&workload::bootstrap_service(self.node)).await?;
             self.ensure_bootstrap_job(&bootstrap).await?;
             return Ok(Progress::Running);
         };
@@ -97,6 +98,9 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
     /// Deletes the bootstrap Service, then the Job (its pods go with it); the volume stays for the StatefulSet.
     async fn teardown_bootstrap(&self, bootstrap: Bootstrap) -> Result<Progress, TaskError> {
         let namespace = self.namespace();
+        if !self.mark_volume_bootstrapped(&bootstrap).await? {
+            return Ok(Progress::Running);
+        }
         let service_gone = match self.cluster.delete::<Service>(namespace, &bootstrap.service).await {
             Ok(()) | Err(ClusterError::NotFound(_)) => true,
             Err(other) => return Err(api_error(other)),
@@ -108,6 +112,29 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
         let job_gone =
             self.cluster.get::<Job>(namespace, &bootstrap.job).await.optional().map_err(api_error)?.is_none();
         Ok(if service_gone && job_gone { Progress::Complete } else { Progress::Running })
+    }
+
+    /// Whether the node's volume carries the teardown's mark for this bootstrap.
+    async fn volume_bootstrapped(&self, bootstrap: &Bootstrap) -> Result<bool, TaskError> {
+        let volume = self.cluster.get::<PersistentVolumeClaim>(self.namespace(), &bootstrap.volume).await;
+        let volume = volume.optional().map_err(api_error)?;
+        let mark = bootstrap.halt_height.to_string();
+        Ok(volume.is_some_and(|v| {
+            v.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_BOOTSTRAPPED_TO)) == Some(&mark)
+        }))
+    }
+
+    /// Marks the node's volume as bootstrapped to the target height; `false` while the volume is not visible.
+    async fn mark_volume_bootstrapped(&self, bootstrap: &Bootstrap) -> Result<bool, TaskError> {
+        let volume = self.cluster.get::<PersistentVolumeClaim>(self.namespace(), &bootstrap.volume).await;
+        let Some(mut volume) = volume.optional().map_err(api_error)? else { return Ok(false) };
+        let mark = bootstrap.halt_height.to_string();
+        let annotations = volume.metadata.annotations.get_or_insert_with(Default::default);
+        if annotations.get(ANNOTATION_BOOTSTRAPPED_TO) != Some(&mark) {
+            annotations.insert(ANNOTATION_BOOTSTRAPPED_TO.to_owned(), mark);
+            self.cluster.replace(&volume).await.map_err(api_error)?;
+        }
+        Ok(true)
     }
 
     /// Submits the task to the node's sidecar under its deterministic id, and reports the sidecar's verdict. A

@@ -12,6 +12,8 @@ crate::scenario_tests! {
     hard_fork_after_a_failed_bootstrap_a_new_target_rolls_out => "hardfork-new-target-after-failed-bootstrap.yaml",
     hard_fork_under_conflicts_and_stale_reads_completes_as_without_faults =>
         "hardfork-under-conflicts-and-stale-reads.yaml",
+    hard_fork_bootstrap_is_done_only_when_the_teardown_marked_the_volume =>
+        "hardfork-bootstrap-teardown-under-stale-reads.yaml",
     hard_fork_after_hard_fork_to_the_same_height_bootstraps_with_the_pre_fork_binary =>
         "hardfork-after-hardfork-bootstraps-with-the-pre-fork-binary.yaml",
     hard_fork_scale_up_during_the_fork_bootstraps_the_new_node_like_its_siblings => "hardfork-scale-up-during-fork.yaml",
