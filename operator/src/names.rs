@@ -31,6 +31,11 @@ pub fn node_workload(node: &str) -> String {
     node.to_owned()
 }
 
+/// A node's pod: its StatefulSet's only ordinal.
+pub fn node_pod(node: &str) -> String {
+    format!("{}-0", node_workload(node))
+}
+
 /// A node's data volume: the claim the StatefulSet's `data` volumeClaimTemplate names for ordinal 0, created
 /// ahead of the StatefulSet when a bootstrap Job must fill it first (the StatefulSet then adopts it).
 pub fn node_volume(node: &str) -> String {

@@ -1,19 +1,26 @@
 //! The Kubernetes objects behind a SeiNode and a SeiNodeDeployment, built as values: the node's StatefulSet,
 //! headless Service and data volume; its bootstrap Job and Service; the deployment's Service. Tasks create them;
-//! the simulator's fake controllers read the same fields (container names, arguments, labels) that the real
-//! kubelet and controllers would.
+//! the simulator's fake controllers read the same fields (container names, commands, probes, labels) that the
+//! real kubelet and controllers would.
+//!
+//! The pods work with stock images (SPEC §2): nothing in a seid or seictl image waits for anything, so the pod
+//! spec supplies it — an init container that runs `seid init` on an empty volume, the sidecar as a native
+//! sidecar, seid's command as a wrapper that waits for the sidecar's healthz (which answers 200 only once the
+//! operator's `mark-ready` ran) and then starts seid, and probes that make Kubernetes' Ready mean "seid runs near
+//! the tip" rather than "the containers started".
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Service, ServicePort, ServiceSpec, Volume,
+    Container, ContainerPort, EnvVar, HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, Volume,
     VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::api::{SeiNode, SeiNodeDeployment};
 use crate::meta::{LABEL_DEPLOYMENT, LABEL_NODE, LABEL_REVISION, controller_reference};
@@ -21,23 +28,40 @@ use crate::names;
 
 /// The seid container, in StatefulSet and Job pods alike.
 pub const SEID_CONTAINER: &str = "seid";
-/// The sidecar container.
+/// The init container that runs `seid init` on an empty volume.
+pub const SEID_INIT_CONTAINER: &str = "seid-init";
+/// The sidecar container (a native sidecar: an init container with `restartPolicy: Always`).
 pub const SIDECAR_CONTAINER: &str = "sidecar";
 /// The sidecar image when the spec names none.
 pub const DEFAULT_SIDECAR_IMAGE: &str = "seictl:latest";
 /// Label on a bootstrap Job's pod, so its Service selects it and not the node's own pod.
 pub const LABEL_BOOTSTRAP: &str = "sei.io/bootstrap";
-/// Environment variable telling a bootstrap pod's sidecar to prepare the volume on its own (restore the newest
-/// snapshot at or below the halt height, then mark seid ready): nobody submits tasks to a bootstrap Job.
-pub const ENV_BOOTSTRAP: &str = "SEI_BOOTSTRAP";
-/// seid's argument that makes it stop cleanly after committing the given block.
+/// The environment variable seictl reads its listening port from (sei-protocol/seictl `serve.go`, flag `port`);
+/// the container port alone does not move the server.
+pub const ENV_SIDECAR_PORT: &str = "SEI_SIDECAR_PORT";
+/// seid's argument that makes it stop after committing the given block (exit 130: Cosmos SDK's
+/// `BaseApp.halt` sends SIGINT to its own process).
 pub const HALT_HEIGHT_ARG: &str = "--halt-height";
+/// The exit code of `seid start --halt-height N` once it has committed block N: 128 + SIGINT.
+pub const HALT_EXIT_CODE: i32 = 130;
 /// The volume claim template of a node's StatefulSet, and the volume name in its pods.
 pub const DATA_VOLUME: &str = "data";
-/// Where chain data is mounted.
+/// Where chain data is mounted: seid's `--home`, and seictl's home (`SEI_HOME`), where it keeps `sidecar.db`.
 pub const DATA_PATH: &str = "/sei";
 /// Size requested for a node's data volume.
 pub const DATA_VOLUME_SIZE: &str = "500Gi";
+/// The shell every wrapper runs under (`/dev/tcp` is a bash feature).
+pub const SHELL: &str = "/bin/bash";
+/// seid's readiness endpoint on its RPC port: 200 only while the node is close to the tip (upstream's
+/// readiness probe, sei-protocol/sei-k8s-controller `internal/noderesource/noderesource.go`,
+/// `readinessProbeForNode`).
+pub const LAG_STATUS_PATH: &str = "/lag_status";
+/// The sidecar's readiness endpoint: 200 once `mark-ready` completed in this sidecar process.
+pub const HEALTHZ_PATH: &str = "/v0/healthz";
+/// The sidecar's liveness endpoint: 200 while its task store answers.
+pub const LIVEZ_PATH: &str = "/v0/livez";
+/// How often the wait loop asks the sidecar again.
+pub const WAIT_POLL_SECONDS: u32 = 5;
 
 const P2P_PORT: i32 = 26656;
 const RPC_PORT: i32 = crate::sidecar::SEID_RPC_PORT as i32;
@@ -81,32 +105,152 @@ fn data_mount() -> VolumeMount {
     VolumeMount { name: DATA_VOLUME.to_owned(), mount_path: DATA_PATH.to_owned(), ..Default::default() }
 }
 
-fn seid_container(image: &str, node: &SeiNode, extra_args: &[String]) -> Container {
-    let entrypoint = node.spec.entrypoint.clone().unwrap_or_default();
-    let mut args = entrypoint.args;
-    args.extend(extra_args.iter().cloned());
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar { name: name.to_owned(), value: Some(value.into()), ..Default::default() }
+}
+
+/// Quotes one word for a POSIX shell: single quotes, with embedded single quotes closed, escaped and reopened.
+pub fn shell_quote(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b'=' | b':' | b','));
+    if safe { word.to_owned() } else { format!("'{}'", word.replace('\'', r"'\''")) }
+}
+
+fn shell_words(words: &[String]) -> String {
+    words.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ")
+}
+
+/// The loop every seid wrapper starts with: ask the sidecar on `localhost:<port>` for `/v0/healthz` until it
+/// answers 200, every 5 s. seid itself waits for nothing (SPEC §2), and a stock image has no such loop: without it
+/// seid would start on a volume whose snapshot is not restored and whose config is not written. Plain bash
+/// (`/dev/tcp`), because stock images carry no curl; the same technique as upstream's `sidecarWaitCommand`
+/// (sei-protocol/sei-k8s-controller `internal/noderesource/noderesource.go`).
+pub fn sidecar_wait_loop(sidecar_port: i32) -> String {
+    format!(
+        "echo 'waiting for the sidecar to be ready'; \
+         until (exec 3<>/dev/tcp/localhost/{sidecar_port} \
+         && printf 'GET {HEALTHZ_PATH} HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 \
+         && head -n 1 <&3 | grep -q ' 200 ') 2>/dev/null; do sleep {WAIT_POLL_SECONDS}; done; \
+         echo 'sidecar ready, starting seid'; "
+    )
+}
+
+/// The words seid starts with when the spec names no entrypoint.
+pub fn default_seid_start() -> Vec<String> {
+    ["seid", "start", "--home", DATA_PATH].map(str::to_owned).to_vec()
+}
+
+/// The words a node's seid runs: `spec.entrypoint` when set (its command, then its args), else
+/// `seid start --home /sei`.
+pub fn seid_start_words(node: &SeiNode) -> Vec<String> {
+    match &node.spec.entrypoint {
+        Some(entrypoint) if !entrypoint.command.is_empty() || !entrypoint.args.is_empty() => {
+            let command =
+                if entrypoint.command.is_empty() { vec!["seid".to_owned()] } else { entrypoint.command.clone() };
+            command.into_iter().chain(entrypoint.args.iter().cloned()).collect()
+        }
+        _ => default_seid_start(),
+    }
+}
+
+/// The script of a node's seid container: the wait loop, then `exec` of what seid runs (so seid is PID 1's
+/// replacement and gets the kubelet's SIGTERM itself).
+pub fn node_start_script(sidecar_port: i32, start: &[String]) -> String {
+    format!("{}exec {}", sidecar_wait_loop(sidecar_port), shell_words(start))
+}
+
+/// The script of a bootstrap pod's seid: the wait loop, then `seid start --home /sei --halt-height N`, with exit
+/// 130 — how seid ends once it has committed block N — mapped to 0 so the Job succeeds; any other code passes
+/// through (upstream: `bootstrapWaitCommand`, sei-protocol/sei-k8s-controller
+/// `internal/task/bootstrap_resources.go`).
+pub fn bootstrap_start_script(sidecar_port: i32, halt_height: i64) -> String {
+    let mut start = default_seid_start();
+    start.extend([HALT_HEIGHT_ARG.to_owned(), halt_height.to_string()]);
+    format!(
+        "{}{}; rc=$?; if [ \"$rc\" -eq {HALT_EXIT_CODE} ]; then echo 'seid halted at height {halt_height}'; exit 0; fi; \
+         exit \"$rc\"",
+        sidecar_wait_loop(sidecar_port),
+        shell_words(&start)
+    )
+}
+
+/// The script of the `seid-init` init container: `seid init` on an empty volume only — a volume that holds a
+/// config keeps it (upstream: `buildSeidInitContainer`).
+pub fn seid_init_script(node: &SeiNode) -> String {
+    let chain = shell_quote(&node.spec.chain_id);
+    let moniker = shell_quote(&node_name(node));
+    format!(
+        "if [ -f {DATA_PATH}/config/genesis.json ]; then echo 'data directory already initialized'; \
+         else seid init {moniker} --chain-id {chain} --home {DATA_PATH}; fi"
+    )
+}
+
+fn http_probe(path: &str, port: i32, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::Int(port),
+            scheme: Some("HTTP".into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(5),
+        success_threshold: Some(1),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    }
+}
+
+fn seid_init_container(image: &str, node: &SeiNode) -> Container {
     Container {
-        name: SEID_CONTAINER.to_owned(),
+        name: SEID_INIT_CONTAINER.to_owned(),
         image: Some(image.to_owned()),
-        command: (!entrypoint.command.is_empty()).then_some(entrypoint.command),
-        args: (!args.is_empty()).then_some(args),
-        ports: Some(vec![port("p2p", P2P_PORT), port("rpc", RPC_PORT)]),
+        command: Some(vec!["/bin/sh".into(), "-c".into(), seid_init_script(node)]),
         volume_mounts: Some(vec![data_mount()]),
         ..Default::default()
     }
 }
 
-fn sidecar_container(node: &SeiNode, env: Vec<EnvVar>) -> Container {
+/// A node's seid container: the wait loop then seid; started (startup probe) once the sidecar's healthz answers
+/// 200, Ready while `/lag_status` says it is near the tip.
+fn node_seid_container(node: &SeiNode) -> Container {
+    let sidecar_port = node.spec.sidecar_port();
+    Container {
+        name: SEID_CONTAINER.to_owned(),
+        image: Some(node.spec.image.clone()),
+        command: Some(vec![SHELL.into(), "-c".into()]),
+        args: Some(vec![node_start_script(sidecar_port, &seid_start_words(node))]),
+        ports: Some(vec![port("p2p", P2P_PORT), port("rpc", RPC_PORT)]),
+        volume_mounts: Some(vec![data_mount()]),
+        // The sidecar's healthz gates the start; once started, the probe is not asked again. Upstream allows
+        // 86400 failures (five days at 5 s): a restore can take that long.
+        startup_probe: Some(http_probe(HEALTHZ_PATH, sidecar_port, 5, 86_400)),
+        readiness_probe: Some(http_probe(LAG_STATUS_PATH, RPC_PORT, 10, 3)),
+        ..Default::default()
+    }
+}
+
+/// The sidecar, as a native sidecar (init container, `restartPolicy: Always`): it runs before and beside seid,
+/// and in a Job's pod it stops once seid has exited, so the pod can complete.
+fn sidecar_container(node: &SeiNode) -> Container {
     let sidecar = node.spec.sidecar.clone().unwrap_or_default();
-    let mut env = env;
-    env.push(EnvVar { name: "SEI_CHAIN_ID".into(), value: Some(node.spec.chain_id.clone()), ..Default::default() });
+    let sidecar_port = node.spec.sidecar_port();
     Container {
         name: SIDECAR_CONTAINER.to_owned(),
         image: Some(sidecar.image.unwrap_or_else(|| DEFAULT_SIDECAR_IMAGE.to_owned())),
-        ports: Some(vec![port("sidecar", node.spec.sidecar_port())]),
+        command: Some(vec!["seictl".into(), "serve".into()]),
+        restart_policy: Some("Always".into()),
+        ports: Some(vec![port("sidecar", sidecar_port)]),
         resources: sidecar.resources,
-        env: Some(env),
+        env: Some(vec![
+            env("SEI_CHAIN_ID", node.spec.chain_id.clone()),
+            env(ENV_SIDECAR_PORT, sidecar_port.to_string()),
+            env("SEI_HOME", DATA_PATH),
+        ]),
         volume_mounts: Some(vec![data_mount()]),
+        liveness_probe: Some(http_probe(LIVEZ_PATH, sidecar_port, 10, 3)),
         ..Default::default()
     }
 }
@@ -153,7 +297,8 @@ pub fn stateful_set(node: &SeiNode) -> StatefulSet {
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(pod_labels), ..Default::default() }),
                 spec: Some(PodSpec {
-                    containers: vec![seid_container(&node.spec.image, node, &[]), sidecar_container(node, vec![])],
+                    init_containers: Some(vec![seid_init_container(&node.spec.image, node), sidecar_container(node)]),
+                    containers: vec![node_seid_container(node)],
                     ..Default::default()
                 }),
             },
@@ -201,14 +346,24 @@ fn bootstrap_labels(node: &SeiNode) -> BTreeMap<String, String> {
     labels(&[(LABEL_NODE, &node_name(node)), (LABEL_BOOTSTRAP, "true")])
 }
 
-/// The bootstrap Job: the bootstrap image syncs the node's volume to `halt_height` and exits 0.
+/// The bootstrap Job: the bootstrap image, beside the sidecar, on the node's volume. The operator submits the
+/// sidecar's tasks (restore to the target, config, `mark-ready`) to this pod exactly as to a node's; seid's
+/// wrapper then runs it to `--halt-height` and maps its exit 130 to success.
 ///
-/// The sidecar is a native sidecar (an init container with `restartPolicy: Always`, Kubernetes 1.29+): a Job's
-/// pod completes when its regular containers exit, and a sidecar among them would keep it Running forever.
+/// `hostname` and `subdomain` give the pod the DNS name the operator reaches its sidecar by
+/// (`<node>-bootstrap.<node>-bootstrap.<namespace>.svc`, through the bootstrap Service); a Job's pods have none
+/// otherwise.
 pub fn bootstrap_job(node: &SeiNode, image: &str, halt_height: i64) -> Job {
     let name = node_name(node);
-    let halt = [HALT_HEIGHT_ARG.to_owned(), halt_height.to_string()];
-    let bootstrap_env = vec![EnvVar { name: ENV_BOOTSTRAP.into(), value: Some("true".into()), ..Default::default() }];
+    let seid = Container {
+        name: SEID_CONTAINER.to_owned(),
+        image: Some(image.to_owned()),
+        command: Some(vec![SHELL.into(), "-c".into()]),
+        args: Some(vec![bootstrap_start_script(node.spec.sidecar_port(), halt_height)]),
+        ports: Some(vec![port("p2p", P2P_PORT), port("rpc", RPC_PORT)]),
+        volume_mounts: Some(vec![data_mount()]),
+        ..Default::default()
+    };
     Job {
         metadata: owned_meta(node, names::bootstrap(&name), bootstrap_labels(node)),
         spec: Some(JobSpec {
@@ -216,12 +371,11 @@ pub fn bootstrap_job(node: &SeiNode, image: &str, halt_height: i64) -> Job {
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(bootstrap_labels(node)), ..Default::default() }),
                 spec: Some(PodSpec {
+                    hostname: Some(names::bootstrap(&name)),
+                    subdomain: Some(names::bootstrap(&name)),
                     restart_policy: Some("Never".into()),
-                    init_containers: Some(vec![Container {
-                        restart_policy: Some("Always".into()),
-                        ..sidecar_container(node, bootstrap_env)
-                    }]),
-                    containers: vec![seid_container(image, node, &halt)],
+                    init_containers: Some(vec![seid_init_container(image, node), sidecar_container(node)]),
+                    containers: vec![seid],
                     volumes: Some(vec![Volume {
                         name: DATA_VOLUME.into(),
                         persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {

@@ -5,27 +5,30 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 
 use super::{Action, ReconcileError};
 use crate::api::{PlanPhase, SeiNode, SeiNodePhase, SeiNodeStatus};
 use crate::clock::Clock;
 use crate::cluster::{Cluster, ClusterError, OptionalExt, create_if_missing};
 use crate::meta::{ConditionUpdate, set_condition};
+use crate::names;
 use crate::plan::executor::{Next, execute};
-use crate::plan::ids::task_id;
 use crate::plan::init_plan;
 use crate::rollout::observed_current_image;
-use crate::sidecar::wire::{ReadinessStatus, SidecarTaskType, TaskRequest, TaskState};
-use crate::sidecar::{PodAddress, Sidecar, SidecarError};
+use crate::sidecar::wire::ReadinessStatus;
+use crate::sidecar::{PodAddress, Sidecar};
 use crate::tasks::NodeTasks;
-use crate::workload::{self, SEID_CONTAINER, SIDECAR_CONTAINER};
+use crate::tasks::mark_ready::{MarkReady, mark_initializing_ready};
+use crate::workload;
 
 /// How often a Running node's pod is observed.
 pub const OBSERVE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Condition on a SeiNode: its init plan's outcome.
 const INITIALIZED: &str = "Initialized";
+/// Condition on a Running SeiNode: whether its sidecar is marked ready, and if not, what the node waits on.
+pub const SIDECAR_READY: &str = "SidecarReady";
 
 /// What the node reconciler works with.
 pub struct NodeContext<C, S, K> {
@@ -117,7 +120,7 @@ async fn initialize<C: Cluster, S: Sidecar, K: Clock>(
             }
         },
     };
-    let runner = NodeTasks { cluster: &ctx.cluster, sidecar: &ctx.sidecar, node };
+    let runner = NodeTasks { cluster: &ctx.cluster, sidecar: &ctx.sidecar, node, now };
     let next = execute(&mut plan, &runner, now).await;
     let action = match next {
         Next::Finished(PlanPhase::Complete) => {
@@ -185,21 +188,49 @@ fn drifted(
     existing: &k8s_openapi::api::core::v1::PodTemplateSpec,
     desired: &k8s_openapi::api::core::v1::PodTemplateSpec,
 ) -> bool {
-    let container = |t: &k8s_openapi::api::core::v1::PodTemplateSpec, name: &str| {
-        t.spec
-            .as_ref()
-            .and_then(|s| s.containers.iter().find(|c| c.name == name))
-            .map(|c| (c.image.clone(), c.command.clone(), c.args.clone()))
+    // What the operator sets on each of its containers; the API server defaults other fields, which must not
+    // read as drift.
+    let containers = |t: &k8s_openapi::api::core::v1::PodTemplateSpec| {
+        let spec = t.spec.as_ref();
+        let all = spec
+            .and_then(|s| s.init_containers.as_ref())
+            .into_iter()
+            .flatten()
+            .chain(spec.map(|s| &s.containers).into_iter().flatten());
+        all.map(|c| {
+            (
+                c.name.clone(),
+                c.image.clone(),
+                c.command.clone(),
+                c.args.clone(),
+                c.env.clone(),
+                c.restart_policy.clone(),
+                probe_target(c.startup_probe.as_ref()),
+                probe_target(c.readiness_probe.as_ref()),
+                probe_target(c.liveness_probe.as_ref()),
+            )
+        })
+        .collect::<Vec<_>>()
     };
     let labels = |t: &k8s_openapi::api::core::v1::PodTemplateSpec| t.metadata.as_ref().and_then(|m| m.labels.clone());
-    container(existing, SEID_CONTAINER) != container(desired, SEID_CONTAINER)
-        || container(existing, SIDECAR_CONTAINER) != container(desired, SIDECAR_CONTAINER)
-        || labels(existing) != labels(desired)
+    containers(existing) != containers(desired) || labels(existing) != labels(desired)
 }
 
-/// Records what the pod shows — the image it runs (once truly rolled), sidecar readiness, height — and
-/// re-submits `mark-ready` to a sidecar that reports Initializing: a restarted sidecar keeps no memory, and seid
-/// waits on it, so without this a pod restart outside any rollout would hang the node for good.
+/// The path and port a probe asks, the part of it the operator decides.
+fn probe_target(probe: Option<&k8s_openapi::api::core::v1::Probe>) -> Option<(Option<String>, String)> {
+    let get = probe?.http_get.as_ref()?;
+    let port = match &get.port {
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => n.to_string(),
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
+    };
+    Some((get.path.clone(), port))
+}
+
+/// Records what the pod shows — the image it runs (once truly rolled), sidecar readiness, height — and keeps the
+/// sidecar marked ready: a sidecar restarted for any reason (its own crash, a pod restart, a rollout) comes back
+/// Initializing, and seid's wrapper waits on it, so without this a restart outside any rollout would hang the
+/// node for good. Each sidecar incarnation gets its own `mark-ready` id
+/// ([`crate::tasks::mark_ready::SidecarIncarnation`]).
 async fn observe<C: Cluster, S: Sidecar, K: Clock>(
     ctx: &NodeContext<C, S, K>,
     node: &SeiNode,
@@ -207,53 +238,46 @@ async fn observe<C: Cluster, S: Sidecar, K: Clock>(
 ) -> Result<(), ClusterError> {
     let namespace = node.metadata.namespace.as_deref().unwrap_or_default();
     let name = node.metadata.name.as_deref().unwrap_or_default();
+    let now = ctx.clock.now();
     let sts = ctx.cluster.get::<StatefulSet>(namespace, name).await.optional()?;
     if let Some(image) = observed_current_image(sts.as_ref()) {
         status.current_image = Some(image);
     }
     let port = u16::try_from(node.spec.sidecar_port()).unwrap_or(7777);
-    let pod = PodAddress::for_node(namespace, name, port);
-    match ctx.sidecar.status(&pod).await {
-        Ok(ReadinessStatus::Ready) => status.sidecar_ready = Some(true),
+    let address = PodAddress::for_node(namespace, name, port);
+    let mark_ready = match ctx.sidecar.status(&address).await {
+        Ok(ReadinessStatus::Ready) => Ok(MarkReady::Ready),
         Ok(ReadinessStatus::Initializing) => {
-            status.sidecar_ready = Some(false);
-            let uid = node.metadata.uid.as_deref().unwrap_or(name);
-            // Unreachable now means: try again at the next observation.
-            let _ = resubmit_mark_ready(&ctx.sidecar, &pod, uid).await;
+            let pod = ctx.cluster.get::<Pod>(namespace, &names::node_pod(name)).await.optional()?;
+            mark_initializing_ready(&ctx.sidecar, &address, pod.as_ref(), now).await
         }
-        Err(_) => status.sidecar_ready = Some(false),
-    }
-    match ctx.sidecar.chain_status(&pod).await {
+        Err(error) => Err(error),
+    };
+    let (ready, reason, message) = match &mark_ready {
+        Ok(state) => {
+            let (reason, message) = state.describe();
+            (state.is_ready(), reason, message)
+        }
+        // Unreachable now means: try again at the next observation. The message names no live detail, so a
+        // flapping connection does not rewrite status every poll.
+        Err(_) => (false, "SidecarUnreachable", "the sidecar does not answer".to_owned()),
+    };
+    status.sidecar_ready = Some(ready);
+    let update = ConditionUpdate {
+        type_: SIDECAR_READY,
+        status: ready,
+        reason,
+        message,
+        observed_generation: node.metadata.generation,
+    };
+    set_condition(&mut status.conditions, update, now);
+    match ctx.sidecar.chain_status(&address).await {
         Ok(chain) => {
             status.latest_height = i64::try_from(chain.latest_height).ok();
             status.catching_up = Some(chain.catching_up);
         }
         // seid does not run (waiting on mark-ready, crash-looping): its height is unknown, not zero.
         Err(_) => status.catching_up = None,
-    }
-    Ok(())
-}
-
-/// How many failed `mark-ready` attempts one sidecar process may have before the node stops asking (each
-/// observation then still reports the sidecar not ready, and the deployment's stall signal names the node).
-const MARK_READY_ATTEMPTS: usize = 16;
-
-/// Makes sure a `mark-ready` is running or done in the sidecar: attempt ids are derived in sequence, and the first
-/// one the sidecar does not know is submitted. A sidecar answers a known id with its old result, so re-sending
-/// the id of a failed attempt would never run it again; a restarted sidecar knows none and gets the first.
-async fn resubmit_mark_ready<S: Sidecar>(sidecar: &S, pod: &PodAddress, node_uid: &str) -> Result<(), SidecarError> {
-    for attempt in 0..MARK_READY_ATTEMPTS {
-        let id = task_id(node_uid, SidecarTaskType::MarkReady.as_str(), attempt);
-        match sidecar.get_task(pod, id).await? {
-            Some(result) if result.status == TaskState::Failed => continue,
-            Some(_) => return Ok(()),
-            None => {
-                let request =
-                    TaskRequest { id: Some(id), type_: SidecarTaskType::MarkReady.as_str().to_owned(), params: None };
-                sidecar.submit_task(pod, &request).await?;
-                return Ok(());
-            }
-        }
     }
     Ok(())
 }

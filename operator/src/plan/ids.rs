@@ -4,18 +4,18 @@
 use uuid::Uuid;
 
 /// The namespace of every id the operator derives (UUIDv5 of the operator's URL in the URL namespace).
-fn namespace() -> Uuid {
+pub fn id_namespace() -> Uuid {
     Uuid::new_v5(&Uuid::NAMESPACE_URL, b"https://sei.io/operator")
 }
 
 /// Plan id: UUIDv5 over the owner's uid, the target hash and the plan kind (the strategy, or `init`).
 pub fn plan_id(owner_uid: &str, target_hash: &str, kind: &str) -> Uuid {
-    Uuid::new_v5(&namespace(), format!("{owner_uid}/{target_hash}/{kind}").as_bytes())
+    Uuid::new_v5(&id_namespace(), format!("{owner_uid}/{target_hash}/{kind}").as_bytes())
 }
 
 /// Task id: UUIDv5 over `planId/taskType/index`.
 pub fn task_id(plan_id: &str, task_type: &str, index: usize) -> Uuid {
-    Uuid::new_v5(&namespace(), format!("{plan_id}/{task_type}/{index}").as_bytes())
+    Uuid::new_v5(&id_namespace(), format!("{plan_id}/{task_type}/{index}").as_bytes())
 }
 
 /// The id a sidecar submission carries: the task id on the first attempt, and a fresh derived id for each
@@ -23,7 +23,7 @@ pub fn task_id(plan_id: &str, task_type: &str, index: usize) -> Uuid {
 pub fn submission_id(task_id: &str, retry_count: i32) -> Uuid {
     match (retry_count, Uuid::parse_str(task_id)) {
         (0, Ok(id)) => id,
-        _ => Uuid::new_v5(&namespace(), format!("{task_id}/retry/{retry_count}").as_bytes()),
+        _ => Uuid::new_v5(&id_namespace(), format!("{task_id}/retry/{retry_count}").as_bytes()),
     }
 }
 

@@ -22,6 +22,8 @@ pub enum TaskType {
     CreateWorkload,
     // SeiNode initialization: tasks submitted to the node's own sidecar.
     Sidecar(SidecarTaskType),
+    // SeiNode initialization: tasks submitted to the bootstrap Job's pod's sidecar (named `bootstrap-<type>`).
+    BootstrapSidecar(SidecarTaskType),
 }
 
 impl TaskType {
@@ -57,6 +59,14 @@ impl TaskType {
             TaskType::TeardownBootstrap => "teardown-bootstrap",
             TaskType::CreateWorkload => "create-workload",
             TaskType::Sidecar(sidecar) => sidecar.as_str(),
+            TaskType::BootstrapSidecar(sidecar) => match sidecar {
+                SidecarTaskType::SnapshotRestore => "bootstrap-snapshot-restore",
+                SidecarTaskType::ConfigApply => "bootstrap-config-apply",
+                SidecarTaskType::DiscoverPeers => "bootstrap-discover-peers",
+                SidecarTaskType::ConfigValidate => "bootstrap-config-validate",
+                SidecarTaskType::MarkReady => "bootstrap-mark-ready",
+                SidecarTaskType::AwaitCondition => "bootstrap-await-condition",
+            },
         }
     }
 
@@ -65,13 +75,14 @@ impl TaskType {
             .into_iter()
             .find(|t| t.as_str() == name)
             .or_else(|| SidecarTaskType::parse(name).map(TaskType::Sidecar))
+            .or_else(|| SidecarTaskType::ALL.into_iter().map(TaskType::BootstrapSidecar).find(|t| t.as_str() == name))
     }
 
     /// How many times a failed attempt is retried before the plan fails. Only sidecar tasks report failures
     /// that a retry can cure; the others either wait (poll again) or fail for good.
     pub fn max_retries(self) -> i32 {
         match self {
-            TaskType::Sidecar(_) => 3,
+            TaskType::Sidecar(_) | TaskType::BootstrapSidecar(_) => 3,
             _ => 0,
         }
     }
@@ -83,7 +94,10 @@ mod tests {
 
     #[test]
     fn every_task_type_round_trips_its_name() {
-        let all = TaskType::KUBERNETES.into_iter().chain(SidecarTaskType::ALL.into_iter().map(TaskType::Sidecar));
+        let all = TaskType::KUBERNETES
+            .into_iter()
+            .chain(SidecarTaskType::ALL.into_iter().map(TaskType::Sidecar))
+            .chain(SidecarTaskType::ALL.into_iter().map(TaskType::BootstrapSidecar));
         for task_type in all {
             assert_eq!(TaskType::parse(task_type.as_str()), Some(task_type), "{}", task_type.as_str());
         }

@@ -6,6 +6,7 @@
 //! (retry on the next poll) unless retrying cannot help.
 
 mod deployment;
+pub mod mark_ready;
 mod node;
 
 pub use deployment::DeploymentTasks;

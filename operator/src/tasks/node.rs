@@ -1,13 +1,16 @@
-//! Tasks of a SeiNode's init plan: the bootstrap Job and its Service, the node's workload, and the tasks
-//! submitted to the node's own sidecar.
+//! Tasks of a SeiNode's init plan: the bootstrap Job and its Service, the tasks submitted to the bootstrap pod's
+//! sidecar, the node's workload, and the tasks submitted to the node's own sidecar.
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 
+use super::mark_ready::ensure_marked_ready;
 use super::{api_error, params, sidecar_error};
 use crate::api::{SeiNode, Task};
-use crate::cluster::{Cluster, ClusterError, ClusterObject, OptionalExt, create_if_missing};
-use crate::meta::ANNOTATION_BOOTSTRAPPED_TO;
+use crate::clock::Timestamp;
+use crate::cluster::{Cluster, ClusterError, ClusterObject, LabelSelector, OptionalExt, create_if_missing};
+use crate::meta::{ANNOTATION_BOOTSTRAPPED_TO, LABEL_NODE};
+use crate::names;
 use crate::plan::TaskType;
 use crate::plan::executor::{Progress, TaskError, TaskRunner};
 use crate::plan::ids::submission_id;
@@ -21,6 +24,7 @@ pub struct NodeTasks<'a, C, S> {
     pub cluster: &'a C,
     pub sidecar: &'a S,
     pub node: &'a SeiNode,
+    pub now: Timestamp,
 }
 
 impl<C: Cluster, S: Sidecar> TaskRunner for NodeTasks<'_, C, S> {
@@ -41,7 +45,10 @@ impl<C: Cluster, S: Sidecar> TaskRunner for NodeTasks<'_, C, S> {
                 self.ensure(&workload::stateful_set(self.node)).await?;
                 Ok(Progress::Complete)
             }
-            TaskType::Sidecar(sidecar_task) => self.sidecar_task(task, sidecar_task).await,
+            TaskType::Sidecar(sidecar_task) => self.sidecar_task(task, sidecar_task, &self.node_pod()).await,
+            TaskType::BootstrapSidecar(sidecar_task) => {
+                self.sidecar_task(task, sidecar_task, &self.bootstrap_pod()).await
+            }
             other => Err(TaskError::Terminal(format!("{} is not a SeiNode task", other.as_str()))),
         }
     }
@@ -54,6 +61,34 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
 
     fn name(&self) -> &str {
         self.node.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    /// The node's own pod, through its headless Service.
+    fn node_pod(&self) -> PodAddress {
+        PodAddress::for_node(self.namespace(), self.name(), sidecar_port(self.node))
+    }
+
+    /// The bootstrap Job's pod, through the bootstrap Service (`hostname` and `subdomain` in its template).
+    fn bootstrap_pod(&self) -> PodAddress {
+        let name = names::bootstrap(self.name());
+        PodAddress { host: format!("{name}.{name}.{}.svc", self.namespace()), sidecar_port: sidecar_port(self.node) }
+    }
+
+    /// The bootstrap Job's live pod, if one is visible: the newest that has not finished.
+    async fn bootstrap_pod_object(&self) -> Result<Option<Pod>, TaskError> {
+        let selector = LabelSelector::from([
+            (LABEL_NODE.to_owned(), self.name().to_owned()),
+            (workload::LABEL_BOOTSTRAP.to_owned(), "true".to_owned()),
+        ]);
+        let pods = self.cluster.list::<Pod>(self.namespace(), &selector).await.map_err(api_error)?;
+        let finished = |pod: &Pod| {
+            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+            matches!(phase, Some("Succeeded" | "Failed")) || pod.metadata.deletion_timestamp.is_some()
+        };
+        Ok(pods
+            .into_iter()
+            .filter(|p| !finished(p))
+            .max_by(|a, b| a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp)))
     }
 
     async fn ensure<K: ClusterObject>(&self, object: &K) -> Result<(), TaskError> {
@@ -91,6 +126,12 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
                 failed.message.as_deref().or(failed.reason.as_deref()).unwrap_or("no reason given")
             )))
         } else {
+            // A replacement pod (the Job re-creates a failed or evicted one) or a restarted sidecar is not ready
+            // again on its own: its restore and config persist on the volume, its ready flag does not. Unreachable
+            // now means: ask again at the next poll.
+            if let Some(pod) = self.bootstrap_pod_object().await? {
+                let _ = ensure_marked_ready(self.sidecar, &self.bootstrap_pod(), Some(&pod), self.now).await;
+            }
             Ok(Progress::Running)
         }
     }
@@ -137,11 +178,16 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
         Ok(true)
     }
 
-    /// Submits the task to the node's sidecar under its deterministic id, and reports the sidecar's verdict. A
-    /// sidecar that does not know the id (never submitted, or restarted since and kept no memory) gets it
-    /// (again); resubmitting a known id starts nothing twice.
-    async fn sidecar_task(&self, task: &Task, sidecar_task: SidecarTaskType) -> Result<Progress, TaskError> {
-        let pod = PodAddress::for_node(self.namespace(), self.name(), sidecar_port(self.node));
+    /// Submits the task to the sidecar at `pod` under its deterministic id, and reports the sidecar's verdict. A
+    /// sidecar that does not know the id gets it; a known id is never submitted again from here (seictl would
+    /// re-run a failed one, but a retry is the executor's decision, under the retry's own id).
+    async fn sidecar_task(
+        &self,
+        task: &Task,
+        sidecar_task: SidecarTaskType,
+        pod: &PodAddress,
+    ) -> Result<Progress, TaskError> {
+        let pod = pod.clone();
         let id = submission_id(&task.id, task.retry_count);
         match self.sidecar.get_task(&pod, id).await.map_err(sidecar_error)? {
             Some(result) => Ok(match result.status {

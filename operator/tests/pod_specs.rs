@@ -1,0 +1,216 @@
+//! The pods the operator builds, as a cluster would receive them: reviewed snapshots of a node's StatefulSet and
+//! of a bootstrap Job, and the seid wrappers run for real — bash runs the exact command the operator writes
+//! against a loopback server that answers the sidecar's `/v0/healthz` with 503 and then 200, with a stand-in
+//! `seid` on `PATH` that records its arguments and exits with a chosen code.
+
+use std::path::Path;
+
+use sei_operator::api::{S3Snapshot, SeiNode, SnapshotSource};
+use sei_operator::manifest::{Manifest, ManifestValidator};
+use sei_operator::workload;
+
+fn fixture_node(file: &str) -> SeiNode {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(file);
+    let text = std::fs::read_to_string(&path).expect("fixture is readable");
+    let validator = ManifestValidator::new().expect("schemas compile");
+    let manifests = validator.admit_yaml(&text).expect("valid fixture");
+    let mut node = manifests
+        .into_iter()
+        .find_map(|m| match m {
+            Manifest::SeiNode(node) => Some(*node),
+            Manifest::SeiNodeDeployment(deployment) => {
+                let mut node = SeiNode::new("rpc-0", deployment.spec.template.spec.clone());
+                node.metadata.namespace = deployment.metadata.namespace.clone();
+                Some(node)
+            }
+        })
+        .expect("a node or a deployment");
+    node.metadata.uid = Some("uid-node".into());
+    node
+}
+
+fn yaml<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).expect("serializes")
+}
+
+#[test]
+fn a_full_node_statefulset() {
+    insta::assert_yaml_snapshot!(
+        "full-node-statefulset",
+        yaml(&workload::stateful_set(&fixture_node("inplace-fullnode.yaml")))
+    );
+}
+
+#[test]
+fn an_entrypoint_replaces_what_the_wrapper_starts_not_the_wait() {
+    let node = fixture_node("standalone-seinode.yaml");
+    let sts = workload::stateful_set(&node);
+    let pod = sts.spec.and_then(|s| s.template.spec).expect("a pod template");
+    let seid = pod.containers.iter().find(|c| c.name == workload::SEID_CONTAINER).expect("seid");
+    let script = seid.args.as_ref().and_then(|a| a.first()).expect("the wrapper script");
+    assert!(script.starts_with(&workload::sidecar_wait_loop(node.spec.sidecar_port())), "{script}");
+    assert!(script.ends_with("exec seid start --home /sei"), "{script}");
+}
+
+#[test]
+fn a_bootstrap_job() {
+    let mut node = fixture_node("hardfork.yaml");
+    let snapshot = SnapshotSource {
+        s3: Some(S3Snapshot { target_height: 1_199_999 }),
+        bootstrap_image: Some("sei:v6.3.0".into()),
+        ..Default::default()
+    };
+    if let Some(full) = node.spec.full_node.as_mut() {
+        full.snapshot = Some(snapshot);
+    }
+    insta::assert_yaml_snapshot!("bootstrap-job", yaml(&workload::bootstrap_job(&node, "sei:v6.3.0", 1_199_999)));
+}
+
+#[test]
+fn shell_quoting_keeps_words_whole() {
+    assert_eq!(workload::shell_quote("seid"), "seid");
+    assert_eq!(workload::shell_quote("--home=/sei"), "--home=/sei");
+    assert_eq!(workload::shell_quote("two words"), "'two words'");
+    assert_eq!(workload::shell_quote("it's"), r"'it'\''s'");
+    assert_eq!(workload::shell_quote(""), "''");
+    assert_eq!(workload::shell_quote("$(reboot)"), "'$(reboot)'");
+}
+
+#[cfg(unix)]
+mod wrappers {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use sei_operator::workload;
+
+    /// A loopback stand-in for the sidecar's healthz: 503 (empty body, as seictl's `handleHealthz`) for the
+    /// first `not_ready` requests, then 200. Each answer checks that seid has not started yet while not ready.
+    fn healthz_server(not_ready: usize, started_marker: PathBuf) -> (u16, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binds loopback");
+        let port = listener.local_addr().expect("has an address").port();
+        let served = Arc::new(AtomicUsize::new(0));
+        let counter = served.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut request_line = String::new();
+                let mut reader = BufReader::new(stream.try_clone().expect("clones"));
+                if reader.read_line(&mut request_line).is_err() {
+                    continue;
+                }
+                // Read the rest of the head.
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).map_or(true, |n| n == 0) || line == "\r\n" {
+                        break;
+                    }
+                }
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let ok = request_line.starts_with("GET /v0/healthz ") && n >= not_ready;
+                if !ok {
+                    assert!(!started_marker.exists(), "seid started while the sidecar answered 503");
+                }
+                let answer = if ok {
+                    "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"
+                } else {
+                    "HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+                };
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        (port, served)
+    }
+
+    fn executable(path: &Path, body: &str) {
+        std::fs::write(path, body).expect("writes the stand-in");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
+    struct Run {
+        exit_code: Option<i32>,
+        seid_args: Option<String>,
+        healthz_requests: usize,
+    }
+
+    /// Runs the container's command as the kubelet would (`command` + `args`), with stand-ins for `seid` (records
+    /// its arguments, exits `seid_exit`) and `sleep` (returns at once, so the test does not wait 5 s a poll).
+    fn run_wrapper(script_for: impl Fn(i32) -> String, seid_exit: i32, not_ready: usize) -> Run {
+        let dir = tempdir();
+        let record = dir.join("seid-args");
+        let (port, served) = healthz_server(not_ready, record.clone());
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).expect("mkdir");
+        executable(
+            &bin.join("seid"),
+            &format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\nexit {seid_exit}\n", record.display()),
+        );
+        executable(&bin.join("sleep"), "#!/bin/sh\nexit 0\n");
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let status = Command::new(workload::SHELL)
+            .arg("-c")
+            .arg(script_for(i32::from(port)))
+            .env("PATH", path)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("bash runs");
+        Run {
+            exit_code: status.code(),
+            seid_args: std::fs::read_to_string(&record).ok(),
+            healthz_requests: served.load(Ordering::SeqCst),
+        }
+    }
+
+    fn tempdir() -> PathBuf {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "sei-operator-wrapper-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        dir
+    }
+
+    #[test]
+    fn the_node_wrapper_waits_for_healthz_then_execs_seid_start() {
+        let run = run_wrapper(|port| workload::node_start_script(port, &workload::default_seid_start()), 0, 3);
+        assert_eq!(run.exit_code, Some(0));
+        assert_eq!(run.seid_args.as_deref(), Some("start\n--home\n/sei\n"));
+        assert_eq!(run.healthz_requests, 4, "three 503s, then the 200 that lets seid start");
+    }
+
+    #[test]
+    fn the_node_wrapper_passes_seid_exit_codes_through() {
+        let run = run_wrapper(|port| workload::node_start_script(port, &workload::default_seid_start()), 2, 0);
+        assert_eq!(run.exit_code, Some(2), "a panicking seid must crash the container");
+    }
+
+    #[test]
+    fn the_node_wrapper_keeps_entrypoint_words_whole() {
+        let words: Vec<String> = ["seid", "start", "--home", "/sei", "--log level"].map(str::to_owned).to_vec();
+        let run = run_wrapper(|port| workload::node_start_script(port, &words), 0, 1);
+        assert_eq!(run.seid_args.as_deref(), Some("start\n--home\n/sei\n--log level\n"));
+    }
+
+    #[test]
+    fn the_bootstrap_wrapper_maps_the_halt_exit_130_to_success() {
+        let run = run_wrapper(|port| workload::bootstrap_start_script(port, 1_199_999), 130, 2);
+        assert_eq!(run.exit_code, Some(0));
+        assert_eq!(run.seid_args.as_deref(), Some("start\n--home\n/sei\n--halt-height\n1199999\n"));
+        assert_eq!(run.healthz_requests, 3);
+    }
+
+    #[test]
+    fn the_bootstrap_wrapper_passes_other_exit_codes_through() {
+        for code in [0, 1, 2, 137] {
+            let run = run_wrapper(|port| workload::bootstrap_start_script(port, 100), code, 0);
+            assert_eq!(run.exit_code, Some(code), "seid exit {code}");
+        }
+    }
+}
