@@ -53,7 +53,7 @@ pub struct TaskRequest {
     pub params: Option<serde_json::Value>,
 }
 
-/// `POST /v0/tasks` answer (201 or 202).
+/// `POST /v0/tasks` answer (201, new task or known id alike).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct TaskAccepted {
     pub id: Uuid,
@@ -76,8 +76,15 @@ pub struct TaskResult {
     #[serde(rename = "type")]
     pub type_: String,
     pub status: TaskState,
+    /// Which execution of the id this is: 1 when first submitted, one more each time a `failed` task is
+    /// submitted again (seictl `Engine.Submit`; a re-run after a sidecar restart keeps its number).
+    #[serde(default)]
+    pub run: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<serde_json::Value>,
+    /// A handler's structured output, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// RFC 3339.

@@ -154,7 +154,10 @@ fn task_result(world: &WorldState, task: &SidecarTask) -> TaskResult {
         id: task.id,
         type_: task.type_.clone(),
         status,
+        // The simulated sidecar forgets a task at restart and never re-runs one: every task is on its first run.
+        run: 1,
         params: task.params.clone(),
+        result: None,
         error,
         submitted_at: rfc3339(world, task.submitted_at),
         completed_at: task.completed_at.map(|at| rfc3339(world, at)),
