@@ -47,6 +47,6 @@ fn requeue(result: Result<Action, ReconcileError>) -> Requeue {
     match result {
         Ok(Action::Requeue(after)) => Requeue::After(after),
         Ok(Action::AwaitChange) => Requeue::Done,
-        Err(error) => Requeue::Error(error.to_string()),
+        Err(error) => Requeue::Error(error),
     }
 }

@@ -28,6 +28,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use sei_operator::cluster::ObjectRef;
+use sei_operator::controller::ReconcileError;
 use tokio::task::JoinSet;
 
 use crate::clock::SimClock;
@@ -45,8 +46,9 @@ pub enum Requeue {
     Done,
     /// Reconcile again after this long (zero: as soon as the queue gets to it).
     After(Duration),
-    /// The reconcile failed: retried with a per-key back-off (1 s doubling to 60 s).
-    Error(String),
+    /// The reconcile failed: retried after production's delay for this error and the key's failures in a row
+    /// ([`ReconcileError::retry_after`], the policy kube-runtime's error policy uses in production).
+    Error(ReconcileError),
 }
 
 /// What a reconcile gets: the operator's API client, a sidecar client tagged `operator:<Kind>` for the kind
@@ -144,7 +146,8 @@ pub async fn run_operator<R: Reconciler>(
     let cluster = SimCluster::new(shared.clone(), ClientKind::Operator);
     let clock = SimClock::new(shared.clone());
     let mut queue = WorkQueue::default();
-    let mut backoff: BTreeMap<ObjectRef, Duration> = BTreeMap::new();
+    // Failed reconciles in a row, per key; a success forgets the key.
+    let mut failures: BTreeMap<ObjectRef, u32> = BTreeMap::new();
     let mut in_flight: BTreeSet<ObjectRef> = BTreeSet::new();
     let mut rerun: BTreeSet<ObjectRef> = BTreeSet::new();
     let mut running: JoinSet<(ObjectRef, u64, Requeue)> = JoinSet::new();
@@ -260,17 +263,18 @@ pub async fn run_operator<R: Reconciler>(
                 let now = world.now;
                 let delay = match outcome {
                     Requeue::Done => {
-                        backoff.remove(&key);
+                        failures.remove(&key);
                         None
                     }
                     Requeue::After(delay) => {
-                        backoff.remove(&key);
+                        failures.remove(&key);
                         Some(delay)
                     }
-                    Requeue::Error(message) => {
-                        let delay = backoff.get(&key).map_or(Duration::from_secs(1), |d| (*d * 2).min(Duration::from_secs(60)));
-                        backoff.insert(key.clone(), delay);
-                        world.record(Category::Operator, format!("reconcile {key} failed: {message}; retry in {delay:?}"));
+                    Requeue::Error(error) => {
+                        let count = failures.entry(key.clone()).or_insert(0);
+                        *count = count.saturating_add(1);
+                        let delay = error.retry_after(*count);
+                        world.record(Category::Operator, format!("reconcile {key} failed: {error}; retry in {delay:?}"));
                         Some(delay)
                     }
                 };

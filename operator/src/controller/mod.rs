@@ -45,6 +45,29 @@ pub enum ReconcileError {
 }
 
 impl ReconcileError {
+    /// How long to wait before reconciling the object again after this error, its `consecutive_failures`-th in a
+    /// row (1 for the first); a successful reconcile resets the count. The one retry policy: production's
+    /// kube-runtime error policy and the simulator's operator host both call it.
+    ///
+    /// - Conflict: the reconcile re-reads and retries almost at once — 200 ms — since a stale resourceVersion is
+    ///   the optimistic-concurrency protocol working. Doubling to 5 s: conflicting again and again means another
+    ///   writer keeps changing the object, and backing off lets it finish.
+    /// - Transient (the API server unavailable, throttling, timeouts): 5 s, doubling to 2 minutes, so a fleet of
+    ///   objects does not retry in lockstep against an API server that is already struggling.
+    /// - The rest (Invalid, NotFound, AlreadyExists) needs something to change first: 30 s, doubling to
+    ///   5 minutes, which also keeps a permanent error from filling the log every 30 s.
+    ///
+    /// A watch event on the object still reconciles it at once, whatever the delay.
+    pub fn retry_after(&self, consecutive_failures: u32) -> Duration {
+        let (first, cap) = match self {
+            ReconcileError::Cluster(ClusterError::Conflict(_)) => (Duration::from_millis(200), Duration::from_secs(5)),
+            ReconcileError::Cluster(ClusterError::Transient(_)) => (Duration::from_secs(5), Duration::from_secs(120)),
+            ReconcileError::Cluster(_) => (Duration::from_secs(30), Duration::from_secs(300)),
+        };
+        let doublings = consecutive_failures.saturating_sub(1).min(16);
+        first.saturating_mul(1 << doublings).min(cap)
+    }
+
     /// A short, stable label for metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {
@@ -53,6 +76,48 @@ impl ReconcileError {
             ReconcileError::Cluster(ClusterError::AlreadyExists(_)) => "already_exists",
             ReconcileError::Cluster(ClusterError::Invalid { .. }) => "invalid",
             ReconcileError::Cluster(ClusterError::Transient(_)) => "transient",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::ObjectRef;
+
+    fn errors() -> [ReconcileError; 3] {
+        let node = ObjectRef::new("SeiNode", "ns", "a");
+        [
+            ReconcileError::Cluster(ClusterError::Conflict(node.clone())),
+            ReconcileError::Cluster(ClusterError::Transient("x".into())),
+            ReconcileError::Cluster(ClusterError::Invalid { object: node, message: String::new() }),
+        ]
+    }
+
+    #[test]
+    fn conflicts_retry_sooner_than_transient_errors_and_those_sooner_than_the_rest() {
+        let [conflict, transient, invalid] = errors();
+        assert_eq!(conflict.retry_after(1), Duration::from_millis(200));
+        assert_eq!(transient.retry_after(1), Duration::from_secs(5));
+        assert_eq!(invalid.retry_after(1), Duration::from_secs(30));
+        for n in 1..40 {
+            assert!(conflict.retry_after(n) <= transient.retry_after(n));
+            assert!(transient.retry_after(n) < invalid.retry_after(n));
+        }
+    }
+
+    #[test]
+    fn repeated_failures_back_off_to_a_cap() {
+        let [conflict, transient, invalid] = errors();
+        assert_eq!(transient.retry_after(0), transient.retry_after(1), "0 reads as the first failure");
+        assert_eq!(transient.retry_after(2), Duration::from_secs(10));
+        assert_eq!(transient.retry_after(3), Duration::from_secs(20));
+        assert_eq!(conflict.retry_after(u32::MAX), Duration::from_secs(5));
+        assert_eq!(transient.retry_after(u32::MAX), Duration::from_secs(120));
+        assert_eq!(invalid.retry_after(u32::MAX), Duration::from_secs(300));
+        for error in errors() {
+            let delays: Vec<Duration> = (1..30).map(|n| error.retry_after(n)).collect();
+            assert!(delays.windows(2).all(|w| w[0] <= w[1]), "never shorter after another failure");
         }
     }
 }

@@ -113,12 +113,13 @@ impl Reconciler for TwoWrites {
     async fn reconcile(&self, ctx: &OperatorContext, _: &ObjectRef) -> Requeue {
         *self.reconciles.borrow_mut() += 1;
         for step in ["first", "second"] {
-            let Ok(mut map) = ctx.cluster.get::<ConfigMap>(NS, "marker").await else {
-                return Requeue::Error("read".into());
+            let mut map = match ctx.cluster.get::<ConfigMap>(NS, "marker").await {
+                Ok(map) => map,
+                Err(error) => return Requeue::Error(error.into()),
             };
             map.data.get_or_insert_default().insert(step.into(), "done".into());
-            if ctx.cluster.replace(&map).await.is_err() {
-                return Requeue::Error("write".into());
+            if let Err(error) = ctx.cluster.replace(&map).await {
+                return Requeue::Error(error.into());
             }
         }
         Requeue::Done

@@ -7,6 +7,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Service;
 use sei_operator::api::SeiNode;
 use sei_operator::cluster::{Cluster, ObjectRef, OptionalExt};
+use sei_operator::controller::ReconcileError;
 use sei_operator::meta::controller_reference;
 use sei_operator::sidecar::wire::TaskRequest;
 use sei_operator::sidecar::{PodAddress, Sidecar};
@@ -17,29 +18,28 @@ use crate::common::*;
 
 struct ToyNodes;
 
-async fn reconcile(ctx: &OperatorContext, key: &ObjectRef) -> Result<Requeue, String> {
+async fn reconcile(ctx: &OperatorContext, key: &ObjectRef) -> Result<Requeue, ReconcileError> {
     let cluster = &ctx.cluster;
-    let Some(node) = cluster.get::<SeiNode>(&key.namespace, &key.name).await.optional().map_err(|e| e.to_string())?
-    else {
+    let Some(node) = cluster.get::<SeiNode>(&key.namespace, &key.name).await.optional()? else {
         return Ok(Requeue::Done);
     };
     let owner = controller_reference(&node);
-    if cluster.get::<Service>(NS, &key.name).await.optional().map_err(|e| e.to_string())?.is_none() {
+    if cluster.get::<Service>(NS, &key.name).await.optional()?.is_none() {
         let mut service = headless_service(&key.name);
         service.metadata.owner_references = owner.clone().map(|o| vec![o]);
-        cluster.create(&service).await.map_err(|e| e.to_string())?;
+        cluster.create(&service).await?;
     }
-    let set = match cluster.get::<StatefulSet>(NS, &key.name).await.optional().map_err(|e| e.to_string())? {
+    let set = match cluster.get::<StatefulSet>(NS, &key.name).await.optional()? {
         None => {
             let mut set = statefulset(&key.name, &node.spec.image, true, "Parallel");
             set.metadata.owner_references = owner.map(|o| vec![o]);
-            cluster.create(&set).await.map_err(|e| e.to_string())?
+            cluster.create(&set).await?
         }
         Some(mut set) => {
             let container = &mut set.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0];
             if container.image.as_deref() != Some(node.spec.image.as_str()) {
                 container.image = Some(node.spec.image.clone());
-                cluster.replace(&set).await.map_err(|e| e.to_string())?
+                cluster.replace(&set).await?
             } else {
                 set
             }
@@ -60,7 +60,7 @@ async fn reconcile(ctx: &OperatorContext, key: &ObjectRef) -> Result<Requeue, St
     if rolled && node.status.as_ref().and_then(|s| s.current_image.clone()) != image {
         let mut updated = node.clone();
         updated.status.get_or_insert_default().current_image = image;
-        cluster.replace_status(&updated).await.map_err(|e| e.to_string())?;
+        cluster.replace_status(&updated).await?;
     }
     Ok(Requeue::After(secs(5)))
 }

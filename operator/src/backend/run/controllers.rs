@@ -2,9 +2,10 @@
 //! and SeiNode (owning StatefulSet, Services and Job), each calling its reconciler with the production backends,
 //! timing it for `/metrics`, and mapping its outcome onto kube-runtime's requeue actions.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -31,6 +32,30 @@ struct Shared {
     deployment: DeploymentContext<KubeCluster, SystemClock>,
     node: NodeContext<KubeCluster, HttpSidecar, SystemClock>,
     metrics: Arc<Metrics>,
+    failures: Failures,
+}
+
+/// Failed reconciles in a row, per object (kind, namespace, name): the count [`ReconcileError::retry_after`]
+/// backs off with. A successful reconcile forgets the object.
+#[derive(Default)]
+struct Failures(Mutex<HashMap<(String, String, String), u32>>);
+
+impl Failures {
+    fn key<K: kube::Resource<DynamicType = ()>>(object: &K) -> (String, String, String) {
+        (K::kind(&()).into_owned(), object.namespace().unwrap_or_default(), object.name_any())
+    }
+
+    /// Counts one more failure of `object`; answers the count.
+    fn failed<K: kube::Resource<DynamicType = ()>>(&self, object: &K) -> u32 {
+        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let count = counts.entry(Self::key(object)).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    }
+
+    fn succeeded<K: kube::Resource<DynamicType = ()>>(&self, object: &K) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&Self::key(object));
+    }
 }
 
 const DEPLOYMENT_CONTROLLER: &str = "seinodedeployment";
@@ -43,16 +68,6 @@ fn to_kube_action(action: Action) -> KubeAction {
     }
 }
 
-/// Conflicts retry at once (the reconcile re-reads); transient errors after a short pause; errors that need
-/// someone to change something after a longer one.
-fn retry_after(error: &ReconcileError) -> Duration {
-    match error {
-        ReconcileError::Cluster(ClusterError::Conflict(_)) => Duration::from_millis(200),
-        ReconcileError::Cluster(ClusterError::Transient(_)) => Duration::from_secs(5),
-        ReconcileError::Cluster(_) => Duration::from_secs(30),
-    }
-}
-
 async fn reconcile_deployment_object(
     object: Arc<SeiNodeDeployment>,
     shared: Arc<Shared>,
@@ -60,6 +75,9 @@ async fn reconcile_deployment_object(
     let (namespace, name) = (object.namespace().unwrap_or_default(), object.name_any());
     let started = Instant::now();
     let result = reconcile_deployment(&shared.deployment, &namespace, &name).await;
+    if result.is_ok() {
+        shared.failures.succeeded(object.as_ref());
+    }
     let label = result.as_ref().err().map(ReconcileError::metric_label);
     shared.metrics.record_reconcile(DEPLOYMENT_CONTROLLER, started.elapsed(), label);
     result.map(to_kube_action)
@@ -69,13 +87,21 @@ async fn reconcile_node_object(object: Arc<SeiNode>, shared: Arc<Shared>) -> Res
     let (namespace, name) = (object.namespace().unwrap_or_default(), object.name_any());
     let started = Instant::now();
     let result = reconcile_node(&shared.node, &namespace, &name).await;
+    if result.is_ok() {
+        shared.failures.succeeded(object.as_ref());
+    }
     let label = result.as_ref().err().map(ReconcileError::metric_label);
     shared.metrics.record_reconcile(NODE_CONTROLLER, started.elapsed(), label);
     result.map(to_kube_action)
 }
 
-fn on_error<K>(_object: Arc<K>, error: &ReconcileError, _shared: Arc<Shared>) -> KubeAction {
-    KubeAction::requeue(retry_after(error))
+/// kube-runtime's error policy: production's one retry policy, [`ReconcileError::retry_after`].
+fn on_error<K: kube::Resource<DynamicType = ()>>(
+    object: Arc<K>,
+    error: &ReconcileError,
+    shared: Arc<Shared>,
+) -> KubeAction {
+    KubeAction::requeue(error.retry_after(shared.failures.failed(object.as_ref())))
 }
 
 fn scoped_api<K>(client: &Client, namespace: &str) -> Api<K>
@@ -107,6 +133,7 @@ where
         },
         node: NodeContext { cluster, sidecar, clock: SystemClock },
         metrics: metrics.clone(),
+        failures: Failures::default(),
     });
     let ns = args.namespace.as_str();
     // Children are watched by the labels the operator puts on them, not every Service / Job in the cluster.
@@ -162,12 +189,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn conflicts_retry_sooner_than_other_errors() {
-        let node = crate::cluster::ObjectRef::new("SeiNode", "ns", "a");
-        let conflict = retry_after(&ReconcileError::Cluster(ClusterError::Conflict(node.clone())));
-        let transient = retry_after(&ReconcileError::Cluster(ClusterError::Transient("x".into())));
-        let invalid =
-            retry_after(&ReconcileError::Cluster(ClusterError::Invalid { object: node, message: String::new() }));
-        assert!(conflict < transient && transient < invalid);
+    fn failures_count_per_object_until_a_success() {
+        let failures = Failures::default();
+        let node = |name: &str| {
+            let mut node = Service::default();
+            node.metadata.name = Some(name.into());
+            node.metadata.namespace = Some("ns".into());
+            node
+        };
+        assert_eq!(failures.failed(&node("a")), 1);
+        assert_eq!(failures.failed(&node("a")), 2);
+        assert_eq!(failures.failed(&node("b")), 1);
+        failures.succeeded(&node("a"));
+        assert_eq!(failures.failed(&node("a")), 1);
     }
 }
