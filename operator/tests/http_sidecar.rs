@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use sei_operator::backend::http_sidecar::BaseUrlResolver;
 use sei_operator::backend::{HttpSidecar, HttpSidecarConfig};
 use sei_operator::sidecar::wire::{ChainStatus, ReadinessStatus, TaskRequest, TaskState};
-use sei_operator::sidecar::{PodAddress, Sidecar, SidecarError, Submission};
+use sei_operator::sidecar::{PodAddress, Sidecar, SidecarError};
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
@@ -92,9 +92,9 @@ fn healthy_sidecar(method: &str, path: &str) -> Canned {
         r#"{{"id":"{TASK_ID}","type":"mark-ready","status":"completed","submittedAt":"2026-01-01T00:00:00Z","completedAt":"2026-01-01T00:00:01Z"}}"#
     );
     match (method, path) {
-        ("GET", "/v0/healthz") => (200, None, "true".into()),
-        ("GET", "/v0/status") => (200, None, r#"{"status":"Ready"}"#.into()),
-        ("POST", "/v0/tasks") => (201, None, format!(r#"{{"id":"{TASK_ID}"}}"#)),
+        ("GET", "/v0/healthz") => (200, None, String::new()),
+        ("GET", "/v0/status") => (200, None, "{\"status\":\"Ready\"}\n".into()),
+        ("POST", "/v0/tasks") => (201, None, format!("{{\"id\":\"{TASK_ID}\"}}\n")),
         ("GET", p) if p == format!("/v0/tasks/{TASK_ID}") => (200, None, task),
         ("GET", "/status") => {
             (200, None, r#"{"result":{"sync_info":{"latest_block_height":"1199999","catching_up":false}}}"#.into())
@@ -113,7 +113,7 @@ async fn documented_answers_decode_to_the_trait_values() {
     bounded(async {
         assert_eq!(client.healthz(&pod()).await, Ok(true));
         assert_eq!(client.status(&pod()).await, Ok(ReadinessStatus::Ready));
-        assert_eq!(client.submit_task(&pod(), &mark_ready()).await, Ok(Submission::Created));
+        assert_eq!(client.submit_task(&pod(), &mark_ready()).await, Ok(TASK_ID.parse().unwrap()));
         let task = client.get_task(&pod(), TASK_ID.parse().unwrap()).await.unwrap().unwrap();
         assert_eq!(task.status, TaskState::Completed);
         assert_eq!(client.chain_status(&pod()).await, Ok(ChainStatus { latest_height: 1_199_999, catching_up: false }));
@@ -122,24 +122,44 @@ async fn documented_answers_decode_to_the_trait_values() {
 }
 
 #[tokio::test]
-async fn an_unknown_task_is_none_and_a_resubmission_already_exists() {
+async fn an_unknown_task_is_none_and_a_known_id_is_answered_like_a_new_one() {
+    // seictl answers every accepted submission 201 `{"id"}`: new, re-run after a failure, or a no-op.
     let client = client_for(
         serve(|method, _| match method {
-            "POST" => (202, None, format!(r#"{{"id":"{TASK_ID}"}}"#)),
-            _ => (404, None, "no such task".into()),
+            "POST" => (201, None, format!("{{\"id\":\"{TASK_ID}\"}}\n")),
+            _ => (404, None, "{\"error\":\"task not found\"}\n".into()),
         })
         .await,
     );
     bounded(async {
         assert_eq!(client.get_task(&pod(), Uuid::nil()).await, Ok(None));
-        assert_eq!(client.submit_task(&pod(), &mark_ready()).await, Ok(Submission::AlreadyExists));
+        let id: Uuid = TASK_ID.parse().unwrap();
+        assert_eq!(client.submit_task(&pod(), &mark_ready()).await, Ok(id));
+        assert_eq!(client.submit_task(&pod(), &mark_ready()).await, Ok(id));
     })
     .await;
 }
 
 #[tokio::test]
+async fn an_answer_naming_another_task_is_malformed() {
+    let client = client_for(serve(|_, _| (201, None, format!("{{\"id\":\"{}\"}}", Uuid::nil()))).await);
+    let answer = bounded(client.submit_task(&pod(), &mark_ready())).await;
+    assert!(matches!(answer, Err(SidecarError::Malformed { .. })), "{answer:?}");
+}
+
+#[tokio::test]
+async fn seid_rpc_answering_503_is_seid_not_running() {
+    let client = client_for(serve(|_, _| (503, None, String::new())).await);
+    let answer = bounded(client.chain_status(&pod())).await;
+    assert!(
+        matches!(&answer, Err(SidecarError::Unreachable { reason, .. }) if reason == "seid is not running"),
+        "{answer:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_sidecar_not_marked_ready_is_unhealthy_not_an_error() {
-    let client = client_for(serve(|_, _| (503, None, "false".into())).await);
+    let client = client_for(serve(|_, _| (503, None, String::new())).await);
     bounded(async {
         assert_eq!(client.healthz(&pod()).await, Ok(false));
         // 503 is defined for healthz only.
@@ -175,7 +195,7 @@ async fn malformed_json_is_a_malformed_error() {
 async fn rejections_redirects_and_server_errors_are_typed() {
     let client = client_for(
         serve(|method, path| match (method, path) {
-            ("POST", _) => (400, None, "unknown task type".into()),
+            ("POST", _) => (400, None, "{\"error\":\"unknown task type: reboot\"}\n".into()),
             (_, "/v0/status") => (302, Some(("location", "http://127.0.0.1:1/v0/status")), String::new()),
             _ => (500, None, "boom".into()),
         })
@@ -183,7 +203,11 @@ async fn rejections_redirects_and_server_errors_are_typed() {
     );
     bounded(async {
         let rejected = client.submit_task(&pod(), &mark_ready()).await;
-        assert!(matches!(&rejected, Err(SidecarError::Rejected { message, .. }) if message == "unknown task type"));
+        let expected = "unknown task type: reboot";
+        assert!(
+            matches!(&rejected, Err(SidecarError::Rejected { message, .. }) if message == expected),
+            "{rejected:?}"
+        );
         assert!(!rejected.unwrap_err().is_transient());
         // Not followed: the answer is the redirect itself.
         assert!(matches!(client.status(&pod()).await, Err(SidecarError::UnexpectedStatus { status: 302, .. })));

@@ -281,26 +281,28 @@ pub fn stalled_rollouts_are_reported(world: &WorldState, observed: &Observed) ->
 }
 
 /// SPEC §4 (ids are deterministic, so a rebuilt plan's submissions are idempotent) and §6 (mark-ready goes
-/// only to a sidecar that needs it): the operator never makes a sidecar process start the same work twice. A task id it accepts
-/// as new (201) twice, or a task type it accepts under a second id while the first has not failed, means the
-/// operator lost track of work it had submitted — after a crash, a stale read or a Conflict — and started it
-/// again. A retry of failed work (a new id, by design) is not a duplicate, and neither is a submission to a
-/// restarted sidecar, which remembers nothing.
+/// only to a sidecar that needs it): the operator never makes a sidecar process start the same work twice. A task id
+/// whose first run it starts twice, or a task type it starts under a second id while the first has not failed,
+/// means the operator lost track of work it had submitted — after a crash, a stale read or a Conflict — and
+/// started it again. A re-run of a failed task (its id again, run 2 and up: sei-protocol/seictl
+/// `sidecar/engine/engine.go`, `Engine.Submit`) or a retry of failed work under a new id is not a duplicate, and
+/// neither is a submission to a later sidecar process.
 pub fn no_sidecar_work_started_twice(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
     let new = world.sidecar_submissions.get(observed.submissions_checked..).unwrap_or(&[]);
     observed.submissions_checked = world.sidecar_submissions.len();
     // Only the operator is judged: a test probing a sidecar may submit what it likes.
-    for submission in new.iter().filter(|s| s.status == 201 && s.caller.starts_with("operator")) {
+    for submission in new.iter().filter(|s| s.started && s.caller.starts_with("operator")) {
         let process = world
             .pods
             .get(&submission.pod)
             .and_then(|p| p.sidecar.as_ref())
             .filter(|p| p.incarnation == submission.incarnation);
+        let tasks = process.and_then(|_| crate::sidecar::process::tasks(world, &submission.pod));
         let key = (submission.pod.clone(), submission.incarnation, submission.task_type.clone());
         let earlier = observed.started.entry(key).or_default();
         let unfailed =
-            |id: &uuid::Uuid| process.and_then(|p| p.tasks.get(id)).is_some_and(|t| !matches!(t.outcome, Some(Err(_))));
-        let again = earlier.iter().find(|id| **id == submission.id || unfailed(id));
+            |id: &uuid::Uuid| tasks.and_then(|t| t.get(id)).is_some_and(|t| !matches!(t.outcome, Some(Err(_))));
+        let again = earlier.iter().find(|id| if **id == submission.id { submission.run <= 1 } else { unfailed(id) });
         if let Some(first) = again {
             return Err(Violation::new(
                 NO_WORK_STARTED_TWICE,
@@ -310,7 +312,9 @@ pub fn no_sidecar_work_started_twice(world: &WorldState, observed: &mut Observed
                 ),
             ));
         }
-        earlier.push(submission.id);
+        if !earlier.contains(&submission.id) {
+            earlier.push(submission.id);
+        }
     }
     Ok(())
 }

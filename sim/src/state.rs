@@ -107,17 +107,23 @@ pub struct SidecarCall {
     pub path: String,
 }
 
-/// A task submission a sidecar answered (`POST /v0/tasks`): 201 when it started the task, 202 when that
-/// sidecar process already had a task with this id. Lets tests prove submissions are idempotent.
+/// A task submission a sidecar accepted (`POST /v0/tasks`, always answered 201). Whether it started work is not
+/// in the answer (sei-protocol/seictl `sidecar/engine/engine.go`, `Engine.Submit`, answers a new id, a re-run
+/// and a no-op alike), so it is recorded here: lets tests and invariants prove submissions are idempotent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SidecarSubmission {
     pub at: Duration,
     pub pod: ObjectRef,
-    /// The sidecar process that answered: a restarted sidecar is a new incarnation that remembers nothing.
+    /// The sidecar process that answered (each restart is a new incarnation; the task table outlives it).
     pub incarnation: u64,
     pub id: uuid::Uuid,
     pub task_type: String,
+    /// The HTTP status answered.
     pub status: u16,
+    /// It started a run: the id was new, or its task had failed and runs again.
+    pub started: bool,
+    /// The task's run number after the submission (1 for a new id; one more for each re-run after a failure).
+    pub run: u32,
     /// Who submitted it (the client's caller tag: `operator:SeiNode` for the operator's node controller).
     pub caller: String,
 }
@@ -156,7 +162,7 @@ pub struct WorldState {
     pub operator: OperatorFaults,
     pub task_failures: Vec<ScriptedTaskFailure>,
     pub sidecar_calls: Vec<SidecarCall>,
-    /// Every task submission a sidecar accepted, with its answer.
+    /// Every task submission a sidecar accepted, and whether it started work.
     pub sidecar_submissions: Vec<SidecarSubmission>,
     pub panics: Vec<PanicRecord>,
     /// (namespace, node, image) for every image a Ready pod of that node has run.

@@ -15,7 +15,7 @@ use sei_operator::backend::{HttpSidecar, HttpSidecarConfig};
 use sei_operator::cluster::ObjectRef;
 use sei_operator::manifest::{Manifest, ManifestValidator};
 use sei_operator::sidecar::wire::{ReadinessStatus, TaskRequest, TaskState};
-use sei_operator::sidecar::{PodAddress, SEID_RPC_PORT, Sidecar, Submission};
+use sei_operator::sidecar::{PodAddress, SEID_RPC_PORT, Sidecar};
 use sei_sim::World;
 use sei_sim::chain::Chain;
 use sei_sim::controllers::SeiOperator;
@@ -105,8 +105,8 @@ fn the_production_sidecar_client_speaks_the_simulated_sidecars_language() {
 
             let id = Uuid::new_v5(&Uuid::NAMESPACE_OID, b"loopback-config-validate");
             let request = TaskRequest { id: Some(id), type_: "config-validate".into(), params: None };
-            assert_eq!(client.submit_task(&address, &request).await.expect("submit"), Submission::Created);
-            assert_eq!(client.submit_task(&address, &request).await.expect("resubmit"), Submission::AlreadyExists);
+            assert_eq!(client.submit_task(&address, &request).await.expect("submit"), id);
+            assert_eq!(client.submit_task(&address, &request).await.expect("resubmit"), id, "a known id is a no-op");
             let task = client.get_task(&address, id).await.expect("get").expect("known");
             assert_eq!((task.id, task.type_.as_str(), task.status), (id, "config-validate", TaskState::Running));
             assert_eq!(client.get_task(&address, Uuid::nil()).await.expect("get"), None, "404 is None");

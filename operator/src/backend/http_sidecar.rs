@@ -1,8 +1,9 @@
 //! The production [`Sidecar`]: HTTP/1 over reqwest to `<node>-0.<node>.<namespace>.svc` — the sidecar's API on
 //! its port, seid's RPC on 26657.
 //!
-//! Every answer is read through a size cap and decoded with the shared [`wire`](crate::sidecar::wire) types; every
-//! failure (no answer, an undefined status, a body that is not the documented JSON) is a typed [`SidecarError`].
+//! Every answer is read through a size cap and handed, as (status, body), to [`protocol`], which alone decides
+//! what it means — the simulator's client calls the same functions. Every failure (no answer, an undefined
+//! status, a body that is not the documented JSON) is a typed [`SidecarError`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,21 +11,16 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use reqwest::header::CONTENT_TYPE;
-use reqwest::{RequestBuilder, StatusCode, redirect};
-use serde::de::DeserializeOwned;
+use reqwest::redirect;
 use uuid::Uuid;
 
-use crate::sidecar::wire::{
-    ChainStatus, ReadinessStatus, RpcStatusResponse, StatusResponse, TaskAccepted, TaskRequest, TaskResult,
-};
-use crate::sidecar::{PodAddress, SEID_RPC_PORT, Sidecar, SidecarError, Submission};
+use crate::sidecar::protocol::{self, Method, Request};
+use crate::sidecar::wire::{ChainStatus, ReadinessStatus, TaskRequest, TaskResult};
+use crate::sidecar::{PodAddress, Sidecar, SidecarError};
 
 /// Maps a pod and one of its ports to the base URL requests go to (`http://host:port`, no trailing slash).
 /// Tests point it at a loopback server.
 pub type BaseUrlResolver = Arc<dyn Fn(&PodAddress, u16) -> String + Send + Sync>;
-
-/// The longest error body quoted in an [`SidecarError::UnexpectedStatus`] or `Rejected`.
-const QUOTED_BODY_CHARS: usize = 256;
 
 /// Timeouts and limits of the sidecar client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,18 +88,22 @@ impl HttpSidecar {
         Ok(HttpSidecar { client, resolve, max_body_bytes: config.max_body_bytes })
     }
 
-    fn sidecar_url(&self, pod: &PodAddress, path: &str) -> String {
-        format!("{}{path}", (self.resolve)(pod, pod.sidecar_port))
-    }
-
-    /// Sends the request and reads at most `max_body_bytes` of the answer.
-    async fn exchange(&self, pod: &PodAddress, request: RequestBuilder) -> Result<(StatusCode, Bytes), SidecarError> {
+    /// Sends `request` to the pod and reads at most `max_body_bytes` of the answer.
+    async fn exchange(&self, pod: &PodAddress, request: Request) -> Result<(u16, Bytes), SidecarError> {
         let unreachable = |error: reqwest::Error| SidecarError::Unreachable {
             host: pod.host.clone(),
             reason: describe_transport_error(&error),
         };
-        let mut response = request.send().await.map_err(unreachable)?;
-        let status = response.status();
+        let url = format!("{}{}", (self.resolve)(pod, request.port), request.path);
+        let mut builder = match request.method {
+            Method::Get => self.client.get(url),
+            Method::Post => self.client.post(url),
+        };
+        if let Some(body) = request.body {
+            builder = builder.header(CONTENT_TYPE, protocol::JSON).body(body);
+        }
+        let mut response = builder.send().await.map_err(unreachable)?;
+        let status = response.status().as_u16();
         let too_large = || SidecarError::Malformed {
             host: pod.host.clone(),
             message: format!("answer larger than {} bytes", self.max_body_bytes),
@@ -119,10 +119,6 @@ impl HttpSidecar {
             body.extend_from_slice(&chunk);
         }
         Ok((status, body.freeze()))
-    }
-
-    async fn get(&self, pod: &PodAddress, url: String) -> Result<(StatusCode, Bytes), SidecarError> {
-        self.exchange(pod, self.client.get(url)).await
     }
 }
 
@@ -145,74 +141,29 @@ fn describe_transport_error(error: &reqwest::Error) -> String {
     reason
 }
 
-fn decode<T: DeserializeOwned>(pod: &PodAddress, body: &[u8]) -> Result<T, SidecarError> {
-    serde_json::from_slice(body)
-        .map_err(|error| SidecarError::Malformed { host: pod.host.clone(), message: error.to_string() })
-}
-
-fn quoted_body(body: &[u8]) -> String {
-    String::from_utf8_lossy(body).chars().take(QUOTED_BODY_CHARS).collect()
-}
-
-fn unexpected(pod: &PodAddress, status: StatusCode, body: &[u8]) -> SidecarError {
-    SidecarError::UnexpectedStatus { host: pod.host.clone(), status: status.as_u16(), body: quoted_body(body) }
-}
-
 impl Sidecar for HttpSidecar {
     async fn healthz(&self, pod: &PodAddress) -> Result<bool, SidecarError> {
-        let (status, body) = self.get(pod, self.sidecar_url(pod, "/v0/healthz")).await?;
-        match status {
-            StatusCode::OK => Ok(true),
-            StatusCode::SERVICE_UNAVAILABLE => Ok(false),
-            other => Err(unexpected(pod, other, &body)),
-        }
+        let (status, body) = self.exchange(pod, protocol::healthz_request(pod)).await?;
+        protocol::healthz(&pod.host, status, &body)
     }
 
     async fn status(&self, pod: &PodAddress) -> Result<ReadinessStatus, SidecarError> {
-        let (status, body) = self.get(pod, self.sidecar_url(pod, "/v0/status")).await?;
-        match status {
-            StatusCode::OK => Ok(decode::<StatusResponse>(pod, &body)?.status),
-            other => Err(unexpected(pod, other, &body)),
-        }
+        let (status, body) = self.exchange(pod, protocol::status_request(pod)).await?;
+        protocol::status(&pod.host, status, &body)
     }
 
-    async fn submit_task(&self, pod: &PodAddress, request: &TaskRequest) -> Result<Submission, SidecarError> {
-        let payload = serde_json::to_vec(request)
-            .map_err(|error| SidecarError::Rejected { host: pod.host.clone(), message: error.to_string() })?;
-        let post =
-            self.client.post(self.sidecar_url(pod, "/v0/tasks")).header(CONTENT_TYPE, "application/json").body(payload);
-        let (status, body) = self.exchange(pod, post).await?;
-        let submission = match status {
-            StatusCode::CREATED => Submission::Created,
-            StatusCode::ACCEPTED => Submission::AlreadyExists,
-            StatusCode::BAD_REQUEST => {
-                return Err(SidecarError::Rejected { host: pod.host.clone(), message: quoted_body(&body) });
-            }
-            other => return Err(unexpected(pod, other, &body)),
-        };
-        // 201 and 202 answer `{"id"}`; an answer that is not that is not the documented API.
-        decode::<TaskAccepted>(pod, &body)?;
-        Ok(submission)
+    async fn submit_task(&self, pod: &PodAddress, request: &TaskRequest) -> Result<Uuid, SidecarError> {
+        let (status, body) = self.exchange(pod, protocol::submit_request(pod, request)?).await?;
+        protocol::submitted(&pod.host, request, status, &body)
     }
 
     async fn get_task(&self, pod: &PodAddress, id: Uuid) -> Result<Option<TaskResult>, SidecarError> {
-        let (status, body) = self.get(pod, self.sidecar_url(pod, &format!("/v0/tasks/{id}"))).await?;
-        match status {
-            StatusCode::OK => Ok(Some(decode::<TaskResult>(pod, &body)?)),
-            StatusCode::NOT_FOUND => Ok(None),
-            other => Err(unexpected(pod, other, &body)),
-        }
+        let (status, body) = self.exchange(pod, protocol::get_task_request(pod, id)).await?;
+        protocol::task(&pod.host, status, &body)
     }
 
     async fn chain_status(&self, pod: &PodAddress) -> Result<ChainStatus, SidecarError> {
-        let url = format!("{}/status", (self.resolve)(pod, SEID_RPC_PORT));
-        let (status, body) = self.get(pod, url).await?;
-        if status != StatusCode::OK {
-            return Err(unexpected(pod, status, &body));
-        }
-        decode::<RpcStatusResponse>(pod, &body)?.chain_status().ok_or_else(|| SidecarError::Malformed {
-            host: pod.host.clone(),
-            message: "latest_block_height is not a decimal number".into(),
-        })
+        let (status, body) = self.exchange(pod, protocol::chain_status_request()).await?;
+        protocol::chain_status(&pod.host, status, &body)
     }
 }

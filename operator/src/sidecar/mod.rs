@@ -1,7 +1,9 @@
 //! The `Sidecar` trait: how the SeiNode controller — and only it — reaches the sidecar (seictl) beside seid in a
 //! node's pod, and seid's own RPC status. Production backs it with reqwest; the simulator with hyper over
-//! turmoil streams. Both speak the wire types of [`wire`].
+//! turmoil streams. Both speak the wire types of [`wire`] and build requests and read answers only through
+//! [`protocol`].
 
+pub mod protocol;
 pub mod wire;
 
 use std::future::Future;
@@ -28,15 +30,6 @@ impl PodAddress {
     }
 }
 
-/// Whether a submission created the task or found it already there (idempotent resubmission).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Submission {
-    /// 201: the sidecar started the task.
-    Created,
-    /// 202: a task with this id exists already; nothing new was started.
-    AlreadyExists,
-}
-
 /// The sidecar's API (v0) and seid's RPC status, for one pod at a time.
 pub trait Sidecar: Send + Sync {
     /// `GET /v0/healthz`: true (200) once a `mark-ready` task completed in this sidecar process, false (503)
@@ -46,15 +39,19 @@ pub trait Sidecar: Send + Sync {
     /// `GET /v0/status`.
     fn status(&self, pod: &PodAddress) -> impl Future<Output = Result<ReadinessStatus, SidecarError>> + Send;
 
-    /// `POST /v0/tasks` with a caller-chosen id, so resubmitting after a crash starts nothing twice.
+    /// `POST /v0/tasks` with a caller-chosen id; answers the task's id. The sidecar (sei-protocol/seictl
+    /// `sidecar/engine/engine.go`, `Engine.Submit`) starts an unknown id, re-runs a `failed` one, and answers a
+    /// `running` or `completed` one without doing anything — the same 201 in every case, so the caller cannot
+    /// tell which. Its task table is on the node's volume and outlives sidecar and pod restarts: work meant for
+    /// one sidecar process (`mark-ready`) needs an id of its own per process.
     fn submit_task(
         &self,
         pod: &PodAddress,
         request: &TaskRequest,
-    ) -> impl Future<Output = Result<Submission, SidecarError>> + Send;
+    ) -> impl Future<Output = Result<Uuid, SidecarError>> + Send;
 
-    /// `GET /v0/tasks/{id}`; `None` when the sidecar does not know the task (404) — for instance because it
-    /// restarted since the submission, keeping no memory.
+    /// `GET /v0/tasks/{id}`; `None` when the sidecar does not know the task (404): never submitted, deleted, or
+    /// its volume replaced.
     fn get_task(
         &self,
         pod: &PodAddress,

@@ -15,7 +15,7 @@ pub use super::pod_status::report_pods;
 use super::scheduler::save_height;
 pub use super::scheduler::sync_pods;
 use crate::seid::{SeidExit, SeidRun};
-use crate::sidecar::process::{SidecarProcess, SidecarTask};
+use crate::sidecar::process::{self, SidecarTask};
 use crate::state::{PanicRecord, WorldState};
 use crate::trace::Category;
 
@@ -40,31 +40,34 @@ pub fn advance_pods(world: &mut WorldState) {
     }
 }
 
-/// Settles the sidecar tasks of `key` that are due: scripted failures, and the effects of completed tasks.
+/// Settles the sidecar tasks of `key` that are due: scripted failures, and the effects of completed tasks. Only
+/// the runs of the pod's current sidecar process finish (see `sidecar::process`).
 fn settle_tasks(world: &mut WorldState, key: &ObjectRef) {
     let now = world.now;
     let Some(pod) = world.pods.get(key) else { return };
     let Some(sidecar) = &pod.sidecar else { return };
+    let Some(table) = process::table(world, pod) else { return };
     let chain = world.chain_for(pod.chain_id.as_deref());
     let height = match (&pod.seid, chain) {
         (Seid::Running { run, .. }, Some(chain)) => Some(run.height_at(chain, now)),
         _ => None,
     };
-    let due: Vec<(uuid::Uuid, String, Option<Value>)> = sidecar
-        .tasks
+    let due: Vec<(uuid::Uuid, String, Option<Value>, Option<String>)> = table
         .values()
-        .filter(|t| t.outcome.is_none())
+        .filter(|t| sidecar.runs(t))
         .filter(|t| match t.completes_at {
             Some(at) => at <= now,
             None => target_height(t.params.as_ref()).zip(height).is_some_and(|(target, h)| h >= target),
         })
-        .map(|t| (t.id, t.type_.clone(), t.params.clone()))
+        .map(|t| (t.id, t.type_.clone(), t.params.clone(), t.fails_with.clone()))
         .collect();
-    for (id, type_, params) in due {
+    for (id, type_, params, fails_with) in due {
         let node = world.pods.get(key).and_then(|p| p.node.clone());
         let image = world.pods.get(key).map(|p| p.image.clone()).unwrap_or_default();
         let rejected = world.registry.binary(&image).and_then(|b| b.fails_task.as_deref()) == Some(type_.as_str());
-        let failure = if rejected {
+        let failure = if fails_with.is_some() {
+            fails_with
+        } else if rejected {
             Some(format!("{type_} rejected by {image}"))
         } else {
             crate::faults::take_task_failure(&mut world.task_failures, node.as_deref(), &type_)
@@ -80,8 +83,7 @@ fn settle_tasks(world: &mut WorldState, key: &ObjectRef) {
             Ok(()) => format!("{}/{} task {type_} {id} completed", key.namespace, key.name),
             Err(e) => format!("{}/{} task {type_} {id} failed: {e}", key.namespace, key.name),
         };
-        if let Some(task) = world.pods.get_mut(key).and_then(|p| p.sidecar.as_mut()).and_then(|s| s.tasks.get_mut(&id))
-        {
+        if let Some(task) = process::tasks_mut(world, key).and_then(|t| t.get_mut(&id)) {
             task.outcome = Some(outcome);
             task.completed_at = Some(now);
         }
@@ -143,13 +145,16 @@ fn advance_seid(world: &mut WorldState, key: &ObjectRef) {
     }
 }
 
-/// Starts the pod's containers after a pull, a pod restart or its node coming back: a fresh sidecar (nothing
-/// remembered) and seid's start wrapper.
+/// Starts the pod's containers after a pull, a pod restart or its node coming back: a new sidecar process (not
+/// ready; the task table on the volume kept, its running tasks re-run) and seid's start wrapper.
 fn start_containers(world: &mut WorldState, key: &ObjectRef) {
     let incarnation = next_incarnation(world);
-    let now = world.now;
     let Some(pod) = world.pods.get_mut(key) else { return };
-    pod.sidecar = pod.sidecar_port.map(|_| SidecarProcess::new(now, incarnation));
+    pod.sidecar = None;
+    if pod.sidecar_port.is_some() {
+        process::start(world, key, incarnation);
+    }
+    let Some(pod) = world.pods.get(key) else { return };
     let worker = pod.worker;
     if pod.bootstrap {
         bootstrap_on_its_own(world, key);
@@ -169,9 +174,10 @@ fn bootstrap_on_its_own(world: &mut WorldState, key: &ObjectRef) {
     let restored_at = now + duration(world, "snapshot-restore");
     let ready_at = restored_at + duration(world, "mark-ready");
     let ids = [uuid::Uuid::from_u128(world.rng.random()), uuid::Uuid::from_u128(world.rng.random())];
-    let Some(pod) = world.pods.get_mut(key) else { return };
+    let Some(pod) = world.pods.get(key) else { return };
     let params = pod.halt_height.map(|h| serde_json::json!({ "targetHeight": h }));
-    let Some(sidecar) = pod.sidecar.as_mut() else { return };
+    let Some(executor) = pod.sidecar.as_ref().map(|s| s.incarnation) else { return };
+    let Some(table) = process::tasks_mut(world, key) else { return };
     for (id, (type_, params, completes_at)) in
         ids.into_iter().zip([("snapshot-restore", params, restored_at), ("mark-ready", None, ready_at)])
     {
@@ -179,12 +185,15 @@ fn bootstrap_on_its_own(world: &mut WorldState, key: &ObjectRef) {
             id,
             type_: type_.to_owned(),
             params,
+            run: 1,
             submitted_at: now,
+            executor,
             completes_at: Some(completes_at),
+            fails_with: None,
             outcome: None,
             completed_at: None,
         };
-        sidecar.tasks.insert(id, task);
+        table.insert(id, task);
     }
     world.record(Category::Sidecar, format!("{}/{} bootstrapping on its own", key.namespace, key.name));
 }
@@ -276,7 +285,8 @@ fn next_incarnation(world: &mut WorldState) -> u64 {
     world.controllers.next_incarnation
 }
 
-/// Restarts every container of a pod (a pod crash): the sidecar forgets everything, seid waits for mark-ready.
+/// Restarts every container of a pod (a pod crash): the sidecar comes back not ready (its task table on the
+/// volume kept), seid waits for mark-ready.
 pub fn restart_pod(world: &mut WorldState, key: &ObjectRef) {
     let Some(pod) = world.pods.get(key).cloned() else { return };
     if !matches!(pod.seid, Seid::Running { .. } | Seid::WaitingForSidecar | Seid::BackOff { .. }) {
@@ -291,16 +301,15 @@ pub fn restart_pod(world: &mut WorldState, key: &ObjectRef) {
 }
 
 /// Restarts only the sidecar container: seid keeps running (its wrapper waited only at start), the sidecar
-/// comes back Initializing with no tasks.
+/// comes back Initializing, with its task table (on the volume) and its running tasks re-run.
 pub fn restart_sidecar(world: &mut WorldState, key: &ObjectRef) {
     let incarnation = next_incarnation(world);
-    let now = world.now;
-    let Some(pod) = world.pods.get_mut(key) else { return };
+    let Some(pod) = world.pods.get(key) else { return };
     if pod.sidecar.is_none() {
         return;
     }
-    pod.sidecar = Some(SidecarProcess::new(now, incarnation));
     let worker = pod.worker;
+    process::start(world, key, incarnation);
     world.touch_worker(worker);
     world.record(Category::Pod, format!("{}/{} sidecar restarted", key.namespace, key.name));
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::registry::Binary;
 use crate::seid::{SeidExit, SeidRun};
-use crate::sidecar::process::SidecarProcess;
+use crate::sidecar::process::{self, SidecarProcess, TaskTable};
 use crate::state::WorldState;
 
 /// The kubelet's container restart back-off: 10 s, doubling, capped at 5 minutes, and reset once a container
@@ -23,10 +23,14 @@ pub const DEFAULT_SIDECAR_PORT: u16 = 7777;
 /// First port handed to pods on a worker; each pod takes two (sidecar, seid RPC).
 const FIRST_POD_PORT: u16 = 20_000;
 
-/// A node's chain data on a PersistentVolumeClaim: it survives pod restarts and deletions.
+/// A node's data on a PersistentVolumeClaim: it survives pod restarts and deletions, and goes with the claim.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Volume {
+    /// seid's chain data: the height it has stored.
     pub height: u64,
+    /// The sidecar's task table, `sidecar.db` in the sidecar's home on this volume (sei-protocol/seictl
+    /// `serve.go`): every pod that mounts the claim reads and writes the same one.
+    pub sidecar_tasks: TaskTable,
 }
 
 /// The pod's `restartPolicy`.
@@ -138,9 +142,9 @@ impl PodRuntime {
             Seid::Running { run, .. } => {
                 let awaited = self.sidecar.as_ref().and_then(|s| {
                     let chain = world.chain_for(self.chain_id.as_deref())?;
-                    s.tasks
+                    process::table(world, self)?
                         .values()
-                        .filter(|t| t.outcome.is_none() && t.completes_at.is_none())
+                        .filter(|t| s.runs(t) && t.completes_at.is_none())
                         .filter_map(|t| run.reach(chain, target_height(t.params.as_ref())?))
                         .min()
                 });
@@ -148,7 +152,8 @@ impl PodRuntime {
             }
             _ => None,
         };
-        [seid, self.sidecar.as_ref().and_then(SidecarProcess::next_due)].into_iter().flatten().min()
+        let tasks = self.sidecar.as_ref().and_then(|s| s.next_due(process::table(world, self)?));
+        [seid, tasks].into_iter().flatten().min()
     }
 }
 

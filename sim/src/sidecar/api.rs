@@ -1,34 +1,47 @@
-//! The sidecar's HTTP API (v0) and seid's RPC `/status`, computed from the world under its lock. Request and
-//! answer bodies are the operator's wire types, so the fake and the production client cannot drift apart.
+//! The sidecar's HTTP API (v0) and seid's RPC `/status`, computed from the world under its lock. Answer bodies
+//! are the operator's wire types, so the fake and the production client cannot drift apart; statuses and error
+//! bodies are the real server's (sei-protocol/seictl `sidecar/server/server.go`, routes in `NewServer`).
 
 use std::time::Duration;
 
 use rand::Rng;
 use sei_operator::cluster::ObjectRef;
+use sei_operator::sidecar::protocol::{HEALTHZ_PATH, LIVEZ_PATH, RPC_STATUS_PATH, STARTUPZ_PATH, STATUS_PATH};
 use sei_operator::sidecar::wire::{
-    AwaitConditionParams, ChainStatus, ReadinessStatus, RpcStatusResponse, SidecarTaskType, StatusResponse,
-    TaskAccepted, TaskRequest, TaskResult, TaskState,
+    ChainStatus, ReadinessStatus, RpcStatusResponse, SidecarTaskType, StatusResponse, TaskAccepted, TaskResult,
+    TaskState,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::kube::kubelet::Seid;
-use crate::sidecar::process::SidecarTask;
+use crate::sidecar::process::{self, SidecarTask};
 use crate::state::{SidecarSubmission, WorldState};
 use crate::trace::Category;
 
-/// An HTTP answer: status code and JSON body.
+/// An HTTP answer: status code and body.
 pub type Answer = (u16, String);
 
+/// How many results `GET /v0/tasks` lists (seictl `Engine.RecentResults`, `store.List(100)`).
+const LISTED_TASKS: usize = 100;
+
+/// seictl `writeJSON`: the body as JSON, newline-terminated (`json.Encoder.Encode`).
 fn json<T: Serialize>(status: u16, body: &T) -> Answer {
     match serde_json::to_string(body) {
-        Ok(text) => (status, text),
-        Err(e) => (500, format!("{{\"error\":\"{e}\"}}")),
+        Ok(text) => (status, text + "\n"),
+        Err(e) => error(500, &e.to_string()),
     }
 }
 
+/// seictl `writeError`: `{"error": message}`.
 fn error(status: u16, message: &str) -> Answer {
-    (status, serde_json::json!({ "error": message }).to_string())
+    json(status, &serde_json::json!({ "error": message }))
+}
+
+/// A status with an empty body (seictl `handleHealthz`, `handleLivez`, a 204).
+fn empty(status: u16) -> Answer {
+    (status, String::new())
 }
 
 fn rfc3339(world: &WorldState, at: Duration) -> String {
@@ -47,100 +60,125 @@ pub fn sidecar(
 ) -> Answer {
     let Some(process) = world.pods.get(key).and_then(|p| p.sidecar.as_ref()).filter(|s| s.incarnation == incarnation)
     else {
+        // The server of a process that is gone: its connections are being torn down.
         return error(503, "sidecar restarting");
     };
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match (method, segments.as_slice()) {
-        ("GET", ["v0", "healthz"]) => {
-            if process.ready {
-                (200, "{}".into())
-            } else {
-                error(503, "not ready: mark-ready has not completed")
-            }
-        }
-        ("GET", ["v0", "status"]) => {
-            let status = if process.ready { ReadinessStatus::Ready } else { ReadinessStatus::Initializing };
+    let ready = process.ready;
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method, path, segments.as_slice()) {
+        // seictl `handleHealthz` (also `/v0/startupz`): `Engine.Healthz`, the in-memory ready flag.
+        ("GET", HEALTHZ_PATH | STARTUPZ_PATH, _) => empty(if ready { 200 } else { 503 }),
+        // seictl `handleLivez`: 200 while the task store answers (a simulated store always does).
+        ("GET", LIVEZ_PATH, _) => empty(200),
+        // seictl `handleStatus` / `Engine.Status`.
+        ("GET", STATUS_PATH, _) => {
+            let status = if ready { ReadinessStatus::Ready } else { ReadinessStatus::Initializing };
             json(200, &StatusResponse { status })
         }
-        ("GET", ["v0", "tasks"]) => {
-            let results: Vec<TaskResult> = process.tasks.values().map(|t| task_result(world, t)).collect();
+        // seictl `handleListTasks` / `Engine.RecentResults`: the newest 100, newest first.
+        ("GET", _, ["v0", "tasks"]) => {
+            let mut tasks: Vec<&SidecarTask> =
+                process::tasks(world, key).into_iter().flat_map(|t| t.values()).collect();
+            tasks.sort_by(|a, b| b.submitted_at.cmp(&a.submitted_at).then(a.id.cmp(&b.id)));
+            let results: Vec<TaskResult> =
+                tasks.into_iter().take(LISTED_TASKS).map(|t| task_result(world, t)).collect();
             json(200, &results)
         }
-        ("GET", ["v0", "tasks", id]) => match id.parse::<Uuid>().ok().and_then(|id| process.tasks.get(&id)) {
-            Some(task) => json(200, &task_result(world, task)),
-            None => error(404, "unknown task"),
-        },
-        ("DELETE", ["v0", "tasks", id]) => {
-            let removed =
-                id.parse::<Uuid>().ok().and_then(|id| world.pods.get_mut(key)?.sidecar.as_mut()?.tasks.remove(&id));
-            match removed {
-                Some(_) => (204, String::new()),
-                None => error(404, "unknown task"),
+        ("POST", _, ["v0", "tasks"]) => submit(world, key, caller, body),
+        // seictl `handleGetTask` / `Engine.GetResult`: the store looks the id up as given; an id that is no UUID
+        // is simply not found.
+        ("GET", _, ["v0", "tasks", id]) if !id.is_empty() => {
+            match id.parse::<Uuid>().ok().and_then(|id| process::tasks(world, key)?.get(&id)) {
+                Some(task) => json(200, &task_result(world, task)),
+                None => error(404, "task not found"),
             }
         }
-        ("POST", ["v0", "tasks"]) => submit(world, key, caller, body),
-        _ => error(404, "no such route"),
+        // seictl `handleDeleteTask` / `Engine.RemoveResult`: a running task's execution is cancelled with its row.
+        ("DELETE", _, ["v0", "tasks", id]) if !id.is_empty() => {
+            let removed = id.parse::<Uuid>().ok().and_then(|id| process::tasks_mut(world, key)?.remove(&id));
+            match removed {
+                Some(task) => {
+                    world.record(
+                        Category::Sidecar,
+                        format!("{}/{} task {} {} deleted", key.namespace, key.name, task.type_, task.id),
+                    );
+                    empty(204)
+                }
+                None => error(404, "task not found"),
+            }
+        }
+        // Go's `http.ServeMux`: a known path with another method is 405, anything else 404, as plain text.
+        _ if known_path(path, &segments) => (405, "Method Not Allowed\n".into()),
+        _ => (404, "404 page not found\n".into()),
     }
 }
 
+fn known_path(path: &str, segments: &[&str]) -> bool {
+    matches!(path, HEALTHZ_PATH | STARTUPZ_PATH | LIVEZ_PATH | STATUS_PATH)
+        || matches!(segments, ["v0", "tasks"])
+        || matches!(segments, ["v0", "tasks", id] if !id.is_empty())
+}
+
+/// The `POST /v0/tasks` body as seictl's server decodes it (`server.TaskRequest`): every field may be missing or
+/// null, unknown fields are ignored, and the id is a string checked later.
+#[derive(Deserialize)]
+struct SubmittedBody {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default, rename = "type")]
+    type_: Option<String>,
+    #[serde(default)]
+    params: Option<Map<String, Value>>,
+}
+
+/// seictl `handlePostTask`, then `Engine.Submit`, in their order of checks: a body that does not decode, a missing
+/// type, an unknown type, an id that is not a UUID — each a 400 with seictl's message — else 201 `{"id"}`, whether
+/// the task started, ran again after failing, or was already running or completed.
 fn submit(world: &mut WorldState, key: &ObjectRef, caller: &str, body: &[u8]) -> Answer {
-    let request: TaskRequest = match serde_json::from_slice(body) {
-        Ok(request) => request,
-        Err(e) => return error(400, &format!("invalid body: {e}")),
+    // Go's `json.Decoder.Decode` reads the first JSON value and ignores what follows it.
+    let decoded = serde_json::Deserializer::from_slice(body).into_iter::<SubmittedBody>().next();
+    let Some(Ok(request)) = decoded else { return error(400, "invalid request body") };
+    let type_ = request.type_.unwrap_or_default();
+    if type_.is_empty() {
+        return error(400, "type is required");
+    }
+    // The handlers the simulated sidecar has: the task types the operator submits.
+    if SidecarTaskType::parse(&type_).is_none() {
+        return error(400, &format!("unknown task type: {type_}"));
+    }
+    // seictl compares ids as strings; here they are UUIDs (the operator always sends the canonical form).
+    let id = match request.id.as_deref().unwrap_or("") {
+        "" => Uuid::from_u128(world.rng.random::<u128>()),
+        given => match given.parse::<Uuid>() {
+            Ok(id) => id,
+            Err(_) => return error(400, &format!("task ID must be a valid UUID: {given:?}")),
+        },
     };
-    let Some(task_type) = SidecarTaskType::parse(&request.type_) else {
-        return error(400, &format!("unknown task type {:?}", request.type_));
-    };
-    let completes_at = if task_type == SidecarTaskType::AwaitCondition {
-        let params: Option<AwaitConditionParams> = request
-            .params
-            .clone()
-            .and_then(|p| serde_json::from_value(p).ok())
-            .filter(|p: &AwaitConditionParams| p.condition == "height");
-        if params.is_none() {
-            return error(400, "await-condition needs params {condition: height, targetHeight}");
-        }
-        None
-    } else {
-        let duration = world.timings.task_durations.get(task_type.as_str()).copied();
-        Some(world.now + duration.unwrap_or(world.timings.default_task_duration))
-    };
-    let id = match request.id {
-        Some(id) => id,
-        None => Uuid::from_u128(world.rng.random::<u128>()),
-    };
+    let params = request.params.map(Value::Object);
     let now = world.now;
-    let Some(process) = world.pods.get_mut(key).and_then(|p| p.sidecar.as_mut()) else {
+    let Some(incarnation) = world.pods.get(key).and_then(|p| p.sidecar.as_ref()).map(|s| s.incarnation) else {
         return error(503, "sidecar restarting");
     };
-    let submission = SidecarSubmission {
+    let Some(submitted) = process::submit(world, key, id, &type_, params) else {
+        return error(503, "sidecar restarting");
+    };
+    world.sidecar_submissions.push(SidecarSubmission {
         at: now,
         pod: key.clone(),
-        incarnation: process.incarnation,
+        incarnation,
         id,
-        task_type: request.type_.clone(),
-        status: 202,
+        task_type: type_.clone(),
+        status: 201,
+        started: submitted.started,
+        run: submitted.run,
         caller: caller.to_owned(),
-    };
-    if process.tasks.contains_key(&id) {
-        world.sidecar_submissions.push(submission);
-        return json(202, &TaskAccepted { id });
+    });
+    if submitted.started {
+        world.controllers.kubelet_dirty = true;
+        let run = submitted.run;
+        world
+            .record(Category::Sidecar, format!("{}/{} started task {type_} {id} (run {run})", key.namespace, key.name));
     }
-    process.tasks.insert(
-        id,
-        SidecarTask {
-            id,
-            type_: request.type_.clone(),
-            params: request.params,
-            submitted_at: now,
-            completes_at,
-            outcome: None,
-            completed_at: None,
-        },
-    );
-    world.controllers.kubelet_dirty = true;
-    world.sidecar_submissions.push(SidecarSubmission { status: 201, ..submission });
-    world.record(Category::Sidecar, format!("{}/{} accepted task {} {id}", key.namespace, key.name, request.type_));
     json(201, &TaskAccepted { id })
 }
 
@@ -154,8 +192,7 @@ fn task_result(world: &WorldState, task: &SidecarTask) -> TaskResult {
         id: task.id,
         type_: task.type_.clone(),
         status,
-        // The simulated sidecar forgets a task at restart and never re-runs one: every task is on its first run.
-        run: 1,
+        run: task.run,
         params: task.params.clone(),
         result: None,
         error,
@@ -171,7 +208,7 @@ pub fn rpc(world: &WorldState, key: &ObjectRef, incarnation: u64, path: &str) ->
     if *rpc_incarnation != incarnation {
         return error(503, "seid restarting");
     }
-    if path != "/status" {
+    if path != RPC_STATUS_PATH {
         return error(404, "no such route");
     }
     let Some(chain) = world.chain_for(pod.chain_id.as_deref()) else { return error(500, "unknown chain") };

@@ -1,6 +1,7 @@
 //! `SimSidecar`: the [`Sidecar`] trait for the simulation — hyper 1 over turmoil TCP streams, one kept-alive
 //! connection per pod port, requests tagged with the caller's name so every call's origin is on record (the
-//! single-writer invariant reads it).
+//! single-writer invariant reads it). Requests are built and answers read only by the operator's
+//! [`protocol`] functions, the same ones the production client calls.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -10,10 +11,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
-use sei_operator::sidecar::wire::{
-    ChainStatus, ReadinessStatus, RpcStatusResponse, StatusResponse, TaskRequest, TaskResult,
-};
-use sei_operator::sidecar::{PodAddress, SEID_RPC_PORT, Sidecar, SidecarError, Submission};
+use sei_operator::sidecar::protocol::{self, Request as Call};
+use sei_operator::sidecar::wire::{ChainStatus, ReadinessStatus, TaskRequest, TaskResult};
+use sei_operator::sidecar::{PodAddress, Sidecar, SidecarError};
 use tokio::task::AbortHandle;
 use turmoil::net::TcpStream;
 use uuid::Uuid;
@@ -49,14 +49,13 @@ impl SimSidecar {
         &self.caller
     }
 
-    async fn call(
-        &self,
-        pod: &PodAddress,
-        port: u16,
-        method: Method,
-        path: &str,
-        body: Option<String>,
-    ) -> Result<(u16, Bytes), SidecarError> {
+    async fn call(&self, pod: &PodAddress, call: Call) -> Result<(u16, Bytes), SidecarError> {
+        let Call { method, port, path, body } = call;
+        let method = match method {
+            protocol::Method::Get => Method::GET,
+            protocol::Method::Post => Method::POST,
+        };
+        let path = path.as_str();
         let unreachable = |reason: String| SidecarError::Unreachable { host: pod.host.clone(), reason };
         if self.caller.starts_with("operator") && lock(&self.shared).operator.crash_requested {
             // The operator process died at its crash point (see `SimCluster`): nothing more leaves it.
@@ -83,11 +82,11 @@ impl SimSidecar {
             }
         };
         let address = (resolved.worker, resolved.port);
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", &pod.host)
-            .header("content-type", "application/json")
+        let mut request = Request::builder().method(method).uri(path).header("host", &pod.host);
+        if body.is_some() {
+            request = request.header("content-type", protocol::JSON);
+        }
+        let request = request
             .header(CALLER_HEADER, &*self.caller)
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| unreachable(e.to_string()))?;
@@ -136,63 +135,29 @@ async fn connect(address: &(String, u16)) -> Result<(SendRequest<Full<Bytes>>, A
     Ok((sender, driver.abort_handle()))
 }
 
-fn decode<T: serde::de::DeserializeOwned>(pod: &PodAddress, bytes: &[u8]) -> Result<T, SidecarError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| SidecarError::Malformed { host: pod.host.clone(), message: e.to_string() })
-}
-
-fn unexpected(pod: &PodAddress, status: u16, body: &[u8]) -> SidecarError {
-    SidecarError::UnexpectedStatus { host: pod.host.clone(), status, body: String::from_utf8_lossy(body).into_owned() }
-}
-
 impl Sidecar for SimSidecar {
     async fn healthz(&self, pod: &PodAddress) -> Result<bool, SidecarError> {
-        match self.call(pod, pod.sidecar_port, Method::GET, "/v0/healthz", None).await? {
-            (200, _) => Ok(true),
-            (503, _) => Ok(false),
-            (status, body) => Err(unexpected(pod, status, &body)),
-        }
+        let (status, body) = self.call(pod, protocol::healthz_request(pod)).await?;
+        protocol::healthz(&pod.host, status, &body)
     }
 
     async fn status(&self, pod: &PodAddress) -> Result<ReadinessStatus, SidecarError> {
-        match self.call(pod, pod.sidecar_port, Method::GET, "/v0/status", None).await? {
-            (200, body) => decode::<StatusResponse>(pod, &body).map(|s| s.status),
-            (status, body) => Err(unexpected(pod, status, &body)),
-        }
+        let (status, body) = self.call(pod, protocol::status_request(pod)).await?;
+        protocol::status(&pod.host, status, &body)
     }
 
-    async fn submit_task(&self, pod: &PodAddress, request: &TaskRequest) -> Result<Submission, SidecarError> {
-        let body = serde_json::to_string(request)
-            .map_err(|e| SidecarError::Rejected { host: pod.host.clone(), message: e.to_string() })?;
-        match self.call(pod, pod.sidecar_port, Method::POST, "/v0/tasks", Some(body)).await? {
-            (201, _) => Ok(Submission::Created),
-            (202, _) => Ok(Submission::AlreadyExists),
-            (400, body) => Err(SidecarError::Rejected {
-                host: pod.host.clone(),
-                message: String::from_utf8_lossy(&body).into_owned(),
-            }),
-            (status, body) => Err(unexpected(pod, status, &body)),
-        }
+    async fn submit_task(&self, pod: &PodAddress, request: &TaskRequest) -> Result<Uuid, SidecarError> {
+        let (status, body) = self.call(pod, protocol::submit_request(pod, request)?).await?;
+        protocol::submitted(&pod.host, request, status, &body)
     }
 
     async fn get_task(&self, pod: &PodAddress, id: Uuid) -> Result<Option<TaskResult>, SidecarError> {
-        match self.call(pod, pod.sidecar_port, Method::GET, &format!("/v0/tasks/{id}"), None).await? {
-            (200, body) => decode(pod, &body).map(Some),
-            (404, _) => Ok(None),
-            (status, body) => Err(unexpected(pod, status, &body)),
-        }
+        let (status, body) = self.call(pod, protocol::get_task_request(pod, id)).await?;
+        protocol::task(&pod.host, status, &body)
     }
 
     async fn chain_status(&self, pod: &PodAddress) -> Result<ChainStatus, SidecarError> {
-        match self.call(pod, SEID_RPC_PORT, Method::GET, "/status", None).await? {
-            (200, body) => {
-                decode::<RpcStatusResponse>(pod, &body)?.chain_status().ok_or_else(|| SidecarError::Malformed {
-                    host: pod.host.clone(),
-                    message: "latest_block_height is not a number".into(),
-                })
-            }
-            (503, _) => Err(SidecarError::Unreachable { host: pod.host.clone(), reason: "seid is not running".into() }),
-            (status, body) => Err(unexpected(pod, status, &body)),
-        }
+        let (status, body) = self.call(pod, protocol::chain_status_request()).await?;
+        protocol::chain_status(&pod.host, status, &body)
     }
 }

@@ -1,44 +1,239 @@
-//! One sidecar process: the tasks submitted to it and whether `mark-ready` has completed. It keeps no memory
-//! across restarts (a restart is a new `SidecarProcess`), as the real seictl keeps its task table in memory.
+//! The sidecar (seictl `serve`) of one pod: its task table, which lives on the pod's volume, and its process,
+//! which keeps only what the real one keeps in memory.
+//!
+//! What is modelled, and where the real sidecar does it (sei-protocol/seictl):
+//! - The task table is a SQLite file in the sidecar's home, `sidecar.db` (`serve.go`), and the home is the node's
+//!   volume: the table survives sidecar restarts, pod restarts and a pod re-created on the same claim, and goes
+//!   only with the claim. A pod without a volume keeps it in the process and loses it at every restart.
+//! - The ready flag is memory only (`sidecar/engine/engine.go`, `Engine.ready`, set by a `mark-ready` that
+//!   completes in `Engine.execute`): a new process is Initializing until a `mark-ready` completes in it.
+//! - Submit (`Engine.Submit`): an unknown id starts run 1; a `running` or `completed` id is a no-op; a `failed`
+//!   id runs again as run + 1.
+//! - A task's execution belongs to the process running it (`Engine.runTask`, a goroutine): if the process dies,
+//!   the run dies with it and its row stays `running`. The next process re-runs such rows at start
+//!   (`Engine.RehydrateStaleTasks`, run number unchanged). Here every run records the process executing it
+//!   ([`SidecarTask::executor`]); only that process settles it, and [`start`] hands the table's running rows to
+//!   the new process with a fresh completion time.
+//!
+//! Not modelled: `mark-not-ready` and its precedence over a stranded `mark-ready` at rehydration, task types the
+//! operator does not submit, and `catchingUp` conditions.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use sei_operator::cluster::ObjectRef;
+use sei_operator::sidecar::wire::SidecarTaskType;
 use serde_json::Value;
 use uuid::Uuid;
 
-/// A task the sidecar accepted.
-#[derive(Clone, Debug, PartialEq)]
+use crate::kube::pod::PodRuntime;
+use crate::state::WorldState;
+use crate::trace::Category;
+
+/// A row of the task table (seictl `engine.TaskResult`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SidecarTask {
     pub id: Uuid,
     pub type_: String,
     pub params: Option<Value>,
+    /// 1 when first submitted; one more each time it is submitted again after failing.
+    pub run: u32,
+    /// When its current run was submitted.
     pub submitted_at: Duration,
-    /// When it finishes; `None` for tasks that finish on a condition (`await-condition`).
+    /// The sidecar process (incarnation) whose execution of the current run is in flight or finished it.
+    pub executor: u64,
+    /// When the current run finishes; `None` for runs that finish on a condition (`await-condition`).
     pub completes_at: Option<Duration>,
+    /// The handler fails with this as soon as it runs (it cannot read its parameters).
+    pub fails_with: Option<String>,
     /// Its result once the world settled it: `Ok` completed, `Err` failed with a message.
     pub outcome: Option<Result<(), String>>,
     pub completed_at: Option<Duration>,
 }
 
-/// The state of one sidecar process.
+/// The task table, by id.
+pub type TaskTable = BTreeMap<Uuid, SidecarTask>;
+
+/// The state of one sidecar process: what the real one holds in memory only.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SidecarProcess {
     pub started_at: Duration,
     /// A `mark-ready` task completed in this process: healthz answers 200 and seid's start wrapper proceeds.
     pub ready: bool,
-    pub tasks: BTreeMap<Uuid, SidecarTask>,
-    /// Which server incarnation serves it: a restart starts new servers.
+    /// Which process this is; also which server incarnation serves it (a restart starts new servers).
     pub incarnation: u64,
+    /// The task table of a pod with no volume, lost with the process.
+    pub memory: TaskTable,
 }
 
 impl SidecarProcess {
     pub fn new(started_at: Duration, incarnation: u64) -> Self {
-        SidecarProcess { started_at, ready: false, tasks: BTreeMap::new(), incarnation }
+        SidecarProcess { started_at, ready: false, incarnation, memory: TaskTable::new() }
     }
 
-    /// The earliest time a task of this process is due to finish.
-    pub fn next_due(&self) -> Option<Duration> {
-        self.tasks.values().filter(|t| t.outcome.is_none()).filter_map(|t| t.completes_at).min()
+    /// Whether this process is executing `task`'s current run.
+    pub fn runs(&self, task: &SidecarTask) -> bool {
+        task.outcome.is_none() && task.executor == self.incarnation
+    }
+
+    /// The earliest time a task run by this process is due to finish.
+    pub fn next_due(&self, table: &TaskTable) -> Option<Duration> {
+        table.values().filter(|t| self.runs(t)).filter_map(|t| t.completes_at).min()
+    }
+}
+
+/// The task table the sidecar of pod `key` reads: the one on its volume, or its process's when it has none.
+/// `None` when the pod has neither (no sidecar running, and no volume).
+pub fn tasks<'a>(world: &'a WorldState, key: &ObjectRef) -> Option<&'a TaskTable> {
+    table(world, world.pods.get(key)?)
+}
+
+/// The task table `pod`'s sidecar reads (see [`tasks`]).
+pub fn table<'a>(world: &'a WorldState, pod: &'a PodRuntime) -> Option<&'a TaskTable> {
+    match &pod.volume {
+        Some(volume) => Some(world.volumes.get(volume).map_or(&EMPTY, |v| &v.sidecar_tasks)),
+        None => pod.sidecar.as_ref().map(|p| &p.memory),
+    }
+}
+
+static EMPTY: TaskTable = TaskTable::new();
+
+/// The task table of pod `key`, to write (see [`tasks`]).
+pub fn tasks_mut<'a>(world: &'a mut WorldState, key: &ObjectRef) -> Option<&'a mut TaskTable> {
+    let pod = world.pods.get_mut(key)?;
+    match &pod.volume {
+        Some(volume) => Some(&mut world.volumes.entry(volume.clone()).or_default().sidecar_tasks),
+        None => pod.sidecar.as_mut().map(|p| &mut p.memory),
+    }
+}
+
+/// How long a run of `type_` takes.
+pub fn duration(world: &WorldState, type_: &str) -> Duration {
+    world.timings.task_durations.get(type_).copied().unwrap_or(world.timings.default_task_duration)
+}
+
+/// Starts a sidecar process (incarnation `incarnation`) in pod `key`, replacing any other: seictl `serve` opens
+/// the task table and re-runs what a previous process left `running` (`Engine.RehydrateStaleTasks`), with its run
+/// number unchanged, before it serves. Called at every start: pod start, sidecar restart, node reboot.
+pub fn start(world: &mut WorldState, key: &ObjectRef, incarnation: u64) {
+    let now = world.now;
+    let Some(pod) = world.pods.get_mut(key) else { return };
+    pod.sidecar = Some(SidecarProcess::new(now, incarnation));
+    let Some(table) = tasks(world, key) else { return };
+    let stale: Vec<(Uuid, String, u32, Option<Value>)> = table
+        .values()
+        .filter(|t| t.outcome.is_none())
+        .map(|t| (t.id, t.type_.clone(), t.run, t.params.clone()))
+        .collect();
+    for (id, type_, run, params) in stale {
+        let (completes_at, fails_with) = schedule(world, &type_, params.as_ref());
+        if let Some(task) = tasks_mut(world, key).and_then(|t| t.get_mut(&id)) {
+            task.executor = incarnation;
+            task.completes_at = completes_at;
+            task.fails_with = fails_with;
+        }
+        let (namespace, name) = (&key.namespace, &key.name);
+        let text =
+            format!("{namespace}/{name} sidecar re-runs {type_} {id} (run {run}), left running by an earlier process");
+        world.record(Category::Sidecar, text);
+    }
+}
+
+/// When a run of `type_` submitted now finishes, and whether it fails at once.
+fn schedule(world: &WorldState, type_: &str, params: Option<&Value>) -> (Option<Duration>, Option<String>) {
+    if let Some(error) = run_failure(type_, params) {
+        return (Some(world.now), Some(error));
+    }
+    if type_ == SidecarTaskType::AwaitCondition.as_str() {
+        return (None, None);
+    }
+    (Some(world.now + duration(world, type_)), None)
+}
+
+/// A run that fails as soon as its handler reads its parameters. seictl `sidecar/tasks/await_condition.go`
+/// (`ConditionWaiter.Handler`): the parameters are checked when the task runs, not when it is submitted.
+fn run_failure(type_: &str, params: Option<&Value>) -> Option<String> {
+    if type_ != SidecarTaskType::AwaitCondition.as_str() {
+        return None;
+    }
+    let field = |name: &str| params.and_then(|p| p.get(name));
+    match field("condition").and_then(Value::as_str).unwrap_or("") {
+        "" => Some("condition is required".into()),
+        "height" => match field("targetHeight") {
+            None | Some(Value::Null) => Some("targetHeight must be > 0, got 0".into()),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(h) if h > 0 => None,
+                Some(h) => Some(format!("targetHeight must be > 0, got {h}")),
+                None => Some(format!("parsing params: targetHeight {n} is not an int64")),
+            },
+            Some(other) => Some(format!("parsing params: targetHeight {other} is not a number")),
+        },
+        "catchingUp" => Some("the simulator does not model condition \"catchingUp\"".into()),
+        other => Some(format!("unknown condition {other:?}")),
+    }
+}
+
+/// What a submission did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Submitted {
+    /// A run started: the id was new, or its task had failed.
+    pub started: bool,
+    /// The task's run number after the submission.
+    pub run: u32,
+}
+
+/// Submits task `id` of a known type to the sidecar process of pod `key` (seictl `Engine.Submit`): an unknown id
+/// starts run 1; a `running` or `completed` one is left as it is; a `failed` one runs again as run + 1, with a
+/// new submission time. `None` when the pod has no sidecar process.
+pub fn submit(
+    world: &mut WorldState,
+    key: &ObjectRef,
+    id: Uuid,
+    type_: &str,
+    params: Option<Value>,
+) -> Option<Submitted> {
+    let now = world.now;
+    let incarnation = world.pods.get(key)?.sidecar.as_ref()?.incarnation;
+    let run = match tasks(world, key)?.get(&id) {
+        None => 1,
+        Some(task) => match task.outcome {
+            None | Some(Ok(())) => return Some(Submitted { started: false, run: task.run }),
+            Some(Err(_)) => task.run + 1,
+        },
+    };
+    let (completes_at, fails_with) = schedule(world, type_, params.as_ref());
+    let task = SidecarTask {
+        id,
+        type_: type_.to_owned(),
+        params,
+        run,
+        submitted_at: now,
+        executor: incarnation,
+        completes_at,
+        fails_with,
+        outcome: None,
+        completed_at: None,
+    };
+    tasks_mut(world, key)?.insert(id, task);
+    Some(Submitted { started: true, run })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn await_condition_parameters_are_read_when_the_task_runs() {
+        let await_ = |params: Value| run_failure("await-condition", Some(&params));
+        assert_eq!(await_(json!({"condition": "height", "targetHeight": 5})), None);
+        assert_eq!(await_(json!({"targetHeight": 5})).as_deref(), Some("condition is required"));
+        assert_eq!(
+            await_(json!({"condition": "height", "targetHeight": -3})).as_deref(),
+            Some("targetHeight must be > 0, got -3")
+        );
+        assert_eq!(await_(json!({"condition": "height"})).as_deref(), Some("targetHeight must be > 0, got 0"));
+        assert_eq!(await_(json!({"condition": "tip"})).as_deref(), Some("unknown condition \"tip\""));
+        assert_eq!(run_failure("mark-ready", None), None);
     }
 }

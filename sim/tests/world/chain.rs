@@ -5,7 +5,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use sei_operator::sidecar::wire::TaskRequest;
-use sei_operator::sidecar::{PodAddress, Sidecar, Submission};
+use sei_operator::sidecar::{PodAddress, Sidecar};
 use sei_sim::kube::kubelet::Seid;
 use sei_sim::seid::SeidExit;
 use serde_json::json;
@@ -146,7 +146,7 @@ fn run_sidecar_job(native: bool) -> sei_sim::World {
     let request = TaskRequest { id: None, type_: "mark-ready".into(), params: None };
     let submitted = world
         .probe("test", move |s| async move { s.submit_task(&PodAddress::for_node(NS, "n", 7777), &request).await });
-    assert_eq!(submitted.unwrap(), Ok(Submission::Created));
+    assert!(submitted.unwrap().is_ok());
     world
         .run_until("seid halted", secs(120), |w| {
             w.inspect(|s| s.pods.values().any(|p| matches!(p.seid, Seid::Terminated { .. })))

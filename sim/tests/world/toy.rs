@@ -4,7 +4,7 @@
 //! controllers plug in, and exercises the operator's paths (admission of status writes, owner-reference watches).
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use sei_operator::api::SeiNode;
 use sei_operator::cluster::{Cluster, ObjectRef, OptionalExt};
 use sei_operator::controller::ReconcileError;
@@ -46,8 +46,13 @@ async fn reconcile(ctx: &OperatorContext, key: &ObjectRef) -> Result<Requeue, Re
         }
     };
     let pod = PodAddress::for_node(NS, &key.name, 7777);
-    if ctx.sidecar.healthz(&pod).await == Ok(false) {
-        let id = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{key}/mark-ready").as_bytes());
+    let pod_uid = cluster.get::<Pod>(NS, &format!("{}-0", key.name)).await.optional()?.and_then(|p| p.metadata.uid);
+    if let Some(uid) = pod_uid
+        && ctx.sidecar.healthz(&pod).await == Ok(false)
+    {
+        // The sidecar's task table is on the volume and outlives the pod; its ready flag does not. So each pod
+        // gets its own mark-ready id (the toy never restarts a sidecar on its own).
+        let id = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{key}/{uid}/mark-ready").as_bytes());
         let request = TaskRequest { id: Some(id), type_: "mark-ready".into(), params: None };
         let _ = ctx.sidecar.submit_task(&pod, &request).await;
     }
