@@ -16,14 +16,15 @@ fn fixture_node(file: &str) -> SeiNode {
     let manifests = validator.admit_yaml(&text).expect("valid fixture");
     let mut node = manifests
         .into_iter()
-        .find_map(|m| match m {
-            Manifest::SeiNode(node) => Some(*node),
+        .map(|m| match m {
+            Manifest::SeiNode(node) => *node,
             Manifest::SeiNodeDeployment(deployment) => {
                 let mut node = SeiNode::new("rpc-0", deployment.spec.template.spec.clone());
                 node.metadata.namespace = deployment.metadata.namespace.clone();
-                Some(node)
+                node
             }
         })
+        .next()
         .expect("a node or a deployment");
     node.metadata.uid = Some("uid-node".into());
     node

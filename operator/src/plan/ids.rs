@@ -1,5 +1,5 @@
 //! Deterministic ids. A plan rebuilt from the same inputs after a crash is byte-identical, so its sidecar
-//! submissions are idempotent (the sidecar answers 202 to a known id) and its snapshots are stable.
+//! submissions are idempotent (seictl answers a running or completed id with a no-op) and its snapshots are stable.
 
 use uuid::Uuid;
 
