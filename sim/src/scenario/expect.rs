@@ -613,13 +613,13 @@ impl Judge<'_> {
             },
         };
         let pod_of = |node: &str| format!("{node}-0");
-        let seen: Vec<(String, String, u16)> = self.world.inspect(|s| {
+        let seen: Vec<(String, String, bool)> = self.world.inspect(|s| {
             s.sidecar_submissions
                 .get(since..)
                 .unwrap_or(&[])
                 .iter()
                 .filter(|s| wanted.task.as_ref().is_none_or(|t| &s.task_type == t))
-                .map(|s| (s.pod.name.clone(), s.task_type.clone(), s.status))
+                .map(|s| (s.pod.name.clone(), s.task_type.clone(), s.started))
                 .collect()
         });
         let after = wanted.since.as_ref().map(|m| format!(" since {m}")).unwrap_or_default();
@@ -629,10 +629,10 @@ impl Judge<'_> {
             self.fail(format!("{} sidecar submissions{after}, not at least {at_least}: {seen:?}", seen.len()));
         }
         if let Some(first) = &wanted.first {
-            let matches = seen.first().is_some_and(|(pod, task, status)| {
+            let matches = seen.first().is_some_and(|(pod, task, started)| {
                 first.node.as_ref().is_none_or(|n| &pod_of(n) == pod)
                     && first.task.as_ref().is_none_or(|t| t == task)
-                    && first.status.is_none_or(|s| s == *status)
+                    && first.started.is_none_or(|s| s == *started)
             });
             if !matches {
                 self.fail(format!("the first sidecar submission{after} is {:?}, not {first:?}", seen.first()));
@@ -640,7 +640,7 @@ impl Judge<'_> {
         }
         if let Some(nodes) = &wanted.only_nodes {
             let pods: Vec<String> = nodes.iter().map(|n| pod_of(n)).collect();
-            let elsewhere: Vec<&(String, String, u16)> =
+            let elsewhere: Vec<&(String, String, bool)> =
                 seen.iter().filter(|(pod, _, _)| !pods.contains(pod)).collect();
             if !elsewhere.is_empty() {
                 self.fail(format!("sidecar submissions{after} went to pods other than {pods:?}: {elsewhere:?}"));

@@ -664,7 +664,9 @@ pub struct TraceExpectation {
     pub at_least: Option<u32>,
 }
 
-/// Task submissions the sidecars answered (201: started new work; 202: an id they already had).
+/// Task submissions the sidecars accepted. seictl answers 201 whether the id was new or known
+/// (sei-protocol/seictl `sidecar/engine/engine.go`, `Engine.Submit`), so whether a submission started work —
+/// a new id, or a failed one re-run — is the simulator's record, not the answer's.
 #[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SubmissionsExpectation {
@@ -685,7 +687,8 @@ pub struct SubmissionsExpectation {
     pub only_nodes: Option<Vec<String>>,
 }
 
-/// One sidecar submission: to the pod of `node` (`<node>-0`), of task type `task`, answered `status`.
+/// One sidecar submission: to the pod of `node` (`<node>-0`), of task type `task`, and whether it `started`
+/// work (a new id, or a failed one re-run) or was a no-op (an id running or completed).
 #[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SubmissionMatch {
@@ -694,5 +697,5 @@ pub struct SubmissionMatch {
     #[serde(default)]
     pub task: Option<String>,
     #[serde(default)]
-    pub status: Option<u16>,
+    pub started: Option<bool>,
 }
