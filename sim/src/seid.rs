@@ -7,10 +7,17 @@ use std::time::Duration;
 use crate::chain::Chain;
 use crate::registry::Binary;
 
+/// The exit code of `seid start --halt-height N` once it has committed block N: 128 + SIGINT.
+pub const HALT_EXIT_CODE: i32 = sei_operator::workload::HALT_EXIT_CODE;
+
 /// How a run of seid ends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SeidExit {
-    /// `--halt-height N`: stopped cleanly after committing block N (exit code 0).
+    /// `--halt-height N`: stopped after committing block N, with exit code 130. Cosmos SDK's `BaseApp.Commit`
+    /// calls `halt()`, which sends SIGINT to its own process (sei-protocol/sei-chain
+    /// `sei-cosmos/baseapp/abci.go`, `halt`); the server ends with 128 + SIGINT (SPEC §2; upstream's bootstrap
+    /// wrapper maps 130 to success: sei-protocol/sei-k8s-controller `internal/task/bootstrap_resources.go`,
+    /// `bootstrapWaitCommand`). Only a wrapper that maps it makes a Job's pod succeed.
     Halted,
     /// The old binary reached an upgrade height it has no handler for (Cosmos SDK x/upgrade: "UPGRADE NEEDED").
     UpgradeNeeded { upgrade_height: u64 },
@@ -20,17 +27,39 @@ pub enum SeidExit {
     CrashOnStart,
     /// Stopped by SIGTERM (an `await-condition` task's action): a clean shutdown, exit code 0.
     Terminated,
+    /// `seid start` on a home with no `config/genesis.json` (a volume nobody ran `seid init` on): the start
+    /// command reads the genesis file ignoring the error and dereferences the nil result
+    /// (sei-protocol/sei-chain `sei-cosmos/server/start.go`, `GenesisDocFromFile`), a Go panic: exit code 2.
+    NoGenesis,
+    /// The kubelet killed the container: its startup probe failed `failureThreshold` times
+    /// (kubernetes/kubernetes `pkg/kubelet/kuberuntime/kuberuntime_manager.go`, `computePodActions`). PID 1 of
+    /// the wrapper is a shell that ignores SIGTERM, so the grace period ends in SIGKILL: exit code 137.
+    KilledByStartupProbe,
 }
 
 impl SeidExit {
     /// The container's exit code.
     pub fn exit_code(&self) -> i32 {
         match self {
-            SeidExit::Halted | SeidExit::Terminated => 0,
+            SeidExit::Halted => HALT_EXIT_CODE,
+            SeidExit::Terminated => 0,
             SeidExit::CrashOnStart => 1,
             // Go panics exit with code 2.
-            SeidExit::UpgradeNeeded { .. } | SeidExit::UpdatedBeforeTrigger { .. } => 2,
+            SeidExit::UpgradeNeeded { .. } | SeidExit::UpdatedBeforeTrigger { .. } | SeidExit::NoGenesis => 2,
+            SeidExit::KilledByStartupProbe => 137,
         }
+    }
+
+    /// Whether seid crashed (a panic or a failed start), as opposed to stopping as asked (halt, SIGTERM) or
+    /// being killed.
+    pub fn is_crash(&self) -> bool {
+        matches!(
+            self,
+            SeidExit::CrashOnStart
+                | SeidExit::UpgradeNeeded { .. }
+                | SeidExit::UpdatedBeforeTrigger { .. }
+                | SeidExit::NoGenesis
+        )
     }
 
     /// Whether this is a panic of the binary-versus-height rules.
@@ -40,13 +69,15 @@ impl SeidExit {
 
     pub fn describe(&self) -> String {
         match self {
-            SeidExit::Halted => "halted at --halt-height (exit 0)".into(),
+            SeidExit::Halted => "halted after committing its --halt-height block (exit 130: SIGINT)".into(),
             SeidExit::UpgradeNeeded { upgrade_height } => format!("panic: UPGRADE NEEDED at height {upgrade_height}"),
             SeidExit::UpdatedBeforeTrigger { block } => {
                 format!("panic: binary updated before trigger (asked to process block {block})")
             }
             SeidExit::CrashOnStart => "crashed on start (exit 1)".into(),
             SeidExit::Terminated => "stopped by SIGTERM (exit 0)".into(),
+            SeidExit::NoGenesis => "panic at start: no config/genesis.json in its home (exit 2)".into(),
+            SeidExit::KilledByStartupProbe => "killed: startup probe failed (exit 137)".into(),
         }
     }
 }
@@ -81,12 +112,10 @@ impl SeidRun {
             run.exit = Some((now, SeidExit::CrashOnStart));
             return run;
         }
-        if halt_height.is_some_and(|halt| start_height >= halt) {
-            // Already at or past the halt height: CometBFT stops at once.
-            run.last_block = Some(start_height);
-            run.exit = Some((now, SeidExit::Halted));
-            return run;
-        }
+        // The halt is checked in `Commit`, after a block is processed (`header.Height >= haltHeight`,
+        // sei-protocol/sei-chain `sei-cosmos/baseapp/abci.go`): a node already at or past the halt height
+        // processes one more block, then halts.
+        let halt_height = halt_height.map(|halt| halt.max(start_height + 1));
         let (lo, hi) = binary.valid_blocks(chain);
         let next = start_height + 1;
         if next < lo {
@@ -169,12 +198,27 @@ mod tests {
     }
 
     #[test]
-    fn halt_height_exits_zero_after_that_block() {
+    fn halt_height_exits_130_after_that_block() {
         let run = SeidRun::start(&chain(), &Binary::new("v1"), secs(0), 0, 10, Some(99));
         assert_eq!(run.exit, Some((secs(99), SeidExit::Halted)));
-        assert_eq!(run.exit.as_ref().map(|(_, e)| e.exit_code()), Some(0));
-        let already_there = SeidRun::start(&chain(), &Binary::new("v1"), secs(5), 120, 10, Some(99));
-        assert_eq!(already_there.exit, Some((secs(5), SeidExit::Halted)));
+        assert_eq!(run.exit.as_ref().map(|(_, e)| e.exit_code()), Some(130));
+        assert!(!SeidExit::Halted.is_crash());
+    }
+
+    #[test]
+    fn a_node_restarted_at_or_past_its_halt_height_processes_one_more_block() {
+        // At 50 with --halt-height 50: block 51 is processed (at t=51, when the network has it), then it halts.
+        let at_halt = SeidRun::start(&chain(), &Binary::new("v1"), secs(5), 50, 10, Some(50));
+        assert_eq!(at_halt.exit, Some((secs(51), SeidExit::Halted)));
+        assert_eq!(at_halt.last_block, Some(51));
+        assert_eq!(at_halt.height_at(&chain(), secs(60)), 51);
+        let past = SeidRun::start(&chain(), &Binary::new("v1"), secs(70), 60, 10, Some(50));
+        let ms = Duration::from_millis;
+        assert_eq!(past.exit, Some((ms(70_100), SeidExit::Halted)), "block 61 exists: one block at 10 per second");
+        assert_eq!(past.last_block, Some(61));
+        // At H-1 with --halt-height H-1, the next block is the upgrade height: the old binary panics instead.
+        let at_fork = SeidRun::start(&chain(), &Binary::new("v1"), secs(400), 99, 10, Some(99));
+        assert_eq!(at_fork.exit, Some((ms(400_100), SeidExit::UpgradeNeeded { upgrade_height: 100 })));
     }
 
     #[test]
