@@ -12,6 +12,7 @@ use sei_operator::cluster::ObjectRef;
 use sei_operator::meta::{
     LABEL_DEPLOYMENT, LABEL_NODE, LABEL_REVISION, find_condition, is_condition_true, is_controlled_by,
 };
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::state::WorldState;
@@ -43,6 +44,7 @@ pub const NO_WORK_STARTED_TWICE: &str = "no-sidecar-work-started-twice";
 pub const NO_COMPLETE_PLAN_BESIDE_UNFINISHED_ROLLOUT: &str = "no-complete-plan-beside-an-unfinished-rollout";
 pub const ONE_PLAN_PER_ROLLOUT: &str = "one-plan-per-rollout";
 pub const NO_OPERATOR_LIVELOCK: &str = "no-operator-livelock";
+pub const SEID_RUNS_ON_PREPARED_VOLUME: &str = "seid-runs-only-on-a-prepared-volume";
 
 /// How long after a rollout's stall threshold the operator has to say so (one reconcile period or so).
 pub const STALL_REPORT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -204,7 +206,9 @@ pub fn rollout_condition_matches_rollout(observed: &Observed) -> Result<(), Viol
     Ok(())
 }
 
-/// Invariant 4: `status.currentImage` never names an image no Ready pod of that node has run.
+/// Invariant 4: `status.currentImage` never names an image no Ready pod of that node has run. The kubelet records
+/// an image in `ready_images` only while its pod is Ready by the kubelet's rules (its probes) and seid itself runs
+/// it (`kube::pod_status::report_pods`).
 pub fn current_image_was_run(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
     // Ready images are only ever added, so only a node whose status changed can newly break this.
     for key in std::mem::take(&mut observed.changed_nodes) {
@@ -359,6 +363,34 @@ pub fn on_write(world: &mut WorldState, key: &ObjectRef, stored: &serde_json::Va
         );
         world.write_violations.push(Violation::new(NO_COMPLETE_PLAN_BESIDE_UNFINISHED_ROLLOUT, message));
     }
+}
+
+/// SPEC §2 (seid waits for nothing: it runs on whatever its volume holds) and §6 (the init plan prepares the
+/// volume before mark-ready): seid never starts on a volume its node's init plan — or its bootstrap — has not
+/// prepared: `seid init` run, the node's config applied (`config-apply` completed), and a snapshot restored when
+/// the SeiNode's spec asks for an S3 snapshot (with a bootstrap image or without: the bootstrap pod's seid needs
+/// it as much). Called by the kubelet at the moment seid's process starts in a pod of a SeiNode; pods of no
+/// SeiNode are not judged. A fake kubelet that made seid wait on its own would hide exactly this.
+pub fn on_seid_start(world: &mut WorldState, key: &ObjectRef) {
+    let Some(pod) = world.pods.get(key) else { return };
+    let Some(node) = &pod.node else { return };
+    let Some(stored) = world.store.get(&ObjectRef::new("SeiNode", &key.namespace, node), None) else { return };
+    let Ok(node) = SeiNode::deserialize(stored) else { return };
+    let restore = node.spec.snapshot().is_some_and(|s| s.s3.is_some());
+    let volume = pod.volume.as_ref().and_then(|v| world.volumes.get(v)).cloned().unwrap_or_default();
+    let missing = volume.unprepared(restore);
+    if missing.is_empty() {
+        return;
+    }
+    let claim = pod.volume.as_ref().map_or_else(|| "no volume".to_owned(), |v| format!("claim {}", v.name));
+    let message = format!(
+        "seid ({}) started in {key} on {claim} (height {}), which lacks {} for SeiNode {}",
+        pod.image,
+        volume.height,
+        missing.join(", "),
+        node.metadata.name.as_deref().unwrap_or_default()
+    );
+    world.write_violations.push(Violation::new(SEID_RUNS_ON_PREPARED_VOLUME, message));
 }
 
 /// Checks that need the moment of a delete: 1b (an incumbent deleted while the Service still selects its

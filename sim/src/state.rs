@@ -168,7 +168,8 @@ pub struct WorldState {
     /// (namespace, node, image) for every image a Ready pod of that node has run.
     pub ready_images: BTreeSet<(String, String, String)>,
     pub events: Vec<(Duration, Event)>,
-    /// Violations found at write time (checks that need the moment of a write, not only the state after).
+    /// Violations found at the moment they happen — a write, a delete, seid's start — that a check of the state
+    /// after the step would miss.
     pub write_violations: Vec<Violation>,
     /// Chain milestones not yet reached, soonest last (popped as time passes).
     pub milestones: Vec<(Duration, String)>,

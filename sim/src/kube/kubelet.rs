@@ -1,21 +1,25 @@
-//! The kubelet: each pod's containers through their lives — image pulled, sidecar started fresh, seid's start
-//! wrapper waiting for mark-ready, seid running until its binary exits, CrashLoopBackOff with Kubernetes' back-off
-//! — plus the sidecar tasks' completions and effects, and the faults that restart pods and nodes. A pod restart
-//! replaces only its own state; a worker crash takes down every pod on the worker.
+//! The kubelet: each pod's containers through their lives, as the pod spec says — image pulled, init containers
+//! in order (`seid init` on a volume without a genesis), the sidecar started, the seid container running its
+//! command (the operator's wrapper polling the sidecar's healthz before it starts seid, or seid at once), seid
+//! running until its binary exits, the container's exit code as its command makes it, CrashLoopBackOff with
+//! Kubernetes' back-off, and the startup and readiness probes the spec declares — plus the sidecar tasks'
+//! completions and effects, and the faults that restart pods and nodes. A pod restart replaces only its own
+//! state; a worker crash takes down every pod on the worker.
 
-use rand::Rng;
 use sei_operator::cluster::ObjectRef;
 use serde_json::Value;
 
+use super::pod::startup_deadline;
 pub use super::pod::{
-    BACKOFF_INITIAL, BACKOFF_MAX, BACKOFF_RESET_AFTER, DEFAULT_SIDECAR_PORT, PodRuntime, RestartPolicy, Seid,
-    SidecarKind, Volume, target_height,
+    BACKOFF_INITIAL, BACKOFF_MAX, BACKOFF_RESET_AFTER, DEFAULT_SIDECAR_PORT, InitContainer, InitKind, LAG_THRESHOLD,
+    PodRuntime, Probe, ProbeAction, ProbeState, Probes, RestartPolicy, Seid, SeidCommand, SidecarKind, Volume,
+    target_height,
 };
 pub use super::pod_status::report_pods;
 use super::scheduler::save_height;
 pub use super::scheduler::sync_pods;
 use crate::seid::{SeidExit, SeidRun};
-use crate::sidecar::process::{self, SidecarTask};
+use crate::sidecar::process;
 use crate::state::{PanicRecord, WorldState};
 use crate::trace::Category;
 
@@ -36,6 +40,7 @@ pub fn advance_pods(world: &mut WorldState) {
             }
             settle_tasks(world, &key);
             advance_seid(world, &key);
+            advance_probes(world, &key);
         }
     }
 }
@@ -95,12 +100,20 @@ fn apply_task_effect(world: &mut WorldState, key: &ObjectRef, type_: &str, param
     let Some(pod) = world.pods.get(key) else { return };
     match type_ {
         "mark-ready" => {
-            if let Some(sidecar) = world.pods.get_mut(key).and_then(|p| p.sidecar.as_mut()) {
+            // healthz answers 200 from now on; a wrapper waiting for it proceeds at its next poll.
+            let now = world.now;
+            if let Some(pod) = world.pods.get_mut(key)
+                && let Some(sidecar) = pod.sidecar.as_mut()
+                && !sidecar.ready
+            {
                 sidecar.ready = true;
+                pod.healthz_ready_at = Some(now);
             }
-            // seid's start wrapper polls healthz and proceeds once it answers 200.
-            if matches!(world.pods.get(key).map(|p| &p.seid), Some(Seid::WaitingForSidecar)) {
-                start_seid(world, key);
+        }
+        "config-apply" => {
+            // seictl writes the node's config into its home, the volume (`sidecar/tasks/config_apply.go`).
+            if let Some(volume) = pod.volume.clone() {
+                world.volumes.entry(volume).or_default().configured = true;
             }
         }
         "snapshot-restore" => {
@@ -110,7 +123,9 @@ fn apply_task_effect(world: &mut WorldState, key: &ObjectRef, type_: &str, param
             // meaning of `s3.targetHeight: 0`).
             let target = target_height(params).filter(|t| *t > 0).unwrap_or(u64::MAX).min(chain.tip(world.now));
             let snapshot = chain.snapshot_at_or_below(target);
-            world.volumes.entry(volume).or_default().height = snapshot;
+            let restored = world.volumes.entry(volume).or_default();
+            restored.height = snapshot;
+            restored.restored_height = Some(snapshot);
             world.record(
                 Category::Chain,
                 format!("{}/{} restored snapshot at height {snapshot}", key.namespace, key.name),
@@ -136,6 +151,14 @@ fn advance_seid(world: &mut WorldState, key: &ObjectRef) {
             start_containers(world, key);
         }
         Seid::BackOff { until, .. } if *until <= now => start_seid(world, key),
+        // The wrapper polls the sidecar's healthz every 5 s and starts seid at the first poll answered 200.
+        Seid::WaitingForSidecar if pod.wrapper_proceeds_at().is_some_and(|at| at <= now) => {
+            world.record(
+                Category::Pod,
+                format!("{}/{} wrapper: sidecar healthz 200, starting seid", key.namespace, key.name),
+            );
+            run_seid(world, key);
+        }
         Seid::Running { run, .. } => {
             if let Some((_, exit)) = run.exit.clone().filter(|(at, _)| *at <= now) {
                 stop_seid(world, key, exit);
@@ -145,9 +168,50 @@ fn advance_seid(world: &mut WorldState, key: &ObjectRef) {
     }
 }
 
+/// The prober's decisions for the seid container that are due (kubernetes/kubernetes `pkg/kubelet/prober/worker.go`,
+/// `doProbe`): the startup probe's success — `started`, and the readiness worker starts — or its last allowed
+/// failure, which kills the container (`pkg/kubelet/kuberuntime/kuberuntime_manager.go`, `computePodActions`);
+/// readiness verdicts flipping after `successThreshold` successes or `failureThreshold` failures in a row.
+fn advance_probes(world: &mut WorldState, key: &ObjectRef) {
+    let now = world.now;
+    let Some(pod) = world.pods.get(key) else { return };
+    if !pod.seid_container_running() {
+        return;
+    }
+    let label = format!("{}/{}", key.namespace, key.name);
+    if pod.probe_state.started_at.is_none() {
+        let Some(probe) = pod.probes.startup.clone() else { return };
+        match pod.startup_succeeds_at(world) {
+            Some(at) if at <= now => {
+                if let Some(pod) = world.pods.get_mut(key) {
+                    pod.probe_state.started_at = Some(at);
+                }
+                world.controllers.kubelet_dirty = true;
+                world.record(Category::Pod, format!("{label} seid container started (startup probe passed)"));
+            }
+            _ if startup_deadline(&probe, pod.probe_state.container_started_at) <= now => {
+                let text = format!("{label} startup probe failed {} times in a row", probe.failure_threshold);
+                world.record(Category::Pod, text);
+                kill_container(world, key, SeidExit::KilledByStartupProbe);
+                return;
+            }
+            _ => return,
+        }
+    }
+    let Some(pod) = world.pods.get(key) else { return };
+    let Some(at) = pod.readiness_flips_at(world).filter(|at| *at <= now) else { return };
+    let Some(pod) = world.pods.get_mut(key) else { return };
+    pod.probe_state.ready = !pod.probe_state.ready;
+    pod.probe_state.ready_changed_at = Some(at);
+    let verdict = if pod.probe_state.ready { "ready" } else { "not ready" };
+    world.controllers.kubelet_dirty = true;
+    world.record(Category::Pod, format!("{label} readiness probe: seid container {verdict}"));
+}
+
 /// Starts the pod's containers after a pull, a pod restart or its node coming back: a new sidecar process (not
 /// ready; the task table on the volume kept, its running tasks re-run) and seid's start wrapper.
 fn start_containers(world: &mut WorldState, key: &ObjectRef) {
+    run_init_containers(world, key);
     let incarnation = next_incarnation(world);
     let Some(pod) = world.pods.get_mut(key) else { return };
     pod.sidecar = None;
@@ -156,67 +220,91 @@ fn start_containers(world: &mut WorldState, key: &ObjectRef) {
     }
     let Some(pod) = world.pods.get(key) else { return };
     let worker = pod.worker;
-    if pod.bootstrap {
-        bootstrap_on_its_own(world, key);
-    }
     world.touch_worker(worker);
     start_seid(world, key);
 }
 
-/// A bootstrap Job's sidecar (`SEI_BOOTSTRAP=true`, the operator's contract with seictl): nobody submits tasks
-/// to a Job's pod, so at every start it queues its own `snapshot-restore` of the newest snapshot at or below the
-/// halt height, then `mark-ready` — seid's start wrapper then runs it up to `--halt-height`.
-fn bootstrap_on_its_own(world: &mut WorldState, key: &ObjectRef) {
-    let now = world.now;
-    let duration = |world: &WorldState, task: &str| {
-        world.timings.task_durations.get(task).copied().unwrap_or(world.timings.default_task_duration)
-    };
-    let restored_at = now + duration(world, "snapshot-restore");
-    let ready_at = restored_at + duration(world, "mark-ready");
-    let ids = [uuid::Uuid::from_u128(world.rng.random()), uuid::Uuid::from_u128(world.rng.random())];
+/// The pod's init containers, in spec order, each before the next starts (the native sidecar's own start
+/// follows them, in `start_containers`): `seid-init` runs `seid init` on a volume that holds no genesis — and,
+/// guarded as the operator's script is (`workload::seid_init_script`), nothing on one that does. They take no
+/// simulated time. Without a volume, `seid init` writes into its own container's filesystem, which seid never
+/// sees. Not modelled: an unguarded `seid init` on an initialized volume (it fails, "genesis.json file already
+/// exists": sei-protocol/sei-chain `sei-cosmos/x/genutil/client/cli/init.go`), and init containers failing.
+fn run_init_containers(world: &mut WorldState, key: &ObjectRef) {
     let Some(pod) = world.pods.get(key) else { return };
-    let params = pod.halt_height.map(|h| serde_json::json!({ "targetHeight": h }));
-    let Some(executor) = pod.sidecar.as_ref().map(|s| s.incarnation) else { return };
-    let Some(table) = process::tasks_mut(world, key) else { return };
-    for (id, (type_, params, completes_at)) in
-        ids.into_iter().zip([("snapshot-restore", params, restored_at), ("mark-ready", None, ready_at)])
-    {
-        let task = SidecarTask {
-            id,
-            type_: type_.to_owned(),
-            params,
-            run: 1,
-            submitted_at: now,
-            executor,
-            completes_at: Some(completes_at),
-            fails_with: None,
-            outcome: None,
-            completed_at: None,
+    let inits: Vec<(String, InitKind)> = pod.init_containers.iter().map(|c| (c.name.clone(), c.kind)).collect();
+    let volume = pod.volume.clone();
+    for (name, kind) in inits {
+        let InitKind::SeidInit { guarded } = kind else { continue };
+        let Some(volume) = &volume else { continue };
+        let state = world.volumes.entry(volume.clone()).or_default();
+        let text = if !state.initialized {
+            state.initialized = true;
+            format!("{}/{} init container {name}: seid init on {}", key.namespace, key.name, volume.name)
+        } else if guarded {
+            format!("{}/{} init container {name}: {} already initialized", key.namespace, key.name, volume.name)
+        } else {
+            format!(
+                "{}/{} init container {name}: unguarded seid init on an initialized volume (not modelled)",
+                key.namespace, key.name
+            )
         };
-        table.insert(id, task);
+        world.record(Category::Pod, text);
     }
-    world.record(Category::Sidecar, format!("{}/{} bootstrapping on its own", key.namespace, key.name));
 }
 
-/// Starts seid: at once without a sidecar or with a ready one, else its wrapper waits for mark-ready.
+/// Starts the seid container (after its init containers, or a crash's back-off): the prober starts afresh, and
+/// the command decides — the operator's wrapper first polls the sidecar's healthz (at once, then every 5 s),
+/// any other command starts seid at once, whatever the sidecar says (seid waits for nothing: SPEC §2).
 pub fn start_seid(world: &mut WorldState, key: &ObjectRef) {
     let now = world.now;
-    let Some(pod) = world.pods.get(key) else { return };
-    let node_speed = pod.node.as_ref().and_then(|node| world.timings.sync_speed_by_node.get(node));
-    let sync_speed = node_speed.copied().unwrap_or(world.timings.sync_speed);
-    let blocked = pod.sidecar_kind == SidecarKind::BlockingInit;
-    if blocked || (pod.sidecar_port.is_some() && !pod.sidecar.as_ref().is_some_and(|s| s.ready)) {
-        if let Some(pod) = world.pods.get_mut(key) {
-            pod.seid = Seid::WaitingForSidecar;
+    let Some(pod) = world.pods.get_mut(key) else { return };
+    pod.probe_state = ProbeState {
+        container_started_at: now,
+        // No startup probe: the container counts as started at once.
+        started_at: pod.probes.startup.is_none().then_some(now),
+        ..ProbeState::default()
+    };
+    if pod.sidecar_kind == SidecarKind::BlockingInit {
+        // A plain init container that never exits: the main containers never start.
+        pod.seid = Seid::WaitingForSidecar;
+        return;
+    }
+    if pod.command.waits_for.is_some() {
+        // The wrapper's first poll is at once: a sidecar already answering 200 lets seid start now.
+        pod.seid = Seid::WaitingForSidecar;
+        let worker = pod.worker;
+        world.touch_worker(worker);
+        if world.pods.get(key).and_then(PodRuntime::wrapper_proceeds_at).is_some_and(|at| at <= now) {
+            run_seid(world, key);
         }
         return;
     }
-    let height = pod.volume.as_ref().and_then(|v| world.volumes.get(v)).map_or(0, |v| v.height);
+    run_seid(world, key);
+}
+
+/// seid's process starts (`seid start`, with the halt height of its command) on what its volume holds: from the
+/// volume's height, or a panic at once on a volume with no genesis. The moment is checked against the node's
+/// preparation ([`crate::invariants::on_seid_start`]).
+fn run_seid(world: &mut WorldState, key: &ObjectRef) {
+    let now = world.now;
+    crate::invariants::on_seid_start(world, key);
+    let Some(pod) = world.pods.get(key) else { return };
+    let node_speed = pod.node.as_ref().and_then(|node| world.timings.sync_speed_by_node.get(node));
+    let sync_speed = node_speed.copied().unwrap_or(world.timings.sync_speed);
+    let volume = pod.volume.as_ref().and_then(|v| world.volumes.get(v));
+    let height = volume.map_or(0, |v| v.height);
+    // Without a volume seid's home is the container's own empty filesystem.
+    let initialized = volume.is_some_and(|v| v.initialized);
     let (Some(chain), Some(binary)) = (world.chain_for(pod.chain_id.as_deref()), world.registry.binary(&pod.image))
     else {
         return;
     };
-    let run = SeidRun::start(chain, binary, now, height, sync_speed, pod.halt_height);
+    let mut run = SeidRun::start(chain, binary, now, height, sync_speed, pod.command.halt_height);
+    if !initialized {
+        run.last_block = Some(height);
+        run.exit = Some((now, SeidExit::NoGenesis));
+    }
     let binary = binary.clone();
     let text = format!("{}/{} seid {} started at height {height}", key.namespace, key.name, binary.version);
     let incarnation = next_incarnation(world);
@@ -237,11 +325,18 @@ fn stop_seid(world: &mut WorldState, key: &ObjectRef, exit: SeidExit) {
     let Seid::Running { run, .. } = &pod.seid else { return };
     save_height(world, &pod);
     let height = world.chain_for(pod.chain_id.as_deref()).map_or(0, |c| run.height_at(c, now));
+    let code = pod.command.container_exit_code(&exit);
     world.record(
         Category::Chain,
-        format!("{}/{} seid {} at height {height}: {}", key.namespace, key.name, pod.image, exit.describe()),
+        format!(
+            "{}/{} seid {} at height {height}: {}; container exit code {code}",
+            key.namespace,
+            key.name,
+            pod.image,
+            exit.describe()
+        ),
     );
-    if exit.exit_code() != 0 {
+    if exit.is_crash() {
         world.panics.push(PanicRecord {
             at: now,
             namespace: key.namespace.clone(),
@@ -252,10 +347,28 @@ fn stop_seid(world: &mut WorldState, key: &ObjectRef, exit: SeidExit) {
             upgrade_panic: exit.is_upgrade_panic(),
         });
     }
-    let ran_long = now.saturating_sub(run.started_at) >= BACKOFF_RESET_AFTER;
+    let ran_long = now.saturating_sub(pod.probe_state.container_started_at) >= BACKOFF_RESET_AFTER;
+    end_container(world, key, exit, code, ran_long);
+}
+
+/// The kubelet kills the seid container (its wrapper, or seid if it runs): seid's height is saved, and the
+/// restart policy decides as for any exit.
+fn kill_container(world: &mut WorldState, key: &ObjectRef, exit: SeidExit) {
+    let Some(pod) = world.pods.get(key).cloned() else { return };
+    save_height(world, &pod);
+    let code = exit.exit_code();
+    world.record(Category::Pod, format!("{}/{} seid container killed: {}", key.namespace, key.name, exit.describe()));
+    end_container(world, key, exit, code, false);
+}
+
+/// The seid container has exited with `code`: restarted with back-off, or terminated for good, per the pod's
+/// restart policy (OnFailure restarts on a non-zero code: the container's, not seid's).
+fn end_container(world: &mut WorldState, key: &ObjectRef, exit: SeidExit, code: i32, ran_long: bool) {
+    let now = world.now;
+    let Some(pod) = world.pods.get(key) else { return };
     let restart = match pod.restart_policy {
         RestartPolicy::Always => true,
-        RestartPolicy::OnFailure => exit.exit_code() != 0,
+        RestartPolicy::OnFailure => code != 0,
         RestartPolicy::Never => false,
     };
     let Some(pod) = world.pods.get_mut(key) else { return };
@@ -295,6 +408,10 @@ pub fn restart_pod(world: &mut WorldState, key: &ObjectRef) {
     save_height(world, &pod);
     if let Some(pod) = world.pods.get_mut(key) {
         pod.restarts += 1;
+        // Every container restarts, the sidecar too: its restartCount moves with seid's.
+        if pod.sidecar_port.is_some() {
+            pod.sidecar_restarts += 1;
+        }
     }
     world.record(Category::Pod, format!("{}/{} containers restarted", key.namespace, key.name));
     start_containers(world, key);
@@ -310,6 +427,9 @@ pub fn restart_sidecar(world: &mut WorldState, key: &ObjectRef) {
     }
     let worker = pod.worker;
     process::start(world, key, incarnation);
+    if let Some(pod) = world.pods.get_mut(key) {
+        pod.sidecar_restarts += 1;
+    }
     world.touch_worker(worker);
     world.record(Category::Pod, format!("{}/{} sidecar restarted", key.namespace, key.name));
 }
@@ -359,6 +479,9 @@ pub fn worker_up(world: &mut WorldState, worker: usize) {
     for key in keys {
         if let Some(pod) = world.pods.get_mut(&key) {
             pod.restarts += 1;
+            if pod.sidecar_port.is_some() {
+                pod.sidecar_restarts += 1;
+            }
         }
         start_containers(world, &key);
     }

@@ -31,6 +31,158 @@ pub struct Volume {
     /// The sidecar's task table, `sidecar.db` in the sidecar's home on this volume (sei-protocol/seictl
     /// `serve.go`): every pod that mounts the claim reads and writes the same one.
     pub sidecar_tasks: TaskTable,
+    /// `seid init` ran on it: `config/genesis.json` and a default config exist. seid will not start without
+    /// them ([`crate::seid::SeidExit::NoGenesis`]).
+    pub initialized: bool,
+    /// A `config-apply` completed in a sidecar of a pod mounting it: seid's config is the node's
+    /// (sei-protocol/seictl `sidecar/tasks/config_apply.go` writes it into the home, i.e. onto this volume).
+    pub configured: bool,
+    /// The height of the snapshot a `snapshot-restore` restored onto it, if one did.
+    pub restored_height: Option<u64>,
+}
+
+impl Volume {
+    /// What a node still lacks before seid may run on this volume: `seid init`, the node's config and, when
+    /// `restore` is asked for, a restored snapshot. Empty when it is prepared.
+    pub fn unprepared(&self, restore: bool) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if !self.initialized {
+            missing.push("seid init");
+        }
+        if restore && self.restored_height.is_none() {
+            missing.push("snapshot-restore");
+        }
+        if !self.configured {
+            missing.push("config-apply");
+        }
+        missing
+    }
+}
+
+/// `/lag_status` answers 200 while the node is at most this many blocks behind its peers' highest block:
+/// CometBFT's `rpc.lag-threshold`, 300 by default (sei-protocol/sei-chain `sei-tendermint/config/config.go`,
+/// `DefaultRPCConfig`; the check in `sei-tendermint/internal/rpc/core/lag_status.go`, `LagStatus`), else 417.
+pub const LAG_THRESHOLD: u64 = 300;
+
+/// How the seid container starts seid, read from its command and args (see `scheduler`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeidCommand {
+    /// The script begins with the operator's wait loop on this port (`workload::sidecar_wait_loop`): seid
+    /// starts only once `localhost:<port>/v0/healthz` answers 200, polled every 5 s. `None`: seid starts at once.
+    pub waits_for: Option<u16>,
+    /// `--halt-height N` among seid's words.
+    pub halt_height: Option<u64>,
+    /// The script maps seid's exit 130 to 0 and passes any other code through (`workload::bootstrap_start_script`).
+    /// Otherwise seid's code is the container's (`exec`, or no wrapper).
+    pub maps_halt_to_success: bool,
+}
+
+impl SeidCommand {
+    /// The container's exit code when seid ends with `exit`.
+    pub fn container_exit_code(&self, exit: &SeidExit) -> i32 {
+        match exit.exit_code() {
+            crate::seid::HALT_EXIT_CODE if self.maps_halt_to_success => 0,
+            code => code,
+        }
+    }
+}
+
+/// What a probe asks (`httpGet`, `tcpSocket`; an `exec` or `grpc` probe is not modelled and always fails).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeAction {
+    Http { port: u16, path: String },
+    Tcp { port: u16 },
+    Unmodelled,
+}
+
+/// A container probe and its timing (Kubernetes' defaults: period 10 s, thresholds 1 and 3, no initial delay).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub action: ProbeAction,
+    pub initial_delay: Duration,
+    pub period: Duration,
+    pub success_threshold: u32,
+    pub failure_threshold: u32,
+}
+
+impl Probe {
+    /// The first probe at or after `at` of a worker started at `from`, for a container started at `started`:
+    /// workers probe at once, then every period, and skip probes within the initial delay
+    /// (kubernetes/kubernetes `pkg/kubelet/prober/worker.go`, `doProbe`).
+    pub fn next_tick(&self, from: Duration, started: Duration, at: Duration) -> Duration {
+        let at = at.max(from).max(started + self.initial_delay);
+        let period = self.period.max(Duration::from_millis(1));
+        let periods = (at - from).as_nanos().div_ceil(period.as_nanos());
+        from + period * u32::try_from(periods).unwrap_or(u32::MAX)
+    }
+}
+
+/// When a startup probe that never succeeds has failed `failureThreshold` times in a row, for a container
+/// started at `started`: its probes run at the initial delay, then every period.
+pub fn startup_deadline(probe: &Probe, started: Duration) -> Duration {
+    started + probe.initial_delay + probe.period * probe.failure_threshold.saturating_sub(1)
+}
+
+/// The earliest time in `[from, now]` from which `holds` is true until now, if it is now — assuming it turned
+/// true at most once in that span (bisection, to the millisecond).
+fn earliest(from: Duration, now: Duration, holds: impl Fn(Duration) -> bool) -> Option<Duration> {
+    if !holds(now) {
+        return None;
+    }
+    if holds(from) {
+        return Some(from);
+    }
+    let (mut lo, mut hi) = (from, now);
+    while hi - lo > Duration::from_millis(1) {
+        let mid = lo + (hi - lo) / 2;
+        if holds(mid) { hi = mid } else { lo = mid }
+    }
+    Some(hi)
+}
+
+/// The probes of the seid container.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Probes {
+    pub startup: Option<Probe>,
+    pub readiness: Option<Probe>,
+}
+
+/// What the kubelet's prober knows of the seid container's current instance (reset at every container start).
+///
+/// Probes run at fixed ticks (the worker's start, then every period). Rather than waking at every tick, the fake
+/// computes when a probe's answer last changed (see [`PodRuntime::success_since`]) and so the tick at which the
+/// prober saw it: the verdict is exact without a wake-up per tick, and never earlier than the real prober's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProbeState {
+    /// When this instance of the container started: the wrapper's and the probes' clock.
+    pub container_started_at: Duration,
+    /// When the startup probe succeeded (the container's `started`), which starts the readiness worker; the
+    /// container's start without a startup probe.
+    pub started_at: Option<Duration>,
+    /// The readiness probe's verdict: false until it first succeeds (`results.Failure` is its initial value).
+    pub ready: bool,
+    /// When the verdict last changed.
+    pub ready_changed_at: Option<Duration>,
+}
+
+/// An init container of the pod, in spec order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InitContainer {
+    pub name: String,
+    pub image: String,
+    pub kind: InitKind,
+}
+
+/// What an init container does, as the kubelet's fake reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitKind {
+    /// Runs `seid init` on the volume: only when it holds no `config/genesis.json` if `guarded` (the test in
+    /// `workload::seid_init_script`, upstream's `buildSeidInitContainer`).
+    SeidInit { guarded: bool },
+    /// The sidecar, native or a plain init container.
+    Sidecar,
+    /// Anything else: modelled as completing at once.
+    Other,
 }
 
 /// The pod's `restartPolicy`.
@@ -101,13 +253,20 @@ pub struct PodRuntime {
     pub worker: usize,
     pub slot: u16,
     pub image: String,
-    /// The port the sidecar container declares; `None`: the pod has no sidecar, seid starts on its own.
+    /// The port the sidecar listens on — its `SEI_SIDECAR_PORT` (sei-protocol/seictl `serve.go`, flag `port`),
+    /// 7777 by default, whatever its `containerPort` says; `None`: the pod has no sidecar.
     pub sidecar_port: Option<u16>,
+    pub sidecar_image: Option<String>,
+    /// When a `mark-ready` made the current sidecar process ready (healthz 200 from then on).
+    pub healthz_ready_at: Option<Duration>,
+    /// The sidecar container's `restartCount`: one more at every new sidecar process after the first.
+    pub sidecar_restarts: u32,
+    /// How the seid container starts seid.
+    pub command: SeidCommand,
+    pub probes: Probes,
+    pub probe_state: ProbeState,
+    pub init_containers: Vec<InitContainer>,
     pub sidecar_kind: SidecarKind,
-    /// The sidecar container carries `SEI_BOOTSTRAP=true` (a bootstrap Job's pod): it prepares the volume and
-    /// marks seid ready on its own, since nobody submits tasks to a bootstrap Job.
-    pub bootstrap: bool,
-    pub halt_height: Option<u64>,
     pub volume: Option<ObjectRef>,
     pub restart_policy: RestartPolicy,
     pub seid: Seid,
@@ -130,9 +289,230 @@ impl PodRuntime {
         FIRST_POD_PORT + 2 * self.slot + 1
     }
 
-    /// Ready: seid runs (after mark-ready) and has not exited, and its node is up.
+    /// Whether the seid container runs: its wrapper waiting, or seid itself (a plain init container that never
+    /// exits keeps it from starting at all).
+    pub fn seid_container_running(&self) -> bool {
+        match self.seid {
+            Seid::WaitingForSidecar => self.sidecar_kind != SidecarKind::BlockingInit,
+            Seid::Running { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The seid container's `started`: running, and its startup probe (if any) succeeded.
+    pub fn seid_started(&self) -> bool {
+        self.seid_container_running() && self.probe_state.started_at.is_some()
+    }
+
+    /// The seid container's `ready` (kubelet `pkg/kubelet/prober/prober_manager.go`, `UpdatePodStatus`): not
+    /// before it started; then the readiness probe's verdict, or — with no readiness probe — ready as soon as
+    /// it started, whatever its process is doing (a wrapper still waiting is Ready).
+    pub fn seid_ready(&self) -> bool {
+        self.seid_started() && (self.probes.readiness.is_none() || self.probe_state.ready)
+    }
+
+    /// The sidecar container's `ready`: it has no readiness probe, so while its process runs.
+    pub fn sidecar_ready(&self) -> bool {
+        match self.sidecar_kind {
+            SidecarKind::None => true,
+            SidecarKind::Regular | SidecarKind::Native => self.sidecar.is_some(),
+            SidecarKind::BlockingInit => false,
+        }
+    }
+
+    /// The pod's Ready condition: every container is ready, native sidecars included (kubelet
+    /// `pkg/kubelet/status/generate.go`, `GenerateContainersReadyCondition`). A node that stopped reporting is
+    /// not Ready once the node monitor says so (`Seid::NodeDown`).
     pub fn is_ready(&self) -> bool {
-        matches!(self.seid, Seid::Running { .. }) && (self.sidecar_port.is_none() || self.sidecar.is_some())
+        self.seid_ready() && self.sidecar_ready()
+    }
+
+    /// Whether something listens on `localhost:port` in this pod and answers `GET path` with a 2xx/3xx — what an
+    /// HTTP probe or the wrapper's healthz loop sees. The sidecar serves seictl's routes on its port
+    /// (`sidecar/server/server.go`); seid's RPC answers on 26657 while seid runs, `/lag_status` with 200 only
+    /// within [`LAG_THRESHOLD`] blocks of the tip.
+    pub fn answers_http(&self, world: &WorldState, port: u16, path: &str) -> bool {
+        use sei_operator::sidecar::protocol::{HEALTHZ_PATH, LIVEZ_PATH, STARTUPZ_PATH, STATUS_PATH};
+        if self.sidecar_port == Some(port)
+            && let Some(sidecar) = &self.sidecar
+        {
+            return match path {
+                HEALTHZ_PATH | STARTUPZ_PATH => sidecar.ready,
+                LIVEZ_PATH | STATUS_PATH => true,
+                _ => false,
+            };
+        }
+        if port == sei_operator::sidecar::SEID_RPC_PORT
+            && let Seid::Running { run, .. } = &self.seid
+        {
+            return match path {
+                sei_operator::workload::LAG_STATUS_PATH => {
+                    world.chain_for(self.chain_id.as_deref()).is_some_and(|chain| {
+                        chain.tip(world.now).saturating_sub(run.height_at(chain, world.now)) <= LAG_THRESHOLD
+                    })
+                }
+                "/status" | "/health" => true,
+                _ => false,
+            };
+        }
+        false
+    }
+
+    /// Whether a probe's action succeeds now (see [`PodRuntime::answers_http`]).
+    pub fn probe_succeeds(&self, world: &WorldState, action: &ProbeAction) -> bool {
+        match action {
+            ProbeAction::Http { port, path } => self.answers_http(world, *port, path),
+            ProbeAction::Tcp { port } => {
+                (self.sidecar_port == Some(*port) && self.sidecar.is_some())
+                    || (matches!(*port, 26656 | sei_operator::sidecar::SEID_RPC_PORT)
+                        && matches!(self.seid, Seid::Running { .. }))
+            }
+            ProbeAction::Unmodelled => false,
+        }
+    }
+
+    /// The wrapper's next healthz poll at or after `at`: at the container's start, then every 5 s
+    /// (`workload::sidecar_wait_loop`).
+    pub fn next_wrapper_poll(&self, at: Duration) -> Duration {
+        let poll = Duration::from_secs(u64::from(sei_operator::workload::WAIT_POLL_SECONDS));
+        let from = self.probe_state.container_started_at;
+        let periods = at.saturating_sub(from).as_nanos().div_ceil(poll.as_nanos());
+        from + poll * u32::try_from(periods).unwrap_or(u32::MAX)
+    }
+
+    /// Since when `action` has succeeded without interruption, if it succeeds now. The sidecar's healthz since
+    /// the `mark-ready` that made this process ready; its other routes, and seid's RPC, since their process
+    /// started; `/lag_status` since seid got within [`LAG_THRESHOLD`] of the tip (found by bisection: seid's lag
+    /// only shrinks while it catches up).
+    pub fn success_since(&self, world: &WorldState, action: &ProbeAction) -> Option<Duration> {
+        use sei_operator::sidecar::protocol::{HEALTHZ_PATH, LIVEZ_PATH, STARTUPZ_PATH, STATUS_PATH};
+        let now = world.now;
+        let sidecar = self.sidecar.as_ref().filter(|_| self.sidecar_port.is_some());
+        let seid = match &self.seid {
+            Seid::Running { run, .. } => Some(run),
+            _ => None,
+        };
+        match action {
+            ProbeAction::Http { port, path } if self.sidecar_port == Some(*port) => match path.as_str() {
+                HEALTHZ_PATH | STARTUPZ_PATH => self.healthz_since(),
+                LIVEZ_PATH | STATUS_PATH => sidecar.map(|s| s.started_at),
+                _ => None,
+            },
+            ProbeAction::Http { port, path } if *port == sei_operator::sidecar::SEID_RPC_PORT => {
+                let run = seid?;
+                match path.as_str() {
+                    sei_operator::workload::LAG_STATUS_PATH => {
+                        let chain = world.chain_for(self.chain_id.as_deref())?;
+                        let near = |t: Duration| chain.tip(t).saturating_sub(run.height_at(chain, t)) <= LAG_THRESHOLD;
+                        earliest(run.started_at.min(now), now, near)
+                    }
+                    "/status" | "/health" => Some(run.started_at),
+                    _ => None,
+                }
+            }
+            ProbeAction::Tcp { port } if self.sidecar_port == Some(*port) => sidecar.map(|s| s.started_at),
+            ProbeAction::Tcp { port } if matches!(*port, 26656 | sei_operator::sidecar::SEID_RPC_PORT) => {
+                seid.map(|run| run.started_at)
+            }
+            _ => None,
+        }
+    }
+
+    /// Since when `action` has failed without interruption, at or after `after`, if it fails now.
+    pub fn failure_since(&self, world: &WorldState, action: &ProbeAction, after: Duration) -> Option<Duration> {
+        if self.probe_succeeds(world, action) {
+            return None;
+        }
+        let now = world.now;
+        if let (ProbeAction::Http { port, path }, Seid::Running { run, .. }) = (action, &self.seid)
+            && *port == sei_operator::sidecar::SEID_RPC_PORT
+            && path == sei_operator::workload::LAG_STATUS_PATH
+            && let Some(chain) = world.chain_for(self.chain_id.as_deref())
+        {
+            let behind = |t: Duration| chain.tip(t).saturating_sub(run.height_at(chain, t)) > LAG_THRESHOLD;
+            return earliest(after.min(now), now, behind);
+        }
+        // Anything else stopped answering when its process changed.
+        let restarted = [self.sidecar.as_ref().map(|s| s.started_at)].into_iter().flatten().max();
+        Some(restarted.unwrap_or(after).max(after).min(now))
+    }
+
+    /// Since when the sidecar's healthz has answered 200: the `mark-ready` that completed in its current process.
+    pub fn healthz_since(&self) -> Option<Duration> {
+        let sidecar = self.sidecar.as_ref()?;
+        let since = self.healthz_ready_at?;
+        (sidecar.ready && since >= sidecar.started_at).then_some(since)
+    }
+
+    /// When the wrapper will see healthz answer 200 (its first poll since), if it answers now.
+    pub fn wrapper_proceeds_at(&self) -> Option<Duration> {
+        let port = self.command.waits_for?;
+        if self.sidecar_port != Some(port)
+            || !matches!(self.seid, Seid::WaitingForSidecar)
+            || !self.seid_container_running()
+        {
+            return None;
+        }
+        Some(self.next_wrapper_poll(self.healthz_since()?))
+    }
+
+    /// When the startup probe succeeds (its `successThreshold`-th success in a row since the answer turned
+    /// 200), if the answer is 200 now.
+    pub fn startup_succeeds_at(&self, world: &WorldState) -> Option<Duration> {
+        let probe = self.probes.startup.as_ref()?;
+        let from = self.probe_state.container_started_at;
+        let since = self.success_since(world, &probe.action)?;
+        Some(probe.next_tick(from, from, since) + probe.period * (probe.success_threshold - 1))
+    }
+
+    /// When the readiness verdict flips, if the current answers make it flip: after `successThreshold`
+    /// successes or `failureThreshold` failures in a row, at the probe's ticks.
+    pub fn readiness_flips_at(&self, world: &WorldState) -> Option<Duration> {
+        let probe = self.probes.readiness.as_ref()?;
+        let state = &self.probe_state;
+        let from = state.started_at?;
+        let changed = state.ready_changed_at.unwrap_or(from).max(from);
+        if state.ready {
+            let since = self.failure_since(world, &probe.action, changed)?;
+            Some(
+                probe.next_tick(from, state.container_started_at, since) + probe.period * (probe.failure_threshold - 1),
+            )
+        } else {
+            let since = self.success_since(world, &probe.action)?.max(changed);
+            Some(
+                probe.next_tick(from, state.container_started_at, since) + probe.period * (probe.success_threshold - 1),
+            )
+        }
+    }
+
+    /// When the prober next has something to decide for the seid container: the startup probe's success or its
+    /// last allowed failure, and readiness flips. While seid is too far behind, the readiness probe is asked
+    /// again at its next tick (when it catches up is not computed ahead).
+    fn next_probe_due(&self, world: &WorldState) -> Option<Duration> {
+        if !self.seid_container_running() {
+            return None;
+        }
+        let state = &self.probe_state;
+        if state.started_at.is_none() {
+            let probe = self.probes.startup.as_ref()?;
+            let deadline = startup_deadline(probe, state.container_started_at);
+            return [Some(deadline), self.startup_succeeds_at(world)].into_iter().flatten().min();
+        }
+        let probe = self.probes.readiness.as_ref()?;
+        let from = state.started_at?;
+        let flip = self.readiness_flips_at(world);
+        let recheck = (flip.is_none() && (matches!(self.seid, Seid::Running { .. }) || state.ready)).then(|| {
+            let slow = match (&self.seid, world.chain_for(self.chain_id.as_deref())) {
+                (Seid::Running { run, .. }, Some(chain)) => {
+                    u128::from(run.sync_speed) * chain.block_time.as_nanos() < 1_000_000_000
+                }
+                _ => false,
+            };
+            // Ready and keeping up with the tip: nothing can flip until something else happens.
+            (!state.ready || slow)
+                .then(|| probe.next_tick(from, state.container_started_at, world.now + Duration::from_nanos(1)))
+        });
+        [flip, recheck.flatten()].into_iter().flatten().min()
     }
 
     /// The earliest simulated time at which this pod changes on its own.
@@ -153,7 +533,7 @@ impl PodRuntime {
             _ => None,
         };
         let tasks = self.sidecar.as_ref().and_then(|s| s.next_due(process::table(world, self)?));
-        [seid, tasks].into_iter().flatten().min()
+        [seid, tasks, self.wrapper_proceeds_at(), self.next_probe_due(world)].into_iter().flatten().min()
     }
 }
 

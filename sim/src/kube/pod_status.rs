@@ -1,10 +1,13 @@
-//! The kubelet's status reports: each pod's phase, Ready condition and container status, written to the store
-//! when they change.
+//! The kubelet's status reports: each pod's phase, conditions (`Initialized`, `Ready`, `ContainersReady`) and
+//! container statuses — `containerStatuses` for seid (and a regular sidecar), `initContainerStatuses` for the init
+//! containers and a native sidecar, each with `started`, `ready` and `restartCount` — written to the store when
+//! they change.
 
 use sei_operator::cluster::ObjectRef;
+use sei_operator::workload::{SEID_CONTAINER, SIDECAR_CONTAINER};
 use serde_json::{Value, json};
 
-use super::pod::{PodRuntime, Seid, SidecarKind};
+use super::pod::{InitKind, PodRuntime, Seid, SidecarKind};
 use crate::state::WorldState;
 use crate::trace::Category;
 
@@ -21,7 +24,10 @@ pub fn report_pods(world: &mut WorldState) {
         if status == pod.reported {
             continue;
         }
+        // Invariant 4's record: an image counts as run by a Ready pod only while the kubelet says Ready and seid
+        // itself runs it (not a wrapper still waiting in a pod with no readiness probe).
         if pod.is_ready()
+            && matches!(pod.seid, Seid::Running { .. })
             && let Some(node) = &pod.node
         {
             world.ready_images.insert((key.namespace.clone(), node.clone(), pod.image.clone()));
@@ -44,46 +50,104 @@ pub fn report_pods(world: &mut WorldState) {
     }
 }
 
+fn condition(type_: &str, value: bool) -> Value {
+    json!({"type": type_, "status": if value { "True" } else { "False" }})
+}
+
+fn running() -> Value {
+    json!({"running": {}})
+}
+
+fn waiting(reason: &str) -> Value {
+    json!({"waiting": {"reason": reason}})
+}
+
+fn terminated(code: i32, message: &str) -> Value {
+    json!({"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }, "message": message}})
+}
+
 /// The pod's status as the kubelet reports it.
 fn pod_status(pod: &PodRuntime, worker: &str) -> Value {
     let ready = pod.is_ready();
+    let initializing = pod.sidecar_kind == SidecarKind::BlockingInit;
     let (phase, state) = match &pod.seid {
-        Seid::Unscheduled => ("Pending", json!({"waiting": {"reason": "Unschedulable"}})),
-        Seid::Pulling { .. } => ("Pending", json!({"waiting": {"reason": "ContainerCreating"}})),
-        Seid::ImagePullBackOff => ("Pending", json!({"waiting": {"reason": "ImagePullBackOff"}})),
-        Seid::WaitingForSidecar if pod.sidecar_kind == SidecarKind::BlockingInit => {
-            ("Pending", json!({"waiting": {"reason": "PodInitializing"}}))
-        }
-        Seid::WaitingForSidecar => ("Running", json!({"running": {}})),
-        Seid::Running { .. } => ("Running", json!({"running": {}})),
+        Seid::Unscheduled => ("Pending", waiting("Unschedulable")),
+        Seid::Pulling { .. } => ("Pending", waiting("ContainerCreating")),
+        Seid::ImagePullBackOff => ("Pending", waiting("ImagePullBackOff")),
+        Seid::WaitingForSidecar if initializing => ("Pending", waiting("PodInitializing")),
+        // The wrapper runs: the container is running, whatever seid's process is doing.
+        Seid::WaitingForSidecar | Seid::Running { .. } => ("Running", running()),
         Seid::BackOff { last_exit, .. } => {
             ("Running", json!({"waiting": {"reason": "CrashLoopBackOff", "message": last_exit.describe()}}))
         }
-        Seid::Terminated { exit } => (
-            match (pod.sidecar_kind, exit.exit_code()) {
+        Seid::Terminated { exit } => {
+            let code = pod.command.container_exit_code(exit);
+            let phase = match (pod.sidecar_kind, code) {
                 // The regular sidecar container still runs: the pod is not finished.
                 (SidecarKind::Regular, _) => "Running",
                 (_, 0) => "Succeeded",
                 _ => "Failed",
-            },
-            json!({"terminated": {"exitCode": exit.exit_code(), "reason": if exit.exit_code() == 0 { "Completed" } else { "Error" }, "message": exit.describe()}}),
-        ),
+            };
+            (phase, terminated(code, &exit.describe()))
+        }
         // The node stopped reporting: the node lifecycle controller marks its pods not Ready.
-        Seid::NodeDown => ("Running", json!({"waiting": {"reason": "NodeNotReady"}})),
+        Seid::NodeDown => ("Running", waiting("NodeNotReady")),
     };
-    let condition = if ready { "True" } else { "False" };
-    json!({
+    let placed = !matches!(pod.seid, Seid::Unscheduled);
+    let created = placed && !matches!(pod.seid, Seid::Pulling { .. } | Seid::ImagePullBackOff);
+    let sidecar_state = || if pod.sidecar.is_some() { running() } else { waiting("PodInitializing") };
+    let sidecar_status = |name: &str| {
+        json!({
+            "name": name,
+            "image": pod.sidecar_image.clone().unwrap_or_default(),
+            "imageID": "",
+            "ready": pod.sidecar_ready() && pod.sidecar.is_some(),
+            "started": pod.sidecar.is_some(),
+            "restartCount": pod.sidecar_restarts,
+            "state": sidecar_state(),
+        })
+    };
+    let mut containers = vec![json!({
+        "name": SEID_CONTAINER,
+        "image": pod.image,
+        "imageID": "",
+        "ready": pod.seid_ready(),
+        "restartCount": pod.restarts,
+        "started": pod.seid_started(),
+        "state": state,
+    })];
+    if pod.sidecar_kind == SidecarKind::Regular {
+        containers.push(sidecar_status(SIDECAR_CONTAINER));
+    }
+    let init: Vec<Value> = pod
+        .init_containers
+        .iter()
+        .map(|c| match c.kind {
+            InitKind::Sidecar if pod.sidecar_kind == SidecarKind::Native || initializing => sidecar_status(&c.name),
+            _ => json!({
+                "name": c.name,
+                "image": c.image,
+                "imageID": "",
+                "ready": created,
+                "restartCount": 0,
+                "started": false,
+                "state": if created { terminated(0, "") } else { waiting("PodInitializing") },
+            }),
+        })
+        .collect();
+    let mut status = json!({
         "phase": phase,
         "hostIP": worker,
-        "conditions": [{"type": "Ready", "status": condition}, {"type": "ContainersReady", "status": condition}],
-        "containerStatuses": [{
-            "name": "seid",
-            "image": pod.image,
-            "imageID": "",
-            "ready": ready,
-            "restartCount": pod.restarts,
-            "started": matches!(pod.seid, Seid::Running { .. } | Seid::WaitingForSidecar),
-            "state": state,
-        }],
-    })
+        "conditions": [
+            condition("Initialized", created && !initializing),
+            condition("Ready", ready),
+            condition("ContainersReady", ready),
+            condition("PodScheduled", placed),
+        ],
+        "containerStatuses": containers,
+    });
+    if !init.is_empty() {
+        status["initContainerStatuses"] = Value::Array(init);
+    }
+    status
 }

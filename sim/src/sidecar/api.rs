@@ -208,11 +208,29 @@ pub fn rpc(world: &WorldState, key: &ObjectRef, incarnation: u64, path: &str) ->
     if *rpc_incarnation != incarnation {
         return error(503, "seid restarting");
     }
+    let Some(chain) = world.chain_for(pod.chain_id.as_deref()) else { return error(500, "unknown chain") };
+    if path == sei_operator::workload::LAG_STATUS_PATH {
+        return lag_status(run.height_at(chain, world.now), chain.tip(world.now));
+    }
     if path != RPC_STATUS_PATH {
         return error(404, "no such route");
     }
-    let Some(chain) = world.chain_for(pod.chain_id.as_deref()) else { return error(500, "unknown chain") };
     let status =
         ChainStatus { latest_height: run.height_at(chain, world.now), catching_up: run.catching_up(chain, world.now) };
     json(200, &RpcStatusResponse::new(status))
+}
+
+/// seid's `GET /lag_status` (sei-protocol/sei-chain `sei-tendermint/internal/rpc/core/lag_status.go`,
+/// `LagStatus`): the node's height, its peers' highest (here the network's tip) and the lag, as the bare result
+/// with int64s as strings (tmjson); 200 within the lag threshold, else 417 with the same body
+/// (`sei-tendermint/rpc/jsonrpc/server/http_server.go`, `writeHTTPResponse`). The kubelet's readiness probe reads
+/// the same rule (`kube::pod::PodRuntime::answers_http`).
+fn lag_status(height: u64, tip: u64) -> Answer {
+    let lag = tip.saturating_sub(height);
+    let body = serde_json::json!({
+        "current_height": height.to_string(),
+        "max_peer_height": tip.to_string(),
+        "lag": lag.to_string(),
+    });
+    json(if lag > crate::kube::pod::LAG_THRESHOLD { 417 } else { 200 }, &body)
 }

@@ -56,7 +56,7 @@ fn the_new_binary_panics_on_a_block_below_the_upgrade() {
 }
 
 #[test]
-fn a_bootstrap_job_with_halt_height_exits_zero_at_that_height() {
+fn a_bootstrap_job_whose_wrapper_maps_130_succeeds_at_its_halt_height() {
     let mut world = world(12);
     world.create(&claim("data-n-0")).unwrap();
     world.create(&bootstrap_job("n-bootstrap", "sei:v1", UPGRADE_HEIGHT - 1, "data-n-0")).unwrap();
@@ -76,6 +76,7 @@ fn a_bootstrap_job_with_halt_height_exits_zero_at_that_height() {
     assert_eq!(pods[0].status.as_ref().unwrap().phase.as_deref(), Some("Succeeded"));
     let pod = world.pod(NS, pods[0].metadata.name.as_deref().unwrap()).unwrap();
     assert_eq!(pod.seid, Seid::Terminated { exit: SeidExit::Halted });
+    assert_eq!(SeidExit::Halted.exit_code(), 130, "seid's own code; the wrapper made the container's 0");
 }
 
 #[test]
@@ -110,14 +111,17 @@ fn a_pod_waits_for_its_claim() {
         .unwrap();
 }
 
-/// A bootstrap Job whose pod has the sidecar, as a regular container or as a native sidecar.
+/// A bootstrap Job whose pod has the sidecar, as a regular container or as a native sidecar, and seid's
+/// bootstrap wrapper (wait for the sidecar's healthz, then `--halt-height 1010` with 130 mapped to 0).
 fn job_with_sidecar(native: bool) -> Job {
-    let seid = json!({"name": "seid", "image": "sei:v1", "args": ["start", "--halt-height=1010"]});
+    let script = sei_operator::workload::bootstrap_start_script(7777, 1_010);
+    let seid = json!({"name": "seid", "image": "sei:v1", "command": ["/bin/bash", "-c"], "args": [script]});
     let sidecar = json!({"name": "sidecar", "image": "seictl:v1", "ports": [{"containerPort": 7777}]});
-    let mut native_sidecar = sidecar.clone();
-    native_sidecar["restartPolicy"] = json!("Always");
-    let (containers, init) =
-        if native { (json!([seid]), json!([native_sidecar])) } else { (json!([seid, sidecar]), json!([])) };
+    let (containers, init) = if native {
+        (json!([seid]), json!([seid_init("sei:v1"), native_sidecar()]))
+    } else {
+        (json!([seid, sidecar]), json!([seid_init("sei:v1")]))
+    };
     serde_json::from_value(json!({
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": "n-bootstrap", "namespace": NS},

@@ -37,12 +37,40 @@ pub fn world(seed: u64) -> World {
     World::builder(seed).workers(2).chain(chain()).registry(registry()).build().unwrap()
 }
 
-/// A one-replica StatefulSet `name` running `image`, with a data claim and, if `sidecar`, a sidecar container.
+/// The `seid-init` init container: `seid init` on a volume that holds no genesis (the operator's script).
+pub fn seid_init(image: &str) -> serde_json::Value {
+    let script = "if [ -f /sei/config/genesis.json ]; then echo 'data directory already initialized'; \
+                  else seid init n --chain-id pacific-1 --home /sei; fi";
+    json!({"name": "seid-init", "image": image, "command": ["/bin/sh", "-c", script],
+        "volumeMounts": [{"name": "data", "mountPath": "/sei"}]})
+}
+
+/// The sidecar as a native sidecar (an init container with `restartPolicy: Always`) on port 7777.
+pub fn native_sidecar() -> serde_json::Value {
+    json!({"name": "sidecar", "image": "seictl:v1", "restartPolicy": "Always",
+        "env": [{"name": "SEI_SIDECAR_PORT", "value": "7777"}], "ports": [{"containerPort": 7777}]})
+}
+
+/// The operator's wrapper as seid's container command: wait for the sidecar's healthz on 7777, then `exec`
+/// `seid start --home /sei`.
+pub fn wrapped_seid(image: &str) -> serde_json::Value {
+    let script = sei_operator::workload::node_start_script(7777, &sei_operator::workload::default_seid_start());
+    json!({"name": "seid", "image": image, "command": ["/bin/bash", "-c"], "args": [script]})
+}
+
+/// A one-replica StatefulSet `name` running `image` with a data claim and `seid init` on it. With `sidecar`, a
+/// native sidecar on 7777, seid's wrapper waiting for its healthz, and a startup probe on that healthz (no
+/// readiness probe: Ready once healthz said 200); without, seid starts at once (`seid start --home /sei`).
 pub fn statefulset(name: &str, image: &str, sidecar: bool, policy: &str) -> StatefulSet {
-    let mut containers = vec![json!({"name": "seid", "image": image, "args": ["start"]})];
-    if sidecar {
-        containers.push(json!({"name": "sidecar", "image": "seictl:v1", "ports": [{"containerPort": 7777}]}));
-    }
+    let (containers, init) = if sidecar {
+        let mut seid = wrapped_seid(image);
+        seid["startupProbe"] =
+            json!({"httpGet": {"path": "/v0/healthz", "port": 7777}, "periodSeconds": 5, "failureThreshold": 86400});
+        (json!([seid]), json!([seid_init(image), native_sidecar()]))
+    } else {
+        let seid = json!({"name": "seid", "image": image, "args": ["start", "--home", "/sei"]});
+        (json!([seid]), json!([seid_init(image)]))
+    };
     serde_json::from_value(json!({
         "apiVersion": "apps/v1", "kind": "StatefulSet",
         "metadata": {"name": name, "namespace": NS},
@@ -53,7 +81,7 @@ pub fn statefulset(name: &str, image: &str, sidecar: bool, policy: &str) -> Stat
             "selector": {"matchLabels": {"sei.io/node": name}},
             "template": {
                 "metadata": {"labels": {"sei.io/node": name}},
-                "spec": {"containers": containers},
+                "spec": {"initContainers": init, "containers": containers},
             },
             "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}],
         },
@@ -80,7 +108,14 @@ pub fn claim(name: &str) -> PersistentVolumeClaim {
     .unwrap()
 }
 
-/// A bootstrap Job running `image` with `--halt-height halt` on claim `claim`.
+/// The script that runs `seid start --home /sei --halt-height <halt>` and maps its exit 130 to 0 (the
+/// operator's bootstrap script without its wait for the sidecar).
+pub fn halting_script(halt: u64) -> String {
+    format!("seid start --home /sei --halt-height {halt}; rc=$?; if [ \"$rc\" -eq 130 ]; then exit 0; fi; exit \"$rc\"")
+}
+
+/// A bootstrap Job running `image` to `--halt-height halt` on claim `claim`, after `seid init`, with exit 130
+/// mapped to success, and no sidecar.
 pub fn bootstrap_job(name: &str, image: &str, halt: u64, claim: &str) -> Job {
     serde_json::from_value(json!({
         "apiVersion": "batch/v1", "kind": "Job",
@@ -89,12 +124,25 @@ pub fn bootstrap_job(name: &str, image: &str, halt: u64, claim: &str) -> Job {
             "backoffLimit": 0,
             "template": {"spec": {
                 "restartPolicy": "Never",
-                "containers": [{"name": "seid", "image": image, "args": ["start", "--halt-height", halt.to_string()]}],
+                "initContainers": [seid_init(image)],
+                "containers": [{"name": "seid", "image": image, "command": ["/bin/bash", "-c", halting_script(halt)]}],
                 "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}],
             }},
         },
     }))
     .unwrap()
+}
+
+/// Creates claim `name` holding a volume a node's init plan has prepared (`seid init` run, the node's config
+/// applied), for tests that judge something else than preparation on a SeiNode's pod.
+pub fn prepared_claim(world: &World, name: &str) {
+    world.create(&claim(name)).unwrap();
+    world.modify(|s| {
+        let volume =
+            s.volumes.entry(sei_operator::cluster::ObjectRef::new("PersistentVolumeClaim", NS, name)).or_default();
+        volume.initialized = true;
+        volume.configured = true;
+    });
 }
 
 /// The StatefulSet's status, or a default one.

@@ -77,6 +77,7 @@ fn rollout_condition_must_match_rollout() {
 fn current_image_must_have_been_run_by_a_ready_pod() {
     let mut world = world(41);
     world.create(&node("n", json!({}))).unwrap();
+    prepared_claim(&world, "data-n-0");
     world.create(&statefulset("n", "sei:v1", false, "OrderedReady")).unwrap();
     world.run_until("pod ready", secs(60), |w| pod_ready(w, "n-0")).unwrap();
     world
@@ -188,6 +189,7 @@ fn a_hard_fork_entrant_must_never_hit_an_upgrade_panic() {
         .unwrap();
     world.run_for(secs(2)).unwrap();
     // The entrant's pod runs the new binary from an empty volume: it would have to process blocks below 1100.
+    prepared_claim(&world, &format!("data-{entrant}-0"));
     world.create(&statefulset(&entrant, "sei:v2", false, "OrderedReady")).unwrap();
     match world.run_for(secs(60)) {
         Err(SimError::Invariant { violation, .. }) => {

@@ -5,6 +5,7 @@ mod chain;
 mod common;
 mod determinism;
 mod invariants;
+mod kubelet;
 mod operator;
 mod sidecar;
 mod statefulset;
