@@ -46,9 +46,7 @@ impl<C: Cluster, S: Sidecar> TaskRunner for NodeTasks<'_, C, S> {
                 Ok(Progress::Complete)
             }
             TaskType::Sidecar(sidecar_task) => self.sidecar_task(task, sidecar_task, &self.node_pod()).await,
-            TaskType::BootstrapSidecar(sidecar_task) => {
-                self.sidecar_task(task, sidecar_task, &self.bootstrap_pod()).await
-            }
+            TaskType::BootstrapSidecar(sidecar_task) => self.bootstrap_sidecar_task(task, sidecar_task).await,
             other => Err(TaskError::Terminal(format!("{} is not a SeiNode task", other.as_str()))),
         }
     }
@@ -176,6 +174,26 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
             self.cluster.replace(&volume).await.map_err(api_error)?;
         }
         Ok(true)
+    }
+
+    /// A task of the bootstrap pod's sidecar. That pod lives only until its seid halts at the target: then the Job
+    /// completes and the kubelet stops the native sidecar with it (seconds after `mark-ready`, when the volume
+    /// was nearly there), and the task's result can no longer be read. A finished Job settles every such task —
+    /// seid ran only after `mark-ready` — and `await-bootstrap-job` reads how it finished.
+    async fn bootstrap_sidecar_task(&self, task: &Task, sidecar_task: SidecarTaskType) -> Result<Progress, TaskError> {
+        match self.sidecar_task(task, sidecar_task, &self.bootstrap_pod()).await {
+            Err(TaskError::Transient(reason)) => {
+                let job = names::bootstrap(self.name());
+                let job = self.cluster.get::<Job>(self.namespace(), &job).await.optional().map_err(api_error)?;
+                let conditions = job.as_ref().and_then(|j| j.status.as_ref()).and_then(|s| s.conditions.as_deref());
+                let finished = conditions
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True");
+                if finished { Ok(Progress::Complete) } else { Err(TaskError::Transient(reason)) }
+            }
+            other => other,
+        }
     }
 
     /// Submits the task to the sidecar at `pod` under its deterministic id, and reports the sidecar's verdict. A
