@@ -26,10 +26,7 @@ impl<C: Cluster> TaskRunner for DeploymentTasks<'_, C> {
             TaskType::MarkNodesReady => self.await_nodes(params(task)?, marked_ready).await,
             TaskType::CreateEntrantNodes => self.create_entrant_nodes(params(task)?).await,
             TaskType::AwaitNodesRunning => self.await_entrants(params(task)?, |_| true).await,
-            TaskType::AwaitNodesCaughtUp => {
-                self.await_entrants(params(task)?, |n| n.status.as_ref().and_then(|s| s.catching_up) == Some(false))
-                    .await
-            }
+            TaskType::AwaitNodesCaughtUp => self.await_entrants(params(task)?, caught_up_and_serving).await,
             TaskType::SwitchTraffic => self.switch_traffic(params(task)?).await,
             TaskType::TeardownNodes => self.teardown_nodes(params(task)?).await,
             other => Err(TaskError::Terminal(format!("{} is not a SeiNodeDeployment task", other.as_str()))),
@@ -40,6 +37,20 @@ impl<C: Cluster> TaskRunner for DeploymentTasks<'_, C> {
 fn spec_updated(node: &SeiNode, image: Option<&str>) -> bool {
     let current = node.status.as_ref().and_then(|s| s.current_image.as_deref());
     image.is_none_or(|image| node.spec.image == image && current == Some(image))
+}
+
+/// Serving: its pod has run the spec's image while Ready in Kubernetes' sense — `status.currentImage` is set only
+/// then — so a Service that selects it has an endpoint for it. A node is Running once its init plan is done,
+/// seconds before seid's wrapper starts seid and a readiness probe period or more before its pod is Ready: a
+/// traffic switch in that gap (HardFork switches right after this wait) selects pods with no endpoint.
+fn serving(node: &SeiNode) -> bool {
+    node.status.as_ref().and_then(|s| s.current_image.as_deref()) == Some(node.spec.image.as_str())
+}
+
+/// Caught up (seid says it is not catching up) and serving. seid's RPC answers `catching_up: false` before the
+/// kubelet's readiness probe on `/lag_status` has passed, so caught up alone is not yet an endpoint.
+fn caught_up_and_serving(node: &SeiNode) -> bool {
+    node.status.as_ref().and_then(|s| s.catching_up) == Some(false) && serving(node)
 }
 
 fn marked_ready(node: &SeiNode, image: Option<&str>) -> bool {
@@ -150,9 +161,24 @@ impl<C: Cluster> DeploymentTasks<'_, C> {
     }
 
     /// Points the deployment's Service at the entrants — now, in this task, not deferred to the plan's end.
+    /// Points the Service at the entrants — once every node it would select serves (its pod Ready on its image):
+    /// a Service whose selected pods are not Ready has no endpoints, a black hole however brief. A node is Running
+    /// when its init plan is done, before seid has started and a readiness probe period before its pod is Ready,
+    /// and HardFork switches right after waiting for Running.
     async fn switch_traffic(&self, params: SwitchTraffic) -> Result<Progress, TaskError> {
         let existing = self.cluster.get::<Service>(self.namespace(), &params.service).await.optional();
-        match existing.map_err(api_error)? {
+        let existing = existing.map_err(api_error)?;
+        let switched = existing
+            .as_ref()
+            .and_then(|s| s.spec.as_ref())
+            .is_some_and(|spec| spec.selector.as_ref() == Some(&params.selector));
+        if !switched {
+            let targets = self.cluster.list::<SeiNode>(self.namespace(), &params.selector).await.map_err(api_error)?;
+            if targets.is_empty() || !targets.iter().all(serving) {
+                return Ok(Progress::Running);
+            }
+        }
+        match existing {
             None => {
                 let revision = params.selector.get(LABEL_REVISION).cloned().unwrap_or_default();
                 let service = deployment_service(self.deployment, &revision);
@@ -225,5 +251,19 @@ mod tests {
         assert_eq!(entrant_done("rpc-g2-0", Some(&running), |_| true), Ok(true));
         assert_eq!(entrant_done("rpc-g2-0", Some(&running), |_| false), Ok(false));
         assert_eq!(entrant_done("rpc-g2-0", Some(&entrant(Some(SeiNodePhase::Initializing))), |_| true), Ok(false));
+    }
+
+    #[test]
+    fn an_entrant_serves_only_once_its_pod_ran_its_image_ready_and_is_caught_up_only_when_it_also_serves() {
+        let mut node = entrant(Some(SeiNodePhase::Running));
+        assert!(!serving(&node), "Running, but no pod has run its image while Ready");
+        node.status.as_mut().expect("status").catching_up = Some(false);
+        assert!(!caught_up_and_serving(&node), "seid says caught up before the pod is an endpoint");
+        node.status.as_mut().expect("status").current_image = Some("sei:v6.3.0".into());
+        assert!(!serving(&node), "a Ready pod of the previous image does not serve this spec");
+        node.status.as_mut().expect("status").current_image = Some("sei:v6.3.1".into());
+        assert!(serving(&node) && caught_up_and_serving(&node));
+        node.status.as_mut().expect("status").catching_up = Some(true);
+        assert!(serving(&node) && !caught_up_and_serving(&node));
     }
 }
