@@ -47,8 +47,16 @@ pub fn resolve(world: &WorldState, host: &str, port: u16) -> Result<Resolved, Re
             world.store.get(&pod.key, None).and_then(|v| v.pointer("/metadata/labels")).and_then(Value::as_object);
         let labels: Option<LabelSelector> =
             labels.map(|l| l.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect());
+        // A finished pod (Succeeded or Failed: a Job's pods stay after they end) is never an endpoint, even
+        // under publishNotReadyAddresses (kubernetes/kubernetes
+        // `staging/src/k8s.io/endpointslice/util/controller_utils.go`, `ShouldPodBeInEndpoints`: terminal pods are
+        // skipped) — and a Job's replacement pod shares the finished one's hostname.
+        let phase = pod.reported.get("phase").and_then(Value::as_str);
+        let terminal = matches!(phase, Some("Succeeded" | "Failed"));
         // A Service without a selector has no managed endpoints.
-        selector.as_ref().is_some_and(|s| matches_selector(labels.as_ref(), s)) && (publish_not_ready || pod.is_ready())
+        !terminal
+            && selector.as_ref().is_some_and(|s| matches_selector(labels.as_ref(), s))
+            && (publish_not_ready || pod.is_ready())
     };
     let named = |p: &&crate::kube::kubelet::PodRuntime| {
         p.key.namespace == *namespace && p.hostname == *hostname && p.subdomain.as_deref() == Some(*subdomain)
