@@ -157,6 +157,9 @@ pub async fn run_operator<R: Reconciler>(
     let (mut instant, mut started_this_instant) = (Duration::ZERO, 0u64);
     let (mut watch, wake) = {
         let mut world = lock(&shared);
+        // Reconcile ids start again at 0 in a new process: counts of the dead process's unfinished reconciles
+        // must not be credited to the new ones that reuse their ids (an armed afterWrite crash would fire early).
+        world.operator.writes_in_reconcile.clear();
         // The informers' initial list: every object of the reconciled kinds.
         let now = world.now;
         for kind in &kinds {
