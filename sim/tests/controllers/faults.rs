@@ -4,4 +4,7 @@ crate::scenario_tests! {
     a_partition_during_mark_ready_heals_and_the_node_is_marked_ready => "partition-during-mark-ready.yaml",
     an_api_conflict_storm_does_not_break_a_rollout => "api-conflict-storm.yaml",
     a_sidecar_restart_storm_outside_and_during_a_rollout_leaves_nothing_stuck => "sidecar-restart-storm.yaml",
+    a_pod_and_a_sidecar_restarted_three_times_are_marked_ready_each_time =>
+        "sidecar-and-pod-restarted-three-times.yaml",
+    seid_does_not_start_before_its_restore_and_config_are_done => "seid-waits-for-its-restore.yaml",
 }

@@ -50,11 +50,23 @@ async fn reconcile(ctx: &OperatorContext, key: &ObjectRef) -> Result<Requeue, Re
     if let Some(uid) = pod_uid
         && ctx.sidecar.healthz(&pod).await == Ok(false)
     {
-        // The sidecar's task table is on the volume and outlives the pod; its ready flag does not. So each pod
-        // gets its own mark-ready id (the toy never restarts a sidecar on its own).
-        let id = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{key}/{uid}/mark-ready").as_bytes());
-        let request = TaskRequest { id: Some(id), type_: "mark-ready".into(), params: None };
-        let _ = ctx.sidecar.submit_task(&pod, &request).await;
+        // seid must not run on a volume whose config nobody wrote (seid-runs-only-on-a-prepared-volume): the
+        // config first, once per node — a completed id is a no-op on every later pod.
+        let config = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{key}/config-apply").as_bytes());
+        let configured = matches!(
+            ctx.sidecar.get_task(&pod, config).await,
+            Ok(Some(task)) if task.status == sei_operator::sidecar::wire::TaskState::Completed
+        );
+        if !configured {
+            let request = TaskRequest { id: Some(config), type_: "config-apply".into(), params: None };
+            let _ = ctx.sidecar.submit_task(&pod, &request).await;
+        } else {
+            // The sidecar's task table is on the volume and outlives the pod; its ready flag does not. So each
+            // pod gets its own mark-ready id (the toy never restarts a sidecar on its own).
+            let id = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{key}/{uid}/mark-ready").as_bytes());
+            let request = TaskRequest { id: Some(id), type_: "mark-ready".into(), params: None };
+            let _ = ctx.sidecar.submit_task(&pod, &request).await;
+        }
     }
     let status = set.status.clone().unwrap_or_default();
     let rolled = status.observed_generation == set.metadata.generation
