@@ -268,9 +268,11 @@ impl Cluster for SimCluster {
         let key = ObjectRef::of::<K>(namespace, name);
         let (result, crash) = self.write(&key, "delete", |world| {
             let now = world.timestamp();
-            // The delete-time invariants judge the operator, not a scenario deleting things on purpose.
-            if self.kind == ClientKind::Operator {
-                crate::invariants::on_delete(world, &key);
+            // The delete-time invariants judge the operator, not a scenario deleting things on purpose; what a
+            // user deletes is remembered, so the invariants can tell the user's doing from the operator's.
+            match self.kind {
+                ClientKind::Operator => crate::invariants::on_delete(world, &key),
+                ClientKind::Harness => crate::invariants::on_user_delete(world, &key),
             }
             world.store.delete(&key, now).map(|()| Arc::new(Value::Null))
         });
