@@ -16,14 +16,14 @@ use super::phase::{count_nodes, deployment_phase, nodes_ready_message};
 use super::vocabulary::*;
 use crate::api::{
     ActiveSet, NodeSummary, Plan, PlanPhase, RolloutNodeStatus, RolloutStatus, SeiNode, SeiNodeDeployment,
-    SeiNodeDeploymentStatus, SeiNodePhase, Strategy, Time,
+    SeiNodeDeploymentStatus, SeiNodePhase, Strategy, TaskStatus, Time,
 };
 use crate::clock::{SignedDuration, Timestamp};
 use crate::cluster::{Event, ObjectRef};
 use crate::meta::{ConditionUpdate, find_condition, set_condition};
 use crate::names;
 use crate::plan::ids::plan_id;
-use crate::plan::{PlanError, RolloutPlanInput, rollout_plan};
+use crate::plan::{PlanError, RolloutPlanInput, TaskType, rollout_plan};
 
 /// Default age after which an unfinished rollout is reported Stalled.
 pub const DEFAULT_STALL_THRESHOLD: Duration = Duration::from_secs(10 * 60);
@@ -171,13 +171,8 @@ fn supersede_rollout(ctx: &Ctx<'_>, d: &mut Decision, old: &RolloutStatus) {
         Err(error) => return report_invalid(ctx, d, error.to_string()),
     };
     // Traffic already moved to the superseded entrants: they serve now, so they are the new incumbents.
-    if old.strategy != Strategy::InPlace
-        && old.entrant_revision.is_some()
-        && ctx.observed.service_revision == old.entrant_revision.as_deref()
-    {
-        d.status.active_set =
-            old.entrant_revision.clone().map(|revision| ActiveSet { revision, generation: old.generation });
-        d.status.incumbent_nodes = old.entrant_nodes.clone();
+    if traffic_moved(ctx, &d.status, old) {
+        adopt_entrants(&mut d.status, old);
     }
     let rollout = new_rollout(ctx, &d.status, strategy);
     let plan = match plan_for(ctx, &rollout) {
@@ -191,12 +186,32 @@ fn supersede_rollout(ctx: &Ctx<'_>, d: &mut Decision, old: &RolloutStatus) {
     d.status.plan = Some(plan);
 }
 
+/// Whether traffic has moved to the entrants of `rollout` (BlueGreen / HardFork): its plan recorded
+/// `switch-traffic` Complete — the operator's own record, which a lagging read of the Service cannot contradict
+/// — or the Service is seen selecting the entrants (a switch whose record a crash lost).
+fn traffic_moved(ctx: &Ctx<'_>, status: &SeiNodeDeploymentStatus, rollout: &RolloutStatus) -> bool {
+    let Some(entrant_revision) = rollout.entrant_revision.as_deref().filter(|_| rollout.strategy != Strategy::InPlace)
+    else {
+        return false;
+    };
+    let recorded = rollout_plan_phase(ctx, status, rollout).is_some()
+        && status.plan.as_ref().is_some_and(|plan| {
+            plan.tasks.iter().any(|t| t.type_ == TaskType::SwitchTraffic.as_str() && t.status == TaskStatus::Complete)
+        });
+    recorded || ctx.observed.service_revision == Some(entrant_revision)
+}
+
+/// The entrants of `rollout` become the active set: they are what the Service selects.
+fn adopt_entrants(status: &mut SeiNodeDeploymentStatus, rollout: &RolloutStatus) {
+    if let Some(revision) = rollout.entrant_revision.clone() {
+        status.active_set = Some(ActiveSet { revision, generation: rollout.generation });
+        status.incumbent_nodes = rollout.entrant_nodes.clone();
+    }
+}
+
 fn complete_rollout(ctx: &Ctx<'_>, d: &mut Decision, rollout: &RolloutStatus) {
-    if rollout.strategy != Strategy::InPlace
-        && let Some(revision) = rollout.entrant_revision.clone()
-    {
-        d.status.active_set = Some(ActiveSet { revision, generation: rollout.generation });
-        d.status.incumbent_nodes = rollout.entrant_nodes.clone();
+    if rollout.strategy != Strategy::InPlace {
+        adopt_entrants(&mut d.status, rollout);
     }
     d.status.template_hash = Some(rollout.target_hash.clone());
     d.status.failed_target_hash = None;
@@ -215,7 +230,13 @@ fn fail_rollout(ctx: &Ctx<'_>, d: &mut Decision, rollout: &RolloutStatus) {
         .and_then(|p| p.failed_task_detail.as_ref())
         .map(|f| format!("task {} failed after {}/{} retries: {}", f.type_, f.retry_count, f.max_retries, f.error))
         .unwrap_or_else(|| "its plan failed".into());
-    let message = format!("rollout to template {} ({}) failed: {cause}", rollout.target_hash, rollout.strategy);
+    let mut message = format!("rollout to template {} ({}) failed: {cause}", rollout.target_hash, rollout.strategy);
+    // A plan that fails after its traffic switch leaves the entrants serving: they stay, as the active set, and
+    // the incumbents are the nodes that go — never the nodes traffic is on.
+    if traffic_moved(ctx, &d.status, rollout) {
+        adopt_entrants(&mut d.status, rollout);
+        message += "; traffic had already moved to its entrants, which stay as the active set";
+    }
     d.status.failed_target_hash = Some(rollout.target_hash.clone());
     d.status.rollout = None;
     ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, false, REASON_ROLLOUT_FAILED, message.clone());

@@ -393,6 +393,57 @@ fn superseded_blue_green_entrants_that_already_serve_become_the_incumbents() {
     assert_eq!(stray_nodes(&decision.status, &nodes, Some(&entrant_revision)), ["rpc-0", "rpc-1"]);
 }
 
+/// Marks the plan's tasks up to and including `switch-traffic` Complete: the switch is on record.
+fn record_switch(status: &mut SeiNodeDeploymentStatus) {
+    if let Some(plan) = status.plan.as_mut() {
+        for task in plan.tasks.iter_mut() {
+            task.status = TaskStatus::Complete;
+            if task.type_ == "switch-traffic" {
+                break;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_switch_on_record_outweighs_a_stale_read_of_the_service_when_superseded() {
+    let (mut d, mut nodes, revision) = edited("BlueGreen", 2);
+    let mut status = run(&d, &nodes, Some(&revision), 60).status;
+    let entrant_revision = template_hash(&d.spec.template.spec);
+    nodes.extend((0..2).map(|i| node(&format!("rpc-g2-{i}"), &entrant_revision, RUNNING_OLD)));
+    record_switch(&mut status);
+    d.status = Some(status);
+    d.spec.template.spec.image = "sei:v6.4.1".into();
+    d.metadata.generation = Some(3);
+    // A lagging read still shows the Service on the incumbents; the plan says traffic moved.
+    let decision = run(&d, &nodes, Some(&revision), 90);
+    let rollout = decision.status.rollout.as_ref().expect("rolling");
+    assert_eq!(rollout.incumbent_nodes, ["rpc-g2-0", "rpc-g2-1"], "the entrants serve: they are the incumbents");
+    assert!(!stray_nodes(&decision.status, &nodes, Some(&revision)).iter().any(|n| n.starts_with("rpc-g2")));
+}
+
+#[test]
+fn a_plan_failing_after_its_switch_keeps_the_entrants_it_switched_to() {
+    let (mut d, mut nodes, revision) = edited("BlueGreen", 2);
+    let mut status = run(&d, &nodes, Some(&revision), 60).status;
+    let entrant_revision = template_hash(&d.spec.template.spec);
+    nodes.extend((0..2).map(|i| node(&format!("rpc-g2-{i}"), &entrant_revision, RUNNING_OLD)));
+    record_switch(&mut status);
+    if let Some(plan) = status.plan.as_mut() {
+        plan.phase = PlanPhase::Failed;
+        plan.failed_task_index = Some(4);
+    }
+    d.status = Some(status);
+    let failed = run(&d, &nodes, Some(&revision), 90);
+    assert!(failed.status.rollout.is_none());
+    assert_eq!(failed.status.incumbent_nodes, ["rpc-g2-0", "rpc-g2-1"]);
+    assert_eq!(failed.status.active_set.as_ref().map(|s| s.revision.as_str()), Some(entrant_revision.as_str()));
+    // The incumbents go once a read shows the Service where the plan put it (a stale one keeps them a while).
+    assert!(stray_nodes(&failed.status, &nodes, Some(&revision)).is_empty());
+    assert_eq!(stray_nodes(&failed.status, &nodes, Some(&entrant_revision)), ["rpc-0", "rpc-1"]);
+    assert!(rollout_condition(&failed.status).2.contains("traffic had already moved"));
+}
+
 #[test]
 fn blue_green_completion_makes_the_entrants_the_active_set() {
     let (mut d, nodes, revision) = edited("BlueGreen", 2);
