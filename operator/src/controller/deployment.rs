@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Service;
 
 use super::{Action, FINALIZER, ReconcileError};
 use crate::api::{DeletionPolicy, DeploymentPhase, PlanPhase, SeiNode, SeiNodeDeployment, SeiNodeDeploymentStatus};
-use crate::children::{child_node, scale_up_spec, with_template_fields};
+use crate::children::{active_spec, child_node, missing_plan_children, scale_up_spec, with_template_fields};
 use crate::clock::{Clock, SignedDuration};
 use crate::cluster::{Cluster, ClusterError, OptionalExt, create_if_missing, delete_if_present};
 use crate::meta::{LABEL_DEPLOYMENT, is_controlled_by};
@@ -99,6 +99,15 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
     for stray in stray_nodes(&status, &nodes, service_revision.as_deref()) {
         delete_if_present::<C, SeiNode>(&ctx.cluster, namespace, &stray).await?;
     }
+    // While a plan is Active the children are the plan's business, but one that is missing (a user deleted it,
+    // even mid-rollout, perhaps a Failed node to retry it) is made again with the spec the plan gives it: the
+    // plan waits for it and would never finish. After the status write, like the strays: a decision that ends
+    // the plan must not race a node made for it.
+    if plan_active {
+        for child in missing_plan_children(&deployment, &status, &nodes) {
+            create_if_missing(&ctx.cluster, &child).await?;
+        }
+    }
 
     if plan_created && plan_active {
         return Ok(Action::Requeue(Duration::ZERO));
@@ -135,13 +144,7 @@ async fn ensure_children<C: Cluster>(
 ) -> Result<(), ClusterError> {
     let Some(active) = &status.active_set else { return Ok(()) };
     let template = &deployment.spec.template;
-    let active_hash = status.template_hash.as_deref();
-    let active_spec = nodes
-        .iter()
-        .filter(|n| status.incumbent_nodes.contains(&n.metadata.name.clone().unwrap_or_default()))
-        .find(|n| Some(template_hash(&n.spec).as_str()) == active_hash)
-        .map(|n| n.spec.clone())
-        .unwrap_or_else(|| template.spec.clone());
+    let active_spec = active_spec(deployment, status, nodes);
     let metadata = template.metadata.clone().unwrap_or_default();
     for (ordinal, name) in (0u32..).zip(&status.incumbent_nodes) {
         match nodes.iter().find(|n| n.metadata.name.as_deref() == Some(name.as_str())) {

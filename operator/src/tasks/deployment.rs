@@ -52,7 +52,7 @@ fn marked_ready(node: &SeiNode, image: Option<&str>) -> bool {
 /// Whether entrant `name` is done waiting for, as read: Running and `ready`. Failed is terminal. Not found is
 /// transient, not a failure: `create-entrant-nodes` created it, often in this very reconcile, and a read from
 /// a lagging cache (an API server's watch cache, an informer) may not show it yet. An entrant that was really
-/// deleted leaves the rollout waiting, which the stall signal reports, rather than failing on a stale read.
+/// deleted is made again by the deployment controller (`children::missing_plan_children`) and waited for.
 fn entrant_done(name: &str, node: Option<&SeiNode>, ready: fn(&SeiNode) -> bool) -> Result<bool, TaskError> {
     let Some(node) = node else {
         return Err(TaskError::Transient(format!("entrant SeiNode {name} is not visible yet")));

@@ -9,4 +9,6 @@ crate::scenario_tests! {
     in_place_bad_image_then_a_fix_recovers_by_supersession_without_rollback => "inplace-bad-image-then-fix.yaml",
     in_place_16_replicas_at_a_halted_chain => "inplace-16-replicas-halted-chain.yaml",
     in_place_100_replicas_roll_out_and_complete => "inplace-100-replicas.yaml",
+    in_place_child_deleted_mid_rollout_and_its_failed_replacement_deleted_to_retry_come_back =>
+        "inplace-child-deleted-mid-rollout.yaml",
 }
