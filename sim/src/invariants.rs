@@ -70,7 +70,7 @@ pub struct Observed {
     submissions_checked: usize,
     /// Task ids each sidecar process (pod, incarnation) started, by task type.
     started: BTreeMap<(ObjectRef, u64, String), Vec<uuid::Uuid>>,
-    /// The plan id first seen beside each rollout: (deployment uid, target hash, strategy) → plan id.
+    /// The plan id first seen beside each rollout: (deployment uid, plan target, strategy) → plan id.
     rollout_plans: BTreeMap<(String, String, String), String>,
 }
 
@@ -339,7 +339,8 @@ pub fn one_plan_per_rollout(observed: &mut Observed) -> Result<(), Violation> {
     for (key, deployment) in &observed.deployments {
         let (Some(status), Some(uid)) = (&deployment.status, &deployment.metadata.uid) else { continue };
         let (Some(rollout), Some(plan)) = (&status.rollout, &status.plan) else { continue };
-        let rollout_key = (uid.clone(), rollout.target_hash.clone(), rollout.strategy.to_string());
+        // The target a plan is for includes a HardFork's halt height: a corrected height is a new rollout.
+        let rollout_key = (uid.clone(), rollout.plan_target(), rollout.strategy.to_string());
         let first = observed.rollout_plans.entry(rollout_key).or_insert_with(|| plan.id.clone());
         if *first != plan.id {
             return Err(Violation::new(

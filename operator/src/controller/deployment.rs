@@ -13,7 +13,7 @@ use crate::cluster::{Cluster, ClusterError, OptionalExt, create_if_missing, dele
 use crate::meta::{LABEL_DEPLOYMENT, is_controlled_by};
 use crate::names;
 use crate::plan::executor::{Next, POLL_INTERVAL, execute};
-use crate::rollout::{Observed, RolloutConfig, evaluate, stray_nodes, template_hash};
+use crate::rollout::{Observed, RolloutConfig, evaluate, is_superseded, stray_nodes};
 use crate::tasks::DeploymentTasks;
 use crate::workload::{deployment_service, selected_revision};
 
@@ -53,8 +53,7 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
     // and not on a plan about to be superseded.
     let mut stepped = deployment.clone();
     let status = stepped.status.get_or_insert_with(SeiNodeDeploymentStatus::default);
-    let superseded =
-        status.rollout.as_ref().is_some_and(|r| r.target_hash != template_hash(&deployment.spec.template.spec));
+    let superseded = status.rollout.as_ref().is_some_and(|r| is_superseded(r, &deployment));
     let mut next = Action::AwaitChange;
     if let Some(plan) = status.plan.as_mut().filter(|p| p.phase == PlanPhase::Active && !superseded) {
         let runner = DeploymentTasks { cluster: &ctx.cluster, deployment: &deployment };

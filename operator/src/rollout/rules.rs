@@ -20,7 +20,7 @@ use crate::api::{
 };
 use crate::clock::{SignedDuration, Timestamp};
 use crate::cluster::{Event, ObjectRef};
-use crate::meta::{ConditionUpdate, find_condition, set_condition};
+use crate::meta::{ConditionUpdate, LABEL_REVISION, find_condition, set_condition};
 use crate::names;
 use crate::plan::ids::plan_id;
 use crate::plan::{PlanError, RolloutPlanInput, TaskType, rollout_plan};
@@ -98,7 +98,7 @@ pub fn evaluate(deployment: &SeiNodeDeployment, observed: &Observed<'_>, config:
         match rollout_plan_phase(&ctx, &d.status, &rollout) {
             Some(PlanPhase::Complete) => complete_rollout(&ctx, &mut d, &rollout),
             Some(PlanPhase::Failed) => fail_rollout(&ctx, &mut d, &rollout),
-            _ if rollout.target_hash != ctx.hash => supersede_rollout(&ctx, &mut d, &rollout),
+            _ if is_superseded(&rollout, deployment) => supersede_rollout(&ctx, &mut d, &rollout),
             Some(PlanPhase::Active) => track_rollout(&ctx, &mut d, rollout),
             // `rollout` without its plan: a status written by something else. Rebuild the plan (same id).
             None => restore_plan(&ctx, &mut d, &rollout),
@@ -122,11 +122,23 @@ pub fn evaluate(deployment: &SeiNodeDeployment, observed: &Observed<'_>, config:
     d
 }
 
+/// Whether the spec has moved off `rollout`'s target: another template hash, or — for a HardFork, whose plan bakes
+/// the height into every entrant's bootstrap — another haltHeight (entrants bootstrapped to the old one would
+/// run the pre-fork binary into the upgrade). A rollout stored without its height (by an older operator) is
+/// judged by its hash alone.
+pub fn is_superseded(rollout: &RolloutStatus, deployment: &SeiNodeDeployment) -> bool {
+    let spec = &deployment.spec;
+    rollout.target_hash != template_hash(&spec.template.spec)
+        || (rollout.strategy == Strategy::HardFork
+            && rollout.halt_height.is_some()
+            && rollout.halt_height != spec.update_strategy.halt_height())
+}
+
 /// The phase of the plan that belongs to `rollout` (the one whose id derives from its target and strategy), if
 /// the status holds it.
 fn rollout_plan_phase(ctx: &Ctx<'_>, status: &SeiNodeDeploymentStatus, rollout: &RolloutStatus) -> Option<PlanPhase> {
     let uid = ctx.deployment.metadata.uid.as_deref()?;
-    let expected = plan_id(uid, &rollout.target_hash, &rollout.strategy.to_string()).to_string();
+    let expected = plan_id(uid, &rollout.plan_target(), &rollout.strategy.to_string()).to_string();
     status.plan.as_ref().filter(|p| p.id == expected).map(|p| p.phase)
 }
 
@@ -165,13 +177,14 @@ fn detect_rollout(ctx: &Ctx<'_>, d: &mut Decision) {
 }
 
 fn supersede_rollout(ctx: &Ctx<'_>, d: &mut Decision, old: &RolloutStatus) {
+    let moved = traffic_moved(ctx, &d.status, old);
     let strategy = match ctx.deployment.spec.update_strategy.resolve() {
         Ok(strategy) => strategy,
         // The old rollout keeps going; the spec it cannot move to is reported.
         Err(error) => return report_invalid(ctx, d, error.to_string()),
     };
     // Traffic already moved to the superseded entrants: they serve now, so they are the new incumbents.
-    if traffic_moved(ctx, &d.status, old) {
+    if moved {
         adopt_entrants(&mut d.status, old);
     }
     let rollout = new_rollout(ctx, &d.status, strategy);
@@ -179,7 +192,12 @@ fn supersede_rollout(ctx: &Ctx<'_>, d: &mut Decision, old: &RolloutStatus) {
         Ok(plan) => plan,
         Err(error) => return report_invalid(ctx, d, error.to_string()),
     };
-    let message = format!("rollout to {} superseded by template {} ({strategy})", old.target_hash, ctx.hash);
+    let message = match (old.halt_height, rollout.halt_height) {
+        (Some(from), Some(to)) if old.target_hash == ctx.hash && from != to => {
+            format!("rollout to {} at haltHeight {from} superseded by haltHeight {to} ({strategy})", ctx.hash)
+        }
+        _ => format!("rollout to {} superseded by template {} ({strategy})", old.target_hash, ctx.hash),
+    };
     ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, true, REASON_TEMPLATE_CHANGED, message.clone());
     d.events.push(Event::normal(ctx.this.clone(), EVENT_ROLLOUT_SUPERSEDED, message));
     d.status.rollout = Some(rollout);
@@ -309,13 +327,21 @@ fn new_rollout(ctx: &Ctx<'_>, status: &SeiNodeDeploymentStatus, strategy: Strate
             rollout.entrant_nodes =
                 (0..replicas).map(|ordinal| names::entrant_node(ctx.name(), generation, ordinal)).collect();
             // The entrant revision must differ from the serving one, or the traffic switch would be a no-op
-            // and the teardown would delete the nodes that serve.
-            let entrant_revision = if incumbent_revision.as_deref() == Some(ctx.hash.as_str()) {
-                format!("{}-g{generation}", ctx.hash)
-            } else {
-                ctx.hash.clone()
-            };
+            // and the teardown would delete the nodes that serve — and from that of any node on its way out
+            // (the superseded rollout's entrants of the same template at another haltHeight; incumbents of a
+            // template edited back to after a switch), which the Service would select too.
+            let leaving = ctx.observed.nodes.iter().any(|n| {
+                n.metadata.name.as_ref().is_some_and(|name| !incumbents.contains(name))
+                    && n.metadata.labels.as_ref().and_then(|l| l.get(LABEL_REVISION)) == Some(&ctx.hash)
+            });
+            let in_use = incumbent_revision.as_deref() == Some(ctx.hash.as_str())
+                || status.rollout.as_ref().and_then(|r| r.entrant_revision.as_deref()) == Some(ctx.hash.as_str())
+                || leaving;
+            let entrant_revision = if in_use { format!("{}-g{generation}", ctx.hash) } else { ctx.hash.clone() };
             let halt_height = ctx.deployment.spec.update_strategy.halt_height();
+            if strategy == Strategy::HardFork {
+                rollout.halt_height = halt_height;
+            }
             rollout.incumbent_image = incumbents.iter().find_map(|name| {
                 let node = ctx.node(name)?;
                 // Incumbents that are themselves entrants of this fork run the post-fork binary already (even
@@ -347,7 +373,8 @@ fn plan_for(ctx: &Ctx<'_>, rollout: &RolloutStatus) -> Result<Plan, PlanError> {
         deployment: ctx.name(),
         rollout,
         template: &ctx.deployment.spec.template,
-        halt_height: ctx.deployment.spec.update_strategy.halt_height(),
+        // The height the rollout targets; a rollout stored without one (by an older operator) takes the spec's.
+        halt_height: rollout.halt_height.or_else(|| ctx.deployment.spec.update_strategy.halt_height()),
     })
 }
 

@@ -445,6 +445,49 @@ fn a_plan_failing_after_its_switch_keeps_the_entrants_it_switched_to() {
 }
 
 #[test]
+fn a_changed_halt_height_supersedes_a_hard_fork_and_its_entrants_bootstrap_to_the_new_height() {
+    let (mut d, mut nodes, revision) = edited("HardFork", 2);
+    let first = run(&d, &nodes, Some(&revision), 60).status;
+    let old = first.rollout.clone().expect("rolling");
+    assert_eq!(old.halt_height, Some(1000));
+    let entrant_revision = old.entrant_revision.clone().expect("an entrant revision");
+    nodes.extend((0..2).map(|i| node(&format!("rpc-g2-{i}"), &entrant_revision, RUNNING_OLD)));
+    d.status = Some(first.clone());
+    assert!(run(&d, &nodes, Some(&revision), 70).events.is_empty(), "the same target: nothing new");
+
+    d.spec.update_strategy.hard_fork = Some(crate::api::HardForkStrategy { halt_height: Some(1200) });
+    d.metadata.generation = Some(3);
+    let decision = run(&d, &nodes, Some(&revision), 90);
+    let rollout = decision.status.rollout.as_ref().expect("rolling");
+    assert_eq!((rollout.halt_height, rollout.target_hash.as_str()), (Some(1200), old.target_hash.as_str()));
+    assert_eq!(rollout.entrant_nodes, ["rpc-g3-0", "rpc-g3-1"]);
+    assert_ne!(rollout.entrant_revision, old.entrant_revision, "the old entrants must not be selected with the new");
+    assert_ne!(decision.status.plan.as_ref().map(|p| &p.id), first.plan.as_ref().map(|p| &p.id));
+    assert_eq!(event_reasons(&decision), [EVENT_ROLLOUT_SUPERSEDED]);
+    assert!(decision.events[0].message.contains("haltHeight 1000 superseded by haltHeight 1200"));
+    let spec = &decision.status.plan.as_ref().expect("a plan").tasks[0].params["spec"];
+    assert_eq!(spec["fullNode"]["snapshot"]["s3"]["targetHeight"], json!(1199));
+    assert_eq!(stray_nodes(&decision.status, &nodes, Some(&revision)), ["rpc-g2-0", "rpc-g2-1"]);
+}
+
+#[test]
+fn a_revert_after_the_switch_rolls_back_out_from_the_entrants() {
+    let (mut d, mut nodes, revision) = edited("BlueGreen", 2);
+    let mut status = run(&d, &nodes, Some(&revision), 60).status;
+    let entrant_revision = status.rollout.as_ref().and_then(|r| r.entrant_revision.clone()).expect("revision");
+    nodes.extend((0..2).map(|i| node(&format!("rpc-g2-{i}"), &entrant_revision, RUNNING_OLD)));
+    record_switch(&mut status);
+    d.status = Some(status);
+    d.spec.template.spec.image = OLD.into();
+    d.metadata.generation = Some(3);
+    let decision = run(&d, &nodes, Some(&entrant_revision), 90);
+    let rollout = decision.status.rollout.as_ref().expect("the entrants serve: OLD must be rolled out to again");
+    assert_eq!(rollout.incumbent_nodes, ["rpc-g2-0", "rpc-g2-1"]);
+    assert_eq!(rollout.entrant_nodes, ["rpc-g3-0", "rpc-g3-1"]);
+    assert_ne!(rollout.entrant_revision.as_deref(), Some(revision.as_str()), "not the torn-down incumbents' label");
+}
+
+#[test]
 fn blue_green_completion_makes_the_entrants_the_active_set() {
     let (mut d, nodes, revision) = edited("BlueGreen", 2);
     let mut status = run(&d, &nodes, Some(&revision), 60).status;
