@@ -178,6 +178,11 @@ fn detect_rollout(ctx: &Ctx<'_>, d: &mut Decision) {
 
 fn supersede_rollout(ctx: &Ctx<'_>, d: &mut Decision, old: &RolloutStatus) {
     let moved = traffic_moved(ctx, &d.status, old);
+    // A revert is a cancel: the template is back on the one the incumbents run, and traffic never left them.
+    // Nothing is left to roll out, whatever the strategy now says: no third node set is built.
+    if !moved && old.strategy != Strategy::InPlace && d.status.template_hash.as_deref() == Some(ctx.hash.as_str()) {
+        return cancel_rollout(ctx, d, old);
+    }
     let strategy = match ctx.deployment.spec.update_strategy.resolve() {
         Ok(strategy) => strategy,
         // The old rollout keeps going; the spec it cannot move to is reported.
@@ -202,6 +207,21 @@ fn supersede_rollout(ctx: &Ctx<'_>, d: &mut Decision, old: &RolloutStatus) {
     d.events.push(Event::normal(ctx.this.clone(), EVENT_ROLLOUT_SUPERSEDED, message));
     d.status.rollout = Some(rollout);
     d.status.plan = Some(plan);
+}
+
+/// Ends a BlueGreen / HardFork rollout whose template was edited back to the incumbents' before the switch: no
+/// rollout, no plan; its entrants are no longer in any set, so they are deleted as strays (after this status
+/// is stored), and the incumbents, untouched, go on serving.
+fn cancel_rollout(ctx: &Ctx<'_>, d: &mut Decision, old: &RolloutStatus) {
+    let message = format!(
+        "rollout to {} superseded by template {}, which the incumbents already run: rollout canceled, its entrants \
+         deleted",
+        old.target_hash, ctx.hash
+    );
+    d.status.rollout = None;
+    d.status.plan = None;
+    ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, false, REASON_ROLLOUT_CANCELED, message.clone());
+    d.events.push(Event::normal(ctx.this.clone(), EVENT_ROLLOUT_SUPERSEDED, message));
 }
 
 /// Whether traffic has moved to the entrants of `rollout` (BlueGreen / HardFork): its plan recorded

@@ -471,6 +471,29 @@ fn a_changed_halt_height_supersedes_a_hard_fork_and_its_entrants_bootstrap_to_th
 }
 
 #[test]
+fn a_revert_before_the_switch_cancels_the_rollout_and_keeps_the_incumbents() {
+    for strategy in ["BlueGreen", "HardFork"] {
+        let (mut d, mut nodes, revision) = edited(strategy, 2);
+        let status = run(&d, &nodes, Some(&revision), 60).status;
+        let entrant_revision = status.rollout.as_ref().and_then(|r| r.entrant_revision.clone()).expect("revision");
+        nodes.extend((0..2).map(|i| node(&format!("rpc-g2-{i}"), &entrant_revision, RUNNING_OLD)));
+        d.status = Some(status);
+        d.spec.template.spec.image = OLD.into();
+        d.metadata.generation = Some(3);
+        let decision = run(&d, &nodes, Some(&revision), 90);
+        assert!(decision.status.rollout.is_none() && decision.status.plan.is_none(), "{strategy}: canceled");
+        let (on, reason, message) = rollout_condition(&decision.status);
+        assert_eq!((on.as_str(), reason.as_str()), ("False", REASON_ROLLOUT_CANCELED), "{strategy}");
+        assert!(message.contains("which the incumbents already run"), "{message}");
+        assert_eq!(event_reasons(&decision), [EVENT_ROLLOUT_SUPERSEDED]);
+        assert_eq!(decision.status.incumbent_nodes, ["rpc-0", "rpc-1"]);
+        assert_eq!(decision.status.observed_generation, Some(3));
+        assert_eq!(decision.status.phase, Some(DeploymentPhase::Ready));
+        assert_eq!(stray_nodes(&decision.status, &nodes, Some(&revision)), ["rpc-g2-0", "rpc-g2-1"]);
+    }
+}
+
+#[test]
 fn a_revert_after_the_switch_rolls_back_out_from_the_entrants() {
     let (mut d, mut nodes, revision) = edited("BlueGreen", 2);
     let mut status = run(&d, &nodes, Some(&revision), 60).status;

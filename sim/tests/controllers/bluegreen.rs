@@ -13,4 +13,6 @@ crate::scenario_tests! {
         "bluegreen-revert-after-failed-rollout.yaml",
     blue_green_switch_under_stale_reads_waits_for_the_switch_to_show_and_never_black_holes_traffic =>
         "bluegreen-switch-under-stale-reads.yaml",
+    blue_green_and_hard_fork_edited_back_before_the_switch_cancel_the_rollout_and_keep_the_incumbents =>
+        "revert-before-switch-cancels-the-rollout.yaml",
 }
