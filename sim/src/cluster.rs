@@ -288,6 +288,11 @@ impl Cluster for SimCluster {
         if let Some(error) = self.injected(&mut world, Access::Read, &event.regarding) {
             return Err(error);
         }
+        // A keyed Event has a name derived from its key: the API server refuses a second one under that name.
+        let recorded = |(_, e): &(std::time::Duration, Event)| e.regarding == event.regarding && e.key == event.key;
+        if event.key.is_some() && world.events.iter().any(recorded) {
+            return Err(ClusterError::AlreadyExists(event.regarding.clone()));
+        }
         let text = format!("{:?} {} {}: {}", event.type_, event.reason, event.regarding, event.message);
         world.record(Category::Event, text);
         let now = world.now;

@@ -74,6 +74,17 @@ impl Ctx<'_> {
         self.deployment.metadata.name.as_deref().unwrap_or_default()
     }
 
+    /// An event reporting transition `reason` of the rollout (or refusal) to `target` at `generation`: keyed by
+    /// them, so emitting it again — from `status.pendingEvents`, after a crash — records it once.
+    fn event(&self, warning: bool, reason: &str, (generation, target): (i64, &str), message: String) -> Event {
+        let event = if warning {
+            Event::warning(self.this.clone(), reason, message)
+        } else {
+            Event::normal(self.this.clone(), reason, message)
+        };
+        event.keyed(format!("{reason}/{generation}/{target}"))
+    }
+
     fn condition(&self, status: &mut SeiNodeDeploymentStatus, type_: &str, on: bool, reason: &str, message: String) {
         let update = ConditionUpdate { type_, status: on, reason, message, observed_generation: Some(self.generation) };
         set_condition(&mut status.conditions, update, self.observed.now);
@@ -118,6 +129,11 @@ pub fn evaluate(deployment: &SeiNodeDeployment, observed: &Observed<'_>, config:
     if !plan_active(&d.status) {
         d.status.incumbent_nodes = desired_active_nodes(&ctx, &d.status);
     }
+    let refusing = find_condition(&d.status.conditions, ROLLOUT_IN_PROGRESS)
+        .is_some_and(|c| c.reason == REASON_INVALID_UPDATE_STRATEGY);
+    if !refusing {
+        d.status.refused_target = None;
+    }
     summarize(&ctx, &mut d.status);
     d
 }
@@ -157,21 +173,21 @@ fn detect_rollout(ctx: &Ctx<'_>, d: &mut Decision) {
         Ok(strategy) => strategy,
         Err(error) => return report_invalid(ctx, d, error.to_string()),
     };
-    if ctx.deployment.spec.update_strategy.is_unspecified() {
-        d.events.push(Event::warning(
-            ctx.this.clone(),
-            EVENT_UPDATE_STRATEGY_DEFAULTED,
-            "spec.updateStrategy.type is empty (stored before it was required); rolling out as InPlace",
-        ));
-    }
     let rollout = new_rollout(ctx, &d.status, strategy);
     let plan = match plan_for(ctx, &rollout) {
         Ok(plan) => plan,
         Err(error) => return report_invalid(ctx, d, error.to_string()),
     };
+    let target = (rollout.generation, rollout.plan_target());
+    let target = (target.0, target.1.as_str());
+    // Only with the rollout it explains: a spec refused each reconcile must not warn each reconcile.
+    if ctx.deployment.spec.update_strategy.is_unspecified() {
+        let message = "spec.updateStrategy.type is empty (stored before it was required); rolling out as InPlace";
+        d.events.push(ctx.event(true, EVENT_UPDATE_STRATEGY_DEFAULTED, target, message.into()));
+    }
     let message = format!("rolling out template {} with {strategy}", ctx.hash);
     ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, true, REASON_TEMPLATE_CHANGED, message.clone());
-    d.events.push(Event::normal(ctx.this.clone(), EVENT_ROLLOUT_STARTED, message));
+    d.events.push(ctx.event(false, EVENT_ROLLOUT_STARTED, target, message));
     d.status.rollout = Some(rollout);
     d.status.plan = Some(plan);
 }
@@ -204,7 +220,8 @@ fn supersede_rollout(ctx: &Ctx<'_>, d: &mut Decision, old: &RolloutStatus) {
         _ => format!("rollout to {} superseded by template {} ({strategy})", old.target_hash, ctx.hash),
     };
     ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, true, REASON_TEMPLATE_CHANGED, message.clone());
-    d.events.push(Event::normal(ctx.this.clone(), EVENT_ROLLOUT_SUPERSEDED, message));
+    let target = rollout.plan_target();
+    d.events.push(ctx.event(false, EVENT_ROLLOUT_SUPERSEDED, (rollout.generation, &target), message));
     d.status.rollout = Some(rollout);
     d.status.plan = Some(plan);
 }
@@ -221,7 +238,7 @@ fn cancel_rollout(ctx: &Ctx<'_>, d: &mut Decision, old: &RolloutStatus) {
     d.status.rollout = None;
     d.status.plan = None;
     ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, false, REASON_ROLLOUT_CANCELED, message.clone());
-    d.events.push(Event::normal(ctx.this.clone(), EVENT_ROLLOUT_SUPERSEDED, message));
+    d.events.push(ctx.event(false, EVENT_ROLLOUT_SUPERSEDED, (ctx.generation, &ctx.hash), message));
 }
 
 /// Whether traffic has moved to the entrants of `rollout` (BlueGreen / HardFork): its plan recorded
@@ -257,7 +274,7 @@ fn complete_rollout(ctx: &Ctx<'_>, d: &mut Decision, rollout: &RolloutStatus) {
     d.status.rollout = None;
     let message = format!("rolled out template {} with {}", rollout.target_hash, rollout.strategy);
     ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, false, REASON_ROLLOUT_COMPLETE, message.clone());
-    d.events.push(Event::normal(ctx.this.clone(), EVENT_ROLLOUT_COMPLETE, message));
+    d.events.push(ctx.event(false, EVENT_ROLLOUT_COMPLETE, (rollout.generation, &rollout.plan_target()), message));
 }
 
 fn fail_rollout(ctx: &Ctx<'_>, d: &mut Decision, rollout: &RolloutStatus) {
@@ -278,7 +295,7 @@ fn fail_rollout(ctx: &Ctx<'_>, d: &mut Decision, rollout: &RolloutStatus) {
     d.status.failed_target_hash = Some(rollout.target_hash.clone());
     d.status.rollout = None;
     ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, false, REASON_ROLLOUT_FAILED, message.clone());
-    d.events.push(Event::warning(ctx.this.clone(), EVENT_ROLLOUT_FAILED, message));
+    d.events.push(ctx.event(true, EVENT_ROLLOUT_FAILED, (rollout.generation, &rollout.plan_target()), message));
 }
 
 fn track_rollout(ctx: &Ctx<'_>, d: &mut Decision, mut rollout: RolloutStatus) {
@@ -297,7 +314,8 @@ fn track_rollout(ctx: &Ctx<'_>, d: &mut Decision, mut rollout: RolloutStatus) {
             if waiting.is_empty() { "none yet created".to_owned() } else { waiting.join(", ") }
         );
         if !already_stalled {
-            d.events.push(Event::warning(ctx.this.clone(), EVENT_ROLLOUT_STALLED, message.clone()));
+            let target = (rollout.generation, rollout.plan_target());
+            d.events.push(ctx.event(true, EVENT_ROLLOUT_STALLED, (target.0, &target.1), message.clone()));
         }
         ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, true, REASON_STALLED, message);
     } else if !already_stalled {
@@ -317,13 +335,26 @@ fn restore_plan(ctx: &Ctx<'_>, d: &mut Decision, rollout: &RolloutStatus) {
     }
 }
 
-/// A spec the operator cannot roll out to: a clear condition message and one Warning event per message.
+/// A spec the operator cannot roll out to: a clear condition message and one Warning event while the cause is
+/// unchanged. The cause is the reason and the target the spec names (template hash, strategy, haltHeight) — not
+/// the message, which may carry live numbers (the height an incumbent reached): compared by message, a refusal
+/// would warn and rewrite the status at every block.
 fn report_invalid(ctx: &Ctx<'_>, d: &mut Decision, message: String) {
-    let repeated = find_condition(&d.status.conditions, ROLLOUT_IN_PROGRESS)
-        .is_some_and(|c| c.reason == REASON_INVALID_UPDATE_STRATEGY && c.message == message);
-    if !repeated {
-        d.events.push(Event::warning(ctx.this.clone(), EVENT_INVALID_UPDATE_STRATEGY, message.clone()));
-    }
+    let strategy = &ctx.deployment.spec.update_strategy;
+    let halt_height = strategy.halt_height().map_or_else(|| "-".to_owned(), |h| h.to_string());
+    let target = format!("{}/{}/{halt_height}", ctx.hash, strategy.type_.as_str());
+    let current = find_condition(&d.status.conditions, ROLLOUT_IN_PROGRESS);
+    let repeated = d.status.refused_target.as_deref() == Some(target.as_str())
+        && current.is_some_and(|c| c.reason == REASON_INVALID_UPDATE_STRATEGY);
+    let message = match current.filter(|_| repeated) {
+        // The message as first reported, so the status does not change with the live numbers in it.
+        Some(condition) => condition.message.clone(),
+        None => {
+            d.events.push(ctx.event(true, EVENT_INVALID_UPDATE_STRATEGY, (ctx.generation, &target), message.clone()));
+            message
+        }
+    };
+    d.status.refused_target = Some(target);
     let rolling = d.status.rollout.is_some();
     ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, rolling, REASON_INVALID_UPDATE_STRATEGY, message);
 }

@@ -132,6 +132,20 @@ fn detect_in_place_sets_rollout_in_progress_and_plans_in_one_write() {
 }
 
 #[test]
+fn every_transition_event_carries_a_key_naming_its_transition() {
+    // A key is what lets an event owed by a stored status be emitted again after a crash and recorded once.
+    let (mut d, nodes, _) = edited("InPlace", 2);
+    let started = run(&d, &nodes, None, 60);
+    let key = started.events[0].key.clone().expect("keyed");
+    assert!(key.starts_with("RolloutStarted/2/"), "{key}");
+    d.status = Some(started.status.clone());
+    assert_eq!(run(&d, &nodes, None, 61).events, [], "nothing new to report");
+    let stalled = run(&d, &nodes, None, 700);
+    let stall_key = stalled.events[0].key.clone().expect("keyed");
+    assert!(stall_key.starts_with("RolloutStalled/2/") && stall_key != key, "{stall_key}");
+}
+
+#[test]
 fn in_place_plan_has_exactly_its_three_tasks() {
     let (d, nodes, _) = edited("InPlace", 3);
     let status = run(&d, &nodes, None, 60).status;
@@ -206,12 +220,21 @@ fn hard_fork_to_a_halt_height_the_incumbents_passed_is_refused_until_the_height_
     assert_eq!(event_reasons(&decision), [EVENT_INVALID_UPDATE_STRATEGY]);
     d.status = Some(decision.status);
     assert!(run(&d, &nodes, Some(&revision), 90).events.is_empty(), "reported once");
+    // The chain moves on: the message's live height is not a new cause — no event, and no status to write.
+    at_height(&mut nodes[1], 1042);
+    let later = run(&d, &nodes, Some(&revision), 95);
+    assert!(later.events.is_empty(), "one Warning while the cause is unchanged");
+    assert_eq!(Some(&later.status), d.status.as_ref(), "the status does not follow the height");
+    // An edit elsewhere in the spec refuses the same target: still that one report.
+    d.metadata.generation = Some(3);
+    assert!(run(&d, &nodes, Some(&revision), 100).events.is_empty());
     // The next upgrade's height: the same target now rolls out.
     d.spec.update_strategy.hard_fork = Some(crate::api::HardForkStrategy { halt_height: Some(2000) });
-    d.metadata.generation = Some(3);
+    d.metadata.generation = Some(4);
     let decision = run(&d, &nodes, Some(&revision), 120);
     assert!(decision.status.rollout.is_some());
     assert_eq!(event_reasons(&decision), [EVENT_ROLLOUT_STARTED]);
+    assert_eq!(decision.status.refused_target, None, "the refusal is over");
 }
 
 #[test]
