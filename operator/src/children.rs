@@ -6,9 +6,13 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::api::{SeiNode, SeiNodeDeployment, SeiNodeSpec, SeiNodeTemplate};
+use crate::api::{
+    PlanPhase, SeiNode, SeiNodeDeployment, SeiNodeDeploymentStatus, SeiNodeSpec, SeiNodeTemplate, TaskStatus,
+};
 use crate::meta::{LABEL_DEPLOYMENT, LABEL_ORDINAL, LABEL_REVISION, controller_reference};
-use crate::plan::params::RolloutFields;
+use crate::plan::TaskType;
+use crate::plan::params::{CreateEntrantNodes, RolloutFields, UpdateNodeSpecs};
+use crate::rollout::template_hash;
 
 /// A new child of `deployment`: its labels (the template's, plus deployment, revision and ordinal), the
 /// template's annotations, a controller reference to the deployment, and `spec`.
@@ -52,6 +56,81 @@ pub fn scale_up_spec(template: &SeiNodeSpec, active: &SeiNodeSpec) -> SeiNodeSpe
         *slot = Some(snapshot.clone());
     }
     spec
+}
+
+/// The rollout fields the active set runs: those of an active node that runs the recorded template hash, else
+/// the template's (no such node is left, e.g. every one was deleted).
+pub fn active_spec(deployment: &SeiNodeDeployment, status: &SeiNodeDeploymentStatus, nodes: &[SeiNode]) -> SeiNodeSpec {
+    let active_hash = status.template_hash.as_deref();
+    nodes
+        .iter()
+        .filter(|n| n.metadata.name.as_ref().is_some_and(|name| status.incumbent_nodes.contains(name)))
+        .find(|n| Some(template_hash(&n.spec).as_str()) == active_hash)
+        .map(|n| n.spec.clone())
+        .unwrap_or_else(|| deployment.spec.template.spec.clone())
+}
+
+/// The children an Active rollout plan needs that do not exist — a user deleted one mid-rollout (a Failed node,
+/// to retry it, or any other) — each made with the spec the plan gives it, so the plan can finish:
+///
+/// - InPlace: a node the plan updates gets the active set's spec with the plan's rollout fields, as
+///   `update-node-specs` would have left it;
+/// - BlueGreen / HardFork: an entrant, once `create-entrant-nodes` has made the set, gets that task's spec
+///   (for HardFork, with its bootstrap to the block before the upgrade); an incumbent, until `switch-traffic`
+///   has moved traffic off the incumbents, gets the active set's spec — after it, the plan is deleting them.
+///
+/// A node being deleted still holds its name; it is made again once it is gone. Pure: the caller creates.
+pub fn missing_plan_children(
+    deployment: &SeiNodeDeployment,
+    status: &SeiNodeDeploymentStatus,
+    nodes: &[SeiNode],
+) -> Vec<SeiNode> {
+    let Some(plan) = status.plan.as_ref().filter(|p| p.phase == PlanPhase::Active) else { return Vec::new() };
+    let Some(rollout) = status.rollout.as_ref() else { return Vec::new() };
+    let exists = |name: &str| nodes.iter().any(|n| n.metadata.name.as_deref() == Some(name));
+    let template = &deployment.spec.template;
+    let metadata = template.metadata.clone().unwrap_or_default();
+    let labels = (&metadata.labels, &metadata.annotations);
+    let active = scale_up_spec(&template.spec, &active_spec(deployment, status, nodes));
+    let active_revision = status.active_set.as_ref().map(|s| s.revision.clone());
+    let ordinal_of = |name: &str, fallback: usize| {
+        let index = status.incumbent_nodes.iter().position(|n| n == name).unwrap_or(fallback);
+        u32::try_from(index).unwrap_or(u32::MAX)
+    };
+    let task_params = |task_type: TaskType| {
+        plan.tasks.iter().find(|t| t.type_ == task_type.as_str()).map(|t| (t.status, t.params.clone()))
+    };
+
+    let mut missing = Vec::new();
+    if let Some((_, params)) = task_params(TaskType::UpdateNodeSpecs)
+        && let Ok(params) = serde_json::from_value::<UpdateNodeSpecs>(params)
+        && let Some(revision) = &active_revision
+    {
+        for (index, name) in params.nodes.iter().enumerate().filter(|(_, name)| !exists(name)) {
+            let mut spec = active.clone();
+            params.fields.apply_to(&mut spec);
+            missing.push(child_node(deployment, name, ordinal_of(name, index), revision, labels, spec));
+        }
+    }
+    if let Some((TaskStatus::Complete, params)) = task_params(TaskType::CreateEntrantNodes)
+        && let Ok(params) = serde_json::from_value::<CreateEntrantNodes>(params)
+    {
+        for entrant in params.nodes.iter().filter(|n| !exists(&n.name)) {
+            let labels = (&params.labels, &params.annotations);
+            let spec = params.spec.clone();
+            missing.push(child_node(deployment, &entrant.name, entrant.ordinal, &params.revision, labels, spec));
+        }
+    }
+    let switched = task_params(TaskType::SwitchTraffic).is_some_and(|(status, _)| status == TaskStatus::Complete);
+    if rollout.entrant_revision.is_some()
+        && !switched
+        && let Some(revision) = &rollout.incumbent_revision
+    {
+        for (index, name) in rollout.incumbent_nodes.iter().enumerate().filter(|(_, name)| !exists(name)) {
+            missing.push(child_node(deployment, name, ordinal_of(name, index), revision, labels, active.clone()));
+        }
+    }
+    missing
 }
 
 /// `child` with the template's non-rollout fields: labels and annotations (the operator's own labels kept),
@@ -103,6 +182,89 @@ mod tests {
         assert_eq!(snapshot.bootstrap_image.as_deref(), Some("sei:v6.3.0"));
         assert_eq!(snapshot.s3.as_ref().map(|s| s.target_height), Some(4999));
         assert_eq!(child.peers, template.peers, "non-rollout fields come from the template");
+    }
+
+    fn deployment(strategy: &str, image: &str) -> SeiNodeDeployment {
+        serde_json::from_value(json!({
+            "apiVersion": "sei.io/v1alpha1", "kind": "SeiNodeDeployment",
+            "metadata": {"name": "rpc", "namespace": "sei", "uid": "uid-rpc", "generation": 1},
+            "spec": {"replicas": 2, "updateStrategy": {"type": strategy}, "template": {
+                "metadata": {"labels": {"team": "rpc"}},
+                "spec": {"chainId": "pacific-1", "image": image, "fullNode": {}}
+            }}
+        }))
+        .expect("a deployment")
+    }
+
+    fn running(name: &str, revision: &str, image: &str) -> SeiNode {
+        serde_json::from_value(json!({
+            "apiVersion": "sei.io/v1alpha1", "kind": "SeiNode",
+            "metadata": {"name": name, "namespace": "sei", "labels": {LABEL_REVISION: revision}},
+            "spec": {"chainId": "pacific-1", "image": image, "fullNode": {}},
+            "status": {"phase": "Running", "currentImage": image, "sidecarReady": true, "catchingUp": false}
+        }))
+        .expect("a node")
+    }
+
+    /// A deployment of two nodes on v1, edited to v2: its status with the rollout and its plan, and the nodes.
+    fn rolling(strategy: &str) -> (SeiNodeDeployment, SeiNodeDeploymentStatus, Vec<SeiNode>, String) {
+        use crate::rollout::{Observed, RolloutConfig, evaluate};
+        let mut d = deployment(strategy, "sei:v1");
+        let revision = template_hash(&d.spec.template.spec);
+        let nodes: Vec<SeiNode> = (0..2).map(|i| running(&format!("rpc-{i}"), &revision, "sei:v1")).collect();
+        let now = crate::clock::Timestamp::from_second(1_800_000_000).expect("in range");
+        let observed = Observed { nodes: &nodes, service_revision: Some(&revision), now };
+        d.status = Some(evaluate(&d, &observed, &RolloutConfig::default()).status);
+        d.spec.template.spec.image = "sei:v2".into();
+        d.metadata.generation = Some(2);
+        let status = evaluate(&d, &observed, &RolloutConfig::default()).status;
+        (d, status, nodes, revision)
+    }
+
+    fn names(children: &[SeiNode]) -> Vec<&str> {
+        children.iter().filter_map(|c| c.metadata.name.as_deref()).collect()
+    }
+
+    #[test]
+    fn a_child_deleted_mid_in_place_rollout_comes_back_with_the_plans_spec() {
+        let (d, status, nodes, revision) = rolling("InPlace");
+        assert!(missing_plan_children(&d, &status, &nodes).is_empty(), "nothing is missing");
+        let missing = missing_plan_children(&d, &status, &nodes[..1]);
+        assert_eq!(names(&missing), ["rpc-1"]);
+        let child = &missing[0];
+        assert_eq!(child.spec.image, "sei:v2", "the image update-node-specs writes");
+        let labels = child.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(labels.get(LABEL_REVISION), Some(&revision), "still of the active set");
+        assert_eq!(labels.get(LABEL_ORDINAL).map(String::as_str), Some("1"));
+        assert_eq!(labels.get("team").map(String::as_str), Some("rpc"));
+        // No Active plan, nothing to do here: the active set's own reconcile makes missing children.
+        let mut done = status.clone();
+        done.plan.iter_mut().for_each(|p| p.phase = PlanPhase::Complete);
+        assert!(missing_plan_children(&d, &done, &nodes[..1]).is_empty());
+    }
+
+    #[test]
+    fn blue_green_entrants_come_back_once_created_and_incumbents_until_the_switch() {
+        let (d, mut status, nodes, revision) = rolling("BlueGreen");
+        // Before create-entrant-nodes ran, that task makes the entrants; a missing incumbent comes back.
+        assert_eq!(names(&missing_plan_children(&d, &status, &nodes[1..])), ["rpc-0"]);
+        let plan = status.plan.as_mut().expect("a plan");
+        plan.tasks[0].status = TaskStatus::Complete;
+        let entrant_revision = status.rollout.as_ref().and_then(|r| r.entrant_revision.clone()).expect("revision");
+        let mut all = nodes.clone();
+        all.push(running("rpc-g2-0", &entrant_revision, "sei:v2"));
+        let missing = missing_plan_children(&d, &status, &all);
+        assert_eq!(names(&missing), ["rpc-g2-1"]);
+        assert_eq!(missing[0].spec.image, "sei:v2");
+        assert_eq!(missing[0].metadata.labels.as_ref().and_then(|l| l.get(LABEL_REVISION)), Some(&entrant_revision));
+        let incumbent = missing_plan_children(&d, &status, &all[1..]);
+        assert_eq!(names(&incumbent), ["rpc-g2-1", "rpc-0"]);
+        assert_eq!(incumbent[1].spec.image, "sei:v1", "an incumbent keeps the active set's image");
+        assert_eq!(incumbent[1].metadata.labels.as_ref().and_then(|l| l.get(LABEL_REVISION)), Some(&revision));
+        // Once traffic moved, the plan is deleting the incumbents: they are not made again.
+        let plan = status.plan.as_mut().expect("a plan");
+        plan.tasks.iter_mut().filter(|t| t.type_ != "teardown-nodes").for_each(|t| t.status = TaskStatus::Complete);
+        assert_eq!(names(&missing_plan_children(&d, &status, &all[1..])), ["rpc-g2-1"]);
     }
 
     #[test]

@@ -73,7 +73,8 @@ pub trait Cluster: Send + Sync {
         name: &str,
     ) -> impl Future<Output = Result<(), ClusterError>> + Send;
 
-    /// Records a Kubernetes Event about an object.
+    /// Records a Kubernetes Event about an object; AlreadyExists when it has a key and an Event under that key was
+    /// recorded about the object before.
     fn emit_event(&self, event: &Event) -> impl Future<Output = Result<(), ClusterError>> + Send;
 }
 
@@ -160,15 +161,24 @@ pub struct Event {
     /// CamelCase, machine-readable (`RolloutStarted`).
     pub reason: String,
     pub message: String,
+    /// The identity of the transition the event reports. A keyed event is recorded at most once per object: its
+    /// name derives from the key, and a second emission is refused as AlreadyExists (delivered already).
+    pub key: Option<String>,
 }
 
 impl Event {
     pub fn normal(regarding: ObjectRef, reason: &str, message: impl Into<String>) -> Self {
-        Event { regarding, type_: EventType::Normal, reason: reason.into(), message: message.into() }
+        Event { regarding, type_: EventType::Normal, reason: reason.into(), message: message.into(), key: None }
     }
 
     pub fn warning(regarding: ObjectRef, reason: &str, message: impl Into<String>) -> Self {
-        Event { regarding, type_: EventType::Warning, reason: reason.into(), message: message.into() }
+        Event { regarding, type_: EventType::Warning, reason: reason.into(), message: message.into(), key: None }
+    }
+
+    /// The same event, recorded once per `key`.
+    pub fn keyed(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
     }
 }
 

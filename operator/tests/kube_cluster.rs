@@ -275,3 +275,37 @@ async fn events_are_published_through_the_recorder_and_rollouts_counted() {
     assert!(result.is_err() || api.received().last().unwrap().body["regarding"].get("uid").is_none());
     assert_eq!(api.metrics.rollout_count("started"), 1);
 }
+
+#[tokio::test]
+async fn a_keyed_event_is_created_under_its_own_name_and_a_repeat_is_already_exists() {
+    // The fake answers with a plain function: the one Event it holds is remembered here.
+    static CREATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let api = fake_api(|method, target, body| match (method, target) {
+        ("GET", "/apis/sei.io/v1alpha1/namespaces/sei/seinodes/n1") => (200, seinode("n1")),
+        ("POST", "/apis/events.k8s.io/v1/namespaces/sei/events?") => {
+            if CREATED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                (409, status(409, "AlreadyExists"))
+            } else {
+                (201, body.clone())
+            }
+        }
+        _ => (404, status(404, "NotFound")),
+    })
+    .await;
+    let event = Event::normal(ObjectRef::new("SeiNode", "sei", "n1"), "RolloutStarted", "InPlace to sei:v6.4.0")
+        .keyed("RolloutStarted/2/abc");
+    bounded(api.cluster.emit_event(&event)).await.unwrap();
+    let posted = api.received().last().unwrap().body.clone();
+    let name = posted["metadata"]["name"].as_str().unwrap().to_owned();
+    assert!(name.starts_with("n1.") && name.len() == "n1.".len() + 16, "{name}");
+    assert_eq!(posted["reason"], "RolloutStarted");
+    assert_eq!(posted["reportingController"], "sei-operator");
+    assert_eq!(posted["regarding"]["uid"], "uid-n1");
+
+    // The same transition again (an operator restarted before it could drop it from the status): refused by
+    // name, and not counted twice.
+    let again = bounded(api.cluster.emit_event(&event)).await;
+    assert!(matches!(again, Err(ClusterError::AlreadyExists(_))), "{again:?}");
+    assert_eq!(api.received().last().unwrap().body["metadata"]["name"], name.as_str());
+    assert_eq!(api.metrics.rollout_count("started"), 1);
+}

@@ -268,9 +268,11 @@ impl Cluster for SimCluster {
         let key = ObjectRef::of::<K>(namespace, name);
         let (result, crash) = self.write(&key, "delete", |world| {
             let now = world.timestamp();
-            // The delete-time invariants judge the operator, not a scenario deleting things on purpose.
-            if self.kind == ClientKind::Operator {
-                crate::invariants::on_delete(world, &key);
+            // The delete-time invariants judge the operator, not a scenario deleting things on purpose; what a
+            // user deletes is remembered, so the invariants can tell the user's doing from the operator's.
+            match self.kind {
+                ClientKind::Operator => crate::invariants::on_delete(world, &key),
+                ClientKind::Harness => crate::invariants::on_user_delete(world, &key),
             }
             world.store.delete(&key, now).map(|()| Arc::new(Value::Null))
         });
@@ -285,6 +287,11 @@ impl Cluster for SimCluster {
         let mut world = lock(&self.shared);
         if let Some(error) = self.injected(&mut world, Access::Read, &event.regarding) {
             return Err(error);
+        }
+        // A keyed Event has a name derived from its key: the API server refuses a second one under that name.
+        let recorded = |(_, e): &(std::time::Duration, Event)| e.regarding == event.regarding && e.key == event.key;
+        if event.key.is_some() && world.events.iter().any(recorded) {
+            return Err(ClusterError::AlreadyExists(event.regarding.clone()));
         }
         let text = format!("{:?} {} {}: {}", event.type_, event.reason, event.regarding, event.message);
         world.record(Category::Event, text);

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Service;
-use sei_operator::api::{PlanPhase, SeiNode, SeiNodeDeployment, SeiNodePhase, Strategy, UpdateStrategyType};
+use sei_operator::api::{PlanPhase, SeiNode, SeiNodeDeployment, SeiNodePhase, Strategy};
 use sei_operator::cluster::ObjectRef;
 use sei_operator::meta::{
     LABEL_DEPLOYMENT, LABEL_NODE, LABEL_REVISION, find_condition, is_condition_true, is_controlled_by,
@@ -59,8 +59,11 @@ pub struct Observed {
     pub nodes: BTreeMap<ObjectRef, SeiNode>,
     pub deployments: BTreeMap<ObjectRef, SeiNodeDeployment>,
     pub services: BTreeMap<ObjectRef, Service>,
-    /// (Service, revision) pairs that have had a Running node behind them.
-    served: BTreeSet<(ObjectRef, String)>,
+    /// (namespace, deployment, revision) of every revision that has had a Running node, at any step.
+    ran: BTreeSet<(String, String, String)>,
+    /// Revisions a user left with no Running node by deleting nodes, until one of theirs runs again.
+    emptied_by_user: BTreeSet<(String, String, String)>,
+    user_deletes_checked: usize,
     /// SeiNodes changed since the last check of [`current_image_was_run`].
     changed_nodes: BTreeSet<ObjectRef>,
     calls_checked: usize,
@@ -69,7 +72,7 @@ pub struct Observed {
     submissions_checked: usize,
     /// Task ids each sidecar process (pod, incarnation) started, by task type.
     started: BTreeMap<(ObjectRef, u64, String), Vec<uuid::Uuid>>,
-    /// The plan id first seen beside each rollout: (deployment uid, target hash, strategy) → plan id.
+    /// The plan id first seen beside each rollout: (deployment uid, plan target, strategy) → plan id.
     rollout_plans: BTreeMap<(String, String, String), String>,
 }
 
@@ -108,7 +111,7 @@ pub fn check(world: &WorldState, observed: &mut Observed) -> Result<(), Violatio
         observed.write_violations_checked += 1;
         return Err(violation.clone());
     }
-    no_traffic_black_hole(observed)?;
+    no_traffic_black_hole(world, observed)?;
     no_upgrade_panic_on_hardfork_entrant(world, observed)?;
     rollout_condition_matches_rollout(observed)?;
     current_image_was_run(world, &mut *observed)?;
@@ -120,13 +123,35 @@ pub fn check(world: &WorldState, observed: &mut Observed) -> Result<(), Violatio
     Ok(())
 }
 
-fn is_blue_green_like(deployment: &SeiNodeDeployment) -> bool {
-    matches!(deployment.spec.update_strategy.type_, UpdateStrategyType::BlueGreen | UpdateStrategyType::HardFork)
-}
+/// Invariant 1: the deployment's Service never selects, for longer than a step, a revision that has had a Running
+/// node and has none left — whatever the strategy (the spec's may have changed since the rollout that moved the
+/// Service began, so it is not looked at). Judged on the state after each step (what happens between two writes
+/// of one step is not), with the revisions that ever ran remembered from every step, not only from those in which
+/// the Service selected them: a switch and the deletion of the nodes it switched to can fall in one step. A revision that never ran is not judged (the Service of a
+/// deployment whose nodes are still starting). Nor is a revision a user emptied by deleting its nodes: that hole
+/// is the user's, until a node of it runs again.
+pub fn no_traffic_black_hole(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
+    for deleted in world.user_deleted_nodes.get(observed.user_deletes_checked..).unwrap_or(&[]) {
+        observed.emptied_by_user.insert(deleted.clone());
+    }
+    observed.user_deletes_checked = world.user_deleted_nodes.len();
+    let mut running: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for (key, node) in &observed.nodes {
+        let Some(labels) = node.metadata.labels.as_ref() else { continue };
+        let (Some(deployment), Some(revision)) = (labels.get(LABEL_DEPLOYMENT), labels.get(LABEL_REVISION)) else {
+            continue;
+        };
+        if node.metadata.deletion_timestamp.is_none()
+            && node.status.as_ref().and_then(|s| s.phase) == Some(SeiNodePhase::Running)
+        {
+            running.insert((key.namespace.clone(), deployment.clone(), revision.clone()));
+        }
+    }
+    for revision in &running {
+        observed.emptied_by_user.remove(revision);
+    }
+    observed.ran.extend(running.iter().cloned());
 
-/// Invariant 1: for BlueGreen / HardFork, the deployment's Service never selects a revision that has had
-/// Running nodes and has none left.
-pub fn no_traffic_black_hole(observed: &mut Observed) -> Result<(), Violation> {
     for (key, service) in &observed.services {
         let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()) else { continue };
         let (Some(deployment), Some(revision)) = (selector.get(LABEL_DEPLOYMENT), selector.get(LABEL_REVISION)) else {
@@ -136,26 +161,18 @@ pub fn no_traffic_black_hole(observed: &mut Observed) -> Result<(), Violation> {
         else {
             continue;
         };
-        if !is_blue_green_like(owner) || owner.metadata.deletion_timestamp.is_some() {
+        // A deployment being deleted takes its nodes and its Service with it: no traffic is owed any more.
+        if owner.metadata.deletion_timestamp.is_some() {
             continue;
         }
-        let running = observed.nodes.iter().any(|(node_key, node)| {
-            let Some(l) = node.metadata.labels.as_ref() else { return false };
-            node_key.namespace == key.namespace
-                && l.get(LABEL_DEPLOYMENT) == Some(deployment)
-                && l.get(LABEL_REVISION) == Some(revision)
-                && node.metadata.deletion_timestamp.is_none()
-                && node.status.as_ref().and_then(|s| s.phase) == Some(SeiNodePhase::Running)
-        });
-        let pair = (key.clone(), revision.clone());
-        if running {
-            observed.served.insert(pair);
-        } else if observed.served.contains(&pair) {
-            return Err(Violation::new(
-                NO_TRAFFIC_BLACK_HOLE,
-                format!("{key} selects revision {revision}, which has no Running node left"),
-            ));
+        let served = (key.namespace.clone(), deployment.clone(), revision.clone());
+        if running.contains(&served) || !observed.ran.contains(&served) || observed.emptied_by_user.contains(&served) {
+            continue;
         }
+        return Err(Violation::new(
+            NO_TRAFFIC_BLACK_HOLE,
+            format!("{key} selects revision {revision}, which has no Running node left"),
+        ));
     }
     Ok(())
 }
@@ -330,7 +347,8 @@ pub fn one_plan_per_rollout(observed: &mut Observed) -> Result<(), Violation> {
     for (key, deployment) in &observed.deployments {
         let (Some(status), Some(uid)) = (&deployment.status, &deployment.metadata.uid) else { continue };
         let (Some(rollout), Some(plan)) = (&status.rollout, &status.plan) else { continue };
-        let rollout_key = (uid.clone(), rollout.target_hash.clone(), rollout.strategy.to_string());
+        // The target a plan is for includes a HardFork's halt height: a corrected height is a new rollout.
+        let rollout_key = (uid.clone(), rollout.plan_target(), rollout.strategy.to_string());
         let first = observed.rollout_plans.entry(rollout_key).or_insert_with(|| plan.id.clone());
         if *first != plan.id {
             return Err(Violation::new(
@@ -391,6 +409,23 @@ pub fn on_seid_start(world: &mut WorldState, key: &ObjectRef) {
         node.metadata.name.as_deref().unwrap_or_default()
     );
     world.write_violations.push(Violation::new(SEID_RUNS_ON_PREPARED_VOLUME, message));
+}
+
+/// A user (the harness) deletes an object: a SeiNode's deployment and revision are remembered for invariant 1.
+pub fn on_user_delete(world: &mut WorldState, key: &ObjectRef) {
+    if key.kind != "SeiNode" {
+        return;
+    }
+    let Some(value) = world.store.get(key, None) else { return };
+    let label = |name: &str| {
+        value
+            .pointer(&format!("/metadata/labels/{}", name.replace('/', "~1")))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    if let (Some(deployment), Some(revision)) = (label(LABEL_DEPLOYMENT), label(LABEL_REVISION)) {
+        world.user_deleted_nodes.push((key.namespace.clone(), deployment, revision));
+    }
 }
 
 /// Checks that need the moment of a delete: 1b (an incumbent deleted while the Service still selects its

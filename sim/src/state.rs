@@ -171,6 +171,9 @@ pub struct WorldState {
     /// Violations found at the moment they happen — a write, a delete, seid's start — that a check of the state
     /// after the step would miss.
     pub write_violations: Vec<Violation>,
+    /// (namespace, deployment, revision) of every SeiNode a user (the harness) deleted, in order: a Service left
+    /// with no node to send traffic to by a user's delete is the user's doing, not the operator's.
+    pub user_deleted_nodes: Vec<(String, String, String)>,
     /// Chain milestones not yet reached, soonest last (popped as time passes).
     pub milestones: Vec<(Duration, String)>,
     /// The operator's rollout stall threshold (SPEC: 10 minutes, configurable), for the stall invariant.

@@ -164,4 +164,26 @@ pub struct SeiNodeDeploymentStatus {
     pub rollout: Option<RolloutStatus>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// Events the transitions this status records still owe: written with the transition, emitted after it, and
+    /// dropped by a later status write once emitted — so an operator that dies between the write and the event
+    /// emits it after its restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_events: Vec<PendingEvent>,
+    /// The rollout target (template hash, strategy, haltHeight) the current InvalidUpdateStrategy refusal is
+    /// about: a refusal is reported once while its cause is unchanged, however its message's live numbers move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_target: Option<String>,
+}
+
+/// An event a recorded transition owes (see `status.pendingEvents`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingEvent {
+    /// Normal or Warning.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub reason: String,
+    pub message: String,
+    /// The transition's identity: the Event is recorded once under a name derived from it.
+    pub key: String,
 }

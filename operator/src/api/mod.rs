@@ -12,7 +12,7 @@ mod rollout;
 mod strategy;
 
 pub use deployment::{
-    ActiveSet, DeletionPolicy, DeploymentPhase, NodeSummary, SeiNodeDeployment, SeiNodeDeploymentSpec,
+    ActiveSet, DeletionPolicy, DeploymentPhase, NodeSummary, PendingEvent, SeiNodeDeployment, SeiNodeDeploymentSpec,
     SeiNodeDeploymentStatus, SeiNodeTemplate, TemplateMetadata,
 };
 pub use node::{

@@ -32,6 +32,10 @@ pub struct RolloutStatus {
     /// HardFork: the image the incumbents run; entrants bootstrap with it to haltHeight-1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incumbent_image: Option<String>,
+    /// HardFork: the upgrade height the plan bakes in (entrants bootstrap to the block before it). Part of the
+    /// rollout's target: a spec that names another height supersedes the rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halt_height: Option<i64>,
 }
 
 impl RolloutStatus {
@@ -48,6 +52,16 @@ impl RolloutStatus {
             incumbent_revision: None,
             entrant_revision: None,
             incumbent_image: None,
+            halt_height: None,
+        }
+    }
+
+    /// What the rollout's plan id is derived from besides its owner and strategy: the target hash, and for a
+    /// HardFork the halt height its plan bakes in — two plans for one template at two heights are two plans.
+    pub fn plan_target(&self) -> String {
+        match (self.strategy, self.halt_height) {
+            (Strategy::HardFork, Some(height)) => format!("{}@{height}", self.target_hash),
+            _ => self.target_hash.clone(),
         }
     }
 }

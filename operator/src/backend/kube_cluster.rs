@@ -2,16 +2,20 @@
 //!
 //! Writes are optimistic (the object's resourceVersion travels with every replace, and a stale one comes back as
 //! 409 → [`ClusterError::Conflict`]); status goes through the status subresource; Events go through kube-runtime's
-//! event recorder (events.k8s.io/v1), which also counts rollout transitions for `/metrics`.
+//! event recorder (events.k8s.io/v1) — or, when keyed, are created under a name derived from their key — and
+//! count rollout transitions for `/metrics`.
 
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Service};
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder, Reporter};
 use kube::{Client, Resource};
+use sha2::{Digest, Sha256};
 
 use super::clock::SystemClock;
 use super::kube_error::{Operation, map_kube_error};
@@ -30,6 +34,7 @@ const MAX_EVENT_NOTE_BYTES: usize = 1024;
 pub struct KubeCluster {
     client: Client,
     recorder: Recorder,
+    reporter: Reporter,
     metrics: Arc<Metrics>,
     plan_timer: Arc<PlanTaskTimer>,
     clock: SystemClock,
@@ -39,7 +44,8 @@ impl KubeCluster {
     /// `reporter` names the controller (and its pod) on the Events it publishes.
     pub fn new(client: Client, reporter: Reporter, metrics: Arc<Metrics>) -> Self {
         KubeCluster {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: Recorder::new(client.clone(), reporter.clone()),
+            reporter,
             client,
             metrics,
             plan_timer: Arc::new(PlanTaskTimer::default()),
@@ -66,6 +72,14 @@ impl KubeCluster {
         };
         meta.ok().and_then(|m| m.uid)
     }
+}
+
+/// The name of the Event recorded for `key` about object `name`: `<name>.<16 hex digits of the key's digest>`, so
+/// the API server refuses a second one (AlreadyExists), from this operator process or a later one. The object's
+/// name is cut to keep the whole within a DNS subdomain's 253 characters.
+fn keyed_event_name(name: &str, key: &str) -> String {
+    let digest: String = Sha256::digest(key.as_bytes()).iter().take(8).map(|byte| format!("{byte:02x}")).collect();
+    format!("{}.{digest}", truncate_utf8(name, 253 - 17))
 }
 
 /// The apiVersion of the kinds the operator emits Events about.
@@ -189,7 +203,6 @@ impl Cluster for KubeCluster {
     }
 
     async fn emit_event(&self, event: &Event) -> Result<(), ClusterError> {
-        self.metrics.record_event_reason(&event.reason);
         let regarding = &event.regarding;
         let reference = ObjectReference {
             api_version: api_version_of(&regarding.kind),
@@ -209,10 +222,39 @@ impl Cluster for KubeCluster {
             action: "Reconcile".into(),
             secondary: None,
         };
-        self.recorder
-            .publish(&kube_event, &reference)
-            .await
-            .map_err(|e| map_kube_error(e, regarding.clone(), Operation::Create))
+        let published = match &event.key {
+            // The recorder names an Event after the time it is sent, and folds repeats into a series in memory
+            // only: a keyed Event is created under its own name instead, so a repeat is refused by the API server.
+            Some(key) => {
+                let k8s_event = K8sEvent {
+                    metadata: ObjectMeta {
+                        name: Some(keyed_event_name(&regarding.name, key)),
+                        namespace: Some(regarding.namespace.clone()),
+                        ..ObjectMeta::default()
+                    },
+                    event_time: Some(MicroTime(self.clock.now())),
+                    action: Some(kube_event.action),
+                    reason: Some(kube_event.reason),
+                    note: kube_event.note,
+                    regarding: Some(reference),
+                    reporting_controller: Some(self.reporter.controller.clone()),
+                    reporting_instance: Some(
+                        self.reporter.instance.clone().unwrap_or_else(|| self.reporter.controller.clone()),
+                    ),
+                    type_: Some(format!("{:?}", event.type_)),
+                    ..K8sEvent::default()
+                };
+                Api::<K8sEvent>::namespaced(self.client.clone(), &regarding.namespace)
+                    .create(&PostParams::default(), &k8s_event)
+                    .await
+                    .map(|_| ())
+            }
+            None => self.recorder.publish(&kube_event, &reference).await,
+        };
+        published.map_err(|e| map_kube_error(e, regarding.clone(), Operation::Create))?;
+        // Counted once it is recorded: a repeat refused as AlreadyExists is not a second transition.
+        self.metrics.record_event_reason(&event.reason);
+        Ok(())
     }
 }
 
@@ -233,6 +275,15 @@ mod tests {
         assert_eq!(truncate_utf8("héllo", 2), "h");
         assert_eq!(truncate_utf8("héllo", 3), "hé");
         assert_eq!(truncate_utf8("ok", 10), "ok");
+    }
+
+    #[test]
+    fn a_keyed_event_is_named_after_its_key_within_a_dns_subdomain() {
+        let name = keyed_event_name("rpc", "RolloutStarted/2/abc");
+        assert_eq!(name, keyed_event_name("rpc", "RolloutStarted/2/abc"));
+        assert_ne!(name, keyed_event_name("rpc", "RolloutStarted/3/abc"));
+        assert!(name.starts_with("rpc.") && name.len() == "rpc.".len() + 16, "{name}");
+        assert!(keyed_event_name(&"x".repeat(300), "k").len() <= 253);
     }
 
     #[test]

@@ -6,14 +6,18 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Service;
 
 use super::{Action, FINALIZER, ReconcileError};
-use crate::api::{DeletionPolicy, DeploymentPhase, PlanPhase, SeiNode, SeiNodeDeployment, SeiNodeDeploymentStatus};
-use crate::children::{child_node, scale_up_spec, with_template_fields};
+use crate::api::{
+    DeletionPolicy, DeploymentPhase, PendingEvent, PlanPhase, SeiNode, SeiNodeDeployment, SeiNodeDeploymentStatus,
+};
+use crate::children::{active_spec, child_node, missing_plan_children, scale_up_spec, with_template_fields};
 use crate::clock::{Clock, SignedDuration};
-use crate::cluster::{Cluster, ClusterError, OptionalExt, create_if_missing, delete_if_present};
+use crate::cluster::{
+    Cluster, ClusterError, Event, EventType, ObjectRef, OptionalExt, create_if_missing, delete_if_present,
+};
 use crate::meta::{LABEL_DEPLOYMENT, is_controlled_by};
 use crate::names;
 use crate::plan::executor::{Next, POLL_INTERVAL, execute};
-use crate::rollout::{Observed, RolloutConfig, evaluate, stray_nodes, template_hash};
+use crate::rollout::{Observed, RolloutConfig, evaluate, is_superseded, stray_nodes};
 use crate::tasks::DeploymentTasks;
 use crate::workload::{deployment_service, selected_revision};
 
@@ -33,6 +37,14 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
     let Some(deployment) = ctx.cluster.get::<SeiNodeDeployment>(namespace, name).await.optional()? else {
         return Ok(Action::AwaitChange);
     };
+    // Events a stored transition still owes: its write may have been a crashed operator's last act. Emitted
+    // first, so they come before any this reconcile adds; keyed, so one recorded already is not recorded again.
+    let mut still_owed = Vec::new();
+    for pending in deployment.status.iter().flat_map(|s| s.pending_events.iter()) {
+        if !deliver(&ctx.cluster, &owed_event(&deployment, pending)).await {
+            still_owed.push(pending.clone());
+        }
+    }
     let nodes = owned_nodes(&ctx.cluster, &deployment).await?;
     if deployment.metadata.deletion_timestamp.is_some() {
         return finalize(ctx, deployment, &nodes).await;
@@ -53,8 +65,7 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
     // and not on a plan about to be superseded.
     let mut stepped = deployment.clone();
     let status = stepped.status.get_or_insert_with(SeiNodeDeploymentStatus::default);
-    let superseded =
-        status.rollout.as_ref().is_some_and(|r| r.target_hash != template_hash(&deployment.spec.template.spec));
+    let superseded = status.rollout.as_ref().is_some_and(|r| is_superseded(r, &deployment));
     let mut next = Action::AwaitChange;
     if let Some(plan) = status.plan.as_mut().filter(|p| p.phase == PlanPhase::Active && !superseded) {
         let runner = DeploymentTasks { cluster: &ctx.cluster, deployment: &deployment };
@@ -66,7 +77,9 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
 
     let observed = Observed { nodes: &nodes, service_revision: service_revision.as_deref(), now };
     let decision = evaluate(&stepped, &observed, &ctx.config);
-    let status = decision.status;
+    let mut status = decision.status;
+    // The events of this decision are owed until a later reconcile has seen them delivered: stored with it.
+    status.pending_events = still_owed.into_iter().chain(decision.events.iter().filter_map(pending_event)).collect();
 
     let plan_active = status.plan.as_ref().is_some_and(|p| p.phase == PlanPhase::Active);
     if !plan_active {
@@ -88,8 +101,9 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
         ctx.cluster.replace_status(&written).await?;
     }
     for event in &decision.events {
-        // An event is a report, not state: failing to record one must not undo the reconcile.
-        let _ = ctx.cluster.emit_event(event).await;
+        // An event is a report, not state: failing to record one must not undo the reconcile. One that is owed
+        // (keyed) stays in the stored status and is delivered again by the next reconcile if this fails.
+        deliver(&ctx.cluster, event).await;
     }
 
     // Strays are deleted only once the status that makes them strays is stored: a decision that ends a rollout
@@ -99,9 +113,22 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
     for stray in stray_nodes(&status, &nodes, service_revision.as_deref()) {
         delete_if_present::<C, SeiNode>(&ctx.cluster, namespace, &stray).await?;
     }
+    // While a plan is Active the children are the plan's business, but one that is missing (a user deleted it,
+    // even mid-rollout, perhaps a Failed node to retry it) is made again with the spec the plan gives it: the
+    // plan waits for it and would never finish. After the status write, like the strays: a decision that ends
+    // the plan must not race a node made for it.
+    if plan_active {
+        for child in missing_plan_children(&deployment, &status, &nodes) {
+            create_if_missing(&ctx.cluster, &child).await?;
+        }
+    }
 
     if plan_created && plan_active {
         return Ok(Action::Requeue(Duration::ZERO));
+    }
+    if !status.pending_events.is_empty() {
+        // The next reconcile delivers them (again: a repeat is refused as recorded) and drops them.
+        next = next.min(Action::Requeue(Duration::from_secs(1)));
     }
     if let Some(rollout) = &status.rollout {
         // Wake up when the rollout would stall, so the Stalled signal is not late.
@@ -112,6 +139,35 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
             next.min(Action::Requeue(until_stall.max(Duration::from_secs(1)))).min(Action::Requeue(POLL_INTERVAL * 6));
     }
     Ok(next)
+}
+
+/// Emits `event`; whether it is recorded now (an AlreadyExists means it was, by an earlier emission).
+async fn deliver<C: Cluster>(cluster: &C, event: &Event) -> bool {
+    matches!(cluster.emit_event(event).await, Ok(()) | Err(ClusterError::AlreadyExists(_)))
+}
+
+/// The stored form of an owed event; an event without a key is a best-effort report, not owed.
+fn pending_event(event: &Event) -> Option<PendingEvent> {
+    let type_ = match event.type_ {
+        EventType::Normal => "Normal",
+        EventType::Warning => "Warning",
+    };
+    Some(PendingEvent {
+        type_: type_.to_owned(),
+        reason: event.reason.clone(),
+        message: event.message.clone(),
+        key: event.key.clone()?,
+    })
+}
+
+/// The event an owed entry of `deployment`'s status stands for.
+fn owed_event(deployment: &SeiNodeDeployment, pending: &PendingEvent) -> Event {
+    let regarding = ObjectRef::to(deployment);
+    let event = match pending.type_.as_str() {
+        "Warning" => Event::warning(regarding, &pending.reason, pending.message.clone()),
+        _ => Event::normal(regarding, &pending.reason, pending.message.clone()),
+    };
+    event.keyed(pending.key.clone())
 }
 
 /// Every SeiNode this deployment controls, sorted by name.
@@ -135,13 +191,7 @@ async fn ensure_children<C: Cluster>(
 ) -> Result<(), ClusterError> {
     let Some(active) = &status.active_set else { return Ok(()) };
     let template = &deployment.spec.template;
-    let active_hash = status.template_hash.as_deref();
-    let active_spec = nodes
-        .iter()
-        .filter(|n| status.incumbent_nodes.contains(&n.metadata.name.clone().unwrap_or_default()))
-        .find(|n| Some(template_hash(&n.spec).as_str()) == active_hash)
-        .map(|n| n.spec.clone())
-        .unwrap_or_else(|| template.spec.clone());
+    let active_spec = active_spec(deployment, status, nodes);
     let metadata = template.metadata.clone().unwrap_or_default();
     for (ordinal, name) in (0u32..).zip(&status.incumbent_nodes) {
         match nodes.iter().find(|n| n.metadata.name.as_deref() == Some(name.as_str())) {

@@ -36,7 +36,7 @@ pub struct RolloutPlanInput<'a> {
 /// Builds the plan of `input.rollout.strategy`.
 pub fn rollout_plan(input: &RolloutPlanInput<'_>) -> Result<Plan, PlanError> {
     let rollout = input.rollout;
-    let plan = PlanBuilder::new(input.owner_uid, &rollout.target_hash, &rollout.strategy.to_string());
+    let plan = PlanBuilder::new(input.owner_uid, &rollout.plan_target(), &rollout.strategy.to_string());
     let plan = match rollout.strategy {
         Strategy::InPlace => in_place(plan, input)?,
         Strategy::BlueGreen | Strategy::HardFork => blue_green(plan, input)?,

@@ -9,7 +9,7 @@ pub mod vocabulary;
 
 pub use current_image::observed_current_image;
 pub use hash::template_hash;
-pub use rules::{Decision, Observed, RolloutConfig, evaluate};
+pub use rules::{Decision, Observed, RolloutConfig, evaluate, is_superseded};
 pub use strays::stray_nodes;
 
 #[cfg(test)]

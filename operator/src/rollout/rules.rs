@@ -16,14 +16,14 @@ use super::phase::{count_nodes, deployment_phase, nodes_ready_message};
 use super::vocabulary::*;
 use crate::api::{
     ActiveSet, NodeSummary, Plan, PlanPhase, RolloutNodeStatus, RolloutStatus, SeiNode, SeiNodeDeployment,
-    SeiNodeDeploymentStatus, SeiNodePhase, Strategy, Time,
+    SeiNodeDeploymentStatus, SeiNodePhase, Strategy, TaskStatus, Time,
 };
 use crate::clock::{SignedDuration, Timestamp};
 use crate::cluster::{Event, ObjectRef};
-use crate::meta::{ConditionUpdate, find_condition, set_condition};
+use crate::meta::{ConditionUpdate, LABEL_REVISION, find_condition, set_condition};
 use crate::names;
 use crate::plan::ids::plan_id;
-use crate::plan::{PlanError, RolloutPlanInput, rollout_plan};
+use crate::plan::{PlanError, RolloutPlanInput, TaskType, rollout_plan};
 
 /// Default age after which an unfinished rollout is reported Stalled.
 pub const DEFAULT_STALL_THRESHOLD: Duration = Duration::from_secs(10 * 60);
@@ -74,6 +74,17 @@ impl Ctx<'_> {
         self.deployment.metadata.name.as_deref().unwrap_or_default()
     }
 
+    /// An event reporting transition `reason` of the rollout (or refusal) to `target` at `generation`: keyed by
+    /// them, so emitting it again — from `status.pendingEvents`, after a crash — records it once.
+    fn event(&self, warning: bool, reason: &str, (generation, target): (i64, &str), message: String) -> Event {
+        let event = if warning {
+            Event::warning(self.this.clone(), reason, message)
+        } else {
+            Event::normal(self.this.clone(), reason, message)
+        };
+        event.keyed(format!("{reason}/{generation}/{target}"))
+    }
+
     fn condition(&self, status: &mut SeiNodeDeploymentStatus, type_: &str, on: bool, reason: &str, message: String) {
         let update = ConditionUpdate { type_, status: on, reason, message, observed_generation: Some(self.generation) };
         set_condition(&mut status.conditions, update, self.observed.now);
@@ -98,7 +109,7 @@ pub fn evaluate(deployment: &SeiNodeDeployment, observed: &Observed<'_>, config:
         match rollout_plan_phase(&ctx, &d.status, &rollout) {
             Some(PlanPhase::Complete) => complete_rollout(&ctx, &mut d, &rollout),
             Some(PlanPhase::Failed) => fail_rollout(&ctx, &mut d, &rollout),
-            _ if rollout.target_hash != ctx.hash => supersede_rollout(&ctx, &mut d, &rollout),
+            _ if is_superseded(&rollout, deployment) => supersede_rollout(&ctx, &mut d, &rollout),
             Some(PlanPhase::Active) => track_rollout(&ctx, &mut d, rollout),
             // `rollout` without its plan: a status written by something else. Rebuild the plan (same id).
             None => restore_plan(&ctx, &mut d, &rollout),
@@ -118,15 +129,32 @@ pub fn evaluate(deployment: &SeiNodeDeployment, observed: &Observed<'_>, config:
     if !plan_active(&d.status) {
         d.status.incumbent_nodes = desired_active_nodes(&ctx, &d.status);
     }
+    let refusing = find_condition(&d.status.conditions, ROLLOUT_IN_PROGRESS)
+        .is_some_and(|c| c.reason == REASON_INVALID_UPDATE_STRATEGY);
+    if !refusing {
+        d.status.refused_target = None;
+    }
     summarize(&ctx, &mut d.status);
     d
+}
+
+/// Whether the spec has moved off `rollout`'s target: another template hash, or — for a HardFork, whose plan bakes
+/// the height into every entrant's bootstrap — another haltHeight (entrants bootstrapped to the old one would
+/// run the pre-fork binary into the upgrade). A rollout stored without its height (by an older operator) is
+/// judged by its hash alone.
+pub fn is_superseded(rollout: &RolloutStatus, deployment: &SeiNodeDeployment) -> bool {
+    let spec = &deployment.spec;
+    rollout.target_hash != template_hash(&spec.template.spec)
+        || (rollout.strategy == Strategy::HardFork
+            && rollout.halt_height.is_some()
+            && rollout.halt_height != spec.update_strategy.halt_height())
 }
 
 /// The phase of the plan that belongs to `rollout` (the one whose id derives from its target and strategy), if
 /// the status holds it.
 fn rollout_plan_phase(ctx: &Ctx<'_>, status: &SeiNodeDeploymentStatus, rollout: &RolloutStatus) -> Option<PlanPhase> {
     let uid = ctx.deployment.metadata.uid.as_deref()?;
-    let expected = plan_id(uid, &rollout.target_hash, &rollout.strategy.to_string()).to_string();
+    let expected = plan_id(uid, &rollout.plan_target(), &rollout.strategy.to_string()).to_string();
     status.plan.as_ref().filter(|p| p.id == expected).map(|p| p.phase)
 }
 
@@ -145,58 +173,100 @@ fn detect_rollout(ctx: &Ctx<'_>, d: &mut Decision) {
         Ok(strategy) => strategy,
         Err(error) => return report_invalid(ctx, d, error.to_string()),
     };
-    if ctx.deployment.spec.update_strategy.is_unspecified() {
-        d.events.push(Event::warning(
-            ctx.this.clone(),
-            EVENT_UPDATE_STRATEGY_DEFAULTED,
-            "spec.updateStrategy.type is empty (stored before it was required); rolling out as InPlace",
-        ));
-    }
     let rollout = new_rollout(ctx, &d.status, strategy);
     let plan = match plan_for(ctx, &rollout) {
         Ok(plan) => plan,
         Err(error) => return report_invalid(ctx, d, error.to_string()),
     };
+    let target = (rollout.generation, rollout.plan_target());
+    let target = (target.0, target.1.as_str());
+    // Only with the rollout it explains: a spec refused each reconcile must not warn each reconcile.
+    if ctx.deployment.spec.update_strategy.is_unspecified() {
+        let message = "spec.updateStrategy.type is empty (stored before it was required); rolling out as InPlace";
+        d.events.push(ctx.event(true, EVENT_UPDATE_STRATEGY_DEFAULTED, target, message.into()));
+    }
     let message = format!("rolling out template {} with {strategy}", ctx.hash);
     ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, true, REASON_TEMPLATE_CHANGED, message.clone());
-    d.events.push(Event::normal(ctx.this.clone(), EVENT_ROLLOUT_STARTED, message));
+    d.events.push(ctx.event(false, EVENT_ROLLOUT_STARTED, target, message));
     d.status.rollout = Some(rollout);
     d.status.plan = Some(plan);
 }
 
 fn supersede_rollout(ctx: &Ctx<'_>, d: &mut Decision, old: &RolloutStatus) {
+    let moved = traffic_moved(ctx, &d.status, old);
+    // A revert is a cancel: the template is back on the one the incumbents run, and traffic never left them.
+    // Nothing is left to roll out, whatever the strategy now says: no third node set is built.
+    if !moved && old.strategy != Strategy::InPlace && d.status.template_hash.as_deref() == Some(ctx.hash.as_str()) {
+        return cancel_rollout(ctx, d, old);
+    }
     let strategy = match ctx.deployment.spec.update_strategy.resolve() {
         Ok(strategy) => strategy,
         // The old rollout keeps going; the spec it cannot move to is reported.
         Err(error) => return report_invalid(ctx, d, error.to_string()),
     };
     // Traffic already moved to the superseded entrants: they serve now, so they are the new incumbents.
-    if old.strategy != Strategy::InPlace
-        && old.entrant_revision.is_some()
-        && ctx.observed.service_revision == old.entrant_revision.as_deref()
-    {
-        d.status.active_set =
-            old.entrant_revision.clone().map(|revision| ActiveSet { revision, generation: old.generation });
-        d.status.incumbent_nodes = old.entrant_nodes.clone();
+    if moved {
+        adopt_entrants(&mut d.status, old);
     }
     let rollout = new_rollout(ctx, &d.status, strategy);
     let plan = match plan_for(ctx, &rollout) {
         Ok(plan) => plan,
         Err(error) => return report_invalid(ctx, d, error.to_string()),
     };
-    let message = format!("rollout to {} superseded by template {} ({strategy})", old.target_hash, ctx.hash);
+    let message = match (old.halt_height, rollout.halt_height) {
+        (Some(from), Some(to)) if old.target_hash == ctx.hash && from != to => {
+            format!("rollout to {} at haltHeight {from} superseded by haltHeight {to} ({strategy})", ctx.hash)
+        }
+        _ => format!("rollout to {} superseded by template {} ({strategy})", old.target_hash, ctx.hash),
+    };
     ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, true, REASON_TEMPLATE_CHANGED, message.clone());
-    d.events.push(Event::normal(ctx.this.clone(), EVENT_ROLLOUT_SUPERSEDED, message));
+    let target = rollout.plan_target();
+    d.events.push(ctx.event(false, EVENT_ROLLOUT_SUPERSEDED, (rollout.generation, &target), message));
     d.status.rollout = Some(rollout);
     d.status.plan = Some(plan);
 }
 
+/// Ends a BlueGreen / HardFork rollout whose template was edited back to the incumbents' before the switch: no
+/// rollout, no plan; its entrants are no longer in any set, so they are deleted as strays (after this status
+/// is stored), and the incumbents, untouched, go on serving.
+fn cancel_rollout(ctx: &Ctx<'_>, d: &mut Decision, old: &RolloutStatus) {
+    let message = format!(
+        "rollout to {} superseded by template {}, which the incumbents already run: rollout canceled, its entrants \
+         deleted",
+        old.target_hash, ctx.hash
+    );
+    d.status.rollout = None;
+    d.status.plan = None;
+    ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, false, REASON_ROLLOUT_CANCELED, message.clone());
+    d.events.push(ctx.event(false, EVENT_ROLLOUT_SUPERSEDED, (ctx.generation, &ctx.hash), message));
+}
+
+/// Whether traffic has moved to the entrants of `rollout` (BlueGreen / HardFork): its plan recorded
+/// `switch-traffic` Complete — the operator's own record, which a lagging read of the Service cannot contradict
+/// — or the Service is seen selecting the entrants (a switch whose record a crash lost).
+fn traffic_moved(ctx: &Ctx<'_>, status: &SeiNodeDeploymentStatus, rollout: &RolloutStatus) -> bool {
+    let Some(entrant_revision) = rollout.entrant_revision.as_deref().filter(|_| rollout.strategy != Strategy::InPlace)
+    else {
+        return false;
+    };
+    let recorded = rollout_plan_phase(ctx, status, rollout).is_some()
+        && status.plan.as_ref().is_some_and(|plan| {
+            plan.tasks.iter().any(|t| t.type_ == TaskType::SwitchTraffic.as_str() && t.status == TaskStatus::Complete)
+        });
+    recorded || ctx.observed.service_revision == Some(entrant_revision)
+}
+
+/// The entrants of `rollout` become the active set: they are what the Service selects.
+fn adopt_entrants(status: &mut SeiNodeDeploymentStatus, rollout: &RolloutStatus) {
+    if let Some(revision) = rollout.entrant_revision.clone() {
+        status.active_set = Some(ActiveSet { revision, generation: rollout.generation });
+        status.incumbent_nodes = rollout.entrant_nodes.clone();
+    }
+}
+
 fn complete_rollout(ctx: &Ctx<'_>, d: &mut Decision, rollout: &RolloutStatus) {
-    if rollout.strategy != Strategy::InPlace
-        && let Some(revision) = rollout.entrant_revision.clone()
-    {
-        d.status.active_set = Some(ActiveSet { revision, generation: rollout.generation });
-        d.status.incumbent_nodes = rollout.entrant_nodes.clone();
+    if rollout.strategy != Strategy::InPlace {
+        adopt_entrants(&mut d.status, rollout);
     }
     d.status.template_hash = Some(rollout.target_hash.clone());
     d.status.failed_target_hash = None;
@@ -204,7 +274,7 @@ fn complete_rollout(ctx: &Ctx<'_>, d: &mut Decision, rollout: &RolloutStatus) {
     d.status.rollout = None;
     let message = format!("rolled out template {} with {}", rollout.target_hash, rollout.strategy);
     ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, false, REASON_ROLLOUT_COMPLETE, message.clone());
-    d.events.push(Event::normal(ctx.this.clone(), EVENT_ROLLOUT_COMPLETE, message));
+    d.events.push(ctx.event(false, EVENT_ROLLOUT_COMPLETE, (rollout.generation, &rollout.plan_target()), message));
 }
 
 fn fail_rollout(ctx: &Ctx<'_>, d: &mut Decision, rollout: &RolloutStatus) {
@@ -215,11 +285,17 @@ fn fail_rollout(ctx: &Ctx<'_>, d: &mut Decision, rollout: &RolloutStatus) {
         .and_then(|p| p.failed_task_detail.as_ref())
         .map(|f| format!("task {} failed after {}/{} retries: {}", f.type_, f.retry_count, f.max_retries, f.error))
         .unwrap_or_else(|| "its plan failed".into());
-    let message = format!("rollout to template {} ({}) failed: {cause}", rollout.target_hash, rollout.strategy);
+    let mut message = format!("rollout to template {} ({}) failed: {cause}", rollout.target_hash, rollout.strategy);
+    // A plan that fails after its traffic switch leaves the entrants serving: they stay, as the active set, and
+    // the incumbents are the nodes that go — never the nodes traffic is on.
+    if traffic_moved(ctx, &d.status, rollout) {
+        adopt_entrants(&mut d.status, rollout);
+        message += "; traffic had already moved to its entrants, which stay as the active set";
+    }
     d.status.failed_target_hash = Some(rollout.target_hash.clone());
     d.status.rollout = None;
     ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, false, REASON_ROLLOUT_FAILED, message.clone());
-    d.events.push(Event::warning(ctx.this.clone(), EVENT_ROLLOUT_FAILED, message));
+    d.events.push(ctx.event(true, EVENT_ROLLOUT_FAILED, (rollout.generation, &rollout.plan_target()), message));
 }
 
 fn track_rollout(ctx: &Ctx<'_>, d: &mut Decision, mut rollout: RolloutStatus) {
@@ -238,7 +314,8 @@ fn track_rollout(ctx: &Ctx<'_>, d: &mut Decision, mut rollout: RolloutStatus) {
             if waiting.is_empty() { "none yet created".to_owned() } else { waiting.join(", ") }
         );
         if !already_stalled {
-            d.events.push(Event::warning(ctx.this.clone(), EVENT_ROLLOUT_STALLED, message.clone()));
+            let target = (rollout.generation, rollout.plan_target());
+            d.events.push(ctx.event(true, EVENT_ROLLOUT_STALLED, (target.0, &target.1), message.clone()));
         }
         ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, true, REASON_STALLED, message);
     } else if !already_stalled {
@@ -258,13 +335,26 @@ fn restore_plan(ctx: &Ctx<'_>, d: &mut Decision, rollout: &RolloutStatus) {
     }
 }
 
-/// A spec the operator cannot roll out to: a clear condition message and one Warning event per message.
+/// A spec the operator cannot roll out to: a clear condition message and one Warning event while the cause is
+/// unchanged. The cause is the reason and the target the spec names (template hash, strategy, haltHeight) — not
+/// the message, which may carry live numbers (the height an incumbent reached): compared by message, a refusal
+/// would warn and rewrite the status at every block.
 fn report_invalid(ctx: &Ctx<'_>, d: &mut Decision, message: String) {
-    let repeated = find_condition(&d.status.conditions, ROLLOUT_IN_PROGRESS)
-        .is_some_and(|c| c.reason == REASON_INVALID_UPDATE_STRATEGY && c.message == message);
-    if !repeated {
-        d.events.push(Event::warning(ctx.this.clone(), EVENT_INVALID_UPDATE_STRATEGY, message.clone()));
-    }
+    let strategy = &ctx.deployment.spec.update_strategy;
+    let halt_height = strategy.halt_height().map_or_else(|| "-".to_owned(), |h| h.to_string());
+    let target = format!("{}/{}/{halt_height}", ctx.hash, strategy.type_.as_str());
+    let current = find_condition(&d.status.conditions, ROLLOUT_IN_PROGRESS);
+    let repeated = d.status.refused_target.as_deref() == Some(target.as_str())
+        && current.is_some_and(|c| c.reason == REASON_INVALID_UPDATE_STRATEGY);
+    let message = match current.filter(|_| repeated) {
+        // The message as first reported, so the status does not change with the live numbers in it.
+        Some(condition) => condition.message.clone(),
+        None => {
+            d.events.push(ctx.event(true, EVENT_INVALID_UPDATE_STRATEGY, (ctx.generation, &target), message.clone()));
+            message
+        }
+    };
+    d.status.refused_target = Some(target);
     let rolling = d.status.rollout.is_some();
     ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, rolling, REASON_INVALID_UPDATE_STRATEGY, message);
 }
@@ -288,13 +378,21 @@ fn new_rollout(ctx: &Ctx<'_>, status: &SeiNodeDeploymentStatus, strategy: Strate
             rollout.entrant_nodes =
                 (0..replicas).map(|ordinal| names::entrant_node(ctx.name(), generation, ordinal)).collect();
             // The entrant revision must differ from the serving one, or the traffic switch would be a no-op
-            // and the teardown would delete the nodes that serve.
-            let entrant_revision = if incumbent_revision.as_deref() == Some(ctx.hash.as_str()) {
-                format!("{}-g{generation}", ctx.hash)
-            } else {
-                ctx.hash.clone()
-            };
+            // and the teardown would delete the nodes that serve — and from that of any node on its way out
+            // (the superseded rollout's entrants of the same template at another haltHeight; incumbents of a
+            // template edited back to after a switch), which the Service would select too.
+            let leaving = ctx.observed.nodes.iter().any(|n| {
+                n.metadata.name.as_ref().is_some_and(|name| !incumbents.contains(name))
+                    && n.metadata.labels.as_ref().and_then(|l| l.get(LABEL_REVISION)) == Some(&ctx.hash)
+            });
+            let in_use = incumbent_revision.as_deref() == Some(ctx.hash.as_str())
+                || status.rollout.as_ref().and_then(|r| r.entrant_revision.as_deref()) == Some(ctx.hash.as_str())
+                || leaving;
+            let entrant_revision = if in_use { format!("{}-g{generation}", ctx.hash) } else { ctx.hash.clone() };
             let halt_height = ctx.deployment.spec.update_strategy.halt_height();
+            if strategy == Strategy::HardFork {
+                rollout.halt_height = halt_height;
+            }
             rollout.incumbent_image = incumbents.iter().find_map(|name| {
                 let node = ctx.node(name)?;
                 // Incumbents that are themselves entrants of this fork run the post-fork binary already (even
@@ -326,7 +424,8 @@ fn plan_for(ctx: &Ctx<'_>, rollout: &RolloutStatus) -> Result<Plan, PlanError> {
         deployment: ctx.name(),
         rollout,
         template: &ctx.deployment.spec.template,
-        halt_height: ctx.deployment.spec.update_strategy.halt_height(),
+        // The height the rollout targets; a rollout stored without one (by an older operator) takes the spec's.
+        halt_height: rollout.halt_height.or_else(|| ctx.deployment.spec.update_strategy.halt_height()),
     })
 }
 

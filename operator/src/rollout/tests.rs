@@ -132,6 +132,20 @@ fn detect_in_place_sets_rollout_in_progress_and_plans_in_one_write() {
 }
 
 #[test]
+fn every_transition_event_carries_a_key_naming_its_transition() {
+    // A key is what lets an event owed by a stored status be emitted again after a crash and recorded once.
+    let (mut d, nodes, _) = edited("InPlace", 2);
+    let started = run(&d, &nodes, None, 60);
+    let key = started.events[0].key.clone().expect("keyed");
+    assert!(key.starts_with("RolloutStarted/2/"), "{key}");
+    d.status = Some(started.status.clone());
+    assert_eq!(run(&d, &nodes, None, 61).events, [], "nothing new to report");
+    let stalled = run(&d, &nodes, None, 700);
+    let stall_key = stalled.events[0].key.clone().expect("keyed");
+    assert!(stall_key.starts_with("RolloutStalled/2/") && stall_key != key, "{stall_key}");
+}
+
+#[test]
 fn in_place_plan_has_exactly_its_three_tasks() {
     let (d, nodes, _) = edited("InPlace", 3);
     let status = run(&d, &nodes, None, 60).status;
@@ -206,12 +220,21 @@ fn hard_fork_to_a_halt_height_the_incumbents_passed_is_refused_until_the_height_
     assert_eq!(event_reasons(&decision), [EVENT_INVALID_UPDATE_STRATEGY]);
     d.status = Some(decision.status);
     assert!(run(&d, &nodes, Some(&revision), 90).events.is_empty(), "reported once");
+    // The chain moves on: the message's live height is not a new cause — no event, and no status to write.
+    at_height(&mut nodes[1], 1042);
+    let later = run(&d, &nodes, Some(&revision), 95);
+    assert!(later.events.is_empty(), "one Warning while the cause is unchanged");
+    assert_eq!(Some(&later.status), d.status.as_ref(), "the status does not follow the height");
+    // An edit elsewhere in the spec refuses the same target: still that one report.
+    d.metadata.generation = Some(3);
+    assert!(run(&d, &nodes, Some(&revision), 100).events.is_empty());
     // The next upgrade's height: the same target now rolls out.
     d.spec.update_strategy.hard_fork = Some(crate::api::HardForkStrategy { halt_height: Some(2000) });
-    d.metadata.generation = Some(3);
+    d.metadata.generation = Some(4);
     let decision = run(&d, &nodes, Some(&revision), 120);
     assert!(decision.status.rollout.is_some());
     assert_eq!(event_reasons(&decision), [EVENT_ROLLOUT_STARTED]);
+    assert_eq!(decision.status.refused_target, None, "the refusal is over");
 }
 
 #[test]
@@ -391,6 +414,123 @@ fn superseded_blue_green_entrants_that_already_serve_become_the_incumbents() {
     assert_eq!(rollout.incumbent_nodes, ["rpc-g2-0", "rpc-g2-1"]);
     assert_eq!(rollout.incumbent_revision.as_deref(), Some(entrant_revision.as_str()));
     assert_eq!(stray_nodes(&decision.status, &nodes, Some(&entrant_revision)), ["rpc-0", "rpc-1"]);
+}
+
+/// Marks the plan's tasks up to and including `switch-traffic` Complete: the switch is on record.
+fn record_switch(status: &mut SeiNodeDeploymentStatus) {
+    if let Some(plan) = status.plan.as_mut() {
+        for task in plan.tasks.iter_mut() {
+            task.status = TaskStatus::Complete;
+            if task.type_ == "switch-traffic" {
+                break;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_switch_on_record_outweighs_a_stale_read_of_the_service_when_superseded() {
+    let (mut d, mut nodes, revision) = edited("BlueGreen", 2);
+    let mut status = run(&d, &nodes, Some(&revision), 60).status;
+    let entrant_revision = template_hash(&d.spec.template.spec);
+    nodes.extend((0..2).map(|i| node(&format!("rpc-g2-{i}"), &entrant_revision, RUNNING_OLD)));
+    record_switch(&mut status);
+    d.status = Some(status);
+    d.spec.template.spec.image = "sei:v6.4.1".into();
+    d.metadata.generation = Some(3);
+    // A lagging read still shows the Service on the incumbents; the plan says traffic moved.
+    let decision = run(&d, &nodes, Some(&revision), 90);
+    let rollout = decision.status.rollout.as_ref().expect("rolling");
+    assert_eq!(rollout.incumbent_nodes, ["rpc-g2-0", "rpc-g2-1"], "the entrants serve: they are the incumbents");
+    assert!(!stray_nodes(&decision.status, &nodes, Some(&revision)).iter().any(|n| n.starts_with("rpc-g2")));
+}
+
+#[test]
+fn a_plan_failing_after_its_switch_keeps_the_entrants_it_switched_to() {
+    let (mut d, mut nodes, revision) = edited("BlueGreen", 2);
+    let mut status = run(&d, &nodes, Some(&revision), 60).status;
+    let entrant_revision = template_hash(&d.spec.template.spec);
+    nodes.extend((0..2).map(|i| node(&format!("rpc-g2-{i}"), &entrant_revision, RUNNING_OLD)));
+    record_switch(&mut status);
+    if let Some(plan) = status.plan.as_mut() {
+        plan.phase = PlanPhase::Failed;
+        plan.failed_task_index = Some(4);
+    }
+    d.status = Some(status);
+    let failed = run(&d, &nodes, Some(&revision), 90);
+    assert!(failed.status.rollout.is_none());
+    assert_eq!(failed.status.incumbent_nodes, ["rpc-g2-0", "rpc-g2-1"]);
+    assert_eq!(failed.status.active_set.as_ref().map(|s| s.revision.as_str()), Some(entrant_revision.as_str()));
+    // The incumbents go once a read shows the Service where the plan put it (a stale one keeps them a while).
+    assert!(stray_nodes(&failed.status, &nodes, Some(&revision)).is_empty());
+    assert_eq!(stray_nodes(&failed.status, &nodes, Some(&entrant_revision)), ["rpc-0", "rpc-1"]);
+    assert!(rollout_condition(&failed.status).2.contains("traffic had already moved"));
+}
+
+#[test]
+fn a_changed_halt_height_supersedes_a_hard_fork_and_its_entrants_bootstrap_to_the_new_height() {
+    let (mut d, mut nodes, revision) = edited("HardFork", 2);
+    let first = run(&d, &nodes, Some(&revision), 60).status;
+    let old = first.rollout.clone().expect("rolling");
+    assert_eq!(old.halt_height, Some(1000));
+    let entrant_revision = old.entrant_revision.clone().expect("an entrant revision");
+    nodes.extend((0..2).map(|i| node(&format!("rpc-g2-{i}"), &entrant_revision, RUNNING_OLD)));
+    d.status = Some(first.clone());
+    assert!(run(&d, &nodes, Some(&revision), 70).events.is_empty(), "the same target: nothing new");
+
+    d.spec.update_strategy.hard_fork = Some(crate::api::HardForkStrategy { halt_height: Some(1200) });
+    d.metadata.generation = Some(3);
+    let decision = run(&d, &nodes, Some(&revision), 90);
+    let rollout = decision.status.rollout.as_ref().expect("rolling");
+    assert_eq!((rollout.halt_height, rollout.target_hash.as_str()), (Some(1200), old.target_hash.as_str()));
+    assert_eq!(rollout.entrant_nodes, ["rpc-g3-0", "rpc-g3-1"]);
+    assert_ne!(rollout.entrant_revision, old.entrant_revision, "the old entrants must not be selected with the new");
+    assert_ne!(decision.status.plan.as_ref().map(|p| &p.id), first.plan.as_ref().map(|p| &p.id));
+    assert_eq!(event_reasons(&decision), [EVENT_ROLLOUT_SUPERSEDED]);
+    assert!(decision.events[0].message.contains("haltHeight 1000 superseded by haltHeight 1200"));
+    let spec = &decision.status.plan.as_ref().expect("a plan").tasks[0].params["spec"];
+    assert_eq!(spec["fullNode"]["snapshot"]["s3"]["targetHeight"], json!(1199));
+    assert_eq!(stray_nodes(&decision.status, &nodes, Some(&revision)), ["rpc-g2-0", "rpc-g2-1"]);
+}
+
+#[test]
+fn a_revert_before_the_switch_cancels_the_rollout_and_keeps_the_incumbents() {
+    for strategy in ["BlueGreen", "HardFork"] {
+        let (mut d, mut nodes, revision) = edited(strategy, 2);
+        let status = run(&d, &nodes, Some(&revision), 60).status;
+        let entrant_revision = status.rollout.as_ref().and_then(|r| r.entrant_revision.clone()).expect("revision");
+        nodes.extend((0..2).map(|i| node(&format!("rpc-g2-{i}"), &entrant_revision, RUNNING_OLD)));
+        d.status = Some(status);
+        d.spec.template.spec.image = OLD.into();
+        d.metadata.generation = Some(3);
+        let decision = run(&d, &nodes, Some(&revision), 90);
+        assert!(decision.status.rollout.is_none() && decision.status.plan.is_none(), "{strategy}: canceled");
+        let (on, reason, message) = rollout_condition(&decision.status);
+        assert_eq!((on.as_str(), reason.as_str()), ("False", REASON_ROLLOUT_CANCELED), "{strategy}");
+        assert!(message.contains("which the incumbents already run"), "{message}");
+        assert_eq!(event_reasons(&decision), [EVENT_ROLLOUT_SUPERSEDED]);
+        assert_eq!(decision.status.incumbent_nodes, ["rpc-0", "rpc-1"]);
+        assert_eq!(decision.status.observed_generation, Some(3));
+        assert_eq!(decision.status.phase, Some(DeploymentPhase::Ready));
+        assert_eq!(stray_nodes(&decision.status, &nodes, Some(&revision)), ["rpc-g2-0", "rpc-g2-1"]);
+    }
+}
+
+#[test]
+fn a_revert_after_the_switch_rolls_back_out_from_the_entrants() {
+    let (mut d, mut nodes, revision) = edited("BlueGreen", 2);
+    let mut status = run(&d, &nodes, Some(&revision), 60).status;
+    let entrant_revision = status.rollout.as_ref().and_then(|r| r.entrant_revision.clone()).expect("revision");
+    nodes.extend((0..2).map(|i| node(&format!("rpc-g2-{i}"), &entrant_revision, RUNNING_OLD)));
+    record_switch(&mut status);
+    d.status = Some(status);
+    d.spec.template.spec.image = OLD.into();
+    d.metadata.generation = Some(3);
+    let decision = run(&d, &nodes, Some(&entrant_revision), 90);
+    let rollout = decision.status.rollout.as_ref().expect("the entrants serve: OLD must be rolled out to again");
+    assert_eq!(rollout.incumbent_nodes, ["rpc-g2-0", "rpc-g2-1"]);
+    assert_eq!(rollout.entrant_nodes, ["rpc-g3-0", "rpc-g3-1"]);
+    assert_ne!(rollout.entrant_revision.as_deref(), Some(revision.as_str()), "not the torn-down incumbents' label");
 }
 
 #[test]

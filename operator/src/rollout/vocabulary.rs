@@ -16,6 +16,9 @@ pub const REASON_STALLED: &str = "Stalled";
 pub const REASON_ROLLOUT_COMPLETE: &str = "RolloutComplete";
 /// RolloutInProgress reason: the last rollout failed.
 pub const REASON_ROLLOUT_FAILED: &str = "RolloutFailed";
+/// RolloutInProgress reason: the template went back to the incumbents' before the traffic switch; the rollout
+/// ended with its entrants deleted (event RolloutSuperseded).
+pub const REASON_ROLLOUT_CANCELED: &str = "RolloutCanceled";
 /// RolloutInProgress reason: no rollout has run since the baseline was recorded.
 pub const REASON_NO_ROLLOUT: &str = "NoRollout";
 /// RolloutInProgress reason: the spec names no strategy the operator can run.

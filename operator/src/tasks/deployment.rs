@@ -63,7 +63,7 @@ fn marked_ready(node: &SeiNode, image: Option<&str>) -> bool {
 /// Whether entrant `name` is done waiting for, as read: Running and `ready`. Failed is terminal. Not found is
 /// transient, not a failure: `create-entrant-nodes` created it, often in this very reconcile, and a read from
 /// a lagging cache (an API server's watch cache, an informer) may not show it yet. An entrant that was really
-/// deleted leaves the rollout waiting, which the stall signal reports, rather than failing on a stale read.
+/// deleted is made again by the deployment controller (`children::missing_plan_children`) and waited for.
 fn entrant_done(name: &str, node: Option<&SeiNode>, ready: fn(&SeiNode) -> bool) -> Result<bool, TaskError> {
     let Some(node) = node else {
         return Err(TaskError::Transient(format!("entrant SeiNode {name} is not visible yet")));
@@ -195,16 +195,24 @@ impl<C: Cluster> DeploymentTasks<'_, C> {
         Ok(Progress::Complete)
     }
 
-    /// Deletes nodes of `revision` — refusing while the Service still selects that revision, so traffic is never
+    /// Deletes nodes of `revision` — never while the Service still selects that revision, so traffic is never
     /// left with nowhere to go. Complete once they are gone.
+    ///
+    /// This task runs right after `switch-traffic` moved the Service off `revision`, often in the same reconcile,
+    /// so a Service that still selects it is, as a rule, a read older than that write (a lagging cache): a
+    /// reason to wait and read again, not to fail. Failing here would end the rollout after the switch, with
+    /// traffic on the entrants a failed rollout then deletes. Should the Service really have been moved back
+    /// (by someone else), the teardown keeps waiting and the rollout reports Stalled: the incumbents stay.
     async fn teardown_nodes(&self, params: TeardownNodes) -> Result<Progress, TaskError> {
         let service = self.cluster.get::<Service>(self.namespace(), &params.service).await.optional();
         if let Some(service) = service.map_err(api_error)?
             && selected_revision(&service) == Some(params.revision.as_str())
         {
-            return Err(TaskError::Terminal(format!(
-                "refusing to delete nodes of revision {}: Service {} still selects it",
-                params.revision, params.service
+            return Err(TaskError::Transient(format!(
+                "not deleting nodes of revision {} yet: Service {} still selects it as read (rv {})",
+                params.revision,
+                params.service,
+                service.metadata.resource_version.as_deref().unwrap_or("-")
             )));
         }
         let mut gone = Vec::new();

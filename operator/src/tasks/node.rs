@@ -1,6 +1,7 @@
 //! Tasks of a SeiNode's init plan: the bootstrap Job and its Service, the tasks submitted to the bootstrap pod's
 //! sidecar, the node's workload, and the tasks submitted to the node's own sidecar.
 
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 
@@ -9,7 +10,7 @@ use super::{api_error, params, sidecar_error};
 use crate::api::{SeiNode, Task};
 use crate::clock::Timestamp;
 use crate::cluster::{Cluster, ClusterError, ClusterObject, LabelSelector, OptionalExt, create_if_missing};
-use crate::meta::{ANNOTATION_BOOTSTRAPPED_TO, LABEL_NODE};
+use crate::meta::{ANNOTATION_BOOTSTRAPPED_TO, LABEL_NODE, is_controlled_by};
 use crate::names;
 use crate::plan::TaskType;
 use crate::plan::executor::{Progress, TaskError, TaskRunner};
@@ -43,7 +44,7 @@ impl<C: Cluster, S: Sidecar> TaskRunner for NodeTasks<'_, C, S> {
             TaskType::CreateWorkload => {
                 self.ensure(&workload::headless_service(self.node)).await?;
                 self.ensure(&workload::stateful_set(self.node)).await?;
-                Ok(Progress::Complete)
+                self.await_own_pod().await
             }
             TaskType::Sidecar(sidecar_task) => self.sidecar_task(task, sidecar_task, &self.node_pod()).await,
             TaskType::BootstrapSidecar(sidecar_task) => self.bootstrap_sidecar_task(task, sidecar_task).await,
@@ -91,6 +92,30 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
 
     async fn ensure<K: ClusterObject>(&self, object: &K) -> Result<(), TaskError> {
         create_if_missing(self.cluster, object).await.map_err(api_error)
+    }
+
+    /// Complete once the node's StatefulSet is its own and has a pod of its own. A SeiNode deleted and made again
+    /// under the same name (a user deleting a child, which its deployment recreates) leaves its StatefulSet and
+    /// pod to the garbage collector: until they are gone, the name is taken by the predecessor's set
+    /// (AlreadyExists is not ours), and then by its terminating pod, which the new set cannot replace yet and
+    /// does not count. The sidecar tasks that follow address the pod by name: run earlier, they would act on the
+    /// dying predecessor's pod.
+    async fn await_own_pod(&self) -> Result<Progress, TaskError> {
+        let namespace = self.namespace();
+        let name = workload::stateful_set(self.node).metadata.name.unwrap_or_default();
+        let set = self.cluster.get::<StatefulSet>(namespace, &name).await.optional().map_err(api_error)?;
+        let Some(set) = set else {
+            // Created a moment ago; a lagging cache may not show it yet.
+            return Ok(Progress::Running);
+        };
+        let uid = self.node.metadata.uid.as_deref().unwrap_or_default();
+        if !is_controlled_by(&set.metadata, uid) {
+            return Err(TaskError::Transient(format!(
+                "StatefulSet {namespace}/{name} belongs to a predecessor of this SeiNode; waiting for it to go"
+            )));
+        }
+        let own_pods = set.status.as_ref().map_or(0, |s| s.replicas);
+        Ok(if own_pods >= 1 { Progress::Complete } else { Progress::Running })
     }
 
     /// The bootstrap Job and the volume it prepares, created if missing.

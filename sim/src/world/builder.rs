@@ -151,6 +151,7 @@ impl WorldBuilder {
             ready_images: Default::default(),
             events: Vec::new(),
             write_violations: Vec::new(),
+            user_deleted_nodes: Vec::new(),
             milestones,
             stall_threshold: self.stall_threshold,
             store_changed_at: Duration::ZERO,

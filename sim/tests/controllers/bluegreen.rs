@@ -11,4 +11,8 @@ crate::scenario_tests! {
         "bluegreen-failed-rollout-with-scale-down.yaml",
     blue_green_edit_back_after_a_failed_rollout_forgets_the_failed_target =>
         "bluegreen-revert-after-failed-rollout.yaml",
+    blue_green_switch_under_stale_reads_waits_for_the_switch_to_show_and_never_black_holes_traffic =>
+        "bluegreen-switch-under-stale-reads.yaml",
+    blue_green_and_hard_fork_edited_back_before_the_switch_cancel_the_rollout_and_keep_the_incumbents =>
+        "revert-before-switch-cancels-the-rollout.yaml",
 }

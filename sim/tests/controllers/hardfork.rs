@@ -17,4 +17,6 @@ crate::scenario_tests! {
     hard_fork_after_hard_fork_to_the_same_height_bootstraps_with_the_pre_fork_binary =>
         "hardfork-after-hardfork-bootstraps-with-the-pre-fork-binary.yaml",
     hard_fork_scale_up_during_the_fork_bootstraps_the_new_node_like_its_siblings => "hardfork-scale-up-during-fork.yaml",
+    hard_fork_halt_height_corrected_mid_rollout_supersedes_it_and_bootstraps_to_the_new_height =>
+        "hardfork-halt-height-corrected-mid-rollout.yaml",
 }

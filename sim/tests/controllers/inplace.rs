@@ -10,4 +10,6 @@ crate::scenario_tests! {
     in_place_16_replicas_at_a_halted_chain => "inplace-16-replicas-halted-chain.yaml",
     in_place_100_replicas_roll_out_and_complete => "inplace-100-replicas.yaml",
     two_in_place_rollouts_in_a_row_both_complete_with_seid_marked_ready => "inplace-two-rollouts-in-a-row.yaml",
+    in_place_child_deleted_mid_rollout_and_its_failed_replacement_deleted_to_retry_come_back =>
+        "inplace-child-deleted-mid-rollout.yaml",
 }

@@ -7,4 +7,6 @@ crate::scenario_tests! {
     deleting_with_the_delete_policy_removes_nodes_and_service => "delete-policy-delete.yaml",
     deleting_with_the_retain_policy_keeps_the_nodes_running_detached => "delete-policy-retain.yaml",
     bad_input_is_reported_once_and_never_stops_the_operator => "bad-input-reported-once.yaml",
+    an_event_lost_to_a_crash_is_emitted_after_the_restart_once_and_a_refusal_is_one_event =>
+        "events-survive-crashes-and-do-not-spam.yaml",
 }

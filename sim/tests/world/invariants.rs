@@ -134,6 +134,52 @@ fn a_service_must_not_select_a_revision_without_running_nodes() {
     assert_eq!(violated(&mut world), NO_TRAFFIC_BLACK_HOLE);
 }
 
+/// A deployment whose spec says InPlace, a Service on revision `r1` and one Running node of each of `r1`, `r2`.
+fn in_place_with_two_revisions(world: &mut World) -> (String, Service) {
+    let deployment = world.create(&fixture("inplace-fullnode.yaml")).unwrap();
+    let name = deployment.metadata.name.clone().unwrap();
+    for (node_name, revision) in [(format!("{name}-0"), "r1"), (format!("{name}-g2-0"), "r2")] {
+        world.create(&node(&node_name, json!({LABEL_DEPLOYMENT: name, LABEL_REVISION: revision}))).unwrap();
+        set_node_phase(world, &node_name, SeiNodePhase::Running);
+    }
+    let service: Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"selector": {LABEL_DEPLOYMENT: name, LABEL_REVISION: "r1"}},
+    }))
+    .unwrap();
+    let service = world.create(&service).unwrap();
+    world.run_for(secs(2)).unwrap();
+    (name, service)
+}
+
+#[test]
+fn a_switch_and_the_deletion_of_its_target_in_one_step_is_a_black_hole_whatever_the_spec_strategy() {
+    // The spec says InPlace (a user may have switched it mid-rollout), and the Service is moved to `r2` and
+    // `r2`'s only node deleted between two checks: the Service never selected `r2` while it ran.
+    let mut world = world(44);
+    let (name, mut service) = in_place_with_two_revisions(&mut world);
+    let operator = world.operator_cluster();
+    service.spec.as_mut().unwrap().selector.as_mut().unwrap().insert(LABEL_REVISION.into(), "r2".into());
+    sei_sim::world::poll_ready(operator.replace(&service)).unwrap().unwrap();
+    sei_sim::world::poll_ready(operator.delete::<SeiNode>(NS, &format!("{name}-g2-0"))).unwrap().unwrap();
+    assert_eq!(violated(&mut world), NO_TRAFFIC_BLACK_HOLE);
+}
+
+#[test]
+fn a_service_left_with_no_running_node_by_a_user_delete_is_the_users_doing() {
+    let mut world = world(45);
+    let (name, _) = in_place_with_two_revisions(&mut world);
+    world.delete::<SeiNode>(NS, &format!("{name}-0")).unwrap();
+    world.run_for(secs(10)).unwrap();
+    // Once a node of the revision runs again, emptying it is judged again.
+    world.create(&node(&format!("{name}-1"), json!({LABEL_DEPLOYMENT: name, LABEL_REVISION: "r1"}))).unwrap();
+    set_node_phase(&world, &format!("{name}-1"), SeiNodePhase::Running);
+    world.run_for(secs(2)).unwrap();
+    sei_sim::world::poll_ready(world.operator_cluster().delete::<SeiNode>(NS, &format!("{name}-1"))).unwrap().unwrap();
+    assert_eq!(violated(&mut world), NO_TRAFFIC_BLACK_HOLE);
+}
+
 #[test]
 fn a_quiet_deployment_must_not_keep_children_of_two_revisions() {
     let mut world = world(44);
@@ -176,6 +222,7 @@ fn a_hard_fork_entrant_must_never_hit_an_upgrade_panic() {
                 incumbent_revision: Some("r1".into()),
                 entrant_revision: Some("r2".into()),
                 incumbent_image: Some("sei:v1".into()),
+                halt_height: Some(1100),
             });
             let update = ConditionUpdate {
                 type_: "RolloutInProgress",
