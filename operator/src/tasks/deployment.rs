@@ -134,6 +134,7 @@ impl<C: Cluster> DeploymentTasks<'_, C> {
 
     async fn create_entrant_nodes(&self, params: CreateEntrantNodes) -> Result<Progress, TaskError> {
         let owner_uid = self.deployment.metadata.uid.clone().unwrap_or_default();
+        let mut done = Vec::new();
         for entrant in &params.nodes {
             let node = child_node(
                 self.deployment,
@@ -144,20 +145,23 @@ impl<C: Cluster> DeploymentTasks<'_, C> {
                 params.spec.clone(),
             );
             match self.cluster.create(&node).await {
-                Ok(_) => {}
-                Err(ClusterError::AlreadyExists(_)) => {
-                    let existing = self.node(&entrant.name).await?;
-                    if !existing.is_some_and(|n| is_controlled_by(&n.metadata, &owner_uid)) {
+                Ok(_) => done.push(true),
+                // The API server says it exists; a read that does not show it is older than that answer (a
+                // lagging cache, or a create of ours whose response was lost): wait and read again.
+                Err(ClusterError::AlreadyExists(_)) => match self.node(&entrant.name).await? {
+                    None => done.push(false),
+                    Some(existing) if is_controlled_by(&existing.metadata, &owner_uid) => done.push(true),
+                    Some(_) => {
                         return Err(TaskError::Terminal(format!(
                             "SeiNode {} exists and is not owned by this deployment",
                             entrant.name
                         )));
                     }
-                }
+                },
                 Err(other) => return Err(api_error(other)),
             }
         }
-        Ok(Progress::Complete)
+        Ok(all_done(done))
     }
 
     /// Points the deployment's Service at the entrants — now, in this task, not deferred to the plan's end.

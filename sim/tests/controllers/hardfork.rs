@@ -12,6 +12,8 @@ crate::scenario_tests! {
     hard_fork_after_a_failed_bootstrap_a_new_target_rolls_out => "hardfork-new-target-after-failed-bootstrap.yaml",
     hard_fork_under_conflicts_and_stale_reads_completes_as_without_faults =>
         "hardfork-under-conflicts-and-stale-reads.yaml",
+    an_entrant_that_exists_before_the_lagging_read_shows_it_is_waited_for =>
+        "hardfork-entrant-exists-before-the-read-shows-it.yaml",
     hard_fork_bootstrap_is_done_only_when_the_teardown_marked_the_volume =>
         "hardfork-bootstrap-teardown-under-stale-reads.yaml",
     hard_fork_after_hard_fork_to_the_same_height_bootstraps_with_the_pre_fork_binary =>
