@@ -162,6 +162,11 @@ impl Sidecar for HttpSidecar {
         protocol::task(&pod.host, status, &body)
     }
 
+    async fn list_tasks(&self, pod: &PodAddress) -> Result<Vec<TaskResult>, SidecarError> {
+        let (status, body) = self.exchange(pod, protocol::list_tasks_request(pod)).await?;
+        protocol::tasks(&pod.host, status, &body)
+    }
+
     async fn chain_status(&self, pod: &PodAddress) -> Result<ChainStatus, SidecarError> {
         let (status, body) = self.exchange(pod, protocol::chain_status_request()).await?;
         protocol::chain_status(&pod.host, status, &body)

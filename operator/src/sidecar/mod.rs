@@ -58,6 +58,9 @@ pub trait Sidecar: Send + Sync {
         id: Uuid,
     ) -> impl Future<Output = Result<Option<TaskResult>, SidecarError>> + Send;
 
+    /// `GET /v0/tasks`: the sidecar's newest task results (seictl lists up to 100), whatever their state.
+    fn list_tasks(&self, pod: &PodAddress) -> impl Future<Output = Result<Vec<TaskResult>, SidecarError>> + Send;
+
     /// seid's `GET /status` on port 26657: latest height and whether it is catching up. Fails while seid does
     /// not run.
     fn chain_status(&self, pod: &PodAddress) -> impl Future<Output = Result<ChainStatus, SidecarError>> + Send;

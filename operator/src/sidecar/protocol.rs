@@ -93,6 +93,11 @@ pub fn get_task_request(pod: &PodAddress, id: Uuid) -> Request {
     Request::get(pod.sidecar_port, format!("{TASKS_PATH}/{id}"))
 }
 
+/// `GET /v0/tasks` on the sidecar's port: the newest results, whatever their state (seictl `handleListTasks`).
+pub fn list_tasks_request(pod: &PodAddress) -> Request {
+    Request::get(pod.sidecar_port, TASKS_PATH)
+}
+
 /// seid's `GET /status` on its RPC port.
 pub fn chain_status_request() -> Request {
     Request::get(SEID_RPC_PORT, RPC_STATUS_PATH)
@@ -141,6 +146,14 @@ pub fn task(host: &str, status: u16, body: &[u8]) -> Result<Option<TaskResult>, 
         200 => decode(host, body).map(Some),
         404 => Ok(None),
         400 => Err(rejected(host, body)),
+        _ => Err(unexpected(host, status, body)),
+    }
+}
+
+/// The answer to [`list_tasks_request`]: a JSON array of task results.
+pub fn tasks(host: &str, status: u16, body: &[u8]) -> Result<Vec<TaskResult>, SidecarError> {
+    match status {
+        200 => decode(host, body),
         _ => Err(unexpected(host, status, body)),
     }
 }
@@ -217,6 +230,7 @@ mod tests {
         assert_eq!(status_request(&pod()), Request::get(7777, "/v0/status"));
         assert_eq!(get_task_request(&pod(), id()), Request::get(7777, format!("/v0/tasks/{ID}")));
         assert_eq!(chain_status_request(), Request::get(26657, "/status"));
+        assert_eq!(list_tasks_request(&pod()), Request::get(7777, "/v0/tasks"));
         let submit = submit_request(&pod(), &mark_ready(Some(id()))).unwrap();
         assert_eq!((submit.method, submit.port, submit.path.as_str()), (Method::Post, 7777, "/v0/tasks"));
         let body: serde_json::Value = serde_json::from_slice(&submit.body.unwrap()).unwrap();
@@ -287,6 +301,19 @@ mod tests {
         assert!(matches!(task(HOST, 400, b"{\"error\":\"missing task ID\"}"), Err(SidecarError::Rejected { .. })));
         assert!(matches!(task(HOST, 200, b"<html>"), Err(SidecarError::Malformed { .. })));
         assert!(matches!(task(HOST, 502, b""), Err(SidecarError::UnexpectedStatus { status: 502, .. })));
+    }
+
+    #[test]
+    fn a_task_list_is_a_json_array_possibly_empty() {
+        let body = format!(
+            "[{{\"id\":\"{ID}\",\"type\":\"mark-ready\",\"status\":\"running\",\"run\":1,\
+             \"submittedAt\":\"2026-01-01T00:00:00Z\"}}]\n"
+        );
+        let listed = tasks(HOST, 200, body.as_bytes()).unwrap();
+        assert_eq!(listed.iter().map(|t| (t.id, t.status)).collect::<Vec<_>>(), vec![(id(), TaskState::Running)]);
+        assert_eq!(tasks(HOST, 200, b"[]\n"), Ok(vec![]));
+        assert!(matches!(tasks(HOST, 200, b"{}"), Err(SidecarError::Malformed { .. })));
+        assert!(matches!(tasks(HOST, 500, b""), Err(SidecarError::UnexpectedStatus { status: 500, .. })));
     }
 
     #[test]

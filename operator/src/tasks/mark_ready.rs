@@ -130,6 +130,15 @@ pub async fn mark_initializing_ready<S: Sidecar>(
     };
     match sidecar.get_task(address, id).await? {
         None => {
+            // A `mark-ready` submitted under an older incarnation's id — from a pod read that lagged a restart —
+            // may run in this process right now (seictl re-runs a task left running by a dead process on start,
+            // `Engine.RehydrateStaleTasks`): it will mark this process ready, so wait for it instead of starting
+            // the same work a second time.
+            let tasks = sidecar.list_tasks(address).await?;
+            let mark_ready = SidecarTaskType::MarkReady.as_str();
+            if let Some(running) = tasks.iter().find(|t| t.type_ == mark_ready && t.status == TaskState::Running) {
+                return Ok(MarkReady::Waiting { id: running.id, incarnation });
+            }
             submit().await?;
             Ok(MarkReady::Submitted { id, incarnation })
         }

@@ -13,4 +13,6 @@ crate::scenario_tests! {
     a_sidecar_restart_outside_any_rollout_is_marked_ready_again => "sidecar-restart-outside-rollout.yaml",
     mixed_faults_during_a_superseded_in_place_rollout_settle_on_the_newest_image =>
         "mixed-faults-superseded-inplace.yaml",
+    a_mark_ready_submitted_from_a_lagging_pod_read_is_waited_for_not_started_twice =>
+        "mark-ready-after-a-pod-read-that-lags-a-sidecar-restart.yaml",
 }
