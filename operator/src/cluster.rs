@@ -122,6 +122,10 @@ pub enum ClusterError {
     Invalid { object: ObjectRef, message: String },
     #[error("API server unavailable: {0}")]
     Transient(String),
+    /// 403: the operator's ServiceAccount lacks the permission (RBAC). Retrying cannot help until someone grants
+    /// it, and nothing about the object is wrong: the message names the permission, as the API server words it.
+    #[error("forbidden: {message}")]
+    Forbidden { object: ObjectRef, message: String },
 }
 
 impl ClusterError {

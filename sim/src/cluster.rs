@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use rand::Rng;
 use sei_operator::cluster::{Cluster, ClusterError, ClusterObject, Event, LabelSelector, ObjectRef};
+use sei_operator::permissions::Permission;
 use serde_json::Value;
 
 use crate::state::{Shared, WorldState, lock};
@@ -96,6 +97,69 @@ impl SimCluster {
         None
     }
 
+    /// The API server's authorization of one call of the operator (the harness is an administrator): a 403
+    /// naming the permission when no RBAC rule in `deploy/` grants it. A 403 nobody provoked — the manifests
+    /// lack a rule the operator's code needs — is a violation in its own right: on a cluster that call fails.
+    fn authorize(&self, world: &mut WorldState, permission: Permission, key: &ObjectRef) -> Option<ClusterError> {
+        if self.kind != ClientKind::Operator {
+            return None;
+        }
+        let message = world.authorization.authorize(permission.clone(), &key.namespace, &key.name).err()?;
+        world.record(Category::Write, format!("operator {permission} {key} forbidden: {message}"));
+        if !world.authorization.revoked.contains(&permission) {
+            let text = format!("the operator called `{permission}` on {key}, which deploy/ does not grant: {message}");
+            world
+                .write_violations
+                .push(crate::invariants::Violation::new(crate::invariants::OPERATOR_CALLS_AUTHORIZED, text));
+        }
+        Some(ClusterError::Forbidden { object: key.clone(), message })
+    }
+
+    /// The `OwnerReferencesPermissionEnforcement` admission plugin, which production clusters run
+    /// (kubernetes/kubernetes `plugin/pkg/admission/gc/gc_admission.go`): an update that changes an object's
+    /// ownerReferences needs `delete` on the object, and every ownerReference that newly blocks its owner's
+    /// deletion (`blockOwnerDeletion: true`) needs `update` on the owner's `finalizers` subresource.
+    fn admit_owner_references(&self, key: &ObjectRef, verb: &str, value: &Value) -> Option<ClusterError> {
+        if self.kind != ClientKind::Operator || !matches!(verb, "create" | "replace") {
+            return None;
+        }
+        let mut world = lock(&self.shared);
+        let owners = |object: &Value| -> Vec<Value> {
+            object.pointer("/metadata/ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default()
+        };
+        let blocking = |reference: &Value| reference.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true);
+        let uid = |reference: &Value| reference.get("uid").and_then(Value::as_str).map(str::to_owned);
+        let new_owners = owners(value);
+        let old_owners = if verb == "replace" { world.store.get(key, None).map(owners) } else { None };
+        if let Some(old) = &old_owners
+            && *old != new_owners
+        {
+            let (group, resource) = (Self::group_of(value), plural_of(&key.kind));
+            if let Some(forbidden) = self.authorize(&mut world, Permission::new(&group, &resource, "delete"), key) {
+                return Some(forbidden);
+            }
+        }
+        let was_blocking =
+            |reference: &Value| old_owners.iter().flatten().any(|old| uid(old) == uid(reference) && blocking(old));
+        for reference in new_owners.iter().filter(|r| blocking(r) && !was_blocking(r)) {
+            let kind = reference.get("kind").and_then(Value::as_str).unwrap_or_default();
+            let name = reference.get("name").and_then(Value::as_str).unwrap_or_default();
+            let permission =
+                Permission::new(&Self::group_of(reference), &format!("{}/finalizers", plural_of(kind)), "update");
+            if let Some(forbidden) = self.authorize(&mut world, permission, &ObjectRef::new(kind, &key.namespace, name))
+            {
+                return Some(forbidden);
+            }
+        }
+        None
+    }
+
+    /// The API group of an object or an ownerReference, from its `apiVersion` (`""` for the core group).
+    fn group_of(value: &Value) -> String {
+        let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        api_version.rsplit_once('/').map(|(group, _)| group.to_owned()).unwrap_or_default()
+    }
+
     /// The version this client reads at: the store's, or (the operator's) a lagging cache's.
     fn read_at(&self, world: &WorldState) -> Option<u64> {
         match self.kind {
@@ -109,9 +173,13 @@ impl SimCluster {
         &self,
         key: &ObjectRef,
         verb: &str,
+        permission: Permission,
         apply: impl FnOnce(&mut WorldState) -> Result<Arc<Value>, ClusterError>,
     ) -> (Result<Arc<Value>, ClusterError>, bool) {
         let mut world = lock(&self.shared);
+        if let Some(forbidden) = self.authorize(&mut world, permission, key) {
+            return (Err(forbidden), false);
+        }
         let result = match self.injected(&mut world, Access::Write, key) {
             Some(error) => Err(error),
             None => apply(&mut world),
@@ -170,6 +238,9 @@ impl SimCluster {
     async fn get_typed<K: ClusterObject>(&self, key: ObjectRef) -> Result<K, ClusterError> {
         self.round_trip().await;
         let mut world = lock(&self.shared);
+        if let Some(forbidden) = self.authorize(&mut world, Permission::of_call::<K>("get", None), &key) {
+            return Err(forbidden);
+        }
         if let Some(error) = self.injected(&mut world, Access::Read, &key) {
             return Err(error);
         }
@@ -188,7 +259,11 @@ impl SimCluster {
     ) -> Result<Vec<K>, ClusterError> {
         self.round_trip().await;
         let mut world = lock(&self.shared);
-        if let Some(error) = self.injected(&mut world, Access::Read, &ObjectRef::new(&kind, &namespace, "")) {
+        let all = ObjectRef::new(&kind, &namespace, "");
+        if let Some(forbidden) = self.authorize(&mut world, Permission::of_call::<K>("list", None), &all) {
+            return Err(forbidden);
+        }
+        if let Some(error) = self.injected(&mut world, Access::Read, &all) {
             return Err(error);
         }
         let at = self.read_at(&world);
@@ -206,11 +281,28 @@ impl SimCluster {
         self.round_trip().await;
         let key = ObjectRef::to(object);
         let value = encode(object)?;
-        let (result, crash) = self.write(&key, verb, |world| apply(world, value));
+        // RBAC's verbs: a replace is an update, of the status subresource for replace-status.
+        let permission = match verb {
+            "replace" => Permission::of_call::<K>("update", None),
+            "replace-status" => Permission::of_call::<K>("update", Some("status")),
+            other => Permission::of_call::<K>(other, None),
+        };
+        if let Some(forbidden) = self.admit_owner_references(&key, verb, &value) {
+            return Err(forbidden);
+        }
+        let (result, crash) = self.write(&key, verb, permission, |world| apply(world, value));
         if crash {
             std::future::pending::<()>().await;
         }
         result
+    }
+}
+
+/// The resource name of a kind, as the API server's REST mapping names it (the kinds the operator touches).
+fn plural_of(kind: &str) -> String {
+    match kind {
+        "Event" => "events".into(),
+        other => format!("{}s", other.to_lowercase()),
     }
 }
 
@@ -266,7 +358,7 @@ impl Cluster for SimCluster {
     async fn delete<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
         self.round_trip().await;
         let key = ObjectRef::of::<K>(namespace, name);
-        let (result, crash) = self.write(&key, "delete", |world| {
+        let (result, crash) = self.write(&key, "delete", Permission::of_call::<K>("delete", None), |world| {
             let now = world.timestamp();
             // The delete-time invariants judge the operator, not a scenario deleting things on purpose; what a
             // user deletes is remembered, so the invariants can tell the user's doing from the operator's.
@@ -285,6 +377,12 @@ impl Cluster for SimCluster {
     async fn emit_event(&self, event: &Event) -> Result<(), ClusterError> {
         self.round_trip().await;
         let mut world = lock(&self.shared);
+        // events.k8s.io/v1, as kube-runtime's recorder and the keyed create in production write them.
+        let new_event = ObjectRef::new("Event", &event.regarding.namespace, "");
+        let permission = Permission::of_call::<k8s_openapi::api::events::v1::Event>("create", None);
+        if let Some(forbidden) = self.authorize(&mut world, permission, &new_event) {
+            return Err(forbidden);
+        }
         if let Some(error) = self.injected(&mut world, Access::Read, &event.regarding) {
             return Err(error);
         }

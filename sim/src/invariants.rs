@@ -25,7 +25,7 @@ pub struct Violation {
 }
 
 impl Violation {
-    fn new(invariant: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(invariant: &'static str, message: impl Into<String>) -> Self {
         Violation { invariant, message: message.into() }
     }
 }
@@ -45,6 +45,8 @@ pub const NO_COMPLETE_PLAN_BESIDE_UNFINISHED_ROLLOUT: &str = "no-complete-plan-b
 pub const ONE_PLAN_PER_ROLLOUT: &str = "one-plan-per-rollout";
 pub const NO_OPERATOR_LIVELOCK: &str = "no-operator-livelock";
 pub const SEID_RUNS_ON_PREPARED_VOLUME: &str = "seid-runs-only-on-a-prepared-volume";
+/// Every call the operator makes is granted by the RBAC manifests in `deploy/` (checked at the call).
+pub const OPERATOR_CALLS_AUTHORIZED: &str = "operator-calls-authorized";
 
 /// How long after a rollout's stall threshold the operator has to say so (one reconcile period or so).
 pub const STALL_REPORT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);

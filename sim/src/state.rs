@@ -159,6 +159,8 @@ pub struct WorldState {
     pub workers: Vec<WorkerState>,
     pub controllers: ControllerState,
     pub api_faults: ApiFaults,
+    /// RBAC from `deploy/`, permissions revoked by a scenario, and what the operator was granted.
+    pub authorization: crate::authorization::AuthorizationState,
     pub operator: OperatorFaults,
     pub task_failures: Vec<ScriptedTaskFailure>,
     pub sidecar_calls: Vec<SidecarCall>,

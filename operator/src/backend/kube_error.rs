@@ -16,9 +16,9 @@ pub enum Operation {
 ///
 /// - 404 → NotFound; 409 → AlreadyExists on create, Conflict otherwise; 400 and 422 → Invalid.
 /// - 429, 5xx, timeouts, connection and decoding failures → Transient: retrying later may succeed.
-/// - Other statuses (401, 403, ...) are Transient too: the trait has no kind for them, and a fixed RBAC rule or a
-///   refreshed token makes the same call succeed without anyone changing the object — the retry (with backoff)
-///   and its log line are the right outcome.
+/// - 403 → Forbidden: the ServiceAccount lacks an RBAC permission; the API server's message names it.
+/// - Other statuses (401, ...) are Transient: a refreshed token makes the same call succeed without anyone
+///   changing the object — the retry (with backoff) and its log line are the right outcome.
 pub fn map_kube_error(error: kube::Error, object: ObjectRef, operation: Operation) -> ClusterError {
     match error {
         kube::Error::Api(status) => match status.code {
@@ -28,6 +28,7 @@ pub fn map_kube_error(error: kube::Error, object: ObjectRef, operation: Operatio
             }
             409 => ClusterError::Conflict(object),
             400 | 422 => ClusterError::Invalid { object, message: status.message },
+            403 => ClusterError::Forbidden { object, message: status.message },
             code => ClusterError::Transient(format!("{object}: HTTP {code} {}: {}", status.reason, status.message)),
         },
         kube::Error::BuildRequest(build) => ClusterError::Invalid { object, message: build.to_string() },
@@ -59,7 +60,9 @@ mod tests {
         assert_eq!(map(409, "", Operation::Create), ClusterError::AlreadyExists(node()));
         assert!(matches!(map(422, "Invalid", Operation::Create), ClusterError::Invalid { .. }));
         assert!(matches!(map(400, "BadRequest", Operation::Update), ClusterError::Invalid { .. }));
-        for code in [429, 500, 503, 504, 403] {
+        assert!(matches!(map(403, "Forbidden", Operation::Update), ClusterError::Forbidden { .. }));
+        assert!(!map(403, "Forbidden", Operation::Read).is_transient(), "a missing permission is no outage");
+        for code in [429, 500, 503, 504, 401] {
             assert!(map(code, "", Operation::Read).is_transient(), "{code}");
         }
     }

@@ -54,7 +54,7 @@ impl ReconcileError {
     ///   writer keeps changing the object, and backing off lets it finish.
     /// - Transient (the API server unavailable, throttling, timeouts): 5 s, doubling to 2 minutes, so a fleet of
     ///   objects does not retry in lockstep against an API server that is already struggling.
-    /// - The rest (Invalid, NotFound, AlreadyExists) needs something to change first: 30 s, doubling to
+    /// - The rest (Invalid, NotFound, AlreadyExists, Forbidden) needs something to change first: 30 s, doubling to
     ///   5 minutes, which also keeps a permanent error from filling the log every 30 s.
     ///
     /// A watch event on the object still reconciles it at once, whatever the delay.
@@ -76,6 +76,7 @@ impl ReconcileError {
             ReconcileError::Cluster(ClusterError::AlreadyExists(_)) => "already_exists",
             ReconcileError::Cluster(ClusterError::Invalid { .. }) => "invalid",
             ReconcileError::Cluster(ClusterError::Transient(_)) => "transient",
+            ReconcileError::Cluster(ClusterError::Forbidden { .. }) => "forbidden",
         }
     }
 }

@@ -28,7 +28,11 @@ fn params<T: DeserializeOwned>(task: &Task) -> Result<T, TaskError> {
 /// API errors: conflicts and outages pass; an invalid object or an unexpected absence does not.
 fn api_error(error: ClusterError) -> TaskError {
     match error {
-        ClusterError::Transient(_) | ClusterError::Conflict(_) => TaskError::Transient(error.to_string()),
+        // A missing permission fails no plan: the task waits, its error naming the permission, until the RBAC rule
+        // is granted — the rollout then carries on where it stood.
+        ClusterError::Transient(_) | ClusterError::Conflict(_) | ClusterError::Forbidden { .. } => {
+            TaskError::Transient(error.to_string())
+        }
         other => TaskError::Terminal(other.to_string()),
     }
 }

@@ -279,6 +279,21 @@ pub enum Fault {
         #[serde(default = "once")]
         times: u32,
     },
+    /// Take an RBAC permission away from the operator (see [`RevokedPermission`]).
+    RevokePermission(RevokedPermission),
+}
+
+/// A cluster admin's RBAC edit taking one permission away from the operator's ServiceAccount, until
+/// `heal: rbac` or `heal: all`: its calls needing it get 403, as they would on a cluster.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RevokedPermission {
+    /// The API group; `""` (the default) for the core group.
+    #[serde(default)]
+    pub group: String,
+    /// The resource, with `/subresource` when it is one (`seinodes/status`).
+    pub resource: String,
+    pub verb: String,
 }
 
 fn once() -> u32 {
@@ -296,6 +311,8 @@ pub enum Heal {
     StaleReads,
     /// Boot every crashed worker node now.
     Workers,
+    /// Give back every permission a `revokePermission` took.
+    Rbac,
 }
 
 /// What must hold, and by when.

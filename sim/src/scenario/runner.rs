@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Service;
 use sei_operator::api::{SeiNode, SeiNodeDeployment};
 use sei_operator::cluster::ClusterObject;
 use sei_operator::manifest::{Manifest, ManifestValidator, parse_yaml_documents};
+use sei_operator::permissions::Permission;
 use serde_json::Value;
 
 use super::expect::{Memory, check};
@@ -19,7 +20,7 @@ use crate::controllers::SeiOperator;
 use crate::faults::Fault as WorldFault;
 use crate::registry::{Binary, ImageRegistry};
 use crate::state::Timings;
-use crate::trace::Trace;
+use crate::trace::{Category, Trace};
 use crate::world::{OPERATOR_HOST, SimError, World};
 
 /// How one run of a scenario ended.
@@ -35,6 +36,8 @@ pub struct Outcome {
     pub trace: Trace,
     /// The objects the run ended with ([`super::end_state::end_state`]).
     pub end_state: Vec<String>,
+    /// Every RBAC permission a call of the operator was granted under.
+    pub permissions_used: std::collections::BTreeSet<sei_operator::permissions::Permission>,
 }
 
 impl Outcome {
@@ -76,6 +79,7 @@ pub fn run_observed(scenario: &Scenario, seed: Option<u64>, root: &Path, observe
                 failure: Some(format!("setup: {message}")),
                 trace: Trace::default(),
                 end_state: Vec::new(),
+                permissions_used: Default::default(),
             };
         }
     };
@@ -95,6 +99,7 @@ pub fn run_observed(scenario: &Scenario, seed: Option<u64>, root: &Path, observe
         failure,
         trace: runner.world.trace(),
         end_state: super::end_state::end_state(&runner.world),
+        permissions_used: runner.world.inspect(|state| state.authorization.used.clone()),
     }
 }
 
@@ -261,6 +266,15 @@ impl<'a> Runner<'a> {
         let namespace = self.scenario.namespace.clone();
         let worker = |w: &u32| usize::try_from(*w).unwrap_or(usize::MAX);
         let world_fault = match fault {
+            Fault::RevokePermission(revoked) => {
+                let permission = Permission::new(&revoked.group, &revoked.resource, &revoked.verb);
+                let text = format!("RBAC: the operator may no longer {permission}");
+                self.world.modify(|s| {
+                    s.record(Category::Fault, text);
+                    s.authorization.revoked.insert(permission)
+                });
+                return Ok(());
+            }
             Fault::PodCrash { node } => WorldFault::CrashPod { namespace, pod: format!("{node}-0") },
             Fault::SidecarRestart { node } => WorldFault::RestartSidecar { namespace, pod: format!("{node}-0") },
             Fault::WorkerCrash { worker: w, hosting, down_for } => {
@@ -344,6 +358,7 @@ impl<'a> Runner<'a> {
                 self.restarts.clear();
                 self.world.heal_all();
             }
+            Heal::Rbac => self.world.modify(|s| s.authorization.revoked.clear()),
             Heal::Partitions | Heal::Latency => {
                 for index in 0..workers {
                     let worker = format!("worker-{index}");

@@ -37,6 +37,7 @@ pub struct WorldBuilder {
     registry: ImageRegistry,
     timings: Timings,
     admission: bool,
+    authorization: bool,
     max_read_lag: u64,
     stall_threshold: Duration,
 }
@@ -53,6 +54,7 @@ impl WorldBuilder {
             registry: ImageRegistry::default(),
             timings: Timings::default(),
             admission: true,
+            authorization: true,
             max_read_lag: 64,
             stall_threshold: Duration::from_secs(600),
         }
@@ -96,6 +98,12 @@ impl WorldBuilder {
         self
     }
 
+    /// Whether the operator's calls are authorized against the RBAC objects in `deploy/` (default: yes).
+    pub fn authorization(mut self, authorization: bool) -> Self {
+        self.authorization = authorization;
+        self
+    }
+
     /// The most versions the operator's reads may lag (history kept for stale reads); default 64.
     pub fn max_read_lag(mut self, lag: u64) -> Self {
         self.max_read_lag = lag;
@@ -110,6 +118,11 @@ impl WorldBuilder {
 
     pub fn build(self) -> Result<World, SimError> {
         let validator = if self.admission { Some(shared_validator().map_err(SimError::Setup)?) } else { None };
+        let authorization = if self.authorization {
+            crate::authorization::AuthorizationState::for_operator().map_err(SimError::Setup)?
+        } else {
+            Default::default()
+        };
         let mut store = Store::new(validator);
         store.allow_lag(self.max_read_lag);
         let default_chain = self.chains.first().map(|c| c.id.clone()).unwrap_or_default();
@@ -143,6 +156,7 @@ impl WorldBuilder {
             workers,
             controllers: ControllerState::default(),
             api_faults: Default::default(),
+            authorization,
             operator: Default::default(),
             task_failures: Vec::new(),
             sidecar_calls: Vec::new(),

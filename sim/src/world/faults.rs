@@ -94,6 +94,7 @@ impl World {
         world.operator.crash_after_write = None;
         world.operator.crash_reconciling = None;
         world.task_failures.clear();
+        world.authorization.revoked.clear();
     }
     /// Crashes every container of a pod (they restart: the sidecar forgets everything).
     pub fn crash_pod(&self, namespace: &str, pod: &str) {

@@ -21,4 +21,6 @@ crate::scenario_tests! {
     hard_fork_scale_up_during_the_fork_bootstraps_the_new_node_like_its_siblings => "hardfork-scale-up-during-fork.yaml",
     hard_fork_halt_height_corrected_mid_rollout_supersedes_it_and_bootstraps_to_the_new_height =>
         "hardfork-halt-height-corrected-mid-rollout.yaml",
+    hard_fork_whose_volume_mark_gets_403_waits_and_completes_once_the_permission_is_back =>
+        "hardfork-waits-out-a-missing-permission.yaml",
 }
