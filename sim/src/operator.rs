@@ -77,6 +77,10 @@ pub trait Reconciler: 'static {
     }
 }
 
+/// A watch event to deliver: the object, its controller owner (kind, name), and what to judge it by (`None`: an
+/// object delivered on heal, with no event).
+type Delivery = (ObjectRef, Option<(String, String)>, Option<(ChangeType, TriggerFingerprints)>);
+
 /// The last fingerprints the host's watch saw, per object: one filter for waking the object's own controller,
 /// one for waking its owner's (two kube-runtime controllers, each with its own trigger stream). In the host's
 /// memory: a restarted operator starts with none, and every first event wakes, as after production's relist.
@@ -220,8 +224,7 @@ pub async fn run_operator<R: Reconciler>(
             let delivered = pending.iter().take_while(|c| c.version <= visible).count();
             let changes: Vec<_> = pending.drain(..delivered).collect();
             let now = world.now;
-            type Judged = Option<(ChangeType, TriggerFingerprints)>;
-            let mut deliveries: Vec<(ObjectRef, Option<(String, String)>, Judged)> = Vec::new();
+            let mut deliveries: Vec<Delivery> = Vec::new();
             if std::mem::take(&mut world.operator.deliver_unobserved) {
                 let unobserved = std::mem::take(&mut world.operator.unobserved);
                 for object in unobserved.keys() {
