@@ -203,8 +203,10 @@ impl SimCluster {
             let this_kind =
                 faults.crash_reconciling.as_ref().is_none_or(|kind| Some(kind) == self.reconciling.as_ref());
             if faults.crash_after_write == Some(*writes) && this_kind {
-                faults.crash_after_write = None;
-                faults.crash_reconciling = None;
+                if !faults.crash_until_healed {
+                    faults.crash_after_write = None;
+                    faults.crash_reconciling = None;
+                }
                 faults.crash_requested = true;
                 crash = true;
                 world.record(Category::Fault, format!("operator crashes right after this write ({key})"));

@@ -21,6 +21,10 @@ impl Reconciler for SeiOperator {
         vec!["SeiNodeDeployment".into(), "SeiNode".into()]
     }
 
+    fn filters_triggers(&self) -> bool {
+        true
+    }
+
     async fn reconcile(&self, ctx: &OperatorContext, key: &ObjectRef) -> Requeue {
         let result = match key.kind.as_str() {
             "SeiNodeDeployment" => {

@@ -42,6 +42,9 @@ pub struct OperatorFaults {
     pub crash_after_write: Option<u32>,
     /// Only within a reconcile of this kind (`SeiNodeDeployment`, `SeiNode`); any reconcile when `None`.
     pub crash_reconciling: Option<String>,
+    /// The crash stays armed after it fires: the restarted operator crashes again at the same point, until a
+    /// heal disarms it (`Fault::CrashOperatorAfterWriteUntilHealed`: a crash loop).
+    pub crash_until_healed: bool,
     /// Writes made so far by each reconcile in progress (by reconcile id).
     pub writes_in_reconcile: BTreeMap<u64, u32>,
     /// The operator reached its crash point; the world crashes its host at the end of the step.
@@ -58,6 +61,7 @@ pub enum Fault {
     RestartWorker { worker: usize },
     CrashOperator,
     CrashOperatorAfterWrite { write: u32, reconciling: Option<String> },
+    CrashOperatorAfterWriteUntilHealed { write: u32, reconciling: Option<String> },
     Partition { a: String, b: String },
     Repair { a: String, b: String },
     Latency { a: String, b: String, latency: std::time::Duration },

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use sei_operator::cluster::ObjectRef;
 use sei_operator::controller::ReconcileError;
+use sei_operator::controller::triggers::TriggerFilter;
 use tokio::task::JoinSet;
 
 use crate::clock::SimClock;
@@ -36,7 +37,7 @@ use crate::cluster::{ClientKind, SimCluster};
 use crate::invariants::{NO_OPERATOR_LIVELOCK, Violation};
 use crate::sidecar::client::SimSidecar;
 use crate::state::{Shared, lock};
-use crate::store::Watch;
+use crate::store::{ChangeType, TriggerFingerprints, Watch};
 use crate::trace::Category;
 
 /// What a reconcile asks of the queue.
@@ -67,6 +68,45 @@ pub trait Reconciler: 'static {
     fn kinds(&self) -> Vec<String>;
 
     fn reconcile(&self, ctx: &OperatorContext, key: &ObjectRef) -> impl Future<Output = Requeue>;
+
+    /// Whether watch events are filtered by the operator's trigger rules (`sei_operator::controller::triggers`),
+    /// as production's controllers filter theirs: an event on an object whose fingerprint did not change since
+    /// the last one wakes nothing. Off by default: every change wakes.
+    fn filters_triggers(&self) -> bool {
+        false
+    }
+}
+
+/// A watch event to deliver: the object, its controller owner (kind, name), and what to judge it by (`None`: an
+/// object delivered on heal, with no event).
+type Delivery = (ObjectRef, Option<(String, String)>, Option<(ChangeType, TriggerFingerprints)>);
+
+/// The last fingerprints the host's watch saw, per object: one filter for waking the object's own controller,
+/// one for waking its owner's (two kube-runtime controllers, each with its own trigger stream). In the host's
+/// memory: a restarted operator starts with none, and every first event wakes, as after production's relist.
+#[derive(Default)]
+struct Triggers {
+    itself: TriggerFilter<ObjectRef>,
+    owner: TriggerFilter<ObjectRef>,
+}
+
+impl Triggers {
+    /// Whether a delivered event wakes the object's own controller and its owner's. `None`: no event to judge
+    /// (an object delivered on heal, as a relist would), which wakes both.
+    fn judge(&mut self, object: &ObjectRef, change: Option<(ChangeType, TriggerFingerprints)>) -> (bool, bool) {
+        match change {
+            None => (true, true),
+            Some((ChangeType::Deleted, _)) => {
+                self.itself.forget(object);
+                self.owner.forget(object);
+                (true, true)
+            }
+            Some((_, fingerprints)) => (
+                self.itself.admit(object.clone(), fingerprints.itself),
+                self.owner.admit(object.clone(), fingerprints.owner),
+            ),
+        }
+    }
 }
 
 /// kube-runtime's scheduler, deterministically: each key at most once in the queue, at its earliest due time;
@@ -153,6 +193,8 @@ pub async fn run_operator<R: Reconciler>(
     let mut running: JoinSet<(ObjectRef, u64, Requeue)> = JoinSet::new();
     let mut next_id: u64 = 0;
     let mut pending: std::collections::VecDeque<crate::store::Change> = Default::default();
+    let filters_triggers = reconciler.filters_triggers();
+    let mut triggers = Triggers::default();
     // Reconciles started at the current simulated instant, for the livelock budget.
     let (mut instant, mut started_this_instant) = (Duration::ZERO, 0u64);
     let (mut watch, wake) = {
@@ -182,13 +224,13 @@ pub async fn run_operator<R: Reconciler>(
             let delivered = pending.iter().take_while(|c| c.version <= visible).count();
             let changes: Vec<_> = pending.drain(..delivered).collect();
             let now = world.now;
-            let mut deliveries: Vec<(ObjectRef, Option<(String, String)>)> = Vec::new();
+            let mut deliveries: Vec<Delivery> = Vec::new();
             if std::mem::take(&mut world.operator.deliver_unobserved) {
                 let unobserved = std::mem::take(&mut world.operator.unobserved);
                 for object in unobserved.keys() {
                     world.record(Category::Fault, format!("unobserved object delivered on heal: {object}"));
                 }
-                deliveries.extend(unobserved);
+                deliveries.extend(unobserved.into_iter().map(|(object, controller)| (object, controller, None)));
             }
             for change in changes {
                 if world.operator.drop_watch_events > 0 {
@@ -200,15 +242,17 @@ pub async fn run_operator<R: Reconciler>(
                 }
                 world.operator.unobserved.remove(&change.object);
                 world.operator.cache_floor = world.operator.cache_floor.max(change.version);
-                deliveries.push((change.object, change.controller));
+                deliveries.push((change.object, change.controller, Some((change.change, change.fingerprints))));
             }
-            for (object, controller) in deliveries {
+            for (object, controller, judged) in deliveries {
+                let (wakes_itself, wakes_owner) =
+                    if filters_triggers { triggers.judge(&object, judged) } else { (true, true) };
                 // Both, as two kube-runtime controllers would: a child SeiNode is reconciled itself (the SeiNode
                 // controller) and wakes its owning deployment (the deployment controller `owns` SeiNodes).
-                if kinds.contains(&object.kind) {
+                if wakes_itself && kinds.contains(&object.kind) {
                     queue.schedule(object.clone(), now);
                 }
-                if let Some((kind, name)) = controller.filter(|(kind, _)| kinds.contains(kind)) {
+                if let Some((kind, name)) = controller.filter(|(kind, _)| wakes_owner && kinds.contains(kind)) {
                     queue.schedule(ObjectRef::new(kind, &object.namespace, name), now);
                 }
             }

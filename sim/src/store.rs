@@ -33,6 +33,35 @@ pub struct Change {
     pub object: ObjectRef,
     /// The object's controller owner (kind, name), so a watcher can enqueue the owner without a read.
     pub controller: Option<(String, String)>,
+    /// What the operator's watches fingerprint of the object as this change left it.
+    pub fingerprints: TriggerFingerprints,
+}
+
+/// The fingerprints the operator's trigger rules (`sei_operator::controller::triggers`) take of an object
+/// version, computed when it is stored: an event is delivered later (a lagging cache holds it back), yet must be
+/// judged by the object as it was then, and the log keeps no values. `None`: the event always wakes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TriggerFingerprints {
+    /// For the controller of the object's own kind.
+    pub itself: Option<u64>,
+    /// For the controller of its controller owner's kind.
+    pub owner: Option<u64>,
+}
+
+impl TriggerFingerprints {
+    fn of(key: &ObjectRef, value: &Value) -> Self {
+        use sei_operator::controller::triggers::{deployment_wakes_for_child, node_wakes_itself};
+        if key.kind != "SeiNode" {
+            return TriggerFingerprints::default();
+        }
+        // An object the operator cannot decode is always delivered, as production's watch would error on it.
+        match <sei_operator::api::SeiNode as serde::Deserialize>::deserialize(value) {
+            Ok(node) => {
+                TriggerFingerprints { itself: node_wakes_itself(&node), owner: deployment_wakes_for_child(&node) }
+            }
+            Err(_) => TriggerFingerprints::default(),
+        }
+    }
 }
 
 /// A watch stream on the store: each poll returns the changes since the previous one, in order (a watch resumed
@@ -389,7 +418,7 @@ impl Store {
     fn commit(&mut self, key: ObjectRef, value: Option<Value>, change: ChangeType) -> Result<Arc<Value>, ClusterError> {
         self.version += 1;
         let version = self.version;
-        let (controller, result) = match value {
+        let (controller, fingerprints, result) = match value {
             Some(mut value) => {
                 if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
                     meta.insert("resourceVersion".into(), version.to_string().into());
@@ -400,19 +429,21 @@ impl Store {
                 if change == ChangeType::Added && !owner_uids(&value).is_empty() {
                     self.gc_pending = true;
                 }
+                let fingerprints = TriggerFingerprints::of(&key, &value);
                 let shared = Arc::new(value);
                 self.objects.insert(key.clone(), shared.clone());
                 self.record_history(&key, version, Some(shared.clone()));
-                (controller, shared)
+                (controller, fingerprints, shared)
             }
             None => {
                 let removed = self.objects.remove(&key).unwrap_or_else(|| Arc::new(Value::Null));
                 self.gc_pending = true;
                 self.record_history(&key, version, None);
-                (controller_of(&removed), removed)
+                // A deletion always wakes: its fingerprints are not consulted.
+                (controller_of(&removed), TriggerFingerprints::default(), removed)
             }
         };
-        self.log.push(Change { version, change, object: key, controller });
+        self.log.push(Change { version, change, object: key, controller, fingerprints });
         Ok(result)
     }
 

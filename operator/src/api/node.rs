@@ -12,7 +12,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, Plan};
+use super::{Condition, Plan, Time};
 
 /// Port of the sidecar's HTTP API when `spec.sidecar.port` is not set.
 pub const DEFAULT_SIDECAR_PORT: i32 = 7777;
@@ -298,9 +298,13 @@ pub struct SeiNodeStatus {
     /// Whether the sidecar last reported `Ready`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sidecar_ready: Option<bool>,
-    /// The node's latest block height, from seid's RPC.
+    /// The node's latest block height, from seid's RPC. Refreshed at most about once a minute while nothing
+    /// else in the status changes, so a chain's blocks do not become a stream of status writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_height: Option<i64>,
+    /// When `latestHeight` was observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_height_time: Option<Time>,
     /// Whether seid reported it is still catching up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catching_up: Option<bool>,

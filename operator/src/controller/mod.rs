@@ -6,9 +6,10 @@
 
 mod deployment;
 mod node;
+pub mod triggers;
 
 pub use deployment::{DeploymentContext, reconcile_deployment};
-pub use node::{NodeContext, OBSERVE_INTERVAL, reconcile_node};
+pub use node::{HEIGHT_WRITE_INTERVAL, NodeContext, OBSERVE_INTERVAL, reconcile_node};
 
 use std::time::Duration;
 

@@ -8,8 +8,9 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Service};
 
 use super::{Action, ReconcileError};
-use crate::api::{PlanPhase, SeiNode, SeiNodePhase, SeiNodeStatus};
+use crate::api::{PlanPhase, SeiNode, SeiNodePhase, SeiNodeStatus, Time};
 use crate::clock::Clock;
+use crate::clock::{SignedDuration, Timestamp};
 use crate::cluster::{Cluster, ClusterError, OptionalExt, create_if_missing};
 use crate::meta::{ConditionUpdate, set_condition};
 use crate::names;
@@ -24,6 +25,11 @@ use crate::workload;
 
 /// How often a Running node's pod is observed.
 pub const OBSERVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How old the stored `latestHeight` may get before a new height alone is worth a status write. Each write is an
+/// API call and a watch event for every watcher of SeiNodes; on 400 ms blocks every observation would otherwise
+/// write. A write that happens anyway (anything else changed) carries the fresh height.
+pub const HEIGHT_WRITE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Condition on a SeiNode: its init plan's outcome.
 const INITIALIZED: &str = "Initialized";
@@ -85,6 +91,7 @@ pub async fn reconcile_node<C: Cluster, S: Sidecar, K: Clock>(
         }
     }
     status.observed_generation = generation;
+    hold_back_height(node.status.as_ref(), &mut status, now);
 
     if Some(&status) != node.status.as_ref() {
         let mut written = node.clone();
@@ -92,6 +99,31 @@ pub async fn reconcile_node<C: Cluster, S: Sidecar, K: Clock>(
         ctx.cluster.replace_status(&written).await?;
     }
     Ok(action)
+}
+
+/// Keeps a newly observed height out of `status` while it is the only change and the stored height is younger
+/// than [`HEIGHT_WRITE_INTERVAL`], so no status write happens for it; otherwise stamps the height written with
+/// `now`. Nothing the rules wait on is held back: phase, current image, sidecar readiness and catching-up are
+/// written as soon as they change (and carry the fresh height with them).
+fn hold_back_height(stored: Option<&SeiNodeStatus>, status: &mut SeiNodeStatus, now: Timestamp) {
+    let Some(stored) = stored else {
+        status.latest_height_time = status.latest_height.map(|_| Time(now));
+        return;
+    };
+    if status.latest_height == stored.latest_height {
+        return;
+    }
+    let mut held = status.clone();
+    held.latest_height = stored.latest_height;
+    held.latest_height_time = stored.latest_height_time.clone();
+    let young = stored.latest_height_time.as_ref().is_some_and(|written| {
+        now.duration_since(written.0) < SignedDuration::try_from(HEIGHT_WRITE_INTERVAL).unwrap_or(SignedDuration::MAX)
+    });
+    if young && stored.latest_height.is_some() && held == *stored {
+        *status = held;
+    } else {
+        status.latest_height_time = Some(Time(now));
+    }
 }
 
 /// One executor step of the init plan; Complete → Running, Failed → Failed.
@@ -280,4 +312,61 @@ async fn observe<C: Cluster, S: Sidecar, K: Clock>(
         Err(_) => status.catching_up = None,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(seconds).expect("in range")
+    }
+
+    fn running(height: i64, written_at: i64) -> SeiNodeStatus {
+        SeiNodeStatus {
+            phase: Some(SeiNodePhase::Running),
+            catching_up: Some(false),
+            latest_height: Some(height),
+            latest_height_time: Some(Time(at(written_at))),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_new_height_alone_waits_for_the_interval() {
+        let stored = running(1000, 0);
+        let mut status = stored.clone();
+        status.latest_height = Some(1025);
+        hold_back_height(Some(&stored), &mut status, at(10));
+        assert_eq!(status, stored, "younger than a minute: nothing to write");
+
+        let mut status = stored.clone();
+        status.latest_height = Some(1150);
+        hold_back_height(Some(&stored), &mut status, at(60));
+        assert_eq!(status.latest_height, Some(1150));
+        assert_eq!(status.latest_height_time, Some(Time(at(60))));
+    }
+
+    #[test]
+    fn a_write_that_happens_anyway_carries_the_fresh_height() {
+        let stored = running(1000, 0);
+        let mut status = stored.clone();
+        status.latest_height = Some(1025);
+        status.catching_up = Some(true);
+        hold_back_height(Some(&stored), &mut status, at(10));
+        assert_eq!(status.latest_height, Some(1025));
+        assert_eq!(status.latest_height_time, Some(Time(at(10))));
+    }
+
+    #[test]
+    fn the_first_height_is_written_at_once() {
+        let stored = SeiNodeStatus { phase: Some(SeiNodePhase::Running), ..Default::default() };
+        let mut status = stored.clone();
+        status.latest_height = Some(1000);
+        hold_back_height(Some(&stored), &mut status, at(10));
+        assert_eq!(status.latest_height_time, Some(Time(at(10))));
+        let mut unchanged = status.clone();
+        hold_back_height(Some(&status), &mut unchanged, at(20));
+        assert_eq!(unchanged, status, "the same height keeps its time");
+    }
 }

@@ -26,13 +26,16 @@ pub(super) struct Memory {
     values: BTreeMap<String, String>,
     /// Mark → how many sidecar submissions had been answered by then.
     marks: BTreeMap<String, usize>,
+    /// Mark → how many trace lines had been recorded by then.
+    trace_marks: BTreeMap<String, usize>,
 }
 
 impl Memory {
     /// Remembers the present moment as `name`.
     pub(super) fn mark(&mut self, world: &World, name: &str) {
-        let submissions = world.inspect(|s| s.sidecar_submissions.len());
+        let (submissions, lines) = world.inspect(|s| (s.sidecar_submissions.len(), s.trace.lines().len()));
         self.marks.insert(name.to_owned(), submissions);
+        self.trace_marks.insert(name.to_owned(), lines);
     }
 
     /// Keeps the values an expectation remembered once it held.
@@ -57,7 +60,7 @@ pub(super) fn check(world: &World, namespace: &str, expectation: &Expectation, m
     if judge.checked.unmet.is_empty() {
         for nested in std::iter::once(expectation).chain(&expectation.and) {
             for wanted in &nested.trace {
-                judge.trace(wanted);
+                judge.trace(wanted, nested.deployment.as_deref());
             }
         }
     }
@@ -648,21 +651,52 @@ impl Judge<'_> {
         }
     }
 
-    fn trace(&mut self, wanted: &TraceExpectation) {
-        let count = self.world.inspect(|s| s.trace.lines().iter().filter(|l| line_matches(l, &wanted.line)).count());
-        let count = u32::try_from(count).unwrap_or(u32::MAX);
-        let ok = match (wanted.count, wanted.at_least) {
-            (Some(exactly), _) => count == exactly && wanted.at_least.is_none_or(|a| count >= a),
-            (None, Some(at_least)) => count >= at_least,
-            (None, None) => count >= 1,
+    fn trace(&mut self, wanted: &TraceExpectation, deployment: Option<&str>) {
+        let since = match &wanted.since {
+            None => 0,
+            Some(mark) => match self.memory.trace_marks.get(mark) {
+                Some(index) => *index,
+                None => return self.fail(format!("trace: no `mark: {mark}` step came before")),
+            },
         };
-        if !ok {
-            let want = match (wanted.count, wanted.at_least) {
-                (Some(exactly), _) => format!("{exactly} times"),
-                (None, Some(at_least)) => format!("at least {at_least} times"),
-                (None, None) => "at least once".into(),
+        let patterns: Vec<(Option<String>, String)> = if wanted.per_node {
+            let nodes = self.live_nodes().into_iter().filter(|n| {
+                deployment.is_none_or(|d| {
+                    n.metadata.labels.as_ref().and_then(|l| l.get(LABEL_DEPLOYMENT)) == Some(&d.to_owned())
+                })
+            });
+            let names: Vec<String> = nodes.filter_map(|n| n.metadata.name).collect();
+            if names.is_empty() {
+                return self.fail(format!("trace: perNode, but there is no live SeiNode for {:?}", wanted.line));
+            }
+            names.into_iter().map(|name| (Some(name.clone()), wanted.line.replace("{node}", &name))).collect()
+        } else {
+            vec![(None, wanted.line.clone())]
+        };
+        let counts: Vec<usize> = self.world.inspect(|s| {
+            let lines = s.trace.lines().get(since..).unwrap_or(&[]);
+            patterns.iter().map(|(_, pattern)| lines.iter().filter(|l| line_matches(l, pattern)).count()).collect()
+        });
+        let after = wanted.since.as_ref().map(|m| format!(" since {m}")).unwrap_or_default();
+        for ((node, pattern), count) in patterns.iter().zip(counts) {
+            let count = u32::try_from(count).unwrap_or(u32::MAX);
+            let ok = match (wanted.count, wanted.at_least, wanted.at_most) {
+                (Some(exactly), _, _) => count == exactly,
+                (None, at_least, at_most) => {
+                    count >= at_least.unwrap_or(u32::from(at_most.is_none())) && at_most.is_none_or(|m| count <= m)
+                }
             };
-            self.fail(format!("the trace has {count} lines like {:?}, not {want}", wanted.line));
+            if !ok {
+                let want = match (wanted.count, wanted.at_least, wanted.at_most) {
+                    (Some(exactly), _, _) => format!("{exactly} times"),
+                    (None, Some(at_least), Some(at_most)) => format!("{at_least} to {at_most} times"),
+                    (None, Some(at_least), None) => format!("at least {at_least} times"),
+                    (None, None, Some(at_most)) => format!("at most {at_most} times"),
+                    (None, None, None) => "at least once".into(),
+                };
+                let whose = node.as_ref().map(|n| format!(" (node {n})")).unwrap_or_default();
+                self.fail(format!("the trace has {count} lines like {pattern:?}{after}{whose}, not {want}"));
+            }
         }
     }
 
@@ -734,14 +768,21 @@ fn field_at<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
 
 /// Whether `line` contains `pattern`, where `*` in the pattern stands for any run of characters.
 fn line_matches(line: &str, pattern: &str) -> bool {
+    // A final `$` anchors the pattern at the end of the line: `sei/rpc-1$` is not `sei/rpc-10`.
+    let (pattern, anchored) = match pattern.strip_suffix('$') {
+        Some(pattern) => (pattern, true),
+        None => (pattern, false),
+    };
+    let mut parts: Vec<&str> = pattern.split('*').collect();
+    let last = if anchored { parts.pop() } else { None };
     let mut rest = line;
-    for part in pattern.split('*') {
+    for part in parts {
         match rest.find(part) {
             Some(at) => rest = &rest[at + part.len()..],
             None => return false,
         }
     }
-    true
+    last.is_none_or(|last| rest.ends_with(last))
 }
 
 /// Whether `wanted` appears in `seen` in order (others may come between).
@@ -776,5 +817,9 @@ mod tests {
         assert!(line_matches(line, "sei:v6.3.0"));
         assert!(!line_matches(line, "upgrade-g2-1-bootstrap-* sei:v6.3.0"));
         assert!(!line_matches(line, "halted*sei:v6.3.0"), "the parts match in order");
+        assert!(line_matches(line, "halted (exit 0)$"));
+        assert!(line_matches(line, "pod*(exit 0)$"));
+        assert!(!line_matches(line, "halted$"), "`$` anchors at the end of the line");
+        assert!(!line_matches("operator reconcile SeiNode sei/rpc-10", "reconcile SeiNode sei/rpc-1$"));
     }
 }

@@ -233,13 +233,17 @@ pub enum Fault {
         down_for: Option<Duration>,
     },
     /// Crash the operator (all in-memory state lost; the store survives), now or right after its i-th write of
-    /// a reconcile — of any reconcile, or only of one of an object of kind `reconciling`.
+    /// a reconcile — of any reconcile, or only of one of an object of kind `reconciling`. With `untilHealed:
+    /// true` (and `afterWrite`) it crashes right after the i-th write of every such reconcile, restart after
+    /// restart — a crash loop — until `heal: operatorCrashes` or `heal: all`.
     OperatorCrash {
         // `rename_all` on an enum renames its variants, not their fields.
         #[serde(default, rename = "afterWrite")]
         after_write: Option<u32>,
         #[serde(default)]
         reconciling: Option<String>,
+        #[serde(default, rename = "untilHealed")]
+        until_healed: bool,
     },
     /// Cut the network between the operator and a worker node.
     Partition { worker: u32 },
@@ -313,6 +317,9 @@ pub enum Heal {
     Workers,
     /// Give back every permission a `revokePermission` took.
     Rbac,
+    /// Disarm an operator crash still waiting for its write (`operatorCrash: {afterWrite}`), the persistent
+    /// one (`untilHealed: true`) included.
+    OperatorCrashes,
 }
 
 /// What must hold, and by when.
@@ -670,7 +677,9 @@ pub struct JobExpectation {
 }
 
 /// Trace lines matching `line` — a text each line must contain, where `*` stands for any run of characters —
-/// occur `count` times exactly, or at least `atLeast` times; at least once when neither is given.
+/// occur `count` times exactly, or at least `atLeast` and at most `atMost` times; at least once when none is
+/// given. Every API write is a trace line (`operator replace-status SeiNode sei/rpc-0`), so this is also how a
+/// scenario counts writes.
 #[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TraceExpectation {
@@ -679,6 +688,15 @@ pub struct TraceExpectation {
     pub count: Option<u32>,
     #[serde(default)]
     pub at_least: Option<u32>,
+    #[serde(default)]
+    pub at_most: Option<u32>,
+    /// Only lines recorded after this `mark` step; the whole trace when unset.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// `true`: `{node}` in `line` stands for each live SeiNode of the namespace (of `deployment`, when the
+    /// expectation names one) in turn, and the counts hold for each node's lines on their own.
+    #[serde(default)]
+    pub per_node: bool,
 }
 
 /// Task submissions the sidecars accepted. seictl answers 201 whether the id was new or known

@@ -288,12 +288,20 @@ impl<'a> Runner<'a> {
                 }
                 WorldFault::CrashWorker { worker: index }
             }
-            Fault::OperatorCrash { after_write: None, reconciling: Some(_) } => {
+            Fault::OperatorCrash { after_write: None, reconciling: Some(_), .. } => {
                 return Err("operatorCrash: `reconciling` needs `afterWrite`".into());
             }
-            Fault::OperatorCrash { after_write: None, reconciling: None } => WorldFault::CrashOperator,
-            Fault::OperatorCrash { after_write: Some(write), reconciling } => {
+            Fault::OperatorCrash { after_write: None, until_healed: true, .. } => {
+                return Err("operatorCrash: `untilHealed` needs `afterWrite`".into());
+            }
+            Fault::OperatorCrash { after_write: None, reconciling: None, until_healed: false } => {
+                WorldFault::CrashOperator
+            }
+            Fault::OperatorCrash { after_write: Some(write), reconciling, until_healed: false } => {
                 WorldFault::CrashOperatorAfterWrite { write: *write, reconciling: reconciling.clone() }
+            }
+            Fault::OperatorCrash { after_write: Some(write), reconciling, until_healed: true } => {
+                WorldFault::CrashOperatorAfterWriteUntilHealed { write: *write, reconciling: reconciling.clone() }
             }
             Fault::Partition { worker: w } => {
                 WorldFault::Partition { a: OPERATOR_HOST.into(), b: format!("worker-{}", worker(w)) }
@@ -372,6 +380,7 @@ impl<'a> Runner<'a> {
                 }
             }
             Heal::StaleReads => self.world.set_read_lag(0),
+            Heal::OperatorCrashes => self.world.disarm_operator_crash(),
             Heal::Workers => {
                 self.restarts.clear();
                 let down: Vec<usize> = self

@@ -105,7 +105,10 @@ fn the_documented_example_parses() {
 fn fault_fields_are_camel_case_like_every_other_key() {
     let text = "name: x\nchain: {id: c, initialHeight: 1}\nregistry: {}\ntimeline:\n  - fault: {operatorCrash: {afterWrite: 2}}\n";
     let scenario = parse("x.yaml", text).expect("afterWrite is the documented spelling");
-    assert_eq!(scenario.timeline, vec![Step::Fault(Fault::OperatorCrash { after_write: Some(2), reconciling: None })]);
+    assert_eq!(
+        scenario.timeline,
+        vec![Step::Fault(Fault::OperatorCrash { after_write: Some(2), reconciling: None, until_healed: false })]
+    );
     let snake = text.replace("afterWrite", "after_write");
     let error = parse("x.yaml", &snake).expect_err("the Rust field name is not a key").to_string();
     assert!(error.contains("after_write") && error.contains("line 5"), "{error}");
@@ -195,7 +198,10 @@ fn the_documented_expectations_parse() {
     let scenario = parse("docs/scenarios.md", example).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(scenario.timeline[2], Step::Mark("before-rollout".into()));
     assert_eq!(scenario.timeline[5], Step::WaitUntil(Duration::from_secs(300)));
-    assert_eq!(scenario.timeline[8], Step::Fault(Fault::OperatorCrash { after_write: Some(2), reconciling: None }));
+    assert_eq!(
+        scenario.timeline[8],
+        Step::Fault(Fault::OperatorCrash { after_write: Some(2), reconciling: None, until_healed: false })
+    );
     assert_eq!(scenario.timeline[9], Step::Fault(Fault::ApiConflicts { count: 0, rate: 0.0, every_other: true }));
     let Step::Push(images) = &scenario.timeline[3] else { panic!("step 4 pushes an image") };
     assert!(images["sei:v6.3.0"].crash_on_start);
@@ -204,7 +210,17 @@ fn the_documented_expectations_parse() {
     let revision = first.service.as_ref().and_then(|s| s.revision.as_ref()).expect("a revision check");
     assert_eq!(revision.remember.as_deref(), Some("incumbents"));
     let Step::Expect(failed) = &scenario.timeline[7] else { panic!("step 8 is an expectation") };
-    assert_eq!(failed.trace[1], TraceExpectation { line: "crash operator".into(), count: Some(0), at_least: None });
+    assert_eq!(
+        failed.trace[1],
+        TraceExpectation {
+            line: "crash operator".into(),
+            count: Some(0),
+            at_least: None,
+            at_most: None,
+            since: None,
+            per_node: false
+        }
+    );
     let submissions = failed.sidecar_submissions.as_ref().expect("a submissions check");
     assert_eq!(submissions.since.as_deref(), Some("before-rollout"));
     assert_eq!(failed.some_nodes.as_ref().map(|s| s.at_least), Some(2));

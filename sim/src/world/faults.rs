@@ -56,6 +56,9 @@ impl World {
             Fault::CrashOperatorAfterWrite { write, reconciling } => {
                 self.crash_operator_after_write_of(*write, reconciling.as_deref())
             }
+            Fault::CrashOperatorAfterWriteUntilHealed { write, reconciling } => {
+                self.crash_operator_after_write_until_healed(*write, reconciling.as_deref())
+            }
             Fault::Partition { a, b } => self.partition(a, b),
             Fault::Repair { a, b } => self.repair(a, b),
             Fault::Latency { a, b, latency } => self.set_latency(a, b, *latency),
@@ -93,6 +96,7 @@ impl World {
         world.store_changed.notify_one();
         world.operator.crash_after_write = None;
         world.operator.crash_reconciling = None;
+        world.operator.crash_until_healed = false;
         world.task_failures.clear();
         world.authorization.revoked.clear();
     }
@@ -153,6 +157,28 @@ impl World {
         let mut world = lock(&self.shared);
         world.operator.crash_after_write = Some(i);
         world.operator.crash_reconciling = reconciling.map(str::to_owned);
+        world.operator.crash_until_healed = false;
+    }
+
+    /// Crashes the operator right after its `i`-th write (1-based) of every reconcile (of an object of kind
+    /// `reconciling`; any: `None`), restart after restart, until [`World::disarm_operator_crash`] or a heal: a
+    /// crash loop in one fault.
+    pub fn crash_operator_after_write_until_healed(&self, i: u32, reconciling: Option<&str>) {
+        let of = reconciling.map_or_else(|| "every reconcile".to_owned(), |kind| format!("every {kind} reconcile"));
+        self.record(Category::Fault, format!("operator will crash after write {i} of {of} until healed"));
+        let mut world = lock(&self.shared);
+        world.operator.crash_after_write = Some(i);
+        world.operator.crash_reconciling = reconciling.map(str::to_owned);
+        world.operator.crash_until_healed = true;
+    }
+
+    /// Disarms an operator crash still waiting for its write, a persistent one included.
+    pub fn disarm_operator_crash(&self) {
+        self.record(Category::Fault, "heal operator crashes");
+        let mut world = lock(&self.shared);
+        world.operator.crash_after_write = None;
+        world.operator.crash_reconciling = None;
+        world.operator.crash_until_healed = false;
     }
 
     /// Partitions two hosts (`operator`, `worker-<i>`, `probe-<n>`).

@@ -9,4 +9,8 @@ crate::scenario_tests! {
     bad_input_is_reported_once_and_never_stops_the_operator => "bad-input-reported-once.yaml",
     an_event_lost_to_a_crash_is_emitted_after_the_restart_once_and_a_refusal_is_one_event =>
         "events-survive-crashes-and-do-not-spam.yaml",
+    a_node_at_rest_on_400ms_blocks_writes_status_at_most_once_a_minute_and_wakes_nobody =>
+        "status-writes-at-rest-400ms-blocks.yaml",
+    a_quiet_hour_at_100_replicas_costs_at_most_one_status_write_a_minute_per_node =>
+        "quiet-hour-status-writes-100-replicas.yaml",
 }

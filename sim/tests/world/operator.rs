@@ -158,6 +158,31 @@ fn the_operator_crashes_right_after_its_ith_write_and_restarts_with_nothing() {
 }
 
 #[test]
+fn a_crash_until_healed_fires_after_every_restart_until_disarmed() {
+    let mut world = world(37);
+    world.create(&marker()).unwrap();
+    world.crash_operator_after_write_until_healed(1, None);
+    let reconciles = Rc::new(RefCell::new(0));
+    let counter = reconciles.clone();
+    world.start_operator(move || TwoWrites { reconciles: counter.clone() });
+    world.create(&sei_node("n")).unwrap();
+    world.run_for(secs(30)).unwrap();
+    let crashes = |world: &sei_sim::World| {
+        world.trace().lines().iter().filter(|l| l.contains("operator crashes right after this write")).count()
+    };
+    let looping = crashes(&world);
+    assert!(looping >= 3, "the fault outlives the crashes it causes: {looping} crashes");
+    let data = world.get::<ConfigMap>(NS, "marker").unwrap().data.unwrap();
+    assert!(!data.contains_key("second"), "no incarnation got past its first write");
+
+    world.disarm_operator_crash();
+    world.run_for(secs(30)).unwrap();
+    assert_eq!(crashes(&world), looping, "healed: no more crashes");
+    let data = world.get::<ConfigMap>(NS, "marker").unwrap().data.unwrap();
+    assert_eq!(data.len(), 2, "the operator finished the job once healed");
+}
+
+#[test]
 fn a_lagging_client_reads_old_objects() {
     let world = world(34);
     world.create(&marker()).unwrap();

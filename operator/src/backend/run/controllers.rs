@@ -13,7 +13,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::controller::{Action as KubeAction, Controller};
 use kube::runtime::events::Reporter;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 
 use super::{CONTROLLER_NAME, RunArgs, RunError, one_line};
@@ -23,6 +23,7 @@ use crate::backend::http_sidecar::{HttpSidecar, HttpSidecarConfig};
 use crate::backend::kube_cluster::KubeCluster;
 use crate::backend::metrics::Metrics;
 use crate::cluster::ClusterError;
+use crate::controller::triggers::{self, TriggerFilter};
 use crate::controller::{Action, DeploymentContext, NodeContext, ReconcileError, reconcile_deployment, reconcile_node};
 use crate::meta::{LABEL_DEPLOYMENT, LABEL_NODE};
 use crate::rollout::RolloutConfig;
@@ -143,13 +144,20 @@ where
     // One shutdown future feeds both controllers.
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
 
+    // SeiNode events reach each controller only when they change what it reads (`controller::triggers`): a
+    // node's own observation writes do not reconcile it again, and a height-only change does not wake the
+    // deployment controller, which lists every child.
+    let child_nodes = watcher(scoped_api::<SeiNode>(client, ns), watcher::Config::default()).default_backoff();
     let deployments = Controller::new(scoped_api::<SeiNodeDeployment>(client, ns), watcher::Config::default())
-        .owns(scoped_api::<SeiNode>(client, ns), watcher::Config::default())
+        .owns_stream(filter_triggers(child_nodes, triggers::deployment_wakes_for_child))
         .owns(scoped_api::<Service>(client, ns), deployment_children)
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile_deployment_object, on_error, shared.clone())
         .for_each(|result| async move { log_outcome(DEPLOYMENT_CONTROLLER, result) });
-    let nodes = Controller::new(scoped_api::<SeiNode>(client, ns), watcher::Config::default())
+    let (node_store, node_cache) = reflector::store();
+    let node_events =
+        watcher(scoped_api::<SeiNode>(client, ns), watcher::Config::default()).default_backoff().reflect(node_cache);
+    let nodes = Controller::for_stream(filter_triggers(node_events, triggers::node_wakes_itself), node_store)
         .owns(scoped_api::<StatefulSet>(client, ns), node_children.clone())
         .owns(scoped_api::<Service>(client, ns), node_children.clone())
         .owns(scoped_api::<Job>(client, ns), node_children)
@@ -159,6 +167,34 @@ where
     tracing::info!(namespace = if ns.is_empty() { "<all>" } else { ns }, "controllers running");
     futures::future::join(deployments, nodes).await;
     Ok(())
+}
+
+/// A watch's events, as the objects that wake a controller: those whose fingerprint changed since the last
+/// event on them (the first event on each, deletions always) — [`TriggerFilter`], the simulator's rule too.
+fn filter_triggers<K, S>(
+    events: S,
+    fingerprint: fn(&K) -> Option<u64>,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource + Send + 'static,
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
+    let mut filter: TriggerFilter<(String, String, Option<String>)> = TriggerFilter::default();
+    let key = |object: &K| (object.namespace().unwrap_or_default(), object.name_any(), object.uid());
+    events.filter_map(move |event| {
+        let woken = match event {
+            Err(error) => Some(Err(error)),
+            Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
+                filter.admit(key(&object), fingerprint(&object)).then_some(Ok(object))
+            }
+            Ok(watcher::Event::Delete(object)) => {
+                filter.forget(&key(&object));
+                Some(Ok(object))
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+        };
+        futures::future::ready(woken)
+    })
 }
 
 type ControllerResult<K> = Result<
