@@ -194,11 +194,15 @@ async fn retry_when_due<C: Cluster, S: Sidecar, K: Clock>(
     let generation = node.metadata.generation;
     let failed = find_condition(&status.conditions, INITIALIZED).filter(|c| c.status == "False");
     let spec_changed = failed.is_some_and(|c| c.observed_generation != generation);
-    if !spec_changed {
-        let Some(retry_at) = status.next_init_attempt_at.as_ref().map(|t| t.0) else {
-            // Nothing a retry could change (an invalid spec): wait for a spec change.
-            return Action::AwaitChange;
-        };
+    let invalid_spec = failed.is_some_and(|c| c.reason == "InvalidSpec");
+    if invalid_spec && !spec_changed {
+        // Nothing a retry could change: wait for a spec change.
+        return Action::AwaitChange;
+    }
+    // A node that failed before retries existed has no next attempt recorded: it is due now.
+    if let Some(retry_at) = status.next_init_attempt_at.as_ref().map(|t| t.0)
+        && !spec_changed
+    {
         let remaining = retry_at.duration_since(now);
         if remaining > SignedDuration::ZERO {
             return Action::Requeue(Duration::try_from(remaining).unwrap_or(OBSERVE_INTERVAL));
