@@ -205,3 +205,129 @@ pub async fn delete_if_present<C: Cluster, K: ClusterObject>(
         Err(other) => Err(other),
     }
 }
+
+/// Who holds the name of a child the operator wants to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChildHolder {
+    /// The owner's own object (created now or by an earlier, interrupted run), or an orphan it just adopted.
+    Owner,
+    /// An object controlled by another uid — a deleted predecessor of the same name, whose dependents the garbage
+    /// collector has yet to remove — or one being deleted: wait for it to go.
+    Predecessor { object: ObjectRef, controller_uid: Option<String> },
+    /// An object the owner cannot claim: no controller and not carrying the owner's labels. Reported, never used.
+    Stranger { object: ObjectRef },
+}
+
+/// What to do about an existing object of a child's name — a pure decision over the two objects' metadata.
+/// Mirrors Kubernetes' `ControllerRefManager` (kubernetes/kubernetes `pkg/controller/controller_ref_manager.go`):
+/// an object controlled by someone else is not ours; an orphan that matches is adopted, unless it is being
+/// deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExistingChild {
+    Ours,
+    Adopt,
+    Wait { controller_uid: Option<String> },
+    Foreign,
+}
+
+/// Classifies `existing` against the child the owner `desired` describes (its controller reference and labels).
+pub fn classify_existing(
+    existing: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    desired: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> ExistingChild {
+    let wanted_uid = crate::meta::controller_of(desired).map(|r| r.uid.as_str());
+    let controller_uid = crate::meta::controller_of(existing).map(|r| r.uid.clone());
+    if existing.deletion_timestamp.is_some() {
+        return ExistingChild::Wait { controller_uid };
+    }
+    match (controller_uid, wanted_uid) {
+        (Some(uid), Some(wanted)) if uid == wanted => ExistingChild::Ours,
+        (Some(uid), _) => ExistingChild::Wait { controller_uid: Some(uid) },
+        (None, _) => {
+            let labels = desired.labels.clone().unwrap_or_default();
+            if !labels.is_empty() && crate::meta::matches_selector(existing.labels.as_ref(), &labels) {
+                ExistingChild::Adopt
+            } else {
+                ExistingChild::Foreign
+            }
+        }
+    }
+}
+
+/// Creates the child `object` (which carries its owner's controller reference) unless its name is taken, and
+/// says who holds the name. AlreadyExists is success only when the existing object is the owner's: a SeiNode
+/// deleted and made again must never act on its dying predecessor's objects. An orphan carrying the child's
+/// labels is adopted (its owner references set to the desired ones).
+pub async fn ensure_child<C: Cluster, K: ClusterObject>(cluster: &C, object: &K) -> Result<ChildHolder, ClusterError> {
+    let meta = object.meta();
+    let namespace = meta.namespace.clone().unwrap_or_default();
+    let name = meta.name.clone().unwrap_or_default();
+    match cluster.create(object).await {
+        Ok(_) => return Ok(ChildHolder::Owner),
+        Err(ClusterError::AlreadyExists(_)) => {}
+        Err(other) => return Err(other),
+    }
+    let existing = match cluster.get::<K>(&namespace, &name).await.optional()? {
+        Some(existing) => existing,
+        // Gone between the create and the read: created at the next attempt.
+        None => {
+            return Ok(ChildHolder::Predecessor {
+                object: ObjectRef::of::<K>(&namespace, &name),
+                controller_uid: None,
+            });
+        }
+    };
+    let object_ref = ObjectRef::to(&existing);
+    Ok(match classify_existing(existing.meta(), meta) {
+        ExistingChild::Ours => ChildHolder::Owner,
+        ExistingChild::Adopt => {
+            let mut adopted = existing;
+            adopted.meta_mut().owner_references = meta.owner_references.clone();
+            cluster.replace(&adopted).await?;
+            ChildHolder::Owner
+        }
+        ExistingChild::Wait { controller_uid } => ChildHolder::Predecessor { object: object_ref, controller_uid },
+        ExistingChild::Foreign => ChildHolder::Stranger { object: object_ref },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+
+    use super::*;
+
+    fn meta(controller: Option<&str>, labels: &[(&str, &str)]) -> ObjectMeta {
+        ObjectMeta {
+            name: Some("explorer".into()),
+            labels: Some(labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()),
+            owner_references: controller.map(|uid| {
+                vec![OwnerReference {
+                    api_version: "sei.io/v1alpha1".into(),
+                    kind: "SeiNode".into(),
+                    name: "explorer".into(),
+                    uid: uid.into(),
+                    controller: Some(true),
+                    block_owner_deletion: Some(true),
+                }]
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_existing_child_is_ours_only_by_uid_an_orphan_with_our_labels_is_adopted_else_waited_for_or_foreign() {
+        let desired = meta(Some("new"), &[("sei.io/node", "explorer")]);
+        assert_eq!(classify_existing(&meta(Some("new"), &[]), &desired), ExistingChild::Ours);
+        assert_eq!(
+            classify_existing(&meta(Some("old"), &[("sei.io/node", "explorer")]), &desired),
+            ExistingChild::Wait { controller_uid: Some("old".into()) },
+            "a predecessor's child, of the same name and labels, is not ours"
+        );
+        assert_eq!(classify_existing(&meta(None, &[("sei.io/node", "explorer")]), &desired), ExistingChild::Adopt);
+        assert_eq!(classify_existing(&meta(None, &[("app", "other")]), &desired), ExistingChild::Foreign);
+        let mut dying = meta(None, &[("sei.io/node", "explorer")]);
+        dying.deletion_timestamp = Some(Time(crate::clock::Timestamp::UNIX_EPOCH));
+        assert_eq!(classify_existing(&dying, &desired), ExistingChild::Wait { controller_uid: None });
+    }
+}

@@ -308,4 +308,24 @@ pub struct SeiNodeStatus {
     /// Whether seid reported it is still catching up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catching_up: Option<bool>,
+    /// Which attempt of the init plan runs, or ran last: a failed init plan is retried with back-off, on the
+    /// same volume, from its failed task. Unset: the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_attempt: Option<i32>,
+    /// While Failed: when the init plan is tried again (unset when it will not be, e.g. an invalid spec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_init_attempt_at: Option<Time>,
+}
+
+impl SeiNodeStatus {
+    /// Whether the node's initialization has failed: it is Failed, or it is retrying its init plan after a
+    /// failure and has not yet reached Running. A rollout that waits for it reads either as failed at once: a
+    /// retry hides no failure from the deployment's rules.
+    pub fn init_failed(&self) -> bool {
+        match self.phase {
+            Some(SeiNodePhase::Failed) => true,
+            Some(SeiNodePhase::Initializing) => self.init_attempt.is_some_and(|a| a > 1),
+            _ => false,
+        }
+    }
 }

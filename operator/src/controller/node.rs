@@ -8,14 +8,14 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Service};
 
 use super::{Action, ReconcileError};
-use crate::api::{PlanPhase, SeiNode, SeiNodePhase, SeiNodeStatus, Time};
-use crate::clock::Clock;
-use crate::clock::{SignedDuration, Timestamp};
-use crate::cluster::{Cluster, ClusterError, OptionalExt, create_if_missing};
-use crate::meta::{ConditionUpdate, set_condition};
+use crate::api::{PlanPhase, SeiNode, SeiNodePhase, SeiNodeStatus, TaskStatus, Time};
+use crate::clock::{Clock, SignedDuration, Timestamp};
+use crate::cluster::{ChildHolder, Cluster, ClusterError, Event, ObjectRef, OptionalExt, create_if_missing};
+use crate::meta::{ConditionUpdate, find_condition, set_condition};
 use crate::names;
 use crate::plan::executor::{Next, execute};
 use crate::plan::init_plan;
+use crate::plan::init_plan::{init_retry_backoff, next_attempt};
 use crate::rollout::observed_current_image;
 use crate::sidecar::wire::ReadinessStatus;
 use crate::sidecar::{PodAddress, Sidecar};
@@ -33,6 +33,13 @@ pub const HEIGHT_WRITE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Condition on a SeiNode: its init plan's outcome.
 const INITIALIZED: &str = "Initialized";
+/// Condition on an initializing SeiNode, present only while the name of a child it needs is held by another
+/// object (a deleted predecessor's, or a stranger's).
+const CHILDREN_OWNED: &str = "ChildrenOwned";
+/// Event: an init attempt failed; another follows after a back-off.
+const EVENT_INIT_FAILED: &str = "InitFailed";
+/// Event: a failed init plan is tried again.
+const EVENT_INIT_RETRY: &str = "InitRetry";
 /// Condition on a Running SeiNode: whether its sidecar is marked ready, and if not, what the node waits on.
 pub const SIDECAR_READY: &str = "SidecarReady";
 
@@ -87,7 +94,8 @@ pub async fn reconcile_node<C: Cluster, S: Sidecar, K: Clock>(
                 observe(ctx, &node, &mut status).await?;
                 action = Action::Requeue(OBSERVE_INTERVAL);
             }
-            SeiNodePhase::Failed | SeiNodePhase::Terminating => {}
+            SeiNodePhase::Failed => action = retry_when_due(ctx, &node, &mut status).await,
+            SeiNodePhase::Terminating => {}
         }
     }
     status.observed_generation = generation;
@@ -152,8 +160,12 @@ async fn initialize<C: Cluster, S: Sidecar, K: Clock>(
             }
         },
     };
-    let runner = NodeTasks { cluster: &ctx.cluster, sidecar: &ctx.sidecar, node, now };
+    let attempt = status.init_attempt.unwrap_or(1);
+    let runner =
+        NodeTasks { cluster: &ctx.cluster, sidecar: &ctx.sidecar, node, now, attempt, blocked: Default::default() };
     let next = execute(&mut plan, &runner, now).await;
+    let blocked = runner.blocked.into_inner().ok().flatten();
+    report_blocked_child(&ctx.cluster, node, status, blocked, now).await;
     let action = match next {
         Next::Finished(PlanPhase::Complete) => {
             status.phase = Some(SeiNodePhase::Running);
@@ -168,12 +180,20 @@ async fn initialize<C: Cluster, S: Sidecar, K: Clock>(
             Action::Requeue(Duration::ZERO)
         }
         Next::Finished(_) => {
+            // Failed is not forever: the volume stays, and the plan is tried again after a back-off.
             status.phase = Some(SeiNodePhase::Failed);
+            let wait = init_retry_backoff(attempt);
+            let retry_at = now.checked_add(wait).unwrap_or(now);
+            status.next_init_attempt_at = Some(Time(retry_at));
             let detail = plan.failed_task_detail.as_ref();
-            let message = detail.map_or_else(
+            let failure = detail.map_or_else(
                 || "init plan failed".to_owned(),
                 |f| format!("task {} failed after {}/{} retries: {}", f.type_, f.retry_count, f.max_retries, f.error),
             );
+            // Written once per failed attempt: the message carries no number that moves between reconciles.
+            let message = format!("attempt {attempt}: {failure}; next attempt at {retry_at}, on the same volume");
+            let event = Event::warning(ObjectRef::to(node), EVENT_INIT_FAILED, message.clone())
+                .keyed(format!("{EVENT_INIT_FAILED}/{}/{attempt}", plan.id));
             let update = ConditionUpdate {
                 type_: INITIALIZED,
                 status: false,
@@ -182,13 +202,132 @@ async fn initialize<C: Cluster, S: Sidecar, K: Clock>(
                 observed_generation: node.metadata.generation,
             };
             set_condition(&mut status.conditions, update, now);
-            Action::AwaitChange
+            // Before the status write: a crash between the two repeats the event, which its key refuses, rather
+            // than losing it.
+            let _ = ctx.cluster.emit_event(&event).await;
+            Action::Requeue(wait)
         }
         Next::RequeueAfter(after) => Action::Requeue(after),
         Next::Continue => Action::Requeue(Duration::ZERO),
     };
     status.plan = Some(plan);
     Ok(action)
+}
+
+/// A Failed node's next init attempt, once its back-off has run out — or at once when its spec changed since
+/// it failed. The attempt resumes the failed plan ([`next_attempt`]): what is done stays done, on the volume.
+async fn retry_when_due<C: Cluster, S: Sidecar, K: Clock>(
+    ctx: &NodeContext<C, S, K>,
+    node: &SeiNode,
+    status: &mut SeiNodeStatus,
+) -> Action {
+    let now = ctx.clock.now();
+    let generation = node.metadata.generation;
+    let failed = find_condition(&status.conditions, INITIALIZED).filter(|c| c.status == "False");
+    let spec_changed = failed.is_some_and(|c| c.observed_generation != generation);
+    let invalid_spec = failed.is_some_and(|c| c.reason == "InvalidSpec");
+    if invalid_spec && !spec_changed {
+        // Nothing a retry could change: wait for a spec change.
+        return Action::AwaitChange;
+    }
+    // A node that failed before retries existed has no next attempt recorded: it is due now.
+    if let Some(retry_at) = status.next_init_attempt_at.as_ref().map(|t| t.0)
+        && !spec_changed
+    {
+        let remaining = retry_at.duration_since(now);
+        if remaining > SignedDuration::ZERO {
+            return Action::Requeue(Duration::try_from(remaining).unwrap_or(OBSERVE_INTERVAL));
+        }
+    }
+    let fresh = match init_plan(node) {
+        Ok(fresh) => fresh,
+        Err(error) => {
+            status.next_init_attempt_at = None;
+            let update = ConditionUpdate {
+                type_: INITIALIZED,
+                status: false,
+                reason: "InvalidSpec",
+                message: error.to_string(),
+                observed_generation: generation,
+            };
+            set_condition(&mut status.conditions, update, now);
+            return Action::AwaitChange;
+        }
+    };
+    let failed_attempt = status.init_attempt.unwrap_or(1);
+    let failure = status
+        .plan
+        .as_ref()
+        .and_then(|p| p.failed_task_detail.as_ref())
+        .map_or_else(|| "its init plan failed".to_owned(), |f| format!("task {} failed: {}", f.type_, f.error));
+    let plan = match status.plan.take() {
+        Some(previous) => next_attempt(fresh, &previous),
+        None => fresh,
+    };
+    let attempt = failed_attempt.saturating_add(1);
+    let resume = plan.tasks.iter().find(|t| t.status != TaskStatus::Complete).map_or("", |t| t.type_.as_str());
+    let why = if spec_changed { "the spec changed" } else { "the back-off ran out" };
+    let message = format!(
+        "attempt {attempt} ({why}), resuming at task {resume} on the same volume; attempt {failed_attempt}: {failure}"
+    );
+    let event = Event::normal(ObjectRef::to(node), EVENT_INIT_RETRY, message.clone())
+        .keyed(format!("{EVENT_INIT_RETRY}/{}/{attempt}", plan.id));
+    // Persisted before its first task runs, as a new plan is.
+    status.plan = Some(plan);
+    status.phase = Some(SeiNodePhase::Initializing);
+    status.init_attempt = Some(attempt);
+    status.next_init_attempt_at = None;
+    let update = ConditionUpdate {
+        type_: INITIALIZED,
+        status: false,
+        reason: "Retrying",
+        message,
+        observed_generation: generation,
+    };
+    set_condition(&mut status.conditions, update, now);
+    let _ = ctx.cluster.emit_event(&event).await;
+    Action::Requeue(Duration::ZERO)
+}
+
+/// Says, in a condition and an event, which object holds the name of a child the node needs — a predecessor's
+/// being collected, waited for; or a stranger's, not used — and clears the condition once nothing does.
+async fn report_blocked_child<C: Cluster>(
+    cluster: &C,
+    node: &SeiNode,
+    status: &mut SeiNodeStatus,
+    blocked: Option<ChildHolder>,
+    now: Timestamp,
+) {
+    let (reason, message) = match blocked {
+        None => {
+            status.conditions.retain(|c| c.type_ != CHILDREN_OWNED);
+            return;
+        }
+        Some(ChildHolder::Owner) => return,
+        Some(ChildHolder::Predecessor { object, controller_uid }) => {
+            let owner = controller_uid.map_or_else(|| "being deleted".to_owned(), |uid| format!("controlled by {uid}"));
+            let message =
+                format!("{object} is not this SeiNode's ({owner}); waiting for it to go before using the name");
+            ("AwaitingPredecessor", message)
+        }
+        Some(ChildHolder::Stranger { object }) => {
+            let message =
+                format!("{object} exists, has no controller and does not carry this node's labels; it is not used");
+            ("NameCollision", message)
+        }
+    };
+    // Once per node (its uid: a re-created node of the same name reports again) and per holder.
+    let uid = node.metadata.uid.as_deref().unwrap_or_default();
+    let event = Event::warning(ObjectRef::to(node), reason, message.clone()).keyed(format!("{reason}/{uid}/{message}"));
+    let update = ConditionUpdate {
+        type_: CHILDREN_OWNED,
+        status: false,
+        reason,
+        message,
+        observed_generation: node.metadata.generation,
+    };
+    set_condition(&mut status.conditions, update, now);
+    let _ = cluster.emit_event(&event).await;
 }
 
 /// Brings the StatefulSet's pod template to the spec (image, sidecar image, entrypoint, labels) and makes sure

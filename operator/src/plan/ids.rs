@@ -27,6 +27,16 @@ pub fn submission_id(task_id: &str, retry_count: i32) -> Uuid {
     }
 }
 
+/// The id a sidecar submission carries in attempt `attempt` (1-based) of a retried plan: the first attempt's ids
+/// are [`submission_id`]'s, every later attempt's are its own — the sidecar's task table, kept on the volume the
+/// retry keeps, holds the failed attempt's results under the old ids.
+pub fn attempt_submission_id(task_id: &str, attempt: i32, retry_count: i32) -> Uuid {
+    if attempt <= 1 {
+        return submission_id(task_id, retry_count);
+    }
+    Uuid::new_v5(&id_namespace(), format!("{task_id}/attempt/{attempt}/retry/{retry_count}").as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +62,17 @@ mod tests {
         assert_ne!(submission_id(&task, 1), submission_id(&task, 0));
         assert_ne!(submission_id(&task, 1), submission_id(&task, 2));
         assert_eq!(submission_id(&task, 2), submission_id(&task, 2));
+    }
+
+    #[test]
+    fn each_attempt_of_a_retried_plan_submits_under_ids_of_its_own() {
+        let task = task_id("plan", "config-apply", 0).to_string();
+        assert_eq!(attempt_submission_id(&task, 1, 0), submission_id(&task, 0));
+        assert_eq!(attempt_submission_id(&task, 1, 2), submission_id(&task, 2));
+        let second = attempt_submission_id(&task, 2, 0);
+        assert_ne!(second, submission_id(&task, 0));
+        assert_ne!(second, attempt_submission_id(&task, 3, 0));
+        assert_ne!(second, attempt_submission_id(&task, 2, 1));
+        assert_eq!(second, attempt_submission_id(&task, 2, 0));
     }
 }

@@ -3,12 +3,14 @@
 //! target, config, mark-ready), waiting for seid to halt at the target, tearing it down — then the node's own
 //! workload (headless Service, StatefulSet), then the sidecar tasks for its mode.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use super::builder::{PlanBuilder, PlanError};
 use super::params::Bootstrap;
 use super::task_type::TaskType;
-use crate::api::{NodeMode, Plan, SeiNode, SeiNodeSpec};
+use crate::api::{NodeMode, Plan, PlanPhase, SeiNode, SeiNodeSpec, TaskStatus};
 use crate::names;
 use crate::rollout::hash::template_hash;
 use crate::sidecar::wire::SidecarTaskType;
@@ -25,6 +27,47 @@ fn config_apply_params(spec: &SeiNodeSpec, mode: NodeMode<'_>) -> serde_json::Va
         "stateSync": state_sync,
         "overrides": spec.overrides,
     })
+}
+
+/// First wait before a failed init plan is tried again, doubled after each failed attempt.
+const INIT_RETRY_BASE: Duration = Duration::from_secs(30);
+/// The longest wait between attempts: kubelet's CrashLoopBackOff cap, the pace Kubernetes itself retries a
+/// broken container at for ever. Each attempt already spent its tasks' own retries (5 s doubling to 30 s).
+const INIT_RETRY_CAP: Duration = Duration::from_secs(300);
+
+/// How long a node whose init attempt `failed_attempt` (1-based) failed waits before the next: 30 s, 1 min,
+/// 2 min, 4 min, then 5 min.
+pub fn init_retry_backoff(failed_attempt: i32) -> Duration {
+    let doublings = u32::try_from(failed_attempt.saturating_sub(1)).unwrap_or(0).min(16);
+    INIT_RETRY_BASE.saturating_mul(1 << doublings).min(INIT_RETRY_CAP)
+}
+
+/// The plan of the next attempt after `previous` failed, from `fresh` — the init plan of the node's spec now.
+/// What the previous attempt completed stays complete as long as it is what the fresh plan asks (same task, same
+/// parameters, in order): its work is on the volume the retry keeps, so a snapshot restored is not restored
+/// again. From the first task that differs or did not complete, the fresh plan runs — the failed task from its
+/// first try. A failed bootstrap Job stays failed: its await can only pass on a Job made again, so its
+/// creation runs again too (the bootstrap's sidecar tasks before the await are on the volume and stay done).
+pub fn next_attempt(fresh: Plan, previous: &Plan) -> Plan {
+    let mut plan = fresh;
+    let mut resume_at = plan.tasks.len();
+    for (index, (task, done)) in plan.tasks.iter_mut().zip(&previous.tasks).enumerate() {
+        if done.status != TaskStatus::Complete || task.type_ != done.type_ || task.params != done.params {
+            resume_at = index;
+            break;
+        }
+        task.status = TaskStatus::Complete;
+        task.submitted_at.clone_from(&done.submitted_at);
+    }
+    if plan.tasks.get(resume_at).is_some_and(|t| t.type_ == TaskType::AwaitBootstrapJob.as_str())
+        && let Some(create) =
+            plan.tasks[..resume_at].iter_mut().rev().find(|t| t.type_ == TaskType::CreateBootstrapJob.as_str())
+    {
+        create.status = TaskStatus::Pending;
+        create.submitted_at = None;
+    }
+    plan.phase = PlanPhase::Active;
+    plan
 }
 
 /// Builds the init plan of a stored SeiNode.
@@ -78,4 +121,92 @@ pub fn init_plan(node: &SeiNode) -> Result<Plan, PlanError> {
         .task(TaskType::Sidecar(SidecarTaskType::ConfigValidate), &json!({}))?
         .task(TaskType::Sidecar(SidecarTaskType::MarkReady), &json!({}))?
         .build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::FailedTaskDetail;
+
+    fn node(spec: serde_json::Value) -> SeiNode {
+        serde_json::from_value(json!({
+            "apiVersion": "sei.io/v1alpha1",
+            "kind": "SeiNode",
+            "metadata": {"name": "explorer", "namespace": "sei", "uid": "uid-1"},
+            "spec": spec,
+        }))
+        .expect("a valid SeiNode")
+    }
+
+    fn failed_at(mut plan: Plan, failed: usize) -> Plan {
+        for task in &mut plan.tasks[..failed] {
+            task.status = TaskStatus::Complete;
+        }
+        let task = &mut plan.tasks[failed];
+        task.status = TaskStatus::Failed;
+        task.retry_count = task.max_retries;
+        plan.failed_task_index = Some(failed as i32);
+        plan.failed_task_detail = Some(FailedTaskDetail {
+            type_: task.type_.clone(),
+            id: task.id.clone(),
+            error: "boom".into(),
+            retry_count: task.retry_count,
+            max_retries: task.max_retries,
+        });
+        plan.phase = PlanPhase::Failed;
+        plan
+    }
+
+    fn statuses(plan: &Plan) -> Vec<(&str, TaskStatus)> {
+        plan.tasks.iter().map(|t| (t.type_.as_str(), t.status)).collect()
+    }
+
+    #[test]
+    fn the_back_off_between_attempts_doubles_from_30_seconds_to_5_minutes() {
+        let waits: Vec<u64> = (1..=7).map(|a| init_retry_backoff(a).as_secs()).collect();
+        assert_eq!(waits, [30, 60, 120, 240, 300, 300, 300]);
+        assert_eq!(init_retry_backoff(i32::MAX).as_secs(), 300);
+    }
+
+    #[test]
+    fn a_retry_resumes_at_the_failed_task_with_what_is_done_kept_done() {
+        let explorer =
+            node(json!({"chainId": "c", "image": "sei:a", "fullNode": {"snapshot": {"s3": {"targetHeight": 10}}}}));
+        let fresh = init_plan(&explorer).expect("plan");
+        let validate = fresh.tasks.iter().position(|t| t.type_ == "config-validate").expect("config-validate");
+        let previous = failed_at(fresh.clone(), validate);
+        let next = next_attempt(fresh.clone(), &previous);
+        assert_eq!(next.phase, PlanPhase::Active);
+        assert_eq!(next.id, previous.id, "the same plan, resumed");
+        assert_eq!(next.failed_task_detail, None);
+        let done: Vec<_> = statuses(&next).into_iter().take_while(|(_, s)| *s == TaskStatus::Complete).collect();
+        assert_eq!(done.len(), validate, "snapshot-restore and config-apply stay done: {:?}", statuses(&next));
+        assert_eq!((next.tasks[validate].status, next.tasks[validate].retry_count), (TaskStatus::Pending, 0));
+    }
+
+    #[test]
+    fn a_retry_after_a_spec_change_runs_again_from_the_first_task_that_differs() {
+        let before = node(json!({"chainId": "c", "image": "sei:a", "fullNode": {}, "overrides": {"a": "1"}}));
+        let previous = failed_at(init_plan(&before).expect("plan"), 3);
+        let after = node(json!({"chainId": "c", "image": "sei:a", "fullNode": {}, "overrides": {"a": "2"}}));
+        let next = next_attempt(init_plan(&after).expect("plan"), &previous);
+        let apply = next.tasks.iter().position(|t| t.type_ == "config-apply").expect("config-apply");
+        assert!(next.tasks[..apply].iter().all(|t| t.status == TaskStatus::Complete), "{:?}", statuses(&next));
+        assert!(next.tasks[apply..].iter().all(|t| t.status == TaskStatus::Pending), "{:?}", statuses(&next));
+    }
+
+    #[test]
+    fn a_failed_bootstrap_job_is_made_again_and_the_bootstrap_sidecar_work_on_the_volume_is_kept() {
+        let snapshot = json!({"s3": {"targetHeight": 10}, "bootstrapImage": "sei:old"});
+        let explorer = node(json!({"chainId": "c", "image": "sei:a", "fullNode": {"snapshot": snapshot}}));
+        let fresh = init_plan(&explorer).expect("plan");
+        let await_job = fresh.tasks.iter().position(|t| t.type_ == "await-bootstrap-job").expect("await");
+        let next = next_attempt(fresh.clone(), &failed_at(fresh, await_job));
+        let pending: Vec<&str> = next.tasks[..=await_job]
+            .iter()
+            .filter(|t| t.status == TaskStatus::Pending)
+            .map(|t| t.type_.as_str())
+            .collect();
+        assert_eq!(pending, ["create-bootstrap-job", "await-bootstrap-job"]);
+    }
 }

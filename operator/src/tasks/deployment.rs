@@ -69,15 +69,20 @@ fn entrant_done(name: &str, node: Option<&SeiNode>, ready: fn(&SeiNode) -> bool)
         return Err(TaskError::Transient(format!("entrant SeiNode {name} is not visible yet")));
     };
     let status = node.status.as_ref();
+    // A node retrying its init plan failed once already: it fails the plan as a Failed one does.
+    if status.is_some_and(|s| s.init_failed()) {
+        let plan_failure = status
+            .and_then(|s| s.plan.as_ref())
+            .and_then(|p| p.failed_task_detail.as_ref())
+            .map(|f| format!(": task {} failed: {}", f.type_, f.error));
+        let condition = status
+            .and_then(|s| crate::meta::find_condition(&s.conditions, "Initialized"))
+            .filter(|c| c.status == "False")
+            .map(|c| format!(": {}", c.message));
+        let why = plan_failure.or(condition).unwrap_or_default();
+        return Err(TaskError::Terminal(format!("entrant SeiNode {name} failed{why}")));
+    }
     match status.and_then(|s| s.phase) {
-        Some(SeiNodePhase::Failed) => {
-            let why = status
-                .and_then(|s| s.plan.as_ref())
-                .and_then(|p| p.failed_task_detail.as_ref())
-                .map(|f| format!(": task {} failed: {}", f.type_, f.error))
-                .unwrap_or_default();
-            Err(TaskError::Terminal(format!("entrant SeiNode {name} failed{why}")))
-        }
         Some(SeiNodePhase::Running) => Ok(ready(node)),
         _ => Ok(false),
     }
@@ -263,6 +268,15 @@ mod tests {
         assert_eq!(entrant_done("rpc-g2-0", Some(&running), |_| true), Ok(true));
         assert_eq!(entrant_done("rpc-g2-0", Some(&running), |_| false), Ok(false));
         assert_eq!(entrant_done("rpc-g2-0", Some(&entrant(Some(SeiNodePhase::Initializing))), |_| true), Ok(false));
+    }
+
+    #[test]
+    fn an_entrant_retrying_its_init_plan_after_a_failure_fails_the_plan_at_once() {
+        // Seen only after its back-off ran out and its retry began, the failure still counts.
+        let mut retrying = entrant(Some(SeiNodePhase::Initializing));
+        retrying.status.as_mut().expect("status").init_attempt = Some(2);
+        let result = entrant_done("rpc-g2-0", Some(&retrying), |_| true);
+        assert!(matches!(result, Err(TaskError::Terminal(_))), "{result:?}");
     }
 
     #[test]

@@ -9,12 +9,14 @@ use super::mark_ready::ensure_marked_ready;
 use super::{api_error, params, sidecar_error};
 use crate::api::{SeiNode, Task};
 use crate::clock::Timestamp;
-use crate::cluster::{Cluster, ClusterError, ClusterObject, LabelSelector, OptionalExt, create_if_missing};
+use crate::cluster::{
+    ChildHolder, Cluster, ClusterError, ClusterObject, LabelSelector, OptionalExt, delete_if_present, ensure_child,
+};
 use crate::meta::{ANNOTATION_BOOTSTRAPPED_TO, LABEL_NODE, is_controlled_by};
 use crate::names;
 use crate::plan::TaskType;
 use crate::plan::executor::{Progress, TaskError, TaskRunner};
-use crate::plan::ids::submission_id;
+use crate::plan::ids::attempt_submission_id;
 use crate::plan::params::Bootstrap;
 use crate::sidecar::wire::{SidecarTaskType, TaskRequest, TaskState};
 use crate::sidecar::{PodAddress, Sidecar};
@@ -26,6 +28,11 @@ pub struct NodeTasks<'a, C, S> {
     pub sidecar: &'a S,
     pub node: &'a SeiNode,
     pub now: Timestamp,
+    /// Which attempt of the init plan this is (1 the first): a retried plan submits its sidecar tasks under ids
+    /// of its own, since a sidecar answers a known id with its old result.
+    pub attempt: i32,
+    /// A child whose name another object holds, found by this run: what the controller reports.
+    pub blocked: std::sync::Mutex<Option<ChildHolder>>,
 }
 
 impl<C: Cluster, S: Sidecar> TaskRunner for NodeTasks<'_, C, S> {
@@ -35,10 +42,7 @@ impl<C: Cluster, S: Sidecar> TaskRunner for NodeTasks<'_, C, S> {
                 self.ensure(&workload::bootstrap_service(self.node)).await?;
                 Ok(Progress::Complete)
             }
-            TaskType::CreateBootstrapJob => {
-                self.ensure_bootstrap_job(&params(task)?).await?;
-                Ok(Progress::Complete)
-            }
+            TaskType::CreateBootstrapJob => self.create_bootstrap_job(&params(task)?).await,
             TaskType::AwaitBootstrapJob => self.await_bootstrap_job(params(task)?).await,
             TaskType::TeardownBootstrap => self.teardown_bootstrap(params(task)?).await,
             TaskType::CreateWorkload => {
@@ -90,8 +94,21 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
             .max_by(|a, b| a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp)))
     }
 
+    /// Creates the child unless the node already has it. A name held by another object is waited on (a
+    /// predecessor's, being collected) or reported (a stranger's), and never used.
     async fn ensure<K: ClusterObject>(&self, object: &K) -> Result<(), TaskError> {
-        create_if_missing(self.cluster, object).await.map_err(api_error)
+        let holder = ensure_child(self.cluster, object).await.map_err(api_error)?;
+        let message = match &holder {
+            ChildHolder::Owner => return Ok(()),
+            ChildHolder::Predecessor { object, .. } => {
+                format!("{object} belongs to another owner or is being deleted; waiting for it to go")
+            }
+            ChildHolder::Stranger { object } => format!("{object} exists and is not this SeiNode's; not using it"),
+        };
+        if let Ok(mut blocked) = self.blocked.lock() {
+            blocked.get_or_insert(holder);
+        }
+        Err(TaskError::Transient(message))
     }
 
     /// Complete once the node's StatefulSet is its own and has a pod of its own. A SeiNode deleted and made again
@@ -116,6 +133,29 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
         }
         let own_pods = set.status.as_ref().map_or(0, |s| s.replicas);
         Ok(if own_pods >= 1 { Progress::Complete } else { Progress::Running })
+    }
+
+    /// Creates the bootstrap Job. One of this node's that failed — a failed attempt's, which a retry runs this
+    /// task again for — is deleted first (its pods with it), and the new one made once it is gone: the volume,
+    /// and what the bootstrap's sidecar tasks left on it, stay.
+    async fn create_bootstrap_job(&self, bootstrap: &Bootstrap) -> Result<Progress, TaskError> {
+        let job = self.cluster.get::<Job>(self.namespace(), &bootstrap.job).await.optional().map_err(api_error)?;
+        let uid = self.node.metadata.uid.as_deref().unwrap_or_default();
+        if let Some(job) = job.filter(|j| is_controlled_by(&j.metadata, uid)) {
+            let failed = job
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_deref())
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Failed" && c.status == "True");
+            if failed || job.metadata.deletion_timestamp.is_some() {
+                delete_if_present::<_, Job>(self.cluster, self.namespace(), &bootstrap.job).await.map_err(api_error)?;
+                return Ok(Progress::Running);
+            }
+        }
+        self.ensure_bootstrap_job(bootstrap).await?;
+        Ok(Progress::Complete)
     }
 
     /// The bootstrap Job and the volume it prepares, created if missing.
@@ -231,7 +271,7 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
         pod: &PodAddress,
     ) -> Result<Progress, TaskError> {
         let pod = pod.clone();
-        let id = submission_id(&task.id, task.retry_count);
+        let id = attempt_submission_id(&task.id, self.attempt, task.retry_count);
         match self.sidecar.get_task(&pod, id).await.map_err(sidecar_error)? {
             Some(result) => Ok(match result.status {
                 TaskState::Running => Progress::Running,

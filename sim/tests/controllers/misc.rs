@@ -4,6 +4,10 @@
 crate::scenario_tests! {
     an_empty_strategy_type_rolls_out_in_place_with_a_warning => "empty-strategy-type-rolls-in-place.yaml",
     a_standalone_seinode_reaches_running_with_its_current_image => "standalone-seinode.yaml",
+    a_failed_seinode_is_retried_with_back_off_on_its_volume_and_reaches_running =>
+        "seinode-failed-init-is-retried-on-its-volume.yaml",
+    a_seinode_recreated_while_its_predecessor_is_collected_waits_for_it_and_runs_on_fresh_children =>
+        "seinode-recreated-while-its-predecessor-is-collected.yaml",
     deleting_with_the_delete_policy_removes_nodes_and_service => "delete-policy-delete.yaml",
     deleting_with_the_retain_policy_keeps_the_nodes_running_detached => "delete-policy-retain.yaml",
     bad_input_is_reported_once_and_never_stops_the_operator => "bad-input-reported-once.yaml",
