@@ -140,7 +140,8 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
     // the plan must not race a node made for it.
     if plan_active {
         for child in missing_plan_children(&deployment, &status, &nodes) {
-            // A name held by another is reported by the task that waits for the node (it fails the plan).
+            // A name held by another is left alone: the task waiting for the node names the holder in its
+            // error (an entrant's fails the plan).
             create_child(&ctx.cluster, &deployment, &child).await?;
         }
     }
