@@ -65,7 +65,9 @@ struct KindSchema {
     root_structural: jsonschema::Validator,
     property_structural: Vec<(String, jsonschema::Validator)>,
     cel: kube_cel::CompiledSchema,
-    /// Whether every CEL rule sits under `spec`: only then may an update with an unchanged spec skip them.
+    /// Whether every CEL rule sits under `spec` or at the root, where (as on the API server) a rule sees of
+    /// `metadata` only `name` and `generateName` — and ours read no `status`: only then may an update with an
+    /// unchanged spec and name skip them.
     rules_only_under_spec: bool,
 }
 
@@ -126,7 +128,7 @@ impl ManifestValidator {
                         Ok((name.clone(), validator))
                     })
                     .collect::<Result<Vec<_>, ManifestError>>()?;
-                let rules_only_under_spec = rules_outside(&schema, RATCHETED_FIELD).is_empty();
+                let rules_only_under_spec = rules_outside(&schema, RATCHETED_FIELD).iter().all(String::is_empty);
                 let cel = kube_cel::compile_schema(&schema);
                 Ok(KindSchema {
                     kind,
@@ -165,8 +167,10 @@ impl ManifestValidator {
     /// with rules elsewhere) is checked exactly as [`ManifestValidator::admit`] does, with the same violations.
     pub fn admit_update(&self, old: &Value, new: &Value) -> Result<Manifest, ManifestError> {
         let (schema, kind, name) = self.schema_of(new)?;
+        // `metadata.name` is immutable on the API server; compared all the same, since a root rule reads it.
         let ratchet = schema.rules_only_under_spec
             && old.get("kind") == new.get("kind")
+            && old.pointer("/metadata/name") == new.pointer("/metadata/name")
             && new.get(RATCHETED_FIELD).is_some_and(|spec| old.get(RATCHETED_FIELD) == Some(spec));
         if !ratchet {
             return self.admit(new);
@@ -203,13 +207,22 @@ impl ManifestValidator {
     }
 
     /// Evaluates the kind's CEL rules on `object`. kube-cel converts the value at every schema node it walks
-    /// into a CEL value, whether or not rules sit there; with every rule under `spec`, the rest of the object
-    /// (a SeiNode's status carries its whole plan) is left out, which cannot change the outcome or the paths.
+    /// into a CEL value, whether or not rules sit there; with every rule under `spec` or at the root, the rest
+    /// of the object (a SeiNode's status carries its whole plan) is left out, which cannot change the outcome
+    /// or the paths: of `metadata`, a root rule sees only `name` and `generateName`, as on the API server.
     fn evaluate_cel(&self, schema: &KindSchema, object: &Value) -> Result<(), kube_cel::ValidationErrors> {
         match object.get(RATCHETED_FIELD).filter(|_| schema.rules_only_under_spec) {
             Some(spec) => {
-                let only_spec = Value::Object([(RATCHETED_FIELD.to_owned(), spec.clone())].into_iter().collect());
-                self.cel.validate_compiled(&schema.cel, &only_spec, None)
+                let metadata: serde_json::Map<String, Value> = ["name", "generateName"]
+                    .into_iter()
+                    .filter_map(|key| Some((key.to_owned(), object.get("metadata")?.get(key)?.clone())))
+                    .collect();
+                let seen = Value::Object(
+                    [("metadata".to_owned(), Value::Object(metadata)), (RATCHETED_FIELD.to_owned(), spec.clone())]
+                        .into_iter()
+                        .collect(),
+                );
+                self.cel.validate_compiled(&schema.cel, &seen, None)
             }
             None => self.cel.validate_compiled(&schema.cel, object, None),
         }
@@ -425,16 +438,22 @@ mod tests {
         }
     }
 
-    /// Skipping CEL rules on an unchanged spec is sound only while every rule sits under `spec`. This fails
-    /// if a rule is ever added elsewhere (status, the root), so the shortcut cannot silently drop it.
+    /// Skipping CEL rules on an unchanged spec (and name) is sound only while every rule sits under `spec`, or
+    /// at the root reading nothing but `metadata.name` and `spec`. This fails if a rule is ever added elsewhere
+    /// (status), or a root rule reads status, so the shortcut cannot silently drop it.
     #[test]
-    fn every_cel_rule_sits_under_spec() {
+    fn every_cel_rule_sits_under_spec_or_at_the_root_reading_no_status() {
         for crd in [SeiNode::crd(), SeiNodeDeployment::crd()] {
             let schema =
                 serde_json::to_value(&crd.spec.versions[0].schema.as_ref().unwrap().open_api_v3_schema).unwrap();
             let rules = rule_paths(&schema);
             assert!(!rules.is_empty(), "{}: the walk finds the CRD's rules", crd.spec.names.kind);
-            assert_eq!(rules_outside(&schema, RATCHETED_FIELD), Vec::<String>::new(), "{}", crd.spec.names.kind);
+            let outside = rules_outside(&schema, RATCHETED_FIELD);
+            assert!(outside.iter().all(String::is_empty), "{}: {outside:?}", crd.spec.names.kind);
+            for rule in schema["x-kubernetes-validations"].as_array().into_iter().flatten() {
+                let text = rule["rule"].as_str().unwrap_or_default();
+                assert!(!text.contains("status"), "{}: a root rule reads status: {text}", crd.spec.names.kind);
+            }
         }
         let validator = ManifestValidator::new().unwrap();
         assert!(validator.kinds.iter().all(|k| k.rules_only_under_spec));

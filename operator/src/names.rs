@@ -21,6 +21,32 @@ pub fn set_node(deployment: &str, set_generation: i64, ordinal: u32) -> String {
     }
 }
 
+/// The set generation a node named `node` would have among `deployment`'s sets: 0 for `<deployment>-<ordinal>`,
+/// `N` for `<deployment>-g<N>-<ordinal>`; `None` for a name no set of `deployment` gives. The inverse of
+/// [`set_node`]: unambiguous because a deployment name cannot end in `-g<digits>` (the CRD refuses it, see
+/// [`is_reserved_deployment_name`]).
+pub fn set_generation_of(deployment: &str, node: &str) -> Option<i64> {
+    let rest = node.strip_prefix(deployment)?.strip_prefix('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match rest.split_once('-') {
+        None => digits(rest).then_some(0),
+        Some((set, ordinal)) => {
+            let generation = set.strip_prefix('g').filter(|g| digits(g))?;
+            digits(ordinal).then(|| generation.parse().ok()).flatten().filter(|g| *g > 0)
+        }
+    }
+}
+
+/// Whether a deployment of this name would give a node a name that another deployment's entrants take: the
+/// first node of a deployment `rpc-g2` is `rpc-g2-0`, which is also the first entrant of `rpc`'s rollout at
+/// generation 2. Such names end in `-g<digits>`; the CRD refuses them (see `SeiNodeDeployment`'s CEL rule).
+pub fn is_reserved_deployment_name(name: &str) -> bool {
+    name.rsplit_once("-g").is_some_and(|(_, tail)| !tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The CEL form of [`is_reserved_deployment_name`], for the CRD's rule on `metadata.name`.
+pub const RESERVED_DEPLOYMENT_NAME_PATTERN: &str = "-g[0-9]+$";
+
 /// The Service in front of a deployment's active nodes.
 pub fn deployment_service(deployment: &str) -> String {
     deployment.to_owned()
@@ -45,4 +71,45 @@ pub fn node_volume(node: &str) -> String {
 /// A node's bootstrap Job and its Service.
 pub fn bootstrap(node: &str) -> String {
     format!("{node}-bootstrap")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_generation_of_inverts_set_node() {
+        for generation in [0, 1, 2, 17] {
+            for ordinal in [0, 3, 10] {
+                let node = set_node("rpc", generation, ordinal);
+                assert_eq!(set_generation_of("rpc", &node), Some(generation), "{node}");
+            }
+        }
+        for foreign in
+            ["rpc", "rpc-", "rpc-x", "rpc-g2", "rpc-g-0", "rpc-g0-0", "rpc-g2-x", "rpcx-0", "other-0", "rpc-0-0"]
+        {
+            assert_eq!(set_generation_of("rpc", foreign), None, "{foreign}");
+        }
+    }
+
+    #[test]
+    fn names_ending_in_a_set_generation_are_reserved_and_only_they_could_collide() {
+        assert!(is_reserved_deployment_name("rpc-g2"));
+        assert!(is_reserved_deployment_name("a-b-g10"));
+        for allowed in ["rpc", "rpc-2", "rpc-g", "rpc-gx", "rpc-g2x", "pacific-1", "g2", "rpcg2"] {
+            assert!(!is_reserved_deployment_name(allowed), "{allowed}");
+        }
+        // The collision the rule exists for: `rpc`'s entrant and the first node of `rpc-g2`.
+        assert_eq!(entrant_node("rpc", 2, 0), child_node("rpc-g2", 0));
+        // Names that are allowed never collide: a node name parses back to one deployment only.
+        let names = ["rpc", "rpc-2", "rpc-g", "rpc-gx"];
+        for a in names {
+            for b in names.iter().filter(|b| **b != a) {
+                for (generation, ordinal) in [(0, 0), (0, 2), (2, 0), (3, 1)] {
+                    let node = set_node(a, generation, ordinal);
+                    assert_eq!(set_generation_of(b, &node), None, "{a}'s {node} parses as {b}'s");
+                }
+            }
+        }
+    }
 }

@@ -124,7 +124,7 @@ pub fn standard_rollout(replicas: u32) -> Scenario {
         },
         registry,
         timeline: vec![
-            Step::Apply(Manifests { file: None, objects: vec![deployment], set: BTreeMap::new() }),
+            Step::Apply(Manifests { file: None, objects: vec![deployment], set: BTreeMap::new(), rejected_with: None }),
             Step::Expect(Box::new(ready)),
             Step::Edit(Edit {
                 kind: ObjectKind::SeiNodeDeployment,

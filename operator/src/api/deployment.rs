@@ -27,7 +27,13 @@ use super::{Condition, Plan, RolloutStatus, SeiNodePhase, SeiNodeSpec, UpdateStr
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Revision", type_ = "string", json_path = ".status.templateHash"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    // A deployment's entrant nodes are `<name>-g<generation>-<ordinal>`: a deployment named `rpc-g2` would make
+    // `rpc-g2-0`, the first entrant of `rpc`'s rollout at generation 2 (`names::is_reserved_deployment_name`).
+    validation = Rule::new("!self.metadata.name.matches('-g[0-9]+$')").message(
+        "metadata.name must not end in -g<digits> (such as rpc-g2): that suffix names the entrant nodes of a \
+         rollout, so the nodes of rpc-g2 (rpc-g2-0, ...) would take the names of rpc's entrants at generation 2"
+    )
 )]
 #[x_kube(validation = Rule::new(
     "self.updateStrategy.type != 'HardFork' || \

@@ -4,19 +4,26 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use super::{Action, FINALIZER, ReconcileError};
 use crate::api::{
     DeletionPolicy, DeploymentPhase, PendingEvent, PlanPhase, SeiNode, SeiNodeDeployment, SeiNodeDeploymentStatus,
 };
 use crate::children::{active_spec, child_node, missing_plan_children, scale_up_spec, with_template_fields};
-use crate::clock::{Clock, SignedDuration};
+use crate::clock::{Clock, SignedDuration, Timestamp};
 use crate::cluster::{
     Cluster, ClusterError, Event, EventType, ObjectRef, OptionalExt, create_if_missing, delete_if_present,
 };
-use crate::meta::{LABEL_DEPLOYMENT, is_controlled_by};
+use crate::meta::{
+    ConditionUpdate, LABEL_DEPLOYMENT, LABEL_REVISION, controller_of, controller_reference, find_condition,
+    is_controlled_by, set_condition,
+};
 use crate::names;
 use crate::plan::executor::{Next, POLL_INTERVAL, execute};
+use crate::rollout::vocabulary::{
+    EVENT_NODE_NAME_COLLISION, EVENT_NODES_ADOPTED, NODES_READY, REASON_NODE_NAME_COLLISION,
+};
 use crate::rollout::{Observed, RolloutConfig, evaluate, is_superseded, stray_nodes};
 use crate::tasks::DeploymentTasks;
 use crate::workload::{deployment_service, selected_revision};
@@ -45,8 +52,8 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
             still_owed.push(pending.clone());
         }
     }
-    let nodes = owned_nodes(&ctx.cluster, &deployment).await?;
     if deployment.metadata.deletion_timestamp.is_some() {
+        let nodes = claim_nodes(&ctx.cluster, &deployment).await?.owned;
         return finalize(ctx, deployment, &nodes).await;
     }
     if !deployment.metadata.finalizers.iter().flatten().any(|f| f == FINALIZER) {
@@ -55,6 +62,15 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
         ctx.cluster.replace(&with_finalizer).await?;
         return Ok(Action::Requeue(Duration::ZERO));
     }
+    let claimed = claim_nodes(&ctx.cluster, &deployment).await?;
+    if !claimed.adopted.is_empty() {
+        let message = format!(
+            "adopted SeiNodes {} (labelled {LABEL_DEPLOYMENT}={name}, with no controller)",
+            claimed.adopted.join(", ")
+        );
+        deliver(&ctx.cluster, &Event::normal(ObjectRef::to(&deployment), EVENT_NODES_ADOPTED, message)).await;
+    }
+    let nodes = claimed.owned;
 
     let service_name = names::deployment_service(name);
     let service = ctx.cluster.get::<Service>(namespace, &service_name).await.optional()?;
@@ -82,8 +98,9 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
     status.pending_events = still_owed.into_iter().chain(decision.events.iter().filter_map(pending_event)).collect();
 
     let plan_active = status.plan.as_ref().is_some_and(|p| p.phase == PlanPhase::Active);
+    let mut collisions = claimed.foreign;
     if !plan_active {
-        ensure_children(&ctx.cluster, &deployment, &status, &nodes).await?;
+        collisions.extend(ensure_children(&ctx.cluster, &deployment, &status, &nodes).await?);
         // The Service appears once a node of the active set runs: it never sends traffic to a revision with
         // no running node.
         if service.is_none()
@@ -93,6 +110,10 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
             create_if_missing(&ctx.cluster, &deployment_service(&deployment, &active.revision)).await?;
         }
     }
+    // Collisions are reported with the status they were found for: a condition that holds while they last, and
+    // one Warning event each, owed like any other.
+    let collision_events = report_collisions(&deployment, &mut status, &collisions, now);
+    status.pending_events.extend(collision_events.iter().filter_map(pending_event));
     let plan_created =
         status.plan.as_ref().map(|p| &p.id) != deployment.status.as_ref().and_then(|s| s.plan.as_ref()).map(|p| &p.id);
     if Some(&status) != deployment.status.as_ref() {
@@ -100,7 +121,7 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
         written.status = Some(status.clone());
         ctx.cluster.replace_status(&written).await?;
     }
-    for event in &decision.events {
+    for event in decision.events.iter().chain(&collision_events) {
         // An event is a report, not state: failing to record one must not undo the reconcile. One that is owed
         // (keyed) stays in the stored status and is delivered again by the next reconcile if this fails.
         deliver(&ctx.cluster, event).await;
@@ -119,12 +140,19 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
     // the plan must not race a node made for it.
     if plan_active {
         for child in missing_plan_children(&deployment, &status, &nodes) {
-            create_if_missing(&ctx.cluster, &child).await?;
+            // A name held by another is left alone: the task waiting for the node names the holder in its
+            // error (an entrant's fails the plan).
+            create_child(&ctx.cluster, &deployment, &child).await?;
         }
     }
 
     if plan_created && plan_active {
         return Ok(Action::Requeue(Duration::ZERO));
+    }
+    if !collisions.is_empty() {
+        // The holder of a name is no child of this deployment: its deletion wakes no watch of ours (child events
+        // are filtered to what concerns a child, and a stranger is none). Look again for as long as it lasts.
+        next = next.min(Action::Requeue(POLL_INTERVAL * 6));
     }
     if !status.pending_events.is_empty() {
         // The next reconcile delivers them (again: a repeat is refused as recorded) and drops them.
@@ -170,14 +198,201 @@ fn owed_event(deployment: &SeiNodeDeployment, pending: &PendingEvent) -> Event {
     event.keyed(pending.key.clone())
 }
 
-/// Every SeiNode this deployment controls, sorted by name.
-async fn owned_nodes<C: Cluster>(cluster: &C, deployment: &SeiNodeDeployment) -> Result<Vec<SeiNode>, ClusterError> {
+/// The SeiNodes labelled with a deployment's name, claimed as Kubernetes' controllers claim their children
+/// (kubernetes/kubernetes `pkg/controller/controller_ref_manager.go`, `claimObject`).
+struct Claimed {
+    /// Every node the deployment controls (the adopted ones included), sorted by name.
+    owned: Vec<SeiNode>,
+    /// Names of the nodes adopted by this claim.
+    adopted: Vec<String>,
+    /// Labelled as the deployment's nodes but controlled by another object: never touched, reported.
+    foreign: Vec<Collision>,
+}
+
+/// Claims the SeiNodes labelled `sei.io/nodedeployment=<name>`. One controlled by this deployment is its own. An
+/// orphan — no controller reference, as a `Retain` delete or an orphaning delete leaves them — whose name is one
+/// this deployment gives its nodes (`<name>-<i>`, `<name>-g<N>-<i>`) and that carries a revision label is adopted:
+/// a controller reference to this deployment's uid is added, never while the deployment or the node is being
+/// deleted, and only after a fresh read confirms the deployment is still this one and not being deleted
+/// (Kubernetes' `RecheckDeletionTimestamp`). One controlled by another object is left alone and reported: the
+/// deployment waits for it to go (a garbage-collected node of a deleted owner) and never counts it as its own.
+async fn claim_nodes<C: Cluster>(cluster: &C, deployment: &SeiNodeDeployment) -> Result<Claimed, ClusterError> {
     let namespace = deployment.metadata.namespace.as_deref().unwrap_or_default();
     let name = deployment.metadata.name.clone().unwrap_or_default();
     let uid = deployment.metadata.uid.clone().unwrap_or_default();
-    let selector = [(LABEL_DEPLOYMENT.to_owned(), name)].into();
+    let selector = [(LABEL_DEPLOYMENT.to_owned(), name.clone())].into();
     let nodes: Vec<SeiNode> = cluster.list(namespace, &selector).await?;
-    Ok(nodes.into_iter().filter(|n| is_controlled_by(&n.metadata, &uid)).collect())
+    let mut claimed = Claimed { owned: Vec::new(), adopted: Vec::new(), foreign: Vec::new() };
+    let mut can_adopt = None;
+    for node in nodes {
+        let node_name = node.metadata.name.clone().unwrap_or_default();
+        match controller_of(&node.metadata) {
+            Some(owner) if owner.uid == uid => claimed.owned.push(node),
+            Some(owner) => claimed.foreign.push(Collision::held_by(&node_name, owner)),
+            None if !adoptable(deployment, &node) => {}
+            None => {
+                if can_adopt.is_none() {
+                    can_adopt = Some(still_this_deployment(cluster, deployment).await?);
+                }
+                if can_adopt != Some(true) {
+                    continue;
+                }
+                let mut adopted = node.clone();
+                adopted.metadata.owner_references.get_or_insert_with(Vec::new).extend(controller_reference(deployment));
+                match cluster.replace(&adopted).await {
+                    Ok(stored) => {
+                        claimed.adopted.push(node_name);
+                        claimed.owned.push(stored);
+                    }
+                    // Gone meanwhile: nothing to adopt.
+                    Err(ClusterError::NotFound(_)) => {}
+                    // Changed meanwhile (claimed by another?): the whole reconcile re-reads and tries again.
+                    Err(other) => return Err(other),
+                }
+            }
+        }
+    }
+    Ok(claimed)
+}
+
+/// Whether an orphan labelled with `deployment`'s name may be adopted: not being deleted, with a revision label,
+/// and named as one of the deployment's node sets names its nodes — a node it could have made.
+fn adoptable(deployment: &SeiNodeDeployment, node: &SeiNode) -> bool {
+    let deployment_name = deployment.metadata.name.as_deref().unwrap_or_default();
+    deployment.metadata.deletion_timestamp.is_none()
+        && node.metadata.deletion_timestamp.is_none()
+        && node.metadata.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_REVISION))
+        && node.metadata.name.as_deref().and_then(|n| names::set_generation_of(deployment_name, n)).is_some()
+}
+
+/// The "can adopt" recheck: a read of the deployment as stored now, not as the reconcile began — the same
+/// object (uid) and not being deleted. An adoption by a deployment already on its way out would leave the node
+/// to its garbage collection.
+async fn still_this_deployment<C: Cluster>(cluster: &C, deployment: &SeiNodeDeployment) -> Result<bool, ClusterError> {
+    let namespace = deployment.metadata.namespace.as_deref().unwrap_or_default();
+    let name = deployment.metadata.name.as_deref().unwrap_or_default();
+    let current = cluster.get::<SeiNodeDeployment>(namespace, name).await.optional()?;
+    Ok(current.is_some_and(|d| d.metadata.uid == deployment.metadata.uid && d.metadata.deletion_timestamp.is_none()))
+}
+
+/// A node name this deployment wants, held by an object it does not control.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Collision {
+    node: String,
+    /// The holder's controller (`SeiNodeDeployment rpc-g2`) or "no controller".
+    holder: String,
+    holder_uid: String,
+}
+
+impl Collision {
+    fn held_by(node: &str, owner: &OwnerReference) -> Self {
+        Collision {
+            node: node.to_owned(),
+            holder: format!("{} {}", owner.kind, owner.name),
+            holder_uid: owner.uid.clone(),
+        }
+    }
+
+    fn of(node: &SeiNode) -> Self {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        match controller_of(&node.metadata) {
+            Some(owner) => Collision::held_by(&name, owner),
+            None => Collision {
+                node: name,
+                holder: "no controller".to_owned(),
+                holder_uid: node.metadata.uid.clone().unwrap_or_default(),
+            },
+        }
+    }
+}
+
+/// What creating a child found.
+enum ChildCreated {
+    /// Created now, or it exists and this deployment controls it.
+    Ours,
+    /// The name is taken by an object this deployment does not control.
+    Collision(Collision),
+}
+
+/// Creates `child` unless it exists. AlreadyExists is not success: the existing object is read, and one this
+/// deployment does not control is a collision (reported, never counted as created). One the read does not
+/// show (a lagging cache) is treated as ours for now: the next reconcile sees it.
+async fn create_child<C: Cluster>(
+    cluster: &C,
+    deployment: &SeiNodeDeployment,
+    child: &SeiNode,
+) -> Result<ChildCreated, ClusterError> {
+    match cluster.create(child).await {
+        Ok(_) => Ok(ChildCreated::Ours),
+        Err(ClusterError::AlreadyExists(_)) => {
+            let namespace = child.metadata.namespace.as_deref().unwrap_or_default();
+            let name = child.metadata.name.as_deref().unwrap_or_default();
+            let uid = deployment.metadata.uid.as_deref().unwrap_or_default();
+            match cluster.get::<SeiNode>(namespace, name).await.optional()? {
+                Some(existing) if !is_controlled_by(&existing.metadata, uid) => {
+                    Ok(ChildCreated::Collision(Collision::of(&existing)))
+                }
+                _ => Ok(ChildCreated::Ours),
+            }
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// Sets `NodesReady` to False with reason `NodeNameCollision` while names this deployment wants are held by
+/// objects it does not control, and returns one Warning event per collision (keyed by node and holder, so a
+/// collision that lasts is one event). The message is stable while the collisions are: it names them, not
+/// live numbers.
+fn report_collisions(
+    deployment: &SeiNodeDeployment,
+    status: &mut SeiNodeDeploymentStatus,
+    collisions: &[Collision],
+    now: Timestamp,
+) -> Vec<Event> {
+    let mut collisions = collisions.to_vec();
+    collisions.sort();
+    collisions.dedup();
+    if collisions.is_empty() {
+        return Vec::new();
+    }
+    let describe = |c: &Collision| format!("SeiNode {} is held by {}", c.node, c.holder);
+    let described: Vec<String> = collisions.iter().map(describe).collect();
+    // Reported already (the stored condition names it): no second event for the same collision.
+    let stored = deployment.status.as_ref().and_then(|s| find_condition(&s.conditions, NODES_READY));
+    let reported = |c: &Collision| {
+        stored.is_some_and(|condition| {
+            condition.reason == REASON_NODE_NAME_COLLISION
+                && [";", ":"].iter().any(|end| condition.message.contains(&format!("{}{end}", describe(c))))
+        })
+    };
+    let message = format!(
+        "{}: not this deployment's, never counted or changed as its own; waiting for {} to go (delete or rename the \
+         holder)",
+        described.join("; "),
+        if collisions.len() == 1 { "it" } else { "them" }
+    );
+    let update = ConditionUpdate {
+        type_: NODES_READY,
+        status: false,
+        reason: REASON_NODE_NAME_COLLISION,
+        message,
+        observed_generation: deployment.metadata.generation,
+    };
+    set_condition(&mut status.conditions, update, now);
+    let this = ObjectRef::to(deployment);
+    collisions
+        .iter()
+        .filter(|c| !reported(c))
+        .map(|c| {
+            let message = format!(
+                "SeiNode {} is held by {}, not by this deployment: a name collision; the node is not counted as \
+                 created and is never changed",
+                c.node, c.holder
+            );
+            Event::warning(this.clone(), EVENT_NODE_NAME_COLLISION, message)
+                .keyed(format!("{EVENT_NODE_NAME_COLLISION}/{}/{}", c.node, c.holder_uid))
+        })
+        .collect()
 }
 
 /// Creates missing active-set nodes and brings the template's non-rollout fields to the existing ones. A node
@@ -188,8 +403,9 @@ async fn ensure_children<C: Cluster>(
     deployment: &SeiNodeDeployment,
     status: &SeiNodeDeploymentStatus,
     nodes: &[SeiNode],
-) -> Result<(), ClusterError> {
-    let Some(active) = &status.active_set else { return Ok(()) };
+) -> Result<Vec<Collision>, ClusterError> {
+    let mut collisions = Vec::new();
+    let Some(active) = &status.active_set else { return Ok(collisions) };
     let template = &deployment.spec.template;
     let active_spec = active_spec(deployment, status, nodes);
     let metadata = template.metadata.clone().unwrap_or_default();
@@ -205,7 +421,9 @@ async fn ensure_children<C: Cluster>(
                     (&metadata.labels, &metadata.annotations),
                     spec,
                 );
-                create_if_missing(cluster, &child).await?;
+                if let ChildCreated::Collision(collision) = create_child(cluster, deployment, &child).await? {
+                    collisions.push(collision);
+                }
             }
             Some(existing) if existing.metadata.deletion_timestamp.is_none() => {
                 let updated = with_template_fields(template, existing);
@@ -216,7 +434,7 @@ async fn ensure_children<C: Cluster>(
             Some(_) => {}
         }
     }
-    Ok(())
+    Ok(collisions)
 }
 
 /// Deletion: `Delete` removes the nodes and the Service first; `Retain` detaches the nodes (drops their owner

@@ -162,10 +162,57 @@ fn plan_active(status: &SeiNodeDeploymentStatus) -> bool {
     status.plan.as_ref().is_some_and(|p| p.phase == PlanPhase::Active)
 }
 
+/// The first sight. With no nodes, the template is the baseline and the first set is made from it. With nodes
+/// already its own — adopted orphans, e.g. the nodes a `Retain` delete of an earlier deployment of this name left
+/// running — the baseline is what they run: they become the active set, and a template that differs from them
+/// rolls out onto them with the deployment's strategy, as any template change does. (Taking the template as the
+/// baseline would leave them on their old image under a status that says the new one is rolled out, and their
+/// revision would not be the one the Service selects.)
 fn record_baseline(ctx: &Ctx<'_>, d: &mut Decision) {
-    d.status.template_hash = Some(ctx.hash.clone());
-    d.status.active_set = Some(ActiveSet { revision: ctx.hash.clone(), generation: 0 });
-    ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, false, REASON_NO_ROLLOUT, "no rollout has run yet".into());
+    let (template_hash, active_set, message) = match adopted_baseline(ctx) {
+        Some((template_hash, active_set, count)) => {
+            let message = format!(
+                "no rollout has run yet; the {count} existing node(s) of revision {} are the active set{}",
+                active_set.revision,
+                if template_hash == ctx.hash { String::new() } else { format!(", running template {template_hash}") }
+            );
+            (template_hash, active_set, message)
+        }
+        None => {
+            let revision = ctx.hash.clone();
+            (ctx.hash.clone(), ActiveSet { revision, generation: 0 }, "no rollout has run yet".to_owned())
+        }
+    };
+    d.status.template_hash = Some(template_hash);
+    d.status.active_set = Some(active_set);
+    ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, false, REASON_NO_ROLLOUT, message);
+}
+
+/// The baseline the nodes a deployment already controls at its first sight give: the template hash they run,
+/// their set (revision label and the generation their names carry) and how many they are. Of several sets (a
+/// `Retain` delete mid-rollout leaves two), the one already on the template wins — no rollout needed — then the
+/// one with more nodes Running, then the older one (it was serving). A set whose nodes run different templates
+/// (deleted mid-InPlace rollout) takes the first template that differs from the deployment's, so the rollout
+/// that follows brings every node to it.
+fn adopted_baseline(ctx: &Ctx<'_>) -> Option<(String, ActiveSet, usize)> {
+    use std::collections::BTreeMap;
+    let mut sets: BTreeMap<(i64, String), Vec<&SeiNode>> = BTreeMap::new();
+    for node in ctx.observed.nodes.iter().filter(|n| n.metadata.deletion_timestamp.is_none()) {
+        let revision = node.metadata.labels.as_ref().and_then(|l| l.get(LABEL_REVISION));
+        let generation = node.metadata.name.as_deref().and_then(|n| names::set_generation_of(ctx.name(), n));
+        if let (Some(revision), Some(generation)) = (revision, generation) {
+            sets.entry((generation, revision.clone())).or_default().push(node);
+        }
+    }
+    let on_template = |nodes: &[&SeiNode]| nodes.iter().all(|n| template_hash(&n.spec) == ctx.hash);
+    let running = |nodes: &[&SeiNode]| {
+        nodes.iter().filter(|n| n.status.as_ref().and_then(|s| s.phase) == Some(SeiNodePhase::Running)).count()
+    };
+    let ((generation, revision), nodes) = sets
+        .into_iter()
+        .max_by_key(|((generation, _), nodes)| (on_template(nodes), running(nodes), std::cmp::Reverse(*generation)))?;
+    let runs = nodes.iter().map(|n| template_hash(&n.spec)).find(|hash| *hash != ctx.hash).unwrap_or(ctx.hash.clone());
+    Some((runs, ActiveSet { revision, generation }, nodes.len()))
 }
 
 fn detect_rollout(ctx: &Ctx<'_>, d: &mut Decision) {

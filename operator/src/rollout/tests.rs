@@ -703,3 +703,41 @@ fn current_image_observation_is_idempotent() {
     let sts = stateful_set(2, 2, "rev-b", "rev-b", 1);
     assert_eq!(observed_current_image(Some(&sts)), observed_current_image(Some(&sts)));
 }
+
+/// A deployment applied again after a `Retain` delete adopts the nodes left running: at its first sight they are
+/// the active set (their revision, the generation their names carry), and the baseline is what they run — so a
+/// template that differs from them rolls out onto them, and one that matches starts nothing.
+#[test]
+fn the_first_sight_of_adopted_nodes_takes_them_as_the_active_set_and_what_they_run_as_the_baseline() {
+    use crate::api::ActiveSet;
+    let same = deployment("BlueGreen", 2, OLD);
+    let entrants: Vec<SeiNode> = (0..2).map(|i| node(&format!("rpc-g3-{i}"), "r3", RUNNING_OLD)).collect();
+    let status = run(&same, &entrants, None, 0).status;
+    assert_eq!(status.template_hash, Some(template_hash(&same.spec.template.spec)));
+    assert_eq!(status.active_set, Some(ActiveSet { revision: "r3".into(), generation: 3 }));
+    assert_eq!(status.incumbent_nodes, ["rpc-g3-0", "rpc-g3-1"]);
+    assert!(status.rollout.is_none());
+
+    let mut newer = deployment("InPlace", 2, NEW);
+    let first: Vec<SeiNode> = (0..2).map(|i| node(&format!("rpc-{i}"), "r0", RUNNING_OLD)).collect();
+    let baseline = run(&newer, &first, None, 0).status;
+    assert_eq!(baseline.template_hash, Some(template_hash(&first[0].spec)), "what the nodes run, not the template");
+    assert_eq!(baseline.active_set, Some(ActiveSet { revision: "r0".into(), generation: 0 }));
+    newer.status = Some(baseline);
+    let next = run(&newer, &first, None, 1).status;
+    let rollout = next.rollout.expect("the template rolls out onto the adopted nodes");
+    assert_eq!(rollout.target_hash, template_hash(&newer.spec.template.spec));
+
+    // Two sets left by a delete mid-rollout: the one already on the template wins.
+    let mut both = first.clone();
+    both.extend((0..2).map(|i| node(&format!("rpc-g2-{i}"), "r2", NodeState { image: NEW, ..RUNNING_OLD })));
+    let status = run(&deployment("BlueGreen", 2, NEW), &both, None, 0).status;
+    assert_eq!(status.active_set, Some(ActiveSet { revision: "r2".into(), generation: 2 }));
+    // Nodes not named as this deployment names its nodes are no set of it.
+    let stranger = vec![node("rpc-x", "rx", RUNNING_OLD)];
+    let status = run(&deployment("InPlace", 1, NEW), &stranger, None, 0).status;
+    assert_eq!(
+        status.active_set,
+        Some(ActiveSet { revision: template_hash(&deployment("InPlace", 1, NEW).spec.template.spec), generation: 0 })
+    );
+}

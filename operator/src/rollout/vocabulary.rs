@@ -29,6 +29,9 @@ pub const REASON_PLAN_ACTIVE: &str = "PlanActive";
 pub const REASON_NO_ACTIVE_PLAN: &str = "NoActivePlan";
 pub const REASON_ALL_NODES_READY: &str = "AllNodesReady";
 pub const REASON_NODES_NOT_READY: &str = "NodesNotReady";
+/// NodesReady reason: a node name the deployment wants is held by an object it does not control (event
+/// NodeNameCollision).
+pub const REASON_NODE_NAME_COLLISION: &str = "NodeNameCollision";
 
 /// Event: a rollout started.
 pub const EVENT_ROLLOUT_STARTED: &str = "RolloutStarted";
@@ -44,3 +47,7 @@ pub const EVENT_ROLLOUT_STALLED: &str = "RolloutStalled";
 pub const EVENT_UPDATE_STRATEGY_DEFAULTED: &str = "UpdateStrategyDefaulted";
 /// Warning event: the spec names no strategy the operator can run.
 pub const EVENT_INVALID_UPDATE_STRATEGY: &str = "InvalidUpdateStrategy";
+/// Warning event: a node name the deployment wants is held by an object it does not control.
+pub const EVENT_NODE_NAME_COLLISION: &str = "NodeNameCollision";
+/// Event: orphaned nodes labelled with the deployment's name (left by a `Retain` delete) were adopted.
+pub const EVENT_NODES_ADOPTED: &str = "NodesAdopted";

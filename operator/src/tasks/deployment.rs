@@ -6,7 +6,7 @@ use super::{all_done, api_error, params};
 use crate::api::{SeiNode, SeiNodeDeployment, SeiNodePhase, Task};
 use crate::children::child_node;
 use crate::cluster::{Cluster, ClusterError, OptionalExt};
-use crate::meta::{LABEL_REVISION, is_controlled_by};
+use crate::meta::{LABEL_REVISION, controller_of, is_controlled_by};
 use crate::plan::TaskType;
 use crate::plan::executor::{Progress, TaskError, TaskRunner};
 use crate::plan::params::{AwaitNodes, CreateEntrantNodes, SwitchTraffic, TeardownNodes, UpdateNodeSpecs};
@@ -88,13 +88,38 @@ fn entrant_done(name: &str, node: Option<&SeiNode>, ready: fn(&SeiNode) -> bool)
     }
 }
 
+/// Why `node` is not this deployment's: what holds it.
+fn held_by_another(node: &SeiNode) -> String {
+    let name = node.metadata.name.as_deref().unwrap_or_default();
+    let holder = controller_of(&node.metadata)
+        .map_or_else(|| "no controller".to_owned(), |owner| format!("{} {}", owner.kind, owner.name));
+    format!("SeiNode {name} is held by {holder}, not by this deployment: a name collision; it is never changed")
+}
+
 impl<C: Cluster> DeploymentTasks<'_, C> {
     fn namespace(&self) -> &str {
         self.deployment.metadata.namespace.as_deref().unwrap_or_default()
     }
 
-    async fn node(&self, name: &str) -> Result<Option<SeiNode>, TaskError> {
+    fn owner_uid(&self) -> &str {
+        self.deployment.metadata.uid.as_deref().unwrap_or_default()
+    }
+
+    /// SeiNode `name` as stored, whoever holds it.
+    async fn stored_node(&self, name: &str) -> Result<Option<SeiNode>, TaskError> {
         self.cluster.get::<SeiNode>(self.namespace(), name).await.optional().map_err(api_error)
+    }
+
+    /// SeiNode `name`, if it exists, as this deployment's node. A node of that name held by another object is a
+    /// name collision: never read as ours nor written — waited for (it may be on its way out), the task's error
+    /// saying why.
+    async fn node(&self, name: &str) -> Result<Option<SeiNode>, TaskError> {
+        match self.stored_node(name).await? {
+            Some(node) if !is_controlled_by(&node.metadata, self.owner_uid()) => {
+                Err(TaskError::Transient(format!("{}; waiting for it to go", held_by_another(&node))))
+            }
+            node => Ok(node),
+        }
     }
 
     /// Writes the rollout fields onto every node at once (a chain upgrade is a coordinated halt; staging it buys
@@ -138,7 +163,6 @@ impl<C: Cluster> DeploymentTasks<'_, C> {
     }
 
     async fn create_entrant_nodes(&self, params: CreateEntrantNodes) -> Result<Progress, TaskError> {
-        let owner_uid = self.deployment.metadata.uid.clone().unwrap_or_default();
         let mut done = Vec::new();
         for entrant in &params.nodes {
             let node = child_node(
@@ -153,15 +177,26 @@ impl<C: Cluster> DeploymentTasks<'_, C> {
                 Ok(_) => done.push(true),
                 // The API server says it exists; a read that does not show it is older than that answer (a
                 // lagging cache, or a create of ours whose response was lost): wait and read again.
-                Err(ClusterError::AlreadyExists(_)) => match self.node(&entrant.name).await? {
+                Err(ClusterError::AlreadyExists(_)) => match self.stored_node(&entrant.name).await? {
                     None => done.push(false),
-                    Some(existing) if is_controlled_by(&existing.metadata, &owner_uid) => done.push(true),
-                    Some(_) => {
-                        return Err(TaskError::Terminal(format!(
-                            "SeiNode {} exists and is not owned by this deployment",
-                            entrant.name
-                        )));
+                    // Ours, but of another set (an adopted set named as this rollout names its entrants): not an
+                    // entrant, and never to be torn down as one.
+                    Some(existing) if is_controlled_by(&existing.metadata, self.owner_uid()) => {
+                        let revision = existing.metadata.labels.as_ref().and_then(|l| l.get(LABEL_REVISION));
+                        if revision != Some(&params.revision) {
+                            return Err(TaskError::Terminal(format!(
+                                "SeiNode {} exists as this deployment's node of revision {}, not an entrant of \
+                                 revision {}: the entrant's name is taken",
+                                entrant.name,
+                                revision.map_or("-", String::as_str),
+                                params.revision
+                            )));
+                        }
+                        done.push(true);
                     }
+                    // Going: its name is free once it is gone.
+                    Some(existing) if existing.metadata.deletion_timestamp.is_some() => done.push(false),
+                    Some(existing) => return Err(TaskError::Terminal(held_by_another(&existing))),
                 },
                 Err(other) => return Err(api_error(other)),
             }
@@ -226,6 +261,11 @@ impl<C: Cluster> DeploymentTasks<'_, C> {
         }
         let mut gone = Vec::new();
         for name in &params.nodes {
+            // A node of that name held by another object is not this deployment's to delete: gone, for it.
+            if self.stored_node(name).await?.is_some_and(|n| !is_controlled_by(&n.metadata, self.owner_uid())) {
+                gone.push(true);
+                continue;
+            }
             match self.cluster.delete::<SeiNode>(self.namespace(), name).await {
                 Ok(()) => gone.push(self.node(name).await?.is_none()),
                 Err(ClusterError::NotFound(_)) => gone.push(true),

@@ -179,6 +179,10 @@ pub struct Manifests {
     /// with another name, replica count or strategy, without a copy of the fixture.
     #[serde(default)]
     pub set: BTreeMap<String, serde_json::Value>,
+    /// The apply must be refused by admission with an error containing this text (and nothing is stored):
+    /// how a scenario shows what the CRD's rules refuse.
+    #[serde(default)]
+    pub rejected_with: Option<String>,
 }
 
 /// An object, by kind and name.

@@ -196,6 +196,13 @@ impl<'a> Runner<'a> {
                     for (path, value) in &manifests.set {
                         set_path(&mut object, path, value.clone());
                     }
+                    if let Some(expected) = &manifests.rejected_with {
+                        match self.admit(&object) {
+                            Err(error) if error.contains(expected.as_str()) => continue,
+                            Err(error) => return Err(format!("apply refused, but not with {expected:?}: {error}")),
+                            Ok(_) => return Err(format!("apply admitted, but must be refused with {expected:?}")),
+                        }
+                    }
                     match self.admit(&object)? {
                         Manifest::SeiNode(node) => self.world.apply(&*node).map(|_| ()),
                         Manifest::SeiNodeDeployment(deployment) => self.world.apply(&*deployment).map(|_| ()),

@@ -10,6 +10,11 @@ crate::scenario_tests! {
         "seinode-recreated-while-its-predecessor-is-collected.yaml",
     deleting_with_the_delete_policy_removes_nodes_and_service => "delete-policy-delete.yaml",
     deleting_with_the_retain_policy_keeps_the_nodes_running_detached => "delete-policy-retain.yaml",
+    a_deployment_reapplied_after_a_retain_delete_adopts_its_nodes => "retain-then-reapply-adopts-the-nodes.yaml",
+    a_deployment_reapplied_with_a_new_image_after_a_retain_delete_adopts_and_rolls_out =>
+        "retain-then-reapply-with-a-new-image-rolls-out.yaml",
+    a_colliding_deployment_name_is_refused_and_a_name_held_by_another_is_reported =>
+        "node-name-collisions-refused-or-reported.yaml",
     bad_input_is_reported_once_and_never_stops_the_operator => "bad-input-reported-once.yaml",
     an_event_lost_to_a_crash_is_emitted_after_the_restart_once_and_a_refusal_is_one_event =>
         "events-survive-crashes-and-do-not-spam.yaml",
