@@ -145,6 +145,7 @@ impl WorldBuilder {
             api_faults: Default::default(),
             operator: Default::default(),
             task_failures: Vec::new(),
+            failure_faults: Vec::new(),
             sidecar_calls: Vec::new(),
             sidecar_submissions: Vec::new(),
             panics: Vec::new(),
