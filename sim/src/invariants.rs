@@ -389,6 +389,7 @@ pub fn one_plan_per_rollout(observed: &mut Observed) -> Result<(), Violation> {
 /// - no fault that fails work by design was injected before it (at any time: a scripted failure can wait for
 ///   its task): a scripted sidecar task failure, a re-pushed image, a worker crash (its Job pods count as failed,
 ///   and a bootstrap Job can run out of retries).
+///
 /// Everything else the simulator injects — crashes of the operator, pods and sidecars, stale reads, dropped
 /// events, Conflicts, transient errors, partitions, latency, a user deleting a child — must only delay a
 /// rollout. A target whose template was never seen (no stored version of it) is not judged.
