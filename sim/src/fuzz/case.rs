@@ -138,8 +138,8 @@ pub enum Op {
         release: usize,
         after_secs: u64,
     },
-    /// HardFork only: the fork edit with a mistyped haltHeight (`FORK_HEIGHT + excess`), corrected `after_secs`
-    /// later. Above the upgrade and while the chain waits below it, the typo's rollout can never finish.
+    /// HardFork only, while the template is still pre-fork: the fork edit with a mistyped haltHeight
+    /// (`FORK_HEIGHT + excess`), corrected `after_secs` later. Above the upgrade and while the chain waits below it, the typo's rollout can never finish.
     HaltHeightTypo {
         release: usize,
         excess: u64,
@@ -419,7 +419,9 @@ impl FuzzCase {
                     set_image(&mut template, before, steps);
                 }
                 Op::HaltHeightTypo { release, excess, after_secs } => {
-                    if self.strategy != UpdateStrategy::HardFork {
+                    // A typo on the fork edit itself: once the fleet forked, another haltHeight would be a second
+                    // fork, which this chain (one upgrade) does not have — its bootstrap has no right binary.
+                    if self.strategy != UpdateStrategy::HardFork || template.image != PATCH_RELEASES[0] {
                         continue;
                     }
                     template.image = self.other_good_release(*release, template.image);
