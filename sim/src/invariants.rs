@@ -47,6 +47,7 @@ pub const NO_OPERATOR_LIVELOCK: &str = "no-operator-livelock";
 pub const SEID_RUNS_ON_PREPARED_VOLUME: &str = "seid-runs-only-on-a-prepared-volume";
 /// Every call the operator makes is granted by the RBAC manifests in `deploy/` (checked at the call).
 pub const OPERATOR_CALLS_AUTHORIZED: &str = "operator-calls-authorized";
+pub const NO_NEEDLESSLY_FAILED_ROLLOUT: &str = "no-needlessly-failed-rollout";
 
 /// How long after a rollout's stall threshold the operator has to say so (one reconcile period or so).
 pub const STALL_REPORT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -76,6 +77,10 @@ pub struct Observed {
     started: BTreeMap<(ObjectRef, u64, String), Vec<uuid::Uuid>>,
     /// The plan id first seen beside each rollout: (deployment uid, plan target, strategy) → plan id.
     rollout_plans: BTreeMap<(String, String, String), String>,
+    /// Template hash → (image, sidecar image) of every template any stored version of a deployment held.
+    template_images: BTreeMap<String, (String, Option<String>)>,
+    /// Each deployment's `failedTargetHash` as last judged.
+    failed_targets: BTreeMap<ObjectRef, Option<String>>,
 }
 
 impl Observed {
@@ -94,6 +99,18 @@ impl Observed {
                 "Service" => update(&mut self.services, world, key),
                 _ => {}
             }
+        }
+        // Every version a deployment's template took, not only the latest: a rollout's target may be a template
+        // that a later edit of the same step replaced.
+        for change in changes.iter().filter(|c| c.object.kind == "SeiNodeDeployment") {
+            let Some(template) = world.store.get(&change.object, Some(change.version)).and_then(|v| {
+                v.pointer("/spec/template/spec").and_then(|t| sei_operator::api::SeiNodeSpec::deserialize(t).ok())
+            }) else {
+                continue;
+            };
+            let hash = sei_operator::rollout::template_hash(&template);
+            let sidecar = template.sidecar.as_ref().and_then(|s| s.image.clone());
+            self.template_images.entry(hash).or_insert((template.image.clone(), sidecar));
         }
     }
 }
@@ -122,6 +139,7 @@ pub fn check(world: &WorldState, observed: &mut Observed) -> Result<(), Violatio
     stalled_rollouts_are_reported(world, observed)?;
     no_sidecar_work_started_twice(world, observed)?;
     one_plan_per_rollout(observed)?;
+    no_needlessly_failed_rollout(world, observed)?;
     Ok(())
 }
 
@@ -363,6 +381,51 @@ pub fn one_plan_per_rollout(observed: &mut Observed) -> Result<(), Violation> {
         }
     }
     Ok(())
+}
+
+/// No needlessly failed rollout (issue #14): a rollout fails only when something could fail it. Judged when a
+/// deployment's `failedTargetHash` takes a new value (the rollout to that target failed). The failure is needless
+/// when both hold:
+/// - its target is a release this world runs: the template with that hash names an image (and a sidecar image)
+///   the registry holds, pullable, that neither crashes on start nor always fails a sidecar task;
+/// - no fault that fails work by design was injected before it (at any time: a scripted failure can wait for
+///   its task): a scripted sidecar task failure, a re-pushed image, a worker crash (its Job pods count as failed,
+///   and a bootstrap Job can run out of retries).
+///
+/// Everything else the simulator injects — crashes of the operator, pods and sidecars, stale reads, dropped
+/// events, Conflicts, transient errors, partitions, latency, a user deleting a child — must only delay a
+/// rollout. A target whose template was never seen (no stored version of it) is not judged.
+pub fn no_needlessly_failed_rollout(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
+    let runs = |image: &str| {
+        world.registry.pull(image).is_some_and(|binary| !binary.crash_on_start && binary.fails_task.is_none())
+    };
+    let mut violation = None;
+    for (key, deployment) in &observed.deployments {
+        let failed = deployment.status.as_ref().and_then(|s| s.failed_target_hash.clone());
+        let before = observed.failed_targets.insert(key.clone(), failed.clone()).flatten();
+        let Some(target) = failed.filter(|f| before.as_ref() != Some(f)) else { continue };
+        if violation.is_some() || !world.failure_faults.is_empty() {
+            continue;
+        }
+        let Some((image, sidecar)) = observed.template_images.get(&target) else { continue };
+        if !runs(image) || sidecar.as_deref().is_some_and(|s| world.registry.pull(s).is_none()) {
+            continue;
+        }
+        let reason = deployment
+            .status
+            .as_ref()
+            .and_then(|s| find_condition(&s.conditions, "RolloutInProgress"))
+            .map(|c| format!("{}: {}", c.reason, c.message))
+            .unwrap_or_default();
+        violation = Some(Violation::new(
+            NO_NEEDLESSLY_FAILED_ROLLOUT,
+            format!(
+                "{key}: the rollout to {image} (target {target}) failed with no fault that could fail it: {reason}"
+            ),
+        ));
+    }
+    observed.failed_targets.retain(|key, _| observed.deployments.contains_key(key));
+    violation.map_or(Ok(()), Err)
 }
 
 /// SPEC §4 (writes are atomic steps), checked at the moment of every write of a SeiNodeDeployment: a plan is

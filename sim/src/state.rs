@@ -176,6 +176,9 @@ pub struct WorldState {
     /// (namespace, deployment, revision) of every SeiNode a user (the harness) deleted, in order: a Service left
     /// with no node to send traffic to by a user's delete is the user's doing, not the operator's.
     pub user_deleted_nodes: Vec<(String, String, String)>,
+    /// Faults injected that can fail a rollout by design (a scripted sidecar task failure, a re-pushed image, a
+    /// worker crash), with when: a rollout that fails with none of them before is judged needless.
+    pub failure_faults: Vec<(Duration, String)>,
     /// Chain milestones not yet reached, soonest last (popped as time passes).
     pub milestones: Vec<(Duration, String)>,
     /// The operator's rollout stall threshold (SPEC: 10 minutes, configurable), for the stall invariant.

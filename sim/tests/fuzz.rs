@@ -15,7 +15,7 @@ fn root() -> PathBuf {
 #[test]
 fn a_bounded_number_of_generated_runs_pass_every_oracle() {
     let mut config = FuzzConfig::new(6, 2026, &root());
-    config.bounds = Bounds { max_replicas: 3, max_ops: 8 };
+    config.bounds = Bounds::new(3, 8);
     let mut reported = 0;
     let report = fuzz::fuzz(&config, |_| reported += 1);
     if let Some(failure) = &report.failure {
@@ -33,7 +33,7 @@ fn a_failure_shrinks_to_a_scenario_file_that_replays_it_exactly() {
     // shrinking must get close to the smallest case there is — one replica, one or two operations — and the file
     // must fail the same way.
     let mut config = FuzzConfig::new(3, 7, &root());
-    config.bounds = Bounds { max_replicas: 2, max_ops: 6 };
+    config.bounds = Bounds::new(2, 6);
     config.settle_within = Duration::from_secs(1);
     config.max_shrink_iters = 50;
     let report = fuzz::fuzz(&config, |_| {});
@@ -107,4 +107,100 @@ fn a_crash_aimed_at_the_deployment_reconcile_lands_right_after_the_write_that_st
     if let Some(found) = verdict.failure {
         panic!("{}", found.reason);
     }
+}
+
+fn render(case: &FuzzCase, perturbed: bool) -> String {
+    let render = fuzz::case::Render { perturbed, settle_within: Duration::from_secs(1800), expect_end_state: None };
+    case.to_scenario_yaml("case", &render).expect("renders")
+}
+
+#[test]
+fn a_hard_fork_run_left_on_the_pre_fork_release_never_sees_its_chain_pass_the_upgrade() {
+    // fuzz-findings' last open finding (`sei-sim fuzz --cases 100 --seed 3`): a HardFork deployment scaled and
+    // never forked, while the validators switched at 589 s — the fleet crash-looped at the upgrade, the user's
+    // choice, and a node added by the scale-up never served. Such a run now keeps its chain below the upgrade.
+    let never_forked = FuzzCase {
+        seed: 9127774530931869248,
+        strategy: UpdateStrategy::HardFork,
+        replicas: 7,
+        validators_switch_secs: 589,
+        ops: vec![Op::Wait { secs: 206 }, Op::Wait { secs: 207 }, Op::Wait { secs: 47 }, Op::Scale { replicas: 8 }],
+    };
+    assert_eq!(never_forked.validators_switch(), None);
+    assert!(!render(&never_forked, true).contains("validatorsSwitchAt"));
+    let verdict = fuzz::judge(&never_forked, &FuzzConfig::new(1, 3, &root()));
+    if let Some(found) = verdict.failure {
+        panic!("{}", found.reason);
+    }
+    // Forked at the end (a revert back to the pre-fork release is not): the validators switch as generated.
+    let forked = FuzzCase { ops: vec![Op::SetImage { release: 0 }, Op::Wait { secs: 60 }], ..never_forked.clone() };
+    assert_eq!(forked.validators_switch(), Some(589));
+    let reverted = FuzzCase { ops: vec![Op::Revert { release: 0, after_secs: 10 }], ..never_forked.clone() };
+    assert_eq!(reverted.final_image(), Some("sei:v6.3.0"));
+    assert_eq!(reverted.validators_switch(), None);
+    // A haltHeight typo is harmless only below the upgrade: that run's chain waits there too.
+    let typo =
+        FuzzCase { ops: vec![Op::HaltHeightTypo { release: 1, excess: 120, after_secs: 30 }], ..never_forked.clone() };
+    assert_eq!(typo.validators_switch(), None);
+    let text = render(&typo, false);
+    let (wrong, fixed) = (text.find("haltHeight: 5120"), text.rfind("haltHeight: 5000"));
+    assert!(wrong.is_some_and(|wrong| fixed.is_some_and(|fixed| fixed > wrong)), "{text}");
+}
+
+#[test]
+fn the_issue_14_operations_render_as_steps_the_scenario_runner_takes() {
+    let case = FuzzCase {
+        seed: 21,
+        strategy: UpdateStrategy::BlueGreen,
+        replicas: 3,
+        validators_switch_secs: 300,
+        ops: vec![
+            Op::Revert { release: 0, after_secs: 10 },
+            Op::DeleteChildMidRollout { release: 2, after_secs: 30, index: 1 },
+            Op::DeleteFailedChild { index: 0 },
+            Op::EditThenStaleReads { release: 1, after_secs: 20, versions: 2 },
+            Op::ReapplyAfterRetainDelete,
+        ],
+    };
+    let (perturbed, calm) = (render(&case, true), render(&case, false));
+    for text in [&perturbed, &calm] {
+        scenario::parse("case.yaml", text).expect("a valid scenario");
+        // A→B→A: the revert names the release it left (v6.3.0, the initial one) again.
+        let first_edit = text.find("spec.template.spec.image: sei:v6.3.1").expect("the edit away");
+        assert!(text[first_edit..].contains("spec.template.spec.image: sei:v6.3.0"), "{text}");
+        assert!(text.contains("deleteChild:") && text.contains("failed: true"), "{text}");
+        assert!(text.contains("spec.deletionPolicy: Retain") && text.matches("apply:").count() == 2, "{text}");
+    }
+    assert!(perturbed.contains("versions: 2") && !calm.contains("staleReads"), "{calm}");
+    // Off by default: the retained nodes' adoption is not in the operator yet.
+    assert!(!FuzzConfig::new(1, 1, &root()).bounds.retain_reapply);
+}
+
+#[test]
+fn a_run_whose_failed_rollout_was_delayed_past_an_earlier_edit_ends_right_on_either_release() {
+    // Issue #14 item 10, seed 7: a rollout to v6.3.1 delayed past the edit to the strict release ends the
+    // faulted run on v6.3.0 and the unfaulted one on v6.3.1 — both right for their timing.
+    let case = FuzzCase {
+        seed: 7,
+        strategy: UpdateStrategy::BlueGreen,
+        replicas: 2,
+        validators_switch_secs: 300,
+        ops: vec![Op::SetImage { release: 1 }, Op::Wait { secs: 30 }, Op::SetImage { release: 4 }],
+    };
+    assert_eq!(case.releases_a_failed_run_may_end_on(), vec!["sei:v6.3.0", "sei:v6.3.1"]);
+    let end = |release: &str, hash: &str| {
+        vec![
+            format!("SeiNode sei/fuzz-#0: image={release} phase=Some(Running) currentImage={release} owner=fuzz"),
+            format!(
+                "SeiNodeDeployment sei/fuzz: phase=Some(Degraded) templateHash={hash} failedTargetHash=f \
+                 rollout=false conditions=[RolloutInProgress=False]"
+            ),
+        ]
+    };
+    let (on_old, on_new) = (end("sei:v6.3.0", "a"), end("sei:v6.3.1", "b"));
+    let judged = |lines: &[String]| fuzz::judged_end_state(&case, lines).expect("an allowed release");
+    assert_eq!(fuzz::differential(&judged(&on_old), &judged(&on_new)), None);
+    let never_named = end("sei:v6.3.2", "c");
+    let wrong = fuzz::judged_end_state(&case, &never_named).expect_err("v6.3.2 was never named");
+    assert!(wrong.contains("never named"), "{wrong}");
 }

@@ -8,6 +8,11 @@
 //! fork to releases that know the upgrade. Two bad releases are generated on purpose, each with a known
 //! outcome: a missing image (its rollout stalls until a later edit supersedes it; a run never ends on it) and,
 //! in BlueGreen runs, a release that rejects the node's configuration (its rollout must fail, reported).
+//!
+//! A HardFork run's chain passes the upgrade height only when the run ends with the fleet asked onto a release
+//! that knows the upgrade, and no haltHeight typo is in flight: a fleet the user leaves on the pre-fork binary
+//! crash-loops at the upgrade (the user's choice, not the operator's), and a mistyped haltHeight above the upgrade
+//! is harmless only while the chain waits below it. Otherwise the external validators never switch within the run.
 
 use std::fmt;
 use std::time::Duration;
@@ -127,6 +132,40 @@ pub enum Op {
     Delete,
     Fault(FaultOp),
     Heal,
+    /// A→B→A: edit the image to another good release and, `after_secs` later, back to the one before. Under
+    /// BlueGreen / HardFork a revert that lands before the traffic switch cancels the rollout (issue #14).
+    Revert {
+        release: usize,
+        after_secs: u64,
+    },
+    /// HardFork only, while the template is still pre-fork: the fork edit with a mistyped haltHeight
+    /// (`FORK_HEIGHT + excess`), corrected `after_secs` later. Above the upgrade and while the chain waits below it, the typo's rollout can never finish.
+    HaltHeightTypo {
+        release: usize,
+        excess: u64,
+        after_secs: u64,
+    },
+    /// An image edit, then `after_secs` later the deletion of one of the deployment's SeiNodes (picked when it runs:
+    /// `index` modulo the live children) — a child deleted mid-rollout.
+    DeleteChildMidRollout {
+        release: usize,
+        after_secs: u64,
+        index: u32,
+    },
+    /// The deletion of one of the deployment's SeiNodes, a Failed one if there is any: a user retrying it.
+    DeleteFailedChild {
+        index: u32,
+    },
+    /// An image edit, then `after_secs` later reads that lag `versions` (1–2) behind the store until a heal: the
+    /// traffic switch and teardown fall under them. The run without faults keeps the edit and the wait.
+    EditThenStaleReads {
+        release: usize,
+        after_secs: u64,
+        versions: u64,
+    },
+    /// `deletionPolicy: Retain`, delete, wait until the deployment is gone, then apply it again as it was: the
+    /// retained nodes must be adopted. Off by default (`Bounds::retain_reapply`).
+    ReapplyAfterRetainDelete,
 }
 
 impl Op {
@@ -159,6 +198,14 @@ impl fmt::Display for FuzzCase {
 pub struct Bounds {
     pub max_replicas: u32,
     pub max_ops: usize,
+    /// Generate `ReapplyAfterRetainDelete` (off by default until adopting retained nodes lands in the operator).
+    pub retain_reapply: bool,
+}
+
+impl Bounds {
+    pub fn new(max_replicas: u32, max_ops: usize) -> Self {
+        Bounds { max_replicas, max_ops, retain_reapply: false }
+    }
 }
 
 /// Whole runs within `bounds`.
@@ -168,7 +215,8 @@ pub fn cases(bounds: Bounds) -> impl proptest::strategy::Strategy<Value = FuzzCa
         prop_oneof![Just(UpdateStrategy::InPlace), Just(UpdateStrategy::BlueGreen), Just(UpdateStrategy::HardFork)];
     (any::<u64>(), strategy, 1..=max_replicas, 240u64..900)
         .prop_flat_map(move |(seed, strategy, replicas, switch)| {
-            let ops = proptest::collection::vec(op(strategy, max_replicas), 1..=bounds.max_ops.max(1));
+            let ops =
+                proptest::collection::vec(op(strategy, max_replicas, bounds.retain_reapply), 1..=bounds.max_ops.max(1));
             (Just(seed), Just(strategy), Just(replicas), Just(switch), ops)
         })
         .prop_map(|(seed, strategy, replicas, validators_switch_secs, ops)| FuzzCase {
@@ -180,7 +228,11 @@ pub fn cases(bounds: Bounds) -> impl proptest::strategy::Strategy<Value = FuzzCa
         })
 }
 
-fn op(strategy: UpdateStrategy, max_replicas: u32) -> impl proptest::strategy::Strategy<Value = Op> {
+fn op(
+    strategy: UpdateStrategy,
+    max_replicas: u32,
+    retain_reapply: bool,
+) -> impl proptest::strategy::Strategy<Value = Op> {
     let good = match strategy {
         UpdateStrategy::HardFork => FORK_RELEASES.len(),
         UpdateStrategy::InPlace | UpdateStrategy::BlueGreen => PATCH_RELEASES.len(),
@@ -197,16 +249,42 @@ fn op(strategy: UpdateStrategy, max_replicas: u32) -> impl proptest::strategy::S
         broken_weight => Just(PATCH_RELEASES.len() + 1),
     ];
     let toggle_weight = if strategy == UpdateStrategy::InPlace { 1 } else { 0 };
-    prop_oneof![
-        5 => (5u64..300).prop_map(|secs| Op::Wait { secs }),
-        4 => release.prop_map(|release| Op::SetImage { release }),
-        1 => (0u32..1000).prop_map(|value| Op::EditOverride { value }),
-        1 => (1..=max_replicas).prop_map(|replicas| Op::Scale { replicas }),
-        toggle_weight => Just(Op::ToggleStrategy),
-        1 => Just(Op::Delete),
-        5 => fault(max_replicas).prop_map(Op::Fault),
-        1 => Just(Op::Heal),
-    ]
+    let typo_weight = if strategy == UpdateStrategy::HardFork { 1 } else { 0 };
+    let reapply_weight = u32::from(retain_reapply);
+    let index = 0..max_replicas;
+    let arms: Vec<(u32, BoxedStrategy<Op>)> = vec![
+        (5, (5u64..300).prop_map(|secs| Op::Wait { secs }).boxed()),
+        (4, release.prop_map(|release| Op::SetImage { release }).boxed()),
+        (1, (0u32..1000).prop_map(|value| Op::EditOverride { value }).boxed()),
+        (1, (1..=max_replicas).prop_map(|replicas| Op::Scale { replicas }).boxed()),
+        (toggle_weight, Just(Op::ToggleStrategy).boxed()),
+        (1, Just(Op::Delete).boxed()),
+        (5, fault(max_replicas).prop_map(Op::Fault).boxed()),
+        (1, Just(Op::Heal).boxed()),
+        (1, (0..good, 5u64..40).prop_map(|(release, after_secs)| Op::Revert { release, after_secs }).boxed()),
+        (
+            typo_weight,
+            (0..good, 1u64..300, 5u64..90)
+                .prop_map(|(release, excess, after_secs)| Op::HaltHeightTypo { release, excess, after_secs })
+                .boxed(),
+        ),
+        (
+            1,
+            (0..good, 5u64..120, index.clone())
+                .prop_map(|(release, after_secs, index)| Op::DeleteChildMidRollout { release, after_secs, index })
+                .boxed(),
+        ),
+        (1, index.prop_map(|index| Op::DeleteFailedChild { index }).boxed()),
+        (
+            1,
+            (0..good, 5u64..120, 1u64..=2)
+                .prop_map(|(release, after_secs, versions)| Op::EditThenStaleReads { release, after_secs, versions })
+                .boxed(),
+        ),
+        (reapply_weight, Just(Op::ReapplyAfterRetainDelete).boxed()),
+    ];
+    // proptest's weighted union refuses a zero weight: an operation a run's strategy never has is left out.
+    proptest::strategy::Union::new_weighted(arms.into_iter().filter(|(weight, _)| *weight > 0).collect())
 }
 
 fn fault(max_replicas: u32) -> impl proptest::strategy::Strategy<Value = FaultOp> {
@@ -255,52 +333,17 @@ impl FuzzCase {
     }
 
     fn to_scenario_value(&self, name: &str, render: &Render) -> Value {
-        let mut timeline = vec![json!({"apply": {"objects": [self.deployment()]}})];
-        if self.strategy == UpdateStrategy::HardFork || self.edits_to_a_bad_release() {
+        let walk = self.walk(render.perturbed);
+        let mut timeline = vec![json!({"apply": {"objects": [self.deployment(&Template::initial(self))]}})];
+        if self.strategy == UpdateStrategy::HardFork || walk.edits_to_a_bad_release {
             // A fork needs incumbents: a deployment created straight on the fork's image would run a binary that
             // refuses the chain's current blocks — a user's mistake, not the operator's. A bad release likewise
             // replaces a running one: an edit landing before the first reconcile would become the baseline, and
             // nodes created on it are a different outcome than a rollout to it.
             timeline.push(json!({"expect": {"within": "15m", "deployment": DEPLOYMENT, "phase": "Ready"}}));
         }
-        let mut strategy = self.strategy;
-        let mut deleted = false;
-        for op in &self.ops {
-            if op.is_perturbation() && !render.perturbed {
-                continue;
-            }
-            // After a delete there is nothing left to edit; waits and faults still run.
-            let touches_deployment =
-                matches!(op, Op::SetImage { .. } | Op::EditOverride { .. } | Op::Scale { .. } | Op::ToggleStrategy);
-            if deleted && (touches_deployment || matches!(op, Op::Delete)) {
-                continue;
-            }
-            match op {
-                Op::Wait { secs } => timeline.push(json!({"wait": format!("{secs}s")})),
-                Op::SetImage { release } => {
-                    timeline.push(edit(json!({"spec.template.spec.image": image(self.strategy, *release)})))
-                }
-                Op::EditOverride { value } => {
-                    timeline.push(edit(json!({"spec.template.spec.overrides.fuzz-edit": value.to_string()})))
-                }
-                Op::Scale { replicas } => timeline.push(edit(json!({"spec.replicas": replicas}))),
-                Op::ToggleStrategy => {
-                    strategy = match strategy {
-                        UpdateStrategy::InPlace => UpdateStrategy::BlueGreen,
-                        UpdateStrategy::BlueGreen => UpdateStrategy::InPlace,
-                        UpdateStrategy::HardFork => UpdateStrategy::HardFork,
-                    };
-                    timeline.push(edit(json!({"spec.updateStrategy.type": strategy.name()})));
-                }
-                Op::Delete => {
-                    deleted = true;
-                    timeline.push(json!({"delete": {"kind": "SeiNodeDeployment", "name": DEPLOYMENT}}));
-                }
-                Op::Fault(fault) => timeline.push(json!({"fault": fault_value(fault)})),
-                Op::Heal => timeline.push(json!({"heal": "all"})),
-            }
-        }
-        if self.final_image() == Some(MISSING_RELEASE) {
+        timeline.extend(walk.steps);
+        if walk.final_image == Some(MISSING_RELEASE) {
             // The user notices the stalled rollout and fixes the image: a missing image never settles, by design.
             timeline.push(edit(json!({"spec.template.spec.image": PATCH_RELEASES[1]})));
         }
@@ -323,18 +366,118 @@ impl FuzzCase {
         })
     }
 
+    /// The operations as timeline steps (with the faults or without), and what the template says along the way.
+    fn walk(&self, perturbed: bool) -> Walk {
+        let mut template = Template::initial(self);
+        let mut walk = Walk {
+            steps: Vec::new(),
+            final_image: Some(template.image),
+            named: vec![template.image],
+            edits_to_a_bad_release: false,
+        };
+        let mut deleted = false;
+        for op in &self.ops {
+            if op.is_perturbation() && !perturbed {
+                continue;
+            }
+            // After a delete there is nothing left to edit; waits and faults still run.
+            let touches_deployment = !matches!(op, Op::Wait { .. } | Op::Fault(_) | Op::Heal);
+            if deleted && touches_deployment {
+                continue;
+            }
+            let steps = &mut walk.steps;
+            match op {
+                Op::Wait { secs } => steps.push(wait(*secs)),
+                Op::SetImage { release } => set_image(&mut template, image(self.strategy, *release), steps),
+                Op::EditOverride { value } => {
+                    template.override_value = Some(*value);
+                    steps.push(edit(json!({"spec.template.spec.overrides.fuzz-edit": value.to_string()})))
+                }
+                Op::Scale { replicas } => {
+                    template.replicas = *replicas;
+                    steps.push(edit(json!({"spec.replicas": replicas})))
+                }
+                Op::ToggleStrategy => {
+                    template.strategy = match template.strategy {
+                        UpdateStrategy::InPlace => UpdateStrategy::BlueGreen,
+                        UpdateStrategy::BlueGreen => UpdateStrategy::InPlace,
+                        UpdateStrategy::HardFork => UpdateStrategy::HardFork,
+                    };
+                    steps.push(edit(json!({"spec.updateStrategy.type": template.strategy.name()})));
+                }
+                Op::Delete => {
+                    deleted = true;
+                    steps.push(json!({"delete": {"kind": "SeiNodeDeployment", "name": DEPLOYMENT}}));
+                }
+                Op::Fault(fault) => steps.push(json!({"fault": fault_value(fault)})),
+                Op::Heal => steps.push(json!({"heal": "all"})),
+                Op::Revert { release, after_secs } => {
+                    let before = template.image;
+                    set_image(&mut template, self.other_good_release(*release, before), steps);
+                    walk.named.push(template.image);
+                    steps.push(wait(*after_secs));
+                    set_image(&mut template, before, steps);
+                }
+                Op::HaltHeightTypo { release, excess, after_secs } => {
+                    // A typo on the fork edit itself: once the fleet forked, another haltHeight would be a second
+                    // fork, which this chain (one upgrade) does not have — its bootstrap has no right binary.
+                    if self.strategy != UpdateStrategy::HardFork || template.image != PATCH_RELEASES[0] {
+                        continue;
+                    }
+                    template.image = self.other_good_release(*release, template.image);
+                    steps.push(edit(json!({
+                        "spec.template.spec.image": template.image,
+                        "spec.updateStrategy.hardFork.haltHeight": FORK_HEIGHT + excess,
+                    })));
+                    steps.push(wait(*after_secs));
+                    steps.push(edit(json!({"spec.updateStrategy.hardFork.haltHeight": FORK_HEIGHT})));
+                }
+                Op::DeleteChildMidRollout { release, after_secs, index } => {
+                    let target = self.other_good_release(*release, template.image);
+                    set_image(&mut template, target, steps);
+                    steps.push(wait(*after_secs));
+                    steps.push(json!({"deleteChild": {"deployment": DEPLOYMENT, "index": index}}));
+                }
+                Op::DeleteFailedChild { index } => {
+                    steps.push(json!({"deleteChild": {"deployment": DEPLOYMENT, "index": index, "failed": true}}));
+                }
+                Op::EditThenStaleReads { release, after_secs, versions } => {
+                    let target = self.other_good_release(*release, template.image);
+                    set_image(&mut template, target, steps);
+                    steps.push(wait(*after_secs));
+                    if perturbed {
+                        steps.push(json!({"fault": fault_value(&FaultOp::StaleReads { versions: *versions })}));
+                    }
+                }
+                Op::ReapplyAfterRetainDelete => {
+                    steps.push(edit(json!({"spec.deletionPolicy": "Retain"})));
+                    steps.push(json!({"delete": {"kind": "SeiNodeDeployment", "name": DEPLOYMENT}}));
+                    let gone = format!("SeiNodeDeployment/{DEPLOYMENT}");
+                    steps.push(json!({"expect": {"within": "10m", "absent": [gone]}}));
+                    steps.push(json!({"apply": {"objects": [self.deployment(&template)]}}));
+                }
+            }
+            if matches!(op, Op::SetImage { release } if *release >= good_releases(self.strategy).len()) {
+                walk.edits_to_a_bad_release = true;
+            }
+            walk.named.push(template.image);
+        }
+        walk.final_image = (!deleted).then_some(template.image);
+        walk
+    }
+
+    /// A good release of the run, not `current` (the next one when `release` names it): an edit that changes
+    /// the image.
+    fn other_good_release(&self, release: usize, current: &'static str) -> &'static str {
+        let good = good_releases(self.strategy);
+        let pick = good[release % good.len()];
+        if pick == current { good[(release + 1) % good.len()] } else { pick }
+    }
+
     /// The image the template names after the last operation (before a missing image's fix), or `None` when the
     /// run deletes the deployment.
     pub fn final_image(&self) -> Option<&'static str> {
-        let mut image = PATCH_RELEASES[0];
-        for op in &self.ops {
-            match op {
-                Op::SetImage { release } => image = self::image(self.strategy, *release),
-                Op::Delete => return None,
-                _ => {}
-            }
-        }
-        Some(image)
+        self.walk(false).final_image
     }
 
     /// Whether the run must end with its rollout failed and reported: its last edit names the broken release.
@@ -342,27 +485,44 @@ impl FuzzCase {
         self.final_image() == Some(BROKEN_RELEASE)
     }
 
-    /// Whether some edit (before any delete) names a bad release.
-    fn edits_to_a_bad_release(&self) -> bool {
-        self.ops
-            .iter()
-            .take_while(|op| !matches!(op, Op::Delete))
-            .any(|op| matches!(op, Op::SetImage { release } if *release >= PATCH_RELEASES.len()))
+    /// The good releases the fleet may run at the end of a run whose last edit names the broken release: any
+    /// the template named before (the initial one too). Which one depends on timing — a rollout to B that a
+    /// partition delays past the edit to the broken release is superseded, and the fleet stays on A; without
+    /// the partition it completes first — and each is right for its timing.
+    pub fn releases_a_failed_run_may_end_on(&self) -> Vec<&'static str> {
+        let mut named: Vec<&'static str> =
+            self.walk(false).named.into_iter().filter(|image| good_releases(self.strategy).contains(image)).collect();
+        named.sort_unstable();
+        named.dedup();
+        named
+    }
+
+    /// When the chain's external validators switch to the fork's binary (HardFork runs), if within the run: only
+    /// when the run ends with the fleet asked onto a release that knows the upgrade, and no haltHeight typo is
+    /// generated. A fleet left on the pre-fork binary crash-loops once the chain passes the upgrade — the user
+    /// did not upgrade, and no end state of the operator's is right or wrong about that — and a haltHeight typo
+    /// above the upgrade is harmless only while the chain waits below it.
+    pub fn validators_switch(&self) -> Option<u64> {
+        let typo = self.ops.iter().any(|op| matches!(op, Op::HaltHeightTypo { .. }));
+        let forked = self.final_image().is_none_or(|image| FORK_RELEASES.contains(&image));
+        (forked && !typo).then_some(self.validators_switch_secs)
     }
 
     fn chain(&self) -> Value {
         match self.strategy {
-            UpdateStrategy::HardFork => json!({
-                "id": "pacific-1",
-                "initialHeight": FORK_START_HEIGHT,
-                "blockTime": "1s",
-                "snapshotInterval": 100,
-                "upgrades": [{
-                    "name": UPGRADE,
-                    "height": FORK_HEIGHT,
-                    "validatorsSwitchAt": format!("{}s", self.validators_switch_secs),
-                }],
-            }),
+            UpdateStrategy::HardFork => {
+                let mut upgrade = json!({"name": UPGRADE, "height": FORK_HEIGHT});
+                if let Some(secs) = self.validators_switch() {
+                    upgrade["validatorsSwitchAt"] = json!(format!("{secs}s"));
+                }
+                json!({
+                    "id": "pacific-1",
+                    "initialHeight": FORK_START_HEIGHT,
+                    "blockTime": "1s",
+                    "snapshotInterval": 100,
+                    "upgrades": [upgrade],
+                })
+            }
             // The upgrade never comes within a run: every patch release keeps processing blocks.
             UpdateStrategy::InPlace | UpdateStrategy::BlueGreen => json!({
                 "id": "pacific-1",
@@ -372,30 +532,75 @@ impl FuzzCase {
         }
     }
 
-    fn deployment(&self) -> Value {
-        let mut update_strategy = json!({"type": self.strategy.name()});
+    fn deployment(&self, template: &Template) -> Value {
+        let mut update_strategy = json!({"type": template.strategy.name()});
         let mut snapshot_height = 0;
         if self.strategy == UpdateStrategy::HardFork {
             update_strategy["hardFork"] = json!({"haltHeight": FORK_HEIGHT});
             snapshot_height = 4_000;
+        }
+        let mut spec = json!({
+            "chainId": "pacific-1",
+            "image": template.image,
+            "sidecar": {"image": "seictl:v0.9.0"},
+            "peers": {"static": ["3f1c0a@seed-0.sei.svc:26656"]},
+            "fullNode": {"snapshot": {"s3": {"targetHeight": snapshot_height}}},
+        });
+        if let Some(value) = template.override_value {
+            spec["overrides"] = json!({"fuzz-edit": value.to_string()});
         }
         json!({
             "apiVersion": "sei.io/v1alpha1",
             "kind": "SeiNodeDeployment",
             "metadata": {"name": DEPLOYMENT, "namespace": NAMESPACE},
             "spec": {
-                "replicas": self.replicas,
+                "replicas": template.replicas,
                 "updateStrategy": update_strategy,
-                "template": {"spec": {
-                    "chainId": "pacific-1",
-                    "image": PATCH_RELEASES[0],
-                    "sidecar": {"image": "seictl:v0.9.0"},
-                    "peers": {"static": ["3f1c0a@seed-0.sei.svc:26656"]},
-                    "fullNode": {"snapshot": {"s3": {"targetHeight": snapshot_height}}},
-                }},
+                "template": {"spec": spec},
             },
         })
     }
+}
+
+/// What the deployment's spec says at a point of a run.
+struct Template {
+    image: &'static str,
+    replicas: u32,
+    strategy: UpdateStrategy,
+    override_value: Option<u32>,
+}
+
+impl Template {
+    fn initial(case: &FuzzCase) -> Self {
+        Template { image: PATCH_RELEASES[0], replicas: case.replicas, strategy: case.strategy, override_value: None }
+    }
+}
+
+/// A case's operations rendered, and what they ask of the deployment.
+struct Walk {
+    steps: Vec<Value>,
+    /// The image the template names at the end; `None` when the deployment is deleted.
+    final_image: Option<&'static str>,
+    /// Every image the template named, in order (the initial one first).
+    named: Vec<&'static str>,
+    edits_to_a_bad_release: bool,
+}
+
+/// The releases a run's rollouts can complete on.
+fn good_releases(strategy: UpdateStrategy) -> &'static [&'static str] {
+    match strategy {
+        UpdateStrategy::HardFork => &FORK_RELEASES,
+        UpdateStrategy::InPlace | UpdateStrategy::BlueGreen => &PATCH_RELEASES,
+    }
+}
+
+fn set_image(template: &mut Template, image: &'static str, steps: &mut Vec<Value>) {
+    template.image = image;
+    steps.push(edit(json!({"spec.template.spec.image": image})));
+}
+
+fn wait(secs: u64) -> Value {
+    json!({"wait": format!("{secs}s")})
 }
 
 /// The release `release` indexes among the run's (its starting strategy's) releases.

@@ -1,7 +1,11 @@
 //! The state a run ends in, as sorted text lines: what the fuzzer's differential oracle compares between a
 //! perturbed run and the same operations run without perturbations. It keeps what a user of the operator relies
 //! on — which objects exist, what they run, the deployment's settled status — and leaves out what legitimately
-//! differs with timing: events, timestamps, resource versions, heights, plan task progress.
+//! differs with timing: events, timestamps, resource versions, heights, plan task progress — and the names of
+//! a deployment's nodes: a child is named by its ordinal (`fuzz-#2`), not by the generation of the rollout that
+//! made it (`fuzz-g7-2`), because whether an edit lands before or after a switch (a revert that cancels a
+//! rollout or starts another, an edit before or after the baseline) changes the generation and nothing a user
+//! relies on. Objects named after a node (its StatefulSet, Service, bootstrap Job) follow its new name.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
@@ -15,6 +19,8 @@ use crate::world::World;
 /// One line per object of the kinds the operator manages, sorted by kind and name.
 pub fn end_state(world: &World) -> Vec<String> {
     world.inspect(|state| {
+        let names = node_names(state);
+        let name = |name: &str| display_name(&names, name);
         let mut lines = Vec::new();
         for (key, value) in state.store.all_of_kind("SeiNodeDeployment") {
             if let Some(d) = decode::<SeiNodeDeployment>(value) {
@@ -28,7 +34,7 @@ pub fn end_state(world: &World) -> Vec<String> {
                 lines.push(format!(
                     "SeiNode {}/{}: image={} phase={:?} currentImage={} owner={}",
                     key.namespace,
-                    key.name,
+                    name(&key.name),
                     node.spec.image,
                     status.phase,
                     status.current_image.unwrap_or_default(),
@@ -43,7 +49,7 @@ pub fn end_state(world: &World) -> Vec<String> {
                     .and_then(|s| s.template.spec)
                     .map(|p| p.containers.into_iter().filter_map(|c| c.image).collect())
                     .unwrap_or_default();
-                lines.push(format!("StatefulSet {}/{}: images={}", key.namespace, key.name, images.join(",")));
+                lines.push(format!("StatefulSet {}/{}: images={}", key.namespace, name(&key.name), images.join(",")));
             }
         }
         let nodes: Vec<(String, String, std::collections::BTreeMap<String, String>)> = state
@@ -59,24 +65,65 @@ pub fn end_state(world: &World) -> Vec<String> {
                 // Which nodes it sends traffic to, not the revision label it does it by: an InPlace rollout keeps
                 // its nodes' revision label while a deployment created on the same template has the new one.
                 let selector = service.spec.and_then(|s| s.selector).unwrap_or_default();
-                let selected: Vec<&str> = nodes
+                let mut selected: Vec<String> = nodes
                     .iter()
                     .filter(|(namespace, _, labels)| {
                         *namespace == key.namespace && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
                     })
-                    .map(|(_, name, _)| name.as_str())
+                    .map(|(_, node, _)| name(node))
                     .collect();
-                lines.push(format!("Service {}/{}: selects nodes={}", key.namespace, key.name, selected.join(",")));
+                selected.sort();
+                lines.push(format!(
+                    "Service {}/{}: selects nodes={}",
+                    key.namespace,
+                    name(&key.name),
+                    selected.join(",")
+                ));
             }
         }
         for (key, value) in state.store.all_of_kind("Job") {
             if decode::<Job>(value).is_some() {
-                lines.push(format!("Job {}/{}", key.namespace, key.name));
+                lines.push(format!("Job {}/{}", key.namespace, name(&key.name)));
             }
         }
         lines.sort();
         lines
     })
+}
+
+/// Node name → the name the end state shows: `<deployment>-#<ordinal>` for a deployment's child that is the
+/// only live one of its deployment with that ordinal; any other node keeps its name.
+fn node_names(state: &crate::state::WorldState) -> std::collections::BTreeMap<String, String> {
+    use sei_operator::meta::{LABEL_DEPLOYMENT, LABEL_ORDINAL};
+    let mut by_ordinal: std::collections::BTreeMap<(String, String, String), Vec<String>> = Default::default();
+    for (key, value) in state.store.all_of_kind("SeiNode") {
+        let Some(node) = decode::<SeiNode>(value) else { continue };
+        let labels = node.metadata.labels.unwrap_or_default();
+        if let (Some(deployment), Some(ordinal)) = (labels.get(LABEL_DEPLOYMENT), labels.get(LABEL_ORDINAL)) {
+            let slot = (key.namespace.clone(), deployment.clone(), ordinal.clone());
+            by_ordinal.entry(slot).or_default().push(key.name.clone());
+        }
+    }
+    by_ordinal
+        .into_iter()
+        .filter(|(_, names)| names.len() == 1)
+        .flat_map(|((_, deployment, ordinal), names)| {
+            names.into_iter().map(move |name| (name, format!("{deployment}-#{ordinal}")))
+        })
+        .collect()
+}
+
+/// The name an object shows: a renamed node's, or that of an object named after one (`<node>-bootstrap`).
+fn display_name(names: &std::collections::BTreeMap<String, String>, name: &str) -> String {
+    if let Some(renamed) = names.get(name) {
+        return renamed.clone();
+    }
+    // The longest node name the object's name extends with a dash.
+    names
+        .iter()
+        .filter(|(node, _)| name.strip_prefix(node.as_str()).is_some_and(|rest| rest.starts_with('-')))
+        .max_by_key(|(node, _)| node.len())
+        .map_or_else(|| name.to_owned(), |(node, renamed)| format!("{renamed}{}", &name[node.len()..]))
 }
 
 fn deployment_line(deployment: &SeiNodeDeployment) -> String {

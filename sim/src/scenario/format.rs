@@ -141,6 +141,10 @@ pub enum Step {
     Edit(Edit),
     /// Delete an object.
     Delete(ObjectName),
+    /// Delete one child SeiNode of a deployment, picked when the step runs (a generated run cannot know its
+    /// nodes' names): among its live children sorted by name — only the Failed ones when `failed` and there are
+    /// any — the one at `index` modulo their count. With no child, nothing happens.
+    DeleteChild(ChildPick),
     /// Let simulated time pass.
     #[serde(deserialize_with = "duration")]
     Wait(Duration),
@@ -193,6 +197,20 @@ pub struct ObjectName {
     pub name: String,
     #[serde(default)]
     pub namespace: Option<String>,
+}
+
+/// A child of a deployment, picked when the step runs.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ChildPick {
+    pub deployment: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub index: u32,
+    /// Pick among the Failed children, when there are any: a user deleting a Failed node to retry it.
+    #[serde(default)]
+    pub failed: bool,
 }
 
 /// Kinds a timeline can name.

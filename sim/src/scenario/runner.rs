@@ -14,7 +14,7 @@ use sei_operator::permissions::Permission;
 use serde_json::Value;
 
 use super::expect::{Memory, check};
-use super::format::{Edit, Expectation, Fault, Heal, ImageSpec, ObjectKind, ObjectName, Scenario, Step};
+use super::format::{ChildPick, Edit, Expectation, Fault, Heal, ImageSpec, ObjectKind, ObjectName, Scenario, Step};
 use crate::chain::Chain;
 use crate::controllers::SeiOperator;
 use crate::faults::Fault as WorldFault;
@@ -109,6 +109,7 @@ pub(crate) fn step_name(step: &Step) -> &'static str {
         Step::Apply(_) => "apply",
         Step::Edit(_) => "edit",
         Step::Delete(_) => "delete",
+        Step::DeleteChild(_) => "deleteChild",
         Step::Wait(_) => "wait",
         Step::Fault(_) => "fault",
         Step::Heal(_) => "heal",
@@ -225,6 +226,7 @@ impl<'a> Runner<'a> {
                 }
                 .map_err(|e| render(&e))
             }
+            Step::DeleteChild(pick) => self.delete_child(pick),
             Step::Wait(duration) => {
                 let end = self.world.now() + *duration;
                 while self.world.now() < end {
@@ -256,6 +258,38 @@ impl<'a> Runner<'a> {
                 Ok(())
             }
         }
+    }
+
+    /// Deletes the child `pick` names, if the deployment has one (see [`Step::DeleteChild`]).
+    fn delete_child(&mut self, pick: &ChildPick) -> Result<(), String> {
+        use sei_operator::api::SeiNodePhase;
+        use sei_operator::meta::LABEL_DEPLOYMENT;
+        let namespace = self.namespace(&pick.namespace).to_owned();
+        let children: Vec<(String, bool)> = self.world.inspect(|state| {
+            state
+                .store
+                .all_of_kind("SeiNode")
+                .filter(|(key, value)| {
+                    key.namespace == namespace && value.pointer("/metadata/deletionTimestamp").is_none()
+                })
+                .filter_map(|(key, value)| {
+                    let node = <SeiNode as serde::Deserialize>::deserialize(value).ok()?;
+                    let labels = node.metadata.labels.unwrap_or_default();
+                    (labels.get(LABEL_DEPLOYMENT) == Some(&pick.deployment)).then(|| {
+                        let failed = node.status.and_then(|s| s.phase) == Some(SeiNodePhase::Failed);
+                        (key.name.clone(), failed)
+                    })
+                })
+                .collect()
+        });
+        let failed: Vec<&String> = children.iter().filter(|(_, failed)| *failed).map(|(name, _)| name).collect();
+        let candidates: Vec<&String> =
+            if pick.failed && !failed.is_empty() { failed } else { children.iter().map(|(name, _)| name).collect() };
+        let Some(index) = usize::try_from(pick.index).ok().filter(|_| !candidates.is_empty()) else {
+            return Ok(());
+        };
+        let name = candidates[index % candidates.len()].clone();
+        self.world.delete::<SeiNode>(&namespace, &name).map_err(|e| render(&e))
     }
 
     fn edit<K: ClusterObject>(&mut self, edit: &Edit) -> Result<(), String> {

@@ -159,6 +159,7 @@ impl WorldBuilder {
             authorization,
             operator: Default::default(),
             task_failures: Vec::new(),
+            failure_faults: Vec::new(),
             sidecar_calls: Vec::new(),
             sidecar_submissions: Vec::new(),
             panics: Vec::new(),

@@ -17,6 +17,13 @@ use crate::state::lock;
 use crate::trace::Category;
 
 impl World {
+    /// Remembers a fault that can fail a rollout by design, for the needless-failure invariant.
+    fn note_failure_fault(&self, what: String) {
+        let mut world = lock(&self.shared);
+        let now = world.now;
+        world.failure_faults.push((now, what));
+    }
+
     fn has_worker(&self, index: usize) -> bool {
         let exists = lock(&self.shared).workers.len() > index;
         if !exists {
@@ -119,6 +126,7 @@ impl World {
         }
         let name = format!("worker-{index}");
         self.record(Category::Fault, format!("crash {name}"));
+        self.note_failure_fault(format!("crash {name}"));
         kubelet::worker_down(&mut lock(&self.shared), index);
         self.sim.crash(name);
     }
@@ -218,6 +226,7 @@ impl World {
     /// binary they started with; every later start, pull or not, runs this one.
     pub fn push_image(&self, image: &str, binary: Binary) {
         self.record(Category::Fault, format!("push {image} (seid {})", binary.version));
+        self.note_failure_fault(format!("push {image}"));
         let mut world = lock(&self.shared);
         world.registry = world.registry.clone().with(image, binary);
     }
@@ -279,6 +288,7 @@ impl World {
     /// Sidecar tasks of `task_type` (on `node`'s pods, or any) fail the next `times` times.
     pub fn fail_task(&self, node: Option<&str>, task_type: &str, times: u32, error: &str) {
         self.record(Category::Fault, format!("task {task_type} fails {times}x on {}", node.unwrap_or("any node")));
+        self.note_failure_fault(format!("task {task_type} fails"));
         lock(&self.shared).task_failures.push(ScriptedTaskFailure {
             node: node.map(str::to_owned),
             task_type: task_type.into(),

@@ -23,4 +23,8 @@ crate::scenario_tests! {
         "hardfork-halt-height-corrected-mid-rollout.yaml",
     hard_fork_whose_volume_mark_gets_403_waits_and_completes_once_the_permission_is_back =>
         "hardfork-waits-out-a-missing-permission.yaml",
+    hard_fork_entrant_deleted_while_bootstrapping_is_made_again_on_its_own_bootstrap =>
+        "hardfork-entrant-deleted-while-bootstrapping-is-made-again.yaml",
+    hard_fork_child_deleted_at_rest_bootstraps_again_on_its_own_objects =>
+        "hardfork-child-deleted-at-rest-bootstraps-again.yaml",
 }

@@ -14,8 +14,8 @@ use sei_operator::sidecar::wire::TaskRequest;
 use sei_operator::sidecar::{PodAddress, Sidecar};
 use sei_sim::invariants::{
     CURRENT_IMAGE_WAS_RUN, NO_ACTIVE_PVC_DELETED, NO_COMPLETE_PLAN_BESIDE_UNFINISHED_ROLLOUT, NO_LEAKED_ENTRANTS,
-    NO_TRAFFIC_BLACK_HOLE, NO_UPGRADE_PANIC_ON_HARDFORK_ENTRANT, NO_WORK_STARTED_TWICE, ONE_PLAN_PER_ROLLOUT,
-    ROLLOUT_CONDITION_MATCHES_ROLLOUT, SIDECAR_WRITER,
+    NO_NEEDLESSLY_FAILED_ROLLOUT, NO_TRAFFIC_BLACK_HOLE, NO_UPGRADE_PANIC_ON_HARDFORK_ENTRANT, NO_WORK_STARTED_TWICE,
+    ONE_PLAN_PER_ROLLOUT, ROLLOUT_CONDITION_MATCHES_ROLLOUT, SIDECAR_WRITER,
 };
 use sei_sim::{SimError, World};
 use serde_json::json;
@@ -380,4 +380,41 @@ fn a_rollout_must_keep_one_plan() {
         .edit_status::<SeiNodeDeployment>(NS, &name, |d| d.status.get_or_insert_default().plan = Some(plan("p2")))
         .unwrap();
     assert_eq!(violated(&mut world), ONE_PLAN_PER_ROLLOUT);
+}
+
+/// A BlueGreen deployment on `image` whose status says its rollout to that very template failed.
+fn failed_rollout_to(world: &mut World, image: &str) {
+    let mut deployment = fixture("bluegreen.yaml");
+    deployment.spec.template.spec.image = image.into();
+    if let Some(sidecar) = deployment.spec.template.spec.sidecar.as_mut() {
+        sidecar.image = Some("seictl:v1".into());
+    }
+    let deployment = world.create(&deployment).unwrap();
+    let name = deployment.metadata.name.clone().unwrap();
+    world.run_for(secs(1)).unwrap();
+    let target = sei_operator::rollout::template_hash(&deployment.spec.template.spec);
+    world
+        .edit_status::<SeiNodeDeployment>(NS, &name, |d| {
+            d.status.get_or_insert_default().failed_target_hash = Some(target.clone());
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_rollout_to_a_good_release_must_not_fail_without_a_fault_that_could_fail_it() {
+    let mut world = world(51);
+    failed_rollout_to(&mut world, "sei:v1");
+    assert_eq!(violated(&mut world), NO_NEEDLESSLY_FAILED_ROLLOUT);
+}
+
+#[test]
+fn a_rollout_may_fail_on_a_broken_release_or_after_a_fault_that_fails_work() {
+    let mut world = world(52);
+    failed_rollout_to(&mut world, "sei:broken");
+    world.run_for(secs(5)).expect("a release that crashes on start may fail its rollout");
+
+    let mut world = sei_sim::World::builder(53).workers(2).chain(chain()).registry(registry()).build().unwrap();
+    world.fail_task(None, "config-validate", 1, "scripted");
+    failed_rollout_to(&mut world, "sei:v1");
+    world.run_for(secs(5)).expect("a scripted task failure may fail a rollout");
 }
