@@ -476,18 +476,18 @@ pub fn on_seid_start(world: &mut WorldState, key: &ObjectRef) {
     world.write_violations.push(Violation::new(SEID_RUNS_ON_PREPARED_VOLUME, message));
 }
 
+/// A label of a stored object (`None` when it has none of that name).
+fn stored_label(value: &serde_json::Value, name: &str) -> Option<String> {
+    value.pointer(&format!("/metadata/labels/{}", name.replace('/', "~1"))).and_then(|v| v.as_str()).map(str::to_owned)
+}
+
 /// A user (the harness) deletes an object: a SeiNode's deployment and revision are remembered for invariant 1.
 pub fn on_user_delete(world: &mut WorldState, key: &ObjectRef) {
     if key.kind != "SeiNode" {
         return;
     }
     let Some(value) = world.store.get(key, None) else { return };
-    let label = |name: &str| {
-        value
-            .pointer(&format!("/metadata/labels/{}", name.replace('/', "~1")))
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-    };
+    let label = |name: &str| stored_label(value, name);
     if let (Some(deployment), Some(revision)) = (label(LABEL_DEPLOYMENT), label(LABEL_REVISION)) {
         world.user_deleted_nodes.push((key.namespace.clone(), deployment, revision));
     }
@@ -497,12 +497,7 @@ pub fn on_user_delete(world: &mut WorldState, key: &ObjectRef) {
 /// revision during a rollout) and 6b (the PVC of a node that is not being deleted).
 pub fn on_delete(world: &mut WorldState, key: &ObjectRef) {
     let Some(value) = world.store.get(key, None) else { return };
-    let label = |name: &str| {
-        value
-            .pointer(&format!("/metadata/labels/{}", name.replace('/', "~1")))
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-    };
+    let label = |name: &str| stored_label(value, name);
     let violation = match key.kind.as_str() {
         "SeiNode" => {
             let (Some(deployment), Some(revision)) = (label(LABEL_DEPLOYMENT), label(LABEL_REVISION)) else { return };

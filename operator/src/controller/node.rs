@@ -78,14 +78,7 @@ pub async fn reconcile_node<C: Cluster, S: Sidecar, K: Clock>(
                 }
                 Err(error) => {
                     status.phase = Some(SeiNodePhase::Failed);
-                    let update = ConditionUpdate {
-                        type_: INITIALIZED,
-                        status: false,
-                        reason: "InvalidSpec",
-                        message: error.to_string(),
-                        observed_generation: generation,
-                    };
-                    set_condition(&mut status.conditions, update, now);
+                    set_invalid_spec(&mut status, &error, generation, now);
                 }
             },
             SeiNodePhase::Initializing => action = initialize(ctx, &node, &mut status).await?,
@@ -243,14 +236,7 @@ async fn retry_when_due<C: Cluster, S: Sidecar, K: Clock>(
         Ok(fresh) => fresh,
         Err(error) => {
             status.next_init_attempt_at = None;
-            let update = ConditionUpdate {
-                type_: INITIALIZED,
-                status: false,
-                reason: "InvalidSpec",
-                message: error.to_string(),
-                observed_generation: generation,
-            };
-            set_condition(&mut status.conditions, update, now);
+            set_invalid_spec(status, &error, generation, now);
             return Action::AwaitChange;
         }
     };
@@ -508,4 +494,21 @@ mod tests {
         hold_back_height(Some(&status), &mut unchanged, at(20));
         assert_eq!(unchanged, status, "the same height keeps its time");
     }
+}
+
+/// `Initialized` False with reason `InvalidSpec`: no init plan can be built from the spec; a spec change retries.
+fn set_invalid_spec(
+    status: &mut SeiNodeStatus,
+    error: &impl std::fmt::Display,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let update = ConditionUpdate {
+        type_: INITIALIZED,
+        status: false,
+        reason: "InvalidSpec",
+        message: error.to_string(),
+        observed_generation: generation,
+    };
+    set_condition(&mut status.conditions, update, now);
 }
