@@ -439,6 +439,23 @@ async fn observe<C: Cluster, S: Sidecar, K: Clock>(
     Ok(())
 }
 
+/// `Initialized` False with reason `InvalidSpec`: no init plan can be built from the spec; a spec change retries.
+fn set_invalid_spec(
+    status: &mut SeiNodeStatus,
+    error: &impl std::fmt::Display,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let update = ConditionUpdate {
+        type_: INITIALIZED,
+        status: false,
+        reason: "InvalidSpec",
+        message: error.to_string(),
+        observed_generation: generation,
+    };
+    set_condition(&mut status.conditions, update, now);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,21 +511,4 @@ mod tests {
         hold_back_height(Some(&status), &mut unchanged, at(20));
         assert_eq!(unchanged, status, "the same height keeps its time");
     }
-}
-
-/// `Initialized` False with reason `InvalidSpec`: no init plan can be built from the spec; a spec change retries.
-fn set_invalid_spec(
-    status: &mut SeiNodeStatus,
-    error: &impl std::fmt::Display,
-    generation: Option<i64>,
-    now: Timestamp,
-) {
-    let update = ConditionUpdate {
-        type_: INITIALIZED,
-        status: false,
-        reason: "InvalidSpec",
-        message: error.to_string(),
-        observed_generation: generation,
-    };
-    set_condition(&mut status.conditions, update, now);
 }
