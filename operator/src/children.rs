@@ -58,16 +58,18 @@ pub fn scale_up_spec(template: &SeiNodeSpec, active: &SeiNodeSpec) -> SeiNodeSpe
     spec
 }
 
-/// The rollout fields the active set runs: those of an active node that runs the recorded template hash, else
-/// the template's (no such node is left, e.g. every one was deleted).
+/// The spec the active set runs: that of an active node that runs the recorded template hash; else (no such
+/// node is left, e.g. every one was deleted) the template with what the status recorded the set runs — its
+/// rollout fields and fork snapshot — or the template alone, for a status stored before that was recorded.
 pub fn active_spec(deployment: &SeiNodeDeployment, status: &SeiNodeDeploymentStatus, nodes: &[SeiNode]) -> SeiNodeSpec {
     let active_hash = status.template_hash.as_deref();
+    let template = &deployment.spec.template.spec;
     nodes
         .iter()
         .filter(|n| n.metadata.name.as_ref().is_some_and(|name| status.incumbent_nodes.contains(name)))
         .find(|n| Some(template_hash(&n.spec).as_str()) == active_hash)
         .map(|n| n.spec.clone())
-        .unwrap_or_else(|| deployment.spec.template.spec.clone())
+        .unwrap_or_else(|| status.active_set.as_ref().map_or_else(|| template.clone(), |set| set.spec_from(template)))
 }
 
 /// The children an Active rollout plan needs that do not exist — a user deleted one mid-rollout (a Failed node,
@@ -182,6 +184,38 @@ mod tests {
         assert_eq!(snapshot.bootstrap_image.as_deref(), Some("sei:v6.3.0"));
         assert_eq!(snapshot.s3.as_ref().map(|s| s.target_height), Some(4999));
         assert_eq!(child.peers, template.peers, "non-rollout fields come from the template");
+    }
+
+    #[test]
+    fn a_set_with_no_node_left_is_made_again_as_the_status_recorded_it_not_from_the_template() {
+        // A forked set on v6.4.1; the template still names the pre-fork snapshot, and now a failed target.
+        let made = spec(json!({
+            "chainId": "pacific-1", "image": "sei:v6.4.1",
+            "fullNode": {"snapshot": {"s3": {"targetHeight": 4999}, "bootstrapImage": "sei:v6.3.0"}}
+        }));
+        let mut d = deployment("HardFork", "sei:v6.5.0-broken");
+        d.spec.template.spec = spec(json!({
+            "chainId": "pacific-1", "image": "sei:v6.5.0-broken", "peers": {"static": ["a@b:1"]},
+            "fullNode": {"snapshot": {"s3": {"targetHeight": 4000}}}
+        }));
+        let status = SeiNodeDeploymentStatus {
+            template_hash: Some(template_hash(&made)),
+            active_set: Some(made_set(&made)),
+            incumbent_nodes: vec!["rpc-g2-0".into()],
+            ..Default::default()
+        };
+        let again = active_spec(&d, &status, &[]);
+        assert_eq!(again.image, "sei:v6.4.1", "the set's image, not the failed target's");
+        assert_eq!(again.bootstrap(), Some(("sei:v6.3.0", 4999)), "bootstrapped as the set was");
+        assert_eq!(again.peers, d.spec.template.spec.peers, "the template's other fields");
+        // A status stored before the set was recorded: the template stands in, as it did.
+        let mut old = status.clone();
+        old.active_set = Some(crate::api::ActiveSet { fields: None, fork_bootstrap: None, ..made_set(&made) });
+        assert_eq!(active_spec(&d, &old, &[]), d.spec.template.spec);
+    }
+
+    fn made_set(spec: &SeiNodeSpec) -> crate::api::ActiveSet {
+        crate::api::ActiveSet::running("r2".into(), 2, spec)
     }
 
     fn deployment(strategy: &str, image: &str) -> SeiNodeDeployment {

@@ -10,7 +10,10 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, Plan, RolloutStatus, SeiNodePhase, SeiNodeSpec, UpdateStrategy};
+use super::{
+    Condition, Plan, RolloutFields, RolloutStatus, S3Snapshot, SeiNodePhase, SeiNodeSpec, SnapshotSource,
+    UpdateStrategy,
+};
 
 /// A fleet of `replicas` SeiNodes made from `template`, updated with `updateStrategy`.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -131,6 +134,49 @@ pub struct NodeSummary {
 pub struct ActiveSet {
     pub revision: String,
     pub generation: i64,
+    /// The rollout fields (chain id, image, entrypoint, sidecar image) the set's nodes were made to run. A node
+    /// made again for the set when none of its nodes is left to copy gets these, not the template's (which may
+    /// name a target that failed). Absent in a status stored before it was recorded: the template stands in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<RolloutFields>,
+    /// For a set a HardFork made, its bootstrap: the pre-fork image and the block before the upgrade. A node
+    /// made again for the set must bootstrap the same way, or the post-fork binary would start from the
+    /// template's pre-fork snapshot and refuse its blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fork_bootstrap: Option<ForkBootstrap>,
+}
+
+/// A bootstrap to a height with an image: S3 snapshot to `targetHeight`, synced there by `image`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ForkBootstrap {
+    pub image: String,
+    pub target_height: i64,
+}
+
+impl ActiveSet {
+    /// The set of `revision` made at `generation`, its nodes made to run `spec`.
+    pub fn running(revision: String, generation: i64, spec: &SeiNodeSpec) -> Self {
+        let fork_bootstrap =
+            spec.bootstrap().map(|(image, target_height)| ForkBootstrap { image: image.to_owned(), target_height });
+        ActiveSet { revision, generation, fields: Some(RolloutFields::of(spec)), fork_bootstrap }
+    }
+
+    /// The spec a node made again for this set gets: `template` with the set's recorded rollout fields and
+    /// bootstrap, where recorded.
+    pub fn spec_from(&self, template: &SeiNodeSpec) -> SeiNodeSpec {
+        let mut spec = template.clone();
+        if let Some(fields) = &self.fields {
+            fields.apply_to(&mut spec);
+        }
+        if let (Some(fork), Some(slot)) = (&self.fork_bootstrap, spec.snapshot_mut()) {
+            let snapshot = slot.get_or_insert_with(SnapshotSource::default);
+            snapshot.s3 = Some(S3Snapshot { target_height: fork.target_height });
+            snapshot.state_sync = None;
+            snapshot.bootstrap_image = Some(fork.image.clone());
+        }
+        spec
+    }
 }
 
 /// What the operator knows of a SeiNodeDeployment; `rollout` is the rollout state machine.

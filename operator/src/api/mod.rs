@@ -12,12 +12,13 @@ mod rollout;
 mod strategy;
 
 pub use deployment::{
-    ActiveSet, DeletionPolicy, DeploymentPhase, NodeSummary, PendingEvent, SeiNodeDeployment, SeiNodeDeploymentSpec,
-    SeiNodeDeploymentStatus, SeiNodeTemplate, TemplateMetadata,
+    ActiveSet, DeletionPolicy, DeploymentPhase, ForkBootstrap, NodeSummary, PendingEvent, SeiNodeDeployment,
+    SeiNodeDeploymentSpec, SeiNodeDeploymentStatus, SeiNodeTemplate, TemplateMetadata,
 };
 pub use node::{
-    ArchiveMode, DEFAULT_SIDECAR_PORT, Entrypoint, FullNodeMode, NodeMode, PeerSource, ReplayerMode, S3Snapshot,
-    SeiNode, SeiNodePhase, SeiNodeSpec, SeiNodeStatus, SidecarSpec, SnapshotSource, StateSyncSnapshot, ValidatorMode,
+    ArchiveMode, DEFAULT_SIDECAR_PORT, Entrypoint, FullNodeMode, NodeMode, PeerSource, ReplayerMode, RolloutFields,
+    S3Snapshot, SeiNode, SeiNodePhase, SeiNodeSpec, SeiNodeStatus, SidecarSpec, SnapshotSource, StateSyncSnapshot,
+    ValidatorMode,
 };
 pub use plan::{FailedTaskDetail, Plan, PlanPhase, Task, TaskStatus};
 pub use rollout::{RolloutNodeStatus, RolloutStatus};

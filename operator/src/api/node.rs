@@ -262,6 +262,48 @@ impl SeiNodeSpec {
     }
 }
 
+/// The template fields whose change needs a rollout. `templateHash` is their digest.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutFields {
+    pub chain_id: String,
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Entrypoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecar_image: Option<String>,
+}
+
+impl RolloutFields {
+    pub fn of(spec: &SeiNodeSpec) -> Self {
+        RolloutFields {
+            chain_id: spec.chain_id.clone(),
+            image: spec.image.clone(),
+            entrypoint: spec.entrypoint.clone(),
+            sidecar_image: spec.sidecar_image().map(str::to_owned),
+        }
+    }
+
+    /// Writes these fields onto a spec, leaving every other field as it is.
+    pub fn apply_to(&self, spec: &mut SeiNodeSpec) {
+        spec.chain_id.clone_from(&self.chain_id);
+        spec.image.clone_from(&self.image);
+        spec.entrypoint.clone_from(&self.entrypoint);
+        match (&self.sidecar_image, spec.sidecar.as_mut()) {
+            (image, Some(sidecar)) => sidecar.image.clone_from(image),
+            (Some(image), None) => {
+                spec.sidecar = Some(SidecarSpec { image: Some(image.clone()), ..Default::default() })
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// Whether a spec already carries these fields.
+    pub fn matches(&self, spec: &SeiNodeSpec) -> bool {
+        RolloutFields::of(spec) == *self
+    }
+}
+
 /// Lifecycle phase of a SeiNode.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
 pub enum SeiNodePhase {

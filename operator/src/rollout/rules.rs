@@ -23,6 +23,7 @@ use crate::cluster::{Event, ObjectRef};
 use crate::meta::{ConditionUpdate, LABEL_REVISION, find_condition, set_condition};
 use crate::names;
 use crate::plan::ids::plan_id;
+use crate::plan::params::{CreateEntrantNodes, UpdateNodeSpecs};
 use crate::plan::{PlanError, RolloutPlanInput, TaskType, rollout_plan};
 
 /// Default age after which an unfinished rollout is reported Stalled.
@@ -179,8 +180,8 @@ fn record_baseline(ctx: &Ctx<'_>, d: &mut Decision) {
             (template_hash, active_set, message)
         }
         None => {
-            let revision = ctx.hash.clone();
-            (ctx.hash.clone(), ActiveSet { revision, generation: 0 }, "no rollout has run yet".to_owned())
+            let set = ActiveSet::running(ctx.hash.clone(), 0, &ctx.deployment.spec.template.spec);
+            (ctx.hash.clone(), set, "no rollout has run yet".to_owned())
         }
     };
     d.status.template_hash = Some(template_hash);
@@ -211,8 +212,10 @@ fn adopted_baseline(ctx: &Ctx<'_>) -> Option<(String, ActiveSet, usize)> {
     let ((generation, revision), nodes) = sets
         .into_iter()
         .max_by_key(|((generation, _), nodes)| (on_template(nodes), running(nodes), std::cmp::Reverse(*generation)))?;
-    let runs = nodes.iter().map(|n| template_hash(&n.spec)).find(|hash| *hash != ctx.hash).unwrap_or(ctx.hash.clone());
-    Some((runs, ActiveSet { revision, generation }, nodes.len()))
+    let differs = nodes.iter().find(|n| template_hash(&n.spec) != ctx.hash);
+    let model = differs.or(nodes.first())?;
+    let runs = template_hash(&model.spec);
+    Some((runs, ActiveSet::running(revision, generation, &model.spec), nodes.len()))
 }
 
 fn detect_rollout(ctx: &Ctx<'_>, d: &mut Decision) {
@@ -304,16 +307,32 @@ fn traffic_moved(ctx: &Ctx<'_>, status: &SeiNodeDeploymentStatus, rollout: &Roll
 }
 
 /// The entrants of `rollout` become the active set: they are what the Service selects.
+/// Their spec, as the plan's `create-entrant-nodes` made them, is what the set runs.
 fn adopt_entrants(status: &mut SeiNodeDeploymentStatus, rollout: &RolloutStatus) {
     if let Some(revision) = rollout.entrant_revision.clone() {
-        status.active_set = Some(ActiveSet { revision, generation: rollout.generation });
+        let made = plan_params::<CreateEntrantNodes>(status.plan.as_ref(), TaskType::CreateEntrantNodes)
+            .filter(|params| params.revision == revision);
+        status.active_set = Some(match made {
+            Some(params) => ActiveSet::running(revision, rollout.generation, &params.spec),
+            None => ActiveSet { revision, generation: rollout.generation, fields: None, fork_bootstrap: None },
+        });
         status.incumbent_nodes = rollout.entrant_nodes.clone();
     }
+}
+
+/// The parameters of `plan`'s task of `task_type`, if it has one that reads back.
+fn plan_params<T: serde::de::DeserializeOwned>(plan: Option<&Plan>, task_type: TaskType) -> Option<T> {
+    let task = plan?.tasks.iter().find(|t| t.type_ == task_type.as_str())?;
+    serde_json::from_value(task.params.clone()).ok()
 }
 
 fn complete_rollout(ctx: &Ctx<'_>, d: &mut Decision, rollout: &RolloutStatus) {
     if rollout.strategy != Strategy::InPlace {
         adopt_entrants(&mut d.status, rollout);
+    } else if let Some(set) = d.status.active_set.as_mut() {
+        // The same nodes, now on the fields `update-node-specs` wrote.
+        set.fields =
+            plan_params::<UpdateNodeSpecs>(d.status.plan.as_ref(), TaskType::UpdateNodeSpecs).map(|p| p.fields);
     }
     d.status.template_hash = Some(rollout.target_hash.clone());
     d.status.failed_target_hash = None;

@@ -254,7 +254,7 @@ fn hard_fork_from_entrants_of_the_same_fork_bootstraps_with_the_binary_they_boot
     }
     let nodes = [incumbent];
     let mut status = run(&d, &nodes, Some(&revision), 0).status;
-    status.active_set = Some(crate::api::ActiveSet { revision: revision.clone(), generation: 2 });
+    status.active_set = Some(crate::api::ActiveSet::running(revision.clone(), 2, &nodes[0].spec));
     status.incumbent_nodes = vec!["rpc-g2-0".into()];
     d.status = Some(status);
     d.spec.template.spec.image = PATCHED.into();
@@ -709,12 +709,17 @@ fn current_image_observation_is_idempotent() {
 /// template that differs from them rolls out onto them, and one that matches starts nothing.
 #[test]
 fn the_first_sight_of_adopted_nodes_takes_them_as_the_active_set_and_what_they_run_as_the_baseline() {
-    use crate::api::ActiveSet;
+    let set = |status: &SeiNodeDeploymentStatus| {
+        status
+            .active_set
+            .as_ref()
+            .map(|s| (s.revision.clone(), s.generation, s.fields.as_ref().map(|f| f.image.clone())))
+    };
     let same = deployment("BlueGreen", 2, OLD);
     let entrants: Vec<SeiNode> = (0..2).map(|i| node(&format!("rpc-g3-{i}"), "r3", RUNNING_OLD)).collect();
     let status = run(&same, &entrants, None, 0).status;
     assert_eq!(status.template_hash, Some(template_hash(&same.spec.template.spec)));
-    assert_eq!(status.active_set, Some(ActiveSet { revision: "r3".into(), generation: 3 }));
+    assert_eq!(set(&status), Some(("r3".into(), 3, Some(OLD.into()))));
     assert_eq!(status.incumbent_nodes, ["rpc-g3-0", "rpc-g3-1"]);
     assert!(status.rollout.is_none());
 
@@ -722,7 +727,7 @@ fn the_first_sight_of_adopted_nodes_takes_them_as_the_active_set_and_what_they_r
     let first: Vec<SeiNode> = (0..2).map(|i| node(&format!("rpc-{i}"), "r0", RUNNING_OLD)).collect();
     let baseline = run(&newer, &first, None, 0).status;
     assert_eq!(baseline.template_hash, Some(template_hash(&first[0].spec)), "what the nodes run, not the template");
-    assert_eq!(baseline.active_set, Some(ActiveSet { revision: "r0".into(), generation: 0 }));
+    assert_eq!(set(&baseline), Some(("r0".into(), 0, Some(OLD.into()))), "and the set is recorded as running it");
     newer.status = Some(baseline);
     let next = run(&newer, &first, None, 1).status;
     let rollout = next.rollout.expect("the template rolls out onto the adopted nodes");
@@ -732,12 +737,10 @@ fn the_first_sight_of_adopted_nodes_takes_them_as_the_active_set_and_what_they_r
     let mut both = first.clone();
     both.extend((0..2).map(|i| node(&format!("rpc-g2-{i}"), "r2", NodeState { image: NEW, ..RUNNING_OLD })));
     let status = run(&deployment("BlueGreen", 2, NEW), &both, None, 0).status;
-    assert_eq!(status.active_set, Some(ActiveSet { revision: "r2".into(), generation: 2 }));
+    assert_eq!(set(&status), Some(("r2".into(), 2, Some(NEW.into()))));
     // Nodes not named as this deployment names its nodes are no set of it.
     let stranger = vec![node("rpc-x", "rx", RUNNING_OLD)];
     let status = run(&deployment("InPlace", 1, NEW), &stranger, None, 0).status;
-    assert_eq!(
-        status.active_set,
-        Some(ActiveSet { revision: template_hash(&deployment("InPlace", 1, NEW).spec.template.spec), generation: 0 })
-    );
+    let fresh = deployment("InPlace", 1, NEW);
+    assert_eq!(set(&status), Some((template_hash(&fresh.spec.template.spec), 0, Some(NEW.into()))));
 }

@@ -15,4 +15,6 @@ crate::scenario_tests! {
         "bluegreen-switch-under-stale-reads.yaml",
     blue_green_and_hard_fork_edited_back_before_the_switch_cancel_the_rollout_and_keep_the_incumbents =>
         "revert-before-switch-cancels-the-rollout.yaml",
+    blue_green_set_that_lost_every_child_after_a_failed_rollout_makes_them_again_on_the_active_image =>
+        "bluegreen-every-child-deleted-after-a-failed-rollout-keeps-the-active-image.yaml",
 }

@@ -27,4 +27,6 @@ crate::scenario_tests! {
         "hardfork-entrant-deleted-while-bootstrapping-is-made-again.yaml",
     hard_fork_child_deleted_at_rest_bootstraps_again_on_its_own_objects =>
         "hardfork-child-deleted-at-rest-bootstraps-again.yaml",
+    hard_fork_set_that_lost_every_child_makes_them_again_with_the_fork_bootstrap =>
+        "hardfork-every-child-deleted-after-the-fork-bootstraps-again.yaml",
 }
