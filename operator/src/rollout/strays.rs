@@ -4,11 +4,12 @@
 
 use std::collections::BTreeSet;
 
-use crate::api::{SeiNode, SeiNodeDeploymentStatus};
+use crate::api::{SeiNode, SeiNodeDeploymentStatus, SeiNodePhase};
 use crate::meta::LABEL_REVISION;
 
-/// Names of the owned nodes to delete, sorted. Never a node of the revision the Service selects when nothing
-/// else of that revision is kept: deleting it would leave the Service with no node to send traffic to.
+/// Names of the owned nodes to delete, sorted. Never a serving node of the revision the Service selects while
+/// no kept node of that revision serves: deleting it would leave the Service with no endpoint — a scale-down
+/// that keeps only nodes still starting waits for one of them to serve before the serving ones go.
 pub fn stray_nodes(status: &SeiNodeDeploymentStatus, owned: &[SeiNode], service_revision: Option<&str>) -> Vec<String> {
     let mut keep: BTreeSet<&str> = status.incumbent_nodes.iter().map(String::as_str).collect();
     if let Some(rollout) = &status.rollout {
@@ -16,19 +17,25 @@ pub fn stray_nodes(status: &SeiNodeDeploymentStatus, owned: &[SeiNode], service_
         keep.extend(rollout.incumbent_nodes.iter().map(String::as_str));
         keep.extend(rollout.entrant_nodes.iter().map(String::as_str));
     }
-    let revision_of = |node: &SeiNode| node.metadata.labels.as_ref().and_then(|l| l.get(LABEL_REVISION)).cloned();
-    let kept_serving = owned.iter().any(|n| {
-        n.metadata.name.as_deref().is_some_and(|name| keep.contains(name))
-            && service_revision.is_some()
-            && revision_of(n).as_deref() == service_revision
-    });
+    let kept = |node: &SeiNode| node.metadata.name.as_deref().is_some_and(|name| keep.contains(name));
+    let selected = |node: &SeiNode| {
+        service_revision.is_some()
+            && node.metadata.labels.as_ref().and_then(|l| l.get(LABEL_REVISION)).map(String::as_str) == service_revision
+    };
+    let kept_serving = owned.iter().any(|n| kept(n) && selected(n) && serving(n));
     let mut strays: Vec<String> = owned
         .iter()
-        .filter(|n| n.metadata.deletion_timestamp.is_none())
-        .filter(|n| n.metadata.name.as_deref().is_some_and(|name| !keep.contains(name)))
-        .filter(|n| kept_serving || service_revision.is_none() || revision_of(n).as_deref() != service_revision)
+        .filter(|n| n.metadata.deletion_timestamp.is_none() && !kept(n))
+        .filter(|n| kept_serving || !selected(n) || !serving(n))
         .filter_map(|n| n.metadata.name.clone())
         .collect();
     strays.sort();
     strays
+}
+
+/// Running, and a ready pod has run its image: an endpoint of a Service that selects it.
+fn serving(node: &SeiNode) -> bool {
+    let status = node.status.as_ref();
+    status.and_then(|s| s.phase) == Some(SeiNodePhase::Running)
+        && status.and_then(|s| s.current_image.as_deref()) == Some(node.spec.image.as_str())
 }

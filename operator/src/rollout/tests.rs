@@ -641,7 +641,7 @@ fn nodes_ready_message_counts_ready_failed_and_initializing() {
 }
 
 #[test]
-fn scale_down_strays_are_deleted_but_never_the_last_serving_nodes() {
+fn scale_down_strays_are_deleted_but_never_the_last_serving_nodes_before_a_kept_one_serves() {
     let d = deployment("InPlace", 1, OLD);
     let revision = template_hash(&d.spec.template.spec);
     let nodes: Vec<SeiNode> = (0..3).map(|i| node(&format!("rpc-{i}"), &revision, RUNNING_OLD)).collect();
@@ -650,6 +650,14 @@ fn scale_down_strays_are_deleted_but_never_the_last_serving_nodes() {
     // Were the kept node missing, the serving revision's nodes would be the last to serve: keep them.
     let serving_only = &nodes[1..];
     assert!(stray_nodes(&status, serving_only, Some(&revision)).is_empty());
+    // The kept node is still starting: the serving ones wait for it; the surplus that does not serve goes.
+    let starting = NodeState { phase: SeiNodePhase::Initializing, current: None, ..RUNNING_OLD };
+    let mut scaled = vec![node("rpc-0", &revision, starting)];
+    scaled.push(node("rpc-1", &revision, RUNNING_OLD));
+    scaled.push(node("rpc-2", &revision, starting));
+    assert_eq!(stray_nodes(&status, &scaled, Some(&revision)), ["rpc-2"]);
+    scaled[0] = node("rpc-0", &revision, RUNNING_OLD);
+    assert_eq!(stray_nodes(&status, &scaled, Some(&revision)), ["rpc-1", "rpc-2"], "once it serves");
 }
 
 fn stateful_set(generation: i64, observed: i64, current: &str, update: &str, ready: i32) -> StatefulSet {

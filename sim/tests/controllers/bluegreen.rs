@@ -17,4 +17,6 @@ crate::scenario_tests! {
         "revert-before-switch-cancels-the-rollout.yaml",
     blue_green_set_that_lost_every_child_after_a_failed_rollout_makes_them_again_on_the_active_image =>
         "bluegreen-every-child-deleted-after-a-failed-rollout-keeps-the-active-image.yaml",
+    blue_green_scale_down_to_a_starting_node_keeps_the_serving_nodes_until_it_serves =>
+        "bluegreen-scale-down-to-a-starting-node-keeps-the-serving-nodes-until-it-serves.yaml",
 }
