@@ -398,6 +398,11 @@ fn report_collisions(
 /// Creates missing active-set nodes and brings the template's non-rollout fields to the existing ones. A node
 /// created here (baseline, scale-up) gets the active set's rollout fields — those of a node already running
 /// the recorded template hash — never those of a pending or failed target.
+///
+/// Only a node the stored status already lists is created: a node this reconcile's decision adds (a scale-up,
+/// a rollout that completes in this step) waits for that decision to be stored, as strays wait to be deleted.
+/// Created before, a failed status write would leave a node no stored status accounts for, and the next
+/// reconcile — from a plan still Active in the store — would delete it as a stray.
 async fn ensure_children<C: Cluster>(
     cluster: &C,
     deployment: &SeiNodeDeployment,
@@ -406,11 +411,16 @@ async fn ensure_children<C: Cluster>(
 ) -> Result<Vec<Collision>, ClusterError> {
     let mut collisions = Vec::new();
     let Some(active) = &status.active_set else { return Ok(collisions) };
+    let stored = deployment.status.as_ref();
+    let stored_lists = |name: &str| {
+        stored.is_some_and(|s| s.active_set.as_ref() == Some(active) && s.incumbent_nodes.iter().any(|n| n == name))
+    };
     let template = &deployment.spec.template;
     let active_spec = active_spec(deployment, status, nodes);
     let metadata = template.metadata.clone().unwrap_or_default();
     for (ordinal, name) in (0u32..).zip(&status.incumbent_nodes) {
         match nodes.iter().find(|n| n.metadata.name.as_deref() == Some(name.as_str())) {
+            None if !stored_lists(name) => {}
             None => {
                 let spec = scale_up_spec(&template.spec, &active_spec);
                 let child = child_node(

@@ -220,9 +220,14 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
 
     /// Whether the node's volume carries the teardown's mark for this bootstrap.
     async fn volume_bootstrapped(&self, bootstrap: &Bootstrap) -> Result<bool, TaskError> {
-        let volume = self.cluster.get::<PersistentVolumeClaim>(self.namespace(), &bootstrap.volume).await;
+        self.volume_marked(&bootstrap.volume, bootstrap.halt_height).await
+    }
+
+    /// Whether `volume` carries the teardown's mark of a bootstrap to `height`.
+    async fn volume_marked(&self, volume: &str, height: i64) -> Result<bool, TaskError> {
+        let volume = self.cluster.get::<PersistentVolumeClaim>(self.namespace(), volume).await;
         let volume = volume.optional().map_err(api_error)?;
-        let mark = bootstrap.halt_height.to_string();
+        let mark = height.to_string();
         Ok(volume.is_some_and(|v| {
             v.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_BOOTSTRAPPED_TO)) == Some(&mark)
         }))
@@ -244,7 +249,9 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
     /// A task of the bootstrap pod's sidecar. That pod lives only until its seid halts at the target: then the Job
     /// completes and the kubelet stops the native sidecar with it (seconds after `mark-ready`, when the volume
     /// was nearly there), and the task's result can no longer be read. A finished Job settles every such task —
-    /// seid ran only after `mark-ready` — and `await-bootstrap-job` reads how it finished.
+    /// seid ran only after `mark-ready` — and `await-bootstrap-job` reads how it finished. So does a volume the
+    /// teardown marked: the bootstrap is over and its Job gone (the completions that led there were lost with a
+    /// status write), and the tasks after this one find it so too.
     async fn bootstrap_sidecar_task(&self, task: &Task, sidecar_task: SidecarTaskType) -> Result<Progress, TaskError> {
         match self.sidecar_task(task, sidecar_task, &self.bootstrap_pod()).await {
             Err(TaskError::Transient(reason)) => {
@@ -255,7 +262,13 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
                     .unwrap_or_default()
                     .iter()
                     .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True");
-                if finished { Ok(Progress::Complete) } else { Err(TaskError::Transient(reason)) }
+                let torn_down = match self.node.spec.bootstrap() {
+                    Some((_, height)) if !finished => {
+                        self.volume_marked(&names::node_volume(self.name()), height).await?
+                    }
+                    _ => false,
+                };
+                if finished || torn_down { Ok(Progress::Complete) } else { Err(TaskError::Transient(reason)) }
             }
             other => other,
         }
