@@ -254,10 +254,18 @@ pub fn classify_existing(
     }
 }
 
+/// The kinds whose orphans [`ensure_child`] adopts, as (API group, plural resource). Adopting rewrites an
+/// object's `ownerReferences`, which the API server's OwnerReferencesPermissionEnforcement admission plugin
+/// (kubernetes/kubernetes `plugin/pkg/admission/gc/gc_admission.go`) allows only to a client that may *delete*
+/// the object — and the operator's ClusterRole grants no delete on StatefulSets or PersistentVolumeClaims, nor
+/// update on Jobs. An orphan of another kind (left by `kubectl delete --cascade=orphan`) is a stranger: reported,
+/// never touched. `sim/tests/authorization.rs` checks that `deploy/` grants update and delete on each kind here.
+pub const ADOPTABLE: &[(&str, &str)] = &[("", "services")];
+
 /// Creates the child `object` (which carries its owner's controller reference) unless its name is taken, and
 /// says who holds the name. AlreadyExists is success only when the existing object is the owner's: a SeiNode
 /// deleted and made again must never act on its dying predecessor's objects. An orphan carrying the child's
-/// labels is adopted (its owner references set to the desired ones).
+/// labels is adopted (its owner references set to the desired ones) when its kind is [`ADOPTABLE`].
 pub async fn ensure_child<C: Cluster, K: ClusterObject>(cluster: &C, object: &K) -> Result<ChildHolder, ClusterError> {
     let meta = object.meta();
     let namespace = meta.namespace.clone().unwrap_or_default();
@@ -280,6 +288,9 @@ pub async fn ensure_child<C: Cluster, K: ClusterObject>(cluster: &C, object: &K)
     let object_ref = ObjectRef::to(&existing);
     Ok(match classify_existing(existing.meta(), meta) {
         ExistingChild::Ours => ChildHolder::Owner,
+        ExistingChild::Adopt if !ADOPTABLE.contains(&(&*K::group(&()), &*K::plural(&()))) => {
+            ChildHolder::Stranger { object: object_ref }
+        }
         ExistingChild::Adopt => {
             let mut adopted = existing;
             adopted.meta_mut().owner_references = meta.owner_references.clone();

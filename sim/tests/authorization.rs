@@ -75,3 +75,60 @@ fn poll<T>(future: impl std::future::Future<Output = T>) -> T {
     }
     panic!("a store call with no latency completes after its round trip's yield")
 }
+
+/// The operator adopts orphans only of kinds whose `ownerReferences` it may rewrite: the garbage collector's
+/// admission plugin wants delete on the object (and the rewrite is an update). Adopting any other kind would be
+/// refused with 403 on a real cluster and the child would wait forever.
+#[test]
+fn every_kind_the_operator_adopts_is_one_deploy_lets_it_update_and_delete() {
+    let authorizer = Authorizer::operator().expect("deploy/ reads as RBAC");
+    for (group, resource) in sei_operator::cluster::ADOPTABLE {
+        for verb in ["update", "delete"] {
+            let permission = Permission::new(group, resource, verb);
+            assert!(authorizer.allows(&permission, "sei", "any"), "deploy/ does not grant {permission}");
+        }
+    }
+    // And the kinds it does not adopt are exactly those it could not.
+    for (group, resource, verb) in [("apps", "statefulsets", "delete"), ("", "persistentvolumeclaims", "delete")] {
+        assert!(!authorizer.allows(&Permission::new(group, resource, verb), "sei", "any"));
+        assert!(!sei_operator::cluster::ADOPTABLE.contains(&(group, resource)));
+    }
+}
+
+/// An orphaned StatefulSet with a node's labels (`kubectl delete seinode --cascade=orphan` leaves one) is not
+/// adopted: the rewrite of its ownerReferences needs delete on it, which deploy/ does not grant, so a real API
+/// server answers 403 — and a node retrying that would wait forever. It is reported as a stranger instead.
+#[test]
+fn an_orphan_of_a_kind_the_operator_may_not_delete_is_a_stranger_not_adopted() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+    use sei_operator::cluster::{ChildHolder, Cluster, ensure_child};
+
+    let world = sei_sim::World::builder(1).build().expect("world");
+    let labels = std::collections::BTreeMap::from([("sei.io/node".to_owned(), "explorer".to_owned())]);
+    let orphan = StatefulSet {
+        metadata: ObjectMeta {
+            name: Some("explorer".into()),
+            namespace: Some("sei".into()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    poll(world.cluster().create(&orphan)).expect("the harness creates the orphan");
+    let mut desired = orphan.clone();
+    desired.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "sei.io/v1alpha1".into(),
+        kind: "SeiNode".into(),
+        name: "explorer".into(),
+        uid: "uid-explorer".into(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }]);
+    let holder = poll(ensure_child(&world.operator_cluster(), &desired));
+    assert!(matches!(holder, Ok(ChildHolder::Stranger { .. })), "{holder:?}");
+    let violations = world.inspect(|state| state.write_violations.clone());
+    assert!(violations.is_empty(), "nothing refused: {violations:?}");
+    let stored: StatefulSet = poll(world.cluster().get("sei", "explorer")).expect("still there");
+    assert_eq!(stored.metadata.owner_references, None, "never touched");
+}

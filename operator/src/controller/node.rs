@@ -297,8 +297,11 @@ async fn report_blocked_child<C: Cluster>(
             ("AwaitingPredecessor", message)
         }
         Some(ChildHolder::Stranger { object }) => {
-            let message =
-                format!("{object} exists, has no controller and does not carry this node's labels; it is not used");
+            let message = format!(
+                "{object} exists with no controller, and is not one this SeiNode adopts (it lacks the node's \
+                     labels, or is of a kind the operator may not take over); it is not used: delete it to free the \
+                     name"
+            );
             ("NameCollision", message)
         }
     };
