@@ -1,6 +1,6 @@
 //! The fake Job controller: one pod at a time (parallelism and completions 1), a new pod after each failed one
 //! until `backoffLimit` (default 6) failures, then the `Failed` condition; the `Complete` condition once a pod
-//! succeeds. Pods are named `<job>-<5 random characters>` and labelled `job-name`, as the real controller does.
+//! succeeds; a pod being deleted counts as failed and is replaced at once. Pods are named `<job>-<5 random characters>` and labelled `job-name`, as the real controller does.
 
 use std::collections::BTreeMap;
 
@@ -52,8 +52,19 @@ fn sync_one(world: &mut WorldState, job: &Job) {
         .collect();
     let phase = |p: &Pod| p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
     let succeeded = pods.iter().filter(|p| phase(p) == "Succeeded").count();
-    let failed = pods.iter().filter(|p| phase(p) == "Failed").count();
+    // A pod being deleted (evicted, drained, deleted by hand) counts as failed unless it succeeded, and is no
+    // longer active: the Job makes a replacement at once (kubernetes `pkg/controller/job/job_controller.go`,
+    // `isPodFailed`: "Count deleted Pods as failures to account for orphan Pods that never have a chance to reach
+    // the Failed phase"; the default `podReplacementPolicy: TerminatingOrFailed` without a podFailurePolicy).
+    let failed = pods
+        .iter()
+        .filter(|p| phase(p) == "Failed" || (p.metadata.deletion_timestamp.is_some() && phase(p) != "Succeeded"))
+        .count();
     let active = pods.len() - succeeded - failed;
+    // The real controller keeps counting a failed pod once its object is gone (its job-tracking finalizer
+    // moves it into `status.failed` first); an evicted pod that finally disappears must not un-fail.
+    let counted = job.status.as_ref().and_then(|s| s.failed).and_then(|f| usize::try_from(f).ok()).unwrap_or(0);
+    let failed = failed.max(counted);
     let backoff_limit = job.spec.as_ref().and_then(|s| s.backoff_limit).unwrap_or(DEFAULT_BACKOFF_LIMIT);
     let now = world.timestamp();
     let mut conditions = Vec::new();
