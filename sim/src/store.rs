@@ -274,8 +274,9 @@ impl Store {
                         .into(),
             });
         }
-        // Removing the last finalizer of an object being deleted completes its deletion.
-        if is_deleting(&merged) && finalizers(&merged).is_empty() {
+        // Removing the last finalizer of an object being deleted completes its deletion — but a pod's only
+        // once its kubelet has stopped it too ([`Store::remove_terminated_pod`]).
+        if is_deleting(&merged) && finalizers(&merged).is_empty() && key.kind != "Pod" {
             return self.commit(key, None, ChangeType::Deleted).map(|_| Arc::new(merged));
         }
         self.commit(key, Some(merged), ChangeType::Modified)
