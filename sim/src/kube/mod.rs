@@ -129,6 +129,18 @@ fn sync_all(world: &mut WorldState) {
     let now = world.timestamp();
     for key in world.store.collect_garbage(now) {
         world.record(Category::Write, format!("garbage-collector delete {key}"));
+        // Invariant 6 judges a claim the collector takes while a live pod still mounts it as one the operator
+        // deletes: the owner references that make it garbage (the StatefulSet's, under `whenDeleted: Delete`)
+        // are the operator's choice. (A predecessor's claim nobody mounts any more, collected while a SeiNode
+        // of the same name is already made again, is not that node's volume.) The claim is still stored,
+        // marked for deletion under its pvc-protection finalizer.
+        let mounted = world.pods.iter().any(|(pod, runtime)| {
+            runtime.volume.as_ref() == Some(&key)
+                && world.store.get(pod, None).is_some_and(|value| !crate::store::is_deleting(value))
+        });
+        if key.kind == "PersistentVolumeClaim" && mounted {
+            crate::invariants::on_delete(world, &key);
+        }
     }
     world.controllers.kubelet_dirty = true;
 }

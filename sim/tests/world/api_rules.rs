@@ -238,3 +238,50 @@ fn a_deleted_pod_is_a_new_pod_a_crashed_one_the_same() {
         .unwrap();
     assert_eq!(world.pod(NS, "n-0").unwrap().restarts, 0, "a new pod");
 }
+
+fn with_retention(name: &str, when_deleted: &str) -> StatefulSet {
+    let mut set = statefulset(name, "sei:v1", false, "Parallel");
+    set.spec.as_mut().unwrap().persistent_volume_claim_retention_policy =
+        Some(k8s_openapi::api::apps::v1::StatefulSetPersistentVolumeClaimRetentionPolicy {
+            when_deleted: Some(when_deleted.into()),
+            when_scaled: Some("Retain".into()),
+        });
+    set
+}
+
+fn claim_of(world: &sei_sim::World, name: &str) -> Option<k8s_openapi::api::core::v1::PersistentVolumeClaim> {
+    world.get(NS, name).ok()
+}
+
+/// kubernetes `pkg/controller/statefulset/stateful_set_utils.go` (`updateClaimOwnerRefForSetAndPod`): under
+/// `whenDeleted: Delete` the set is its claims' controller, and the garbage collector deletes them (and so the
+/// chain data on them) with it; under `Retain` a set of the same name made again finds the claim and its data.
+#[test]
+fn a_claim_goes_with_its_set_under_when_deleted_delete_and_stays_under_retain() {
+    let mut world = world(1);
+    world.create(&with_retention("d", "Delete")).unwrap();
+    world.create(&with_retention("r", "Retain")).unwrap();
+    world.run_until("both pods run", secs(60), |w| pod_ready(w, "d-0") && pod_ready(w, "r-0")).unwrap();
+    world.run_for(secs(20)).unwrap();
+    let set_uid = world.get::<StatefulSet>(NS, "d").unwrap().metadata.uid;
+    let owners = claim_of(&world, "data-d-0").unwrap().metadata.owner_references.unwrap_or_default();
+    assert_eq!(owners.len(), 1);
+    assert_eq!((Some(owners[0].uid.clone()), owners[0].controller), (set_uid, Some(true)), "the set controls it");
+    assert!(claim_of(&world, "data-r-0").unwrap().metadata.owner_references.unwrap_or_default().is_empty());
+    let retained_uid = claim_of(&world, "data-r-0").unwrap().metadata.uid;
+    let deleted_uid = claim_of(&world, "data-d-0").unwrap().metadata.uid;
+
+    world.delete::<StatefulSet>(NS, "d").unwrap();
+    world.delete::<StatefulSet>(NS, "r").unwrap();
+    world.run_until("the Delete claim is gone", secs(120), |w| claim_of(w, "data-d-0").is_none()).unwrap();
+    let key = |name: &str| sei_operator::cluster::ObjectRef::new("PersistentVolumeClaim", NS, name);
+    assert!(!world.inspect(|s| s.volumes.contains_key(&key("data-d-0"))), "its chain data went with it");
+    let height = world.inspect(|s| s.volumes.get(&key("data-r-0")).map(|v| v.height)).unwrap();
+    assert!(height > 0, "the retained volume holds chain data");
+
+    world.create(&with_retention("d", "Delete")).unwrap();
+    world.create(&with_retention("r", "Retain")).unwrap();
+    world.run_until("both pods run again", secs(120), |w| pod_ready(w, "d-0") && pod_ready(w, "r-0")).unwrap();
+    assert_eq!(claim_of(&world, "data-r-0").unwrap().metadata.uid, retained_uid, "the same claim, reused");
+    assert_ne!(claim_of(&world, "data-d-0").unwrap().metadata.uid, deleted_uid, "a new, empty claim");
+}
