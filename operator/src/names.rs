@@ -47,6 +47,17 @@ pub fn is_reserved_deployment_name(name: &str) -> bool {
 /// The CEL form of [`is_reserved_deployment_name`], for the CRD's rule on `metadata.name`.
 pub const RESERVED_DEPLOYMENT_NAME_PATTERN: &str = "-g[0-9]+$";
 
+/// The longest SeiNode name whose children the API server accepts and whose pods the StatefulSet controller can
+/// create: the pods' `controller-revision-hash` label is `<node>-<hash>`, the hash up to 10 characters
+/// (kubernetes `pkg/controller/history/controller_history.go`, `ControllerRevisionName`, a label value of 63
+/// characters at most); `<node>-bootstrap` (Job, Service) fits too. The SeiNode CRD refuses longer names.
+pub const MAX_NODE_NAME: usize = 52;
+
+/// The longest SeiNodeDeployment name: its entrants `<deployment>-g<generation>-<ordinal>` must fit
+/// [`MAX_NODE_NAME`] up to a generation of 7 digits and an ordinal of 2 (replicas are at most 100). The
+/// SeiNodeDeployment CRD refuses longer names.
+pub const MAX_DEPLOYMENT_NAME: usize = MAX_NODE_NAME - "-g".len() - 7 - "-".len() - 2;
+
 /// The Service in front of a deployment's active nodes.
 pub fn deployment_service(deployment: &str) -> String {
     deployment.to_owned()
@@ -90,6 +101,17 @@ mod tests {
         {
             assert_eq!(set_generation_of("rpc", foreign), None, "{foreign}");
         }
+    }
+
+    #[test]
+    fn the_longest_names_leave_room_for_every_child() {
+        assert_eq!(MAX_DEPLOYMENT_NAME, 40);
+        let deployment = "d".repeat(MAX_DEPLOYMENT_NAME);
+        assert_eq!(entrant_node(&deployment, 9_999_999, 99).len(), MAX_NODE_NAME);
+        let node = "n".repeat(MAX_NODE_NAME);
+        // The revision label `<node>-<hash>`, its hash up to 10 characters, and the bootstrap Job's name.
+        assert_eq!(node.len() + 1 + 10, 63);
+        assert!(bootstrap(&node).len() <= 63);
     }
 
     #[test]

@@ -55,21 +55,67 @@ pub struct OperatorFaults {
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase", tag = "fault")]
 pub enum Fault {
-    CrashPod { namespace: String, pod: String },
-    RestartSidecar { namespace: String, pod: String },
-    CrashWorker { worker: usize },
-    RestartWorker { worker: usize },
+    /// Every container of a pod restarts: the same pod (uid, name, node) with its restart counts up.
+    CrashPod {
+        namespace: String,
+        pod: String,
+    },
+    /// The pod object is deleted through the API (a drain, an eviction, `kubectl delete pod`): its controller
+    /// makes another pod — a StatefulSet from its current template, a Job counting the lost one as failed.
+    DeletePod {
+        namespace: String,
+        pod: String,
+    },
+    RestartSidecar {
+        namespace: String,
+        pod: String,
+    },
+    CrashWorker {
+        worker: usize,
+    },
+    RestartWorker {
+        worker: usize,
+    },
     CrashOperator,
-    CrashOperatorAfterWrite { write: u32, reconciling: Option<String> },
-    CrashOperatorAfterWriteUntilHealed { write: u32, reconciling: Option<String> },
-    Partition { a: String, b: String },
-    Repair { a: String, b: String },
-    Latency { a: String, b: String, latency: std::time::Duration },
-    Conflicts { count: u32 },
-    TransientErrors { count: u32 },
-    ReadLag { versions: u64 },
-    DropWatchEvents { count: u32 },
-    FailTask { node: Option<String>, task_type: String, times: u32, error: String },
+    CrashOperatorAfterWrite {
+        write: u32,
+        reconciling: Option<String>,
+    },
+    CrashOperatorAfterWriteUntilHealed {
+        write: u32,
+        reconciling: Option<String>,
+    },
+    Partition {
+        a: String,
+        b: String,
+    },
+    Repair {
+        a: String,
+        b: String,
+    },
+    Latency {
+        a: String,
+        b: String,
+        latency: std::time::Duration,
+    },
+    Conflicts {
+        count: u32,
+    },
+    TransientErrors {
+        count: u32,
+    },
+    ReadLag {
+        versions: u64,
+    },
+    DropWatchEvents {
+        count: u32,
+    },
+    FailTask {
+        node: Option<String>,
+        task_type: String,
+        times: u32,
+        error: String,
+    },
 }
 
 /// A sidecar task that will fail the next `times` times it completes.

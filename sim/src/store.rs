@@ -274,8 +274,9 @@ impl Store {
                         .into(),
             });
         }
-        // Removing the last finalizer of an object being deleted completes its deletion.
-        if is_deleting(&merged) && finalizers(&merged).is_empty() {
+        // Removing the last finalizer of an object being deleted completes its deletion — but a pod's only
+        // once its kubelet has stopped it too ([`Store::remove_terminated_pod`]).
+        if is_deleting(&merged) && finalizers(&merged).is_empty() && key.kind != "Pod" {
             return self.commit(key, None, ChangeType::Deleted).map(|_| Arc::new(merged));
         }
         self.commit(key, Some(merged), ChangeType::Modified)
@@ -323,6 +324,12 @@ impl Store {
         let mut marked = Value::clone(stored);
         if let Some(meta) = marked.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("deletionTimestamp".into(), time_value(now));
+            // The first deletionTimestamp bumps a generation in use, for every kind: kubernetes
+            // `staging/src/k8s.io/apiserver/pkg/registry/rest/delete.go` (`BeforeDelete`, graceful deletion) and
+            // `pkg/registry/generic/registry/store.go` (`markAsDeleting`, finalizers).
+            if let Some(generation) = meta.get("generation").and_then(Value::as_i64).filter(|g| *g > 0) {
+                meta.insert("generation".into(), (generation + 1).into());
+            }
             // A pod's default terminationGracePeriodSeconds.
             meta.insert("deletionGracePeriodSeconds".into(), (if graceful { 30 } else { 0 }).into());
         }
@@ -395,6 +402,9 @@ impl Store {
     /// Admits a create (`stored` is `None`) or an update of `stored`; an update is ratcheted against the stored
     /// object as the API server does (see [`ManifestValidator::admit_update`]).
     fn admit(&self, key: &ObjectRef, stored: Option<&Value>, value: &Value) -> Result<(), ClusterError> {
+        // The built-in kinds' own validation (names, immutable fields): see `crate::kube::validation`.
+        crate::kube::validation::validate(&key.kind, stored, value)
+            .map_err(|message| ClusterError::Invalid { object: key.clone(), message })?;
         let Some(validator) = self.validator.as_ref().filter(|_| ADMITTED_KINDS.contains(&key.kind.as_str())) else {
             return Ok(());
         };

@@ -36,6 +36,16 @@ use super::{
     validation = Rule::new("!self.metadata.name.matches('-g[0-9]+$')").message(
         "metadata.name must not end in -g<digits> (such as rpc-g2): that suffix names the entrant nodes of a \
          rollout, so the nodes of rpc-g2 (rpc-g2-0, ...) would take the names of rpc's entrants at generation 2"
+    ),
+    // The deployment's Service takes its name; its nodes are `<name>-<ordinal>` and `<name>-g<generation>-<ordinal>`
+    // and must fit a SeiNode name (`names::MAX_DEPLOYMENT_NAME`).
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message(
+        "metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter and \
+         ending with a letter or digit): the deployment's Service takes its name"
+    ),
+    validation = Rule::new("self.metadata.name.size() <= 40").message(
+        "metadata.name must be at most 40 characters: its nodes are named <name>-g<generation>-<ordinal>, and a \
+         SeiNode name may have at most 52 (room for a generation of 7 digits and an ordinal of 2)"
     )
 )]
 #[x_kube(validation = Rule::new(

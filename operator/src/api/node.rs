@@ -33,7 +33,19 @@ pub const DEFAULT_SIDECAR_PORT: i32 = 7777;
     printcolumn(name = "Image", type_ = "string", json_path = ".spec.image"),
     printcolumn(name = "Current", type_ = "string", json_path = ".status.currentImage"),
     printcolumn(name = "Height", type_ = "integer", json_path = ".status.latestHeight"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    // The node's children are named after it (`names`): its headless Service (a DNS-1035 label), its StatefulSet
+    // whose pods carry `controller-revision-hash: <name>-<hash>` (a label value, at most 63 characters, the hash up
+    // to 10), its bootstrap Job and Service `<name>-bootstrap`. A name the API server would refuse for a child
+    // is refused here, at admission, instead of leaving the node stuck (`names::MAX_NODE_NAME`).
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message(
+        "metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter and \
+         ending with a letter or digit): the node's headless Service takes its name"
+    ),
+    validation = Rule::new("self.metadata.name.size() <= 52").message(
+        "metadata.name must be at most 52 characters: the node's pods carry the label controller-revision-hash = \
+         <name>-<hash of up to 10 characters>, which Kubernetes limits to 63 characters"
+    )
 )]
 #[x_kube(validation = Rule::new(
     "(has(self.fullNode) ? 1 : 0) + (has(self.archive) ? 1 : 0) + (has(self.validator) ? 1 : 0) + (has(self.replayer) ? 1 : 0) == 1"

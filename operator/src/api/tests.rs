@@ -61,3 +61,16 @@ fn sidecar_port_defaults_to_7777() {
             .expect("reads");
     assert_eq!(spec.sidecar_port(), 8080);
 }
+
+#[test]
+fn the_crds_name_length_rules_say_the_limits_the_names_module_derives() {
+    use kube::CustomResourceExt;
+    let node = serde_json::to_string(&SeiNode::crd()).unwrap_or_default();
+    let deployment = serde_json::to_string(&SeiNodeDeployment::crd()).unwrap_or_default();
+    let node_rule = format!("self.metadata.name.size() <= {}", crate::names::MAX_NODE_NAME);
+    let deployment_rule = format!("self.metadata.name.size() <= {}", crate::names::MAX_DEPLOYMENT_NAME);
+    assert!(node.contains(&node_rule), "the SeiNode CRD lacks {node_rule}");
+    assert!(node.contains(&format!("at most {} characters", crate::names::MAX_NODE_NAME)));
+    assert!(deployment.contains(&deployment_rule), "the SeiNodeDeployment CRD lacks {deployment_rule}");
+    assert!(deployment.contains(&format!("at most {} characters", crate::names::MAX_DEPLOYMENT_NAME)));
+}

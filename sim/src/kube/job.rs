@@ -1,6 +1,6 @@
 //! The fake Job controller: one pod at a time (parallelism and completions 1), a new pod after each failed one
 //! until `backoffLimit` (default 6) failures, then the `Failed` condition; the `Complete` condition once a pod
-//! succeeds. Pods are named `<job>-<5 random characters>` and labelled `job-name`, as the real controller does.
+//! succeeds; a pod being deleted counts as failed and is replaced at once. Pods are named `<job>-<5 random characters>` and labelled `job-name`, as the real controller does.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +19,8 @@ use crate::store::time_value;
 
 const ACTOR: &str = "job-controller";
 const DEFAULT_BACKOFF_LIMIT: i32 = 6;
+/// The finalizer through which the Job controller counts its pods (GA since Kubernetes 1.26).
+pub const JOB_TRACKING: &str = "batch.kubernetes.io/job-tracking";
 
 /// Syncs every Job.
 pub fn sync(world: &mut WorldState) {
@@ -26,6 +28,7 @@ pub fn sync(world: &mut WorldState) {
     for job in jobs {
         sync_one(world, &job);
     }
+    release_orphans(world);
 }
 
 fn finished(job: &Job) -> bool {
@@ -50,10 +53,32 @@ fn sync_one(world: &mut WorldState, job: &Job) {
         .filter_map(|v| Pod::deserialize(v).ok())
         .filter(|p| is_controlled_by(&p.metadata, uid))
         .collect();
-    let phase = |p: &Pod| p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
-    let succeeded = pods.iter().filter(|p| phase(p) == "Succeeded").count();
-    let failed = pods.iter().filter(|p| phase(p) == "Failed").count();
-    let active = pods.len() - succeeded - failed;
+    // Pods are counted through the `batch.kubernetes.io/job-tracking` finalizer, as the real controller does
+    // (kubernetes `pkg/controller/job/job_controller.go`, `trackJobStatusAndRemoveFinalizers`): a finished pod
+    // still carrying it is added to `status.succeeded` / `status.failed`, then loses it; so a pod is counted
+    // once, even when its object is gone by the next sync. A pod being deleted (evicted, drained, deleted by
+    // hand) counts as failed unless it succeeded, and is no longer active: the Job replaces it at once
+    // (`isPodFailed`: "Count deleted Pods as failures to account for orphan Pods that never have a chance to
+    // reach the Failed phase"; the default `podReplacementPolicy: TerminatingOrFailed` without a
+    // podFailurePolicy).
+    let outcome = |p: &Pod| match p.status.as_ref().and_then(|s| s.phase.as_deref()) {
+        Some("Succeeded") => Some(true),
+        Some("Failed") => Some(false),
+        _ if p.metadata.deletion_timestamp.is_some() => Some(false),
+        _ => None,
+    };
+    let tracked = |p: &Pod| p.metadata.finalizers.iter().flatten().any(|f| f == JOB_TRACKING);
+    let newly = |succeeded: bool| pods.iter().filter(|p| tracked(p) && outcome(p) == Some(succeeded)).count();
+    let counted = |n: Option<i32>| n.and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
+    let status = job.status.as_ref();
+    let succeeded = counted(status.and_then(|s| s.succeeded)) + newly(true);
+    let failed = counted(status.and_then(|s| s.failed)) + newly(false);
+    let active = pods.iter().filter(|p| outcome(p).is_none()).count();
+    let newly_finished: Vec<ObjectRef> = pods
+        .iter()
+        .filter(|p| tracked(p) && outcome(p).is_some())
+        .filter_map(|p| Some(ObjectRef::new("Pod", namespace, p.metadata.name.as_deref()?)))
+        .collect();
     let backoff_limit = job.spec.as_ref().and_then(|s| s.backoff_limit).unwrap_or(DEFAULT_BACKOFF_LIMIT);
     let now = world.timestamp();
     let mut conditions = Vec::new();
@@ -84,8 +109,47 @@ fn sync_one(world: &mut WorldState, job: &Job) {
     }
     let update = crate::store::status_update(stored, status.clone());
     let result = world.store.replace_status(update);
+    let written = result.is_ok();
     let text = format!("status {key} active={} succeeded={succeeded} failed={failed}", status["active"]);
     traced(world, ACTOR, "write", text, result);
+    if written {
+        for pod in newly_finished {
+            remove_tracking_finalizer(world, &pod);
+        }
+    }
+}
+
+/// Removes the job-tracking finalizer from a pod the Job has counted, or whose Job is gone.
+fn remove_tracking_finalizer(world: &mut WorldState, pod: &ObjectRef) {
+    let Some(mut value) = world.store.get(pod, None).cloned() else { return };
+    let Some(list) = value.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) else { return };
+    list.retain(|f| f.as_str() != Some(JOB_TRACKING));
+    let result = world.store.replace(value);
+    traced(world, ACTOR, "remove the job-tracking finalizer of", pod.to_string(), result);
+}
+
+/// Pods that carry the job-tracking finalizer but whose Job is gone or being deleted lose it, as the real
+/// controller's orphan-pod handling does: nothing else would ever let them go.
+fn release_orphans(world: &mut WorldState) {
+    let live_jobs: std::collections::BTreeSet<String> = world
+        .store
+        .all_of_kind("Job")
+        .filter(|(_, v)| !crate::store::is_deleting(v))
+        .filter_map(|(_, v)| v.pointer("/metadata/uid").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    let orphans: Vec<ObjectRef> = world
+        .store
+        .all_of_kind("Pod")
+        .filter(|(_, v)| crate::store::finalizers(v).contains(&JOB_TRACKING))
+        .filter(|(_, v)| {
+            let owner = v.pointer("/metadata/ownerReferences/0/uid").and_then(Value::as_str).unwrap_or_default();
+            !live_jobs.contains(owner)
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    for pod in orphans {
+        remove_tracking_finalizer(world, &pod);
+    }
 }
 
 fn create_pod(world: &mut WorldState, job: &Job) {
@@ -107,6 +171,7 @@ fn create_pod(world: &mut WorldState, job: &Job) {
             namespace: Some(namespace.clone()),
             labels: Some(labels),
             owner_references: controller_reference(job).map(|r| vec![r]),
+            finalizers: Some(vec![JOB_TRACKING.into()]),
             ..ObjectMeta::default()
         },
         spec: template.spec,

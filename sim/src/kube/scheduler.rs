@@ -319,6 +319,29 @@ fn halt_height(words: &[String]) -> Option<u64> {
     })
 }
 
+/// Another pod object still using a ReadWriteOnce claim on a worker that is down: the volume stays attached
+/// there until that pod object is gone. The attach-detach controller detaches only once the pod is deleted and
+/// its containers are known to have stopped, which a dead kubelet never reports (kubernetes
+/// `pkg/controller/volume/attachdetach/util/util.go`, `DetermineVolumeAction`; `pkg/volume/util/util.go`,
+/// `IsPodTerminated`), so a pod for the same claim elsewhere cannot start: "Multi-Attach error".
+fn attached_elsewhere(world: &WorldState, key: &ObjectRef, volume: &ObjectRef) -> Option<String> {
+    let uses_claim = |value: &Value| {
+        value.pointer("/spec/volumes").and_then(Value::as_array).into_iter().flatten().any(|v| {
+            v.pointer("/persistentVolumeClaim/claimName").and_then(Value::as_str) == Some(volume.name.as_str())
+        })
+    };
+    let on_dead_worker = |value: &Value| {
+        let node = value.pointer("/status/hostIP").and_then(Value::as_str);
+        node.is_some_and(|node| world.workers.iter().any(|w| w.name == node && !w.up))
+    };
+    world
+        .store
+        .all_of_kind("Pod")
+        .filter(|(other, _)| other.namespace == key.namespace && *other != key)
+        .find(|(_, value)| uses_claim(value) && on_dead_worker(value))
+        .map(|(other, _)| other.name.clone())
+}
+
 /// The scheduler: the least-loaded worker that is up (lowest index on ties), and the lowest free port slot on it.
 fn schedule(world: &mut WorldState, key: &ObjectRef) {
     let placed = |p: &&PodRuntime| p.seid != Seid::Unscheduled;
@@ -334,6 +357,16 @@ fn schedule(world: &mut WorldState, key: &ObjectRef) {
     if let Some(volume) = &pod.volume
         && world.store.get(volume, None).is_none_or(crate::store::is_deleting)
     {
+        return;
+    }
+    if let Some(volume) = &pod.volume
+        && let Some(holder) = attached_elsewhere(world, key, volume)
+    {
+        let text = format!(
+            "{}/{} waits: Multi-Attach error, {} is still attached for {holder}",
+            key.namespace, key.name, volume.name
+        );
+        world.record(Category::Pod, text);
         return;
     }
     let image = pod.image.clone();

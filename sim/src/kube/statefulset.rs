@@ -1,6 +1,7 @@
 //! The fake StatefulSet controller, following Kubernetes' `StatefulSetControl`: revisions named after a hash of
 //! the pod template, `observedGeneration` written only when the controller gets to the set, pods created in
-//! ordinal order, claims from `volumeClaimTemplates` created once and kept (the default `Retain` policy), and
+//! ordinal order, claims from `volumeClaimTemplates` created once, owned per `persistentVolumeClaimRetentionPolicy`
+//! (`whenDeleted: Delete`: the set is their controller and they go with it; `Retain`: kept), and
 //! rolling updates in reverse ordinal order.
 //!
 //! The subtle part it models: under `OrderedReady` the controller stops at the first pod that is not Running and
@@ -190,6 +191,44 @@ fn ordinal_of(set: &str, pod: &str) -> Option<usize> {
     pod.strip_prefix(set)?.strip_prefix('-')?.parse().ok()
 }
 
+/// The set's `persistentVolumeClaimRetentionPolicy`: (whenDeleted, whenScaled), each `Retain` unless `Delete`.
+fn retention_policy(set: &StatefulSet) -> (bool, bool) {
+    let policy = set.spec.as_ref().and_then(|s| s.persistent_volume_claim_retention_policy.as_ref());
+    let delete = |p: Option<&String>| p.map(String::as_str) == Some("Delete");
+    (delete(policy.and_then(|p| p.when_deleted.as_ref())), delete(policy.and_then(|p| p.when_scaled.as_ref())))
+}
+
+/// The owner references a claim of this set should carry under its retention policy, or `None` to leave it
+/// alone — kubernetes `pkg/controller/statefulset/stateful_set_utils.go` (`isClaimOwnerUpToDate`,
+/// `updateClaimOwnerRefForSetAndPod`), applied by `stateful_pod_control.go` (`createPersistentVolumeClaims`,
+/// `UpdatePodClaimForRetentionPolicy`). Modelled for `whenScaled: Retain` (what the operator sets): with
+/// `whenDeleted: Delete` the set becomes the claim's controller, so the garbage collector deletes the claim with
+/// the set; with `Retain` the set's references are scrubbed. A claim whose reference names a set of this name
+/// with another uid (an older set's) is "managed by a previous version of the controller" and left untouched —
+/// it goes when the collector notices its owner is gone, even if this set's pod mounted it meanwhile. A claim
+/// with another controller (the operator's SeiNode, for a volume it made first) keeps it; only this set's
+/// references are scrubbed. `PodClaimIsStale` — a claim whose *pod* reference has another uid blocks the pod
+/// — applies only under `whenScaled: Delete`, which neither the operator nor this fake uses.
+fn claim_owners(set: &StatefulSet, claim: &Value) -> Option<Vec<Value>> {
+    let (set_name, set_uid) = (set.metadata.name.as_deref()?, set.metadata.uid.as_deref()?);
+    let (when_deleted, _) = retention_policy(set);
+    let refs: Vec<Value> =
+        claim.pointer("/metadata/ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default();
+    let field = |r: &Value, f: &str| r.get(f).and_then(Value::as_str).map(str::to_owned);
+    let names_this_set =
+        |r: &Value| field(r, "kind").as_deref() == Some("StatefulSet") && field(r, "name").as_deref() == Some(set_name);
+    if refs.iter().any(|r| names_this_set(r) && field(r, "uid").as_deref() != Some(set_uid)) {
+        return None;
+    }
+    let is_controller = |r: &Value| r.get("controller").and_then(Value::as_bool) == Some(true);
+    let unexpected_controller = refs.iter().any(|r| is_controller(r) && field(r, "uid").as_deref() != Some(set_uid));
+    let mut wanted: Vec<Value> = refs.iter().filter(|r| field(r, "uid").as_deref() != Some(set_uid)).cloned().collect();
+    if when_deleted && !unexpected_controller {
+        wanted.push(serde_json::to_value(controller_reference(set)?).ok()?);
+    }
+    (wanted != refs).then_some(wanted)
+}
+
 fn ensure_claim(
     world: &mut WorldState,
     set: &StatefulSet,
@@ -199,7 +238,19 @@ fn ensure_claim(
     let (Some(set_name), Some(namespace)) = (&set.metadata.name, &set.metadata.namespace) else { return };
     let name = format!("{}-{set_name}-{ordinal}", claim.metadata.name.as_deref().unwrap_or("data"));
     let key = ObjectRef::new("PersistentVolumeClaim", namespace, &name);
-    if world.store.get(&key, None).is_some() {
+    if let Some(existing) = world.store.get(&key, None) {
+        // An existing claim (made by the operator first, or by an earlier sync) gets the owner references the
+        // policy asks for; one being deleted is left to go.
+        if crate::store::is_deleting(existing) {
+            return;
+        }
+        let Some(owners) = claim_owners(set, existing) else { return };
+        let mut updated = existing.clone();
+        if let Some(meta) = updated.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("ownerReferences".into(), owners.into());
+        }
+        let result = world.store.replace(updated);
+        traced(world, ACTOR, "update owner references of", key.to_string(), result);
         return;
     }
     let mut value = serde_json::to_value(claim).unwrap_or_else(|_| json!({}));
@@ -207,11 +258,20 @@ fn ensure_claim(
         object.insert("apiVersion".into(), "v1".into());
         object.insert("kind".into(), "PersistentVolumeClaim".into());
         let labels = set.spec.as_ref().and_then(|s| s.selector.match_labels.clone()).unwrap_or_default();
-        object.insert("metadata".into(), json!({"name": name, "namespace": namespace, "labels": labels}));
+        let mut metadata = json!({"name": name, "namespace": namespace, "labels": labels});
+        if let Some(owners) = claim_owners(set, &metadata_only(&metadata)) {
+            metadata["ownerReferences"] = owners.into();
+        }
+        object.insert("metadata".into(), metadata);
     }
     let now = world.timestamp();
     let result = world.store.create(value, now);
     traced(world, ACTOR, "create", key.to_string(), result);
+}
+
+/// A claim value holding only `metadata`, for [`claim_owners`].
+fn metadata_only(metadata: &Value) -> Value {
+    json!({"metadata": metadata})
 }
 
 fn create_pod(world: &mut WorldState, set: &StatefulSet, ordinal: usize, revision: &str) {

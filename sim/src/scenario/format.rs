@@ -239,8 +239,17 @@ pub struct Edit {
 // `rename_all_fields`: the variants' fields are camelCase too (`afterWrite`), like every other key.
 #[serde(deny_unknown_fields, rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Fault {
-    /// Kill a SeiNode's pod; its StatefulSet makes a new one (volume kept).
+    /// Restart every container of a SeiNode's pod (a crash): the same pod, its restart counts up, its
+    /// volume and its image kept.
     PodCrash { node: String },
+    /// Delete a SeiNode's pod through the API (a drain, an eviction, `kubectl delete pod`) — or, with
+    /// `bootstrap: true`, the live pod of its bootstrap Job. The pod object goes; its StatefulSet makes a new
+    /// pod from its *current* template, the Job counts the lost pod as failed and makes another.
+    PodDelete {
+        node: String,
+        #[serde(default)]
+        bootstrap: bool,
+    },
     /// Restart only a SeiNode's sidecar container (its memory is lost; seid waits for mark-ready again).
     SidecarRestart { node: String },
     /// Crash a worker node, every pod on it; back after `for` (unset: until `heal: workers` or `heal: all`). The
@@ -251,6 +260,9 @@ pub enum Fault {
         worker: Option<u32>,
         #[serde(default)]
         hosting: Option<String>,
+        /// With `hosting`: the worker running that SeiNode's bootstrap Job pod instead of its own pod.
+        #[serde(default)]
+        bootstrap: bool,
         #[serde(default, rename = "for", deserialize_with = "optional_duration")]
         down_for: Option<Duration>,
     },

@@ -317,11 +317,14 @@ impl<'a> Runner<'a> {
                 return Ok(());
             }
             Fault::PodCrash { node } => WorldFault::CrashPod { namespace, pod: format!("{node}-0") },
+            Fault::PodDelete { node, bootstrap } => {
+                WorldFault::DeletePod { pod: self.pod_of(&namespace, node, *bootstrap)?, namespace }
+            }
             Fault::SidecarRestart { node } => WorldFault::RestartSidecar { namespace, pod: format!("{node}-0") },
-            Fault::WorkerCrash { worker: w, hosting, down_for } => {
+            Fault::WorkerCrash { worker: w, hosting, bootstrap, down_for } => {
                 let index = match (w, hosting) {
                     (Some(w), None) => worker(w),
-                    (None, Some(node)) => self.worker_hosting(&namespace, node)?,
+                    (None, Some(node)) => self.worker_hosting(&namespace, node, *bootstrap)?,
                     _ => return Err("workerCrash names its worker by `worker` or by `hosting`, one of them".into()),
                 };
                 if let Some(down_for) = down_for {
@@ -378,8 +381,32 @@ impl<'a> Runner<'a> {
     }
 
     /// The worker the pod of SeiNode `node` is scheduled on.
-    fn worker_hosting(&self, namespace: &str, node: &str) -> Result<usize, String> {
-        let pod = format!("{node}-0");
+    /// A SeiNode's pod, or the live (not finished, not being deleted) pod of its bootstrap Job.
+    fn pod_of(&self, namespace: &str, node: &str, bootstrap: bool) -> Result<String, String> {
+        if !bootstrap {
+            return Ok(format!("{node}-0"));
+        }
+        let job = sei_operator::names::bootstrap(node);
+        let live = self.world.inspect(|s| {
+            s.store
+                .all_of_kind("Pod")
+                .filter(|(key, value)| {
+                    key.namespace == namespace
+                        && value.pointer("/metadata/labels/job-name").and_then(Value::as_str) == Some(job.as_str())
+                        && !crate::store::is_deleting(value)
+                        && !matches!(
+                            value.pointer("/status/phase").and_then(Value::as_str),
+                            Some("Succeeded" | "Failed")
+                        )
+                })
+                .map(|(key, _)| key.name.clone())
+                .next()
+        });
+        live.ok_or_else(|| format!("the bootstrap Job {job} has no live pod"))
+    }
+
+    fn worker_hosting(&self, namespace: &str, node: &str, bootstrap: bool) -> Result<usize, String> {
+        let pod = self.pod_of(namespace, node, bootstrap)?;
         self.world.pod(namespace, &pod).map(|p| p.worker).ok_or_else(|| format!("SeiNode {node} has no pod {pod}"))
     }
 

@@ -57,7 +57,12 @@ fn the_annotated_example_parses_into_its_steps() {
     assert_eq!(scenario.timeline[3], Step::Fault(Fault::PodCrash { node: "rpc-0".into() }));
     assert_eq!(
         scenario.timeline[4],
-        Step::Fault(Fault::WorkerCrash { worker: Some(1), hosting: None, down_for: Some(Duration::from_secs(30)) })
+        Step::Fault(Fault::WorkerCrash {
+            worker: Some(1),
+            hosting: None,
+            bootstrap: false,
+            down_for: Some(Duration::from_secs(30))
+        })
     );
     assert_eq!(scenario.timeline[5], Step::Wait(Duration::from_secs(90)));
     let Step::Expect(expect) = &scenario.timeline[7] else { panic!("step 8 is an expectation") };
@@ -163,7 +168,12 @@ fn every_expectation_field_parses() {
     assert_eq!(apply.set.get("spec.replicas"), Some(&serde_json::json!(2)));
     assert_eq!(
         scenario.timeline[1],
-        Step::Fault(Fault::WorkerCrash { worker: None, hosting: Some("archive-rpc-1".into()), down_for: None })
+        Step::Fault(Fault::WorkerCrash {
+            worker: None,
+            hosting: Some("archive-rpc-1".into()),
+            bootstrap: false,
+            down_for: None
+        })
     );
     assert_eq!(scenario.timeline[2], Step::Heal(Heal::Workers));
     let Step::Expect(expect) = &scenario.timeline[3] else { panic!("step 4 is an expectation") };

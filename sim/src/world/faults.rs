@@ -56,6 +56,7 @@ impl World {
     pub fn inject(&mut self, fault: &Fault) {
         match fault {
             Fault::CrashPod { namespace, pod } => self.crash_pod(namespace, pod),
+            Fault::DeletePod { namespace, pod } => self.delete_pod(namespace, pod),
             Fault::RestartSidecar { namespace, pod } => self.restart_sidecar(namespace, pod),
             Fault::CrashWorker { worker } => self.crash_worker(*worker),
             Fault::RestartWorker { worker } => self.restart_worker(*worker),
@@ -111,6 +112,20 @@ impl World {
     pub fn crash_pod(&self, namespace: &str, pod: &str) {
         self.record(Category::Fault, format!("crash pod {namespace}/{pod}"));
         kubelet::restart_pod(&mut lock(&self.shared), &ObjectRef::new("Pod", namespace, pod));
+    }
+
+    /// Deletes a pod through the API server, as a drain, an eviction or `kubectl delete pod` does: unlike
+    /// [`World::crash_pod`] the pod object goes. It turns Terminating; its kubelet stops it and confirms the
+    /// deletion (on a node that is down it stays Terminating); then its controller makes another pod.
+    pub fn delete_pod(&self, namespace: &str, pod: &str) {
+        let key = ObjectRef::new("Pod", namespace, pod);
+        let mut world = lock(&self.shared);
+        let now = world.timestamp();
+        let text = match world.store.delete(&key, now) {
+            Ok(()) => format!("delete pod {namespace}/{pod}"),
+            Err(error) => format!("ignored: delete pod {namespace}/{pod}: {error}"),
+        };
+        world.record(Category::Fault, text);
     }
 
     /// Restarts only a pod's sidecar container.

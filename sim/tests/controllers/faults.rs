@@ -7,4 +7,10 @@ crate::scenario_tests! {
     a_pod_and_a_sidecar_restarted_three_times_are_marked_ready_each_time =>
         "sidecar-and-pod-restarted-three-times.yaml",
     seid_does_not_start_before_its_restore_and_config_are_done => "seid-waits-for-its-restore.yaml",
+    pods_evicted_from_an_unreachable_worker_mid_rollout_come_back_on_the_current_template =>
+        "inplace-pods-evicted-from-an-unreachable-worker-mid-rollout.yaml",
+    a_bootstrap_pod_evicted_from_an_unreachable_worker_is_replaced_once_its_volume_is_free =>
+        "hardfork-bootstrap-pod-evicted-from-an-unreachable-worker.yaml",
+    a_deleted_bootstrap_pod_counts_as_a_failure_of_its_job_which_replaces_it =>
+        "hardfork-bootstrap-pod-deleted-is-replaced-by-its-job.yaml",
 }
