@@ -1,6 +1,7 @@
 //! Tests of the simulated world alone (no operator controllers yet): the fake control plane, the chain, the
 //! pods' servers, the operator host with trivial reconcilers, faults, invariants and determinism.
 
+mod blind_spots;
 mod chain;
 mod common;
 mod determinism;
