@@ -336,9 +336,11 @@ fn op(
         (reapply_weight, Just(Op::ReapplyAfterRetainDelete).boxed()),
         (1, Just(Op::RetainDelete).boxed()),
         (1, (600u64..1200).prop_map(|secs| Op::LongWait { secs }).boxed()),
+        // Most often the very next write: right after the detection's status write, the plan's first step is
+        // the next reconcile's, and a supersession there is where a plan's extra step writes.
         (
-            3,
-            (0..good, aimed_at(strategy), 1u32..4, any::<bool>())
+            4,
+            (0..good, aimed_at(strategy), prop_oneof![3 => Just(1u32), 1 => 2u32..5], any::<bool>())
                 .prop_map(|(release, at, nth, revert)| Op::AimedEdit { release, at, nth, revert })
                 .boxed(),
         ),
@@ -351,7 +353,7 @@ fn aimed_at(strategy: UpdateStrategy) -> impl proptest::strategy::Strategy<Value
     // An InPlace rollout never writes its Service: the moment would never come.
     let service_weight = if strategy == UpdateStrategy::InPlace { 0 } else { 1 };
     prop_oneof![
-        1 => Just(AimedAt::StatusWrite),
+        2 => Just(AimedAt::StatusWrite),
         2 => (0..plan_tasks(strategy).len()).prop_map(AimedAt::TaskCompleted),
         2 => Just(AimedAt::NodeWrite),
         service_weight => Just(AimedAt::ServiceWrite),
