@@ -232,11 +232,14 @@ pub struct Bounds {
     /// Generate `ReapplyAfterRetainDelete`. Off by default: re-applied mid-rollout, the deployment adopts
     /// retained nodes of two revisions and never sorts them out (`fuzz-findings/`, open).
     pub retain_reapply: bool,
+    /// Generate InPlace and BlueGreen runs only: measuring a bug class the HardFork runs' open findings would
+    /// otherwise cut short (`--without-hard-fork`).
+    pub without_hard_fork: bool,
 }
 
 impl Bounds {
     pub fn new(max_replicas: u32, max_ops: usize) -> Self {
-        Bounds { max_replicas, max_ops, retain_reapply: false }
+        Bounds { max_replicas, max_ops, retain_reapply: false, without_hard_fork: false }
     }
 }
 
@@ -263,8 +266,12 @@ const AIMED_EDIT_WITHIN_SECS: u64 = 300;
 /// Whole runs within `bounds`.
 pub fn cases(bounds: Bounds) -> impl proptest::strategy::Strategy<Value = FuzzCase> {
     let max_replicas = bounds.max_replicas.max(1);
-    let strategy =
-        prop_oneof![Just(UpdateStrategy::InPlace), Just(UpdateStrategy::BlueGreen), Just(UpdateStrategy::HardFork)];
+    let strategy = if bounds.without_hard_fork {
+        prop_oneof![Just(UpdateStrategy::InPlace), Just(UpdateStrategy::BlueGreen)].boxed()
+    } else {
+        prop_oneof![Just(UpdateStrategy::InPlace), Just(UpdateStrategy::BlueGreen), Just(UpdateStrategy::HardFork)]
+            .boxed()
+    };
     (any::<u64>(), strategy, 1..=max_replicas, 240u64..900)
         .prop_flat_map(move |(seed, strategy, replicas, switch)| {
             let ops =
@@ -547,8 +554,10 @@ impl FuzzCase {
                     walk.named.push(template.image);
                     // A HardFork back to the pre-fork release may land after the fork: a rollback across an
                     // upgrade, which has no right outcome. Such runs move on to the other fork release.
-                    let revert =
-                        *revert && (self.strategy != UpdateStrategy::HardFork || FORK_RELEASES.contains(&before));
+                    // Nor is a revert to a bad release generated (an edit to one waits for Ready first).
+                    let revert = *revert
+                        && good_releases(self.strategy).contains(&before)
+                        && (self.strategy != UpdateStrategy::HardFork || FORK_RELEASES.contains(&before));
                     let next = if revert { before } else { self.third_good_release(before, template.image) };
                     template.image = next;
                     let mut moment = json!({"nth": nth, "within": format!("{AIMED_EDIT_WITHIN_SECS}s")});
