@@ -131,6 +131,7 @@ pub fn standard_rollout(replicas: u32) -> Scenario {
                 name: DEPLOYMENT.into(),
                 namespace: None,
                 set: BTreeMap::from([("spec.template.spec.image".to_owned(), json!(TO_IMAGE))]),
+                after: None,
             }),
             Step::Expect(Box::new(rolled)),
             Step::Expect(Box::new(every_node)),

@@ -66,6 +66,12 @@ impl SimCluster {
         SimCluster { shared: self.shared.clone(), kind: self.kind, reconcile: Some(id), reconciling: Some(kind.into()) }
     }
 
+    /// The reconcile this client writes for, as the write-time invariants see it (the operator's only).
+    fn writer(&self) -> crate::invariants::Writer<'_> {
+        let reconcile = self.reconcile.zip(self.reconciling.as_deref()).filter(|_| self.kind == ClientKind::Operator);
+        crate::invariants::Writer { reconcile }
+    }
+
     fn actor(&self) -> &'static str {
         match self.kind {
             ClientKind::Operator => "operator",
@@ -187,10 +193,11 @@ impl SimCluster {
         let actor = self.actor();
         match &result {
             Ok(value) => {
-                crate::invariants::on_write(&mut world, key, value);
                 let version = value.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("-");
                 let text = format!("{actor} {verb} {key} rv={version}");
                 world.record(Category::Write, text);
+                // After the write's trace line: a user edit aimed at this write is traced after it.
+                crate::invariants::on_write(&mut world, key, verb, value, self.writer());
             }
             Err(error) => world.record(Category::Write, format!("{actor} {verb} {key} failed: {error}")),
         }
@@ -247,6 +254,7 @@ impl SimCluster {
             return Err(error);
         }
         let at = self.read_at(&world);
+        crate::invariants::on_operator_get(&mut world, self.writer().reconcile, &key, at);
         match world.store.get(&key, at) {
             Some(value) => decode_ref(value),
             None => Err(ClusterError::NotFound(key)),
@@ -269,6 +277,7 @@ impl SimCluster {
             return Err(error);
         }
         let at = self.read_at(&world);
+        crate::invariants::on_operator_list(&mut world, self.writer().reconcile, &kind, &namespace, &selector, at);
         world.store.list(&kind, &namespace, &selector, at).into_iter().map(decode_ref).collect()
     }
 

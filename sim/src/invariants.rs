@@ -48,6 +48,14 @@ pub const SEID_RUNS_ON_PREPARED_VOLUME: &str = "seid-runs-only-on-a-prepared-vol
 /// Every call the operator makes is granted by the RBAC manifests in `deploy/` (checked at the call).
 pub const OPERATOR_CALLS_AUTHORIZED: &str = "operator-calls-authorized";
 pub const NO_NEEDLESSLY_FAILED_ROLLOUT: &str = "no-needlessly-failed-rollout";
+/// At rest, every live child of a deployment runs its active set's image — none a failed target's.
+pub const FLEET_ON_ACTIVE_IMAGE_AT_REST: &str = "fleet-on-the-active-image-at-rest";
+/// An InPlace rollout completes only with every node's sidecar ready and seid serving the target, as read.
+pub const ROLLOUT_COMPLETES_ON_READY_NODES: &str = "rollout-completes-only-on-ready-nodes";
+/// A BlueGreen switch moves traffic only to entrants the kubelet has seen Ready (caught up) on their image.
+pub const SWITCH_ONLY_TO_CAUGHT_UP_ENTRANTS: &str = "switch-only-to-caught-up-entrants";
+/// No plan task writes in a reconcile that read the template moved off the plan's target.
+pub const NO_PLAN_STEP_AFTER_SUPERSESSION: &str = "no-plan-step-after-supersession";
 
 /// How long after a rollout's stall threshold the operator has to say so (one reconcile period or so).
 pub const STALL_REPORT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -433,10 +441,26 @@ pub fn no_needlessly_failed_rollout(world: &WorldState, observed: &mut Observed)
 /// are one write, so no crash or Conflict between them can leave a finished plan that nothing will finish. A
 /// check of the state after each step would miss two writes within one step, and another client could still
 /// read the version between them.
-pub fn on_write(world: &mut WorldState, key: &ObjectRef, stored: &serde_json::Value) {
-    if key.kind != "SeiNodeDeployment" {
-        return;
+///
+/// The checks of the moment of a write that need what the writing reconcile read follow it: see
+/// [`plan_writes_after_supersession`], [`completion_on_ready_nodes`], [`switch_to_caught_up_entrants`]; and a
+/// user edit aimed at this write lands right after it ([`crate::aimed::after_write`]).
+pub fn on_write(world: &mut WorldState, key: &ObjectRef, verb: &str, stored: &serde_json::Value, writer: Writer<'_>) {
+    if let Some(violation) = plan_writes_after_supersession(world, key, verb, stored, writer)
+        .or_else(|| completion_on_ready_nodes(world, key, verb, stored, writer))
+        .or_else(|| switch_to_caught_up_entrants(world, key, stored))
+    {
+        world.write_violations.push(violation);
     }
+    if key.kind == "SeiNodeDeployment" {
+        complete_plan_beside_rollout(world, key, stored);
+    }
+    if writer.reconcile.is_some() {
+        crate::aimed::after_write(world, key, verb, stored);
+    }
+}
+
+fn complete_plan_beside_rollout(world: &mut WorldState, key: &ObjectRef, stored: &serde_json::Value) {
     let text = |pointer: &str| stored.pointer(pointer).and_then(serde_json::Value::as_str);
     if let (Some("Complete"), Some(target)) = (text("/status/plan/phase"), text("/status/rollout/targetHash")) {
         let version = text("/metadata/resourceVersion").unwrap_or("-");
@@ -548,4 +572,338 @@ pub fn on_delete(world: &mut WorldState, key: &ObjectRef) {
     if let Some(violation) = violation {
         world.write_violations.push(violation);
     }
+}
+
+/// Who made a write: the operator's client within a reconcile (its id and the kind of object reconciled), or
+/// the harness / a client outside any reconcile (`reconcile: None`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Writer<'a> {
+    pub reconcile: Option<(u64, &'a str)>,
+}
+
+impl Writer<'_> {
+    /// The id of the SeiNodeDeployment reconcile that writes, if that is who writes.
+    fn deployment_reconcile(&self) -> Option<u64> {
+        self.reconcile.filter(|(_, kind)| *kind == "SeiNodeDeployment").map(|(id, _)| id)
+    }
+}
+
+/// What one reconcile of a SeiNodeDeployment read, as far as the write-time checks need it: a write is judged
+/// by what its reconcile could see — not by the store at the moment of the write, which may hold a user's edit
+/// made since the read, or be ahead of a lagging cache.
+#[derive(Clone, Debug, Default)]
+pub struct ReconcileReads {
+    /// The deployment as the reconcile first read it.
+    pub deployment: Option<DeploymentRead>,
+    /// Nodes read Running with their sidecar ready and `currentImage` their spec's image: (name, image).
+    pub ready_nodes: BTreeSet<(String, String)>,
+    /// Each node's spec image as first read.
+    pub node_images: BTreeMap<String, String>,
+}
+
+/// A deployment's rollout as a reconcile read it.
+#[derive(Clone, Debug)]
+pub struct DeploymentRead {
+    pub key: ObjectRef,
+    pub rollout: Option<RolloutRead>,
+    /// Its template had moved off the rollout's target (`rollout::is_superseded`): the plan must take no step.
+    pub superseded: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct RolloutRead {
+    pub strategy: Strategy,
+    pub target_hash: String,
+    pub entrant_revision: Option<String>,
+    /// The nodes an InPlace rollout moves.
+    pub nodes: Vec<String>,
+}
+
+/// The operator's client read one object (`get`) at `at` (`None`: the store as it is) in `reconcile`.
+pub fn on_operator_get(world: &mut WorldState, reconcile: Option<(u64, &str)>, key: &ObjectRef, at: Option<u64>) {
+    let Some(id) = (Writer { reconcile }).deployment_reconcile() else { return };
+    match key.kind.as_str() {
+        "SeiNodeDeployment" => {
+            if world.reconcile_reads.get(&id).is_some_and(|r| r.deployment.is_some()) {
+                return;
+            }
+            let Some(read) = world.store.get(key, at).and_then(|v| deployment_read(key, v)) else { return };
+            world.reconcile_reads.entry(id).or_default().deployment = Some(read);
+        }
+        "SeiNode" => {
+            let Some(value) = world.store.get(key, at) else { return };
+            let node = node_read(value);
+            note_nodes(world, id, node.into_iter().collect());
+        }
+        _ => {}
+    }
+}
+
+/// The operator's client listed objects of `kind` at `at` in `reconcile`.
+pub fn on_operator_list(
+    world: &mut WorldState,
+    reconcile: Option<(u64, &str)>,
+    kind: &str,
+    namespace: &str,
+    selector: &sei_operator::cluster::LabelSelector,
+    at: Option<u64>,
+) {
+    let Some(id) = (Writer { reconcile }).deployment_reconcile() else { return };
+    if kind != "SeiNode" {
+        return;
+    }
+    let nodes: Vec<NodeRead> =
+        world.store.list(kind, namespace, selector, at).into_iter().filter_map(node_read).collect();
+    note_nodes(world, id, nodes);
+}
+
+/// A reconcile ended (or the operator restarted: ids start again): forget what it read.
+pub fn on_reconcile_end(world: &mut WorldState, id: Option<u64>) {
+    match id {
+        Some(id) => world.reconcile_reads.remove(&id),
+        None => {
+            world.reconcile_reads.clear();
+            None
+        }
+    };
+}
+
+struct NodeRead {
+    name: String,
+    image: String,
+    ready: bool,
+}
+
+fn node_read(value: &serde_json::Value) -> Option<NodeRead> {
+    let text = |pointer: &str| value.pointer(pointer).and_then(serde_json::Value::as_str);
+    let (name, image) = (text("/metadata/name")?, text("/spec/image")?);
+    let ready = text("/status/phase") == Some("Running")
+        && value.pointer("/status/sidecarReady").and_then(serde_json::Value::as_bool) == Some(true)
+        && text("/status/currentImage") == Some(image);
+    Some(NodeRead { name: name.to_owned(), image: image.to_owned(), ready })
+}
+
+fn note_nodes(world: &mut WorldState, id: u64, nodes: Vec<NodeRead>) {
+    let reads = world.reconcile_reads.entry(id).or_default();
+    for node in nodes {
+        if node.ready {
+            reads.ready_nodes.insert((node.name.clone(), node.image.clone()));
+        }
+        reads.node_images.entry(node.name).or_insert(node.image);
+    }
+}
+
+fn deployment_read(key: &ObjectRef, value: &serde_json::Value) -> Option<DeploymentRead> {
+    let deployment = SeiNodeDeployment::deserialize(value).ok()?;
+    let rollout = deployment.status.as_ref().and_then(|s| s.rollout.as_ref());
+    let superseded = rollout.is_some_and(|r| sei_operator::rollout::is_superseded(r, &deployment));
+    let rollout = rollout.map(|r| RolloutRead {
+        strategy: r.strategy,
+        target_hash: r.target_hash.clone(),
+        entrant_revision: r.entrant_revision.clone(),
+        nodes: r.nodes.iter().map(|n| n.name.clone()).collect(),
+    });
+    Some(DeploymentRead { key: key.clone(), rollout, superseded })
+}
+
+/// SPEC §5.4 (supersession replaces the plan): no plan task writes in a reconcile that read the template moved
+/// off the rollout's target — the plan of a superseded rollout takes no further step, not even in the reconcile
+/// that supersedes it. A switch-traffic in that reconcile sends traffic to entrants the supersession then
+/// deletes (a BlueGreen edit landing as the entrants catch up); a create-entrant-nodes or update-node-specs
+/// makes nodes or restarts pods for a target nobody wants any more. A plan task's write is recognised by what
+/// nothing else in a deployment reconcile writes: a Service replaced (switch-traffic; the Service is otherwise
+/// only created), a SeiNode created with the superseded rollout's entrant revision, a SeiNode whose image moves
+/// (rollout fields change only through a plan). Deletions are left out: a scale-down deletes too.
+pub fn plan_writes_after_supersession(
+    world: &WorldState,
+    key: &ObjectRef,
+    verb: &str,
+    stored: &serde_json::Value,
+    writer: Writer<'_>,
+) -> Option<Violation> {
+    let reads = world.reconcile_reads.get(&writer.deployment_reconcile()?)?;
+    let read = reads.deployment.as_ref().filter(|d| d.superseded && d.key.namespace == key.namespace)?;
+    let rollout = read.rollout.as_ref()?;
+    let text = |pointer: &str| stored.pointer(pointer).and_then(serde_json::Value::as_str);
+    let step = match (key.kind.as_str(), verb) {
+        ("Service", "replace") => {
+            Some(format!("replaced {key} (selector revision {})", stored_selector_revision(stored).unwrap_or_default()))
+        }
+        ("SeiNode", "create")
+            if rollout.entrant_revision.is_some()
+                && stored_label(stored, LABEL_REVISION) == rollout.entrant_revision =>
+        {
+            Some(format!("created {key}, an entrant of the superseded rollout"))
+        }
+        ("SeiNode", "replace") => {
+            let before = reads.node_images.get(&key.name)?;
+            let image = text("/spec/image")?;
+            (before != image).then(|| format!("moved {key} from image {before} to {image}"))
+        }
+        _ => None,
+    }?;
+    Some(Violation::new(
+        NO_PLAN_STEP_AFTER_SUPERSESSION,
+        format!(
+            "a reconcile of {} read its template moved off the {} rollout to {} (superseded), and still took a \
+             plan step: {step}",
+            read.key, rollout.strategy, rollout.target_hash
+        ),
+    ))
+}
+
+/// SPEC §4 (InPlace: `mark-nodes-ready` is the last task): an InPlace rollout completes only in a reconcile
+/// that read every node it moved Running on the target image with its sidecar ready — seid serving it and the
+/// sidecar marked ready, as the node's status says. Judged at the status write that clears the rollout and makes
+/// its target the template hash, against what that reconcile read (a node that a lagging read showed ready
+/// counts: the operator could not know better). A rollout whose nodes are gone, or were scaled away, is not
+/// owed their readiness. BlueGreen and HardFork completions follow a teardown, not a readiness wait.
+pub fn completion_on_ready_nodes(
+    world: &WorldState,
+    key: &ObjectRef,
+    verb: &str,
+    stored: &serde_json::Value,
+    writer: Writer<'_>,
+) -> Option<Violation> {
+    if key.kind != "SeiNodeDeployment" || verb != "replace-status" {
+        return None;
+    }
+    let reads = world.reconcile_reads.get(&writer.deployment_reconcile()?)?;
+    let read = reads.deployment.as_ref().filter(|d| d.key == *key)?;
+    let rollout = read.rollout.as_ref().filter(|r| r.strategy == Strategy::InPlace)?;
+    let completes = stored.pointer("/status/rollout").is_none_or(serde_json::Value::is_null)
+        && stored.pointer("/status/templateHash").and_then(serde_json::Value::as_str)
+            == Some(rollout.target_hash.as_str());
+    if !completes {
+        return None;
+    }
+    let active: BTreeSet<&str> = stored
+        .pointer("/status/incumbentNodes")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    let unready: Vec<&String> = rollout
+        .nodes
+        .iter()
+        .filter(|name| active.contains(name.as_str()))
+        .filter(|name| {
+            let node = ObjectRef::new("SeiNode", &key.namespace, name.as_str());
+            let Some(image) = world.store.get(&node, None).and_then(|n| n.pointer("/spec/image")?.as_str()) else {
+                return false;
+            };
+            !reads.ready_nodes.contains(&((*name).clone(), image.to_owned()))
+        })
+        .collect();
+    (!unready.is_empty()).then(|| {
+        Violation::new(
+            ROLLOUT_COMPLETES_ON_READY_NODES,
+            format!(
+                "{key}: the InPlace rollout to {} completed in a reconcile that never read {unready:?} Running \
+                 on the target image with its sidecar ready",
+                rollout.target_hash
+            ),
+        )
+    })
+}
+
+fn stored_selector_revision(service: &serde_json::Value) -> Option<&str> {
+    service.pointer("/spec/selector").and_then(|s| s.get(LABEL_REVISION)).and_then(serde_json::Value::as_str)
+}
+
+/// Invariant 1, at the switch (SPEC §4, `await-nodes-caught-up` before `switch-traffic`): a BlueGreen rollout's
+/// Service is pointed at its entrants only when every live entrant has been Ready by the kubelet's rules on
+/// its image — seid running it, its readiness probe on `/lag_status` passed, so caught up with the chain. A
+/// node merely Running (its init plan done) may still be syncing: its pod is no endpoint, and the switch would
+/// send traffic nowhere. Judged at any write of the Service that selects the entrant revision while the rollout
+/// is set (a harness write too: the check is about where traffic goes).
+pub fn switch_to_caught_up_entrants(
+    world: &WorldState,
+    key: &ObjectRef,
+    stored: &serde_json::Value,
+) -> Option<Violation> {
+    if key.kind != "Service" {
+        return None;
+    }
+    let revision = stored_selector_revision(stored)?;
+    let deployment_name =
+        stored.pointer("/spec/selector").and_then(|s| s.get(LABEL_DEPLOYMENT)).and_then(serde_json::Value::as_str)?;
+    let deployment = world.store.get(&ObjectRef::new("SeiNodeDeployment", &key.namespace, deployment_name), None)?;
+    let rollout = deployment.pointer("/status/rollout").filter(|r| !r.is_null())?;
+    let text = |field: &str| rollout.get(field).and_then(serde_json::Value::as_str);
+    if text("strategy") != Some("BlueGreen") || text("entrantRevision") != Some(revision) {
+        return None;
+    }
+    let not_caught_up: Vec<String> = world
+        .store
+        .all_of_kind("SeiNode")
+        .filter(|(node, value)| {
+            node.namespace == key.namespace
+                && !crate::store::is_deleting(value)
+                && stored_label(value, LABEL_DEPLOYMENT).as_deref() == Some(deployment_name)
+                && stored_label(value, LABEL_REVISION).as_deref() == Some(revision)
+        })
+        .filter(|(node, value)| {
+            let image = value.pointer("/spec/image").and_then(serde_json::Value::as_str).unwrap_or_default();
+            !world.ready_images.contains(&(node.namespace.clone(), node.name.clone(), image.to_owned()))
+        })
+        .map(|(node, _)| node.name.clone())
+        .collect();
+    (!not_caught_up.is_empty()).then(|| {
+        Violation::new(
+            SWITCH_ONLY_TO_CAUGHT_UP_ENTRANTS,
+            format!(
+                "{key} switched to revision {revision}, whose entrants {not_caught_up:?} no pod has served Ready \
+                 (caught up) on their image"
+            ),
+        )
+    })
+}
+
+/// Liveness's end state (SPEC §5.1, §5.6): once the world is at rest, every live child of a deployment runs the
+/// image of its active set's template (`status.templateHash`): its spec and `currentImage` (a Failed child its
+/// spec). No child is left on a failed target's image — a failed rollout leaves its entrants deleted and the
+/// incumbents untouched, and a child made by a scale-up takes the active set's rollout fields, not those of a
+/// failed or pending target. A deployment whose active template was never seen, or that is being deleted, is
+/// not judged; nor are nodes no deployment controls (a `Retain` delete leaves them as they are).
+pub fn fleet_on_active_image_at_rest(observed: &Observed) -> Result<(), Violation> {
+    for (key, deployment) in &observed.deployments {
+        let (Some(status), Some(uid)) = (&deployment.status, &deployment.metadata.uid) else { continue };
+        if deployment.metadata.deletion_timestamp.is_some() || status.rollout.is_some() {
+            continue;
+        }
+        let Some((active, _)) = status.template_hash.as_ref().and_then(|h| observed.template_images.get(h)) else {
+            continue;
+        };
+        let failed = status
+            .failed_target_hash
+            .as_ref()
+            .and_then(|h| observed.template_images.get(h))
+            .map(|(image, _)| image.as_str())
+            .filter(|image| *image != active);
+        for (node_key, node) in observed.nodes.iter().filter(|(k, _)| k.namespace == key.namespace) {
+            if !is_controlled_by(&node.metadata, uid) || node.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let node_status = node.status.clone().unwrap_or_default();
+            let running =
+                node_status.current_image.as_deref().filter(|_| node_status.phase == Some(SeiNodePhase::Running));
+            let wrong = [Some(node.spec.image.as_str()), running].into_iter().flatten().find(|image| image != active);
+            let Some(wrong) = wrong else { continue };
+            let why = if Some(wrong) == failed {
+                format!("the image of the failed target {}", status.failed_target_hash.as_deref().unwrap_or_default())
+            } else {
+                "not the active set's".to_owned()
+            };
+            return Err(Violation::new(
+                FLEET_ON_ACTIVE_IMAGE_AT_REST,
+                format!(
+                    "{key} is at rest on {active} (templateHash {}), but its child {node_key} is on {wrong}: {why}",
+                    status.template_hash.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

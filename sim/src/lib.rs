@@ -20,6 +20,7 @@
 //! Determinism: no wall clock, no OS randomness, no threads; ordered maps only; tokio's `select!` is `biased`
 //! (its RNG cannot be seeded under turmoil). The same seed gives the same trace, byte for byte.
 
+pub mod aimed;
 pub mod authorization;
 pub mod bench;
 pub mod chain;

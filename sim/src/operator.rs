@@ -202,6 +202,7 @@ pub async fn run_operator<R: Reconciler>(
         // Reconcile ids start again at 0 in a new process: counts of the dead process's unfinished reconciles
         // must not be credited to the new ones that reuse their ids (an armed afterWrite crash would fire early).
         world.operator.writes_in_reconcile.clear();
+        crate::invariants::on_reconcile_end(&mut world, None);
         // The informers' initial list: every object of the reconciled kinds.
         let now = world.now;
         for kind in &kinds {
@@ -307,6 +308,7 @@ pub async fn run_operator<R: Reconciler>(
                 in_flight.remove(&key);
                 let mut world = lock(&shared);
                 world.operator.writes_in_reconcile.remove(&id);
+                crate::invariants::on_reconcile_end(&mut world, Some(id));
                 let now = world.now;
                 let delay = match outcome {
                     Requeue::Done => {

@@ -179,6 +179,11 @@ pub struct WorldState {
     /// Faults injected that can fail a rollout by design (a scripted sidecar task failure, a re-pushed image, a
     /// worker crash), with when: a rollout that fails with none of them before is judged needless.
     pub failure_faults: Vec<(Duration, String)>,
+    /// What each SeiNodeDeployment reconcile in flight read (by reconcile id): write-time invariants judge a
+    /// write by what its reconcile could see.
+    pub reconcile_reads: BTreeMap<u64, crate::invariants::ReconcileReads>,
+    /// User edits armed to land right after a moment of the operator's (`edit: {after: ...}`).
+    pub aimed_edits: Vec<crate::aimed::AimedEdit>,
     /// Chain milestones not yet reached, soonest last (popped as time passes).
     pub milestones: Vec<(Duration, String)>,
     /// The operator's rollout stall threshold (SPEC: 10 minutes, configurable), for the stall invariant.

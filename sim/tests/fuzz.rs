@@ -204,3 +204,37 @@ fn a_run_whose_failed_rollout_was_delayed_past_an_earlier_edit_ends_right_on_eit
     let wrong = fuzz::judged_end_state(&case, &never_named).expect_err("v6.3.2 was never named");
     assert!(wrong.contains("never named"), "{wrong}");
 }
+
+#[test]
+fn the_issue_22_operations_render_as_steps_the_scenario_runner_takes() {
+    use sei_sim::fuzz::case::AimedAt;
+    let case = FuzzCase {
+        seed: 22,
+        strategy: UpdateStrategy::BlueGreen,
+        replicas: 2,
+        validators_switch_secs: 300,
+        ops: vec![
+            Op::AimedEdit { release: 1, at: AimedAt::TaskCompleted(2), nth: 1, revert: false },
+            Op::AimedEdit { release: 0, at: AimedAt::ServiceWrite, nth: 2, revert: true },
+            Op::LongWait { secs: 700 },
+            Op::RetainDelete,
+        ],
+    };
+    let (perturbed, calm) = (render(&case, true), render(&case, false));
+    for text in [&perturbed, &calm] {
+        scenario::parse("case.yaml", text).expect("a valid scenario");
+        // v6.3.0 → v6.3.1, superseded by v6.3.2 right after the status write that completes the caught-up wait.
+        assert!(text.contains("taskCompleted: await-nodes-caught-up") && text.contains("write: service"), "{text}");
+        assert!(text.contains("wait: 700s"), "{text}");
+        // The Retain delete waits for rest, then deletes: its nodes must outlive the deployment.
+        let settle = text.find("settle: 30m").expect("at rest first");
+        assert!(text[settle..].contains("spec.deletionPolicy: Retain"), "{text}");
+    }
+    assert_eq!(case.retained_nodes(), Some(2));
+    assert!(case.final_image().is_none(), "deleted");
+    // The Retain oracle: the unperturbed run must end with the two nodes running without an owner.
+    let kept = "SeiNode sei/fuzz-#0: image=sei:v6.3.0 phase=Some(Running) currentImage=sei:v6.3.0 owner=";
+    let lost = fuzz::expected_outcome(&case, &[kept.to_owned()]).expect("one node is missing");
+    assert!(lost.contains("Retain"), "{lost}");
+    assert_eq!(fuzz::expected_outcome(&case, &[kept.to_owned(), kept.replace("#0", "#1")]), None);
+}

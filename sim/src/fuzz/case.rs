@@ -166,6 +166,37 @@ pub enum Op {
     /// `deletionPolicy: Retain`, delete, wait until the deployment is gone, then apply it again as it was: the
     /// retained nodes must be adopted. Off by default (`Bounds::retain_reapply`).
     ReapplyAfterRetainDelete,
+    /// `deletionPolicy: Retain`, then delete: the deployment goes, its nodes stay as they are (later edits are
+    /// dropped, as after any delete).
+    RetainDelete,
+    /// A wait past the rollout stall threshold (10 minutes) and its report's grace: a rollout still running by
+    /// then must say Stalled.
+    LongWait {
+        secs: u64,
+    },
+    /// An image edit, then a second edit aimed at a moment of the rollout it starts (see [`AimedAt`]), landing
+    /// right after the operator's write, before its next call: back to the image before (`revert`, a cancel
+    /// under BlueGreen / HardFork) or on to another good release (a supersession).
+    AimedEdit {
+        release: usize,
+        at: AimedAt,
+        nth: u32,
+        revert: bool,
+    },
+}
+
+/// The moment an [`Op::AimedEdit`] lands after.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AimedAt {
+    /// The deployment's n-th status write.
+    StatusWrite,
+    /// The status write that records a plan task Complete (an index into the strategy's plan tasks).
+    TaskCompleted(usize),
+    /// The n-th write of one of its SeiNodes: the reconcile that follows may be the one in which a wait on the
+    /// nodes completes.
+    NodeWrite,
+    /// The n-th write of its Service: between the traffic switch and the teardown.
+    ServiceWrite,
 }
 
 impl Op {
@@ -198,21 +229,49 @@ impl fmt::Display for FuzzCase {
 pub struct Bounds {
     pub max_replicas: u32,
     pub max_ops: usize,
-    /// Generate `ReapplyAfterRetainDelete` (off by default until adopting retained nodes lands in the operator).
+    /// Generate `ReapplyAfterRetainDelete`. Off by default: re-applied mid-rollout, the deployment adopts
+    /// retained nodes of two revisions and never sorts them out (`fuzz-findings/`, open).
     pub retain_reapply: bool,
+    /// Generate InPlace and BlueGreen runs only: measuring a bug class the HardFork runs' open findings would
+    /// otherwise cut short (`--without-hard-fork`).
+    pub without_hard_fork: bool,
 }
 
 impl Bounds {
     pub fn new(max_replicas: u32, max_ops: usize) -> Self {
-        Bounds { max_replicas, max_ops, retain_reapply: false }
+        Bounds { max_replicas, max_ops, retain_reapply: false, without_hard_fork: false }
     }
 }
+
+/// The plan tasks of a strategy's rollout, as `AimedAt::TaskCompleted` indexes them.
+fn plan_tasks(strategy: UpdateStrategy) -> &'static [&'static str] {
+    match strategy {
+        UpdateStrategy::InPlace => &["update-node-specs", "await-spec-update", "mark-nodes-ready"],
+        UpdateStrategy::BlueGreen => &[
+            "create-entrant-nodes",
+            "await-nodes-running",
+            "await-nodes-caught-up",
+            "switch-traffic",
+            "teardown-nodes",
+        ],
+        UpdateStrategy::HardFork => {
+            &["create-entrant-nodes", "await-nodes-running", "switch-traffic", "teardown-nodes"]
+        }
+    }
+}
+
+/// How long a generated aimed edit waits for its moment before it is made anyway.
+const AIMED_EDIT_WITHIN_SECS: u64 = 300;
 
 /// Whole runs within `bounds`.
 pub fn cases(bounds: Bounds) -> impl proptest::strategy::Strategy<Value = FuzzCase> {
     let max_replicas = bounds.max_replicas.max(1);
-    let strategy =
-        prop_oneof![Just(UpdateStrategy::InPlace), Just(UpdateStrategy::BlueGreen), Just(UpdateStrategy::HardFork)];
+    let strategy = if bounds.without_hard_fork {
+        prop_oneof![Just(UpdateStrategy::InPlace), Just(UpdateStrategy::BlueGreen)].boxed()
+    } else {
+        prop_oneof![Just(UpdateStrategy::InPlace), Just(UpdateStrategy::BlueGreen), Just(UpdateStrategy::HardFork)]
+            .boxed()
+    };
     (any::<u64>(), strategy, 1..=max_replicas, 240u64..900)
         .prop_flat_map(move |(seed, strategy, replicas, switch)| {
             let ops =
@@ -282,9 +341,30 @@ fn op(
                 .boxed(),
         ),
         (reapply_weight, Just(Op::ReapplyAfterRetainDelete).boxed()),
+        (1, Just(Op::RetainDelete).boxed()),
+        (1, (600u64..1200).prop_map(|secs| Op::LongWait { secs }).boxed()),
+        // Most often the very next write: right after the detection's status write, the plan's first step is
+        // the next reconcile's, and a supersession there is where a plan's extra step writes.
+        (
+            4,
+            (0..good, aimed_at(strategy), prop_oneof![3 => Just(1u32), 1 => 2u32..5], any::<bool>())
+                .prop_map(|(release, at, nth, revert)| Op::AimedEdit { release, at, nth, revert })
+                .boxed(),
+        ),
     ];
     // proptest's weighted union refuses a zero weight: an operation a run's strategy never has is left out.
     proptest::strategy::Union::new_weighted(arms.into_iter().filter(|(weight, _)| *weight > 0).collect())
+}
+
+fn aimed_at(strategy: UpdateStrategy) -> impl proptest::strategy::Strategy<Value = AimedAt> {
+    // An InPlace rollout never writes its Service: the moment would never come.
+    let service_weight = if strategy == UpdateStrategy::InPlace { 0 } else { 1 };
+    prop_oneof![
+        2 => Just(AimedAt::StatusWrite),
+        2 => (0..plan_tasks(strategy).len()).prop_map(AimedAt::TaskCompleted),
+        2 => Just(AimedAt::NodeWrite),
+        service_weight => Just(AimedAt::ServiceWrite),
+    ]
 }
 
 fn fault(max_replicas: u32) -> impl proptest::strategy::Strategy<Value = FaultOp> {
@@ -374,6 +454,8 @@ impl FuzzCase {
             final_image: Some(template.image),
             named: vec![template.image],
             edits_to_a_bad_release: false,
+            retained_image: None,
+            retained_replicas: None,
         };
         let mut deleted = false;
         for op in &self.ops {
@@ -381,7 +463,7 @@ impl FuzzCase {
                 continue;
             }
             // After a delete there is nothing left to edit; waits and faults still run.
-            let touches_deployment = !matches!(op, Op::Wait { .. } | Op::Fault(_) | Op::Heal);
+            let touches_deployment = !matches!(op, Op::Wait { .. } | Op::LongWait { .. } | Op::Fault(_) | Op::Heal);
             if deleted && touches_deployment {
                 continue;
             }
@@ -449,6 +531,54 @@ impl FuzzCase {
                         steps.push(json!({"fault": fault_value(&FaultOp::StaleReads { versions: *versions })}));
                     }
                 }
+                Op::LongWait { secs } => steps.push(wait(*secs)),
+                Op::RetainDelete => {
+                    // At rest first: a Retain delete mid-rollout keeps whichever nodes the rollout's timing left
+                    // (incumbents, entrants or both), each right for its timing — no one right end state.
+                    if perturbed {
+                        steps.push(json!({"heal": "all"}));
+                    }
+                    if template.image == MISSING_RELEASE {
+                        set_image(&mut template, PATCH_RELEASES[1], steps);
+                    }
+                    steps.push(json!({"settle": "30m"}));
+                    walk.retained_image = Some(template.image);
+                    walk.retained_replicas = Some(template.replicas);
+                    deleted = true;
+                    steps.push(edit(json!({"spec.deletionPolicy": "Retain"})));
+                    steps.push(json!({"delete": {"kind": "SeiNodeDeployment", "name": DEPLOYMENT}}));
+                }
+                Op::AimedEdit { release, at, nth, revert } => {
+                    let before = template.image;
+                    set_image(&mut template, self.other_good_release(*release, before), steps);
+                    walk.named.push(template.image);
+                    // A HardFork back to the pre-fork release may land after the fork: a rollback across an
+                    // upgrade, which has no right outcome. Such runs move on to the other fork release.
+                    // Nor is a revert to a bad release generated (an edit to one waits for Ready first).
+                    let revert = *revert
+                        && good_releases(self.strategy).contains(&before)
+                        && (self.strategy != UpdateStrategy::HardFork || FORK_RELEASES.contains(&before));
+                    let next = if revert { before } else { self.third_good_release(before, template.image) };
+                    template.image = next;
+                    let mut moment = json!({"nth": nth, "within": format!("{AIMED_EDIT_WITHIN_SECS}s")});
+                    match at {
+                        AimedAt::StatusWrite => moment["write"] = json!("statusWrite"),
+                        AimedAt::TaskCompleted(task) => {
+                            let tasks = plan_tasks(self.strategy);
+                            moment["write"] = json!("statusWrite");
+                            moment["taskCompleted"] = json!(tasks[task % tasks.len()]);
+                            moment["nth"] = json!(1);
+                        }
+                        AimedAt::NodeWrite => moment["write"] = json!("node"),
+                        AimedAt::ServiceWrite => moment["write"] = json!("service"),
+                    }
+                    steps.push(json!({"edit": {
+                        "kind": "SeiNodeDeployment",
+                        "name": DEPLOYMENT,
+                        "set": {"spec.template.spec.image": next},
+                        "after": moment,
+                    }}));
+                }
                 Op::ReapplyAfterRetainDelete => {
                     steps.push(edit(json!({"spec.deletionPolicy": "Retain"})));
                     steps.push(json!({"delete": {"kind": "SeiNodeDeployment", "name": DEPLOYMENT}}));
@@ -474,10 +604,21 @@ impl FuzzCase {
         if pick == current { good[(release + 1) % good.len()] } else { pick }
     }
 
+    /// A good release other than both `a` and `b` when there is one (HardFork runs have two: then `a`).
+    fn third_good_release(&self, a: &'static str, b: &'static str) -> &'static str {
+        good_releases(self.strategy).iter().copied().find(|r| *r != a && *r != b).unwrap_or(a)
+    }
+
     /// The image the template names after the last operation (before a missing image's fix), or `None` when the
     /// run deletes the deployment.
     pub fn final_image(&self) -> Option<&'static str> {
         self.walk(false).final_image
+    }
+
+    /// How many nodes the run's `Retain` delete (of the deployment at rest) must leave running without an
+    /// owner, if it has one.
+    pub fn retained_nodes(&self) -> Option<u32> {
+        self.walk(false).retained_replicas
     }
 
     /// Whether the run must end with its rollout failed and reported: its last edit names the broken release.
@@ -504,7 +645,11 @@ impl FuzzCase {
     /// above the upgrade is harmless only while the chain waits below it.
     pub fn validators_switch(&self) -> Option<u64> {
         let typo = self.ops.iter().any(|op| matches!(op, Op::HaltHeightTypo { .. }));
-        let forked = self.final_image().is_none_or(|image| FORK_RELEASES.contains(&image));
+        let walk = self.walk(false);
+        // Nodes a Retain delete left behind run on as they are: on the pre-fork binary they are a fleet the
+        // user left there, as much as a template that names it.
+        let last = walk.final_image.or(walk.retained_image);
+        let forked = last.is_none_or(|image| FORK_RELEASES.contains(&image));
         (forked && !typo).then_some(self.validators_switch_secs)
     }
 
@@ -584,6 +729,10 @@ struct Walk {
     /// Every image the template named, in order (the initial one first).
     named: Vec<&'static str>,
     edits_to_a_bad_release: bool,
+    /// The image the nodes a `Retain` delete left behind run: they outlive the deployment.
+    retained_image: Option<&'static str>,
+    /// How many nodes a `Retain` delete left behind (the replicas of the deployment at rest when deleted).
+    retained_replicas: Option<u32>,
 }
 
 /// The releases a run's rollouts can complete on.

@@ -245,6 +245,15 @@ fn failed_rollout(line: &str) -> bool {
 /// broken release must end failed and say so — no rollout in progress, `RolloutInProgress` False, phase Degraded
 /// or Failed, the target remembered; any other target is one the chain can run, and no rollout may fail.
 pub fn expected_outcome(case: &FuzzCase, end_state: &[String]) -> Option<String> {
+    // A Retain delete leaves every node of the deployment, at rest when deleted, running on without an owner.
+    if let Some(replicas) = case.retained_nodes() {
+        let kept = end_state.iter().filter(|line| line.starts_with("SeiNode ") && line.ends_with(" owner=")).count();
+        if kept != replicas as usize {
+            return Some(format!(
+                "a Retain delete of the deployment at rest with {replicas} replica(s) must leave them running                  without an owner; the end state holds {kept} such node(s)"
+            ));
+        }
+    }
     let deployment = end_state.iter().find(|line| line.starts_with("SeiNodeDeployment "));
     if !case.expects_failed_rollout() {
         let failed = end_state.iter().find(|line| failed_rollout(line))?;

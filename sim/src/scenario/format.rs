@@ -232,6 +232,11 @@ pub struct Edit {
     pub namespace: Option<String>,
     /// Dotted path → new value (`null` removes the field).
     pub set: BTreeMap<String, serde_json::Value>,
+    /// Make the edit (of a SeiNodeDeployment) right after a moment of the operator's — its n-th status write,
+    /// SeiNode write or Service write from now, or the status write that records a task Complete — inside the
+    /// simulated tick, before the operator's next call (see [`crate::aimed`]); the timeline waits for it.
+    #[serde(default)]
+    pub after: Option<crate::aimed::Moment>,
 }
 
 /// A fault to inject.
@@ -600,7 +605,7 @@ fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::E
     parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
-fn optional_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+pub(crate) fn optional_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
     Option::<String>::deserialize(deserializer)?
         .map(|text| parse_duration(&text).map_err(serde::de::Error::custom))
         .transpose()

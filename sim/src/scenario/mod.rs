@@ -8,6 +8,8 @@ pub mod runner;
 use std::path::Path;
 
 pub use format::Scenario;
+pub(crate) use format::optional_duration;
+pub(crate) use runner::set_path;
 pub use runner::{NoObserver, Observer, Outcome, run, run_observed};
 
 /// A scenario file that could not be read.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 use sei_operator::api::{SeiNode, SeiNodeDeployment};
-use sei_operator::cluster::ClusterObject;
+use sei_operator::cluster::{ClusterObject, ObjectRef};
 use sei_operator::manifest::{Manifest, ManifestValidator, parse_yaml_documents};
 use sei_operator::permissions::Permission;
 use serde_json::Value;
@@ -212,6 +212,7 @@ impl<'a> Runner<'a> {
                 }
                 Ok(())
             }
+            Step::Edit(edit) if edit.after.is_some() => self.aimed_edit(edit),
             Step::Edit(edit) => match edit.kind {
                 ObjectKind::SeiNodeDeployment => self.edit::<SeiNodeDeployment>(edit),
                 ObjectKind::SeiNode => self.edit::<SeiNode>(edit),
@@ -290,6 +291,33 @@ impl<'a> Runner<'a> {
         };
         let name = candidates[index % candidates.len()].clone();
         self.world.delete::<SeiNode>(&namespace, &name).map_err(|e| render(&e))
+    }
+
+    /// Arms an edit to land right after its moment, and steps until it has (or, at its deadline, makes it).
+    fn aimed_edit(&mut self, edit: &Edit) -> Result<(), String> {
+        let Some(moment) = edit.after.clone() else { return Ok(()) };
+        if edit.kind != ObjectKind::SeiNodeDeployment {
+            return Err("an aimed edit (`after`) edits a SeiNodeDeployment".into());
+        }
+        let deployment = ObjectRef::new("SeiNodeDeployment", self.namespace(&edit.namespace), &edit.name);
+        let end = self.world.now() + moment.deadline();
+        let armed = self.world.modify(|w| {
+            let armed = crate::aimed::AimedEdit::arm(w, deployment, moment, edit.set.clone());
+            w.aimed_edits.push(armed);
+            w.aimed_edits.len() - 1
+        });
+        let fired = |world: &World| world.inspect(|w| w.aimed_edits.get(armed).is_none_or(|e| e.fired));
+        while !fired(&self.world) && self.world.now() < end {
+            self.tick()?;
+        }
+        self.world.modify(|w| {
+            if let Some(edit) = w.aimed_edits.get_mut(armed).filter(|e| !e.fired) {
+                edit.fired = true;
+                let edit = edit.clone();
+                crate::aimed::apply(w, &edit, "its moment did not come: at the deadline");
+            }
+        });
+        Ok(())
     }
 
     fn edit<K: ClusterObject>(&mut self, edit: &Edit) -> Result<(), String> {
@@ -467,12 +495,12 @@ impl<'a> Runner<'a> {
         let end = self.world.now() + within;
         while self.world.now() < end {
             if self.world.at_rest() {
-                return Ok(());
+                return self.world.check_at_rest().map_err(|e| render(&e));
             }
             self.tick()?;
         }
         if self.world.at_rest() {
-            return Ok(());
+            return self.world.check_at_rest().map_err(|e| render(&e));
         }
         Err(format!(
             "invariant liveness violated: the world did not come to rest within {within:?} (a deployment still \
@@ -553,7 +581,7 @@ fn render(error: &SimError) -> String {
 }
 
 /// Sets `path` (dotted) in a JSON object, creating objects on the way; `null` removes the field.
-fn set_path(value: &mut Value, path: &str, new: Value) {
+pub(crate) fn set_path(value: &mut Value, path: &str, new: Value) {
     let mut segments: Vec<&str> = path.split('.').collect();
     let Some(last) = segments.pop() else { return };
     let mut cursor = value;

@@ -167,6 +167,8 @@ impl WorldBuilder {
             events: Vec::new(),
             write_violations: Vec::new(),
             user_deleted_nodes: Vec::new(),
+            reconcile_reads: Default::default(),
+            aimed_edits: Vec::new(),
             milestones,
             stall_threshold: self.stall_threshold,
             store_changed_at: Duration::ZERO,

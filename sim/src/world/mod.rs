@@ -339,6 +339,20 @@ impl World {
             })
     }
 
+    /// The checks of a world at rest ([`World::at_rest`]): every deployment's fleet on its active image
+    /// ([`invariants::fleet_on_active_image_at_rest`]).
+    pub fn check_at_rest(&mut self) -> Result<(), SimError> {
+        let world = lock(&self.shared);
+        self.observed.refresh(&world);
+        invariants::fleet_on_active_image_at_rest(&self.observed).map_err(|violation| SimError::Invariant {
+            violation,
+            step: self.steps,
+            at: world.now,
+            seed: self.seed,
+            trace_tail: world.trace.tail(40),
+        })
+    }
+
     /// Liveness (invariant 7): runs until every SeiNodeDeployment settled — no rollout in progress, and its status
     /// observed the latest generation or names the template as the target that failed — failing with `liveness` after `within`.
     pub fn run_until_settled(&mut self, within: Duration) -> Result<(), SimError> {

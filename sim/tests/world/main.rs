@@ -2,6 +2,7 @@
 //! pods' servers, the operator host with trivial reconcilers, faults, invariants and determinism.
 
 mod api_rules;
+mod blind_spots;
 mod chain;
 mod common;
 mod determinism;
