@@ -57,6 +57,11 @@ pub const SWITCH_ONLY_TO_CAUGHT_UP_ENTRANTS: &str = "switch-only-to-caught-up-en
 /// No plan task writes in a reconcile that read the template moved off the plan's target.
 pub const NO_PLAN_STEP_AFTER_SUPERSESSION: &str = "no-plan-step-after-supersession";
 
+/// How long a quiet deployment may keep children of two revisions: its strays are deleted after the status write
+/// that ends a rollout, so a delete that fails (a Conflict, a partition) leaves them until a retry succeeds, and
+/// the retry policy waits up to five minutes (`operator/src/controller/mod.rs`, `retry_after`).
+pub const LEAKED_ENTRANT_GRACE: std::time::Duration = std::time::Duration::from_secs(330);
+
 /// How long after a rollout's stall threshold the operator has to say so (one reconcile period or so).
 pub const STALL_REPORT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -89,6 +94,8 @@ pub struct Observed {
     template_images: BTreeMap<String, (String, Option<String>)>,
     /// Each deployment's `failedTargetHash` as last judged.
     failed_targets: BTreeMap<ObjectRef, Option<String>>,
+    /// Since when each quiet deployment has had children of more than one revision.
+    mixed_since: BTreeMap<ObjectRef, std::time::Duration>,
 }
 
 impl Observed {
@@ -143,7 +150,7 @@ pub fn check(world: &WorldState, observed: &mut Observed) -> Result<(), Violatio
     rollout_condition_matches_rollout(observed)?;
     current_image_was_run(world, &mut *observed)?;
     single_writer(world, observed)?;
-    no_leaked_entrants_once_quiet(observed)?;
+    no_leaked_entrants_once_quiet(world, observed)?;
     stalled_rollouts_are_reported(world, observed)?;
     no_sidecar_work_started_twice(world, observed)?;
     one_plan_per_rollout(observed)?;
@@ -282,8 +289,10 @@ pub fn single_writer(world: &WorldState, observed: &mut Observed) -> Result<(), 
     }
 }
 
-/// Invariant 6a: once a deployment is quiet (no rollout, no active plan), its live children are of one revision.
-pub fn no_leaked_entrants_once_quiet(observed: &Observed) -> Result<(), Violation> {
+/// Invariant 6a: once a deployment is quiet (no rollout, no active plan), its live children are of one revision —
+/// within [`LEAKED_ENTRANT_GRACE`], which covers a failed delete of a stray and its retries.
+pub fn no_leaked_entrants_once_quiet(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
+    let mut mixed = BTreeMap::new();
     for (key, deployment) in &observed.deployments {
         let (Some(status), Some(uid)) = (&deployment.status, &deployment.metadata.uid) else { continue };
         let active_plan = status.plan.as_ref().is_some_and(|p| p.phase == PlanPhase::Active);
@@ -297,12 +306,20 @@ pub fn no_leaked_entrants_once_quiet(observed: &Observed) -> Result<(), Violatio
             .filter_map(|n| n.metadata.labels.as_ref()?.get(LABEL_REVISION).cloned())
             .collect();
         if revisions.len() > 1 {
-            return Err(Violation::new(
-                NO_LEAKED_ENTRANTS,
-                format!("{key} is quiet but has children of revisions {revisions:?}"),
-            ));
+            let since = observed.mixed_since.get(key).copied().unwrap_or(world.now);
+            if world.now.saturating_sub(since) > LEAKED_ENTRANT_GRACE {
+                return Err(Violation::new(
+                    NO_LEAKED_ENTRANTS,
+                    format!(
+                        "{key} has been quiet for over {LEAKED_ENTRANT_GRACE:?} but has children of revisions \
+                         {revisions:?}"
+                    ),
+                ));
+            }
+            mixed.insert(key.clone(), since);
         }
     }
+    observed.mixed_since = mixed;
     Ok(())
 }
 

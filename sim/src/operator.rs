@@ -227,11 +227,18 @@ pub async fn run_operator<R: Reconciler>(
             let now = world.now;
             let mut deliveries: Vec<Delivery> = Vec::new();
             if std::mem::take(&mut world.operator.deliver_unobserved) {
+                // The heal is the watch's relist: it reports the objects it lists, never one deleted in the gap
+                // (kube-rs `kube-runtime/src/watcher.rs`, `Event::InitApply`: "Deleted events may be missed when
+                // restarting the stream"). Whoever owned a deleted object hears of it only by looking again.
                 let unobserved = std::mem::take(&mut world.operator.unobserved);
-                for object in unobserved.keys() {
+                for (object, controller) in unobserved {
+                    if world.store.get(&object, None).is_none() {
+                        world.record(Category::Fault, format!("deleted while unobserved, not relisted: {object}"));
+                        continue;
+                    }
                     world.record(Category::Fault, format!("unobserved object delivered on heal: {object}"));
+                    deliveries.push((object, controller, None));
                 }
-                deliveries.extend(unobserved.into_iter().map(|(object, controller)| (object, controller, None)));
             }
             for change in changes {
                 if world.operator.drop_watch_events > 0 {

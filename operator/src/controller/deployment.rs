@@ -28,6 +28,14 @@ use crate::rollout::{Observed, RolloutConfig, evaluate, is_superseded, stray_nod
 use crate::tasks::DeploymentTasks;
 use crate::workload::{deployment_service, selected_revision};
 
+/// How often a deployment at rest is looked at again though nothing woke it. A watch that breaks and relists
+/// reports what the relist holds, never what was deleted in its gap (kube-rs `kube-runtime/src/watcher.rs`,
+/// `Event::InitApply`/`InitDone`: "Deleted events may be missed when restarting the stream"), so a child deleted
+/// then would otherwise go unnoticed for good. controller-runtime resyncs every 10 h by default
+/// (`SyncPeriod`); sei-protocol/sei-k8s-controller requeues its controllers every 30 s. Five minutes bounds the
+/// outage of a missed delete at one list of the children every five minutes.
+pub const RESYNC_INTERVAL: Duration = Duration::from_secs(300);
+
 /// What the deployment reconciler works with. No sidecar: the deployment controller never calls one.
 pub struct DeploymentContext<C, K> {
     pub cluster: C,
@@ -82,7 +90,7 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
     let mut stepped = deployment.clone();
     let status = stepped.status.get_or_insert_with(SeiNodeDeploymentStatus::default);
     let superseded = status.rollout.as_ref().is_some_and(|r| is_superseded(r, &deployment));
-    let mut next = Action::AwaitChange;
+    let mut next = Action::Requeue(RESYNC_INTERVAL);
     if let Some(plan) = status.plan.as_mut().filter(|p| p.phase == PlanPhase::Active && !superseded) {
         let runner = DeploymentTasks { cluster: &ctx.cluster, deployment: &deployment };
         next = match execute(plan, &runner, now).await {

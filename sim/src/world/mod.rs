@@ -304,16 +304,27 @@ impl World {
 
     /// Whether the world is at rest: every deployment settled ([`World::deployments_settled`]) and out of the
     /// transitional phases (Pending, Initializing, Upgrading, Terminating), every SeiNode Running its image (as
-    /// `currentImage` says) or Failed, and no object still being deleted.
+    /// `currentImage` says) or Failed, every node a deployment's status lists still there, and no object still being
+    /// deleted.
     /// A run is compared with another only at rest: "settled" alone holds while nodes are still initializing.
     pub fn at_rest(&self) -> bool {
         use sei_operator::api::{DeploymentPhase, SeiNode, SeiNodePhase};
         self.deployments_settled()
             && self.inspect(|state| {
-                let deployments_at_rest = state.store.all_of_kind("SeiNodeDeployment").all(|(_, value)| {
+                // A status naming a node that is gone has not been looked at since: its deployment has yet to
+                // notice (a deletion its watch missed is seen only by its next resync).
+                let deployments_at_rest = state.store.all_of_kind("SeiNodeDeployment").all(|(key, value)| {
                     SeiNodeDeployment::deserialize(value).is_ok_and(|d| {
-                        let phase = d.status.unwrap_or_default().phase.unwrap_or_default();
-                        matches!(phase, DeploymentPhase::Ready | DeploymentPhase::Degraded | DeploymentPhase::Failed)
+                        let status = d.status.unwrap_or_default();
+                        let phase = status.phase.unwrap_or_default();
+                        let listed_exist = status.nodes.iter().all(|node| {
+                            state.store.get(&ObjectRef::new("SeiNode", &key.namespace, &node.name), None).is_some()
+                        });
+                        listed_exist
+                            && matches!(
+                                phase,
+                                DeploymentPhase::Ready | DeploymentPhase::Degraded | DeploymentPhase::Failed
+                            )
                     })
                 });
                 // Running nodes have observed their image; failed ones are at rest as they are.

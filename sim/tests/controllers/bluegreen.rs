@@ -19,4 +19,6 @@ crate::scenario_tests! {
         "bluegreen-every-child-deleted-after-a-failed-rollout-keeps-the-active-image.yaml",
     blue_green_scale_down_to_a_starting_node_keeps_the_serving_nodes_until_it_serves =>
         "bluegreen-scale-down-to-a-starting-node-keeps-the-serving-nodes-until-it-serves.yaml",
+    blue_green_revert_under_conflicts_deletes_its_entrants_once_a_failed_delete_is_retried =>
+        "bluegreen-revert-under-conflicts-deletes-its-entrants-on-retry.yaml",
 }

@@ -1,6 +1,8 @@
 //! Faults around otherwise plain rollouts: partitions, API conflict storms, sidecar restart storms.
 
 crate::scenario_tests! {
+    a_child_deleted_while_the_watch_misses_it_is_made_again_by_the_deployment_resync =>
+        "child-deleted-while-the-watch-misses-it-is-made-again-by-the-resync.yaml",
     a_partition_during_mark_ready_heals_and_the_node_is_marked_ready => "partition-during-mark-ready.yaml",
     an_api_conflict_storm_does_not_break_a_rollout => "api-conflict-storm.yaml",
     a_sidecar_restart_storm_outside_and_during_a_rollout_leaves_nothing_stuck => "sidecar-restart-storm.yaml",
