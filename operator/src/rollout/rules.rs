@@ -307,9 +307,12 @@ fn traffic_moved(ctx: &Ctx<'_>, status: &SeiNodeDeploymentStatus, rollout: &Roll
 }
 
 /// The entrants of `rollout` become the active set: they are what the Service selects.
-/// Their spec, as the plan's `create-entrant-nodes` made them, is what the set runs.
+/// Their spec, as the plan's `create-entrant-nodes` made them, is what the set runs, and the rollout's target is
+/// the template they run: a later edit back to it is a revert to the new incumbents, not to the old ones (which
+/// the teardown may already have deleted).
 fn adopt_entrants(status: &mut SeiNodeDeploymentStatus, rollout: &RolloutStatus) {
     if let Some(revision) = rollout.entrant_revision.clone() {
+        status.template_hash = Some(rollout.target_hash.clone());
         let made = plan_params::<CreateEntrantNodes>(status.plan.as_ref(), TaskType::CreateEntrantNodes)
             .filter(|params| params.revision == revision);
         status.active_set = Some(match made {

@@ -33,4 +33,6 @@ crate::scenario_tests! {
         "hardfork-scale-up-after-the-switch-under-stale-reads-keeps-its-new-nodes.yaml",
     hard_fork_bootstrap_teardown_whose_record_was_lost_is_settled_by_the_marked_volume =>
         "hardfork-bootstrap-teardown-whose-record-was-lost-still-finishes.yaml",
+    hard_fork_edited_back_right_after_the_switch_rolls_forward_from_the_new_incumbents =>
+        "hardfork-edited-back-right-after-the-switch-rolls-forward-from-the-new-incumbents.yaml",
 }
