@@ -109,14 +109,6 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
     let mut collisions = claimed.foreign;
     if !plan_active {
         collisions.extend(ensure_children(&ctx.cluster, &deployment, &status, &nodes).await?);
-        // The Service appears once a node of the active set runs: it never sends traffic to a revision with
-        // no running node.
-        if service.is_none()
-            && status.ready_replicas > 0
-            && let Some(active) = &status.active_set
-        {
-            create_if_missing(&ctx.cluster, &deployment_service(&deployment, &active.revision)).await?;
-        }
     }
     // Collisions are reported with the status they were found for: a condition that holds while they last, and
     // one Warning event each, owed like any other.
@@ -135,6 +127,12 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
         deliver(&ctx.cluster, event).await;
     }
 
+    // The Service follows the active set once the status naming it is stored: a decision lost to a failed write
+    // (a Conflict with an edit that changes which adopted set is active) must not leave the Service on a set
+    // the stored status does not name — nothing would move it again.
+    if !plan_active && status.rollout.is_none() {
+        ensure_service(&ctx.cluster, &deployment, &status, service.as_ref()).await?;
+    }
     // Strays are deleted only once the status that makes them strays is stored: a decision that ends a rollout
     // and deletes its entrants must not be lost to a failed write after the deletions (the plan would then wait
     // forever for entrants that are gone). Level-triggered: a deletion that fails is retried from the stored
@@ -175,6 +173,29 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
             next.min(Action::Requeue(until_stall.max(Duration::from_secs(1)))).min(Action::Requeue(POLL_INTERVAL * 6));
     }
     Ok(next)
+}
+
+/// At rest, the deployment's Service selects the active set: made once a node of the set runs (it never sends
+/// traffic to a revision with no running node), and moved to the set if it selects another revision (one a lost
+/// decision or a user's edit left it on) once a node of the set runs. The nodes it selected are strays then,
+/// deleted by a later reconcile that reads the moved Service.
+async fn ensure_service<C: Cluster>(
+    cluster: &C,
+    deployment: &SeiNodeDeployment,
+    status: &SeiNodeDeploymentStatus,
+    service: Option<&Service>,
+) -> Result<(), ClusterError> {
+    let Some(active) = status.active_set.as_ref().filter(|_| status.ready_replicas > 0) else { return Ok(()) };
+    let desired = deployment_service(deployment, &active.revision);
+    match service {
+        None => create_if_missing(cluster, &desired).await,
+        Some(service) if selected_revision(service) != Some(active.revision.as_str()) => {
+            let mut moved = service.clone();
+            moved.spec.get_or_insert_with(Default::default).selector = desired.spec.and_then(|s| s.selector);
+            cluster.replace(&moved).await.map(|_| ())
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 /// Emits `event`; whether it is recorded now (an AlreadyExists means it was, by an earlier emission).

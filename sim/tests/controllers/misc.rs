@@ -10,6 +10,10 @@ crate::scenario_tests! {
         "seinode-recreated-while-its-predecessor-is-collected.yaml",
     deleting_with_the_delete_policy_removes_nodes_and_service => "delete-policy-delete.yaml",
     deleting_with_the_retain_policy_keeps_the_nodes_running_detached => "delete-policy-retain.yaml",
+    a_deployment_reapplied_mid_hard_fork_serves_from_the_set_its_stored_status_names =>
+        "retain-then-reapply-mid-hardfork-serves-from-the-set-the-stored-status-names.yaml",
+    a_service_selector_edited_at_rest_is_moved_back_to_the_active_set =>
+        "service-selector-edited-at-rest-is-moved-back.yaml",
     a_deployment_reapplied_after_a_retain_delete_adopts_its_nodes => "retain-then-reapply-adopts-the-nodes.yaml",
     a_deployment_reapplied_with_a_new_image_after_a_retain_delete_adopts_and_rolls_out =>
         "retain-then-reapply-with-a-new-image-rolls-out.yaml",
