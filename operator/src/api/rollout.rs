@@ -13,7 +13,9 @@ pub struct RolloutStatus {
     /// The template hash this rollout moves the deployment to.
     pub target_hash: String,
     pub started_at: Time,
-    /// Deployment generation the rollout targets; BlueGreen / HardFork entrants are named after it.
+    /// Deployment generation the rollout targets; BlueGreen / HardFork entrants are named after it. Above the
+    /// deployment's generation when a set of that number exists already (nodes adopted from a deployment of the
+    /// same name, re-created after a `Retain` delete, whose generation started again at 1).
     #[serde(default)]
     pub generation: i64,
     /// Per-node convergence.

@@ -339,7 +339,8 @@ fn complete_rollout(ctx: &Ctx<'_>, d: &mut Decision, rollout: &RolloutStatus) {
     }
     d.status.template_hash = Some(rollout.target_hash.clone());
     d.status.failed_target_hash = None;
-    d.status.observed_generation = Some(rollout.generation);
+    // The spec generation the rollout converged to (its own may run ahead of it: see `new_rollout`).
+    d.status.observed_generation = Some(rollout.generation.min(ctx.generation));
     d.status.rollout = None;
     let message = format!("rolled out template {} with {}", rollout.target_hash, rollout.strategy);
     ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, false, REASON_ROLLOUT_COMPLETE, message.clone());
@@ -432,8 +433,18 @@ fn report_invalid(ctx: &Ctx<'_>, d: &mut Decision, message: String) {
 fn new_rollout(ctx: &Ctx<'_>, status: &SeiNodeDeploymentStatus, strategy: Strategy) -> RolloutStatus {
     let incumbents = status.incumbent_nodes.clone();
     let incumbent_revision = status.active_set.as_ref().map(|s| s.revision.clone());
-    // Entrant sets are named after the generation; generation 0 names the first set.
-    let generation = ctx.generation.max(1);
+    // Entrant sets are named after the generation; generation 0 names the first set. Never after a set that
+    // exists: a deployment re-created after a `Retain` delete starts again at generation 1 beside the sets it
+    // adopted, and an entrant named like an adopted node would find its name taken.
+    let past_existing_sets = ctx
+        .observed
+        .nodes
+        .iter()
+        .filter_map(|n| names::set_generation_of(ctx.name(), n.metadata.name.as_deref()?))
+        .chain(status.active_set.as_ref().map(|s| s.generation))
+        .max()
+        .map_or(0, |g| g + 1);
+    let generation = ctx.generation.max(1).max(past_existing_sets);
     let mut rollout = RolloutStatus::new(strategy, ctx.hash.clone(), Time(ctx.observed.now), generation);
     match strategy {
         Strategy::InPlace => {

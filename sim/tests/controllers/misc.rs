@@ -14,6 +14,8 @@ crate::scenario_tests! {
         "retain-then-reapply-mid-hardfork-serves-from-the-set-the-stored-status-names.yaml",
     a_service_selector_edited_at_rest_is_moved_back_to_the_active_set =>
         "service-selector-edited-at-rest-is-moved-back.yaml",
+    a_deployment_reapplied_after_a_fork_names_its_entrants_past_the_set_it_adopted =>
+        "retain-then-reapply-after-a-fork-names-its-entrants-past-the-adopted-set.yaml",
     a_deployment_reapplied_after_a_retain_delete_adopts_its_nodes => "retain-then-reapply-adopts-the-nodes.yaml",
     a_deployment_reapplied_with_a_new_image_after_a_retain_delete_adopts_and_rolls_out =>
         "retain-then-reapply-with-a-new-image-rolls-out.yaml",
