@@ -191,8 +191,10 @@ fn record_baseline(ctx: &Ctx<'_>, d: &mut Decision) {
 
 /// The baseline the nodes a deployment already controls at its first sight give: the template hash they run,
 /// their set (revision label and the generation their names carry) and how many they are. Of several sets (a
-/// `Retain` delete mid-rollout leaves two), the one already on the template wins — no rollout needed — then the
-/// one with more nodes Running, then the older one (it was serving). A set whose nodes run different templates
+/// `Retain` delete mid-rollout leaves two), one with a node Running wins — the other set's nodes are strays, and
+/// deleting the only running ones for a set still bootstrapping would leave the Service (which may still select
+/// them) with nothing to send traffic to for the whole bootstrap — then the one already on the template (no
+/// rollout needed), then the one with more nodes Running, then the older one (it was serving). A set whose nodes run different templates
 /// (deleted mid-InPlace rollout) takes the first template that differs from the deployment's, so the rollout
 /// that follows brings every node to it.
 fn adopted_baseline(ctx: &Ctx<'_>) -> Option<(String, ActiveSet, usize)> {
@@ -209,9 +211,9 @@ fn adopted_baseline(ctx: &Ctx<'_>) -> Option<(String, ActiveSet, usize)> {
     let running = |nodes: &[&SeiNode]| {
         nodes.iter().filter(|n| n.status.as_ref().and_then(|s| s.phase) == Some(SeiNodePhase::Running)).count()
     };
-    let ((generation, revision), nodes) = sets
-        .into_iter()
-        .max_by_key(|((generation, _), nodes)| (on_template(nodes), running(nodes), std::cmp::Reverse(*generation)))?;
+    let ((generation, revision), nodes) = sets.into_iter().max_by_key(|((generation, _), nodes)| {
+        (running(nodes) > 0, on_template(nodes), running(nodes), std::cmp::Reverse(*generation))
+    })?;
     let differs = nodes.iter().find(|n| template_hash(&n.spec) != ctx.hash);
     let model = differs.or(nodes.first())?;
     let runs = template_hash(&model.spec);

@@ -585,6 +585,10 @@ impl FuzzCase {
                     let gone = format!("SeiNodeDeployment/{DEPLOYMENT}");
                     steps.push(json!({"expect": {"within": "10m", "absent": [gone]}}));
                     steps.push(json!({"apply": {"objects": [self.deployment(&template)]}}));
+                    // Adopted before anything else happens to it: deleted before its first reconcile, the
+                    // deployment would leave the retained nodes ownerless — on whatever image they ran, the
+                    // missing one included, where they never come to rest and no one is left to fix them.
+                    steps.push(json!({"expect": {"within": "10m", "deployment": DEPLOYMENT, "adoptedAll": true}}));
                 }
             }
             if matches!(op, Op::SetImage { release } if *release >= good_releases(self.strategy).len()) {

@@ -186,7 +186,8 @@ impl Judge<'_> {
                 || expectation.latest_spec_rolled_out.is_some()
                 || expectation.incumbent_nodes.is_some()
                 || expectation.service.is_some()
-                || expectation.children.is_some();
+                || expectation.children.is_some()
+                || expectation.adopted_all.is_some();
             if wants_deployment {
                 self.fail("the expectation names no `deployment` for its deployment checks".into());
             }
@@ -283,6 +284,17 @@ impl Judge<'_> {
             let children = self.node_names_with_deleting(|n| is_controlled_by(&n.metadata, &uid));
             if sorted(wanted) != children {
                 self.fail(format!("{name} controls SeiNodes {children:?}, not {:?}", sorted(wanted)));
+            }
+        }
+        if let Some(wanted) = expectation.adopted_all {
+            let uid = deployment.metadata.uid.clone().unwrap_or_default();
+            let orphans = self.node_names_with_deleting(|n| {
+                n.metadata.deletion_timestamp.is_none()
+                    && n.metadata.labels.as_ref().and_then(|l| l.get(LABEL_DEPLOYMENT)) == Some(name)
+                    && !is_controlled_by(&n.metadata, &uid)
+            });
+            if orphans.is_empty() != wanted {
+                self.fail(format!("{name} has labelled SeiNodes it does not control: {orphans:?}"));
             }
         }
     }

@@ -468,6 +468,10 @@ pub struct Expectation {
     /// order: nothing leaked, nothing missing.
     #[serde(default)]
     pub children: Option<Vec<String>>,
+    /// Every SeiNode labelled with the deployment's name is its child: none is left for it to adopt (a node
+    /// being deleted is not looked at).
+    #[serde(default)]
+    pub adopted_all: Option<bool>,
     /// At least some number of the namespace's SeiNodes match (when which ones does not matter, as in "a
     /// node has rolled").
     #[serde(default)]

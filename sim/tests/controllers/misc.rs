@@ -16,6 +16,8 @@ crate::scenario_tests! {
         "service-selector-edited-at-rest-is-moved-back.yaml",
     a_deployment_reapplied_after_a_fork_names_its_entrants_past_the_set_it_adopted =>
         "retain-then-reapply-after-a-fork-names-its-entrants-past-the-adopted-set.yaml",
+    a_deployment_reapplied_mid_hard_fork_keeps_serving_from_the_running_set_it_adopted =>
+        "retain-then-reapply-mid-hardfork-keeps-serving-from-the-running-set.yaml",
     a_deployment_reapplied_after_a_retain_delete_adopts_its_nodes => "retain-then-reapply-adopts-the-nodes.yaml",
     a_deployment_reapplied_with_a_new_image_after_a_retain_delete_adopts_and_rolls_out =>
         "retain-then-reapply-with-a-new-image-rolls-out.yaml",
