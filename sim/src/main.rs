@@ -28,7 +28,7 @@ use sei_sim::timeline::{self, Recorder};
 
 const USAGE: &str = "\
 usage: sei-sim run <file-or-dir>... [--seed N] [--trace] [--svg OUT]   replay scenario files
-       sei-sim fuzz [--cases N] [--seed S] [--max-replicas R] [--max-ops K] [--max-shrink-iters I] [--max-shrink-time SECS] [--with-retain-reapply] [--without-hard-fork] [--out FILE]
+       sei-sim fuzz [--cases N] [--seed S] [--max-replicas R] [--max-ops K] [--max-shrink-iters I] [--max-shrink-time SECS] [--without-retain-reapply] [--without-hard-fork] [--out FILE]
                                           generated runs judged by the oracles
        sei-sim bench [--replicas 3,16,100] [--suite scenarios/]   time rollouts and the suite
        sei-sim trace [replicas]           the trace of the benchmark's standard rollout
@@ -403,7 +403,7 @@ fn fuzz_config(args: &[String]) -> Result<(sei_sim::fuzz::FuzzConfig, PathBuf), 
             "--max-shrink-time" => {
                 config.max_shrink_time = Duration::from_secs(number("--max-shrink-time", rest.next())?)
             }
-            "--with-retain-reapply" => config.bounds.retain_reapply = true,
+            "--without-retain-reapply" => config.bounds.retain_reapply = false,
             "--without-hard-fork" => config.bounds.without_hard_fork = true,
             "--out" => out = Some(PathBuf::from(rest.next().ok_or("--out takes a file name")?)),
             other => return Err(format!("unknown argument {other:?}")),

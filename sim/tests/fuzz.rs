@@ -174,8 +174,8 @@ fn the_issue_14_operations_render_as_steps_the_scenario_runner_takes() {
         assert!(text.contains("spec.deletionPolicy: Retain") && text.matches("apply:").count() == 2, "{text}");
     }
     assert!(perturbed.contains("versions: 2") && !calm.contains("staleReads"), "{calm}");
-    // Off by default: the retained nodes' adoption is not in the operator yet.
-    assert!(!FuzzConfig::new(1, 1, &root()).bounds.retain_reapply);
+    // On by default since the adoption of retained nodes holds under the fuzzer (issue #14).
+    assert!(FuzzConfig::new(1, 1, &root()).bounds.retain_reapply);
 }
 
 #[test]

@@ -81,7 +81,13 @@ pub async fn reconcile_node<C: Cluster, S: Sidecar, K: Clock>(
                     set_invalid_spec(&mut status, &error, generation, now);
                 }
             },
-            SeiNodePhase::Initializing => action = initialize(ctx, &node, &mut status).await?,
+            SeiNodePhase::Initializing => {
+                // A spec changed while the plan runs (a rollout's `update-node-specs`, a user's edit) reaches a
+                // StatefulSet the plan made already: its pod may be waiting on the image the edit replaced (a
+                // missing one, never pulled), and the plan waits on that pod.
+                converge_existing_workload(&ctx.cluster, &node).await?;
+                action = initialize(ctx, &node, &mut status).await?
+            }
             SeiNodePhase::Running => {
                 converge_workload(&ctx.cluster, &node).await?;
                 observe(ctx, &node, &mut status).await?;
@@ -324,24 +330,33 @@ async fn report_blocked_child<C: Cluster>(
 /// defaults everywhere else.
 async fn converge_workload<C: Cluster>(cluster: &C, node: &SeiNode) -> Result<(), ClusterError> {
     let namespace = node.metadata.namespace.as_deref().unwrap_or_default();
-    let desired = workload::stateful_set(node);
-    let name = desired.metadata.name.clone().unwrap_or_default();
-    match cluster.get::<StatefulSet>(namespace, &name).await.optional()? {
-        None => create_if_missing(cluster, &desired).await?,
-        Some(mut existing) => {
-            if let (Some(spec), Some(wanted)) = (existing.spec.as_mut(), desired.spec)
-                && drifted(&spec.template, &wanted.template)
-            {
-                spec.template = wanted.template;
-                cluster.replace(&existing).await?;
-            }
-        }
+    if !converge_existing_workload(cluster, node).await? {
+        create_if_missing(cluster, &workload::stateful_set(node)).await?;
     }
     let service = workload::headless_service(node);
+    let name = service.metadata.name.clone().unwrap_or_default();
     if cluster.get::<Service>(namespace, &name).await.optional()?.is_none() {
         create_if_missing(cluster, &service).await?;
     }
     Ok(())
+}
+
+/// Brings an existing StatefulSet's pod template to the spec; whether there is one. Makes nothing (while
+/// initializing, the plan decides when the workload is made).
+async fn converge_existing_workload<C: Cluster>(cluster: &C, node: &SeiNode) -> Result<bool, ClusterError> {
+    let namespace = node.metadata.namespace.as_deref().unwrap_or_default();
+    let desired = workload::stateful_set(node);
+    let name = desired.metadata.name.clone().unwrap_or_default();
+    let Some(mut existing) = cluster.get::<StatefulSet>(namespace, &name).await.optional()? else {
+        return Ok(false);
+    };
+    if let (Some(spec), Some(wanted)) = (existing.spec.as_mut(), desired.spec)
+        && drifted(&spec.template, &wanted.template)
+    {
+        spec.template = wanted.template;
+        cluster.replace(&existing).await?;
+    }
+    Ok(true)
 }
 
 fn drifted(

@@ -164,7 +164,7 @@ pub enum Op {
         versions: u64,
     },
     /// `deletionPolicy: Retain`, delete, wait until the deployment is gone, then apply it again as it was: the
-    /// retained nodes must be adopted. Off by default (`Bounds::retain_reapply`).
+    /// retained nodes must be adopted (`Bounds::retain_reapply`).
     ReapplyAfterRetainDelete,
     /// `deletionPolicy: Retain`, then delete: the deployment goes, its nodes stay as they are (later edits are
     /// dropped, as after any delete).
@@ -229,8 +229,7 @@ impl fmt::Display for FuzzCase {
 pub struct Bounds {
     pub max_replicas: u32,
     pub max_ops: usize,
-    /// Generate `ReapplyAfterRetainDelete`. Off by default: re-applied mid-rollout, the deployment adopts
-    /// retained nodes of two revisions and never sorts them out (`fuzz-findings/`, open).
+    /// Generate `ReapplyAfterRetainDelete` (on by default; `--without-retain-reapply` turns it off).
     pub retain_reapply: bool,
     /// Generate InPlace and BlueGreen runs only: measuring a bug class the HardFork runs' open findings would
     /// otherwise cut short (`--without-hard-fork`).
@@ -239,7 +238,7 @@ pub struct Bounds {
 
 impl Bounds {
     pub fn new(max_replicas: u32, max_ops: usize) -> Self {
-        Bounds { max_replicas, max_ops, retain_reapply: false, without_hard_fork: false }
+        Bounds { max_replicas, max_ops, retain_reapply: true, without_hard_fork: false }
     }
 }
 

@@ -12,4 +12,6 @@ crate::scenario_tests! {
     two_in_place_rollouts_in_a_row_both_complete_with_seid_marked_ready => "inplace-two-rollouts-in-a-row.yaml",
     in_place_child_deleted_mid_rollout_and_its_failed_replacement_deleted_to_retry_come_back =>
         "inplace-child-deleted-mid-rollout.yaml",
+    in_place_child_made_again_on_a_missing_image_takes_the_fix_while_initializing =>
+        "inplace-child-made-again-on-a-missing-image-takes-the-fix.yaml",
 }
