@@ -7,9 +7,11 @@ use std::collections::BTreeSet;
 use crate::api::{SeiNode, SeiNodeDeploymentStatus, SeiNodePhase};
 use crate::meta::LABEL_REVISION;
 
-/// Names of the owned nodes to delete, sorted. Never a serving node of the revision the Service selects while
+/// Names of the owned nodes to delete, sorted. Never a Running node of the revision the Service selects while
 /// no kept node of that revision serves: deleting it would leave the Service with no endpoint — a scale-down
-/// that keeps only nodes still starting waits for one of them to serve before the serving ones go.
+/// that keeps only nodes still starting waits for one of them to serve before the serving ones go. Running, not
+/// only serving: a node whose pod is not Ready yet (adopted seconds after it started, say) is the endpoint the
+/// Service is about to have, and the one it would otherwise wait for the whole start of a new node to get.
 pub fn stray_nodes(status: &SeiNodeDeploymentStatus, owned: &[SeiNode], service_revision: Option<&str>) -> Vec<String> {
     let mut keep: BTreeSet<&str> = status.incumbent_nodes.iter().map(String::as_str).collect();
     if let Some(rollout) = &status.rollout {
@@ -26,16 +28,19 @@ pub fn stray_nodes(status: &SeiNodeDeploymentStatus, owned: &[SeiNode], service_
     let mut strays: Vec<String> = owned
         .iter()
         .filter(|n| n.metadata.deletion_timestamp.is_none() && !kept(n))
-        .filter(|n| kept_serving || !selected(n) || !serving(n))
+        .filter(|n| kept_serving || !selected(n) || !running(n))
         .filter_map(|n| n.metadata.name.clone())
         .collect();
     strays.sort();
     strays
 }
 
+fn running(node: &SeiNode) -> bool {
+    node.status.as_ref().and_then(|s| s.phase) == Some(SeiNodePhase::Running)
+}
+
 /// Running, and a ready pod has run its image: an endpoint of a Service that selects it.
 fn serving(node: &SeiNode) -> bool {
     let status = node.status.as_ref();
-    status.and_then(|s| s.phase) == Some(SeiNodePhase::Running)
-        && status.and_then(|s| s.current_image.as_deref()) == Some(node.spec.image.as_str())
+    running(node) && status.and_then(|s| s.current_image.as_deref()) == Some(node.spec.image.as_str())
 }
