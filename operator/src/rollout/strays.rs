@@ -4,10 +4,11 @@
 
 use std::collections::BTreeSet;
 
-use crate::api::{SeiNode, SeiNodeDeploymentStatus, SeiNodePhase};
+use crate::api::{SeiNode, SeiNodeDeploymentStatus, SeiNodePhase, Strategy};
 use crate::meta::LABEL_REVISION;
 
-/// Names of the owned nodes to delete, sorted. Never a Running node of the revision the Service selects while
+/// Names of the owned nodes to delete, sorted. Never a node the Service selects during a BlueGreen / HardFork
+/// rollout. Never a Running node of the revision the Service selects while
 /// no kept node of that revision serves: deleting it would leave the Service with no endpoint — a scale-down
 /// that keeps only nodes still starting waits for one of them to serve before the serving ones go. Running, not
 /// only serving: a node whose pod is not Ready yet (adopted seconds after it started, say) is the endpoint the
@@ -25,10 +26,15 @@ pub fn stray_nodes(status: &SeiNodeDeploymentStatus, owned: &[SeiNode], service_
             && node.metadata.labels.as_ref().and_then(|l| l.get(LABEL_REVISION)).map(String::as_str) == service_revision
     };
     let kept_serving = owned.iter().any(|n| kept(n) && selected(n) && serving(n));
+    // A BlueGreen / HardFork rollout deletes the nodes the Service selects only after it has moved the Service
+    // (SPEC §5, invariant 1b): a scale-down during one waits for the switch (or the rollout's end) to remove
+    // the surplus nodes of the selected revision.
+    let switch_pending = status.rollout.as_ref().is_some_and(|r| r.strategy != Strategy::InPlace);
     let mut strays: Vec<String> = owned
         .iter()
         .filter(|n| n.metadata.deletion_timestamp.is_none() && !kept(n))
         .filter(|n| kept_serving || !selected(n) || !running(n))
+        .filter(|n| !(switch_pending && selected(n)))
         .filter_map(|n| n.metadata.name.clone())
         .collect();
     strays.sort();

@@ -21,4 +21,6 @@ crate::scenario_tests! {
         "bluegreen-scale-down-to-a-starting-node-keeps-the-serving-nodes-until-it-serves.yaml",
     blue_green_revert_under_conflicts_deletes_its_entrants_once_a_failed_delete_is_retried =>
         "bluegreen-revert-under-conflicts-deletes-its-entrants-on-retry.yaml",
+    blue_green_scale_down_mid_rollout_keeps_the_nodes_the_service_selects_until_the_switch =>
+        "bluegreen-scale-down-mid-rollout-keeps-the-selected-nodes-until-the-switch.yaml",
 }
