@@ -53,8 +53,13 @@ pub fn resolve(world: &WorldState, host: &str, port: u16) -> Result<Resolved, Re
         // skipped) — and a Job's replacement pod shares the finished one's hostname.
         let phase = pod.reported.get("phase").and_then(Value::as_str);
         let terminal = matches!(phase, Some("Succeeded" | "Failed"));
+        // A pod with no IP yet — not scheduled, or held back before its sandbox (a volume still attached
+        // elsewhere) — is no endpoint either, publishNotReadyAddresses or not (same function: "no IP ->
+        // exclude"). Unscheduled, the simulated pod has no worker port of its own to answer on.
+        let has_ip = pod.seid != crate::kube::pod::Seid::Unscheduled;
         // A Service without a selector has no managed endpoints.
-        !terminal
+        has_ip
+            && !terminal
             && selector.as_ref().is_some_and(|s| matches_selector(labels.as_ref(), s))
             && (publish_not_ready || pod.is_ready())
     };

@@ -133,6 +133,12 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
     if !plan_active && status.rollout.is_none() {
         ensure_service(&ctx.cluster, &deployment, &status, service.as_ref()).await?;
     }
+    let uid = deployment.metadata.uid.as_deref().unwrap_or_default();
+    if service.as_ref().is_some_and(|s| !is_controlled_by(&s.metadata, uid)) {
+        // A predecessor's Service (a deployment of this name deleted and made again), which the garbage collector
+        // is about to take: look again soon to make ours, whether or not its deletion's watch event arrives.
+        next = next.min(Action::Requeue(POLL_INTERVAL * 6));
+    }
     // Strays are deleted only once the status that makes them strays is stored: a decision that ends a rollout
     // and deletes its entrants must not be lost to a failed write after the deletions (the plan would then wait
     // forever for entrants that are gone). Level-triggered: a deletion that fails is retried from the stored
@@ -177,7 +183,7 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
 
 /// At rest, the deployment's Service selects the active set: made once a node of the set runs (it never sends
 /// traffic to a revision with no running node), and moved to the set if it selects another revision (one a lost
-/// decision or a user's edit left it on) once a node of the set runs. The nodes it selected are strays then,
+/// decision or a user's edit left it on) once a node of the set runs — when the Service is the deployment's own. The nodes it selected are strays then,
 /// deleted by a later reconcile that reads the moved Service.
 async fn ensure_service<C: Cluster>(
     cluster: &C,
@@ -187,9 +193,13 @@ async fn ensure_service<C: Cluster>(
 ) -> Result<(), ClusterError> {
     let Some(active) = status.active_set.as_ref().filter(|_| status.ready_replicas > 0) else { return Ok(()) };
     let desired = deployment_service(deployment, &active.revision);
+    let ours = |service: &Service| {
+        deployment.metadata.uid.as_deref().is_some_and(|uid| is_controlled_by(&service.metadata, uid))
+    };
     match service {
         None => create_if_missing(cluster, &desired).await,
-        Some(service) if selected_revision(service) != Some(active.revision.as_str()) => {
+        // Only its own: another's (a predecessor's, being collected) is left alone.
+        Some(service) if ours(service) && selected_revision(service) != Some(active.revision.as_str()) => {
             let mut moved = service.clone();
             moved.spec.get_or_insert_with(Default::default).selector = desired.spec.and_then(|s| s.selector);
             cluster.replace(&moved).await.map(|_| ())

@@ -304,8 +304,8 @@ impl World {
 
     /// Whether the world is at rest: every deployment settled ([`World::deployments_settled`]) and out of the
     /// transitional phases (Pending, Initializing, Upgrading, Terminating), every SeiNode Running its image (as
-    /// `currentImage` says) or Failed, every node a deployment's status lists still there, and no object still being
-    /// deleted.
+    /// `currentImage` says) or Failed, every node a deployment's status lists still there, the Service of a deployment with a running node
+    /// selecting its active set, and no object still being deleted.
     /// A run is compared with another only at rest: "settled" alone holds while nodes are still initializing.
     pub fn at_rest(&self) -> bool {
         use sei_operator::api::{DeploymentPhase, SeiNode, SeiNodePhase};
@@ -320,7 +320,28 @@ impl World {
                         let listed_exist = status.nodes.iter().all(|node| {
                             state.store.get(&ObjectRef::new("SeiNode", &key.namespace, &node.name), None).is_some()
                         });
+                        // A deployment with a running node of its active set serves it through its Service:
+                        // one it has yet to make (its predecessor's collected under a watch that missed it)
+                        // is not at rest either.
+                        let served = status.ready_replicas == 0
+                            || status.active_set.as_ref().is_none_or(|active| {
+                                let name = d.metadata.name.as_deref().unwrap_or_default();
+                                let service = ObjectRef::new(
+                                    "Service",
+                                    &key.namespace,
+                                    &sei_operator::names::deployment_service(name),
+                                );
+                                state.store.get(&service, None).is_some_and(|s| {
+                                    s.pointer(&format!(
+                                        "/spec/selector/{}",
+                                        sei_operator::meta::LABEL_REVISION.replace('/', "~1")
+                                    ))
+                                    .and_then(serde_json::Value::as_str)
+                                        == Some(active.revision.as_str())
+                                })
+                            });
                         listed_exist
+                            && served
                             && matches!(
                                 phase,
                                 DeploymentPhase::Ready | DeploymentPhase::Degraded | DeploymentPhase::Failed

@@ -1,6 +1,8 @@
 //! Faults around otherwise plain rollouts: partitions, API conflict storms, sidecar restart storms.
 
 crate::scenario_tests! {
+    a_bootstrap_pod_waiting_on_its_volume_has_no_address_and_no_other_pod_answers_for_it =>
+        "hardfork-bootstrap-pod-waiting-on-its-volume-is-not-reachable.yaml",
     a_child_deleted_while_the_watch_misses_it_is_made_again_by_the_deployment_resync =>
         "child-deleted-while-the-watch-misses-it-is-made-again-by-the-resync.yaml",
     a_partition_during_mark_ready_heals_and_the_node_is_marked_ready => "partition-during-mark-ready.yaml",

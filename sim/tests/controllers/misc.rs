@@ -20,6 +20,8 @@ crate::scenario_tests! {
         "retain-then-reapply-mid-hardfork-keeps-serving-from-the-running-set.yaml",
     a_deployment_reapplied_at_fewer_replicas_keeps_the_starting_nodes_its_service_selects_until_one_serves =>
         "retain-then-reapply-at-fewer-replicas-keeps-the-starting-nodes-until-one-serves.yaml",
+    a_deployment_reapplied_makes_its_own_service_when_the_deletion_of_its_predecessors_is_missed =>
+        "retain-then-reapply-makes-its-own-service-when-the-collected-ones-deletion-is-missed.yaml",
     a_deployment_reapplied_after_a_retain_delete_adopts_its_nodes => "retain-then-reapply-adopts-the-nodes.yaml",
     a_deployment_reapplied_with_a_new_image_after_a_retain_delete_adopts_and_rolls_out =>
         "retain-then-reapply-with-a-new-image-rolls-out.yaml",
