@@ -7,7 +7,7 @@
 //!   the strategy's plan, all in the one write, so the baseline can never advance while a rollout is unplanned.
 //! - **Supersede**: the hash moved again mid-rollout → a new rollout and plan for the newest spec.
 //! - **Complete** / **Fail**: the plan finished → clear `rollout`; a failed target is remembered and not retried.
-//! - **Stall**: an active rollout older than the threshold with nodes not ready → reason Stalled, one Warning.
+//! - **Stall**: an active rollout older than the threshold, whatever holds it → reason Stalled, one Warning.
 
 use std::time::Duration;
 
@@ -370,12 +370,20 @@ fn fail_rollout(ctx: &Ctx<'_>, d: &mut Decision, rollout: &RolloutStatus) {
     d.events.push(ctx.event(true, EVENT_ROLLOUT_FAILED, (rollout.generation, &rollout.plan_target()), message));
 }
 
+/// The type of the first task of an Active plan that is not Complete: what the plan waits on.
+fn current_task(plan: Option<&Plan>) -> Option<&str> {
+    let plan = plan.filter(|p| p.phase == PlanPhase::Active)?;
+    plan.tasks.iter().find(|t| t.status != TaskStatus::Complete).map(|t| t.type_.as_str())
+}
+
 fn track_rollout(ctx: &Ctx<'_>, d: &mut Decision, mut rollout: RolloutStatus) {
     refresh_rollout_nodes(ctx, &mut rollout);
     let age = ctx.observed.now.duration_since(rollout.started_at.0);
     let threshold = SignedDuration::try_from(ctx.config.stall_threshold).unwrap_or(SignedDuration::MAX);
     let waiting: Vec<&str> = rollout.nodes.iter().filter(|n| !n.ready).map(|n| n.name.as_str()).collect();
-    let stalled = age > threshold && (!waiting.is_empty() || rollout.nodes.is_empty());
+    // Past the threshold a rollout is reported whatever holds it: nodes not ready, or a step after them (a
+    // teardown under an API conflict storm, a fork waiting for its chain) — a user must hear of it either way.
+    let stalled = age > threshold;
     let already_stalled = find_condition(&d.status.conditions, ROLLOUT_IN_PROGRESS)
         .is_some_and(|c| c.status == "True" && c.reason == REASON_STALLED);
     if stalled {
@@ -383,7 +391,14 @@ fn track_rollout(ctx: &Ctx<'_>, d: &mut Decision, mut rollout: RolloutStatus) {
         let message = format!(
             "rollout to template {} has not completed after {minutes}m; nodes not ready: {}",
             rollout.target_hash,
-            if waiting.is_empty() { "none yet created".to_owned() } else { waiting.join(", ") }
+            match (waiting.is_empty(), rollout.nodes.is_empty()) {
+                (false, _) => waiting.join(", "),
+                (true, true) => "none yet created".to_owned(),
+                (true, false) => match current_task(d.status.plan.as_ref()) {
+                    Some(task) => format!("none (every node is ready; the plan waits on {task})"),
+                    None => "none (every node is ready)".to_owned(),
+                },
+            }
         );
         if !already_stalled {
             let target = (rollout.generation, rollout.plan_target());

@@ -35,4 +35,6 @@ crate::scenario_tests! {
         "hardfork-bootstrap-teardown-whose-record-was-lost-still-finishes.yaml",
     hard_fork_edited_back_right_after_the_switch_rolls_forward_from_the_new_incumbents =>
         "hardfork-edited-back-right-after-the-switch-rolls-forward-from-the-new-incumbents.yaml",
+    hard_fork_teardown_slowed_past_the_stall_threshold_is_reported_stalled =>
+        "hardfork-teardown-slowed-past-the-stall-threshold-is-reported-stalled.yaml",
 }
