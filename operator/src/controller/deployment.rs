@@ -107,6 +107,7 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
 
     let plan_active = status.plan.as_ref().is_some_and(|p| p.phase == PlanPhase::Active);
     let mut collisions = claimed.foreign;
+    collisions.extend(service.as_ref().and_then(|s| service_collision(&deployment, s)));
     if !plan_active {
         collisions.extend(ensure_children(&ctx.cluster, &deployment, &status, &nodes).await?);
     }
@@ -314,9 +315,11 @@ async fn still_this_deployment<C: Cluster>(cluster: &C, deployment: &SeiNodeDepl
     Ok(current.is_some_and(|d| d.metadata.uid == deployment.metadata.uid && d.metadata.deletion_timestamp.is_none()))
 }
 
-/// A node name this deployment wants, held by an object it does not control.
+/// A name this deployment wants (a node's, or its Service's), held by an object it does not control.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Collision {
+    /// `SeiNode` or `Service`.
+    kind: &'static str,
     node: String,
     /// The holder's controller (`SeiNodeDeployment rpc-g2`) or "no controller".
     holder: String,
@@ -326,6 +329,7 @@ struct Collision {
 impl Collision {
     fn held_by(node: &str, owner: &OwnerReference) -> Self {
         Collision {
+            kind: "SeiNode",
             node: node.to_owned(),
             holder: format!("{} {}", owner.kind, owner.name),
             holder_uid: owner.uid.clone(),
@@ -337,11 +341,36 @@ impl Collision {
         match controller_of(&node.metadata) {
             Some(owner) => Collision::held_by(&name, owner),
             None => Collision {
+                kind: "SeiNode",
                 node: name,
                 holder: "no controller".to_owned(),
                 holder_uid: node.metadata.uid.clone().unwrap_or_default(),
             },
         }
+    }
+}
+
+/// The deployment's Service name held by an object it does not control: another SeiNode's headless Service (a
+/// deployment `rpc-0` beside the node `rpc-0` of a deployment `rpc`), a user's Service. A predecessor's — a
+/// deployment of this name deleted and made again, whose Service the garbage collector is about to take — is
+/// waited out, not reported.
+fn service_collision(deployment: &SeiNodeDeployment, service: &Service) -> Option<Collision> {
+    let uid = deployment.metadata.uid.as_deref().unwrap_or_default();
+    if is_controlled_by(&service.metadata, uid) {
+        return None;
+    }
+    let name = service.metadata.name.clone().unwrap_or_default();
+    match controller_of(&service.metadata) {
+        Some(owner) if owner.kind == "SeiNodeDeployment" && Some(&owner.name) == deployment.metadata.name.as_ref() => {
+            None
+        }
+        Some(owner) => Some(Collision { kind: "Service", ..Collision::held_by(&name, owner) }),
+        None => Some(Collision {
+            kind: "Service",
+            node: name,
+            holder: "no controller".to_owned(),
+            holder_uid: service.metadata.uid.clone().unwrap_or_default(),
+        }),
     }
 }
 
@@ -394,7 +423,7 @@ fn report_collisions(
     if collisions.is_empty() {
         return Vec::new();
     }
-    let describe = |c: &Collision| format!("SeiNode {} is held by {}", c.node, c.holder);
+    let describe = |c: &Collision| format!("{} {} is held by {}", c.kind, c.node, c.holder);
     let described: Vec<String> = collisions.iter().map(describe).collect();
     // Reported already (the stored condition names it): no second event for the same collision.
     let stored = deployment.status.as_ref().and_then(|s| find_condition(&s.conditions, NODES_READY));
@@ -424,9 +453,9 @@ fn report_collisions(
         .filter(|c| !reported(c))
         .map(|c| {
             let message = format!(
-                "SeiNode {} is held by {}, not by this deployment: a name collision; the node is not counted as \
-                 created and is never changed",
-                c.node, c.holder
+                "{} {} is held by {}, not by this deployment: a name collision; it is not counted as created and \
+                 is never changed",
+                c.kind, c.node, c.holder
             );
             Event::warning(this.clone(), EVENT_NODE_NAME_COLLISION, message)
                 .keyed(format!("{EVENT_NODE_NAME_COLLISION}/{}/{}", c.node, c.holder_uid))

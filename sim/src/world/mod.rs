@@ -329,7 +329,7 @@ impl World {
                                 let service = ObjectRef::new(
                                     "Service",
                                     &key.namespace,
-                                    &sei_operator::names::deployment_service(name),
+                                    sei_operator::names::deployment_service(name),
                                 );
                                 state.store.get(&service, None).is_some_and(|s| {
                                     s.pointer(&format!(
