@@ -136,8 +136,9 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
     }
     let uid = deployment.metadata.uid.as_deref().unwrap_or_default();
     if service.as_ref().is_some_and(|s| !is_controlled_by(&s.metadata, uid)) {
-        // A predecessor's Service (a deployment of this name deleted and made again), which the garbage collector
-        // is about to take: look again soon to make ours, whether or not its deletion's watch event arrives.
+        // A Service not its own — a predecessor's (a deployment of this name deleted and made again), which the
+        // garbage collector is about to take, or a colliding holder's: look again soon to make ours once it is
+        // gone, whether or not its deletion's watch event arrives.
         next = next.min(Action::Requeue(POLL_INTERVAL * 6));
     }
     // Strays are deleted only once the status that makes them strays is stored: a decision that ends a rollout
@@ -184,8 +185,8 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
 
 /// At rest, the deployment's Service selects the active set: made once a node of the set runs (it never sends
 /// traffic to a revision with no running node), and moved to the set if it selects another revision (one a lost
-/// decision or a user's edit left it on) once a node of the set runs — when the Service is the deployment's own. The nodes it selected are strays then,
-/// deleted by a later reconcile that reads the moved Service.
+/// decision or a user's edit left it on) once a node of the set runs — when the Service is the deployment's own.
+/// The nodes it selected are strays then, deleted by a later reconcile that reads the moved Service.
 async fn ensure_service<C: Cluster>(
     cluster: &C,
     deployment: &SeiNodeDeployment,
@@ -320,7 +321,7 @@ async fn still_this_deployment<C: Cluster>(cluster: &C, deployment: &SeiNodeDepl
 struct Collision {
     /// `SeiNode` or `Service`.
     kind: &'static str,
-    node: String,
+    name: String,
     /// The holder's controller (`SeiNodeDeployment rpc-g2`) or "no controller".
     holder: String,
     holder_uid: String,
@@ -330,7 +331,7 @@ impl Collision {
     fn held_by(node: &str, owner: &OwnerReference) -> Self {
         Collision {
             kind: "SeiNode",
-            node: node.to_owned(),
+            name: node.to_owned(),
             holder: format!("{} {}", owner.kind, owner.name),
             holder_uid: owner.uid.clone(),
         }
@@ -342,7 +343,7 @@ impl Collision {
             Some(owner) => Collision::held_by(&name, owner),
             None => Collision {
                 kind: "SeiNode",
-                node: name,
+                name,
                 holder: "no controller".to_owned(),
                 holder_uid: node.metadata.uid.clone().unwrap_or_default(),
             },
@@ -367,7 +368,7 @@ fn service_collision(deployment: &SeiNodeDeployment, service: &Service) -> Optio
         Some(owner) => Some(Collision { kind: "Service", ..Collision::held_by(&name, owner) }),
         None => Some(Collision {
             kind: "Service",
-            node: name,
+            name,
             holder: "no controller".to_owned(),
             holder_uid: service.metadata.uid.clone().unwrap_or_default(),
         }),
@@ -423,7 +424,7 @@ fn report_collisions(
     if collisions.is_empty() {
         return Vec::new();
     }
-    let describe = |c: &Collision| format!("{} {} is held by {}", c.kind, c.node, c.holder);
+    let describe = |c: &Collision| format!("{} {} is held by {}", c.kind, c.name, c.holder);
     let described: Vec<String> = collisions.iter().map(describe).collect();
     // Reported already (the stored condition names it): no second event for the same collision.
     let stored = deployment.status.as_ref().and_then(|s| find_condition(&s.conditions, NODES_READY));
@@ -455,10 +456,10 @@ fn report_collisions(
             let message = format!(
                 "{} {} is held by {}, not by this deployment: a name collision; it is not counted as created and \
                  is never changed",
-                c.kind, c.node, c.holder
+                c.kind, c.name, c.holder
             );
             Event::warning(this.clone(), EVENT_NODE_NAME_COLLISION, message)
-                .keyed(format!("{EVENT_NODE_NAME_COLLISION}/{}/{}", c.node, c.holder_uid))
+                .keyed(format!("{EVENT_NODE_NAME_COLLISION}/{}/{}", c.name, c.holder_uid))
         })
         .collect()
 }
