@@ -7,3 +7,9 @@ pub use k8s_openapi::jiff::{SignedDuration, Timestamp};
 pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
 }
+
+impl<T: Clock> Clock for &T {
+    fn now(&self) -> Timestamp {
+        (**self).now()
+    }
+}

@@ -78,6 +78,49 @@ pub trait Cluster: Send + Sync {
     fn emit_event(&self, event: &Event) -> impl Future<Output = Result<(), ClusterError>> + Send;
 }
 
+/// A borrowed client is a client: a reconcile hands its callers `&C` (or a wrapper around it).
+impl<T: Cluster> Cluster for &T {
+    fn get<K: ClusterObject>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<K, ClusterError>> + Send {
+        (**self).get(namespace, name)
+    }
+
+    fn list<K: ClusterObject>(
+        &self,
+        namespace: &str,
+        selector: &LabelSelector,
+    ) -> impl Future<Output = Result<Vec<K>, ClusterError>> + Send {
+        (**self).list(namespace, selector)
+    }
+
+    fn create<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<K, ClusterError>> + Send {
+        (**self).create(object)
+    }
+
+    fn replace<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<K, ClusterError>> + Send {
+        (**self).replace(object)
+    }
+
+    fn replace_status<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<K, ClusterError>> + Send {
+        (**self).replace_status(object)
+    }
+
+    fn delete<K: ClusterObject>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send {
+        (**self).delete::<K>(namespace, name)
+    }
+
+    fn emit_event(&self, event: &Event) -> impl Future<Output = Result<(), ClusterError>> + Send {
+        (**self).emit_event(event)
+    }
+}
+
 /// Which object an error or event is about.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct ObjectRef {

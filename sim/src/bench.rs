@@ -68,6 +68,7 @@ pub fn standard_rollout(replicas: u32) -> Scenario {
         status: Some("False".into()),
         reason: Some(reason.into()),
         message_contains: Vec::new(),
+        absent: false,
     };
     let ready = Expectation {
         within: Some(READY_WITHIN),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
+use super::authorization::{self, Watched};
 use super::{Action, FINALIZER, ReconcileError};
 use crate::api::{
     DeletionPolicy, DeploymentPhase, PendingEvent, PlanPhase, SeiNode, SeiNodeDeployment, SeiNodeDeploymentStatus,
@@ -52,6 +53,21 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
     let Some(deployment) = ctx.cluster.get::<SeiNodeDeployment>(namespace, name).await.optional()? else {
         return Ok(Action::AwaitChange);
     };
+    // Every call of the reconcile goes through `watched`, so a 403 anywhere in it is reported on the deployment.
+    let watched = Watched::new(&ctx.cluster);
+    let inner = DeploymentContext { cluster: &watched, clock: &ctx.clock, config: ctx.config };
+    let outcome = reconcile_read_deployment(&inner, deployment.clone()).await;
+    authorization::report(&ctx.cluster, &deployment, watched.forbidden(), outcome, ctx.clock.now()).await
+}
+
+/// Reconciles the SeiNodeDeployment as read.
+async fn reconcile_read_deployment<C: Cluster, K: Clock>(
+    ctx: &DeploymentContext<C, K>,
+    deployment: SeiNodeDeployment,
+) -> Result<Action, ReconcileError> {
+    let meta = &deployment.metadata;
+    let (namespace, name) = (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default());
+    let (namespace, name) = (namespace.as_str(), name.as_str());
     // Events a stored transition still owes: its write may have been a crashed operator's last act. Emitted
     // first, so they come before any this reconcile adds; keyed, so one recorded already is not recorded again.
     let mut still_owed = Vec::new();

@@ -4,6 +4,7 @@
 //! the resourceVersion it read; a Conflict is returned as an error so the caller re-reads and retries the whole
 //! reconcile.
 
+pub mod authorization;
 mod deployment;
 mod node;
 pub mod triggers;

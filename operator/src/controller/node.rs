@@ -7,6 +7,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Service};
 
+use super::authorization::{self, Watched};
 use super::{Action, ReconcileError};
 use crate::api::{PlanPhase, SeiNode, SeiNodePhase, SeiNodeStatus, TaskStatus, Time};
 use crate::clock::{Clock, SignedDuration, Timestamp};
@@ -59,6 +60,18 @@ pub async fn reconcile_node<C: Cluster, S: Sidecar, K: Clock>(
     let Some(node) = ctx.cluster.get::<SeiNode>(namespace, name).await.optional()? else {
         return Ok(Action::AwaitChange);
     };
+    // Every call of the reconcile goes through `watched`, so a 403 anywhere in it is reported on the node.
+    let watched = Watched::new(&ctx.cluster);
+    let outcome =
+        reconcile_read_node(&NodeContext { cluster: &watched, sidecar: &ctx.sidecar, clock: &ctx.clock }, &node).await;
+    authorization::report(&ctx.cluster, &node, watched.forbidden(), outcome, ctx.clock.now()).await
+}
+
+/// Reconciles the SeiNode as read.
+async fn reconcile_read_node<C: Cluster, S: Sidecar, K: Clock>(
+    ctx: &NodeContext<C, S, K>,
+    node: &SeiNode,
+) -> Result<Action, ReconcileError> {
     let now = ctx.clock.now();
     let mut status = node.status.clone().unwrap_or_default();
     let generation = node.metadata.generation;
@@ -69,7 +82,7 @@ pub async fn reconcile_node<C: Cluster, S: Sidecar, K: Clock>(
         status.phase = Some(SeiNodePhase::Terminating);
     } else {
         match status.phase.unwrap_or_default() {
-            SeiNodePhase::Pending => match init_plan(&node) {
+            SeiNodePhase::Pending => match init_plan(node) {
                 Ok(plan) => {
                     // Persisted before its first task runs.
                     status.plan = Some(plan);
@@ -85,15 +98,15 @@ pub async fn reconcile_node<C: Cluster, S: Sidecar, K: Clock>(
                 // A spec changed while the plan runs (a rollout's `update-node-specs`, a user's edit) reaches a
                 // StatefulSet the plan made already: its pod may be waiting on the image the edit replaced (a
                 // missing one, never pulled), and the plan waits on that pod.
-                converge_existing_workload(&ctx.cluster, &node).await?;
-                action = initialize(ctx, &node, &mut status).await?
+                converge_existing_workload(&ctx.cluster, node).await?;
+                action = initialize(ctx, node, &mut status).await?
             }
             SeiNodePhase::Running => {
-                converge_workload(&ctx.cluster, &node).await?;
-                observe(ctx, &node, &mut status).await?;
+                converge_workload(&ctx.cluster, node).await?;
+                observe(ctx, node, &mut status).await?;
                 action = Action::Requeue(OBSERVE_INTERVAL);
             }
-            SeiNodePhase::Failed => action = retry_when_due(ctx, &node, &mut status).await,
+            SeiNodePhase::Failed => action = retry_when_due(ctx, node, &mut status).await,
             SeiNodePhase::Terminating => {}
         }
     }

@@ -66,6 +66,40 @@ pub trait Sidecar: Send + Sync {
     fn chain_status(&self, pod: &PodAddress) -> impl Future<Output = Result<ChainStatus, SidecarError>> + Send;
 }
 
+impl<T: Sidecar> Sidecar for &T {
+    fn healthz(&self, pod: &PodAddress) -> impl Future<Output = Result<bool, SidecarError>> + Send {
+        (**self).healthz(pod)
+    }
+
+    fn status(&self, pod: &PodAddress) -> impl Future<Output = Result<ReadinessStatus, SidecarError>> + Send {
+        (**self).status(pod)
+    }
+
+    fn submit_task(
+        &self,
+        pod: &PodAddress,
+        request: &TaskRequest,
+    ) -> impl Future<Output = Result<Uuid, SidecarError>> + Send {
+        (**self).submit_task(pod, request)
+    }
+
+    fn get_task(
+        &self,
+        pod: &PodAddress,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<TaskResult>, SidecarError>> + Send {
+        (**self).get_task(pod, id)
+    }
+
+    fn list_tasks(&self, pod: &PodAddress) -> impl Future<Output = Result<Vec<TaskResult>, SidecarError>> + Send {
+        (**self).list_tasks(pod)
+    }
+
+    fn chain_status(&self, pod: &PodAddress) -> impl Future<Output = Result<ChainStatus, SidecarError>> + Send {
+        (**self).chain_status(pod)
+    }
+}
+
 /// What can go wrong reaching a sidecar or seid.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SidecarError {

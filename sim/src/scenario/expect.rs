@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use sei_operator::api::{Plan, PlanPhase, SeiNode, SeiNodeDeployment, TaskStatus};
 use sei_operator::cluster::Event;
 use sei_operator::meta::{LABEL_DEPLOYMENT, LABEL_REVISION, find_condition, is_controlled_by};
@@ -14,8 +15,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::format::{
-    Expectation, NodeExpectation, ObjectKind, ObjectPath, PlanExpectation, SubmissionsExpectation, TraceExpectation,
-    ValueExpectation,
+    ConditionExpectation, Expectation, NodeExpectation, ObjectKind, ObjectPath, PlanExpectation,
+    SubmissionsExpectation, TraceExpectation, ValueExpectation,
 };
 use crate::world::World;
 
@@ -204,23 +205,8 @@ impl Judge<'_> {
                 self.fail(format!("{name} phase is {actual:?}, not {phase:?}"));
             }
         }
-        for wanted in &expectation.conditions {
-            let actual = find_condition(&status.conditions, &wanted.type_);
-            let status_ok = wanted.status.as_ref().is_none_or(|s| actual.is_some_and(|c| &c.status == s));
-            let reason_ok = wanted.reason.as_ref().is_none_or(|r| actual.is_some_and(|c| &c.reason == r));
-            if !(status_ok && reason_ok) {
-                let seen = actual.map(|c| format!("{} {}", c.status, c.reason)).unwrap_or("absent".into());
-                self.fail(format!("{name} condition {} is {seen}", wanted.type_));
-            }
-            let message = actual.map(|c| c.message.as_str());
-            for text in &wanted.message_contains {
-                if !message.is_some_and(|m| m.contains(text.as_str())) {
-                    self.fail(format!(
-                        "{name} condition {} message is {message:?}, which does not contain {text:?}",
-                        wanted.type_
-                    ));
-                }
-            }
+        for failure in condition_failures(name, &status.conditions, &expectation.conditions) {
+            self.fail(failure);
         }
         self.checked.unmet.extend(unmet_fields(&format!("SeiNodeDeployment {name}"), &deployment, &expectation.fields));
         if let Some(plan) = &expectation.plan {
@@ -436,6 +422,9 @@ impl Judge<'_> {
             if u32::try_from(count).ok() != Some(want) {
                 self.fail(format!("SeiNode {name} had {count} upgrade panics, not {want}"));
             }
+        }
+        for failure in condition_failures(&format!("SeiNode {name}"), &status.conditions, &wanted.conditions) {
+            self.fail(failure);
         }
         self.checked.unmet.extend(unmet_fields(&format!("SeiNode {name}"), node, &wanted.fields));
         if let Some(plan) = &wanted.init_plan {
@@ -801,6 +790,36 @@ fn line_matches(line: &str, pattern: &str) -> bool {
 fn is_subsequence(wanted: &[String], seen: &[&str]) -> bool {
     let mut seen = seen.iter();
     wanted.iter().all(|w| seen.any(|s| s == w))
+}
+
+/// What fails of the `wanted` conditions against an object's `conditions` (`what` names the object).
+fn condition_failures(what: &str, conditions: &[Condition], wanted: &[ConditionExpectation]) -> Vec<String> {
+    let mut failures = Vec::new();
+    for wanted in wanted {
+        let actual = find_condition(conditions, &wanted.type_);
+        if wanted.absent {
+            if let Some(c) = actual {
+                failures.push(format!("{what} condition {} is {} {}, not absent", wanted.type_, c.status, c.reason));
+            }
+            continue;
+        }
+        let status_ok = wanted.status.as_ref().is_none_or(|s| actual.is_some_and(|c| &c.status == s));
+        let reason_ok = wanted.reason.as_ref().is_none_or(|r| actual.is_some_and(|c| &c.reason == r));
+        if !(status_ok && reason_ok) {
+            let seen = actual.map(|c| format!("{} {}", c.status, c.reason)).unwrap_or("absent".into());
+            failures.push(format!("{what} condition {} is {seen}", wanted.type_));
+        }
+        let message = actual.map(|c| c.message.as_str());
+        for text in &wanted.message_contains {
+            if !message.is_some_and(|m| m.contains(text.as_str())) {
+                failures.push(format!(
+                    "{what} condition {} message is {message:?}, which does not contain {text:?}",
+                    wanted.type_
+                ));
+            }
+        }
+    }
+    failures
 }
 
 #[cfg(test)]

@@ -547,6 +547,9 @@ pub struct ConditionExpectation {
     /// Texts the condition's message must contain: one, or a list.
     #[serde(default, deserialize_with = "one_or_many")]
     pub message_contains: Vec<String>,
+    /// The object has no condition of this type.
+    #[serde(default)]
+    pub absent: bool,
 }
 
 /// What must hold of one SeiNode.
@@ -581,6 +584,9 @@ pub struct NodeExpectation {
     /// How many upgrade panics this node has had so far, exactly.
     #[serde(default)]
     pub upgrade_panics: Option<u32>,
+    /// The node's conditions, as the deployment's `conditions`.
+    #[serde(default)]
+    pub conditions: Vec<ConditionExpectation>,
     /// Dotted path into the stored SeiNode → its value, as the deployment's `fields`.
     #[serde(default)]
     pub fields: BTreeMap<String, serde_json::Value>,

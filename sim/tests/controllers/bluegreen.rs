@@ -23,4 +23,6 @@ crate::scenario_tests! {
         "bluegreen-revert-under-conflicts-deletes-its-entrants-on-retry.yaml",
     blue_green_scale_down_mid_rollout_keeps_the_nodes_the_service_selects_until_the_switch =>
         "bluegreen-scale-down-mid-rollout-keeps-the-selected-nodes-until-the-switch.yaml",
+    blue_green_switch_refused_with_403_reports_the_missing_permission_and_completes_once_granted =>
+        "bluegreen-switch-waits-out-a-forbidden-service-update.yaml",
 }
