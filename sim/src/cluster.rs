@@ -9,8 +9,10 @@ use sei_operator::cluster::{Cluster, ClusterError, ClusterObject, Event, LabelSe
 use sei_operator::permissions::Permission;
 use serde_json::Value;
 
+use crate::faults::RefusalStatus;
 use crate::state::{Shared, WorldState, lock};
 use crate::trace::Category;
+use std::time::Duration;
 
 /// How long the store must be quiet before a lagging cache has caught up with it.
 pub const STALE_CACHE_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
@@ -186,6 +188,7 @@ impl SimCluster {
         if let Some(forbidden) = self.authorize(&mut world, permission, key) {
             return (Err(forbidden), false);
         }
+        let version_before = world.store.version();
         let result = match self.injected(&mut world, Access::Write, key) {
             Some(error) => Err(error),
             None => apply(&mut world),
@@ -201,6 +204,13 @@ impl SimCluster {
             }
             Err(error) => world.record(Category::Write, format!("{actor} {verb} {key} failed: {error}")),
         }
+        let result = match result {
+            Ok(applied) if self.kind == ClientKind::Operator => {
+                let changed = world.store.version() != version_before;
+                self.lose_response(&mut world, key, verb, applied, changed)
+            }
+            other => other,
+        };
         let mut crash = false;
         if self.kind == ClientKind::Operator && result.is_ok() {
             world.api_faults.writes_succeeded += 1;
@@ -222,11 +232,59 @@ impl SimCluster {
         (result, crash)
     }
 
+    /// A write the API server applied, whose response may be lost on the way back (`ApiFaults::lost_responses`):
+    /// the client then sees a timeout — Transient, though the write happened — or the API server's 504 (its
+    /// request timeout fired while the write went through), which kube's retry layer sends again (kube-client
+    /// `src/client/retry.rs` retries 429, 503 and 504 whatever the verb). The second attempt meets the first's
+    /// effect: a create finds the object (409 AlreadyExists), an update its own new resourceVersion (409
+    /// Conflict, unless it changed nothing), a delete the object gone (404) or still terminating (200).
+    fn lose_response(
+        &self,
+        world: &mut WorldState,
+        key: &ObjectRef,
+        verb: &str,
+        applied: Arc<Value>,
+        changed: bool,
+    ) -> Result<Arc<Value>, ClusterError> {
+        let faults = &mut world.api_faults;
+        let lost = if faults.lost_responses > 0 {
+            faults.lost_responses -= 1;
+            true
+        } else {
+            let rate = faults.lost_response_rate;
+            rate > 0.0 && world.rng.random_bool(rate.min(1.0))
+        };
+        if !lost {
+            return Ok(applied);
+        }
+        if !world.api_faults.lost_as_gateway_timeout {
+            world.record(Category::Fault, format!("response to operator {verb} {key} lost: the client timed out"));
+            return Err(ClusterError::Transient(format!("{key}: request timed out (it may have been applied)")));
+        }
+        let second = match verb {
+            "create" => Err(ClusterError::AlreadyExists(key.clone())),
+            "delete" if world.store.get(key, None).is_some() => Ok(applied),
+            "delete" => Err(ClusterError::NotFound(key.clone())),
+            // An update that changed nothing kept its resourceVersion, and the re-sent one succeeds alike.
+            _ if !changed => Ok(applied),
+            _ => Err(ClusterError::Conflict(key.clone())),
+        };
+        let answer = match &second {
+            Ok(_) => "succeeds".to_owned(),
+            Err(error) => format!("fails: {error}"),
+        };
+        world.record(
+            Category::Fault,
+            format!("operator {verb} {key} answered 504; the client re-sends it, which {answer}"),
+        );
+        second
+    }
+
     /// The API server round trip of the operator's calls: other tasks on the operator's host run meanwhile, so
     /// concurrent reconciles interleave at every call, as they do against a real API server.
-    async fn round_trip(&self) {
+    async fn round_trip(&self) -> Result<(), ClusterError> {
         if self.kind != ClientKind::Operator {
-            return;
+            return Ok(());
         }
         let (latency, dead) = {
             let world = lock(&self.shared);
@@ -241,11 +299,49 @@ impl SimCluster {
         } else {
             tokio::time::sleep(latency).await;
         }
+        self.through_refusals().await
+    }
+
+    /// The operator's client facing an API server that refuses its calls (`ApiFaults::refusal`), as kube's
+    /// client does by default (kube-client `src/client/retry.rs`, `RetryPolicy::server_retry`, on by
+    /// `Config::default_retry`): a 429 or 503 is sent again up to 15 times, after a backoff of 5 ms doubling per
+    /// attempt plus a jitter of up to twice that (tower's `ExponentialBackoff`), or after the 429's `Retry-After`
+    /// when that is longer; the 16th refusal reaches the caller. A 500 is not retried. What reaches the caller is
+    /// Transient, as production's error mapping (`operator/src/backend/kube_error.rs`) makes every 429 and 5xx.
+    async fn through_refusals(&self) -> Result<(), ClusterError> {
+        const MAX_RETRIES: u32 = 15;
+        for attempt in 0..=MAX_RETRIES {
+            let delay = {
+                let mut world = lock(&self.shared);
+                let now = world.now;
+                let Some(refusal) = world.api_faults.refusal.filter(|r| now < r.until) else { return Ok(()) };
+                let status = match refusal.status {
+                    RefusalStatus::TooManyRequests { .. } => 429,
+                    RefusalStatus::Unavailable => 503,
+                    RefusalStatus::Internal => 500,
+                };
+                if refusal.status == RefusalStatus::Internal || attempt == MAX_RETRIES {
+                    world.record(
+                        Category::Fault,
+                        format!("operator call refused with {status} (attempt {})", attempt + 1),
+                    );
+                    return Err(ClusterError::Transient(format!("HTTP {status} from the API server")));
+                }
+                let base = Duration::from_millis(5).saturating_mul(1 << attempt);
+                let backoff = base + base.mul_f64(2.0 * world.rng.random::<f64>());
+                match refusal.status {
+                    RefusalStatus::TooManyRequests { retry_after } => backoff.max(retry_after),
+                    _ => backoff,
+                }
+            };
+            tokio::time::sleep(delay).await;
+        }
+        Ok(())
     }
 
     /// Reads one object and decodes it straight from the store, under the lock: no copy of the stored JSON.
     async fn get_typed<K: ClusterObject>(&self, key: ObjectRef) -> Result<K, ClusterError> {
-        self.round_trip().await;
+        self.round_trip().await?;
         let mut world = lock(&self.shared);
         if let Some(forbidden) = self.authorize(&mut world, Permission::of_call::<K>("get", None), &key) {
             return Err(forbidden);
@@ -267,7 +363,7 @@ impl SimCluster {
         namespace: String,
         selector: LabelSelector,
     ) -> Result<Vec<K>, ClusterError> {
-        self.round_trip().await;
+        self.round_trip().await?;
         let mut world = lock(&self.shared);
         let all = ObjectRef::new(&kind, &namespace, "");
         if let Some(forbidden) = self.authorize(&mut world, Permission::of_call::<K>("list", None), &all) {
@@ -289,7 +385,7 @@ impl SimCluster {
         verb: &str,
         apply: impl FnOnce(&mut WorldState, Value) -> Result<Arc<Value>, ClusterError>,
     ) -> Result<Arc<Value>, ClusterError> {
-        self.round_trip().await;
+        self.round_trip().await?;
         let key = ObjectRef::to(object);
         let value = encode(object)?;
         // RBAC's verbs: a replace is an update, of the status subresource for replace-status.
@@ -367,7 +463,7 @@ impl Cluster for SimCluster {
     }
 
     async fn delete<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
-        self.round_trip().await;
+        self.round_trip().await?;
         let key = ObjectRef::of::<K>(namespace, name);
         let (result, crash) = self.write(&key, "delete", Permission::of_call::<K>("delete", None), |world| {
             let now = world.timestamp();
@@ -386,7 +482,7 @@ impl Cluster for SimCluster {
     }
 
     async fn emit_event(&self, event: &Event) -> Result<(), ClusterError> {
-        self.round_trip().await;
+        self.round_trip().await?;
         let mut world = lock(&self.shared);
         // events.k8s.io/v1, as kube-runtime's recorder and the keyed create in production write them.
         let new_event = ObjectRef::new("Event", &event.regarding.namespace, "");

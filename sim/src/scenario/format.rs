@@ -324,6 +324,25 @@ pub enum Fault {
     },
     /// Take an RBAC permission away from the operator (see [`RevokedPermission`]).
     RevokePermission(RevokedPermission),
+    /// The operator's next `count` writes (or each with probability `rate`) are applied by the API server but
+    /// their responses are lost: a client timeout, or with `gatewayTimeout: true` a 504 the client re-sends.
+    LostResponses {
+        #[serde(default)]
+        count: u32,
+        #[serde(default)]
+        rate: f64,
+        #[serde(default, rename = "gatewayTimeout")]
+        gateway_timeout: bool,
+    },
+    /// For `for`, the API server refuses every call of the operator with `status`: 429 (with `retryAfter`), 503
+    /// or 500.
+    ApiRefusals {
+        #[serde(rename = "for", deserialize_with = "duration")]
+        duration: Duration,
+        status: u16,
+        #[serde(default, rename = "retryAfter", deserialize_with = "optional_duration")]
+        retry_after: Option<Duration>,
+    },
 }
 
 /// A cluster admin's RBAC edit taking one permission away from the operator's ServiceAccount, until

@@ -17,7 +17,7 @@ use super::expect::{Memory, check};
 use super::format::{ChildPick, Edit, Expectation, Fault, Heal, ImageSpec, ObjectKind, ObjectName, Scenario, Step};
 use crate::chain::Chain;
 use crate::controllers::SeiOperator;
-use crate::faults::Fault as WorldFault;
+use crate::faults::{Fault as WorldFault, RefusalStatus};
 use crate::registry::{Binary, ImageRegistry};
 use crate::state::Timings;
 use crate::trace::{Category, Trace};
@@ -395,6 +395,26 @@ impl<'a> Runner<'a> {
                 self.world.set_api_fault_rates(conflict, *rate);
                 WorldFault::TransientErrors { count: *count }
             }
+            Fault::LostResponses { count, rate, gateway_timeout } => {
+                self.world.modify(|s| s.api_faults.lost_response_rate = *rate);
+                WorldFault::LoseResponses { count: *count, gateway_timeout: *gateway_timeout }
+            }
+            Fault::ApiRefusals { duration, status, retry_after } => {
+                let status = match (status, retry_after) {
+                    (429, retry_after) => {
+                        RefusalStatus::TooManyRequests { retry_after: retry_after.unwrap_or_default() }
+                    }
+                    (503, None) => RefusalStatus::Unavailable,
+                    (500, None) => RefusalStatus::Internal,
+                    (other, _) => {
+                        return Err(format!(
+                            "apiRefusals.status {other}{}: use 429 (with retryAfter), 503 or 500",
+                            if retry_after.is_some() { " with retryAfter" } else { "" }
+                        ));
+                    }
+                };
+                WorldFault::RefuseCalls { duration: *duration, status }
+            }
             Fault::StaleReads { versions } => WorldFault::ReadLag { versions: *versions },
             Fault::DropWatchEvents { count } => WorldFault::DropWatchEvents { count: *count },
             Fault::TaskFailure { task, node, times } => WorldFault::FailTask {
@@ -471,6 +491,10 @@ impl<'a> Runner<'a> {
             }
             Heal::Api => {
                 self.world.set_api_fault_rates(0.0, 0.0);
+                self.world.modify(|s| {
+                    let faults = &mut s.api_faults;
+                    (faults.lost_responses, faults.lost_response_rate, faults.refusal) = (0, 0.0, None);
+                });
                 if self.world.inspect(|s| s.api_faults.conflict_after_success) {
                     self.world.conflict_after_each_success(false);
                 }

@@ -77,6 +77,8 @@ impl World {
             Fault::FailTask { node, task_type, times, error } => {
                 self.fail_task(node.as_deref(), task_type, *times, error)
             }
+            Fault::LoseResponses { count, gateway_timeout } => self.lose_responses(*count, *gateway_timeout),
+            Fault::RefuseCalls { duration, status } => self.refuse_calls(*duration, *status),
         }
     }
 
@@ -275,6 +277,24 @@ impl World {
     pub fn inject_transient_errors(&self, n: u32) {
         self.record(Category::Fault, format!("next {n} operator API calls fail transiently"));
         lock(&self.shared).api_faults.transient += n;
+    }
+
+    /// The operator's next `n` applied writes lose their response: as a 504 its client re-sends
+    /// (`gateway_timeout`), or as a client-side timeout.
+    pub fn lose_responses(&self, n: u32, gateway_timeout: bool) {
+        let how = if gateway_timeout { "a 504, re-sent by the client" } else { "a client timeout" };
+        self.record(Category::Fault, format!("next {n} operator writes are applied but answered by {how}"));
+        let mut world = lock(&self.shared);
+        world.api_faults.lost_responses += n;
+        world.api_faults.lost_as_gateway_timeout = gateway_timeout;
+    }
+
+    /// For `duration` from now, the API server refuses every call of the operator with `status`.
+    pub fn refuse_calls(&self, duration: std::time::Duration, status: crate::faults::RefusalStatus) {
+        self.record(Category::Fault, format!("API server refuses the operator's calls for {duration:?}: {status:?}"));
+        let mut world = lock(&self.shared);
+        let until = world.now + duration;
+        world.api_faults.refusal = Some(crate::faults::Refusal { until, status });
     }
 
     /// Random API faults at these rates, drawn from the world's RNG.

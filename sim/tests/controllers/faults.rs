@@ -17,4 +17,8 @@ crate::scenario_tests! {
         "hardfork-bootstrap-pod-evicted-from-an-unreachable-worker.yaml",
     a_deleted_bootstrap_pod_counts_as_a_failure_of_its_job_which_replaces_it =>
         "hardfork-bootstrap-pod-deleted-is-replaced-by-its-job.yaml",
+    writes_applied_but_answered_by_504s_and_timeouts_fork_no_plan_and_the_rollout_completes =>
+        "inplace-rollout-through-lost-responses.yaml",
+    a_rollout_through_429_storms_and_5xx_bursts_waits_fails_nothing_and_completes =>
+        "bluegreen-rollout-through-throttling-and-5xx-bursts.yaml",
 }

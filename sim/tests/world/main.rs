@@ -1,6 +1,7 @@
 //! Tests of the simulated world alone (no operator controllers yet): the fake control plane, the chain, the
 //! pods' servers, the operator host with trivial reconcilers, faults, invariants and determinism.
 
+mod api_responses;
 mod api_rules;
 mod blind_spots;
 mod chain;
