@@ -81,6 +81,10 @@ pub fn active_spec(deployment: &SeiNodeDeployment, status: &SeiNodeDeploymentSta
 ///   (for HardFork, with its bootstrap to the block before the upgrade); an incumbent, until `switch-traffic`
 ///   has moved traffic off the incumbents, gets the active set's spec — after it, the plan is deleting them.
 ///
+/// A rollout the template has moved off (its supersession may take more than one reconcile, or be refused) gets
+/// back only what it had before it started: an incumbent, or an InPlace node on the active spec — never an
+/// entrant, nor the superseded target's fields.
+///
 /// A node being deleted still holds its name; it is made again once it is gone. Pure: the caller creates.
 pub fn missing_plan_children(
     deployment: &SeiNodeDeployment,
@@ -89,6 +93,7 @@ pub fn missing_plan_children(
 ) -> Vec<SeiNode> {
     let Some(plan) = status.plan.as_ref().filter(|p| p.phase == PlanPhase::Active) else { return Vec::new() };
     let Some(rollout) = status.rollout.as_ref() else { return Vec::new() };
+    let superseded = crate::rollout::is_superseded(rollout, deployment);
     let exists = |name: &str| nodes.iter().any(|n| n.metadata.name.as_deref() == Some(name));
     let template = &deployment.spec.template;
     let metadata = template.metadata.clone().unwrap_or_default();
@@ -110,11 +115,14 @@ pub fn missing_plan_children(
     {
         for (index, name) in params.nodes.iter().enumerate().filter(|(_, name)| !exists(name)) {
             let mut spec = active.clone();
-            params.fields.apply_to(&mut spec);
+            if !superseded {
+                params.fields.apply_to(&mut spec);
+            }
             missing.push(child_node(deployment, name, ordinal_of(name, index), revision, labels, spec));
         }
     }
     if let Some((TaskStatus::Complete, params)) = task_params(TaskType::CreateEntrantNodes)
+        && !superseded
         && let Ok(params) = serde_json::from_value::<CreateEntrantNodes>(params)
     {
         for entrant in params.nodes.iter().filter(|n| !exists(&n.name)) {
@@ -299,6 +307,28 @@ mod tests {
         let plan = status.plan.as_mut().expect("a plan");
         plan.tasks.iter_mut().filter(|t| t.type_ != "teardown-nodes").for_each(|t| t.status = TaskStatus::Complete);
         assert_eq!(names(&missing_plan_children(&d, &status, &all[1..])), ["rpc-g2-1"]);
+    }
+
+    #[test]
+    fn a_superseded_rollout_gets_back_its_incumbents_but_never_an_entrant_nor_its_target() {
+        let (mut d, mut status, nodes, revision) = rolling("BlueGreen");
+        let plan = status.plan.as_mut().expect("a plan");
+        plan.tasks[0].status = TaskStatus::Complete;
+        let entrant_revision = status.rollout.as_ref().and_then(|r| r.entrant_revision.clone()).expect("revision");
+        let mut all = nodes.clone();
+        all.push(running("rpc-g2-0", &entrant_revision, "sei:v2"));
+        // The template moves on to v3 while the v2 plan is still Active.
+        d.spec.template.spec.image = "sei:v3".into();
+        let missing = missing_plan_children(&d, &status, &all[1..]);
+        assert_eq!(names(&missing), ["rpc-0"], "the incumbent, not the entrant rpc-g2-1");
+        assert_eq!(missing[0].spec.image, "sei:v1");
+        assert_eq!(missing[0].metadata.labels.as_ref().and_then(|l| l.get(LABEL_REVISION)), Some(&revision));
+
+        let (mut d, status, nodes, _) = rolling("InPlace");
+        d.spec.template.spec.image = "sei:v3".into();
+        let missing = missing_plan_children(&d, &status, &nodes[..1]);
+        assert_eq!(names(&missing), ["rpc-1"]);
+        assert_eq!(missing[0].spec.image, "sei:v1", "the active spec, not the superseded target v2");
     }
 
     #[test]

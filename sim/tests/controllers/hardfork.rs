@@ -37,4 +37,6 @@ crate::scenario_tests! {
         "hardfork-edited-back-right-after-the-switch-rolls-forward-from-the-new-incumbents.yaml",
     hard_fork_teardown_slowed_past_the_stall_threshold_is_reported_stalled =>
         "hardfork-teardown-slowed-past-the-stall-threshold-is-reported-stalled.yaml",
+    hard_fork_superseded_rollout_never_makes_its_deleted_entrant_again =>
+        "hardfork-superseded-rollout-does-not-remake-its-deleted-entrant.yaml",
 }
