@@ -107,7 +107,43 @@ pub enum FaultOp {
     ApiErrors {
         count: u32,
     },
+    /// The pod object of a node deleted through the API: a drain or an eviction, not a crash. (Not a bootstrap
+    /// Job's pod: whether one is live at a generated moment is timing, and naming none is an error.)
+    PodDelete {
+        ordinal: u32,
+    },
+    /// The next `count` writes applied with their responses lost (as 504s the client re-sends, or timeouts).
+    LostResponses {
+        count: u32,
+        gateway_timeout: bool,
+    },
+    /// Every write loses its response with this probability, until a heal.
+    LostResponseRate {
+        percent: u32,
+        gateway_timeout: bool,
+    },
+    /// The API server refuses every call for `secs`: 429 (with `retry_after_secs`), 503 or 500.
+    ApiRefusals {
+        secs: u64,
+        status: u16,
+        retry_after_secs: u64,
+    },
+    /// An RBAC edit takes one of the permissions the operator uses away, until a heal.
+    RevokePermission {
+        which: usize,
+    },
 }
+
+/// Permissions the operator's rollouts use, for `FaultOp::RevokePermission`: (resource, verb).
+const REVOCABLE: &[(&str, &str)] = &[
+    ("persistentvolumeclaims", "update"),
+    ("services", "update"),
+    ("seinodes", "create"),
+    ("seinodes", "update"),
+    ("seinodes", "delete"),
+    ("statefulsets", "update"),
+    ("jobs", "create"),
+];
 
 /// One step of a generated timeline.
 #[derive(Clone, Debug, PartialEq)]
@@ -371,17 +407,26 @@ fn fault(max_replicas: u32) -> impl proptest::strategy::Strategy<Value = FaultOp
     let worker = 0..WORKERS;
     prop_oneof![
         ordinal.clone().prop_map(|ordinal| FaultOp::PodCrash { ordinal }),
-        ordinal.prop_map(|ordinal| FaultOp::SidecarRestart { ordinal }),
+        ordinal.clone().prop_map(|ordinal| FaultOp::SidecarRestart { ordinal }),
         proptest::option::of(1u32..8).prop_map(|after_write| FaultOp::OperatorCrash { after_write }),
         Just(FaultOp::DeploymentReconcileCrash),
         (1u64..6).prop_map(|versions| FaultOp::StaleReads { versions }),
         (1u32..5).prop_map(|count| FaultOp::DropWatchEvents { count }),
         worker.clone().prop_map(|worker| FaultOp::Partition { worker }),
         (worker.clone(), 100u64..3000).prop_map(|(worker, millis)| FaultOp::Latency { worker, millis }),
-        (worker, 30u64..180).prop_map(|(worker, secs)| FaultOp::WorkerCrash { worker, secs }),
+        // Past 340 s down (NotReady at 40 s, then the 300 s `unreachable` toleration) its pods are evicted.
+        (worker, prop_oneof![30u64..180, 340u64..600]).prop_map(|(worker, secs)| FaultOp::WorkerCrash { worker, secs }),
         (1u32..12).prop_map(|count| FaultOp::ApiConflicts { count }),
         (10u32..60).prop_map(|percent| FaultOp::ApiConflictRate { percent }),
         (1u32..12).prop_map(|count| FaultOp::ApiErrors { count }),
+        ordinal.clone().prop_map(|ordinal| FaultOp::PodDelete { ordinal }),
+        (1u32..8, proptest::bool::ANY)
+            .prop_map(|(count, gateway_timeout)| FaultOp::LostResponses { count, gateway_timeout }),
+        (10u32..40, proptest::bool::ANY)
+            .prop_map(|(percent, gateway_timeout)| FaultOp::LostResponseRate { percent, gateway_timeout }),
+        (10u64..240, prop_oneof![Just(429u16), Just(503), Just(500)], 1u64..30)
+            .prop_map(|(secs, status, retry_after_secs)| FaultOp::ApiRefusals { secs, status, retry_after_secs }),
+        (0..REVOCABLE.len()).prop_map(|which| FaultOp::RevokePermission { which }),
     ]
 }
 
@@ -802,5 +847,22 @@ fn fault_value(fault: &FaultOp) -> Value {
         FaultOp::ApiConflicts { count } => json!({"apiConflicts": {"count": count}}),
         FaultOp::ApiConflictRate { percent } => json!({"apiConflicts": {"rate": f64::from(*percent) / 100.0}}),
         FaultOp::ApiErrors { count } => json!({"apiErrors": {"count": count}}),
+        FaultOp::PodDelete { ordinal } => json!({"podDelete": {"node": node(ordinal)}}),
+        FaultOp::LostResponses { count, gateway_timeout } => {
+            json!({"lostResponses": {"count": count, "gatewayTimeout": gateway_timeout}})
+        }
+        FaultOp::LostResponseRate { percent, gateway_timeout } => {
+            json!({"lostResponses": {"rate": f64::from(*percent) / 100.0, "gatewayTimeout": gateway_timeout}})
+        }
+        FaultOp::ApiRefusals { secs, status: 429, retry_after_secs } => {
+            json!({"apiRefusals": {"for": format!("{secs}s"), "status": 429, "retryAfter": format!("{retry_after_secs}s")}})
+        }
+        FaultOp::ApiRefusals { secs, status, .. } => {
+            json!({"apiRefusals": {"for": format!("{secs}s"), "status": status}})
+        }
+        FaultOp::RevokePermission { which } => {
+            let (resource, verb) = REVOCABLE.get(*which).copied().unwrap_or(REVOCABLE[0]);
+            json!({"revokePermission": {"resource": resource, "verb": verb}})
+        }
     }
 }
