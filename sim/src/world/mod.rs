@@ -348,12 +348,25 @@ impl World {
                             )
                     })
                 });
-                // Running nodes have observed their image; failed ones are at rest as they are.
-                let nodes_at_rest = state.store.all_of_kind("SeiNode").all(|(_, value)| {
+                // Running nodes have observed their image and their StatefulSet's template names it (an edit
+                // back before the pods rolled leaves the pods and `currentImage` on the spec's image while the
+                // template still names the abandoned one, until the node's next converge); failed ones are at
+                // rest as they are.
+                let nodes_at_rest = state.store.all_of_kind("SeiNode").all(|(key, value)| {
                     SeiNode::deserialize(value).is_ok_and(|n| {
                         let status = n.status.unwrap_or_default();
+                        let set = ObjectRef::new("StatefulSet", &key.namespace, sei_operator::names::node_workload(&key.name));
+                        let template_on_spec = state.store.get(&set, None).is_none_or(|value| {
+                            k8s_openapi::api::apps::v1::StatefulSet::deserialize(value).is_ok_and(|set| {
+                                set.spec.is_some_and(|spec| {
+                                    sei_operator::workload::seid_image(&spec.template) == Some(n.spec.image.as_str())
+                                })
+                            })
+                        });
                         match status.phase.unwrap_or_default() {
-                            SeiNodePhase::Running => status.current_image.as_deref() == Some(n.spec.image.as_str()),
+                            SeiNodePhase::Running => {
+                                template_on_spec && status.current_image.as_deref() == Some(n.spec.image.as_str())
+                            }
                             SeiNodePhase::Failed => true,
                             _ => false,
                         }

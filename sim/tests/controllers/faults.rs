@@ -19,6 +19,8 @@ crate::scenario_tests! {
         "hardfork-bootstrap-pod-deleted-is-replaced-by-its-job.yaml",
     writes_applied_but_answered_by_504s_and_timeouts_fork_no_plan_and_the_rollout_completes =>
         "inplace-rollout-through-lost-responses.yaml",
+    an_in_place_edit_back_under_lost_responses_is_at_rest_only_once_the_templates_follow =>
+        "inplace-edit-back-under-lost-responses-is-at-rest-only-once-the-templates-follow.yaml",
     a_rollout_through_429_storms_and_5xx_bursts_waits_fails_nothing_and_completes =>
         "bluegreen-rollout-through-throttling-and-5xx-bursts.yaml",
 }
