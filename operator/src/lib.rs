@@ -18,6 +18,7 @@ pub mod crd;
 pub mod manifest;
 pub mod meta;
 pub mod names;
+pub mod node_defaults;
 pub mod permissions;
 pub mod plan;
 pub mod rollout;

@@ -35,14 +35,14 @@ enum Command {
     },
     /// Run the operator: watch SeiNodeDeployments and SeiNodes and reconcile them, with leader election, metrics
     /// and health endpoints.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Crds { out } => write_crds(out.as_deref()),
         Command::Validate { files } => validate(&files),
-        Command::Run(args) => run_operator(args),
+        Command::Run(args) => run_operator(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

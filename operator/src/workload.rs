@@ -14,15 +14,15 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, Volume,
-    VolumeMount, VolumeResourceRequirements,
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, SecurityContext,
+    Service, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::api::{SeiNode, SeiNodeDeployment};
+use crate::api::{PodSettings, SeiNode, SeiNodeDeployment};
 use crate::meta::{LABEL_DEPLOYMENT, LABEL_NODE, LABEL_REVISION, controller_reference};
 use crate::names;
 
@@ -48,8 +48,11 @@ pub const HALT_EXIT_CODE: i32 = 130;
 pub const DATA_VOLUME: &str = "data";
 /// Where chain data is mounted: seid's `--home`, and seictl's home (`SEI_HOME`), where it keeps `sidecar.db`.
 pub const DATA_PATH: &str = "/sei";
-/// Size requested for a node's data volume.
+/// Size requested for a node's data volume when neither its spec nor the operator's defaults give one (the
+/// built-in defaults always do).
 pub const DATA_VOLUME_SIZE: &str = "500Gi";
+/// The sidecar's scratch volume at `/tmp`: its root filesystem is read-only.
+pub const SIDECAR_TMP_VOLUME: &str = "sidecar-tmp";
 /// The shell every wrapper runs under (`/dev/tcp` is a bash feature).
 pub const SHELL: &str = "/bin/bash";
 /// seid's readiness endpoint on its RPC port: 200 only while the node is close to the tip (upstream's
@@ -255,15 +258,56 @@ fn sidecar_container(node: &SeiNode) -> Container {
     }
 }
 
-fn volume_claim_spec() -> PersistentVolumeClaimSpec {
+fn volume_claim_spec(settings: &PodSettings) -> PersistentVolumeClaimSpec {
+    let storage = settings.storage.clone().unwrap_or_default();
+    let size = storage.size.unwrap_or_else(|| DATA_VOLUME_SIZE.to_owned());
     PersistentVolumeClaimSpec {
         access_modes: Some(vec!["ReadWriteOnce".into()]),
+        storage_class_name: storage.storage_class_name,
         resources: Some(VolumeResourceRequirements {
-            requests: Some(BTreeMap::from([("storage".to_owned(), Quantity(DATA_VOLUME_SIZE.to_owned()))])),
+            requests: Some(BTreeMap::from([("storage".to_owned(), Quantity(size))])),
             ..Default::default()
         }),
         ..Default::default()
     }
+}
+
+/// The settings that are the pod's own (scheduling, identity, pull secrets, security) and the containers'
+/// (seid's resources; every container's security context, the sidecar's with a read-only root filesystem and
+/// a scratch `/tmp`, as upstream runs it: sei-protocol/sei-k8s-controller `internal/noderesource/noderesource.go`).
+fn apply_pod_settings(pod: &mut PodSpec, settings: &PodSettings) {
+    let scheduling = settings.scheduling.clone().unwrap_or_default();
+    pod.node_selector = Some(scheduling.node_selector).filter(|s| !s.is_empty());
+    pod.tolerations = Some(scheduling.tolerations).filter(|t| !t.is_empty());
+    pod.affinity = scheduling.affinity;
+    pod.topology_spread_constraints = Some(scheduling.topology_spread_constraints).filter(|t| !t.is_empty());
+    pod.priority_class_name = scheduling.priority_class_name;
+    pod.service_account_name.clone_from(&settings.service_account_name);
+    pod.image_pull_secrets = Some(settings.image_pull_secrets.clone()).filter(|s| !s.is_empty());
+    pod.security_context.clone_from(&settings.pod_security_context);
+    let container_context = settings.container_security_context.clone();
+    let sidecar_context =
+        SecurityContext { read_only_root_filesystem: Some(true), ..container_context.clone().unwrap_or_default() };
+    for container in pod.init_containers.iter_mut().flatten().chain(pod.containers.iter_mut()) {
+        if container.name == SIDECAR_CONTAINER {
+            container.security_context = Some(sidecar_context.clone());
+            container.volume_mounts.get_or_insert_with(Vec::new).push(VolumeMount {
+                name: SIDECAR_TMP_VOLUME.into(),
+                mount_path: "/tmp".into(),
+                ..Default::default()
+            });
+        } else {
+            container.security_context.clone_from(&container_context);
+        }
+        if container.name == SEID_CONTAINER {
+            container.resources.clone_from(&settings.resources);
+        }
+    }
+    pod.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: SIDECAR_TMP_VOLUME.into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    });
 }
 
 fn service_ports(node: &SeiNode) -> Vec<ServicePort> {
@@ -278,10 +322,16 @@ fn service_ports(node: &SeiNode) -> Vec<ServicePort> {
 /// `podManagementPolicy: Parallel`: under the default OrderedReady, Kubernetes' StatefulSet controller does not
 /// replace a pod that is not Running and Ready when the template changes — and a node crash-looping at an
 /// upgrade height is exactly the pod an InPlace upgrade must replace. With one replica, Parallel costs nothing.
-pub fn stateful_set(node: &SeiNode) -> StatefulSet {
+pub fn stateful_set(node: &SeiNode, settings: &PodSettings) -> StatefulSet {
     let name = node_name(node);
     let mut pod_labels = node.spec.pod_labels.clone();
     pod_labels.extend(node_labels(node));
+    let mut pod = PodSpec {
+        init_containers: Some(vec![seid_init_container(&node.spec.image, node), sidecar_container(node)]),
+        containers: vec![node_seid_container(node)],
+        ..Default::default()
+    };
+    apply_pod_settings(&mut pod, settings);
     StatefulSet {
         metadata: owned_meta(node, names::node_workload(&name), node_labels(node)),
         spec: Some(StatefulSetSpec {
@@ -296,15 +346,11 @@ pub fn stateful_set(node: &SeiNode) -> StatefulSet {
             }),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(pod_labels), ..Default::default() }),
-                spec: Some(PodSpec {
-                    init_containers: Some(vec![seid_init_container(&node.spec.image, node), sidecar_container(node)]),
-                    containers: vec![node_seid_container(node)],
-                    ..Default::default()
-                }),
+                spec: Some(pod),
             },
             volume_claim_templates: Some(vec![PersistentVolumeClaim {
                 metadata: ObjectMeta { name: Some(DATA_VOLUME.into()), ..Default::default() },
-                spec: Some(volume_claim_spec()),
+                spec: Some(volume_claim_spec(settings)),
                 ..Default::default()
             }]),
             ..Default::default()
@@ -333,11 +379,11 @@ pub fn headless_service(node: &SeiNode) -> Service {
 
 /// The node's data volume, created ahead of its StatefulSet when a bootstrap Job must fill it first; the
 /// StatefulSet adopts it by name (`data-<node>-0`).
-pub fn data_volume(node: &SeiNode) -> PersistentVolumeClaim {
+pub fn data_volume(node: &SeiNode, settings: &PodSettings) -> PersistentVolumeClaim {
     let name = node_name(node);
     PersistentVolumeClaim {
         metadata: owned_meta(node, names::node_volume(&name), node_labels(node)),
-        spec: Some(volume_claim_spec()),
+        spec: Some(volume_claim_spec(settings)),
         ..Default::default()
     }
 }
@@ -353,7 +399,7 @@ fn bootstrap_labels(node: &SeiNode) -> BTreeMap<String, String> {
 /// `hostname` and `subdomain` give the pod the DNS name the operator reaches its sidecar by
 /// (`<node>-bootstrap.<node>-bootstrap.<namespace>.svc`, through the bootstrap Service); a Job's pods have none
 /// otherwise.
-pub fn bootstrap_job(node: &SeiNode, image: &str, halt_height: i64) -> Job {
+pub fn bootstrap_job(node: &SeiNode, settings: &PodSettings, image: &str, halt_height: i64) -> Job {
     let name = node_name(node);
     let seid = Container {
         name: SEID_CONTAINER.to_owned(),
@@ -364,28 +410,30 @@ pub fn bootstrap_job(node: &SeiNode, image: &str, halt_height: i64) -> Job {
         volume_mounts: Some(vec![data_mount()]),
         ..Default::default()
     };
+    let mut pod = PodSpec {
+        hostname: Some(names::bootstrap(&name)),
+        subdomain: Some(names::bootstrap(&name)),
+        restart_policy: Some("Never".into()),
+        init_containers: Some(vec![seid_init_container(image, node), sidecar_container(node)]),
+        containers: vec![seid],
+        volumes: Some(vec![Volume {
+            name: DATA_VOLUME.into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: names::node_volume(&name),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    apply_pod_settings(&mut pod, settings);
     Job {
         metadata: owned_meta(node, names::bootstrap(&name), bootstrap_labels(node)),
         spec: Some(JobSpec {
             backoff_limit: Some(3),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(bootstrap_labels(node)), ..Default::default() }),
-                spec: Some(PodSpec {
-                    hostname: Some(names::bootstrap(&name)),
-                    subdomain: Some(names::bootstrap(&name)),
-                    restart_policy: Some("Never".into()),
-                    init_containers: Some(vec![seid_init_container(image, node), sidecar_container(node)]),
-                    containers: vec![seid],
-                    volumes: Some(vec![Volume {
-                        name: DATA_VOLUME.into(),
-                        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                            claim_name: names::node_volume(&name),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }]),
-                    ..Default::default()
-                }),
+                spec: Some(pod),
             },
             ..Default::default()
         }),

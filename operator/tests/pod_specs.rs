@@ -7,6 +7,7 @@ use std::path::Path;
 
 use sei_operator::api::{S3Snapshot, SeiNode, SnapshotSource};
 use sei_operator::manifest::{Manifest, ManifestValidator};
+use sei_operator::node_defaults::NodeDefaults;
 use sei_operator::workload;
 
 fn fixture_node(file: &str) -> SeiNode {
@@ -30,6 +31,11 @@ fn fixture_node(file: &str) -> SeiNode {
     node
 }
 
+/// The node's StatefulSet with the built-in defaults for what its spec leaves unset.
+fn built_in_statefulset(node: &SeiNode) -> k8s_openapi::api::apps::v1::StatefulSet {
+    workload::stateful_set(node, &NodeDefaults::built_in().for_node(&node.spec))
+}
+
 fn yaml<T: serde::Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).expect("serializes")
 }
@@ -38,14 +44,14 @@ fn yaml<T: serde::Serialize>(value: &T) -> serde_json::Value {
 fn a_full_node_statefulset() {
     insta::assert_yaml_snapshot!(
         "full-node-statefulset",
-        yaml(&workload::stateful_set(&fixture_node("inplace-fullnode.yaml")))
+        yaml(&built_in_statefulset(&fixture_node("inplace-fullnode.yaml")))
     );
 }
 
 #[test]
 fn an_entrypoint_replaces_what_the_wrapper_starts_not_the_wait() {
     let node = fixture_node("standalone-seinode.yaml");
-    let sts = workload::stateful_set(&node);
+    let sts = built_in_statefulset(&node);
     let pod = sts.spec.and_then(|s| s.template.spec).expect("a pod template");
     let seid = pod.containers.iter().find(|c| c.name == workload::SEID_CONTAINER).expect("seid");
     let script = seid.args.as_ref().and_then(|a| a.first()).expect("the wrapper script");
@@ -64,7 +70,10 @@ fn a_bootstrap_job() {
     if let Some(full) = node.spec.full_node.as_mut() {
         full.snapshot = Some(snapshot);
     }
-    insta::assert_yaml_snapshot!("bootstrap-job", yaml(&workload::bootstrap_job(&node, "sei:v6.3.0", 1_199_999)));
+    insta::assert_yaml_snapshot!(
+        "bootstrap-job",
+        yaml(&workload::bootstrap_job(&node, &NodeDefaults::built_in().for_node(&node.spec), "sei:v6.3.0", 1_199_999))
+    );
 }
 
 #[test]
@@ -214,4 +223,74 @@ mod wrappers {
             assert_eq!(run.exit_code, Some(code), "seid exit {code}");
         }
     }
+}
+
+/// What the pod settings put on a StatefulSet: the pod's own fields, seid's resources and security context, and
+/// the data volume's claim — the part of the object the settings decide.
+fn pod_settings_view(sts: &k8s_openapi::api::apps::v1::StatefulSet) -> serde_json::Value {
+    let spec = sts.spec.as_ref().expect("a spec");
+    let pod = spec.template.spec.as_ref().expect("a pod template");
+    let seid = pod.containers.iter().find(|c| c.name == workload::SEID_CONTAINER).expect("seid");
+    let claim = spec.volume_claim_templates.as_ref().and_then(|c| c.first()).and_then(|c| c.spec.as_ref());
+    serde_json::json!({
+        "nodeSelector": pod.node_selector,
+        "tolerations": pod.tolerations,
+        "affinity": pod.affinity,
+        "topologySpreadConstraints": pod.topology_spread_constraints,
+        "priorityClassName": pod.priority_class_name,
+        "serviceAccountName": pod.service_account_name,
+        "imagePullSecrets": pod.image_pull_secrets,
+        "podSecurityContext": pod.security_context,
+        "seidResources": seid.resources,
+        "seidSecurityContext": seid.security_context,
+        "claim": claim,
+    })
+}
+
+#[test]
+fn each_mode_gets_its_built_in_defaults() {
+    for (mode, file) in [
+        ("fullNode", "inplace-fullnode.yaml"),
+        ("validator", "validator-seinode.yaml"),
+        ("archive", "archive-node-large-volume.yaml"),
+    ] {
+        let mut node = fixture_node(file);
+        // The settings the fixture gives are dropped: this is what the mode alone gets.
+        let bare = serde_json::json!({"chainId": "pacific-1", "image": "sei:v6.3.0", mode: {}});
+        node.spec = serde_json::from_value(bare).expect("a spec");
+        if mode == "validator" {
+            node.spec.validator = Some(Default::default());
+        }
+        insta::assert_yaml_snapshot!(format!("defaults-{mode}"), pod_settings_view(&built_in_statefulset(&node)));
+    }
+}
+
+#[test]
+fn a_specs_settings_win_over_the_defaults() {
+    for (name, file) in
+        [("rpc-fleet", "rpc-fleet-on-a-dedicated-pool.yaml"), ("archive", "archive-node-large-volume.yaml")]
+    {
+        insta::assert_yaml_snapshot!(
+            format!("overrides-{name}"),
+            pod_settings_view(&built_in_statefulset(&fixture_node(file)))
+        );
+    }
+}
+
+#[test]
+fn an_operator_defaults_file_reaches_the_built_objects_where_the_spec_is_silent() {
+    let text = "fullNode:\n  storage:\n    storageClassName: gp3-10k-750\n  serviceAccountName: sei-default\n  \
+                imagePullSecrets:\n    - name: registry\n";
+    let defaults = NodeDefaults::from_yaml(Path::new("defaults.yaml"), text).expect("valid defaults");
+    let node = fixture_node("inplace-fullnode.yaml");
+    let settings = defaults.for_node(&node.spec);
+    let claim = workload::data_volume(&node, &settings).spec.expect("a claim spec");
+    assert_eq!(claim.storage_class_name.as_deref(), Some("gp3-10k-750"));
+    let sts = workload::stateful_set(&node, &settings);
+    let pod = sts.spec.and_then(|s| s.template.spec).expect("a pod template");
+    assert_eq!(pod.service_account_name.as_deref(), Some("sei-default"));
+    assert_eq!(pod.image_pull_secrets.map(|s| s.len()), Some(1));
+    let job = workload::bootstrap_job(&node, &settings, "sei:v6.2.0", 10);
+    let job_pod = job.spec.and_then(|s| s.template.spec).expect("a Job pod");
+    assert_eq!(job_pod.service_account_name.as_deref(), Some("sei-default"), "the bootstrap pod runs as the node");
 }

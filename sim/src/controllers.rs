@@ -2,13 +2,19 @@
 //! `reconcile_node` that production runs under kube-runtime, here on the simulator's `Cluster`, `Sidecar` and
 //! `Clock`. Nothing about rollouts is decided here.
 
+use std::sync::{Arc, LazyLock};
+
 use sei_operator::cluster::ObjectRef;
 use sei_operator::controller::{
     Action, DeploymentContext, NodeContext, ReconcileError, reconcile_deployment, reconcile_node,
 };
+use sei_operator::node_defaults::NodeDefaults;
 use sei_operator::rollout::RolloutConfig;
 
 use crate::operator::{OperatorContext, Reconciler, Requeue};
+
+/// The simulated operator runs with the built-in node defaults, as `sei-operator run` without `--node-defaults`.
+static NODE_DEFAULTS: LazyLock<Arc<NodeDefaults>> = LazyLock::new(|| Arc::new(NodeDefaults::built_in()));
 
 /// Both controllers of the operator, as one reconciler of both kinds.
 #[derive(Clone, Copy, Debug, Default)]
@@ -38,6 +44,7 @@ impl Reconciler for SeiOperator {
                     cluster: ctx.cluster.clone(),
                     sidecar: ctx.sidecar.clone(),
                     clock: ctx.clock.clone(),
+                    defaults: Arc::clone(&NODE_DEFAULTS),
                 };
                 reconcile_node(&node, &key.namespace, &key.name).await
             }

@@ -8,6 +8,7 @@
 mod deployment;
 mod node;
 mod plan;
+mod pod;
 mod rollout;
 mod strategy;
 
@@ -21,6 +22,7 @@ pub use node::{
     ValidatorMode,
 };
 pub use plan::{FailedTaskDetail, Plan, PlanPhase, Task, TaskStatus};
+pub use pod::{PodSettings, SchedulingSpec, StorageSpec};
 pub use rollout::{RolloutNodeStatus, RolloutStatus};
 pub use strategy::{HardForkStrategy, Strategy, StrategyError, UpdateStrategy, UpdateStrategyType};
 

@@ -6,13 +6,13 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::core::v1::{LocalObjectReference, PodSecurityContext, ResourceRequirements, SecurityContext};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, Plan, Time};
+use super::{Condition, Plan, PodSettings, SchedulingSpec, StorageSpec, Time};
 
 /// Port of the sidecar's HTTP API when `spec.sidecar.port` is not set.
 pub const DEFAULT_SIDECAR_PORT: i32 = 7777;
@@ -87,6 +87,30 @@ pub struct SeiNodeSpec {
     /// Mode: a replayer (requires peers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replayer: Option<ReplayerMode>,
+    /// Compute resources of the seid container; the operator's default for the node's mode when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// The data volume's StorageClass and size; each unset field takes the operator's default for the mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+    /// Where the node's pods may run (node selector, tolerations, affinity, topology spread, priority class);
+    /// each unset field takes the operator's default for the mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling: Option<SchedulingSpec>,
+    /// ServiceAccount the node's pods run as (workload identity, for the sidecar's S3 access).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub service_account_name: Option<String>,
+    /// Secrets for pulling the seid and sidecar images.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// Security context of the node's pods; the operator's default (non-root, fsGroup 65532) when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_security_context: Option<PodSecurityContext>,
+    /// Security context of the seid container (the sidecar's is the same with a read-only root filesystem);
+    /// the operator's default (no privilege escalation, every capability dropped) when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_security_context: Option<SecurityContext>,
 }
 
 /// The command and arguments seid starts with, replacing the image's own.
@@ -212,6 +236,19 @@ impl NodeMode<'_> {
 }
 
 impl SeiNodeSpec {
+    /// The pod settings this spec gives (unset ones take the operator's defaults for the mode).
+    pub fn pod_settings(&self) -> PodSettings {
+        PodSettings {
+            resources: self.resources.clone(),
+            storage: self.storage.clone(),
+            scheduling: self.scheduling.clone(),
+            service_account_name: self.service_account_name.clone(),
+            image_pull_secrets: self.image_pull_secrets.clone(),
+            pod_security_context: self.pod_security_context.clone(),
+            container_security_context: self.container_security_context.clone(),
+        }
+    }
+
     /// The one mode this spec selects, or `None` when zero or several are set (the CRD rejects both; an object
     /// stored before the rule existed can still carry them).
     pub fn mode(&self) -> Option<NodeMode<'_>> {

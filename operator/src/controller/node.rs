@@ -2,6 +2,7 @@
 //! headless Service converged to the spec, keep the sidecar ready (re-submitting `mark-ready` to a sidecar that
 //! came back Initializing, after a rollout or any other restart), and record what it observes of the pod.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -9,11 +10,12 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 
 use super::authorization::{self, Watched};
 use super::{Action, ReconcileError};
-use crate::api::{PlanPhase, SeiNode, SeiNodePhase, SeiNodeStatus, TaskStatus, Time};
+use crate::api::{PlanPhase, PodSettings, SeiNode, SeiNodePhase, SeiNodeStatus, TaskStatus, Time};
 use crate::clock::{Clock, SignedDuration, Timestamp};
 use crate::cluster::{ChildHolder, Cluster, ClusterError, Event, ObjectRef, OptionalExt, create_if_missing};
 use crate::meta::{ConditionUpdate, find_condition, set_condition};
 use crate::names;
+use crate::node_defaults::NodeDefaults;
 use crate::plan::executor::{Next, execute};
 use crate::plan::init_plan;
 use crate::plan::init_plan::{init_retry_backoff, next_attempt};
@@ -49,6 +51,8 @@ pub struct NodeContext<C, S, K> {
     pub cluster: C,
     pub sidecar: S,
     pub clock: K,
+    /// What a node's pods get for the settings its spec leaves unset.
+    pub defaults: Arc<NodeDefaults>,
 }
 
 /// Reconciles SeiNode `namespace/name`.
@@ -62,8 +66,16 @@ pub async fn reconcile_node<C: Cluster, S: Sidecar, K: Clock>(
     };
     // Every call of the reconcile goes through `watched`, so a 403 anywhere in it is reported on the node.
     let watched = Watched::new(&ctx.cluster);
-    let outcome =
-        reconcile_read_node(&NodeContext { cluster: &watched, sidecar: &ctx.sidecar, clock: &ctx.clock }, &node).await;
+    let outcome = reconcile_read_node(
+        &NodeContext {
+            cluster: &watched,
+            sidecar: &ctx.sidecar,
+            clock: &ctx.clock,
+            defaults: Arc::clone(&ctx.defaults),
+        },
+        &node,
+    )
+    .await;
     authorization::report(&ctx.cluster, &node, watched.forbidden(), outcome, ctx.clock.now()).await
 }
 
@@ -75,6 +87,7 @@ async fn reconcile_read_node<C: Cluster, S: Sidecar, K: Clock>(
     let now = ctx.clock.now();
     let mut status = node.status.clone().unwrap_or_default();
     let generation = node.metadata.generation;
+    let settings = ctx.defaults.for_node(&node.spec);
     let mut action = Action::AwaitChange;
 
     if node.metadata.deletion_timestamp.is_some() {
@@ -98,11 +111,11 @@ async fn reconcile_read_node<C: Cluster, S: Sidecar, K: Clock>(
                 // A spec changed while the plan runs (a rollout's `update-node-specs`, a user's edit) reaches a
                 // StatefulSet the plan made already: its pod may be waiting on the image the edit replaced (a
                 // missing one, never pulled), and the plan waits on that pod.
-                converge_existing_workload(&ctx.cluster, node).await?;
-                action = initialize(ctx, node, &mut status).await?
+                converge_existing_workload(&ctx.cluster, node, &settings).await?;
+                action = initialize(ctx, node, &settings, &mut status).await?
             }
             SeiNodePhase::Running => {
-                converge_workload(&ctx.cluster, node).await?;
+                converge_workload(&ctx.cluster, node, &settings).await?;
                 observe(ctx, node, &mut status).await?;
                 action = Action::Requeue(OBSERVE_INTERVAL);
             }
@@ -150,6 +163,7 @@ fn hold_back_height(stored: Option<&SeiNodeStatus>, status: &mut SeiNodeStatus, 
 async fn initialize<C: Cluster, S: Sidecar, K: Clock>(
     ctx: &NodeContext<C, S, K>,
     node: &SeiNode,
+    settings: &PodSettings,
     status: &mut SeiNodeStatus,
 ) -> Result<Action, ReconcileError> {
     let now = ctx.clock.now();
@@ -173,8 +187,15 @@ async fn initialize<C: Cluster, S: Sidecar, K: Clock>(
         },
     };
     let attempt = status.init_attempt.unwrap_or(1);
-    let runner =
-        NodeTasks { cluster: &ctx.cluster, sidecar: &ctx.sidecar, node, now, attempt, blocked: Default::default() };
+    let runner = NodeTasks {
+        cluster: &ctx.cluster,
+        sidecar: &ctx.sidecar,
+        node,
+        settings,
+        now,
+        attempt,
+        blocked: Default::default(),
+    };
     let next = execute(&mut plan, &runner, now).await;
     let blocked = runner.blocked.into_inner().ok().flatten();
     report_blocked_child(&ctx.cluster, node, status, blocked, now).await;
@@ -341,10 +362,14 @@ async fn report_blocked_child<C: Cluster>(
 /// Brings the StatefulSet's pod template to the spec (image, sidecar image, entrypoint, labels) and makes sure
 /// it and the headless Service exist. Only the fields the operator owns are compared: the API server fills in
 /// defaults everywhere else.
-async fn converge_workload<C: Cluster>(cluster: &C, node: &SeiNode) -> Result<(), ClusterError> {
+async fn converge_workload<C: Cluster>(
+    cluster: &C,
+    node: &SeiNode,
+    settings: &PodSettings,
+) -> Result<(), ClusterError> {
     let namespace = node.metadata.namespace.as_deref().unwrap_or_default();
-    if !converge_existing_workload(cluster, node).await? {
-        create_if_missing(cluster, &workload::stateful_set(node)).await?;
+    if !converge_existing_workload(cluster, node, settings).await? {
+        create_if_missing(cluster, &workload::stateful_set(node, settings)).await?;
     }
     let service = workload::headless_service(node);
     let name = service.metadata.name.clone().unwrap_or_default();
@@ -356,9 +381,13 @@ async fn converge_workload<C: Cluster>(cluster: &C, node: &SeiNode) -> Result<()
 
 /// Brings an existing StatefulSet's pod template to the spec; whether there is one. Makes nothing (while
 /// initializing, the plan decides when the workload is made).
-async fn converge_existing_workload<C: Cluster>(cluster: &C, node: &SeiNode) -> Result<bool, ClusterError> {
+async fn converge_existing_workload<C: Cluster>(
+    cluster: &C,
+    node: &SeiNode,
+    settings: &PodSettings,
+) -> Result<bool, ClusterError> {
     let namespace = node.metadata.namespace.as_deref().unwrap_or_default();
-    let desired = workload::stateful_set(node);
+    let desired = workload::stateful_set(node, settings);
     let name = desired.metadata.name.clone().unwrap_or_default();
     let Some(mut existing) = cluster.get::<StatefulSet>(namespace, &name).await.optional()? else {
         return Ok(false);

@@ -662,7 +662,7 @@ fn scale_down_strays_are_deleted_but_never_the_last_serving_nodes_before_a_kept_
 
 fn stateful_set(generation: i64, observed: i64, current: &str, update: &str, ready: i32) -> StatefulSet {
     let n = node("rpc-0", "r", NodeState { image: NEW, ..RUNNING_OLD });
-    let mut sts = workload::stateful_set(&n);
+    let mut sts = workload::stateful_set(&n, &crate::node_defaults::NodeDefaults::built_in().for_node(&n.spec));
     sts.metadata.generation = Some(generation);
     sts.status = Some(StatefulSetStatus {
         observed_generation: Some(observed),

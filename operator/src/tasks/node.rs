@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 
 use super::mark_ready::ensure_marked_ready;
 use super::{api_error, params, sidecar_error};
-use crate::api::{SeiNode, Task};
+use crate::api::{PodSettings, SeiNode, Task};
 use crate::clock::Timestamp;
 use crate::cluster::{
     ChildHolder, Cluster, ClusterError, ClusterObject, LabelSelector, OptionalExt, delete_if_present, ensure_child,
@@ -27,6 +27,8 @@ pub struct NodeTasks<'a, C, S> {
     pub cluster: &'a C,
     pub sidecar: &'a S,
     pub node: &'a SeiNode,
+    /// The pod settings of the node: its spec's, with the operator's defaults for what it leaves unset.
+    pub settings: &'a PodSettings,
     pub now: Timestamp,
     /// Which attempt of the init plan this is (1 the first): a retried plan submits its sidecar tasks under ids
     /// of its own, since a sidecar answers a known id with its old result.
@@ -47,7 +49,7 @@ impl<C: Cluster, S: Sidecar> TaskRunner for NodeTasks<'_, C, S> {
             TaskType::TeardownBootstrap => self.teardown_bootstrap(params(task)?).await,
             TaskType::CreateWorkload => {
                 self.ensure(&workload::headless_service(self.node)).await?;
-                self.ensure(&workload::stateful_set(self.node)).await?;
+                self.ensure(&workload::stateful_set(self.node, self.settings)).await?;
                 self.await_own_pod().await
             }
             TaskType::Sidecar(sidecar_task) => self.sidecar_task(task, sidecar_task, &self.node_pod()).await,
@@ -119,7 +121,7 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
     /// dying predecessor's pod.
     async fn await_own_pod(&self) -> Result<Progress, TaskError> {
         let namespace = self.namespace();
-        let name = workload::stateful_set(self.node).metadata.name.unwrap_or_default();
+        let name = workload::stateful_set(self.node, self.settings).metadata.name.unwrap_or_default();
         let set = self.cluster.get::<StatefulSet>(namespace, &name).await.optional().map_err(api_error)?;
         let Some(set) = set else {
             // Created a moment ago; a lagging cache may not show it yet.
@@ -160,8 +162,8 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
 
     /// The bootstrap Job and the volume it prepares, created if missing.
     async fn ensure_bootstrap_job(&self, bootstrap: &Bootstrap) -> Result<(), TaskError> {
-        self.ensure(&workload::data_volume(self.node)).await?;
-        self.ensure(&workload::bootstrap_job(self.node, &bootstrap.image, bootstrap.halt_height)).await
+        self.ensure(&workload::data_volume(self.node, self.settings)).await?;
+        self.ensure(&workload::bootstrap_job(self.node, self.settings, &bootstrap.image, bootstrap.halt_height)).await
     }
 
     async fn await_bootstrap_job(&self, bootstrap: Bootstrap) -> Result<Progress, TaskError> {

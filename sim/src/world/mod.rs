@@ -355,7 +355,11 @@ impl World {
                 let nodes_at_rest = state.store.all_of_kind("SeiNode").all(|(key, value)| {
                     SeiNode::deserialize(value).is_ok_and(|n| {
                         let status = n.status.unwrap_or_default();
-                        let set = ObjectRef::new("StatefulSet", &key.namespace, sei_operator::names::node_workload(&key.name));
+                        let set = ObjectRef::new(
+                            "StatefulSet",
+                            &key.namespace,
+                            sei_operator::names::node_workload(&key.name),
+                        );
                         let template_on_spec = state.store.get(&set, None).is_none_or(|value| {
                             k8s_openapi::api::apps::v1::StatefulSet::deserialize(value).is_ok_and(|set| {
                                 set.spec.is_some_and(|spec| {

@@ -8,6 +8,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use sei_operator::api::SeiNode;
+use sei_operator::node_defaults::NodeDefaults;
 use sei_operator::sidecar::wire::TaskRequest;
 use sei_operator::sidecar::{PodAddress, Sidecar};
 use sei_operator::workload;
@@ -95,7 +96,7 @@ fn former_bootstrap_job(node: &str, image: &str, halt: u64) -> Job {
 fn current_node(world: &mut World, node: SeiNode) -> SeiNode {
     let node = world.create(&node).unwrap();
     world.create(&workload::headless_service(&node)).unwrap();
-    world.create(&workload::stateful_set(&node)).unwrap();
+    world.create(&workload::stateful_set(&node, &NodeDefaults::built_in().for_node(&node.spec))).unwrap();
     node
 }
 
@@ -294,9 +295,11 @@ fn the_wrapper_starts_seid_at_its_next_poll_after_mark_ready() {
 fn the_current_bootstrap_job_halts_at_its_target_and_succeeds() {
     let mut world = snapshot_world(75);
     let node = world.create(&s3_node("n")).unwrap();
-    world.create(&workload::data_volume(&node)).unwrap();
+    world.create(&workload::data_volume(&node, &NodeDefaults::built_in().for_node(&node.spec))).unwrap();
     world.create(&workload::bootstrap_service(&node)).unwrap();
-    world.create(&workload::bootstrap_job(&node, "sei:v1", 1_090)).unwrap();
+    world
+        .create(&workload::bootstrap_job(&node, &NodeDefaults::built_in().for_node(&node.spec), "sei:v1", 1_090))
+        .unwrap();
     world
         .run_until("bootstrap sidecar up", secs(60), |w| {
             w.inspect(|s| s.pods.values().any(|p| p.seid == Seid::WaitingForSidecar && p.sidecar.is_some()))
@@ -431,7 +434,7 @@ fn with_the_operators_probes_a_pod_is_an_endpoint_only_once_seid_runs_near_the_t
     let mut world = snapshot_world(88);
     let node = world.create(&s3_node("n")).unwrap();
     world.create(&ready_only_service("n")).unwrap();
-    world.create(&workload::stateful_set(&node)).unwrap();
+    world.create(&workload::stateful_set(&node, &NodeDefaults::built_in().for_node(&node.spec))).unwrap();
     world
         .run_until("wrapper waiting", secs(60), |w| w.pod(NS, "n-0").is_some_and(|p| p.seid == Seid::WaitingForSidecar))
         .unwrap();
@@ -479,7 +482,7 @@ fn the_lag_status_readiness_probe_waits_for_the_tip_and_drops_a_crashed_seid() {
     node.spec.full_node.as_mut().unwrap().snapshot = None;
     let node = world.edit::<SeiNode>(NS, "n", |n| n.spec = node.spec.clone()).unwrap();
     world.create(&workload::headless_service(&node)).unwrap();
-    world.create(&workload::stateful_set(&node)).unwrap();
+    world.create(&workload::stateful_set(&node, &NodeDefaults::built_in().for_node(&node.spec))).unwrap();
     world
         .run_until("sidecar up", secs(60), |w| w.pod(NS, "n-0").is_some_and(|p| p.seid == Seid::WaitingForSidecar))
         .unwrap();

@@ -132,7 +132,12 @@ where
             clock: SystemClock,
             config: RolloutConfig { stall_threshold: args.stall_threshold },
         },
-        node: NodeContext { cluster, sidecar, clock: SystemClock },
+        node: NodeContext {
+            cluster,
+            sidecar,
+            clock: SystemClock,
+            defaults: args.node_defaults.clone().unwrap_or_default(),
+        },
         metrics: metrics.clone(),
         failures: Failures::default(),
     });

@@ -18,6 +18,7 @@ use self::leader::lead_then_run;
 use super::logging::{self, LogFormat};
 use super::metrics::Metrics;
 use super::serve::{Endpoints, Probes, serve};
+use crate::node_defaults::NodeDefaults;
 
 /// The name on the Events the operator publishes and its Lease's default name.
 pub const CONTROLLER_NAME: &str = "sei-operator";
@@ -55,6 +56,11 @@ pub struct RunArgs {
     /// This replica's name in the Lease and on Events; the host name when unset.
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// YAML file of pod settings per mode (`fullNode`, `archive`, `validator`, `replayer`: resources, storage,
+    /// scheduling, serviceAccountName, imagePullSecrets, pod and container security contexts) for what a
+    /// SeiNode's spec leaves unset; each field it leaves unset keeps the built-in default. Read once, at start.
+    #[arg(long, env = "SEI_OPERATOR_NODE_DEFAULTS", value_name = "FILE", value_parser = parse_node_defaults)]
+    pub node_defaults: Option<Arc<NodeDefaults>>,
     /// How long to wait for the API server to answer at startup before giving up.
     #[arg(long, env = "SEI_OPERATOR_STARTUP_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     pub startup_timeout: Duration,
@@ -79,6 +85,11 @@ pub enum RunError {
     LostLeadership(String),
     #[error("installing the signal handler: {0}")]
     Signal(String),
+}
+
+/// Reads and checks the `--node-defaults` file, so a bad one stops the operator before it connects.
+fn parse_node_defaults(path: &str) -> Result<Arc<NodeDefaults>, String> {
+    NodeDefaults::load(std::path::Path::new(path)).map(Arc::new).map_err(|e| e.to_string())
 }
 
 /// Parses `90`, `90s`, `10m`, `1h`, `500ms` into a duration.
