@@ -15,6 +15,7 @@ pub mod clock;
 pub mod cluster;
 pub mod controller;
 pub mod crd;
+pub mod leader;
 pub mod manifest;
 pub mod meta;
 pub mod names;

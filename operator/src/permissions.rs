@@ -58,8 +58,8 @@ impl fmt::Display for Permission {
 }
 
 /// What `sei-operator run` does beyond the reconcilers' calls: the controllers' watches (kube-runtime lists, then
-/// watches, every watched kind: `backend/run/controllers.rs`), leader election (kube-lease-manager reads the
-/// Lease, creates it when missing, and takes or renews it with a patch: `backend/run/leader.rs`), and the event
+/// watches, every watched kind: `backend/run/controllers.rs`), leader election (`crate::leader` reads the
+/// Lease, creates it when missing, and takes, renews or releases it with an update: `backend/run/leader.rs`), and the event
 /// recorder, which patches an Event when the same one repeats (`backend/kube_cluster.rs`).
 pub const SHELL_PERMISSIONS: &[(&str, &str, &str)] = &[
     ("sei.io", "seinodedeployments", "list"),
@@ -74,7 +74,7 @@ pub const SHELL_PERMISSIONS: &[(&str, &str, &str)] = &[
     ("batch", "jobs", "watch"),
     ("coordination.k8s.io", "leases", "get"),
     ("coordination.k8s.io", "leases", "create"),
-    ("coordination.k8s.io", "leases", "patch"),
+    ("coordination.k8s.io", "leases", "update"),
     ("events.k8s.io", "events", "patch"),
 ];
 

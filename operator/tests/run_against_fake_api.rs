@@ -35,22 +35,6 @@ struct Store {
     lease: Option<Value>,
 }
 
-/// Applies a merge / strategic-merge / apply patch of a Lease's flat `spec` fields: null removes a field.
-fn patch_lease_spec(lease: &mut Value, patch: &Value) {
-    let Some(fields) = patch["spec"].as_object() else { return };
-    if !lease["spec"].is_object() {
-        lease["spec"] = json!({});
-    }
-    let Some(spec) = lease["spec"].as_object_mut() else { return };
-    for (key, value) in fields {
-        if value.is_null() {
-            spec.remove(key);
-        } else {
-            spec.insert(key.clone(), value.clone());
-        }
-    }
-}
-
 fn seinode() -> Value {
     json!({"apiVersion": "sei.io/v1alpha1", "kind": "SeiNode",
            "metadata": {"name": "n1", "namespace": "sei", "resourceVersion": "1", "uid": "uid-n1", "generation": 1},
@@ -79,16 +63,24 @@ fn answer(store: &Mutex<Store>, method: &str, path: &str, query: &str, body: Val
     let not_found = || json_response(404, &json!({"kind": "Status", "code": 404, "reason": "NotFound"}));
     match (method, path) {
         ("GET", LEASE_PATH) => store.lease.as_ref().map_or_else(not_found, |lease| json_response(200, lease)),
-        ("PATCH", LEASE_PATH) => match store.lease.as_mut() {
-            Some(lease) => {
-                patch_lease_spec(lease, &body);
+        // A replace carries the resourceVersion read: a stale one is a Conflict, as the API server answers.
+        ("PUT", LEASE_PATH) => match store.lease.as_mut() {
+            Some(lease) if lease["metadata"]["resourceVersion"] == body["metadata"]["resourceVersion"] => {
+                let version: u64 = lease["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+                *lease = body;
+                lease["metadata"]["resourceVersion"] = json!((version + 1).to_string());
                 json_response(200, lease)
             }
+            Some(_) => json_response(409, &json!({"kind": "Status", "code": 409, "reason": "Conflict"})),
             None => not_found(),
         },
         ("POST", "/apis/coordination.k8s.io/v1/namespaces/sei-operator/leases") => {
+            if store.lease.is_some() {
+                return json_response(409, &json!({"kind": "Status", "code": 409, "reason": "AlreadyExists"}));
+            }
             let mut lease = body;
             lease["metadata"]["namespace"] = json!("sei-operator");
+            lease["metadata"]["resourceVersion"] = json!("1");
             store.lease = Some(lease.clone());
             json_response(201, &lease)
         }
@@ -278,7 +270,7 @@ async fn run_reconciles_from_watches_serves_endpoints_and_stops_on_sigterm() {
         }
         // Nothing is watched (so nothing reconciled) before the Lease is held.
         let first = |wanted: &dyn Fn(&(String, String)) -> bool| store.requests.iter().position(wanted).unwrap();
-        let lease_taken = first(&|(method, target)| method == "PATCH" && target.starts_with(LEASE_PATH));
+        let lease_taken = first(&|(method, target)| method == "POST" && target.contains("/leases?"));
         let first_watch = first(&|(_, target)| target.contains("watch=true"));
         assert!(lease_taken < first_watch, "{:#?}", store.requests);
     }
