@@ -49,6 +49,10 @@ pub struct SimCluster {
     reconcile: Option<u64>,
     /// The kind of the object that reconcile is for.
     reconciling: Option<String>,
+    /// The operator replica whose client this is (`crate::replicas`; 0 in a world of one).
+    replica: usize,
+    /// The replica's lease loop: its writes count toward no reconcile's crash point.
+    elector: bool,
 }
 
 /// A read or a write, for fault injection.
@@ -60,12 +64,34 @@ enum Access {
 
 impl SimCluster {
     pub fn new(shared: Shared, kind: ClientKind) -> Self {
-        SimCluster { shared, kind, reconcile: None, reconciling: None }
+        SimCluster { shared, kind, reconcile: None, reconciling: None, replica: 0, elector: false }
+    }
+
+    /// The same client, as operator replica `index`'s.
+    pub fn for_replica(&self, index: usize) -> Self {
+        SimCluster { replica: index, ..self.clone() }
+    }
+
+    /// The same client, as its replica's lease loop's.
+    pub fn for_elector(&self) -> Self {
+        SimCluster { elector: true, ..self.clone() }
+    }
+
+    /// In a world of replicas, after a call of one of them landed: a dead or deposed process gets no answer, and
+    /// a paused one handles the answer only once it resumes, with whatever it believed before.
+    async fn after_call(&self) {
+        if self.kind != ClientKind::Operator || lock(&self.shared).replicas.list.is_empty() {
+            return;
+        }
+        if crate::replicas::dead(&lock(&self.shared), self.replica) {
+            std::future::pending::<()>().await;
+        }
+        crate::replicas::wait_while_paused(&self.shared, self.replica).await;
     }
 
     /// The same client, counting its writes as those of reconcile `id`, of an object of kind `kind`.
     pub fn for_reconcile(&self, id: u64, kind: &str) -> Self {
-        SimCluster { shared: self.shared.clone(), kind: self.kind, reconcile: Some(id), reconciling: Some(kind.into()) }
+        SimCluster { reconcile: Some(id), reconciling: Some(kind.into()), ..self.clone() }
     }
 
     /// The reconcile this client writes for, as the write-time invariants see it (the operator's only).
@@ -74,10 +100,10 @@ impl SimCluster {
         crate::invariants::Writer { reconcile }
     }
 
-    fn actor(&self) -> &'static str {
+    fn actor(&self) -> String {
         match self.kind {
-            ClientKind::Operator => "operator",
-            ClientKind::Harness => "harness",
+            ClientKind::Operator => crate::replicas::host_name(self.replica),
+            ClientKind::Harness => "harness".into(),
         }
     }
 
@@ -85,6 +111,11 @@ impl SimCluster {
     fn injected(&self, world: &mut WorldState, access: Access, key: &ObjectRef) -> Option<ClusterError> {
         if self.kind != ClientKind::Operator {
             return None;
+        }
+        if let Some(until) = world.replicas.get(self.replica).and_then(|r| r.api_unreachable_until)
+            && world.now < until
+        {
+            return Some(ClusterError::Transient(format!("injected: {} cannot reach the API server", self.actor())));
         }
         let faults = &mut world.api_faults;
         if faults.transient > 0 {
@@ -189,6 +220,9 @@ impl SimCluster {
             return (Err(forbidden), false);
         }
         let version_before = world.store.version();
+        let deleted_uid = (verb == "delete")
+            .then(|| world.store.get(key, None).and_then(|v| v.pointer("/metadata/uid")?.as_str().map(str::to_owned)))
+            .flatten();
         let result = match self.injected(&mut world, Access::Write, key) {
             Some(error) => Err(error),
             None => apply(&mut world),
@@ -201,6 +235,9 @@ impl SimCluster {
                 world.record(Category::Write, text);
                 // After the write's trace line: a user edit aimed at this write is traced after it.
                 crate::invariants::on_write(&mut world, key, verb, value, self.writer());
+                if self.kind == ClientKind::Operator && !world.replicas.list.is_empty() {
+                    crate::replicas::on_write(&mut world, self.replica, key, verb, value, deleted_uid.as_deref());
+                }
             }
             Err(error) => world.record(Category::Write, format!("{actor} {verb} {key} failed: {error}")),
         }
@@ -212,7 +249,7 @@ impl SimCluster {
             other => other,
         };
         let mut crash = false;
-        if self.kind == ClientKind::Operator && result.is_ok() {
+        if self.kind == ClientKind::Operator && result.is_ok() && !self.elector {
             world.api_faults.writes_succeeded += 1;
             let faults = &mut world.operator;
             let writes = faults.writes_in_reconcile.entry(self.reconcile.unwrap_or(0)).or_default();
@@ -224,9 +261,12 @@ impl SimCluster {
                     faults.crash_after_write = None;
                     faults.crash_reconciling = None;
                 }
-                faults.crash_requested = true;
+                match world.replicas.get_mut(self.replica).filter(|_| self.replica > 0) {
+                    Some(replica) => replica.crash_requested = true,
+                    None => world.operator.crash_requested = true,
+                }
                 crash = true;
-                world.record(Category::Fault, format!("operator crashes right after this write ({key})"));
+                world.record(Category::Fault, format!("{actor} crashes right after this write ({key})"));
             }
         }
         (result, crash)
@@ -286,9 +326,10 @@ impl SimCluster {
         if self.kind != ClientKind::Operator {
             return Ok(());
         }
+        crate::replicas::wait_while_paused(&self.shared, self.replica).await;
         let (latency, dead) = {
             let world = lock(&self.shared);
-            (world.timings.api_latency, world.operator.crash_requested)
+            (world.timings.api_latency, crate::replicas::dead(&world, self.replica))
         };
         if dead {
             // The operator process died at its crash point: none of its tasks gets another call through.
@@ -342,6 +383,12 @@ impl SimCluster {
     /// Reads one object and decodes it straight from the store, under the lock: no copy of the stored JSON.
     async fn get_typed<K: ClusterObject>(&self, key: ObjectRef) -> Result<K, ClusterError> {
         self.round_trip().await?;
+        let result = self.get_locked(key);
+        self.after_call().await;
+        result
+    }
+
+    fn get_locked<K: ClusterObject>(&self, key: ObjectRef) -> Result<K, ClusterError> {
         let mut world = lock(&self.shared);
         if let Some(forbidden) = self.authorize(&mut world, Permission::of_call::<K>("get", None), &key) {
             return Err(forbidden);
@@ -364,6 +411,17 @@ impl SimCluster {
         selector: LabelSelector,
     ) -> Result<Vec<K>, ClusterError> {
         self.round_trip().await?;
+        let result = self.list_locked(kind, namespace, selector);
+        self.after_call().await;
+        result
+    }
+
+    fn list_locked<K: ClusterObject>(
+        &self,
+        kind: String,
+        namespace: String,
+        selector: LabelSelector,
+    ) -> Result<Vec<K>, ClusterError> {
         let mut world = lock(&self.shared);
         let all = ObjectRef::new(&kind, &namespace, "");
         if let Some(forbidden) = self.authorize(&mut world, Permission::of_call::<K>("list", None), &all) {
@@ -401,6 +459,7 @@ impl SimCluster {
         if crash {
             std::future::pending::<()>().await;
         }
+        self.after_call().await;
         result
     }
 }
@@ -478,6 +537,7 @@ impl Cluster for SimCluster {
         if crash {
             std::future::pending::<()>().await;
         }
+        self.after_call().await;
         result.map(|_| ())
     }
 

@@ -156,6 +156,23 @@ pub enum Fault {
         duration: std::time::Duration,
         status: RefusalStatus,
     },
+    /// Operator replica `replica` crashes (`None`: the one the Lease names) and stays down for `down_for` (`None`:
+    /// restarts at the next step, as a container restart). In a world of one operator, replica 0 is the operator.
+    CrashReplica {
+        replica: Option<usize>,
+        down_for: Option<std::time::Duration>,
+    },
+    /// The replica's API calls fail (Transient) for `duration`: a partition between it and the API server.
+    ApiUnreachable {
+        replica: Option<usize>,
+        duration: std::time::Duration,
+    },
+    /// The replica's process pauses for `duration` (a stop-the-world stall, a frozen VM): it runs nothing, then
+    /// resumes with its memory as it was, believing it leads until its lease loop runs again.
+    PauseReplica {
+        replica: Option<usize>,
+        duration: std::time::Duration,
+    },
 }
 
 /// A sidecar task that will fail the next `times` times it completes.

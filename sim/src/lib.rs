@@ -33,6 +33,7 @@ pub mod invariants;
 pub mod kube;
 pub mod operator;
 pub mod registry;
+pub mod replicas;
 pub mod resolver;
 pub mod scenario;
 pub mod seid;

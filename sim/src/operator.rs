@@ -180,10 +180,42 @@ pub async fn run_operator<R: Reconciler>(
     config: OperatorConfig,
     tick: Duration,
 ) -> turmoil::Result {
+    run_operator_gated(shared, reconciler, config, tick, None).await
+}
+
+/// One replica of several (`crate::replicas`): its lease loop runs beside the controller loop, which starts
+/// reconciles only while the replica believes it leads.
+pub async fn run_replica<R: Reconciler>(
+    shared: Shared,
+    reconciler: R,
+    config: OperatorConfig,
+    tick: Duration,
+    index: usize,
+) -> turmoil::Result {
+    let gate = crate::replicas::Gate {
+        index,
+        leading: Rc::new(std::cell::Cell::new(false)),
+        changed: Rc::new(tokio::sync::Notify::new()),
+    };
+    tokio::task::spawn_local(crate::replicas::lease_loop(shared.clone(), gate.clone()));
+    run_operator_gated(shared, reconciler, config, tick, Some(gate)).await
+}
+
+async fn run_operator_gated<R: Reconciler>(
+    shared: Shared,
+    reconciler: R,
+    config: OperatorConfig,
+    tick: Duration,
+    gate: Option<crate::replicas::Gate>,
+) -> turmoil::Result {
     let reconciler = Rc::new(reconciler);
     let kinds = reconciler.kinds();
-    let sidecar = SimSidecar::new(shared.clone(), "operator");
-    let cluster = SimCluster::new(shared.clone(), ClientKind::Operator);
+    let index = gate.as_ref().map_or(0, |g| g.index);
+    let host = crate::replicas::host_name(index);
+    // Trace lines of replicas other than the first name theirs.
+    let who = if index == 0 { String::new() } else { format!("[{host}] ") };
+    let sidecar = SimSidecar::new(shared.clone(), &host);
+    let cluster = SimCluster::new(shared.clone(), ClientKind::Operator).for_replica(index);
     let clock = SimClock::new(shared.clone());
     let mut queue = WorkQueue::default();
     // Failed reconciles in a row, per key; a success forgets the key.
@@ -191,7 +223,10 @@ pub async fn run_operator<R: Reconciler>(
     let mut in_flight: BTreeSet<ObjectRef> = BTreeSet::new();
     let mut rerun: BTreeSet<ObjectRef> = BTreeSet::new();
     let mut running: JoinSet<(ObjectRef, u64, Requeue)> = JoinSet::new();
-    let mut next_id: u64 = 0;
+    // Reconcile ids of replica i start at i << 48: the world's per-reconcile records never mix two replicas'.
+    let first_id = (index as u64) << 48;
+    let mine = move |id: &u64| *id >> 48 == index as u64;
+    let mut next_id: u64 = first_id;
     let mut pending: std::collections::VecDeque<crate::store::Change> = Default::default();
     let filters_triggers = reconciler.filters_triggers();
     let mut triggers = Triggers::default();
@@ -201,8 +236,8 @@ pub async fn run_operator<R: Reconciler>(
         let mut world = lock(&shared);
         // Reconcile ids start again at 0 in a new process: counts of the dead process's unfinished reconciles
         // must not be credited to the new ones that reuse their ids (an armed afterWrite crash would fire early).
-        world.operator.writes_in_reconcile.clear();
-        crate::invariants::on_reconcile_end(&mut world, None);
+        world.operator.writes_in_reconcile.retain(|id, _| !mine(id));
+        world.reconcile_reads.retain(|id, _| !mine(id));
         // The informers' initial list: every object of the reconciled kinds.
         let now = world.now;
         for kind in &kinds {
@@ -211,12 +246,15 @@ pub async fn run_operator<R: Reconciler>(
                 queue.schedule(key, now);
             }
         }
-        world.record(Category::Operator, format!("started, {} keys queued", queue.len()));
+        world.record(Category::Operator, format!("{who}started, {} keys queued", queue.len()));
         // The informers start from their cache: if it lags, what it does not hold yet arrives as events.
         let cache_version = crate::cluster::operator_cache_version(&world).unwrap_or(world.store.version());
         (Watch::from_version(&world.store, cache_version), world.store_changed.clone())
     };
     loop {
+        if let Some(gate) = &gate {
+            crate::replicas::wait_while_paused(&shared, gate.index).await;
+        }
         let now = {
             let mut world = lock(&shared);
             pending.extend(watch.poll(&world.store).iter().cloned());
@@ -269,7 +307,9 @@ pub async fn run_operator<R: Reconciler>(
         if now != instant {
             (instant, started_this_instant) = (now, 0);
         }
-        while running.len() < config.concurrency && started_this_instant < RECONCILES_PER_INSTANT {
+        // A standby (or a replica that knows it lost the Lease) starts nothing; what is queued waits.
+        let leading = gate.as_ref().is_none_or(|g| g.leading.get());
+        while leading && running.len() < config.concurrency && started_this_instant < RECONCILES_PER_INSTANT {
             let Some(key) = queue.pop_due(now) else { break };
             started_this_instant += 1;
             if started_this_instant == RECONCILES_PER_INSTANT {
@@ -285,10 +325,10 @@ pub async fn run_operator<R: Reconciler>(
             }
             next_id += 1;
             let id = next_id;
-            lock(&shared).record(Category::Operator, format!("reconcile {key}"));
+            lock(&shared).record(Category::Operator, format!("{who}reconcile {key}"));
             let ctx = OperatorContext {
                 cluster: cluster.for_reconcile(id, &key.kind),
-                sidecar: sidecar.with_caller(&format!("operator:{}", key.kind)),
+                sidecar: sidecar.with_caller(&format!("{host}:{}", key.kind)),
                 clock: clock.clone(),
             };
             in_flight.insert(key.clone());
@@ -309,6 +349,7 @@ pub async fn run_operator<R: Reconciler>(
             biased;
             _ = wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
+            _ = async { if let Some(gate) = &gate { gate.changed.notified().await } }, if gate.is_some() => {}
             Some(joined) = running.join_next(), if !running.is_empty() => {
                 // A panicking reconcile is a bug in the controller: the host fails and the run reports it.
                 let (key, id, outcome) = joined.map_err(|e| format!("a reconcile panicked: {e}"))?;
@@ -330,7 +371,7 @@ pub async fn run_operator<R: Reconciler>(
                         let count = failures.entry(key.clone()).or_insert(0);
                         *count = count.saturating_add(1);
                         let delay = error.retry_after(*count);
-                        world.record(Category::Operator, format!("reconcile {key} failed: {error}; retry in {delay:?}"));
+                        world.record(Category::Operator, format!("{who}reconcile {key} failed: {error}; retry in {delay:?}"));
                         Some(delay)
                     }
                 };

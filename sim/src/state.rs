@@ -162,6 +162,8 @@ pub struct WorldState {
     /// RBAC from `deploy/`, permissions revoked by a scenario, and what the operator was granted.
     pub authorization: crate::authorization::AuthorizationState,
     pub operator: OperatorFaults,
+    /// The operator's replicas, in a world with more than one (`crate::replicas`).
+    pub replicas: crate::replicas::Replicas,
     pub task_failures: Vec<ScriptedTaskFailure>,
     pub sidecar_calls: Vec<SidecarCall>,
     /// Every task submission a sidecar accepted, and whether it started work.

@@ -197,6 +197,11 @@ impl Store {
         }
     }
 
+    /// The sequence number of the last uid assigned: every object created later has a higher one.
+    pub fn last_uid(&self) -> u64 {
+        self.next_uid
+    }
+
     /// Every stored object of `kind`, in every namespace, sorted by (namespace, name). Keys sort by kind first,
     /// so the objects of a kind are one contiguous range of the map: no scan over the other kinds.
     pub fn all_of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a ObjectRef, &'a Value)> + 'a {

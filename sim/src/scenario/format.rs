@@ -60,6 +60,14 @@ pub struct WorldSpec {
     /// slow node catches up long after it runs.
     #[serde(default)]
     pub sync_speeds: BTreeMap<String, u64>,
+    /// Operator replicas (default 1). Two or more elect a leader through the Lease, as production's do
+    /// (`sei_sim::replicas`); one runs with no election, exactly as before.
+    #[serde(default = "one")]
+    pub operator_replicas: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl Default for WorldSpec {
@@ -70,6 +78,7 @@ impl Default for WorldSpec {
             task_durations: BTreeMap::new(),
             admission: true,
             sync_speeds: BTreeMap::new(),
+            operator_replicas: 1,
         }
     }
 }
@@ -342,6 +351,29 @@ pub enum Fault {
         status: u16,
         #[serde(default, rename = "retryAfter", deserialize_with = "optional_duration")]
         retry_after: Option<Duration>,
+    },
+    /// Crash operator replica `replica` (unset: the one holding the Lease); it restarts after `for` (unset: at
+    /// once, as a container restart — with its identity, so it renews a Lease it still holds).
+    ReplicaCrash {
+        #[serde(default)]
+        replica: Option<u32>,
+        #[serde(default, rename = "for", deserialize_with = "optional_duration")]
+        down_for: Option<Duration>,
+    },
+    /// Cut operator replica `replica` (unset: the leader) off from the API server for `for`: its calls fail.
+    ReplicaApiPartition {
+        #[serde(default)]
+        replica: Option<u32>,
+        #[serde(rename = "for", deserialize_with = "duration")]
+        duration: Duration,
+    },
+    /// Pause operator replica `replica`'s process (unset: the leader) for `for`: it runs nothing, its calls in
+    /// flight land, and it resumes with its stale memory.
+    ReplicaPause {
+        #[serde(default)]
+        replica: Option<u32>,
+        #[serde(rename = "for", deserialize_with = "duration")]
+        duration: Duration,
     },
 }
 

@@ -160,7 +160,8 @@ impl<'a> Runner<'a> {
         }
         builder = builder.admission(scenario.world.admission);
         let mut world = builder.build().map_err(|e| e.to_string())?;
-        world.start_operator(SeiOperator::default);
+        let replicas = usize::try_from(scenario.world.operator_replicas).unwrap_or(1);
+        world.start_operator_replicas(replicas, SeiOperator::default);
         // Compiled once per process and shared with the worlds (compiling the CRD schemas per run cost more than a
         // 3-replica rollout's simulation).
         let validator = crate::world::shared_validator()?;
@@ -423,6 +424,15 @@ impl<'a> Runner<'a> {
                 times: *times,
                 error: format!("scripted failure of {task}"),
             },
+            Fault::ReplicaCrash { replica, down_for } => {
+                WorldFault::CrashReplica { replica: replica.map(|r| worker(&r)), down_for: *down_for }
+            }
+            Fault::ReplicaApiPartition { replica, duration } => {
+                WorldFault::ApiUnreachable { replica: replica.map(|r| worker(&r)), duration: *duration }
+            }
+            Fault::ReplicaPause { replica, duration } => {
+                WorldFault::PauseReplica { replica: replica.map(|r| worker(&r)), duration: *duration }
+            }
         };
         self.world.inject(&world_fault);
         Ok(())

@@ -57,7 +57,12 @@ impl SimSidecar {
         };
         let path = path.as_str();
         let unreachable = |reason: String| SidecarError::Unreachable { host: pod.host.clone(), reason };
-        if self.caller.starts_with("operator") && lock(&self.shared).operator.crash_requested {
+        let replica = crate::replicas::replica_of_caller(&self.caller);
+        if let Some(replica) = replica {
+            // A paused replica sends nothing until it resumes (no-op in a world of one replica).
+            crate::replicas::wait_while_paused(&self.shared, replica).await;
+        }
+        if replica.is_some_and(|r| crate::replicas::dead(&lock(&self.shared), r)) {
             // The operator process died at its crash point (see `SimCluster`): nothing more leaves it.
             std::future::pending::<()>().await;
         }
@@ -117,6 +122,10 @@ impl SimSidecar {
                 Err(unreachable(format!("no answer within {timeout:?}")))
             }
         };
+        if let Some(replica) = replica {
+            // A paused replica handles the answer (the task the sidecar started) only once it resumes.
+            crate::replicas::wait_while_paused(&self.shared, replica).await;
+        }
         if let Err(error) = &outcome {
             // Answered calls are traced by the server; failed ones only the caller knows of.
             lock(&self.shared).record(Category::Sidecar, format!("{} -> {path} failed: {error}", self.caller));

@@ -158,6 +158,7 @@ impl WorldBuilder {
             api_faults: Default::default(),
             authorization,
             operator: Default::default(),
+            replicas: Default::default(),
             task_failures: Vec::new(),
             failure_faults: Vec::new(),
             sidecar_calls: Vec::new(),

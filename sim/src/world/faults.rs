@@ -37,6 +37,10 @@ impl World {
         let known = |name: &str| {
             (name == OPERATOR_HOST && self.operator)
                 || name
+                    .strip_prefix("operator-")
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .is_some_and(|i| i > 0 && i < self.replica_count() && name == format!("operator-{i}"))
+                || name
                     .strip_prefix("worker-")
                     .and_then(|i| i.parse::<usize>().ok())
                     .is_some_and(|i| lock(&self.shared).workers.len() > i && name == format!("worker-{i}"))
@@ -79,6 +83,9 @@ impl World {
             }
             Fault::LoseResponses { count, gateway_timeout } => self.lose_responses(*count, *gateway_timeout),
             Fault::RefuseCalls { duration, status } => self.refuse_calls(*duration, *status),
+            Fault::CrashReplica { replica, down_for } => self.crash_replica(*replica, *down_for),
+            Fault::ApiUnreachable { replica, duration } => self.cut_replica_from_api(*replica, *duration),
+            Fault::PauseReplica { replica, duration } => self.pause_replica(*replica, *duration),
         }
     }
 
@@ -109,6 +116,9 @@ impl World {
         world.operator.crash_until_healed = false;
         world.task_failures.clear();
         world.authorization.revoked.clear();
+        for replica in &mut world.replicas.list {
+            replica.api_unreachable_until = None;
+        }
     }
     /// Crashes every container of a pod (they restart: the sidecar forgets everything).
     pub fn crash_pod(&self, namespace: &str, pod: &str) {
@@ -330,5 +340,71 @@ impl World {
             times,
             error: error.into(),
         });
+    }
+
+    /// The replica a fault names: `Some(i)`, or the one the Lease names (`None`); `None` when there is none.
+    fn replica(&self, replica: Option<usize>, what: &str) -> Option<usize> {
+        let count = self.replica_count().max(usize::from(self.operator));
+        let index = match replica {
+            Some(index) => Some(index),
+            None => lock(&self.shared)
+                .replicas
+                .holder
+                .as_deref()
+                .and_then(crate::replicas::replica_of_caller)
+                .or((count == 1).then_some(0)),
+        };
+        let index = index.filter(|i| *i < count);
+        if index.is_none() {
+            self.record(Category::Fault, format!("ignored: {what}: no such replica (or no leader)"));
+        }
+        index
+    }
+
+    /// Crashes operator replica `replica` (`None`: the leader): its memory is lost; it restarts after `down_for`
+    /// (`None`: at the next step).
+    pub fn crash_replica(&mut self, replica: Option<usize>, down_for: Option<Duration>) {
+        let Some(index) = self.replica(replica, "crash replica") else { return };
+        if self.replica_count() == 0 {
+            return self.crash_operator();
+        }
+        let host = crate::replicas::host_name(index);
+        let mut world = lock(&self.shared);
+        let until = world.now + down_for.unwrap_or_default();
+        world.record(Category::Fault, format!("crash {host} (down for {:?})", down_for.unwrap_or_default()));
+        if let Some(state) = world.replicas.get_mut(index) {
+            *state = crate::replicas::ReplicaState {
+                down: true,
+                down_until: Some(until),
+                api_unreachable_until: state.api_unreachable_until,
+                ..Default::default()
+            };
+        }
+        drop(world);
+        self.sim.crash(host);
+    }
+
+    /// Operator replica `replica`'s API calls fail transiently for `duration`.
+    pub fn cut_replica_from_api(&mut self, replica: Option<usize>, duration: Duration) {
+        let Some(index) = self.replica(replica, "cut a replica from the API server") else { return };
+        let host = crate::replicas::host_name(index);
+        self.record(Category::Fault, format!("{host} cannot reach the API server for {duration:?}"));
+        let mut world = lock(&self.shared);
+        let until = world.now + duration;
+        if let Some(state) = world.replicas.get_mut(index) {
+            state.api_unreachable_until = Some(until);
+        }
+    }
+
+    /// Operator replica `replica`'s process runs nothing for `duration`, then resumes as it was.
+    pub fn pause_replica(&mut self, replica: Option<usize>, duration: Duration) {
+        let Some(index) = self.replica(replica, "pause a replica") else { return };
+        let host = crate::replicas::host_name(index);
+        self.record(Category::Fault, format!("pause {host} for {duration:?}"));
+        let mut world = lock(&self.shared);
+        let until = world.now + duration;
+        if let Some(state) = world.replicas.get_mut(index) {
+            state.paused_until = Some(until);
+        }
     }
 }

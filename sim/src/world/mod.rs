@@ -219,6 +219,60 @@ impl World {
         self.operator = true;
     }
 
+    /// Starts the operator as `n` replicas electing a leader through the Lease (`crate::replicas`): hosts
+    /// `operator`, `operator-1`, ...; `factory` builds a fresh reconciler at every (re)start of each. One replica is
+    /// [`World::start_operator`]: no election, as before.
+    pub fn start_operator_replicas<R: Reconciler, F: Fn() -> R + 'static>(&mut self, n: usize, factory: F) {
+        if n <= 1 {
+            return self.start_operator(factory);
+        }
+        if self.operator {
+            self.record(Category::Operator, "ignored: the operator is already started");
+            return;
+        }
+        let factory = Rc::new(factory);
+        lock(&self.shared).replicas.list = vec![Default::default(); n];
+        for index in 0..n {
+            let (shared, tick, factory) = (self.shared.clone(), self.tick, factory.clone());
+            let config = OperatorConfig::default();
+            self.sim.host(crate::replicas::host_name(index), move || {
+                crate::operator::run_replica(shared.clone(), factory(), config, tick, index)
+            });
+        }
+        self.operator = true;
+    }
+
+    /// The number of operator replicas electing a leader (0: one operator, no election).
+    pub fn replica_count(&self) -> usize {
+        lock(&self.shared).replicas.list.len()
+    }
+
+    /// Restarts replicas that crashed or exited, and takes down those that reached their end this step.
+    fn cycle_replicas(&mut self, after_step: bool) {
+        let count = self.replica_count();
+        for index in 0..count {
+            let host = crate::replicas::host_name(index);
+            let mut world = lock(&self.shared);
+            let now = world.now;
+            let Some(replica) = world.replicas.get_mut(index) else { continue };
+            let due = replica.down_until.is_none_or(|until| now >= until);
+            if !after_step && replica.down && due {
+                // A new process: only the network's cut outlives it.
+                *replica = crate::replicas::ReplicaState {
+                    api_unreachable_until: replica.api_unreachable_until,
+                    ..Default::default()
+                };
+                world.record(Category::Operator, format!("{host} restarted"));
+                drop(world);
+                self.sim.bounce(host);
+            } else if after_step && (replica.deposed || replica.crash_requested) && !replica.down {
+                replica.down = true;
+                drop(world);
+                self.sim.crash(host);
+            }
+        }
+    }
+
     /// One tick: the control plane and kubelets at the current time, then every host, then the invariants.
     pub fn step(&mut self) -> Result<(), SimError> {
         {
@@ -237,7 +291,9 @@ impl World {
             self.sim.bounce(OPERATOR_HOST);
             lock(&self.shared).record(Category::Operator, "restarted");
         }
+        self.cycle_replicas(false);
         self.sim.step().map_err(|e| SimError::Host(e.to_string()))?;
+        self.cycle_replicas(true);
         self.steps += 1;
         // Between steps (harness actions, faults) the world's time is the end of the tick just run.
         lock(&self.shared).now = self.sim.elapsed();

@@ -8,12 +8,14 @@ mod hardfork;
 mod inplace;
 mod misc;
 mod recovery;
+mod replicas;
 
 use std::collections::BTreeSet;
 
 /// Every file each module replays.
 fn registered() -> Vec<&'static str> {
-    [bluegreen::FILES, faults::FILES, hardfork::FILES, inplace::FILES, misc::FILES, recovery::FILES].concat()
+    [bluegreen::FILES, faults::FILES, hardfork::FILES, inplace::FILES, misc::FILES, recovery::FILES, replicas::FILES]
+        .concat()
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod determinism;
 mod invariants;
 mod kubelet;
 mod operator;
+mod replicas;
 mod sidecar;
 mod statefulset;
 mod toy;
