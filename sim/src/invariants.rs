@@ -276,11 +276,16 @@ pub fn current_image_was_run(world: &WorldState, observed: &mut Observed) -> Res
     Ok(())
 }
 
-/// Invariant 5: only the SeiNode controller calls sidecars.
+/// Invariant 5: only the SeiNode controller calls sidecars — of every operator replica (`crate::replicas`: the
+/// caller tag is `<replica host>:<kind reconciled>`).
 pub fn single_writer(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
     let new = world.sidecar_calls.get(observed.calls_checked..).unwrap_or(&[]);
     observed.calls_checked = world.sidecar_calls.len();
-    match new.iter().find(|c| c.caller.starts_with("operator:") && c.caller != SIDECAR_WRITER) {
+    let wrong = |caller: &str| {
+        crate::replicas::replica_of_caller(caller).is_some()
+            && caller.split_once(':').is_some_and(|(_, role)| Some(role) != SIDECAR_WRITER.split(':').nth(1))
+    };
+    match new.iter().find(|c| wrong(&c.caller)) {
         Some(call) => Err(Violation::new(
             SINGLE_WRITER,
             format!("{} called {} {} {}", call.caller, call.method, call.host, call.path),

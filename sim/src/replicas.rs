@@ -130,13 +130,22 @@ pub async fn lease_loop(shared: Shared, gate: Gate) {
     let name = LeaseName { namespace: LEASE_NAMESPACE.into(), name: LEASE_NAME.into() };
     let mut elector = Elector::new(name, identity.clone(), LeaseConfig::PRODUCTION);
     let config = elector.config;
+    // What the last failed attempt met, for the trace line that ends a term.
+    let mut last_error: Option<String> = None;
     loop {
         wait_while_paused(&shared, index).await;
         let (local, wall) = {
             let world = lock(&shared);
             (world.now, world.timestamp())
         };
-        let attempt = elector.try_acquire_or_renew(&cluster, local, wall).await;
+        // Production's renewal loop gives the attempt only the time left before the renew deadline
+        // (`backend/run/leader.rs`, `tokio::time::timeout(left, ..)`): a leader waking past it (a pause) stops
+        // leading without another attempt.
+        let attempt = if gate.leading.get() && !elector.is_leading(local) {
+            Ok(Attempt::Leading)
+        } else {
+            elector.try_acquire_or_renew(&cluster, local, wall).await
+        };
         let now = lock(&shared).now;
         let leading = elector.is_leading(now);
         if leading && !gate.leading.get() {
@@ -145,10 +154,13 @@ pub async fn lease_loop(shared: Shared, gate: Gate) {
             gate.leading.set(true);
             gate.changed.notify_one();
         } else if !leading && gate.leading.get() {
-            let why = match attempt {
-                Ok(Attempt::StandingBy { holder }) => format!("{holder} holds the Lease"),
-                Ok(Attempt::Leading) => "the renew deadline passed".to_owned(),
-                Err(error) => format!("no renewal within the renew deadline: {error}"),
+            let why = match (&attempt, &last_error) {
+                (Ok(Attempt::StandingBy { holder }), _) => format!("{holder} holds the Lease"),
+                (Err(error), _) => format!("no renewal within the renew deadline: {error}"),
+                (Ok(Attempt::Leading), Some(error)) => {
+                    format!("no renewal within the renew deadline: {error}")
+                }
+                (Ok(Attempt::Leading), None) => "the renew deadline passed".to_owned(),
             };
             {
                 let mut world = lock(&shared);
@@ -159,6 +171,7 @@ pub async fn lease_loop(shared: Shared, gate: Gate) {
             }
             std::future::pending::<()>().await;
         }
+        last_error = attempt.err().map(|error| error.to_string());
         tokio::time::sleep(config.retry_period).await;
     }
 }

@@ -387,6 +387,10 @@ impl World {
     /// Operator replica `replica`'s API calls fail transiently for `duration`.
     pub fn cut_replica_from_api(&mut self, replica: Option<usize>, duration: Duration) {
         let Some(index) = self.replica(replica, "cut a replica from the API server") else { return };
+        if self.replica_count() == 0 {
+            // One operator runs with no election and no per-replica state (`crate::replicas`).
+            return self.record(Category::Fault, "ignored: cut a replica from the API server: needs world.operatorReplicas of 2 or more");
+        }
         let host = crate::replicas::host_name(index);
         self.record(Category::Fault, format!("{host} cannot reach the API server for {duration:?}"));
         let mut world = lock(&self.shared);
@@ -399,6 +403,10 @@ impl World {
     /// Operator replica `replica`'s process runs nothing for `duration`, then resumes as it was.
     pub fn pause_replica(&mut self, replica: Option<usize>, duration: Duration) {
         let Some(index) = self.replica(replica, "pause a replica") else { return };
+        if self.replica_count() == 0 {
+            // One operator runs with no election and no per-replica state (`crate::replicas`).
+            return self.record(Category::Fault, "ignored: pause a replica: needs world.operatorReplicas of 2 or more");
+        }
         let host = crate::replicas::host_name(index);
         self.record(Category::Fault, format!("pause {host} for {duration:?}"));
         let mut world = lock(&self.shared);

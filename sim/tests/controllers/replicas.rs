@@ -6,4 +6,8 @@
 crate::scenario_tests! {
     a_standby_finishes_the_in_place_rollout_of_a_crashed_leader =>
         "two-replicas-leader-crashes-mid-inplace-rollout.yaml",
+    a_standby_finishes_the_blue_green_rollout_of_a_leader_cut_off_from_the_api_server =>
+        "two-replicas-leader-partitioned-from-the-api-mid-bluegreen-rollout.yaml",
+    a_leader_paused_past_its_lease_resumes_stale_and_its_in_flight_submissions_are_not_started_twice =>
+        "two-replicas-leader-paused-past-its-lease-mid-hardfork-rollout.yaml",
 }
