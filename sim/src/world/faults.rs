@@ -389,7 +389,10 @@ impl World {
         let Some(index) = self.replica(replica, "cut a replica from the API server") else { return };
         if self.replica_count() == 0 {
             // One operator runs with no election and no per-replica state (`crate::replicas`).
-            return self.record(Category::Fault, "ignored: cut a replica from the API server: needs world.operatorReplicas of 2 or more");
+            return self.record(
+                Category::Fault,
+                "ignored: cut a replica from the API server: needs world.operatorReplicas of 2 or more",
+            );
         }
         let host = crate::replicas::host_name(index);
         self.record(Category::Fault, format!("{host} cannot reach the API server for {duration:?}"));

@@ -11,7 +11,7 @@ use sei_operator::manifest::{Manifest, ManifestValidator};
 use sei_operator::sidecar::wire::TaskRequest;
 use sei_operator::sidecar::{PodAddress, Sidecar};
 use sei_sim::cluster::SimCluster;
-use sei_sim::invariants::NO_WORK_STARTED_TWICE;
+use sei_sim::invariants::{NO_WORK_STARTED_TWICE, SINGLE_WRITER};
 use sei_sim::replicas::{LEASE_NAME, LEASE_NAMESPACE, NO_PLAN_FORKED, NOTHING_DELETED_TWICE};
 use sei_sim::world::poll_ready;
 use sei_sim::{SimError, World};
@@ -161,4 +161,24 @@ fn two_replicas_must_not_start_the_same_sidecar_work_twice() {
         _ => violated(&mut world),
     };
     assert_eq!(invariant, NO_WORK_STARTED_TWICE);
+}
+
+#[test]
+fn only_the_sei_node_controller_of_any_replica_may_call_sidecars() {
+    let mut world = world(65);
+    world.create(&headless_service("n")).unwrap();
+    world.create(&statefulset("n", "sei:v1", true, "OrderedReady")).unwrap();
+    world.run_until("sidecar up", secs(60), |w| w.pod(NS, "n-0").is_some_and(|p| p.sidecar.is_some())).unwrap();
+    let mut status = |caller: &str| {
+        let address = PodAddress::for_node(NS, "n", 7777);
+        world.probe(caller, move |s| async move { s.status(&address).await.map(|_| ()) })
+    };
+    // The second replica's node controller is a sidecar writer like the first's ...
+    assert!(status("operator-1:SeiNode").is_ok());
+    // ... and its deployment controller is not.
+    let invariant = match status("operator-1:SeiNodeDeployment") {
+        Err(SimError::Invariant { violation, .. }) => violation.invariant,
+        _ => violated(&mut world),
+    };
+    assert_eq!(invariant, SINGLE_WRITER);
 }
