@@ -243,3 +243,35 @@ fn the_issue_22_operations_render_as_steps_the_scenario_runner_takes() {
     assert!(lost.contains("Retain"), "{lost}");
     assert_eq!(fuzz::expected_outcome(&case, &[kept.to_owned(), kept.replace("#0", "#1")]), None);
 }
+
+#[test]
+fn the_issue_15_faults_render_and_a_leader_change_mid_rollout_passes_every_oracle() {
+    let case = FuzzCase {
+        seed: 15,
+        strategy: UpdateStrategy::InPlace,
+        replicas: 2,
+        validators_switch_secs: 300,
+        ops: vec![
+            Op::Fault(FaultOp::PodDelete { ordinal: 0 }),
+            Op::Fault(FaultOp::LostResponses { count: 3, gateway_timeout: true }),
+            Op::Fault(FaultOp::ApiRefusals { secs: 20, status: 429, retry_after_secs: 2 }),
+            Op::Fault(FaultOp::RevokePermission { which: 0 }),
+            Op::SetImage { release: 1 },
+            Op::Wait { secs: 20 },
+            Op::Fault(FaultOp::ReplicaPause { secs: 60 }),
+            Op::Wait { secs: 60 },
+        ],
+    };
+    let (perturbed, calm) = (render(&case, true), render(&case, false));
+    for text in [&perturbed, &calm] {
+        scenario::parse("case.yaml", text).expect("a valid scenario");
+    }
+    for fault in ["podDelete:", "lostResponses:", "apiRefusals:", "revokePermission:", "replicaPause:"] {
+        assert!(perturbed.contains(fault) && !calm.contains(fault), "{fault}: {perturbed}");
+    }
+    assert!(perturbed.contains("operatorReplicas: 2") && !calm.contains("operatorReplicas"), "{perturbed}");
+    let verdict = fuzz::judge(&case, &FuzzConfig::new(1, 1, &root()));
+    if let Some(found) = verdict.failure {
+        panic!("{}", found.reason);
+    }
+}
