@@ -144,7 +144,8 @@ pub fn missing_plan_children(
 }
 
 /// `child` with the template's non-rollout fields: labels and annotations (the operator's own labels kept),
-/// overrides, peers and pod labels. Everything else, the rollout fields included, stays as it is.
+/// overrides, peers, pod labels and the pod settings (resources, storage, scheduling, identity, pull secrets,
+/// security contexts). Everything else, the rollout fields included, stays as it is.
 pub fn with_template_fields(template: &SeiNodeTemplate, child: &SeiNode) -> SeiNode {
     let mut updated = child.clone();
     let metadata = template.metadata.clone().unwrap_or_default();
@@ -163,6 +164,13 @@ pub fn with_template_fields(template: &SeiNodeTemplate, child: &SeiNode) -> SeiN
     updated.spec.overrides.clone_from(&template.spec.overrides);
     updated.spec.peers.clone_from(&template.spec.peers);
     updated.spec.pod_labels.clone_from(&template.spec.pod_labels);
+    updated.spec.resources.clone_from(&template.spec.resources);
+    updated.spec.storage.clone_from(&template.spec.storage);
+    updated.spec.scheduling.clone_from(&template.spec.scheduling);
+    updated.spec.service_account_name.clone_from(&template.spec.service_account_name);
+    updated.spec.image_pull_secrets.clone_from(&template.spec.image_pull_secrets);
+    updated.spec.pod_security_context.clone_from(&template.spec.pod_security_context);
+    updated.spec.container_security_context.clone_from(&template.spec.container_security_context);
     updated
 }
 

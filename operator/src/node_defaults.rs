@@ -154,24 +154,48 @@ impl NodeDefaults {
     }
 }
 
-/// Whether `text` is a Kubernetes quantity above zero: a decimal number, then nothing, a binary suffix
-/// (`Ki` … `Ei`), a decimal one (`m`, `k`, `M` … `E`) or an exponent (`e3`) — the grammar of
-/// kubernetes `staging/src/k8s.io/apimachinery/pkg/api/resource/quantity.go` (`ParseQuantity`).
+/// Whether `text` is a Kubernetes quantity above zero (see [`quantity_value`]).
 pub fn is_positive_quantity(text: &str) -> bool {
+    quantity_value(text).is_some_and(|value| value > 0.0)
+}
+
+/// The value of a non-negative Kubernetes quantity: a decimal number, then nothing, a binary suffix (`Ki` …
+/// `Ei`), a decimal one (`m`, `k`, `M` … `E`) or an exponent (`e3`) — the grammar of kubernetes
+/// `staging/src/k8s.io/apimachinery/pkg/api/resource/quantity.go` (`ParseQuantity`). Precise enough to order
+/// volume sizes.
+pub fn quantity_value(text: &str) -> Option<f64> {
     let text = text.strip_prefix('+').unwrap_or(text);
     let number_end = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, suffix) = text.split_at(number_end);
-    let digits_ok = !number.is_empty()
-        && number != "."
-        && number.matches('.').count() <= 1
-        && number.chars().any(|c| c.is_ascii_digit() && c != '0');
-    let suffix_ok =
-        matches!(suffix, "" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" | "m" | "k" | "M" | "G" | "T" | "P" | "E")
-            || suffix
-                .strip_prefix(['e', 'E'])
-                .map(|exp| exp.strip_prefix(['+', '-']).unwrap_or(exp))
-                .is_some_and(|exp| !exp.is_empty() && exp.chars().all(|c| c.is_ascii_digit()));
-    digits_ok && suffix_ok
+    if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+        return None;
+    }
+    let value: f64 = number.parse().ok()?;
+    let multiplier = match suffix {
+        "" => 1.0,
+        "Ki" => 1024f64,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        exponent => {
+            let digits = exponent.strip_prefix(['e', 'E'])?;
+            let unsigned = digits.strip_prefix(['+', '-']).unwrap_or(digits);
+            if unsigned.is_empty() || !unsigned.chars().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            10f64.powi(digits.parse().ok()?)
+        }
+    };
+    Some(value * multiplier)
 }
 
 #[cfg(test)]
@@ -222,6 +246,14 @@ mod tests {
         let mut node = spec("fullNode");
         node.service_account_name = Some("rpc-irsa".into());
         assert_eq!(NodeDefaults::built_in().for_node(&node).service_account_name.as_deref(), Some("rpc-irsa"));
+    }
+
+    #[test]
+    fn quantities_order_by_value_across_suffixes() {
+        let value = |text: &str| quantity_value(text).unwrap_or(f64::NAN);
+        assert_eq!(value("2Ti"), value("2048Gi"));
+        assert!(value("3000Gi") > value("2000Gi") && value("2Ti") > value("2000Gi") && value("2T") < value("2000Gi"));
+        assert_eq!(value("1e3"), 1000.0);
     }
 
     #[test]

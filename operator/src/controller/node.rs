@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::authorization::{self, Watched};
 use super::{Action, ReconcileError};
@@ -15,7 +16,7 @@ use crate::clock::{Clock, SignedDuration, Timestamp};
 use crate::cluster::{ChildHolder, Cluster, ClusterError, Event, ObjectRef, OptionalExt, create_if_missing};
 use crate::meta::{ConditionUpdate, find_condition, set_condition};
 use crate::names;
-use crate::node_defaults::NodeDefaults;
+use crate::node_defaults::{NodeDefaults, quantity_value};
 use crate::plan::executor::{Next, execute};
 use crate::plan::init_plan;
 use crate::plan::init_plan::{init_retry_backoff, next_attempt};
@@ -116,6 +117,7 @@ async fn reconcile_read_node<C: Cluster, S: Sidecar, K: Clock>(
             }
             SeiNodePhase::Running => {
                 converge_workload(&ctx.cluster, node, &settings).await?;
+                resize_volume(&ctx.cluster, node, &settings, &mut status, now).await?;
                 observe(ctx, node, &mut status).await?;
                 action = Action::Requeue(OBSERVE_INTERVAL);
             }
@@ -500,6 +502,54 @@ async fn observe<C: Cluster, S: Sidecar, K: Clock>(
 }
 
 /// `Initialized` False with reason `InvalidSpec`: no init plan can be built from the spec; a spec change retries.
+/// Condition on a Running SeiNode, present only while its spec asks for a data volume smaller than its claim.
+pub const VOLUME_SIZE: &str = "VolumeSize";
+
+/// Grows the node's data claim to the size its settings ask for, in place — no rollout, no restart: the volume
+/// plugin expands it, as Kubernetes does for a claim whose StorageClass allows expansion. A smaller size is never
+/// applied (a claim cannot shrink: kubernetes `pkg/apis/core/validation/validation.go`,
+/// `ValidatePersistentVolumeClaimUpdate`, "field can not be less than previous value"); the node says so in its
+/// `VolumeSize` condition until the spec asks for at least the claim's size again.
+async fn resize_volume<C: Cluster>(
+    cluster: &C,
+    node: &SeiNode,
+    settings: &PodSettings,
+    status: &mut SeiNodeStatus,
+    now: Timestamp,
+) -> Result<(), ClusterError> {
+    let Some(wanted) = settings.storage.as_ref().and_then(|s| s.size.clone()) else { return Ok(()) };
+    let namespace = node.metadata.namespace.as_deref().unwrap_or_default();
+    let claim_name = names::node_volume(node.metadata.name.as_deref().unwrap_or_default());
+    let Some(mut claim) = cluster.get::<PersistentVolumeClaim>(namespace, &claim_name).await.optional()? else {
+        return Ok(());
+    };
+    let requests = claim.spec.as_mut().and_then(|s| s.resources.as_mut()).and_then(|r| r.requests.as_mut());
+    let Some(requests) = requests else { return Ok(()) };
+    let current = requests.get("storage").map(|q| q.0.clone()).unwrap_or_default();
+    match (quantity_value(&wanted), quantity_value(&current)) {
+        (Some(want), Some(have)) if want > have => {
+            requests.insert("storage".to_owned(), Quantity(wanted));
+            cluster.replace(&claim).await?;
+            status.conditions.retain(|c| c.type_ != VOLUME_SIZE);
+        }
+        (Some(want), Some(have)) if want < have => {
+            let update = ConditionUpdate {
+                type_: VOLUME_SIZE,
+                status: false,
+                reason: "SizeDecreaseRefused",
+                message: format!(
+                    "spec.storage.size {wanted} is smaller than PersistentVolumeClaim {claim_name}'s {current}: a \
+                     claim cannot shrink; the volume stays at {current} (set a size of at least {current})"
+                ),
+                observed_generation: node.metadata.generation,
+            };
+            set_condition(&mut status.conditions, update, now);
+        }
+        _ => status.conditions.retain(|c| c.type_ != VOLUME_SIZE),
+    }
+    Ok(())
+}
+
 fn set_invalid_spec(
     status: &mut SeiNodeStatus,
     error: &impl std::fmt::Display,

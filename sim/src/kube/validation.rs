@@ -129,6 +129,7 @@ pub fn validate(kind: &str, stored: Option<&Value>, value: &Value) -> Result<(),
     match (kind, stored) {
         ("StatefulSet", Some(old)) => statefulset_update(old, value),
         ("Job", Some(old)) => job_update(old, value),
+        ("PersistentVolumeClaim", Some(old)) => claim_update(old, value),
         _ => Ok(()),
     }
 }
@@ -209,6 +210,39 @@ fn job_update(old: &Value, new: &Value) -> Result<(), String> {
     if errors.is_empty() { Ok(()) } else { Err(errors.join(", ")) }
 }
 
+/// `ValidatePersistentVolumeClaimUpdate`: of a claim's spec only `resources.requests` (and
+/// `volumeAttributesClassName`) may change, and the storage request may not go below what it was ("field can not
+/// be less than previous value"; the `RecoverVolumeExpansionFailure` relaxation, for a failed expansion only, is
+/// not modelled). Not modelled either: the resize admission plugin's refusal for a StorageClass without
+/// `allowVolumeExpansion` — the simulator has no StorageClasses, so every claim may grow.
+fn claim_update(old: &Value, new: &Value) -> Result<(), String> {
+    let without_requests = |claim: &Value| {
+        let mut spec = spec_without(claim, &["volumeAttributesClassName"]);
+        if let Some(resources) = spec.get_mut("resources").and_then(Value::as_object_mut) {
+            resources.remove("requests");
+        }
+        spec
+    };
+    if without_requests(old) != without_requests(new) {
+        return Err("spec: Forbidden: spec is immutable after creation except resources.requests and \
+                    volumeAttributesClassName for bound claims"
+            .into());
+    }
+    let storage = |claim: &Value| {
+        claim
+            .pointer("/spec/resources/requests/storage")
+            .and_then(Value::as_str)
+            .and_then(sei_operator::node_defaults::quantity_value)
+    };
+    match (storage(old), storage(new)) {
+        (Some(before), Some(after)) if after < before => Err(format!(
+            "spec.resources.requests.storage: Forbidden: field can not be less than previous value ({})",
+            old.pointer("/spec/resources/requests/storage").and_then(Value::as_str).unwrap_or_default()
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -231,6 +265,20 @@ mod tests {
         assert!(label_value("").is_empty());
         assert!(label_value("Rpc_0.x").is_empty());
         assert!(!label_value(&"a".repeat(64)).is_empty());
+    }
+
+    #[test]
+    fn a_claim_may_grow_but_never_shrink_and_nothing_else_of_its_spec_changes() {
+        let claim = |size: &str, class: &str| {
+            json!({"metadata": {"name": "data-rpc-0-0"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                "storageClassName": class, "resources": {"requests": {"storage": size}}}})
+        };
+        let old = claim("2000Gi", "gp3");
+        assert!(validate("PersistentVolumeClaim", Some(&old), &claim("3Ti", "gp3")).is_ok());
+        let shrink = validate("PersistentVolumeClaim", Some(&old), &claim("1000Gi", "gp3")).unwrap_err();
+        assert!(shrink.contains("can not be less than previous value"), "{shrink}");
+        let class = validate("PersistentVolumeClaim", Some(&old), &claim("2000Gi", "io2")).unwrap_err();
+        assert!(class.contains("spec is immutable after creation"), "{class}");
     }
 
     #[test]

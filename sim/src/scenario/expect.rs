@@ -508,6 +508,22 @@ impl Judge<'_> {
                 }
             }
         }
+        for (name, wanted) in &expectation.claims {
+            match self.world.get::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(self.namespace, name) {
+                Err(_) => self.fail(format!("PersistentVolumeClaim {name} does not exist")),
+                Ok(claim) => {
+                    let size = claim
+                        .spec
+                        .and_then(|s| s.resources)
+                        .and_then(|r| r.requests)
+                        .and_then(|r| r.get("storage").map(|q| q.0.clone()))
+                        .unwrap_or_default();
+                    if size != wanted.size {
+                        self.fail(format!("PersistentVolumeClaim {name} requests {size}, not {}", wanted.size));
+                    }
+                }
+            }
+        }
         for (image, wanted) in &expectation.panics_by_image {
             let count = self.world.inspect(|s| s.panics.iter().filter(|p| &p.image == image).count());
             if u32::try_from(count).ok() != Some(*wanted) {

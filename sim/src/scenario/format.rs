@@ -530,6 +530,9 @@ pub struct Expectation {
     /// Per Job (by name): what must hold of it.
     #[serde(default)]
     pub jobs: BTreeMap<String, JobExpectation>,
+    /// Per PersistentVolumeClaim (by name): the storage it requests.
+    #[serde(default)]
+    pub claims: BTreeMap<String, ClaimExpectation>,
     /// Node name prefix → how many upgrade panics pods of the nodes so named have had so far.
     #[serde(default)]
     pub upgrade_panics_by_node_prefix: BTreeMap<String, u32>,
@@ -762,6 +765,14 @@ pub struct ServiceExpectation {
 pub struct SomeNodes {
     pub at_least: u32,
     pub are: NodeExpectation,
+}
+
+/// What must hold of a PersistentVolumeClaim.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClaimExpectation {
+    /// `spec.resources.requests.storage`, as written (`3000Gi`).
+    pub size: String,
 }
 
 /// What must hold of a Job.

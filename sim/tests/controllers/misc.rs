@@ -4,6 +4,8 @@
 crate::scenario_tests! {
     an_empty_strategy_type_rolls_out_in_place_with_a_warning => "empty-strategy-type-rolls-in-place.yaml",
     a_standalone_seinode_reaches_running_with_its_current_image => "standalone-seinode.yaml",
+    a_larger_storage_size_expands_the_claims_in_place_and_a_smaller_one_is_refused_in_a_condition =>
+        "storage-size-increase-expands-the-claims-in-place-and-a-decrease-is-refused.yaml",
     a_failed_seinode_is_retried_with_back_off_on_its_volume_and_reaches_running =>
         "seinode-failed-init-is-retried-on-its-volume.yaml",
     a_seinode_recreated_while_its_predecessor_is_collected_waits_for_it_and_runs_on_fresh_children =>
