@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::api::{
-    PlanPhase, SeiNode, SeiNodeDeployment, SeiNodeDeploymentStatus, SeiNodeSpec, SeiNodeTemplate, TaskStatus,
+    PlanPhase, SeiNode, SeiNodeDeployment, SeiNodeDeploymentStatus, SeiNodeSpec, SeiNodeTemplate, SidecarSpec,
+    TaskStatus,
 };
 use crate::meta::{LABEL_DEPLOYMENT, LABEL_ORDINAL, LABEL_REVISION, controller_reference};
 use crate::plan::TaskType;
@@ -147,6 +148,28 @@ pub fn missing_plan_children(
 /// overrides, peers, pod labels and the pod settings (resources, storage, scheduling, identity, pull secrets,
 /// security contexts). Everything else, the rollout fields included, stays as it is.
 pub fn with_template_fields(template: &SeiNodeTemplate, child: &SeiNode) -> SeiNode {
+    let mut updated = with_quiet_template_fields(template, child);
+    updated.spec.overrides.clone_from(&template.spec.overrides);
+    updated.spec.peers.clone_from(&template.spec.peers);
+    updated.spec.pod_labels.clone_from(&template.spec.pod_labels);
+    updated.spec.resources.clone_from(&template.spec.resources);
+    updated.spec.scheduling.clone_from(&template.spec.scheduling);
+    updated.spec.service_account_name.clone_from(&template.spec.service_account_name);
+    updated.spec.image_pull_secrets.clone_from(&template.spec.image_pull_secrets);
+    updated.spec.pod_security_context.clone_from(&template.spec.pod_security_context);
+    updated.spec.container_security_context.clone_from(&template.spec.container_security_context);
+    // The sidecar's port and resources; its image is a rollout field.
+    let wanted = template.spec.sidecar.clone().unwrap_or_default();
+    let image = updated.spec.sidecar.as_ref().and_then(|s| s.image.clone());
+    let sidecar = SidecarSpec { image, port: wanted.port, resources: wanted.resources };
+    updated.spec.sidecar = (sidecar != SidecarSpec::default()).then_some(sidecar);
+    updated
+}
+
+/// `child` with the template's non-rollout fields that restart nothing a node runs: the SeiNode's labels and
+/// annotations, and storage (a claim grows in place; a class applies to claims made after it). The others of
+/// [`with_template_fields`] replace the pod (pod settings, pod labels) or restart seid (overrides, peers).
+pub fn with_quiet_template_fields(template: &SeiNodeTemplate, child: &SeiNode) -> SeiNode {
     let mut updated = child.clone();
     let metadata = template.metadata.clone().unwrap_or_default();
     let own: BTreeMap<String, String> = child
@@ -161,16 +184,7 @@ pub fn with_template_fields(template: &SeiNodeTemplate, child: &SeiNode) -> SeiN
     labels.extend(own);
     updated.metadata.labels = Some(labels);
     updated.metadata.annotations = (!metadata.annotations.is_empty()).then_some(metadata.annotations);
-    updated.spec.overrides.clone_from(&template.spec.overrides);
-    updated.spec.peers.clone_from(&template.spec.peers);
-    updated.spec.pod_labels.clone_from(&template.spec.pod_labels);
-    updated.spec.resources.clone_from(&template.spec.resources);
     updated.spec.storage.clone_from(&template.spec.storage);
-    updated.spec.scheduling.clone_from(&template.spec.scheduling);
-    updated.spec.service_account_name.clone_from(&template.spec.service_account_name);
-    updated.spec.image_pull_secrets.clone_from(&template.spec.image_pull_secrets);
-    updated.spec.pod_security_context.clone_from(&template.spec.pod_security_context);
-    updated.spec.container_security_context.clone_from(&template.spec.container_security_context);
     updated
 }
 

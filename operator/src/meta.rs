@@ -24,6 +24,11 @@ pub const LABEL_NODE: &str = "sei.io/node";
 /// bootstrapped to. Durable proof the bootstrap finished, where a missing Job proves nothing (a lagging cache
 /// may not show it yet).
 pub const ANNOTATION_BOOTSTRAPPED_TO: &str = "sei.io/bootstrapped-to";
+/// Annotation on a node's pod template: a digest of the pod settings its SeiNode's spec gives (resources,
+/// scheduling, identity, pull secrets, security contexts). A change of them changes the template, so the
+/// StatefulSet replaces the pod; the operator's own defaults are not in it, and reach a pod when it is next
+/// replaced for another reason.
+pub const ANNOTATION_POD_SETTINGS: &str = "sei.io/pod-settings";
 
 /// A controller owner reference to `owner`; `None` when it has no uid yet (it was never stored).
 pub fn controller_reference<K: Resource<DynamicType = ()>>(owner: &K) -> Option<OwnerReference> {

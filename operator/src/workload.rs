@@ -22,8 +22,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::api::{PodSettings, SeiNode, SeiNodeDeployment};
-use crate::meta::{LABEL_DEPLOYMENT, LABEL_NODE, LABEL_REVISION, controller_reference};
+use crate::api::{PodSettings, SeiNode, SeiNodeDeployment, SeiNodeSpec};
+use crate::meta::{ANNOTATION_POD_SETTINGS, LABEL_DEPLOYMENT, LABEL_NODE, LABEL_REVISION, controller_reference};
 use crate::names;
 
 /// The seid container, in StatefulSet and Job pods alike.
@@ -310,6 +310,24 @@ fn apply_pod_settings(pod: &mut PodSpec, settings: &PodSettings) {
     });
 }
 
+/// The digest of the pod settings `spec` itself gives, storage aside (a claim's size grows in place; its class
+/// is fixed once made), and of the sidecar's resources; `None` when it gives none. Stable across processes: maps
+/// in the settings are ordered.
+pub fn pod_settings_digest(spec: &SeiNodeSpec) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let settings = PodSettings { storage: None, ..spec.pod_settings() };
+    let sidecar_resources = spec.sidecar.as_ref().and_then(|s| s.resources.clone());
+    if settings == PodSettings::default() && sidecar_resources.is_none() {
+        return None;
+    }
+    let canonical = match sidecar_resources {
+        // Digests of specs without sidecar resources stay what they were.
+        None => serde_json::to_vec(&settings).unwrap_or_default(),
+        Some(resources) => serde_json::to_vec(&(&settings, resources)).unwrap_or_default(),
+    };
+    Some(Sha256::digest(&canonical).iter().take(8).map(|byte| format!("{byte:02x}")).collect())
+}
+
 fn service_ports(node: &SeiNode) -> Vec<ServicePort> {
     [("p2p", P2P_PORT), ("rpc", RPC_PORT), ("sidecar", node.spec.sidecar_port())]
         .into_iter()
@@ -329,9 +347,15 @@ pub fn stateful_set(node: &SeiNode, settings: &PodSettings) -> StatefulSet {
     let mut pod = PodSpec {
         init_containers: Some(vec![seid_init_container(&node.spec.image, node), sidecar_container(node)]),
         containers: vec![node_seid_container(node)],
+        // The sidecar's `restart-seid` finds seid in /proc (sei-protocol/seictl `sidecar/tasks/restart_seid.go`,
+        // `seidStartFinder`); upstream sets the same (sei-protocol/sei-k8s-controller
+        // `internal/noderesource/noderesource.go`).
+        share_process_namespace: Some(true),
         ..Default::default()
     };
     apply_pod_settings(&mut pod, settings);
+    let annotations =
+        pod_settings_digest(&node.spec).map(|d| BTreeMap::from([(ANNOTATION_POD_SETTINGS.to_owned(), d)]));
     StatefulSet {
         metadata: owned_meta(node, names::node_workload(&name), node_labels(node)),
         spec: Some(StatefulSetSpec {
@@ -345,7 +369,7 @@ pub fn stateful_set(node: &SeiNode, settings: &PodSettings) -> StatefulSet {
                 when_scaled: Some("Retain".into()),
             }),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(pod_labels), ..Default::default() }),
+                metadata: Some(ObjectMeta { labels: Some(pod_labels), annotations, ..Default::default() }),
                 spec: Some(pod),
             },
             volume_claim_templates: Some(vec![PersistentVolumeClaim {

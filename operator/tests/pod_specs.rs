@@ -243,6 +243,9 @@ fn pod_settings_view(sts: &k8s_openapi::api::apps::v1::StatefulSet) -> serde_jso
         "podSecurityContext": pod.security_context,
         "seidResources": seid.resources,
         "seidSecurityContext": seid.security_context,
+        "shareProcessNamespace": pod.share_process_namespace,
+        "podSettingsDigest": spec.template.metadata.as_ref().and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get(sei_operator::meta::ANNOTATION_POD_SETTINGS)),
         "claim": claim,
     })
 }

@@ -12,6 +12,7 @@ use sei_operator::cluster::ObjectRef;
 use sei_operator::meta::{
     LABEL_DEPLOYMENT, LABEL_NODE, LABEL_REVISION, find_condition, is_condition_true, is_controlled_by,
 };
+use sei_operator::sidecar::wire::SidecarTaskType;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -41,6 +42,8 @@ pub const NO_ACTIVE_PVC_DELETED: &str = "no-pvc-of-an-active-node-deleted";
 pub const LIVENESS: &str = "liveness";
 pub const STALLED_ROLLOUT_REPORTED: &str = "stalled-rollout-reported";
 pub const NO_WORK_STARTED_TWICE: &str = "no-sidecar-work-started-twice";
+/// seid is restarted for a config change only when its config is not the one on its volume.
+pub const NO_NEEDLESS_SEID_RESTART: &str = "no-needless-seid-restart";
 pub const NO_COMPLETE_PLAN_BESIDE_UNFINISHED_ROLLOUT: &str = "no-complete-plan-beside-an-unfinished-rollout";
 pub const ONE_PLAN_PER_ROLLOUT: &str = "one-plan-per-rollout";
 pub const NO_OPERATOR_LIVELOCK: &str = "no-operator-livelock";
@@ -371,9 +374,18 @@ pub fn no_sidecar_work_started_twice(world: &WorldState, observed: &mut Observed
         let tasks = process.and_then(|_| crate::sidecar::process::tasks(world, &submission.pod));
         let key = (submission.pod.clone(), submission.incarnation, submission.task_type.clone());
         let earlier = observed.started.entry(key).or_default();
-        let unfailed =
-            |id: &uuid::Uuid| tasks.and_then(|t| t.get(id)).is_some_and(|t| !matches!(t.outcome, Some(Err(_))));
-        let again = earlier.iter().find(|id| if **id == submission.id { submission.run <= 1 } else { unfailed(id) });
+        // Work still running is never asked again; completed work is, for the config tasks, when the config
+        // changed (a config plan writes it again and restarts seid: `no-needless-seid-restart` judges that), but a
+        // process is marked ready once.
+        let once = submission.task_type == SidecarTaskType::MarkReady.as_str();
+        let unfinished = |id: &uuid::Uuid| {
+            tasks.and_then(|t| t.get(id)).is_some_and(|t| match t.outcome {
+                None => true,
+                Some(Ok(())) => once,
+                Some(Err(_)) => false,
+            })
+        };
+        let again = earlier.iter().find(|id| if **id == submission.id { submission.run <= 1 } else { unfinished(id) });
         if let Some(first) = again {
             return Err(Violation::new(
                 NO_WORK_STARTED_TWICE,
@@ -520,6 +532,26 @@ pub fn on_seid_start(world: &mut WorldState, key: &ObjectRef) {
         node.metadata.name.as_deref().unwrap_or_default()
     );
     world.write_violations.push(Violation::new(SEID_RUNS_ON_PREPARED_VOLUME, message));
+}
+
+/// SPEC §6 and issue #16 (a config change restarts seid only when the config needs it): a `restart-seid` that
+/// stops a seid already running the config on its volume restarted a node for nothing. Called by the sidecar
+/// model when a `restart-seid` run is about to SIGTERM seid in a SeiNode's pod.
+pub fn on_seid_restart(world: &mut WorldState, key: &ObjectRef) {
+    // Pods of no stored SeiNode (a test's own) are not judged.
+    let Some(pod) = world.pods.get(key) else { return };
+    let Some(node) = &pod.node else { return };
+    if world.store.get(&ObjectRef::new("SeiNode", &key.namespace, node), None).is_none() {
+        return;
+    }
+    let crate::kube::pod::Seid::Running { run, .. } = &pod.seid else { return };
+    let on_volume = pod.volume.as_ref().and_then(|v| world.volumes.get(v)).and_then(|v| v.config.clone());
+    if run.config.as_deref() != on_volume.as_ref() {
+        return;
+    }
+    let message =
+        format!("restart-seid stopped seid in {key}, which already ran the config on its volume: {on_volume:?}");
+    world.write_violations.push(Violation::new(NO_NEEDLESS_SEID_RESTART, message));
 }
 
 /// A label of a stored object (`None` when it has none of that name).

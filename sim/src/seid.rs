@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::chain::Chain;
 use crate::registry::Binary;
+use serde_json::Value;
 
 /// The exit code of `seid start --halt-height N` once it has committed block N: 128 + SIGINT.
 pub const HALT_EXIT_CODE: i32 = sei_operator::workload::HALT_EXIT_CODE;
@@ -82,6 +83,16 @@ impl SeidExit {
     }
 }
 
+/// The part of a node's config (`config/config.toml`, `config/app.toml` in seid's home) the operator decides.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SeidConfig {
+    /// `config-apply`'s `overrides`. sei-protocol/seictl `sidecar/tasks/config_apply.go` (`applyFull`) resolves
+    /// the whole config from the mode's defaults and these, and writes it over what was there.
+    pub overrides: Value,
+    /// `discover-peers`' parameters, since the last `config-apply` (which resets the peers to the defaults').
+    pub peers: Value,
+}
+
 /// A run of seid: where it started, how fast it syncs, and how and when it ends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeidRun {
@@ -93,6 +104,8 @@ pub struct SeidRun {
     pub last_block: Option<u64>,
     /// When and how it exits; `None`: it runs until stopped.
     pub exit: Option<(Duration, SeidExit)>,
+    /// The config it read from its home when it started; it never reads it again.
+    pub config: Option<Box<SeidConfig>>,
 }
 
 impl SeidRun {
@@ -105,8 +118,14 @@ impl SeidRun {
         sync_speed: u64,
         halt_height: Option<u64>,
     ) -> Self {
-        let mut run =
-            SeidRun { started_at: now, start_height, sync_speed: sync_speed.max(1), last_block: None, exit: None };
+        let mut run = SeidRun {
+            started_at: now,
+            start_height,
+            sync_speed: sync_speed.max(1),
+            last_block: None,
+            exit: None,
+            config: None,
+        };
         if binary.crash_on_start {
             run.last_block = Some(start_height);
             run.exit = Some((now, SeidExit::CrashOnStart));

@@ -406,6 +406,15 @@ pub struct SeiNodeStatus {
     /// While Failed: when the init plan is tried again (unset when it will not be, e.g. an invalid spec).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_init_attempt_at: Option<Time>,
+    /// The latest plan that brought a Running node's config to its spec after an `overrides` or `peers`
+    /// change: the sidecar's config tasks run again, then seid restarts in place to read them. Unset until the
+    /// first such change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_plan: Option<Plan>,
+    /// A digest of the config the sidecar last wrote for seid, whole (`config-apply`'s overrides, then
+    /// `discover-peers`' peers): what seid reads at its next start. Unset: the init plan's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_config: Option<String>,
 }
 
 impl SeiNodeStatus {

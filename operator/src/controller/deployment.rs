@@ -7,11 +7,15 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use super::authorization::{self, Watched};
+use super::node::UP_TO_DATE;
 use super::{Action, FINALIZER, ReconcileError};
 use crate::api::{
     DeletionPolicy, DeploymentPhase, PendingEvent, PlanPhase, SeiNode, SeiNodeDeployment, SeiNodeDeploymentStatus,
+    SeiNodePhase,
 };
-use crate::children::{active_spec, child_node, missing_plan_children, scale_up_spec, with_template_fields};
+use crate::children::{
+    active_spec, child_node, missing_plan_children, scale_up_spec, with_quiet_template_fields, with_template_fields,
+};
 use crate::clock::{Clock, SignedDuration, Timestamp};
 use crate::cluster::{
     Cluster, ClusterError, Event, EventType, ObjectRef, OptionalExt, create_if_missing, delete_if_present,
@@ -503,6 +507,11 @@ async fn ensure_children<C: Cluster>(
     let template = &deployment.spec.template;
     let active_spec = active_spec(deployment, status, nodes);
     let metadata = template.metadata.clone().unwrap_or_default();
+    let node_named = |name: &str| nodes.iter().find(|n| n.metadata.name.as_deref() == Some(name));
+    // A change that restarts nodes reaches one node of the set at a time: a node that is up to date gets it only
+    // while every other node is too, and no other got it in this pass. A node that is not (crash-looping, say,
+    // for want of the very memory the change gives) serves nothing, and gets it at once.
+    let mut restarting_one = false;
     for (ordinal, name) in (0u32..).zip(&status.incumbent_nodes) {
         match nodes.iter().find(|n| n.metadata.name.as_deref() == Some(name.as_str())) {
             None if !stored_lists(name) => {}
@@ -521,7 +530,22 @@ async fn ensure_children<C: Cluster>(
                 }
             }
             Some(existing) if existing.metadata.deletion_timestamp.is_none() => {
-                let updated = with_template_fields(template, existing);
+                let all = with_template_fields(template, existing);
+                let quiet = with_quiet_template_fields(template, existing);
+                let updated = if all == quiet || !up_to_date(existing) {
+                    all
+                } else if !restarting_one
+                    && status
+                        .incumbent_nodes
+                        .iter()
+                        .filter(|other| *other != name)
+                        .all(|other| node_named(other).is_some_and(up_to_date))
+                {
+                    restarting_one = true;
+                    all
+                } else {
+                    quiet
+                };
                 if updated != *existing {
                     cluster.replace(&updated).await?;
                 }
@@ -530,6 +554,18 @@ async fn ensure_children<C: Cluster>(
         }
     }
     Ok(collisions)
+}
+
+/// Whether a node runs its current spec, Ready: Running, with its [`UP_TO_DATE`] condition True for the
+/// generation it has now.
+fn up_to_date(node: &SeiNode) -> bool {
+    let generation = node.metadata.generation;
+    node.status.as_ref().is_some_and(|status| {
+        status.phase == Some(SeiNodePhase::Running)
+            && status.observed_generation == generation
+            && find_condition(&status.conditions, UP_TO_DATE)
+                .is_some_and(|c| c.status == "True" && c.observed_generation == generation)
+    })
 }
 
 /// Deletion: `Delete` removes the nodes and the Service first; `Retain` detaches the nodes (drops their owner

@@ -14,12 +14,15 @@ use super::{Action, ReconcileError};
 use crate::api::{PlanPhase, PodSettings, SeiNode, SeiNodePhase, SeiNodeStatus, TaskStatus, Time};
 use crate::clock::{Clock, SignedDuration, Timestamp};
 use crate::cluster::{ChildHolder, Cluster, ClusterError, Event, ObjectRef, OptionalExt, create_if_missing};
-use crate::meta::{ConditionUpdate, find_condition, set_condition};
+use crate::meta::{ANNOTATION_POD_SETTINGS, ConditionUpdate, find_condition, set_condition};
 use crate::names;
 use crate::node_defaults::{NodeDefaults, quantity_value};
 use crate::plan::executor::{Next, execute};
 use crate::plan::init_plan;
-use crate::plan::init_plan::{init_retry_backoff, next_attempt};
+use crate::plan::init_plan::{
+    WrittenConfig, config_digest, config_plan, init_retry_backoff, next_attempt, planned_config, wanted_config,
+    written_config,
+};
 use crate::rollout::observed_current_image;
 use crate::sidecar::wire::ReadinessStatus;
 use crate::sidecar::{PodAddress, Sidecar};
@@ -118,8 +121,10 @@ async fn reconcile_read_node<C: Cluster, S: Sidecar, K: Clock>(
             SeiNodePhase::Running => {
                 converge_workload(&ctx.cluster, node, &settings).await?;
                 resize_volume(&ctx.cluster, node, &settings, &mut status, now).await?;
-                observe(ctx, node, &mut status).await?;
-                action = Action::Requeue(OBSERVE_INTERVAL);
+                let stateful_set = observe(ctx, node, &mut status).await?;
+                let soon = reconfigure(ctx, node, &settings, &mut status).await;
+                report_up_to_date(node, &settings, stateful_set.as_ref(), &mut status, now);
+                action = Action::Requeue(soon.map_or(OBSERVE_INTERVAL, |after| after.min(OBSERVE_INTERVAL)));
             }
             SeiNodePhase::Failed => action = retry_when_due(ctx, node, &mut status).await,
             SeiNodePhase::Terminating => {}
@@ -432,7 +437,14 @@ fn drifted(
         .collect::<Vec<_>>()
     };
     let labels = |t: &k8s_openapi::api::core::v1::PodTemplateSpec| t.metadata.as_ref().and_then(|m| m.labels.clone());
-    containers(existing) != containers(desired) || labels(existing) != labels(desired)
+    // The spec's pod settings, by their digest: comparing the fields themselves would read the API server's
+    // defaulting (an empty pod securityContext) and its canonical quantities (`1000m` stored as `1`) as drift.
+    let settings = |t: &k8s_openapi::api::core::v1::PodTemplateSpec| {
+        t.metadata.as_ref().and_then(|m| m.annotations.as_ref()).and_then(|a| a.get(ANNOTATION_POD_SETTINGS)).cloned()
+    };
+    containers(existing) != containers(desired)
+        || labels(existing) != labels(desired)
+        || settings(existing) != settings(desired)
 }
 
 /// The path and port a probe asks, the part of it the operator decides.
@@ -454,7 +466,7 @@ async fn observe<C: Cluster, S: Sidecar, K: Clock>(
     ctx: &NodeContext<C, S, K>,
     node: &SeiNode,
     status: &mut SeiNodeStatus,
-) -> Result<(), ClusterError> {
+) -> Result<Option<StatefulSet>, ClusterError> {
     let namespace = node.metadata.namespace.as_deref().unwrap_or_default();
     let name = node.metadata.name.as_deref().unwrap_or_default();
     let now = ctx.clock.now();
@@ -498,7 +510,159 @@ async fn observe<C: Cluster, S: Sidecar, K: Clock>(
         // seid does not run (waiting on mark-ready, crash-looping): its height is unknown, not zero.
         Err(_) => status.catching_up = None,
     }
-    Ok(())
+    Ok(sts)
+}
+
+/// Condition on a Running SeiNode: whether its pod runs the node's current template and is Ready, with the
+/// spec's config. A deployment changes the settings that restart a node (pod settings, config) on one node at a
+/// time, waiting for this condition between nodes.
+pub const UP_TO_DATE: &str = "UpToDate";
+/// Events: a config plan finished, or failed.
+const EVENT_CONFIG_APPLIED: &str = "ConfigApplied";
+const EVENT_CONFIG_APPLY_FAILED: &str = "ConfigApplyFailed";
+
+/// The digest of the config on the node's volume: the last one a plan wrote whole, else the init plan's.
+fn written_config_digest(status: &SeiNodeStatus) -> Option<String> {
+    status.written_config.clone().or_else(|| status.plan.as_ref().map(|p| config_digest(&planned_config(p))))
+}
+
+/// Whether the spec asks seid for a config other than the one on its volume — unless a config plan for
+/// exactly that config failed: it is not tried again until the spec changes.
+fn config_pending(node: &SeiNode, status: &SeiNodeStatus) -> bool {
+    let Some(wanted) = wanted_config(&node.spec) else { return false };
+    let failed_already =
+        status.config_plan.as_ref().is_some_and(|p| p.phase == PlanPhase::Failed && planned_config(p) == wanted);
+    written_config_digest(status).is_some_and(|written| written != config_digest(&wanted)) && !failed_already
+}
+
+/// Records what a finished config plan left on the volume.
+fn record_written_config(plan: &crate::api::Plan, status: &mut SeiNodeStatus) {
+    match written_config(plan) {
+        WrittenConfig::Whole(digest) => status.written_config = Some(digest),
+        // Matches no spec's config: the next plan writes it whole again.
+        WrittenConfig::Partial => status.written_config = Some(format!("partial:{}", plan.id)),
+        WrittenConfig::Unchanged => {}
+    }
+}
+
+/// Brings a Running node's seid config to its spec after an `overrides` or `peers` change, in place: a config
+/// plan ([`config_plan`]) is made once the sidecar is ready, then run one executor step per reconcile. A failed
+/// one is not retried until the spec changes again (its failure is most likely the config itself, which
+/// seictl refused). Returns how soon to come back while a plan runs.
+async fn reconfigure<C: Cluster, S: Sidecar, K: Clock>(
+    ctx: &NodeContext<C, S, K>,
+    node: &SeiNode,
+    settings: &PodSettings,
+    status: &mut SeiNodeStatus,
+) -> Option<Duration> {
+    let now = ctx.clock.now();
+    let Some(mut plan) = status.config_plan.take_if(|p| p.phase == PlanPhase::Active) else {
+        if config_pending(node, status)
+            && status.sidecar_ready == Some(true)
+            && let Ok(plan) = config_plan(node)
+        {
+            // Persisted before its first task runs.
+            status.config_plan = Some(plan);
+            return Some(Duration::ZERO);
+        }
+        return None;
+    };
+    let runner = NodeTasks {
+        cluster: &ctx.cluster,
+        sidecar: &ctx.sidecar,
+        node,
+        settings,
+        now,
+        attempt: 1,
+        blocked: Default::default(),
+    };
+    let next = execute(&mut plan, &runner, now).await;
+    if matches!(next, Next::Finished(_)) {
+        record_written_config(&plan, status);
+    }
+    let soon = match next {
+        Next::Finished(PlanPhase::Complete) => {
+            let message = format!("seid restarted with the config of generation {}", generation_of(node));
+            let event = Event::normal(ObjectRef::to(node), EVENT_CONFIG_APPLIED, message).keyed(plan.id.clone());
+            let _ = ctx.cluster.emit_event(&event).await;
+            None
+        }
+        Next::Finished(_) => {
+            let message = format!("config of generation {} not applied: {}", generation_of(node), failure_of(&plan));
+            let event = Event::warning(ObjectRef::to(node), EVENT_CONFIG_APPLY_FAILED, message).keyed(plan.id.clone());
+            let _ = ctx.cluster.emit_event(&event).await;
+            None
+        }
+        Next::RequeueAfter(after) => Some(after),
+        Next::Continue => Some(Duration::ZERO),
+    };
+    status.config_plan = Some(plan);
+    soon
+}
+
+fn generation_of(node: &SeiNode) -> i64 {
+    node.metadata.generation.unwrap_or_default()
+}
+
+/// What a failed plan says of its failure.
+fn failure_of(plan: &crate::api::Plan) -> String {
+    plan.failed_task_detail.as_ref().map_or_else(
+        || "its plan failed".to_owned(),
+        |f| format!("task {} failed after {}/{} retries: {}", f.type_, f.retry_count, f.max_retries, f.error),
+    )
+}
+
+/// Sets the node's [`UP_TO_DATE`] condition from the StatefulSet it read this reconcile and its config plan.
+/// A read older than the template this reconcile wrote shows the old template, and reads as not up to date.
+fn report_up_to_date(
+    node: &SeiNode,
+    settings: &PodSettings,
+    stateful_set: Option<&StatefulSet>,
+    status: &mut SeiNodeStatus,
+    now: Timestamp,
+) {
+    let name = node.metadata.name.as_deref().unwrap_or_default();
+    let desired = workload::stateful_set(node, settings);
+    let template_current = stateful_set
+        .and_then(|s| s.spec.as_ref())
+        .zip(desired.spec.as_ref())
+        .is_some_and(|(have, want)| !drifted(&have.template, &want.template));
+    let rolled = stateful_set.is_some_and(|s| {
+        let generation = s.metadata.generation;
+        s.status.as_ref().is_some_and(|st| {
+            let current = st.current_revision.as_deref().filter(|r| !r.is_empty());
+            st.observed_generation == generation && current.is_some() && current == st.update_revision.as_deref()
+        })
+    });
+    let pod_ready = stateful_set.and_then(|s| s.status.as_ref()).is_some_and(|st| st.ready_replicas.unwrap_or(0) >= 1);
+    let config_plan = status.config_plan.as_ref();
+    let (up_to_date, reason, message) = if !template_current || !rolled {
+        (false, "PodRolling", format!("StatefulSet {name} is replacing the pod with the node's current template"))
+    } else if let Some(plan) = config_plan.filter(|p| p.phase == PlanPhase::Active) {
+        let message = format!("writing the config of the spec, then restarting seid in place (plan {})", plan.id);
+        (false, "ApplyingConfig", message)
+    } else if let Some(plan) = config_plan
+        .filter(|p| p.phase == PlanPhase::Failed && wanted_config(&node.spec).is_some_and(|w| planned_config(p) == w))
+    {
+        let message = format!("the spec's config was not applied: {}; change the spec to try again", failure_of(plan));
+        (false, "ConfigApplyFailed", message)
+    } else if config_pending(node, status) {
+        (false, "ConfigPending", "the spec's config waits for the sidecar to be ready to write it".to_owned())
+    } else if !pod_ready {
+        (false, "PodNotReady", "the pod runs the node's current template but is not Ready".to_owned())
+    } else if status.sidecar_ready != Some(true) {
+        (false, "SidecarNotReady", "the pod is Ready but its sidecar is not marked ready".to_owned())
+    } else {
+        (true, "UpToDate", "the pod runs the node's current template and config, and is Ready".to_owned())
+    };
+    let update = ConditionUpdate {
+        type_: UP_TO_DATE,
+        status: up_to_date,
+        reason,
+        message,
+        observed_generation: node.metadata.generation,
+    };
+    set_condition(&mut status.conditions, update, now);
 }
 
 /// `Initialized` False with reason `InvalidSpec`: no init plan can be built from the spec; a spec change retries.

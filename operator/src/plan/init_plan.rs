@@ -113,13 +113,98 @@ pub fn init_plan(node: &SeiNode) -> Result<Plan, PlanError> {
         plan = plan
             .task(TaskType::Sidecar(SidecarTaskType::SnapshotRestore), &json!({ "targetHeight": s3.target_height }))?;
     }
-    plan = plan.task(TaskType::Sidecar(SidecarTaskType::ConfigApply), &config_apply_params(spec, mode))?;
-    if let Some(peers) = &spec.peers {
-        plan = plan.task(TaskType::Sidecar(SidecarTaskType::DiscoverPeers), peers)?;
+    for (task_type, params) in config_tasks(spec, mode) {
+        plan = plan.task(task_type, &params)?;
     }
     Ok(plan
         .task(TaskType::Sidecar(SidecarTaskType::ConfigValidate), &json!({}))?
         .task(TaskType::Sidecar(SidecarTaskType::MarkReady), &json!({}))?
+        .build())
+}
+
+/// The plan kind of a Running node's config plans, in the plan id.
+pub const CONFIG_PLAN_KIND: &str = "config";
+
+/// The node's own sidecar tasks that write seid's config, with their parameters: `config-apply` (chain, mode,
+/// overrides), then `discover-peers` when the spec has peers. Once they ran, the config on the volume is the
+/// spec's.
+fn config_tasks(spec: &SeiNodeSpec, mode: NodeMode<'_>) -> Vec<(TaskType, serde_json::Value)> {
+    let mut tasks = vec![(TaskType::Sidecar(SidecarTaskType::ConfigApply), config_apply_params(spec, mode))];
+    if let Some(peers) = spec.peers.as_ref().and_then(|p| serde_json::to_value(p).ok()) {
+        tasks.push((TaskType::Sidecar(SidecarTaskType::DiscoverPeers), peers));
+    }
+    tasks
+}
+
+/// What `spec` asks of seid's config, as the config tasks that write it (type and parameters); `None` without
+/// exactly one mode.
+pub fn wanted_config(spec: &SeiNodeSpec) -> Option<Vec<(String, serde_json::Value)>> {
+    let tasks = config_tasks(spec, spec.mode()?);
+    Some(tasks.into_iter().map(|(task_type, params)| (task_type.as_str().to_owned(), params)).collect())
+}
+
+/// What a plan's config tasks left on the volume.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WrittenConfig {
+    /// None of them ran to completion: the config is what it was before the plan.
+    Unchanged,
+    /// Some did and some did not: a config no spec asked for.
+    Partial,
+    /// All of them did: the config they write, by its [`config_digest`].
+    Whole(String),
+}
+
+/// The config tasks of `plan` (node-sidecar `config-apply` and `discover-peers`).
+fn config_tasks_of(plan: &Plan) -> impl Iterator<Item = &crate::api::Task> {
+    let config_types = [SidecarTaskType::ConfigApply, SidecarTaskType::DiscoverPeers].map(|t| t.as_str());
+    plan.tasks.iter().filter(move |t| config_types.contains(&t.type_.as_str()))
+}
+
+/// The config `plan` writes: its config tasks, type and parameters.
+pub fn planned_config(plan: &Plan) -> Vec<(String, serde_json::Value)> {
+    config_tasks_of(plan).map(|t| (t.type_.clone(), t.params.clone())).collect()
+}
+
+/// What `plan`'s config tasks wrote, from their statuses.
+pub fn written_config(plan: &Plan) -> WrittenConfig {
+    let done: Vec<bool> = config_tasks_of(plan).map(|t| t.status == TaskStatus::Complete).collect();
+    if done.iter().all(|d| *d) {
+        WrittenConfig::Whole(config_digest(&planned_config(plan)))
+    } else if done.iter().any(|d| *d) {
+        WrittenConfig::Partial
+    } else {
+        WrittenConfig::Unchanged
+    }
+}
+
+/// A digest of a config as its tasks write it. Stable across processes: JSON objects serialize in key order.
+pub fn config_digest(config: &[(String, serde_json::Value)]) -> String {
+    use sha2::{Digest, Sha256};
+    let canonical = serde_json::to_vec(config).unwrap_or_default();
+    Sha256::digest(&canonical).iter().take(8).map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The plan that brings a Running node's config to its spec: the config tasks again, `config-validate`, then
+/// `restart-seid` — seid reads its config only when it starts, and seictl's `config-reload` writes the file
+/// but does not signal seid yet (sei-protocol/seictl `sidecar/tasks/config_reload.go`), so no field reaches a
+/// running seid without a restart. The sidecar keeps running and stays ready: no pod is replaced. Its id comes
+/// from the node's generation, so a config edited back to an earlier one is a new plan with new task ids (a
+/// sidecar answers a known id with its old result).
+pub fn config_plan(node: &SeiNode) -> Result<Plan, PlanError> {
+    let name = node.metadata.name.clone().unwrap_or_default();
+    let uid = node.metadata.uid.as_deref().ok_or_else(|| PlanError::NotStored(format!("SeiNode {name}")))?;
+    let spec = &node.spec;
+    let mode = spec.mode().ok_or_else(|| {
+        PlanError::InvalidSpec("exactly one mode must be set: fullNode, archive, validator or replayer".into())
+    })?;
+    let generation = node.metadata.generation.unwrap_or_default();
+    let mut plan = PlanBuilder::new(uid, &format!("generation-{generation}"), CONFIG_PLAN_KIND);
+    for (task_type, params) in config_tasks(spec, mode) {
+        plan = plan.task(task_type, &params)?;
+    }
+    Ok(plan
+        .task(TaskType::Sidecar(SidecarTaskType::ConfigValidate), &json!({}))?
+        .task(TaskType::Sidecar(SidecarTaskType::RestartSeid), &json!({}))?
         .build())
 }
 
@@ -208,5 +293,42 @@ mod tests {
             .map(|t| t.type_.as_str())
             .collect();
         assert_eq!(pending, ["create-bootstrap-job", "await-bootstrap-job"]);
+    }
+
+    fn at_generation(mut node: SeiNode, generation: i64) -> SeiNode {
+        node.metadata.generation = Some(generation);
+        node
+    }
+
+    #[test]
+    fn a_config_plan_writes_the_config_again_then_restarts_seid_and_is_new_at_every_generation() {
+        let spec = json!({"chainId": "c", "image": "sei:a", "fullNode": {}, "overrides": {"a": "2"},
+                          "peers": {"static": ["id@host:26656"]}});
+        let plan = config_plan(&at_generation(node(spec.clone()), 4)).expect("plan");
+        let types: Vec<&str> = plan.tasks.iter().map(|t| t.type_.as_str()).collect();
+        assert_eq!(types, ["config-apply", "discover-peers", "config-validate", "restart-seid"]);
+        assert_eq!(plan.tasks[0].params["overrides"], json!({"a": "2"}));
+        let wanted = wanted_config(&node(spec.clone()).spec).expect("one mode");
+        assert_eq!(planned_config(&plan), wanted, "the plan writes what the spec asks");
+        let again = config_plan(&at_generation(node(spec), 6)).expect("plan");
+        assert_ne!(
+            again.id, plan.id,
+            "a config edited back is a new plan: a sidecar answers a known id with its old result"
+        );
+        assert_ne!(again.tasks[0].id, plan.tasks[0].id);
+    }
+
+    #[test]
+    fn what_a_config_plan_left_on_the_volume_follows_its_config_tasks() {
+        let spec = json!({"chainId": "c", "image": "sei:a", "fullNode": {}, "peers": {"static": ["id@host:26656"]}});
+        let plan = config_plan(&at_generation(node(spec), 2)).expect("plan");
+        assert_eq!(written_config(&failed_at(plan.clone(), 0)), WrittenConfig::Unchanged, "config-apply refused");
+        assert_eq!(written_config(&failed_at(plan.clone(), 1)), WrittenConfig::Partial, "peers not written");
+        let digest = config_digest(&planned_config(&plan));
+        assert_eq!(written_config(&failed_at(plan.clone(), 3)), WrittenConfig::Whole(digest.clone()), "restart failed");
+        let init = init_plan(&node(json!({"chainId": "c", "image": "sei:a", "fullNode": {},
+                                             "peers": {"static": ["id@host:26656"]}})))
+        .expect("plan");
+        assert_eq!(config_digest(&planned_config(&init)), digest, "the init plan writes the same config");
     }
 }

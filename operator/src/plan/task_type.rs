@@ -66,6 +66,7 @@ impl TaskType {
                 SidecarTaskType::ConfigValidate => "bootstrap-config-validate",
                 SidecarTaskType::MarkReady => "bootstrap-mark-ready",
                 SidecarTaskType::AwaitCondition => "bootstrap-await-condition",
+                SidecarTaskType::RestartSeid => "bootstrap-restart-seid",
             },
         }
     }
@@ -82,6 +83,9 @@ impl TaskType {
     /// that a retry can cure; the others either wait (poll again) or fail for good.
     pub fn max_retries(self) -> i32 {
         match self {
+            // A restart that failed (seid not back within seictl's 5 minutes) is reported, not repeated: another
+            // SIGTERM would only set a slow node back further.
+            TaskType::Sidecar(SidecarTaskType::RestartSeid) => 0,
             TaskType::Sidecar(_) | TaskType::BootstrapSidecar(_) => 3,
             _ => 0,
         }

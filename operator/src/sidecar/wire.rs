@@ -13,16 +13,21 @@ pub enum SidecarTaskType {
     ConfigValidate,
     MarkReady,
     AwaitCondition,
+    /// SIGTERM seid and wait until its RPC serves again: the kubelet restarts the container and seid reads the
+    /// config on the volume (sei-protocol/seictl `sidecar/tasks/restart_seid.go`). It finds seid through `/proc`,
+    /// so the pod must share its process namespace.
+    RestartSeid,
 }
 
 impl SidecarTaskType {
-    pub const ALL: [SidecarTaskType; 6] = [
+    pub const ALL: [SidecarTaskType; 7] = [
         SidecarTaskType::SnapshotRestore,
         SidecarTaskType::ConfigApply,
         SidecarTaskType::DiscoverPeers,
         SidecarTaskType::ConfigValidate,
         SidecarTaskType::MarkReady,
         SidecarTaskType::AwaitCondition,
+        SidecarTaskType::RestartSeid,
     ];
 
     /// The name on the wire.
@@ -34,6 +39,7 @@ impl SidecarTaskType {
             SidecarTaskType::ConfigValidate => "config-validate",
             SidecarTaskType::MarkReady => "mark-ready",
             SidecarTaskType::AwaitCondition => "await-condition",
+            SidecarTaskType::RestartSeid => "restart-seid",
         }
     }
 

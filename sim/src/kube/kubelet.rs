@@ -18,7 +18,7 @@ pub use super::pod::{
 pub use super::pod_status::report_pods;
 use super::scheduler::save_height;
 pub use super::scheduler::sync_pods;
-use crate::seid::{SeidExit, SeidRun};
+use crate::seid::{SeidConfig, SeidExit, SeidRun};
 use crate::sidecar::process;
 use crate::state::{PanicRecord, WorldState};
 use crate::trace::Category;
@@ -61,6 +61,7 @@ fn settle_tasks(world: &mut WorldState, key: &ObjectRef) {
         .values()
         .filter(|t| sidecar.runs(t))
         .filter(|t| match t.completes_at {
+            _ if t.type_ == RESTART_SEID && t.fails_with.is_none() && height.is_some() => true,
             Some(at) => at <= now,
             None => target_height(t.params.as_ref()).zip(height).is_some_and(|(target, h)| h >= target),
         })
@@ -72,6 +73,8 @@ fn settle_tasks(world: &mut WorldState, key: &ObjectRef) {
         let rejected = world.registry.binary(&image).and_then(|b| b.fails_task.as_deref()) == Some(type_.as_str());
         let failure = if fails_with.is_some() {
             fails_with
+        } else if type_ == RESTART_SEID && height.is_none() {
+            Some(format!("seid RPC did not come up within {:?} after restart", process::RESTART_SEID_UP_TIMEOUT))
         } else if rejected {
             Some(format!("{type_} rejected by {image}"))
         } else {
@@ -111,9 +114,19 @@ fn apply_task_effect(world: &mut WorldState, key: &ObjectRef, type_: &str, param
             }
         }
         "config-apply" => {
-            // seictl writes the node's config into its home, the volume (`sidecar/tasks/config_apply.go`).
+            // seictl writes the node's config into its home, the volume (`sidecar/tasks/config_apply.go`), whole:
+            // what an earlier `discover-peers` wrote is replaced by the defaults' peers.
             if let Some(volume) = pod.volume.clone() {
-                world.volumes.entry(volume).or_default().configured = true;
+                let written = world.volumes.entry(volume).or_default();
+                written.configured = true;
+                let overrides = params.and_then(|p| p.get("overrides")).cloned().unwrap_or(Value::Null);
+                written.config = Some(SeidConfig { overrides, peers: Value::Null });
+            }
+        }
+        "discover-peers" => {
+            if let Some(volume) = pod.volume.clone() {
+                let written = world.volumes.entry(volume).or_default();
+                written.config.get_or_insert_with(SeidConfig::default).peers = params.cloned().unwrap_or(Value::Null);
             }
         }
         "snapshot-restore" => {
@@ -301,6 +314,7 @@ fn run_seid(world: &mut WorldState, key: &ObjectRef) {
         return;
     };
     let mut run = SeidRun::start(chain, binary, now, height, sync_speed, pod.command.halt_height);
+    run.config = volume.and_then(|v| v.config.clone()).map(Box::new);
     if !initialized {
         run.last_block = Some(height);
         run.exit = Some((now, SeidExit::NoGenesis));
@@ -316,6 +330,43 @@ fn run_seid(world: &mut WorldState, key: &ObjectRef) {
     world.record(Category::Pod, text);
     // A run that ends the moment it starts (crash on start, already past the halt height) ends now.
     advance_seid(world, key);
+    // A `restart-seid` waiting for seid's RPC sees it serve now.
+    let restarting = world.pods.get(key).zip(process::tasks(world, key)).is_some_and(|(pod, table)| {
+        pod.sidecar.as_ref().is_some_and(|s| table.values().any(|t| s.runs(t) && t.type_ == RESTART_SEID))
+    });
+    if restarting {
+        settle_tasks(world, key);
+    }
+}
+
+const RESTART_SEID: &str = "restart-seid";
+
+/// The stop of a `restart-seid` run that just began in pod `key`'s sidecar (sei-protocol/seictl
+/// `sidecar/tasks/stop_seid.go`, `seidStopper.stop`): seid found in `/proc` gets SIGTERM and exits (the kubelet
+/// restarts its container, and the new seid reads the config on the volume); seid running but not visible (the
+/// pod does not share its process namespace) fails the task; seid not running is a no-op. The task then waits
+/// for seid's RPC (settled in `settle_tasks`).
+pub fn begin_restart_seid(world: &mut WorldState, key: &ObjectRef, id: uuid::Uuid) {
+    let Some(pod) = world.pods.get(key) else { return };
+    if !matches!(pod.seid, Seid::Running { .. }) {
+        return;
+    }
+    let label = format!("{}/{}", key.namespace, key.name);
+    if pod.shares_process_namespace {
+        crate::invariants::on_seid_restart(world, key);
+        world.record(Category::Sidecar, format!("{label} sidecar restart-seid {id}: SIGTERM to seid"));
+        stop_seid(world, key, SeidExit::Terminated);
+    } else {
+        let now = world.now;
+        if let Some(task) = process::tasks_mut(world, key).and_then(|t| t.get_mut(&id)) {
+            task.fails_with = Some(
+                "seid RPC is serving but its process was not found in /proc: process \"seid\" not found in /proc — \
+                 refusing to report a restart that did not happen"
+                    .to_owned(),
+            );
+            task.completes_at = Some(now);
+        }
+    }
 }
 
 /// Stops a running seid with `exit`: its height is saved, a panic is recorded, and the restart policy decides.

@@ -7,7 +7,7 @@ use sei_operator::cluster::ObjectRef;
 use serde_json::Value;
 
 use crate::registry::Binary;
-use crate::seid::{SeidExit, SeidRun};
+use crate::seid::{SeidConfig, SeidExit, SeidRun};
 use crate::sidecar::process::{self, SidecarProcess, TaskTable};
 use crate::state::WorldState;
 
@@ -39,6 +39,9 @@ pub struct Volume {
     pub configured: bool,
     /// The height of the snapshot a `snapshot-restore` restored onto it, if one did.
     pub restored_height: Option<u64>,
+    /// What seid's config files on it say, as far as the operator decides it: written whole by `config-apply`,
+    /// its peers by `discover-peers`. seid reads it only when it starts.
+    pub config: Option<SeidConfig>,
 }
 
 impl Volume {
@@ -274,6 +277,8 @@ pub struct PodRuntime {
     /// Crashes since the container last ran 10 minutes: the back-off exponent.
     pub consecutive_crashes: u32,
     pub sidecar: Option<SidecarProcess>,
+    /// `spec.shareProcessNamespace`: the sidecar sees seid's process in `/proc` and can signal it.
+    pub shares_process_namespace: bool,
     /// The status last written to the store.
     pub reported: Value,
 }

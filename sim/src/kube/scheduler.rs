@@ -187,6 +187,7 @@ fn start_pod(world: &mut WorldState, key: ObjectRef, value: &Value) {
         restarts: 0,
         consecutive_crashes: 0,
         sidecar: None,
+        shares_process_namespace: spec.share_process_namespace == Some(true),
         reported: Value::Null,
         key: key.clone(),
     };

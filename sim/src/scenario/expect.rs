@@ -18,6 +18,7 @@ use super::format::{
     ConditionExpectation, Expectation, NodeExpectation, ObjectKind, ObjectPath, PlanExpectation,
     SubmissionsExpectation, TraceExpectation, ValueExpectation,
 };
+use crate::kube::pod::Seid;
 use crate::world::World;
 
 /// What earlier steps of a run remembered: values under names (`remember:`, and revision names bound by
@@ -430,8 +431,29 @@ impl Judge<'_> {
         if let Some(plan) = &wanted.init_plan {
             self.plan(&format!("SeiNode {name} init plan"), status.plan.as_ref(), plan);
         }
-        if wanted.pod_ready.is_some() || wanted.marked_ready.is_some() {
+        if wanted.pod_ready.is_some()
+            || wanted.marked_ready.is_some()
+            || wanted.seid_config.is_some()
+            || wanted.seid_restarts.is_some()
+        {
             let pod = self.world.pod(self.namespace, &format!("{name}-0"));
+            if let Some(want) = &wanted.seid_config {
+                match pod.as_ref().map(|p| &p.seid) {
+                    Some(Seid::Running { run, .. }) => {
+                        let read = serde_json::to_value(&run.config).unwrap_or_default();
+                        if read != *want {
+                            self.fail(format!("SeiNode {name}'s seid runs with config {read}, not {want}"));
+                        }
+                    }
+                    _ => self.fail(format!("SeiNode {name}'s seid does not run; wanted it with config {want}")),
+                }
+            }
+            if let Some(want) = wanted.seid_restarts {
+                let restarts = pod.as_ref().map(|p| p.restarts);
+                if restarts != Some(want) {
+                    self.fail(format!("SeiNode {name}'s pod restarted seid {restarts:?} times, not {want}"));
+                }
+            }
             if let Some(want) = wanted.pod_ready {
                 let ready = pod.as_ref().is_some_and(|p| p.is_ready());
                 if ready != want {

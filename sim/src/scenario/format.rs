@@ -655,6 +655,14 @@ pub struct NodeExpectation {
     /// The node's init plan (`status.plan`).
     #[serde(default)]
     pub init_plan: Option<PlanExpectation>,
+    /// The config the seid now running in the node's pod read when it started, `{overrides, peers}`: the
+    /// `config-apply` overrides and `discover-peers` parameters on the volume then (`null` when none). Fails
+    /// when seid does not run.
+    #[serde(default)]
+    pub seid_config: Option<serde_json::Value>,
+    /// How many times the node's current pod has restarted its seid container; a pod made again starts at 0.
+    #[serde(default)]
+    pub seid_restarts: Option<u32>,
 }
 
 /// Durations are written the friendly way: `400ms`, `30s`, `5m`, `1h30m`.

@@ -15,6 +15,11 @@
 //!   ([`SidecarTask::executor`]); only that process settles it, and [`start`] hands the table's running rows to
 //!   the new process with a fresh completion time.
 //!
+//! - `restart-seid` (`sidecar/tasks/restart_seid.go`, `stop_seid.go`): SIGTERM to the `seid start` process it
+//!   finds in `/proc` — only in a pod that shares its process namespace; where it finds none while seid runs, it
+//!   fails rather than report a restart that did not happen, and with seid already down the stop is a no-op —
+//!   then waits up to 5 minutes for seid's RPC to serve again. A re-run after a sidecar restart stops seid again.
+//!
 //! Not modelled: `mark-not-ready` and its precedence over a stranded `mark-ready` at rehydration, task types the
 //! operator does not submit, and `catchingUp` conditions.
 
@@ -136,6 +141,9 @@ pub fn start(world: &mut WorldState, key: &ObjectRef, incarnation: u64) {
         let text =
             format!("{namespace}/{name} sidecar re-runs {type_} {id} (run {run}), left running by an earlier process");
         world.record(Category::Sidecar, text);
+        if type_ == SidecarTaskType::RestartSeid.as_str() {
+            crate::kube::kubelet::begin_restart_seid(world, key, id);
+        }
     }
 }
 
@@ -147,8 +155,17 @@ fn schedule(world: &WorldState, type_: &str, params: Option<&Value>) -> (Option<
     if type_ == SidecarTaskType::AwaitCondition.as_str() {
         return (None, None);
     }
+    if type_ == SidecarTaskType::RestartSeid.as_str() {
+        // Finished when seid's RPC serves again ([`crate::kube::kubelet::begin_restart_seid`]); this is when it
+        // gives up waiting.
+        return (Some(world.now + RESTART_SEID_UP_TIMEOUT), None);
+    }
     (Some(world.now + duration(world, type_)), None)
 }
+
+/// How long `restart-seid` waits for seid's RPC to serve again before it fails (sei-protocol/seictl
+/// `sidecar/tasks/restart_seid.go`, `restartSeidUpTimeout`).
+pub const RESTART_SEID_UP_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A run that fails as soon as its handler reads its parameters. seictl `sidecar/tasks/await_condition.go`
 /// (`ConditionWaiter.Handler`): the parameters are checked when the task runs, not when it is submitted.
@@ -215,6 +232,9 @@ pub fn submit(
         completed_at: None,
     };
     tasks_mut(world, key)?.insert(id, task);
+    if type_ == SidecarTaskType::RestartSeid.as_str() {
+        crate::kube::kubelet::begin_restart_seid(world, key, id);
+    }
     Some(Submitted { started: true, run })
 }
 

@@ -6,6 +6,10 @@ crate::scenario_tests! {
     a_standalone_seinode_reaches_running_with_its_current_image => "standalone-seinode.yaml",
     a_larger_storage_size_expands_the_claims_in_place_and_a_smaller_one_is_refused_in_a_condition =>
         "storage-size-increase-expands-the-claims-in-place-and-a-decrease-is-refused.yaml",
+    an_overrides_and_peers_change_restarts_seid_in_place_on_one_node_at_a_time_without_a_rollout =>
+        "overrides-change-reaches-running-nodes-one-at-a-time-without-a-rollout.yaml",
+    resources_replace_pods_one_node_at_a_time_and_a_refused_config_goes_no_further_than_the_first_node =>
+        "pod-settings-and-a-refused-config-stop-at-one-node.yaml",
     a_failed_seinode_is_retried_with_back_off_on_its_volume_and_reaches_running =>
         "seinode-failed-init-is-retried-on-its-volume.yaml",
     a_seinode_recreated_while_its_predecessor_is_collected_waits_for_it_and_runs_on_fresh_children =>

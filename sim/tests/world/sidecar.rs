@@ -408,3 +408,61 @@ fn a_worker_reboot_re_runs_what_was_running() {
     world.run_for(Duration::from_secs(31)).unwrap();
     assert_eq!(get_task(&mut world, 80).map(|t| t.status), Some(TaskState::Completed));
 }
+
+/// A node's pod with seid running, marked ready; `shared`: the pod shares its process namespace.
+fn running_world(seed: u64, shared: bool) -> World {
+    let mut world = world(seed);
+    world.create(&headless_service("n")).unwrap();
+    let mut set = statefulset("n", "sei:v1", true, "OrderedReady");
+    if let Some(pod) = set.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+        pod.share_process_namespace = Some(shared);
+    }
+    world.create(&set).unwrap();
+    world
+        .run_until("sidecar up", secs(60), |w| w.pod(NS, "n-0").is_some_and(|p| p.seid == Seid::WaitingForSidecar))
+        .unwrap();
+    world.probe("test", |s| async move { s.submit_task(&address(), &mark_ready(1)).await }).unwrap().unwrap();
+    world.run_until("seid ready", secs(20), |w| pod_ready(w, "n-0")).unwrap();
+    world
+}
+
+#[test]
+fn restart_seid_stops_seid_for_the_kubelet_to_start_again_only_where_the_pod_shares_its_process_namespace() {
+    let restart = TaskRequest { id: Some(Uuid::from_u128(2)), type_: "restart-seid".into(), params: None };
+
+    let mut shared = running_world(24, true);
+    let request = restart.clone();
+    shared.probe("test", |s| async move { s.submit_task(&address(), &request).await }).unwrap().unwrap();
+    assert!(!matches!(shared.pod(NS, "n-0").unwrap().seid, Seid::Running { .. }), "SIGTERM: seid exits at once");
+    shared.run_for(secs(30)).unwrap();
+    let task = shared.probe("test", |s| async move { s.get_task(&address(), Uuid::from_u128(2)).await }).unwrap();
+    assert_eq!(task.unwrap().unwrap().status, TaskState::Completed, "seid's RPC serves again");
+    let pod = shared.pod(NS, "n-0").unwrap();
+    assert!(matches!(pod.seid, Seid::Running { .. }) && pod.restarts == 1, "the same pod, its container restarted");
+
+    let mut separate = running_world(24, false);
+    separate.probe("test", |s| async move { s.submit_task(&address(), &restart).await }).unwrap().unwrap();
+    separate.run_for(secs(1)).unwrap();
+    let task = separate.probe("test", |s| async move { s.get_task(&address(), Uuid::from_u128(2)).await }).unwrap();
+    let task = task.unwrap().unwrap();
+    assert_eq!(task.status, TaskState::Failed);
+    assert!(task.error.as_deref().unwrap_or_default().contains("not found in /proc"), "{:?}", task.error);
+    let pod = separate.pod(NS, "n-0").unwrap();
+    assert!(matches!(pod.seid, Seid::Running { .. }) && pod.restarts == 0, "seid was never signalled");
+}
+
+#[test]
+fn a_restart_of_a_seid_already_on_its_volumes_config_breaks_no_needless_seid_restart() {
+    let mut world = running_world(25, true);
+    let node: sei_operator::api::SeiNode = serde_json::from_value(json!({
+        "apiVersion": "sei.io/v1alpha1", "kind": "SeiNode",
+        "metadata": {"name": "n", "namespace": NS},
+        "spec": {"chainId": "pacific-1", "image": "sei:v1", "fullNode": {}},
+    }))
+    .unwrap();
+    world.create(&node).unwrap();
+    let restart = TaskRequest { id: Some(Uuid::from_u128(2)), type_: "restart-seid".into(), params: None };
+    let outcome = world.probe("test", |s| async move { s.submit_task(&address(), &restart).await });
+    let violation = format!("{:?}", outcome.expect_err("seid ran the config on its volume already"));
+    assert!(violation.contains("no-needless-seid-restart"), "{violation}");
+}
