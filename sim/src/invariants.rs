@@ -535,7 +535,8 @@ pub fn on_seid_start(world: &mut WorldState, key: &ObjectRef) {
 }
 
 /// SPEC §6 and issue #16 (a config change restarts seid only when the config needs it): a `restart-seid` that
-/// stops a seid already running the config on its volume restarted a node for nothing. Called by the sidecar
+/// stops a seid already running the config on its volume, in a container started after that config was
+/// written, restarted a node for nothing. Called by the sidecar
 /// model when a `restart-seid` run is about to SIGTERM seid in a SeiNode's pod.
 pub fn on_seid_restart(world: &mut WorldState, key: &ObjectRef) {
     // Pods of no stored SeiNode (a test's own) are not judged.
@@ -545,8 +546,13 @@ pub fn on_seid_restart(world: &mut WorldState, key: &ObjectRef) {
         return;
     }
     let crate::kube::pod::Seid::Running { run, .. } = &pod.seid else { return };
-    let on_volume = pod.volume.as_ref().and_then(|v| world.volumes.get(v)).and_then(|v| v.config.clone());
-    if run.config.as_deref() != on_volume.as_ref() {
+    let volume = pod.volume.as_ref().and_then(|v| world.volumes.get(v));
+    let on_volume = volume.and_then(|v| v.config.clone());
+    // What the operator can know is when seid's container started (the pod's status), not when the wrapper in it
+    // started seid: a container started before the last write, whose seid started after it, is restarted for a
+    // reason the operator could not see through.
+    let written_at = volume.and_then(|v| v.config_written_at).unwrap_or_default();
+    if run.config.as_deref() != on_volume.as_ref() || pod.probe_state.container_started_at <= written_at {
         return;
     }
     let message =

@@ -18,6 +18,7 @@ use crate::meta::{ANNOTATION_POD_SETTINGS, ConditionUpdate, find_condition, set_
 use crate::names;
 use crate::node_defaults::{NodeDefaults, quantity_value};
 use crate::plan::executor::{Next, execute};
+use crate::plan::ids::attempt_submission_id;
 use crate::plan::init_plan;
 use crate::plan::init_plan::{
     WrittenConfig, config_digest, config_plan, init_retry_backoff, next_attempt, planned_config, wanted_config,
@@ -25,6 +26,7 @@ use crate::plan::init_plan::{
 };
 use crate::rollout::observed_current_image;
 use crate::sidecar::wire::ReadinessStatus;
+use crate::sidecar::wire::SidecarTaskType;
 use crate::sidecar::{PodAddress, Sidecar};
 use crate::tasks::NodeTasks;
 use crate::tasks::mark_ready::{MarkReady, mark_initializing_ready};
@@ -202,6 +204,7 @@ async fn initialize<C: Cluster, S: Sidecar, K: Clock>(
         now,
         attempt,
         blocked: Default::default(),
+        config_written_by: None,
     };
     let next = execute(&mut plan, &runner, now).await;
     let blocked = runner.blocked.into_inner().ok().flatten();
@@ -575,6 +578,7 @@ async fn reconfigure<C: Cluster, S: Sidecar, K: Clock>(
         now,
         attempt: 1,
         blocked: Default::default(),
+        config_written_by: last_config_submission(&plan),
     };
     let next = execute(&mut plan, &runner, now).await;
     if matches!(next, Next::Finished(_)) {
@@ -598,6 +602,13 @@ async fn reconfigure<C: Cluster, S: Sidecar, K: Clock>(
     };
     status.config_plan = Some(plan);
     soon
+}
+
+/// The submission id of `plan`'s last config task, which wrote the config last (the plan runs them in order).
+fn last_config_submission(plan: &crate::api::Plan) -> Option<uuid::Uuid> {
+    let config_types = [SidecarTaskType::ConfigApply, SidecarTaskType::DiscoverPeers].map(|t| t.as_str());
+    let last = plan.tasks.iter().rev().find(|t| config_types.contains(&t.type_.as_str()))?;
+    Some(attempt_submission_id(&last.id, 1, last.retry_count))
 }
 
 fn generation_of(node: &SeiNode) -> i64 {

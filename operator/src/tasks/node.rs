@@ -35,6 +35,9 @@ pub struct NodeTasks<'a, C, S> {
     pub attempt: i32,
     /// A child whose name another object holds, found by this run: what the controller reports.
     pub blocked: std::sync::Mutex<Option<ChildHolder>>,
+    /// In a config plan: the submission id of its last config task, whose completion `restart-seid` is judged
+    /// against ([`NodeTasks::restart_seid`]).
+    pub config_written_by: Option<uuid::Uuid>,
 }
 
 impl<C: Cluster, S: Sidecar> TaskRunner for NodeTasks<'_, C, S> {
@@ -52,6 +55,7 @@ impl<C: Cluster, S: Sidecar> TaskRunner for NodeTasks<'_, C, S> {
                 self.ensure(&workload::stateful_set(self.node, self.settings)).await?;
                 self.await_own_pod().await
             }
+            TaskType::Sidecar(SidecarTaskType::RestartSeid) => self.restart_seid(task).await,
             TaskType::Sidecar(sidecar_task) => self.sidecar_task(task, sidecar_task, &self.node_pod()).await,
             TaskType::BootstrapSidecar(sidecar_task) => self.bootstrap_sidecar_task(task, sidecar_task).await,
             other => Err(TaskError::Terminal(format!("{} is not a SeiNode task", other.as_str()))),
@@ -274,6 +278,46 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
             }
             other => other,
         }
+    }
+
+    /// `restart-seid`, unless seid already read the config the plan wrote: its container started (the pod's
+    /// `state.running.startedAt`, whole seconds, on the node's clock) after the sidecar completed the plan's last
+    /// config task (its `completedAt`, on the same node's clock) — a pod replaced or crashed meanwhile. seid reads
+    /// its config as it starts, after its container does. A container started before the write whose wrapper
+    /// started seid after it (waiting on the sidecar's healthz) is restarted again: nothing the pod reports tells
+    /// seid's own start. Any doubt (a result or a status missing) is a restart.
+    async fn restart_seid(&self, task: &Task) -> Result<Progress, TaskError> {
+        let pod = self.node_pod();
+        let id = attempt_submission_id(&task.id, self.attempt, task.retry_count);
+        let submitted = self.sidecar.get_task(&pod, id).await.map_err(sidecar_error)?.is_some();
+        if !submitted && self.seid_started_after_the_write(&pod).await {
+            return Ok(Progress::Complete);
+        }
+        self.sidecar_task(task, SidecarTaskType::RestartSeid, &pod).await
+    }
+
+    async fn seid_started_after_the_write(&self, pod: &PodAddress) -> bool {
+        let Some(writer) = self.config_written_by else { return false };
+        let Ok(Some(result)) = self.sidecar.get_task(pod, writer).await else { return false };
+        let Some(written) = result.completed_at.as_deref().and_then(|t| t.parse::<Timestamp>().ok()) else {
+            return false;
+        };
+        let Ok(Some(pod)) = self.cluster.get::<Pod>(self.namespace(), &names::node_pod(self.name())).await.optional()
+        else {
+            return false;
+        };
+        let started = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|all| all.iter().find(|c| c.name == workload::SEID_CONTAINER))
+            .and_then(|c| c.state.as_ref())
+            .and_then(|state| state.running.as_ref())
+            .and_then(|running| running.started_at.as_ref())
+            .map(|t| t.0);
+        // `startedAt` is cut to whole seconds: the true start is at or after it, so a cut start after the write is
+        // a start after the write.
+        started.is_some_and(|started| started.duration_since(written) > crate::clock::SignedDuration::ZERO)
     }
 
     /// Submits the task to the sidecar at `pod` under its deterministic id, and reports the sidecar's verdict. A

@@ -183,6 +183,10 @@ pub enum Op {
     EditOverride {
         value: u32,
     },
+    /// Edit seid's CPU request, a pod setting: no rollout, the nodes' pods are replaced one at a time.
+    EditResources {
+        cpus: u32,
+    },
     Scale {
         replicas: u32,
     },
@@ -374,6 +378,7 @@ fn op(
         (5, (5u64..300).prop_map(|secs| Op::Wait { secs }).boxed()),
         (4, release.prop_map(|release| Op::SetImage { release }).boxed()),
         (1, (0u32..1000).prop_map(|value| Op::EditOverride { value }).boxed()),
+        (1, (1u32..64).prop_map(|cpus| Op::EditResources { cpus }).boxed()),
         (1, (1..=max_replicas).prop_map(|replicas| Op::Scale { replicas }).boxed()),
         (toggle_weight, Just(Op::ToggleStrategy).boxed()),
         (1, Just(Op::Delete).boxed()),
@@ -551,6 +556,10 @@ impl FuzzCase {
                 Op::EditOverride { value } => {
                     template.override_value = Some(*value);
                     steps.push(edit(json!({"spec.template.spec.overrides.fuzz-edit": value.to_string()})))
+                }
+                Op::EditResources { cpus } => {
+                    template.cpus = Some(*cpus);
+                    steps.push(edit(json!({"spec.template.spec.resources": resources(*cpus)})))
                 }
                 Op::Scale { replicas } => {
                     template.replicas = *replicas;
@@ -775,6 +784,9 @@ impl FuzzCase {
         if let Some(value) = template.override_value {
             spec["overrides"] = json!({"fuzz-edit": value.to_string()});
         }
+        if let Some(cpus) = template.cpus {
+            spec["resources"] = resources(cpus);
+        }
         json!({
             "apiVersion": "sei.io/v1alpha1",
             "kind": "SeiNodeDeployment",
@@ -794,11 +806,18 @@ struct Template {
     replicas: u32,
     strategy: UpdateStrategy,
     override_value: Option<u32>,
+    cpus: Option<u32>,
 }
 
 impl Template {
     fn initial(case: &FuzzCase) -> Self {
-        Template { image: PATCH_RELEASES[0], replicas: case.replicas, strategy: case.strategy, override_value: None }
+        Template {
+            image: PATCH_RELEASES[0],
+            replicas: case.replicas,
+            strategy: case.strategy,
+            override_value: None,
+            cpus: None,
+        }
     }
 }
 
@@ -841,6 +860,11 @@ fn image(strategy: UpdateStrategy, release: usize) -> &'static str {
         UpdateStrategy::BlueGreen => &BLUEGREEN_RELEASES,
     };
     releases[release % releases.len()]
+}
+
+/// seid's resources with a CPU request of `cpus`.
+fn resources(cpus: u32) -> Value {
+    json!({"requests": {"cpu": cpus.to_string()}})
 }
 
 fn edit(set: Value) -> Value {

@@ -100,6 +100,7 @@ fn settle_tasks(world: &mut WorldState, key: &ObjectRef) {
 }
 
 fn apply_task_effect(world: &mut WorldState, key: &ObjectRef, type_: &str, params: Option<&Value>) {
+    let now = world.now;
     let Some(pod) = world.pods.get(key) else { return };
     match type_ {
         "mark-ready" => {
@@ -121,12 +122,14 @@ fn apply_task_effect(world: &mut WorldState, key: &ObjectRef, type_: &str, param
                 written.configured = true;
                 let overrides = params.and_then(|p| p.get("overrides")).cloned().unwrap_or(Value::Null);
                 written.config = Some(SeidConfig { overrides, peers: Value::Null });
+                written.config_written_at = Some(now);
             }
         }
         "discover-peers" => {
             if let Some(volume) = pod.volume.clone() {
                 let written = world.volumes.entry(volume).or_default();
                 written.config.get_or_insert_with(SeidConfig::default).peers = params.cloned().unwrap_or(Value::Null);
+                written.config_written_at = Some(now);
             }
         }
         "snapshot-restore" => {

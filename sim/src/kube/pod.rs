@@ -42,6 +42,8 @@ pub struct Volume {
     /// What seid's config files on it say, as far as the operator decides it: written whole by `config-apply`,
     /// its peers by `discover-peers`. seid reads it only when it starts.
     pub config: Option<SeidConfig>,
+    /// When a config task last wrote `config`.
+    pub config_written_at: Option<Duration>,
 }
 
 impl Volume {

@@ -20,7 +20,9 @@ pub fn report_pods(world: &mut WorldState) {
         if world.workers.get(pod.worker).is_some_and(|w| w.status_frozen(world.now)) {
             continue;
         }
-        let status = pod_status(pod, &world.workers[pod.worker.min(world.workers.len().saturating_sub(1))].name);
+        let started = crate::store::time_value(world.timestamp_at(pod.probe_state.container_started_at));
+        let worker = &world.workers[pod.worker.min(world.workers.len().saturating_sub(1))].name;
+        let status = pod_status(pod, worker, started);
         if status == pod.reported {
             continue;
         }
@@ -67,7 +69,7 @@ fn terminated(code: i32, message: &str) -> Value {
 }
 
 /// The pod's status as the kubelet reports it.
-fn pod_status(pod: &PodRuntime, worker: &str) -> Value {
+fn pod_status(pod: &PodRuntime, worker: &str, seid_started_at: Value) -> Value {
     let ready = pod.is_ready();
     let initializing = pod.sidecar_kind == SidecarKind::BlockingInit;
     let (phase, state) = match &pod.seid {
@@ -76,7 +78,10 @@ fn pod_status(pod: &PodRuntime, worker: &str) -> Value {
         Seid::ImagePullBackOff => ("Pending", waiting("ImagePullBackOff")),
         Seid::WaitingForSidecar if initializing => ("Pending", waiting("PodInitializing")),
         // The wrapper runs: the container is running, whatever seid's process is doing.
-        Seid::WaitingForSidecar | Seid::Running { .. } => ("Running", running()),
+        // `startedAt` is the container's start (metav1.Time: whole seconds), not seid's process.
+        Seid::WaitingForSidecar | Seid::Running { .. } => {
+            ("Running", json!({"running": {"startedAt": seid_started_at}}))
+        }
         Seid::BackOff { last_exit, .. } => {
             ("Running", json!({"waiting": {"reason": "CrashLoopBackOff", "message": last_exit.describe()}}))
         }

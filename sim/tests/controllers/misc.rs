@@ -10,6 +10,10 @@ crate::scenario_tests! {
         "overrides-change-reaches-running-nodes-one-at-a-time-without-a-rollout.yaml",
     resources_replace_pods_one_node_at_a_time_and_a_refused_config_goes_no_further_than_the_first_node =>
         "pod-settings-and-a-refused-config-stop-at-one-node.yaml",
+    a_config_plan_skips_the_restart_of_a_seid_whose_container_started_after_the_write =>
+        "config-change-skips-restart-of-a-seid-that-restarted-after-the-write.yaml",
+    an_override_edited_mid_inplace_rollout_restarts_seid_only_where_the_operator_could_not_see_it_read_the_config =>
+        "override-edited-mid-inplace-rollout-then-retain-delete.yaml",
     a_failed_seinode_is_retried_with_back_off_on_its_volume_and_reaches_running =>
         "seinode-failed-init-is-retried-on-its-volume.yaml",
     a_seinode_recreated_while_its_predecessor_is_collected_waits_for_it_and_runs_on_fresh_children =>
