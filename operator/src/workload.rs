@@ -321,7 +321,7 @@ pub fn pod_settings_digest(spec: &SeiNodeSpec) -> Option<String> {
         return None;
     }
     let canonical = match sidecar_resources {
-        // Digests of specs without sidecar resources stay what they were.
+        // Without sidecar resources, the settings alone.
         None => serde_json::to_vec(&settings).unwrap_or_default(),
         Some(resources) => serde_json::to_vec(&(&settings, resources)).unwrap_or_default(),
     };
