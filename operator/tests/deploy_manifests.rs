@@ -23,15 +23,20 @@ fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
 }
 
-/// Every document of every file in deploy/, in apply order.
-fn documents() -> Vec<Value> {
-    let mut files: Vec<_> = std::fs::read_dir(deploy_dir()).unwrap().map(|e| e.unwrap().path()).collect();
+/// Every document of every YAML file in `dir` (not its subfolders), in file-name order: apply order.
+fn documents_in(dir: &Path) -> Vec<Value> {
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     files
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .flat_map(|p| parse_yaml_documents(&std::fs::read_to_string(p).unwrap()).unwrap())
         .collect()
+}
+
+/// Every document of every file in deploy/, in apply order.
+fn documents() -> Vec<Value> {
+    documents_in(&deploy_dir())
 }
 
 fn of_kind<T: serde::de::DeserializeOwned>(kind: &str) -> Vec<T> {
@@ -115,14 +120,7 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
 
 /// Every document of every file in deploy/nodes-namespace/.
 fn nodes_namespace_documents() -> Vec<Value> {
-    let dir = deploy_dir().join("nodes-namespace");
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    files
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .flat_map(|p| parse_yaml_documents(&std::fs::read_to_string(p).unwrap()).unwrap())
-        .collect()
+    documents_in(&deploy_dir().join("nodes-namespace"))
 }
 
 fn sidecar_policy() -> NetworkPolicy {

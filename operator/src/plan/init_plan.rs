@@ -70,14 +70,20 @@ pub fn next_attempt(fresh: Plan, previous: &Plan) -> Plan {
     plan
 }
 
-/// Builds the init plan of a stored SeiNode.
-pub fn init_plan(node: &SeiNode) -> Result<Plan, PlanError> {
+/// What a node's plans are built from: its name, its uid (plans exist only for stored objects) and its one mode.
+fn stored_node(node: &SeiNode) -> Result<(String, &str, NodeMode<'_>), PlanError> {
     let name = node.metadata.name.clone().unwrap_or_default();
     let uid = node.metadata.uid.as_deref().ok_or_else(|| PlanError::NotStored(format!("SeiNode {name}")))?;
-    let spec = &node.spec;
-    let mode = spec.mode().ok_or_else(|| {
+    let mode = node.spec.mode().ok_or_else(|| {
         PlanError::InvalidSpec("exactly one mode must be set: fullNode, archive, validator or replayer".into())
     })?;
+    Ok((name, uid, mode))
+}
+
+/// Builds the init plan of a stored SeiNode.
+pub fn init_plan(node: &SeiNode) -> Result<Plan, PlanError> {
+    let (name, uid, mode) = stored_node(node)?;
+    let spec = &node.spec;
     let mut plan = PlanBuilder::new(uid, &template_hash(spec), INIT_PLAN_KIND);
 
     let bootstrap = spec.bootstrap();
@@ -191,12 +197,8 @@ pub fn config_digest(config: &[(String, serde_json::Value)]) -> String {
 /// from the node's generation, so a config edited back to an earlier one is a new plan with new task ids (a
 /// sidecar answers a known id with its old result).
 pub fn config_plan(node: &SeiNode) -> Result<Plan, PlanError> {
-    let name = node.metadata.name.clone().unwrap_or_default();
-    let uid = node.metadata.uid.as_deref().ok_or_else(|| PlanError::NotStored(format!("SeiNode {name}")))?;
+    let (_, uid, mode) = stored_node(node)?;
     let spec = &node.spec;
-    let mode = spec.mode().ok_or_else(|| {
-        PlanError::InvalidSpec("exactly one mode must be set: fullNode, archive, validator or replayer".into())
-    })?;
     let generation = node.metadata.generation.unwrap_or_default();
     let mut plan = PlanBuilder::new(uid, &format!("generation-{generation}"), CONFIG_PLAN_KIND);
     for (task_type, params) in config_tasks(spec, mode) {

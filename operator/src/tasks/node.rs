@@ -40,6 +40,29 @@ pub struct NodeTasks<'a, C, S> {
     pub config_written_by: Option<uuid::Uuid>,
 }
 
+impl<'a, C, S> NodeTasks<'a, C, S> {
+    /// A runner for attempt `attempt` of a plan of `node`, outside any config plan.
+    pub fn new(
+        cluster: &'a C,
+        sidecar: &'a S,
+        node: &'a SeiNode,
+        settings: &'a PodSettings,
+        now: Timestamp,
+        attempt: i32,
+    ) -> Self {
+        NodeTasks {
+            cluster,
+            sidecar,
+            node,
+            settings,
+            now,
+            attempt,
+            blocked: Default::default(),
+            config_written_by: None,
+        }
+    }
+}
+
 impl<C: Cluster, S: Sidecar> TaskRunner for NodeTasks<'_, C, S> {
     async fn run(&self, task: &Task, task_type: TaskType) -> Result<Progress, TaskError> {
         match task_type {
