@@ -158,10 +158,23 @@ pub fn seid_start_words(node: &SeiNode) -> Vec<String> {
     }
 }
 
+/// What follows seid's words in a node's script: its output (stderr joined to stdout) goes on to the container's
+/// log through `tee`, and every line naming an x/upgrade panic is also written to the container's termination
+/// message file, which the kubelet reports as the exit's `message` (kubernetes/kubernetes
+/// `pkg/kubelet/kuberuntime/kuberuntime_container.go`, `getTerminationMessage`; `/dev/termination-log` is the
+/// default `terminationMessagePath`). That is how the operator learns a node stopped at an upgrade height, a
+/// height seid's RPC never serves: the same lines cosmovisor scans seid's output for (cosmos-sdk
+/// `cosmovisor/scanner.go`). `grep` reads to the end (no `-m`) so `tee` never writes to a closed pipe.
+pub const UPGRADE_PANIC_CAPTURE: &str = concat!(
+    " > >(tee >(grep --line-buffered -E",
+    r#" 'UPGRADE \\?"[^"\\]*\\?" NEEDED at height: [0-9]+|BINARY UPDATED BEFORE TRIGGER'"#,
+    " > /dev/termination-log)) 2>&1"
+);
+
 /// The script of a node's seid container: the wait loop, then `exec` of what seid runs (so seid is PID 1's
-/// replacement and gets the kubelet's SIGTERM itself).
+/// replacement and gets the kubelet's SIGTERM itself), its x/upgrade panics captured ([`UPGRADE_PANIC_CAPTURE`]).
 pub fn node_start_script(sidecar_port: i32, start: &[String]) -> String {
-    format!("{}exec {}", sidecar_wait_loop(sidecar_port), shell_words(start))
+    format!("{}exec {}{UPGRADE_PANIC_CAPTURE}", sidecar_wait_loop(sidecar_port), shell_words(start))
 }
 
 /// The script of a bootstrap pod's seid: the wait loop, then `seid start --home /sei --halt-height N`, with exit

@@ -297,3 +297,46 @@ fn an_operator_defaults_file_reaches_the_built_objects_where_the_spec_is_silent(
     let job_pod = job.spec.and_then(|s| s.template.spec).expect("a Job pod");
     assert_eq!(job_pod.service_account_name.as_deref(), Some("sei-default"), "the bootstrap pod runs as the node");
 }
+
+/// The node script's panic capture, run by a real bash on a stand-in seid that prints what x/upgrade prints: the
+/// panic lines reach the termination message file, the rest only the log, and seid's exit code is the script's.
+#[test]
+fn the_node_script_reports_upgrade_panics_in_its_termination_message() {
+    use sei_operator::rollout::gate::parse_upgrade_panic;
+    use sei_operator::workload::UPGRADE_PANIC_CAPTURE;
+    if !std::path::Path::new(sei_operator::workload::SHELL).exists() {
+        eprintln!("skipped: no {} on this machine", sei_operator::workload::SHELL);
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sei-capture-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let seid = dir.join("seid");
+    let message_file = dir.join("termination-log");
+    std::fs::write(
+        &seid,
+        "#!/bin/bash\necho 'INF committed block height=999'\n\
+         echo 'panic: UPGRADE \"v6.0.0\" NEEDED at height: 1000: ' >&2\n\
+         for i in $(seq 1 40); do echo \"goroutine frame $i\" >&2; done\nexit 2\n",
+    )
+    .expect("stand-in seid");
+    std::process::Command::new("chmod").arg("+x").arg(&seid).status().expect("chmod");
+    let capture = UPGRADE_PANIC_CAPTURE.replace("/dev/termination-log", &message_file.display().to_string());
+    let script = format!("exec {}{capture}", seid.display());
+    let output =
+        std::process::Command::new(sei_operator::workload::SHELL).args(["-c", &script]).output().expect("bash runs");
+    assert_eq!(output.status.code(), Some(2), "seid's exit code passes through");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("goroutine frame 40"), "the log keeps everything");
+    // grep writes as it reads; it may still be writing when the script returns.
+    let mut message = String::new();
+    for _ in 0..50 {
+        message = std::fs::read_to_string(&message_file).unwrap_or_default();
+        if !message.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    let panic = parse_upgrade_panic(&message).expect("the panic line");
+    assert_eq!((panic.upgrade.as_str(), panic.height), ("v6.0.0", Some(1000)));
+}

@@ -175,6 +175,21 @@ pub enum Fault {
     },
 }
 
+impl Fault {
+    /// When, injected at `now`, the fault stops acting on the world: `None` while it acts until something heals,
+    /// repairs or restarts what it broke (a partition, a crashed worker, added latency, lagging reads).
+    pub fn acts_until(&self, now: std::time::Duration) -> Option<std::time::Duration> {
+        match self {
+            Fault::Partition { .. } | Fault::Latency { .. } | Fault::CrashWorker { .. } | Fault::ReadLag { .. } => None,
+            Fault::RefuseCalls { duration, .. }
+            | Fault::ApiUnreachable { duration, .. }
+            | Fault::PauseReplica { duration, .. } => Some(now + *duration),
+            Fault::CrashReplica { down_for, .. } => Some(now + down_for.unwrap_or_default()),
+            _ => Some(now),
+        }
+    }
+}
+
 /// A sidecar task that will fail the next `times` times it completes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScriptedTaskFailure {

@@ -18,6 +18,9 @@ use serde::de::DeserializeOwned;
 
 use crate::state::WorldState;
 
+mod height_gate;
+pub use height_gate::{GATE_ROLL_BOUND, HEIGHT_GATE_HOLDS};
+
 /// A broken invariant: which one, and what was seen.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
@@ -99,6 +102,8 @@ pub struct Observed {
     failed_targets: BTreeMap<ObjectRef, Option<String>>,
     /// Since when each quiet deployment has had children of more than one revision.
     mixed_since: BTreeMap<ObjectRef, std::time::Duration>,
+    /// What the height gate's check remembers.
+    gate: height_gate::GateWatch,
 }
 
 impl Observed {
@@ -158,6 +163,7 @@ pub fn check(world: &WorldState, observed: &mut Observed) -> Result<(), Violatio
     no_sidecar_work_started_twice(world, observed)?;
     one_plan_per_rollout(observed)?;
     no_needlessly_failed_rollout(world, observed)?;
+    height_gate::height_gate_holds(world, observed)?;
     Ok(())
 }
 

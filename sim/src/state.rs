@@ -138,6 +138,7 @@ pub struct PanicRecord {
     pub image: String,
     pub reason: String,
     pub upgrade_panic: bool,
+    pub exit: crate::seid::SeidExit,
 }
 
 /// The world.
@@ -169,6 +170,9 @@ pub struct WorldState {
     /// Every task submission a sidecar accepted, and whether it started work.
     pub sidecar_submissions: Vec<SidecarSubmission>,
     pub panics: Vec<PanicRecord>,
+    /// When every fault injected so far stops acting on the world (`Fault::acts_until`); `None` while one acts
+    /// until a heal. Checks that bound how fast the operator reacts hold only outside faults.
+    pub faults_act_until: Option<Duration>,
     /// (namespace, node, image) for every image a Ready pod of that node has run.
     pub ready_images: BTreeSet<(String, String, String)>,
     pub events: Vec<(Duration, Event)>,

@@ -30,6 +30,7 @@ use super::{
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Revision", type_ = "string", json_path = ".status.templateHash"),
+    printcolumn(name = "Gate", type_ = "integer", json_path = ".status.rollout.upgradeHeight"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     // A deployment's entrant nodes are `<name>-g<generation>-<ordinal>`: a deployment named `rpc-g2` would make
     // `rpc-g2-0`, the first entrant of `rpc`'s rollout at generation 2 (`names::is_reserved_deployment_name`).

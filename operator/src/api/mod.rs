@@ -19,12 +19,12 @@ pub use deployment::{
 pub use node::{
     ArchiveMode, DEFAULT_SIDECAR_PORT, Entrypoint, FullNodeMode, NodeMode, PeerSource, ReplayerMode, RolloutFields,
     S3Snapshot, SeiNode, SeiNodePhase, SeiNodeSpec, SeiNodeStatus, SidecarSpec, SnapshotSource, StateSyncSnapshot,
-    ValidatorMode,
+    UpgradePanic, UpgradePanicReason, ValidatorMode,
 };
 pub use plan::{FailedTaskDetail, Plan, PlanPhase, Task, TaskStatus};
 pub use pod::{PodSettings, SchedulingSpec, StorageSpec};
-pub use rollout::{RolloutNodeStatus, RolloutStatus};
-pub use strategy::{HardForkStrategy, Strategy, StrategyError, UpdateStrategy, UpdateStrategyType};
+pub use rollout::{NodeGate, RolloutNodeStatus, RolloutStatus};
+pub use strategy::{HardForkStrategy, InPlaceStrategy, Strategy, StrategyError, UpdateStrategy, UpdateStrategyType};
 
 /// Kubernetes' `metav1.Condition`, used as is: conditions keep the shape every Kubernetes tool understands.
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;

@@ -415,6 +415,31 @@ pub struct SeiNodeStatus {
     /// `discover-peers`' peers): what seid reads at its next start. Unset: the init plan's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written_config: Option<String>,
+    /// While seid does not answer: what its last exit said about its binary and the chain's upgrade plan, read
+    /// from its container's termination message. Unset once seid answers again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_panic: Option<UpgradePanic>,
+}
+
+/// A panic of Cosmos SDK's x/upgrade module, as seid's container reported it on exit.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradePanic {
+    pub reason: UpgradePanicReason,
+    /// The upgrade plan's name.
+    pub upgrade: String,
+    /// `UpgradeNeeded`: the height the plan is due at (the node committed the block before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<i64>,
+}
+
+/// Which x/upgrade panic.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum UpgradePanicReason {
+    /// `UPGRADE "<name>" NEEDED at height: H`: the binary has no handler for the plan due at H.
+    UpgradeNeeded,
+    /// `BINARY UPDATED BEFORE TRIGGER! UPGRADE "<name>"`: the binary carries the handler of a plan not yet due.
+    BinaryUpdatedBeforeTrigger,
 }
 
 impl SeiNodeStatus {

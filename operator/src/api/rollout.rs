@@ -38,6 +38,10 @@ pub struct RolloutStatus {
     /// rollout's target: a spec that names another height supersedes the rollout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub halt_height: Option<i64>,
+    /// InPlace with a height gate: the upgrade height H. Each node gets the target image once it has committed
+    /// H-1 (or stopped at H with the old binary's upgrade panic), not before. Part of the rollout's target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_height: Option<i64>,
 }
 
 impl RolloutStatus {
@@ -55,14 +59,16 @@ impl RolloutStatus {
             entrant_revision: None,
             incumbent_image: None,
             halt_height: None,
+            upgrade_height: None,
         }
     }
 
     /// What the rollout's plan id is derived from besides its owner and strategy: the target hash, and for a
     /// HardFork the halt height its plan bakes in — two plans for one template at two heights are two plans.
     pub fn plan_target(&self) -> String {
-        match (self.strategy, self.halt_height) {
-            (Strategy::HardFork, Some(height)) => format!("{}@{height}", self.target_hash),
+        match (self.strategy, self.halt_height, self.upgrade_height) {
+            (Strategy::HardFork, Some(height), _) => format!("{}@{height}", self.target_hash),
+            (Strategy::InPlace, _, Some(height)) => format!("{}@{height}", self.target_hash),
             _ => self.target_hash.clone(),
         }
     }
@@ -76,4 +82,18 @@ pub struct RolloutNodeStatus {
     pub ready: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<SeiNodePhase>,
+    /// InPlace with a height gate: where the node stands against the gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<NodeGate>,
+}
+
+/// A node's place against an InPlace rollout's height gate.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum NodeGate {
+    /// Below H-1 on the binary it ran before: the new image stays staged.
+    Waiting,
+    /// Committed H-1, or stopped at H with the old binary's upgrade panic: its spec gets the new image now.
+    AtHeight,
+    /// Runs the new image.
+    Upgraded,
 }

@@ -26,6 +26,9 @@ pub struct UpdateStrategy {
     /// HardFork parameters; required when `type` is HardFork.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hard_fork: Option<HardForkStrategy>,
+    /// InPlace parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_place: Option<InPlaceStrategy>,
 }
 
 fn require_type(schema: &mut Schema) {
@@ -41,6 +44,18 @@ pub struct HardForkStrategy {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(required, range(min = 1))]
     pub halt_height: Option<i64>,
+}
+
+/// `spec.updateStrategy.inPlace`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InPlaceStrategy {
+    /// The chain's upgrade height H. When set, a new image is staged, not applied: each node keeps the binary it
+    /// runs until it has committed block H-1 (or stopped at H with the old binary's upgrade panic), then that node
+    /// gets the new image. Remove it to apply the image to every node at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 2))]
+    pub upgrade_height: Option<i64>,
 }
 
 /// `spec.updateStrategy.type` exactly as stored.
@@ -74,6 +89,11 @@ pub enum StrategyError {
     UnknownType(String),
     #[error("spec.updateStrategy.hardFork.haltHeight must be set (>= 1) when updateStrategy.type is HardFork")]
     MissingHaltHeight,
+    #[error(
+        "spec.updateStrategy.inPlace.upgradeHeight is set but updateStrategy.type is {0}: a height gate applies to \
+         InPlace rollouts only (HardFork takes its height from hardFork.haltHeight)"
+    )]
+    GateWithoutInPlace(Strategy),
 }
 
 impl UpdateStrategyType {
@@ -109,6 +129,12 @@ impl UpdateStrategy {
     pub fn resolve(&self) -> Result<Strategy, StrategyError> {
         match &self.type_ {
             UpdateStrategyType::Unspecified | UpdateStrategyType::InPlace => Ok(Strategy::InPlace),
+            UpdateStrategyType::BlueGreen if self.upgrade_height().is_some() => {
+                Err(StrategyError::GateWithoutInPlace(Strategy::BlueGreen))
+            }
+            UpdateStrategyType::HardFork if self.upgrade_height().is_some() => {
+                Err(StrategyError::GateWithoutInPlace(Strategy::HardFork))
+            }
             UpdateStrategyType::BlueGreen => Ok(Strategy::BlueGreen),
             UpdateStrategyType::HardFork => match self.halt_height() {
                 Some(_) => Ok(Strategy::HardFork),
@@ -121,6 +147,11 @@ impl UpdateStrategy {
     /// Whether the stored type is missing or empty (treated as InPlace).
     pub fn is_unspecified(&self) -> bool {
         self.type_ == UpdateStrategyType::Unspecified
+    }
+
+    /// The InPlace height gate, when set to a usable value (>= 2: the gate waits for block H-1 >= 1).
+    pub fn upgrade_height(&self) -> Option<i64> {
+        self.in_place.as_ref()?.upgrade_height.filter(|height| *height >= 2)
     }
 
     /// The HardFork halt height, when set to a usable value (>= 1).
@@ -215,6 +246,17 @@ mod tests {
         let strategy = read(json!({"type": "HardFork", "hardFork": {"haltHeight": 42}}));
         assert_eq!(strategy.resolve(), Ok(Strategy::HardFork));
         assert_eq!(strategy.halt_height(), Some(42));
+    }
+
+    #[test]
+    fn a_height_gate_belongs_to_in_place_only() {
+        let gated = read(json!({"type": "InPlace", "inPlace": {"upgradeHeight": 1000}}));
+        assert_eq!(gated.resolve(), Ok(Strategy::InPlace));
+        assert_eq!(gated.upgrade_height(), Some(1000));
+        let error = read(json!({"type": "BlueGreen", "inPlace": {"upgradeHeight": 1000}})).resolve();
+        let error = error.expect_err("a gate on BlueGreen is refused").to_string();
+        assert!(error.contains("spec.updateStrategy.inPlace.upgradeHeight"), "{error}");
+        assert_eq!(read(json!({"type": "InPlace", "inPlace": {}})).upgrade_height(), None);
     }
 
     #[test]

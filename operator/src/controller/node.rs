@@ -500,9 +500,15 @@ async fn observe<C: Cluster, S: Sidecar, K: Clock>(
         Ok(chain) => {
             status.latest_height = i64::try_from(chain.latest_height).ok();
             status.catching_up = Some(chain.catching_up);
+            status.upgrade_panic = None;
         }
-        // seid does not run (waiting on mark-ready, crash-looping): its height is unknown, not zero.
-        Err(_) => status.catching_up = None,
+        // seid does not run (waiting on mark-ready, crash-looping): its height is unknown, not zero. Whether it
+        // stopped at an upgrade height — which its RPC never serves — its container's exit says.
+        Err(_) => {
+            status.catching_up = None;
+            let pod = ctx.cluster.get::<Pod>(namespace, &names::node_pod(name)).await.optional()?;
+            status.upgrade_panic = pod.as_ref().and_then(crate::rollout::gate::upgrade_panic_in);
+        }
     }
     Ok(sts)
 }

@@ -16,6 +16,18 @@ pub struct UpdateNodeSpecs {
     pub fields: RolloutFields,
 }
 
+/// `update-node-specs-at-height`: write the rollout fields onto each node once it has reached the block before
+/// `upgradeHeight` (`rollout::gate`); put `previous` back on one that runs them too early.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateNodeSpecsAtHeight {
+    pub nodes: Vec<String>,
+    pub fields: RolloutFields,
+    pub upgrade_height: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<RolloutFields>,
+}
+
 /// `await-spec-update`, `mark-nodes-ready`, `await-nodes-running`, `await-nodes-caught-up`: wait on these nodes.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -3,6 +3,7 @@
 //! | strategy  | tasks |
 //! |-----------|-------|
 //! | InPlace   | update-node-specs → await-spec-update → mark-nodes-ready |
+//! | InPlace, gated at H | update-node-specs-at-height (each node once it has committed H-1) → await-spec-update → mark-nodes-ready |
 //! | BlueGreen | create-entrant-nodes → await-nodes-running → await-nodes-caught-up → switch-traffic → teardown-nodes |
 //! | HardFork  | create-entrant-nodes (with bootstrap) → await-nodes-running → switch-traffic → teardown-nodes |
 //!
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 use super::builder::{PlanBuilder, PlanError};
 use super::params::{
     AwaitNodes, CreateEntrantNodes, NewNode, RolloutFields, SwitchTraffic, TeardownNodes, UpdateNodeSpecs,
+    UpdateNodeSpecsAtHeight,
 };
 use super::task_type::TaskType;
 use crate::api::{Plan, RolloutStatus, S3Snapshot, SeiNodeSpec, SeiNodeTemplate, Strategy};
@@ -31,6 +33,9 @@ pub struct RolloutPlanInput<'a> {
     pub template: &'a SeiNodeTemplate,
     /// HardFork: the upgrade height.
     pub halt_height: Option<i64>,
+    /// The fields the nodes ran before the rollout (the active set's), when recorded: a gated InPlace rollout
+    /// puts them back on a node that runs the target below the gate.
+    pub previous_fields: Option<RolloutFields>,
 }
 
 /// Builds the plan of `input.rollout.strategy`.
@@ -48,8 +53,19 @@ fn in_place(plan: PlanBuilder, input: &RolloutPlanInput<'_>) -> Result<PlanBuild
     let nodes: Vec<String> = input.rollout.nodes.iter().map(|n| n.name.clone()).collect();
     let fields = RolloutFields::of(&input.template.spec);
     let image = Some(fields.image.clone());
-    plan.task(TaskType::UpdateNodeSpecs, &UpdateNodeSpecs { nodes: nodes.clone(), fields })?
-        .task(TaskType::AwaitSpecUpdate, &AwaitNodes { nodes: nodes.clone(), image: image.clone() })?
+    let plan = match input.rollout.upgrade_height {
+        Some(upgrade_height) => plan.task(
+            TaskType::UpdateNodeSpecsAtHeight,
+            &UpdateNodeSpecsAtHeight {
+                nodes: nodes.clone(),
+                fields,
+                upgrade_height,
+                previous: input.previous_fields.clone(),
+            },
+        )?,
+        None => plan.task(TaskType::UpdateNodeSpecs, &UpdateNodeSpecs { nodes: nodes.clone(), fields })?,
+    };
+    plan.task(TaskType::AwaitSpecUpdate, &AwaitNodes { nodes: nodes.clone(), image: image.clone() })?
         .task(TaskType::MarkNodesReady, &AwaitNodes { nodes, image })
 }
 

@@ -7,6 +7,7 @@ use crate::sidecar::wire::SidecarTaskType;
 pub enum TaskType {
     // SeiNodeDeployment rollouts: Kubernetes objects only, never a sidecar.
     UpdateNodeSpecs,
+    UpdateNodeSpecsAtHeight,
     AwaitSpecUpdate,
     MarkNodesReady,
     CreateEntrantNodes,
@@ -27,8 +28,9 @@ pub enum TaskType {
 }
 
 impl TaskType {
-    const KUBERNETES: [TaskType; 13] = [
+    const KUBERNETES: [TaskType; 14] = [
         TaskType::UpdateNodeSpecs,
+        TaskType::UpdateNodeSpecsAtHeight,
         TaskType::AwaitSpecUpdate,
         TaskType::MarkNodesReady,
         TaskType::CreateEntrantNodes,
@@ -46,6 +48,7 @@ impl TaskType {
     pub fn as_str(self) -> &'static str {
         match self {
             TaskType::UpdateNodeSpecs => "update-node-specs",
+            TaskType::UpdateNodeSpecsAtHeight => "update-node-specs-at-height",
             TaskType::AwaitSpecUpdate => "await-spec-update",
             TaskType::MarkNodesReady => "mark-nodes-ready",
             TaskType::CreateEntrantNodes => "create-entrant-nodes",

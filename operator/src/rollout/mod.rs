@@ -1,6 +1,7 @@
 //! The rollout rules of SPEC §5 and the SeiNode image rule of SPEC §6, as pure functions over values.
 
 pub mod current_image;
+pub mod gate;
 pub mod hash;
 pub mod phase;
 pub mod rules;

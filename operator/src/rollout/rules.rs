@@ -23,7 +23,7 @@ use crate::cluster::{Event, ObjectRef};
 use crate::meta::{ConditionUpdate, LABEL_REVISION, find_condition, set_condition};
 use crate::names;
 use crate::plan::ids::plan_id;
-use crate::plan::params::{CreateEntrantNodes, UpdateNodeSpecs};
+use crate::plan::params::{CreateEntrantNodes, RolloutFields, UpdateNodeSpecs};
 use crate::plan::{PlanError, RolloutPlanInput, TaskType, rollout_plan};
 
 /// Default age after which an unfinished rollout is reported Stalled.
@@ -149,6 +149,8 @@ pub fn is_superseded(rollout: &RolloutStatus, deployment: &SeiNodeDeployment) ->
         || (rollout.strategy == Strategy::HardFork
             && rollout.halt_height.is_some()
             && rollout.halt_height != spec.update_strategy.halt_height())
+        // A gate added, moved or removed: the staged image waits for another height, or for none.
+        || (rollout.strategy == Strategy::InPlace && rollout.upgrade_height != spec.update_strategy.upgrade_height())
 }
 
 /// The phase of the plan that belongs to `rollout` (the one whose id derives from its target and strategy), if
@@ -268,6 +270,17 @@ fn supersede_rollout(ctx: &Ctx<'_>, d: &mut Decision, old: &RolloutStatus) {
     let message = match (old.halt_height, rollout.halt_height) {
         (Some(from), Some(to)) if old.target_hash == ctx.hash && from != to => {
             format!("rollout to {} at haltHeight {from} superseded by haltHeight {to} ({strategy})", ctx.hash)
+        }
+        _ if old.target_hash == ctx.hash && old.upgrade_height != rollout.upgrade_height => {
+            let gate = |height: Option<i64>| {
+                height.map_or_else(|| "no height gate".to_owned(), |h| format!("upgradeHeight {h}"))
+            };
+            format!(
+                "rollout to {} at {} superseded by {} ({strategy})",
+                ctx.hash,
+                gate(old.upgrade_height),
+                gate(rollout.upgrade_height)
+            )
         }
         _ => format!("rollout to {} superseded by template {} ({strategy})", old.target_hash, ctx.hash),
     };
@@ -467,8 +480,9 @@ fn new_rollout(ctx: &Ctx<'_>, status: &SeiNodeDeploymentStatus, strategy: Strate
         Strategy::InPlace => {
             rollout.nodes = incumbents
                 .iter()
-                .map(|name| RolloutNodeStatus { name: name.clone(), ready: false, phase: None })
+                .map(|name| RolloutNodeStatus { name: name.clone(), ready: false, phase: None, gate: None })
                 .collect();
+            rollout.upgrade_height = ctx.deployment.spec.update_strategy.upgrade_height();
         }
         Strategy::BlueGreen | Strategy::HardFork => {
             let replicas = u32::try_from(ctx.deployment.spec.replicas.max(1)).unwrap_or(1);
@@ -515,6 +529,9 @@ fn plan_for(ctx: &Ctx<'_>, rollout: &RolloutStatus) -> Result<Plan, PlanError> {
     if rollout.strategy == Strategy::HardFork {
         refuse_fork_behind_the_chain(ctx, rollout)?;
     }
+    if let Some(upgrade_height) = rollout.upgrade_height {
+        refuse_gate_behind_the_chain(ctx, rollout, upgrade_height)?;
+    }
     let uid = ctx.deployment.metadata.uid.as_deref().ok_or_else(|| PlanError::NotStored(ctx.this.to_string()))?;
     rollout_plan(&RolloutPlanInput {
         owner_uid: uid,
@@ -523,7 +540,28 @@ fn plan_for(ctx: &Ctx<'_>, rollout: &RolloutStatus) -> Result<Plan, PlanError> {
         template: &ctx.deployment.spec.template,
         // The height the rollout targets; a rollout stored without one (by an older operator) takes the spec's.
         halt_height: rollout.halt_height.or_else(|| ctx.deployment.spec.update_strategy.halt_height()),
+        previous_fields: ctx.deployment.status.as_ref().and_then(|s| s.active_set.as_ref()?.fields.clone()),
     })
+}
+
+/// A height gate the fleet has passed cannot be kept (gate rule 4): a node above H that does not run the target
+/// already runs a binary that processed the upgrade (or the chain never had one there), so holding the image
+/// back for H would hold it back for good. Refused, with what to do instead.
+fn refuse_gate_behind_the_chain(ctx: &Ctx<'_>, rollout: &RolloutStatus, upgrade_height: i64) -> Result<(), PlanError> {
+    let target = &ctx.deployment.spec.template.spec;
+    let past = rollout.nodes.iter().find_map(|entry| {
+        let node = ctx.node(&entry.name)?;
+        let height = node.status.as_ref()?.latest_height?;
+        (height >= upgrade_height && node.spec.image != target.image).then_some((entry.name.as_str(), height))
+    });
+    match past {
+        None => Ok(()),
+        Some((node, height)) => Err(PlanError::InvalidSpec(format!(
+            "spec.updateStrategy.inPlace.upgradeHeight {upgrade_height} is behind the chain (node {node} is at \
+             height {height}): a height gate must name an upgrade the chain has not reached; set it to the next \
+             upgrade's height, or remove it to roll the image out at once"
+        ))),
+    }
 }
 
 /// A HardFork straddles the upgrade at `haltHeight`: entrants sync with the incumbents' (pre-fork) binary to the
@@ -570,6 +608,9 @@ fn refresh_rollout_nodes(ctx: &Ctx<'_>, rollout: &mut RolloutStatus) {
             let status = node.and_then(|n| n.status.as_ref());
             let phase = status.and_then(|s| s.phase);
             let running = phase == Some(SeiNodePhase::Running);
+            let gate = rollout.upgrade_height.zip(node).map(|(height, node)| {
+                super::gate::node_gate(node, height, &RolloutFields::of(&ctx.deployment.spec.template.spec))
+            });
             let ready = running
                 && match rollout.strategy {
                     Strategy::InPlace => status.is_some_and(|s| {
@@ -578,7 +619,7 @@ fn refresh_rollout_nodes(ctx: &Ctx<'_>, rollout: &mut RolloutStatus) {
                     Strategy::BlueGreen => status.is_some_and(|s| s.catching_up == Some(false)),
                     Strategy::HardFork => true,
                 };
-            RolloutNodeStatus { name, ready, phase }
+            RolloutNodeStatus { name, ready, phase, gate }
         })
         .collect();
 }

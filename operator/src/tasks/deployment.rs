@@ -9,7 +9,10 @@ use crate::cluster::{Cluster, ClusterError, OptionalExt};
 use crate::meta::{LABEL_REVISION, controller_of, is_controlled_by};
 use crate::plan::TaskType;
 use crate::plan::executor::{Progress, TaskError, TaskRunner};
-use crate::plan::params::{AwaitNodes, CreateEntrantNodes, SwitchTraffic, TeardownNodes, UpdateNodeSpecs};
+use crate::plan::params::{
+    AwaitNodes, CreateEntrantNodes, SwitchTraffic, TeardownNodes, UpdateNodeSpecs, UpdateNodeSpecsAtHeight,
+};
+use crate::rollout::gate;
 use crate::workload::{deployment_service, selected_revision};
 
 /// Runs a deployment's plan tasks.
@@ -22,6 +25,7 @@ impl<C: Cluster> TaskRunner for DeploymentTasks<'_, C> {
     async fn run(&self, task: &Task, task_type: TaskType) -> Result<Progress, TaskError> {
         match task_type {
             TaskType::UpdateNodeSpecs => self.update_node_specs(params(task)?).await,
+            TaskType::UpdateNodeSpecsAtHeight => self.update_node_specs_at_height(params(task)?).await,
             TaskType::AwaitSpecUpdate => self.await_nodes(params(task)?, spec_updated).await,
             TaskType::MarkNodesReady => self.await_nodes(params(task)?, marked_ready).await,
             TaskType::CreateEntrantNodes => self.create_entrant_nodes(params(task)?).await,
@@ -136,6 +140,26 @@ impl<C: Cluster> DeploymentTasks<'_, C> {
                 self.cluster.replace(&node).await.map_err(api_error)?;
             }
             done.push(true);
+        }
+        Ok(all_done(done))
+    }
+
+    /// The gated `update-node-specs`: each node gets the rollout fields once it has reached the gate, and the
+    /// fields it ran before back when it runs the new ones below it (`rollout::gate`). Complete once every node
+    /// carries the target.
+    async fn update_node_specs_at_height(&self, params: UpdateNodeSpecsAtHeight) -> Result<Progress, TaskError> {
+        let mut done = Vec::new();
+        for name in &params.nodes {
+            let Some(mut node) = self.node(name).await? else {
+                done.push(false);
+                continue;
+            };
+            let write = gate::fields_to_write(&node, params.upgrade_height, &params.fields, params.previous.as_ref());
+            if let Some(fields) = write {
+                fields.apply_to(&mut node.spec);
+                self.cluster.replace(&node).await.map_err(api_error)?;
+            }
+            done.push(params.fields.matches(&node.spec));
         }
         Ok(all_done(done))
     }

@@ -12,8 +12,8 @@ use serde_json::Value;
 use super::pod::startup_deadline;
 pub use super::pod::{
     BACKOFF_INITIAL, BACKOFF_MAX, BACKOFF_RESET_AFTER, DEFAULT_SIDECAR_PORT, InitContainer, InitKind, LAG_THRESHOLD,
-    PodRuntime, Probe, ProbeAction, ProbeState, Probes, RestartPolicy, Seid, SeidCommand, SidecarKind, Volume,
-    target_height,
+    PodRuntime, Probe, ProbeAction, ProbeState, Probes, RestartPolicy, Seid, SeidCommand, SidecarKind, Termination,
+    Volume, target_height,
 };
 pub use super::pod_status::report_pods;
 use super::scheduler::save_height;
@@ -399,6 +399,7 @@ fn stop_seid(world: &mut WorldState, key: &ObjectRef, exit: SeidExit) {
             image: pod.image.clone(),
             reason: exit.describe(),
             upgrade_panic: exit.is_upgrade_panic(),
+            exit: exit.clone(),
         });
     }
     let ran_long = now.saturating_sub(pod.probe_state.container_started_at) >= BACKOFF_RESET_AFTER;
@@ -425,7 +426,9 @@ fn end_container(world: &mut WorldState, key: &ObjectRef, exit: SeidExit, code: 
         RestartPolicy::OnFailure => code != 0,
         RestartPolicy::Never => false,
     };
+    let message = termination_message(world, pod, &exit);
     let Some(pod) = world.pods.get_mut(key) else { return };
+    pod.last_termination = Some(Termination { exit_code: code, message });
     if restart {
         // The kubelet restarts exited containers of a restartPolicy Always pod whatever the exit code, with
         // the same back-off.
@@ -445,6 +448,28 @@ fn end_container(world: &mut WorldState, key: &ObjectRef, exit: SeidExit, code: 
     }
     let worker = pod.worker;
     world.touch_worker(worker);
+}
+
+/// The termination message of seid's container after `exit`: what the node's script copied from seid's output
+/// (`workload::UPGRADE_PANIC_CAPTURE`), in the words of Cosmos SDK `x/upgrade/abci.go` — else nothing.
+fn termination_message(world: &WorldState, pod: &PodRuntime, exit: &SeidExit) -> String {
+    if !pod.command.reports_upgrade_panics {
+        return String::new();
+    }
+    let chain = pod.chain_id.as_ref().and_then(|id| world.chains.get(id));
+    let upgrade_above = |height: u64| {
+        chain.and_then(|c| c.upgrades.iter().find(|u| u.height >= height)).map_or("upgrade", |u| u.name.as_str())
+    };
+    match exit {
+        SeidExit::UpgradeNeeded { upgrade_height } => {
+            format!("panic: UPGRADE \"{}\" NEEDED at height: {upgrade_height}: \n", upgrade_above(*upgrade_height))
+        }
+        SeidExit::UpdatedBeforeTrigger { block } => format!(
+            "panic: BINARY UPDATED BEFORE TRIGGER! UPGRADE \"{}\" - in binary but not executed on chain\n",
+            upgrade_above(*block + 1)
+        ),
+        _ => String::new(),
+    }
 }
 
 fn next_incarnation(world: &mut WorldState) -> u64 {

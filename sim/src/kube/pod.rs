@@ -80,6 +80,17 @@ pub struct SeidCommand {
     /// The script maps seid's exit 130 to 0 and passes any other code through (`workload::bootstrap_start_script`).
     /// Otherwise seid's code is the container's (`exec`, or no wrapper).
     pub maps_halt_to_success: bool,
+    /// The script copies seid's x/upgrade panic lines to the termination message file
+    /// (`workload::UPGRADE_PANIC_CAPTURE`). Otherwise the container's termination message is empty: seid writes
+    /// none, and the kubelet's default policy (`File`) reads only that file.
+    pub reports_upgrade_panics: bool,
+}
+
+/// How seid's container last ended, as the kubelet reports it (`state.terminated` / `lastState.terminated`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Termination {
+    pub exit_code: i32,
+    pub message: String,
 }
 
 impl SeidCommand {
@@ -278,6 +289,8 @@ pub struct PodRuntime {
     pub restarts: u32,
     /// Crashes since the container last ran 10 minutes: the back-off exponent.
     pub consecutive_crashes: u32,
+    /// How seid's container last ended, while the kubelet still reports it.
+    pub last_termination: Option<Termination>,
     pub sidecar: Option<SidecarProcess>,
     /// `spec.shareProcessNamespace`: the sidecar sees seid's process in `/proc` and can signal it.
     pub shares_process_namespace: bool,

@@ -82,18 +82,25 @@ fn pod_status(pod: &PodRuntime, worker: &str, seid_started_at: Value) -> Value {
         Seid::WaitingForSidecar | Seid::Running { .. } => {
             ("Running", json!({"running": {"startedAt": seid_started_at}}))
         }
-        Seid::BackOff { last_exit, .. } => {
-            ("Running", json!({"waiting": {"reason": "CrashLoopBackOff", "message": last_exit.describe()}}))
+        // kubernetes/kubernetes `pkg/kubelet/kuberuntime/kuberuntime_manager.go` (`doBackOff`): the message names
+        // the back-off and the container, not why it ended (that is `lastState`).
+        Seid::BackOff { .. } => {
+            let message = format!(
+                "back-off restarting failed container={SEID_CONTAINER} pod={}_{}({})",
+                pod.key.name, pod.key.namespace, pod.uid
+            );
+            ("Running", json!({"waiting": {"reason": "CrashLoopBackOff", "message": message}}))
         }
         Seid::Terminated { exit } => {
             let code = pod.command.container_exit_code(exit);
+            let message = pod.last_termination.as_ref().map_or("", |t| t.message.as_str());
             let phase = match (pod.sidecar_kind, code) {
                 // The regular sidecar container still runs: the pod is not finished.
                 (SidecarKind::Regular, _) => "Running",
                 (_, 0) => "Succeeded",
                 _ => "Failed",
             };
-            (phase, terminated(code, &exit.describe()))
+            (phase, terminated(code, message))
         }
         // The node stopped reporting: the node lifecycle controller marks its pods not Ready.
         Seid::NodeDown => ("Running", waiting("NodeNotReady")),
@@ -112,7 +119,7 @@ fn pod_status(pod: &PodRuntime, worker: &str, seid_started_at: Value) -> Value {
             "state": sidecar_state(),
         })
     };
-    let mut containers = vec![json!({
+    let mut seid = json!({
         "name": SEID_CONTAINER,
         "image": pod.image,
         "imageID": "",
@@ -120,7 +127,12 @@ fn pod_status(pod: &PodRuntime, worker: &str, seid_started_at: Value) -> Value {
         "restartCount": pod.restarts,
         "started": pod.seid_started(),
         "state": state,
-    })];
+    });
+    // The exit before the current run: the kubelet keeps the last one.
+    if let (Some(last), false) = (&pod.last_termination, matches!(pod.seid, Seid::Terminated { .. })) {
+        seid["lastState"] = terminated(last.exit_code, &last.message);
+    }
+    let mut containers = vec![seid];
     if pod.sidecar_kind == SidecarKind::Regular {
         containers.push(sidecar_status(SIDECAR_CONTAINER));
     }

@@ -186,6 +186,7 @@ fn start_pod(world: &mut WorldState, key: ObjectRef, value: &Value) {
         seid: Seid::Unscheduled,
         restarts: 0,
         consecutive_crashes: 0,
+        last_termination: None,
         sidecar: None,
         shares_process_namespace: spec.share_process_namespace == Some(true),
         reported: Value::Null,
@@ -203,7 +204,14 @@ pub fn seid_command(container: &Container) -> SeidCommand {
         container.command.iter().flatten().chain(container.args.iter().flatten()).cloned().collect();
     let script = match words.as_slice() {
         [shell, flag, script, ..] if is_shell(shell) && flag == "-c" => script.as_str(),
-        _ => return SeidCommand { waits_for: None, halt_height: halt_height(&words), maps_halt_to_success: false },
+        _ => {
+            return SeidCommand {
+                waits_for: None,
+                halt_height: halt_height(&words),
+                maps_halt_to_success: false,
+                reports_upgrade_panics: false,
+            };
+        }
     };
     let waits_for = wait_loop_port(script);
     let rest = match waits_for {
@@ -219,7 +227,16 @@ pub fn seid_command(container: &Container) -> SeidCommand {
         Some((line, tail)) if mapped(tail) => (line, true),
         _ => (rest.strip_prefix("exec ").unwrap_or(rest), false),
     };
-    SeidCommand { waits_for, halt_height: halt_height(&shell_words(line)), maps_halt_to_success }
+    let (line, reports_upgrade_panics) = match line.strip_suffix(workload::UPGRADE_PANIC_CAPTURE) {
+        Some(line) => (line, true),
+        None => (line, false),
+    };
+    SeidCommand {
+        waits_for,
+        halt_height: halt_height(&shell_words(line)),
+        maps_halt_to_success,
+        reports_upgrade_panics,
+    }
 }
 
 fn is_shell(word: &str) -> bool {
@@ -413,25 +430,55 @@ mod tests {
     fn the_operators_wrappers_are_read_from_their_text() {
         let node = workload::node_start_script(7777, &workload::default_seid_start());
         let read = seid_command(&container(&["/bin/bash", "-c"], &[node]));
-        assert_eq!(read, SeidCommand { waits_for: Some(7777), halt_height: None, maps_halt_to_success: false });
+        let expected = SeidCommand {
+            waits_for: Some(7777),
+            halt_height: None,
+            maps_halt_to_success: false,
+            reports_upgrade_panics: true,
+        };
+        assert_eq!(read, expected);
 
         let bootstrap = workload::bootstrap_start_script(7777, 1_090);
         let read = seid_command(&container(&["/bin/bash", "-c"], &[bootstrap]));
-        assert_eq!(read, SeidCommand { waits_for: Some(7777), halt_height: Some(1_090), maps_halt_to_success: true });
+        assert_eq!(
+            read,
+            SeidCommand {
+                waits_for: Some(7777),
+                halt_height: Some(1_090),
+                maps_halt_to_success: true,
+                reports_upgrade_panics: false
+            }
+        );
         assert_eq!(read.container_exit_code(&SeidExit::Halted), 0);
         assert_eq!(read.container_exit_code(&SeidExit::UpgradeNeeded { upgrade_height: 5 }), 2);
 
         // An entrypoint with quoted words, on another port.
         let start = words(&["seid", "start", "--home", "/sei", "--moniker", "it's mine", "--halt-height=55"]);
         let read = seid_command(&container(&["/bin/bash", "-c"], &[workload::node_start_script(8080, &start)]));
-        assert_eq!(read, SeidCommand { waits_for: Some(8080), halt_height: Some(55), maps_halt_to_success: false });
+        assert_eq!(
+            read,
+            SeidCommand {
+                waits_for: Some(8080),
+                halt_height: Some(55),
+                maps_halt_to_success: false,
+                reports_upgrade_panics: false
+            }
+        );
         assert_eq!(read.container_exit_code(&SeidExit::Halted), 130, "exec: seid's code is the container's");
     }
 
     #[test]
     fn any_other_command_starts_seid_at_once() {
         let bare = seid_command(&container(&[], &words(&["start", "--halt-height", "12"])));
-        assert_eq!(bare, SeidCommand { waits_for: None, halt_height: Some(12), maps_halt_to_success: false });
+        assert_eq!(
+            bare,
+            SeidCommand {
+                waits_for: None,
+                halt_height: Some(12),
+                maps_halt_to_success: false,
+                reports_upgrade_panics: false
+            }
+        );
         let plain = seid_command(&container(&["/bin/sh", "-c", "exec seid start --home /sei"], &[]));
         assert_eq!(plain, SeidCommand::default());
         // A loop that looks alike but is not the operator's text does not make seid wait.
@@ -440,7 +487,15 @@ mod tests {
         // The mapping without the wait loop.
         let mapped = "seid start --halt-height 9; rc=$?; if [ \"$rc\" -eq 130 ]; then exit 0; fi; exit \"$rc\"";
         let read = seid_command(&container(&["/bin/bash", "-c", mapped], &[]));
-        assert_eq!(read, SeidCommand { waits_for: None, halt_height: Some(9), maps_halt_to_success: true });
+        assert_eq!(
+            read,
+            SeidCommand {
+                waits_for: None,
+                halt_height: Some(9),
+                maps_halt_to_success: true,
+                reports_upgrade_panics: false
+            }
+        );
     }
 
     #[test]

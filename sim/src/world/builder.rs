@@ -164,6 +164,7 @@ impl WorldBuilder {
             sidecar_calls: Vec::new(),
             sidecar_submissions: Vec::new(),
             panics: Vec::new(),
+            faults_act_until: Some(Duration::ZERO),
             ready_images: Default::default(),
             events: Vec::new(),
             write_violations: Vec::new(),

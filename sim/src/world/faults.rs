@@ -58,6 +58,11 @@ impl World {
 
     /// Applies a fault given as data (scenarios and fuzzers build these).
     pub fn inject(&mut self, fault: &Fault) {
+        {
+            let mut world = lock(&self.shared);
+            let until = fault.acts_until(world.now);
+            world.faults_act_until = world.faults_act_until.zip(until).map(|(before, until)| before.max(until));
+        }
         match fault {
             Fault::CrashPod { namespace, pod } => self.crash_pod(namespace, pod),
             Fault::DeletePod { namespace, pod } => self.delete_pod(namespace, pod),
@@ -105,6 +110,8 @@ impl World {
             }
         }
         let mut world = lock(&self.shared);
+        let now = world.now;
+        world.faults_act_until = Some(now);
         world.api_faults = Default::default();
         world.operator.read_lag = 0;
         world.operator.drop_watch_events = 0;

@@ -52,8 +52,10 @@ fn rolling(world: &World, fixture_name: &str, strategy: Strategy, target: &str, 
             let mut rollout = RolloutStatus::new(strategy, target, Time(now), 2);
             rollout.entrant_revision = Some("r2".into());
             rollout.incumbent_revision = Some("r1".into());
-            rollout.nodes =
-                nodes.iter().map(|n| RolloutNodeStatus { name: (*n).into(), ready: false, phase: None }).collect();
+            rollout.nodes = nodes
+                .iter()
+                .map(|n| RolloutNodeStatus { name: (*n).into(), ready: false, phase: None, gate: None })
+                .collect();
             status.rollout = Some(rollout);
             let update = ConditionUpdate {
                 type_: "RolloutInProgress",

@@ -231,6 +231,7 @@ fn a_hard_fork_entrant_must_never_hit_an_upgrade_panic() {
                 entrant_revision: Some("r2".into()),
                 incumbent_image: Some("sei:v1".into()),
                 halt_height: Some(1100),
+                upgrade_height: None,
             });
             let update = ConditionUpdate {
                 type_: "RolloutInProgress",

@@ -1,0 +1,164 @@
+//! The height gate's invariant (`updateStrategy.inPlace.upgradeHeight`), judged with the simulator's ground truth
+//! — each node's real height, each seid exit — not with what the operator read:
+//!
+//! - the operator never writes a gated rollout's target image onto a node whose seid is below H-1;
+//! - no node of a gated rollout panics on the target binary below H ("binary updated before trigger");
+//! - a node whose old binary stopped at H runs the target within [`GATE_ROLL_BOUND`] of that panic, counted from
+//!   the end of any fault that could slow it (a partition, a crashed worker, an operator that is down).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sei_operator::api::{RolloutStatus, SeiNode, SeiNodeDeployment};
+use sei_operator::cluster::ObjectRef;
+use sei_operator::meta::LABEL_DEPLOYMENT;
+use sei_operator::names;
+
+use super::{Observed, Violation};
+use crate::kube::kubelet::{PodRuntime, Seid};
+use crate::seid::SeidExit;
+use crate::state::WorldState;
+
+pub const HEIGHT_GATE_HOLDS: &str = "height-gate-holds";
+
+/// One observe-and-roll cycle: the node controller's observation interval (it reads the panic from the pod),
+/// the deployment's write, the node's StatefulSet update, and one pod replacement — the old pod's stop, the new
+/// pod's start, its sidecar marked ready and seid started by its wrapper — with the simulator's timings.
+pub const GATE_ROLL_BOUND: Duration = Duration::from_secs(120);
+
+/// What the check remembers between steps.
+#[derive(Default)]
+pub struct GateWatch {
+    panics_checked: usize,
+    /// Image of each SeiNode as last seen.
+    images: BTreeMap<ObjectRef, String>,
+    /// Nodes whose old binary stopped at the gate, and since when.
+    stopped_at_gate: BTreeMap<ObjectRef, Duration>,
+}
+
+/// The gate `node` is under, and the image it stages: its deployment's gated rollout when `node` is one of its
+/// nodes, else the gate its deployment's spec names (so an operator that ignored the gate is judged too).
+fn gate_of<'a>(observed: &'a Observed, node: &SeiNode) -> Option<(u64, &'a str)> {
+    let namespace = node.metadata.namespace.as_deref()?;
+    let deployment = node.metadata.labels.as_ref()?.get(LABEL_DEPLOYMENT)?;
+    let deployment: &SeiNodeDeployment =
+        observed.deployments.get(&ObjectRef::new("SeiNodeDeployment", namespace, deployment))?;
+    let name = node.metadata.name.as_deref()?;
+    let rollout = deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.rollout.as_ref())
+        .filter(|r: &&RolloutStatus| r.upgrade_height.is_some() && r.nodes.iter().any(|n| n.name == name));
+    let (height, target) = match rollout {
+        Some(rollout) => {
+            let target = observed.template_images.get(&rollout.target_hash).map(|(image, _)| image.as_str())?;
+            (rollout.upgrade_height?, target)
+        }
+        None => (deployment.spec.update_strategy.upgrade_height()?, deployment.spec.template.spec.image.as_str()),
+    };
+    Some((u64::try_from(height).ok()?, target))
+}
+
+/// The pod of SeiNode `key`, as the kubelet runs it.
+fn pod_of<'a>(world: &'a WorldState, key: &ObjectRef) -> Option<&'a PodRuntime> {
+    world.pods.get(&ObjectRef::new("Pod", &key.namespace, names::node_pod(&key.name)))
+}
+
+/// The node's real height: its seid's, when it runs, else what its volume holds.
+fn true_height(world: &WorldState, key: &ObjectRef) -> Option<u64> {
+    let pod = pod_of(world, key)?;
+    if let Seid::Running { run, .. } = &pod.seid {
+        return Some(run.height_at(world.chain_for(pod.chain_id.as_deref())?, world.now));
+    }
+    world.volumes.get(pod.volume.as_ref()?).map(|v| v.height)
+}
+
+/// Whether the node's pod runs `image` with seid started.
+fn runs(world: &WorldState, key: &ObjectRef, image: &str) -> bool {
+    pod_of(world, key).is_some_and(|pod| pod.image == image && matches!(pod.seid, Seid::Running { .. }))
+}
+
+pub fn height_gate_holds(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
+    let any_gate = observed.deployments.values().any(|d| {
+        d.spec.update_strategy.upgrade_height().is_some()
+            || d.status.as_ref().and_then(|s| s.rollout.as_ref()).is_some_and(|r| r.upgrade_height.is_some())
+    });
+    let mut watch = std::mem::take(&mut observed.gate);
+    let result =
+        if any_gate || !watch.stopped_at_gate.is_empty() { judge(world, observed, &mut watch) } else { Ok(()) };
+    if !any_gate {
+        // Keep the images current so the next gate judges only its own writes.
+        watch.images = observed.nodes.iter().map(|(key, node)| (key.clone(), node.spec.image.clone())).collect();
+        watch.panics_checked = world.panics.len();
+    }
+    observed.gate = watch;
+    result
+}
+
+fn judge(world: &WorldState, observed: &Observed, watch: &mut GateWatch) -> Result<(), Violation> {
+    // Writes of the target image.
+    for (key, node) in &observed.nodes {
+        // A node made with the image is not a write onto a running node.
+        let before = watch.images.insert(key.clone(), node.spec.image.clone());
+        if before.is_none_or(|before| before == node.spec.image) {
+            continue;
+        }
+        let Some((gate, target)) = gate_of(observed, node) else { continue };
+        if node.spec.image != target {
+            continue;
+        }
+        if let Some(height) = true_height(world, key).filter(|h| h + 1 < gate) {
+            return Err(Violation::new(
+                HEIGHT_GATE_HOLDS,
+                format!("{key} was given {target} at height {height}, below the block before its gate {gate}"),
+            ));
+        }
+    }
+    // Exits.
+    let new = world.panics.get(watch.panics_checked..).unwrap_or(&[]);
+    watch.panics_checked = world.panics.len();
+    for panic in new {
+        let Some(name) = &panic.node else { continue };
+        let key = ObjectRef::new("SeiNode", &panic.namespace, name);
+        let Some(node) = observed.nodes.get(&key) else { continue };
+        let Some((_, target)) = gate_of(observed, node) else { continue };
+        match panic.exit {
+            SeidExit::UpdatedBeforeTrigger { .. } if panic.image == target => {
+                return Err(Violation::new(
+                    HEIGHT_GATE_HOLDS,
+                    format!("{key} ran {target} below its upgrade height: {}", panic.reason),
+                ));
+            }
+            SeidExit::UpgradeNeeded { .. } => {
+                watch.stopped_at_gate.entry(key).or_insert(panic.at);
+            }
+            _ => {}
+        }
+    }
+    // Nodes stopped at the gate on the old binary.
+    let quiet_from = world.faults_act_until;
+    let mut late = None;
+    watch.stopped_at_gate.retain(|key, since| {
+        let Some((_, target)) = observed.nodes.get(key).and_then(|node| gate_of(observed, node)) else {
+            return false;
+        };
+        if runs(world, key, target) {
+            return false;
+        }
+        if let Some(quiet) = quiet_from {
+            let from = (*since).max(quiet);
+            if world.now > from + GATE_ROLL_BOUND && late.is_none() {
+                late = Some(format!(
+                    "{key} stopped at its upgrade height on its old binary at {:?} and does not run {target} {:?} later",
+                    since,
+                    world.now - *since
+                ));
+            }
+        }
+        true
+    });
+    match late {
+        Some(message) => Err(Violation::new(HEIGHT_GATE_HOLDS, message)),
+        None => Ok(()),
+    }
+}
