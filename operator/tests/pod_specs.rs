@@ -56,7 +56,8 @@ fn an_entrypoint_replaces_what_the_wrapper_starts_not_the_wait() {
     let seid = pod.containers.iter().find(|c| c.name == workload::SEID_CONTAINER).expect("seid");
     let script = seid.args.as_ref().and_then(|a| a.first()).expect("the wrapper script");
     assert!(script.starts_with(&workload::sidecar_wait_loop(node.spec.sidecar_port())), "{script}");
-    assert!(script.ends_with("exec seid start --home /sei"), "{script}");
+    let start = format!("exec seid start --home /sei{}", workload::UPGRADE_PANIC_CAPTURE);
+    assert!(script.ends_with(&start), "{script}");
 }
 
 #[test]

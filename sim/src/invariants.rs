@@ -346,6 +346,8 @@ pub fn stalled_rollouts_are_reported(world: &WorldState, observed: &Observed) ->
         let Some(rollout) = &status.rollout else { continue };
         let Ok(age) = now.duration_since(rollout.started_at.0).try_into() else { continue };
         let age: std::time::Duration = age;
+        let since_gate = height_gate::stall_clock_start(observed, key).map(|start| world.now.saturating_sub(start));
+        let age = since_gate.map_or(age, |since_gate| age.min(since_gate));
         if age <= world.stall_threshold + STALL_REPORT_GRACE {
             continue;
         }

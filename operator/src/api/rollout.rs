@@ -42,6 +42,10 @@ pub struct RolloutStatus {
     /// H-1 (or stopped at H with the old binary's upgrade panic), not before. Part of the rollout's target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade_height: Option<i64>,
+    /// Gated: when the operator first saw every node at or past the gate. A rollout waiting for its chain is not
+    /// stalled; its stall threshold counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_reached_at: Option<Time>,
 }
 
 impl RolloutStatus {
@@ -60,6 +64,7 @@ impl RolloutStatus {
             incumbent_image: None,
             halt_height: None,
             upgrade_height: None,
+            gate_reached_at: None,
         }
     }
 

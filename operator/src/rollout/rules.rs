@@ -15,7 +15,7 @@ use super::hash::template_hash;
 use super::phase::{count_nodes, deployment_phase, nodes_ready_message};
 use super::vocabulary::*;
 use crate::api::{
-    ActiveSet, NodeSummary, Plan, PlanPhase, RolloutNodeStatus, RolloutStatus, SeiNode, SeiNodeDeployment,
+    ActiveSet, NodeGate, NodeSummary, Plan, PlanPhase, RolloutNodeStatus, RolloutStatus, SeiNode, SeiNodeDeployment,
     SeiNodeDeploymentStatus, SeiNodePhase, Strategy, TaskStatus, Time,
 };
 use crate::clock::{SignedDuration, Timestamp};
@@ -391,12 +391,23 @@ fn current_task(plan: Option<&Plan>) -> Option<&str> {
 
 fn track_rollout(ctx: &Ctx<'_>, d: &mut Decision, mut rollout: RolloutStatus) {
     refresh_rollout_nodes(ctx, &mut rollout);
-    let age = ctx.observed.now.duration_since(rollout.started_at.0);
+    let below_gate: Vec<&str> =
+        rollout.nodes.iter().filter(|n| n.gate == Some(NodeGate::Waiting)).map(|n| n.name.as_str()).collect();
+    // Nodes a height gate holds back are waiting for their chain, as the spec asks: however long that takes (the
+    // upgrade may be days away), the rollout is not stalled. Its stall threshold counts from when none is left.
+    let gate_reached_at = match (rollout.upgrade_height, below_gate.is_empty()) {
+        (Some(_), true) => Some(rollout.gate_reached_at.clone().unwrap_or(Time(ctx.observed.now))),
+        _ => None,
+    };
+    let below_gate: Vec<String> = below_gate.into_iter().map(str::to_owned).collect();
+    rollout.gate_reached_at = gate_reached_at;
+    let clock_start = rollout.gate_reached_at.as_ref().map_or(rollout.started_at.0, |t| t.0);
+    let age = ctx.observed.now.duration_since(clock_start);
     let threshold = SignedDuration::try_from(ctx.config.stall_threshold).unwrap_or(SignedDuration::MAX);
     let waiting: Vec<&str> = rollout.nodes.iter().filter(|n| !n.ready).map(|n| n.name.as_str()).collect();
     // Past the threshold a rollout is reported whatever holds it: nodes not ready, or a step after them (a
     // teardown under an API conflict storm, a fork waiting for its chain) — a user must hear of it either way.
-    let stalled = age > threshold;
+    let stalled = age > threshold && below_gate.is_empty();
     let already_stalled = find_condition(&d.status.conditions, ROLLOUT_IN_PROGRESS)
         .is_some_and(|c| c.status == "True" && c.reason == REASON_STALLED);
     if stalled {
@@ -419,10 +430,25 @@ fn track_rollout(ctx: &Ctx<'_>, d: &mut Decision, mut rollout: RolloutStatus) {
         }
         ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, true, REASON_STALLED, message);
     } else if !already_stalled {
-        let message = format!("rolling out template {} with {}", rollout.target_hash, rollout.strategy);
+        let (reason, message) = match rollout.upgrade_height.filter(|_| !below_gate.is_empty()) {
+            Some(height) => (
+                REASON_AWAITING_UPGRADE_HEIGHT,
+                format!(
+                    "template {} is staged until each node has committed block {} (upgradeHeight {height}); below \
+                     it: {}",
+                    rollout.target_hash,
+                    height - 1,
+                    below_gate.join(", ")
+                ),
+            ),
+            None => (
+                REASON_TEMPLATE_CHANGED,
+                format!("rolling out template {} with {}", rollout.target_hash, rollout.strategy),
+            ),
+        };
         let current = find_condition(&d.status.conditions, ROLLOUT_IN_PROGRESS);
         if current.is_none_or(|c| c.status != "True" || c.reason != REASON_INVALID_UPDATE_STRATEGY) {
-            ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, true, REASON_TEMPLATE_CHANGED, message);
+            ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, true, reason, message);
         }
     }
     d.status.rollout = Some(rollout);

@@ -12,6 +12,9 @@ pub const ROLLOUT_IN_PROGRESS: &str = "RolloutInProgress";
 pub const REASON_TEMPLATE_CHANGED: &str = "TemplateChanged";
 /// RolloutInProgress reason: the rollout is older than the stall threshold with nodes not ready.
 pub const REASON_STALLED: &str = "Stalled";
+/// RolloutInProgress reason: a height-gated InPlace rollout holds its image back for nodes still below the block
+/// before the upgrade height — waiting as asked, not stalled.
+pub const REASON_AWAITING_UPGRADE_HEIGHT: &str = "AwaitingUpgradeHeight";
 /// RolloutInProgress reason: the last rollout completed.
 pub const REASON_ROLLOUT_COMPLETE: &str = "RolloutComplete";
 /// RolloutInProgress reason: the last rollout failed.

@@ -34,6 +34,20 @@ pub struct GateWatch {
     images: BTreeMap<ObjectRef, String>,
     /// Nodes whose old binary stopped at the gate, and since when.
     stopped_at_gate: BTreeMap<ObjectRef, Duration>,
+    /// Per deployment with a gated rollout: the last time one of its rollout's nodes was truly below the block
+    /// before the gate.
+    below_gate_at: BTreeMap<ObjectRef, Duration>,
+}
+
+/// How long after its last node truly reached the gate the operator may take to see it: the node controller
+/// writes a new height at least once a minute (`HEIGHT_WRITE_INTERVAL`), and the deployment reconciles on it.
+pub const GATE_NEWS_GRACE: Duration = Duration::from_secs(90);
+
+/// From when deployment `key`'s rollout may be judged stalled: for a gated rollout, not before its last node
+/// truly reached the block before the gate (and the operator had [`GATE_NEWS_GRACE`] to see it) — waiting for
+/// the chain is what the spec asks.
+pub fn stall_clock_start(observed: &Observed, key: &ObjectRef) -> Option<Duration> {
+    observed.gate.below_gate_at.get(key).map(|at| *at + GATE_NEWS_GRACE)
 }
 
 /// The gate `node` is under, and the image it stages: its deployment's gated rollout when `node` is one of its
@@ -96,6 +110,18 @@ pub fn height_gate_holds(world: &WorldState, observed: &mut Observed) -> Result<
 }
 
 fn judge(world: &WorldState, observed: &Observed, watch: &mut GateWatch) -> Result<(), Violation> {
+    // Which gated rollouts have a node truly below the gate.
+    for (key, deployment) in &observed.deployments {
+        let Some(rollout) = deployment.status.as_ref().and_then(|s| s.rollout.as_ref()) else { continue };
+        let Some(gate) = rollout.upgrade_height.and_then(|h| u64::try_from(h).ok()) else { continue };
+        let below = rollout.nodes.iter().any(|n| {
+            let node = ObjectRef::new("SeiNode", &key.namespace, &n.name);
+            true_height(world, &node).is_some_and(|h| h + 1 < gate)
+        });
+        if below {
+            watch.below_gate_at.insert(key.clone(), world.now);
+        }
+    }
     // Writes of the target image.
     for (key, node) in &observed.nodes {
         // A node made with the image is not a write onto a running node.

@@ -5,6 +5,7 @@ mod bluegreen;
 mod common;
 mod faults;
 mod hardfork;
+mod height_gate;
 mod inplace;
 mod misc;
 mod recovery;
@@ -14,8 +15,17 @@ use std::collections::BTreeSet;
 
 /// Every file each module replays.
 fn registered() -> Vec<&'static str> {
-    [bluegreen::FILES, faults::FILES, hardfork::FILES, inplace::FILES, misc::FILES, recovery::FILES, replicas::FILES]
-        .concat()
+    [
+        bluegreen::FILES,
+        faults::FILES,
+        hardfork::FILES,
+        height_gate::FILES,
+        inplace::FILES,
+        misc::FILES,
+        recovery::FILES,
+        replicas::FILES,
+    ]
+    .concat()
 }
 
 #[test]

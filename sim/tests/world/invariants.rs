@@ -232,6 +232,7 @@ fn a_hard_fork_entrant_must_never_hit_an_upgrade_panic() {
                 incumbent_image: Some("sei:v1".into()),
                 halt_height: Some(1100),
                 upgrade_height: None,
+                gate_reached_at: None,
             });
             let update = ConditionUpdate {
                 type_: "RolloutInProgress",

@@ -1,0 +1,17 @@
+//! Height-gated InPlace rollouts (`updateStrategy.inPlace.upgradeHeight`): the image is staged, and each node gets
+//! it only once it has committed the block before the upgrade height, or stopped at it on the old binary.
+
+crate::scenario_tests! {
+    a_height_gate_switches_each_node_at_the_upgrade_and_one_catching_up_far_below_only_once_it_gets_there =>
+        "inplace-height-gate-holds-nodes-catching-up-far-below-until-they-reach-it.yaml",
+    a_height_gate_survives_an_operator_leader_crash_at_the_block_before_the_upgrade =>
+        "inplace-height-gate-survives-an-operator-crash-at-the-block-before-the-upgrade.yaml",
+    a_pod_crashing_at_the_block_before_the_upgrade_restarts_on_the_old_binary_and_is_switched_at_it =>
+        "inplace-height-gate-with-a-pod-crash-at-the-block-before-the-upgrade.yaml",
+    an_edit_two_blocks_before_the_upgrade_replaces_the_staged_image_and_removing_the_gate_applies_at_once =>
+        "inplace-height-gate-staged-image-superseded-two-blocks-before-the-upgrade.yaml",
+    sixteen_nodes_on_400ms_blocks_are_each_switched_right_after_the_upgrade_height =>
+        "inplace-height-gate-16-nodes-on-400ms-blocks.yaml",
+    a_gate_behind_the_chain_is_refused_and_removing_it_rolls_out_at_once =>
+        "inplace-height-gate-behind-the-chain-is-refused.yaml",
+}
