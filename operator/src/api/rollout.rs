@@ -101,4 +101,7 @@ pub enum NodeGate {
     AtHeight,
     /// Runs the new image.
     Upgraded,
+    /// On the binary it ran before, past H-1, or stopped for an upgrade at another height: the gate does not
+    /// match the chain, and this node is never switched by it.
+    Mismatch,
 }

@@ -22,22 +22,42 @@ use k8s_openapi::api::core::v1::{ContainerState, Pod};
 use crate::api::{NodeGate, RolloutFields, SeiNode, UpgradePanic, UpgradePanicReason};
 use crate::workload;
 
-/// Whether `node` has reached the gate at `upgrade_height` (rule 1).
-pub fn at_gate(node: &SeiNode, upgrade_height: i64) -> bool {
-    let Some(status) = node.status.as_ref() else { return false };
-    let committed_block_before = status.latest_height.is_some_and(|height| height >= upgrade_height - 1);
-    let stopped_at_upgrade = status.upgrade_panic.as_ref().is_some_and(|panic| {
-        panic.reason == UpgradePanicReason::UpgradeNeeded && panic.height.is_some_and(|h| h >= upgrade_height)
-    });
-    committed_block_before || stopped_at_upgrade
+/// The upgrade height at which `node`'s binary last stopped with the upgrade panic, while seid does not answer.
+fn stopped_at(node: &SeiNode) -> Option<i64> {
+    let panic = node.status.as_ref()?.upgrade_panic.as_ref()?;
+    (panic.reason == UpgradePanicReason::UpgradeNeeded).then_some(panic.height?)
 }
 
-/// Whether `node`'s seid refused its blocks as too new a binary, and its last known height is below the gate
-/// (rule 3).
+/// Whether `node`, on the binary it ran before, has reached the gate at `upgrade_height` (rule 1): it committed
+/// H-1 — never more: a binary without the upgrade's handler cannot commit H — or stopped at H with the panic.
+pub fn at_gate(node: &SeiNode, upgrade_height: i64) -> bool {
+    let height = node.status.as_ref().and_then(|s| s.latest_height);
+    height == Some(upgrade_height - 1) || stopped_at(node) == Some(upgrade_height)
+}
+
+/// Why the gate cannot be right for `node`, on the binary it ran before: it committed a block past H-1 (its binary
+/// processed H, so the chain has no upgrade it lacks there), or it stopped for an upgrade due at another height.
+/// Such a node is never switched by this gate; the rollout says why.
+pub fn off_gate(node: &SeiNode, upgrade_height: i64) -> Option<String> {
+    let name = node.metadata.name.as_deref().unwrap_or_default();
+    if let Some(due) = stopped_at(node).filter(|due| *due != upgrade_height) {
+        return Some(format!(
+            "{name} stopped for the chain's upgrade due at height {due}, not at upgradeHeight {upgrade_height}"
+        ));
+    }
+    // No live height in the text: it would change the status at every height written.
+    node.status.as_ref().and_then(|s| s.latest_height).filter(|h| *h >= upgrade_height)?;
+    Some(format!(
+        "{name} committed blocks past upgradeHeight {upgrade_height} on the binary it ran before: the chain has \
+         no upgrade there that its binary lacks"
+    ))
+}
+
+/// Whether `node`'s seid refused its blocks as too new a binary, below the gate (rule 3).
 pub fn ahead_of_its_height(node: &SeiNode, upgrade_height: i64) -> bool {
     let Some(status) = node.status.as_ref() else { return false };
     status.upgrade_panic.as_ref().is_some_and(|p| p.reason == UpgradePanicReason::BinaryUpdatedBeforeTrigger)
-        && !at_gate(node, upgrade_height)
+        && status.latest_height.is_none_or(|height| height < upgrade_height - 1)
 }
 
 /// Where `node` stands against the gate of a rollout to `target`.
@@ -46,8 +66,13 @@ pub fn node_gate(node: &SeiNode, upgrade_height: i64, target: &RolloutFields) ->
         && node.status.as_ref().and_then(|s| s.current_image.as_deref()) == Some(target.image.as_str());
     if runs_target && !ahead_of_its_height(node, upgrade_height) {
         NodeGate::Upgraded
+    } else if target.matches(&node.spec) && !ahead_of_its_height(node, upgrade_height) {
+        // Written, its pod not yet on it.
+        NodeGate::AtHeight
     } else if at_gate(node, upgrade_height) {
         NodeGate::AtHeight
+    } else if off_gate(node, upgrade_height).is_some() {
+        NodeGate::Mismatch
     } else {
         NodeGate::Waiting
     }
@@ -158,12 +183,18 @@ mod tests {
         let at = node("sei:v5", Some(999), None);
         assert_eq!(fields_to_write(&at, 1000, &new, Some(&old)), Some(&new));
         assert_eq!(node_gate(&at, 1000, &new), NodeGate::AtHeight);
+        // Past H-1 on the old binary: the chain has no upgrade at 1000 that it lacks; the gate is wrong.
+        let past = node("sei:v5", Some(1070), None);
+        assert_eq!(fields_to_write(&past, 1000, &new, Some(&old)), None);
+        assert_eq!(node_gate(&past, 1000, &new), NodeGate::Mismatch);
+        assert!(off_gate(&past, 1000).is_some_and(|why| why.contains("past upgradeHeight 1000")));
         // seid last answered at 990, then ran to 999 and stopped with the upgrade panic due at 1000.
         let stopped = node("sei:v5", Some(990), Some("panic: UPGRADE \"v6\" NEEDED at height: 1000: "));
         assert_eq!(fields_to_write(&stopped, 1000, &new, Some(&old)), Some(&new));
         // A panic for another, earlier upgrade is not this gate.
         let other = node("sei:v5", Some(500), Some("panic: UPGRADE \"v5.5\" NEEDED at height: 600: "));
         assert_eq!(fields_to_write(&other, 1000, &new, Some(&old)), None);
+        assert_eq!(node_gate(&other, 1000, &new), NodeGate::Mismatch);
     }
 
     #[test]

@@ -15,15 +15,15 @@ use super::hash::template_hash;
 use super::phase::{count_nodes, deployment_phase, nodes_ready_message};
 use super::vocabulary::*;
 use crate::api::{
-    ActiveSet, NodeGate, NodeSummary, Plan, PlanPhase, RolloutNodeStatus, RolloutStatus, SeiNode, SeiNodeDeployment,
-    SeiNodeDeploymentStatus, SeiNodePhase, Strategy, TaskStatus, Time,
+    ActiveSet, ForkBootstrap, NodeGate, NodeSummary, Plan, PlanPhase, RolloutNodeStatus, RolloutStatus, SeiNode,
+    SeiNodeDeployment, SeiNodeDeploymentStatus, SeiNodePhase, Strategy, TaskStatus, Time,
 };
 use crate::clock::{SignedDuration, Timestamp};
 use crate::cluster::{Event, ObjectRef};
 use crate::meta::{ConditionUpdate, LABEL_REVISION, find_condition, set_condition};
 use crate::names;
 use crate::plan::ids::plan_id;
-use crate::plan::params::{CreateEntrantNodes, RolloutFields, UpdateNodeSpecs};
+use crate::plan::params::{CreateEntrantNodes, RolloutFields, UpdateNodeSpecs, UpdateNodeSpecsAtHeight};
 use crate::plan::{PlanError, RolloutPlanInput, TaskType, rollout_plan};
 
 /// Default age after which an unfinished rollout is reported Stalled.
@@ -349,8 +349,19 @@ fn complete_rollout(ctx: &Ctx<'_>, d: &mut Decision, rollout: &RolloutStatus) {
         adopt_entrants(&mut d.status, rollout);
     } else if let Some(set) = d.status.active_set.as_mut() {
         // The same nodes, now on the fields `update-node-specs` wrote.
-        set.fields =
-            plan_params::<UpdateNodeSpecs>(d.status.plan.as_ref(), TaskType::UpdateNodeSpecs).map(|p| p.fields);
+        let gated = plan_params::<UpdateNodeSpecsAtHeight>(d.status.plan.as_ref(), TaskType::UpdateNodeSpecsAtHeight);
+        set.fields = match &gated {
+            Some(params) => Some(params.fields.clone()),
+            None => plan_params::<UpdateNodeSpecs>(d.status.plan.as_ref(), TaskType::UpdateNodeSpecs).map(|p| p.fields),
+        };
+        // Across an upgrade: a node made again for the set restores a snapshot from below the upgrade, which the
+        // new binary refuses. It bootstraps as a HardFork entrant does: the binary before, to the block before.
+        if let Some(params) = gated.as_ref()
+            && let Some(previous) = params.previous.as_ref()
+        {
+            let target_height = params.upgrade_height - 1;
+            set.fork_bootstrap = Some(ForkBootstrap { image: previous.image.clone(), target_height });
+        }
     }
     d.status.template_hash = Some(rollout.target_hash.clone());
     d.status.failed_target_hash = None;
@@ -430,7 +441,23 @@ fn track_rollout(ctx: &Ctx<'_>, d: &mut Decision, mut rollout: RolloutStatus) {
         }
         ctx.condition(&mut d.status, ROLLOUT_IN_PROGRESS, true, REASON_STALLED, message);
     } else if !already_stalled {
-        let (reason, message) = match rollout.upgrade_height.filter(|_| !below_gate.is_empty()) {
+        let mismatch: Vec<String> = rollout
+            .upgrade_height
+            .map(|height| {
+                let off = |entry: &RolloutNodeStatus| super::gate::off_gate(ctx.node(&entry.name)?, height);
+                rollout.nodes.iter().filter(|n| n.gate == Some(NodeGate::Mismatch)).filter_map(off).collect()
+            })
+            .unwrap_or_default();
+        let (reason, message) = match rollout.upgrade_height.filter(|_| !below_gate.is_empty() || !mismatch.is_empty())
+        {
+            Some(height) if !mismatch.is_empty() => (
+                REASON_UPGRADE_HEIGHT_MISMATCH,
+                format!(
+                    "upgradeHeight {height} does not match the chain: {}; correct the height, or remove it to roll \
+                     the image out at once",
+                    mismatch.join("; ")
+                ),
+            ),
             Some(height) => (
                 REASON_AWAITING_UPGRADE_HEIGHT,
                 format!(
@@ -467,7 +494,8 @@ fn restore_plan(ctx: &Ctx<'_>, d: &mut Decision, rollout: &RolloutStatus) {
 /// would warn and rewrite the status at every block.
 fn report_invalid(ctx: &Ctx<'_>, d: &mut Decision, message: String) {
     let strategy = &ctx.deployment.spec.update_strategy;
-    let halt_height = strategy.halt_height().map_or_else(|| "-".to_owned(), |h| h.to_string());
+    let halt_height =
+        strategy.halt_height().or(strategy.upgrade_height()).map_or_else(|| "-".to_owned(), |h| h.to_string());
     let target = format!("{}/{}/{halt_height}", ctx.hash, strategy.type_.as_str());
     let current = find_condition(&d.status.conditions, ROLLOUT_IN_PROGRESS);
     let repeated = d.status.refused_target.as_deref() == Some(target.as_str())

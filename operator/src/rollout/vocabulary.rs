@@ -15,6 +15,9 @@ pub const REASON_STALLED: &str = "Stalled";
 /// RolloutInProgress reason: a height-gated InPlace rollout holds its image back for nodes still below the block
 /// before the upgrade height — waiting as asked, not stalled.
 pub const REASON_AWAITING_UPGRADE_HEIGHT: &str = "AwaitingUpgradeHeight";
+/// RolloutInProgress reason: a height-gated InPlace rollout has nodes the gate cannot be right for (past it on
+/// their old binary, or stopped for an upgrade at another height): they are never switched by it.
+pub const REASON_UPGRADE_HEIGHT_MISMATCH: &str = "UpgradeHeightMismatch";
 /// RolloutInProgress reason: the last rollout completed.
 pub const REASON_ROLLOUT_COMPLETE: &str = "RolloutComplete";
 /// RolloutInProgress reason: the last rollout failed.

@@ -53,15 +53,32 @@ pub enum UpdateStrategy {
     InPlace,
     BlueGreen,
     HardFork,
+    /// InPlace with a height gate at the chain's upgrade (`updateStrategy.inPlace.upgradeHeight`): the run starts
+    /// on the old binary, as HardFork runs do, and moves to releases that know the upgrade.
+    GatedInPlace,
 }
 
 impl UpdateStrategy {
+    /// `spec.updateStrategy.type`.
     fn name(self) -> &'static str {
         match self {
-            UpdateStrategy::InPlace => "InPlace",
+            UpdateStrategy::InPlace | UpdateStrategy::GatedInPlace => "InPlace",
             UpdateStrategy::BlueGreen => "BlueGreen",
             UpdateStrategy::HardFork => "HardFork",
         }
+    }
+
+    /// How a case names it.
+    fn label(self) -> &'static str {
+        match self {
+            UpdateStrategy::GatedInPlace => "InPlace gated",
+            other => other.name(),
+        }
+    }
+
+    /// Runs that cross the chain's upgrade: they start on the old binary and move to releases that know it.
+    fn crosses_the_upgrade(self) -> bool {
+        matches!(self, UpdateStrategy::HardFork | UpdateStrategy::GatedInPlace)
     }
 }
 
@@ -282,7 +299,7 @@ pub struct FuzzCase {
 
 impl fmt::Display for FuzzCase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ×{} seed {}: ", self.strategy.name(), self.replicas, self.seed)?;
+        write!(f, "{} ×{} seed {}: ", self.strategy.label(), self.replicas, self.seed)?;
         let ops: Vec<String> = self.ops.iter().map(|op| format!("{op:?}")).collect();
         write!(f, "{}", ops.join(", "))
     }
@@ -320,6 +337,7 @@ fn plan_tasks(strategy: UpdateStrategy) -> &'static [&'static str] {
         UpdateStrategy::HardFork => {
             &["create-entrant-nodes", "await-nodes-running", "switch-traffic", "teardown-nodes"]
         }
+        UpdateStrategy::GatedInPlace => &["update-node-specs-at-height", "await-spec-update", "mark-nodes-ready"],
     }
 }
 
@@ -330,10 +348,16 @@ const AIMED_EDIT_WITHIN_SECS: u64 = 300;
 pub fn cases(bounds: Bounds) -> impl proptest::strategy::Strategy<Value = FuzzCase> {
     let max_replicas = bounds.max_replicas.max(1);
     let strategy = if bounds.without_hard_fork {
-        prop_oneof![Just(UpdateStrategy::InPlace), Just(UpdateStrategy::BlueGreen)].boxed()
-    } else {
-        prop_oneof![Just(UpdateStrategy::InPlace), Just(UpdateStrategy::BlueGreen), Just(UpdateStrategy::HardFork)]
+        prop_oneof![Just(UpdateStrategy::InPlace), Just(UpdateStrategy::BlueGreen), Just(UpdateStrategy::GatedInPlace)]
             .boxed()
+    } else {
+        prop_oneof![
+            Just(UpdateStrategy::InPlace),
+            Just(UpdateStrategy::BlueGreen),
+            Just(UpdateStrategy::HardFork),
+            Just(UpdateStrategy::GatedInPlace),
+        ]
+        .boxed()
     };
     (any::<u64>(), strategy, 1..=max_replicas, 240u64..900)
         .prop_flat_map(move |(seed, strategy, replicas, switch)| {
@@ -355,13 +379,10 @@ fn op(
     max_replicas: u32,
     retain_reapply: bool,
 ) -> impl proptest::strategy::Strategy<Value = Op> {
-    let good = match strategy {
-        UpdateStrategy::HardFork => FORK_RELEASES.len(),
-        UpdateStrategy::InPlace | UpdateStrategy::BlueGreen => PATCH_RELEASES.len(),
-    };
+    let good = good_releases(strategy).len();
     // Bad releases sit after the good ones in `releases(strategy)`; one edit in six names one of them.
     let (missing_weight, broken_weight) = match strategy {
-        UpdateStrategy::HardFork => (0, 0),
+        UpdateStrategy::HardFork | UpdateStrategy::GatedInPlace => (0, 0),
         UpdateStrategy::InPlace => (1, 0),
         UpdateStrategy::BlueGreen => (1, 1),
     };
@@ -371,7 +392,7 @@ fn op(
         broken_weight => Just(PATCH_RELEASES.len() + 1),
     ];
     let toggle_weight = if strategy == UpdateStrategy::InPlace { 1 } else { 0 };
-    let typo_weight = if strategy == UpdateStrategy::HardFork { 1 } else { 0 };
+    let typo_weight = if strategy.crosses_the_upgrade() { 1 } else { 0 };
     let reapply_weight = u32::from(retain_reapply);
     let index = 0..max_replicas;
     let arms: Vec<(u32, BoxedStrategy<Op>)> = vec![
@@ -422,7 +443,7 @@ fn op(
 
 fn aimed_at(strategy: UpdateStrategy) -> impl proptest::strategy::Strategy<Value = AimedAt> {
     // An InPlace rollout never writes its Service: the moment would never come.
-    let service_weight = if strategy == UpdateStrategy::InPlace { 0 } else { 1 };
+    let service_weight = if matches!(strategy, UpdateStrategy::InPlace | UpdateStrategy::GatedInPlace) { 0 } else { 1 };
     prop_oneof![
         2 => Just(AimedAt::StatusWrite),
         2 => (0..plan_tasks(strategy).len()).prop_map(AimedAt::TaskCompleted),
@@ -497,7 +518,7 @@ impl FuzzCase {
     fn to_scenario_value(&self, name: &str, render: &Render) -> Value {
         let walk = self.walk(render.perturbed);
         let mut timeline = vec![json!({"apply": {"objects": [self.deployment(&Template::initial(self))]}})];
-        if self.strategy == UpdateStrategy::HardFork || walk.edits_to_a_bad_release {
+        if self.strategy.crosses_the_upgrade() || walk.edits_to_a_bad_release {
             // A fork needs incumbents: a deployment created straight on the fork's image would run a binary that
             // refuses the chain's current blocks — a user's mistake, not the operator's. A bad release likewise
             // replaces a running one: an edit landing before the first reconcile would become the baseline, and
@@ -569,7 +590,7 @@ impl FuzzCase {
                     template.strategy = match template.strategy {
                         UpdateStrategy::InPlace => UpdateStrategy::BlueGreen,
                         UpdateStrategy::BlueGreen => UpdateStrategy::InPlace,
-                        UpdateStrategy::HardFork => UpdateStrategy::HardFork,
+                        other => other,
                     };
                     steps.push(edit(json!({"spec.updateStrategy.type": template.strategy.name()})));
                 }
@@ -585,6 +606,22 @@ impl FuzzCase {
                     walk.named.push(template.image);
                     steps.push(wait(*after_secs));
                     set_image(&mut template, before, steps);
+                }
+                Op::HaltHeightTypo { release, excess, after_secs } if self.strategy == UpdateStrategy::GatedInPlace => {
+                    // A height gate mistyped on the upgrade's edit, corrected later: an odd excess puts it above the
+                    // upgrade (the old binary stops at the real one, below the gate: held until the fix), an even
+                    // one behind the nodes (refused until the fix).
+                    if template.image != PATCH_RELEASES[0] {
+                        continue;
+                    }
+                    let typo = if excess % 2 == 1 { FORK_HEIGHT + excess } else { FORK_START_HEIGHT - excess };
+                    template.image = self.other_good_release(*release, template.image);
+                    steps.push(edit(json!({
+                        "spec.template.spec.image": template.image,
+                        "spec.updateStrategy.inPlace.upgradeHeight": typo,
+                    })));
+                    steps.push(wait(*after_secs));
+                    steps.push(edit(json!({"spec.updateStrategy.inPlace.upgradeHeight": FORK_HEIGHT})));
                 }
                 Op::HaltHeightTypo { release, excess, after_secs } => {
                     // A typo on the fork edit itself: once the fleet forked, another haltHeight would be a second
@@ -643,7 +680,7 @@ impl FuzzCase {
                     // Nor is a revert to a bad release generated (an edit to one waits for Ready first).
                     let revert = *revert
                         && good_releases(self.strategy).contains(&before)
-                        && (self.strategy != UpdateStrategy::HardFork || FORK_RELEASES.contains(&before));
+                        && (!self.strategy.crosses_the_upgrade() || FORK_RELEASES.contains(&before));
                     let next = if revert { before } else { self.third_good_release(before, template.image) };
                     template.image = next;
                     let mut moment = json!({"nth": nth, "within": format!("{AIMED_EDIT_WITHIN_SECS}s")});
@@ -734,7 +771,9 @@ impl FuzzCase {
     /// did not upgrade, and no end state of the operator's is right or wrong about that — and a haltHeight typo
     /// above the upgrade is harmless only while the chain waits below it.
     pub fn validators_switch(&self) -> Option<u64> {
-        let typo = self.ops.iter().any(|op| matches!(op, Op::HaltHeightTypo { .. }));
+        // A mistyped height gate is corrected within the run; a mistyped haltHeight's rollout never finishes.
+        let typo = self.strategy == UpdateStrategy::HardFork
+            && self.ops.iter().any(|op| matches!(op, Op::HaltHeightTypo { .. }));
         let walk = self.walk(false);
         // Nodes a Retain delete left behind run on as they are: on the pre-fork binary they are a fleet the
         // user left there, as much as a template that names it.
@@ -745,7 +784,7 @@ impl FuzzCase {
 
     fn chain(&self) -> Value {
         match self.strategy {
-            UpdateStrategy::HardFork => {
+            UpdateStrategy::HardFork | UpdateStrategy::GatedInPlace => {
                 let mut upgrade = json!({"name": UPGRADE, "height": FORK_HEIGHT});
                 if let Some(secs) = self.validators_switch() {
                     upgrade["validatorsSwitchAt"] = json!(format!("{secs}s"));
@@ -770,8 +809,12 @@ impl FuzzCase {
     fn deployment(&self, template: &Template) -> Value {
         let mut update_strategy = json!({"type": template.strategy.name()});
         let mut snapshot_height = 0;
-        if self.strategy == UpdateStrategy::HardFork {
-            update_strategy["hardFork"] = json!({"haltHeight": FORK_HEIGHT});
+        match self.strategy {
+            UpdateStrategy::HardFork => update_strategy["hardFork"] = json!({"haltHeight": FORK_HEIGHT}),
+            UpdateStrategy::GatedInPlace => update_strategy["inPlace"] = json!({"upgradeHeight": FORK_HEIGHT}),
+            UpdateStrategy::InPlace | UpdateStrategy::BlueGreen => {}
+        }
+        if self.strategy.crosses_the_upgrade() {
             snapshot_height = 4_000;
         }
         let mut spec = json!({
@@ -838,7 +881,7 @@ struct Walk {
 /// The releases a run's rollouts can complete on.
 fn good_releases(strategy: UpdateStrategy) -> &'static [&'static str] {
     match strategy {
-        UpdateStrategy::HardFork => &FORK_RELEASES,
+        UpdateStrategy::HardFork | UpdateStrategy::GatedInPlace => &FORK_RELEASES,
         UpdateStrategy::InPlace | UpdateStrategy::BlueGreen => &PATCH_RELEASES,
     }
 }
@@ -855,7 +898,7 @@ fn wait(secs: u64) -> Value {
 /// The release `release` indexes among the run's (its starting strategy's) releases.
 fn image(strategy: UpdateStrategy, release: usize) -> &'static str {
     let releases: &[&'static str] = match strategy {
-        UpdateStrategy::HardFork => &FORK_RELEASES,
+        UpdateStrategy::HardFork | UpdateStrategy::GatedInPlace => &FORK_RELEASES,
         UpdateStrategy::InPlace => &INPLACE_RELEASES,
         UpdateStrategy::BlueGreen => &BLUEGREEN_RELEASES,
     };

@@ -64,8 +64,14 @@ fn waiting(reason: &str) -> Value {
     json!({"waiting": {"reason": reason}})
 }
 
+/// A terminated state. `message` is the termination message file's text, empty when the container wrote none
+/// (then absent, as the API omits empty fields).
 fn terminated(code: i32, message: &str) -> Value {
-    json!({"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }, "message": message}})
+    let mut state = json!({"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }});
+    if !message.is_empty() {
+        state["message"] = json!(message);
+    }
+    json!({"terminated": state})
 }
 
 /// The pod's status as the kubelet reports it.

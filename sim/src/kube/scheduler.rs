@@ -461,7 +461,7 @@ mod tests {
                 waits_for: Some(8080),
                 halt_height: Some(55),
                 maps_halt_to_success: false,
-                reports_upgrade_panics: false
+                reports_upgrade_panics: true
             }
         );
         assert_eq!(read.container_exit_code(&SeidExit::Halted), 130, "exec: seid's code is the container's");

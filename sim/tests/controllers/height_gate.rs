@@ -14,4 +14,6 @@ crate::scenario_tests! {
         "inplace-height-gate-16-nodes-on-400ms-blocks.yaml",
     a_gate_behind_the_chain_is_refused_and_removing_it_rolls_out_at_once =>
         "inplace-height-gate-behind-the-chain-is-refused.yaml",
+    a_gate_typed_behind_the_chain_before_the_heights_were_known_never_switches_a_node_early =>
+        "inplace-height-gate-typed-behind-the-chain-never-switches-a-node-early.yaml",
 }
