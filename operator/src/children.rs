@@ -12,7 +12,7 @@ use crate::api::{
 };
 use crate::meta::{LABEL_DEPLOYMENT, LABEL_ORDINAL, LABEL_REVISION, controller_reference};
 use crate::plan::TaskType;
-use crate::plan::params::{CreateEntrantNodes, RolloutFields, UpdateNodeSpecs};
+use crate::plan::params::{CreateEntrantNodes, RolloutFields, UpdateNodeSpecs, UpdateNodeSpecsAtHeight};
 use crate::rollout::template_hash;
 
 /// A new child of `deployment`: its labels (the template's, plus deployment, revision and ordinal), the
@@ -77,7 +77,8 @@ pub fn active_spec(deployment: &SeiNodeDeployment, status: &SeiNodeDeploymentSta
 /// to retry it, or any other) — each made with the spec the plan gives it, so the plan can finish:
 ///
 /// - InPlace: a node the plan updates gets the active set's spec with the plan's rollout fields, as
-///   `update-node-specs` would have left it;
+///   `update-node-specs` would have left it — under a height gate, the active set's spec alone (its gate
+///   switches it at the upgrade);
 /// - BlueGreen / HardFork: an entrant, once `create-entrant-nodes` has made the set, gets that task's spec
 ///   (for HardFork, with its bootstrap to the block before the upgrade); an incumbent, until `switch-traffic`
 ///   has moved traffic off the incumbents, gets the active set's spec — after it, the plan is deleting them.
@@ -120,6 +121,16 @@ pub fn missing_plan_children(
                 params.fields.apply_to(&mut spec);
             }
             missing.push(child_node(deployment, name, ordinal_of(name, index), revision, labels, spec));
+        }
+    }
+    // Gated: a node made again restores a snapshot from below the gate, so it starts on the active set's binary;
+    // `update-node-specs-at-height` switches it once it has reached the gate, as any other.
+    if let Some((_, params)) = task_params(TaskType::UpdateNodeSpecsAtHeight)
+        && let Ok(params) = serde_json::from_value::<UpdateNodeSpecsAtHeight>(params)
+        && let Some(revision) = &active_revision
+    {
+        for (index, name) in params.nodes.iter().enumerate().filter(|(_, name)| !exists(name)) {
+            missing.push(child_node(deployment, name, ordinal_of(name, index), revision, labels, active.clone()));
         }
     }
     if let Some((TaskStatus::Complete, params)) = task_params(TaskType::CreateEntrantNodes)

@@ -16,4 +16,6 @@ crate::scenario_tests! {
         "inplace-height-gate-behind-the-chain-is-refused.yaml",
     a_gate_typed_behind_the_chain_before_the_heights_were_known_never_switches_a_node_early =>
         "inplace-height-gate-typed-behind-the-chain-never-switches-a-node-early.yaml",
+    a_node_deleted_mid_gated_rollout_is_made_again_on_the_old_binary_and_switched_at_the_upgrade =>
+        "inplace-height-gate-child-deleted-mid-rollout-is-made-again-on-the-old-binary.yaml",
 }
