@@ -28,16 +28,32 @@ fn stopped_at(node: &SeiNode) -> Option<i64> {
     (panic.reason == UpgradePanicReason::UpgradeNeeded).then_some(panic.height?)
 }
 
-/// Whether `node`, on the binary it ran before, has reached the gate at `upgrade_height` (rule 1): it committed
-/// H-1 — never more: a binary without the upgrade's handler cannot commit H — or stopped at H with the panic.
-pub fn at_gate(node: &SeiNode, upgrade_height: i64) -> bool {
-    let height = node.status.as_ref().and_then(|s| s.latest_height);
-    height == Some(upgrade_height - 1) || stopped_at(node) == Some(upgrade_height)
+/// Whether `node` runs the binary the fleet ran before the rollout (`previous`; when unknown, any image but the
+/// target is taken for it): the one without the upgrade's handler. A node on neither runs a staged image of an
+/// earlier gated rollout, which the gate switched at the upgrade: a binary that knows it.
+pub fn on_previous_binary(node: &SeiNode, target: &RolloutFields, previous: Option<&RolloutFields>) -> bool {
+    match previous {
+        Some(previous) => previous.matches(&node.spec),
+        None => !target.matches(&node.spec),
+    }
 }
 
-/// Why the gate cannot be right for `node`, on the binary it ran before: it committed a block past H-1 (its binary
-/// processed H, so the chain has no upgrade it lacks there), or it stopped for an upgrade due at another height.
-/// Such a node is never switched by this gate; the rollout says why.
+/// Whether `node` has reached the gate at `upgrade_height` (rule 1). On the binary before the upgrade: it committed
+/// H-1 — never more: a binary without the upgrade's handler cannot commit H — or stopped at H with the panic. On
+/// an earlier staged binary (one that knows the upgrade): it committed H-1 or more.
+pub fn at_gate(node: &SeiNode, upgrade_height: i64, old_binary: bool) -> bool {
+    let height = node.status.as_ref().and_then(|s| s.latest_height);
+    let stopped = stopped_at(node);
+    if old_binary {
+        height == Some(upgrade_height - 1) || stopped == Some(upgrade_height)
+    } else {
+        height.is_some_and(|h| h >= upgrade_height - 1) || stopped.is_some_and(|due| due >= upgrade_height)
+    }
+}
+
+/// Why the gate cannot be right for `node` on the binary it ran before the rollout: it committed a block past H-1
+/// (its binary processed H, so the chain has no upgrade it lacks there), or it stopped for an upgrade due at another
+/// height. Such a node is never switched by this gate; the rollout says why.
 pub fn off_gate(node: &SeiNode, upgrade_height: i64) -> Option<String> {
     let name = node.metadata.name.as_deref().unwrap_or_default();
     if let Some(due) = stopped_at(node).filter(|due| *due != upgrade_height) {
@@ -60,8 +76,14 @@ pub fn ahead_of_its_height(node: &SeiNode, upgrade_height: i64) -> bool {
         && status.latest_height.is_none_or(|height| height < upgrade_height - 1)
 }
 
-/// Where `node` stands against the gate of a rollout to `target`.
-pub fn node_gate(node: &SeiNode, upgrade_height: i64, target: &RolloutFields) -> NodeGate {
+/// Where `node` stands against the gate of a rollout from `previous` to `target`.
+pub fn node_gate(
+    node: &SeiNode,
+    upgrade_height: i64,
+    target: &RolloutFields,
+    previous: Option<&RolloutFields>,
+) -> NodeGate {
+    let old_binary = on_previous_binary(node, target, previous);
     let runs_target = target.matches(&node.spec)
         && node.status.as_ref().and_then(|s| s.current_image.as_deref()) == Some(target.image.as_str());
     if runs_target && !ahead_of_its_height(node, upgrade_height) {
@@ -69,9 +91,9 @@ pub fn node_gate(node: &SeiNode, upgrade_height: i64, target: &RolloutFields) ->
     } else if target.matches(&node.spec) && !ahead_of_its_height(node, upgrade_height) {
         // Written, its pod not yet on it.
         NodeGate::AtHeight
-    } else if at_gate(node, upgrade_height) {
+    } else if at_gate(node, upgrade_height, old_binary) {
         NodeGate::AtHeight
-    } else if off_gate(node, upgrade_height).is_some() {
+    } else if old_binary && off_gate(node, upgrade_height).is_some() {
         NodeGate::Mismatch
     } else {
         NodeGate::Waiting
@@ -89,7 +111,7 @@ pub fn fields_to_write<'a>(
     if target.matches(&node.spec) {
         return previous.filter(|p| !p.matches(&node.spec) && ahead_of_its_height(node, upgrade_height));
     }
-    at_gate(node, upgrade_height).then_some(target)
+    at_gate(node, upgrade_height, on_previous_binary(node, target, previous)).then_some(target)
 }
 
 /// The x/upgrade panic seid's container last exited with, from the pod's status: the termination message of the
@@ -179,14 +201,14 @@ mod tests {
         let (old, new) = (fields("sei:v5"), fields("sei:v6"));
         let below = node("sei:v5", Some(998), None);
         assert_eq!(fields_to_write(&below, 1000, &new, Some(&old)), None);
-        assert_eq!(node_gate(&below, 1000, &new), NodeGate::Waiting);
+        assert_eq!(node_gate(&below, 1000, &new, Some(&old)), NodeGate::Waiting);
         let at = node("sei:v5", Some(999), None);
         assert_eq!(fields_to_write(&at, 1000, &new, Some(&old)), Some(&new));
-        assert_eq!(node_gate(&at, 1000, &new), NodeGate::AtHeight);
+        assert_eq!(node_gate(&at, 1000, &new, Some(&old)), NodeGate::AtHeight);
         // Past H-1 on the old binary: the chain has no upgrade at 1000 that it lacks; the gate is wrong.
         let past = node("sei:v5", Some(1070), None);
         assert_eq!(fields_to_write(&past, 1000, &new, Some(&old)), None);
-        assert_eq!(node_gate(&past, 1000, &new), NodeGate::Mismatch);
+        assert_eq!(node_gate(&past, 1000, &new, Some(&old)), NodeGate::Mismatch);
         assert!(off_gate(&past, 1000).is_some_and(|why| why.contains("past upgradeHeight 1000")));
         // seid last answered at 990, then ran to 999 and stopped with the upgrade panic due at 1000.
         let stopped = node("sei:v5", Some(990), Some("panic: UPGRADE \"v6\" NEEDED at height: 1000: "));
@@ -194,7 +216,7 @@ mod tests {
         // A panic for another, earlier upgrade is not this gate.
         let other = node("sei:v5", Some(500), Some("panic: UPGRADE \"v5.5\" NEEDED at height: 600: "));
         assert_eq!(fields_to_write(&other, 1000, &new, Some(&old)), None);
-        assert_eq!(node_gate(&other, 1000, &new), NodeGate::Mismatch);
+        assert_eq!(node_gate(&other, 1000, &new, Some(&old)), NodeGate::Mismatch);
     }
 
     #[test]
@@ -202,9 +224,15 @@ mod tests {
         let (old, new) = (fields("sei:v5"), fields("sei:v6"));
         let early = node("sei:v6", Some(400), Some("panic: BINARY UPDATED BEFORE TRIGGER! UPGRADE \"v6\" - in binary"));
         assert_eq!(fields_to_write(&early, 1000, &new, Some(&old)), Some(&old));
-        assert_eq!(node_gate(&early, 1000, &new), NodeGate::Waiting);
+        assert_eq!(node_gate(&early, 1000, &new, Some(&old)), NodeGate::Waiting);
+        // Superseded after the upgrade: a node on the first staged image (it knows the upgrade) past the gate gets
+        // the newer one at once; the gate is not wrong for it.
+        let newer = fields("sei:v6.1");
+        let staged_before = node("sei:v6", Some(1070), None);
+        assert_eq!(fields_to_write(&staged_before, 1000, &newer, Some(&old)), Some(&newer));
+        assert_eq!(node_gate(&staged_before, 1000, &newer, Some(&old)), NodeGate::AtHeight);
         let upgraded = node("sei:v6", Some(1200), None);
         assert_eq!(fields_to_write(&upgraded, 1000, &new, Some(&old)), None);
-        assert_eq!(node_gate(&upgraded, 1000, &new), NodeGate::Upgraded);
+        assert_eq!(node_gate(&upgraded, 1000, &new, Some(&old)), NodeGate::Upgraded);
     }
 }

@@ -594,19 +594,27 @@ fn plan_for(ctx: &Ctx<'_>, rollout: &RolloutStatus) -> Result<Plan, PlanError> {
         template: &ctx.deployment.spec.template,
         // The height the rollout targets; a rollout stored without one (by an older operator) takes the spec's.
         halt_height: rollout.halt_height.or_else(|| ctx.deployment.spec.update_strategy.halt_height()),
-        previous_fields: ctx.deployment.status.as_ref().and_then(|s| s.active_set.as_ref()?.fields.clone()),
+        previous_fields: previous_fields(ctx),
     })
 }
 
-/// A height gate the fleet has passed cannot be kept (gate rule 4): a node above H that does not run the target
-/// already runs a binary that processed the upgrade (or the chain never had one there), so holding the image
-/// back for H would hold it back for good. Refused, with what to do instead.
+/// The rollout fields the active set's nodes ran before the rollout, when recorded.
+fn previous_fields(ctx: &Ctx<'_>) -> Option<RolloutFields> {
+    ctx.deployment.status.as_ref()?.active_set.as_ref()?.fields.clone()
+}
+
+/// A height gate the fleet has passed cannot be kept (gate rule 4): a node above H on the binary the fleet ran
+/// before processed H, so the chain has no upgrade there that binary lacks, and holding the image back for H would
+/// hold it back for good. Refused, with what to do instead. (A node above H on an earlier staged image was switched
+/// at this gate: a superseding edit after the upgrade moves it on at once.)
 fn refuse_gate_behind_the_chain(ctx: &Ctx<'_>, rollout: &RolloutStatus, upgrade_height: i64) -> Result<(), PlanError> {
-    let target = &ctx.deployment.spec.template.spec;
+    let target = RolloutFields::of(&ctx.deployment.spec.template.spec);
+    let previous = previous_fields(ctx);
     let past = rollout.nodes.iter().find_map(|entry| {
         let node = ctx.node(&entry.name)?;
         let height = node.status.as_ref()?.latest_height?;
-        (height >= upgrade_height && node.spec.image != target.image).then_some((entry.name.as_str(), height))
+        let old_binary = super::gate::on_previous_binary(node, &target, previous.as_ref());
+        (height >= upgrade_height && old_binary).then_some((entry.name.as_str(), height))
     });
     match past {
         None => Ok(()),
@@ -663,7 +671,8 @@ fn refresh_rollout_nodes(ctx: &Ctx<'_>, rollout: &mut RolloutStatus) {
             let phase = status.and_then(|s| s.phase);
             let running = phase == Some(SeiNodePhase::Running);
             let gate = rollout.upgrade_height.zip(node).map(|(height, node)| {
-                super::gate::node_gate(node, height, &RolloutFields::of(&ctx.deployment.spec.template.spec))
+                let target = RolloutFields::of(&ctx.deployment.spec.template.spec);
+                super::gate::node_gate(node, height, &target, previous_fields(ctx).as_ref())
             });
             let ready = running
                 && match rollout.strategy {
