@@ -10,7 +10,8 @@ use super::phase::{NodeCounts, nodes_ready_message};
 use super::vocabulary::*;
 use super::*;
 use crate::api::{
-    DeploymentPhase, PlanPhase, SeiNode, SeiNodeDeployment, SeiNodeDeploymentStatus, SeiNodePhase, Strategy, TaskStatus,
+    DeploymentPhase, NodeGate, PlanPhase, SeiNode, SeiNodeDeployment, SeiNodeDeploymentStatus, SeiNodePhase, Strategy,
+    TaskStatus, Time,
 };
 use crate::clock::Timestamp;
 use crate::cluster::EventType;
@@ -751,4 +752,77 @@ fn the_first_sight_of_adopted_nodes_takes_them_as_the_active_set_and_what_they_r
     let status = run(&deployment("InPlace", 1, NEW), &stranger, None, 0).status;
     let fresh = deployment("InPlace", 1, NEW);
     assert_eq!(set(&status), Some((template_hash(&fresh.spec.template.spec), 0, Some(NEW.into()))));
+}
+
+/// `edited("InPlace", n)` with the height gate `upgradeHeight: 1000` and every node at `height`.
+fn gated(replicas: i32, height: i64) -> (SeiNodeDeployment, Vec<SeiNode>) {
+    let (mut d, mut nodes, _) = edited("InPlace", replicas);
+    d.spec.update_strategy.in_place = Some(crate::api::InPlaceStrategy { upgrade_height: Some(1000) });
+    for node in &mut nodes {
+        node.status.get_or_insert_default().latest_height = Some(height);
+    }
+    (d, nodes)
+}
+
+#[test]
+fn a_height_gate_stages_the_image_in_a_gated_plan_and_waits_without_stalling() {
+    let (mut d, nodes) = gated(2, 500);
+    let started = run(&d, &nodes, None, 60);
+    let rollout = started.status.rollout.as_ref().expect("a gated rollout");
+    assert_eq!(rollout.upgrade_height, Some(1000));
+    assert_eq!(task_types(&started.status), ["update-node-specs-at-height", "await-spec-update", "mark-nodes-ready"]);
+    d.status = Some(started.status);
+    // An hour later the chain is still below the gate: waiting as asked, not stalled.
+    let waiting = run(&d, &nodes, None, 3_660);
+    let (status, reason, message) = rollout_condition(&waiting.status);
+    assert_eq!((status.as_str(), reason.as_str()), ("True", REASON_AWAITING_UPGRADE_HEIGHT), "{message}");
+    assert!(message.contains("committed block 999") && message.contains("rpc-0, rpc-1"), "{message}");
+    let gates: Vec<_> = waiting.status.rollout.as_ref().map(|r| r.nodes.iter().map(|n| n.gate).collect()).unwrap();
+    assert_eq!(gates, [Some(NodeGate::Waiting), Some(NodeGate::Waiting)]);
+    assert!(!event_reasons(&waiting).contains(&EVENT_ROLLOUT_STALLED));
+    // Once every node is at the gate the stall threshold counts from that moment.
+    let at_gate: Vec<SeiNode> = nodes
+        .iter()
+        .cloned()
+        .map(|mut n| {
+            n.status.get_or_insert_default().latest_height = Some(999);
+            n
+        })
+        .collect();
+    d.status = Some(waiting.status);
+    let reached = run(&d, &at_gate, None, 3_700);
+    assert_eq!(reached.status.rollout.as_ref().and_then(|r| r.gate_reached_at.clone()), Some(Time(at(3_700))));
+    d.status = Some(reached.status);
+    assert_eq!(rollout_condition(&run(&d, &at_gate, None, 4_200).status).1, REASON_TEMPLATE_CHANGED);
+    assert_eq!(rollout_condition(&run(&d, &at_gate, None, 4_400).status).1, REASON_STALLED);
+}
+
+#[test]
+fn a_height_gate_the_fleet_has_passed_is_refused_and_removing_it_rolls_out_at_once() {
+    let (mut d, nodes) = gated(2, 1_200);
+    let refused = run(&d, &nodes, None, 60);
+    assert!(refused.status.rollout.is_none());
+    let (_, reason, message) = rollout_condition(&refused.status);
+    assert_eq!(reason, REASON_INVALID_UPDATE_STRATEGY);
+    assert!(message.contains("upgradeHeight 1000 is behind the chain (node rpc-0 is at height 1200)"), "{message}");
+    d.status = Some(refused.status);
+    d.spec.update_strategy.in_place = None;
+    let rolled = run(&d, &nodes, None, 120);
+    assert_eq!(task_types(&rolled.status)[0], "update-node-specs");
+}
+
+#[test]
+fn moving_or_removing_the_gate_supersedes_a_gated_rollout() {
+    let (mut d, nodes) = gated(1, 500);
+    d.status = Some(run(&d, &nodes, None, 60).status);
+    d.spec.update_strategy.in_place = Some(crate::api::InPlaceStrategy { upgrade_height: Some(1100) });
+    let moved = run(&d, &nodes, None, 120);
+    assert_eq!(event_reasons(&moved), [EVENT_ROLLOUT_SUPERSEDED]);
+    assert!(rollout_condition(&moved.status).2.contains("upgradeHeight 1000 superseded by upgradeHeight 1100"));
+    assert_eq!(moved.status.rollout.as_ref().and_then(|r| r.upgrade_height), Some(1100));
+    d.status = Some(moved.status);
+    d.spec.update_strategy.in_place = None;
+    let removed = run(&d, &nodes, None, 180);
+    assert!(rollout_condition(&removed.status).2.contains("superseded by no height gate"));
+    assert_eq!(task_types(&removed.status)[0], "update-node-specs");
 }
