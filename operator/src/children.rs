@@ -73,6 +73,23 @@ pub fn active_spec(deployment: &SeiNodeDeployment, status: &SeiNodeDeploymentSta
         .unwrap_or_else(|| status.active_set.as_ref().map_or_else(|| template.clone(), |set| set.spec_from(template)))
 }
 
+/// `active` on the `target` fields, bootstrapped from its S3 snapshot by `previous`'s image to the block before
+/// `upgrade_height`; `None` when its mode restores no S3 snapshot.
+fn bootstrapped_to_the_gate(
+    active: &SeiNodeSpec,
+    target: &RolloutFields,
+    previous: &RolloutFields,
+    upgrade_height: i64,
+) -> Option<SeiNodeSpec> {
+    let mut spec = active.clone();
+    target.apply_to(&mut spec);
+    let snapshot = spec.snapshot_mut()?.as_mut().filter(|snapshot| snapshot.s3.is_some())?;
+    snapshot.bootstrap_image = Some(previous.image.clone());
+    snapshot.s3 = Some(crate::api::S3Snapshot { target_height: upgrade_height - 1 });
+    snapshot.state_sync = None;
+    Some(spec)
+}
+
 /// The children an Active rollout plan needs that do not exist — a user deleted one mid-rollout (a Failed node,
 /// to retry it, or any other) — each made with the spec the plan gives it, so the plan can finish:
 ///
@@ -123,14 +140,24 @@ pub fn missing_plan_children(
             missing.push(child_node(deployment, name, ordinal_of(name, index), revision, labels, spec));
         }
     }
-    // Gated: a node made again restores a snapshot from below the gate, so it starts on the active set's binary;
-    // `update-node-specs-at-height` switches it once it has reached the gate, as any other.
-    if let Some((_, params)) = task_params(TaskType::UpdateNodeSpecsAtHeight)
+    // Gated: a node made again restores a snapshot from below the gate. While the gate's task runs, it starts on
+    // the active set's binary and the task switches it at the upgrade, as any other. Once the task is done (every
+    // node was at the gate: the chain is there), nothing would switch it: with an S3 snapshot it bootstraps as a
+    // HardFork entrant does — the binary before the upgrade, to the block before it — and runs the target from
+    // there.
+    if let Some((task_status, params)) = task_params(TaskType::UpdateNodeSpecsAtHeight)
         && let Ok(params) = serde_json::from_value::<UpdateNodeSpecsAtHeight>(params)
         && let Some(revision) = &active_revision
     {
+        let spec = match (&params.previous, superseded || task_status != TaskStatus::Complete) {
+            (Some(previous), false) => {
+                bootstrapped_to_the_gate(&active, &params.fields, previous, params.upgrade_height)
+                    .unwrap_or_else(|| active.clone())
+            }
+            _ => active.clone(),
+        };
         for (index, name) in params.nodes.iter().enumerate().filter(|(_, name)| !exists(name)) {
-            missing.push(child_node(deployment, name, ordinal_of(name, index), revision, labels, active.clone()));
+            missing.push(child_node(deployment, name, ordinal_of(name, index), revision, labels, spec.clone()));
         }
     }
     if let Some((TaskStatus::Complete, params)) = task_params(TaskType::CreateEntrantNodes)

@@ -402,10 +402,20 @@ fn current_task(plan: Option<&Plan>) -> Option<&str> {
 
 fn track_rollout(ctx: &Ctx<'_>, d: &mut Decision, mut rollout: RolloutStatus) {
     refresh_rollout_nodes(ctx, &mut rollout);
-    let below_gate: Vec<&str> =
-        rollout.nodes.iter().filter(|n| n.gate == Some(NodeGate::Waiting)).map(|n| n.name.as_str()).collect();
     // Nodes a height gate holds back are waiting for their chain, as the spec asks: however long that takes (the
     // upgrade may be days away), the rollout is not stalled. Its stall threshold counts from when none is left.
+    // Only a node whose seid answers below the gate waits for its chain; one that does not run (crash-looping,
+    // never started, bootstrapping) holds the rollout as any node that is not ready does.
+    let below_gate: Vec<&str> = rollout
+        .nodes
+        .iter()
+        .filter(|n| n.gate == Some(NodeGate::Waiting))
+        .filter(|n| {
+            let status = ctx.node(&n.name).and_then(|node| node.status.as_ref());
+            status.is_some_and(|s| s.catching_up.is_some() && s.latest_height.is_some())
+        })
+        .map(|n| n.name.as_str())
+        .collect();
     let gate_reached_at = match (rollout.upgrade_height, below_gate.is_empty()) {
         (Some(_), true) => Some(rollout.gate_reached_at.clone().unwrap_or(Time(ctx.observed.now))),
         _ => None,
@@ -594,13 +604,23 @@ fn plan_for(ctx: &Ctx<'_>, rollout: &RolloutStatus) -> Result<Plan, PlanError> {
         template: &ctx.deployment.spec.template,
         // The height the rollout targets; a rollout stored without one (by an older operator) takes the spec's.
         halt_height: rollout.halt_height.or_else(|| ctx.deployment.spec.update_strategy.halt_height()),
-        previous_fields: previous_fields(ctx),
+        previous_fields: previous_fields(ctx, rollout.upgrade_height),
     })
 }
 
-/// The rollout fields the active set's nodes ran before the rollout, when recorded.
-fn previous_fields(ctx: &Ctx<'_>) -> Option<RolloutFields> {
-    ctx.deployment.status.as_ref()?.active_set.as_ref()?.fields.clone()
+/// The rollout fields of the binary without the upgrade at the rollout's gate, when recorded: those the active
+/// set's nodes ran before the rollout — unless that set already went through this upgrade (it records the
+/// bootstrap to the block before it, as a gated rollout or a HardFork leaves it), in which case its nodes run a
+/// binary that knows the upgrade, and the one without it is the bootstrap's.
+fn previous_fields(ctx: &Ctx<'_>, gate: Option<i64>) -> Option<RolloutFields> {
+    let set = ctx.deployment.status.as_ref()?.active_set.as_ref()?;
+    let mut fields = set.fields.clone()?;
+    if let (Some(gate), Some(fork)) = (gate, set.fork_bootstrap.as_ref())
+        && fork.target_height == gate - 1
+    {
+        fields.image.clone_from(&fork.image);
+    }
+    Some(fields)
 }
 
 /// A height gate the fleet has passed cannot be kept (gate rule 4): a node above H on the binary the fleet ran
@@ -609,7 +629,7 @@ fn previous_fields(ctx: &Ctx<'_>) -> Option<RolloutFields> {
 /// at this gate: a superseding edit after the upgrade moves it on at once.)
 fn refuse_gate_behind_the_chain(ctx: &Ctx<'_>, rollout: &RolloutStatus, upgrade_height: i64) -> Result<(), PlanError> {
     let target = RolloutFields::of(&ctx.deployment.spec.template.spec);
-    let previous = previous_fields(ctx);
+    let previous = previous_fields(ctx, Some(upgrade_height));
     let past = rollout.nodes.iter().find_map(|entry| {
         let node = ctx.node(&entry.name)?;
         let height = node.status.as_ref()?.latest_height?;
@@ -672,7 +692,7 @@ fn refresh_rollout_nodes(ctx: &Ctx<'_>, rollout: &mut RolloutStatus) {
             let running = phase == Some(SeiNodePhase::Running);
             let gate = rollout.upgrade_height.zip(node).map(|(height, node)| {
                 let target = RolloutFields::of(&ctx.deployment.spec.template.spec);
-                super::gate::node_gate(node, height, &target, previous_fields(ctx).as_ref())
+                super::gate::node_gate(node, height, &target, previous_fields(ctx, Some(height)).as_ref())
             });
             let ready = running
                 && match rollout.strategy {

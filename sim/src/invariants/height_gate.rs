@@ -80,11 +80,14 @@ fn pod_of<'a>(world: &'a WorldState, key: &ObjectRef) -> Option<&'a PodRuntime> 
 
 /// The node's real height: its seid's, when it runs, else what its volume holds.
 fn true_height(world: &WorldState, key: &ObjectRef) -> Option<u64> {
+    running_height(world, key).or_else(|| world.volumes.get(pod_of(world, key)?.volume.as_ref()?).map(|v| v.height))
+}
+
+/// The height of the node's seid, while it runs.
+fn running_height(world: &WorldState, key: &ObjectRef) -> Option<u64> {
     let pod = pod_of(world, key)?;
-    if let Seid::Running { run, .. } = &pod.seid {
-        return Some(run.height_at(world.chain_for(pod.chain_id.as_deref())?, world.now));
-    }
-    world.volumes.get(pod.volume.as_ref()?).map(|v| v.height)
+    let Seid::Running { run, .. } = &pod.seid else { return None };
+    Some(run.height_at(world.chain_for(pod.chain_id.as_deref())?, world.now))
 }
 
 /// Whether the node's pod runs `image` with seid started.
@@ -114,9 +117,10 @@ fn judge(world: &WorldState, observed: &Observed, watch: &mut GateWatch) -> Resu
     for (key, deployment) in &observed.deployments {
         let Some(rollout) = deployment.status.as_ref().and_then(|s| s.rollout.as_ref()) else { continue };
         let Some(gate) = rollout.upgrade_height.and_then(|h| u64::try_from(h).ok()) else { continue };
+        // Only a running seid waits for its chain.
         let below = rollout.nodes.iter().any(|n| {
             let node = ObjectRef::new("SeiNode", &key.namespace, &n.name);
-            true_height(world, &node).is_some_and(|h| h + 1 < gate)
+            running_height(world, &node).is_some_and(|h| h + 1 < gate)
         });
         if below {
             watch.below_gate_at.insert(key.clone(), world.now);

@@ -18,4 +18,8 @@ crate::scenario_tests! {
         "inplace-height-gate-typed-behind-the-chain-never-switches-a-node-early.yaml",
     a_node_deleted_mid_gated_rollout_is_made_again_on_the_old_binary_and_switched_at_the_upgrade =>
         "inplace-height-gate-child-deleted-mid-rollout-is-made-again-on-the-old-binary.yaml",
+    a_gate_superseded_after_the_upgrade_moves_every_node_on_from_the_image_it_staged_before =>
+        "inplace-height-gate-superseded-after-the-upgrade-moves-every-node-on.yaml",
+    a_node_deleted_after_the_gate_switched_the_fleet_bootstraps_to_the_block_before_the_upgrade =>
+        "inplace-height-gate-node-deleted-after-the-switch-bootstraps-to-the-block-before-the-upgrade.yaml",
 }
