@@ -32,8 +32,8 @@ pub struct GateWatch {
     panics_checked: usize,
     /// Image of each SeiNode as last seen.
     images: BTreeMap<ObjectRef, String>,
-    /// Nodes whose old binary stopped at the gate, and since when.
-    stopped_at_gate: BTreeMap<ObjectRef, Duration>,
+    /// Nodes whose binary stopped with the upgrade panic: since when, and the upgrade's height.
+    stopped_at_gate: BTreeMap<ObjectRef, (Duration, u64)>,
     /// Per deployment with a gated rollout: the last time one of its rollout's nodes was truly below the block
     /// before the gate.
     below_gate_at: BTreeMap<ObjectRef, Duration>,
@@ -76,6 +76,18 @@ fn gate_of<'a>(observed: &'a Observed, node: &SeiNode) -> Option<(u64, &'a str)>
 /// The pod of SeiNode `key`, as the kubelet runs it.
 fn pod_of<'a>(world: &'a WorldState, key: &ObjectRef) -> Option<&'a PodRuntime> {
     world.pods.get(&ObjectRef::new("Pod", &key.namespace, names::node_pod(&key.name)))
+}
+
+/// The gated rollout `node` is one of the nodes of, and its target image (the status's record only).
+fn gated_rollout<'a>(observed: &'a Observed, node: &SeiNode) -> Option<(&'a RolloutStatus, &'a str)> {
+    let namespace = node.metadata.namespace.as_deref()?;
+    let deployment = node.metadata.labels.as_ref()?.get(LABEL_DEPLOYMENT)?;
+    let deployment = observed.deployments.get(&ObjectRef::new("SeiNodeDeployment", namespace, deployment))?;
+    let rollout = deployment.status.as_ref()?.rollout.as_ref().filter(|r| r.upgrade_height.is_some())?;
+    let name = node.metadata.name.as_deref()?;
+    rollout.nodes.iter().any(|n| n.name == name).then_some(())?;
+    let target = observed.template_images.get(&rollout.target_hash).map(|(image, _)| image.as_str())?;
+    Some((rollout, target))
 }
 
 /// The node's real height: its seid's, when it runs, else what its volume holds.
@@ -159,29 +171,36 @@ fn judge(world: &WorldState, observed: &Observed, watch: &mut GateWatch) -> Resu
                     format!("{key} ran {target} below its upgrade height: {}", panic.reason),
                 ));
             }
-            SeidExit::UpgradeNeeded { .. } => {
-                watch.stopped_at_gate.entry(key).or_insert(panic.at);
+            SeidExit::UpgradeNeeded { upgrade_height } => {
+                watch.stopped_at_gate.entry(key).or_insert((panic.at, upgrade_height));
             }
             _ => {}
         }
     }
-    // Nodes stopped at the gate on the old binary.
+    // Nodes stopped at the gate on a binary other than the staged one: judged only under a gated rollout whose
+    // gate is that upgrade (a gate mistyped elsewhere holds them, as it must), from when that rollout started (a
+    // user who stages the image after the chain reached the upgrade left the old binary there until then) and
+    // from the end of any fault.
     let quiet_from = world.faults_act_until;
     let mut late = None;
-    watch.stopped_at_gate.retain(|key, since| {
-        let Some((_, target)) = observed.nodes.get(key).and_then(|node| gate_of(observed, node)) else {
-            return false;
-        };
+    watch.stopped_at_gate.retain(|key, (since, upgrade)| {
+        let Some(node) = observed.nodes.get(key) else { return false };
+        let Some((rollout, target)) = gated_rollout(observed, node) else { return true };
         if runs(world, key, target) {
             return false;
         }
+        if rollout.upgrade_height.and_then(|h| u64::try_from(h).ok()) != Some(*upgrade) {
+            return true;
+        }
+        let staged_at = rollout.started_at.0.duration_since(world.epoch);
+        let staged_at = Duration::try_from(staged_at).unwrap_or_default();
         if let Some(quiet) = quiet_from {
-            let from = (*since).max(quiet);
+            let from = (*since).max(quiet).max(staged_at);
             if world.now > from + GATE_ROLL_BOUND && late.is_none() {
                 late = Some(format!(
-                    "{key} stopped at its upgrade height on its old binary at {:?} and does not run {target} {:?} later",
-                    since,
-                    world.now - *since
+                    "{key} stopped at its upgrade height {upgrade} at {since:?} and does not run the staged {target} \
+                     {:?} after it could have",
+                    world.now - from
                 ));
             }
         }
