@@ -62,15 +62,22 @@ pub fn scale_up_spec(template: &SeiNodeSpec, active: &SeiNodeSpec) -> SeiNodeSpe
 /// The spec the active set runs: that of an active node that runs the recorded template hash; else (no such
 /// node is left, e.g. every one was deleted) the template with what the status recorded the set runs — its
 /// rollout fields and fork snapshot — or the template alone, for a status stored before that was recorded.
+/// A set that went through an upgrade in place (a gated InPlace rollout) records the bootstrap a node made for it
+/// needs, which its nodes' own specs do not carry: it is added to the node's spec.
 pub fn active_spec(deployment: &SeiNodeDeployment, status: &SeiNodeDeploymentStatus, nodes: &[SeiNode]) -> SeiNodeSpec {
     let active_hash = status.template_hash.as_deref();
     let template = &deployment.spec.template.spec;
-    nodes
+    let running = nodes
         .iter()
         .filter(|n| n.metadata.name.as_ref().is_some_and(|name| status.incumbent_nodes.contains(name)))
         .find(|n| Some(template_hash(&n.spec).as_str()) == active_hash)
-        .map(|n| n.spec.clone())
-        .unwrap_or_else(|| status.active_set.as_ref().map_or_else(|| template.clone(), |set| set.spec_from(template)))
+        .map(|n| n.spec.clone());
+    match (running, status.active_set.as_ref()) {
+        (Some(spec), Some(set)) if spec.bootstrap().is_none() => set.with_fork_bootstrap(spec),
+        (Some(spec), _) => spec,
+        (None, Some(set)) => set.spec_from(template),
+        (None, None) => template.clone(),
+    }
 }
 
 /// `active` on the `target` fields, bootstrapped from its S3 snapshot by `previous`'s image to the block before

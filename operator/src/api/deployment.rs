@@ -180,6 +180,11 @@ impl ActiveSet {
         if let Some(fields) = &self.fields {
             fields.apply_to(&mut spec);
         }
+        self.with_fork_bootstrap(spec)
+    }
+
+    /// `spec` with the set's recorded bootstrap, when it has one.
+    pub fn with_fork_bootstrap(&self, mut spec: SeiNodeSpec) -> SeiNodeSpec {
         if let (Some(fork), Some(slot)) = (&self.fork_bootstrap, spec.snapshot_mut()) {
             let snapshot = slot.get_or_insert_with(SnapshotSource::default);
             snapshot.s3 = Some(S3Snapshot { target_height: fork.target_height });

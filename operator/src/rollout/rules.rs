@@ -250,7 +250,12 @@ fn supersede_rollout(ctx: &Ctx<'_>, d: &mut Decision, old: &RolloutStatus) {
     let moved = traffic_moved(ctx, &d.status, old);
     // A revert is a cancel: the template is back on the one the incumbents run, and traffic never left them.
     // Nothing is left to roll out, whatever the strategy now says: no third node set is built.
-    if !moved && old.strategy != Strategy::InPlace && d.status.template_hash.as_deref() == Some(ctx.hash.as_str()) {
+    // Only when they do run it: an InPlace rollout this one superseded may have written its target onto them.
+    if !moved
+        && old.strategy != Strategy::InPlace
+        && d.status.template_hash.as_deref() == Some(ctx.hash.as_str())
+        && incumbents_run_the_template(ctx, &d.status)
+    {
         return cancel_rollout(ctx, d, old);
     }
     let strategy = match ctx.deployment.spec.update_strategy.resolve() {
@@ -289,6 +294,11 @@ fn supersede_rollout(ctx: &Ctx<'_>, d: &mut Decision, old: &RolloutStatus) {
     d.events.push(ctx.event(false, EVENT_ROLLOUT_SUPERSEDED, (rollout.generation, &target), message));
     d.status.rollout = Some(rollout);
     d.status.plan = Some(plan);
+}
+
+/// Whether every incumbent node (as read) runs the current template: its spec's rollout fields hash to it.
+fn incumbents_run_the_template(ctx: &Ctx<'_>, status: &SeiNodeDeploymentStatus) -> bool {
+    status.incumbent_nodes.iter().filter_map(|name| ctx.node(name)).all(|node| template_hash(&node.spec) == ctx.hash)
 }
 
 /// Ends a BlueGreen / HardFork rollout whose template was edited back to the incumbents' before the switch: no

@@ -25,4 +25,6 @@ crate::scenario_tests! {
         "bluegreen-scale-down-mid-rollout-keeps-the-selected-nodes-until-the-switch.yaml",
     blue_green_switch_refused_with_403_reports_the_missing_permission_and_completes_once_granted =>
         "bluegreen-switch-waits-out-a-forbidden-service-update.yaml",
+    a_revert_after_an_inplace_supersession_rolls_back_what_the_inplace_plan_wrote =>
+        "bluegreen-revert-after-an-inplace-supersession-rolls-back-what-the-inplace-plan-wrote.yaml",
 }

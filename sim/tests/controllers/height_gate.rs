@@ -24,4 +24,6 @@ crate::scenario_tests! {
         "inplace-height-gate-node-deleted-after-the-switch-bootstraps-to-the-block-before-the-upgrade.yaml",
     an_image_staged_after_the_chain_stopped_at_the_upgrade_with_a_mistyped_gate_waits_for_the_fix_then_switches =>
         "inplace-height-gate-staged-after-the-chain-stopped-at-the-upgrade-with-a-typo.yaml",
+    a_node_added_after_the_gate_switched_the_fleet_bootstraps_to_the_block_before_the_upgrade =>
+        "inplace-height-gate-scale-up-after-the-switch-bootstraps-to-the-block-before-the-upgrade.yaml",
 }
