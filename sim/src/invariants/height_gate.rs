@@ -116,8 +116,8 @@ pub fn height_gate_holds(world: &WorldState, observed: &mut Observed) -> Result<
     let result =
         if any_gate || !watch.stopped_at_gate.is_empty() { judge(world, observed, &mut watch) } else { Ok(()) };
     if !any_gate {
-        // Keep the images current so the next gate judges only its own writes.
-        watch.images = observed.nodes.iter().map(|(key, node)| (key.clone(), node.spec.image.clone())).collect();
+        // Nothing to judge: the next gate judges only what happens under it (its first step learns the images).
+        watch.images.clear();
         watch.panics_checked = world.panics.len();
     }
     observed.gate = watch;
@@ -140,7 +140,7 @@ fn judge(world: &WorldState, observed: &Observed, watch: &mut GateWatch) -> Resu
     }
     // Writes of the target image.
     for (key, node) in &observed.nodes {
-        // A node made with the image is not a write onto a running node.
+        // A node first seen (made with the image, or when a gate first appears) is not judged: no write seen.
         let before = watch.images.insert(key.clone(), node.spec.image.clone());
         if before.is_none_or(|before| before == node.spec.image) {
             continue;
