@@ -10,7 +10,8 @@ use crate::meta::{LABEL_REVISION, controller_of, is_controlled_by};
 use crate::plan::TaskType;
 use crate::plan::executor::{Progress, TaskError, TaskRunner};
 use crate::plan::params::{
-    AwaitNodes, CreateEntrantNodes, SwitchTraffic, TeardownNodes, UpdateNodeSpecs, UpdateNodeSpecsAtHeight,
+    AwaitNodes, CreateEntrantNodes, RolloutFields, SwitchTraffic, TeardownNodes, UpdateNodeSpecs,
+    UpdateNodeSpecsAtHeight,
 };
 use crate::rollout::gate;
 use crate::workload::{deployment_service, selected_revision};
@@ -129,37 +130,38 @@ impl<C: Cluster> DeploymentTasks<'_, C> {
     /// Writes the rollout fields onto every node at once (a chain upgrade is a coordinated halt; staging it buys
     /// no safety). A node that already carries them is left alone; a missing one is waited for.
     async fn update_node_specs(&self, params: UpdateNodeSpecs) -> Result<Progress, TaskError> {
-        let mut done = Vec::new();
-        for name in &params.nodes {
-            let Some(mut node) = self.node(name).await? else {
-                done.push(false);
-                continue;
-            };
-            if !params.fields.matches(&node.spec) {
-                params.fields.apply_to(&mut node.spec);
-                self.cluster.replace(&node).await.map_err(api_error)?;
-            }
-            done.push(true);
-        }
-        Ok(all_done(done))
+        let fields = &params.fields;
+        self.write_fields(&params.nodes, fields, |node| (!fields.matches(&node.spec)).then_some(fields)).await
     }
 
     /// The gated `update-node-specs`: each node gets the rollout fields once it has reached the gate, and the
     /// fields it ran before back when it runs the new ones below it (`rollout::gate`). Complete once every node
     /// carries the target.
     async fn update_node_specs_at_height(&self, params: UpdateNodeSpecsAtHeight) -> Result<Progress, TaskError> {
+        let (target, previous) = (&params.fields, params.previous.as_ref());
+        let write = |node: &SeiNode| gate::fields_to_write(node, params.upgrade_height, target, previous);
+        self.write_fields(&params.nodes, target, write).await
+    }
+
+    /// Writes onto each of `nodes` the fields `write` picks for it (none: left alone); done once every node
+    /// carries `target`. A missing node is waited for.
+    async fn write_fields<'f>(
+        &self,
+        nodes: &[String],
+        target: &RolloutFields,
+        write: impl Fn(&SeiNode) -> Option<&'f RolloutFields>,
+    ) -> Result<Progress, TaskError> {
         let mut done = Vec::new();
-        for name in &params.nodes {
+        for name in nodes {
             let Some(mut node) = self.node(name).await? else {
                 done.push(false);
                 continue;
             };
-            let write = gate::fields_to_write(&node, params.upgrade_height, &params.fields, params.previous.as_ref());
-            if let Some(fields) = write {
+            if let Some(fields) = write(&node) {
                 fields.apply_to(&mut node.spec);
                 self.cluster.replace(&node).await.map_err(api_error)?;
             }
-            done.push(params.fields.matches(&node.spec));
+            done.push(target.matches(&node.spec));
         }
         Ok(all_done(done))
     }

@@ -82,7 +82,8 @@ pub struct SeidCommand {
     pub maps_halt_to_success: bool,
     /// The script copies seid's x/upgrade panic lines to the termination message file
     /// (`workload::UPGRADE_PANIC_CAPTURE`). Otherwise the container's termination message is empty: seid writes
-    /// none, and the kubelet's default policy (`File`) reads only that file.
+    /// none, and the kubelet's default policy (`File`) reads only that file (kubernetes/kubernetes
+    /// `pkg/kubelet/kuberuntime/kuberuntime_container.go`, `getTerminationMessage`).
     pub reports_upgrade_panics: bool,
 }
 

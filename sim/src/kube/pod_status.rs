@@ -64,8 +64,10 @@ fn waiting(reason: &str) -> Value {
     json!({"waiting": {"reason": reason}})
 }
 
-/// A terminated state. `message` is the termination message file's text, empty when the container wrote none
-/// (then absent, as the API omits empty fields).
+/// A terminated state. `message` is the termination message file's text (kubernetes/kubernetes
+/// `pkg/kubelet/kuberuntime/kuberuntime_container.go`, `getTerminationMessage`: the file at
+/// `terminationMessagePath`, its last 4096 bytes), empty when the container wrote none — then absent, as the API
+/// omits empty fields.
 fn terminated(code: i32, message: &str) -> Value {
     let mut state = json!({"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }});
     if !message.is_empty() {
