@@ -22,6 +22,7 @@ pub mod names;
 pub mod node_defaults;
 pub mod permissions;
 pub mod plan;
+pub mod readiness;
 pub mod rollout;
 pub mod sidecar;
 pub mod tasks;

@@ -129,6 +129,32 @@ pub enum DeploymentPhase {
     Terminating,
 }
 
+impl DeploymentPhase {
+    /// Every phase, in declaration order (one metric series each).
+    pub const ALL: [DeploymentPhase; 7] = [
+        DeploymentPhase::Pending,
+        DeploymentPhase::Initializing,
+        DeploymentPhase::Ready,
+        DeploymentPhase::Upgrading,
+        DeploymentPhase::Degraded,
+        DeploymentPhase::Failed,
+        DeploymentPhase::Terminating,
+    ];
+
+    /// The phase as it is written in `status.phase`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentPhase::Pending => "Pending",
+            DeploymentPhase::Initializing => "Initializing",
+            DeploymentPhase::Ready => "Ready",
+            DeploymentPhase::Upgrading => "Upgrading",
+            DeploymentPhase::Degraded => "Degraded",
+            DeploymentPhase::Failed => "Failed",
+            DeploymentPhase::Terminating => "Terminating",
+        }
+    }
+}
+
 /// One node of the deployment, as last observed.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -369,6 +369,28 @@ pub enum SeiNodePhase {
     Terminating,
 }
 
+impl SeiNodePhase {
+    /// Every phase, in declaration order (one metric series each).
+    pub const ALL: [SeiNodePhase; 5] = [
+        SeiNodePhase::Pending,
+        SeiNodePhase::Initializing,
+        SeiNodePhase::Running,
+        SeiNodePhase::Failed,
+        SeiNodePhase::Terminating,
+    ];
+
+    /// The phase as it is written in `status.phase`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeiNodePhase::Pending => "Pending",
+            SeiNodePhase::Initializing => "Initializing",
+            SeiNodePhase::Running => "Running",
+            SeiNodePhase::Failed => "Failed",
+            SeiNodePhase::Terminating => "Terminating",
+        }
+    }
+}
+
 /// What the operator knows of a SeiNode.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -10,7 +10,9 @@ mod node;
 pub mod triggers;
 
 pub use deployment::{DeploymentContext, reconcile_deployment};
-pub use node::{HEIGHT_WRITE_INTERVAL, NodeContext, OBSERVE_INTERVAL, reconcile_node};
+pub use node::{
+    HEIGHT_WRITE_INTERVAL, INITIALIZED, NodeContext, OBSERVE_INTERVAL, SIDECAR_READY, UP_TO_DATE, reconcile_node,
+};
 
 use std::time::Duration;
 

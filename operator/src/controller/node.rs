@@ -41,7 +41,7 @@ pub const OBSERVE_INTERVAL: Duration = Duration::from_secs(10);
 pub const HEIGHT_WRITE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Condition on a SeiNode: its init plan's outcome.
-const INITIALIZED: &str = "Initialized";
+pub const INITIALIZED: &str = "Initialized";
 /// Condition on an initializing SeiNode, present only while the name of a child it needs is held by another
 /// object (a deleted predecessor's, or a stranger's).
 const CHILDREN_OWNED: &str = "ChildrenOwned";
@@ -133,6 +133,7 @@ async fn reconcile_read_node<C: Cluster, S: Sidecar, K: Clock>(
         }
     }
     status.observed_generation = generation;
+    crate::readiness::summarize_node(&mut status, generation, now);
     hold_back_height(node.status.as_ref(), &mut status, now);
 
     if Some(&status) != node.status.as_ref() {

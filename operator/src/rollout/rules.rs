@@ -121,6 +121,12 @@ pub fn evaluate(deployment: &SeiNodeDeployment, observed: &Observed<'_>, config:
         detect_rollout(&ctx, &mut d);
     }
 
+    // `observedGeneration`: the latest generation the status fully describes — converged to it, or (below)
+    // failed or refused at it. kstatus reads a lagging one as "in progress" (`crate::readiness`).
+    let failed_here = d.status.failed_target_hash.as_deref() == Some(ctx.hash.as_str());
+    if d.status.rollout.is_none() && failed_here {
+        d.status.observed_generation = Some(ctx.generation);
+    }
     if d.status.rollout.is_none() && d.status.template_hash.as_deref() == Some(ctx.hash.as_str()) {
         d.status.observed_generation = Some(ctx.generation);
         // The template is back on the active one: a target that failed before is no longer wanted. Remembered,
@@ -134,6 +140,11 @@ pub fn evaluate(deployment: &SeiNodeDeployment, observed: &Observed<'_>, config:
         .is_some_and(|c| c.reason == REASON_INVALID_UPDATE_STRATEGY);
     if !refusing {
         d.status.refused_target = None;
+    }
+    let refused_here = find_condition(&d.status.conditions, ROLLOUT_IN_PROGRESS)
+        .is_some_and(|c| c.reason == REASON_INVALID_UPDATE_STRATEGY && c.observed_generation == Some(ctx.generation));
+    if d.status.rollout.is_none() && refused_here {
+        d.status.observed_generation = Some(ctx.generation);
     }
     summarize(&ctx, &mut d.status);
     d
@@ -752,4 +763,5 @@ fn summarize(ctx: &Ctx<'_>, status: &mut SeiNodeDeploymentStatus) {
 
     let deleting = ctx.deployment.metadata.deletion_timestamp.is_some();
     status.phase = Some(deployment_phase(deleting, status, &ctx.hash, &counts));
+    crate::readiness::summarize_deployment(status, Some(ctx.generation), ctx.observed.now);
 }
