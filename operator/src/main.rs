@@ -59,7 +59,10 @@ fn run_operator(args: RunArgs) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("starting the async runtime: {e}"))?;
-    runtime.block_on(run(args)).map_err(|e| e.to_string())
+    let outcome = runtime.block_on(run(args)).map_err(|e| e.to_string());
+    // Tasks still parked (a watcher in its back-off, an HTTP connection) must not hold the exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    outcome
 }
 
 fn write_crds(out: Option<&Path>) -> Result<(), String> {

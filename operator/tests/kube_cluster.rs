@@ -255,7 +255,7 @@ async fn events_are_published_through_the_recorder_and_rollouts_counted() {
     .await;
     let event = Event::normal(ObjectRef::new("SeiNode", "sei", "n1"), "RolloutStarted", "InPlace to sei:v6.4.0");
     bounded(api.cluster.emit_event(&event)).await.unwrap();
-    assert_eq!(api.metrics.rollout_count("started"), 1);
+    assert_eq!(api.metrics.rollout_count("sei", "n1", "started"), 1);
 
     let requests = api.received();
     let posted = &requests.last().unwrap().body;
@@ -273,7 +273,7 @@ async fn events_are_published_through_the_recorder_and_rollouts_counted() {
     let gone = Event::warning(ObjectRef::new("SeiNode", "sei", "gone"), "InvalidUpdateStrategy", "x");
     let result = bounded(api.cluster.emit_event(&gone)).await;
     assert!(result.is_err() || api.received().last().unwrap().body["regarding"].get("uid").is_none());
-    assert_eq!(api.metrics.rollout_count("started"), 1);
+    assert_eq!(api.metrics.rollout_count("sei", "n1", "started"), 1);
 }
 
 #[tokio::test]
@@ -307,5 +307,5 @@ async fn a_keyed_event_is_created_under_its_own_name_and_a_repeat_is_already_exi
     let again = bounded(api.cluster.emit_event(&event)).await;
     assert!(matches!(again, Err(ClusterError::AlreadyExists(_))), "{again:?}");
     assert_eq!(api.received().last().unwrap().body["metadata"]["name"], name.as_str());
-    assert_eq!(api.metrics.rollout_count("started"), 1);
+    assert_eq!(api.metrics.rollout_count("sei", "n1", "started"), 1);
 }

@@ -252,8 +252,13 @@ impl Cluster for KubeCluster {
             None => self.recorder.publish(&kube_event, &reference).await,
         };
         published.map_err(|e| map_kube_error(e, regarding.clone(), Operation::Create))?;
-        // Counted once it is recorded: a repeat refused as AlreadyExists is not a second transition.
-        self.metrics.record_event_reason(&event.reason);
+        // Counted and logged once it is recorded: a repeat refused as AlreadyExists is not a second transition.
+        self.metrics.record_event(event);
+        let regarding = format!("{} {}/{}", regarding.kind, regarding.namespace, regarding.name);
+        match event.type_ {
+            EventType::Normal => tracing::info!(%regarding, reason = %event.reason, message = %event.message, "event"),
+            EventType::Warning => tracing::warn!(%regarding, reason = %event.reason, message = %event.message, "event"),
+        }
         Ok(())
     }
 }

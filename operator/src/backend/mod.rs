@@ -5,6 +5,7 @@
 //! Nothing here decides anything about rollouts: the controllers in [`crate::controller`] do, through the traits.
 
 pub mod clock;
+pub mod health;
 pub mod http_sidecar;
 pub mod kube_cluster;
 pub mod kube_error;

@@ -63,9 +63,17 @@ impl PlanTaskTimer {
                 if !pending.remove(&task.id) {
                     continue;
                 }
-                if let Some(submitted) = &task.submitted_at {
-                    let seconds = now.duration_since(submitted.0).as_secs_f64().max(0.0);
+                let seconds = task.submitted_at.as_ref().map(|at| now.duration_since(at.0).as_secs_f64().max(0.0));
+                if let Some(seconds) = seconds {
                     metrics.record_plan_task(kind, &task.type_, outcome, seconds);
+                }
+                // One line per task outcome, inside the reconcile's span (object, plan).
+                let seconds = seconds.map_or_else(|| "-".to_owned(), |s| format!("{s:.1}"));
+                match task.status {
+                    TaskStatus::Failed => {
+                        tracing::warn!(plan = %plan.id, task = %task.type_, outcome, seconds, error = task.error.as_deref().unwrap_or(""), "plan task finished")
+                    }
+                    _ => tracing::info!(plan = %plan.id, task = %task.type_, outcome, seconds, "plan task finished"),
                 }
             }
         }

@@ -4,8 +4,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -16,33 +15,17 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
+use super::health::Health;
 use super::metrics::Metrics;
 
 /// A client that has not sent its request headers by then is dropped, so idle scrapers cannot pile up connections.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the probes report.
-#[derive(Debug, Default)]
-pub struct Probes {
-    ready: AtomicBool,
-}
-
-impl Probes {
-    /// Ready once the API server answered and the process is leading or standing by; not ready while shutting down.
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::SeqCst);
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
-    }
-}
-
 /// Which endpoints a listener serves.
 #[derive(Clone)]
 pub enum Endpoints {
     Metrics(Arc<Metrics>),
-    Probes(Arc<Probes>),
+    Probes(Arc<Health>),
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -63,10 +46,18 @@ pub fn respond(endpoints: &Endpoints, method: &Method, path: &str) -> Response<F
             Ok(body) => text(StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", body),
             Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, PLAIN, "encoding metrics failed\n"),
         },
-        (Endpoints::Probes(_), "/healthz") => text(StatusCode::OK, PLAIN, "ok\n"),
-        (Endpoints::Probes(probes), "/readyz") if probes.is_ready() => text(StatusCode::OK, PLAIN, "ok\n"),
-        (Endpoints::Probes(_), "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, PLAIN, "not ready\n"),
+        (Endpoints::Probes(health), "/healthz") => probe_answer(health.liveness(Instant::now())),
+        (Endpoints::Probes(health), "/readyz") => probe_answer(health.readiness()),
         _ => text(StatusCode::NOT_FOUND, PLAIN, "not found\n"),
+    }
+}
+
+/// 200 `ok`, or 503 with the reason (what `kubectl describe pod` and a curl show).
+fn probe_answer(outcome: Result<(), String>) -> Response<Full<Bytes>> {
+    const PLAIN: &str = "text/plain; charset=utf-8";
+    match outcome {
+        Ok(()) => text(StatusCode::OK, PLAIN, "ok\n"),
+        Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, PLAIN, format!("{reason}\n")),
     }
 }
 
@@ -108,12 +99,16 @@ pub async fn serve(listener: TcpListener, endpoints: Endpoints, shutdown: impl F
 mod tests {
     use super::*;
 
+    use crate::backend::health::{HealthConfig, PREFLIGHT, Role};
+
     #[test]
-    fn readiness_follows_the_flag_and_paths_are_separated() {
-        let probes = Arc::new(Probes::default());
-        let endpoints = Endpoints::Probes(probes.clone());
+    fn probes_follow_the_health_state_and_paths_are_separated() {
+        let config = HealthConfig { failing_limit: Duration::from_secs(60), streak_gap: Duration::from_secs(45) };
+        let health = Arc::new(Health::new(config));
+        let endpoints = Endpoints::Probes(health.clone());
         assert_eq!(respond(&endpoints, &Method::GET, "/readyz").status(), StatusCode::SERVICE_UNAVAILABLE);
-        probes.set_ready(true);
+        health.synced(PREFLIGHT);
+        health.set_role(Role::StandingBy);
         assert_eq!(respond(&endpoints, &Method::GET, "/readyz").status(), StatusCode::OK);
         assert_eq!(respond(&endpoints, &Method::GET, "/healthz").status(), StatusCode::OK);
         assert_eq!(respond(&endpoints, &Method::GET, "/metrics").status(), StatusCode::NOT_FOUND);

@@ -2,7 +2,7 @@
 //! and SeiNode (owning StatefulSet, Services and Job), each calling its reconciler with the production backends,
 //! timing it for `/metrics`, and mapping its outcome onto kube-runtime's requeue actions.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -16,9 +16,12 @@ use kube::runtime::events::Reporter;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 
-use super::{CONTROLLER_NAME, RunArgs, RunError, one_line};
+use tracing::Instrument;
+
+use super::{CONTROLLER_NAME, RunContext, RunError, one_line};
 use crate::api::{SeiNode, SeiNodeDeployment};
 use crate::backend::clock::SystemClock;
+use crate::backend::health::Health;
 use crate::backend::http_sidecar::{HttpSidecar, HttpSidecarConfig};
 use crate::backend::kube_cluster::KubeCluster;
 use crate::backend::metrics::Metrics;
@@ -34,6 +37,8 @@ struct Shared {
     node: NodeContext<KubeCluster, HttpSidecar, SystemClock>,
     metrics: Arc<Metrics>,
     failures: Failures,
+    deployment_queue: Arc<Queue>,
+    node_queue: Arc<Queue>,
 }
 
 /// Failed reconciles in a row, per object (kind, namespace, name): the count [`ReconcileError::retry_after`]
@@ -69,13 +74,21 @@ fn to_kube_action(action: Action) -> KubeAction {
     }
 }
 
+/// The span a reconcile's log lines carry: the controller, the object, and the plan its stored status runs.
+fn reconcile_span(controller: &str, namespace: &str, name: &str, plan: Option<&str>) -> tracing::Span {
+    tracing::info_span!("reconcile", controller, object = %format_args!("{namespace}/{name}"), plan = plan.unwrap_or("-"))
+}
+
 async fn reconcile_deployment_object(
     object: Arc<SeiNodeDeployment>,
     shared: Arc<Shared>,
 ) -> Result<KubeAction, ReconcileError> {
     let (namespace, name) = (object.namespace().unwrap_or_default(), object.name_any());
+    shared.deployment_queue.started(&namespace, &name);
+    let plan = object.status.as_ref().and_then(|s| s.plan.as_ref()).map(|p| p.id.as_str());
+    let span = reconcile_span(DEPLOYMENT_CONTROLLER, &namespace, &name, plan);
     let started = Instant::now();
-    let result = reconcile_deployment(&shared.deployment, &namespace, &name).await;
+    let result = reconcile_deployment(&shared.deployment, &namespace, &name).instrument(span).await;
     if result.is_ok() {
         shared.failures.succeeded(object.as_ref());
     }
@@ -86,8 +99,11 @@ async fn reconcile_deployment_object(
 
 async fn reconcile_node_object(object: Arc<SeiNode>, shared: Arc<Shared>) -> Result<KubeAction, ReconcileError> {
     let (namespace, name) = (object.namespace().unwrap_or_default(), object.name_any());
+    shared.node_queue.started(&namespace, &name);
+    let plan = object.status.as_ref().and_then(|s| s.plan.as_ref()).map(|p| p.id.as_str());
+    let span = reconcile_span(NODE_CONTROLLER, &namespace, &name, plan);
     let started = Instant::now();
-    let result = reconcile_node(&shared.node, &namespace, &name).await;
+    let result = reconcile_node(&shared.node, &namespace, &name).instrument(span).await;
     if result.is_ok() {
         shared.failures.succeeded(object.as_ref());
     }
@@ -105,27 +121,25 @@ fn on_error<K: kube::Resource<DynamicType = ()>>(
     KubeAction::requeue(error.retry_after(shared.failures.failed(object.as_ref())))
 }
 
-fn scoped_api<K>(client: &Client, namespace: &str) -> Api<K>
+pub(super) fn scoped_api<K>(client: &Client, namespace: &str) -> Api<K>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
 {
     if namespace.is_empty() { Api::all(client.clone()) } else { Api::namespaced(client.clone(), namespace) }
 }
 
-/// Runs both controllers until `shutdown` resolves and the reconciles in flight finish.
-pub(super) async fn run_controllers<F>(
-    args: &RunArgs,
-    client: &Client,
-    identity: &str,
-    metrics: &Arc<Metrics>,
-    shutdown: F,
-) -> Result<(), RunError>
+/// Runs both controllers until `shutdown` resolves and the reconciles in flight finish. A controller whose stream
+/// ends otherwise is an error: the process exits, and `/healthz` fails meanwhile.
+pub(super) async fn run_controllers<F>(context: &RunContext<'_>, shutdown: F) -> Result<(), RunError>
 where
     F: Future<Output = ()> + Send + Sync + 'static,
 {
+    let RunContext { args, client, identity, metrics, health } = *context;
     let reporter = Reporter { controller: CONTROLLER_NAME.to_owned(), instance: Some(identity.to_owned()) };
     let cluster = KubeCluster::new(client.clone(), reporter, metrics.clone());
     let sidecar = HttpSidecar::new(HttpSidecarConfig::default())?;
+    let (deployment_store, deployment_cache) = reflector::store();
+    let (node_store, node_cache) = reflector::store();
     let shared = Arc::new(Shared {
         deployment: DeploymentContext {
             cluster: cluster.clone(),
@@ -140,6 +154,8 @@ where
         },
         metrics: metrics.clone(),
         failures: Failures::default(),
+        deployment_queue: Arc::new(Queue::new(DEPLOYMENT_CONTROLLER, metrics.clone())),
+        node_queue: Arc::new(Queue::new(NODE_CONTROLLER, metrics.clone())),
     });
     let ns = args.namespace.as_str();
     // Children are watched by the labels the operator puts on them, not every Service / Job in the cluster.
@@ -149,29 +165,165 @@ where
     // One shutdown future feeds both controllers.
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
 
+    // Every watch reports into `health` (readiness waits for its initial list; a watch failing without a break
+    // fails liveness) and wakes its controller's queue-depth gauge.
+    let watch = |name: &'static str| Tracked { name, health: health.clone() };
+
     // SeiNode events reach each controller only when they change what it reads (`controller::triggers`): a
     // node's own observation writes do not reconcile it again, and a height-only change does not wake the
     // deployment controller, which lists every child.
-    let child_nodes = watcher(scoped_api::<SeiNode>(client, ns), watcher::Config::default()).default_backoff();
-    let deployments = Controller::new(scoped_api::<SeiNodeDeployment>(client, ns), watcher::Config::default())
-        .owns_stream(filter_triggers(child_nodes, triggers::deployment_wakes_for_child))
-        .owns(scoped_api::<Service>(client, ns), deployment_children)
-        .graceful_shutdown_on(shutdown.clone())
-        .run(reconcile_deployment_object, on_error, shared.clone())
-        .for_each(|result| async move { log_outcome(DEPLOYMENT_CONTROLLER, result) });
-    let (node_store, node_cache) = reflector::store();
-    let node_events =
-        watcher(scoped_api::<SeiNode>(client, ns), watcher::Config::default()).default_backoff().reflect(node_cache);
-    let nodes = Controller::for_stream(filter_triggers(node_events, triggers::node_wakes_itself), node_store)
-        .owns(scoped_api::<StatefulSet>(client, ns), node_children.clone())
-        .owns(scoped_api::<Service>(client, ns), node_children.clone())
-        .owns(scoped_api::<Job>(client, ns), node_children)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile_node_object, on_error, shared)
-        .for_each(|result| async move { log_outcome(NODE_CONTROLLER, result) });
+    let deployment_events = watch("seinodedeployments")
+        .events(watcher(scoped_api::<SeiNodeDeployment>(client, ns), watcher::Config::default()).default_backoff())
+        .reflect(deployment_cache);
+    let child_nodes = watch("seinodes (children of deployments)")
+        .events(watcher(scoped_api::<SeiNode>(client, ns), watcher::Config::default()).default_backoff());
+    let deployment_services = watch("services (of deployments)")
+        .events(watcher(scoped_api::<Service>(client, ns), deployment_children).default_backoff());
+    let deployment_queue = shared.deployment_queue.clone();
+    let deployments =
+        Controller::for_stream(deployment_queue.woken(deployment_events.touched_objects()), deployment_store.clone())
+            .owns_stream(deployment_queue.woken_owners(
+                filter_triggers(child_nodes, triggers::deployment_wakes_for_child),
+                deployment_store.clone(),
+            ))
+            .owns_stream(deployment_queue.woken_owners(deployment_services.touched_objects(), deployment_store.clone()))
+            .graceful_shutdown_on(shutdown.clone())
+            .run(reconcile_deployment_object, on_error, shared.clone())
+            .for_each(|result| async move { log_outcome(DEPLOYMENT_CONTROLLER, result) });
+
+    let node_events = watch("seinodes")
+        .events(watcher(scoped_api::<SeiNode>(client, ns), watcher::Config::default()).default_backoff())
+        .reflect(node_cache);
+    let stateful_sets = watch("statefulsets")
+        .events(watcher(scoped_api::<StatefulSet>(client, ns), node_children.clone()).default_backoff());
+    let node_services = watch("services (of nodes)")
+        .events(watcher(scoped_api::<Service>(client, ns), node_children.clone()).default_backoff());
+    let jobs = watch("jobs").events(watcher(scoped_api::<Job>(client, ns), node_children).default_backoff());
+    let node_queue = shared.node_queue.clone();
+    let nodes = Controller::for_stream(
+        node_queue.woken(filter_triggers(node_events, triggers::node_wakes_itself)),
+        node_store.clone(),
+    )
+    .owns_stream(node_queue.woken_owners(stateful_sets.touched_objects(), node_store.clone()))
+    .owns_stream(node_queue.woken_owners(node_services.touched_objects(), node_store.clone()))
+    .owns_stream(node_queue.woken_owners(jobs.touched_objects(), node_store.clone()))
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile_node_object, on_error, shared.clone())
+    .for_each(|result| async move { log_outcome(NODE_CONTROLLER, result) });
+
+    // `/metrics` reports every deployment and node from the caches while this process leads.
+    metrics.set_object_source(Some(Box::new(move || (deployment_store.state(), node_store.state()))));
     tracing::info!(namespace = if ns.is_empty() { "<all>" } else { ns }, "controllers running");
     futures::future::join(deployments, nodes).await;
-    Ok(())
+    metrics.set_object_source(None);
+    if health.is_stopping() {
+        return Ok(());
+    }
+    let reason = "a controller's watch stream ended".to_owned();
+    health.ended(reason.clone());
+    Err(RunError::ControllersEnded(reason))
+}
+
+/// A watch whose events report into the health state.
+struct Tracked {
+    name: &'static str,
+    health: Arc<Health>,
+}
+
+impl Tracked {
+    fn events<K, S>(self, events: S) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
+    where
+        K: Send + 'static,
+        S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+    {
+        let Tracked { name, health } = self;
+        health.register(name);
+        events.inspect(move |event| match event {
+            Ok(watcher::Event::InitDone) => health.synced(name),
+            Ok(_) => health.progressed(name),
+            Err(error) => {
+                let error = one_line(error);
+                tracing::warn!(watch = name, %error, "watch failed; retrying with back-off");
+                health.failed(name, error, std::time::Instant::now());
+            }
+        })
+    }
+}
+
+/// The objects a controller has been woken for by a watch event and has not started reconciling since: its
+/// reconcile queue as far as watches fill it (requeues after a delay are not counted), for
+/// `sei_operator_reconcile_queue_depth`.
+struct Queue {
+    controller: &'static str,
+    waiting: Mutex<BTreeSet<(String, String)>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Queue {
+    fn new(controller: &'static str, metrics: Arc<Metrics>) -> Self {
+        metrics.set_queue_depth(controller, 0);
+        Queue { controller, waiting: Mutex::new(BTreeSet::new()), metrics }
+    }
+
+    fn update(&self, change: impl FnOnce(&mut BTreeSet<(String, String)>)) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        change(&mut waiting);
+        self.metrics.set_queue_depth(self.controller, waiting.len());
+    }
+
+    /// The reconcile of `namespace/name` started.
+    fn started(&self, namespace: &str, name: &str) {
+        self.update(|waiting| {
+            waiting.remove(&(namespace.to_owned(), name.to_owned()));
+        });
+    }
+
+    /// Marks each object of the controller's own kind the stream yields as woken (one being deleted is not
+    /// reconciled once gone, so it is not counted).
+    fn woken<K, S>(self: &Arc<Self>, objects: S) -> impl futures::Stream<Item = S::Item> + Send + 'static
+    where
+        K: kube::Resource + Send + 'static,
+        S: futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    {
+        let queue = self.clone();
+        objects.inspect(move |object| {
+            if let Ok(object) = object {
+                let key = (object.namespace().unwrap_or_default(), object.name_any());
+                if object.meta().deletion_timestamp.is_none() {
+                    queue.update(|waiting| {
+                        waiting.insert(key);
+                    });
+                }
+            }
+        })
+    }
+
+    /// Marks the owners (of the controller's kind, present in `owners`) of each object the stream yields.
+    fn woken_owners<K, O, S>(
+        self: &Arc<Self>,
+        objects: S,
+        owners: reflector::Store<O>,
+    ) -> impl futures::Stream<Item = S::Item> + Send + 'static
+    where
+        K: kube::Resource + Send + 'static,
+        O: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+        S: futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    {
+        let queue = self.clone();
+        objects.inspect(move |object| {
+            let Ok(object) = object else { return };
+            let namespace = object.namespace().unwrap_or_default();
+            let kind = O::kind(&());
+            for owner in object.owner_references().iter().filter(|o| o.kind == kind) {
+                let reference = reflector::ObjectRef::<O>::new(&owner.name).within(&namespace);
+                if owners.get(&reference).is_some() {
+                    queue.update(|waiting| {
+                        waiting.insert((namespace.clone(), owner.name.clone()));
+                    });
+                }
+            }
+        })
+    }
 }
 
 /// A watch's events, as the objects that wake a controller: those whose fingerprint changed since the last

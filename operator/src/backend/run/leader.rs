@@ -4,18 +4,16 @@
 //! another holder is read), and release it on the way out.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
-use kube::Client;
 use kube::runtime::events::Reporter;
 use tokio::time::Instant;
 
 use super::controllers::run_controllers;
-use super::{CONTROLLER_NAME, RunArgs, RunError};
+use super::{CONTROLLER_NAME, RunContext, RunError, until_deadline_after};
 use crate::backend::clock::SystemClock;
+use crate::backend::health::Role;
 use crate::backend::kube_cluster::KubeCluster;
-use crate::backend::metrics::Metrics;
 use crate::clock::Clock;
 use crate::leader::{Attempt, Elector, LeaseConfig, LeaseName};
 
@@ -23,17 +21,12 @@ use crate::leader::{Attempt, Elector, LeaseConfig, LeaseName};
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Waits for the Lease, runs the controllers while holding it, and releases it on the way out.
-pub(super) async fn lead_then_run<S, F>(
-    args: &RunArgs,
-    client: &Client,
-    identity: &str,
-    metrics: &Arc<Metrics>,
-    shutdown: &S,
-) -> Result<(), RunError>
+pub(super) async fn lead_then_run<S, F>(context: &RunContext<'_>, shutdown: &S) -> Result<(), RunError>
 where
     S: Fn() -> F,
     F: Future<Output = ()> + Send + Sync + 'static,
 {
+    let RunContext { args, client, identity, metrics, health } = *context;
     let namespace = args.lease_namespace.clone().unwrap_or_else(|| client.default_namespace().to_owned());
     let lease = format!("{namespace}/{}", args.lease_name);
     let reporter = Reporter { controller: CONTROLLER_NAME.to_owned(), instance: Some(identity.to_owned()) };
@@ -46,6 +39,7 @@ where
     let local = move || origin.elapsed();
 
     tracing::info!(%lease, %identity, "waiting for the leader Lease");
+    health.set_role(Role::StandingBy);
     let acquire = async {
         loop {
             match elector.try_acquire_or_renew(&cluster, local(), SystemClock.now()).await {
@@ -64,6 +58,8 @@ where
         return Ok(());
     }
     tracing::info!(%lease, "leading");
+    health.set_role(Role::Leading);
+    metrics.set_leader(true);
     let outcome = {
         let renewals = async {
             loop {
@@ -88,12 +84,18 @@ where
         };
         // Losing the Lease drops the controllers at once (`biased`: checked first whenever both are ready):
         // another replica may soon be reconciling. Requests already sent still land; see docs/leader-election.md.
+        // After SIGTERM the reconciles in flight get the shutdown timeout; then the controllers are dropped.
+        let controllers = until_deadline_after(run_controllers(context, shutdown()), shutdown(), args.shutdown_timeout);
         tokio::select! {
             biased;
             () = renewals => Err(RunError::LostLeadership(lease.clone())),
-            result = run_controllers(args, client, identity, metrics, shutdown()) => result,
+            result = controllers => result.unwrap_or_else(|| {
+                tracing::warn!(timeout = ?args.shutdown_timeout, "reconciles still running at the shutdown deadline: dropped");
+                Ok(())
+            }),
         }
     };
+    metrics.set_leader(false);
 
     // Released on the way out, so a standby takes over without waiting for it to expire.
     match tokio::time::timeout(RELEASE_TIMEOUT, elector.release(&cluster, SystemClock.now())).await {

@@ -1,24 +1,40 @@
 //! `sei-operator run`: the operator process. It connects to the API server, serves `/metrics`, `/healthz` and
-//! `/readyz`, waits for the leader Lease (`leader`), then drives the reconcilers from kube-runtime controllers
-//! (`controllers`) until SIGTERM (finishing the reconciles in flight) or until leadership is lost.
+//! `/readyz` (`crate::backend::health` decides them), reads every kind it needs once (the preflight), waits for the
+//! leader Lease (`leader`), then drives the reconcilers from kube-runtime controllers (`controllers`) until SIGTERM
+//! or until leadership is lost. After SIGTERM the reconciles in flight get `--shutdown-timeout` to finish; then the
+//! controllers are dropped whatever they are doing and the Lease is released, so the process always exits in time
+//! for the kubelet's grace period and a standby takes over at once.
 
 mod controllers;
 mod leader;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Client;
+use kube::api::ListParams;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use self::controllers::run_controllers;
+use self::controllers::{run_controllers, scoped_api};
 use self::leader::lead_then_run;
+use super::health::{Health, HealthConfig, PREFLIGHT, Role};
 use super::logging::{self, LogFormat};
 use super::metrics::Metrics;
-use super::serve::{Endpoints, Probes, serve};
+use super::serve::{Endpoints, serve};
+use crate::api::{SeiNode, SeiNodeDeployment};
 use crate::node_defaults::NodeDefaults;
+
+/// How often the preflight read is retried while it fails.
+const PREFLIGHT_RETRY: Duration = Duration::from_secs(5);
+/// A pause in a watch's errors this long ends its error streak: kube-runtime's watcher back-off tops out at 30 s.
+const ERROR_STREAK_GAP: Duration = Duration::from_secs(45);
 
 /// The name on the Events the operator publishes and its Lease's default name.
 pub const CONTROLLER_NAME: &str = "sei-operator";
@@ -64,6 +80,14 @@ pub struct RunArgs {
     /// How long to wait for the API server to answer at startup before giving up.
     #[arg(long, env = "SEI_OPERATOR_STARTUP_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     pub startup_timeout: Duration,
+    /// After SIGTERM, how long the reconciles in flight may run before the controllers are dropped and the Lease
+    /// released; keep it below the pod's terminationGracePeriodSeconds (30 s by default) minus a few seconds.
+    #[arg(long, env = "SEI_OPERATOR_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// How long a watch (or the startup read of the kinds) may fail without a break before `/healthz` fails and the
+    /// kubelet restarts the process.
+    #[arg(long, env = "SEI_OPERATOR_WATCH_FAILURE_LIMIT", default_value = "5m", value_parser = parse_duration)]
+    pub watch_failure_limit: Duration,
 }
 
 /// Why the operator stopped; each prints as one line.
@@ -85,6 +109,8 @@ pub enum RunError {
     LostLeadership(String),
     #[error("installing the signal handler: {0}")]
     Signal(String),
+    #[error("{0}; exiting so that a restart starts the controllers again")]
+    ControllersEnded(String),
 }
 
 /// Reads and checks the `--node-defaults` file, so a bad one stops the operator before it connects.
@@ -113,7 +139,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     logging::init(args.log_format, &args.log_filter)?;
     let client = connect(args.startup_timeout).await?;
     let metrics = Arc::new(Metrics::new());
-    let probes = Arc::new(Probes::default());
+    let config = HealthConfig { failing_limit: args.watch_failure_limit, streak_gap: ERROR_STREAK_GAP };
+    let health = Arc::new(Health::new(config));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let shutdown = move || {
@@ -123,31 +150,110 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             let _ = receiver.wait_for(|stop| *stop).await;
         }
     };
-    spawn_signal_handler(shutdown_tx)?;
+    spawn_signal_handler(shutdown_tx, health.clone())?;
 
     let metrics_listener = bind(args.metrics_addr).await?;
     let probe_listener = bind(args.probe_addr).await?;
     let metrics_server = tokio::spawn(serve(metrics_listener, Endpoints::Metrics(metrics.clone()), shutdown()));
-    let probe_server = tokio::spawn(serve(probe_listener, Endpoints::Probes(probes.clone()), shutdown()));
+    let probe_server = tokio::spawn(serve(probe_listener, Endpoints::Probes(health.clone()), shutdown()));
     tracing::info!(metrics = %args.metrics_addr, probes = %args.probe_addr, "serving metrics and probes");
 
-    // A standby replica is ready too: readiness gating on leadership would deadlock a rolling update, whose new pod
-    // must be ready before the old one (the leader) stops.
-    probes.set_ready(true);
-
-    let identity = args.identity.clone().unwrap_or_else(default_identity);
-    let outcome = if args.leader_elect {
-        lead_then_run(&args, &client, &identity, &metrics, &shutdown).await
-    } else {
-        run_controllers(&args, &client, &identity, &metrics, shutdown()).await
+    let outcome = match until_deadline_after(preflight(&args, &client, &health), shutdown(), Duration::ZERO).await {
+        None => Ok(()),
+        Some(()) => {
+            let identity = args.identity.clone().unwrap_or_else(default_identity);
+            let context =
+                RunContext { args: &args, client: &client, identity: &identity, metrics: &metrics, health: &health };
+            if args.leader_elect {
+                lead_then_run(&context, &shutdown).await
+            } else {
+                health.set_role(Role::Leading);
+                metrics.set_leader(true);
+                let controllers = run_controllers(&context, shutdown());
+                let outcome = until_deadline_after(controllers, shutdown(), args.shutdown_timeout).await;
+                metrics.set_leader(false);
+                outcome.unwrap_or_else(|| {
+                    tracing::warn!(timeout = ?args.shutdown_timeout, "reconciles still running at the shutdown deadline: dropped");
+                    Ok(())
+                })
+            }
+        }
     };
 
-    probes.set_ready(false);
+    health.set_role(Role::Stopping);
     // Stop the HTTP servers whatever ended the controllers (they stop by themselves only on a signal).
     metrics_server.abort();
     probe_server.abort();
     tracing::info!("stopped");
     outcome
+}
+
+/// What the controllers and the leader loop share.
+pub(crate) struct RunContext<'a> {
+    pub args: &'a RunArgs,
+    pub client: &'a Client,
+    pub identity: &'a str,
+    pub metrics: &'a Arc<Metrics>,
+    pub health: &'a Arc<Health>,
+}
+
+/// Runs `work` to its end, unless `signal` fires first: then it gets `grace` more, and is dropped after that
+/// (`None`). Dropping is what bounds shutdown — a kube-runtime controller whose watcher sits in its back-off can
+/// otherwise wait indefinitely for a graceful end.
+pub(crate) async fn until_deadline_after<F: Future>(
+    work: F,
+    signal: impl Future<Output = ()>,
+    grace: Duration,
+) -> Option<F::Output> {
+    tokio::pin!(work);
+    tokio::pin!(signal);
+    tokio::select! {
+        output = &mut work => return Some(output),
+        () = &mut signal => {}
+    }
+    tokio::time::timeout(grace, work).await.ok()
+}
+
+/// Reads one object of every kind the operator watches or writes, in the namespace it manages, until all
+/// succeed: a missing CRD (404) or a missing permission (403) keeps the process not ready — and, past
+/// `--watch-failure-limit`, not live — with the reason in the log, instead of a pod that looks healthy and does
+/// nothing. The Lease is read in its own namespace.
+async fn preflight(args: &RunArgs, client: &Client, health: &Health) {
+    let ns = args.namespace.as_str();
+    let lease_namespace = args.lease_namespace.clone().unwrap_or_else(|| client.default_namespace().to_owned());
+    let one = ListParams::default().limit(1);
+    loop {
+        let lease = async {
+            if !args.leader_elect {
+                return None;
+            }
+            // Only read by name (the Role grants get, not list); absent is fine, forbidden is not.
+            let leases = kube::Api::<Lease>::namespaced(client.clone(), &lease_namespace);
+            leases.get_opt(&args.lease_name).await.err()
+        };
+        let checks = [
+            ("seinodedeployments", scoped_api::<SeiNodeDeployment>(client, ns).list_metadata(&one).await.err()),
+            ("seinodes", scoped_api::<SeiNode>(client, ns).list_metadata(&one).await.err()),
+            ("statefulsets", scoped_api::<StatefulSet>(client, ns).list_metadata(&one).await.err()),
+            ("services", scoped_api::<Service>(client, ns).list_metadata(&one).await.err()),
+            ("jobs", scoped_api::<Job>(client, ns).list_metadata(&one).await.err()),
+            ("pods", scoped_api::<Pod>(client, ns).list_metadata(&one).await.err()),
+            ("the leader Lease", lease.await),
+        ];
+        let failures: Vec<String> = checks
+            .into_iter()
+            .filter_map(|(kind, error)| error.map(|e| format!("reading {kind}: {}", one_line(&e))))
+            .collect();
+        if failures.is_empty() {
+            health.synced(PREFLIGHT);
+            tracing::info!("read every kind the operator needs");
+            return;
+        }
+        let error = failures.join("; ");
+        tracing::error!(%error, "cannot read the kinds the operator needs (CRDs installed? RBAC applied?); retrying");
+        health.failed(PREFLIGHT, error, std::time::Instant::now());
+        tokio::time::sleep(PREFLIGHT_RETRY).await;
+    }
 }
 
 /// The host name, as a pod's default identity; a fixed name when even that is unknown.
@@ -190,8 +296,8 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, RunError> {
     TcpListener::bind(addr).await.map_err(|error| RunError::Listen { addr, reason: error.to_string() })
 }
 
-/// Flips the shutdown channel on SIGTERM (what the kubelet sends) or SIGINT (Ctrl-C).
-fn spawn_signal_handler(shutdown: watch::Sender<bool>) -> Result<(), RunError> {
+/// Flips the shutdown channel on SIGTERM (what the kubelet sends) or SIGINT (Ctrl-C), and stops readiness at once.
+fn spawn_signal_handler(shutdown: watch::Sender<bool>, health: Arc<Health>) -> Result<(), RunError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).map_err(|error| RunError::Signal(error.to_string()))?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|error| RunError::Signal(error.to_string()))?;
@@ -201,6 +307,7 @@ fn spawn_signal_handler(shutdown: watch::Sender<bool>) -> Result<(), RunError> {
             _ = interrupt.recv() => "SIGINT",
         };
         tracing::info!(signal = name, "shutting down: finishing the reconciles in flight");
+        health.set_role(Role::Stopping);
         let _ = shutdown.send(true);
     });
     Ok(())
