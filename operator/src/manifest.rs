@@ -622,6 +622,38 @@ mod tests {
     }
 
     #[test]
+    fn bounds_are_printed_as_numbers_are_written() {
+        assert_eq!(number(&json!(1.0)), "1");
+        assert_eq!(number(&json!(0.0)), "0");
+        assert_eq!(number(&json!(65535.0)), "65535");
+        assert_eq!(number(&json!(-3.0)), "-3");
+        assert_eq!(number(&json!(7)), "7");
+        assert_eq!(number(&json!(0.5)), "0.5");
+        // Beyond the exact integer range, as JSON writes it.
+        assert_eq!(number(&json!(1e300)), "1e+300");
+        let schema = json!({"type": "object", "properties": {
+            "low": {"type": "integer", "minimum": 1.0},
+            "high": {"type": "integer", "maximum": 100.0},
+            "above": {"type": "number", "exclusiveMinimum": 0.5},
+            "below": {"type": "number", "exclusiveMaximum": 2.0},
+        }});
+        let validator = jsonschema::options().build(&schema).unwrap();
+        let object = json!({"low": 0, "high": 101, "above": 0.5, "below": 2});
+        let mut found: Vec<String> =
+            validator.iter_errors(&object).map(|e| schema_violation("", &e).to_string()).collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "above: 0.5 is less than or equal to the exclusive minimum of 0.5",
+                "below: 2 is greater than or equal to the exclusive maximum of 2",
+                "high: 101 is greater than the maximum of 100",
+                "low: 0 is less than the minimum of 1",
+            ]
+        );
+    }
+
+    #[test]
     fn pointer_becomes_dotted_path() {
         assert_eq!(pointer_to_path("/spec/template/spec/image"), "spec.template.spec.image");
         assert_eq!(pointer_to_path(""), "");
