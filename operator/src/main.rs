@@ -83,13 +83,23 @@ fn write_crds(out: Option<&Path>) -> Result<(), String> {
     Ok(())
 }
 
+/// Admits every file, printing one line per object admitted and every file's reasons for refusal; an error when
+/// any file is unreadable, invalid, or holds no object at all (an empty file, or only comments and `---`, is a
+/// mistake — a wrong path, a truncated template — not a manifest with nothing in it to check).
 fn validate(files: &[PathBuf]) -> Result<(), String> {
     let validator = ManifestValidator::new().map_err(|e| e.to_string())?;
     let mut failures = 0;
     for path in files {
         let outcome = std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| validator.admit_yaml(&text).map_err(|e| e.to_string()));
+            .map_err(|e| format!("cannot be read: {}", io_reason(&e)))
+            .and_then(|text| validator.admit_yaml(&text).map_err(|e| e.to_string()))
+            .and_then(|manifests| {
+                if manifests.is_empty() {
+                    Err("no SeiNode or SeiNodeDeployment in it (the file is empty or holds only comments)".to_owned())
+                } else {
+                    Ok(manifests)
+                }
+            });
         match outcome {
             Ok(manifests) => {
                 for manifest in manifests {
@@ -109,5 +119,14 @@ fn validate(files: &[PathBuf]) -> Result<(), String> {
     match failures {
         0 => Ok(()),
         n => Err(format!("{n} of {} files invalid", files.len())),
+    }
+}
+
+/// An I/O error's reason without the OS's numeric suffix (`No such file or directory (os error 2)`).
+fn io_reason(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => text[..at].to_owned(),
+        _ => text,
     }
 }

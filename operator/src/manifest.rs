@@ -39,7 +39,8 @@ impl fmt::Display for Violation {
 pub enum ManifestError {
     #[error("not valid YAML: {0}")]
     Yaml(String),
-    #[error("document {index} is not a Kubernetes object (a mapping with apiVersion and kind)")]
+    /// `index` counts the stream's documents from 0; the message counts from 1, as a reader of the file does.
+    #[error("document {} is not a Kubernetes object (a mapping with apiVersion and kind)", .index + 1)]
     NotAnObject { index: usize },
     #[error(
         "{api_version} {kind} is not served by this operator (expected {API_VERSION} SeiNode or SeiNodeDeployment)"
@@ -150,12 +151,7 @@ impl ManifestValidator {
         let (schema, kind, name) = self.schema_of(object)?;
         let mut violations = name_violation(&name);
         unknown_fields(&schema.schema, object, "", &mut violations);
-        violations.extend(
-            schema
-                .structural
-                .iter_errors(object)
-                .map(|e| Violation { field: pointer_to_path(&e.instance_path().to_string()), message: e.to_string() }),
-        );
+        violations.extend(schema.structural.iter_errors(object).map(|e| schema_violation("", &e)));
         self.finish(schema, kind, name, object, violations, true)
     }
 
@@ -177,18 +173,10 @@ impl ManifestValidator {
         }
         let mut violations = name_violation(&name);
         unknown_fields_except(&schema.schema, new, "", &[RATCHETED_FIELD], &mut violations);
-        violations.extend(
-            schema
-                .root_structural
-                .iter_errors(new)
-                .map(|e| Violation { field: pointer_to_path(&e.instance_path().to_string()), message: e.to_string() }),
-        );
+        violations.extend(schema.root_structural.iter_errors(new).map(|e| schema_violation("", &e)));
         for (property, validator) in schema.property_structural.iter().filter(|(p, _)| p != RATCHETED_FIELD) {
             if let Some(value) = new.get(property) {
-                violations.extend(validator.iter_errors(value).map(|e| Violation {
-                    field: join_path(property, &pointer_to_path(&e.instance_path().to_string())),
-                    message: e.to_string(),
-                }));
+                violations.extend(validator.iter_errors(value).map(|e| schema_violation(property, &e)));
             }
         }
         self.finish(schema, kind, name, new, violations, false)
@@ -261,6 +249,44 @@ impl ManifestValidator {
     }
 }
 
+/// A schema error as a violation at its field (below `base`, a top-level property validated on its own, or the
+/// root when empty).
+fn schema_violation(base: &str, error: &jsonschema::ValidationError<'_>) -> Violation {
+    Violation {
+        field: join_path(base, &pointer_to_path(&error.instance_path().to_string())),
+        message: schema_message(error),
+    }
+}
+
+/// The schema error's message, with numeric bounds written as a person writes them. The generated schema holds
+/// every bound as a float (`minimum: 1.0`) and jsonschema prints it so (`less than the minimum of 1.0`), which
+/// reads as if `replicas` took fractions; a whole-number bound is printed as an integer. Other messages are
+/// jsonschema's own, which name the value and the rule and carry no library internals.
+fn schema_message(error: &jsonschema::ValidationError<'_>) -> String {
+    use jsonschema::error::ValidationErrorKind as Kind;
+    let value = error.instance();
+    match error.kind() {
+        Kind::Minimum { limit } => format!("{value} is less than the minimum of {}", number(limit)),
+        Kind::Maximum { limit } => format!("{value} is greater than the maximum of {}", number(limit)),
+        Kind::ExclusiveMinimum { limit } => {
+            format!("{value} is less than or equal to the exclusive minimum of {}", number(limit))
+        }
+        Kind::ExclusiveMaximum { limit } => {
+            format!("{value} is greater than or equal to the exclusive maximum of {}", number(limit))
+        }
+        _ => error.to_string(),
+    }
+}
+
+/// A JSON number as the schema means it: `1.0` as `1`, `0.5` as `0.5`.
+fn number(value: &Value) -> String {
+    match value.as_f64() {
+        // Whole numbers within f64's exact integer range print without a fraction.
+        Some(float) if float.fract() == 0.0 && float.abs() < 9_007_199_254_740_992.0 => format!("{}", float as i64),
+        _ => value.to_string(),
+    }
+}
+
 fn name_violation(name: &str) -> Vec<Violation> {
     if name.is_empty() {
         vec![Violation { field: "metadata.name".into(), message: "Required value".into() }]
@@ -317,13 +343,26 @@ fn decode(kind: &str, object: &Value) -> Result<Manifest, serde_json::Error> {
 
 /// Parses a YAML stream into its documents, skipping empty ones. Each must be a mapping.
 pub fn parse_yaml_documents(text: &str) -> Result<Vec<Value>, ManifestError> {
-    let documents: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml(e.to_string()))?;
+    let documents: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml(yaml_message(&e)))?;
     documents
         .into_iter()
-        .filter(|doc| !doc.is_null())
         .enumerate()
+        .filter(|(_, doc)| !doc.is_null())
         .map(|(index, doc)| if doc.is_object() { Ok(doc) } else { Err(ManifestError::NotAnObject { index }) })
         .collect()
+}
+
+/// A YAML error in one line for the person who wrote the file: what is wrong and where (`at line 3, column 11`).
+/// serde-saphyr's default rendering is for developers: it prefixes `error:`, may suggest parser options and API
+/// calls, and draws a source snippet headed by the placeholder `<input>`; its user formatter without the snippet
+/// keeps the message and the position only.
+fn yaml_message(error: &serde_saphyr::Error) -> String {
+    let options = serde_saphyr::render_options! {
+        formatter: &serde_saphyr::UserMessageFormatter,
+        snippets: serde_saphyr::SnippetMode::Off,
+    };
+    let rendered = error.render_with_options(options);
+    rendered.lines().map(str::trim).filter(|line| !line.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// `/spec/template/spec/image` → `spec.template.spec.image`.
@@ -580,6 +619,38 @@ mod tests {
         object["extra"] = json!({});
         let fields: Vec<String> = violations(validator.admit(&object)).into_iter().map(|v| v.field).collect();
         assert!(fields.starts_with(&["extra".into(), "spec.peers.typo".into(), "status.conditions[0].bogus".into()]));
+    }
+
+    #[test]
+    fn bounds_are_printed_as_numbers_are_written() {
+        assert_eq!(number(&json!(1.0)), "1");
+        assert_eq!(number(&json!(0.0)), "0");
+        assert_eq!(number(&json!(65535.0)), "65535");
+        assert_eq!(number(&json!(-3.0)), "-3");
+        assert_eq!(number(&json!(7)), "7");
+        assert_eq!(number(&json!(0.5)), "0.5");
+        // Beyond the exact integer range, as JSON writes it.
+        assert_eq!(number(&json!(1e300)), "1e+300");
+        let schema = json!({"type": "object", "properties": {
+            "low": {"type": "integer", "minimum": 1.0},
+            "high": {"type": "integer", "maximum": 100.0},
+            "above": {"type": "number", "exclusiveMinimum": 0.5},
+            "below": {"type": "number", "exclusiveMaximum": 2.0},
+        }});
+        let validator = jsonschema::options().build(&schema).unwrap();
+        let object = json!({"low": 0, "high": 101, "above": 0.5, "below": 2});
+        let mut found: Vec<String> =
+            validator.iter_errors(&object).map(|e| schema_violation("", &e).to_string()).collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "above: 0.5 is less than or equal to the exclusive minimum of 0.5",
+                "below: 2 is greater than or equal to the exclusive maximum of 2",
+                "high: 101 is greater than the maximum of 100",
+                "low: 0 is less than the minimum of 1",
+            ]
+        );
     }
 
     #[test]

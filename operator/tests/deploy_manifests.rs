@@ -1,16 +1,24 @@
-//! deploy/ as Kubernetes would read it: every document decodes to its typed object, the ClusterRole grants no
-//! wildcard, and the operator's Deployment runs non-root on a read-only root filesystem with no capabilities,
-//! bounded resources and probes on the health endpoints `sei-operator run` serves. deploy/nodes-namespace/, applied
-//! into each namespace where nodes run, is judged against the pods the operator really builds: its NetworkPolicy
-//! selects them, admits their sidecar port from the operator's pods only and seid's ports from anywhere.
+//! deploy/ as Kubernetes would read it. deploy/base/'s files: every document decodes to its typed object, the
+//! ClusterRole grants no wildcard, and the operator's Deployment runs non-root on a read-only root filesystem with
+//! no capabilities, bounded resources and probes on the health endpoints `sei-operator run` serves.
+//! deploy/nodes-namespace/, applied into each namespace where nodes run, is judged against the pods the operator
+//! really builds: its NetworkPolicy selects them, admits their sidecar port from the operator's pods only and
+//! seid's ports from anywhere.
+//!
+//! Then the installs as `kubectl apply -k` renders them (`kubectl kustomize`): the default one (deploy/), the
+//! single-namespace overlay and deploy/monitoring. kubectl comes with Debian's `kubectl` (or `kubernetes-client`)
+//! package, which ci/check.sh installs; without it these tests say so and pass, unless `SEI_OPERATOR_REQUIRE_TOOLS`
+//! or `CI` is set, where a missing kubectl is a failure.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Namespace, PodTemplateSpec, Service};
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer};
-use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sei_operator::api::{SeiNode, SidecarSpec};
@@ -23,24 +31,79 @@ fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
 }
 
-/// Every document of every YAML file in `dir` (not its subfolders), in file-name order: apply order.
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A kustomization's `resources`, as written.
+fn kustomization_resources(dir: &Path) -> Vec<String> {
+    let documents = parse_yaml_documents(&read(&dir.join("kustomization.yaml"))).unwrap();
+    let [kustomization] = documents.as_slice() else { panic!("{}: one document", dir.display()) };
+    kustomization["resources"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}: no resources", dir.display()))
+        .iter()
+        .map(|r| r.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every document of the files deploy/base/kustomization.yaml lists, in its order (the files as written, before
+/// kustomize sets the namespace and image: the same, as the namespace and image there are the files' own).
+fn documents() -> Vec<Value> {
+    let base = deploy_dir().join("base");
+    kustomization_resources(&base)
+        .iter()
+        .flat_map(|file| parse_yaml_documents(&read(&base.join(file))).unwrap())
+        .collect()
+}
+
+/// Every document of every YAML file in `dir` (not its subfolders), in file-name order.
 fn documents_in(dir: &Path) -> Vec<Value> {
     let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     files
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .flat_map(|p| parse_yaml_documents(&std::fs::read_to_string(p).unwrap()).unwrap())
+        .flat_map(|p| parse_yaml_documents(&read(p)).unwrap())
         .collect()
 }
 
-/// Every document of every file in deploy/, in apply order.
-fn documents() -> Vec<Value> {
-    documents_in(&deploy_dir())
+fn of_kind<T: serde::de::DeserializeOwned>(kind: &str) -> Vec<T> {
+    typed(&documents(), kind)
 }
 
-fn of_kind<T: serde::de::DeserializeOwned>(kind: &str) -> Vec<T> {
-    documents().into_iter().filter(|d| d["kind"] == kind).map(|d| serde_json::from_value(d).unwrap()).collect()
+fn typed<T: serde::de::DeserializeOwned>(documents: &[Value], kind: &str) -> Vec<T> {
+    documents.iter().filter(|d| d["kind"] == kind).map(|d| serde_json::from_value(d.clone()).unwrap()).collect()
+}
+
+#[test]
+fn the_base_lists_every_file_in_it() {
+    let base = deploy_dir().join("base");
+    let listed: BTreeSet<String> = kustomization_resources(&base).into_iter().collect();
+    let present: BTreeSet<String> = std::fs::read_dir(&base)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".yaml") && name != "kustomization.yaml")
+        .collect();
+    assert_eq!(listed, present, "deploy/base/kustomization.yaml must list every manifest of deploy/base/");
+}
+
+/// The simulator compiles the RBAC manifests in from deploy/0*.yaml (sim/src/authorization.rs): those paths must
+/// be links to the files the install applies, never copies that could drift from them.
+#[test]
+fn the_files_the_simulator_reads_are_the_bases() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(deploy_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".yaml") || name == "kustomization.yaml" {
+            continue;
+        }
+        seen += 1;
+        let target = std::fs::read_link(&path).unwrap_or_else(|_| panic!("deploy/{name} is not a link into base/"));
+        assert_eq!(target, Path::new("base").join(&name), "deploy/{name}");
+    }
+    assert!(seen >= 6, "the simulator's six files");
 }
 
 #[test]
@@ -238,7 +301,7 @@ fn from_anywhere(rule: &NetworkPolicyIngressRule) -> bool {
     rule.from.as_ref().is_none_or(Vec::is_empty)
 }
 
-/// The operator's namespace (deploy/00-namespace.yaml) and its pods' labels (deploy/05-deployment.yaml).
+/// The operator's namespace (deploy/base/00-namespace.yaml) and its pods' labels (deploy/base/05-deployment.yaml).
 fn operator_namespace_and_pod_labels() -> (Namespace, Labels) {
     let namespaces = of_kind::<Namespace>("Namespace");
     let [namespace] = namespaces.as_slice() else { panic!("one Namespace expected") };
@@ -336,4 +399,358 @@ fn the_sidecar_port_is_admitted_from_the_operators_pods_only_and_seids_ports_fro
         }
         assert!(seen >= 2, "{what}: seid's p2p and RPC ports expected");
     }
+}
+
+// --- The installs as `kubectl apply -k` renders them ------------------------------------------------------------
+
+/// kubectl, or `None` (after saying why) where it may be missing; a failure where it must be there. Its bundled
+/// kustomize must be v5 (kubectl 1.27 or later), the version the README's install asks for; the overlay's
+/// `replacements` and targeted `patches` need at least v4.
+fn kubectl() -> Option<PathBuf> {
+    let output = Command::new("kubectl").args(["version", "--client"]).output();
+    let version = output.ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    let kustomize_major = version.as_deref().and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("Kustomize Version:"))?;
+        line.split_once(": v")?.1.split('.').next()?.parse::<u32>().ok()
+    });
+    let problem = match kustomize_major {
+        Some(major) if major >= 5 => return Some(PathBuf::from("kubectl")),
+        Some(major) => format!("kubectl bundles kustomize v{major}; deploy/ needs v5 (kubectl 1.27 or later)"),
+        None if version.is_some() => {
+            "kubectl reports no kustomize version (before 1.24 it bundles kustomize v2 or v3); deploy/ needs v5 \
+             (kubectl 1.27 or later)"
+                .to_owned()
+        }
+        None => "kubectl is not installed".to_owned(),
+    };
+    let required = ["SEI_OPERATOR_REQUIRE_TOOLS", "CI"].iter().any(|var| std::env::var_os(var).is_some());
+    assert!(
+        !required,
+        "{problem}, and this run requires it (SEI_OPERATOR_REQUIRE_TOOLS or CI is set); ci/check.sh installs it"
+    );
+    eprintln!("skipped: {problem}");
+    None
+}
+
+/// `kubectl kustomize dir`: every object the install applies.
+fn render(kubectl: &Path, dir: &Path) -> Vec<Value> {
+    let output = Command::new(kubectl).arg("kustomize").arg(dir).output().unwrap();
+    assert!(
+        output.status.success(),
+        "kubectl kustomize {}:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    parse_yaml_documents(&String::from_utf8_lossy(&output.stdout)).unwrap()
+}
+
+fn kinds(documents: &[Value]) -> BTreeMap<String, usize> {
+    let mut kinds = BTreeMap::new();
+    for document in documents {
+        *kinds.entry(document["kind"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    kinds
+}
+
+fn one<T: serde::de::DeserializeOwned + Clone>(documents: &[Value], kind: &str) -> T {
+    let objects: Vec<T> = typed(documents, kind);
+    let [object] = objects.as_slice() else { panic!("one {kind} expected, found {}", objects.len()) };
+    object.clone()
+}
+
+fn operator_container(deployment: &Deployment) -> k8s_openapi::api::core::v1::Container {
+    let pod = deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    pod.containers.iter().find(|c| c.name == "operator").expect("the operator container").clone()
+}
+
+fn env_value(deployment: &Deployment, name: &str) -> String {
+    let container = operator_container(deployment);
+    let var = container.env.iter().flatten().find(|e| e.name == name).unwrap_or_else(|| panic!("no {name}"));
+    var.value.clone().unwrap_or_default()
+}
+
+/// The image deploy/base/kustomization.yaml sets (`images:`), as `name:tag`.
+fn image_set_by_the_base() -> String {
+    let documents = parse_yaml_documents(&read(&deploy_dir().join("base/kustomization.yaml"))).unwrap();
+    let image = &documents[0]["images"][0];
+    format!("{}:{}", image["newName"].as_str().unwrap(), image["newTag"].as_str().unwrap())
+}
+
+/// The operator's namespace as deploy/base/kustomization.yaml sets it.
+fn namespace_set_by_the_base() -> String {
+    let documents = parse_yaml_documents(&read(&deploy_dir().join("base/kustomization.yaml"))).unwrap();
+    documents[0]["namespace"].as_str().expect("namespace").to_owned()
+}
+
+/// Whether a PodDisruptionBudget lets a drain evict one of `replicas` pods when all are ready: it never blocks a
+/// drain forever.
+fn budget_allows_an_eviction(pdb: &PodDisruptionBudget, replicas: i32) -> bool {
+    let spec = pdb.spec.as_ref().unwrap();
+    let resolve = |value: &IntOrString| match value {
+        IntOrString::Int(n) => *n,
+        // Percentages round up for minAvailable and down for maxUnavailable, as the disruption controller does;
+        // rounding either way the pessimistic one here is enough.
+        IntOrString::String(percent) => {
+            let p: i32 = percent.trim_end_matches('%').parse().unwrap();
+            (replicas * p + 99) / 100
+        }
+    };
+    match (&spec.min_available, &spec.max_unavailable) {
+        (Some(min), None) => replicas - resolve(min) >= 1,
+        (None, Some(max)) => match max {
+            IntOrString::Int(n) => *n >= 1,
+            IntOrString::String(percent) => {
+                let p: i32 = percent.trim_end_matches('%').parse().unwrap();
+                replicas * p / 100 >= 1
+            }
+        },
+        other => panic!("a budget sets exactly one of minAvailable and maxUnavailable: {other:?}"),
+    }
+}
+
+#[test]
+fn the_default_install_renders_the_crds_and_the_operator_in_its_namespace() {
+    let Some(kubectl) = kubectl() else { return };
+    let documents = render(&kubectl, &deploy_dir());
+    let expected: BTreeMap<String, usize> = [
+        ("CustomResourceDefinition", 2),
+        ("Namespace", 1),
+        ("ServiceAccount", 1),
+        ("ClusterRole", 1),
+        ("ClusterRoleBinding", 1),
+        ("Role", 1),
+        ("RoleBinding", 1),
+        ("Deployment", 1),
+        ("Service", 1),
+        ("PodDisruptionBudget", 1),
+    ]
+    .into_iter()
+    .map(|(kind, count)| (kind.to_owned(), count))
+    .collect();
+    assert_eq!(kinds(&documents), expected);
+
+    // The CRDs are crds/'s, whole.
+    let crd_names: BTreeSet<&str> = documents
+        .iter()
+        .filter(|d| d["kind"] == "CustomResourceDefinition")
+        .map(|d| d["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(crd_names, BTreeSet::from(["seinodedeployments.sei.io", "seinodes.sei.io"]));
+    // kustomize writes a whole float as an integer (`minimum: 1.0` as `1`), which the API server reads alike.
+    fn numbers_as_floats(value: &Value) -> Value {
+        match value {
+            Value::Number(n) => serde_json::json!(n.as_f64().unwrap()),
+            Value::Array(items) => Value::Array(items.iter().map(numbers_as_floats).collect()),
+            Value::Object(fields) => {
+                Value::Object(fields.iter().map(|(k, v)| (k.clone(), numbers_as_floats(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    let rendered: Vec<Value> = documents.iter().map(numbers_as_floats).collect();
+    for file in ["seinodes.yaml", "seinodedeployments.yaml"] {
+        let on_disk = parse_yaml_documents(&read(&deploy_dir().join("../crds").join(file))).unwrap();
+        assert!(rendered.contains(&numbers_as_floats(&on_disk[0])), "crds/{file} is not installed as it is");
+    }
+
+    // The namespace and image the base sets; every namespaced object in it, the binding's subject too.
+    let namespace = namespace_set_by_the_base();
+    assert_eq!(one::<Namespace>(&documents, "Namespace").metadata.name.as_deref(), Some(namespace.as_str()));
+    for document in &documents {
+        let kind = document["kind"].as_str().unwrap();
+        if !matches!(kind, "Namespace" | "CustomResourceDefinition" | "ClusterRole" | "ClusterRoleBinding") {
+            assert_eq!(document["metadata"]["namespace"], namespace.as_str(), "{kind}");
+        }
+    }
+    let binding: ClusterRoleBinding = one(&documents, "ClusterRoleBinding");
+    let subjects = binding.subjects.unwrap_or_default();
+    assert!(subjects.iter().all(|s| s.namespace.as_deref() == Some(namespace.as_str())), "{subjects:?}");
+    let deployment: Deployment = one(&documents, "Deployment");
+    assert_eq!(operator_container(&deployment).image, Some(image_set_by_the_base()));
+    // Every namespace is watched.
+    assert_eq!(env_value(&deployment, "SEI_OPERATOR_NAMESPACE"), "");
+}
+
+#[test]
+fn the_metrics_service_and_the_disruption_budget_select_the_operators_pods() {
+    let Some(kubectl) = kubectl() else { return };
+    let documents = render(&kubectl, &deploy_dir());
+    let deployment: Deployment = one(&documents, "Deployment");
+    let spec = deployment.spec.as_ref().unwrap();
+    let pod_labels = spec.template.metadata.as_ref().unwrap().labels.clone().unwrap();
+    let replicas = spec.replicas.unwrap_or(1);
+
+    let service: Service = one(&documents, "Service");
+    let service_spec = service.spec.unwrap();
+    let selector = service_spec.selector.unwrap();
+    assert!(selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)), "{selector:?} vs {pod_labels:?}");
+    // Its port reaches the container's metrics port, the one `--metrics-addr` binds (8080).
+    let [port] = service_spec.ports.unwrap_or_default().try_into().expect("one port");
+    assert_eq!(port.name.as_deref(), Some("metrics"));
+    let container_port = operator_container(&deployment)
+        .ports
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| p.name.as_deref() == Some("metrics"));
+    assert_eq!(container_port.map(|p| p.container_port), Some(8080));
+    assert_eq!(port.target_port, Some(IntOrString::String("metrics".into())));
+    assert!(env_value(&deployment, "SEI_OPERATOR_METRICS_ADDR").ends_with(":8080"));
+
+    let pdb: PodDisruptionBudget = one(&documents, "PodDisruptionBudget");
+    let pdb_selector = pdb.spec.as_ref().unwrap().selector.clone().unwrap();
+    assert!(selects(&pdb_selector, &pod_labels));
+    // Never blocks a drain, at the Deployment's replica count and at two.
+    assert!(budget_allows_an_eviction(&pdb, replicas), "{pdb:?} blocks every drain at {replicas} replica(s)");
+    assert!(budget_allows_an_eviction(&pdb, 2));
+    // The checker itself: `minAvailable: 1` on one replica is the budget that would block.
+    let blocking: PodDisruptionBudget = serde_json::from_value(serde_json::json!({
+        "spec": {"minAvailable": 1, "selector": {}}
+    }))
+    .unwrap();
+    assert!(!budget_allows_an_eviction(&blocking, 1));
+}
+
+#[test]
+fn the_single_namespace_overlay_grants_the_watched_kinds_in_that_namespace_only() {
+    let Some(kubectl) = kubectl() else { return };
+    let documents = render(&kubectl, &deploy_dir().join("overlays/single-namespace"));
+    let operator_namespace = namespace_set_by_the_base();
+    let deployment: Deployment = one(&documents, "Deployment");
+    let watched = env_value(&deployment, "SEI_OPERATOR_NAMESPACE");
+    assert!(!watched.is_empty() && watched != operator_namespace, "{watched:?}");
+    assert_eq!(operator_container(&deployment).image, Some(image_set_by_the_base()));
+
+    // No cluster-wide rights at all: the only ClusterRole the default install has is the watched kinds'.
+    assert_eq!(kinds(&documents).get("ClusterRole"), None);
+    assert_eq!(kinds(&documents).get("ClusterRoleBinding"), None);
+
+    // The base's ClusterRole rules, unchanged, in a Role in the watched namespace, bound to the operator's
+    // ServiceAccount in its own namespace.
+    let base_rules: Vec<PolicyRule> = of_kind::<ClusterRole>("ClusterRole").remove(0).rules.unwrap();
+    let roles: Vec<Role> = typed(&documents, "Role");
+    let watched_role = roles
+        .iter()
+        .find(|r| r.metadata.namespace.as_deref() == Some(watched.as_str()))
+        .expect("a Role in the watched namespace");
+    assert_eq!(watched_role.rules.as_ref(), Some(&base_rules));
+    let bindings: Vec<RoleBinding> = typed(&documents, "RoleBinding");
+    let binding = bindings
+        .iter()
+        .find(|b| b.metadata.namespace.as_deref() == Some(watched.as_str()))
+        .expect("a RoleBinding in the watched namespace");
+    assert_eq!(binding.role_ref.kind, "Role");
+    assert_eq!(Some(&binding.role_ref.name), watched_role.metadata.name.as_ref());
+    let subjects = binding.subjects.clone().unwrap_or_default();
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(
+        (subjects[0].kind.as_str(), subjects[0].namespace.as_deref()),
+        ("ServiceAccount", Some(operator_namespace.as_str()))
+    );
+
+    // The leader Lease's Role stays in the operator's namespace.
+    assert!(roles.iter().any(|r| {
+        r.metadata.namespace.as_deref() == Some(operator_namespace.as_str())
+            && r.rules.iter().flatten().any(|rule| rule.resources.iter().flatten().any(|res| res == "leases"))
+    }));
+    // Nothing else is put in the watched namespace, and it is not created (deleting the install must not delete
+    // the nodes' namespace).
+    for document in &documents {
+        let kind = document["kind"].as_str().unwrap();
+        if document["metadata"]["namespace"] == watched.as_str() {
+            assert!(matches!(kind, "Role" | "RoleBinding" | "NetworkPolicy"), "{kind} in the watched namespace");
+        }
+    }
+    assert_eq!(kinds(&documents).get("Namespace"), Some(&1));
+
+    // The sidecar policy, in the watched namespace, admitting the operator's namespace.
+    let policy: NetworkPolicy = one(&documents, "NetworkPolicy");
+    assert_eq!(policy.metadata.namespace.as_deref(), Some(watched.as_str()));
+    let namespace: Namespace = one(&documents, "Namespace");
+    let from = &policy.spec.unwrap().ingress.unwrap()[0].from.clone().unwrap()[0];
+    assert!(selects(from.namespace_selector.as_ref().unwrap(), &namespace_labels(&namespace, &operator_namespace)));
+}
+
+/// deploy/ and crds/ copied into a scratch directory (deploy's links to base/ left out: kustomize does not read
+/// them), for a test to edit.
+fn scratch_copy(name: &str) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                copy(&entry.path(), &to.join(entry.file_name()));
+            } else if kind.is_file() {
+                std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            }
+        }
+    }
+    let root = std::env::temp_dir().join(format!("sei-operator-deploy-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    copy(&deploy_dir(), &root.join("deploy"));
+    copy(&deploy_dir().join("../crds"), &root.join("crds"));
+    root
+}
+
+#[test]
+fn the_namespace_and_image_are_set_in_one_place_and_follow_through_both_installs() {
+    let Some(kubectl) = kubectl() else { return };
+    let root = scratch_copy("retargeted");
+    let kustomization = root.join("deploy/base/kustomization.yaml");
+    let text = read(&kustomization)
+        .replace(&format!("namespace: {}", namespace_set_by_the_base()), "namespace: ops")
+        .replace("newName: sei-operator", "newName: registry.example/sei/sei-operator");
+    std::fs::write(&kustomization, text).unwrap();
+
+    for install in ["deploy", "deploy/overlays/single-namespace"] {
+        let documents = render(&kubectl, &root.join(install));
+        let namespace: Namespace = one(&documents, "Namespace");
+        assert_eq!(namespace.metadata.name.as_deref(), Some("ops"), "{install}");
+        let deployment: Deployment = one(&documents, "Deployment");
+        assert_eq!(deployment.metadata.namespace.as_deref(), Some("ops"), "{install}");
+        let image = operator_container(&deployment).image.unwrap();
+        assert!(image.starts_with("registry.example/sei/sei-operator:"), "{install}: {image}");
+        // Every binding's subject follows the ServiceAccount.
+        for document in documents.iter().filter(|d| d["kind"].as_str().is_some_and(|k| k.ends_with("RoleBinding"))) {
+            for subject in document["subjects"].as_array().unwrap() {
+                assert_eq!(subject["namespace"], "ops", "{install}: {document}");
+            }
+        }
+        if install.ends_with("single-namespace") {
+            // The sidecar policy admits the operator's pods from their new namespace.
+            let policy: NetworkPolicy = one(&documents, "NetworkPolicy");
+            let from = &policy.spec.unwrap().ingress.unwrap()[0].from.clone().unwrap()[0];
+            let selector = from.namespace_selector.as_ref().unwrap();
+            assert!(selects(selector, &namespace_labels(&namespace, "ops")), "{selector:?}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn the_monitoring_directory_scrapes_the_metrics_service_and_loads_the_rules() {
+    let Some(kubectl) = kubectl() else { return };
+    let monitoring = render(&kubectl, &deploy_dir().join("monitoring"));
+    let expected: BTreeMap<String, usize> =
+        [("PrometheusRule".to_owned(), 1), ("ServiceMonitor".to_owned(), 1)].into_iter().collect();
+    assert_eq!(kinds(&monitoring), expected);
+    let namespace = namespace_set_by_the_base();
+    for document in &monitoring {
+        assert_eq!(document["metadata"]["namespace"], namespace.as_str(), "{document}");
+    }
+    // The default install holds neither kind: clusters without prometheus-operator lack their CRDs.
+    let install = render(&kubectl, &deploy_dir());
+    assert!(install.iter().all(|d| !matches!(d["kind"].as_str(), Some("ServiceMonitor" | "PrometheusRule"))));
+
+    let service: Service = one(&install, "Service");
+    let service_labels = service.metadata.labels.clone().unwrap_or_default();
+    let monitor = monitoring.iter().find(|d| d["kind"] == "ServiceMonitor").unwrap();
+    let selector: LabelSelector = serde_json::from_value(monitor["spec"]["selector"].clone()).unwrap();
+    assert!(selects(&selector, &service_labels), "{selector:?} does not select {service_labels:?}");
+    let [endpoint] = monitor["spec"]["endpoints"].as_array().unwrap().as_slice() else { panic!("one endpoint") };
+    let service_ports: Vec<_> = service.spec.unwrap().ports.unwrap_or_default();
+    assert!(service_ports.iter().any(|p| p.name.as_deref() == endpoint["port"].as_str()), "{endpoint}");
+    assert_eq!(endpoint["path"], "/metrics");
+    // The series' own `namespace` label (the SeiNode's) must win over the target's (the operator's).
+    assert_eq!(endpoint["honorLabels"], true);
 }

@@ -1,5 +1,6 @@
 //! `sei-operator run` as a process: with no reachable cluster it exits non-zero with a one-line reason on stderr
-//! (no panic, no stack trace), and `--help` documents every flag with its environment variable.
+//! (no panic, no stack trace), and `--help` documents every flag with its environment variable. `sei-operator
+//! validate` as a process: every invalid, unreadable or empty file is named and makes the exit code non-zero.
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -114,4 +115,111 @@ fn help_shows_every_flag_and_its_environment_variable() {
     ] {
         assert!(help.contains(expected), "--help lacks {expected}:\n{help}");
     }
+}
+
+// --- `sei-operator validate` -------------------------------------------------------------------------------------
+
+/// Runs `sei-operator validate` on files written into a scratch directory; returns the output and the paths.
+fn validate(name: &str, files: &[(&str, &str)]) -> (Output, Vec<String>) {
+    let dir = scratch(name);
+    let paths: Vec<String> = files
+        .iter()
+        .map(|(file, text)| {
+            let path = dir.join(file);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        })
+        .collect();
+    let mut args = vec!["validate"];
+    args.extend(paths.iter().map(String::as_str));
+    let output = run_operator(&args, &[], &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    (output, paths)
+}
+
+const VALID_NODE: &str = "apiVersion: sei.io/v1alpha1\nkind: SeiNode\nmetadata:\n  name: rpc-0\n\
+                          spec:\n  chainId: pacific-1\n  image: sei:v6.2.0\n  fullNode: {}\n";
+
+#[test]
+fn validate_refuses_a_file_with_no_object_and_names_it() {
+    let cases = [
+        ("empty.yaml", ""),
+        ("blank.yaml", "\n\n"),
+        ("comments.yaml", "# a SeiNode goes here\n---\n# and here\n---\n"),
+    ];
+    for (file, text) in cases {
+        let (output, paths) = validate(file, &[(file, text), ("valid.yaml", VALID_NODE)]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(1), "{file}: {stdout}");
+        assert!(
+            stdout.contains(&format!("{}: no SeiNode or SeiNodeDeployment in it", paths[0])),
+            "{file}: the empty file is named: {stdout}"
+        );
+        // The other file is still judged, and the summary counts the empty one as invalid.
+        assert!(stdout.contains(&format!("{}: SeiNode rpc-0 is valid", paths[1])), "{stdout}");
+        assert_one_line_failure(&output, "1 of 2 files invalid");
+    }
+}
+
+#[test]
+fn validate_accepts_a_valid_file_with_exit_code_zero() {
+    let (output, paths) = validate("valid", &[("node.yaml", &format!("# a node\n---\n{VALID_NODE}---\n"))]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(stdout.trim(), format!("{}: SeiNode rpc-0 is valid", paths[0]));
+}
+
+#[test]
+fn validate_prints_bounds_as_the_schema_states_them() {
+    let deployment =
+        "apiVersion: sei.io/v1alpha1\nkind: SeiNodeDeployment\nmetadata:\n  name: rpc\nspec:\n  replicas: {}\n";
+    for (replicas, expected) in [
+        ("0", "spec.replicas: 0 is less than the minimum of 1"),
+        ("101", "spec.replicas: 101 is greater than the maximum of 100"),
+    ] {
+        let (output, _) = validate("bounds", &[("d.yaml", &deployment.replace("{}", replicas))]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(1), "{stdout}");
+        let line = stdout.lines().find(|l| l.contains("spec.replicas")).unwrap_or_else(|| panic!("{stdout}"));
+        // The whole line: `1`, never `1.0`.
+        assert_eq!(line.trim(), format!("- {expected}"), "{stdout}");
+    }
+}
+
+#[test]
+fn validate_reports_yaml_errors_in_one_line_with_their_position_and_no_library_hints() {
+    let cases = [
+        ("unclosed.yaml", "apiVersion: sei.io/v1alpha1\nkind: SeiNode\nmetadata: {name: n\n", "at line 3, column 11"),
+        ("duplicate.yaml", "kind: SeiNode\nmetadata:\n  name: a\n  name: b\n", "duplicate mapping key `name`"),
+        ("tab.yaml", "kind: SeiNode\nmetadata:\n\tname: a\n", "at line 3"),
+    ];
+    for (file, text, expected) in cases {
+        let (output, paths) = validate(file, &[(file, text)]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(1), "{file}: {stdout}");
+        let lines: Vec<_> = stdout.lines().collect();
+        let [line] = lines.as_slice() else { panic!("{file}: one line expected:\n{stdout}") };
+        assert!(line.starts_with(&format!("{}: not valid YAML: ", paths[0])), "{file}: {line}");
+        assert!(line.contains(expected), "{file}: {expected:?} missing from {line}");
+        // serde-saphyr's developer rendering: an `error:` prefix, a snippet under the placeholder `<input>`.
+        for hint in ["error:", "<input>", "-->", " | "] {
+            assert!(!line.contains(hint), "{file}: library rendering {hint:?} in {line}");
+        }
+    }
+}
+
+#[test]
+fn validate_counts_documents_from_one_and_names_unreadable_files() {
+    let (output, paths) = validate("list", &[("list.yaml", "- 1\n- 2\n")]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout.contains(&format!("{}: document 1 is not a Kubernetes object", paths[0])), "{stdout}");
+
+    let home = scratch("missing");
+    let missing = home.join("no-such.yaml").display().to_string();
+    let output = run_operator(&["validate", &missing], &[], &home);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stdout.trim(), format!("{missing}: cannot be read: No such file or directory"));
+    let _ = std::fs::remove_dir_all(&home);
 }
