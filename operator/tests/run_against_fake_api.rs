@@ -1,7 +1,9 @@
 //! `sei-operator run` end to end against a fake API server on loopback: it serves `/healthz`, `/readyz` and
 //! `/metrics`, takes the leader Lease, its SeiNode controller picks a node up from the watch and drives
 //! `reconcile_node` (the status write reaches the API server through the status subresource), and SIGTERM makes it
-//! release the Lease and exit 0.
+//! release the Lease and exit 0. Against an API server that refuses what the operator needs (CRDs not installed:
+//! 404; list forbidden: 403) it is never ready, stops being live after `--watch-failure-limit`, and still stops
+//! within its shutdown timeout on SIGTERM, releasing the Lease.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -33,6 +35,8 @@ struct Store {
     written_phases: Vec<String>,
     /// The leader Lease, once created.
     lease: Option<Value>,
+    /// Requests refused: a path containing the first part and a query containing the second get the status.
+    refusals: Vec<(&'static str, &'static str, u16)>,
 }
 
 fn seinode() -> Value {
@@ -56,6 +60,15 @@ fn json_response(status: u16, body: &Value) -> Response<Body> {
 fn answer(store: &Mutex<Store>, method: &str, path: &str, query: &str, body: Value) -> Response<Body> {
     let mut store = store.lock().unwrap();
     store.requests.push((method.to_owned(), format!("{path}?{query}")));
+    if let Some(&(_, _, code)) = store.refusals.iter().find(|(p, q, _)| path.contains(p) && query.contains(q)) {
+        let reason = if code == 403 { "Forbidden" } else { "NotFound" };
+        let message = format!("{method} {path}: refused by the test");
+        return json_response(
+            code,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                             "code": code, "reason": reason, "message": message}),
+        );
+    }
     if query.contains("watch=true") {
         let stream = StreamBody::new(futures::stream::pending());
         return Response::builder().status(200).body(Either::Right(stream)).unwrap();
@@ -192,45 +205,86 @@ async fn eventually<F: std::future::Future<Output = bool>>(what: &str, started: 
     }
 }
 
+/// A `sei-operator run` process against the fake API on `api_port`, with its own HOME, kubeconfig and ports.
+struct Operator {
+    home: std::path::PathBuf,
+    metrics_port: u16,
+    probe_port: u16,
+    running: Running,
+}
+
+impl Operator {
+    fn start(name: &str, api_port: u16, extra_env: &[(&str, &str)]) -> Operator {
+        let home = std::env::temp_dir().join(format!("sei-operator-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&home).unwrap();
+        let kubeconfig = home.join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
+                 clusters:\n- name: fake\n  cluster:\n    server: http://127.0.0.1:{api_port}\n\
+                 contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: sei\n\
+                 users:\n- name: fake\n  user: {{}}\n"
+            ),
+        )
+        .unwrap();
+        let (metrics_port, probe_port) = (free_port(), free_port());
+        let env: BTreeMap<&str, String> = [
+            ("HOME", home.display().to_string()),
+            ("KUBECONFIG", kubeconfig.display().to_string()),
+            ("SEI_OPERATOR_METRICS_ADDR", format!("127.0.0.1:{metrics_port}")),
+            ("SEI_OPERATOR_PROBE_ADDR", format!("127.0.0.1:{probe_port}")),
+            ("POD_NAME", "operator-0".to_owned()),
+            ("POD_NAMESPACE", "sei-operator".to_owned()),
+            ("SEI_OPERATOR_LOG_FORMAT", "json".to_owned()),
+        ]
+        .into();
+        let child = Command::new(BINARY)
+            .arg("run")
+            .env_clear()
+            .envs(&env)
+            .envs(extra_env.iter().copied())
+            .stdout(Stdio::from(std::fs::File::create(home.join("operator.log")).unwrap()))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let running = Running(child);
+        Operator { home, metrics_port, probe_port, running }
+    }
+
+    /// Sends SIGTERM and waits (within the test bound) for the exit; answers the status, the time it took and stderr.
+    async fn terminate(&mut self) -> (std::process::ExitStatus, Duration, String) {
+        let signalled = Instant::now();
+        let pid = self.running.0.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let status = loop {
+            if let Some(status) = self.running.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(signalled.elapsed() < TEST_BOUND, "did not stop after SIGTERM");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.running.0.stderr.take() {
+            std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+        }
+        (status, signalled.elapsed(), stderr)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.home.join("operator.log")).unwrap_or_default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_reconciles_from_watches_serves_endpoints_and_stops_on_sigterm() {
     let started = Instant::now();
     let store = Arc::new(Mutex::new(Store { node: Some(seinode()), ..Store::default() }));
     let api_port = fake_api(store.clone()).await;
 
-    let home = std::env::temp_dir().join(format!("sei-operator-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&home).unwrap();
-    let kubeconfig = home.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
-             clusters:\n- name: fake\n  cluster:\n    server: http://127.0.0.1:{api_port}\n\
-             contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: sei\n\
-             users:\n- name: fake\n  user: {{}}\n"
-        ),
-    )
-    .unwrap();
-    let (metrics_port, probe_port) = (free_port(), free_port());
-    let env: BTreeMap<&str, String> = [
-        ("HOME", home.display().to_string()),
-        ("KUBECONFIG", kubeconfig.display().to_string()),
-        ("SEI_OPERATOR_METRICS_ADDR", format!("127.0.0.1:{metrics_port}")),
-        ("SEI_OPERATOR_PROBE_ADDR", format!("127.0.0.1:{probe_port}")),
-        ("POD_NAME", "operator-0".to_owned()),
-        ("POD_NAMESPACE", "sei-operator".to_owned()),
-        ("SEI_OPERATOR_LOG_FORMAT", "json".to_owned()),
-    ]
-    .into();
-    let child = Command::new(BINARY)
-        .arg("run")
-        .env_clear()
-        .envs(&env)
-        .stdout(Stdio::from(std::fs::File::create(home.join("operator.log")).unwrap()))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut running = Running(child);
+    let operator = Operator::start("e2e", api_port, &[]);
+    let (home, metrics_port, probe_port) = (operator.home.clone(), operator.metrics_port, operator.probe_port);
+    let mut running = operator.running;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).no_proxy().build().unwrap();
 
     let probes = format!("http://127.0.0.1:{probe_port}");
@@ -293,4 +347,93 @@ async fn run_reconciles_from_watches_serves_endpoints_and_stops_on_sigterm() {
     // Released on the way out, so a standby need not wait for it to expire.
     assert_eq!(holder(), Some(Value::Null));
     let _ = std::fs::remove_dir_all(&home);
+}
+
+/// Polls `url` until it answers `status`; answers the body.
+async fn until_status(
+    http: &reqwest::Client,
+    url: &str,
+    status: u16,
+    started: Instant,
+    context: &dyn Fn() -> String,
+) -> String {
+    loop {
+        if let Some((got, body)) = get(http, url).await
+            && got == status
+        {
+            return body;
+        }
+        assert!(started.elapsed() < TEST_BOUND, "timed out waiting for {status} from {url}\n{}", context());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(2)).no_proxy().build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_crds_it_is_never_ready_stops_being_live_and_still_stops_on_sigterm() {
+    let started = Instant::now();
+    // The sei.io group is not served: every read of a SeiNode or SeiNodeDeployment is 404.
+    let store = Arc::new(Mutex::new(Store { refusals: vec![("/apis/sei.io/", "", 404)], ..Store::default() }));
+    let api_port = fake_api(store.clone()).await;
+    let mut operator = Operator::start("no-crds", api_port, &[("SEI_OPERATOR_WATCH_FAILURE_LIMIT", "2s")]);
+    let http = http_client();
+    let probes = format!("http://127.0.0.1:{}", operator.probe_port);
+    let log = operator.home.join("operator.log");
+    let context = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    let not_ready = until_status(&http, &format!("{probes}/readyz"), 503, started, &context).await;
+    assert_eq!(get(&http, &format!("{probes}/healthz")).await.map(|(s, _)| s), Some(200), "live at first");
+    // The reason, for whoever curls the probe; and nothing reconciles: no Lease is taken, nothing is watched.
+    let not_live = until_status(&http, &format!("{probes}/healthz"), 503, started, &context).await;
+    assert!(not_live.contains("preflight") && not_live.contains("seinodedeployments"), "{not_live}");
+    let not_ready = get(&http, &format!("{probes}/readyz")).await.map(|(_, body)| body).unwrap_or(not_ready);
+    assert!(not_ready.contains("cannot read the kinds it needs") && not_ready.contains("404"), "{not_ready}");
+    {
+        let store = store.lock().unwrap();
+        assert!(store.lease.is_none(), "took the Lease without its kinds");
+        assert!(!store.requests.iter().any(|(_, t)| t.contains("watch=true")), "{:#?}", store.requests);
+    }
+    assert!(operator.log().contains("CRDs installed?"), "{}", operator.log());
+
+    let (status, took, stderr) = operator.terminate().await;
+    assert!(status.success(), "exit {status:?}, stderr: {stderr}");
+    assert!(took < Duration::from_secs(5), "took {took:?} to stop");
+    let _ = std::fs::remove_dir_all(&operator.home);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_watch_is_forbidden_is_not_ready_then_not_live_and_stops_in_time_releasing_the_lease() {
+    let started = Instant::now();
+    // Reading one StatefulSet (the preflight) is allowed; the watcher's full list is forbidden, so that watch sits
+    // in its back-off, the state in which a graceful shutdown used to wait forever.
+    let refusals = vec![("/statefulsets", "limit=500", 403)];
+    let store = Arc::new(Mutex::new(Store { node: Some(seinode()), refusals, ..Store::default() }));
+    let api_port = fake_api(store.clone()).await;
+    let env = [("SEI_OPERATOR_WATCH_FAILURE_LIMIT", "2s"), ("SEI_OPERATOR_SHUTDOWN_TIMEOUT", "1s")];
+    let mut operator = Operator::start("forbidden", api_port, &env);
+    let http = http_client();
+    let probes = format!("http://127.0.0.1:{}", operator.probe_port);
+    let log = operator.home.join("operator.log");
+    let context =
+        || format!("requests: {:#?}\nlog: {}", store.lock().unwrap().requests, std::fs::read_to_string(&log).unwrap());
+
+    let holder = || store.lock().unwrap().lease.as_ref().map(|l| l["spec"]["holderIdentity"].clone());
+    eventually_or("the leader Lease", started, &context, || async { holder() == Some(json!("operator-0")) }).await;
+    let not_live = until_status(&http, &format!("{probes}/healthz"), 503, started, &context).await;
+    assert!(not_live.contains("statefulsets") && not_live.contains("403"), "{not_live}");
+    let (status, body) = get(&http, &format!("{probes}/readyz")).await.expect("answers");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("initial list not done for: statefulsets"), "{body}");
+    // The other watches listed: the node controller reconciled its node meanwhile.
+    assert!(store.lock().unwrap().written_phases.first().is_some_and(|p| p == "Initializing"), "{}", context());
+
+    let (status, took, stderr) = operator.terminate().await;
+    assert!(status.success(), "exit {status:?}, stderr: {stderr}");
+    // The shutdown timeout (1 s) and the Lease release, well within a pod's 30 s grace period.
+    assert!(took < Duration::from_secs(6), "took {took:?} to stop\n{}", context());
+    assert_eq!(holder(), Some(Value::Null), "the Lease was not released");
+    let _ = std::fs::remove_dir_all(&operator.home);
 }
