@@ -25,18 +25,54 @@ pub fn crd_files() -> Vec<CrdFile> {
 
 /// Error rendering a CRD as YAML.
 #[derive(Debug, thiserror::Error)]
-#[error("rendering CustomResourceDefinition {name} as YAML: {source}")]
+#[error("rendering CustomResourceDefinition {name} as YAML: {reason}")]
 pub struct RenderError {
     name: String,
-    #[source]
-    source: serde_saphyr::SerializeError,
+    reason: String,
 }
 
 impl CrdFile {
-    /// The file's contents: the header and the CRD as YAML.
+    /// The file's contents: the header and the CRD as YAML, with whole-number bounds written as integers.
     pub fn render(&self) -> Result<String, RenderError> {
-        let yaml = serde_saphyr::to_string(&self.crd)
-            .map_err(|source| RenderError { name: self.crd.metadata.name.clone().unwrap_or_default(), source })?;
+        let error = |reason: String| RenderError { name: self.crd.metadata.name.clone().unwrap_or_default(), reason };
+        let mut value = serde_json::to_value(&self.crd).map_err(|e| error(e.to_string()))?;
+        integral_bounds(&mut value);
+        let yaml = serde_saphyr::to_string(&value).map_err(|e| error(e.to_string()))?;
         Ok(format!("{GENERATED_HEADER}{yaml}"))
+    }
+}
+
+/// k8s-openapi types `minimum` / `maximum` as floats, so `replicas` would read `minimum: 1.0` — a bound the schema
+/// means as the integer 1, and states so once written as one (`kubectl explain`, `validate`'s messages).
+fn integral_bounds(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, field) in map.iter_mut() {
+                let whole = field.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15);
+                match whole {
+                    // Exact: a whole f64 below 2^53 converts to i64 without loss.
+                    #[allow(clippy::cast_possible_truncation)]
+                    Some(number) if matches!(key.as_str(), "minimum" | "maximum") => {
+                        *field = serde_json::Value::from(number as i64);
+                    }
+                    _ => integral_bounds(field),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_bounds),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_are_written_as_the_integers_they_are() {
+        let file = crd_files().into_iter().find(|f| f.file_name == "seinodedeployments.yaml").expect("a CRD");
+        let yaml = file.render().expect("renders");
+        assert!(yaml.contains("minimum: 1\n") && yaml.contains("maximum: 100\n"), "{yaml}");
+        assert!(!yaml.contains("minimum: 1.0") && !yaml.contains("maximum: 65535.0"));
     }
 }
