@@ -120,4 +120,50 @@ mod tests {
         timer.observe_write(&node_with_task("Complete"), now, &metrics);
         assert!(!metrics.encode().expect("encodes").contains("plan_task_duration_seconds_count{"));
     }
+
+    /// A log sink for one test: what the JSON formatter writes, kept in memory.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("not poisoned").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn a_finished_task_is_one_log_line_in_its_reconcile_span() {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt().json().with_writer(captured.clone()).finish();
+        let (timer, metrics) = (PlanTaskTimer::default(), Metrics::new());
+        let now: Timestamp = "2026-01-01T00:01:30Z".parse().expect("timestamp");
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("reconcile", controller = "seinode", object = "sei/n1", plan = "p1");
+            let _entered = span.enter();
+            timer.observe_read(&node_with_task("Pending"));
+            timer.observe_write(&node_with_task("Complete"), now, &metrics);
+        });
+        let text = String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("utf-8");
+        let lines: Vec<serde_json::Value> =
+            text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        let line = &lines[0];
+        assert_eq!(line["fields"]["message"], "plan task finished", "{text}");
+        assert_eq!(line["fields"]["task"], "mark-ready");
+        assert_eq!(line["fields"]["outcome"], "Complete");
+        assert_eq!(line["fields"]["seconds"], "90.0");
+        assert_eq!(line["span"]["object"], "sei/n1");
+        assert_eq!(line["span"]["plan"], "p1");
+    }
 }
