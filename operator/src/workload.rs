@@ -3,7 +3,7 @@
 //! the simulator's fake controllers read the same fields (container names, commands, probes, labels) that the
 //! real kubelet and controllers would.
 //!
-//! The pods work with stock images (SPEC §2): nothing in a seid or seictl image waits for anything, so the pod
+//! The pods work with stock images (docs/design.md §2): nothing in a seid or seictl image waits for anything, so the pod
 //! spec supplies it — an init container that runs `seid init` on an empty volume, the sidecar as a native
 //! sidecar, seid's command as a wrapper that waits for the sidecar's healthz (which answers 200 only once the
 //! operator's `mark-ready` ran) and then starts seid, and probes that make Kubernetes' Ready mean "seid runs near
@@ -126,7 +126,7 @@ fn shell_words(words: &[String]) -> String {
 }
 
 /// The loop every seid wrapper starts with: ask the sidecar on `localhost:<port>` for `/v0/healthz` until it
-/// answers 200, every 5 s. seid itself waits for nothing (SPEC §2), and a stock image has no such loop: without it
+/// answers 200, every 5 s. seid itself waits for nothing (docs/design.md §2), and a stock image has no such loop: without it
 /// seid would start on a volume whose snapshot is not restored and whose config is not written. Plain bash
 /// (`/dev/tcp`), because stock images carry no curl; the same technique as upstream's `sidecarWaitCommand`
 /// (sei-protocol/sei-k8s-controller `internal/noderesource/noderesource.go`).

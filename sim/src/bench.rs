@@ -35,7 +35,7 @@ const READY_WITHIN: Duration = Duration::from_secs(30 * 60);
 const ROLLED_WITHIN: Duration = Duration::from_secs(30 * 60);
 
 /// Worker nodes for `replicas` pods: about 25 pods per worker, two to four workers. turmoil links every pair of
-/// hosts and walks every link on every tick, so its tick cost grows with the cube of the host count (SPEC §7); a
+/// hosts and walks every link on every tick, so its tick cost grows with the cube of the host count (docs/design.md §7); a
 /// few workers keep a 100-replica rollout cheap, as a few real nodes would host it.
 pub fn workers_for(replicas: u32) -> u32 {
     replicas.div_ceil(25).clamp(2, 4)

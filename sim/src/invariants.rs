@@ -1,4 +1,4 @@
-//! The invariants of SPEC §7, each a named check over the world, run after every simulated step that changed
+//! The invariants of docs/design.md §7, each a named check over the world, run after every simulated step that changed
 //! something. Typed views of the operator's objects are kept up to date from the store's change log, so a check
 //! costs what changed, not the size of the cluster.
 //!
@@ -362,7 +362,7 @@ pub fn stalled_rollouts_are_reported(world: &WorldState, observed: &Observed) ->
     Ok(())
 }
 
-/// SPEC §4 (ids are deterministic, so a rebuilt plan's submissions are idempotent) and §6 (mark-ready goes
+/// docs/design.md §4 (ids are deterministic, so a rebuilt plan's submissions are idempotent) and §6 (mark-ready goes
 /// only to a sidecar that needs it): the operator never makes a sidecar process start the same work twice. A task id
 /// whose first run it starts twice, or a task type it starts under a second id while the first has not failed,
 /// means the operator lost track of work it had submitted — after a crash, a stale read or a Conflict — and
@@ -410,7 +410,7 @@ pub fn no_sidecar_work_started_twice(world: &WorldState, observed: &mut Observed
     Ok(())
 }
 
-/// SPEC §4 (the plan id derives from the owner, the target and the strategy): while a rollout is set, the plan
+/// docs/design.md §4 (the plan id derives from the owner, the target and the strategy): while a rollout is set, the plan
 /// beside it keeps one id — a plan rebuilt after a crash, a Conflict or a stale read is the same plan, so its
 /// tasks and their sidecar submissions carry on instead of starting over.
 pub fn one_plan_per_rollout(observed: &mut Observed) -> Result<(), Violation> {
@@ -478,7 +478,7 @@ pub fn no_needlessly_failed_rollout(world: &WorldState, observed: &mut Observed)
     violation.map_or(Ok(()), Err)
 }
 
-/// SPEC §4 (writes are atomic steps), checked at the moment of every write of a SeiNodeDeployment: a plan is
+/// docs/design.md §4 (writes are atomic steps), checked at the moment of every write of a SeiNodeDeployment: a plan is
 /// never stored Complete beside a rollout that is still set. Completing the last task and finishing the rollout
 /// are one write, so no crash or Conflict between them can leave a finished plan that nothing will finish. A
 /// check of the state after each step would miss two writes within one step, and another client could still
@@ -514,7 +514,7 @@ fn complete_plan_beside_rollout(world: &mut WorldState, key: &ObjectRef, stored:
     }
 }
 
-/// SPEC §2 (seid waits for nothing: it runs on whatever its volume holds) and §6 (the init plan prepares the
+/// docs/design.md §2 (seid waits for nothing: it runs on whatever its volume holds) and §6 (the init plan prepares the
 /// volume before mark-ready): seid never starts on a volume its node's init plan — or its bootstrap — has not
 /// prepared: `seid init` run, the node's config applied (`config-apply` completed), and a snapshot restored when
 /// the SeiNode's spec asks for an S3 snapshot (with a bootstrap image or without: the bootstrap pod's seid needs
@@ -542,7 +542,7 @@ pub fn on_seid_start(world: &mut WorldState, key: &ObjectRef) {
     world.write_violations.push(Violation::new(SEID_RUNS_ON_PREPARED_VOLUME, message));
 }
 
-/// SPEC §6 and issue #16 (a config change restarts seid only when the config needs it): a `restart-seid` that
+/// docs/design.md §6 and issue #16 (a config change restarts seid only when the config needs it): a `restart-seid` that
 /// stops a seid already running the config on its volume, in a container started after that config was
 /// written, restarted a node for nothing. Called by the sidecar
 /// model when a `restart-seid` run is about to SIGTERM seid in a SeiNode's pod.
@@ -774,7 +774,7 @@ fn deployment_read(key: &ObjectRef, value: &serde_json::Value) -> Option<Deploym
     Some(DeploymentRead { key: key.clone(), rollout, superseded })
 }
 
-/// SPEC §5.4 (supersession replaces the plan): no plan task writes in a reconcile that read the template moved
+/// docs/design.md §5.4 (supersession replaces the plan): no plan task writes in a reconcile that read the template moved
 /// off the rollout's target — the plan of a superseded rollout takes no further step, not even in the reconcile
 /// that supersedes it. A switch-traffic in that reconcile sends traffic to entrants the supersession then
 /// deletes (a BlueGreen edit landing as the entrants catch up); a create-entrant-nodes or update-node-specs
@@ -820,7 +820,7 @@ pub fn plan_writes_after_supersession(
     ))
 }
 
-/// SPEC §4 (InPlace: `mark-nodes-ready` is the last task): an InPlace rollout completes only in a reconcile
+/// docs/design.md §4 (InPlace: `mark-nodes-ready` is the last task): an InPlace rollout completes only in a reconcile
 /// that read every node it moved Running on the target image with its sidecar ready — seid serving it and the
 /// sidecar marked ready, as the node's status says. Judged at the status write that clears the rollout and makes
 /// its target the template hash, against what that reconcile read (a node that a lagging read showed ready
@@ -880,7 +880,7 @@ fn stored_selector_revision(service: &serde_json::Value) -> Option<&str> {
     service.pointer("/spec/selector").and_then(|s| s.get(LABEL_REVISION)).and_then(serde_json::Value::as_str)
 }
 
-/// Invariant 1, at the switch (SPEC §4, `await-nodes-caught-up` before `switch-traffic`): a BlueGreen rollout's
+/// Invariant 1, at the switch (docs/design.md §4, `await-nodes-caught-up` before `switch-traffic`): a BlueGreen rollout's
 /// Service is pointed at its entrants only when every live entrant has been Ready by the kubelet's rules on
 /// its image — seid running it, its readiness probe on `/lag_status` passed, so caught up with the chain. A
 /// node merely Running (its init plan done) may still be syncing: its pod is no endpoint, and the switch would
@@ -929,7 +929,7 @@ pub fn switch_to_caught_up_entrants(
     })
 }
 
-/// Liveness's end state (SPEC §5.1, §5.6): once the world is at rest, every live child of a deployment runs the
+/// Liveness's end state (docs/design.md §5.1, §5.6): once the world is at rest, every live child of a deployment runs the
 /// image of its active set's template (`status.templateHash`): its spec and `currentImage` (a Failed child its
 /// spec). No child is left on a failed target's image — a failed rollout leaves its entrants deleted and the
 /// incumbents untouched, and a child made by a scale-up takes the active set's rollout fields, not those of a

@@ -16,7 +16,7 @@ pub const HALT_EXIT_CODE: i32 = sei_operator::workload::HALT_EXIT_CODE;
 pub enum SeidExit {
     /// `--halt-height N`: stopped after committing block N, with exit code 130. Cosmos SDK's `BaseApp.Commit`
     /// calls `halt()`, which sends SIGINT to its own process (sei-protocol/sei-chain
-    /// `sei-cosmos/baseapp/abci.go`, `halt`); the server ends with 128 + SIGINT (SPEC §2; upstream's bootstrap
+    /// `sei-cosmos/baseapp/abci.go`, `halt`); the server ends with 128 + SIGINT (docs/design.md §2; upstream's bootstrap
     /// wrapper maps 130 to success: sei-protocol/sei-k8s-controller `internal/task/bootstrap_resources.go`,
     /// `bootstrapWaitCommand`). Only a wrapper that maps it makes a Job's pod succeed.
     Halted,

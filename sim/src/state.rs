@@ -192,7 +192,7 @@ pub struct WorldState {
     pub aimed_edits: Vec<crate::aimed::AimedEdit>,
     /// Chain milestones not yet reached, soonest last (popped as time passes).
     pub milestones: Vec<(Duration, String)>,
-    /// The operator's rollout stall threshold (SPEC: 10 minutes, configurable), for the stall invariant.
+    /// The operator's rollout stall threshold (docs/design.md §5.7: 10 minutes, configurable), for the stall invariant.
     pub stall_threshold: Duration,
     /// When the store last changed (as seen at the start of a step): a lagging cache catches up once the
     /// store has been quiet for a while (see `SimCluster`).

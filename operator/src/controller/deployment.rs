@@ -1,4 +1,4 @@
-//! The SeiNodeDeployment reconciler (SPEC §5): one executor step of the active plan, the rollout rules, the
+//! The SeiNodeDeployment reconciler (docs/design.md §5): one executor step of the active plan, the rollout rules, the
 //! active set's children, stray nodes, and one status write.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The SeiNode reconciler (SPEC §6): build and run the init plan; once Running, keep the StatefulSet and
+//! The SeiNode reconciler (docs/design.md §6): build and run the init plan; once Running, keep the StatefulSet and
 //! headless Service converged to the spec, keep the sidecar ready (re-submitting `mark-ready` to a sidecar that
 //! came back Initializing, after a rollout or any other restart), and record what it observes of the pod.
 

@@ -1,4 +1,4 @@
-//! A SeiNode's init plan (SPEC §6): with a bootstrap image and a target height, first the bootstrap — a Service,
+//! A SeiNode's init plan (docs/design.md §6): with a bootstrap image and a target height, first the bootstrap — a Service,
 //! a Job running the bootstrap image on the node's volume, the bootstrap pod's sidecar tasks (restore to the
 //! target, config, mark-ready), waiting for seid to halt at the target, tearing it down — then the node's own
 //! workload (headless Service, StatefulSet), then the sidecar tasks for its mode.

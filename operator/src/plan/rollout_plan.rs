@@ -1,4 +1,4 @@
-//! The plan of each rollout strategy (SPEC §4):
+//! The plan of each rollout strategy (docs/design.md §4):
 //!
 //! | strategy  | tasks |
 //! |-----------|-------|

@@ -1,4 +1,4 @@
-//! `status.currentImage` of a SeiNode (SPEC §6): the StatefulSet's image, reported only once its rollout has
+//! `status.currentImage` of a SeiNode (docs/design.md §6): the StatefulSet's image, reported only once its rollout has
 //! truly finished.
 
 use k8s_openapi::api::apps::v1::StatefulSet;

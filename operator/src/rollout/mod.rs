@@ -1,4 +1,4 @@
-//! The rollout rules of SPEC §5 and the SeiNode image rule of SPEC §6, as pure functions over values.
+//! The rollout rules of docs/design.md §5 and the SeiNode image rule of docs/design.md §6, as pure functions over values.
 
 pub mod current_image;
 pub mod gate;

@@ -1,4 +1,4 @@
-//! A SeiNodeDeployment's phase and its `NodesReady` message (SPEC §5.8), from its status and its active nodes.
+//! A SeiNodeDeployment's phase and its `NodesReady` message (docs/design.md §5.8), from its status and its active nodes.
 
 use crate::api::{DeploymentPhase, PlanPhase, SeiNode, SeiNodeDeploymentStatus, SeiNodePhase};
 

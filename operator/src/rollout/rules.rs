@@ -1,4 +1,4 @@
-//! The rollout state machine of a SeiNodeDeployment (SPEC §5.2–5.7) as one pure function: given the deployment
+//! The rollout state machine of a SeiNodeDeployment (docs/design.md §5.2–5.7) as one pure function: given the deployment
 //! as read (its status already carrying this reconcile's executor step) and what was observed of its nodes, the
 //! next status and the events to emit. The caller writes that status once, with the resourceVersion it read.
 //!

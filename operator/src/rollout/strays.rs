@@ -27,7 +27,7 @@ pub fn stray_nodes(status: &SeiNodeDeploymentStatus, owned: &[SeiNode], service_
     };
     let kept_serving = owned.iter().any(|n| kept(n) && selected(n) && serving(n));
     // A BlueGreen / HardFork rollout deletes the nodes the Service selects only after it has moved the Service
-    // (SPEC §5, invariant 1b): a scale-down during one waits for the switch (or the rollout's end) to remove
+    // (docs/design.md §5, invariant 1b): a scale-down during one waits for the switch (or the rollout's end) to remove
     // the surplus nodes of the selected revision.
     let switch_pending = status.rollout.as_ref().is_some_and(|r| r.strategy != Strategy::InPlace);
     let mut strays: Vec<String> = owned

@@ -1,5 +1,5 @@
-//! The rollout rules of SPEC §5, one named test per rule (including the intent of the seed design's test list),
-//! and the SeiNode currentImage rule of SPEC §6.
+//! The rollout rules of docs/design.md §5, one named test per rule (including the intent of the seed design's test list),
+//! and the SeiNode currentImage rule of docs/design.md §6.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! The condition types, reasons and event reasons of a SeiNodeDeployment, exactly as SPEC §5 names them. The
+//! The condition types, reasons and event reasons of a SeiNodeDeployment, exactly as docs/design.md §5 names them. The
 //! vocabulary stays small: the strategy lives in `status.rollout.strategy`, not in new condition types.
 
 /// Condition: how many of the active set's nodes run.

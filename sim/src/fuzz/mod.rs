@@ -2,7 +2,7 @@
 //! faults between waits —, each is replayed as a scenario file with the operator's real reconcilers, and three
 //! oracles judge it:
 //!
-//! 1. safety: every invariant of SPEC §7 after every simulated step (the world checks them);
+//! 1. safety: every invariant of docs/design.md §7 after every simulated step (the world checks them);
 //! 2. liveness: after the last operation the faults are healed and, with the spec held fixed, every deployment
 //!    settles within a bound — rollout complete on the latest spec, or explicitly failed;
 //! 3. differential: the same operations without the faults end with the same objects and the same settled

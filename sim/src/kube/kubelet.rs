@@ -271,7 +271,7 @@ fn run_init_containers(world: &mut WorldState, key: &ObjectRef) {
 
 /// Starts the seid container (after its init containers, or a crash's back-off): the prober starts afresh, and
 /// the command decides — the operator's wrapper first polls the sidecar's healthz (at once, then every 5 s),
-/// any other command starts seid at once, whatever the sidecar says (seid waits for nothing: SPEC §2).
+/// any other command starts seid at once, whatever the sidecar says (seid waits for nothing: docs/design.md §2).
 pub fn start_seid(world: &mut WorldState, key: &ObjectRef) {
     let now = world.now;
     let Some(pod) = world.pods.get_mut(key) else { return };

@@ -2,7 +2,7 @@
 //! start pulling their image; pods that disappear are killed, their chain height saved on their claim.
 //!
 //! How the fake kubelet reads a pod spec — what the real kubelet would run (the operator's StatefulSets and Jobs
-//! must work with stock images, SPEC §2):
+//! must work with stock images, docs/design.md §2):
 //! - seid is the container named `seid`, else the first container that is not the sidecar; its image names the
 //!   binary in the registry. Its command and args say how seid starts: a shell script (`<shell> -c <script>`)
 //!   that begins with the operator's wait loop (`workload::sidecar_wait_loop` for the port it names, compared

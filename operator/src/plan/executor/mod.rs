@@ -1,4 +1,4 @@
-//! The plan executor (SPEC §4): one step per reconcile. The current task is the first one not Complete; it is
+//! The plan executor (docs/design.md §4): one step per reconcile. The current task is the first one not Complete; it is
 //! executed (idempotently) and polled. Running → come back later; Complete → mark it and go straight on to the
 //! next task; Failed → retry with exponential backoff (5 s doubling, capped at 30 s) while
 //! `retryCount < maxRetries`, else fail the plan with `failedTaskIndex` / `failedTaskDetail`. A transient error
