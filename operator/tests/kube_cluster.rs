@@ -2,16 +2,11 @@
 //! selectors, resourceVersions, the status subresource, delete propagation, events.k8s.io Events) and the mapping
 //! of the API server's answers onto the trait's error kinds.
 
-use std::convert::Infallible;
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::events::Reporter;
 use sei_operator::api::SeiNode;
@@ -47,36 +42,15 @@ impl FakeApi {
 
 /// Starts an API server answering `answer(method, path?query, body)` and a KubeCluster pointed at it.
 async fn fake_api(answer: Answer) -> FakeApi {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let received = Arc::new(Mutex::new(Vec::new()));
     let log = received.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
-            let log = log.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                    let log = log.clone();
-                    async move {
-                        let method = request.method().to_string();
-                        let target = request.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
-                        let bytes = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                        let (status, reply) = answer(&method, &target, &body);
-                        log.lock().unwrap().push(Received { method, target, body });
-                        let response = Response::builder()
-                            .status(status)
-                            .header("content-type", "application/json")
-                            .body(Full::new(Bytes::from(reply.to_string())))
-                            .unwrap();
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-            });
-        }
-    });
+    let addr = support::serve(move |request| {
+        let (status, reply) = answer(&request.method, &request.target, &request.body);
+        let (method, target, body) = (request.method.clone(), request.target.clone(), request.body.clone());
+        log.lock().unwrap().push(Received { method, target, body });
+        support::Reply::Json(status, reply)
+    })
+    .await;
     let mut config = kube::Config::new(format!("http://{addr}").parse().unwrap());
     // kube retries 429 / 503 / 504 itself (up to 15 times, honouring Retry-After) before the backend sees the
     // error; the mapping of what remains is what these tests check, so the fake answers once.
@@ -91,10 +65,7 @@ async fn bounded<T>(future: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(TEST_BOUND, future).await.expect("answered within the test bound")
 }
 
-fn status(code: u16, reason: &str) -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-           "message": format!("{reason} (from the fake API server)"), "reason": reason, "code": code})
-}
+use support::status;
 
 fn service(name: &str, resource_version: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Service",

@@ -5,21 +5,15 @@
 //! 404; list forbidden: 403) it is never ready, stops being live after `--watch-failure-limit`, and still stops
 //! within its shutdown timeout on SIGTERM, releasing the Lease.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Either, Full, StreamBody};
-use hyper::body::Frame;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
+use support::Reply;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_sei-operator");
 const TEST_BOUND: Duration = Duration::from_secs(20);
@@ -45,19 +39,13 @@ fn seinode() -> Value {
            "spec": {"chainId": "pacific-1", "image": "sei:v6.3.0", "fullNode": {}}})
 }
 
-type Body = Either<Full<Bytes>, StreamBody<futures::stream::Pending<Result<Frame<Bytes>, Infallible>>>>;
-
-fn json_response(status: u16, body: &Value) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Either::Left(Full::new(Bytes::from(body.to_string()))))
-        .unwrap()
+fn json_response(status: u16, body: &Value) -> Reply {
+    Reply::Json(status, body.clone())
 }
 
 /// Answers like an API server holding one SeiNode: lists (the node for SeiNode lists, nothing otherwise), watches
 /// that stay open with no event, the node by name, its status subresource, and Events.
-fn answer(store: &Mutex<Store>, method: &str, path: &str, query: &str, body: Value) -> Response<Body> {
+fn answer(store: &Mutex<Store>, method: &str, path: &str, query: &str, body: Value) -> Reply {
     let mut store = store.lock().unwrap();
     store.requests.push((method.to_owned(), format!("{path}?{query}")));
     if let Some(&(_, _, code)) = store.refusals.iter().find(|(p, q, _)| path.contains(p) && query.contains(q)) {
@@ -70,8 +58,7 @@ fn answer(store: &Mutex<Store>, method: &str, path: &str, query: &str, body: Val
         );
     }
     if query.contains("watch=true") {
-        let stream = StreamBody::new(futures::stream::pending());
-        return Response::builder().status(200).body(Either::Right(stream)).unwrap();
+        return Reply::OpenWatch;
     }
     let not_found = || json_response(404, &json!({"kind": "Status", "code": 404, "reason": "NotFound"}));
     match (method, path) {
@@ -139,29 +126,11 @@ fn answer(store: &Mutex<Store>, method: &str, path: &str, query: &str, body: Val
 }
 
 async fn fake_api(store: Arc<Mutex<Store>>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
-            let store = store.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                    let store = store.clone();
-                    async move {
-                        let method = request.method().to_string();
-                        let path = request.uri().path().to_owned();
-                        let query = request.uri().query().unwrap_or_default().to_owned();
-                        let bytes = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                        Ok::<_, Infallible>(answer(&store, &method, &path, &query, body))
-                    }
-                });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-            });
-        }
-    });
-    port
+    let addr = support::serve(move |request| {
+        answer(&store, &request.method, &request.path, &request.query, request.body.clone())
+    })
+    .await;
+    addr.port()
 }
 
 fn free_port() -> u16 {
