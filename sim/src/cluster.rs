@@ -199,6 +199,13 @@ impl SimCluster {
         api_version.rsplit_once('/').map(|(group, _)| group.to_owned()).unwrap_or_default()
     }
 
+    /// Counts one request of the operator's client (`WorldState::api_requests`); the harness's are not counted.
+    fn count(&self, world: &mut WorldState, verb: &'static str, kind: &str) {
+        if self.kind == ClientKind::Operator {
+            world.api_requests.count(verb, kind);
+        }
+    }
+
     /// The version this client reads at: the store's, or (the operator's) a lagging cache's.
     fn read_at(&self, world: &WorldState) -> Option<u64> {
         match self.kind {
@@ -390,6 +397,7 @@ impl SimCluster {
 
     fn get_locked<K: ClusterObject>(&self, key: ObjectRef) -> Result<K, ClusterError> {
         let mut world = lock(&self.shared);
+        self.count(&mut world, "get", &key.kind);
         if let Some(forbidden) = self.authorize(&mut world, Permission::of_call::<K>("get", None), &key) {
             return Err(forbidden);
         }
@@ -423,6 +431,7 @@ impl SimCluster {
         selector: LabelSelector,
     ) -> Result<Vec<K>, ClusterError> {
         let mut world = lock(&self.shared);
+        self.count(&mut world, "list", &kind);
         let all = ObjectRef::new(&kind, &namespace, "");
         if let Some(forbidden) = self.authorize(&mut world, Permission::of_call::<K>("list", None), &all) {
             return Err(forbidden);
@@ -445,6 +454,12 @@ impl SimCluster {
     ) -> Result<Arc<Value>, ClusterError> {
         self.round_trip().await?;
         let key = ObjectRef::to(object);
+        let counted = match verb {
+            "replace" => "update",
+            "replace-status" => "update-status",
+            _ => "create",
+        };
+        self.count(&mut lock(&self.shared), counted, &key.kind);
         let value = encode(object)?;
         // RBAC's verbs: a replace is an update, of the status subresource for replace-status.
         let permission = match verb {
@@ -524,6 +539,7 @@ impl Cluster for SimCluster {
     async fn delete<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
         self.round_trip().await?;
         let key = ObjectRef::of::<K>(namespace, name);
+        self.count(&mut lock(&self.shared), "delete", &key.kind);
         let (result, crash) = self.write(&key, "delete", Permission::of_call::<K>("delete", None), |world| {
             let now = world.timestamp();
             // The delete-time invariants judge the operator, not a scenario deleting things on purpose; what a
@@ -544,6 +560,9 @@ impl Cluster for SimCluster {
     async fn emit_event(&self, event: &Event) -> Result<(), ClusterError> {
         self.round_trip().await?;
         let mut world = lock(&self.shared);
+        // Production looks the regarded object up for its uid (`KubeCluster::emit_event`), then creates the Event.
+        self.count(&mut world, "get", &event.regarding.kind);
+        self.count(&mut world, "event", "Event");
         // events.k8s.io/v1, as kube-runtime's recorder and the keyed create in production write them.
         let new_event = ObjectRef::new("Event", &event.regarding.namespace, "");
         let permission = Permission::of_call::<k8s_openapi::api::events::v1::Event>("create", None);
