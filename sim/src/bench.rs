@@ -314,7 +314,10 @@ impl Window {
 
     /// The header of [`Window::row`].
     pub fn header() -> String {
-        format!("{:<36} {:>10} {:>9} {:>9} {:>9}", "requests per simulated minute", "window", "reads", "writes", "total")
+        format!(
+            "{:<36} {:>10} {:>9} {:>9} {:>9}",
+            "requests per simulated minute", "window", "reads", "writes", "total"
+        )
     }
 }
 
