@@ -3,7 +3,8 @@
 //! Writes are optimistic (the object's resourceVersion travels with every replace, and a stale one comes back as
 //! 409 → [`ClusterError::Conflict`]); status goes through the status subresource; Events go through kube-runtime's
 //! event recorder (events.k8s.io/v1) — or, when keyed, are created under a name derived from their key — and
-//! count rollout transitions for `/metrics`.
+//! count rollout transitions for `/metrics`. Gets and lists are answered from the controllers' watch caches
+//! ([`Caches`]) where [`crate::read_policy`] allows it, and from the API server otherwise.
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Reco
 use kube::{Client, Resource};
 use sha2::{Digest, Sha256};
 
+use super::caches::{Cached, Caches};
 use super::clock::SystemClock;
 use super::kube_error::{Operation, map_kube_error};
 use super::metrics::Metrics;
@@ -38,6 +40,8 @@ pub struct KubeCluster {
     metrics: Arc<Metrics>,
     plan_timer: Arc<PlanTaskTimer>,
     clock: SystemClock,
+    /// The watch caches reads are answered from; none: every read goes to the API server.
+    caches: Option<Caches>,
 }
 
 impl KubeCluster {
@@ -50,7 +54,13 @@ impl KubeCluster {
             metrics,
             plan_timer: Arc::new(PlanTaskTimer::default()),
             clock: SystemClock,
+            caches: None,
         }
+    }
+
+    /// The same client, answering reads from `caches` where the read policy allows it.
+    pub fn with_caches(self, caches: Caches) -> Self {
+        KubeCluster { caches: Some(caches), ..self }
     }
 
     fn api<K: ClusterObject>(&self, namespace: &str) -> Api<K> {
@@ -138,6 +148,17 @@ fn require_resource_version<K: ClusterObject>(object: &K) -> Result<(), ClusterE
 
 impl Cluster for KubeCluster {
     async fn get<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<K, ClusterError> {
+        match self.caches.as_ref().map(|caches| caches.get::<K>(namespace, name)) {
+            Some(Cached::Answer(Some(object))) => {
+                self.plan_timer.observe_read(&object);
+                Ok(object)
+            }
+            Some(Cached::Answer(None)) => Err(ClusterError::NotFound(ObjectRef::of::<K>(namespace, name))),
+            Some(Cached::AskTheApi) | None => self.get_fresh(namespace, name).await,
+        }
+    }
+
+    async fn get_fresh<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<K, ClusterError> {
         let object = self
             .api::<K>(namespace)
             .get(name)
@@ -148,6 +169,9 @@ impl Cluster for KubeCluster {
     }
 
     async fn list<K: ClusterObject>(&self, namespace: &str, selector: &LabelSelector) -> Result<Vec<K>, ClusterError> {
+        if let Some(items) = self.caches.as_ref().and_then(|caches| caches.list::<K>(namespace, selector)) {
+            return Ok(items);
+        }
         let mut params = ListParams::default();
         if !selector.is_empty() {
             params = params.labels(&selector_query(selector));

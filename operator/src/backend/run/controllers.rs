@@ -8,16 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Service;
 use kube::runtime::controller::{Action as KubeAction, Controller};
 use kube::runtime::events::Reporter;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
 use super::{CONTROLLER_NAME, RunArgs, RunError, one_line};
 use crate::api::{SeiNode, SeiNodeDeployment};
+use crate::backend::caches;
 use crate::backend::clock::SystemClock;
 use crate::backend::http_sidecar::{HttpSidecar, HttpSidecarConfig};
 use crate::backend::kube_cluster::KubeCluster;
@@ -25,7 +23,6 @@ use crate::backend::metrics::Metrics;
 use crate::cluster::ClusterError;
 use crate::controller::triggers::{self, TriggerFilter};
 use crate::controller::{Action, DeploymentContext, NodeContext, ReconcileError, reconcile_deployment, reconcile_node};
-use crate::meta::{LABEL_DEPLOYMENT, LABEL_NODE};
 use crate::rollout::RolloutConfig;
 
 /// What both reconcile callbacks share.
@@ -124,7 +121,10 @@ where
     F: Future<Output = ()> + Send + Sync + 'static,
 {
     let reporter = Reporter { controller: CONTROLLER_NAME.to_owned(), instance: Some(identity.to_owned()) };
-    let cluster = KubeCluster::new(client.clone(), reporter, metrics.clone());
+    let ns = args.namespace.as_str();
+    // The watches the controllers run, reflected into the stores reads are answered from (`caches`).
+    let watches = caches::Watches::new(client, ns);
+    let cluster = KubeCluster::new(client.clone(), reporter, metrics.clone()).with_caches(watches.caches.clone());
     let sidecar = HttpSidecar::new(HttpSidecarConfig::default())?;
     let shared = Arc::new(Shared {
         deployment: DeploymentContext {
@@ -141,10 +141,6 @@ where
         metrics: metrics.clone(),
         failures: Failures::default(),
     });
-    let ns = args.namespace.as_str();
-    // Children are watched by the labels the operator puts on them, not every Service / Job in the cluster.
-    let deployment_children = watcher::Config::default().labels(LABEL_DEPLOYMENT);
-    let node_children = watcher::Config::default().labels(LABEL_NODE);
 
     // One shutdown future feeds both controllers.
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
@@ -153,19 +149,18 @@ where
     // node's own observation writes do not reconcile it again, and a height-only change does not wake the
     // deployment controller, which lists every child.
     let child_nodes = watcher(scoped_api::<SeiNode>(client, ns), watcher::Config::default()).default_backoff();
-    let deployments = Controller::new(scoped_api::<SeiNodeDeployment>(client, ns), watcher::Config::default())
-        .owns_stream(filter_triggers(child_nodes, triggers::deployment_wakes_for_child))
-        .owns(scoped_api::<Service>(client, ns), deployment_children)
-        .graceful_shutdown_on(shutdown.clone())
-        .run(reconcile_deployment_object, on_error, shared.clone())
-        .for_each(|result| async move { log_outcome(DEPLOYMENT_CONTROLLER, result) });
-    let (node_store, node_cache) = reflector::store();
-    let node_events =
-        watcher(scoped_api::<SeiNode>(client, ns), watcher::Config::default()).default_backoff().reflect(node_cache);
-    let nodes = Controller::for_stream(filter_triggers(node_events, triggers::node_wakes_itself), node_store)
-        .owns(scoped_api::<StatefulSet>(client, ns), node_children.clone())
-        .owns(scoped_api::<Service>(client, ns), node_children.clone())
-        .owns(scoped_api::<Job>(client, ns), node_children)
+    let caches::Watches { caches, deployments, nodes, deployment_services, stateful_sets, node_services, jobs } =
+        watches;
+    let deployments = Controller::for_stream(deployments.applied_objects(), caches.deployments.clone())
+    .owns_stream(filter_triggers(child_nodes, triggers::deployment_wakes_for_child))
+    .owns_stream(deployment_services)
+    .graceful_shutdown_on(shutdown.clone())
+    .run(reconcile_deployment_object, on_error, shared.clone())
+    .for_each(|result| async move { log_outcome(DEPLOYMENT_CONTROLLER, result) });
+    let nodes = Controller::for_stream(filter_triggers(nodes, triggers::node_wakes_itself), caches.nodes.clone())
+        .owns_stream(stateful_sets)
+        .owns_stream(node_services)
+        .owns_stream(jobs)
         .graceful_shutdown_on(shutdown)
         .run(reconcile_node_object, on_error, shared)
         .for_each(|result| async move { log_outcome(NODE_CONTROLLER, result) });
@@ -227,6 +222,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::core::v1::Service;
+
     use super::*;
 
     #[test]
