@@ -149,9 +149,13 @@ where
     // node's own observation writes do not reconcile it again, and a height-only change does not wake the
     // deployment controller, which lists every child.
     let child_nodes = watcher(scoped_api::<SeiNode>(client, ns), watcher::Config::default()).default_backoff();
+    // A deployment's own status writes do not wake it again (`triggers::deployment_wakes_itself`).
     let caches::Watches { caches, deployments, nodes, deployment_services, stateful_sets, node_services, jobs } =
         watches;
-    let deployments = Controller::for_stream(deployments.applied_objects(), caches.deployments.clone())
+    let deployments = Controller::for_stream(
+        filter_triggers(deployments, triggers::deployment_wakes_itself),
+        caches.deployments.clone(),
+    )
     .owns_stream(filter_triggers(child_nodes, triggers::deployment_wakes_for_child))
     .owns_stream(deployment_services)
     .graceful_shutdown_on(shutdown.clone())
