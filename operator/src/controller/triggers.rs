@@ -193,6 +193,7 @@ mod tests {
             "spec": {"replicas": 2, "template": {"spec": {"chainId": "pacific-1", "image": "sei:v1", "fullNode": {}}}},
         }))
         .expect("a valid SeiNodeDeployment");
+        let before = SeiNodeDeployment { status: Some(SeiNodeDeploymentStatus::default()), ..before };
         let mut reported = before.clone();
         reported.metadata.resource_version = Some("42".into());
         let status = reported.status.get_or_insert_default();
