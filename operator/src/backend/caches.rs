@@ -171,3 +171,77 @@ fn reflected<K: ClusterObject>(
     let (store, writer) = reflector::store();
     (store, watcher(api, config).default_backoff().reflect(writer).boxed())
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::runtime::reflector::store::Writer;
+
+    use super::*;
+    use crate::cluster::ClusterObject;
+
+    fn named<K: ClusterObject>(mut object: K, name: &str, label: Option<&str>) -> K {
+        object.meta_mut().name = Some(name.into());
+        object.meta_mut().namespace = Some("sei".into());
+        object.meta_mut().labels = label.map(|key| [(key.to_owned(), name.to_owned())].into());
+        object
+    }
+
+    /// A store listed with `objects` (or not listed at all).
+    fn listed<K: ClusterObject>(objects: Vec<K>, done: bool) -> (Store<K>, Writer<K>) {
+        let (store, mut writer) = reflector::store();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for object in objects {
+            writer.apply_watcher_event(&watcher::Event::InitApply(object));
+        }
+        if done {
+            writer.apply_watcher_event(&watcher::Event::InitDone);
+        }
+        (store, writer)
+    }
+
+    fn object<K: ClusterObject + Default>(name: &str, label: Option<&str>) -> K {
+        named(K::default(), name, label)
+    }
+
+    fn node(name: &str) -> SeiNode {
+        let node = serde_json::json!({
+            "apiVersion": "sei.io/v1alpha1", "kind": "SeiNode", "metadata": {},
+            "spec": {"chainId": "pacific-1", "image": "sei:v1", "fullNode": {}},
+        });
+        named(serde_json::from_value(node).expect("a valid SeiNode"), name, Some(LABEL_DEPLOYMENT))
+    }
+
+    fn deployment(name: &str) -> SeiNodeDeployment {
+        let deployment = serde_json::json!({
+            "apiVersion": "sei.io/v1alpha1", "kind": "SeiNodeDeployment", "metadata": {},
+            "spec": {"replicas": 1, "template": {"spec": {"chainId": "pacific-1", "image": "sei:v1", "fullNode": {}}}},
+        });
+        named(serde_json::from_value(deployment).expect("a valid SeiNodeDeployment"), name, None)
+    }
+
+    #[test]
+    fn reads_are_answered_by_a_listed_store_and_a_labelled_miss_asks_the_api() {
+        let (deployments, _d) = listed(vec![deployment("rpc")], true);
+        let (nodes, _n) = listed(vec![node("rpc-0")], true);
+        let (stateful_sets, _s) = listed(vec![object::<StatefulSet>("rpc-0", Some(LABEL_NODE))], true);
+        let (jobs, _j) = listed(Vec::<Job>::new(), false);
+        let (services, _v) = listed(vec![object::<Service>("rpc-0", Some(LABEL_NODE))], true);
+        let (deployment_services, _w) = listed(Vec::<Service>::new(), true);
+        let caches = Caches { deployments, nodes, stateful_sets, jobs, services: vec![deployment_services, services] };
+
+        assert!(matches!(caches.get::<SeiNodeDeployment>("sei", "rpc"), Cached::Answer(Some(_))));
+        assert!(matches!(caches.get::<SeiNodeDeployment>("sei", "gone"), Cached::Answer(None)), "a full store's miss");
+        assert!(matches!(caches.get::<StatefulSet>("sei", "rpc-0"), Cached::Answer(Some(_))));
+        assert!(matches!(caches.get::<StatefulSet>("sei", "rpc-1"), Cached::AskTheApi), "a labelled store's miss");
+        assert!(matches!(caches.get::<Service>("sei", "rpc-0"), Cached::Answer(Some(_))), "a hit in either store");
+        assert!(matches!(caches.get::<Service>("sei", "rpc"), Cached::AskTheApi));
+        assert!(matches!(caches.get::<Job>("sei", "rpc-0"), Cached::AskTheApi), "not listed yet");
+        assert!(matches!(caches.get::<k8s_openapi::api::core::v1::Pod>("sei", "rpc-0-0"), Cached::AskTheApi));
+
+        let selector = [(LABEL_DEPLOYMENT.to_owned(), "rpc-0".to_owned())].into();
+        let listed: Option<Vec<SeiNode>> = caches.list("sei", &selector);
+        assert_eq!(listed.map(|nodes| nodes.len()), Some(1));
+        assert_eq!(caches.list::<SeiNode>("other", &selector).map(|nodes| nodes.len()), Some(0));
+        assert!(caches.list::<Service>("sei", &selector).is_none(), "lists of other kinds go to the API server");
+    }
+}
