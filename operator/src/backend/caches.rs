@@ -2,10 +2,12 @@
 //! from which `KubeCluster` answers the reads [`crate::read_policy`] allows — so a reconcile at rest costs the
 //! API server no read of the objects it is woken about.
 //!
-//! A store answers only once its initial list is done; before, every read goes to the API server.
+//! A store answers only once its initial list is done; before, every read goes to the API server. So does a read
+//! of an object the operator wrote, until its store holds that write (read-your-writes).
 
 use std::any::Any;
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
@@ -17,9 +19,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
 use crate::api::{SeiNode, SeiNodeDeployment};
-use crate::cluster::{ClusterObject, LabelSelector};
+use crate::cluster::{ClusterObject, LabelSelector, ObjectRef};
 use crate::meta::{LABEL_DEPLOYMENT, LABEL_NODE, matches_selector};
-use crate::read_policy::{cache_answers_get, cache_answers_list};
+use crate::read_policy::{Read, ReadSource, cache_answers_get, cache_answers_list, cache_holds_own_write, read_source};
 
 /// The reflector stores of the watched kinds. StatefulSets, Jobs and Services come from label-filtered watches:
 /// their stores hold only the operator's labelled objects (two Service stores: a deployment's and a node's).
@@ -30,7 +32,17 @@ pub struct Caches {
     pub stateful_sets: Store<StatefulSet>,
     pub jobs: Store<Job>,
     pub services: Vec<Store<Service>>,
+    /// The operator's own writes of cached kinds that their stores may not hold yet: the resourceVersion each
+    /// write was answered with, and the object's labels (for lists). Dropped once a read finds the store
+    /// holding it, or when the operator deletes the object.
+    pub own_writes: OwnWrites,
 }
+
+/// An object's labels, as its metadata holds them.
+type Labels = Option<BTreeMap<String, String>>;
+
+/// Per object the operator wrote: the resourceVersion the write was answered with, and the object's labels.
+pub type OwnWrites = Arc<Mutex<BTreeMap<ObjectRef, (String, Labels)>>>;
 
 /// What a cache says of a get: the object it holds (`None`: none of that name), or that it cannot say.
 pub enum Cached<K> {
@@ -39,6 +51,35 @@ pub enum Cached<K> {
 }
 
 impl Caches {
+    /// Remembers the operator's write of `object` (as the API server answered it), if its kind is cached.
+    pub fn note_write<K: ClusterObject>(&self, object: &K) {
+        if read_source(&K::kind(&()), Read::Get) == ReadSource::Api {
+            return;
+        }
+        let meta = object.meta();
+        if let Some(version) = &meta.resource_version {
+            let entry = (version.clone(), meta.labels.clone());
+            self.own_writes.lock().unwrap_or_else(PoisonError::into_inner).insert(ObjectRef::to(object), entry);
+        }
+    }
+
+    /// The operator deleted the object: nothing of it to wait for.
+    pub fn note_delete<K: ClusterObject>(&self, namespace: &str, name: &str) {
+        self.own_writes.lock().unwrap_or_else(PoisonError::into_inner).remove(&ObjectRef::of::<K>(namespace, name));
+    }
+
+    /// Whether the store's answer for `key` (the cached object's resourceVersion, `None` when it holds none)
+    /// holds the operator's last write of it — forgetting the write once it does.
+    fn holds_own_write(&self, key: &ObjectRef, cached: Option<&str>) -> bool {
+        let mut writes = self.own_writes.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some((written, _)) = writes.get(key) else { return true };
+        let holds = cache_holds_own_write(cached, written);
+        if holds {
+            writes.remove(key);
+        }
+        holds
+    }
+
     /// A get of `K` `namespace/name`, answered from the kind's store when the policy allows it.
     pub fn get<K: ClusterObject>(&self, namespace: &str, name: &str) -> Cached<K> {
         let found = match &*K::kind(&()) {
@@ -57,6 +98,11 @@ impl Caches {
             _ => None,
         };
         let Some(found) = found else { return Cached::AskTheApi };
+        let key = ObjectRef::of::<K>(namespace, name);
+        let cached_version = found.as_ref().and_then(|object| object.resource_version.clone());
+        if !self.holds_own_write(&key, cached_version.as_deref()) {
+            return Cached::AskTheApi;
+        }
         let labels = found.as_ref().map(|object| object.labels.clone());
         if !cache_answers_get(&K::kind(&()), labels.as_ref().map(Option::as_ref)) {
             return Cached::AskTheApi;
@@ -84,8 +130,31 @@ impl Caches {
         if !is_ready(store) {
             return None;
         }
-        let mut items: Vec<K> = store
-            .state()
+        let items: Vec<Arc<K>> = store.state();
+        // Read-your-writes: every object of the list's namespace the operator wrote that would match must be
+        // in it at (at least) the version written.
+        let pending: Vec<(ObjectRef, Labels)> = {
+            let writes = self.own_writes.lock().unwrap_or_else(PoisonError::into_inner);
+            let kind = K::kind(&());
+            writes
+                .iter()
+                .filter(|(key, _)| key.kind == kind && key.namespace == namespace)
+                .map(|(key, (_, labels))| (key.clone(), labels.clone()))
+                .collect()
+        };
+        for (key, labels) in &pending {
+            let cached = items.iter().find(|object| {
+                object.meta().name.as_deref() == Some(key.name.as_str())
+                    && object.meta().namespace.as_deref() == Some(namespace)
+            });
+            let version = cached.and_then(|object| object.meta().resource_version.clone());
+            // One the store lacks matters only if it would be listed; one it holds, whatever its labels there.
+            let matters = cached.is_some() || matches_selector(labels.as_ref(), selector);
+            if matters && !self.holds_own_write(key, version.as_deref()) {
+                return None;
+            }
+        }
+        let mut items: Vec<K> = items
             .into_iter()
             .filter(|object| {
                 let meta = object.meta();
@@ -100,7 +169,8 @@ impl Caches {
 
 /// An object a store holds, type-erased, with its labels.
 struct Found {
-    labels: Option<std::collections::BTreeMap<String, String>>,
+    labels: Labels,
+    resource_version: Option<String>,
     value: Arc<dyn Any + Send + Sync>,
 }
 
@@ -110,7 +180,10 @@ fn lookup<T: ClusterObject>(store: &Store<T>, namespace: &str, name: &str) -> Op
         return None;
     }
     let object = store.get(&StoreKey::new(name).within(namespace));
-    Some(object.map(|object| Found { labels: object.meta().labels.clone(), value: object }))
+    Some(object.map(|object| {
+        let meta = object.meta();
+        Found { labels: meta.labels.clone(), resource_version: meta.resource_version.clone(), value: object }
+    }))
 }
 
 /// Whether the store's initial list is done (kube-runtime marks it ready then, and never un-marks it).
@@ -145,6 +218,7 @@ impl Watches {
         let (jobs_store, jobs) = reflected(client, namespace, all().labels(LABEL_NODE));
         Watches {
             caches: Caches {
+                own_writes: Arc::default(),
                 deployments: deployments_store,
                 nodes: nodes_store,
                 stateful_sets: stateful_sets_store,
@@ -227,7 +301,9 @@ mod tests {
         let (jobs, _j) = listed(Vec::<Job>::new(), false);
         let (services, _v) = listed(vec![object::<Service>("rpc-0", Some(LABEL_NODE))], true);
         let (deployment_services, _w) = listed(Vec::<Service>::new(), true);
-        let caches = Caches { deployments, nodes, stateful_sets, jobs, services: vec![deployment_services, services] };
+        let own_writes = Arc::default();
+        let services = vec![deployment_services, services];
+        let caches = Caches { deployments, nodes, stateful_sets, jobs, services, own_writes };
 
         assert!(matches!(caches.get::<SeiNodeDeployment>("sei", "rpc"), Cached::Answer(Some(_))));
         assert!(matches!(caches.get::<SeiNodeDeployment>("sei", "gone"), Cached::Answer(None)), "a full store's miss");
@@ -243,5 +319,43 @@ mod tests {
         assert_eq!(listed.map(|nodes| nodes.len()), Some(1));
         assert_eq!(caches.list::<SeiNode>("other", &selector).map(|nodes| nodes.len()), Some(0));
         assert!(caches.list::<Service>("sei", &selector).is_none(), "lists of other kinds go to the API server");
+    }
+
+    #[test]
+    fn a_read_of_an_own_write_the_store_does_not_hold_yet_asks_the_api() {
+        let mut cached = deployment("rpc");
+        cached.metadata.resource_version = Some("10".into());
+        let (deployments, mut writer) = listed(vec![cached.clone()], true);
+        let (nodes, _n) = listed(vec![node("rpc-0")], true);
+        let (stateful_sets, _s) = listed(Vec::<StatefulSet>::new(), true);
+        let (jobs, _j) = listed(Vec::<Job>::new(), true);
+        let own_writes = Arc::default();
+        let caches = Caches { deployments, nodes, stateful_sets, jobs, services: Vec::new(), own_writes };
+        let pending = |caches: &Caches| caches.own_writes.lock().unwrap_or_else(PoisonError::into_inner).len();
+
+        let mut written = cached.clone();
+        written.metadata.resource_version = Some("11".into());
+        caches.note_write(&written);
+        assert!(matches!(caches.get::<SeiNodeDeployment>("sei", "rpc"), Cached::AskTheApi), "the store holds rv 10");
+        writer.apply_watcher_event(&watcher::Event::Apply(written));
+        assert!(matches!(caches.get::<SeiNodeDeployment>("sei", "rpc"), Cached::Answer(Some(_))));
+        assert_eq!(pending(&caches), 0, "forgotten once held");
+
+        let mut created = node("rpc-1");
+        created.metadata.resource_version = Some("12".into());
+        caches.note_write(&created);
+        let selector = [(LABEL_DEPLOYMENT.to_owned(), "rpc-1".to_owned())].into();
+        assert!(caches.list::<SeiNode>("sei", &selector).is_none(), "a created node the store lacks, that matches");
+        let other: LabelSelector = [(LABEL_DEPLOYMENT.to_owned(), "rpc-0".to_owned())].into();
+        assert_eq!(caches.list::<SeiNode>("sei", &other).map(|n| n.len()), Some(1), "one that would not match");
+        caches.note_delete::<SeiNode>("sei", "rpc-1");
+        assert!(caches.list::<SeiNode>("sei", &selector).is_some());
+
+        let mut claim = k8s_openapi::api::core::v1::PersistentVolumeClaim::default();
+        claim.metadata.name = Some("data".into());
+        claim.metadata.namespace = Some("sei".into());
+        claim.metadata.resource_version = Some("13".into());
+        caches.note_write(&claim);
+        assert_eq!(pending(&caches), 0, "writes of kinds no cache answers are not remembered");
     }
 }

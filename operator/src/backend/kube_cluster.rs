@@ -67,6 +67,13 @@ impl KubeCluster {
         Api::namespaced(self.client.clone(), namespace)
     }
 
+    /// Tells the caches of the operator's own write (read-your-writes).
+    fn note_write<K: ClusterObject>(&self, written: &K) {
+        if let Some(caches) = &self.caches {
+            caches.note_write(written);
+        }
+    }
+
     /// The uid of the object an Event is about, so that `kubectl describe` (which matches Events by uid) shows it.
     /// `None` when it cannot be read: the Event is still worth publishing.
     async fn uid_of(&self, regarding: &ObjectRef) -> Option<String> {
@@ -189,19 +196,25 @@ impl Cluster for KubeCluster {
 
     async fn create<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
         let (namespace, _) = write_target(object)?;
-        self.api::<K>(&namespace)
+        let created = self
+            .api::<K>(&namespace)
             .create(&PostParams::default(), object)
             .await
-            .map_err(|e| map_kube_error(e, ObjectRef::to(object), Operation::Create))
+            .map_err(|e| map_kube_error(e, ObjectRef::to(object), Operation::Create))?;
+        self.note_write(&created);
+        Ok(created)
     }
 
     async fn replace<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
         let (namespace, name) = write_target(object)?;
         require_resource_version(object)?;
-        self.api::<K>(&namespace)
+        let replaced = self
+            .api::<K>(&namespace)
             .replace(&name, &PostParams::default(), object)
             .await
-            .map_err(|e| map_kube_error(e, ObjectRef::to(object), Operation::Update))
+            .map_err(|e| map_kube_error(e, ObjectRef::to(object), Operation::Update))?;
+        self.note_write(&replaced);
+        Ok(replaced)
     }
 
     async fn replace_status<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
@@ -212,6 +225,7 @@ impl Cluster for KubeCluster {
             .replace_status(&name, &PostParams::default(), object)
             .await
             .map_err(|e| map_kube_error(e, ObjectRef::to(object), Operation::Update))?;
+        self.note_write(&stored);
         self.plan_timer.observe_write(&stored, self.clock.now(), &self.metrics);
         Ok(stored)
     }
@@ -222,8 +236,11 @@ impl Cluster for KubeCluster {
         self.api::<K>(namespace)
             .delete(name, &DeleteParams::background())
             .await
-            .map(|_| ())
-            .map_err(|e| map_kube_error(e, ObjectRef::of::<K>(namespace, name), Operation::Delete))
+            .map_err(|e| map_kube_error(e, ObjectRef::of::<K>(namespace, name), Operation::Delete))?;
+        if let Some(caches) = &self.caches {
+            caches.note_delete::<K>(namespace, name);
+        }
+        Ok(())
     }
 
     async fn emit_event(&self, event: &Event) -> Result<(), ClusterError> {
