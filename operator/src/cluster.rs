@@ -57,6 +57,14 @@ pub trait Cluster: Send + Sync {
         selector: &LabelSelector,
     ) -> impl Future<Output = Result<Vec<K>, ClusterError>> + Send;
 
+    /// [`Cluster::get`] from the API server itself, never from a watch cache ([`crate::read_policy`]): for a read
+    /// whose staleness would do harm, or that follows the caller's own write and would be stale for certain.
+    fn get_fresh<K: ClusterObject>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<K, ClusterError>> + Send;
+
     /// Creates the object; `AlreadyExists` when one of that name exists.
     fn create<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<K, ClusterError>> + Send;
 
@@ -94,6 +102,14 @@ impl<T: Cluster> Cluster for &T {
         selector: &LabelSelector,
     ) -> impl Future<Output = Result<Vec<K>, ClusterError>> + Send {
         (**self).list(namespace, selector)
+    }
+
+    fn get_fresh<K: ClusterObject>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<K, ClusterError>> + Send {
+        (**self).get_fresh(namespace, name)
     }
 
     fn create<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<K, ClusterError>> + Send {

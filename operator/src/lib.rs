@@ -6,6 +6,7 @@
 //! - [`manifest`]: reading manifests and validating them as the API server would (schema and CEL rules).
 //! - [`meta`]: labels, owner references, selectors and conditions, shared with the simulator.
 //! - [`cluster`], [`sidecar`], [`clock`]: the three traits through which all I/O goes.
+//! - [`read_policy`]: which reads the watch caches answer and which go to the API server.
 //! - [`backend`]: their production implementations (kube-rs, reqwest, system clock) and `sei-operator run`.
 
 pub mod api;
@@ -22,6 +23,7 @@ pub mod names;
 pub mod node_defaults;
 pub mod permissions;
 pub mod plan;
+pub mod read_policy;
 pub mod readiness;
 pub mod rollout;
 pub mod sidecar;

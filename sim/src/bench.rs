@@ -6,6 +6,10 @@
 //! `fixtures/inplace-fullnode.yaml`) is applied and becomes Ready; its image is then edited to a patch release,
 //! and the run ends when the rollout is complete and every node reports the new image.
 //!
+//! The API-load run (`sei-sim bench --api-load`) is the same rollout by an HA pair of operator replicas, with ten
+//! simulated minutes at rest between Ready and the edit: it counts the requests the operator's clients send the
+//! API server (`WorldState::api_requests`) in each window.
+//!
 //! Wall time is read here, around whole runs, never inside one: the simulation itself only knows simulated time.
 
 use std::collections::BTreeMap;
@@ -18,7 +22,9 @@ use crate::scenario::format::{
     ChainSpec, ConditionExpectation, Edit, Expectation, ImageSpec, Manifests, NodeExpectation, ObjectKind, Step,
     WorldSpec,
 };
-use crate::scenario::{self, Scenario};
+use crate::scenario::{self, Observer, Scenario};
+use crate::state::ApiRequests;
+use crate::world::World;
 
 /// The standard rollout's deployment, and the images it moves between.
 pub const DEPLOYMENT: &str = "rpc";
@@ -243,6 +249,132 @@ pub fn suite(dir: &Path, root: &Path) -> Result<Measurement, String> {
     Ok(total)
 }
 
+/// The replica counts `sei-sim bench --api-load` measures by default.
+pub const API_LOAD_REPLICAS: [u32; 2] = [16, 100];
+
+/// How long the API-load run holds the Ready deployment at rest before the rollout.
+pub const AT_REST: Duration = Duration::from_secs(10 * 60);
+
+/// Operator replicas in the API-load run: an HA pair electing a leader, so the Lease traffic of the leader and
+/// of its standby is counted with the reconcilers'.
+const API_LOAD_OPERATORS: u32 = 2;
+
+/// The timeline steps of [`api_load_scenario`] whose starts bound the two windows: the wait at rest, the edit
+/// that starts the rollout, and the per-node check that follows the rollout's completion.
+const REST_STEP: usize = 2;
+const EDIT_STEP: usize = 3;
+const ROLLED_STEP: usize = 5;
+
+/// The API-load run at `replicas`: the standard rollout, run by [`API_LOAD_OPERATORS`] operator replicas, with
+/// [`AT_REST`] of quiet between the deployment becoming Ready and the image edit.
+pub fn api_load_scenario(replicas: u32) -> Scenario {
+    let mut scenario = standard_rollout(replicas);
+    scenario.name = format!("API load, {replicas} replicas");
+    scenario.world.operator_replicas = API_LOAD_OPERATORS;
+    scenario.timeline.insert(REST_STEP, Step::Wait(AT_REST));
+    scenario
+}
+
+/// The operator's API requests in one window of a run.
+#[derive(Clone, Debug, Default)]
+pub struct Window {
+    pub requests: ApiRequests,
+    /// Simulated time covered.
+    pub length: Duration,
+}
+
+impl Window {
+    /// Requests per simulated minute.
+    pub fn per_minute(&self, count: u64) -> f64 {
+        let minutes = self.length.as_secs_f64() / 60.0;
+        if minutes > 0.0 { count as f64 / minutes } else { 0.0 }
+    }
+
+    /// The table row: requests per simulated minute, reads, writes and all.
+    pub fn row(&self, name: &str) -> String {
+        let (reads, writes) = self.requests.reads_and_writes();
+        format!(
+            "{:<36} {:>9.0}s {:>9.1} {:>9.1} {:>9.1}",
+            name,
+            self.length.as_secs_f64(),
+            self.per_minute(reads),
+            self.per_minute(writes),
+            self.per_minute(reads + writes)
+        )
+    }
+
+    /// One line per (verb, kind): requests per simulated minute.
+    pub fn breakdown(&self) -> Vec<String> {
+        self.requests
+            .by_call
+            .iter()
+            .map(|((verb, kind), n)| format!("    {verb:<14} {kind:<22} {:>9.1}/min", self.per_minute(*n)))
+            .collect()
+    }
+
+    /// The header of [`Window::row`].
+    pub fn header() -> String {
+        format!(
+            "{:<36} {:>10} {:>9} {:>9} {:>9}",
+            "requests per simulated minute", "window", "reads", "writes", "total"
+        )
+    }
+}
+
+/// The API-load measurement of one replica count: the deployment at rest, and its rollout.
+#[derive(Clone, Debug)]
+pub struct ApiLoad {
+    pub replicas: u32,
+    pub at_rest: Window,
+    pub rollout: Window,
+    pub failures: Vec<String>,
+}
+
+/// Keeps the request counter as of each step's start (the last tick before it).
+#[derive(Default)]
+struct LoadObserver {
+    last: (Duration, ApiRequests),
+    starts: BTreeMap<usize, (Duration, ApiRequests)>,
+}
+
+impl Observer for LoadObserver {
+    fn on_step_start(&mut self, index: usize, _step: &Step, now: Duration) {
+        self.starts.insert(index, (now, self.last.1.clone()));
+    }
+
+    fn after_tick(&mut self, world: &World) {
+        self.last = (world.now(), world.inspect(|w| w.api_requests.clone()));
+    }
+}
+
+impl LoadObserver {
+    fn window(&self, from: usize, to: usize) -> Window {
+        match (self.starts.get(&from), self.starts.get(&to)) {
+            (Some((start, before)), Some((end, after))) => {
+                Window { requests: after.since(before), length: end.saturating_sub(*start) }
+            }
+            _ => Window::default(),
+        }
+    }
+}
+
+/// Runs the API-load scenario at `replicas` and counts the operator's requests at rest and during the rollout.
+pub fn api_load(replicas: u32) -> ApiLoad {
+    let scenario = api_load_scenario(replicas);
+    let mut observer = LoadObserver::default();
+    let outcome = scenario::run_observed(&scenario, None, Path::new("."), &mut observer);
+    ApiLoad {
+        replicas,
+        at_rest: observer.window(REST_STEP, EDIT_STEP),
+        rollout: observer.window(EDIT_STEP, ROLLED_STEP),
+        failures: outcome
+            .failure
+            .map(|f| format!("{} (seed {}): {f}", outcome.name, outcome.seed))
+            .into_iter()
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +421,17 @@ mod tests {
         let result = suite_files(&dir);
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(result.is_err());
+    }
+
+    #[test]
+    fn the_api_load_run_counts_requests_at_rest_and_in_the_rollout() {
+        let load = api_load(2);
+        assert!(load.failures.is_empty(), "{:?}", load.failures);
+        assert_eq!(load.at_rest.length, AT_REST);
+        assert!(load.rollout.length > Duration::ZERO, "{load:?}");
+        let (reads, writes) = load.rollout.requests.reads_and_writes();
+        assert!(reads > 0 && writes > 0, "{load:?}");
+        assert!(load.at_rest.requests.by_call.contains_key(&("get", "Lease".to_owned())), "{load:?}");
     }
 
     #[test]

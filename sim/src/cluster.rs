@@ -1,12 +1,14 @@
 //! `SimCluster`: the [`Cluster`] trait on the fake API store. The operator's client carries the operator's
 //! faults — injected Conflicts and transient errors, reads from a lagging cache, and a crash right after its
-//! i-th write in a reconcile; the harness's client (tests, scenarios) has none.
+//! i-th write in a reconcile; the harness's client (tests, scenarios) has none. The operator's requests are
+//! counted (`WorldState::api_requests`), but not the reads production's watch caches answer (`read_policy`).
 
 use std::sync::Arc;
 
 use rand::Rng;
 use sei_operator::cluster::{Cluster, ClusterError, ClusterObject, Event, LabelSelector, ObjectRef};
 use sei_operator::permissions::Permission;
+use sei_operator::read_policy;
 use serde_json::Value;
 
 use crate::faults::RefusalStatus;
@@ -199,6 +201,27 @@ impl SimCluster {
         api_version.rsplit_once('/').map(|(group, _)| group.to_owned()).unwrap_or_default()
     }
 
+    /// Counts one request of the operator's client (`WorldState::api_requests`); the harness's are not counted.
+    fn count(&self, world: &mut WorldState, verb: &'static str, kind: &str) {
+        if self.kind == ClientKind::Operator {
+            world.api_requests.count(verb, kind);
+        }
+    }
+
+    /// Whether production's watch caches would answer a get of `key` ([`read_policy`]): by what the operator's
+    /// cache holds — the store at the version this client reads at.
+    fn cache_answers_get(&self, world: &WorldState, key: &ObjectRef) -> bool {
+        let found = world.store.get(key, self.read_at(world)).map(|value| {
+            value.pointer("/metadata/labels").and_then(Value::as_object).map(|labels| {
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect::<LabelSelector>()
+            })
+        });
+        read_policy::cache_answers_get(&key.kind, found.as_ref().map(Option::as_ref))
+    }
+
     /// The version this client reads at: the store's, or (the operator's) a lagging cache's.
     fn read_at(&self, world: &WorldState) -> Option<u64> {
         match self.kind {
@@ -381,15 +404,21 @@ impl SimCluster {
     }
 
     /// Reads one object and decodes it straight from the store, under the lock: no copy of the stored JSON.
-    async fn get_typed<K: ClusterObject>(&self, key: ObjectRef) -> Result<K, ClusterError> {
+    async fn get_typed<K: ClusterObject>(&self, key: ObjectRef, fresh: bool) -> Result<K, ClusterError> {
         self.round_trip().await?;
-        let result = self.get_locked(key);
+        let result = self.get_locked(key, fresh);
         self.after_call().await;
         result
     }
 
-    fn get_locked<K: ClusterObject>(&self, key: ObjectRef) -> Result<K, ClusterError> {
+    /// A get: from the operator's (possibly lagging) cache as always, counted as a request to the API server
+    /// unless the read policy serves it from the cache (never when `fresh`). Production would answer a fresh
+    /// read from the API server; here it lags like the rest, a harsher test of the reconcilers.
+    fn get_locked<K: ClusterObject>(&self, key: ObjectRef, fresh: bool) -> Result<K, ClusterError> {
         let mut world = lock(&self.shared);
+        if fresh || !self.cache_answers_get(&world, &key) {
+            self.count(&mut world, "get", &key.kind);
+        }
         if let Some(forbidden) = self.authorize(&mut world, Permission::of_call::<K>("get", None), &key) {
             return Err(forbidden);
         }
@@ -423,6 +452,9 @@ impl SimCluster {
         selector: LabelSelector,
     ) -> Result<Vec<K>, ClusterError> {
         let mut world = lock(&self.shared);
+        if !read_policy::cache_answers_list(&kind) {
+            self.count(&mut world, "list", &kind);
+        }
         let all = ObjectRef::new(&kind, &namespace, "");
         if let Some(forbidden) = self.authorize(&mut world, Permission::of_call::<K>("list", None), &all) {
             return Err(forbidden);
@@ -445,6 +477,12 @@ impl SimCluster {
     ) -> Result<Arc<Value>, ClusterError> {
         self.round_trip().await?;
         let key = ObjectRef::to(object);
+        let counted = match verb {
+            "replace" => "update",
+            "replace-status" => "update-status",
+            _ => "create",
+        };
+        self.count(&mut lock(&self.shared), counted, &key.kind);
         let value = encode(object)?;
         // RBAC's verbs: a replace is an update, of the status subresource for replace-status.
         let permission = match verb {
@@ -494,7 +532,11 @@ fn decode_ref<K: ClusterObject>(value: &Value) -> Result<K, ClusterError> {
 
 impl Cluster for SimCluster {
     async fn get<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<K, ClusterError> {
-        self.get_typed(ObjectRef::of::<K>(namespace, name)).await
+        self.get_typed(ObjectRef::of::<K>(namespace, name), false).await
+    }
+
+    async fn get_fresh<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<K, ClusterError> {
+        self.get_typed(ObjectRef::of::<K>(namespace, name), true).await
     }
 
     async fn list<K: ClusterObject>(&self, namespace: &str, selector: &LabelSelector) -> Result<Vec<K>, ClusterError> {
@@ -524,6 +566,7 @@ impl Cluster for SimCluster {
     async fn delete<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
         self.round_trip().await?;
         let key = ObjectRef::of::<K>(namespace, name);
+        self.count(&mut lock(&self.shared), "delete", &key.kind);
         let (result, crash) = self.write(&key, "delete", Permission::of_call::<K>("delete", None), |world| {
             let now = world.timestamp();
             // The delete-time invariants judge the operator, not a scenario deleting things on purpose; what a
@@ -544,6 +587,11 @@ impl Cluster for SimCluster {
     async fn emit_event(&self, event: &Event) -> Result<(), ClusterError> {
         self.round_trip().await?;
         let mut world = lock(&self.shared);
+        // Production looks the regarded object up for its uid (`KubeCluster::emit_event`), then creates the Event.
+        if !self.cache_answers_get(&world, &event.regarding) {
+            self.count(&mut world, "get", &event.regarding.kind);
+        }
+        self.count(&mut world, "event", "Event");
         // events.k8s.io/v1, as kube-runtime's recorder and the keyed create in production write them.
         let new_event = ObjectRef::new("Event", &event.regarding.namespace, "");
         let permission = Permission::of_call::<k8s_openapi::api::events::v1::Event>("create", None);

@@ -10,7 +10,9 @@
 //!   scenario file that `sei-sim run` replays (docs/fuzzing.md).
 //! - `sei-sim bench [--replicas 3,16,100] [--suite scenarios/]` times the standard rollout (an InPlace
 //!   deployment becomes Ready, then rolls onto a patch release) at each replica count, and the whole suite:
-//!   simulated time, wall time, simulated seconds per wall second, invariant checks.
+//!   simulated time, wall time, simulated seconds per wall second, invariant checks. With `--api-load`
+//!   (default replicas 16,100) it counts the operator's API requests per simulated minute instead: the Ready
+//!   deployment at rest for 10 minutes, then the rollout, reads and writes, by verb and kind.
 //! - `sei-sim trace [replicas]` prints the trace of the standard rollout (default 3 replicas).
 //!
 //! Build it in release mode: `cargo run --release -p sei-sim -- run scenarios/`.
@@ -31,6 +33,7 @@ usage: sei-sim run <file-or-dir>... [--seed N] [--trace] [--svg OUT]   replay sc
        sei-sim fuzz [--cases N] [--seed S] [--max-replicas R] [--max-ops K] [--max-shrink-iters I] [--max-shrink-time SECS] [--without-retain-reapply] [--without-hard-fork] [--out FILE]
                                           generated runs judged by the oracles
        sei-sim bench [--replicas 3,16,100] [--suite scenarios/]   time rollouts and the suite
+       sei-sim bench --api-load [--replicas 16,100]   the operator's API requests at rest and in a rollout
        sei-sim trace [replicas]           the trace of the benchmark's standard rollout
 docs: docs/scenarios.md (the scenario format), docs/fuzzing.md (the fuzzer)";
 
@@ -329,14 +332,19 @@ fn trace(args: &[String]) -> ExitCode {
 
 /// `sei-sim bench [--replicas 3,16,100] [--suite DIR]`: one row per replica count, then the suite's row.
 fn bench(args: &[String]) -> ExitCode {
-    let mut replicas: Vec<u32> = bench::DEFAULT_REPLICAS.to_vec();
+    let mut replicas: Option<Vec<u32>> = None;
     let mut suite_dir = PathBuf::from("scenarios");
+    let mut api_load = false;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
+        if arg == "--api-load" {
+            api_load = true;
+            continue;
+        }
         match (arg.as_str(), rest.next()) {
             ("--replicas", Some(list)) => {
                 match list.split(',').map(|n| n.trim().parse::<u32>()).collect::<Result<Vec<_>, _>>() {
-                    Ok(list) if !list.is_empty() && !list.contains(&0) => replicas = list,
+                    Ok(list) if !list.is_empty() && !list.contains(&0) => replicas = Some(list),
                     _ => {
                         eprintln!("sei-sim bench: --replicas takes replica counts like 3,16,100");
                         return ExitCode::FAILURE;
@@ -346,11 +354,15 @@ fn bench(args: &[String]) -> ExitCode {
             ("--suite", Some(dir)) => suite_dir = PathBuf::from(dir),
             (other, _) => {
                 eprintln!("sei-sim bench: unknown or incomplete argument {other:?}");
-                eprintln!("usage: sei-sim bench [--replicas 3,16,100] [--suite scenarios/]");
+                eprintln!("usage: sei-sim bench [--replicas 3,16,100] [--suite scenarios/] [--api-load]");
                 return ExitCode::FAILURE;
             }
         }
     }
+    if api_load {
+        return bench_api_load(&replicas.unwrap_or_else(|| bench::API_LOAD_REPLICAS.to_vec()));
+    }
+    let replicas = replicas.unwrap_or_else(|| bench::DEFAULT_REPLICAS.to_vec());
     println!("{}", Measurement::header());
     let mut failures = Vec::new();
     for &n in &replicas {
@@ -367,6 +379,33 @@ fn bench(args: &[String]) -> ExitCode {
             failures.extend(suite.failures);
         }
         Err(e) => failures.push(e),
+    }
+    for failure in &failures {
+        println!("FAILED {failure}");
+    }
+    if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// `sei-sim bench --api-load`: the operator's API requests per simulated minute, at rest and during the
+/// standard rollout, per replica count, with each window's breakdown by verb and kind.
+fn bench_api_load(replicas: &[u32]) -> ExitCode {
+    println!("{}", bench::Window::header());
+    let mut failures = Vec::new();
+    let mut breakdowns = Vec::new();
+    for &n in replicas {
+        eprintln!("running the API-load rollout at {n} replicas ...");
+        let load = bench::api_load(n);
+        for (label, window) in [("at rest", &load.at_rest), ("rollout", &load.rollout)] {
+            let name = format!("{n} replicas, {label}");
+            println!("{}", window.row(&name));
+            breakdowns.push(format!("{name}:"));
+            breakdowns.extend(window.breakdown());
+        }
+        failures.extend(load.failures);
+    }
+    println!();
+    for line in &breakdowns {
+        println!("{line}");
     }
     for failure in &failures {
         println!("FAILED {failure}");

@@ -199,6 +199,42 @@ pub struct WorldState {
     pub store_changed_at: Duration,
     /// Signalled on every store write: wakes the operator's watch.
     pub store_changed: Arc<Notify>,
+    /// Every request the operator's client sent the API server (`sei-sim bench --api-load`).
+    pub api_requests: ApiRequests,
+}
+
+/// The requests the operator's clients (every replica, their lease electors included) sent the API server, by
+/// verb and kind: what a cached design is measured by. A read answered from the operator's cache is no request.
+/// Counted when the call reaches the API server's handling (a call refused at every retry by a throttling API
+/// server counts once, as the one call the reconcile made).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApiRequests {
+    /// (verb, kind) → requests. Verbs: get, list, create, update, update-status, delete, event.
+    pub by_call: BTreeMap<(&'static str, String), u64>,
+}
+
+impl ApiRequests {
+    pub fn count(&mut self, verb: &'static str, kind: &str) {
+        *self.by_call.entry((verb, kind.to_owned())).or_default() += 1;
+    }
+
+    /// Reads (get, list) and writes (everything else, events included).
+    pub fn reads_and_writes(&self) -> (u64, u64) {
+        self.by_call.iter().fold((0, 0), |(reads, writes), ((verb, _), n)| {
+            if matches!(*verb, "get" | "list") { (reads + n, writes) } else { (reads, writes + n) }
+        })
+    }
+
+    /// What was sent since `earlier` (a snapshot of the same counter).
+    pub fn since(&self, earlier: &ApiRequests) -> ApiRequests {
+        let by_call = self
+            .by_call
+            .iter()
+            .map(|(call, n)| (call.clone(), n - earlier.by_call.get(call).copied().unwrap_or(0)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        ApiRequests { by_call }
+    }
 }
 
 impl WorldState {

@@ -50,7 +50,15 @@ pub struct TriggerFingerprints {
 
 impl TriggerFingerprints {
     fn of(key: &ObjectRef, value: &Value) -> Self {
-        use sei_operator::controller::triggers::{deployment_wakes_for_child, node_wakes_itself};
+        use sei_operator::controller::triggers::{
+            deployment_wakes_for_child, deployment_wakes_itself, node_wakes_itself,
+        };
+        if key.kind == "SeiNodeDeployment" {
+            return match <sei_operator::api::SeiNodeDeployment as serde::Deserialize>::deserialize(value) {
+                Ok(deployment) => TriggerFingerprints { itself: deployment_wakes_itself(&deployment), owner: None },
+                Err(_) => TriggerFingerprints::default(),
+            };
+        }
         if key.kind != "SeiNode" {
             return TriggerFingerprints::default();
         }

@@ -15,8 +15,11 @@
 //! event until something changes, and must not count as failing forever).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::runtime::watcher;
 
 /// The preflight's entry among the watches.
 pub const PREFLIGHT: &str = "preflight";
@@ -183,6 +186,29 @@ impl Health {
             Ok(())
         })
     }
+}
+
+/// A watch's events, reporting into `health` as they pass: registered now (readiness waits for it), synced at
+/// its `InitDone`, failing at each error (logged).
+pub fn track<K, S>(
+    health: Arc<Health>,
+    name: &'static str,
+    events: S,
+) -> impl futures::Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static
+where
+    K: Send + 'static,
+    S: futures::Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
+{
+    health.register(name);
+    events.inspect(move |event| match event {
+        Ok(watcher::Event::InitDone) => health.synced(name),
+        Ok(_) => health.progressed(name),
+        Err(error) => {
+            let error = crate::backend::run::one_line(error);
+            tracing::warn!(watch = name, %error, "watch failed; retrying with back-off");
+            health.failed(name, error, Instant::now());
+        }
+    })
 }
 
 #[cfg(test)]

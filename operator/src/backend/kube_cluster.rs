@@ -3,7 +3,8 @@
 //! Writes are optimistic (the object's resourceVersion travels with every replace, and a stale one comes back as
 //! 409 → [`ClusterError::Conflict`]); status goes through the status subresource; Events go through kube-runtime's
 //! event recorder (events.k8s.io/v1) — or, when keyed, are created under a name derived from their key — and
-//! count rollout transitions for `/metrics`.
+//! count rollout transitions for `/metrics`. Gets and lists are answered from the controllers' watch caches
+//! ([`Caches`]) where [`crate::read_policy`] allows it, and from the API server otherwise.
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Reco
 use kube::{Client, Resource};
 use sha2::{Digest, Sha256};
 
+use super::caches::{Cached, Caches};
 use super::clock::SystemClock;
 use super::kube_error::{Operation, map_kube_error};
 use super::metrics::Metrics;
@@ -38,6 +40,8 @@ pub struct KubeCluster {
     metrics: Arc<Metrics>,
     plan_timer: Arc<PlanTaskTimer>,
     clock: SystemClock,
+    /// The watch caches reads are answered from; none: every read goes to the API server.
+    caches: Option<Caches>,
 }
 
 impl KubeCluster {
@@ -50,11 +54,24 @@ impl KubeCluster {
             metrics,
             plan_timer: Arc::new(PlanTaskTimer::default()),
             clock: SystemClock,
+            caches: None,
         }
+    }
+
+    /// The same client, answering reads from `caches` where the read policy allows it.
+    pub fn with_caches(self, caches: Caches) -> Self {
+        KubeCluster { caches: Some(caches), ..self }
     }
 
     fn api<K: ClusterObject>(&self, namespace: &str) -> Api<K> {
         Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// Tells the caches of the operator's own write (read-your-writes).
+    fn note_write<K: ClusterObject>(&self, written: &K) {
+        if let Some(caches) = &self.caches {
+            caches.note_write(written);
+        }
     }
 
     /// The uid of the object an Event is about, so that `kubectl describe` (which matches Events by uid) shows it.
@@ -138,6 +155,17 @@ fn require_resource_version<K: ClusterObject>(object: &K) -> Result<(), ClusterE
 
 impl Cluster for KubeCluster {
     async fn get<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<K, ClusterError> {
+        match self.caches.as_ref().map(|caches| caches.get::<K>(namespace, name)) {
+            Some(Cached::Answer(Some(object))) => {
+                self.plan_timer.observe_read(&object);
+                Ok(object)
+            }
+            Some(Cached::Answer(None)) => Err(ClusterError::NotFound(ObjectRef::of::<K>(namespace, name))),
+            Some(Cached::AskTheApi) | None => self.get_fresh(namespace, name).await,
+        }
+    }
+
+    async fn get_fresh<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<K, ClusterError> {
         let object = self
             .api::<K>(namespace)
             .get(name)
@@ -148,6 +176,9 @@ impl Cluster for KubeCluster {
     }
 
     async fn list<K: ClusterObject>(&self, namespace: &str, selector: &LabelSelector) -> Result<Vec<K>, ClusterError> {
+        if let Some(items) = self.caches.as_ref().and_then(|caches| caches.list::<K>(namespace, selector)) {
+            return Ok(items);
+        }
         let mut params = ListParams::default();
         if !selector.is_empty() {
             params = params.labels(&selector_query(selector));
@@ -165,19 +196,25 @@ impl Cluster for KubeCluster {
 
     async fn create<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
         let (namespace, _) = write_target(object)?;
-        self.api::<K>(&namespace)
+        let created = self
+            .api::<K>(&namespace)
             .create(&PostParams::default(), object)
             .await
-            .map_err(|e| map_kube_error(e, ObjectRef::to(object), Operation::Create))
+            .map_err(|e| map_kube_error(e, ObjectRef::to(object), Operation::Create))?;
+        self.note_write(&created);
+        Ok(created)
     }
 
     async fn replace<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
         let (namespace, name) = write_target(object)?;
         require_resource_version(object)?;
-        self.api::<K>(&namespace)
+        let replaced = self
+            .api::<K>(&namespace)
             .replace(&name, &PostParams::default(), object)
             .await
-            .map_err(|e| map_kube_error(e, ObjectRef::to(object), Operation::Update))
+            .map_err(|e| map_kube_error(e, ObjectRef::to(object), Operation::Update))?;
+        self.note_write(&replaced);
+        Ok(replaced)
     }
 
     async fn replace_status<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
@@ -188,6 +225,7 @@ impl Cluster for KubeCluster {
             .replace_status(&name, &PostParams::default(), object)
             .await
             .map_err(|e| map_kube_error(e, ObjectRef::to(object), Operation::Update))?;
+        self.note_write(&stored);
         self.plan_timer.observe_write(&stored, self.clock.now(), &self.metrics);
         Ok(stored)
     }
@@ -198,8 +236,11 @@ impl Cluster for KubeCluster {
         self.api::<K>(namespace)
             .delete(name, &DeleteParams::background())
             .await
-            .map(|_| ())
-            .map_err(|e| map_kube_error(e, ObjectRef::of::<K>(namespace, name), Operation::Delete))
+            .map_err(|e| map_kube_error(e, ObjectRef::of::<K>(namespace, name), Operation::Delete))?;
+        if let Some(caches) = &self.caches {
+            caches.note_delete::<K>(namespace, name);
+        }
+        Ok(())
     }
 
     async fn emit_event(&self, event: &Event) -> Result<(), ClusterError> {

@@ -4,6 +4,7 @@
 //!
 //! Nothing here decides anything about rollouts: the controllers in [`crate::controller`] do, through the traits.
 
+pub mod caches;
 pub mod clock;
 pub mod health;
 pub mod http_sidecar;

@@ -60,6 +60,10 @@ impl<C: Cluster> Cluster for Watched<'_, C> {
         self.note(self.inner.list(namespace, selector).await)
     }
 
+    async fn get_fresh<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<K, ClusterError> {
+        self.note(self.inner.get_fresh(namespace, name).await)
+    }
+
     async fn create<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
         self.note(self.inner.create(object).await)
     }
@@ -139,8 +143,9 @@ pub async fn report<C: Cluster, K: WithConditions>(
     if let Some(message) = change {
         let meta = read.meta();
         let (namespace, name) = (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default());
-        // Re-read: the reconcile may have written the status since.
-        if let Ok(mut stored) = cluster.get::<K>(&namespace, &name).await {
+        // Re-read: the reconcile may have written the status since — fresh, as a cache would not hold that
+        // write yet, and the status write below would be refused as stale.
+        if let Ok(mut stored) = cluster.get_fresh::<K>(&namespace, &name).await {
             let generation = stored.meta().generation;
             match &message {
                 Some(message) => {

@@ -332,7 +332,8 @@ fn adoptable(deployment: &SeiNodeDeployment, node: &SeiNode) -> bool {
 async fn still_this_deployment<C: Cluster>(cluster: &C, deployment: &SeiNodeDeployment) -> Result<bool, ClusterError> {
     let namespace = deployment.metadata.namespace.as_deref().unwrap_or_default();
     let name = deployment.metadata.name.as_deref().unwrap_or_default();
-    let current = cluster.get::<SeiNodeDeployment>(namespace, name).await.optional()?;
+    // Fresh: the whole point is to see a deletion the reconcile's (cached) read may not show yet.
+    let current = cluster.get_fresh::<SeiNodeDeployment>(namespace, name).await.optional()?;
     Ok(current.is_some_and(|d| d.metadata.uid == deployment.metadata.uid && d.metadata.deletion_timestamp.is_none()))
 }
 

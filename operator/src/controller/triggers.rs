@@ -7,13 +7,15 @@
 //! Why: without them every status write of a node — a new `latestHeight` at each observation — woke the node's
 //! own reconcile at once (defeating [`super::OBSERVE_INTERVAL`]) and the deployment controller, which lists
 //! every child. Periodic observation does not depend on watch events: a Running node requeues itself.
+//! Likewise a deployment's status write that only reports its children (ready counts, summaries, conditions)
+//! woke the deployment again, for a reconcile that lists every child and finds nothing to do.
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::api::SeiNode;
+use crate::api::{SeiNode, SeiNodeDeployment, SeiNodeDeploymentStatus};
 
 /// The metadata a controller acts on for any object it reconciles or owns: spec changes (`generation`),
 /// labels, annotations, the start of a deletion, finalizers and owners. `resourceVersion` and `managedFields`
@@ -37,6 +39,35 @@ pub fn node_wakes_itself(node: &SeiNode) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
     hash_metadata(&node.metadata, &mut hasher);
     node.status.as_ref().and_then(|s| s.phase).map(|p| p as u8).hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// What wakes the SeiNodeDeployment controller for a SeiNodeDeployment: its metadata (above) — spec changes
+/// through `generation`, labels, annotations, deletion, finalizers — and the status fields its reconcile acts on
+/// when it reads them back (plan, active set, incumbents, rollout, owed events, hashes): it decides, stores the
+/// decision, and acts on the stored decision at the next reconcile — the one the write's watch event wakes, whose
+/// read of the cache holds the write. Left out is what the status only reports of the children (phase, replica
+/// counts, the node summaries, conditions): rewritten whenever a child changes, acted on by nothing, and a
+/// reconcile woken by it lists every child to find nothing to do.
+pub fn deployment_wakes_itself(deployment: &SeiNodeDeployment) -> Option<u64> {
+    let mut hasher = DefaultHasher::new();
+    hash_metadata(&deployment.metadata, &mut hasher);
+    if let Some(status) = &deployment.status {
+        let decisions = SeiNodeDeploymentStatus {
+            phase: None,
+            replicas: 0,
+            ready_replicas: 0,
+            nodes: Vec::new(),
+            conditions: Vec::new(),
+            ..status.clone()
+        };
+        // Serialized to hash: the status types derive no Hash. serde_json's maps are ordered, so equal
+        // statuses give equal text. One that fails to serialize always wakes.
+        match serde_json::to_string(&decisions) {
+            Ok(text) => text.hash(&mut hasher),
+            Err(_) => return None,
+        }
+    }
     Some(hasher.finish())
 }
 
@@ -150,6 +181,37 @@ mod tests {
             change(&mut after);
             assert_ne!(node_wakes_itself(&before), node_wakes_itself(&after));
             assert_ne!(deployment_wakes_for_child(&before), deployment_wakes_for_child(&after));
+        }
+    }
+
+    #[test]
+    fn a_deployment_wakes_for_its_spec_metadata_and_decisions_not_for_what_its_status_reports() {
+        let before: SeiNodeDeployment = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sei.io/v1alpha1",
+            "kind": "SeiNodeDeployment",
+            "metadata": {"name": "rpc", "namespace": "sei", "generation": 1},
+            "spec": {"replicas": 2, "template": {"spec": {"chainId": "pacific-1", "image": "sei:v1", "fullNode": {}}}},
+        }))
+        .expect("a valid SeiNodeDeployment");
+        let before = SeiNodeDeployment { status: Some(SeiNodeDeploymentStatus::default()), ..before };
+        let mut reported = before.clone();
+        reported.metadata.resource_version = Some("42".into());
+        let status = reported.status.get_or_insert_default();
+        (status.replicas, status.ready_replicas) = (2, 1);
+        status.phase = Some(crate::api::DeploymentPhase::Ready);
+        assert_eq!(deployment_wakes_itself(&before), deployment_wakes_itself(&reported));
+        let changes: [fn(&mut SeiNodeDeployment); 6] = [
+            |d| d.status.get_or_insert_default().template_hash = Some("abc".into()),
+            |d| d.status.get_or_insert_default().incumbent_nodes = vec!["rpc-0".into()],
+            |d| d.metadata.generation = Some(2),
+            |d| d.metadata.annotations = Some([("a".to_owned(), "b".to_owned())].into()),
+            |d| d.metadata.deletion_timestamp = Some(crate::api::Time(crate::clock::Timestamp::UNIX_EPOCH)),
+            |d| d.metadata.finalizers = Some(vec!["x".into()]),
+        ];
+        for change in changes {
+            let mut after = before.clone();
+            change(&mut after);
+            assert_ne!(deployment_wakes_itself(&before), deployment_wakes_itself(&after));
         }
     }
 

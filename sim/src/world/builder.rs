@@ -175,6 +175,7 @@ impl WorldBuilder {
             stall_threshold: self.stall_threshold,
             store_changed_at: Duration::ZERO,
             store_changed: Arc::new(Notify::new()),
+            api_requests: Default::default(),
         };
         let shared: Shared = Arc::new(Mutex::new(state));
         let epoch_offset = Duration::from_secs(u64::try_from(self.epoch.as_second()).unwrap_or(0));

@@ -8,9 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Service;
 use kube::runtime::controller::{Action as KubeAction, Controller};
 use kube::runtime::events::Reporter;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
@@ -20,15 +17,15 @@ use tracing::Instrument;
 
 use super::{CONTROLLER_NAME, RunContext, RunError, one_line};
 use crate::api::{SeiNode, SeiNodeDeployment};
+use crate::backend::caches;
 use crate::backend::clock::SystemClock;
-use crate::backend::health::Health;
+use crate::backend::health::track;
 use crate::backend::http_sidecar::{HttpSidecar, HttpSidecarConfig};
 use crate::backend::kube_cluster::KubeCluster;
 use crate::backend::metrics::Metrics;
 use crate::cluster::ClusterError;
 use crate::controller::triggers::{self, TriggerFilter};
 use crate::controller::{Action, DeploymentContext, NodeContext, ReconcileError, reconcile_deployment, reconcile_node};
-use crate::meta::{LABEL_DEPLOYMENT, LABEL_NODE};
 use crate::rollout::RolloutConfig;
 
 /// What both reconcile callbacks share.
@@ -136,10 +133,13 @@ where
 {
     let RunContext { args, client, identity, metrics, health } = *context;
     let reporter = Reporter { controller: CONTROLLER_NAME.to_owned(), instance: Some(identity.to_owned()) };
-    let cluster = KubeCluster::new(client.clone(), reporter, metrics.clone());
+    let ns = args.namespace.as_str();
+    // The watches the controllers run, reflected into the stores reads are answered from (`caches`).
+    // Every watch reports into `health` (readiness waits for its initial list; a watch failing without a break
+    // fails liveness).
+    let watches = caches::Watches::new(client, ns, health);
+    let cluster = KubeCluster::new(client.clone(), reporter, metrics.clone()).with_caches(watches.caches.clone());
     let sidecar = HttpSidecar::new(HttpSidecarConfig::default())?;
-    let (deployment_store, deployment_cache) = reflector::store();
-    let (node_store, node_cache) = reflector::store();
     let shared = Arc::new(Shared {
         deployment: DeploymentContext {
             cluster: cluster.clone(),
@@ -157,56 +157,43 @@ where
         deployment_queue: Arc::new(Queue::new(DEPLOYMENT_CONTROLLER, metrics.clone())),
         node_queue: Arc::new(Queue::new(NODE_CONTROLLER, metrics.clone())),
     });
-    let ns = args.namespace.as_str();
-    // Children are watched by the labels the operator puts on them, not every Service / Job in the cluster.
-    let deployment_children = watcher::Config::default().labels(LABEL_DEPLOYMENT);
-    let node_children = watcher::Config::default().labels(LABEL_NODE);
 
     // One shutdown future feeds both controllers.
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
 
-    // Every watch reports into `health` (readiness waits for its initial list; a watch failing without a break
-    // fails liveness) and wakes its controller's queue-depth gauge.
-    let watch = |name: &'static str| Tracked { name, health: health.clone() };
-
     // SeiNode events reach each controller only when they change what it reads (`controller::triggers`): a
     // node's own observation writes do not reconcile it again, and a height-only change does not wake the
     // deployment controller, which lists every child.
-    let deployment_events = watch("seinodedeployments")
-        .events(watcher(scoped_api::<SeiNodeDeployment>(client, ns), watcher::Config::default()).default_backoff())
-        .reflect(deployment_cache);
-    let child_nodes = watch("seinodes (children of deployments)")
-        .events(watcher(scoped_api::<SeiNode>(client, ns), watcher::Config::default()).default_backoff());
-    let deployment_services = watch("services (of deployments)")
-        .events(watcher(scoped_api::<Service>(client, ns), deployment_children).default_backoff());
+    let child_nodes = track(
+        health.clone(),
+        "seinodes (children of deployments)",
+        watcher(scoped_api::<SeiNode>(client, ns), watcher::Config::default()).default_backoff(),
+    );
+    let caches::Watches { caches, deployments, nodes, deployment_services, stateful_sets, node_services, jobs } =
+        watches;
+    let (deployment_store, node_store) = (caches.deployments.clone(), caches.nodes.clone());
+    // A deployment's own status writes do not wake it again (`triggers::deployment_wakes_itself`).
     let deployment_queue = shared.deployment_queue.clone();
-    let deployments =
-        Controller::for_stream(deployment_queue.woken(deployment_events.touched_objects()), deployment_store.clone())
-            .owns_stream(deployment_queue.woken_owners(
-                filter_triggers(child_nodes, triggers::deployment_wakes_for_child),
-                deployment_store.clone(),
-            ))
-            .owns_stream(deployment_queue.woken_owners(deployment_services.touched_objects(), deployment_store.clone()))
-            .graceful_shutdown_on(shutdown.clone())
-            .run(reconcile_deployment_object, on_error, shared.clone())
-            .for_each(|result| async move { log_outcome(DEPLOYMENT_CONTROLLER, result) });
-
-    let node_events = watch("seinodes")
-        .events(watcher(scoped_api::<SeiNode>(client, ns), watcher::Config::default()).default_backoff())
-        .reflect(node_cache);
-    let stateful_sets = watch("statefulsets")
-        .events(watcher(scoped_api::<StatefulSet>(client, ns), node_children.clone()).default_backoff());
-    let node_services = watch("services (of nodes)")
-        .events(watcher(scoped_api::<Service>(client, ns), node_children.clone()).default_backoff());
-    let jobs = watch("jobs").events(watcher(scoped_api::<Job>(client, ns), node_children).default_backoff());
+    let deployments = Controller::for_stream(
+        deployment_queue.woken(filter_triggers(deployments, triggers::deployment_wakes_itself)),
+        deployment_store.clone(),
+    )
+    .owns_stream(
+        deployment_queue
+            .woken_owners(filter_triggers(child_nodes, triggers::deployment_wakes_for_child), deployment_store.clone()),
+    )
+    .owns_stream(deployment_queue.woken_owners(deployment_services, deployment_store.clone()))
+    .graceful_shutdown_on(shutdown.clone())
+    .run(reconcile_deployment_object, on_error, shared.clone())
+    .for_each(|result| async move { log_outcome(DEPLOYMENT_CONTROLLER, result) });
     let node_queue = shared.node_queue.clone();
     let nodes = Controller::for_stream(
-        node_queue.woken(filter_triggers(node_events, triggers::node_wakes_itself)),
+        node_queue.woken(filter_triggers(nodes, triggers::node_wakes_itself)),
         node_store.clone(),
     )
-    .owns_stream(node_queue.woken_owners(stateful_sets.touched_objects(), node_store.clone()))
-    .owns_stream(node_queue.woken_owners(node_services.touched_objects(), node_store.clone()))
-    .owns_stream(node_queue.woken_owners(jobs.touched_objects(), node_store.clone()))
+    .owns_stream(node_queue.woken_owners(stateful_sets, node_store.clone()))
+    .owns_stream(node_queue.woken_owners(node_services, node_store.clone()))
+    .owns_stream(node_queue.woken_owners(jobs, node_store.clone()))
     .graceful_shutdown_on(shutdown)
     .run(reconcile_node_object, on_error, shared.clone())
     .for_each(|result| async move { log_outcome(NODE_CONTROLLER, result) });
@@ -222,32 +209,6 @@ where
     let reason = "a controller's watch stream ended".to_owned();
     health.ended(reason.clone());
     Err(RunError::ControllersEnded(reason))
-}
-
-/// A watch whose events report into the health state.
-struct Tracked {
-    name: &'static str,
-    health: Arc<Health>,
-}
-
-impl Tracked {
-    fn events<K, S>(self, events: S) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
-    where
-        K: Send + 'static,
-        S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
-    {
-        let Tracked { name, health } = self;
-        health.register(name);
-        events.inspect(move |event| match event {
-            Ok(watcher::Event::InitDone) => health.synced(name),
-            Ok(_) => health.progressed(name),
-            Err(error) => {
-                let error = one_line(error);
-                tracing::warn!(watch = name, %error, "watch failed; retrying with back-off");
-                health.failed(name, error, std::time::Instant::now());
-            }
-        })
-    }
 }
 
 /// The objects a controller has been woken for by a watch event and has not started reconciling since: its
@@ -379,6 +340,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::core::v1::Service;
+
     use super::*;
 
     #[test]

@@ -277,7 +277,7 @@ async fn connect(timeout: Duration) -> Result<Client, RunError> {
 }
 
 /// An error and its causes on one line.
-fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
     let mut line = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
