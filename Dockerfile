@@ -13,6 +13,7 @@ WORKDIR /src
 ENV CARGO_PROFILE_RELEASE_STRIP=symbols
 # Only what the build reads: the workspace manifests and the two member crates.
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
+COPY core core
 COPY operator operator
 COPY sim sim
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

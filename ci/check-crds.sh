@@ -11,7 +11,7 @@ cargo run --quiet --locked -p sei-operator -- crds --out "$generated"
 
 # The kustomization is the one file of crds/ the generator does not write.
 if ! diff -ru --exclude=kustomization.yaml crds "$generated"; then
-  echo "crds/ is out of date with operator/src/api; regenerate: cargo run -p sei-operator -- crds --out crds" >&2
+  echo "crds/ is out of date with core/src/api; regenerate: cargo run -p sei-operator -- crds --out crds" >&2
   exit 1
 fi
 

@@ -24,7 +24,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sei_operator::api::{SeiNode, SidecarSpec};
 use sei_operator::manifest::{Manifest, ManifestValidator, parse_yaml_documents};
 use sei_operator::node_defaults::NodeDefaults;
-use sei_operator::workload;
+use sei_operator::objects::workload;
 use serde_json::Value;
 
 fn deploy_dir() -> PathBuf {

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sei_operator::cluster::ObjectRef;
+use sei_operator_core::cluster::ObjectRef;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -106,13 +106,15 @@ impl AimedEdit {
                     && stored
                         .pointer(&format!(
                             "/metadata/labels/{}",
-                            sei_operator::meta::LABEL_DEPLOYMENT.replace('/', "~1")
+                            sei_operator_core::objects::meta::LABEL_DEPLOYMENT.replace('/', "~1")
                         ))
                         .and_then(Value::as_str)
                         == Some(name)
             }
             MomentWrite::Service => {
-                key.kind == "Service" && key.name == sei_operator::names::deployment_service(name) && verb != "delete"
+                key.kind == "Service"
+                    && key.name == sei_operator_core::objects::names::deployment_service(name)
+                    && verb != "delete"
             }
         };
         if counts {

@@ -16,8 +16,8 @@ use std::sync::{Arc, OnceLock};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, Subject};
-use sei_operator::manifest::parse_yaml_documents;
-use sei_operator::permissions::Permission;
+use sei_operator_core::manifest::parse_yaml_documents;
+use sei_operator_core::permissions::Permission;
 use serde_json::Value;
 
 /// `deploy/`, in apply order, as compiled into the simulator: the manifests a user installs are the rules the

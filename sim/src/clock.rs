@@ -1,6 +1,6 @@
 //! `SimClock`: the [`Clock`] trait on simulated time — the pinned epoch plus the world's elapsed time.
 
-use sei_operator::clock::{Clock, Timestamp};
+use sei_operator_core::clock::{Clock, Timestamp};
 
 use crate::state::{Shared, lock};
 

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use rand::Rng;
-use sei_operator::cluster::{Cluster, ClusterError, ClusterObject, Event, LabelSelector, ObjectRef};
-use sei_operator::permissions::Permission;
-use sei_operator::read_policy;
+use sei_operator_core::cluster::{Cluster, ClusterError, ClusterObject, Event, LabelSelector, ObjectRef};
+use sei_operator_core::permissions::Permission;
+use sei_operator_core::read_policy;
 use serde_json::Value;
 
 use crate::faults::RefusalStatus;

@@ -4,12 +4,12 @@
 
 use std::sync::{Arc, LazyLock};
 
-use sei_operator::cluster::ObjectRef;
-use sei_operator::controller::{
+use sei_operator_core::cluster::ObjectRef;
+use sei_operator_core::controller::{
     Action, DeploymentContext, NodeContext, ReconcileError, reconcile_deployment, reconcile_node,
 };
-use sei_operator::node_defaults::NodeDefaults;
-use sei_operator::rollout::RolloutConfig;
+use sei_operator_core::node_defaults::NodeDefaults;
+use sei_operator_core::rollout::RolloutConfig;
 
 use crate::operator::{OperatorContext, Reconciler, Requeue};
 

@@ -62,7 +62,7 @@ pub struct OperatorFaults {
     /// Objects whose latest watch event was dropped (with their controller owner), until a later event for them
     /// is delivered. Healing delivers them, as a relist would: a watch never loses an object's newest state for
     /// good — a dropped event with no later one to supersede it is not a fault a real API server can produce.
-    pub unobserved: BTreeMap<sei_operator::cluster::ObjectRef, Option<(String, String)>>,
+    pub unobserved: BTreeMap<sei_operator_core::cluster::ObjectRef, Option<(String, String)>>,
     /// Heal asked for the unobserved objects to be delivered.
     pub deliver_unobserved: bool,
     /// The newest store version the operator's watch delivered: a lagging cache never falls behind it.

@@ -7,12 +7,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Service;
-use sei_operator::api::{PlanPhase, SeiNode, SeiNodeDeployment, SeiNodePhase, Strategy};
-use sei_operator::cluster::ObjectRef;
-use sei_operator::meta::{
+use sei_operator_core::api::{PlanPhase, SeiNode, SeiNodeDeployment, SeiNodePhase, Strategy};
+use sei_operator_core::cluster::ObjectRef;
+use sei_operator_core::objects::meta::{
     LABEL_DEPLOYMENT, LABEL_NODE, LABEL_REVISION, find_condition, is_condition_true, is_controlled_by,
 };
-use sei_operator::sidecar::wire::SidecarTaskType;
+use sei_operator_core::sidecar::wire::SidecarTaskType;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -65,7 +65,7 @@ pub const NO_PLAN_STEP_AFTER_SUPERSESSION: &str = "no-plan-step-after-supersessi
 
 /// How long a quiet deployment may keep children of two revisions: its strays are deleted after the status write
 /// that ends a rollout, so a delete that fails (a Conflict, a partition) leaves them until a retry succeeds, and
-/// the retry policy waits up to five minutes (`operator/src/controller/mod.rs`, `retry_after`).
+/// the retry policy waits up to five minutes (`core/src/controller/mod.rs`, `retry_after`).
 pub const LEAKED_ENTRANT_GRACE: std::time::Duration = std::time::Duration::from_secs(330);
 
 /// How long after a rollout's stall threshold the operator has to say so (one reconcile period or so).
@@ -127,11 +127,11 @@ impl Observed {
         // that a later edit of the same step replaced.
         for change in changes.iter().filter(|c| c.object.kind == "SeiNodeDeployment") {
             let Some(template) = world.store.get(&change.object, Some(change.version)).and_then(|v| {
-                v.pointer("/spec/template/spec").and_then(|t| sei_operator::api::SeiNodeSpec::deserialize(t).ok())
+                v.pointer("/spec/template/spec").and_then(|t| sei_operator_core::api::SeiNodeSpec::deserialize(t).ok())
             }) else {
                 continue;
             };
-            let hash = sei_operator::rollout::template_hash(&template);
+            let hash = sei_operator_core::api::template_hash(&template);
             let sidecar = template.sidecar.as_ref().and_then(|s| s.image.clone());
             self.template_images.entry(hash).or_insert((template.image.clone(), sidecar));
         }
@@ -256,7 +256,7 @@ pub fn rollout_condition_matches_rollout(observed: &Observed) -> Result<(), Viol
                 format!("{key}: rollout set = {rolling}, RolloutInProgress True = {condition}"),
             ));
         }
-        let upgrading = status.phase == Some(sei_operator::api::DeploymentPhase::Upgrading);
+        let upgrading = status.phase == Some(sei_operator_core::api::DeploymentPhase::Upgrading);
         if deployment.metadata.deletion_timestamp.is_none() && upgrading != rolling {
             return Err(Violation::new(
                 ROLLOUT_CONDITION_MATCHES_ROLLOUT,
@@ -713,7 +713,7 @@ pub fn on_operator_list(
     reconcile: Option<(u64, &str)>,
     kind: &str,
     namespace: &str,
-    selector: &sei_operator::cluster::LabelSelector,
+    selector: &sei_operator_core::cluster::LabelSelector,
     at: Option<u64>,
 ) {
     let Some(id) = (Writer { reconcile }).deployment_reconcile() else { return };
@@ -764,7 +764,7 @@ fn note_nodes(world: &mut WorldState, id: u64, nodes: Vec<NodeRead>) {
 fn deployment_read(key: &ObjectRef, value: &serde_json::Value) -> Option<DeploymentRead> {
     let deployment = SeiNodeDeployment::deserialize(value).ok()?;
     let rollout = deployment.status.as_ref().and_then(|s| s.rollout.as_ref());
-    let superseded = rollout.is_some_and(|r| sei_operator::rollout::is_superseded(r, &deployment));
+    let superseded = rollout.is_some_and(|r| sei_operator_core::rollout::is_superseded(r, &deployment));
     let rollout = rollout.map(|r| RolloutRead {
         strategy: r.strategy,
         target_hash: r.target_hash.clone(),

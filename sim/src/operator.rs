@@ -27,9 +27,9 @@ use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
 
-use sei_operator::cluster::ObjectRef;
-use sei_operator::controller::ReconcileError;
-use sei_operator::controller::triggers::TriggerFilter;
+use sei_operator_core::cluster::ObjectRef;
+use sei_operator_core::controller::ReconcileError;
+use sei_operator_core::controller::triggers::TriggerFilter;
 use tokio::task::JoinSet;
 
 use crate::clock::SimClock;
@@ -69,7 +69,7 @@ pub trait Reconciler: 'static {
 
     fn reconcile(&self, ctx: &OperatorContext, key: &ObjectRef) -> impl Future<Output = Requeue>;
 
-    /// Whether watch events are filtered by the operator's trigger rules (`sei_operator::controller::triggers`),
+    /// Whether watch events are filtered by the operator's trigger rules (`sei_operator_core::controller::triggers`),
     /// as production's controllers filter theirs: an event on an object whose fingerprint did not change since
     /// the last one wakes nothing. Off by default: every change wakes.
     fn filters_triggers(&self) -> bool {

@@ -1,6 +1,6 @@
 //! Two (or more) operator replicas, as production deploys them: each a turmoil host with its own identity, API
 //! client and memory, electing a leader through the Lease with the operator's own election code
-//! (`sei_operator::leader`, the same `Elector` `sei-operator run` uses) on the simulated clock, and reconciling
+//! (`sei_operator_core::leader`, the same `Elector` `sei-operator run` uses) on the simulated clock, and reconciling
 //! only while it leads. Losing the Lease makes a replica exit and restart as a standby, as production's
 //! `RunError::LostLeadership` does; the calls it had already sent still land (a Lease is not a fence).
 //!
@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use sei_operator::leader::{Attempt, Elector, LeaseConfig, LeaseName};
+use sei_operator_core::leader::{Attempt, Elector, LeaseConfig, LeaseName};
 use tokio::sync::Notify;
 
 use crate::cluster::{ClientKind, SimCluster};
@@ -191,7 +191,7 @@ pub const NO_PLAN_FORKED: &str = "no-plan-forked";
 pub fn on_write(
     world: &mut WorldState,
     index: usize,
-    key: &sei_operator::cluster::ObjectRef,
+    key: &sei_operator_core::cluster::ObjectRef,
     verb: &str,
     value: &serde_json::Value,
     before: Option<&str>,
@@ -237,7 +237,7 @@ pub fn on_write(
             let text = |p: &str| value.pointer(p).and_then(serde_json::Value::as_str).map(str::to_owned);
             let rollout = value
                 .pointer("/status/rollout")
-                .and_then(|r| <sei_operator::api::RolloutStatus as serde::Deserialize>::deserialize(r).ok());
+                .and_then(|r| <sei_operator_core::api::RolloutStatus as serde::Deserialize>::deserialize(r).ok());
             match (text("/metadata/uid"), rollout, text("/status/plan/id")) {
                 (Some(uid), Some(rollout), Some(plan)) => {
                     let rollout_key = (uid, rollout.plan_target(), rollout.strategy.to_string());

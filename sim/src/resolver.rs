@@ -4,9 +4,9 @@
 //! reached before seid is Ready needs exactly that). The answer is the pod's worker host and the worker port
 //! that stands in for the pod's own port.
 
-use sei_operator::cluster::{LabelSelector, ObjectRef};
-use sei_operator::meta::matches_selector;
-use sei_operator::sidecar::SEID_RPC_PORT;
+use sei_operator_core::cluster::{LabelSelector, ObjectRef};
+use sei_operator_core::objects::meta::matches_selector;
+use sei_operator_core::sidecar::SEID_RPC_PORT;
 use serde_json::Value;
 
 use crate::state::WorldState;

@@ -9,7 +9,7 @@ use crate::registry::Binary;
 use serde_json::Value;
 
 /// The exit code of `seid start --halt-height N` once it has committed block N: 128 + SIGINT.
-pub const HALT_EXIT_CODE: i32 = sei_operator::workload::HALT_EXIT_CODE;
+pub const HALT_EXIT_CODE: i32 = sei_operator_core::objects::workload::HALT_EXIT_CODE;
 
 /// How a run of seid ends.
 #[derive(Clone, Debug, PartialEq, Eq)]

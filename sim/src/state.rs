@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
-use sei_operator::clock::{SignedDuration, Timestamp};
-use sei_operator::cluster::{Event, ObjectRef};
+use sei_operator_core::clock::{SignedDuration, Timestamp};
+use sei_operator_core::cluster::{Event, ObjectRef};
 use tokio::sync::Notify;
 
 use crate::chain::Chain;

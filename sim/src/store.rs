@@ -10,11 +10,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use sei_operator::api::Time;
-use sei_operator::clock::Timestamp;
-use sei_operator::cluster::{ClusterError, LabelSelector, ObjectRef};
-use sei_operator::manifest::{ManifestError, ManifestValidator};
-use sei_operator::meta::matches_selector;
+use sei_operator_core::api::Time;
+use sei_operator_core::clock::Timestamp;
+use sei_operator_core::cluster::{ClusterError, LabelSelector, ObjectRef};
+use sei_operator_core::manifest::{ManifestError, ManifestValidator};
+use sei_operator_core::objects::meta::matches_selector;
 use serde_json::{Map, Value};
 
 /// What happened to an object, as a watch reports it.
@@ -37,7 +37,7 @@ pub struct Change {
     pub fingerprints: TriggerFingerprints,
 }
 
-/// The fingerprints the operator's trigger rules (`sei_operator::controller::triggers`) take of an object
+/// The fingerprints the operator's trigger rules (`sei_operator_core::controller::triggers`) take of an object
 /// version, computed when it is stored: an event is delivered later (a lagging cache holds it back), yet must be
 /// judged by the object as it was then, and the log keeps no values. `None`: the event always wakes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -50,11 +50,11 @@ pub struct TriggerFingerprints {
 
 impl TriggerFingerprints {
     fn of(key: &ObjectRef, value: &Value) -> Self {
-        use sei_operator::controller::triggers::{
+        use sei_operator_core::controller::triggers::{
             deployment_wakes_for_child, deployment_wakes_itself, node_wakes_itself,
         };
         if key.kind == "SeiNodeDeployment" {
-            return match <sei_operator::api::SeiNodeDeployment as serde::Deserialize>::deserialize(value) {
+            return match <sei_operator_core::api::SeiNodeDeployment as serde::Deserialize>::deserialize(value) {
                 Ok(deployment) => TriggerFingerprints { itself: deployment_wakes_itself(&deployment), owner: None },
                 Err(_) => TriggerFingerprints::default(),
             };
@@ -63,7 +63,7 @@ impl TriggerFingerprints {
             return TriggerFingerprints::default();
         }
         // An object the operator cannot decode is always delivered, as production's watch would error on it.
-        match <sei_operator::api::SeiNode as serde::Deserialize>::deserialize(value) {
+        match <sei_operator_core::api::SeiNode as serde::Deserialize>::deserialize(value) {
             Ok(node) => {
                 TriggerFingerprints { itself: node_wakes_itself(&node), owner: deployment_wakes_for_child(&node) }
             }

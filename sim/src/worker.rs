@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use sei_operator::cluster::ObjectRef;
+use sei_operator_core::cluster::ObjectRef;
 use tokio::task::JoinHandle;
 
 use crate::kube::kubelet::Seid;

@@ -2,13 +2,13 @@
 //! authorizes every call of the operator against them and answers 403 as a cluster would, and the invariant
 //! `operator-calls-authorized` fails any scenario whose operator calls something they do not grant. Too much:
 //! the test below runs scenarios that between them reach every kind of call the reconcilers make, adds what only
-//! the production shell does (`sei_operator::permissions::SHELL_PERMISSIONS`), and fails on any granted
+//! the production shell does (`sei_operator_core::permissions::SHELL_PERMISSIONS`), and fails on any granted
 //! permission nothing used.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use sei_operator::permissions::{Permission, shell_permissions};
+use sei_operator_core::permissions::{Permission, shell_permissions};
 use sei_sim::authorization::Authorizer;
 use sei_sim::scenario;
 
@@ -48,7 +48,7 @@ fn deploy_grants_no_permission_nothing_uses() {
 #[test]
 fn a_call_deploy_does_not_grant_is_refused_as_the_api_server_refuses_it() {
     use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-    use sei_operator::cluster::{Cluster, ClusterError};
+    use sei_operator_core::cluster::{Cluster, ClusterError};
 
     let world = sei_sim::World::builder(1).build().expect("world");
     let operator = world.operator_cluster();
@@ -82,7 +82,7 @@ fn poll<T>(future: impl std::future::Future<Output = T>) -> T {
 #[test]
 fn every_kind_the_operator_adopts_is_one_deploy_lets_it_update_and_delete() {
     let authorizer = Authorizer::operator().expect("deploy/ reads as RBAC");
-    for (group, resource) in sei_operator::cluster::ADOPTABLE {
+    for (group, resource) in sei_operator_core::cluster::ADOPTABLE {
         for verb in ["update", "delete"] {
             let permission = Permission::new(group, resource, verb);
             assert!(authorizer.allows(&permission, "sei", "any"), "deploy/ does not grant {permission}");
@@ -91,7 +91,7 @@ fn every_kind_the_operator_adopts_is_one_deploy_lets_it_update_and_delete() {
     // And the kinds it does not adopt are exactly those it could not.
     for (group, resource, verb) in [("apps", "statefulsets", "delete"), ("", "persistentvolumeclaims", "delete")] {
         assert!(!authorizer.allows(&Permission::new(group, resource, verb), "sei", "any"));
-        assert!(!sei_operator::cluster::ADOPTABLE.contains(&(group, resource)));
+        assert!(!sei_operator_core::cluster::ADOPTABLE.contains(&(group, resource)));
     }
 }
 
@@ -102,7 +102,7 @@ fn every_kind_the_operator_adopts_is_one_deploy_lets_it_update_and_delete() {
 fn an_orphan_of_a_kind_the_operator_may_not_delete_is_a_stranger_not_adopted() {
     use k8s_openapi::api::apps::v1::StatefulSet;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-    use sei_operator::cluster::{ChildHolder, Cluster, ensure_child};
+    use sei_operator_core::cluster::{ChildHolder, Cluster, ensure_child};
 
     let world = sei_sim::World::builder(1).build().expect("world");
     let labels = std::collections::BTreeMap::from([("sei.io/node".to_owned(), "explorer".to_owned())]);

@@ -21,7 +21,7 @@ use kube::{Api, Client};
 use super::health::{Health, track};
 use crate::api::{SeiNode, SeiNodeDeployment};
 use crate::cluster::{ClusterObject, LabelSelector, ObjectRef};
-use crate::meta::{LABEL_DEPLOYMENT, LABEL_NODE, matches_selector};
+use crate::objects::meta::{LABEL_DEPLOYMENT, LABEL_NODE, matches_selector};
 use crate::read_policy::{Read, ReadSource, cache_answers_get, cache_answers_list, cache_holds_own_write, read_source};
 
 /// The reflector stores of the watched kinds. StatefulSets, Jobs and Services come from label-filtered watches:

@@ -23,7 +23,7 @@ use prometheus_client::registry::Registry;
 use crate::api::{DeploymentPhase, SeiNode, SeiNodeDeployment, SeiNodePhase};
 use crate::cluster::Event;
 use crate::controller::SIDECAR_READY;
-use crate::meta::{find_condition, is_condition_true};
+use crate::objects::meta::{find_condition, is_condition_true};
 use crate::rollout::vocabulary::{
     EVENT_ROLLOUT_COMPLETE, EVENT_ROLLOUT_FAILED, EVENT_ROLLOUT_STALLED, EVENT_ROLLOUT_STARTED, REASON_STALLED,
     ROLLOUT_IN_PROGRESS,

@@ -9,10 +9,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sei_operator::api::{RolloutStatus, SeiNode, SeiNodeDeployment};
-use sei_operator::cluster::ObjectRef;
-use sei_operator::meta::LABEL_DEPLOYMENT;
-use sei_operator::names;
+use sei_operator_core::api::{RolloutStatus, SeiNode, SeiNodeDeployment};
+use sei_operator_core::cluster::ObjectRef;
+use sei_operator_core::objects::meta::LABEL_DEPLOYMENT;
+use sei_operator_core::objects::names;
 
 use super::{Observed, Violation};
 use crate::kube::kubelet::{PodRuntime, Seid};

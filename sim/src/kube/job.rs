@@ -8,8 +8,8 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rand::Rng;
-use sei_operator::cluster::{ClusterError, ObjectRef};
-use sei_operator::meta::{controller_reference, is_controlled_by};
+use sei_operator_core::cluster::{ClusterError, ObjectRef};
+use sei_operator_core::objects::meta::{controller_reference, is_controlled_by};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

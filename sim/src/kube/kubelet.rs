@@ -6,7 +6,7 @@
 //! completions and effects, and the faults that restart pods and nodes. A pod restart replaces only its own
 //! state; a worker crash takes down every pod on the worker.
 
-use sei_operator::cluster::ObjectRef;
+use sei_operator_core::cluster::ObjectRef;
 use serde_json::Value;
 
 use super::pod::startup_deadline;

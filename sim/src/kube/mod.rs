@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use sei_operator::cluster::ClusterError;
+use sei_operator_core::cluster::ClusterError;
 use serde_json::Value;
 
 use crate::state::WorldState;
@@ -107,7 +107,7 @@ fn evict_from_unreachable_workers(world: &mut WorldState) {
     if due.is_empty() {
         return;
     }
-    let evicted: Vec<sei_operator::cluster::ObjectRef> = world
+    let evicted: Vec<sei_operator_core::cluster::ObjectRef> = world
         .pods
         .iter()
         .filter(|(_, pod)| due.contains(&pod.worker) && pod.seid != pod::Seid::Unscheduled)

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sei_operator::cluster::ObjectRef;
+use sei_operator_core::cluster::ObjectRef;
 use serde_json::Value;
 
 use crate::registry::Binary;
@@ -353,7 +353,7 @@ impl PodRuntime {
     /// (`sidecar/server/server.go`); seid's RPC answers on 26657 while seid runs, `/lag_status` with 200 only
     /// within [`LAG_THRESHOLD`] blocks of the tip.
     pub fn answers_http(&self, world: &WorldState, port: u16, path: &str) -> bool {
-        use sei_operator::sidecar::protocol::{HEALTHZ_PATH, LIVEZ_PATH, STARTUPZ_PATH, STATUS_PATH};
+        use sei_operator_core::sidecar::protocol::{HEALTHZ_PATH, LIVEZ_PATH, STARTUPZ_PATH, STATUS_PATH};
         if self.sidecar_port == Some(port)
             && let Some(sidecar) = &self.sidecar
         {
@@ -363,11 +363,11 @@ impl PodRuntime {
                 _ => false,
             };
         }
-        if port == sei_operator::sidecar::SEID_RPC_PORT
+        if port == sei_operator_core::sidecar::SEID_RPC_PORT
             && let Seid::Running { run, .. } = &self.seid
         {
             return match path {
-                sei_operator::workload::LAG_STATUS_PATH => {
+                sei_operator_core::objects::workload::LAG_STATUS_PATH => {
                     world.chain_for(self.chain_id.as_deref()).is_some_and(|chain| {
                         chain.tip(world.now).saturating_sub(run.height_at(chain, world.now)) <= LAG_THRESHOLD
                     })
@@ -385,7 +385,7 @@ impl PodRuntime {
             ProbeAction::Http { port, path } => self.answers_http(world, *port, path),
             ProbeAction::Tcp { port } => {
                 (self.sidecar_port == Some(*port) && self.sidecar.is_some())
-                    || (matches!(*port, 26656 | sei_operator::sidecar::SEID_RPC_PORT)
+                    || (matches!(*port, 26656 | sei_operator_core::sidecar::SEID_RPC_PORT)
                         && matches!(self.seid, Seid::Running { .. }))
             }
             ProbeAction::Unmodelled => false,
@@ -395,7 +395,7 @@ impl PodRuntime {
     /// The wrapper's next healthz poll at or after `at`: at the container's start, then every 5 s
     /// (`workload::sidecar_wait_loop`).
     pub fn next_wrapper_poll(&self, at: Duration) -> Duration {
-        let poll = Duration::from_secs(u64::from(sei_operator::workload::WAIT_POLL_SECONDS));
+        let poll = Duration::from_secs(u64::from(sei_operator_core::objects::workload::WAIT_POLL_SECONDS));
         let from = self.probe_state.container_started_at;
         let periods = at.saturating_sub(from).as_nanos().div_ceil(poll.as_nanos());
         from + poll * u32::try_from(periods).unwrap_or(u32::MAX)
@@ -406,7 +406,7 @@ impl PodRuntime {
     /// started; `/lag_status` since seid got within [`LAG_THRESHOLD`] of the tip (found by bisection: seid's lag
     /// only shrinks while it catches up).
     pub fn success_since(&self, world: &WorldState, action: &ProbeAction) -> Option<Duration> {
-        use sei_operator::sidecar::protocol::{HEALTHZ_PATH, LIVEZ_PATH, STARTUPZ_PATH, STATUS_PATH};
+        use sei_operator_core::sidecar::protocol::{HEALTHZ_PATH, LIVEZ_PATH, STARTUPZ_PATH, STATUS_PATH};
         let now = world.now;
         let sidecar = self.sidecar.as_ref().filter(|_| self.sidecar_port.is_some());
         let seid = match &self.seid {
@@ -419,10 +419,10 @@ impl PodRuntime {
                 LIVEZ_PATH | STATUS_PATH => sidecar.map(|s| s.started_at),
                 _ => None,
             },
-            ProbeAction::Http { port, path } if *port == sei_operator::sidecar::SEID_RPC_PORT => {
+            ProbeAction::Http { port, path } if *port == sei_operator_core::sidecar::SEID_RPC_PORT => {
                 let run = seid?;
                 match path.as_str() {
-                    sei_operator::workload::LAG_STATUS_PATH => {
+                    sei_operator_core::objects::workload::LAG_STATUS_PATH => {
                         let chain = world.chain_for(self.chain_id.as_deref())?;
                         let near = |t: Duration| chain.tip(t).saturating_sub(run.height_at(chain, t)) <= LAG_THRESHOLD;
                         earliest(run.started_at.min(now), now, near)
@@ -432,7 +432,7 @@ impl PodRuntime {
                 }
             }
             ProbeAction::Tcp { port } if self.sidecar_port == Some(*port) => sidecar.map(|s| s.started_at),
-            ProbeAction::Tcp { port } if matches!(*port, 26656 | sei_operator::sidecar::SEID_RPC_PORT) => {
+            ProbeAction::Tcp { port } if matches!(*port, 26656 | sei_operator_core::sidecar::SEID_RPC_PORT) => {
                 seid.map(|run| run.started_at)
             }
             _ => None,
@@ -446,8 +446,8 @@ impl PodRuntime {
         }
         let now = world.now;
         if let (ProbeAction::Http { port, path }, Seid::Running { run, .. }) = (action, &self.seid)
-            && *port == sei_operator::sidecar::SEID_RPC_PORT
-            && path == sei_operator::workload::LAG_STATUS_PATH
+            && *port == sei_operator_core::sidecar::SEID_RPC_PORT
+            && path == sei_operator_core::objects::workload::LAG_STATUS_PATH
             && let Some(chain) = world.chain_for(self.chain_id.as_deref())
         {
             let behind = |t: Duration| chain.tip(t).saturating_sub(run.height_at(chain, t)) > LAG_THRESHOLD;

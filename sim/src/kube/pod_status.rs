@@ -3,8 +3,8 @@
 //! containers and a native sidecar, each with `started`, `ready` and `restartCount` — written to the store when
 //! they change.
 
-use sei_operator::cluster::ObjectRef;
-use sei_operator::workload::{SEID_CONTAINER, SIDECAR_CONTAINER};
+use sei_operator_core::cluster::ObjectRef;
+use sei_operator_core::objects::workload::{SEID_CONTAINER, SIDECAR_CONTAINER};
 use serde_json::{Value, json};
 
 use super::pod::{InitKind, PodRuntime, Seid, SidecarKind};

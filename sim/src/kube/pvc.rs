@@ -2,7 +2,7 @@
 //! deleted claim only once no pod uses it, as Kubernetes' PVC protection controller does), and the chain data
 //! each claim holds, dropped only when the claim is finally gone.
 
-use sei_operator::cluster::ObjectRef;
+use sei_operator_core::cluster::ObjectRef;
 use serde_json::Value;
 
 use super::traced;

@@ -27,9 +27,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use sei_operator::cluster::ObjectRef;
-use sei_operator::meta::LABEL_NODE;
-use sei_operator::workload;
+use sei_operator_core::cluster::ObjectRef;
+use sei_operator_core::objects::meta::LABEL_NODE;
+use sei_operator_core::objects::workload;
 
 use serde_json::Value;
 

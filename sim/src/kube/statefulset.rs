@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, Pod, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use sei_operator::cluster::ObjectRef;
-use sei_operator::meta::{controller_reference, is_controlled_by};
+use sei_operator_core::cluster::ObjectRef;
+use sei_operator_core::objects::meta::{controller_reference, is_controlled_by};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -313,7 +313,7 @@ fn create_pod(world: &mut WorldState, set: &StatefulSet, ordinal: usize, revisio
     };
     let now = world.timestamp();
     let result = serde_json::to_value(&pod)
-        .map_err(|e| sei_operator::cluster::ClusterError::Transient(e.to_string()))
+        .map_err(|e| sei_operator_core::cluster::ClusterError::Transient(e.to_string()))
         .and_then(|value| world.store.create(value, now));
     traced(world, ACTOR, "create", format!("Pod {namespace}/{name} revision {revision}"), result);
 }

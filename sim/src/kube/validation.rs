@@ -232,7 +232,7 @@ fn claim_update(old: &Value, new: &Value) -> Result<(), String> {
         claim
             .pointer("/spec/resources/requests/storage")
             .and_then(Value::as_str)
-            .and_then(sei_operator::node_defaults::quantity_value)
+            .and_then(sei_operator_core::node_defaults::quantity_value)
     };
     match (storage(old), storage(new)) {
         (Some(before), Some(after)) if after < before => Err(format!(

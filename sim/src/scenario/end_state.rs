@@ -10,7 +10,7 @@
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Service;
-use sei_operator::api::{SeiNode, SeiNodeDeployment};
+use sei_operator_core::api::{SeiNode, SeiNodeDeployment};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -94,7 +94,7 @@ pub fn end_state(world: &World) -> Vec<String> {
 /// Node name → the name the end state shows: `<deployment>-#<ordinal>` for a deployment's child that is the
 /// only live one of its deployment with that ordinal; any other node keeps its name.
 fn node_names(state: &crate::state::WorldState) -> std::collections::BTreeMap<String, String> {
-    use sei_operator::meta::{LABEL_DEPLOYMENT, LABEL_ORDINAL};
+    use sei_operator_core::objects::meta::{LABEL_DEPLOYMENT, LABEL_ORDINAL};
     let mut by_ordinal: std::collections::BTreeMap<(String, String, String), Vec<String>> = Default::default();
     for (key, value) in state.store.all_of_kind("SeiNode") {
         let Some(node) = decode::<SeiNode>(value) else { continue };

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use sei_operator::api::{Plan, PlanPhase, SeiNode, SeiNodeDeployment, TaskStatus};
-use sei_operator::cluster::Event;
-use sei_operator::meta::{LABEL_DEPLOYMENT, LABEL_REVISION, find_condition, is_controlled_by};
-use sei_operator::rollout::template_hash;
+use sei_operator_core::api::template_hash;
+use sei_operator_core::api::{Plan, PlanPhase, SeiNode, SeiNodeDeployment, TaskStatus};
+use sei_operator_core::cluster::Event;
+use sei_operator_core::objects::meta::{LABEL_DEPLOYMENT, LABEL_REVISION, find_condition, is_controlled_by};
 use serde::Serialize;
 use serde_json::Value;
 

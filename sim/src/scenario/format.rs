@@ -667,7 +667,7 @@ pub struct NodeExpectation {
 
 /// Durations are written the friendly way: `400ms`, `30s`, `5m`, `1h30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let signed: sei_operator::clock::SignedDuration =
+    let signed: sei_operator_core::clock::SignedDuration =
         text.parse().map_err(|e| format!("{text:?} is not a duration like 30s, 5m or 1h: {e}"))?;
     Duration::try_from(signed).map_err(|_| format!("{text:?} is negative"))
 }

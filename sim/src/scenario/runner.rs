@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
-use sei_operator::api::{SeiNode, SeiNodeDeployment};
-use sei_operator::cluster::{ClusterObject, ObjectRef};
-use sei_operator::manifest::{Manifest, ManifestValidator, parse_yaml_documents};
-use sei_operator::permissions::Permission;
+use sei_operator_core::api::{SeiNode, SeiNodeDeployment};
+use sei_operator_core::cluster::{ClusterObject, ObjectRef};
+use sei_operator_core::manifest::{Manifest, ManifestValidator, parse_yaml_documents};
+use sei_operator_core::permissions::Permission;
 use serde_json::Value;
 
 use super::expect::{Memory, check};
@@ -37,7 +37,7 @@ pub struct Outcome {
     /// The objects the run ended with ([`super::end_state::end_state`]).
     pub end_state: Vec<String>,
     /// Every RBAC permission a call of the operator was granted under.
-    pub permissions_used: std::collections::BTreeSet<sei_operator::permissions::Permission>,
+    pub permissions_used: std::collections::BTreeSet<sei_operator_core::permissions::Permission>,
 }
 
 impl Outcome {
@@ -264,8 +264,8 @@ impl<'a> Runner<'a> {
 
     /// Deletes the child `pick` names, if the deployment has one (see [`Step::DeleteChild`]).
     fn delete_child(&mut self, pick: &ChildPick) -> Result<(), String> {
-        use sei_operator::api::SeiNodePhase;
-        use sei_operator::meta::LABEL_DEPLOYMENT;
+        use sei_operator_core::api::SeiNodePhase;
+        use sei_operator_core::objects::meta::LABEL_DEPLOYMENT;
         let namespace = self.namespace(&pick.namespace).to_owned();
         let children: Vec<(String, bool)> = self.world.inspect(|state| {
             state
@@ -444,7 +444,7 @@ impl<'a> Runner<'a> {
         if !bootstrap {
             return Ok(format!("{node}-0"));
         }
-        let job = sei_operator::names::bootstrap(node);
+        let job = sei_operator_core::objects::names::bootstrap(node);
         let live = self.world.inspect(|s| {
             s.store
                 .all_of_kind("Pod")

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use rand::Rng;
-use sei_operator::cluster::ObjectRef;
-use sei_operator::sidecar::protocol::{HEALTHZ_PATH, LIVEZ_PATH, RPC_STATUS_PATH, STARTUPZ_PATH, STATUS_PATH};
-use sei_operator::sidecar::wire::{
+use sei_operator_core::cluster::ObjectRef;
+use sei_operator_core::sidecar::protocol::{HEALTHZ_PATH, LIVEZ_PATH, RPC_STATUS_PATH, STARTUPZ_PATH, STATUS_PATH};
+use sei_operator_core::sidecar::wire::{
     ChainStatus, ReadinessStatus, RpcStatusResponse, SidecarTaskType, StatusResponse, TaskAccepted, TaskResult,
     TaskState,
 };
@@ -209,7 +209,7 @@ pub fn rpc(world: &WorldState, key: &ObjectRef, incarnation: u64, path: &str) ->
         return error(503, "seid restarting");
     }
     let Some(chain) = world.chain_for(pod.chain_id.as_deref()) else { return error(500, "unknown chain") };
-    if path == sei_operator::workload::LAG_STATUS_PATH {
+    if path == sei_operator_core::objects::workload::LAG_STATUS_PATH {
         return lag_status(run.height_at(chain, world.now), chain.tip(world.now));
     }
     if path != RPC_STATUS_PATH {

@@ -26,8 +26,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sei_operator::cluster::ObjectRef;
-use sei_operator::sidecar::wire::SidecarTaskType;
+use sei_operator_core::cluster::ObjectRef;
+use sei_operator_core::sidecar::wire::SidecarTaskType;
 use serde_json::Value;
 use uuid::Uuid;
 

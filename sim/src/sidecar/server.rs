@@ -13,7 +13,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use sei_operator::cluster::ObjectRef;
+use sei_operator_core::cluster::ObjectRef;
 use tokio::task::JoinSet;
 use turmoil::net::TcpListener;
 

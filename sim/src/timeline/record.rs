@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sei_operator::api::{PlanPhase, SeiNode, SeiNodeDeployment, TaskStatus};
-use sei_operator::cluster::ObjectRef;
+use sei_operator_core::api::{PlanPhase, SeiNode, SeiNodeDeployment, TaskStatus};
+use sei_operator_core::cluster::ObjectRef;
 use serde::Deserialize;
 
 use crate::kube::pod::{PodRuntime, Seid};

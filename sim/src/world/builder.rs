@@ -6,8 +6,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use sei_operator::clock::Timestamp;
-use sei_operator::manifest::ManifestValidator;
+use sei_operator_core::clock::Timestamp;
+use sei_operator_core::manifest::ManifestValidator;
 use tokio::sync::Notify;
 
 use super::{EPOCH_SECONDS, SimError, World};

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use sei_operator::cluster::ObjectRef;
+use sei_operator_core::cluster::ObjectRef;
 
 use super::{OPERATOR_HOST, World};
 use crate::faults::{Fault, ScriptedTaskFailure};

@@ -13,11 +13,11 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use sei_operator::api::SeiNodeDeployment;
-use sei_operator::cluster::{Cluster, ClusterError, ClusterObject, LabelSelector, ObjectRef};
-use sei_operator::meta::find_condition;
-use sei_operator::rollout::hash::template_hash;
-use sei_operator::rollout::vocabulary::{REASON_INVALID_UPDATE_STRATEGY, ROLLOUT_IN_PROGRESS};
+use sei_operator_core::api::SeiNodeDeployment;
+use sei_operator_core::api::template_hash;
+use sei_operator_core::cluster::{Cluster, ClusterError, ClusterObject, LabelSelector, ObjectRef};
+use sei_operator_core::objects::meta::find_condition;
+use sei_operator_core::rollout::vocabulary::{REASON_INVALID_UPDATE_STRATEGY, ROLLOUT_IN_PROGRESS};
 use serde::Deserialize;
 
 pub use builder::{WorldBuilder, shared_validator};
@@ -364,7 +364,7 @@ impl World {
     /// selecting its active set, and no object still being deleted.
     /// A run is compared with another only at rest: "settled" alone holds while nodes are still initializing.
     pub fn at_rest(&self) -> bool {
-        use sei_operator::api::{DeploymentPhase, SeiNode, SeiNodePhase};
+        use sei_operator_core::api::{DeploymentPhase, SeiNode, SeiNodePhase};
         self.deployments_settled()
             && self.inspect(|state| {
                 // A status naming a node that is gone has not been looked at since: its deployment has yet to
@@ -385,12 +385,12 @@ impl World {
                                 let service = ObjectRef::new(
                                     "Service",
                                     &key.namespace,
-                                    sei_operator::names::deployment_service(name),
+                                    sei_operator_core::objects::names::deployment_service(name),
                                 );
                                 state.store.get(&service, None).is_some_and(|s| {
                                     s.pointer(&format!(
                                         "/spec/selector/{}",
-                                        sei_operator::meta::LABEL_REVISION.replace('/', "~1")
+                                        sei_operator_core::objects::meta::LABEL_REVISION.replace('/', "~1")
                                     ))
                                     .and_then(serde_json::Value::as_str)
                                         == Some(active.revision.as_str())
@@ -414,12 +414,13 @@ impl World {
                         let set = ObjectRef::new(
                             "StatefulSet",
                             &key.namespace,
-                            sei_operator::names::node_workload(&key.name),
+                            sei_operator_core::objects::names::node_workload(&key.name),
                         );
                         let template_on_spec = state.store.get(&set, None).is_none_or(|value| {
                             k8s_openapi::api::apps::v1::StatefulSet::deserialize(value).is_ok_and(|set| {
                                 set.spec.is_some_and(|spec| {
-                                    sei_operator::workload::seid_image(&spec.template) == Some(n.spec.image.as_str())
+                                    sei_operator_core::objects::workload::seid_image(&spec.template)
+                                        == Some(n.spec.image.as_str())
                                 })
                             })
                         });

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
-use sei_operator::cluster::{Cluster, ClusterError};
+use sei_operator_core::cluster::{Cluster, ClusterError};
 use sei_sim::faults::{Fault, RefusalStatus};
 use sei_sim::world::World;
 

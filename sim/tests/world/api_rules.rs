@@ -6,7 +6,7 @@
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use sei_operator::cluster::ClusterError;
+use sei_operator_core::cluster::ClusterError;
 use sei_sim::SimError;
 use sei_sim::kube::kubelet::Seid;
 
@@ -274,7 +274,7 @@ fn a_claim_goes_with_its_set_under_when_deleted_delete_and_stays_under_retain() 
     world.delete::<StatefulSet>(NS, "d").unwrap();
     world.delete::<StatefulSet>(NS, "r").unwrap();
     world.run_until("the Delete claim is gone", secs(120), |w| claim_of(w, "data-d-0").is_none()).unwrap();
-    let key = |name: &str| sei_operator::cluster::ObjectRef::new("PersistentVolumeClaim", NS, name);
+    let key = |name: &str| sei_operator_core::cluster::ObjectRef::new("PersistentVolumeClaim", NS, name);
     assert!(!world.inspect(|s| s.volumes.contains_key(&key("data-d-0"))), "its chain data went with it");
     let height = world.inspect(|s| s.volumes.get(&key("data-r-0")).map(|v| v.height)).unwrap();
     assert!(height > 0, "the retained volume holds chain data");

@@ -3,14 +3,16 @@
 //! fires; the same moves done right stay quiet.
 
 use k8s_openapi::api::core::v1::Service;
-use sei_operator::api::{
+use sei_operator_core::api::template_hash;
+use sei_operator_core::api::{
     DeploymentPhase, RolloutNodeStatus, RolloutStatus, SeiNode, SeiNodeDeployment, SeiNodePhase, SeiNodeStatus,
     Strategy, Time,
 };
-use sei_operator::cluster::{Cluster, LabelSelector};
-use sei_operator::manifest::{Manifest, ManifestValidator};
-use sei_operator::meta::{ConditionUpdate, LABEL_DEPLOYMENT, LABEL_REVISION, controller_reference, set_condition};
-use sei_operator::rollout::template_hash;
+use sei_operator_core::cluster::{Cluster, LabelSelector};
+use sei_operator_core::manifest::{Manifest, ManifestValidator};
+use sei_operator_core::objects::meta::{
+    ConditionUpdate, LABEL_DEPLOYMENT, LABEL_REVISION, controller_reference, set_condition,
+};
 use sei_sim::invariants::{
     FLEET_ON_ACTIVE_IMAGE_AT_REST, NO_PLAN_STEP_AFTER_SUPERSESSION, ROLLOUT_COMPLETES_ON_READY_NODES,
     SWITCH_ONLY_TO_CAUGHT_UP_ENTRANTS,

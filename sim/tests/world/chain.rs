@@ -4,8 +4,8 @@
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use sei_operator::sidecar::wire::TaskRequest;
-use sei_operator::sidecar::{PodAddress, Sidecar};
+use sei_operator_core::sidecar::wire::TaskRequest;
+use sei_operator_core::sidecar::{PodAddress, Sidecar};
 use sei_sim::kube::kubelet::Seid;
 use sei_sim::seid::SeidExit;
 use serde_json::json;
@@ -114,7 +114,7 @@ fn a_pod_waits_for_its_claim() {
 /// A bootstrap Job whose pod has the sidecar, as a regular container or as a native sidecar, and seid's
 /// bootstrap wrapper (wait for the sidecar's healthz, then `--halt-height 1010` with 130 mapped to 0).
 fn job_with_sidecar(native: bool) -> Job {
-    let script = sei_operator::workload::bootstrap_start_script(7777, 1_010);
+    let script = sei_operator_core::objects::workload::bootstrap_start_script(7777, 1_010);
     let seid = json!({"name": "seid", "image": "sei:v1", "command": ["/bin/bash", "-c"], "args": [script]});
     let sidecar = json!({"name": "sidecar", "image": "seictl:v1", "ports": [{"containerPort": 7777}]});
     let (containers, init) = if native {

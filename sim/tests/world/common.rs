@@ -57,7 +57,10 @@ pub fn native_sidecar() -> serde_json::Value {
 /// The operator's wrapper as seid's container command: wait for the sidecar's healthz on 7777, then `exec`
 /// `seid start --home /sei`.
 pub fn wrapped_seid(image: &str) -> serde_json::Value {
-    let script = sei_operator::workload::node_start_script(7777, &sei_operator::workload::default_seid_start());
+    let script = sei_operator_core::objects::workload::node_start_script(
+        7777,
+        &sei_operator_core::objects::workload::default_seid_start(),
+    );
     json!({"name": "seid", "image": image, "command": ["/bin/bash", "-c"], "args": [script]})
 }
 
@@ -142,7 +145,7 @@ pub fn prepared_claim(world: &World, name: &str) {
     world.create(&claim(name)).unwrap();
     world.modify(|s| {
         let volume =
-            s.volumes.entry(sei_operator::cluster::ObjectRef::new("PersistentVolumeClaim", NS, name)).or_default();
+            s.volumes.entry(sei_operator_core::cluster::ObjectRef::new("PersistentVolumeClaim", NS, name)).or_default();
         volume.initialized = true;
         volume.configured = true;
     });

@@ -23,10 +23,10 @@ fn run(seed: u64) -> String {
     world.run_for(secs(10)).unwrap();
     world
         .probe("test", |s| async move {
-            use sei_operator::sidecar::Sidecar;
+            use sei_operator_core::sidecar::Sidecar;
             let request =
-                sei_operator::sidecar::wire::TaskRequest { id: None, type_: "mark-ready".into(), params: None };
-            s.submit_task(&sei_operator::sidecar::PodAddress::for_node(NS, "n", 7777), &request).await
+                sei_operator_core::sidecar::wire::TaskRequest { id: None, type_: "mark-ready".into(), params: None };
+            s.submit_task(&sei_operator_core::sidecar::PodAddress::for_node(NS, "n", 7777), &request).await
         })
         .unwrap()
         .unwrap();

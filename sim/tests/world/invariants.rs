@@ -2,16 +2,16 @@
 //! legitimate state.
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
-use sei_operator::api::{
+use sei_operator_core::api::{
     DeploymentPhase, Plan, RolloutStatus, SeiNode, SeiNodeDeployment, SeiNodePhase, SeiNodeStatus, Strategy, Time,
 };
-use sei_operator::cluster::Cluster;
-use sei_operator::manifest::{Manifest, ManifestValidator};
-use sei_operator::meta::{
+use sei_operator_core::cluster::Cluster;
+use sei_operator_core::manifest::{Manifest, ManifestValidator};
+use sei_operator_core::objects::meta::{
     ConditionUpdate, LABEL_DEPLOYMENT, LABEL_NODE, LABEL_REVISION, controller_reference, set_condition,
 };
-use sei_operator::sidecar::wire::TaskRequest;
-use sei_operator::sidecar::{PodAddress, Sidecar};
+use sei_operator_core::sidecar::wire::TaskRequest;
+use sei_operator_core::sidecar::{PodAddress, Sidecar};
 use sei_sim::invariants::{
     CURRENT_IMAGE_WAS_RUN, LEAKED_ENTRANT_GRACE, NO_ACTIVE_PVC_DELETED, NO_COMPLETE_PLAN_BESIDE_UNFINISHED_ROLLOUT,
     NO_LEAKED_ENTRANTS, NO_NEEDLESSLY_FAILED_ROLLOUT, NO_TRAFFIC_BLACK_HOLE, NO_UPGRADE_PANIC_ON_HARDFORK_ENTRANT,
@@ -402,7 +402,7 @@ fn failed_rollout_to(world: &mut World, image: &str) {
     let deployment = world.create(&deployment).unwrap();
     let name = deployment.metadata.name.clone().unwrap();
     world.run_for(secs(1)).unwrap();
-    let target = sei_operator::rollout::template_hash(&deployment.spec.template.spec);
+    let target = sei_operator_core::api::template_hash(&deployment.spec.template.spec);
     world
         .edit_status::<SeiNodeDeployment>(NS, &name, |d| {
             d.status.get_or_insert_default().failed_target_hash = Some(target.clone());

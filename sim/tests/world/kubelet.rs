@@ -2,16 +2,16 @@
 //! once), `--halt-height` exits 130 and only a wrapper that maps it makes a Job succeed, `seid-init` prepares an
 //! empty volume, readiness follows the probes, and seid starting on a volume its node has not prepared breaks an
 //! invariant. The operator's former pod specs, replayed here, fail visibly; its current ones
-//! (`sei_operator::workload`) succeed.
+//! (`sei_operator_core::objects::workload`) succeed.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
-use sei_operator::api::SeiNode;
-use sei_operator::node_defaults::NodeDefaults;
-use sei_operator::sidecar::wire::TaskRequest;
-use sei_operator::sidecar::{PodAddress, Sidecar};
-use sei_operator::workload;
+use sei_operator_core::api::SeiNode;
+use sei_operator_core::node_defaults::NodeDefaults;
+use sei_operator_core::objects::workload;
+use sei_operator_core::sidecar::wire::TaskRequest;
+use sei_operator_core::sidecar::{PodAddress, Sidecar};
 use sei_sim::chain::Chain;
 use sei_sim::invariants::{CURRENT_IMAGE_WAS_RUN, SEID_RUNS_ON_PREPARED_VOLUME, Violation};
 use sei_sim::kube::kubelet::Seid;
@@ -442,7 +442,7 @@ fn with_the_operators_probes_a_pod_is_an_endpoint_only_once_seid_runs_near_the_t
     world.run_for(secs(20)).unwrap();
     assert!(!pod_ready(&world, "n-0") && !is_endpoint(&world, "n-0", "n"));
     // The init plan's tasks, handed straight to the sidecar (this Service does not resolve a pod not Ready).
-    let key = sei_operator::cluster::ObjectRef::new("Pod", NS, "n-0");
+    let key = sei_operator_core::cluster::ObjectRef::new("Pod", NS, "n-0");
     let tasks = [("snapshot-restore", Some(json!({"targetHeight": 0}))), ("config-apply", None), ("mark-ready", None)];
     for (id, (type_, params)) in (1..).zip(tasks) {
         world.modify(|s| {
@@ -492,7 +492,7 @@ fn the_lag_status_readiness_probe_waits_for_the_tip_and_drops_a_crashed_seid() {
     // What the probe reads: seid's own `/lag_status`.
     let lag_status = |world: &World| {
         world.inspect(|s| {
-            let key = sei_operator::cluster::ObjectRef::new("Pod", NS, "n-0");
+            let key = sei_operator_core::cluster::ObjectRef::new("Pod", NS, "n-0");
             let Seid::Running { rpc_incarnation, .. } = &s.pods[&key].seid else { return 0 };
             sei_sim::sidecar::api::rpc(s, &key, *rpc_incarnation, "/lag_status").0
         })

@@ -5,9 +5,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use sei_operator::api::SeiNode;
-use sei_operator::cluster::{Cluster, ObjectRef};
-use sei_operator::sidecar::{PodAddress, Sidecar};
+use sei_operator_core::api::SeiNode;
+use sei_operator_core::cluster::{Cluster, ObjectRef};
+use sei_operator_core::sidecar::{PodAddress, Sidecar};
 use sei_sim::SimError;
 use sei_sim::invariants::{NO_OPERATOR_LIVELOCK, SINGLE_WRITER};
 use sei_sim::operator::{OperatorContext, Reconciler, Requeue};
@@ -198,7 +198,7 @@ fn a_lagging_client_reads_old_objects() {
     assert_eq!(fresh.data.unwrap()["k"], "new");
     // Writing what it read is refused: the stale resourceVersion conflicts.
     let conflict = poll_ready(world.operator_cluster().replace(&stale)).unwrap();
-    assert!(matches!(conflict, Err(sei_operator::cluster::ClusterError::Conflict(_))));
+    assert!(matches!(conflict, Err(sei_operator_core::cluster::ClusterError::Conflict(_))));
 }
 
 #[test]
@@ -227,7 +227,7 @@ fn injected_conflicts_and_transient_errors_hit_the_operator_only() {
     assert!(read.as_ref().is_err_and(|e| e.is_transient()));
     let map = world.get::<ConfigMap>(NS, "marker").unwrap();
     let write = poll_ready(cluster.replace(&map)).unwrap();
-    assert!(matches!(write, Err(sei_operator::cluster::ClusterError::Conflict(_))));
+    assert!(matches!(write, Err(sei_operator_core::cluster::ClusterError::Conflict(_))));
     assert!(poll_ready(cluster.replace(&map)).unwrap().is_ok());
 }
 
@@ -327,7 +327,7 @@ fn latency_beyond_the_client_timeout_makes_calls_fail() {
 
 #[test]
 fn the_clock_reads_simulated_time_from_the_pinned_epoch() {
-    use sei_operator::clock::Clock;
+    use sei_operator_core::clock::Clock;
     let mut world = world(39);
     let clock = world.clock();
     assert_eq!(clock.now().as_second(), sei_sim::world::EPOCH_SECONDS);

@@ -5,11 +5,11 @@
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use sei_operator::api::{Plan, PlanPhase, RolloutStatus, SeiNodeDeployment, Strategy, Time};
-use sei_operator::cluster::{Cluster, ClusterError};
-use sei_operator::manifest::{Manifest, ManifestValidator};
-use sei_operator::sidecar::wire::TaskRequest;
-use sei_operator::sidecar::{PodAddress, Sidecar};
+use sei_operator_core::api::{Plan, PlanPhase, RolloutStatus, SeiNodeDeployment, Strategy, Time};
+use sei_operator_core::cluster::{Cluster, ClusterError};
+use sei_operator_core::manifest::{Manifest, ManifestValidator};
+use sei_operator_core::sidecar::wire::TaskRequest;
+use sei_operator_core::sidecar::{PodAddress, Sidecar};
 use sei_sim::cluster::SimCluster;
 use sei_sim::invariants::{NO_WORK_STARTED_TWICE, SINGLE_WRITER};
 use sei_sim::replicas::{LEASE_NAME, LEASE_NAMESPACE, NO_PLAN_FORKED, NOTHING_DELETED_TWICE};

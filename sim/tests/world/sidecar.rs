@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use sei_operator::cluster::ObjectRef;
-use sei_operator::sidecar::wire::{ReadinessStatus, TaskRequest, TaskResult, TaskState};
-use sei_operator::sidecar::{PodAddress, SEID_RPC_PORT, Sidecar, SidecarError};
+use sei_operator_core::cluster::ObjectRef;
+use sei_operator_core::sidecar::wire::{ReadinessStatus, TaskRequest, TaskResult, TaskState};
+use sei_operator_core::sidecar::{PodAddress, SEID_RPC_PORT, Sidecar, SidecarError};
 use sei_sim::World;
 use sei_sim::kube::kubelet::Seid;
 use sei_sim::sidecar::api;
@@ -454,7 +454,7 @@ fn restart_seid_stops_seid_for_the_kubelet_to_start_again_only_where_the_pod_sha
 #[test]
 fn a_restart_of_a_seid_already_on_its_volumes_config_breaks_no_needless_seid_restart() {
     let mut world = running_world(25, true);
-    let node: sei_operator::api::SeiNode = serde_json::from_value(json!({
+    let node: sei_operator_core::api::SeiNode = serde_json::from_value(json!({
         "apiVersion": "sei.io/v1alpha1", "kind": "SeiNode",
         "metadata": {"name": "n", "namespace": NS},
         "spec": {"chainId": "pacific-1", "image": "sei:v1", "fullNode": {}},

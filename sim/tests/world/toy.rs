@@ -5,12 +5,12 @@
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Service};
-use sei_operator::api::SeiNode;
-use sei_operator::cluster::{Cluster, ObjectRef, OptionalExt};
-use sei_operator::controller::ReconcileError;
-use sei_operator::meta::controller_reference;
-use sei_operator::sidecar::wire::TaskRequest;
-use sei_operator::sidecar::{PodAddress, Sidecar};
+use sei_operator_core::api::SeiNode;
+use sei_operator_core::cluster::{Cluster, ObjectRef, OptionalExt};
+use sei_operator_core::controller::ReconcileError;
+use sei_operator_core::objects::meta::controller_reference;
+use sei_operator_core::sidecar::wire::TaskRequest;
+use sei_operator_core::sidecar::{PodAddress, Sidecar};
 use sei_sim::operator::{OperatorContext, Reconciler, Requeue};
 use uuid::Uuid;
 
@@ -55,7 +55,7 @@ async fn reconcile(ctx: &OperatorContext, key: &ObjectRef) -> Result<Requeue, Re
         let config = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{key}/config-apply").as_bytes());
         let configured = matches!(
             ctx.sidecar.get_task(&pod, config).await,
-            Ok(Some(task)) if task.status == sei_operator::sidecar::wire::TaskState::Completed
+            Ok(Some(task)) if task.status == sei_operator_core::sidecar::wire::TaskState::Completed
         );
         if !configured {
             let request = TaskRequest { id: Some(config), type_: "config-apply".into(), params: None };
