@@ -22,46 +22,113 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::{Parser, Subcommand};
+
 use sei_sim::World;
 use sei_sim::bench::{self, Measurement};
 use sei_sim::scenario::format::Step;
 use sei_sim::scenario::{self, Observer};
 use sei_sim::timeline::{self, Recorder};
 
-const USAGE: &str = "\
-usage: sei-sim run <file-or-dir>... [--seed N] [--trace] [--svg OUT]   replay scenario files
-       sei-sim fuzz [--cases N] [--seed S] [--max-replicas R] [--max-ops K] [--max-shrink-iters I] [--max-shrink-time SECS] [--without-retain-reapply] [--without-hard-fork] [--out FILE]
-                                          generated runs judged by the oracles
-       sei-sim bench [--replicas 3,16,100] [--suite scenarios/]   time rollouts and the suite
-       sei-sim bench --api-load [--replicas 16,100]   the operator's API requests at rest and in a rollout
-       sei-sim trace [replicas]           the trace of the benchmark's standard rollout
-docs: docs/scenarios.md (the scenario format), docs/fuzzing.md (the fuzzer)";
+/// The command line, parsed by clap: `--help` on every command, errors that name the argument.
+#[derive(Parser)]
+#[command(
+    name = "sei-sim",
+    version,
+    about = "The deterministic simulator of the Sei operator: replay scenarios, fuzz rollouts, benchmark",
+    after_help = "docs: docs/scenarios.md (the scenario format), docs/fuzzing.md (the fuzzer)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay scenario files (a directory: its *.yaml in name order) and print one row per scenario.
+    Run {
+        /// Scenario files, or directories of them.
+        #[arg(required = true, value_name = "FILE_OR_DIR")]
+        paths: Vec<PathBuf>,
+        /// Replay with this seed instead of each file's own.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print each run's whole trace.
+        #[arg(long)]
+        trace: bool,
+        /// Draw each run's timeline: OUT.svg for one scenario, else a directory that gets NAME.svg per scenario.
+        #[arg(long, value_name = "OUT")]
+        svg: Option<PathBuf>,
+    },
+    /// Generate whole runs, judge each by the invariants, liveness and a differential oracle, and write a failure
+    /// as a scenario file.
+    Fuzz(FuzzArgs),
+    /// Time the standard rollout at each replica count and the whole suite (or, with --api-load, count the
+    /// operator's API requests per simulated minute at rest and in the rollout).
+    Bench {
+        /// Replica counts, comma-separated (default 3,16,100; 16,100 with --api-load).
+        #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..))]
+        replicas: Option<Vec<u32>>,
+        /// The scenario directory whose whole replay is timed.
+        #[arg(long, value_name = "DIR", default_value = "scenarios")]
+        suite: PathBuf,
+        /// Count API requests instead of timing.
+        #[arg(long)]
+        api_load: bool,
+    },
+    /// Print the trace of the benchmark's standard rollout.
+    Trace {
+        /// Replicas of the standard rollout.
+        #[arg(default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        replicas: u32,
+    },
+}
+
+/// `sei-sim fuzz`'s options; each left unset keeps the fuzzer's default.
+#[derive(clap::Args)]
+struct FuzzArgs {
+    /// Generated cases.
+    #[arg(long, default_value_t = 100)]
+    cases: u32,
+    /// The first case's seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Most replicas a generated deployment has (1 to 100).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    max_replicas: Option<u32>,
+    /// Most operations in a generated run.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_ops: Option<u64>,
+    /// Most shrink iterations of a failure.
+    #[arg(long)]
+    max_shrink_iters: Option<u32>,
+    /// Most seconds spent shrinking a failure.
+    #[arg(long, value_name = "SECS")]
+    max_shrink_time: Option<u64>,
+    /// Never delete a deployment with Retain and apply it again.
+    #[arg(long)]
+    without_retain_reapply: bool,
+    /// Never generate HardFork rollouts.
+    #[arg(long)]
+    without_hard_fork: bool,
+    /// Where a failure's scenario file goes (default fuzz-failure-seed-SEED.yaml).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") || args.first().is_some_and(|a| a == "help") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    match args.first().map(String::as_str) {
-        Some("bench") => bench(&args[1..]),
-        Some("run") => run(&args[1..]),
-        Some("fuzz") => fuzz(&args[1..]),
-        Some("trace") => trace(&args[1..]),
-        other => {
-            if let Some(command) = other {
-                eprintln!("sei-sim: unknown command {command:?}");
-            }
-            eprintln!("{USAGE}");
-            ExitCode::FAILURE
-        }
+    match Cli::parse().command {
+        Command::Run { paths, seed, trace, svg } => run(&paths, seed, trace, svg),
+        Command::Fuzz(args) => fuzz(args),
+        Command::Bench { replicas, suite, api_load } => bench(replicas, &suite, api_load),
+        Command::Trace { replicas } => trace(replicas),
     }
 }
 
 /// Scenario files named on the command line: files as given, directories' `*.yaml` in name order.
-fn scenario_files(paths: &[String]) -> Result<Vec<PathBuf>, String> {
+fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
-    for path in paths.iter().map(PathBuf::from) {
+    for path in paths.iter().cloned() {
         if path.is_dir() {
             let mut found: Vec<PathBuf> = std::fs::read_dir(&path)
                 .map_err(|e| format!("{}: {e}", path.display()))?
@@ -80,37 +147,8 @@ fn scenario_files(paths: &[String]) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-fn run(args: &[String]) -> ExitCode {
-    let mut paths = Vec::new();
-    let mut seed = None;
-    let mut print_trace = false;
-    let mut svg = None;
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        match arg.as_str() {
-            "--seed" => match rest.next().map(|s| s.parse::<u64>()) {
-                Some(Ok(value)) => seed = Some(value),
-                _ => {
-                    eprintln!("sei-sim run: --seed takes a number");
-                    return ExitCode::FAILURE;
-                }
-            },
-            "--trace" => print_trace = true,
-            "--svg" => match rest.next() {
-                Some(out) => svg = Some(PathBuf::from(out)),
-                None => {
-                    eprintln!("sei-sim run: --svg takes a path: FILE.svg for one scenario, or a directory");
-                    return ExitCode::FAILURE;
-                }
-            },
-            option if option.starts_with("--") => {
-                eprintln!("sei-sim run: unknown option {option} (see sei-sim --help)");
-                return ExitCode::FAILURE;
-            }
-            other => paths.push(other.to_owned()),
-        }
-    }
-    let files = match scenario_files(&paths) {
+fn run(paths: &[PathBuf], seed: Option<u64>, print_trace: bool, svg: Option<PathBuf>) -> ExitCode {
+    let files = match scenario_files(paths) {
         Ok(files) => files,
         Err(e) => {
             eprintln!("sei-sim run: {e}");
@@ -310,15 +348,7 @@ impl Observer for Progress {
     }
 }
 
-fn trace(args: &[String]) -> ExitCode {
-    let replicas = match args.first().map(|a| a.parse::<u32>()) {
-        None => 3,
-        Some(Ok(replicas)) => replicas,
-        Some(Err(e)) => {
-            eprintln!("sei-sim trace: the replica count must be a number: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+fn trace(replicas: u32) -> ExitCode {
     let outcome = scenario::run(&bench::standard_rollout(replicas), None, &PathBuf::from("."));
     println!("{}", outcome.trace.text());
     match outcome.failure {
@@ -330,35 +360,8 @@ fn trace(args: &[String]) -> ExitCode {
     }
 }
 
-/// `sei-sim bench [--replicas 3,16,100] [--suite DIR]`: one row per replica count, then the suite's row.
-fn bench(args: &[String]) -> ExitCode {
-    let mut replicas: Option<Vec<u32>> = None;
-    let mut suite_dir = PathBuf::from("scenarios");
-    let mut api_load = false;
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        if arg == "--api-load" {
-            api_load = true;
-            continue;
-        }
-        match (arg.as_str(), rest.next()) {
-            ("--replicas", Some(list)) => {
-                match list.split(',').map(|n| n.trim().parse::<u32>()).collect::<Result<Vec<_>, _>>() {
-                    Ok(list) if !list.is_empty() && !list.contains(&0) => replicas = Some(list),
-                    _ => {
-                        eprintln!("sei-sim bench: --replicas takes replica counts like 3,16,100");
-                        return ExitCode::FAILURE;
-                    }
-                }
-            }
-            ("--suite", Some(dir)) => suite_dir = PathBuf::from(dir),
-            (other, _) => {
-                eprintln!("sei-sim bench: unknown or incomplete argument {other:?}");
-                eprintln!("usage: sei-sim bench [--replicas 3,16,100] [--suite scenarios/] [--api-load]");
-                return ExitCode::FAILURE;
-            }
-        }
-    }
+/// `sei-sim bench`: one row per replica count, then the suite's row.
+fn bench(replicas: Option<Vec<u32>>, suite_dir: &Path, api_load: bool) -> ExitCode {
     if api_load {
         return bench_api_load(&replicas.unwrap_or_else(|| bench::API_LOAD_REPLICAS.to_vec()));
     }
@@ -413,43 +416,28 @@ fn bench_api_load(replicas: &[u32]) -> ExitCode {
     if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
-fn fuzz(args: &[String]) -> ExitCode {
-    match fuzz_config(args) {
-        Ok((config, out)) => fuzz_with(&config, &out),
-        Err(message) => {
-            eprintln!("sei-sim fuzz: {message}");
-            ExitCode::FAILURE
-        }
+fn fuzz(args: FuzzArgs) -> ExitCode {
+    let mut config = sei_sim::fuzz::FuzzConfig::new(args.cases, args.seed, &PathBuf::from("."));
+    if let Some(max) = args.max_replicas {
+        config.bounds.max_replicas = max;
     }
-}
-
-fn fuzz_config(args: &[String]) -> Result<(sei_sim::fuzz::FuzzConfig, PathBuf), String> {
-    fn number<T: std::str::FromStr>(flag: &str, value: Option<&String>) -> Result<T, String> {
-        value.and_then(|v| v.parse().ok()).ok_or_else(|| format!("{flag} takes a number"))
+    if let Some(max) = args.max_ops {
+        config.bounds.max_ops = usize::try_from(max).unwrap_or(usize::MAX);
     }
-    let mut config = sei_sim::fuzz::FuzzConfig::new(100, 1, &PathBuf::from("."));
-    let mut out = None;
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        match arg.as_str() {
-            "--cases" => config.cases = number("--cases", rest.next())?,
-            "--seed" => config.seed = number("--seed", rest.next())?,
-            "--max-replicas" => {
-                config.bounds.max_replicas = number::<u32>("--max-replicas", rest.next())?.clamp(1, 100)
-            }
-            "--max-ops" => config.bounds.max_ops = number::<usize>("--max-ops", rest.next())?.max(1),
-            "--max-shrink-iters" => config.max_shrink_iters = number("--max-shrink-iters", rest.next())?,
-            "--max-shrink-time" => {
-                config.max_shrink_time = Duration::from_secs(number("--max-shrink-time", rest.next())?)
-            }
-            "--without-retain-reapply" => config.bounds.retain_reapply = false,
-            "--without-hard-fork" => config.bounds.without_hard_fork = true,
-            "--out" => out = Some(PathBuf::from(rest.next().ok_or("--out takes a file name")?)),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
+    if let Some(max) = args.max_shrink_iters {
+        config.max_shrink_iters = max;
     }
-    let out = out.unwrap_or_else(|| PathBuf::from(format!("fuzz-failure-seed-{}.yaml", config.seed)));
-    Ok((config, out))
+    if let Some(seconds) = args.max_shrink_time {
+        config.max_shrink_time = Duration::from_secs(seconds);
+    }
+    if args.without_retain_reapply {
+        config.bounds.retain_reapply = false;
+    }
+    if args.without_hard_fork {
+        config.bounds.without_hard_fork = true;
+    }
+    let out = args.out.unwrap_or_else(|| PathBuf::from(format!("fuzz-failure-seed-{}.yaml", config.seed)));
+    fuzz_with(&config, &out)
 }
 
 fn fuzz_with(config: &sei_sim::fuzz::FuzzConfig, out: &std::path::Path) -> ExitCode {

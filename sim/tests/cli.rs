@@ -17,22 +17,34 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn help_prints_the_usage_and_succeeds() {
-    for args in [&["--help"][..], &["-h"], &["help"], &["run", "--help"]] {
+    for args in [&["--help"][..], &["-h"], &["help"]] {
         let output = sei_sim(args);
         assert!(output.status.success(), "{args:?}");
         let stdout = text(&output.stdout);
-        assert!(stdout.contains("sei-sim run <file-or-dir>") && stdout.contains("sei-sim fuzz"), "{stdout}");
+        for command in ["run", "fuzz", "bench", "trace"] {
+            assert!(stdout.lines().any(|l| l.trim_start().starts_with(command)), "{command} in {stdout}");
+        }
     }
+    let output = sei_sim(&["run", "--help"]);
+    assert!(output.status.success());
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("<FILE_OR_DIR>") && stdout.contains("--seed") && stdout.contains("--svg"), "{stdout}");
 }
 
 #[test]
 fn an_unknown_command_or_option_fails_naming_it() {
     let output = sei_sim(&["replay"]);
     assert!(!output.status.success());
-    assert!(text(&output.stderr).contains("unknown command \"replay\""), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("unrecognized subcommand 'replay'"), "{}", text(&output.stderr));
     let output = sei_sim(&["run", "--bogus", "scenarios/"]);
     assert!(!output.status.success());
-    assert!(text(&output.stderr).contains("unknown option --bogus"), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("unexpected argument '--bogus'"), "{}", text(&output.stderr));
+    let output = sei_sim(&["bench", "--replicas", "3,0"]);
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("--replicas"), "{}", text(&output.stderr));
+    let output = sei_sim(&["run"]);
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("<FILE_OR_DIR>"), "{}", text(&output.stderr));
 }
 
 #[test]
