@@ -376,7 +376,7 @@ fn bench(replicas: Option<Vec<u32>>, suite_dir: &Path, api_load: bool) -> ExitCo
     }
     eprintln!("running every scenario of {} ...", suite_dir.display());
     // Manifest files named in scenarios are relative to the repository root: the current directory.
-    match bench::suite(&suite_dir, &PathBuf::from(".")) {
+    match bench::suite(suite_dir, &PathBuf::from(".")) {
         Ok(suite) => {
             println!("{}", suite.row());
             failures.extend(suite.failures);
