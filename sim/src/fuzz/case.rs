@@ -526,7 +526,8 @@ impl FuzzCase {
             // refuses the chain's current blocks — a user's mistake, not the operator's. A bad release likewise
             // replaces a running one: an edit landing before the first reconcile would become the baseline, and
             // nodes created on it are a different outcome than a rollout to it.
-            timeline.push(json!({"expect": {"within": "15m", "deployment": DEPLOYMENT, "phase": "Ready"}}));
+            timeline
+                .push(json!({"expect": {"within": "15m", "deployment": DEPLOYMENT, "is": {"status.phase": "Ready"}}}));
         }
         timeline.extend(walk.steps);
         if walk.final_image == Some(MISSING_RELEASE) {
@@ -709,12 +710,14 @@ impl FuzzCase {
                     steps.push(edit(json!({"spec.deletionPolicy": "Retain"})));
                     steps.push(json!({"delete": {"kind": "SeiNodeDeployment", "name": DEPLOYMENT}}));
                     let gone = format!("SeiNodeDeployment/{DEPLOYMENT}");
-                    steps.push(json!({"expect": {"within": "10m", "absent": [gone]}}));
+                    steps.push(json!({"expect": {"within": "10m", "objects": {gone: {"exists": false}}}}));
                     steps.push(json!({"apply": {"objects": [self.deployment(&template)]}}));
                     // Adopted before anything else happens to it: deleted before its first reconcile, the
                     // deployment would leave the retained nodes ownerless — on whatever image they ran, the
                     // missing one included, where they never come to rest and no one is left to fix them.
-                    steps.push(json!({"expect": {"within": "10m", "deployment": DEPLOYMENT, "adoptedAll": true}}));
+                    steps.push(
+                        json!({"expect": {"within": "10m", "deployment": DEPLOYMENT, "is": {"adoptedAll": true}}}),
+                    );
                 }
             }
             if matches!(op, Op::SetImage { release } if *release >= good_releases(self.strategy).len()) {

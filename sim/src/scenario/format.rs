@@ -412,49 +412,43 @@ pub enum Heal {
     OperatorCrashes,
 }
 
-/// What must hold, and by when.
+/// What must hold, and by when: a deadline, then a few orthogonal parts — which deployment (`deployment`) and
+/// what holds of it (`is`), node sets (`nodes`), other objects (`objects`), one events matcher (`events`), one
+/// panics matcher (`panics`) — and the checks of what happened that no object stores (`trace`,
+/// `sidecarSubmissions`, `revisions`, `endState`, `settled`). Object checks are field matchers on dotted paths
+/// of the stored object ([`ObjectCheck`]).
 #[derive(Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Expectation {
     /// Deadline in simulated time from this step's start; unset: must hold now.
     #[serde(default, deserialize_with = "optional_duration")]
     pub within: Option<Duration>,
-    /// The deployment the deployment-level expectations are about.
+    /// Everything listed must hold before this simulated time (from the start of the run), for checks tied
+    /// to the world's schedule ("complete before the validators switch"); with `within` too, the earlier
+    /// deadline counts. A step that begins at or after it fails.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub before: Option<Duration>,
+    /// The SeiNodeDeployment this expectation is about: it must exist; `is` checks it; node sets `of:
+    /// deployment`, `children` and `service` are its; `events` are those about it; `trace.perNode` counts its
+    /// nodes.
     #[serde(default)]
     pub deployment: Option<String>,
+    /// What holds of the deployment: field matchers on its paths, and its derived facts.
     #[serde(default)]
-    pub phase: Option<String>,
+    pub is: Option<ObjectCheck>,
+    /// Node sets, each picked by names or as a set, and what holds of them.
     #[serde(default)]
-    pub conditions: Vec<ConditionExpectation>,
-    /// Event reasons that must have been emitted about the deployment (in this order, others between allowed).
+    pub nodes: Vec<NodeSet>,
+    /// Other objects by `Kind/name` (SeiNodeDeployment, SeiNode, Service, Job, PersistentVolumeClaim): whether
+    /// they exist, and field matchers on their paths.
     #[serde(default)]
-    pub events: Vec<String>,
-    /// Event reasons that must not have been emitted.
+    pub objects: BTreeMap<ObjectPath, ObjectCheck>,
+    /// Events about the deployment (about every object without one): each matcher must hold.
     #[serde(default)]
-    pub no_events: Vec<String>,
-    /// Per SeiNode: what must hold of it (`absent: true` for a node that must not exist).
+    pub events: Vec<EventsMatcher>,
+    /// seid's exits with an error, counted: each matcher must hold.
     #[serde(default)]
-    pub nodes: BTreeMap<String, NodeExpectation>,
-    /// How many upgrade panics nodes may have had so far (by node name prefix or all).
-    #[serde(default)]
-    pub upgrade_panics: Option<u32>,
-    /// The objects the world holds, exactly, as `sei_sim::scenario::end_state` prints them (one line per
-    /// object): what the fuzzer's differential oracle writes into a failing case.
-    #[serde(default)]
-    pub end_state: Vec<String>,
-    /// Every event reason emitted about the deployment so far, exactly, in order (`events` allows others).
-    #[serde(default)]
-    pub only_events: Option<Vec<String>>,
-    /// Event reason → how many events with that reason were emitted about the deployment, exactly.
-    #[serde(default)]
-    pub event_counts: BTreeMap<String, u32>,
-    /// Events about the deployment picked by type, reason and message text, and how many there must be.
-    #[serde(default)]
-    pub events_matching: Vec<EventMatcher>,
-    /// Dotted path into the stored SeiNodeDeployment → its value (`status.activeSet.generation: 2`); numbers
-    /// index lists (`status.plan.tasks.0.type`), `null` means the field is absent.
-    #[serde(default)]
-    pub fields: BTreeMap<String, serde_json::Value>,
+    pub panics: Vec<PanicsMatcher>,
     /// Revisions, by names the scenario gives them: each name lists places that must all carry one revision —
     /// `service` (the revision the deployment's Service selects), `activeSet` (`status.activeSet.revision`),
     /// `templateHash` (`status.templateHash`) or a SeiNode's name (its `sei.io/revision` label). The first
@@ -462,22 +456,20 @@ pub struct Expectation {
     /// revision no other name stands for, so `{blue: [service]}` then `{green: [service]}` says traffic moved.
     #[serde(default)]
     pub revisions: BTreeMap<String, Vec<String>>,
-    /// Exactly the live (not deleting) SeiNodes of the namespace, in any order.
+    /// Lines the trace must hold, and how many times.
     #[serde(default)]
-    pub only_nodes: Option<Vec<String>>,
-    /// Objects that must exist, as `Kind/name` (`Service/rpc`).
+    pub trace: Vec<TraceExpectation>,
+    /// What the sidecars were asked to do.
     #[serde(default)]
-    pub present: Vec<ObjectPath>,
-    /// Objects that must not exist, as `Kind/name` (`SeiNodeDeployment/rpc`).
+    pub sidecar_submissions: Option<SubmissionsExpectation>,
+    /// The objects the world holds, exactly, as `sei_sim::scenario::end_state` prints them (one line per
+    /// object): what the fuzzer's differential oracle writes into a failing case.
     #[serde(default)]
-    pub absent: Vec<ObjectPath>,
+    pub end_state: Vec<String>,
     /// `true`: every SeiNodeDeployment has settled — no rollout in progress, and its status observed its latest
     /// generation or names the target that failed (the liveness invariant's notion).
     #[serde(default)]
     pub settled: bool,
-    /// Image → how many times seid running it has exited with an error so far (any panic, not only upgrades).
-    #[serde(default)]
-    pub panics_by_image: BTreeMap<String, u32>,
     /// Checks that must hold at every step while this expectation waits, until the rest of it holds: `until the
     /// slow entrant caught up, the Service selects the incumbents`. A failure is reported at once. Takes no
     /// `within`; revision names it binds are forgotten.
@@ -487,98 +479,41 @@ pub struct Expectation {
     /// take this step's deadline, so they have no `within` (nor `meanwhile`) of their own.
     #[serde(default)]
     pub and: Vec<Expectation>,
-    /// What must hold of every live SeiNode of the deployment (of the namespace, without a `deployment`), as
-    /// for a node under `nodes`: a fleet of a hundred needs no hundred entries.
-    #[serde(default)]
-    pub every_node: Option<NodeExpectation>,
-    /// Everything listed must hold before this simulated time (from the start of the run), for checks tied
-    /// to the world's schedule ("complete before the validators switch"); with `within` too, the earlier
-    /// deadline counts. A step that begins at or after it fails.
-    #[serde(default, deserialize_with = "optional_duration")]
-    pub before: Option<Duration>,
-    /// The deployment's plan (`status.plan`).
-    #[serde(default)]
-    pub plan: Option<PlanExpectation>,
-    /// The deployment's rollout (`status.rollout`).
-    #[serde(default)]
-    pub rollout: Option<RolloutExpectation>,
-    /// The deployment's `status.failedTargetHash`: the target of a failed rollout, which is not retried.
-    #[serde(default)]
-    pub failed_target_hash: Option<ValueExpectation>,
-    /// `true`: the deployment's `status.templateHash` is the hash of its current template — the latest spec is
-    /// rolled out; `false`: it is not.
-    #[serde(default)]
-    pub latest_spec_rolled_out: Option<bool>,
-    /// The deployment's `status.incumbentNodes` (its active set), exactly, in order.
-    #[serde(default)]
-    pub incumbent_nodes: Option<Vec<String>>,
-    /// The deployment's Service (named after it).
-    #[serde(default)]
-    pub service: Option<ServiceExpectation>,
-    /// Exactly the SeiNodes the deployment controls (ownerReference), those being deleted included, in any
-    /// order: nothing leaked, nothing missing.
-    #[serde(default)]
-    pub children: Option<Vec<String>>,
-    /// Every SeiNode labelled with the deployment's name is its child: none is left for it to adopt (a node
-    /// being deleted is not looked at).
-    #[serde(default)]
-    pub adopted_all: Option<bool>,
-    /// At least some number of the namespace's SeiNodes match (when which ones does not matter, as in "a
-    /// node has rolled").
-    #[serde(default)]
-    pub some_nodes: Option<SomeNodes>,
-    /// Per Job (by name): what must hold of it.
-    #[serde(default)]
-    pub jobs: BTreeMap<String, JobExpectation>,
-    /// Per PersistentVolumeClaim (by name): the storage it requests.
-    #[serde(default)]
-    pub claims: BTreeMap<String, ClaimExpectation>,
-    /// Node name prefix → how many upgrade panics pods of the nodes so named have had so far.
-    #[serde(default)]
-    pub upgrade_panics_by_node_prefix: BTreeMap<String, u32>,
-    /// Image → how many upgrade panics pods running it have had so far.
-    #[serde(default)]
-    pub upgrade_panics_by_image: BTreeMap<String, u32>,
-    /// Lines the trace must hold, and how many times.
-    #[serde(default)]
-    pub trace: Vec<TraceExpectation>,
-    /// What the sidecars were asked to do.
-    #[serde(default)]
-    pub sidecar_submissions: Option<SubmissionsExpectation>,
 }
 
-/// Events picked by what they say; unset filters match every event.
-#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct EventMatcher {
-    /// `Normal` or `Warning`.
-    #[serde(default, rename = "type")]
-    pub type_: Option<String>,
-    #[serde(default)]
-    pub reason: Option<String>,
-    #[serde(default)]
-    pub message_contains: Option<String>,
-    /// How many such events, exactly; unset: at least one.
-    #[serde(default)]
-    pub count: Option<u32>,
-}
-
-/// An object named `Kind/name` (in the scenario's namespace).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An object, as `Kind/name` (in the scenario's namespace), for `objects`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ObjectPath {
-    pub kind: ObjectKind,
+    pub kind: CheckedKind,
     pub name: String,
+}
+
+/// The kinds `objects` can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CheckedKind {
+    SeiNodeDeployment,
+    SeiNode,
+    Service,
+    Job,
+    PersistentVolumeClaim,
 }
 
 impl<'de> Deserialize<'de> for ObjectPath {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        let invalid = || serde::de::Error::custom(format!("{text:?} is not Kind/name (e.g. Service/rpc)"));
+        let invalid = || {
+            serde::de::Error::custom(format!(
+                "{text:?} is not Kind/name (e.g. Service/rpc; kinds: SeiNodeDeployment, SeiNode, Service, Job, \
+                 PersistentVolumeClaim)"
+            ))
+        };
         let (kind, name) = text.split_once('/').ok_or_else(invalid)?;
         let kind = match kind {
-            "SeiNodeDeployment" => ObjectKind::SeiNodeDeployment,
-            "SeiNode" => ObjectKind::SeiNode,
-            "Service" => ObjectKind::Service,
+            "SeiNodeDeployment" => CheckedKind::SeiNodeDeployment,
+            "SeiNode" => CheckedKind::SeiNode,
+            "Service" => CheckedKind::Service,
+            "Job" => CheckedKind::Job,
+            "PersistentVolumeClaim" => CheckedKind::PersistentVolumeClaim,
             _ => return Err(invalid()),
         };
         if name.is_empty() {
@@ -588,84 +523,267 @@ impl<'de> Deserialize<'de> for ObjectPath {
     }
 }
 
-/// A condition's expected status and reason.
-#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ConditionExpectation {
-    #[serde(rename = "type")]
-    pub type_: String,
-    #[serde(default)]
-    pub status: Option<String>,
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// Texts the condition's message must contain: one, or a list.
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub message_contains: Vec<String>,
-    /// The object has no condition of this type.
-    #[serde(default)]
-    pub absent: bool,
+/// What holds of one object: field matchers on dotted paths of the object as stored, and a few typed keys for
+/// what is not a stored field. A key is a typed key when it is one of the words below, a path otherwise (every
+/// path starts with `metadata`, `spec` or `status`).
+///
+/// Paths: `.` separates segments; a number indexes a list (`status.plan.tasks.0.type`); another segment into a
+/// list picks the item whose `type` it is (`status.conditions.Ready.reason`); a key with dots in it is written
+/// as it is (`spec.selector.sei.io/revision`). A missing field reads as `null`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ObjectCheck {
+    /// `exists: false`: the object must not exist (and nothing else is checked); otherwise it must.
+    pub exists: Option<bool>,
+    /// Dotted path → matcher.
+    pub fields: BTreeMap<String, Matcher>,
+    /// A SeiNodeDeployment's plan is at this task: the type of its first task not Complete, while Active.
+    pub current_task: Option<String>,
+    /// A SeiNodeDeployment's `status.templateHash` is (`true`) or is not the hash of its current template.
+    pub latest_spec_rolled_out: Option<bool>,
+    /// `true`: every SeiNode labelled with the deployment's name (not being deleted) is its child.
+    pub adopted_all: Option<bool>,
+    /// A SeiNode's pod, as the kubelet runs it.
+    pub pod: Option<PodCheck>,
+    /// A SeiNode's panics (its pods' seid exits with an error), as the expectation's `panics`.
+    pub panics: Vec<PanicsMatcher>,
 }
 
-/// What must hold of one SeiNode.
+/// The typed keys of an [`ObjectCheck`]; every other key is a path.
+const TYPED_KEYS: [&str; 6] = ["exists", "currentTask", "latestSpecRolledOut", "adoptedAll", "pod", "panics"];
+
+impl<'de> Deserialize<'de> for ObjectCheck {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ObjectCheck;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a map of dotted paths (and {}) to what they must be", TYPED_KEYS.join(", "))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ObjectCheck, A::Error> {
+                let mut check = ObjectCheck::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "exists" => check.exists = Some(map.next_value()?),
+                        "currentTask" => check.current_task = Some(map.next_value()?),
+                        "latestSpecRolledOut" => check.latest_spec_rolled_out = Some(map.next_value()?),
+                        "adoptedAll" => check.adopted_all = Some(map.next_value()?),
+                        "pod" => check.pod = Some(map.next_value()?),
+                        "panics" => check.panics = map.next_value()?,
+                        path if ["metadata", "spec", "status"].contains(&path_root(path)) => {
+                            if check.fields.insert(key.clone(), map.next_value()?).is_some() {
+                                return Err(serde::de::Error::custom(format!("path {key:?} twice")));
+                            }
+                        }
+                        _ => {
+                            return Err(serde::de::Error::custom(format!(
+                                "{key:?} is neither a path (metadata..., spec..., status...) nor one of {}",
+                                TYPED_KEYS.join(", ")
+                            )));
+                        }
+                    }
+                }
+                Ok(check)
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+/// The first segment of a dotted path.
+fn path_root(path: &str) -> &str {
+    path.split('.').next().unwrap_or_default()
+}
+
+/// What a value at a path must be. A plain value (a text, number, boolean, list or `null`) means `equals`; a
+/// map lists matchers, all of which must hold. `null` stands for a missing field.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Matcher {
+    /// The value, exactly (`null`: missing).
+    pub equals: Option<serde_json::Value>,
+    /// Anything but this value.
+    pub not: Option<serde_json::Value>,
+    /// `true`: set (not `null`); `false`: missing.
+    pub present: Option<bool>,
+    /// A text containing each of these texts, or a list containing each of these values.
+    pub contains: Vec<serde_json::Value>,
+    /// One of these values.
+    pub one_of: Option<Vec<serde_json::Value>>,
+    /// A number above this one.
+    pub above: Option<i64>,
+    /// Remember the value under this name once the whole expectation holds (it must be set).
+    pub remember: Option<String>,
+    /// The value remembered under this name.
+    pub same_as: Option<String>,
+    /// Not the value remembered under this name.
+    pub different_from: Option<String>,
+}
+
+/// The matcher keys, as written in a scenario.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct MatcherKeys {
+    #[serde(default, deserialize_with = "some_value")]
+    equals: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "some_value")]
+    not: Option<serde_json::Value>,
+    #[serde(default)]
+    present: Option<bool>,
+    #[serde(default)]
+    contains: Option<serde_json::Value>,
+    #[serde(default)]
+    one_of: Option<Vec<serde_json::Value>>,
+    #[serde(default)]
+    above: Option<i64>,
+    #[serde(default)]
+    remember: Option<String>,
+    #[serde(default)]
+    same_as: Option<String>,
+    #[serde(default)]
+    different_from: Option<String>,
+}
+
+/// A value that may be `null`, kept as `Some(Null)`: `equals: null` is a matcher, not an unset key.
+fn some_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
+}
+
+impl<'de> Deserialize<'de> for Matcher {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if !value.is_object() {
+            return Ok(Matcher { equals: Some(value), ..Matcher::default() });
+        }
+        let keys: MatcherKeys = serde_json::from_value(value).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "a matcher map takes equals, not, present, contains, oneOf, above, remember, sameAs, \
+                 differentFrom (to compare with a map, write `equals: {{...}}`): {e}"
+            ))
+        })?;
+        let contains = match keys.contains {
+            None => Vec::new(),
+            Some(serde_json::Value::Array(items)) => items,
+            Some(one) => vec![one],
+        };
+        Ok(Matcher {
+            equals: keys.equals,
+            not: keys.not,
+            present: keys.present,
+            contains,
+            one_of: keys.one_of,
+            above: keys.above,
+            remember: keys.remember,
+            same_as: keys.same_as,
+            different_from: keys.different_from,
+        })
+    }
+}
+
+/// A set of SeiNodes — by `names`, or `of` a set — and what holds of them: each of them is as `are` says
+/// (at least `atLeast` of them, when given), and the set is `exactly` these names.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeSet {
+    /// These SeiNodes (one name, or a list): each must exist, unless `are: {exists: false}`.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub names: Vec<String>,
+    /// Or a set, found when the check runs.
+    #[serde(default)]
+    pub of: Option<NodeSetKind>,
+    /// The set is exactly these SeiNodes, in any order.
+    #[serde(default)]
+    pub exactly: Option<Vec<String>>,
+    /// With `of` and `are`: at least this many of the set are as `are` says (which ones does not matter);
+    /// without it, every one is, and the set is not empty.
+    #[serde(default)]
+    pub at_least: Option<u32>,
+    /// What holds of each.
+    #[serde(default)]
+    pub are: Option<ObjectCheck>,
+}
+
+/// The node sets a [`NodeSet`] can be `of`.
+#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum NodeSetKind {
+    /// The live (not deleting) SeiNodes labelled with the expectation's deployment (the namespace's without one).
+    Deployment,
+    /// The live SeiNodes of the namespace.
+    Namespace,
+    /// The SeiNodes the deployment controls (ownerReference), those being deleted included.
+    Children,
+    /// The SeiNodes the deployment's Service selects, those being deleted included (their pods may still serve).
+    Service,
+}
+
+/// What holds of a SeiNode's pod (`<node>-0`): runtime state no object stores.
 #[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct NodeExpectation {
+pub struct PodCheck {
+    /// The pod is Ready (seid runs, marked ready, and has not panicked).
     #[serde(default)]
-    pub phase: Option<String>,
-    /// `spec.image`.
-    #[serde(default)]
-    pub image: Option<String>,
-    /// `status.currentImage`.
-    #[serde(default)]
-    pub current_image: Option<String>,
-    #[serde(default)]
-    pub sidecar_ready: Option<bool>,
-    /// The node must not exist.
-    #[serde(default)]
-    pub absent: bool,
-    /// `status.catchingUp`, as the SeiNode controller observed it from seid.
-    #[serde(default)]
-    pub catching_up: Option<bool>,
-    /// Whether the node's pod is Ready (seid runs, marked ready, and has not panicked).
-    #[serde(default)]
-    pub pod_ready: Option<bool>,
-    /// Whether the node is being deleted (`metadata.deletionTimestamp` set).
-    #[serde(default)]
-    pub deleting: Option<bool>,
-    /// `status.latestHeight` must be above this: the node processes blocks past it.
-    #[serde(default)]
-    pub height_above: Option<i64>,
-    /// How many upgrade panics this node has had so far, exactly.
-    #[serde(default)]
-    pub upgrade_panics: Option<u32>,
-    /// The node's conditions, as the deployment's `conditions`.
-    #[serde(default)]
-    pub conditions: Vec<ConditionExpectation>,
-    /// Dotted path into the stored SeiNode → its value, as the deployment's `fields`.
-    #[serde(default)]
-    pub fields: BTreeMap<String, serde_json::Value>,
-    /// Whether the sidecar process now running in the node's pod has completed a mark-ready (its healthz
-    /// answers 200) — the pod's truth, where `sidecarReady` is what the SeiNode controller last observed. A
-    /// restarted sidecar has not, until mark-ready is submitted to it again.
+    pub ready: Option<bool>,
+    /// The sidecar process now running in the pod has completed a mark-ready (its healthz answers 200) — the
+    /// pod's truth, where `status.sidecarReady` is what the SeiNode controller last observed.
     #[serde(default)]
     pub marked_ready: Option<bool>,
-    /// The image its bootstrap Job runs (`spec.<mode>.snapshot.bootstrapImage`).
-    #[serde(default)]
-    pub bootstrap_image: Option<String>,
-    /// The node's init plan (`status.plan`).
-    #[serde(default)]
-    pub init_plan: Option<PlanExpectation>,
-    /// The config the seid now running in the node's pod read when it started, `{overrides, peers}`: the
-    /// `config-apply` overrides and `discover-peers` parameters on the volume then (`null` when none). Fails
-    /// when seid does not run.
+    /// The config the seid now running in the pod read when it started, `{overrides, peers}`. Fails when seid
+    /// does not run.
     #[serde(default)]
     pub seid_config: Option<serde_json::Value>,
-    /// How many times the node's current pod has restarted its seid container; a pod made again starts at 0.
+    /// How many times the pod has restarted its seid container; a pod made again starts at 0.
     #[serde(default)]
     pub seid_restarts: Option<u32>,
 }
 
-/// Durations are written the friendly way: `400ms`, `30s`, `5m`, `1h30m`.
+/// Events picked by `type`, `reason` and `messageContains` (unset: any), and what holds of them: one mode —
+/// `inOrder` (these reasons in this order, others between allowed), `exactly` (these reasons, in order, and no
+/// others), `none` (no event with these reasons), `count` (exactly this many events), `atMost` — or, with no
+/// mode, at least one event.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EventsMatcher {
+    /// `Normal` or `Warning`.
+    #[serde(default, rename = "type")]
+    pub type_: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub message_contains: Option<String>,
+    #[serde(default)]
+    pub in_order: Option<Vec<String>>,
+    #[serde(default)]
+    pub exactly: Option<Vec<String>>,
+    #[serde(default)]
+    pub none: Option<Vec<String>>,
+    #[serde(default)]
+    pub count: Option<u32>,
+    #[serde(default)]
+    pub at_most: Option<u32>,
+}
+
+/// seid's exits with an error (panics) picked by node, node-name prefix, image and kind (`upgrade: true`: only
+/// upgrade panics, a binary stopping at an upgrade it does not know), counted: `count` exactly, `atMost`, or
+/// with neither at least one.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PanicsMatcher {
+    #[serde(default)]
+    pub upgrade: bool,
+    /// Of this SeiNode's pods, in the scenario's namespace (set by the node check it sits in).
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Of the pods of SeiNodes whose names start so.
+    #[serde(default)]
+    pub node_prefix: Option<String>,
+    /// Of pods running this image.
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub count: Option<u32>,
+    #[serde(default)]
+    pub at_most: Option<u32>,
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let signed: sei_operator::clock::SignedDuration =
         text.parse().map_err(|e| format!("{text:?} is not a duration like 30s, 5m or 1h: {e}"))?;
@@ -703,96 +821,6 @@ fn duration_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<S
         .into_iter()
         .map(|(key, text)| Ok((key, parse_duration(&text).map_err(serde::de::Error::custom)?)))
         .collect()
-}
-
-/// A value the scenario cannot know in advance — a hash, a generated id, a revision: whether it is set, and
-/// whether it is the one an earlier expectation remembered.
-#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ValueExpectation {
-    /// `true`: the value is set; `false`: it is not.
-    #[serde(default)]
-    pub set: Option<bool>,
-    /// Remember the value under this name once the whole expectation holds (the value must be set).
-    #[serde(default)]
-    pub remember: Option<String>,
-    /// The value equals the one remembered under this name.
-    #[serde(default)]
-    pub same_as: Option<String>,
-    /// The value differs from the one remembered under this name.
-    #[serde(default)]
-    pub different_from: Option<String>,
-}
-
-/// What must hold of a plan (a deployment's rollout plan or a node's init plan).
-#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct PlanExpectation {
-    /// `Active`, `Complete` or `Failed`.
-    #[serde(default)]
-    pub phase: Option<String>,
-    /// The plan's id: set, remembered, or the same as one remembered.
-    #[serde(default)]
-    pub id: Option<ValueExpectation>,
-    /// The type of the first task not Complete, while the plan is Active.
-    #[serde(default)]
-    pub current_task: Option<String>,
-    /// The types of all its tasks, in order.
-    #[serde(default)]
-    pub tasks: Option<Vec<String>>,
-}
-
-/// What must hold of a deployment's rollout.
-#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RolloutExpectation {
-    /// `true`: a rollout is in progress; `false`: none is.
-    #[serde(default)]
-    pub set: Option<bool>,
-    /// The rollout's entrant nodes, exactly, in order.
-    #[serde(default)]
-    pub entrant_nodes: Option<Vec<String>>,
-}
-
-/// What must hold of a deployment's Service.
-#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ServiceExpectation {
-    /// The revision its selector names (`sei.io/revision`).
-    #[serde(default)]
-    pub revision: Option<ValueExpectation>,
-    /// Exactly the SeiNodes its selector matches (those being deleted too: their pods may still serve), in any
-    /// order.
-    #[serde(default)]
-    pub selects: Option<Vec<String>>,
-}
-
-/// At least `atLeast` SeiNodes of the namespace are as described.
-#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SomeNodes {
-    pub at_least: u32,
-    pub are: NodeExpectation,
-}
-
-/// What must hold of a PersistentVolumeClaim.
-#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ClaimExpectation {
-    /// `spec.resources.requests.storage`, as written (`3000Gi`).
-    pub size: String,
-}
-
-/// What must hold of a Job.
-#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct JobExpectation {
-    /// The Job must not exist; otherwise it must.
-    #[serde(default)]
-    pub absent: bool,
-    /// Whether its `Complete` condition is True.
-    #[serde(default)]
-    pub complete: Option<bool>,
 }
 
 /// Trace lines matching `line` — a text each line must contain, where `*` stands for any run of characters —
