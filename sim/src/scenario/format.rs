@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A whole scenario file.
 #[derive(Deserialize, Clone, Debug, PartialEq)]
@@ -249,7 +249,7 @@ pub struct Edit {
 }
 
 /// A fault to inject.
-#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
 // `rename_all_fields`: the variants' fields are camelCase too (`afterWrite`), like every other key.
 #[serde(deny_unknown_fields, rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Fault {
@@ -261,7 +261,7 @@ pub enum Fault {
     /// pod from its *current* template, the Job counts the lost pod as failed and makes another.
     PodDelete {
         node: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_false")]
         bootstrap: bool,
     },
     /// Restart only a SeiNode's sidecar container (its memory is lost; seid waits for mark-ready again).
@@ -270,14 +270,20 @@ pub enum Fault {
     /// worker is named by its index (`worker`) or as the one hosting a SeiNode's pod (`hosting`), which does
     /// not depend on where the seed scheduled the pod.
     WorkerCrash {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         worker: Option<u32>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         hosting: Option<String>,
         /// With `hosting`: the worker running that SeiNode's bootstrap Job pod instead of its own pod.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_false")]
         bootstrap: bool,
-        #[serde(default, rename = "for", deserialize_with = "optional_duration")]
+        #[serde(
+            default,
+            rename = "for",
+            deserialize_with = "optional_duration",
+            serialize_with = "serialize_optional_duration",
+            skip_serializing_if = "Option::is_none"
+        )]
         down_for: Option<Duration>,
     },
     /// Crash the operator (all in-memory state lost; the store survives), now or right after its i-th write of
@@ -286,11 +292,11 @@ pub enum Fault {
     /// restart — a crash loop — until `heal: operatorCrashes` or `heal: all`.
     OperatorCrash {
         // `rename_all` on an enum renames its variants, not their fields.
-        #[serde(default, rename = "afterWrite")]
+        #[serde(default, rename = "afterWrite", skip_serializing_if = "Option::is_none")]
         after_write: Option<u32>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         reconciling: Option<String>,
-        #[serde(default, rename = "untilHealed")]
+        #[serde(default, rename = "untilHealed", skip_serializing_if = "is_false")]
         until_healed: bool,
     },
     /// Cut the network between the operator and a worker node.
@@ -298,25 +304,25 @@ pub enum Fault {
     /// Delay messages between the operator and a worker node.
     Latency {
         worker: u32,
-        #[serde(deserialize_with = "duration")]
+        #[serde(deserialize_with = "duration", serialize_with = "serialize_duration")]
         delay: Duration,
     },
     /// Fail the operator's next writes with Conflict (`count`), or each write with probability `rate`, or
     /// (`everyOther: true`, until healed) its first write after each tick in which one of its writes succeeded:
     /// about every other write, without locking onto the same write of every reconcile as a strict count would.
     ApiConflicts {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_zero")]
         count: u32,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_zero_rate")]
         rate: f64,
-        #[serde(default, rename = "everyOther")]
+        #[serde(default, rename = "everyOther", skip_serializing_if = "is_false")]
         every_other: bool,
     },
     /// Fail the operator's next API calls transiently (`count`), or each with probability `rate`.
     ApiErrors {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_zero")]
         count: u32,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_zero_rate")]
         rate: f64,
     },
     /// Serve the operator's reads from the store as it was `versions` versions ago.
@@ -326,7 +332,7 @@ pub enum Fault {
     /// Make a sidecar task type fail its next `times` runs (on one node, or any).
     TaskFailure {
         task: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         node: Option<String>,
         #[serde(default = "once")]
         times: u32,
@@ -336,50 +342,62 @@ pub enum Fault {
     /// The operator's next `count` writes (or each with probability `rate`) are applied by the API server but
     /// their responses are lost: a client timeout, or with `gatewayTimeout: true` a 504 the client re-sends.
     LostResponses {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_zero")]
         count: u32,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_zero_rate")]
         rate: f64,
-        #[serde(default, rename = "gatewayTimeout")]
+        #[serde(default, rename = "gatewayTimeout", skip_serializing_if = "is_false")]
         gateway_timeout: bool,
     },
     /// For `for`, the API server refuses every call of the operator with `status`: 429 (with `retryAfter`), 503
     /// or 500.
     ApiRefusals {
-        #[serde(rename = "for", deserialize_with = "duration")]
+        #[serde(rename = "for", deserialize_with = "duration", serialize_with = "serialize_duration")]
         duration: Duration,
         status: u16,
-        #[serde(default, rename = "retryAfter", deserialize_with = "optional_duration")]
+        #[serde(
+            default,
+            rename = "retryAfter",
+            deserialize_with = "optional_duration",
+            serialize_with = "serialize_optional_duration",
+            skip_serializing_if = "Option::is_none"
+        )]
         retry_after: Option<Duration>,
     },
     /// Crash operator replica `replica` (unset: the one holding the Lease); it restarts after `for` (unset: at
     /// once, as a container restart — with its identity, so it renews a Lease it still holds).
     ReplicaCrash {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         replica: Option<u32>,
-        #[serde(default, rename = "for", deserialize_with = "optional_duration")]
+        #[serde(
+            default,
+            rename = "for",
+            deserialize_with = "optional_duration",
+            serialize_with = "serialize_optional_duration",
+            skip_serializing_if = "Option::is_none"
+        )]
         down_for: Option<Duration>,
     },
     /// Cut operator replica `replica` (unset: the leader) off from the API server for `for`: its calls fail.
     ReplicaApiPartition {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         replica: Option<u32>,
-        #[serde(rename = "for", deserialize_with = "duration")]
+        #[serde(rename = "for", deserialize_with = "duration", serialize_with = "serialize_duration")]
         duration: Duration,
     },
     /// Pause operator replica `replica`'s process (unset: the leader) for `for`: it runs nothing, its calls in
     /// flight land, and it resumes with its stale memory.
     ReplicaPause {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         replica: Option<u32>,
-        #[serde(rename = "for", deserialize_with = "duration")]
+        #[serde(rename = "for", deserialize_with = "duration", serialize_with = "serialize_duration")]
         duration: Duration,
     },
 }
 
 /// A cluster admin's RBAC edit taking one permission away from the operator's ServiceAccount, until
 /// `heal: rbac` or `heal: all`: its calls needing it get 403, as they would on a cluster.
-#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RevokedPermission {
     /// The API group; `""` (the default) for the core group.
@@ -392,6 +410,40 @@ pub struct RevokedPermission {
 
 fn once() -> u32 {
     1
+}
+
+// Serializing a fault writes only what differs from the defaults, as a scenario file would (the fuzzer writes
+// its faults through these).
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
+fn is_zero<N: Default + PartialEq>(value: &N) -> bool {
+    *value == N::default()
+}
+
+fn is_zero_rate(value: &f64) -> bool {
+    *value == 0.0
+}
+
+/// A duration as a scenario writes it: whole seconds as `90s`, anything finer in milliseconds.
+pub fn duration_text(duration: &Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
+    }
+}
+
+fn serialize_duration<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&duration_text(duration))
+}
+
+fn serialize_optional_duration<S: Serializer>(duration: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
+    match duration {
+        Some(duration) => serialize_duration(duration, serializer),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// Which faults to undo.
