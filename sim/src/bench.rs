@@ -65,11 +65,11 @@ pub fn standard_rollout(replicas: u32) -> Scenario {
     });
     // The deployment Ready, its rollout condition False with this reason.
     let ready_with = |reason: &str| ObjectCheck {
-        fields: BTreeMap::from([
+        fields: vec![
             ("status.phase".to_owned(), equals("Ready")),
             ("status.conditions.RolloutInProgress.status".to_owned(), equals("False")),
             ("status.conditions.RolloutInProgress.reason".to_owned(), equals(reason)),
-        ]),
+        ],
         ..ObjectCheck::default()
     };
     let ready = Expectation {
@@ -91,12 +91,12 @@ pub fn standard_rollout(replicas: u32) -> Scenario {
     // Every node, checked once the rollout says it is complete (an expectation without `within` is checked at
     // that instant only, so the bench does not pay for reading N nodes on every tick of the wait).
     let node = ObjectCheck {
-        fields: BTreeMap::from([
+        fields: vec![
             ("spec.image".to_owned(), equals(TO_IMAGE)),
             ("status.currentImage".to_owned(), equals(TO_IMAGE)),
             ("status.phase".to_owned(), equals("Running")),
             ("status.sidecarReady".to_owned(), Matcher { equals: Some(json!(true)), ..Matcher::default() }),
-        ]),
+        ],
         ..ObjectCheck::default()
     };
     let every_node = Expectation {
@@ -311,7 +311,7 @@ mod tests {
         let Some(Step::Expect(last)) = scenario.timeline.last() else { panic!("the rollout ends with a check") };
         let [set] = last.nodes.as_slice() else { panic!("one node set") };
         assert_eq!(set.names.len(), 5);
-        let current = set.are.as_ref().map(|are| &are.fields["status.currentImage"]);
+        let current = set.are.as_ref().and_then(|are| are.field("status.currentImage"));
         assert_eq!(current.and_then(|m| m.equals.clone()), Some(json!(TO_IMAGE)));
     }
 }

@@ -274,24 +274,23 @@ impl Judge<'_> {
     /// Each node set: who is in it, and what holds of its nodes.
     fn node_sets(&mut self, expectation: &Expectation, deployment: Option<&Deployment>) {
         for set in &expectation.nodes {
-            match (set.names.is_empty(), set.of) {
-                (false, None) => {
-                    if set.exactly.is_some() || set.at_least.is_some() {
-                        self.fail(format!("nodes {:?}: `exactly` and `atLeast` go with `of`, not `names`", set.names));
-                    }
-                    for name in &set.names {
-                        let check = set.are.clone().unwrap_or_default();
-                        match self.world.get::<SeiNode>(self.namespace, name) {
-                            Err(_) if check.exists == Some(false) => {}
-                            Err(_) => self.fail(format!("SeiNode {name} does not exist")),
-                            Ok(_) if check.exists == Some(false) => self.fail(format!("SeiNode {name} still exists")),
-                            Ok(node) => self.node(name, &node, &check),
-                        }
+            if let Err(wrong) = set.validate() {
+                self.fail(wrong);
+                continue;
+            }
+            let Some(kind) = set.of else {
+                for name in &set.names {
+                    let check = set.are.clone().unwrap_or_default();
+                    match self.world.get::<SeiNode>(self.namespace, name) {
+                        Err(_) if check.exists == Some(false) => {}
+                        Err(_) => self.fail(format!("SeiNode {name} does not exist")),
+                        Ok(_) if check.exists == Some(false) => self.fail(format!("SeiNode {name} still exists")),
+                        Ok(node) => self.node(name, &node, &check),
                     }
                 }
-                (true, Some(kind)) => self.node_set(expectation.deployment.as_deref(), deployment, kind, set),
-                _ => self.fail("a node set takes `names` or `of`, one of them".into()),
-            }
+                continue;
+            };
+            self.node_set(expectation.deployment.as_deref(), deployment, kind, set);
         }
     }
 
@@ -521,17 +520,15 @@ impl Judge<'_> {
             let reasons: Vec<&str> = picked.iter().map(|e| e.reason.as_str()).collect();
             let which = event_filter(matcher);
             let count = u32::try_from(picked.len()).unwrap_or(u32::MAX);
-            let modes = [
-                matcher.in_order.is_some(),
-                matcher.exactly.is_some(),
-                matcher.none.is_some(),
-                matcher.count.is_some(),
-                matcher.at_most.is_some(),
-            ];
-            if modes.iter().filter(|m| **m).count() > 1 {
-                self.fail(format!("events: one of inOrder, exactly, none, count, atMost per matcher: {matcher:?}"));
+            if let Err(wrong) = matcher.validate() {
+                self.fail(wrong);
                 continue;
             }
+            let has_mode = matcher.in_order.is_some()
+                || matcher.exactly.is_some()
+                || matcher.none.is_some()
+                || matcher.count.is_some()
+                || matcher.at_most.is_some();
             if let Some(wanted) = &matcher.in_order
                 && !is_subsequence(wanted, &reasons)
             {
@@ -550,7 +547,7 @@ impl Judge<'_> {
             let wrong_count = match (matcher.count, matcher.at_most) {
                 (Some(exactly), _) => (count != exactly).then(|| format!("exactly {exactly}")),
                 (None, Some(at_most)) => (count > at_most).then(|| format!("at most {at_most}")),
-                (None, None) if !modes.contains(&true) => (count == 0).then(|| "at least one".to_owned()),
+                (None, None) if !has_mode => (count == 0).then(|| "at least one".to_owned()),
                 (None, None) => None,
             };
             if let Some(wanted) = wrong_count {
@@ -582,8 +579,11 @@ impl Judge<'_> {
                 .collect()
         });
         let count = u32::try_from(panics.len()).unwrap_or(u32::MAX);
+        if let Err(wrong) = matcher.validate() {
+            return self.fail(format!("{prefix}{wrong}"));
+        }
         let wrong = match (matcher.count, matcher.at_most) {
-            (Some(_), Some(_)) => Some("count or atMost, not both".to_owned()),
+            (Some(_), Some(_)) => None,
             (Some(exactly), None) => (count != exactly).then(|| format!("exactly {exactly}")),
             (None, Some(at_most)) => (count > at_most).then(|| format!("at most {at_most}")),
             (None, None) => (count == 0).then(|| "at least one".to_owned()),

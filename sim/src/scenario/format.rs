@@ -489,17 +489,17 @@ pub struct Expectation {
     #[serde(default)]
     pub is: Option<ObjectCheck>,
     /// Node sets, each picked by names or as a set, and what holds of them.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "valid")]
     pub nodes: Vec<NodeSet>,
     /// Other objects by `Kind/name` (SeiNodeDeployment, SeiNode, Service, Job, PersistentVolumeClaim): whether
     /// they exist, and field matchers on their paths.
     #[serde(default)]
     pub objects: BTreeMap<ObjectPath, ObjectCheck>,
     /// Events about the deployment (about every object without one): each matcher must hold.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "valid")]
     pub events: Vec<EventsMatcher>,
     /// seid's exits with an error, counted: each matcher must hold.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "valid")]
     pub panics: Vec<PanicsMatcher>,
     /// Revisions, by names the scenario gives them: each name lists places that must all carry one revision —
     /// `service` (the revision the deployment's Service selects), `activeSet` (`status.activeSet.revision`),
@@ -586,8 +586,8 @@ impl<'de> Deserialize<'de> for ObjectPath {
 pub struct ObjectCheck {
     /// `exists: false`: the object must not exist (and nothing else is checked); otherwise it must.
     pub exists: Option<bool>,
-    /// Dotted path → matcher.
-    pub fields: BTreeMap<String, Matcher>,
+    /// Dotted path → matcher, in the order the scenario lists them (the order failures are reported in).
+    pub fields: Vec<(String, Matcher)>,
     /// A SeiNodeDeployment's plan is at this task: the type of its first task not Complete, while Active.
     pub current_task: Option<String>,
     /// A SeiNodeDeployment's `status.templateHash` is (`true`) or is not the hash of its current template.
@@ -598,6 +598,23 @@ pub struct ObjectCheck {
     pub pod: Option<PodCheck>,
     /// A SeiNode's panics (its pods' seid exits with an error), as the expectation's `panics`.
     pub panics: Vec<PanicsMatcher>,
+}
+
+impl ObjectCheck {
+    /// The matcher of a path, if the check has one.
+    pub fn field(&self, path: &str) -> Option<&Matcher> {
+        self.fields.iter().find(|(p, _)| p == path).map(|(_, matcher)| matcher)
+    }
+}
+
+impl PanicsMatcher {
+    /// Whether it counts one way at most.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.count.is_some() && self.at_most.is_some() {
+            return Err("a panics matcher takes count or atMost, not both".into());
+        }
+        Ok(())
+    }
 }
 
 /// The typed keys of an [`ObjectCheck`]; every other key is a path.
@@ -620,11 +637,18 @@ impl<'de> Deserialize<'de> for ObjectCheck {
                         "latestSpecRolledOut" => check.latest_spec_rolled_out = Some(map.next_value()?),
                         "adoptedAll" => check.adopted_all = Some(map.next_value()?),
                         "pod" => check.pod = Some(map.next_value()?),
-                        "panics" => check.panics = map.next_value()?,
+                        "panics" => {
+                            let panics: Vec<PanicsMatcher> = map.next_value()?;
+                            for matcher in &panics {
+                                matcher.validate().map_err(serde::de::Error::custom)?;
+                            }
+                            check.panics = panics;
+                        }
                         path if ["metadata", "spec", "status"].contains(&path_root(path)) => {
-                            if check.fields.insert(key.clone(), map.next_value()?).is_some() {
+                            if check.field(&key).is_some() {
                                 return Err(serde::de::Error::custom(format!("path {key:?} twice")));
                             }
+                            check.fields.push((key, map.next_value()?));
                         }
                         _ => {
                             return Err(serde::de::Error::custom(format!(
@@ -753,6 +777,55 @@ pub struct NodeSet {
     pub are: Option<ObjectCheck>,
 }
 
+impl NodeSet {
+    /// Whether the keys go together: `names` or `of`; `exactly` and `atLeast` with `of`; `atLeast` with `are`.
+    pub fn validate(&self) -> Result<(), String> {
+        match (self.names.is_empty(), self.of) {
+            (false, None) if self.exactly.is_some() || self.at_least.is_some() => {
+                Err(format!("nodes {:?}: `exactly` and `atLeast` go with `of`, not `names`", self.names))
+            }
+            (false, None) => Ok(()),
+            (true, Some(_)) if self.at_least.is_some() && self.are.is_none() => {
+                Err("a node set with `atLeast` says what they `are`".into())
+            }
+            (true, Some(_)) => Ok(()),
+            _ => Err("a node set takes `names` or `of`, one of them".into()),
+        }
+    }
+}
+
+/// Parse-time checks of a list's items, so a mistake is an error naming the file and line, not a step that
+/// fails at its deadline.
+pub(crate) trait Validate {
+    fn validate(&self) -> Result<(), String>;
+}
+
+impl Validate for NodeSet {
+    fn validate(&self) -> Result<(), String> {
+        NodeSet::validate(self)
+    }
+}
+
+impl Validate for EventsMatcher {
+    fn validate(&self) -> Result<(), String> {
+        EventsMatcher::validate(self)
+    }
+}
+
+impl Validate for PanicsMatcher {
+    fn validate(&self) -> Result<(), String> {
+        PanicsMatcher::validate(self)
+    }
+}
+
+fn valid<'de, D: Deserializer<'de>, T: Deserialize<'de> + Validate>(deserializer: D) -> Result<Vec<T>, D::Error> {
+    let items = Vec::<T>::deserialize(deserializer)?;
+    for item in &items {
+        item.validate().map_err(serde::de::Error::custom)?;
+    }
+    Ok(items)
+}
+
 /// The node sets a [`NodeSet`] can be `of`.
 #[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -811,6 +884,23 @@ pub struct EventsMatcher {
     pub count: Option<u32>,
     #[serde(default)]
     pub at_most: Option<u32>,
+}
+
+impl EventsMatcher {
+    /// Whether it has one mode at most.
+    pub fn validate(&self) -> Result<(), String> {
+        let modes = [
+            self.in_order.is_some(),
+            self.exactly.is_some(),
+            self.none.is_some(),
+            self.count.is_some(),
+            self.at_most.is_some(),
+        ];
+        if modes.iter().filter(|m| **m).count() > 1 {
+            return Err("an events matcher takes one of inOrder, exactly, none, count, atMost".into());
+        }
+        Ok(())
+    }
 }
 
 /// seid's exits with an error (panics) picked by node, node-name prefix, image and kind (`upgrade: true`: only

@@ -71,7 +71,7 @@ fn the_annotated_example_parses_into_its_steps() {
     assert_eq!(expect.nodes[1].names, ["rpc-g2-0"]);
     assert_eq!(expect.nodes[1].are.as_ref().and_then(|c| c.exists), Some(false));
     let is = expect.is.as_ref().expect("the deployment's checks");
-    assert_eq!(is.fields["status.phase"].equals, Some(serde_json::json!("Ready")));
+    assert_eq!(is.field("status.phase").expect("checked").equals, Some(serde_json::json!("Ready")));
 }
 
 #[test]
@@ -196,13 +196,16 @@ fn every_expectation_part_parses() {
     assert_eq!(scenario.timeline[2], Step::Heal(Heal::Workers));
     let Step::Expect(expect) = &scenario.timeline[3] else { panic!("step 4 is an expectation") };
     let is = expect.is.as_ref().expect("the deployment's checks");
-    assert_eq!(is.fields["status.conditions.RolloutInProgress.message"].contains, [json!("archive-rpc-1")]);
-    assert_eq!(is.fields["status.rollout"].equals, Some(serde_json::Value::Null));
-    assert_eq!(is.fields["status.plan.id"].present, Some(true));
-    assert_eq!(is.fields["status.plan.id"].remember.as_deref(), Some("plan"));
-    assert_eq!(is.fields["status.failedTargetHash"].one_of, Some(vec![json!("a"), json!("b")]));
-    assert_eq!(is.fields["status.latestHeight"].above, Some(4999));
-    assert_eq!(is.fields["status.labels"].equals, Some(json!({"a": "b"})));
+    assert_eq!(
+        is.field("status.conditions.RolloutInProgress.message").expect("checked").contains,
+        [json!("archive-rpc-1")]
+    );
+    assert_eq!(is.field("status.rollout").expect("checked").equals, Some(serde_json::Value::Null));
+    assert_eq!(is.field("status.plan.id").expect("checked").present, Some(true));
+    assert_eq!(is.field("status.plan.id").expect("checked").remember.as_deref(), Some("plan"));
+    assert_eq!(is.field("status.failedTargetHash").expect("checked").one_of, Some(vec![json!("a"), json!("b")]));
+    assert_eq!(is.field("status.latestHeight").expect("checked").above, Some(4999));
+    assert_eq!(is.field("status.labels").expect("checked").equals, Some(json!({"a": "b"})));
     assert_eq!(is.current_task.as_deref(), Some("await-nodes-caught-up"));
     assert_eq!((is.latest_spec_rolled_out, is.adopted_all), (Some(false), Some(true)));
     let node = expect.nodes[0].are.as_ref().expect("a node check");
@@ -260,7 +263,7 @@ fn the_documented_expectations_parse() {
     let Step::Expect(first) = &scenario.timeline[1] else { panic!("step 2 is an expectation") };
     assert_eq!(first.before, Some(Duration::from_secs(1200)));
     let service = ObjectPath { kind: CheckedKind::Service, name: "upgrade".into() };
-    let revision = &first.objects[&service].fields["spec.selector.sei.io/revision"];
+    let revision = &first.objects[&service].field("spec.selector.sei.io/revision").expect("checked");
     assert_eq!(revision.remember.as_deref(), Some("incumbents"));
     let Step::Expect(failed) = &scenario.timeline[7] else { panic!("step 8 is an expectation") };
     assert_eq!(
@@ -286,4 +289,18 @@ fn a_misspelt_expectation_field_is_an_error() {
     let text = "name: x\nchain: {id: c, initialHeight: 1}\nregistry: {}\ntimeline:\n  - expect: {setled: true}\n";
     let error = parse("scenarios/x.yaml", text).expect_err("misspelt field").to_string();
     assert!(error.contains("setled"), "{error}");
+}
+
+#[test]
+fn keys_that_do_not_go_together_are_an_error_naming_the_line() {
+    // The line is the list's (`nodes:`, `events:`, `panics:`): the item is checked once the list is read.
+    let text = RICH_EXPECTATION.replace("{of: namespace, exactly: [archive-rpc-0]}", "{names: x, of: namespace}");
+    let error = parse("rich.yaml", &text).expect_err("names and of").to_string();
+    assert!(error.contains("`names` or `of`") && error.contains("line 26"), "{error}");
+    let text = RICH_EXPECTATION.replace("{exactly: [RolloutStarted]}", "{exactly: [RolloutStarted], count: 1}");
+    let error = parse("rich.yaml", &text).expect_err("two modes").to_string();
+    assert!(error.contains("one of inOrder, exactly, none, count, atMost"), "{error}");
+    let text = RICH_EXPECTATION.replace("[{upgrade: true, count: 0}]", "[{upgrade: true, count: 0, atMost: 1}]");
+    let error = parse("rich.yaml", &text).expect_err("count and atMost").to_string();
+    assert!(error.contains("count or atMost, not both"), "{error}");
 }

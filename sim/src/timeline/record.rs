@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::kube::pod::{PodRuntime, Seid};
 use crate::scenario::Scenario;
-use crate::scenario::format::{Expectation, Manifests, ObjectName, Step};
+use crate::scenario::format::{Expectation, Manifests, Matcher, ObjectName, Step};
 use crate::scenario::runner::{Observer, Outcome, step_name};
 use crate::state::WorldState;
 use crate::world::World;
@@ -577,26 +577,17 @@ pub fn span(duration: Duration) -> String {
 fn expected(expectation: &Expectation) -> String {
     let mut parts = Vec::new();
     let deployment = expectation.deployment.as_deref().unwrap_or("");
-    let fields: Vec<(&String, &serde_json::Value)> = expectation
-        .is
-        .iter()
-        .flat_map(|is| &is.fields)
-        .filter_map(|(path, matcher)| Some((path, matcher.equals.as_ref()?)))
-        .collect();
-    if let Some((_, phase)) = fields.iter().find(|(path, _)| *path == "status.phase") {
+    let fields: Vec<(&String, &Matcher)> =
+        expectation.is.iter().flat_map(|is| &is.fields).map(|(p, m)| (p, m)).collect();
+    if let Some(phase) = fields.iter().find(|(path, _)| *path == "status.phase").and_then(|(_, m)| m.equals.as_ref()) {
         parts.push(format!("{deployment} {}", plain(phase)).trim().to_owned());
     }
-    // A condition's status and reason, as one part: `RolloutInProgress False RolloutComplete`.
+    // A condition's status and reason, as one part (`RolloutInProgress False RolloutComplete`); a condition
+    // checked otherwise (its message, its absence) by its type alone.
     let mut conditions: Vec<(&str, [Option<String>; 2])> = Vec::new();
-    for (path, want) in &fields {
-        let Some((condition, field)) = path.strip_prefix("status.conditions.").and_then(|c| c.split_once('.')) else {
-            continue;
-        };
-        let slot = match field {
-            "status" => 0,
-            "reason" => 1,
-            _ => continue,
-        };
+    for (path, matcher) in &fields {
+        let Some(rest) = path.strip_prefix("status.conditions.") else { continue };
+        let (condition, field) = rest.split_once('.').unwrap_or((rest, ""));
         let at = match conditions.iter().position(|(c, _)| *c == condition) {
             Some(at) => at,
             None => {
@@ -604,11 +595,18 @@ fn expected(expectation: &Expectation) -> String {
                 conditions.len() - 1
             }
         };
-        conditions[at].1[slot] = Some(plain(want));
+        let slot = match field {
+            "status" => 0,
+            "reason" => 1,
+            _ => continue,
+        };
+        if let Some(want) = &matcher.equals {
+            conditions[at].1[slot] = Some(plain(want));
+        }
     }
     for (condition, wanted) in conditions {
         let wanted: Vec<String> = wanted.into_iter().flatten().collect();
-        parts.push(format!("{condition} {}", wanted.join(" ")));
+        parts.push(format!("{condition} {}", wanted.join(" ")).trim().to_owned());
     }
     for events in &expectation.events {
         if let Some(reasons) = &events.in_order {
@@ -618,11 +616,16 @@ fn expected(expectation: &Expectation) -> String {
             parts.push(format!("no {}", reasons.join(", ")));
         }
     }
-    let names: Vec<&str> = expectation.nodes.iter().flat_map(|set| &set.names).map(String::as_str).collect();
+    let mut names: Vec<&str> = expectation.nodes.iter().flat_map(|set| &set.names).map(String::as_str).collect();
+    names.sort_unstable();
     if !names.is_empty() {
         parts.push(format!("nodes {}", names.join(", ")));
     }
-    for panics in expectation.panics.iter().filter(|p| p.upgrade && p.node.is_none() && p.node_prefix.is_none()) {
+    for panics in expectation
+        .panics
+        .iter()
+        .filter(|p| p.upgrade && p.node.is_none() && p.node_prefix.is_none() && p.image.is_none())
+    {
         if let Some(count) = panics.count {
             parts.push(format!("{count} upgrade panics"));
         }
