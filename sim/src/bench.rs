@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::scenario::format::{
-    ChainSpec, ConditionExpectation, Edit, Expectation, ImageSpec, Manifests, NodeExpectation, ObjectKind, Step,
+    ChainSpec, Edit, EventsMatcher, Expectation, ImageSpec, Manifests, Matcher, NodeSet, ObjectCheck, ObjectKind, Step,
     WorldSpec,
 };
 use crate::scenario::{self, Observer, Scenario};
@@ -69,39 +69,48 @@ pub fn standard_rollout(replicas: u32) -> Scenario {
             },
         },
     });
-    let condition = |reason: &str| ConditionExpectation {
-        type_: "RolloutInProgress".into(),
-        status: Some("False".into()),
-        reason: Some(reason.into()),
-        message_contains: Vec::new(),
-        absent: false,
+    // The deployment Ready, its rollout condition False with this reason.
+    let ready_with = |reason: &str| ObjectCheck {
+        fields: vec![
+            ("status.phase".to_owned(), equals("Ready")),
+            ("status.conditions.RolloutInProgress.status".to_owned(), equals("False")),
+            ("status.conditions.RolloutInProgress.reason".to_owned(), equals(reason)),
+        ],
+        ..ObjectCheck::default()
     };
     let ready = Expectation {
         within: Some(READY_WITHIN),
         deployment: Some(DEPLOYMENT.into()),
-        phase: Some("Ready".into()),
-        conditions: vec![condition("NoRollout")],
+        is: Some(ready_with("NoRollout")),
         ..expectation()
     };
     let rolled = Expectation {
         within: Some(ROLLED_WITHIN),
         deployment: Some(DEPLOYMENT.into()),
-        phase: Some("Ready".into()),
-        conditions: vec![condition("RolloutComplete")],
-        events: vec!["RolloutStarted".into(), "RolloutComplete".into()],
+        is: Some(ready_with("RolloutComplete")),
+        events: vec![EventsMatcher {
+            in_order: Some(vec!["RolloutStarted".into(), "RolloutComplete".into()]),
+            ..EventsMatcher::default()
+        }],
         ..expectation()
     };
     // Every node, checked once the rollout says it is complete (an expectation without `within` is checked at
     // that instant only, so the bench does not pay for reading N nodes on every tick of the wait).
-    let node = NodeExpectation {
-        image: Some(TO_IMAGE.into()),
-        current_image: Some(TO_IMAGE.into()),
-        phase: Some("Running".into()),
-        sidecar_ready: Some(true),
-        ..NodeExpectation::default()
+    let node = ObjectCheck {
+        fields: vec![
+            ("spec.image".to_owned(), equals(TO_IMAGE)),
+            ("status.currentImage".to_owned(), equals(TO_IMAGE)),
+            ("status.phase".to_owned(), equals("Running")),
+            ("status.sidecarReady".to_owned(), Matcher { equals: Some(json!(true)), ..Matcher::default() }),
+        ],
+        ..ObjectCheck::default()
     };
     let every_node = Expectation {
-        nodes: (0..replicas).map(|i| (format!("{DEPLOYMENT}-{i}"), node.clone())).collect(),
+        nodes: vec![NodeSet {
+            names: (0..replicas).map(|i| format!("{DEPLOYMENT}-{i}")).collect(),
+            are: Some(node),
+            ..NodeSet::default()
+        }],
         ..expectation()
     };
     let image = |version: &str| ImageSpec {
@@ -148,6 +157,11 @@ pub fn standard_rollout(replicas: u32) -> Scenario {
 
 fn expectation() -> Expectation {
     Expectation::default()
+}
+
+/// A field matcher for one text.
+fn equals(text: &str) -> Matcher {
+    Matcher { equals: Some(json!(text)), ..Matcher::default() }
 }
 
 /// One measured run (or, for the suite, the sum of its runs).
@@ -438,7 +452,9 @@ mod tests {
     fn the_standard_rollout_checks_every_node() {
         let scenario = standard_rollout(5);
         let Some(Step::Expect(last)) = scenario.timeline.last() else { panic!("the rollout ends with a check") };
-        assert_eq!(last.nodes.len(), 5);
-        assert!(last.nodes.values().all(|n| n.current_image.as_deref() == Some(TO_IMAGE)));
+        let [set] = last.nodes.as_slice() else { panic!("one node set") };
+        assert_eq!(set.names.len(), 5);
+        let current = set.are.as_ref().and_then(|are| are.field("status.currentImage"));
+        assert_eq!(current.and_then(|m| m.equals.clone()), Some(json!(TO_IMAGE)));
     }
 }

@@ -66,7 +66,8 @@ fn a_failing_scenario_prints_the_seed_and_what_failed_and_exits_non_zero() {
         .expect("the scenario exists")
         .replace("name: standalone-seinode", "name: never-ready");
     // A node that must report an image nothing runs: the expectation cannot hold.
-    let broken = format!("{scenario}\n  - expect: {{nodes: {{no-such-node: {{phase: Running}}}}}}\n");
+    let broken =
+        format!("{scenario}\n  - expect: {{nodes: [{{names: no-such-node, are: {{status.phase: Running}}}}]}}\n");
     std::fs::write(&file, broken).expect("written");
     let output = sei_sim(&["run", file.to_str().expect("a UTF-8 path"), "--seed", "7"]);
     let stdout = text(&output.stdout);

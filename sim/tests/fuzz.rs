@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sei_sim::fuzz::case::{FaultOp, Op, UpdateStrategy};
+use sei_sim::fuzz::case::{Op, UpdateStrategy};
 use sei_sim::fuzz::{self, Bounds, FuzzCase, FuzzConfig};
 use sei_sim::scenario;
+use sei_sim::scenario::format::{Fault, RevokedPermission};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -67,10 +68,10 @@ fn a_rollout_to_the_broken_release_fails_reported_with_and_without_faults() {
         replicas: 2,
         validators_switch_secs: 300,
         ops: vec![
-            Op::Fault(FaultOp::OperatorCrash { after_write: Some(1) }),
+            Op::Fault(Fault::OperatorCrash { after_write: Some(1), reconciling: None, until_healed: false }),
             Op::SetImage { release: 4 },
             Op::Wait { secs: 60 },
-            Op::Fault(FaultOp::ApiConflicts { count: 3 }),
+            Op::Fault(Fault::ApiConflicts { count: 3, rate: 0.0, every_other: false }),
         ],
     };
     assert!(case.expects_failed_rollout());
@@ -93,7 +94,11 @@ fn a_crash_aimed_at_the_deployment_reconcile_lands_right_after_the_write_that_st
         validators_switch_secs: 300,
         ops: vec![
             Op::Wait { secs: 120 },
-            Op::Fault(FaultOp::DeploymentReconcileCrash),
+            Op::Fault(Fault::OperatorCrash {
+                after_write: Some(1),
+                reconciling: Some("SeiNodeDeployment".into()),
+                until_healed: false,
+            }),
             Op::SetImage { release: 1 },
             Op::Wait { secs: 30 },
         ],
@@ -252,13 +257,21 @@ fn the_issue_15_faults_render_and_a_leader_change_mid_rollout_passes_every_oracl
         replicas: 2,
         validators_switch_secs: 300,
         ops: vec![
-            Op::Fault(FaultOp::PodDelete { ordinal: 0 }),
-            Op::Fault(FaultOp::LostResponses { count: 3, gateway_timeout: true }),
-            Op::Fault(FaultOp::ApiRefusals { secs: 20, status: 429, retry_after_secs: 2 }),
-            Op::Fault(FaultOp::RevokePermission { which: 0 }),
+            Op::Fault(Fault::PodDelete { node: "fuzz-0".into(), bootstrap: false }),
+            Op::Fault(Fault::LostResponses { count: 3, rate: 0.0, gateway_timeout: true }),
+            Op::Fault(Fault::ApiRefusals {
+                duration: Duration::from_secs(20),
+                status: 429,
+                retry_after: Some(Duration::from_secs(2)),
+            }),
+            Op::Fault(Fault::RevokePermission(RevokedPermission {
+                group: String::new(),
+                resource: "persistentvolumeclaims".into(),
+                verb: "update".into(),
+            })),
             Op::SetImage { release: 1 },
             Op::Wait { secs: 20 },
-            Op::Fault(FaultOp::ReplicaPause { secs: 60 }),
+            Op::Fault(Fault::ReplicaPause { replica: None, duration: Duration::from_secs(60) }),
             Op::Wait { secs: 60 },
         ],
     };

@@ -1,6 +1,7 @@
 //! A generated run: one SeiNodeDeployment, a chain, and a timeline of user operations and faults with waits
 //! between them — and its rendering as a scenario file, so what the fuzzer runs and what it writes out for a
-//! failure are the same text.
+//! failure are the same text. Its faults are the scenario format's own ([`crate::scenario::format::Fault`]):
+//! one vocabulary for what a scenario injects, whoever wrote it.
 //!
 //! The generator only builds runs whose right outcome is known, so an oracle failure is an operator bug and not
 //! a user's mistake: InPlace and BlueGreen runs move between releases that process the same blocks (the chain's
@@ -19,6 +20,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
+
+use crate::scenario::format::{Fault, RevokedPermission};
 
 /// The deployment every run creates.
 pub const DEPLOYMENT: &str = "fuzz";
@@ -82,100 +85,13 @@ impl UpdateStrategy {
     }
 }
 
-/// A fault, as the scenario format names it; nodes by ordinal of the deployment's first node set.
-#[derive(Clone, Debug, PartialEq)]
-pub enum FaultOp {
-    PodCrash {
-        ordinal: u32,
-    },
-    SidecarRestart {
-        ordinal: u32,
-    },
-    OperatorCrash {
-        after_write: Option<u32>,
-    },
-    /// The operator crashes right after the first write of the next reconcile of the deployment that writes
-    /// (armed until then, or a heal): when the deployment is at rest, the one that detects the next edit — the
-    /// reconcile whose writes must each leave a status a restarted operator can continue from.
-    DeploymentReconcileCrash,
-    StaleReads {
-        versions: u64,
-    },
-    DropWatchEvents {
-        count: u32,
-    },
-    Partition {
-        worker: u32,
-    },
-    Latency {
-        worker: u32,
-        millis: u64,
-    },
-    WorkerCrash {
-        worker: u32,
-        secs: u64,
-    },
-    ApiConflicts {
-        count: u32,
-    },
-    ApiConflictRate {
-        percent: u32,
-    },
-    ApiErrors {
-        count: u32,
-    },
-    /// The pod object of a node deleted through the API: a drain or an eviction, not a crash. (Not a bootstrap
-    /// Job's pod: whether one is live at a generated moment is timing, and naming none is an error.)
-    PodDelete {
-        ordinal: u32,
-    },
-    /// The next `count` writes applied with their responses lost (as 504s the client re-sends, or timeouts).
-    LostResponses {
-        count: u32,
-        gateway_timeout: bool,
-    },
-    /// Every write loses its response with this probability, until a heal.
-    LostResponseRate {
-        percent: u32,
-        gateway_timeout: bool,
-    },
-    /// The API server refuses every call for `secs`: 429 (with `retry_after_secs`), 503 or 500.
-    ApiRefusals {
-        secs: u64,
-        status: u16,
-        retry_after_secs: u64,
-    },
-    /// An RBAC edit takes one of the permissions the operator uses away, until a heal.
-    RevokePermission {
-        which: usize,
-    },
-    /// The leader of two operator replicas crashes, down for `down_secs` (0: restarted at once). A case with any
-    /// replica fault runs two replicas (`world.operatorReplicas: 2`); the unperturbed run of the differential
-    /// oracle runs one.
-    ReplicaCrash {
-        down_secs: u64,
-    },
-    /// The leader is cut off from the API server for `secs`: it stops leading at its renew deadline.
-    ReplicaApiPartition {
-        secs: u64,
-    },
-    /// The leader's process stops for `secs`: past the lease, the standby takes over while its calls in flight land.
-    ReplicaPause {
-        secs: u64,
-    },
+/// Whether a fault needs two operator replicas. A case with any replica fault runs two replicas
+/// (`world.operatorReplicas: 2`); the unperturbed run of the differential oracle runs one.
+fn needs_replicas(fault: &Fault) -> bool {
+    matches!(fault, Fault::ReplicaCrash { .. } | Fault::ReplicaApiPartition { .. } | Fault::ReplicaPause { .. })
 }
 
-impl FaultOp {
-    /// Whether this fault needs two operator replicas.
-    fn needs_replicas(&self) -> bool {
-        matches!(
-            self,
-            FaultOp::ReplicaCrash { .. } | FaultOp::ReplicaApiPartition { .. } | FaultOp::ReplicaPause { .. }
-        )
-    }
-}
-
-/// Permissions the operator's rollouts use, for `FaultOp::RevokePermission`: (resource, verb).
+/// Permissions the operator's rollouts use, for the generated `revokePermission` faults: (resource, verb).
 const REVOCABLE: &[(&str, &str)] = &[
     ("persistentvolumeclaims", "update"),
     ("services", "update"),
@@ -211,7 +127,8 @@ pub enum Op {
     /// HardFork runs keep their strategy: the outcome of a broken release depends on the strategy).
     ToggleStrategy,
     Delete,
-    Fault(FaultOp),
+    /// A fault, in the scenario format's own vocabulary: what the fuzzer generates is what a case file says.
+    Fault(Fault),
     Heal,
     /// A→B→A: edit the image to another good release and, `after_secs` later, back to the one before. Under
     /// BlueGreen / HardFork a revert that lands before the traffic switch cancels the rollout (issue #14).
@@ -455,34 +372,81 @@ fn aimed_at(strategy: UpdateStrategy) -> impl proptest::strategy::Strategy<Value
     ]
 }
 
-fn fault(max_replicas: u32) -> impl proptest::strategy::Strategy<Value = FaultOp> {
+/// Faults of the scenario format, nodes named by ordinal of the deployment's first node set. (Each arm draws
+/// what it always drew: the same seed generates the same cases as before the fuzzer spoke the format's
+/// vocabulary.)
+fn fault(max_replicas: u32) -> impl proptest::strategy::Strategy<Value = Fault> {
     let ordinal = 0..max_replicas;
     let worker = 0..WORKERS;
+    let node = |ordinal: u32| format!("{DEPLOYMENT}-{ordinal}");
+    let secs = Duration::from_secs;
+    let operator_crash = |after_write: Option<u32>, reconciling: Option<String>| Fault::OperatorCrash {
+        after_write,
+        reconciling,
+        until_healed: false,
+    };
     prop_oneof![
-        ordinal.clone().prop_map(|ordinal| FaultOp::PodCrash { ordinal }),
-        ordinal.clone().prop_map(|ordinal| FaultOp::SidecarRestart { ordinal }),
-        proptest::option::of(1u32..8).prop_map(|after_write| FaultOp::OperatorCrash { after_write }),
-        Just(FaultOp::DeploymentReconcileCrash),
-        (1u64..6).prop_map(|versions| FaultOp::StaleReads { versions }),
-        (1u32..5).prop_map(|count| FaultOp::DropWatchEvents { count }),
-        worker.clone().prop_map(|worker| FaultOp::Partition { worker }),
-        (worker.clone(), 100u64..3000).prop_map(|(worker, millis)| FaultOp::Latency { worker, millis }),
+        ordinal.clone().prop_map(move |ordinal| Fault::PodCrash { node: node(ordinal) }),
+        ordinal.clone().prop_map(move |ordinal| Fault::SidecarRestart { node: node(ordinal) }),
+        proptest::option::of(1u32..8).prop_map(move |after_write| operator_crash(after_write, None)),
+        // Right after the first write of the next reconcile of the deployment that writes (armed until then, or
+        // a heal): when the deployment is at rest, the one that detects the next edit — the reconcile whose
+        // writes must each leave a status a restarted operator can continue from.
+        Just(operator_crash(Some(1), Some("SeiNodeDeployment".into()))),
+        (1u64..6).prop_map(|versions| Fault::StaleReads { versions }),
+        (1u32..5).prop_map(|count| Fault::DropWatchEvents { count }),
+        worker.clone().prop_map(|worker| Fault::Partition { worker }),
+        (worker.clone(), 100u64..3000)
+            .prop_map(|(worker, millis)| Fault::Latency { worker, delay: Duration::from_millis(millis) }),
         // Past 340 s down (NotReady at 40 s, then the 300 s `unreachable` toleration) its pods are evicted.
-        (worker, prop_oneof![30u64..180, 340u64..600]).prop_map(|(worker, secs)| FaultOp::WorkerCrash { worker, secs }),
-        (1u32..12).prop_map(|count| FaultOp::ApiConflicts { count }),
-        (10u32..60).prop_map(|percent| FaultOp::ApiConflictRate { percent }),
-        (1u32..12).prop_map(|count| FaultOp::ApiErrors { count }),
-        ordinal.clone().prop_map(|ordinal| FaultOp::PodDelete { ordinal }),
-        (1u32..8, proptest::bool::ANY)
-            .prop_map(|(count, gateway_timeout)| FaultOp::LostResponses { count, gateway_timeout }),
-        (10u32..40, proptest::bool::ANY)
-            .prop_map(|(percent, gateway_timeout)| FaultOp::LostResponseRate { percent, gateway_timeout }),
-        (10u64..240, prop_oneof![Just(429u16), Just(503), Just(500)], 1u64..30)
-            .prop_map(|(secs, status, retry_after_secs)| FaultOp::ApiRefusals { secs, status, retry_after_secs }),
-        (0..REVOCABLE.len()).prop_map(|which| FaultOp::RevokePermission { which }),
-        prop_oneof![Just(0u64), 20u64..120].prop_map(|down_secs| FaultOp::ReplicaCrash { down_secs }),
-        (10u64..90).prop_map(|secs| FaultOp::ReplicaApiPartition { secs }),
-        (10u64..90).prop_map(|secs| FaultOp::ReplicaPause { secs }),
+        (worker, prop_oneof![30u64..180, 340u64..600]).prop_map(move |(worker, down)| Fault::WorkerCrash {
+            worker: Some(worker),
+            hosting: None,
+            bootstrap: false,
+            down_for: Some(secs(down)),
+        }),
+        (1u32..12).prop_map(|count| Fault::ApiConflicts { count, rate: 0.0, every_other: false }),
+        (10u32..60).prop_map(|percent| Fault::ApiConflicts {
+            count: 0,
+            rate: f64::from(percent) / 100.0,
+            every_other: false
+        }),
+        (1u32..12).prop_map(|count| Fault::ApiErrors { count, rate: 0.0 }),
+        // The pod object of a node deleted through the API: a drain or an eviction, not a crash. (Not a bootstrap
+        // Job's pod: whether one is live at a generated moment is timing, and naming none is an error.)
+        ordinal.clone().prop_map(move |ordinal| Fault::PodDelete { node: node(ordinal), bootstrap: false }),
+        (1u32..8, proptest::bool::ANY).prop_map(|(count, gateway_timeout)| Fault::LostResponses {
+            count,
+            rate: 0.0,
+            gateway_timeout
+        }),
+        (10u32..40, proptest::bool::ANY).prop_map(|(percent, gateway_timeout)| Fault::LostResponses {
+            count: 0,
+            rate: f64::from(percent) / 100.0,
+            gateway_timeout
+        }),
+        (10u64..240, prop_oneof![Just(429u16), Just(503), Just(500)], 1u64..30).prop_map(
+            move |(duration, status, retry_after)| Fault::ApiRefusals {
+                duration: secs(duration),
+                status,
+                retry_after: (status == 429).then(|| secs(retry_after)),
+            }
+        ),
+        (0..REVOCABLE.len()).prop_map(|which| {
+            let (resource, verb) = REVOCABLE[which];
+            Fault::RevokePermission(RevokedPermission {
+                group: String::new(),
+                resource: resource.into(),
+                verb: verb.into(),
+            })
+        }),
+        // The leader crashes, down for a while (0: restarted at once).
+        prop_oneof![Just(0u64), 20u64..120]
+            .prop_map(move |down| Fault::ReplicaCrash { replica: None, down_for: (down > 0).then(|| secs(down)) }),
+        // The leader cut off from the API server: it stops leading at its renew deadline.
+        (10u64..90).prop_map(move |duration| Fault::ReplicaApiPartition { replica: None, duration: secs(duration) }),
+        // The leader's process stops: past the lease, the standby takes over while its calls in flight land.
+        (10u64..90).prop_map(move |duration| Fault::ReplicaPause { replica: None, duration: secs(duration) }),
     ]
 }
 
@@ -514,7 +478,7 @@ impl FuzzCase {
 
     /// The world: two operator replicas when a kept fault needs them.
     fn world(&self, perturbed: bool) -> Value {
-        let replicas = perturbed && self.ops.iter().any(|op| matches!(op, Op::Fault(f) if f.needs_replicas()));
+        let replicas = perturbed && self.ops.iter().any(|op| matches!(op, Op::Fault(f) if needs_replicas(f)));
         if replicas { json!({"workers": WORKERS, "operatorReplicas": 2}) } else { json!({"workers": WORKERS}) }
     }
 
@@ -526,7 +490,8 @@ impl FuzzCase {
             // refuses the chain's current blocks — a user's mistake, not the operator's. A bad release likewise
             // replaces a running one: an edit landing before the first reconcile would become the baseline, and
             // nodes created on it are a different outcome than a rollout to it.
-            timeline.push(json!({"expect": {"within": "15m", "deployment": DEPLOYMENT, "phase": "Ready"}}));
+            timeline
+                .push(json!({"expect": {"within": "15m", "deployment": DEPLOYMENT, "is": {"status.phase": "Ready"}}}));
         }
         timeline.extend(walk.steps);
         if walk.final_image == Some(MISSING_RELEASE) {
@@ -654,7 +619,7 @@ impl FuzzCase {
                     set_image(&mut template, target, steps);
                     steps.push(wait(*after_secs));
                     if perturbed {
-                        steps.push(json!({"fault": fault_value(&FaultOp::StaleReads { versions: *versions })}));
+                        steps.push(json!({"fault": fault_value(&Fault::StaleReads { versions: *versions })}));
                     }
                 }
                 Op::LongWait { secs } => steps.push(wait(*secs)),
@@ -709,12 +674,14 @@ impl FuzzCase {
                     steps.push(edit(json!({"spec.deletionPolicy": "Retain"})));
                     steps.push(json!({"delete": {"kind": "SeiNodeDeployment", "name": DEPLOYMENT}}));
                     let gone = format!("SeiNodeDeployment/{DEPLOYMENT}");
-                    steps.push(json!({"expect": {"within": "10m", "absent": [gone]}}));
+                    steps.push(json!({"expect": {"within": "10m", "objects": {gone: {"exists": false}}}}));
                     steps.push(json!({"apply": {"objects": [self.deployment(&template)]}}));
                     // Adopted before anything else happens to it: deleted before its first reconcile, the
                     // deployment would leave the retained nodes ownerless — on whatever image they ran, the
                     // missing one included, where they never come to rest and no one is left to fix them.
-                    steps.push(json!({"expect": {"within": "10m", "deployment": DEPLOYMENT, "adoptedAll": true}}));
+                    steps.push(
+                        json!({"expect": {"within": "10m", "deployment": DEPLOYMENT, "is": {"adoptedAll": true}}}),
+                    );
                 }
             }
             if matches!(op, Op::SetImage { release } if *release >= good_releases(self.strategy).len()) {
@@ -930,46 +897,29 @@ fn registry() -> Value {
     })
 }
 
-fn fault_value(fault: &FaultOp) -> Value {
-    let node = |ordinal: &u32| format!("{DEPLOYMENT}-{ordinal}");
-    match fault {
-        FaultOp::PodCrash { ordinal } => json!({"podCrash": {"node": node(ordinal)}}),
-        FaultOp::SidecarRestart { ordinal } => json!({"sidecarRestart": {"node": node(ordinal)}}),
-        FaultOp::OperatorCrash { after_write: None } => json!({"operatorCrash": {}}),
-        FaultOp::OperatorCrash { after_write: Some(write) } => json!({"operatorCrash": {"afterWrite": write}}),
-        FaultOp::DeploymentReconcileCrash => {
-            json!({"operatorCrash": {"afterWrite": 1, "reconciling": "SeiNodeDeployment"}})
-        }
-        FaultOp::StaleReads { versions } => json!({"staleReads": {"versions": versions}}),
-        FaultOp::DropWatchEvents { count } => json!({"dropWatchEvents": {"count": count}}),
-        FaultOp::Partition { worker } => json!({"partition": {"worker": worker}}),
-        FaultOp::Latency { worker, millis } => {
-            json!({"latency": {"worker": worker, "delay": format!("{millis}ms")}})
-        }
-        FaultOp::WorkerCrash { worker, secs } => json!({"workerCrash": {"worker": worker, "for": format!("{secs}s")}}),
-        FaultOp::ApiConflicts { count } => json!({"apiConflicts": {"count": count}}),
-        FaultOp::ApiConflictRate { percent } => json!({"apiConflicts": {"rate": f64::from(*percent) / 100.0}}),
-        FaultOp::ApiErrors { count } => json!({"apiErrors": {"count": count}}),
-        FaultOp::PodDelete { ordinal } => json!({"podDelete": {"node": node(ordinal)}}),
-        FaultOp::LostResponses { count, gateway_timeout } => {
-            json!({"lostResponses": {"count": count, "gatewayTimeout": gateway_timeout}})
-        }
-        FaultOp::LostResponseRate { percent, gateway_timeout } => {
-            json!({"lostResponses": {"rate": f64::from(*percent) / 100.0, "gatewayTimeout": gateway_timeout}})
-        }
-        FaultOp::ApiRefusals { secs, status: 429, retry_after_secs } => {
-            json!({"apiRefusals": {"for": format!("{secs}s"), "status": 429, "retryAfter": format!("{retry_after_secs}s")}})
-        }
-        FaultOp::ApiRefusals { secs, status, .. } => {
-            json!({"apiRefusals": {"for": format!("{secs}s"), "status": status}})
-        }
-        FaultOp::ReplicaCrash { down_secs: 0 } => json!({"replicaCrash": {}}),
-        FaultOp::ReplicaCrash { down_secs } => json!({"replicaCrash": {"for": format!("{down_secs}s")}}),
-        FaultOp::ReplicaApiPartition { secs } => json!({"replicaApiPartition": {"for": format!("{secs}s")}}),
-        FaultOp::ReplicaPause { secs } => json!({"replicaPause": {"for": format!("{secs}s")}}),
-        FaultOp::RevokePermission { which } => {
-            let (resource, verb) = REVOCABLE.get(*which).copied().unwrap_or(REVOCABLE[0]);
-            json!({"revokePermission": {"resource": resource, "verb": verb}})
+/// A fault as a timeline step writes it: the scenario format's own serialization.
+fn fault_value(fault: &Fault) -> Value {
+    serde_json::to_value(fault).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    use super::*;
+
+    /// What the fuzzer writes for a fault is that fault: a failing case file replays the run that failed.
+    #[test]
+    fn every_generated_fault_reads_back_as_itself() {
+        let mut runner = TestRunner::deterministic();
+        let strategy = fault(4);
+        for _ in 0..500 {
+            let generated = strategy.new_tree(&mut runner).map(|tree| tree.current());
+            let Ok(generated) = generated else { panic!("a fault is generated") };
+            let written = fault_value(&generated);
+            let read: Fault = serde_json::from_value(written.clone()).unwrap_or_else(|e| panic!("{written}: {e}"));
+            assert_eq!(read, generated, "{written}");
         }
     }
 }

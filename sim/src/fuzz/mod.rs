@@ -448,7 +448,7 @@ mod tests {
             replicas: 2,
             validators_switch_secs: 300,
             ops: vec![
-                case::Op::Fault(case::FaultOp::Partition { worker: 1 }),
+                case::Op::Fault(crate::scenario::format::Fault::Partition { worker: 1 }),
                 case::Op::SetImage { release: 1 },
                 case::Op::Heal,
                 case::Op::Wait { secs: 30 },

@@ -1,22 +1,21 @@
 //! Expectations of a scenario step: which of the checks an `expect` step lists do not hold in the world now,
 //! each described so a failure report says what was wanted and what was seen, and what the step remembers for
-//! later steps once it holds.
+//! later steps once it holds. Every check only reads the world: when a check runs, or in which order, changes
+//! nothing a run does.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
 use sei_operator_core::api::template_hash;
-use sei_operator_core::api::{Plan, PlanPhase, SeiNode, SeiNodeDeployment, TaskStatus};
+use sei_operator_core::api::{PlanPhase, SeiNode, SeiNodeDeployment, TaskStatus};
 use sei_operator_core::cluster::Event;
-use sei_operator_core::objects::meta::{LABEL_DEPLOYMENT, LABEL_REVISION, find_condition, is_controlled_by};
-use serde::Serialize;
+use sei_operator_core::objects::meta::{LABEL_DEPLOYMENT, LABEL_REVISION, is_controlled_by};
 use serde_json::Value;
 
 use super::format::{
-    ConditionExpectation, Expectation, NodeExpectation, ObjectKind, ObjectPath, PlanExpectation,
-    SubmissionsExpectation, TraceExpectation, ValueExpectation,
+    CheckedKind, EventsMatcher, Expectation, Matcher, NodeSet, NodeSetKind, ObjectCheck, ObjectPath, PanicsMatcher,
+    PodCheck, SubmissionsExpectation, TraceExpectation,
 };
 use crate::kube::pod::Seid;
 use crate::world::World;
@@ -77,16 +76,25 @@ struct Judge<'a> {
     checked: Checked,
 }
 
+/// The deployment an expectation names, as read when it is checked.
+struct Deployment {
+    name: String,
+    object: SeiNodeDeployment,
+}
+
 impl Judge<'_> {
     fn fail(&mut self, message: String) {
         self.checked.unmet.push(message);
     }
 
     fn all(&mut self, expectation: &Expectation) {
-        self.deployment(expectation);
+        let deployment = self.deployment(expectation);
+        self.node_sets(expectation, deployment.as_ref());
+        self.objects(expectation);
         self.events(expectation);
-        self.nodes(expectation);
-        self.namespace_wide(expectation);
+        for matcher in &expectation.panics {
+            self.panics("", matcher);
+        }
         self.revisions(expectation);
         if let Some(submissions) = &expectation.sidecar_submissions {
             self.submissions(submissions);
@@ -112,27 +120,142 @@ impl Judge<'_> {
         }
     }
 
-    /// A value not known in advance: set or not, remembered, the same as or other than one remembered.
-    fn value(&mut self, what: &str, actual: Option<&str>, wanted: &ValueExpectation) {
-        match (wanted.set, actual) {
-            (Some(true), None) => self.fail(format!("{what} is not set")),
-            (Some(false), Some(value)) => self.fail(format!("{what} is {value:?}, not unset")),
+    /// The named deployment, which must exist, and its `is` checks. `None` when none is named or it is missing
+    /// (reported), so the checks of its node sets are skipped.
+    fn deployment(&mut self, expectation: &Expectation) -> Option<Deployment> {
+        let Some(name) = &expectation.deployment else {
+            let of_deployment = expectation
+                .nodes
+                .iter()
+                .any(|set| matches!(set.of, Some(NodeSetKind::Children | NodeSetKind::Service)));
+            if expectation.is.is_some() || of_deployment {
+                self.fail(
+                    "the expectation names no `deployment` for its `is` or its node sets of children or service".into(),
+                );
+            }
+            return None;
+        };
+        let Ok(object) = self.world.get::<SeiNodeDeployment>(self.namespace, name) else {
+            self.fail(format!("SeiNodeDeployment {name} does not exist"));
+            return None;
+        };
+        let deployment = Deployment { name: name.clone(), object };
+        if let Some(check) = &expectation.is {
+            let value = serde_json::to_value(&deployment.object).unwrap_or(Value::Null);
+            let what = format!("SeiNodeDeployment {name}");
+            if check.exists == Some(false) {
+                self.fail(format!("{what} still exists"));
+            }
+            self.fields(&what, &value, check);
+            self.deployment_facts(&deployment, check);
+            if check.pod.is_some() || !check.panics.is_empty() {
+                self.fail(format!("{what}: `pod` and `panics` are checks of a SeiNode"));
+            }
+        }
+        Some(deployment)
+    }
+
+    /// The derived facts about a deployment an object check asks for: its plan's current task, whether its
+    /// latest spec is rolled out, whether it adopted every node labelled with its name.
+    fn deployment_facts(&mut self, deployment: &Deployment, check: &ObjectCheck) {
+        let (name, object) = (&deployment.name, &deployment.object);
+        let status = object.status.clone().unwrap_or_default();
+        if let Some(task) = &check.current_task {
+            let current = status
+                .plan
+                .as_ref()
+                .filter(|p| p.phase == PlanPhase::Active)
+                .and_then(|p| p.tasks.iter().find(|t| t.status != TaskStatus::Complete))
+                .map(|t| t.type_.as_str());
+            if current != Some(task.as_str()) {
+                let seen = current.map_or("no active plan".to_owned(), |t| format!("{t:?}"));
+                self.fail(format!("SeiNodeDeployment {name} plan is at {seen}, not {task:?}"));
+            }
+        }
+        if let Some(rolled_out) = check.latest_spec_rolled_out {
+            let latest = template_hash(&object.spec.template.spec);
+            if (status.template_hash.as_deref() == Some(latest.as_str())) != rolled_out {
+                self.fail(format!(
+                    "SeiNodeDeployment {name} templateHash is {:?} and the current template's is {latest:?}: the \
+                     latest spec is {}",
+                    status.template_hash,
+                    if rolled_out { "not rolled out" } else { "rolled out" }
+                ));
+            }
+        }
+        if let Some(wanted) = check.adopted_all {
+            let uid = object.metadata.uid.clone().unwrap_or_default();
+            let orphans = self.node_names_with_deleting(|n| {
+                n.metadata.deletion_timestamp.is_none()
+                    && n.metadata.labels.as_ref().and_then(|l| l.get(LABEL_DEPLOYMENT)) == Some(name)
+                    && !is_controlled_by(&n.metadata, &uid)
+            });
+            if orphans.is_empty() != wanted {
+                self.fail(format!("SeiNodeDeployment {name} has labelled SeiNodes it does not control: {orphans:?}"));
+            }
+        }
+    }
+
+    /// Every field matcher of `check` against `object` (`what` names it).
+    fn fields(&mut self, what: &str, object: &Value, check: &ObjectCheck) {
+        for (path, matcher) in &check.fields {
+            let actual = field_at(object, path);
+            self.matcher(&format!("{what} {path}"), actual.unwrap_or(&Value::Null), matcher);
+        }
+    }
+
+    /// One matcher against the value it reads (`null` for a missing field).
+    fn matcher(&mut self, what: &str, actual: &Value, wanted: &Matcher) {
+        if let Some(want) = &wanted.equals
+            && actual != want
+        {
+            self.fail(format!("{what} is {actual}, not {want}"));
+        }
+        if let Some(other) = &wanted.not
+            && actual == other
+        {
+            self.fail(format!("{what} is {actual}, wanted anything else"));
+        }
+        match (wanted.present, actual.is_null()) {
+            (Some(true), true) => self.fail(format!("{what} is not set")),
+            (Some(false), false) => self.fail(format!("{what} is {actual}, not unset")),
             _ => {}
         }
+        for part in &wanted.contains {
+            let holds = match (actual, part) {
+                (Value::String(text), Value::String(part)) => text.contains(part.as_str()),
+                (Value::Array(items), part) => items.contains(part),
+                _ => false,
+            };
+            if !holds {
+                self.fail(format!("{what} is {actual}, which does not contain {part}"));
+            }
+        }
+        if let Some(options) = &wanted.one_of
+            && !options.contains(actual)
+        {
+            self.fail(format!("{what} is {actual}, not one of {options:?}"));
+        }
+        if let Some(floor) = wanted.above
+            && actual.as_i64().is_none_or(|n| n <= floor)
+        {
+            self.fail(format!("{what} is {actual}, not above {floor}"));
+        }
+        let text = remembered_text(actual);
         if let Some(name) = &wanted.remember {
-            match actual {
+            match &text {
                 Some(value) => {
-                    self.checked.remembered.insert(name.clone(), value.to_owned());
+                    self.checked.remembered.insert(name.clone(), value.clone());
                 }
                 None => self.fail(format!("{what} is not set, so there is nothing to remember as {name:?}")),
             }
         }
-        let recalled = |name: &String| self.memory.values.get(name).map(String::as_str);
+        let recalled = |name: &String| self.memory.values.get(name).cloned();
         if let Some(name) = &wanted.same_as {
             match recalled(name) {
                 None => self.fail(format!("{what}: no earlier expectation remembered {name:?}")),
-                Some(value) if actual != Some(value) => {
-                    self.fail(format!("{what} is {actual:?}, not {value:?} (remembered as {name:?})"))
+                Some(value) if text.as_ref() != Some(&value) => {
+                    self.fail(format!("{what} is {text:?}, not {value:?} (remembered as {name:?})"))
                 }
                 Some(_) => {}
             }
@@ -140,7 +263,7 @@ impl Judge<'_> {
         if let Some(name) = &wanted.different_from {
             match recalled(name) {
                 None => self.fail(format!("{what}: no earlier expectation remembered {name:?}")),
-                Some(value) if actual == Some(value) => {
+                Some(value) if text.as_ref() == Some(&value) => {
                     self.fail(format!("{what} is still {value:?} (remembered as {name:?})"))
                 }
                 Some(_) => {}
@@ -148,153 +271,234 @@ impl Judge<'_> {
         }
     }
 
-    fn plan(&mut self, what: &str, plan: Option<&Plan>, wanted: &PlanExpectation) {
-        if let Some(phase) = &wanted.phase {
-            let actual = plan.map(|p| format!("{:?}", p.phase));
-            if actual.as_ref() != Some(phase) {
-                self.fail(format!("{what} phase is {actual:?}, not {phase:?}"));
+    /// Each node set: who is in it, and what holds of its nodes.
+    fn node_sets(&mut self, expectation: &Expectation, deployment: Option<&Deployment>) {
+        for set in &expectation.nodes {
+            if let Err(wrong) = set.validate() {
+                self.fail(wrong);
+                continue;
             }
-        }
-        if let Some(id) = &wanted.id {
-            self.value(&format!("{what} id"), plan.map(|p| p.id.as_str()), id);
-        }
-        if let Some(task) = &wanted.current_task {
-            let current = plan
-                .filter(|p| p.phase == PlanPhase::Active)
-                .and_then(|p| p.tasks.iter().find(|t| t.status != TaskStatus::Complete))
-                .map(|t| t.type_.as_str());
-            if current != Some(task.as_str()) {
-                let seen = current.map_or("no active plan".to_owned(), |t| format!("{t:?}"));
-                self.fail(format!("{what} is at {seen}, not {task:?}"));
-            }
-        }
-        if let Some(wanted) = &wanted.tasks {
-            let tasks: Vec<&str> = plan.iter().flat_map(|p| &p.tasks).map(|t| t.type_.as_str()).collect();
-            if tasks != *wanted {
-                self.fail(format!("{what} tasks are {tasks:?}, not {wanted:?}"));
-            }
+            let Some(kind) = set.of else {
+                for name in &set.names {
+                    let check = set.are.clone().unwrap_or_default();
+                    match self.world.get::<SeiNode>(self.namespace, name) {
+                        Err(_) if check.exists == Some(false) => {}
+                        Err(_) => self.fail(format!("SeiNode {name} does not exist")),
+                        Ok(_) if check.exists == Some(false) => self.fail(format!("SeiNode {name} still exists")),
+                        Ok(node) => self.node(name, &node, &check),
+                    }
+                }
+                continue;
+            };
+            self.node_set(expectation.deployment.as_deref(), deployment, kind, set);
         }
     }
 
-    /// The checks about the named deployment: phase, conditions, fields, plan, rollout, Service and children.
-    fn deployment(&mut self, expectation: &Expectation) {
-        let Some(name) = &expectation.deployment else {
-            let wants_deployment = expectation.phase.is_some()
-                || !expectation.conditions.is_empty()
-                || !expectation.fields.is_empty()
-                || expectation.plan.is_some()
-                || expectation.rollout.is_some()
-                || expectation.failed_target_hash.is_some()
-                || expectation.latest_spec_rolled_out.is_some()
-                || expectation.incumbent_nodes.is_some()
-                || expectation.service.is_some()
-                || expectation.children.is_some()
-                || expectation.adopted_all.is_some();
-            if wants_deployment {
-                self.fail("the expectation names no `deployment` for its deployment checks".into());
+    /// A set `of` something: its members, `exactly` who they are, and what holds of each (or of `atLeast`).
+    fn node_set(&mut self, named: Option<&str>, deployment: Option<&Deployment>, kind: NodeSetKind, set: &NodeSet) {
+        let members: Vec<SeiNode> = match kind {
+            NodeSetKind::Namespace => self.live_nodes(),
+            NodeSetKind::Deployment => self
+                .live_nodes()
+                .into_iter()
+                .filter(|n| {
+                    named.is_none_or(|d| {
+                        n.metadata.labels.as_ref().and_then(|l| l.get(LABEL_DEPLOYMENT)).is_some_and(|l| l == d)
+                    })
+                })
+                .collect(),
+            // The deployment is missing (reported) or unnamed (reported): nothing more to say of its sets.
+            NodeSetKind::Children | NodeSetKind::Service if deployment.is_none() => return,
+            NodeSetKind::Children => {
+                let uid = deployment.and_then(|d| d.object.metadata.uid.clone()).unwrap_or_default();
+                self.nodes_with_deleting(|n| is_controlled_by(&n.metadata, &uid))
             }
-            return;
-        };
-        let deployment = match self.world.get::<SeiNodeDeployment>(self.namespace, name) {
-            Ok(deployment) => deployment,
-            Err(_) => return self.fail(format!("SeiNodeDeployment {name} does not exist")),
-        };
-        let status = deployment.status.clone().unwrap_or_default();
-        if let Some(phase) = &expectation.phase {
-            let actual = status.phase.map(|p| format!("{p:?}")).unwrap_or_default();
-            if &actual != phase {
-                self.fail(format!("{name} phase is {actual:?}, not {phase:?}"));
-            }
-        }
-        for failure in condition_failures(name, &status.conditions, &expectation.conditions) {
-            self.fail(failure);
-        }
-        self.checked.unmet.extend(unmet_fields(&format!("SeiNodeDeployment {name}"), &deployment, &expectation.fields));
-        if let Some(plan) = &expectation.plan {
-            self.plan(&format!("{name} plan"), status.plan.as_ref(), plan);
-        }
-        if let Some(rollout) = &expectation.rollout {
-            if let Some(set) = rollout.set
-                && status.rollout.is_some() != set
-            {
-                let seen = status.rollout.as_ref().map(|r| format!("to {}", r.target_hash));
-                self.fail(format!("{name} rollout is {}, not {}", seen.unwrap_or("unset".into()), set_word(set)));
-            }
-            if let Some(entrants) = &rollout.entrant_nodes {
-                let actual = status.rollout.as_ref().map(|r| &r.entrant_nodes);
-                if actual != Some(entrants) {
-                    self.fail(format!("{name} rollout entrants are {actual:?}, not {entrants:?}"));
-                }
-            }
-        }
-        if let Some(failed) = &expectation.failed_target_hash {
-            self.value(&format!("{name} failedTargetHash"), status.failed_target_hash.as_deref(), failed);
-        }
-        if let Some(rolled_out) = expectation.latest_spec_rolled_out {
-            let latest = template_hash(&deployment.spec.template.spec);
-            if (status.template_hash.as_deref() == Some(latest.as_str())) != rolled_out {
-                self.fail(format!(
-                    "{name} templateHash is {:?} and the current template's is {latest:?}: the latest spec is {}",
-                    status.template_hash,
-                    if rolled_out { "not rolled out" } else { "rolled out" }
-                ));
-            }
-        }
-        if let Some(incumbents) = &expectation.incumbent_nodes
-            && &status.incumbent_nodes != incumbents
-        {
-            self.fail(format!("{name} incumbentNodes are {:?}, not {incumbents:?}", status.incumbent_nodes));
-        }
-        if let Some(service) = &expectation.service {
-            let selector =
-                self.world.get::<Service>(self.namespace, name).ok().and_then(|s| s.spec?.selector).unwrap_or_default();
-            if let Some(revision) = &service.revision {
-                let actual = selector.get(LABEL_REVISION).map(String::as_str);
-                self.value(&format!("Service {name} revision"), actual, revision);
-            }
-            if let Some(wanted) = &service.selects {
+            NodeSetKind::Service => {
+                let name = deployment.map(|d| d.name.as_str()).unwrap_or_default();
+                let selector = self
+                    .world
+                    .get::<Service>(self.namespace, name)
+                    .ok()
+                    .and_then(|s| s.spec?.selector)
+                    .unwrap_or_default();
                 // An empty selector selects nothing here: the operator's Service always names its deployment.
-                let selected = if selector.is_empty() {
+                if selector.is_empty() {
                     Vec::new()
                 } else {
-                    self.node_names_with_deleting(|n| {
+                    self.nodes_with_deleting(|n| {
                         n.metadata.labels.as_ref().is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v)))
                     })
-                };
-                if sorted(wanted) != selected {
-                    self.fail(format!("Service {name} selects {selected:?}, not {:?}", sorted(wanted)));
                 }
             }
-        }
-        if let Some(wanted) = &expectation.children {
-            let uid = deployment.metadata.uid.clone().unwrap_or_default();
-            let children = self.node_names_with_deleting(|n| is_controlled_by(&n.metadata, &uid));
-            if sorted(wanted) != children {
-                self.fail(format!("{name} controls SeiNodes {children:?}, not {:?}", sorted(wanted)));
+        };
+        let what = match kind {
+            NodeSetKind::Namespace => "the live SeiNodes".to_owned(),
+            NodeSetKind::Deployment => {
+                format!("the live SeiNodes{}", named.map(|d| format!(" of {d}")).unwrap_or_default())
             }
+            NodeSetKind::Children => format!("the SeiNodes {} controls", named.unwrap_or_default()),
+            NodeSetKind::Service => format!("the SeiNodes Service {} selects", named.unwrap_or_default()),
+        };
+        let mut names: Vec<String> = members.iter().filter_map(|n| n.metadata.name.clone()).collect();
+        names.sort();
+        if let Some(wanted) = &set.exactly
+            && sorted(wanted) != names
+        {
+            self.fail(format!("{what} are {names:?}, not {:?}", sorted(wanted)));
         }
-        if let Some(wanted) = expectation.adopted_all {
-            let uid = deployment.metadata.uid.clone().unwrap_or_default();
-            let orphans = self.node_names_with_deleting(|n| {
-                n.metadata.deletion_timestamp.is_none()
-                    && n.metadata.labels.as_ref().and_then(|l| l.get(LABEL_DEPLOYMENT)) == Some(name)
-                    && !is_controlled_by(&n.metadata, &uid)
-            });
-            if orphans.is_empty() != wanted {
-                self.fail(format!("{name} has labelled SeiNodes it does not control: {orphans:?}"));
+        let Some(check) = &set.are else { return };
+        match set.at_least {
+            None => {
+                if members.is_empty() {
+                    self.fail(format!("{what}: there are none"));
+                }
+                for node in &members {
+                    self.node(node.metadata.name.as_deref().unwrap_or_default(), node, check);
+                }
+            }
+            Some(at_least) => {
+                let (mut matching, mut others) = (Vec::new(), Vec::new());
+                for node in &members {
+                    let name = node.metadata.name.clone().unwrap_or_default();
+                    // A scratch judge: what a node's checks would remember is not this expectation's to keep.
+                    let mut scratch = Judge { checked: Checked::default(), ..*self };
+                    scratch.node(&name, node, check);
+                    match scratch.checked.unmet.into_iter().next() {
+                        None => matching.push(name),
+                        Some(why_not) => others.push(why_not),
+                    }
+                }
+                if u32::try_from(matching.len()).unwrap_or(u32::MAX) < at_least {
+                    self.fail(format!(
+                        "{} of {what} are as wanted ({matching:?}), not at least {at_least}: {}",
+                        matching.len(),
+                        others.join("; ")
+                    ));
+                }
             }
         }
     }
 
-    /// Event sequences, exact lists, counts and matchers, about the deployment (or every object without one).
+    /// Every check of `check` that `node` (named `name`) fails: its stored fields, its pod, its panics.
+    fn node(&mut self, name: &str, node: &SeiNode, check: &ObjectCheck) {
+        let what = format!("SeiNode {name}");
+        let value = serde_json::to_value(node).unwrap_or(Value::Null);
+        self.fields(&what, &value, check);
+        if check.current_task.is_some() || check.latest_spec_rolled_out.is_some() || check.adopted_all.is_some() {
+            self.fail(format!("{what}: currentTask, latestSpecRolledOut and adoptedAll are checks of a deployment"));
+        }
+        for matcher in &check.panics {
+            let mut matcher = matcher.clone();
+            matcher.node = Some(name.to_owned());
+            self.panics(&format!("{what}: "), &matcher);
+        }
+        if let Some(pod) = &check.pod {
+            self.pod(name, pod);
+        }
+    }
+
+    /// What the pod of SeiNode `name` runs.
+    fn pod(&mut self, name: &str, wanted: &PodCheck) {
+        let pod = self.world.pod(self.namespace, &format!("{name}-0"));
+        if let Some(want) = &wanted.seid_config {
+            match pod.as_ref().map(|p| &p.seid) {
+                Some(Seid::Running { run, .. }) => {
+                    let read = serde_json::to_value(&run.config).unwrap_or_default();
+                    if read != *want {
+                        self.fail(format!("SeiNode {name}'s seid runs with config {read}, not {want}"));
+                    }
+                }
+                _ => self.fail(format!("SeiNode {name}'s seid does not run; wanted it with config {want}")),
+            }
+        }
+        if let Some(want) = wanted.seid_restarts {
+            let restarts = pod.as_ref().map(|p| p.restarts);
+            if restarts != Some(want) {
+                self.fail(format!("SeiNode {name}'s pod restarted seid {restarts:?} times, not {want}"));
+            }
+        }
+        if let Some(want) = wanted.ready {
+            let ready = pod.as_ref().is_some_and(|p| p.is_ready());
+            if ready != want {
+                self.fail(format!("SeiNode {name}'s pod is {}, not {}", ready_word(ready), ready_word(want)));
+            }
+        }
+        if let Some(want) = wanted.marked_ready {
+            let sidecar = pod.and_then(|p| p.sidecar);
+            let marked = sidecar.as_ref().is_some_and(|s| s.ready);
+            if marked != want {
+                let seen = match (&sidecar, marked) {
+                    (None, _) => "has no running sidecar",
+                    (Some(_), true) => "is",
+                    (Some(_), false) => "is not",
+                };
+                self.fail(format!("SeiNode {name}'s sidecar {seen} marked ready; wanted marked ready: {want}"));
+            }
+        }
+    }
+
+    /// `objects`: each exists (or not), and its field matchers hold.
+    fn objects(&mut self, expectation: &Expectation) {
+        for (object, check) in &expectation.objects {
+            let what = format!("{:?} {}", object.kind, object.name);
+            let Some(value) = self.read(object) else {
+                if check.exists != Some(false) {
+                    self.fail(format!("{what} does not exist"));
+                }
+                continue;
+            };
+            if check.exists == Some(false) {
+                self.fail(format!("{what} still exists"));
+                continue;
+            }
+            if object.kind == CheckedKind::SeiNode {
+                match serde_json::from_value::<SeiNode>(value) {
+                    Ok(node) => self.node(&object.name, &node, check),
+                    Err(e) => self.fail(format!("{what} does not decode: {e}")),
+                }
+                continue;
+            }
+            self.fields(&what, &value, check);
+            if object.kind == CheckedKind::SeiNodeDeployment {
+                match serde_json::from_value::<SeiNodeDeployment>(value) {
+                    Ok(deployment) => {
+                        let deployment = Deployment { name: object.name.clone(), object: deployment };
+                        self.deployment_facts(&deployment, check);
+                    }
+                    Err(e) => self.fail(format!("{what} does not decode: {e}")),
+                }
+            } else if check.current_task.is_some()
+                || check.latest_spec_rolled_out.is_some()
+                || check.adopted_all.is_some()
+                || check.pod.is_some()
+                || !check.panics.is_empty()
+            {
+                self.fail(format!("{what}: only paths and `exists` are checks of a {:?}", object.kind));
+            }
+        }
+    }
+
+    /// The object `object` names, as stored (serialized), if it exists.
+    fn read(&self, object: &ObjectPath) -> Option<Value> {
+        let (world, namespace, name) = (self.world, self.namespace, object.name.as_str());
+        let value = match object.kind {
+            CheckedKind::SeiNodeDeployment => {
+                serde_json::to_value(world.get::<SeiNodeDeployment>(namespace, name).ok()?)
+            }
+            CheckedKind::SeiNode => serde_json::to_value(world.get::<SeiNode>(namespace, name).ok()?),
+            CheckedKind::Service => serde_json::to_value(world.get::<Service>(namespace, name).ok()?),
+            CheckedKind::Job => serde_json::to_value(world.get::<Job>(namespace, name).ok()?),
+            CheckedKind::PersistentVolumeClaim => {
+                serde_json::to_value(world.get::<PersistentVolumeClaim>(namespace, name).ok()?)
+            }
+        };
+        value.ok()
+    }
+
+    /// The events matchers, about the deployment (or every object without one).
     fn events(&mut self, expectation: &Expectation) {
-        let checks_events = !expectation.events.is_empty()
-            || !expectation.no_events.is_empty()
-            || expectation.only_events.is_some()
-            || !expectation.event_counts.is_empty()
-            || !expectation.events_matching.is_empty();
         // An expectation is polled every tick: copying every event out when none is checked is waste.
-        if !checks_events {
+        if expectation.events.is_empty() {
             return;
         }
         let deployment = expectation.deployment.as_ref();
@@ -306,274 +510,97 @@ impl Judge<'_> {
                 .collect()
         });
         let about = deployment.map_or("any object", String::as_str);
-        let reasons: Vec<&str> = events.iter().map(|e| e.reason.as_str()).collect();
-        if !is_subsequence(&expectation.events, &reasons) {
-            self.fail(format!("events {:?} not seen in order; seen {reasons:?}", expectation.events));
-        }
-        for forbidden in &expectation.no_events {
-            if reasons.contains(&forbidden.as_str()) {
-                self.fail(format!("event {forbidden} was emitted"));
-            }
-        }
-        if let Some(wanted) = &expectation.only_events
-            && reasons != *wanted
-        {
-            self.fail(format!("events about {about} are {reasons:?}, not exactly {wanted:?}"));
-        }
-        for (reason, wanted) in &expectation.event_counts {
-            let count = reasons.iter().filter(|r| *r == reason).count();
-            if u32::try_from(count).ok() != Some(*wanted) {
-                self.fail(format!("{count} {reason} events about {about}, not {wanted}"));
-            }
-        }
-        for matcher in &expectation.events_matching {
-            let matching = events
+        for matcher in &expectation.events {
+            let picked: Vec<&Event> = events
                 .iter()
                 .filter(|e| matcher.type_.as_ref().is_none_or(|t| format!("{:?}", e.type_) == *t))
                 .filter(|e| matcher.reason.as_ref().is_none_or(|r| &e.reason == r))
                 .filter(|e| matcher.message_contains.as_ref().is_none_or(|m| e.message.contains(m.as_str())))
-                .count();
-            let count = u32::try_from(matching).unwrap_or(u32::MAX);
-            if !matcher.count.map_or(count > 0, |wanted| count == wanted) {
-                let wanted = matcher.count.map_or("at least one".to_owned(), |c| format!("exactly {c}"));
+                .collect();
+            let reasons: Vec<&str> = picked.iter().map(|e| e.reason.as_str()).collect();
+            let which = event_filter(matcher);
+            let count = u32::try_from(picked.len()).unwrap_or(u32::MAX);
+            if let Err(wrong) = matcher.validate() {
+                self.fail(wrong);
+                continue;
+            }
+            let has_mode = matcher.in_order.is_some()
+                || matcher.exactly.is_some()
+                || matcher.none.is_some()
+                || matcher.count.is_some()
+                || matcher.at_most.is_some();
+            if let Some(wanted) = &matcher.in_order
+                && !is_subsequence(wanted, &reasons)
+            {
+                self.fail(format!("events{which} {wanted:?} not seen in order about {about}; seen {reasons:?}"));
+            }
+            if let Some(wanted) = &matcher.exactly
+                && reasons != *wanted
+            {
+                self.fail(format!("events{which} about {about} are {reasons:?}, not exactly {wanted:?}"));
+            }
+            for forbidden in matcher.none.iter().flatten() {
+                if reasons.contains(&forbidden.as_str()) {
+                    self.fail(format!("event{which} {forbidden} was emitted about {about}"));
+                }
+            }
+            let wrong_count = match (matcher.count, matcher.at_most) {
+                (Some(exactly), _) => (count != exactly).then(|| format!("exactly {exactly}")),
+                (None, Some(at_most)) => (count > at_most).then(|| format!("at most {at_most}")),
+                (None, None) if !has_mode => (count == 0).then(|| "at least one".to_owned()),
+                (None, None) => None,
+            };
+            if let Some(wanted) = wrong_count {
                 let seen: Vec<String> =
                     events.iter().map(|e| format!("{:?} {}: {}", e.type_, e.reason, e.message)).collect();
-                self.fail(format!("{count} events about {about} match {matcher:?}, wanted {wanted}; seen {seen:?}"));
+                self.fail(format!("{count} events{which} about {about}, wanted {wanted}; seen {seen:?}"));
             }
         }
     }
 
-    /// `nodes` (each named node), `everyNode` (each live node of the deployment or namespace) and the upgrade
-    /// panic total.
-    fn nodes(&mut self, expectation: &Expectation) {
-        for (name, wanted) in &expectation.nodes {
-            match self.world.get::<SeiNode>(self.namespace, name) {
-                Err(_) if wanted.absent => {}
-                Err(_) => self.fail(format!("SeiNode {name} does not exist")),
-                Ok(_) if wanted.absent => self.fail(format!("SeiNode {name} still exists")),
-                Ok(node) => self.node(name, &node, wanted),
-            }
-        }
-        if let Some(wanted) = &expectation.every_node {
-            let deployment = expectation.deployment.as_deref();
-            let nodes: Vec<SeiNode> = self
-                .live_nodes()
-                .into_iter()
-                .filter(|n| {
-                    deployment.is_none_or(|d| {
-                        n.metadata.labels.as_ref().and_then(|l| l.get(LABEL_DEPLOYMENT)).is_some_and(|l| l == d)
-                    })
-                })
-                .collect();
-            if nodes.is_empty() {
-                let of = deployment.map(|d| format!(" of {d}")).unwrap_or_default();
-                self.fail(format!("everyNode: there are no live SeiNodes{of}"));
-            }
-            for node in &nodes {
-                self.node(node.metadata.name.as_deref().unwrap_or_default(), node, wanted);
-            }
-        }
-        if let Some(expected) = expectation.upgrade_panics {
-            let actual = self.world.inspect(|s| s.panics.iter().filter(|p| p.upgrade_panic).count());
-            if u32::try_from(actual).ok() != Some(expected) {
-                self.fail(format!("{actual} upgrade panics, not {expected}"));
-            }
-        }
-    }
-
-    /// Every check of `wanted` that `node` (named `name`) fails: its spec, status, init plan, pod and sidecar.
-    fn node(&mut self, name: &str, node: &SeiNode, wanted: &NodeExpectation) {
-        let status = node.status.clone().unwrap_or_default();
-        let checks = [
-            ("phase", wanted.phase.clone(), status.phase.map(|p| format!("{p:?}"))),
-            ("image", wanted.image.clone(), Some(node.spec.image.clone())),
-            ("currentImage", wanted.current_image.clone(), status.current_image.clone()),
-            ("sidecarReady", wanted.sidecar_ready.map(|b| b.to_string()), status.sidecar_ready.map(|b| b.to_string())),
-            ("catchingUp", wanted.catching_up.map(|b| b.to_string()), status.catching_up.map(|b| b.to_string())),
-            (
-                "deleting",
-                wanted.deleting.map(|b| b.to_string()),
-                Some(node.metadata.deletion_timestamp.is_some().to_string()),
-            ),
-            (
-                "bootstrapImage",
-                wanted.bootstrap_image.clone(),
-                node.spec.snapshot().and_then(|s| s.bootstrap_image.clone()),
-            ),
-        ];
-        for (field, want, actual) in checks {
-            if let Some(want) = want
-                && actual.as_ref() != Some(&want)
-            {
-                self.fail(format!("SeiNode {name} {field} is {actual:?}, not {want:?}"));
-            }
-        }
-        if let Some(floor) = wanted.height_above
-            && status.latest_height.is_none_or(|h| h <= floor)
-        {
-            self.fail(format!("SeiNode {name} latestHeight is {:?}, not above {floor}", status.latest_height));
-        }
-        if let Some(want) = wanted.upgrade_panics {
-            let count = self.world.inspect(|s| {
-                s.panics
-                    .iter()
-                    .filter(|p| p.upgrade_panic && p.namespace == self.namespace && p.node.as_deref() == Some(name))
-                    .count()
-            });
-            if u32::try_from(count).ok() != Some(want) {
-                self.fail(format!("SeiNode {name} had {count} upgrade panics, not {want}"));
-            }
-        }
-        for failure in condition_failures(&format!("SeiNode {name}"), &status.conditions, &wanted.conditions) {
-            self.fail(failure);
-        }
-        self.checked.unmet.extend(unmet_fields(&format!("SeiNode {name}"), node, &wanted.fields));
-        if let Some(plan) = &wanted.init_plan {
-            self.plan(&format!("SeiNode {name} init plan"), status.plan.as_ref(), plan);
-        }
-        if wanted.pod_ready.is_some()
-            || wanted.marked_ready.is_some()
-            || wanted.seid_config.is_some()
-            || wanted.seid_restarts.is_some()
-        {
-            let pod = self.world.pod(self.namespace, &format!("{name}-0"));
-            if let Some(want) = &wanted.seid_config {
-                match pod.as_ref().map(|p| &p.seid) {
-                    Some(Seid::Running { run, .. }) => {
-                        let read = serde_json::to_value(&run.config).unwrap_or_default();
-                        if read != *want {
-                            self.fail(format!("SeiNode {name}'s seid runs with config {read}, not {want}"));
-                        }
-                    }
-                    _ => self.fail(format!("SeiNode {name}'s seid does not run; wanted it with config {want}")),
-                }
-            }
-            if let Some(want) = wanted.seid_restarts {
-                let restarts = pod.as_ref().map(|p| p.restarts);
-                if restarts != Some(want) {
-                    self.fail(format!("SeiNode {name}'s pod restarted seid {restarts:?} times, not {want}"));
-                }
-            }
-            if let Some(want) = wanted.pod_ready {
-                let ready = pod.as_ref().is_some_and(|p| p.is_ready());
-                if ready != want {
-                    self.fail(format!("SeiNode {name}'s pod is {}, not {}", ready_word(ready), ready_word(want)));
-                }
-            }
-            if let Some(want) = wanted.marked_ready {
-                let sidecar = pod.and_then(|p| p.sidecar);
-                let marked = sidecar.as_ref().is_some_and(|s| s.ready);
-                if marked != want {
-                    let seen = match (&sidecar, marked) {
-                        (None, _) => "has no running sidecar",
-                        (Some(_), true) => "is",
-                        (Some(_), false) => "is not",
-                    };
-                    self.fail(format!("SeiNode {name}'s sidecar {seen} marked ready; wanted marked ready: {want}"));
-                }
-            }
-        }
-    }
-
-    /// The checks about the namespace: which nodes and objects exist, Jobs, and panics.
-    fn namespace_wide(&mut self, expectation: &Expectation) {
-        if let Some(wanted) = &expectation.only_nodes {
-            let live = self.node_names(|_| true);
-            if sorted(wanted) != live {
-                self.fail(format!("the live SeiNodes are {live:?}, not {:?}", sorted(wanted)));
-            }
-        }
-        if let Some(some) = &expectation.some_nodes {
-            let (mut matching, mut others) = (Vec::new(), Vec::new());
-            for node in self.live_nodes() {
-                let name = node.metadata.name.clone().unwrap_or_default();
-                // A scratch judge: what a node's checks would remember is not this expectation's to keep.
-                let mut scratch = Judge { checked: Checked::default(), ..*self };
-                scratch.node(&name, &node, &some.are);
-                match scratch.checked.unmet.into_iter().next() {
-                    None => matching.push(name),
-                    Some(why_not) => others.push(why_not),
-                }
-            }
-            if u32::try_from(matching.len()).unwrap_or(u32::MAX) < some.at_least {
-                self.fail(format!(
-                    "{} live SeiNodes are as wanted ({matching:?}), not at least {}: {}",
-                    matching.len(),
-                    some.at_least,
-                    others.join("; ")
-                ));
-            }
-        }
-        for object in &expectation.present {
-            if !self.exists(object) {
-                self.fail(format!("{:?}/{} does not exist", object.kind, object.name));
-            }
-        }
-        for object in &expectation.absent {
-            if self.exists(object) {
-                self.fail(format!("{:?}/{} still exists", object.kind, object.name));
-            }
-        }
-        for (name, wanted) in &expectation.jobs {
-            match self.world.get::<Job>(self.namespace, name) {
-                Err(_) if wanted.absent => {}
-                Err(_) => self.fail(format!("Job {name} does not exist")),
-                Ok(_) if wanted.absent => self.fail(format!("Job {name} still exists")),
-                Ok(job) => {
-                    let conditions = job.status.and_then(|s| s.conditions).unwrap_or_default();
-                    let complete = conditions.iter().any(|c| c.type_ == "Complete" && c.status == "True");
-                    if let Some(want) = wanted.complete
-                        && complete != want
-                    {
-                        self.fail(format!("Job {name} complete is {complete}, not {want}"));
-                    }
-                }
-            }
-        }
-        for (name, wanted) in &expectation.claims {
-            match self.world.get::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(self.namespace, name) {
-                Err(_) => self.fail(format!("PersistentVolumeClaim {name} does not exist")),
-                Ok(claim) => {
-                    let size = claim
-                        .spec
-                        .and_then(|s| s.resources)
-                        .and_then(|r| r.requests)
-                        .and_then(|r| r.get("storage").map(|q| q.0.clone()))
-                        .unwrap_or_default();
-                    if size != wanted.size {
-                        self.fail(format!("PersistentVolumeClaim {name} requests {size}, not {}", wanted.size));
-                    }
-                }
-            }
-        }
-        for (image, wanted) in &expectation.panics_by_image {
-            let count = self.world.inspect(|s| s.panics.iter().filter(|p| &p.image == image).count());
-            if u32::try_from(count).ok() != Some(*wanted) {
-                self.fail(format!("seid on {image} panicked {count} times, not {wanted}"));
-            }
-        }
-        if expectation.upgrade_panics_by_node_prefix.is_empty() && expectation.upgrade_panics_by_image.is_empty() {
-            return;
-        }
-        let panics: Vec<(String, String, String)> = self.world.inspect(|s| {
+    /// One panics matcher (`prefix` names the node check it sits in, if any).
+    fn panics(&mut self, prefix: &str, matcher: &PanicsMatcher) {
+        let namespace = self.namespace;
+        let panics: Vec<String> = self.world.inspect(|s| {
             s.panics
                 .iter()
-                .filter(|p| p.upgrade_panic)
-                .map(|p| (p.node.clone().unwrap_or_default(), p.image.clone(), format!("{}: {}", p.pod, p.reason)))
+                .filter(|p| !matcher.upgrade || p.upgrade_panic)
+                .filter(|p| {
+                    matcher.node.as_ref().is_none_or(|n| p.namespace == namespace && p.node.as_ref() == Some(n))
+                })
+                .filter(|p| {
+                    matcher
+                        .node_prefix
+                        .as_ref()
+                        .is_none_or(|prefix| p.node.clone().unwrap_or_default().starts_with(prefix.as_str()))
+                })
+                .filter(|p| matcher.image.as_ref().is_none_or(|i| &p.image == i))
+                .map(|p| format!("{}: {}", p.pod, p.reason))
                 .collect()
         });
-        for (prefix, count) in &expectation.upgrade_panics_by_node_prefix {
-            let of: Vec<&String> =
-                panics.iter().filter(|(n, _, _)| n.starts_with(prefix.as_str())).map(|p| &p.2).collect();
-            if u32::try_from(of.len()).ok() != Some(*count) {
-                self.fail(format!("{} upgrade panics of nodes {prefix}*, not {count}: {of:?}", of.len()));
-            }
+        let count = u32::try_from(panics.len()).unwrap_or(u32::MAX);
+        if let Err(wrong) = matcher.validate() {
+            return self.fail(format!("{prefix}{wrong}"));
         }
-        for (image, count) in &expectation.upgrade_panics_by_image {
-            let of: Vec<&String> = panics.iter().filter(|(_, i, _)| i == image).map(|p| &p.2).collect();
-            if u32::try_from(of.len()).ok() != Some(*count) {
-                self.fail(format!("{} upgrade panics of {image}, not {count}: {of:?}", of.len()));
+        let wrong = match (matcher.count, matcher.at_most) {
+            (Some(_), Some(_)) => None,
+            (Some(exactly), None) => (count != exactly).then(|| format!("exactly {exactly}")),
+            (None, Some(at_most)) => (count > at_most).then(|| format!("at most {at_most}")),
+            (None, None) => (count == 0).then(|| "at least one".to_owned()),
+        };
+        if let Some(wanted) = wrong {
+            let kind = if matcher.upgrade { "upgrade panics" } else { "panics" };
+            let mut of = Vec::new();
+            if let Some(node) = &matcher.node {
+                of.push(format!("of SeiNode {node}"));
             }
+            if let Some(node_prefix) = &matcher.node_prefix {
+                of.push(format!("of nodes {node_prefix}*"));
+            }
+            if let Some(image) = &matcher.image {
+                of.push(format!("of {image}"));
+            }
+            self.fail(format!("{prefix}{count} {kind} {}, wanted {wanted}: {panics:?}", of.join(" ")));
         }
     }
 
@@ -745,11 +772,6 @@ impl Judge<'_> {
         nodes.into_iter().filter(|n| n.metadata.deletion_timestamp.is_none()).collect()
     }
 
-    /// Names of the namespace's SeiNodes that are not being deleted and satisfy `keep`, sorted.
-    fn node_names(&self, keep: impl Fn(&SeiNode) -> bool) -> Vec<String> {
-        self.node_names_with_deleting(|n| n.metadata.deletion_timestamp.is_none() && keep(n))
-    }
-
     /// Names of the namespace's SeiNodes (those being deleted too) that satisfy `keep`, sorted.
     fn node_names_with_deleting(&self, keep: impl Fn(&SeiNode) -> bool) -> Vec<String> {
         let nodes: Vec<SeiNode> = self.world.list(self.namespace, &Default::default()).unwrap_or_default();
@@ -758,18 +780,32 @@ impl Judge<'_> {
         names
     }
 
-    fn exists(&self, object: &ObjectPath) -> bool {
-        let (world, namespace) = (self.world, self.namespace);
-        match object.kind {
-            ObjectKind::SeiNodeDeployment => world.get::<SeiNodeDeployment>(namespace, &object.name).is_ok(),
-            ObjectKind::SeiNode => world.get::<SeiNode>(namespace, &object.name).is_ok(),
-            ObjectKind::Service => world.get::<Service>(namespace, &object.name).is_ok(),
-        }
+    /// The namespace's SeiNodes (those being deleted too) that satisfy `keep`, sorted by name.
+    fn nodes_with_deleting(&self, keep: impl Fn(&SeiNode) -> bool) -> Vec<SeiNode> {
+        let nodes: Vec<SeiNode> = self.world.list(self.namespace, &Default::default()).unwrap_or_default();
+        let mut nodes: Vec<SeiNode> = nodes.into_iter().filter(|n| keep(n)).collect();
+        nodes.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        nodes
     }
 }
 
-fn set_word(set: bool) -> &'static str {
-    if set { "set" } else { "unset" }
+/// How an events matcher's filters read in a message (` Warning RolloutStalled "not ready"`).
+fn event_filter(matcher: &EventsMatcher) -> String {
+    let mut parts = Vec::new();
+    parts.extend(matcher.type_.clone());
+    parts.extend(matcher.reason.clone());
+    parts.extend(matcher.message_contains.as_ref().map(|m| format!("saying {m:?}")));
+    if parts.is_empty() { String::new() } else { format!(" ({})", parts.join(" ")) }
+}
+
+/// A value as `remember` keeps it and `sameAs` compares it: a text as itself, anything else as JSON; `None`
+/// when it is missing.
+fn remembered_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(text) => Some(text.clone()),
+        other => Some(other.to_string()),
+    }
 }
 
 fn ready_word(ready: bool) -> &'static str {
@@ -782,27 +818,34 @@ fn sorted(names: &[String]) -> Vec<String> {
     names
 }
 
-/// Each dotted path of `wanted` in `object` (as stored, serialized), compared with its value.
-fn unmet_fields<T: Serialize>(what: &str, object: &T, wanted: &BTreeMap<String, Value>) -> Vec<String> {
-    if wanted.is_empty() {
-        return Vec::new();
-    }
-    let value = serde_json::to_value(object).unwrap_or(Value::Null);
-    wanted
-        .iter()
-        .filter_map(|(path, want)| {
-            let actual = field_at(&value, path).unwrap_or(&Value::Null);
-            (actual != want).then(|| format!("{what} {path} is {actual}, not {want}"))
-        })
-        .collect()
-}
-
-/// The value at a dotted path; numeric segments index lists.
+/// The value at a dotted path: a number indexes a list; another segment into a list picks its first item whose
+/// `type` is that segment (conditions, plan tasks). A key with dots in it (a label such as `sei.io/revision`) is
+/// read as the segments it spans: where the next segment is no key, the next two joined with `.` are tried,
+/// then three, and so on.
 fn field_at<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
-    path.split('.').try_fold(value, |cursor, segment| match cursor {
-        Value::Array(items) => items.get(segment.parse::<usize>().ok()?),
-        other => other.get(segment),
-    })
+    let segments: Vec<&str> = path.split('.').collect();
+    let mut cursor = value;
+    let mut at = 0;
+    while at < segments.len() {
+        let segment = segments[at];
+        match cursor {
+            Value::Array(items) => {
+                cursor = match segment.parse::<usize>() {
+                    Ok(index) => items.get(index)?,
+                    Err(_) => items.iter().find(|item| item.get("type").and_then(Value::as_str) == Some(segment))?,
+                };
+                at += 1;
+            }
+            Value::Object(fields) => {
+                let (next, end) = (at + 1..=segments.len())
+                    .find_map(|end| fields.get(&segments[at..end].join(".")).map(|next| (next, end)))?;
+                cursor = next;
+                at = end;
+            }
+            _ => return None,
+        }
+    }
+    Some(cursor)
 }
 
 /// Whether `line` contains `pattern`, where `*` in the pattern stands for any run of characters.
@@ -830,46 +873,23 @@ fn is_subsequence(wanted: &[String], seen: &[&str]) -> bool {
     wanted.iter().all(|w| seen.any(|s| s == w))
 }
 
-/// What fails of the `wanted` conditions against an object's `conditions` (`what` names the object).
-fn condition_failures(what: &str, conditions: &[Condition], wanted: &[ConditionExpectation]) -> Vec<String> {
-    let mut failures = Vec::new();
-    for wanted in wanted {
-        let actual = find_condition(conditions, &wanted.type_);
-        if wanted.absent {
-            if let Some(c) = actual {
-                failures.push(format!("{what} condition {} is {} {}, not absent", wanted.type_, c.status, c.reason));
-            }
-            continue;
-        }
-        let status_ok = wanted.status.as_ref().is_none_or(|s| actual.is_some_and(|c| &c.status == s));
-        let reason_ok = wanted.reason.as_ref().is_none_or(|r| actual.is_some_and(|c| &c.reason == r));
-        if !(status_ok && reason_ok) {
-            let seen = actual.map(|c| format!("{} {}", c.status, c.reason)).unwrap_or("absent".into());
-            failures.push(format!("{what} condition {} is {seen}", wanted.type_));
-        }
-        let message = actual.map(|c| c.message.as_str());
-        for text in &wanted.message_contains {
-            if !message.is_some_and(|m| m.contains(text.as_str())) {
-                failures.push(format!(
-                    "{what} condition {} message is {message:?}, which does not contain {text:?}",
-                    wanted.type_
-                ));
-            }
-        }
-    }
-    failures
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn dotted_paths_read_nested_fields_and_list_items() {
-        let value = serde_json::json!({"status": {"plan": {"tasks": [{"type": "a"}, {"type": "b"}]}}});
+    fn dotted_paths_read_nested_fields_list_items_and_typed_items() {
+        let value = serde_json::json!({
+            "status": {"plan": {"tasks": [{"type": "a"}, {"type": "b", "status": "Running"}]}},
+            "spec": {"selector": {"sei.io/revision": "r1"}},
+        });
         assert_eq!(field_at(&value, "status.plan.tasks.1.type"), Some(&serde_json::json!("b")));
         assert_eq!(field_at(&value, "status.plan.tasks.2.type"), None);
+        assert_eq!(field_at(&value, "status.plan.tasks.b.status"), Some(&serde_json::json!("Running")));
+        assert_eq!(field_at(&value, "status.plan.tasks.c"), None);
         assert_eq!(field_at(&value, "status.rollout"), None);
+        assert_eq!(field_at(&value, "spec.selector.sei.io/revision"), Some(&serde_json::json!("r1")));
+        assert_eq!(field_at(&value, "spec.selector.sei.io"), None);
     }
 
     #[test]

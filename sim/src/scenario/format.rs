@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A whole scenario file.
 #[derive(Deserialize, Clone, Debug, PartialEq)]
@@ -249,7 +249,7 @@ pub struct Edit {
 }
 
 /// A fault to inject.
-#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
 // `rename_all_fields`: the variants' fields are camelCase too (`afterWrite`), like every other key.
 #[serde(deny_unknown_fields, rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Fault {
@@ -261,7 +261,7 @@ pub enum Fault {
     /// pod from its *current* template, the Job counts the lost pod as failed and makes another.
     PodDelete {
         node: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_false")]
         bootstrap: bool,
     },
     /// Restart only a SeiNode's sidecar container (its memory is lost; seid waits for mark-ready again).
@@ -270,14 +270,20 @@ pub enum Fault {
     /// worker is named by its index (`worker`) or as the one hosting a SeiNode's pod (`hosting`), which does
     /// not depend on where the seed scheduled the pod.
     WorkerCrash {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         worker: Option<u32>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         hosting: Option<String>,
         /// With `hosting`: the worker running that SeiNode's bootstrap Job pod instead of its own pod.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_false")]
         bootstrap: bool,
-        #[serde(default, rename = "for", deserialize_with = "optional_duration")]
+        #[serde(
+            default,
+            rename = "for",
+            deserialize_with = "optional_duration",
+            serialize_with = "serialize_optional_duration",
+            skip_serializing_if = "Option::is_none"
+        )]
         down_for: Option<Duration>,
     },
     /// Crash the operator (all in-memory state lost; the store survives), now or right after its i-th write of
@@ -286,11 +292,11 @@ pub enum Fault {
     /// restart — a crash loop — until `heal: operatorCrashes` or `heal: all`.
     OperatorCrash {
         // `rename_all` on an enum renames its variants, not their fields.
-        #[serde(default, rename = "afterWrite")]
+        #[serde(default, rename = "afterWrite", skip_serializing_if = "Option::is_none")]
         after_write: Option<u32>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         reconciling: Option<String>,
-        #[serde(default, rename = "untilHealed")]
+        #[serde(default, rename = "untilHealed", skip_serializing_if = "is_false")]
         until_healed: bool,
     },
     /// Cut the network between the operator and a worker node.
@@ -298,25 +304,25 @@ pub enum Fault {
     /// Delay messages between the operator and a worker node.
     Latency {
         worker: u32,
-        #[serde(deserialize_with = "duration")]
+        #[serde(deserialize_with = "duration", serialize_with = "serialize_duration")]
         delay: Duration,
     },
     /// Fail the operator's next writes with Conflict (`count`), or each write with probability `rate`, or
     /// (`everyOther: true`, until healed) its first write after each tick in which one of its writes succeeded:
     /// about every other write, without locking onto the same write of every reconcile as a strict count would.
     ApiConflicts {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_zero")]
         count: u32,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_zero_rate")]
         rate: f64,
-        #[serde(default, rename = "everyOther")]
+        #[serde(default, rename = "everyOther", skip_serializing_if = "is_false")]
         every_other: bool,
     },
     /// Fail the operator's next API calls transiently (`count`), or each with probability `rate`.
     ApiErrors {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_zero")]
         count: u32,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_zero_rate")]
         rate: f64,
     },
     /// Serve the operator's reads from the store as it was `versions` versions ago.
@@ -326,7 +332,7 @@ pub enum Fault {
     /// Make a sidecar task type fail its next `times` runs (on one node, or any).
     TaskFailure {
         task: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         node: Option<String>,
         #[serde(default = "once")]
         times: u32,
@@ -336,50 +342,62 @@ pub enum Fault {
     /// The operator's next `count` writes (or each with probability `rate`) are applied by the API server but
     /// their responses are lost: a client timeout, or with `gatewayTimeout: true` a 504 the client re-sends.
     LostResponses {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_zero")]
         count: u32,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "is_zero_rate")]
         rate: f64,
-        #[serde(default, rename = "gatewayTimeout")]
+        #[serde(default, rename = "gatewayTimeout", skip_serializing_if = "is_false")]
         gateway_timeout: bool,
     },
     /// For `for`, the API server refuses every call of the operator with `status`: 429 (with `retryAfter`), 503
     /// or 500.
     ApiRefusals {
-        #[serde(rename = "for", deserialize_with = "duration")]
+        #[serde(rename = "for", deserialize_with = "duration", serialize_with = "serialize_duration")]
         duration: Duration,
         status: u16,
-        #[serde(default, rename = "retryAfter", deserialize_with = "optional_duration")]
+        #[serde(
+            default,
+            rename = "retryAfter",
+            deserialize_with = "optional_duration",
+            serialize_with = "serialize_optional_duration",
+            skip_serializing_if = "Option::is_none"
+        )]
         retry_after: Option<Duration>,
     },
     /// Crash operator replica `replica` (unset: the one holding the Lease); it restarts after `for` (unset: at
     /// once, as a container restart — with its identity, so it renews a Lease it still holds).
     ReplicaCrash {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         replica: Option<u32>,
-        #[serde(default, rename = "for", deserialize_with = "optional_duration")]
+        #[serde(
+            default,
+            rename = "for",
+            deserialize_with = "optional_duration",
+            serialize_with = "serialize_optional_duration",
+            skip_serializing_if = "Option::is_none"
+        )]
         down_for: Option<Duration>,
     },
     /// Cut operator replica `replica` (unset: the leader) off from the API server for `for`: its calls fail.
     ReplicaApiPartition {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         replica: Option<u32>,
-        #[serde(rename = "for", deserialize_with = "duration")]
+        #[serde(rename = "for", deserialize_with = "duration", serialize_with = "serialize_duration")]
         duration: Duration,
     },
     /// Pause operator replica `replica`'s process (unset: the leader) for `for`: it runs nothing, its calls in
     /// flight land, and it resumes with its stale memory.
     ReplicaPause {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         replica: Option<u32>,
-        #[serde(rename = "for", deserialize_with = "duration")]
+        #[serde(rename = "for", deserialize_with = "duration", serialize_with = "serialize_duration")]
         duration: Duration,
     },
 }
 
 /// A cluster admin's RBAC edit taking one permission away from the operator's ServiceAccount, until
 /// `heal: rbac` or `heal: all`: its calls needing it get 403, as they would on a cluster.
-#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RevokedPermission {
     /// The API group; `""` (the default) for the core group.
@@ -392,6 +410,40 @@ pub struct RevokedPermission {
 
 fn once() -> u32 {
     1
+}
+
+// Serializing a fault writes only what differs from the defaults, as a scenario file would (the fuzzer writes
+// its faults through these).
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
+fn is_zero<N: Default + PartialEq>(value: &N) -> bool {
+    *value == N::default()
+}
+
+fn is_zero_rate(value: &f64) -> bool {
+    *value == 0.0
+}
+
+/// A duration as a scenario writes it: whole seconds as `90s`, anything finer in milliseconds.
+pub fn duration_text(duration: &Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
+    }
+}
+
+fn serialize_duration<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&duration_text(duration))
+}
+
+fn serialize_optional_duration<S: Serializer>(duration: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
+    match duration {
+        Some(duration) => serialize_duration(duration, serializer),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// Which faults to undo.
@@ -412,49 +464,43 @@ pub enum Heal {
     OperatorCrashes,
 }
 
-/// What must hold, and by when.
+/// What must hold, and by when: a deadline, then a few orthogonal parts — which deployment (`deployment`) and
+/// what holds of it (`is`), node sets (`nodes`), other objects (`objects`), one events matcher (`events`), one
+/// panics matcher (`panics`) — and the checks of what happened that no object stores (`trace`,
+/// `sidecarSubmissions`, `revisions`, `endState`, `settled`). Object checks are field matchers on dotted paths
+/// of the stored object ([`ObjectCheck`]).
 #[derive(Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Expectation {
     /// Deadline in simulated time from this step's start; unset: must hold now.
     #[serde(default, deserialize_with = "optional_duration")]
     pub within: Option<Duration>,
-    /// The deployment the deployment-level expectations are about.
+    /// Everything listed must hold before this simulated time (from the start of the run), for checks tied
+    /// to the world's schedule ("complete before the validators switch"); with `within` too, the earlier
+    /// deadline counts. A step that begins at or after it fails.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub before: Option<Duration>,
+    /// The SeiNodeDeployment this expectation is about: it must exist; `is` checks it; node sets `of:
+    /// deployment`, `children` and `service` are its; `events` are those about it; `trace.perNode` counts its
+    /// nodes.
     #[serde(default)]
     pub deployment: Option<String>,
+    /// What holds of the deployment: field matchers on its paths, and its derived facts.
     #[serde(default)]
-    pub phase: Option<String>,
+    pub is: Option<ObjectCheck>,
+    /// Node sets, each picked by names or as a set, and what holds of them.
+    #[serde(default, deserialize_with = "valid")]
+    pub nodes: Vec<NodeSet>,
+    /// Other objects by `Kind/name` (SeiNodeDeployment, SeiNode, Service, Job, PersistentVolumeClaim): whether
+    /// they exist, and field matchers on their paths.
     #[serde(default)]
-    pub conditions: Vec<ConditionExpectation>,
-    /// Event reasons that must have been emitted about the deployment (in this order, others between allowed).
-    #[serde(default)]
-    pub events: Vec<String>,
-    /// Event reasons that must not have been emitted.
-    #[serde(default)]
-    pub no_events: Vec<String>,
-    /// Per SeiNode: what must hold of it (`absent: true` for a node that must not exist).
-    #[serde(default)]
-    pub nodes: BTreeMap<String, NodeExpectation>,
-    /// How many upgrade panics nodes may have had so far (by node name prefix or all).
-    #[serde(default)]
-    pub upgrade_panics: Option<u32>,
-    /// The objects the world holds, exactly, as `sei_sim::scenario::end_state` prints them (one line per
-    /// object): what the fuzzer's differential oracle writes into a failing case.
-    #[serde(default)]
-    pub end_state: Vec<String>,
-    /// Every event reason emitted about the deployment so far, exactly, in order (`events` allows others).
-    #[serde(default)]
-    pub only_events: Option<Vec<String>>,
-    /// Event reason → how many events with that reason were emitted about the deployment, exactly.
-    #[serde(default)]
-    pub event_counts: BTreeMap<String, u32>,
-    /// Events about the deployment picked by type, reason and message text, and how many there must be.
-    #[serde(default)]
-    pub events_matching: Vec<EventMatcher>,
-    /// Dotted path into the stored SeiNodeDeployment → its value (`status.activeSet.generation: 2`); numbers
-    /// index lists (`status.plan.tasks.0.type`), `null` means the field is absent.
-    #[serde(default)]
-    pub fields: BTreeMap<String, serde_json::Value>,
+    pub objects: BTreeMap<ObjectPath, ObjectCheck>,
+    /// Events about the deployment (about every object without one): each matcher must hold.
+    #[serde(default, deserialize_with = "valid")]
+    pub events: Vec<EventsMatcher>,
+    /// seid's exits with an error, counted: each matcher must hold.
+    #[serde(default, deserialize_with = "valid")]
+    pub panics: Vec<PanicsMatcher>,
     /// Revisions, by names the scenario gives them: each name lists places that must all carry one revision —
     /// `service` (the revision the deployment's Service selects), `activeSet` (`status.activeSet.revision`),
     /// `templateHash` (`status.templateHash`) or a SeiNode's name (its `sei.io/revision` label). The first
@@ -462,22 +508,20 @@ pub struct Expectation {
     /// revision no other name stands for, so `{blue: [service]}` then `{green: [service]}` says traffic moved.
     #[serde(default)]
     pub revisions: BTreeMap<String, Vec<String>>,
-    /// Exactly the live (not deleting) SeiNodes of the namespace, in any order.
+    /// Lines the trace must hold, and how many times.
     #[serde(default)]
-    pub only_nodes: Option<Vec<String>>,
-    /// Objects that must exist, as `Kind/name` (`Service/rpc`).
+    pub trace: Vec<TraceExpectation>,
+    /// What the sidecars were asked to do.
     #[serde(default)]
-    pub present: Vec<ObjectPath>,
-    /// Objects that must not exist, as `Kind/name` (`SeiNodeDeployment/rpc`).
+    pub sidecar_submissions: Option<SubmissionsExpectation>,
+    /// The objects the world holds, exactly, as `sei_sim::scenario::end_state` prints them (one line per
+    /// object): what the fuzzer's differential oracle writes into a failing case.
     #[serde(default)]
-    pub absent: Vec<ObjectPath>,
+    pub end_state: Vec<String>,
     /// `true`: every SeiNodeDeployment has settled — no rollout in progress, and its status observed its latest
     /// generation or names the target that failed (the liveness invariant's notion).
     #[serde(default)]
     pub settled: bool,
-    /// Image → how many times seid running it has exited with an error so far (any panic, not only upgrades).
-    #[serde(default)]
-    pub panics_by_image: BTreeMap<String, u32>,
     /// Checks that must hold at every step while this expectation waits, until the rest of it holds: `until the
     /// slow entrant caught up, the Service selects the incumbents`. A failure is reported at once. Takes no
     /// `within`; revision names it binds are forgotten.
@@ -487,98 +531,41 @@ pub struct Expectation {
     /// take this step's deadline, so they have no `within` (nor `meanwhile`) of their own.
     #[serde(default)]
     pub and: Vec<Expectation>,
-    /// What must hold of every live SeiNode of the deployment (of the namespace, without a `deployment`), as
-    /// for a node under `nodes`: a fleet of a hundred needs no hundred entries.
-    #[serde(default)]
-    pub every_node: Option<NodeExpectation>,
-    /// Everything listed must hold before this simulated time (from the start of the run), for checks tied
-    /// to the world's schedule ("complete before the validators switch"); with `within` too, the earlier
-    /// deadline counts. A step that begins at or after it fails.
-    #[serde(default, deserialize_with = "optional_duration")]
-    pub before: Option<Duration>,
-    /// The deployment's plan (`status.plan`).
-    #[serde(default)]
-    pub plan: Option<PlanExpectation>,
-    /// The deployment's rollout (`status.rollout`).
-    #[serde(default)]
-    pub rollout: Option<RolloutExpectation>,
-    /// The deployment's `status.failedTargetHash`: the target of a failed rollout, which is not retried.
-    #[serde(default)]
-    pub failed_target_hash: Option<ValueExpectation>,
-    /// `true`: the deployment's `status.templateHash` is the hash of its current template — the latest spec is
-    /// rolled out; `false`: it is not.
-    #[serde(default)]
-    pub latest_spec_rolled_out: Option<bool>,
-    /// The deployment's `status.incumbentNodes` (its active set), exactly, in order.
-    #[serde(default)]
-    pub incumbent_nodes: Option<Vec<String>>,
-    /// The deployment's Service (named after it).
-    #[serde(default)]
-    pub service: Option<ServiceExpectation>,
-    /// Exactly the SeiNodes the deployment controls (ownerReference), those being deleted included, in any
-    /// order: nothing leaked, nothing missing.
-    #[serde(default)]
-    pub children: Option<Vec<String>>,
-    /// Every SeiNode labelled with the deployment's name is its child: none is left for it to adopt (a node
-    /// being deleted is not looked at).
-    #[serde(default)]
-    pub adopted_all: Option<bool>,
-    /// At least some number of the namespace's SeiNodes match (when which ones does not matter, as in "a
-    /// node has rolled").
-    #[serde(default)]
-    pub some_nodes: Option<SomeNodes>,
-    /// Per Job (by name): what must hold of it.
-    #[serde(default)]
-    pub jobs: BTreeMap<String, JobExpectation>,
-    /// Per PersistentVolumeClaim (by name): the storage it requests.
-    #[serde(default)]
-    pub claims: BTreeMap<String, ClaimExpectation>,
-    /// Node name prefix → how many upgrade panics pods of the nodes so named have had so far.
-    #[serde(default)]
-    pub upgrade_panics_by_node_prefix: BTreeMap<String, u32>,
-    /// Image → how many upgrade panics pods running it have had so far.
-    #[serde(default)]
-    pub upgrade_panics_by_image: BTreeMap<String, u32>,
-    /// Lines the trace must hold, and how many times.
-    #[serde(default)]
-    pub trace: Vec<TraceExpectation>,
-    /// What the sidecars were asked to do.
-    #[serde(default)]
-    pub sidecar_submissions: Option<SubmissionsExpectation>,
 }
 
-/// Events picked by what they say; unset filters match every event.
-#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct EventMatcher {
-    /// `Normal` or `Warning`.
-    #[serde(default, rename = "type")]
-    pub type_: Option<String>,
-    #[serde(default)]
-    pub reason: Option<String>,
-    #[serde(default)]
-    pub message_contains: Option<String>,
-    /// How many such events, exactly; unset: at least one.
-    #[serde(default)]
-    pub count: Option<u32>,
-}
-
-/// An object named `Kind/name` (in the scenario's namespace).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An object, as `Kind/name` (in the scenario's namespace), for `objects`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ObjectPath {
-    pub kind: ObjectKind,
+    pub kind: CheckedKind,
     pub name: String,
+}
+
+/// The kinds `objects` can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CheckedKind {
+    SeiNodeDeployment,
+    SeiNode,
+    Service,
+    Job,
+    PersistentVolumeClaim,
 }
 
 impl<'de> Deserialize<'de> for ObjectPath {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        let invalid = || serde::de::Error::custom(format!("{text:?} is not Kind/name (e.g. Service/rpc)"));
+        let invalid = || {
+            serde::de::Error::custom(format!(
+                "{text:?} is not Kind/name (e.g. Service/rpc; kinds: SeiNodeDeployment, SeiNode, Service, Job, \
+                 PersistentVolumeClaim)"
+            ))
+        };
         let (kind, name) = text.split_once('/').ok_or_else(invalid)?;
         let kind = match kind {
-            "SeiNodeDeployment" => ObjectKind::SeiNodeDeployment,
-            "SeiNode" => ObjectKind::SeiNode,
-            "Service" => ObjectKind::Service,
+            "SeiNodeDeployment" => CheckedKind::SeiNodeDeployment,
+            "SeiNode" => CheckedKind::SeiNode,
+            "Service" => CheckedKind::Service,
+            "Job" => CheckedKind::Job,
+            "PersistentVolumeClaim" => CheckedKind::PersistentVolumeClaim,
             _ => return Err(invalid()),
         };
         if name.is_empty() {
@@ -588,84 +575,357 @@ impl<'de> Deserialize<'de> for ObjectPath {
     }
 }
 
-/// A condition's expected status and reason.
-#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ConditionExpectation {
-    #[serde(rename = "type")]
-    pub type_: String,
-    #[serde(default)]
-    pub status: Option<String>,
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// Texts the condition's message must contain: one, or a list.
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub message_contains: Vec<String>,
-    /// The object has no condition of this type.
-    #[serde(default)]
-    pub absent: bool,
+/// What holds of one object: field matchers on dotted paths of the object as stored, and a few typed keys for
+/// what is not a stored field. A key is a typed key when it is one of the words below, a path otherwise (every
+/// path starts with `metadata`, `spec` or `status`).
+///
+/// Paths: `.` separates segments; a number indexes a list (`status.plan.tasks.0.type`); another segment into a
+/// list picks the item whose `type` it is (`status.conditions.Ready.reason`); a key with dots in it is written
+/// as it is (`spec.selector.sei.io/revision`). A missing field reads as `null`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ObjectCheck {
+    /// `exists: false`: the object must not exist (and nothing else is checked); otherwise it must.
+    pub exists: Option<bool>,
+    /// Dotted path → matcher, in the order the scenario lists them (the order failures are reported in).
+    pub fields: Vec<(String, Matcher)>,
+    /// A SeiNodeDeployment's plan is at this task: the type of its first task not Complete, while Active.
+    pub current_task: Option<String>,
+    /// A SeiNodeDeployment's `status.templateHash` is (`true`) or is not the hash of its current template.
+    pub latest_spec_rolled_out: Option<bool>,
+    /// `true`: every SeiNode labelled with the deployment's name (not being deleted) is its child.
+    pub adopted_all: Option<bool>,
+    /// A SeiNode's pod, as the kubelet runs it.
+    pub pod: Option<PodCheck>,
+    /// A SeiNode's panics (its pods' seid exits with an error), as the expectation's `panics`.
+    pub panics: Vec<PanicsMatcher>,
 }
 
-/// What must hold of one SeiNode.
+impl ObjectCheck {
+    /// The matcher of a path, if the check has one.
+    pub fn field(&self, path: &str) -> Option<&Matcher> {
+        self.fields.iter().find(|(p, _)| p == path).map(|(_, matcher)| matcher)
+    }
+}
+
+impl PanicsMatcher {
+    /// Whether it counts one way at most.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.count.is_some() && self.at_most.is_some() {
+            return Err("a panics matcher takes count or atMost, not both".into());
+        }
+        Ok(())
+    }
+}
+
+/// The typed keys of an [`ObjectCheck`]; every other key is a path.
+const TYPED_KEYS: [&str; 6] = ["exists", "currentTask", "latestSpecRolledOut", "adoptedAll", "pod", "panics"];
+
+impl<'de> Deserialize<'de> for ObjectCheck {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ObjectCheck;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a map of dotted paths (and {}) to what they must be", TYPED_KEYS.join(", "))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ObjectCheck, A::Error> {
+                let mut check = ObjectCheck::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "exists" => check.exists = Some(map.next_value()?),
+                        "currentTask" => check.current_task = Some(map.next_value()?),
+                        "latestSpecRolledOut" => check.latest_spec_rolled_out = Some(map.next_value()?),
+                        "adoptedAll" => check.adopted_all = Some(map.next_value()?),
+                        "pod" => check.pod = Some(map.next_value()?),
+                        "panics" => {
+                            let panics: Vec<PanicsMatcher> = map.next_value()?;
+                            for matcher in &panics {
+                                matcher.validate().map_err(serde::de::Error::custom)?;
+                            }
+                            check.panics = panics;
+                        }
+                        path if ["metadata", "spec", "status"].contains(&path_root(path)) => {
+                            if check.field(&key).is_some() {
+                                return Err(serde::de::Error::custom(format!("path {key:?} twice")));
+                            }
+                            check.fields.push((key, map.next_value()?));
+                        }
+                        _ => {
+                            return Err(serde::de::Error::custom(format!(
+                                "{key:?} is neither a path (metadata..., spec..., status...) nor one of {}",
+                                TYPED_KEYS.join(", ")
+                            )));
+                        }
+                    }
+                }
+                Ok(check)
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+/// The first segment of a dotted path.
+fn path_root(path: &str) -> &str {
+    path.split('.').next().unwrap_or_default()
+}
+
+/// What a value at a path must be. A plain value (a text, number, boolean, list or `null`) means `equals`; a
+/// map lists matchers, all of which must hold. `null` stands for a missing field.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Matcher {
+    /// The value, exactly (`null`: missing).
+    pub equals: Option<serde_json::Value>,
+    /// Anything but this value.
+    pub not: Option<serde_json::Value>,
+    /// `true`: set (not `null`); `false`: missing.
+    pub present: Option<bool>,
+    /// A text containing each of these texts, or a list containing each of these values.
+    pub contains: Vec<serde_json::Value>,
+    /// One of these values.
+    pub one_of: Option<Vec<serde_json::Value>>,
+    /// A number above this one.
+    pub above: Option<i64>,
+    /// Remember the value under this name once the whole expectation holds (it must be set).
+    pub remember: Option<String>,
+    /// The value remembered under this name.
+    pub same_as: Option<String>,
+    /// Not the value remembered under this name.
+    pub different_from: Option<String>,
+}
+
+/// The matcher keys, as written in a scenario.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct MatcherKeys {
+    #[serde(default, deserialize_with = "some_value")]
+    equals: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "some_value")]
+    not: Option<serde_json::Value>,
+    #[serde(default)]
+    present: Option<bool>,
+    #[serde(default)]
+    contains: Option<serde_json::Value>,
+    #[serde(default)]
+    one_of: Option<Vec<serde_json::Value>>,
+    #[serde(default)]
+    above: Option<i64>,
+    #[serde(default)]
+    remember: Option<String>,
+    #[serde(default)]
+    same_as: Option<String>,
+    #[serde(default)]
+    different_from: Option<String>,
+}
+
+/// A value that may be `null`, kept as `Some(Null)`: `equals: null` is a matcher, not an unset key.
+fn some_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
+}
+
+impl<'de> Deserialize<'de> for Matcher {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if !value.is_object() {
+            return Ok(Matcher { equals: Some(value), ..Matcher::default() });
+        }
+        let keys: MatcherKeys = serde_json::from_value(value).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "a matcher map takes equals, not, present, contains, oneOf, above, remember, sameAs, \
+                 differentFrom (to compare with a map, write `equals: {{...}}`): {e}"
+            ))
+        })?;
+        let contains = match keys.contains {
+            None => Vec::new(),
+            Some(serde_json::Value::Array(items)) => items,
+            Some(one) => vec![one],
+        };
+        Ok(Matcher {
+            equals: keys.equals,
+            not: keys.not,
+            present: keys.present,
+            contains,
+            one_of: keys.one_of,
+            above: keys.above,
+            remember: keys.remember,
+            same_as: keys.same_as,
+            different_from: keys.different_from,
+        })
+    }
+}
+
+/// A set of SeiNodes — by `names`, or `of` a set — and what holds of them: each of them is as `are` says
+/// (at least `atLeast` of them, when given), and the set is `exactly` these names.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeSet {
+    /// These SeiNodes (one name, or a list): each must exist, unless `are: {exists: false}`.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub names: Vec<String>,
+    /// Or a set, found when the check runs.
+    #[serde(default)]
+    pub of: Option<NodeSetKind>,
+    /// The set is exactly these SeiNodes, in any order.
+    #[serde(default)]
+    pub exactly: Option<Vec<String>>,
+    /// With `of` and `are`: at least this many of the set are as `are` says (which ones does not matter);
+    /// without it, every one is, and the set is not empty.
+    #[serde(default)]
+    pub at_least: Option<u32>,
+    /// What holds of each.
+    #[serde(default)]
+    pub are: Option<ObjectCheck>,
+}
+
+impl NodeSet {
+    /// Whether the keys go together: `names` or `of`; `exactly` and `atLeast` with `of`; `atLeast` with `are`.
+    pub fn validate(&self) -> Result<(), String> {
+        match (self.names.is_empty(), self.of) {
+            (false, None) if self.exactly.is_some() || self.at_least.is_some() => {
+                Err(format!("nodes {:?}: `exactly` and `atLeast` go with `of`, not `names`", self.names))
+            }
+            (false, None) => Ok(()),
+            (true, Some(_)) if self.at_least.is_some() && self.are.is_none() => {
+                Err("a node set with `atLeast` says what they `are`".into())
+            }
+            (true, Some(_)) => Ok(()),
+            _ => Err("a node set takes `names` or `of`, one of them".into()),
+        }
+    }
+}
+
+/// Parse-time checks of a list's items, so a mistake is an error naming the file and line, not a step that
+/// fails at its deadline.
+pub(crate) trait Validate {
+    fn validate(&self) -> Result<(), String>;
+}
+
+impl Validate for NodeSet {
+    fn validate(&self) -> Result<(), String> {
+        NodeSet::validate(self)
+    }
+}
+
+impl Validate for EventsMatcher {
+    fn validate(&self) -> Result<(), String> {
+        EventsMatcher::validate(self)
+    }
+}
+
+impl Validate for PanicsMatcher {
+    fn validate(&self) -> Result<(), String> {
+        PanicsMatcher::validate(self)
+    }
+}
+
+fn valid<'de, D: Deserializer<'de>, T: Deserialize<'de> + Validate>(deserializer: D) -> Result<Vec<T>, D::Error> {
+    let items = Vec::<T>::deserialize(deserializer)?;
+    for item in &items {
+        item.validate().map_err(serde::de::Error::custom)?;
+    }
+    Ok(items)
+}
+
+/// The node sets a [`NodeSet`] can be `of`.
+#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum NodeSetKind {
+    /// The live (not deleting) SeiNodes labelled with the expectation's deployment (the namespace's without one).
+    Deployment,
+    /// The live SeiNodes of the namespace.
+    Namespace,
+    /// The SeiNodes the deployment controls (ownerReference), those being deleted included.
+    Children,
+    /// The SeiNodes the deployment's Service selects, those being deleted included (their pods may still serve).
+    Service,
+}
+
+/// What holds of a SeiNode's pod (`<node>-0`): runtime state no object stores.
 #[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct NodeExpectation {
+pub struct PodCheck {
+    /// The pod is Ready (seid runs, marked ready, and has not panicked).
     #[serde(default)]
-    pub phase: Option<String>,
-    /// `spec.image`.
-    #[serde(default)]
-    pub image: Option<String>,
-    /// `status.currentImage`.
-    #[serde(default)]
-    pub current_image: Option<String>,
-    #[serde(default)]
-    pub sidecar_ready: Option<bool>,
-    /// The node must not exist.
-    #[serde(default)]
-    pub absent: bool,
-    /// `status.catchingUp`, as the SeiNode controller observed it from seid.
-    #[serde(default)]
-    pub catching_up: Option<bool>,
-    /// Whether the node's pod is Ready (seid runs, marked ready, and has not panicked).
-    #[serde(default)]
-    pub pod_ready: Option<bool>,
-    /// Whether the node is being deleted (`metadata.deletionTimestamp` set).
-    #[serde(default)]
-    pub deleting: Option<bool>,
-    /// `status.latestHeight` must be above this: the node processes blocks past it.
-    #[serde(default)]
-    pub height_above: Option<i64>,
-    /// How many upgrade panics this node has had so far, exactly.
-    #[serde(default)]
-    pub upgrade_panics: Option<u32>,
-    /// The node's conditions, as the deployment's `conditions`.
-    #[serde(default)]
-    pub conditions: Vec<ConditionExpectation>,
-    /// Dotted path into the stored SeiNode → its value, as the deployment's `fields`.
-    #[serde(default)]
-    pub fields: BTreeMap<String, serde_json::Value>,
-    /// Whether the sidecar process now running in the node's pod has completed a mark-ready (its healthz
-    /// answers 200) — the pod's truth, where `sidecarReady` is what the SeiNode controller last observed. A
-    /// restarted sidecar has not, until mark-ready is submitted to it again.
+    pub ready: Option<bool>,
+    /// The sidecar process now running in the pod has completed a mark-ready (its healthz answers 200) — the
+    /// pod's truth, where `status.sidecarReady` is what the SeiNode controller last observed.
     #[serde(default)]
     pub marked_ready: Option<bool>,
-    /// The image its bootstrap Job runs (`spec.<mode>.snapshot.bootstrapImage`).
-    #[serde(default)]
-    pub bootstrap_image: Option<String>,
-    /// The node's init plan (`status.plan`).
-    #[serde(default)]
-    pub init_plan: Option<PlanExpectation>,
-    /// The config the seid now running in the node's pod read when it started, `{overrides, peers}`: the
-    /// `config-apply` overrides and `discover-peers` parameters on the volume then (`null` when none). Fails
-    /// when seid does not run.
+    /// The config the seid now running in the pod read when it started, `{overrides, peers}`. Fails when seid
+    /// does not run.
     #[serde(default)]
     pub seid_config: Option<serde_json::Value>,
-    /// How many times the node's current pod has restarted its seid container; a pod made again starts at 0.
+    /// How many times the pod has restarted its seid container; a pod made again starts at 0.
     #[serde(default)]
     pub seid_restarts: Option<u32>,
 }
 
-/// Durations are written the friendly way: `400ms`, `30s`, `5m`, `1h30m`.
+/// Events picked by `type`, `reason` and `messageContains` (unset: any), and what holds of them: one mode —
+/// `inOrder` (these reasons in this order, others between allowed), `exactly` (these reasons, in order, and no
+/// others), `none` (no event with these reasons), `count` (exactly this many events), `atMost` — or, with no
+/// mode, at least one event.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EventsMatcher {
+    /// `Normal` or `Warning`.
+    #[serde(default, rename = "type")]
+    pub type_: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub message_contains: Option<String>,
+    #[serde(default)]
+    pub in_order: Option<Vec<String>>,
+    #[serde(default)]
+    pub exactly: Option<Vec<String>>,
+    #[serde(default)]
+    pub none: Option<Vec<String>>,
+    #[serde(default)]
+    pub count: Option<u32>,
+    #[serde(default)]
+    pub at_most: Option<u32>,
+}
+
+impl EventsMatcher {
+    /// Whether it has one mode at most.
+    pub fn validate(&self) -> Result<(), String> {
+        let modes = [
+            self.in_order.is_some(),
+            self.exactly.is_some(),
+            self.none.is_some(),
+            self.count.is_some(),
+            self.at_most.is_some(),
+        ];
+        if modes.iter().filter(|m| **m).count() > 1 {
+            return Err("an events matcher takes one of inOrder, exactly, none, count, atMost".into());
+        }
+        Ok(())
+    }
+}
+
+/// seid's exits with an error (panics) picked by node, node-name prefix, image and kind (`upgrade: true`: only
+/// upgrade panics, a binary stopping at an upgrade it does not know), counted: `count` exactly, `atMost`, or
+/// with neither at least one.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PanicsMatcher {
+    #[serde(default)]
+    pub upgrade: bool,
+    /// Of this SeiNode's pods, in the scenario's namespace (set by the node check it sits in).
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Of the pods of SeiNodes whose names start so.
+    #[serde(default)]
+    pub node_prefix: Option<String>,
+    /// Of pods running this image.
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub count: Option<u32>,
+    #[serde(default)]
+    pub at_most: Option<u32>,
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let signed: sei_operator_core::clock::SignedDuration =
         text.parse().map_err(|e| format!("{text:?} is not a duration like 30s, 5m or 1h: {e}"))?;
@@ -703,96 +963,6 @@ fn duration_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<S
         .into_iter()
         .map(|(key, text)| Ok((key, parse_duration(&text).map_err(serde::de::Error::custom)?)))
         .collect()
-}
-
-/// A value the scenario cannot know in advance — a hash, a generated id, a revision: whether it is set, and
-/// whether it is the one an earlier expectation remembered.
-#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ValueExpectation {
-    /// `true`: the value is set; `false`: it is not.
-    #[serde(default)]
-    pub set: Option<bool>,
-    /// Remember the value under this name once the whole expectation holds (the value must be set).
-    #[serde(default)]
-    pub remember: Option<String>,
-    /// The value equals the one remembered under this name.
-    #[serde(default)]
-    pub same_as: Option<String>,
-    /// The value differs from the one remembered under this name.
-    #[serde(default)]
-    pub different_from: Option<String>,
-}
-
-/// What must hold of a plan (a deployment's rollout plan or a node's init plan).
-#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct PlanExpectation {
-    /// `Active`, `Complete` or `Failed`.
-    #[serde(default)]
-    pub phase: Option<String>,
-    /// The plan's id: set, remembered, or the same as one remembered.
-    #[serde(default)]
-    pub id: Option<ValueExpectation>,
-    /// The type of the first task not Complete, while the plan is Active.
-    #[serde(default)]
-    pub current_task: Option<String>,
-    /// The types of all its tasks, in order.
-    #[serde(default)]
-    pub tasks: Option<Vec<String>>,
-}
-
-/// What must hold of a deployment's rollout.
-#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RolloutExpectation {
-    /// `true`: a rollout is in progress; `false`: none is.
-    #[serde(default)]
-    pub set: Option<bool>,
-    /// The rollout's entrant nodes, exactly, in order.
-    #[serde(default)]
-    pub entrant_nodes: Option<Vec<String>>,
-}
-
-/// What must hold of a deployment's Service.
-#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ServiceExpectation {
-    /// The revision its selector names (`sei.io/revision`).
-    #[serde(default)]
-    pub revision: Option<ValueExpectation>,
-    /// Exactly the SeiNodes its selector matches (those being deleted too: their pods may still serve), in any
-    /// order.
-    #[serde(default)]
-    pub selects: Option<Vec<String>>,
-}
-
-/// At least `atLeast` SeiNodes of the namespace are as described.
-#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SomeNodes {
-    pub at_least: u32,
-    pub are: NodeExpectation,
-}
-
-/// What must hold of a PersistentVolumeClaim.
-#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ClaimExpectation {
-    /// `spec.resources.requests.storage`, as written (`3000Gi`).
-    pub size: String,
-}
-
-/// What must hold of a Job.
-#[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct JobExpectation {
-    /// The Job must not exist; otherwise it must.
-    #[serde(default)]
-    pub absent: bool,
-    /// Whether its `Complete` condition is True.
-    #[serde(default)]
-    pub complete: Option<bool>,
 }
 
 /// Trace lines matching `line` — a text each line must contain, where `*` stands for any run of characters —

@@ -29,7 +29,7 @@ registry:
   seictl:v0.9.0: {}
 timeline:
   - apply: {file: fixtures/inplace-fullnode.yaml}
-  - expect: {within: 10m, deployment: rpc, phase: Ready}
+  - expect: {within: 10m, deployment: rpc, is: {status.phase: Ready}}
   - edit: {kind: SeiNodeDeployment, name: rpc, set: {spec.template.spec.image: "sei:v6.4.0"}}
   - fault: {podCrash: {node: rpc-0}}
   - fault: {workerCrash: {worker: 1, for: 30s}}
@@ -38,12 +38,14 @@ timeline:
   - expect:
       within: 15m
       deployment: rpc
-      phase: Ready
-      conditions: [{type: RolloutInProgress, status: "False", reason: RolloutComplete}]
-      events: [RolloutStarted, RolloutComplete]
+      is:
+        status.phase: Ready
+        status.conditions.RolloutInProgress.status: "False"
+        status.conditions.RolloutInProgress.reason: RolloutComplete
+      events: [{inOrder: [RolloutStarted, RolloutComplete]}]
       nodes:
-        rpc-0: {image: "sei:v6.4.0", currentImage: "sei:v6.4.0", phase: Running}
-        rpc-g2-0: {absent: true}
+        - {names: rpc-0, are: {spec.image: "sei:v6.4.0", status.currentImage: "sei:v6.4.0", status.phase: Running}}
+        - {names: rpc-g2-0, are: {exists: false}}
 "#;
 
 #[test]
@@ -66,7 +68,10 @@ fn the_annotated_example_parses_into_its_steps() {
     );
     assert_eq!(scenario.timeline[5], Step::Wait(Duration::from_secs(90)));
     let Step::Expect(expect) = &scenario.timeline[7] else { panic!("step 8 is an expectation") };
-    assert!(expect.nodes["rpc-g2-0"].absent);
+    assert_eq!(expect.nodes[1].names, ["rpc-g2-0"]);
+    assert_eq!(expect.nodes[1].are.as_ref().and_then(|c| c.exists), Some(false));
+    let is = expect.is.as_ref().expect("the deployment's checks");
+    assert_eq!(is.field("status.phase").expect("checked").equals, Some(serde_json::json!("Ready")));
 }
 
 #[test]
@@ -119,7 +124,7 @@ fn fault_fields_are_camel_case_like_every_other_key() {
     assert!(error.contains("after_write") && error.contains("line 5"), "{error}");
 }
 
-/// Every expectation field beyond the annotated example, in one step.
+/// Every part of an expectation, and every matcher, in one step.
 const RICH_EXPECTATION: &str = r#"
 name: rich
 chain: {id: pacific-1, initialHeight: 1000}
@@ -131,41 +136,54 @@ timeline:
   - heal: workers
   - expect:
       within: 5m
+      before: 1h
       deployment: archive-rpc
-      conditions: [{type: RolloutInProgress, messageContains: archive-rpc-1}]
-      onlyEvents: [RolloutStarted]
-      eventCounts: {RolloutStalled: 1}
-      eventsMatching: [{type: Warning, reason: RolloutStalled, messageContains: not ready, count: 1}]
-      fields: {status.activeSet.generation: 2, status.rollout: null}
-      plan: {tasks: [create-entrant-nodes], currentTask: await-nodes-caught-up}
-      service: {selects: [archive-rpc-0]}
-      revisions: {blue: [service, activeSet, archive-rpc-0]}
-      onlyNodes: [archive-rpc-0]
-      present: [Service/archive-rpc]
-      absent: [SeiNodeDeployment/gone, SeiNode/archive-rpc-9]
-      settled: true
-      panicsByImage: {"sei:v6.4.0": 0}
+      is:
+        status.conditions.RolloutInProgress.message: {contains: archive-rpc-1}
+        status.activeSet.generation: 2
+        status.rollout: null
+        status.plan.id: {present: true, remember: plan}
+        status.failedTargetHash: {differentFrom: old, not: x, oneOf: [a, b]}
+        status.latestHeight: {above: 4999}
+        status.labels: {equals: {a: b}}
+        currentTask: await-nodes-caught-up
+        latestSpecRolledOut: false
+        adoptedAll: true
       nodes:
-        archive-rpc-0:
-          catchingUp: false
-          podReady: true
-          markedReady: true
-          deleting: false
-          heightAbove: 4999
-          upgradePanics: 0
-          fields: {metadata.ownerReferences: null}
-      everyNode: {phase: Running}
+        - names: archive-rpc-0
+          are:
+            status.catchingUp: false
+            metadata.ownerReferences: null
+            pod: {ready: true, markedReady: true, seidRestarts: 0}
+            panics: [{upgrade: true, count: 0}]
+        - {names: [archive-rpc-8, archive-rpc-9], are: {exists: false}}
+        - {of: namespace, exactly: [archive-rpc-0]}
+        - {of: service, exactly: [archive-rpc-0]}
+        - {of: deployment, atLeast: 1, are: {status.phase: Running}}
+      objects:
+        Service/archive-rpc: {spec.selector.sei.io/revision: {sameAs: blue}}
+        SeiNodeDeployment/gone: {exists: false}
+        Job/archive-rpc-0-bootstrap: {status.conditions.Complete.status: "True"}
+        PersistentVolumeClaim/data-archive-rpc-0-0: {spec.resources.requests.storage: 3000Gi}
+      events:
+        - {exactly: [RolloutStarted]}
+        - {reason: RolloutStalled, count: 1}
+        - {type: Warning, messageContains: not ready, atMost: 1}
+      panics: [{image: "sei:v6.4.0", count: 0}, {upgrade: true, nodePrefix: archive-rpc-g2, atMost: 0}]
+      revisions: {blue: [service, activeSet, archive-rpc-0]}
+      settled: true
       meanwhile: {deployment: archive-rpc, revisions: {blue: [service]}}
-      and: [{deployment: other, phase: Ready}]
+      and: [{deployment: other, is: {status.phase: Ready}}]
 "#;
 
 #[test]
-fn every_expectation_field_parses() {
+fn every_expectation_part_parses() {
+    use serde_json::json;
     let scenario = parse("rich.yaml", RICH_EXPECTATION).unwrap_or_else(|e| panic!("{e}"));
     assert!(!scenario.world.admission);
     assert_eq!(scenario.world.sync_speeds.get("archive-rpc-g2-0"), Some(&5));
     let Step::Apply(apply) = &scenario.timeline[0] else { panic!("step 1 applies") };
-    assert_eq!(apply.set.get("spec.replicas"), Some(&serde_json::json!(2)));
+    assert_eq!(apply.set.get("spec.replicas"), Some(&json!(2)));
     assert_eq!(
         scenario.timeline[1],
         Step::Fault(Fault::WorkerCrash {
@@ -177,24 +195,51 @@ fn every_expectation_field_parses() {
     );
     assert_eq!(scenario.timeline[2], Step::Heal(Heal::Workers));
     let Step::Expect(expect) = &scenario.timeline[3] else { panic!("step 4 is an expectation") };
-    assert_eq!(expect.conditions[0].message_contains, ["archive-rpc-1"]);
-    assert_eq!(expect.events_matching[0].count, Some(1));
-    assert_eq!(expect.fields.get("status.rollout"), Some(&serde_json::Value::Null));
+    let is = expect.is.as_ref().expect("the deployment's checks");
+    assert_eq!(
+        is.field("status.conditions.RolloutInProgress.message").expect("checked").contains,
+        [json!("archive-rpc-1")]
+    );
+    assert_eq!(is.field("status.rollout").expect("checked").equals, Some(serde_json::Value::Null));
+    assert_eq!(is.field("status.plan.id").expect("checked").present, Some(true));
+    assert_eq!(is.field("status.plan.id").expect("checked").remember.as_deref(), Some("plan"));
+    assert_eq!(is.field("status.failedTargetHash").expect("checked").one_of, Some(vec![json!("a"), json!("b")]));
+    assert_eq!(is.field("status.latestHeight").expect("checked").above, Some(4999));
+    assert_eq!(is.field("status.labels").expect("checked").equals, Some(json!({"a": "b"})));
+    assert_eq!(is.current_task.as_deref(), Some("await-nodes-caught-up"));
+    assert_eq!((is.latest_spec_rolled_out, is.adopted_all), (Some(false), Some(true)));
+    let node = expect.nodes[0].are.as_ref().expect("a node check");
+    assert_eq!(node.pod.as_ref().and_then(|p| p.marked_ready), Some(true));
+    assert_eq!(node.panics[0].count, Some(0));
+    assert_eq!(expect.nodes[1].names, ["archive-rpc-8", "archive-rpc-9"]);
+    assert_eq!(expect.nodes[2].of, Some(NodeSetKind::Namespace));
+    assert_eq!(expect.nodes[4].at_least, Some(1));
+    let gone = ObjectPath { kind: CheckedKind::SeiNodeDeployment, name: "gone".into() };
+    assert_eq!(expect.objects[&gone].exists, Some(false));
+    assert_eq!(expect.events[1].count, Some(1));
+    assert_eq!(expect.events[2].at_most, Some(1));
+    assert_eq!(expect.panics[1].node_prefix.as_deref(), Some("archive-rpc-g2"));
     assert_eq!(expect.revisions["blue"], ["service", "activeSet", "archive-rpc-0"]);
-    assert_eq!(expect.absent[0], ObjectPath { kind: ObjectKind::SeiNodeDeployment, name: "gone".into() });
     assert!(expect.settled);
-    assert_eq!(expect.nodes["archive-rpc-0"].height_above, Some(4999));
-    assert_eq!(expect.nodes["archive-rpc-0"].marked_ready, Some(true));
-    assert_eq!(expect.every_node.as_ref().and_then(|n| n.phase.as_deref()), Some("Running"));
     assert!(expect.meanwhile.as_ref().is_some_and(|m| m.revisions.contains_key("blue")));
     assert_eq!(expect.and[0].deployment.as_deref(), Some("other"));
 }
 
 #[test]
 fn an_object_that_is_not_kind_slash_name_is_an_error_naming_it() {
-    let text = RICH_EXPECTATION.replace("present: [Service/archive-rpc]", "present: [Pod/archive-rpc-0-0]");
+    let text = RICH_EXPECTATION.replace("SeiNodeDeployment/gone:", "Pod/archive-rpc-0-0:");
     let error = parse("rich.yaml", &text).expect_err("Pod is no kind a scenario names").to_string();
     assert!(error.contains("\"Pod/archive-rpc-0-0\" is not Kind/name"), "{error}");
+}
+
+#[test]
+fn a_key_that_is_neither_a_path_nor_a_typed_key_is_an_error_naming_it() {
+    let text = RICH_EXPECTATION.replace("currentTask:", "curentTask:");
+    let error = parse("rich.yaml", &text).expect_err("a misspelt typed key").to_string();
+    assert!(error.contains("\"curentTask\" is neither a path"), "{error}");
+    let text = RICH_EXPECTATION.replace("{differentFrom: old,", "{diferentFrom: old,");
+    let error = parse("rich.yaml", &text).expect_err("a misspelt matcher").to_string();
+    assert!(error.contains("diferentFrom"), "{error}");
 }
 
 #[test]
@@ -217,7 +262,8 @@ fn the_documented_expectations_parse() {
     assert!(images["sei:v6.3.0"].crash_on_start);
     let Step::Expect(first) = &scenario.timeline[1] else { panic!("step 2 is an expectation") };
     assert_eq!(first.before, Some(Duration::from_secs(1200)));
-    let revision = first.service.as_ref().and_then(|s| s.revision.as_ref()).expect("a revision check");
+    let service = ObjectPath { kind: CheckedKind::Service, name: "upgrade".into() };
+    let revision = &first.objects[&service].field("spec.selector.sei.io/revision").expect("checked");
     assert_eq!(revision.remember.as_deref(), Some("incumbents"));
     let Step::Expect(failed) = &scenario.timeline[7] else { panic!("step 8 is an expectation") };
     assert_eq!(
@@ -233,7 +279,7 @@ fn the_documented_expectations_parse() {
     );
     let submissions = failed.sidecar_submissions.as_ref().expect("a submissions check");
     assert_eq!(submissions.since.as_deref(), Some("before-rollout"));
-    assert_eq!(failed.some_nodes.as_ref().map(|s| s.at_least), Some(2));
+    assert_eq!(failed.nodes.iter().find_map(|set| set.at_least), Some(2));
     let Step::Expect(last) = &scenario.timeline[10] else { panic!("step 11 is an expectation") };
     assert!(last.settled);
 }
@@ -243,4 +289,18 @@ fn a_misspelt_expectation_field_is_an_error() {
     let text = "name: x\nchain: {id: c, initialHeight: 1}\nregistry: {}\ntimeline:\n  - expect: {setled: true}\n";
     let error = parse("scenarios/x.yaml", text).expect_err("misspelt field").to_string();
     assert!(error.contains("setled"), "{error}");
+}
+
+#[test]
+fn keys_that_do_not_go_together_are_an_error_naming_the_line() {
+    // The line is the list's (`nodes:`, `events:`, `panics:`): the item is checked once the list is read.
+    let text = RICH_EXPECTATION.replace("{of: namespace, exactly: [archive-rpc-0]}", "{names: x, of: namespace}");
+    let error = parse("rich.yaml", &text).expect_err("names and of").to_string();
+    assert!(error.contains("`names` or `of`") && error.contains("line 26"), "{error}");
+    let text = RICH_EXPECTATION.replace("{exactly: [RolloutStarted]}", "{exactly: [RolloutStarted], count: 1}");
+    let error = parse("rich.yaml", &text).expect_err("two modes").to_string();
+    assert!(error.contains("one of inOrder, exactly, none, count, atMost"), "{error}");
+    let text = RICH_EXPECTATION.replace("[{upgrade: true, count: 0}]", "[{upgrade: true, count: 0, atMost: 1}]");
+    let error = parse("rich.yaml", &text).expect_err("count and atMost").to_string();
+    assert!(error.contains("count or atMost, not both"), "{error}");
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::kube::pod::{PodRuntime, Seid};
 use crate::scenario::Scenario;
-use crate::scenario::format::{Expectation, Manifests, ObjectName, Step};
+use crate::scenario::format::{Expectation, Manifests, Matcher, ObjectName, Step};
 use crate::scenario::runner::{Observer, Outcome, step_name};
 use crate::state::WorldState;
 use crate::world::World;
@@ -572,29 +572,63 @@ pub fn span(duration: Duration) -> String {
     text
 }
 
-/// What an expectation waits for, in short.
+/// What an expectation waits for, in short: the deployment's phase and conditions, the event reasons it waits
+/// for (or forbids), the nodes it names, and the panics it counts.
 fn expected(expectation: &Expectation) -> String {
     let mut parts = Vec::new();
     let deployment = expectation.deployment.as_deref().unwrap_or("");
-    if let Some(phase) = &expectation.phase {
-        parts.push(format!("{deployment} {phase}").trim().to_owned());
+    let fields: Vec<(&String, &Matcher)> =
+        expectation.is.iter().flat_map(|is| &is.fields).map(|(p, m)| (p, m)).collect();
+    if let Some(phase) = fields.iter().find(|(path, _)| *path == "status.phase").and_then(|(_, m)| m.equals.as_ref()) {
+        parts.push(format!("{deployment} {}", plain(phase)).trim().to_owned());
     }
-    for condition in &expectation.conditions {
-        let wanted = [condition.status.as_deref(), condition.reason.as_deref()].into_iter().flatten();
-        parts.push(format!("{} {}", condition.type_, wanted.collect::<Vec<_>>().join(" ")).trim().to_owned());
+    // A condition's status and reason, as one part (`RolloutInProgress False RolloutComplete`); a condition
+    // checked otherwise (its message, its absence) by its type alone.
+    let mut conditions: Vec<(&str, [Option<String>; 2])> = Vec::new();
+    for (path, matcher) in &fields {
+        let Some(rest) = path.strip_prefix("status.conditions.") else { continue };
+        let (condition, field) = rest.split_once('.').unwrap_or((rest, ""));
+        let at = match conditions.iter().position(|(c, _)| *c == condition) {
+            Some(at) => at,
+            None => {
+                conditions.push((condition, [None, None]));
+                conditions.len() - 1
+            }
+        };
+        let slot = match field {
+            "status" => 0,
+            "reason" => 1,
+            _ => continue,
+        };
+        if let Some(want) = &matcher.equals {
+            conditions[at].1[slot] = Some(plain(want));
+        }
     }
-    if !expectation.events.is_empty() {
-        parts.push(format!("events {}", expectation.events.join(" → ")));
+    for (condition, wanted) in conditions {
+        let wanted: Vec<String> = wanted.into_iter().flatten().collect();
+        parts.push(format!("{condition} {}", wanted.join(" ")).trim().to_owned());
     }
-    if !expectation.no_events.is_empty() {
-        parts.push(format!("no {}", expectation.no_events.join(", ")));
+    for events in &expectation.events {
+        if let Some(reasons) = &events.in_order {
+            parts.push(format!("events {}", reasons.join(" → ")));
+        }
+        if let Some(reasons) = &events.none {
+            parts.push(format!("no {}", reasons.join(", ")));
+        }
     }
-    if !expectation.nodes.is_empty() {
-        let names: Vec<&str> = expectation.nodes.keys().map(String::as_str).collect();
+    let mut names: Vec<&str> = expectation.nodes.iter().flat_map(|set| &set.names).map(String::as_str).collect();
+    names.sort_unstable();
+    if !names.is_empty() {
         parts.push(format!("nodes {}", names.join(", ")));
     }
-    if let Some(panics) = expectation.upgrade_panics {
-        parts.push(format!("{panics} upgrade panics"));
+    for panics in expectation
+        .panics
+        .iter()
+        .filter(|p| p.upgrade && p.node.is_none() && p.node_prefix.is_none() && p.image.is_none())
+    {
+        if let Some(count) = panics.count {
+            parts.push(format!("{count} upgrade panics"));
+        }
     }
     parts.join(", ")
 }
@@ -728,8 +762,8 @@ timeline:
   - fault: {podCrash: {node: rpc-0}}
   - heal: all
   - wait: 1h30m
-  - expect: {within: 90s, deployment: rpc, phase: Ready, upgradePanics: 0}
-  - expect: {nodes: {rpc-0: {phase: Running}}, conditions: [{type: RolloutInProgress, status: "False"}]}
+  - expect: {within: 90s, deployment: rpc, is: {status.phase: Ready}, panics: [{upgrade: true, count: 0}]}
+  - expect: {nodes: [{names: rpc-0, are: {status.phase: Running}}], deployment: rpc, is: {status.conditions.RolloutInProgress.status: "False"}}
 "#,
         )
         .expect("valid");

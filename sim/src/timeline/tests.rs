@@ -32,11 +32,11 @@ timeline:
                 image: "sei:v6.3.0"
                 sidecar: {image: "seictl:v0.9.0"}
                 fullNode: {snapshot: {s3: {targetHeight: 0}}}
-  - expect: {within: 5m, deployment: rpc, phase: Ready}
+  - expect: {within: 5m, deployment: rpc, is: {status.phase: Ready}}
   - fault: {podCrash: {node: rpc-1}}
   - wait: 5s
   - heal: all
-  - expect: {within: 5m, nodes: {rpc-1: {phase: Running, sidecarReady: true}}}
+  - expect: {within: 5m, nodes: [{names: rpc-1, are: {status.phase: Running, status.sidecarReady: true}}]}
 "#;
 
 fn record() -> Timeline {

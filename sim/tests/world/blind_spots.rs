@@ -214,7 +214,7 @@ registry:
   "seictl:v0.9.0": {{}}
 timeline:
   - apply: {{file: fixtures/inplace-fullnode.yaml, set: {{spec.replicas: 1}}}}
-  - expect: {{within: 10m, deployment: rpc, phase: Ready}}
+  - expect: {{within: 10m, deployment: rpc, is: {{status.phase: Ready}}}}
 {then}
   - settle: 20m
 "#
