@@ -2,15 +2,15 @@
 
 use sei_operator_core::clock::{Clock, Timestamp};
 
-use crate::state::{Shared, lock};
+use crate::state::{SharedWorld, lock};
 
 #[derive(Clone)]
 pub struct SimClock {
-    shared: Shared,
+    shared: SharedWorld,
 }
 
 impl SimClock {
-    pub fn new(shared: Shared) -> Self {
+    pub fn new(shared: SharedWorld) -> Self {
         SimClock { shared }
     }
 }

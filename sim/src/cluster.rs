@@ -11,8 +11,8 @@ use sei_operator_core::permissions::Permission;
 use sei_operator_core::read_policy;
 use serde_json::Value;
 
-use crate::faults::RefusalStatus;
-use crate::state::{Shared, WorldState, lock};
+use crate::fault_state::RefusalStatus;
+use crate::state::{SharedWorld, WorldState, lock};
 use crate::trace::Category;
 use std::time::Duration;
 
@@ -45,7 +45,7 @@ pub enum ClientKind {
 
 #[derive(Clone)]
 pub struct SimCluster {
-    shared: Shared,
+    shared: SharedWorld,
     kind: ClientKind,
     /// The reconcile this client serves, for "crash after the i-th write in a reconcile".
     reconcile: Option<u64>,
@@ -65,7 +65,7 @@ enum Access {
 }
 
 impl SimCluster {
-    pub fn new(shared: Shared, kind: ClientKind) -> Self {
+    pub fn new(shared: SharedWorld, kind: ClientKind) -> Self {
         SimCluster { shared, kind, reconcile: None, reconciling: None, replica: 0, elector: false }
     }
 
@@ -151,7 +151,7 @@ impl SimCluster {
             let text = format!("the operator called `{permission}` on {key}, which deploy/ does not grant: {message}");
             world
                 .write_violations
-                .push(crate::invariants::Violation::new(crate::invariants::OPERATOR_CALLS_AUTHORIZED, text));
+                .push(crate::invariants::InvariantViolation::new(crate::invariants::OPERATOR_CALLS_AUTHORIZED, text));
         }
         Some(ClusterError::Forbidden { object: key.clone(), message })
     }

@@ -11,7 +11,7 @@ use sei_operator_core::controller::{
 use sei_operator_core::node_defaults::NodeDefaults;
 use sei_operator_core::rollout::RolloutConfig;
 
-use crate::operator::{OperatorContext, Reconciler, Requeue};
+use crate::operator_host::{OperatorContext, Reconciler, Requeue};
 
 /// The simulated operator runs with the built-in node defaults, as `sei-operator run` without `--node-defaults`.
 static NODE_DEFAULTS: LazyLock<Arc<NodeDefaults>> = LazyLock::new(|| Arc::new(NodeDefaults::built_in()));

@@ -23,14 +23,14 @@ pub use height_gate::{GATE_ROLL_BOUND, HEIGHT_GATE_HOLDS};
 
 /// A broken invariant: which one, and what was seen.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Violation {
+pub struct InvariantViolation {
     pub invariant: &'static str,
     pub message: String,
 }
 
-impl Violation {
+impl InvariantViolation {
     pub fn new(invariant: &'static str, message: impl Into<String>) -> Self {
-        Violation { invariant, message: message.into() }
+        InvariantViolation { invariant, message: message.into() }
     }
 }
 
@@ -76,7 +76,7 @@ pub const SIDECAR_WRITER: &str = "operator:SeiNode";
 
 /// Typed views of the operator's objects and what the checks remember between steps.
 #[derive(Default)]
-pub struct Observed {
+pub struct ObservedObjects {
     cursor: usize,
     pub nodes: BTreeMap<ObjectRef, SeiNode>,
     pub deployments: BTreeMap<ObjectRef, SeiNodeDeployment>,
@@ -106,7 +106,7 @@ pub struct Observed {
     gate: height_gate::GateWatch,
 }
 
-impl Observed {
+impl ObservedObjects {
     /// Re-reads the objects that changed since the last refresh.
     pub fn refresh(&mut self, world: &WorldState) {
         let changes = world.store.changes_since(self.cursor);
@@ -147,7 +147,7 @@ fn update<K: DeserializeOwned>(map: &mut BTreeMap<ObjectRef, K>, world: &WorldSt
 }
 
 /// Runs every check; the first violation found.
-pub fn check(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
+pub fn check(world: &WorldState, observed: &mut ObservedObjects) -> Result<(), InvariantViolation> {
     observed.refresh(world);
     if let Some(violation) = world.write_violations.get(observed.write_violations_checked) {
         observed.write_violations_checked += 1;
@@ -174,7 +174,7 @@ pub fn check(world: &WorldState, observed: &mut Observed) -> Result<(), Violatio
 /// the Service selected them: a switch and the deletion of the nodes it switched to can fall in one step. A revision that never ran is not judged (the Service of a
 /// deployment whose nodes are still starting). Nor is a revision a user emptied by deleting its nodes: that hole
 /// is the user's, until a node of it runs again.
-pub fn no_traffic_black_hole(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
+pub fn no_traffic_black_hole(world: &WorldState, observed: &mut ObservedObjects) -> Result<(), InvariantViolation> {
     for deleted in world.user_deleted_nodes.get(observed.user_deletes_checked..).unwrap_or(&[]) {
         observed.emptied_by_user.insert(deleted.clone());
     }
@@ -213,7 +213,7 @@ pub fn no_traffic_black_hole(world: &WorldState, observed: &mut Observed) -> Res
         if running.contains(&served) || !observed.ran.contains(&served) || observed.emptied_by_user.contains(&served) {
             continue;
         }
-        return Err(Violation::new(
+        return Err(InvariantViolation::new(
             NO_TRAFFIC_BLACK_HOLE,
             format!("{key} selects revision {revision}, which has no Running node left"),
         ));
@@ -222,7 +222,10 @@ pub fn no_traffic_black_hole(world: &WorldState, observed: &mut Observed) -> Res
 }
 
 /// Invariant 2: zero upgrade panics on the entrants of a HardFork rollout.
-pub fn no_upgrade_panic_on_hardfork_entrant(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
+pub fn no_upgrade_panic_on_hardfork_entrant(
+    world: &WorldState,
+    observed: &mut ObservedObjects,
+) -> Result<(), InvariantViolation> {
     let new = world.panics.get(observed.panics_checked..).unwrap_or(&[]);
     observed.panics_checked = world.panics.len();
     for panic in new.iter().filter(|p| p.upgrade_panic) {
@@ -235,7 +238,7 @@ pub fn no_upgrade_panic_on_hardfork_entrant(world: &WorldState, observed: &mut O
                     .is_some_and(|r| r.strategy == Strategy::HardFork && r.entrant_nodes.iter().any(|n| n == node))
         });
         if let Some((key, _)) = entrant_of {
-            return Err(Violation::new(
+            return Err(InvariantViolation::new(
                 NO_UPGRADE_PANIC_ON_HARDFORK_ENTRANT,
                 format!("entrant {node} of {key} ({}) {}", panic.image, panic.reason),
             ));
@@ -245,20 +248,20 @@ pub fn no_upgrade_panic_on_hardfork_entrant(world: &WorldState, observed: &mut O
 }
 
 /// Invariant 3: `RolloutInProgress` is True exactly while `rollout` is set; phase Upgrading exactly then, unless deleting.
-pub fn rollout_condition_matches_rollout(observed: &Observed) -> Result<(), Violation> {
+pub fn rollout_condition_matches_rollout(observed: &ObservedObjects) -> Result<(), InvariantViolation> {
     for (key, deployment) in &observed.deployments {
         let Some(status) = &deployment.status else { continue };
         let rolling = status.rollout.is_some();
         let condition = is_condition_true(&status.conditions, "RolloutInProgress");
         if rolling != condition {
-            return Err(Violation::new(
+            return Err(InvariantViolation::new(
                 ROLLOUT_CONDITION_MATCHES_ROLLOUT,
                 format!("{key}: rollout set = {rolling}, RolloutInProgress True = {condition}"),
             ));
         }
         let upgrading = status.phase == Some(sei_operator_core::api::DeploymentPhase::Upgrading);
         if deployment.metadata.deletion_timestamp.is_none() && upgrading != rolling {
-            return Err(Violation::new(
+            return Err(InvariantViolation::new(
                 ROLLOUT_CONDITION_MATCHES_ROLLOUT,
                 format!("{key}: phase {:?} while rollout set = {rolling}", status.phase),
             ));
@@ -270,13 +273,13 @@ pub fn rollout_condition_matches_rollout(observed: &Observed) -> Result<(), Viol
 /// Invariant 4: `status.currentImage` never names an image no Ready pod of that node has run. The kubelet records
 /// an image in `ready_images` only while its pod is Ready by the kubelet's rules (its probes) and seid itself runs
 /// it (`kube::pod_status::report_pods`).
-pub fn current_image_was_run(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
+pub fn current_image_was_run(world: &WorldState, observed: &mut ObservedObjects) -> Result<(), InvariantViolation> {
     // Ready images are only ever added, so only a node whose status changed can newly break this.
     for key in std::mem::take(&mut observed.changed_nodes) {
         let Some(node) = observed.nodes.get(&key) else { continue };
         let Some(image) = node.status.as_ref().and_then(|s| s.current_image.as_ref()) else { continue };
         if !world.ready_images.contains(&(key.namespace.clone(), key.name.clone(), image.clone())) {
-            return Err(Violation::new(
+            return Err(InvariantViolation::new(
                 CURRENT_IMAGE_WAS_RUN,
                 format!("{key} reports currentImage {image}, which no Ready pod of it has run"),
             ));
@@ -287,7 +290,7 @@ pub fn current_image_was_run(world: &WorldState, observed: &mut Observed) -> Res
 
 /// Invariant 5: only the SeiNode controller calls sidecars — of every operator replica (`crate::replicas`: the
 /// caller tag is `<replica host>:<kind reconciled>`).
-pub fn single_writer(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
+pub fn single_writer(world: &WorldState, observed: &mut ObservedObjects) -> Result<(), InvariantViolation> {
     let new = world.sidecar_calls.get(observed.calls_checked..).unwrap_or(&[]);
     observed.calls_checked = world.sidecar_calls.len();
     let wrong = |caller: &str| {
@@ -295,7 +298,7 @@ pub fn single_writer(world: &WorldState, observed: &mut Observed) -> Result<(), 
             && caller.split_once(':').is_some_and(|(_, role)| Some(role) != SIDECAR_WRITER.split(':').nth(1))
     };
     match new.iter().find(|c| wrong(&c.caller)) {
-        Some(call) => Err(Violation::new(
+        Some(call) => Err(InvariantViolation::new(
             SINGLE_WRITER,
             format!("{} called {} {} {}", call.caller, call.method, call.host, call.path),
         )),
@@ -305,7 +308,10 @@ pub fn single_writer(world: &WorldState, observed: &mut Observed) -> Result<(), 
 
 /// Invariant 6a: once a deployment is quiet (no rollout, no active plan), its live children are of one revision —
 /// within [`LEAKED_ENTRANT_GRACE`], which covers a failed delete of a stray and its retries.
-pub fn no_leaked_entrants_once_quiet(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
+pub fn no_leaked_entrants_once_quiet(
+    world: &WorldState,
+    observed: &mut ObservedObjects,
+) -> Result<(), InvariantViolation> {
     let mut mixed = BTreeMap::new();
     for (key, deployment) in &observed.deployments {
         let (Some(status), Some(uid)) = (&deployment.status, &deployment.metadata.uid) else { continue };
@@ -322,7 +328,7 @@ pub fn no_leaked_entrants_once_quiet(world: &WorldState, observed: &mut Observed
         if revisions.len() > 1 {
             let since = observed.mixed_since.get(key).copied().unwrap_or(world.now);
             if world.now.saturating_sub(since) > LEAKED_ENTRANT_GRACE {
-                return Err(Violation::new(
+                return Err(InvariantViolation::new(
                     NO_LEAKED_ENTRANTS,
                     format!(
                         "{key} has been quiet for over {LEAKED_ENTRANT_GRACE:?} but has children of revisions \
@@ -339,7 +345,7 @@ pub fn no_leaked_entrants_once_quiet(world: &WorldState, observed: &mut Observed
 
 /// Invariant 7, its state part: a rollout older than the stall threshold says so — `RolloutInProgress` with
 /// reason `Stalled` — within [`STALL_REPORT_GRACE`].
-pub fn stalled_rollouts_are_reported(world: &WorldState, observed: &Observed) -> Result<(), Violation> {
+pub fn stalled_rollouts_are_reported(world: &WorldState, observed: &ObservedObjects) -> Result<(), InvariantViolation> {
     let now = world.timestamp();
     for (key, deployment) in &observed.deployments {
         let Some(status) = &deployment.status else { continue };
@@ -353,7 +359,7 @@ pub fn stalled_rollouts_are_reported(world: &WorldState, observed: &Observed) ->
         }
         let reason = find_condition(&status.conditions, "RolloutInProgress").map(|c| c.reason.as_str());
         if reason != Some("Stalled") {
-            return Err(Violation::new(
+            return Err(InvariantViolation::new(
                 STALLED_ROLLOUT_REPORTED,
                 format!("{key}: rollout running for {age:?} but RolloutInProgress reason is {reason:?}"),
             ));
@@ -369,7 +375,10 @@ pub fn stalled_rollouts_are_reported(world: &WorldState, observed: &Observed) ->
 /// started it again. A re-run of a failed task (its id again, run 2 and up: sei-protocol/seictl
 /// `sidecar/engine/engine.go`, `Engine.Submit`) or a retry of failed work under a new id is not a duplicate, and
 /// neither is a submission to a later sidecar process.
-pub fn no_sidecar_work_started_twice(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
+pub fn no_sidecar_work_started_twice(
+    world: &WorldState,
+    observed: &mut ObservedObjects,
+) -> Result<(), InvariantViolation> {
     let new = world.sidecar_submissions.get(observed.submissions_checked..).unwrap_or(&[]);
     observed.submissions_checked = world.sidecar_submissions.len();
     // Only the operator is judged: a test probing a sidecar may submit what it likes.
@@ -395,7 +404,7 @@ pub fn no_sidecar_work_started_twice(world: &WorldState, observed: &mut Observed
         };
         let again = earlier.iter().find(|id| if **id == submission.id { submission.run <= 1 } else { unfinished(id) });
         if let Some(first) = again {
-            return Err(Violation::new(
+            return Err(InvariantViolation::new(
                 NO_WORK_STARTED_TWICE,
                 format!(
                     "{} (sidecar #{}) started {} as {} after it had started it as {first}",
@@ -413,7 +422,7 @@ pub fn no_sidecar_work_started_twice(world: &WorldState, observed: &mut Observed
 /// docs/design.md §4 (the plan id derives from the owner, the target and the strategy): while a rollout is set, the plan
 /// beside it keeps one id — a plan rebuilt after a crash, a Conflict or a stale read is the same plan, so its
 /// tasks and their sidecar submissions carry on instead of starting over.
-pub fn one_plan_per_rollout(observed: &mut Observed) -> Result<(), Violation> {
+pub fn one_plan_per_rollout(observed: &mut ObservedObjects) -> Result<(), InvariantViolation> {
     for (key, deployment) in &observed.deployments {
         let (Some(status), Some(uid)) = (&deployment.status, &deployment.metadata.uid) else { continue };
         let (Some(rollout), Some(plan)) = (&status.rollout, &status.plan) else { continue };
@@ -421,7 +430,7 @@ pub fn one_plan_per_rollout(observed: &mut Observed) -> Result<(), Violation> {
         let rollout_key = (uid.clone(), rollout.plan_target(), rollout.strategy.to_string());
         let first = observed.rollout_plans.entry(rollout_key).or_insert_with(|| plan.id.clone());
         if *first != plan.id {
-            return Err(Violation::new(
+            return Err(InvariantViolation::new(
                 ONE_PLAN_PER_ROLLOUT,
                 format!(
                     "{key}: the {} rollout to {} has plan {}, after plan {first}",
@@ -445,7 +454,10 @@ pub fn one_plan_per_rollout(observed: &mut Observed) -> Result<(), Violation> {
 /// Everything else the simulator injects — crashes of the operator, pods and sidecars, stale reads, dropped
 /// events, Conflicts, transient errors, partitions, latency, a user deleting a child — must only delay a
 /// rollout. A target whose template was never seen (no stored version of it) is not judged.
-pub fn no_needlessly_failed_rollout(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
+pub fn no_needlessly_failed_rollout(
+    world: &WorldState,
+    observed: &mut ObservedObjects,
+) -> Result<(), InvariantViolation> {
     let runs = |image: &str| {
         world.registry.pull(image).is_some_and(|binary| !binary.crash_on_start && binary.fails_task.is_none())
     };
@@ -467,7 +479,7 @@ pub fn no_needlessly_failed_rollout(world: &WorldState, observed: &mut Observed)
             .and_then(|s| find_condition(&s.conditions, "RolloutInProgress"))
             .map(|c| format!("{}: {}", c.reason, c.message))
             .unwrap_or_default();
-        violation = Some(Violation::new(
+        violation = Some(InvariantViolation::new(
             NO_NEEDLESSLY_FAILED_ROLLOUT,
             format!(
                 "{key}: the rollout to {image} (target {target}) failed with no fault that could fail it: {reason}"
@@ -510,7 +522,7 @@ fn complete_plan_beside_rollout(world: &mut WorldState, key: &ObjectRef, stored:
             "{key} was stored (rv={version}) with plan {} Complete beside the rollout to {target}",
             text("/status/plan/id").unwrap_or_default()
         );
-        world.write_violations.push(Violation::new(NO_COMPLETE_PLAN_BESIDE_UNFINISHED_ROLLOUT, message));
+        world.write_violations.push(InvariantViolation::new(NO_COMPLETE_PLAN_BESIDE_UNFINISHED_ROLLOUT, message));
     }
 }
 
@@ -539,7 +551,7 @@ pub fn on_seid_start(world: &mut WorldState, key: &ObjectRef) {
         missing.join(", "),
         node.metadata.name.as_deref().unwrap_or_default()
     );
-    world.write_violations.push(Violation::new(SEID_RUNS_ON_PREPARED_VOLUME, message));
+    world.write_violations.push(InvariantViolation::new(SEID_RUNS_ON_PREPARED_VOLUME, message));
 }
 
 /// docs/design.md §6 and issue #16 (a config change restarts seid only when the config needs it): a `restart-seid` that
@@ -565,7 +577,7 @@ pub fn on_seid_restart(world: &mut WorldState, key: &ObjectRef) {
     }
     let message =
         format!("restart-seid stopped seid in {key}, which already ran the config on its volume: {on_volume:?}");
-    world.write_violations.push(Violation::new(NO_NEEDLESS_SEID_RESTART, message));
+    world.write_violations.push(InvariantViolation::new(NO_NEEDLESS_SEID_RESTART, message));
 }
 
 /// A label of a stored object (`None` when it has none of that name).
@@ -613,7 +625,7 @@ pub fn on_delete(world: &mut WorldState, key: &ObjectRef) {
                             == Some(deployment.as_str())
                 });
             (rolling && selected).then(|| {
-                Violation::new(
+                InvariantViolation::new(
                     INCUMBENTS_DELETED_AFTER_SWITCH,
                     format!("{key} deleted during a rollout while the Service still selects revision {revision}"),
                 )
@@ -629,7 +641,7 @@ pub fn on_delete(world: &mut WorldState, key: &ObjectRef) {
                     .is_some_and(|n| !crate::store::is_deleting(n))
             });
             active.then(|| {
-                Violation::new(
+                InvariantViolation::new(
                     NO_ACTIVE_PVC_DELETED,
                     format!("{key} deleted while its node {} is active", node.unwrap_or_default()),
                 )
@@ -788,7 +800,7 @@ pub fn plan_writes_after_supersession(
     verb: &str,
     stored: &serde_json::Value,
     writer: Writer<'_>,
-) -> Option<Violation> {
+) -> Option<InvariantViolation> {
     let reads = world.reconcile_reads.get(&writer.deployment_reconcile()?)?;
     let read = reads.deployment.as_ref().filter(|d| d.superseded && d.key.namespace == key.namespace)?;
     let rollout = read.rollout.as_ref()?;
@@ -810,7 +822,7 @@ pub fn plan_writes_after_supersession(
         }
         _ => None,
     }?;
-    Some(Violation::new(
+    Some(InvariantViolation::new(
         NO_PLAN_STEP_AFTER_SUPERSESSION,
         format!(
             "a reconcile of {} read its template moved off the {} rollout to {} (superseded), and still took a \
@@ -832,7 +844,7 @@ pub fn completion_on_ready_nodes(
     verb: &str,
     stored: &serde_json::Value,
     writer: Writer<'_>,
-) -> Option<Violation> {
+) -> Option<InvariantViolation> {
     if key.kind != "SeiNodeDeployment" || verb != "replace-status" {
         return None;
     }
@@ -865,7 +877,7 @@ pub fn completion_on_ready_nodes(
         })
         .collect();
     (!unready.is_empty()).then(|| {
-        Violation::new(
+        InvariantViolation::new(
             ROLLOUT_COMPLETES_ON_READY_NODES,
             format!(
                 "{key}: the InPlace rollout to {} completed in a reconcile that never read {unready:?} Running \
@@ -890,7 +902,7 @@ pub fn switch_to_caught_up_entrants(
     world: &WorldState,
     key: &ObjectRef,
     stored: &serde_json::Value,
-) -> Option<Violation> {
+) -> Option<InvariantViolation> {
     if key.kind != "Service" {
         return None;
     }
@@ -919,7 +931,7 @@ pub fn switch_to_caught_up_entrants(
         .map(|(node, _)| node.name.clone())
         .collect();
     (!not_caught_up.is_empty()).then(|| {
-        Violation::new(
+        InvariantViolation::new(
             SWITCH_ONLY_TO_CAUGHT_UP_ENTRANTS,
             format!(
                 "{key} switched to revision {revision}, whose entrants {not_caught_up:?} no pod has served Ready \
@@ -935,7 +947,7 @@ pub fn switch_to_caught_up_entrants(
 /// incumbents untouched, and a child made by a scale-up takes the active set's rollout fields, not those of a
 /// failed or pending target. A deployment whose active template was never seen, or that is being deleted, is
 /// not judged; nor are nodes no deployment controls (a `Retain` delete leaves them as they are).
-pub fn fleet_on_active_image_at_rest(observed: &Observed) -> Result<(), Violation> {
+pub fn fleet_on_active_image_at_rest(observed: &ObservedObjects) -> Result<(), InvariantViolation> {
     for (key, deployment) in &observed.deployments {
         let (Some(status), Some(uid)) = (&deployment.status, &deployment.metadata.uid) else { continue };
         if deployment.metadata.deletion_timestamp.is_some() || status.rollout.is_some() {
@@ -964,7 +976,7 @@ pub fn fleet_on_active_image_at_rest(observed: &Observed) -> Result<(), Violatio
             } else {
                 "not the active set's".to_owned()
             };
-            return Err(Violation::new(
+            return Err(InvariantViolation::new(
                 FLEET_ON_ACTIVE_IMAGE_AT_REST,
                 format!(
                     "{key} is at rest on {active} (templateHash {}), but its child {node_key} is on {wrong}: {why}",

@@ -20,7 +20,7 @@ use sei_operator_core::leader::{Attempt, Elector, LeaseConfig, LeaseName};
 use tokio::sync::Notify;
 
 use crate::cluster::{ClientKind, SimCluster};
-use crate::state::{Shared, WorldState, lock};
+use crate::state::{SharedWorld, WorldState, lock};
 use crate::trace::Category;
 
 /// Where the Lease lives: the operator's namespace in `deploy/` (its Role grants leases there) and its default
@@ -92,7 +92,7 @@ pub fn dead(world: &WorldState, index: usize) -> bool {
 }
 
 /// Waits while replica `index` is paused (no-op in a world of one replica).
-pub async fn wait_while_paused(shared: &Shared, index: usize) {
+pub async fn wait_while_paused(shared: &SharedWorld, index: usize) {
     loop {
         let left = {
             let world = lock(shared);
@@ -123,7 +123,7 @@ pub struct Gate {
 /// The replica's lease loop, production's (`backend/run/leader.rs`) on the simulated clock: try every retry
 /// period; once leading, renew every retry period and, when the renewal has not succeeded within the renew
 /// deadline or another holder is read, stop: the process exits (the world restarts it as a standby).
-pub async fn lease_loop(shared: Shared, gate: Gate) {
+pub async fn lease_loop(shared: SharedWorld, gate: Gate) {
     let index = gate.index;
     let identity = host_name(index);
     let cluster = SimCluster::new(shared.clone(), ClientKind::Operator).for_replica(index).for_elector();
@@ -196,7 +196,7 @@ pub fn on_write(
     value: &serde_json::Value,
     before: Option<&str>,
 ) {
-    use crate::invariants::Violation;
+    use crate::invariants::InvariantViolation;
     let violation = match (key.kind.as_str(), verb) {
         ("Lease", _) => {
             let holder = value.pointer("/spec/holderIdentity").and_then(serde_json::Value::as_str).map(str::to_owned);
@@ -232,7 +232,7 @@ pub fn on_write(
                     None
                 }
             })
-            .map(|text| Violation::new(NOTHING_DELETED_TWICE, text)),
+            .map(|text| InvariantViolation::new(NOTHING_DELETED_TWICE, text)),
         ("SeiNodeDeployment", "replace-status") => {
             let text = |p: &str| value.pointer(p).and_then(serde_json::Value::as_str).map(str::to_owned);
             let rollout = value
@@ -243,7 +243,7 @@ pub fn on_write(
                     let rollout_key = (uid, rollout.plan_target(), rollout.strategy.to_string());
                     let (first, by) = world.replicas.plans.entry(rollout_key).or_insert((plan.clone(), index)).clone();
                     (first != plan && by != index).then(|| {
-                        Violation::new(
+                        InvariantViolation::new(
                             NO_PLAN_FORKED,
                             format!(
                                 "{} stored plan {plan} for {key}'s rollout, whose plan {} stored as {first}",

@@ -12,8 +12,8 @@ use sei_operator_core::cluster::{Event, ObjectRef};
 use tokio::sync::Notify;
 
 use crate::chain::Chain;
-use crate::faults::{ApiFaults, OperatorFaults, ScriptedTaskFailure};
-use crate::invariants::Violation;
+use crate::fault_state::{ApiFaults, OperatorFaults, ScriptedTaskFailure};
+use crate::invariants::InvariantViolation;
 use crate::kube::ControllerState;
 use crate::kube::kubelet::{PodRuntime, Volume};
 use crate::registry::ImageRegistry;
@@ -21,11 +21,11 @@ use crate::store::Store;
 use crate::trace::{Category, Trace};
 
 /// The world's state, shared.
-pub type Shared = Arc<Mutex<WorldState>>;
+pub type SharedWorld = Arc<Mutex<WorldState>>;
 
 /// Locks the world. A poisoned lock (a panic elsewhere) still yields the state: the run is failing anyway and
 /// its trace is what the engineer needs.
-pub fn lock(shared: &Shared) -> MutexGuard<'_, WorldState> {
+pub fn lock(shared: &SharedWorld) -> MutexGuard<'_, WorldState> {
     shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -178,7 +178,7 @@ pub struct WorldState {
     pub events: Vec<(Duration, Event)>,
     /// Violations found at the moment they happen — a write, a delete, seid's start — that a check of the state
     /// after the step would miss.
-    pub write_violations: Vec<Violation>,
+    pub write_violations: Vec<InvariantViolation>,
     /// (namespace, deployment, revision) of every SeiNode a user (the harness) deleted, in order: a Service left
     /// with no node to send traffic to by a user's delete is the user's doing, not the operator's.
     pub user_deleted_nodes: Vec<(String, String, String)>,

@@ -8,10 +8,10 @@ use tokio::task::JoinHandle;
 
 use crate::kube::kubelet::Seid;
 use crate::sidecar::server::{Endpoint, serve};
-use crate::state::{Shared, lock};
+use crate::state::{SharedWorld, lock};
 
 /// The host software of worker `index`; restarted from scratch when the worker reboots.
-pub async fn run_worker(shared: Shared, index: usize) -> turmoil::Result {
+pub async fn run_worker(shared: SharedWorld, index: usize) -> turmoil::Result {
     let Some(wake) = lock(&shared).workers.get(index).map(|w| w.wake.clone()) else { return Ok(()) };
     let mut running: BTreeMap<u16, (u64, JoinHandle<()>)> = BTreeMap::new();
     loop {
@@ -33,7 +33,7 @@ pub async fn run_worker(shared: Shared, index: usize) -> turmoil::Result {
 }
 
 /// The servers worker `index` should run: port → (pod, endpoint, incarnation).
-fn desired_servers(shared: &Shared, index: usize) -> BTreeMap<u16, (ObjectRef, Endpoint, u64)> {
+fn desired_servers(shared: &SharedWorld, index: usize) -> BTreeMap<u16, (ObjectRef, Endpoint, u64)> {
     let world = lock(shared);
     if !world.workers.get(index).is_some_and(|w| w.up) {
         return BTreeMap::new();

@@ -14,7 +14,7 @@ use sei_operator_core::cluster::ObjectRef;
 use sei_operator_core::objects::meta::LABEL_DEPLOYMENT;
 use sei_operator_core::objects::names;
 
-use super::{Observed, Violation};
+use super::{InvariantViolation, ObservedObjects};
 use crate::kube::kubelet::{PodRuntime, Seid};
 use crate::seid::SeidExit;
 use crate::state::WorldState;
@@ -46,13 +46,13 @@ pub const GATE_NEWS_GRACE: Duration = Duration::from_secs(90);
 /// From when deployment `key`'s rollout may be judged stalled: for a gated rollout, not before its last node
 /// truly reached the block before the gate (and the operator had [`GATE_NEWS_GRACE`] to see it) — waiting for
 /// the chain is what the spec asks.
-pub fn stall_clock_start(observed: &Observed, key: &ObjectRef) -> Option<Duration> {
+pub fn stall_clock_start(observed: &ObservedObjects, key: &ObjectRef) -> Option<Duration> {
     observed.gate.below_gate_at.get(key).map(|at| *at + GATE_NEWS_GRACE)
 }
 
 /// The gate `node` is under, and the image it stages: its deployment's gated rollout when `node` is one of its
 /// nodes, else the gate its deployment's spec names (so an operator that ignored the gate is judged too).
-fn gate_of<'a>(observed: &'a Observed, node: &SeiNode) -> Option<(u64, &'a str)> {
+fn gate_of<'a>(observed: &'a ObservedObjects, node: &SeiNode) -> Option<(u64, &'a str)> {
     let namespace = node.metadata.namespace.as_deref()?;
     let deployment = node.metadata.labels.as_ref()?.get(LABEL_DEPLOYMENT)?;
     let deployment: &SeiNodeDeployment =
@@ -79,7 +79,7 @@ fn pod_of<'a>(world: &'a WorldState, key: &ObjectRef) -> Option<&'a PodRuntime> 
 }
 
 /// The gated rollout `node` is one of the nodes of, and its target image (the status's record only).
-fn gated_rollout<'a>(observed: &'a Observed, node: &SeiNode) -> Option<(&'a RolloutStatus, &'a str)> {
+fn gated_rollout<'a>(observed: &'a ObservedObjects, node: &SeiNode) -> Option<(&'a RolloutStatus, &'a str)> {
     let namespace = node.metadata.namespace.as_deref()?;
     let deployment = node.metadata.labels.as_ref()?.get(LABEL_DEPLOYMENT)?;
     let deployment = observed.deployments.get(&ObjectRef::new("SeiNodeDeployment", namespace, deployment))?;
@@ -107,7 +107,7 @@ fn runs(world: &WorldState, key: &ObjectRef, image: &str) -> bool {
     pod_of(world, key).is_some_and(|pod| pod.image == image && matches!(pod.seid, Seid::Running { .. }))
 }
 
-pub fn height_gate_holds(world: &WorldState, observed: &mut Observed) -> Result<(), Violation> {
+pub fn height_gate_holds(world: &WorldState, observed: &mut ObservedObjects) -> Result<(), InvariantViolation> {
     let any_gate = observed.deployments.values().any(|d| {
         d.spec.update_strategy.upgrade_height().is_some()
             || d.status.as_ref().and_then(|s| s.rollout.as_ref()).is_some_and(|r| r.upgrade_height.is_some())
@@ -124,7 +124,7 @@ pub fn height_gate_holds(world: &WorldState, observed: &mut Observed) -> Result<
     result
 }
 
-fn judge(world: &WorldState, observed: &Observed, watch: &mut GateWatch) -> Result<(), Violation> {
+fn judge(world: &WorldState, observed: &ObservedObjects, watch: &mut GateWatch) -> Result<(), InvariantViolation> {
     // Which gated rollouts have a node truly below the gate.
     for (key, deployment) in &observed.deployments {
         let Some(rollout) = deployment.status.as_ref().and_then(|s| s.rollout.as_ref()) else { continue };
@@ -150,7 +150,7 @@ fn judge(world: &WorldState, observed: &Observed, watch: &mut GateWatch) -> Resu
             continue;
         }
         if let Some(height) = true_height(world, key).filter(|h| h + 1 < gate) {
-            return Err(Violation::new(
+            return Err(InvariantViolation::new(
                 HEIGHT_GATE_HOLDS,
                 format!("{key} was given {target} at height {height}, below the block before its gate {gate}"),
             ));
@@ -166,7 +166,7 @@ fn judge(world: &WorldState, observed: &Observed, watch: &mut GateWatch) -> Resu
         let Some((_, target)) = gate_of(observed, node) else { continue };
         match panic.exit {
             SeidExit::UpdatedBeforeTrigger { .. } if panic.image == target => {
-                return Err(Violation::new(
+                return Err(InvariantViolation::new(
                     HEIGHT_GATE_HOLDS,
                     format!("{key} ran {target} below its upgrade height: {}", panic.reason),
                 ));
@@ -207,7 +207,7 @@ fn judge(world: &WorldState, observed: &Observed, watch: &mut GateWatch) -> Resu
         true
     });
     match late {
-        Some(message) => Err(Violation::new(HEIGHT_GATE_HOLDS, message)),
+        Some(message) => Err(InvariantViolation::new(HEIGHT_GATE_HOLDS, message)),
         None => Ok(()),
     }
 }

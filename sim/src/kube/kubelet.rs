@@ -78,7 +78,7 @@ fn settle_tasks(world: &mut WorldState, key: &ObjectRef) {
         } else if rejected {
             Some(format!("{type_} rejected by {image}"))
         } else {
-            crate::faults::take_task_failure(&mut world.task_failures, node.as_deref(), &type_)
+            crate::fault_state::take_task_failure(&mut world.task_failures, node.as_deref(), &type_)
         };
         let outcome = match failure {
             Some(error) => Err(error),

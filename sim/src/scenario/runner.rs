@@ -17,7 +17,7 @@ use super::expect::{Memory, check};
 use super::format::{ChildPick, Edit, Expectation, Fault, Heal, ImageSpec, ObjectKind, ObjectName, Scenario, Step};
 use crate::chain::Chain;
 use crate::controllers::SeiOperator;
-use crate::faults::{Fault as WorldFault, RefusalStatus};
+use crate::fault_state::{Fault as WorldFault, RefusalStatus};
 use crate::registry::{Binary, ImageRegistry};
 use crate::state::Timings;
 use crate::trace::{Category, Trace};

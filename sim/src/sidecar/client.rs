@@ -19,7 +19,7 @@ use turmoil::net::TcpStream;
 use uuid::Uuid;
 
 use crate::resolver::resolve;
-use crate::state::{Shared, SidecarCall, lock};
+use crate::state::{SharedWorld, SidecarCall, lock};
 use crate::trace::Category;
 
 /// The request header naming the caller.
@@ -30,13 +30,13 @@ type Pool = Arc<Mutex<BTreeMap<(String, u16), (SendRequest<Full<Bytes>>, AbortHa
 /// A sidecar client inside the simulation. Must be used from a turmoil host (it opens turmoil streams).
 #[derive(Clone)]
 pub struct SimSidecar {
-    shared: Shared,
+    shared: SharedWorld,
     caller: Arc<str>,
     pool: Pool,
 }
 
 impl SimSidecar {
-    pub fn new(shared: Shared, caller: &str) -> Self {
+    pub fn new(shared: SharedWorld, caller: &str) -> Self {
         SimSidecar { shared, caller: caller.into(), pool: Pool::default() }
     }
 

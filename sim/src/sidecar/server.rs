@@ -19,7 +19,7 @@ use turmoil::net::TcpListener;
 
 use crate::sidecar::api;
 use crate::sidecar::client::CALLER_HEADER;
-use crate::state::{Shared, lock};
+use crate::state::{SharedWorld, lock};
 use crate::trace::Category;
 
 /// Which of a pod's servers.
@@ -30,7 +30,7 @@ pub enum Endpoint {
 }
 
 /// Serves `endpoint` of pod `key` (server `incarnation`) on `port` of the current worker host, until aborted.
-pub async fn serve(shared: Shared, key: ObjectRef, endpoint: Endpoint, incarnation: u64, port: u16) {
+pub async fn serve(shared: SharedWorld, key: ObjectRef, endpoint: Endpoint, incarnation: u64, port: u16) {
     let mut listener = None;
     // The previous incarnation's listener on this port is released when its aborted task is dropped, which
     // may be a moment after this one starts.
@@ -62,7 +62,7 @@ pub async fn serve(shared: Shared, key: ObjectRef, endpoint: Endpoint, incarnati
 }
 
 async fn answer(
-    shared: Shared,
+    shared: SharedWorld,
     key: ObjectRef,
     endpoint: Endpoint,
     incarnation: u64,

@@ -12,10 +12,10 @@ use tokio::sync::Notify;
 
 use super::{EPOCH_SECONDS, SimError, World};
 use crate::chain::Chain;
-use crate::invariants::Observed;
+use crate::invariants::ObservedObjects;
 use crate::kube::ControllerState;
 use crate::registry::ImageRegistry;
-use crate::state::{Shared, Timings, WorkerState, WorldState};
+use crate::state::{SharedWorld, Timings, WorkerState, WorldState};
 use crate::store::Store;
 use crate::trace::Trace;
 use crate::worker::run_worker;
@@ -177,7 +177,7 @@ impl WorldBuilder {
             store_changed: Arc::new(Notify::new()),
             api_requests: Default::default(),
         };
-        let shared: Shared = Arc::new(Mutex::new(state));
+        let shared: SharedWorld = Arc::new(Mutex::new(state));
         let epoch_offset = Duration::from_secs(u64::try_from(self.epoch.as_second()).unwrap_or(0));
         let mut sim = turmoil::Builder::new()
             .simulation_duration(Duration::MAX)
@@ -195,7 +195,7 @@ impl WorldBuilder {
         Ok(World {
             sim,
             shared,
-            observed: Observed::default(),
+            observed: ObservedObjects::default(),
             seed: self.seed,
             tick: self.tick,
             steps: 0,

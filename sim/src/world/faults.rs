@@ -7,7 +7,7 @@ use std::time::Duration;
 use sei_operator_core::cluster::ObjectRef;
 
 use super::{OPERATOR_HOST, World};
-use crate::faults::{Fault, ScriptedTaskFailure};
+use crate::fault_state::{Fault, ScriptedTaskFailure};
 use crate::registry::Binary;
 
 /// The latency of a healed link (the default links vary between 1 and 20 ms).
@@ -307,11 +307,11 @@ impl World {
     }
 
     /// For `duration` from now, the API server refuses every call of the operator with `status`.
-    pub fn refuse_calls(&self, duration: std::time::Duration, status: crate::faults::RefusalStatus) {
+    pub fn refuse_calls(&self, duration: std::time::Duration, status: crate::fault_state::RefusalStatus) {
         self.record(Category::Fault, format!("API server refuses the operator's calls for {duration:?}: {status:?}"));
         let mut world = lock(&self.shared);
         let until = world.now + duration;
-        world.api_faults.refusal = Some(crate::faults::Refusal { until, status });
+        world.api_faults.refusal = Some(crate::fault_state::Refusal { until, status });
     }
 
     /// Random API faults at these rates, drawn from the world's RNG.

@@ -24,12 +24,12 @@ pub use builder::{WorldBuilder, shared_validator};
 
 use crate::clock::SimClock;
 use crate::cluster::{ClientKind, SimCluster};
-use crate::invariants::{self, LIVENESS, Observed, Violation};
+use crate::invariants::{self, InvariantViolation, LIVENESS, ObservedObjects};
 use crate::kube::kubelet::PodRuntime;
 use crate::kube::{self as kube_model};
-use crate::operator::{OperatorConfig, Reconciler, run_operator};
+use crate::operator_host::{OperatorConfig, Reconciler, run_operator};
 use crate::sidecar::client::SimSidecar;
-use crate::state::{Shared, WorldState, lock};
+use crate::state::{SharedWorld, WorldState, lock};
 use crate::trace::{Category, Trace};
 
 /// The pinned epoch of every run: 2026-01-01T00:00:00Z.
@@ -46,7 +46,7 @@ pub enum SimError {
         "invariant {} violated at step {step} (t={at:?}, seed {seed}): {}\n--- trace tail ---\n{trace_tail}",
         violation.invariant, violation.message
     )]
-    Invariant { violation: Violation, step: u64, at: Duration, seed: u64, trace_tail: String },
+    Invariant { violation: InvariantViolation, step: u64, at: Duration, seed: u64, trace_tail: String },
     #[error("a simulated host failed: {0}")]
     Host(String),
     #[error("not done within {within:?} (seed {seed}): {what}")]
@@ -60,8 +60,8 @@ pub enum SimError {
 /// The simulated world.
 pub struct World {
     sim: turmoil::Sim<'static>,
-    shared: Shared,
-    observed: Observed,
+    shared: SharedWorld,
+    observed: ObservedObjects,
     seed: u64,
     tick: Duration,
     steps: u64,
@@ -236,7 +236,7 @@ impl World {
             let (shared, tick, factory) = (self.shared.clone(), self.tick, factory.clone());
             let config = OperatorConfig::default();
             self.sim.host(crate::replicas::host_name(index), move || {
-                crate::operator::run_replica(shared.clone(), factory(), config, tick, index)
+                crate::operator_host::run_replica(shared.clone(), factory(), config, tick, index)
             });
         }
         self.operator = true;
@@ -468,7 +468,7 @@ impl World {
             Err(SimError::Timeout { .. }) => {
                 let (at, trace_tail) = self.inspect(|w| (w.now, w.trace.tail(40)));
                 Err(SimError::Invariant {
-                    violation: Violation {
+                    violation: InvariantViolation {
                         invariant: LIVENESS,
                         message: format!("a deployment did not settle within {within:?}"),
                     },

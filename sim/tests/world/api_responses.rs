@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 use sei_operator_core::cluster::{Cluster, ClusterError};
-use sei_sim::faults::{Fault, RefusalStatus};
+use sei_sim::fault_state::{Fault, RefusalStatus};
 use sei_sim::world::World;
 
 use crate::common::*;

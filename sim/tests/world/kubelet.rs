@@ -13,7 +13,7 @@ use sei_operator_core::objects::workload;
 use sei_operator_core::sidecar::wire::TaskRequest;
 use sei_operator_core::sidecar::{PodAddress, Sidecar};
 use sei_sim::chain::Chain;
-use sei_sim::invariants::{CURRENT_IMAGE_WAS_RUN, SEID_RUNS_ON_PREPARED_VOLUME, Violation};
+use sei_sim::invariants::{CURRENT_IMAGE_WAS_RUN, InvariantViolation, SEID_RUNS_ON_PREPARED_VOLUME};
 use sei_sim::kube::kubelet::Seid;
 use sei_sim::seid::SeidExit;
 use sei_sim::state::Timings;
@@ -144,7 +144,7 @@ fn run_until_past_unprepared(
 }
 
 /// Runs until an invariant breaks; the violation.
-fn violation_within(world: &mut World, within: std::time::Duration) -> Violation {
+fn violation_within(world: &mut World, within: std::time::Duration) -> InvariantViolation {
     match world.run_until("a violation", within, |_| false) {
         Err(SimError::Invariant { violation, .. }) => violation,
         other => panic!("expected a violation, got {other:?}"),

@@ -10,7 +10,7 @@ use sei_operator_core::cluster::{Cluster, ObjectRef};
 use sei_operator_core::sidecar::{PodAddress, Sidecar};
 use sei_sim::SimError;
 use sei_sim::invariants::{NO_OPERATOR_LIVELOCK, SINGLE_WRITER};
-use sei_sim::operator::{OperatorContext, Reconciler, Requeue};
+use sei_sim::operator_host::{OperatorContext, Reconciler, Requeue};
 use sei_sim::world::poll_ready;
 use serde_json::json;
 
@@ -337,7 +337,7 @@ fn the_clock_reads_simulated_time_from_the_pinned_epoch() {
 
 #[test]
 fn faults_as_data_apply_and_heal() {
-    use sei_sim::faults::Fault;
+    use sei_sim::fault_state::Fault;
     let (mut world, answers) = node_world(40, "SeiNode");
     world.run_until("sidecar answers", secs(60), |_| answers.borrow().last() == Some(&true)).unwrap();
     let worker = world.pod(NS, "n-0").unwrap().worker;

@@ -11,7 +11,7 @@ use sei_operator_core::controller::ReconcileError;
 use sei_operator_core::objects::meta::controller_reference;
 use sei_operator_core::sidecar::wire::TaskRequest;
 use sei_operator_core::sidecar::{PodAddress, Sidecar};
-use sei_sim::operator::{OperatorContext, Reconciler, Requeue};
+use sei_sim::operator_host::{OperatorContext, Reconciler, Requeue};
 use uuid::Uuid;
 
 use crate::common::*;

@@ -34,9 +34,9 @@ use tokio::task::JoinSet;
 
 use crate::clock::SimClock;
 use crate::cluster::{ClientKind, SimCluster};
-use crate::invariants::{NO_OPERATOR_LIVELOCK, Violation};
+use crate::invariants::{InvariantViolation, NO_OPERATOR_LIVELOCK};
 use crate::sidecar::client::SimSidecar;
-use crate::state::{Shared, lock};
+use crate::state::{SharedWorld, lock};
 use crate::store::{ChangeType, TriggerFingerprints, Watch};
 use crate::trace::Category;
 
@@ -175,7 +175,7 @@ impl Default for OperatorConfig {
 /// keys run concurrently (as tasks on the host); a key is never reconciled twice at once — an event for a key in
 /// flight reruns it when the running reconcile ends.
 pub async fn run_operator<R: Reconciler>(
-    shared: Shared,
+    shared: SharedWorld,
     reconciler: R,
     config: OperatorConfig,
     tick: Duration,
@@ -186,7 +186,7 @@ pub async fn run_operator<R: Reconciler>(
 /// One replica of several (`crate::replicas`): its lease loop runs beside the controller loop, which starts
 /// reconciles only while the replica believes it leads.
 pub async fn run_replica<R: Reconciler>(
-    shared: Shared,
+    shared: SharedWorld,
     reconciler: R,
     config: OperatorConfig,
     tick: Duration,
@@ -202,7 +202,7 @@ pub async fn run_replica<R: Reconciler>(
 }
 
 async fn run_operator_gated<R: Reconciler>(
-    shared: Shared,
+    shared: SharedWorld,
     reconciler: R,
     config: OperatorConfig,
     tick: Duration,
@@ -317,7 +317,7 @@ async fn run_operator_gated<R: Reconciler>(
                     format!("{RECONCILES_PER_INSTANT} reconciles at t={now:?} without time passing, the last of {key}");
                 let mut world = lock(&shared);
                 world.record(Category::Operator, format!("livelock: {message}"));
-                world.write_violations.push(Violation { invariant: NO_OPERATOR_LIVELOCK, message });
+                world.write_violations.push(InvariantViolation { invariant: NO_OPERATOR_LIVELOCK, message });
             }
             if in_flight.contains(&key) {
                 rerun.insert(key);
