@@ -155,7 +155,10 @@ impl Health {
                 Role::Leading => {
                     let waiting: Vec<&str> =
                         state.watches.iter().filter(|(_, w)| !w.synced).map(|(name, _)| name.as_str()).collect();
-                    if waiting.is_empty() {
+                    // The preflight is always there; no other entry yet means the controllers have not started.
+                    if state.watches.len() <= 1 {
+                        Err("leading; the controllers are starting".to_owned())
+                    } else if waiting.is_empty() {
                         Ok(())
                     } else {
                         Err(format!("leading; initial list not done for: {}", waiting.join(", ")))
@@ -242,6 +245,7 @@ mod tests {
         let health = Health::new(CONFIG);
         health.synced(PREFLIGHT);
         health.set_role(Role::Leading);
+        assert_eq!(health.readiness(), Err("leading; the controllers are starting".to_owned()));
         health.register("seinodes");
         health.register("statefulsets");
         health.synced("seinodes");
