@@ -15,7 +15,7 @@ use kube::{Api, Client, ResourceExt};
 
 use tracing::Instrument;
 
-use super::{CONTROLLER_NAME, RunContext, RunError, one_line};
+use super::{CONTROLLER_NAME, RunContext, RunError, one_line, until_deadline_after};
 use crate::api::{SeiNode, SeiNodeDeployment};
 use crate::backend::caches;
 use crate::backend::clock::SystemClock;
@@ -123,6 +123,20 @@ where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
 {
     if namespace.is_empty() { Api::all(client.clone()) } else { Api::namespaced(client.clone(), namespace) }
+}
+
+/// [`run_controllers`] with a bounded end: once `shutdown` resolves, the reconciles in flight get
+/// `--shutdown-timeout`, then the controllers are dropped whatever their watches are doing.
+pub(super) async fn run_controllers_bounded<S, F>(context: &RunContext<'_>, shutdown: &S) -> Result<(), RunError>
+where
+    S: Fn() -> F,
+    F: Future<Output = ()> + Send + Sync + 'static,
+{
+    let timeout = context.args.shutdown_timeout;
+    until_deadline_after(run_controllers(context, shutdown()), shutdown(), timeout).await.unwrap_or_else(|| {
+        tracing::warn!(?timeout, "reconciles still running at the shutdown deadline: dropped");
+        Ok(())
+    })
 }
 
 /// Runs both controllers until `shutdown` resolves and the reconciles in flight finish. A controller whose stream

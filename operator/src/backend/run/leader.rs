@@ -9,8 +9,8 @@ use std::time::Duration;
 use kube::runtime::events::Reporter;
 use tokio::time::Instant;
 
-use super::controllers::run_controllers;
-use super::{CONTROLLER_NAME, RunContext, RunError, until_deadline_after};
+use super::controllers::run_controllers_bounded;
+use super::{CONTROLLER_NAME, RunContext, RunError};
 use crate::backend::clock::SystemClock;
 use crate::backend::health::Role;
 use crate::backend::kube_cluster::KubeCluster;
@@ -84,15 +84,10 @@ where
         };
         // Losing the Lease drops the controllers at once (`biased`: checked first whenever both are ready):
         // another replica may soon be reconciling. Requests already sent still land; see docs/leader-election.md.
-        // After SIGTERM the reconciles in flight get the shutdown timeout; then the controllers are dropped.
-        let controllers = until_deadline_after(run_controllers(context, shutdown()), shutdown(), args.shutdown_timeout);
         tokio::select! {
             biased;
             () = renewals => Err(RunError::LostLeadership(lease.clone())),
-            result = controllers => result.unwrap_or_else(|| {
-                tracing::warn!(timeout = ?args.shutdown_timeout, "reconciles still running at the shutdown deadline: dropped");
-                Ok(())
-            }),
+            result = run_controllers_bounded(context, shutdown) => result,
         }
     };
     metrics.set_leader(false);

@@ -22,7 +22,7 @@ use kube::api::ListParams;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use self::controllers::{run_controllers, scoped_api};
+use self::controllers::{run_controllers_bounded, scoped_api};
 use self::leader::lead_then_run;
 use super::health::{Health, HealthConfig, PREFLIGHT, Role};
 use super::logging::{self, LogFormat};
@@ -169,13 +169,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             } else {
                 health.set_role(Role::Leading);
                 metrics.set_leader(true);
-                let controllers = run_controllers(&context, shutdown());
-                let outcome = until_deadline_after(controllers, shutdown(), args.shutdown_timeout).await;
+                let outcome = run_controllers_bounded(&context, &shutdown).await;
                 metrics.set_leader(false);
-                outcome.unwrap_or_else(|| {
-                    tracing::warn!(timeout = ?args.shutdown_timeout, "reconciles still running at the shutdown deadline: dropped");
-                    Ok(())
-                })
+                outcome
             }
         }
     };
