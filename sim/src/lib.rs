@@ -16,6 +16,8 @@
 //! - [`fuzz`]: generated runs judged by the invariants, liveness and a differential oracle.
 //! - [`timeline`]: the picture of a scenario run (`sei-sim run --svg`).
 //! - [`bench`]: the standard rollout and the suite `sei-sim bench` times.
+//! - [`serve`]: `sei-sim serve`, the world in real time behind the Kubernetes API on loopback (the one module
+//!   that reads the wall clock and runs threads).
 //!
 //! Determinism: no wall clock, no OS randomness, no threads; ordered maps only; tokio's `select!` is `biased`
 //! (its RNG cannot be seeded under turmoil). The same seed gives the same trace, byte for byte.
@@ -37,6 +39,7 @@ pub mod replicas;
 pub mod resolver;
 pub mod scenario;
 pub mod seid;
+pub mod serve;
 pub mod sidecar;
 pub mod state;
 pub mod store;

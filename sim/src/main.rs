@@ -13,6 +13,8 @@
 //!   simulated time, wall time, simulated seconds per wall second, invariant checks. With `--api-load`
 //!   (default replicas 16,100) it counts the operator's API requests per simulated minute instead: the Ready
 //!   deployment at rest for 10 minutes, then the rollout, reads and writes, by verb and kind.
+//! - `sei-sim serve [--port 6443] [--kubeconfig FILE] [--speed X]` runs the simulated cluster in real time behind
+//!   the Kubernetes API on loopback and writes a kubeconfig, for `sei-operator run` and kubectl (`sim/src/serve/`).
 //! - `sei-sim trace [replicas]` prints the trace of the standard rollout (default 3 replicas).
 //!
 //! Build it in release mode: `cargo run --release -p sei-sim -- run scenarios/`.
@@ -76,12 +78,35 @@ enum Command {
         #[arg(long)]
         api_load: bool,
     },
+    /// Run the simulated cluster in real time behind the Kubernetes API on loopback, for `sei-operator run` and
+    /// kubectl; fault commands on stdin (`help` lists them) or `POST /sim/control`.
+    Serve(ServeArgs),
     /// Print the trace of the benchmark's standard rollout.
     Trace {
         /// Replicas of the standard rollout.
         #[arg(default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
         replicas: u32,
     },
+}
+
+/// `sei-sim serve`'s options.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Loopback port of the API (0: any free port).
+    #[arg(long, default_value_t = 6443)]
+    port: u16,
+    /// Where the kubeconfig is written.
+    #[arg(long, value_name = "FILE", default_value = "sei-sim.kubeconfig")]
+    kubeconfig: PathBuf,
+    /// Worker nodes.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    workers: u32,
+    /// Simulated seconds per wall second.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// The world's seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 /// `sei-sim fuzz`'s options; each left unset keeps the fuzzer's default.
@@ -122,7 +147,43 @@ fn main() -> ExitCode {
         Command::Fuzz(args) => fuzz(args),
         Command::Bench { replicas, suite, api_load } => bench(replicas, &suite, api_load),
         Command::Trace { replicas } => trace(replicas),
+        Command::Serve(args) => serve(args),
     }
+}
+
+/// Serves until stdin closes or `quit`; each other line is a fault command.
+fn serve(args: ServeArgs) -> ExitCode {
+    let mut config = sei_sim::serve::ServeConfig::new(args.kubeconfig);
+    config.port = args.port;
+    config.workers = usize::try_from(args.workers).unwrap_or(3);
+    config.speed = args.speed;
+    config.seed = args.seed;
+    let handle = match sei_sim::serve::start(config) {
+        Ok(handle) => handle,
+        Err(error) => {
+            eprintln!("sei-sim serve: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("API:        {}", handle.api_url());
+    println!("kubeconfig: {}", handle.kubeconfig.display());
+    println!("operator:   KUBECONFIG={} sei-operator run --sidecar-proxy {} \\", handle.kubeconfig.display(), handle.sidecar_proxy_url());
+    println!("              --metrics-addr 127.0.0.1:8080 --probe-addr 127.0.0.1:8081");
+    println!("faults:     type `help` here, or POST a command to {}/sim/control", handle.api_url());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match std::io::stdin().read_line(&mut line) {
+            // Stdin closed (run in the background): serve until killed.
+            Ok(0) | Err(_) => loop {
+                std::thread::park();
+            },
+            Ok(_) if matches!(line.trim(), "quit" | "exit") => break,
+            Ok(_) => println!("{}", handle.command(line.trim())),
+        }
+    }
+    handle.stop();
+    ExitCode::SUCCESS
 }
 
 /// Scenario files named on the command line: files as given, directories' `*.yaml` in name order.

@@ -127,6 +127,12 @@ impl World {
         lock(&self.shared).trace.clone()
     }
 
+    /// The world's shared state, for a server that answers requests from another thread while this world steps
+    /// (`crate::serve`).
+    pub fn shared(&self) -> SharedWorld {
+        self.shared.clone()
+    }
+
     /// The harness's API client (no faults, no lag).
     pub fn cluster(&self) -> SimCluster {
         SimCluster::new(self.shared.clone(), ClientKind::Harness)

@@ -20,7 +20,7 @@ use crate::api::{SeiNode, SeiNodeDeployment};
 use crate::backend::caches;
 use crate::backend::clock::SystemClock;
 use crate::backend::health::track;
-use crate::backend::http_sidecar::{HttpSidecar, HttpSidecarConfig};
+use crate::backend::http_sidecar::{BaseUrlResolver, HttpSidecar, HttpSidecarConfig};
 use crate::backend::kube_cluster::KubeCluster;
 use crate::backend::metrics::Metrics;
 use crate::cluster::ClusterError;
@@ -153,7 +153,14 @@ where
     // fails liveness).
     let watches = caches::Watches::new(client, ns, health);
     let cluster = KubeCluster::new(client.clone(), reporter, metrics.clone()).with_caches(watches.caches.clone());
-    let sidecar = HttpSidecar::new(HttpSidecarConfig::default())?;
+    let sidecar = match args.sidecar_proxy.clone() {
+        None => HttpSidecar::new(HttpSidecarConfig::default())?,
+        Some(proxy) => {
+            let proxy = proxy.trim_end_matches('/').to_owned();
+            let resolve: BaseUrlResolver = Arc::new(move |pod, port| format!("{proxy}/{}/{port}", pod.host));
+            HttpSidecar::with_resolver(HttpSidecarConfig::default(), resolve)?
+        }
+    };
     let shared = Arc::new(Shared {
         deployment: DeploymentContext {
             cluster: cluster.clone(),

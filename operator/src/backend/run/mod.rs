@@ -88,6 +88,11 @@ pub struct RunArgs {
     /// kubelet restarts the process.
     #[arg(long, env = "SEI_OPERATOR_WATCH_FAILURE_LIMIT", default_value = "5m", value_parser = parse_duration)]
     pub watch_failure_limit: Duration,
+    /// Development only: reach every pod's sidecar and seid RPC at `<URL>/<pod-host>/<port>` instead of
+    /// `http://<pod-host>:<port>` — what `sei-sim serve` prints, since the simulated pods have no DNS names on the
+    /// machine running the operator. Never set in a cluster.
+    #[arg(long, env = "SEI_OPERATOR_SIDECAR_PROXY", value_name = "URL")]
+    pub sidecar_proxy: Option<String>,
 }
 
 /// Why the operator stopped; each prints as one line.
