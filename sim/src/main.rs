@@ -167,7 +167,11 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
     println!("API:        {}", handle.api_url());
     println!("kubeconfig: {}", handle.kubeconfig.display());
-    println!("operator:   KUBECONFIG={} sei-operator run --sidecar-proxy {} \\", handle.kubeconfig.display(), handle.sidecar_proxy_url());
+    println!(
+        "operator:   KUBECONFIG={} sei-operator run --sidecar-proxy {} \\",
+        handle.kubeconfig.display(),
+        handle.sidecar_proxy_url()
+    );
     println!("              --metrics-addr 127.0.0.1:8080 --probe-addr 127.0.0.1:8081");
     println!("faults:     type `help` here, or POST a command to {}/sim/control", handle.api_url());
     let mut line = String::new();

@@ -394,7 +394,9 @@ fn watch(server: &Arc<Server>, call: &Call, resource: &'static Resource, namespa
     match watch::stream(server.clone(), request) {
         Ok(body) => {
             let mut response = Response::new(body.boxed_unsync());
-            response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+            response
+                .headers_mut()
+                .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
             response
         }
         Err(message) => bad_request(message),
@@ -534,7 +536,13 @@ fn create(server: &Server, call: &Call, resource: &Resource, namespace: &str) ->
 
 /// Writes `value` over the stored object (or its status): an update without a resourceVersion is unconditional,
 /// as the API server allows for these kinds.
-fn write(world: &mut WorldState, resource: &Resource, key: &ObjectRef, mut value: Value, status: bool) -> Response<Body> {
+fn write(
+    world: &mut WorldState,
+    resource: &Resource,
+    key: &ObjectRef,
+    mut value: Value,
+    status: bool,
+) -> Response<Body> {
     let stored_version = world.store.get(key, None).and_then(|v| v.pointer("/metadata/resourceVersion").cloned());
     if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut)
         && meta.get("resourceVersion").is_none_or(|v| v.as_str().is_none_or(str::is_empty))
@@ -554,7 +562,14 @@ fn write(world: &mut WorldState, resource: &Resource, key: &ObjectRef, mut value
     }
 }
 
-fn update(server: &Server, call: &Call, resource: &Resource, namespace: &str, name: &str, status: bool) -> Response<Body> {
+fn update(
+    server: &Server,
+    call: &Call,
+    resource: &Resource,
+    namespace: &str,
+    name: &str,
+    status: bool,
+) -> Response<Body> {
     if let Err(response) = refuse_dry_run(call) {
         return response;
     }
@@ -592,7 +607,14 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-fn patch(server: &Server, call: &Call, resource: &Resource, namespace: &str, name: &str, status: bool) -> Response<Body> {
+fn patch(
+    server: &Server,
+    call: &Call,
+    resource: &Resource,
+    namespace: &str,
+    name: &str,
+    status: bool,
+) -> Response<Body> {
     if let Err(response) = refuse_dry_run(call) {
         return response;
     }
@@ -604,7 +626,9 @@ fn patch(server: &Server, call: &Call, resource: &Resource, namespace: &str, nam
             return failure(
                 415,
                 "UnsupportedMediaType",
-                format!("the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {other:?})"),
+                format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {other:?})"
+                ),
                 json!({}),
             );
         }

@@ -219,13 +219,7 @@ pub fn start(config: ServeConfig) -> Result<ServeHandle, ServeError> {
             .spawn(move || http::serve_until_stopped(listener, server, stop))
             .map_err(|e| ServeError::Thread(e.to_string()))?
     };
-    Ok(ServeHandle {
-        addr,
-        kubeconfig: config.kubeconfig.clone(),
-        server,
-        stop,
-        threads: vec![stepping, serving],
-    })
+    Ok(ServeHandle { addr, kubeconfig: config.kubeconfig.clone(), server, stop, threads: vec![stepping, serving] })
 }
 
 /// The stepping thread: builds the world, then steps it so that simulated time keeps up with the wall clock

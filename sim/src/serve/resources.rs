@@ -103,11 +103,8 @@ pub fn group_list() -> Value {
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     let mut resources = Vec::new();
     for r in RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
-        let verbs: &[&str] = if r.view {
-            &["get", "list"]
-        } else {
-            &["create", "delete", "get", "list", "patch", "update", "watch"]
-        };
+        let verbs: &[&str] =
+            if r.view { &["get", "list"] } else { &["create", "delete", "get", "list", "patch", "update", "watch"] };
         resources.push(json!({
             "name": r.plural, "singularName": r.singular, "namespaced": true, "kind": r.kind,
             "verbs": verbs, "shortNames": r.short_names,
@@ -216,9 +213,11 @@ fn columns(resource: &Resource) -> Vec<Column> {
 fn column_definitions(resource: &Resource) -> Vec<Value> {
     let name = json!({"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0});
     std::iter::once(name)
-        .chain(columns(resource).into_iter().map(|c| {
-            json!({"name": c.name, "type": c.type_, "format": "", "description": c.name, "priority": 0})
-        }))
+        .chain(
+            columns(resource)
+                .into_iter()
+                .map(|c| json!({"name": c.name, "type": c.type_, "format": "", "description": c.name, "priority": 0})),
+        )
         .collect()
 }
 

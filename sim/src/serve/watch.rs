@@ -191,7 +191,8 @@ pub fn stream(server: Arc<Server>, request: WatchRequest) -> Result<ChannelBody,
         loop {
             if server.faults().expiry != expiry_at_start {
                 let floor = server.faults().compacted_below;
-                let _ = sender.send(expired(format!("too old resource version: the watch was expired ({floor})"))).await;
+                let _ =
+                    sender.send(expired(format!("too old resource version: the watch was expired ({floor})"))).await;
                 return;
             }
             let (events, version) = request.poll(&server, &mut cursor, &mut first);
