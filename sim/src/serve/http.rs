@@ -97,6 +97,15 @@ fn failure(code: u16, reason: &str, message: String, details: Value) -> Response
     )
 }
 
+/// A request refused with 400 Bad Request, for the message.
+struct Refusal(String);
+
+impl Refusal {
+    fn response(self) -> Response<Body> {
+        bad_request(self.0)
+    }
+}
+
 fn bad_request(message: String) -> Response<Body> {
     failure(400, "BadRequest", message, json!({}))
 }
@@ -319,11 +328,11 @@ fn discovery(group: &str, version: &str, path: &str) -> Response<Body> {
     }
 }
 
-fn selectors(call: &Call) -> Result<(LabelSelector, FieldSelector), Response<Body>> {
+fn selectors(call: &Call) -> Result<(LabelSelector, FieldSelector), Refusal> {
     let labels = LabelSelector::parse(call.param("labelSelector").unwrap_or_default())
-        .map_err(|e| bad_request(format!("labelSelector: {e}")))?;
+        .map_err(|e| Refusal(format!("labelSelector: {e}")))?;
     let fields = FieldSelector::parse(call.param("fieldSelector").unwrap_or_default())
-        .map_err(|e| bad_request(format!("fieldSelector: {e}")))?;
+        .map_err(|e| Refusal(format!("fieldSelector: {e}")))?;
     Ok((labels, fields))
 }
 
@@ -348,7 +357,7 @@ fn metadata_only(object: &Value) -> Value {
 fn list(server: &Server, call: &Call, resource: &Resource, namespace: Option<&str>) -> Response<Body> {
     let (labels, fields) = match selectors(call) {
         Ok(selectors) => selectors,
-        Err(response) => return response,
+        Err(refusal) => return refusal.response(),
     };
     let world = lock(&server.shared);
     let version = world.store.version();
@@ -379,7 +388,7 @@ fn watch(server: &Arc<Server>, call: &Call, resource: &'static Resource, namespa
     }
     let (labels, fields) = match selectors(call) {
         Ok(selectors) => selectors,
-        Err(response) => return response,
+        Err(refusal) => return refusal.response(),
     };
     let request = WatchRequest {
         resource,
@@ -423,7 +432,7 @@ fn get(server: &Server, call: &Call, resource: &Resource, namespace: &str, name:
 }
 
 /// The request body as a JSON object (JSON, or YAML for apply patches).
-fn body_object(call: &Call) -> Result<Value, Response<Body>> {
+fn body_object(call: &Call) -> Result<Value, Refusal> {
     let parsed: Result<Value, String> = if call.content_type.contains("yaml") {
         std::str::from_utf8(&call.body)
             .map_err(|e| e.to_string())
@@ -433,24 +442,24 @@ fn body_object(call: &Call) -> Result<Value, Response<Body>> {
     };
     match parsed {
         Ok(value @ Value::Object(_)) => Ok(value),
-        Ok(_) => Err(bad_request("the request body is not an object".into())),
-        Err(error) => Err(bad_request(format!("the request body is not valid: {error}"))),
+        Ok(_) => Err(Refusal("the request body is not an object".into())),
+        Err(error) => Err(Refusal(format!("the request body is not valid: {error}"))),
     }
 }
 
 /// Fills the object's kind, apiVersion and namespace from the request path, or refuses a mismatch.
-fn place(value: &mut Value, resource: &Resource, namespace: &str, name: Option<&str>) -> Result<(), Response<Body>> {
-    let Some(object) = value.as_object_mut() else { return Err(bad_request("not an object".into())) };
+fn place(value: &mut Value, resource: &Resource, namespace: &str, name: Option<&str>) -> Result<(), Refusal> {
+    let Some(object) = value.as_object_mut() else { return Err(Refusal("not an object".into())) };
     let kind = object.entry("kind").or_insert_with(|| resource.kind.into());
     if kind.as_str() != Some(resource.kind) {
-        return Err(bad_request(format!("the kind {kind} does not match the resource {}", resource.qualified())));
+        return Err(Refusal(format!("the kind {kind} does not match the resource {}", resource.qualified())));
     }
     object.entry("apiVersion").or_insert_with(|| resource.api_version().into());
     let meta = object.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
-    let Some(meta) = meta.as_object_mut() else { return Err(bad_request("metadata is not an object".into())) };
+    let Some(meta) = meta.as_object_mut() else { return Err(Refusal("metadata is not an object".into())) };
     match meta.get("namespace").and_then(Value::as_str) {
         Some(given) if !given.is_empty() && given != namespace => {
-            return Err(bad_request(
+            return Err(Refusal(
                 "the namespace of the provided object does not match the namespace sent on the request".into(),
             ));
         }
@@ -461,7 +470,7 @@ fn place(value: &mut Value, resource: &Resource, namespace: &str, name: Option<&
     if let Some(name) = name {
         match meta.get("name").and_then(Value::as_str) {
             Some(given) if given != name => {
-                return Err(bad_request(format!(
+                return Err(Refusal(format!(
                     "the name of the object ({given}) does not match the name on the URL ({name})"
                 )));
             }
@@ -473,9 +482,9 @@ fn place(value: &mut Value, resource: &Resource, namespace: &str, name: Option<&
     Ok(())
 }
 
-fn refuse_dry_run(call: &Call) -> Result<(), Response<Body>> {
+fn refuse_dry_run(call: &Call) -> Result<(), Refusal> {
     match call.param("dryRun") {
-        Some(_) => Err(bad_request("dryRun is not supported by sei-sim serve".into())),
+        Some(_) => Err(Refusal("dryRun is not supported by sei-sim serve".into())),
         None => Ok(()),
     }
 }
@@ -502,15 +511,15 @@ fn record(world: &mut WorldState, verb: &str, key: &ObjectRef, result: &Result<s
 }
 
 fn create(server: &Server, call: &Call, resource: &Resource, namespace: &str) -> Response<Body> {
-    if let Err(response) = refuse_dry_run(call) {
-        return response;
+    if let Err(refusal) = refuse_dry_run(call) {
+        return refusal.response();
     }
     let mut value = match body_object(call) {
         Ok(value) => value,
-        Err(response) => return response,
+        Err(refusal) => return refusal.response(),
     };
-    if let Err(response) = place(&mut value, resource, namespace, None) {
-        return response;
+    if let Err(refusal) = place(&mut value, resource, namespace, None) {
+        return refusal.response();
     }
     let meta = value.pointer_mut("/metadata").and_then(Value::as_object_mut);
     if let Some(meta) = meta
@@ -570,15 +579,15 @@ fn update(
     name: &str,
     status: bool,
 ) -> Response<Body> {
-    if let Err(response) = refuse_dry_run(call) {
-        return response;
+    if let Err(refusal) = refuse_dry_run(call) {
+        return refusal.response();
     }
     let mut value = match body_object(call) {
         Ok(value) => value,
-        Err(response) => return response,
+        Err(refusal) => return refusal.response(),
     };
-    if let Err(response) = place(&mut value, resource, namespace, Some(name)) {
-        return response;
+    if let Err(refusal) = place(&mut value, resource, namespace, Some(name)) {
+        return refusal.response();
     }
     if let Some(conflict) = injected_conflict(server, resource, name) {
         return conflict;
@@ -615,8 +624,8 @@ fn patch(
     name: &str,
     status: bool,
 ) -> Response<Body> {
-    if let Err(response) = refuse_dry_run(call) {
-        return response;
+    if let Err(refusal) = refuse_dry_run(call) {
+        return refusal.response();
     }
     let media = call.content_type.split(';').next().unwrap_or_default().trim();
     let apply = match media {
@@ -635,7 +644,7 @@ fn patch(
     };
     let patch = match body_object(call) {
         Ok(value) => value,
-        Err(response) => return response,
+        Err(refusal) => return refusal.response(),
     };
     if let Some(conflict) = injected_conflict(server, resource, name) {
         return conflict;
@@ -646,8 +655,8 @@ fn patch(
         if apply && !status {
             // Server-side apply of an object that does not exist creates it.
             let mut value = patch;
-            if let Err(response) = place(&mut value, resource, namespace, Some(name)) {
-                return response;
+            if let Err(refusal) = place(&mut value, resource, namespace, Some(name)) {
+                return refusal.response();
             }
             let now = world.timestamp();
             let result = world.store.create(value, now);
@@ -661,8 +670,8 @@ fn patch(
     };
     let mut patched = stored;
     merge_patch(&mut patched, &patch);
-    if let Err(response) = place(&mut patched, resource, namespace, Some(name)) {
-        return response;
+    if let Err(refusal) = place(&mut patched, resource, namespace, Some(name)) {
+        return refusal.response();
     }
     write(&mut world, resource, &key, patched, status)
 }
