@@ -1,5 +1,5 @@
 //! Leader election over a `coordination.k8s.io/v1` Lease, one implementation for production (`sei-operator run`,
-//! `backend/run/leader.rs`) and the simulator (`sei_sim::replicas`): a pure decision over values ([`decide`]) and
+//! `backend/run/leader.rs`) and the simulator (`sei_sim::operator_host::replicas`): a pure decision over values ([`decide`]) and
 //! an [`Elector`] that carries a replica's memory between attempts and talks to the API server through the
 //! [`Cluster`] trait.
 //!

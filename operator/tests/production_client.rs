@@ -17,11 +17,11 @@ use sei_operator::manifest::{Manifest, ManifestValidator};
 use sei_operator::sidecar::wire::{ReadinessStatus, TaskRequest, TaskState};
 use sei_operator::sidecar::{PodAddress, SEID_RPC_PORT, Sidecar};
 use sei_sim::World;
-use sei_sim::chain::Chain;
-use sei_sim::controllers::SeiOperator;
 use sei_sim::kube::pod::Seid;
-use sei_sim::registry::{Binary, ImageRegistry};
-use sei_sim::sidecar::api;
+use sei_sim::node::chain::Chain;
+use sei_sim::node::registry::{Binary, ImageRegistry};
+use sei_sim::node::sidecar::api;
+use sei_sim::operator_host::reconcilers::SeiOperator;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 

@@ -18,13 +18,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::harness::state::ApiRequests;
+use crate::harness::world::World;
 use crate::scenario::format::{
     ChainSpec, Edit, EventsMatcher, Expectation, ImageSpec, Manifests, Matcher, NodeSet, ObjectCheck, ObjectKind, Step,
     WorldSpec,
 };
 use crate::scenario::{self, Observer, Scenario};
-use crate::state::ApiRequests;
-use crate::world::World;
 
 /// The standard rollout's deployment, and the images it moves between.
 pub const DEPLOYMENT: &str = "rpc";

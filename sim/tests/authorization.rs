@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use sei_operator_core::permissions::{Permission, shell_permissions};
-use sei_sim::authorization::Authorizer;
+use sei_sim::apiserver::authorization::Authorizer;
 use sei_sim::scenario;
 
 fn root() -> PathBuf {

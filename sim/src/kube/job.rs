@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::traced;
-use crate::state::WorldState;
-use crate::store::time_value;
+use crate::apiserver::store::time_value;
+use crate::harness::state::WorldState;
 
 const ACTOR: &str = "job-controller";
 const DEFAULT_BACKOFF_LIMIT: i32 = 6;
@@ -107,7 +107,7 @@ fn sync_one(world: &mut WorldState, job: &Job) {
     if stored.get("status") == Some(&status) {
         return;
     }
-    let update = crate::store::status_update(stored, status.clone());
+    let update = crate::apiserver::store::status_update(stored, status.clone());
     let result = world.store.replace_status(update);
     let written = result.is_ok();
     let text = format!("status {key} active={} succeeded={succeeded} failed={failed}", status["active"]);
@@ -134,13 +134,13 @@ fn release_orphans(world: &mut WorldState) {
     let live_jobs: std::collections::BTreeSet<String> = world
         .store
         .all_of_kind("Job")
-        .filter(|(_, v)| !crate::store::is_deleting(v))
+        .filter(|(_, v)| !crate::apiserver::store::is_deleting(v))
         .filter_map(|(_, v)| v.pointer("/metadata/uid").and_then(Value::as_str).map(str::to_owned))
         .collect();
     let orphans: Vec<ObjectRef> = world
         .store
         .all_of_kind("Pod")
-        .filter(|(_, v)| crate::store::finalizers(v).contains(&JOB_TRACKING))
+        .filter(|(_, v)| crate::apiserver::store::finalizers(v).contains(&JOB_TRACKING))
         .filter(|(_, v)| {
             let owner = v.pointer("/metadata/ownerReferences/0/uid").and_then(Value::as_str).unwrap_or_default();
             !live_jobs.contains(owner)

@@ -18,10 +18,10 @@ pub use super::pod::{
 pub use super::pod_status::report_pods;
 use super::scheduler::save_height;
 pub use super::scheduler::sync_pods;
-use crate::seid::{SeidConfig, SeidExit, SeidRun};
-use crate::sidecar::process;
-use crate::state::{PanicRecord, WorldState};
-use crate::trace::Category;
+use crate::harness::state::{PanicRecord, WorldState};
+use crate::harness::trace::Category;
+use crate::node::seid::{SeidConfig, SeidExit, SeidRun};
+use crate::node::sidecar::process;
 
 /// Moves every pod whose next transition is due at or before now, then reports changed statuses to the store.
 pub fn advance_pods(world: &mut WorldState) {
@@ -78,7 +78,7 @@ fn settle_tasks(world: &mut WorldState, key: &ObjectRef) {
         } else if rejected {
             Some(format!("{type_} rejected by {image}"))
         } else {
-            crate::fault_state::take_task_failure(&mut world.task_failures, node.as_deref(), &type_)
+            crate::harness::fault_state::take_task_failure(&mut world.task_failures, node.as_deref(), &type_)
         };
         let outcome = match failure {
             Some(error) => Err(error),
@@ -301,10 +301,10 @@ pub fn start_seid(world: &mut WorldState, key: &ObjectRef) {
 
 /// seid's process starts (`seid start`, with the halt height of its command) on what its volume holds: from the
 /// volume's height, or a panic at once on a volume with no genesis. The moment is checked against the node's
-/// preparation ([`crate::invariants::on_seid_start`]).
+/// preparation ([`crate::harness::invariants::on_seid_start`]).
 fn run_seid(world: &mut WorldState, key: &ObjectRef) {
     let now = world.now;
-    crate::invariants::on_seid_start(world, key);
+    crate::harness::invariants::on_seid_start(world, key);
     let Some(pod) = world.pods.get(key) else { return };
     let node_speed = pod.node.as_ref().and_then(|node| world.timings.sync_speed_by_node.get(node));
     let sync_speed = node_speed.copied().unwrap_or(world.timings.sync_speed);
@@ -356,7 +356,7 @@ pub fn begin_restart_seid(world: &mut WorldState, key: &ObjectRef, id: uuid::Uui
     }
     let label = format!("{}/{}", key.namespace, key.name);
     if pod.shares_process_namespace {
-        crate::invariants::on_seid_restart(world, key);
+        crate::harness::invariants::on_seid_restart(world, key);
         world.record(Category::Sidecar, format!("{label} sidecar restart-seid {id}: SIGTERM to seid"));
         stop_seid(world, key, SeidExit::Terminated);
     } else {

@@ -10,7 +10,6 @@ pub mod pod_status;
 pub mod pvc;
 pub mod scheduler;
 pub mod statefulset;
-pub mod validation;
 
 use std::borrow::Borrow;
 use std::time::Duration;
@@ -20,8 +19,8 @@ use rand::Rng;
 use sei_operator_core::cluster::ClusterError;
 use serde_json::Value;
 
-use crate::state::WorldState;
-use crate::trace::Category;
+use crate::harness::state::WorldState;
+use crate::harness::trace::Category;
 
 /// Bookkeeping of the fake control plane.
 #[derive(Clone, Debug, Default)]
@@ -46,7 +45,7 @@ pub fn step(world: &mut WorldState) {
     // The node monitor's grace period for a dead worker ends: its pods' statuses must be reported now.
     let mut grace_over = false;
     for worker in world.workers.iter_mut().filter(|w| !w.marked_not_ready) {
-        if worker.down_since.is_some_and(|since| since + crate::state::NODE_MONITOR_GRACE <= world.now) {
+        if worker.down_since.is_some_and(|since| since + crate::harness::state::NODE_MONITOR_GRACE <= world.now) {
             worker.marked_not_ready = true;
             grace_over = true;
         }
@@ -99,9 +98,9 @@ fn evict_from_unreachable_workers(world: &mut WorldState) {
             let worker = &world.workers[*w];
             !worker.up
                 && worker.marked_not_ready
-                && worker
-                    .down_since
-                    .is_some_and(|since| since + crate::state::NODE_MONITOR_GRACE + UNREACHABLE_TOLERATION <= now)
+                && worker.down_since.is_some_and(|since| {
+                    since + crate::harness::state::NODE_MONITOR_GRACE + UNREACHABLE_TOLERATION <= now
+                })
         })
         .collect();
     if due.is_empty() {
@@ -111,7 +110,7 @@ fn evict_from_unreachable_workers(world: &mut WorldState) {
         .pods
         .iter()
         .filter(|(_, pod)| due.contains(&pod.worker) && pod.seid != pod::Seid::Unscheduled)
-        .filter(|(key, _)| world.store.get(key, None).is_some_and(|value| !crate::store::is_deleting(value)))
+        .filter(|(key, _)| world.store.get(key, None).is_some_and(|value| !crate::apiserver::store::is_deleting(value)))
         .map(|(key, _)| key.clone())
         .collect();
     for key in evicted {
@@ -136,10 +135,10 @@ fn sync_all(world: &mut WorldState) {
         // marked for deletion under its pvc-protection finalizer.
         let mounted = world.pods.iter().any(|(pod, runtime)| {
             runtime.volume.as_ref() == Some(&key)
-                && world.store.get(pod, None).is_some_and(|value| !crate::store::is_deleting(value))
+                && world.store.get(pod, None).is_some_and(|value| !crate::apiserver::store::is_deleting(value))
         });
         if key.kind == "PersistentVolumeClaim" && mounted {
-            crate::invariants::on_delete(world, &key);
+            crate::harness::invariants::on_delete(world, &key);
         }
     }
     world.controllers.kubelet_dirty = true;

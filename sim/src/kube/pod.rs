@@ -6,10 +6,10 @@ use std::time::Duration;
 use sei_operator_core::cluster::ObjectRef;
 use serde_json::Value;
 
-use crate::registry::Binary;
-use crate::seid::{SeidConfig, SeidExit, SeidRun};
-use crate::sidecar::process::{self, SidecarProcess, TaskTable};
-use crate::state::WorldState;
+use crate::harness::state::WorldState;
+use crate::node::registry::Binary;
+use crate::node::seid::{SeidConfig, SeidExit, SeidRun};
+use crate::node::sidecar::process::{self, SidecarProcess, TaskTable};
 
 /// The kubelet's container restart back-off: 10 s, doubling, capped at 5 minutes, and reset once a container
 /// has run for 10 minutes (Kubernetes' `CrashLoopBackOff`).
@@ -32,7 +32,7 @@ pub struct Volume {
     /// `serve.go`): every pod that mounts the claim reads and writes the same one.
     pub sidecar_tasks: TaskTable,
     /// `seid init` ran on it: `config/genesis.json` and a default config exist. seid will not start without
-    /// them ([`crate::seid::SeidExit::NoGenesis`]).
+    /// them ([`crate::node::seid::SeidExit::NoGenesis`]).
     pub initialized: bool,
     /// A `config-apply` completed in a sidecar of a pod mounting it: seid's config is the node's
     /// (sei-protocol/seictl `sidecar/tasks/config_apply.go` writes it into the home, i.e. onto this volume).
@@ -98,7 +98,7 @@ impl SeidCommand {
     /// The container's exit code when seid ends with `exit`.
     pub fn container_exit_code(&self, exit: &SeidExit) -> i32 {
         match exit.exit_code() {
-            crate::seid::HALT_EXIT_CODE if self.maps_halt_to_success => 0,
+            crate::node::seid::HALT_EXIT_CODE if self.maps_halt_to_success => 0,
             code => code,
         }
     }

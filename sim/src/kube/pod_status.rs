@@ -8,8 +8,8 @@ use sei_operator_core::objects::workload::{SEID_CONTAINER, SIDECAR_CONTAINER};
 use serde_json::{Value, json};
 
 use super::pod::{InitKind, PodRuntime, Seid, SidecarKind};
-use crate::state::WorldState;
-use crate::trace::Category;
+use crate::harness::state::WorldState;
+use crate::harness::trace::Category;
 
 /// Writes each pod's status to the store when it changed, and remembers which images Ready pods ran. The pods of
 /// a node that went silent keep their last status until the node monitor's grace period is over.
@@ -20,7 +20,7 @@ pub fn report_pods(world: &mut WorldState) {
         if world.workers.get(pod.worker).is_some_and(|w| w.status_frozen(world.now)) {
             continue;
         }
-        let started = crate::store::time_value(world.timestamp_at(pod.probe_state.container_started_at));
+        let started = crate::apiserver::store::time_value(world.timestamp_at(pod.probe_state.container_started_at));
         let worker = &world.workers[pod.worker.min(world.workers.len().saturating_sub(1))].name;
         let status = pod_status(pod, worker, started);
         if status == pod.reported {
@@ -35,7 +35,7 @@ pub fn report_pods(world: &mut WorldState) {
             world.ready_images.insert((key.namespace.clone(), node.clone(), pod.image.clone()));
         }
         let Some(stored) = world.store.get(&key, None) else { continue };
-        let update = crate::store::status_update(stored, status.clone());
+        let update = crate::apiserver::store::status_update(stored, status.clone());
         if world.store.replace_status(update).is_ok() {
             let text = format!(
                 "status Pod {}/{} phase={} ready={}",

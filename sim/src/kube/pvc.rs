@@ -6,8 +6,8 @@ use sei_operator_core::cluster::ObjectRef;
 use serde_json::Value;
 
 use super::traced;
-use crate::state::WorldState;
-use crate::store::{finalizers, is_deleting};
+use crate::apiserver::store::{finalizers, is_deleting};
+use crate::harness::state::WorldState;
 
 pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
 const ACTOR: &str = "pvc-protection-controller";

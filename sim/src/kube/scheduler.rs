@@ -19,7 +19,7 @@
 //! - chain data lives on the first `persistentVolumeClaim` volume (a StatefulSet's `volumeClaimTemplates` add
 //!   it); the pod stays Pending until that claim exists.
 //! - the chain is that of the SeiNode named by the pod's `sei.io/node` label, else the world's first chain.
-//! - its DNS name is `<hostname>.<subdomain>.<namespace>.svc` (see [`crate::resolver`]).
+//! - its DNS name is `<hostname>.<subdomain>.<namespace>.svc` (see [`crate::node::resolver`]).
 
 use std::collections::BTreeMap;
 
@@ -37,8 +37,8 @@ use super::pod::{
     DEFAULT_SIDECAR_PORT, InitContainer, InitKind, PodRuntime, Probe, ProbeAction, ProbeState, Probes, RestartPolicy,
     Seid, SeidCommand, SidecarKind,
 };
-use crate::state::WorldState;
-use crate::trace::Category;
+use crate::harness::state::WorldState;
+use crate::harness::trace::Category;
 
 /// Brings pod runtimes in line with the store: new pods are scheduled and started, deleted ones are killed.
 pub fn sync_pods(world: &mut WorldState) {
@@ -46,7 +46,7 @@ pub fn sync_pods(world: &mut WorldState) {
     let stored: BTreeMap<ObjectRef, String> = world
         .store
         .all_of_kind("Pod")
-        .filter(|(_, v)| !crate::store::is_deleting(v))
+        .filter(|(_, v)| !crate::apiserver::store::is_deleting(v))
         .map(|(k, v)| (k.clone(), v.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_owned()))
         .collect();
     let gone: Vec<ObjectRef> = world
@@ -63,7 +63,7 @@ pub fn sync_pods(world: &mut WorldState) {
     let terminated: Vec<ObjectRef> = world
         .store
         .all_of_kind("Pod")
-        .filter(|(key, value)| crate::store::is_deleting(value) && !world.pods.contains_key(*key))
+        .filter(|(key, value)| crate::apiserver::store::is_deleting(value) && !world.pods.contains_key(*key))
         .filter(|(_, value)| {
             let node = value.pointer("/status/hostIP").and_then(Value::as_str);
             node.is_none_or(|node| world.workers.iter().any(|w| w.name == node && w.up))
@@ -373,7 +373,7 @@ fn schedule(world: &mut WorldState, key: &ObjectRef) {
     // The scheduler keeps a pod whose claim is missing or being deleted Pending ("persistentvolumeclaim not
     // found" / "is being deleted").
     if let Some(volume) = &pod.volume
-        && world.store.get(volume, None).is_none_or(crate::store::is_deleting)
+        && world.store.get(volume, None).is_none_or(crate::apiserver::store::is_deleting)
     {
         return;
     }
@@ -411,7 +411,7 @@ fn schedule(world: &mut WorldState, key: &ObjectRef) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seid::SeidExit;
+    use crate::node::seid::SeidExit;
 
     fn container(command: &[&str], args: &[String]) -> Container {
         Container {

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::traced;
-use crate::state::WorldState;
+use crate::harness::state::WorldState;
 
 /// The label carrying a pod's revision.
 pub const REVISION_LABEL: &str = "controller-revision-hash";
@@ -241,7 +241,7 @@ fn ensure_claim(
     if let Some(existing) = world.store.get(&key, None) {
         // An existing claim (made by the operator first, or by an earlier sync) gets the owner references the
         // policy asks for; one being deleted is left to go.
-        if crate::store::is_deleting(existing) {
+        if crate::apiserver::store::is_deleting(existing) {
             return;
         }
         let Some(owners) = claim_owners(set, existing) else { return };
@@ -363,7 +363,7 @@ fn write_status(
     if stored.get("status") == Some(&status) {
         return;
     }
-    let update = crate::store::status_update(stored, status);
+    let update = crate::apiserver::store::status_update(stored, status);
     let result = world.store.replace_status(update);
     let text = format!(
         "status {key} observedGeneration={:?} ready={ready} current={current_revision} update={update_revision}",

@@ -14,7 +14,7 @@ use sei_operator_core::api::{SeiNode, SeiNodeDeployment};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::world::World;
+use crate::harness::world::World;
 
 /// One line per object of the kinds the operator manages, sorted by kind and name.
 pub fn end_state(world: &World) -> Vec<String> {
@@ -93,7 +93,7 @@ pub fn end_state(world: &World) -> Vec<String> {
 
 /// Node name → the name the end state shows: `<deployment>-#<ordinal>` for a deployment's child that is the
 /// only live one of its deployment with that ordinal; any other node keeps its name.
-fn node_names(state: &crate::state::WorldState) -> std::collections::BTreeMap<String, String> {
+fn node_names(state: &crate::harness::state::WorldState) -> std::collections::BTreeMap<String, String> {
     use sei_operator_core::objects::meta::{LABEL_DEPLOYMENT, LABEL_ORDINAL};
     let mut by_ordinal: std::collections::BTreeMap<(String, String, String), Vec<String>> = Default::default();
     for (key, value) in state.store.all_of_kind("SeiNode") {

@@ -17,8 +17,8 @@ use super::format::{
     CheckedKind, EventsMatcher, Expectation, Matcher, NodeSet, NodeSetKind, ObjectCheck, ObjectPath, PanicsMatcher,
     PodCheck, SubmissionsExpectation, TraceExpectation,
 };
+use crate::harness::world::World;
 use crate::kube::pod::Seid;
-use crate::world::World;
 
 /// What earlier steps of a run remembered: values under names (`remember:`, and revision names bound by
 /// `revisions`), and moments (`mark` steps).

@@ -61,7 +61,7 @@ pub struct WorldSpec {
     #[serde(default)]
     pub sync_speeds: BTreeMap<String, u64>,
     /// Operator replicas (default 1). Two or more elect a leader through the Lease, as production's do
-    /// (`sei_sim::replicas`); one runs with no election, exactly as before.
+    /// (`sei_sim::operator_host::replicas`); one runs with no election, exactly as before.
     #[serde(default = "one")]
     pub operator_replicas: u32,
 }
@@ -243,9 +243,9 @@ pub struct Edit {
     pub set: BTreeMap<String, serde_json::Value>,
     /// Make the edit (of a SeiNodeDeployment) right after a moment of the operator's — its n-th status write,
     /// SeiNode write or Service write from now, or the status write that records a task Complete — inside the
-    /// simulated tick, before the operator's next call (see [`crate::aimed`]); the timeline waits for it.
+    /// simulated tick, before the operator's next call (see [`crate::harness::aimed`]); the timeline waits for it.
     #[serde(default)]
-    pub after: Option<crate::aimed::Moment>,
+    pub after: Option<crate::harness::aimed::Moment>,
 }
 
 /// A fault to inject.

@@ -15,13 +15,13 @@ use serde_json::Value;
 
 use super::expect::{Memory, check};
 use super::format::{ChildPick, Edit, Expectation, Fault, Heal, ImageSpec, ObjectKind, ObjectName, Scenario, Step};
-use crate::chain::Chain;
-use crate::controllers::SeiOperator;
-use crate::fault_state::{Fault as WorldFault, RefusalStatus};
-use crate::registry::{Binary, ImageRegistry};
-use crate::state::Timings;
-use crate::trace::{Category, Trace};
-use crate::world::{OPERATOR_HOST, SimError, World};
+use crate::harness::fault_state::{Fault as WorldFault, RefusalStatus};
+use crate::harness::state::Timings;
+use crate::harness::trace::{Category, Trace};
+use crate::harness::world::{OPERATOR_HOST, SimError, World};
+use crate::node::chain::Chain;
+use crate::node::registry::{Binary, ImageRegistry};
+use crate::operator_host::reconcilers::SeiOperator;
 
 /// How one run of a scenario ended.
 #[derive(Debug)]
@@ -164,7 +164,7 @@ impl<'a> Runner<'a> {
         world.start_operator_replicas(replicas, SeiOperator::default);
         // Compiled once per process and shared with the worlds (compiling the CRD schemas per run cost more than a
         // 3-replica rollout's simulation).
-        let validator = crate::world::shared_validator()?;
+        let validator = crate::harness::world::shared_validator()?;
         Ok(Runner { scenario, root, world, validator, restarts: Vec::new(), observer, memory: Memory::default() })
     }
 
@@ -303,7 +303,7 @@ impl<'a> Runner<'a> {
         let deployment = ObjectRef::new("SeiNodeDeployment", self.namespace(&edit.namespace), &edit.name);
         let end = self.world.now() + moment.deadline();
         let armed = self.world.modify(|w| {
-            let armed = crate::aimed::AimedEdit::arm(w, deployment, moment, edit.set.clone());
+            let armed = crate::harness::aimed::AimedEdit::arm(w, deployment, moment, edit.set.clone());
             w.aimed_edits.push(armed);
             w.aimed_edits.len() - 1
         });
@@ -315,7 +315,7 @@ impl<'a> Runner<'a> {
             if let Some(edit) = w.aimed_edits.get_mut(armed).filter(|e| !e.fired) {
                 edit.fired = true;
                 let edit = edit.clone();
-                crate::aimed::apply(w, &edit, "its moment did not come: at the deadline");
+                crate::harness::aimed::apply(w, &edit, "its moment did not come: at the deadline");
             }
         });
         Ok(())
@@ -451,7 +451,7 @@ impl<'a> Runner<'a> {
                 .filter(|(key, value)| {
                     key.namespace == namespace
                         && value.pointer("/metadata/labels/job-name").and_then(Value::as_str) == Some(job.as_str())
-                        && !crate::store::is_deleting(value)
+                        && !crate::apiserver::store::is_deleting(value)
                         && !matches!(
                             value.pointer("/status/phase").and_then(Value::as_str),
                             Some("Succeeded" | "Failed")

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::World;
-use crate::registry::Binary;
+use crate::node::registry::Binary;
 use crate::serve::{Server, WorldCommand};
 
 /// What `help` prints.
@@ -59,7 +59,7 @@ fn parse(server: &Server, line: &str) -> Result<Parsed, String> {
             answer(format!("the next {n} API requests get 503"))
         }
         "expire-watches" => {
-            let version = crate::state::lock(&server.shared).store.version();
+            let version = crate::harness::state::lock(&server.shared).store.version();
             let mut faults = server.faults();
             faults.compacted_below = version;
             faults.expiry += 1;

@@ -24,8 +24,8 @@ use crate::serve::resources::{self, Resource};
 use crate::serve::selector::{FieldSelector, LabelSelector};
 use crate::serve::watch::{self, WatchRequest};
 use crate::serve::{Server, control, pods};
-use crate::state::{WorldState, lock};
-use crate::trace::Category;
+use crate::harness::state::{WorldState, lock};
+use crate::harness::trace::Category;
 
 /// A response body: a whole buffer, or a watch's stream.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;

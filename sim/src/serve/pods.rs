@@ -1,7 +1,7 @@
 //! The pods' ports on loopback: `/sim/pods/<pod-host>/<port>/<path>` reaches the sidecar API or seid's RPC of
 //! the pod that `<pod-host>` (`<node>-0.<node>.<namespace>.svc`) resolves to, through the simulation's cluster
-//! DNS ([`crate::resolver`]), answered by the same handlers the pods' servers on the worker hosts run
-//! ([`crate::sidecar::api`]).
+//! DNS ([`crate::node::resolver`]), answered by the same handlers the pods' servers on the worker hosts run
+//! ([`crate::node::sidecar::api`]).
 //!
 //! Why a path prefix on the API's port rather than a port per pod: pods come and go while the server runs, and
 //! the production client needs only a different base URL (`sei-operator run --sidecar-proxy`), not a different
@@ -15,9 +15,9 @@ use sei_operator_core::sidecar::SEID_RPC_PORT;
 
 use crate::kube::kubelet::Seid;
 use crate::serve::Server;
-use crate::sidecar::api;
-use crate::state::lock;
-use crate::trace::Category;
+use crate::node::sidecar::api;
+use crate::harness::state::lock;
+use crate::harness::trace::Category;
 
 /// Where pods' ports are served.
 pub const PREFIX: &str = "/sim/pods";
@@ -42,7 +42,7 @@ pub fn answer(server: &Server, method: &str, rest: &str, body: &Bytes) -> Result
     let unreachable = |reason: String| Unreachable { host: host.clone(), port, reason };
     let partitioned = server.faults().partitioned.clone();
     let mut world = lock(&server.shared);
-    let resolved = crate::resolver::resolve(&world, &host, port).map_err(|e| unreachable(e.to_string()))?;
+    let resolved = crate::node::resolver::resolve(&world, &host, port).map_err(|e| unreachable(e.to_string()))?;
     let worker = world.workers.iter().position(|w| w.name == resolved.worker);
     if worker.is_none_or(|w| !world.workers[w].up) {
         return Err(unreachable(format!("{} is down", resolved.worker)));

@@ -9,12 +9,12 @@ use sei_operator_core::api::{PlanPhase, SeiNode, SeiNodeDeployment, TaskStatus};
 use sei_operator_core::cluster::ObjectRef;
 use serde::Deserialize;
 
+use crate::harness::state::WorldState;
+use crate::harness::world::World;
 use crate::kube::pod::{PodRuntime, Seid};
 use crate::scenario::Scenario;
 use crate::scenario::format::{Expectation, Manifests, Matcher, ObjectName, Step};
 use crate::scenario::runner::{Observer, Outcome, step_name};
-use crate::state::WorldState;
-use crate::world::World;
 
 /// A value that held from `start` until `end`.
 #[derive(Clone, Debug, PartialEq, Eq)]

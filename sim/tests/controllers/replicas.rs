@@ -1,4 +1,4 @@
-//! Two operator replicas electing a leader through the Lease (`sei_sim::replicas`, on the operator's own
+//! Two operator replicas electing a leader through the Lease (`sei_sim::operator_host::replicas`, on the operator's own
 //! `sei_operator_core::leader`): a leader change mid-rollout — by a crash, a partition from the API server, a pause
 //! longer than the lease — and the standby finishes the rollout on the same plan while the deposed leader's calls
 //! in flight land. Each test replays its file.

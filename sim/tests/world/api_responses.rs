@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 use sei_operator_core::cluster::{Cluster, ClusterError};
-use sei_sim::fault_state::{Fault, RefusalStatus};
-use sei_sim::world::World;
+use sei_sim::harness::fault_state::{Fault, RefusalStatus};
+use sei_sim::harness::world::World;
 
 use crate::common::*;
 
 /// Runs `call` with the operator's client on a client host; answers its result and the simulated time it took.
 fn timed<T: 'static>(
     world: &mut World,
-    call: impl AsyncFnOnce(sei_sim::cluster::SimCluster) -> T + 'static,
+    call: impl AsyncFnOnce(sei_sim::operator_host::cluster::SimCluster) -> T + 'static,
 ) -> (T, Duration) {
     let client = world.operator_cluster();
     let start = world.now();

@@ -200,7 +200,7 @@ fn a_deleted_job_pod_counts_as_failed_and_its_replacement_waits_for_the_volume()
         .unwrap();
     let first = job_pods(&world)[0].clone();
     world.crash_worker(worker_of(&world, &first));
-    world.inject(&sei_sim::fault_state::Fault::DeletePod { namespace: NS.into(), pod: first.clone() });
+    world.inject(&sei_sim::harness::fault_state::Fault::DeletePod { namespace: NS.into(), pod: first.clone() });
     world.run_until("a replacement", secs(30), |w| job_pods(w).len() == 2).unwrap();
     let status = world.get::<Job>(NS, "b").unwrap().status.unwrap();
     assert_eq!(status.failed, Some(1), "the deleted pod counts as failed");
@@ -229,10 +229,10 @@ fn a_deleted_pod_is_a_new_pod_a_crashed_one_the_same() {
     world.run_until("pod ready", secs(60), |w| pod_ready(w, "n-0")).unwrap();
     let uid = |w: &sei_sim::World| w.get::<Pod>(NS, "n-0").ok().and_then(|p| p.metadata.uid);
     let original = uid(&world);
-    world.inject(&sei_sim::fault_state::Fault::CrashPod { namespace: NS.into(), pod: "n-0".into() });
+    world.inject(&sei_sim::harness::fault_state::Fault::CrashPod { namespace: NS.into(), pod: "n-0".into() });
     world.run_until("restarted", secs(60), |w| w.pod(NS, "n-0").is_some_and(|p| p.restarts == 1)).unwrap();
     assert_eq!(uid(&world), original, "a crash keeps the pod");
-    world.inject(&sei_sim::fault_state::Fault::DeletePod { namespace: NS.into(), pod: "n-0".into() });
+    world.inject(&sei_sim::harness::fault_state::Fault::DeletePod { namespace: NS.into(), pod: "n-0".into() });
     world
         .run_until("made again", secs(60), |w| uid(w).is_some_and(|u| Some(u) != original) && pod_ready(w, "n-0"))
         .unwrap();

@@ -13,11 +13,11 @@ use sei_operator_core::manifest::{Manifest, ManifestValidator};
 use sei_operator_core::objects::meta::{
     ConditionUpdate, LABEL_DEPLOYMENT, LABEL_REVISION, controller_reference, set_condition,
 };
-use sei_sim::invariants::{
+use sei_sim::harness::invariants::{
     FLEET_ON_ACTIVE_IMAGE_AT_REST, NO_PLAN_STEP_AFTER_SUPERSESSION, ROLLOUT_COMPLETES_ON_READY_NODES,
     SWITCH_ONLY_TO_CAUGHT_UP_ENTRANTS,
 };
-use sei_sim::world::poll_ready;
+use sei_sim::harness::world::poll_ready;
 use sei_sim::{SimError, World};
 use serde_json::json;
 

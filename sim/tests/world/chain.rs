@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 use sei_operator_core::sidecar::wire::TaskRequest;
 use sei_operator_core::sidecar::{PodAddress, Sidecar};
 use sei_sim::kube::kubelet::Seid;
-use sei_sim::seid::SeidExit;
+use sei_sim::node::seid::SeidExit;
 use serde_json::json;
 
 use crate::common::*;

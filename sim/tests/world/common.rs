@@ -6,8 +6,8 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
 use sei_sim::World;
-use sei_sim::chain::Chain;
-use sei_sim::registry::{Binary, ImageRegistry};
+use sei_sim::node::chain::Chain;
+use sei_sim::node::registry::{Binary, ImageRegistry};
 use serde_json::json;
 
 pub const NS: &str = "sei";

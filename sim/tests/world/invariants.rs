@@ -12,7 +12,7 @@ use sei_operator_core::objects::meta::{
 };
 use sei_operator_core::sidecar::wire::TaskRequest;
 use sei_operator_core::sidecar::{PodAddress, Sidecar};
-use sei_sim::invariants::{
+use sei_sim::harness::invariants::{
     CURRENT_IMAGE_WAS_RUN, LEAKED_ENTRANT_GRACE, NO_ACTIVE_PVC_DELETED, NO_COMPLETE_PLAN_BESIDE_UNFINISHED_ROLLOUT,
     NO_LEAKED_ENTRANTS, NO_NEEDLESSLY_FAILED_ROLLOUT, NO_TRAFFIC_BLACK_HOLE, NO_UPGRADE_PANIC_ON_HARDFORK_ENTRANT,
     NO_WORK_STARTED_TWICE, ONE_PLAN_PER_ROLLOUT, ROLLOUT_CONDITION_MATCHES_ROLLOUT, SIDECAR_WRITER,
@@ -108,7 +108,8 @@ fn the_operator_must_not_delete_the_pvc_of_an_active_node() {
     // A person deleting it is a scenario's business; the operator doing it is a bug.
     world.delete::<PersistentVolumeClaim>(NS, "data-n-spare").unwrap();
     world.run_for(secs(3)).unwrap();
-    let deleted = sei_sim::world::poll_ready(world.operator_cluster().delete::<PersistentVolumeClaim>(NS, "data-n-0"));
+    let deleted =
+        sei_sim::harness::world::poll_ready(world.operator_cluster().delete::<PersistentVolumeClaim>(NS, "data-n-0"));
     assert_eq!(deleted, Some(Ok(())));
     assert_eq!(violated(&mut world), NO_ACTIVE_PVC_DELETED);
 }
@@ -166,8 +167,8 @@ fn a_switch_and_the_deletion_of_its_target_in_one_step_is_a_black_hole_whatever_
     let (name, mut service) = in_place_with_two_revisions(&mut world);
     let operator = world.operator_cluster();
     service.spec.as_mut().unwrap().selector.as_mut().unwrap().insert(LABEL_REVISION.into(), "r2".into());
-    sei_sim::world::poll_ready(operator.replace(&service)).unwrap().unwrap();
-    sei_sim::world::poll_ready(operator.delete::<SeiNode>(NS, &format!("{name}-g2-0"))).unwrap().unwrap();
+    sei_sim::harness::world::poll_ready(operator.replace(&service)).unwrap().unwrap();
+    sei_sim::harness::world::poll_ready(operator.delete::<SeiNode>(NS, &format!("{name}-g2-0"))).unwrap().unwrap();
     assert_eq!(violated(&mut world), NO_TRAFFIC_BLACK_HOLE);
 }
 
@@ -181,7 +182,9 @@ fn a_service_left_with_no_running_node_by_a_user_delete_is_the_users_doing() {
     world.create(&node(&format!("{name}-1"), json!({LABEL_DEPLOYMENT: name, LABEL_REVISION: "r1"}))).unwrap();
     set_node_phase(&world, &format!("{name}-1"), SeiNodePhase::Running);
     world.run_for(secs(2)).unwrap();
-    sei_sim::world::poll_ready(world.operator_cluster().delete::<SeiNode>(NS, &format!("{name}-1"))).unwrap().unwrap();
+    sei_sim::harness::world::poll_ready(world.operator_cluster().delete::<SeiNode>(NS, &format!("{name}-1")))
+        .unwrap()
+        .unwrap();
     assert_eq!(violated(&mut world), NO_TRAFFIC_BLACK_HOLE);
 }
 
@@ -262,7 +265,9 @@ fn a_deployment_nobody_reconciles_never_settles() {
     let mut world = world(46);
     let deployment = world.create(&fixture("bluegreen.yaml")).unwrap();
     match world.run_until_settled(secs(30)) {
-        Err(SimError::Invariant { violation, .. }) => assert_eq!(violation.invariant, sei_sim::invariants::LIVENESS),
+        Err(SimError::Invariant { violation, .. }) => {
+            assert_eq!(violation.invariant, sei_sim::harness::invariants::LIVENESS)
+        }
         other => panic!("expected a liveness violation, got {other:?}"),
     }
     let name = deployment.metadata.name.unwrap();
@@ -301,7 +306,7 @@ fn a_rollout_past_the_stall_threshold_must_say_stalled() {
     world.run_for(secs(600)).unwrap();
     match world.run_for(secs(120)) {
         Err(SimError::Invariant { violation, .. }) => {
-            assert_eq!(violation.invariant, sei_sim::invariants::STALLED_ROLLOUT_REPORTED);
+            assert_eq!(violation.invariant, sei_sim::harness::invariants::STALLED_ROLLOUT_REPORTED);
         }
         other => panic!("expected a stall violation, got {other:?}"),
     }

@@ -12,11 +12,11 @@ use sei_operator_core::node_defaults::NodeDefaults;
 use sei_operator_core::objects::workload;
 use sei_operator_core::sidecar::wire::TaskRequest;
 use sei_operator_core::sidecar::{PodAddress, Sidecar};
-use sei_sim::chain::Chain;
-use sei_sim::invariants::{CURRENT_IMAGE_WAS_RUN, InvariantViolation, SEID_RUNS_ON_PREPARED_VOLUME};
+use sei_sim::harness::invariants::{CURRENT_IMAGE_WAS_RUN, InvariantViolation, SEID_RUNS_ON_PREPARED_VOLUME};
+use sei_sim::harness::state::Timings;
 use sei_sim::kube::kubelet::Seid;
-use sei_sim::seid::SeidExit;
-use sei_sim::state::Timings;
+use sei_sim::node::chain::Chain;
+use sei_sim::node::seid::SeidExit;
 use sei_sim::{SimError, World};
 use serde_json::{Value, json};
 
@@ -411,7 +411,7 @@ fn ready_only_service(name: &str) -> Service {
 }
 
 fn is_endpoint(world: &World, pod: &str, service: &str) -> bool {
-    world.inspect(|s| sei_sim::resolver::resolve(s, &format!("{pod}.{service}.{NS}.svc"), 7777).is_ok())
+    world.inspect(|s| sei_sim::node::resolver::resolve(s, &format!("{pod}.{service}.{NS}.svc"), 7777).is_ok())
 }
 
 #[test]
@@ -446,7 +446,7 @@ fn with_the_operators_probes_a_pod_is_an_endpoint_only_once_seid_runs_near_the_t
     let tasks = [("snapshot-restore", Some(json!({"targetHeight": 0}))), ("config-apply", None), ("mark-ready", None)];
     for (id, (type_, params)) in (1..).zip(tasks) {
         world.modify(|s| {
-            sei_sim::sidecar::process::submit(s, &key, uuid::Uuid::from_u128(id), type_, params).unwrap();
+            sei_sim::node::sidecar::process::submit(s, &key, uuid::Uuid::from_u128(id), type_, params).unwrap();
             s.controllers.kubelet_dirty = true;
         });
         world.run_for(secs(31)).unwrap();
@@ -494,7 +494,7 @@ fn the_lag_status_readiness_probe_waits_for_the_tip_and_drops_a_crashed_seid() {
         world.inspect(|s| {
             let key = sei_operator_core::cluster::ObjectRef::new("Pod", NS, "n-0");
             let Seid::Running { rpc_incarnation, .. } = &s.pods[&key].seid else { return 0 };
-            sei_sim::sidecar::api::rpc(s, &key, *rpc_incarnation, "/lag_status").0
+            sei_sim::node::sidecar::api::rpc(s, &key, *rpc_incarnation, "/lag_status").0
         })
     };
     world.run_for(secs(5)).unwrap();

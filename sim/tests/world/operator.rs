@@ -9,9 +9,9 @@ use sei_operator_core::api::SeiNode;
 use sei_operator_core::cluster::{Cluster, ObjectRef};
 use sei_operator_core::sidecar::{PodAddress, Sidecar};
 use sei_sim::SimError;
-use sei_sim::invariants::{NO_OPERATOR_LIVELOCK, SINGLE_WRITER};
+use sei_sim::harness::invariants::{NO_OPERATOR_LIVELOCK, SINGLE_WRITER};
+use sei_sim::harness::world::poll_ready;
 use sei_sim::operator_host::{OperatorContext, Reconciler, Requeue};
-use sei_sim::world::poll_ready;
 use serde_json::json;
 
 use crate::common::*;
@@ -211,7 +211,7 @@ fn a_lagging_client_catches_up_once_the_store_is_quiet() {
     let stale = poll_ready(world.operator_cluster().get::<ConfigMap>(NS, "marker")).unwrap().unwrap();
     assert_eq!(stale.data, None, "just after a write, the cache lags");
     // An informer lags by its event delivery, not forever: with no new writes it ends up on the latest version.
-    world.run_for(sei_sim::cluster::STALE_CACHE_CATCH_UP).unwrap();
+    world.run_for(sei_sim::operator_host::cluster::STALE_CACHE_CATCH_UP).unwrap();
     let caught_up = poll_ready(world.operator_cluster().get::<ConfigMap>(NS, "marker")).unwrap().unwrap();
     assert_eq!(caught_up.data.unwrap()["k"], "new");
 }
@@ -330,14 +330,14 @@ fn the_clock_reads_simulated_time_from_the_pinned_epoch() {
     use sei_operator_core::clock::Clock;
     let mut world = world(39);
     let clock = world.clock();
-    assert_eq!(clock.now().as_second(), sei_sim::world::EPOCH_SECONDS);
+    assert_eq!(clock.now().as_second(), sei_sim::harness::world::EPOCH_SECONDS);
     world.run_for(secs(90)).unwrap();
-    assert_eq!(clock.now().as_second(), sei_sim::world::EPOCH_SECONDS + 90);
+    assert_eq!(clock.now().as_second(), sei_sim::harness::world::EPOCH_SECONDS + 90);
 }
 
 #[test]
 fn faults_as_data_apply_and_heal() {
-    use sei_sim::fault_state::Fault;
+    use sei_sim::harness::fault_state::Fault;
     let (mut world, answers) = node_world(40, "SeiNode");
     world.run_until("sidecar answers", secs(60), |_| answers.borrow().last() == Some(&true)).unwrap();
     let worker = world.pod(NS, "n-0").unwrap().worker;

@@ -1,4 +1,4 @@
-//! The leader-election invariants fail on the states they forbid (`sei_sim::replicas`): a sidecar task started
+//! The leader-election invariants fail on the states they forbid (`sei_sim::operator_host::replicas`): a sidecar task started
 //! by two replicas, two plans stored by two replicas for one rollout, an object deleted by a replica after its
 //! term ended or by two replicas.
 
@@ -10,10 +10,10 @@ use sei_operator_core::cluster::{Cluster, ClusterError};
 use sei_operator_core::manifest::{Manifest, ManifestValidator};
 use sei_operator_core::sidecar::wire::TaskRequest;
 use sei_operator_core::sidecar::{PodAddress, Sidecar};
-use sei_sim::cluster::SimCluster;
-use sei_sim::invariants::{NO_WORK_STARTED_TWICE, SINGLE_WRITER};
-use sei_sim::replicas::{LEASE_NAME, LEASE_NAMESPACE, NO_PLAN_FORKED, NOTHING_DELETED_TWICE};
-use sei_sim::world::poll_ready;
+use sei_sim::harness::invariants::{NO_WORK_STARTED_TWICE, SINGLE_WRITER};
+use sei_sim::harness::world::poll_ready;
+use sei_sim::operator_host::cluster::SimCluster;
+use sei_sim::operator_host::replicas::{LEASE_NAME, LEASE_NAMESPACE, NO_PLAN_FORKED, NOTHING_DELETED_TWICE};
 use sei_sim::{SimError, World};
 use uuid::Uuid;
 
@@ -44,7 +44,7 @@ fn violated(world: &mut World) -> &'static str {
 /// Replica `index` takes the Lease (creating it if need be).
 fn take_lease(world: &World, index: usize) {
     let client = replica(world, index);
-    let holder = Some(sei_sim::replicas::host_name(index));
+    let holder = Some(sei_sim::operator_host::replicas::host_name(index));
     match call(client.get::<Lease>(LEASE_NAMESPACE, LEASE_NAME)) {
         Ok(mut lease) => {
             lease.spec = Some(LeaseSpec { holder_identity: holder, ..LeaseSpec::default() });

@@ -11,7 +11,7 @@ use sei_operator_core::sidecar::wire::{ReadinessStatus, TaskRequest, TaskResult,
 use sei_operator_core::sidecar::{PodAddress, SEID_RPC_PORT, Sidecar, SidecarError};
 use sei_sim::World;
 use sei_sim::kube::kubelet::Seid;
-use sei_sim::sidecar::api;
+use sei_sim::node::sidecar::api;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

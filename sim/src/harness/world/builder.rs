@@ -11,14 +11,14 @@ use sei_operator_core::manifest::ManifestValidator;
 use tokio::sync::Notify;
 
 use super::{EPOCH_SECONDS, SimError, World};
-use crate::chain::Chain;
-use crate::invariants::ObservedObjects;
+use crate::apiserver::store::Store;
+use crate::harness::invariants::ObservedObjects;
+use crate::harness::state::{SharedWorld, Timings, WorkerState, WorldState};
+use crate::harness::trace::Trace;
 use crate::kube::ControllerState;
-use crate::registry::ImageRegistry;
-use crate::state::{SharedWorld, Timings, WorkerState, WorldState};
-use crate::store::Store;
-use crate::trace::Trace;
-use crate::worker::run_worker;
+use crate::node::chain::Chain;
+use crate::node::registry::ImageRegistry;
+use crate::node::worker::run_worker;
 
 /// The CRD validator, compiled once per process (its schemas and CEL rules are fixed at build time) and shared
 /// by every world: it holds no state a run could change, so sharing it cannot couple runs.
@@ -119,7 +119,7 @@ impl WorldBuilder {
     pub fn build(self) -> Result<World, SimError> {
         let validator = if self.admission { Some(shared_validator().map_err(SimError::Setup)?) } else { None };
         let authorization = if self.authorization {
-            crate::authorization::AuthorizationState::for_operator().map_err(SimError::Setup)?
+            crate::apiserver::authorization::AuthorizationState::for_operator().map_err(SimError::Setup)?
         } else {
             Default::default()
         };

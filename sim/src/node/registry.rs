@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::chain::Chain;
+use crate::node::chain::Chain;
 
 /// A seid binary inside an image.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::harness::state::{SidecarSubmission, WorldState};
+use crate::harness::trace::Category;
 use crate::kube::kubelet::Seid;
-use crate::sidecar::process::{self, SidecarTask};
-use crate::state::{SidecarSubmission, WorldState};
-use crate::trace::Category;
+use crate::node::sidecar::process::{self, SidecarTask};
 
 /// An HTTP answer: status code and body.
 pub type Answer = (u16, String);

@@ -17,10 +17,10 @@ use sei_operator_core::cluster::ObjectRef;
 use tokio::task::JoinSet;
 use turmoil::net::TcpListener;
 
-use crate::sidecar::api;
-use crate::sidecar::client::CALLER_HEADER;
-use crate::state::{SharedWorld, lock};
-use crate::trace::Category;
+use crate::harness::state::{SharedWorld, lock};
+use crate::harness::trace::Category;
+use crate::node::sidecar::api;
+use crate::node::sidecar::client::CALLER_HEADER;
 
 /// Which of a pod's servers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -15,9 +15,9 @@ use sei_operator_core::objects::meta::LABEL_DEPLOYMENT;
 use sei_operator_core::objects::names;
 
 use super::{InvariantViolation, ObservedObjects};
+use crate::harness::state::WorldState;
 use crate::kube::kubelet::{PodRuntime, Seid};
-use crate::seid::SeidExit;
-use crate::state::WorldState;
+use crate::node::seid::SeidExit;
 
 pub const HEIGHT_GATE_HOLDS: &str = "height-gate-holds";
 

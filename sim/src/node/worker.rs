@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use sei_operator_core::cluster::ObjectRef;
 use tokio::task::JoinHandle;
 
+use crate::harness::state::{SharedWorld, lock};
 use crate::kube::kubelet::Seid;
-use crate::sidecar::server::{Endpoint, serve};
-use crate::state::{SharedWorld, lock};
+use crate::node::sidecar::server::{Endpoint, serve};
 
 /// The host software of worker `index`; restarted from scratch when the worker reboots.
 pub async fn run_worker(shared: SharedWorld, index: usize) -> turmoil::Result {

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use crate::chain::Chain;
-use crate::registry::Binary;
+use crate::node::chain::Chain;
+use crate::node::registry::Binary;
 use serde_json::Value;
 
 /// The exit code of `seid start --halt-height N` once it has committed block N: 128 + SIGINT.

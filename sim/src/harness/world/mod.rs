@@ -22,15 +22,15 @@ use serde::Deserialize;
 
 pub use builder::{WorldBuilder, shared_validator};
 
-use crate::clock::SimClock;
-use crate::cluster::{ClientKind, SimCluster};
-use crate::invariants::{self, InvariantViolation, LIVENESS, ObservedObjects};
+use crate::harness::invariants::{self, InvariantViolation, LIVENESS, ObservedObjects};
+use crate::harness::state::{SharedWorld, WorldState, lock};
+use crate::harness::trace::{Category, Trace};
 use crate::kube::kubelet::PodRuntime;
 use crate::kube::{self as kube_model};
+use crate::node::sidecar::client::SimSidecar;
+use crate::operator_host::clock::SimClock;
+use crate::operator_host::cluster::{ClientKind, SimCluster};
 use crate::operator_host::{OperatorConfig, Reconciler, run_operator};
-use crate::sidecar::client::SimSidecar;
-use crate::state::{SharedWorld, WorldState, lock};
-use crate::trace::{Category, Trace};
 
 /// The pinned epoch of every run: 2026-01-01T00:00:00Z.
 pub const EPOCH_SECONDS: i64 = 1_767_225_600;
@@ -225,7 +225,7 @@ impl World {
         self.operator = true;
     }
 
-    /// Starts the operator as `n` replicas electing a leader through the Lease (`crate::replicas`): hosts
+    /// Starts the operator as `n` replicas electing a leader through the Lease (`crate::operator_host::replicas`): hosts
     /// `operator`, `operator-1`, ...; `factory` builds a fresh reconciler at every (re)start of each. One replica is
     /// [`World::start_operator`]: no election, as before.
     pub fn start_operator_replicas<R: Reconciler, F: Fn() -> R + 'static>(&mut self, n: usize, factory: F) {
@@ -241,7 +241,7 @@ impl World {
         for index in 0..n {
             let (shared, tick, factory) = (self.shared.clone(), self.tick, factory.clone());
             let config = OperatorConfig::default();
-            self.sim.host(crate::replicas::host_name(index), move || {
+            self.sim.host(crate::operator_host::replicas::host_name(index), move || {
                 crate::operator_host::run_replica(shared.clone(), factory(), config, tick, index)
             });
         }
@@ -257,14 +257,14 @@ impl World {
     fn cycle_replicas(&mut self, after_step: bool) {
         let count = self.replica_count();
         for index in 0..count {
-            let host = crate::replicas::host_name(index);
+            let host = crate::operator_host::replicas::host_name(index);
             let mut world = lock(&self.shared);
             let now = world.now;
             let Some(replica) = world.replicas.get_mut(index) else { continue };
             let due = replica.down_until.is_none_or(|until| now >= until);
             if !after_step && replica.down && due {
                 // A new process: only the network's cut outlives it.
-                *replica = crate::replicas::ReplicaState {
+                *replica = crate::operator_host::replicas::ReplicaState {
                     api_unreachable_until: replica.api_unreachable_until,
                     ..Default::default()
                 };

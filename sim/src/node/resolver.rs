@@ -9,7 +9,7 @@ use sei_operator_core::objects::meta::matches_selector;
 use sei_operator_core::sidecar::SEID_RPC_PORT;
 use serde_json::Value;
 
-use crate::state::WorldState;
+use crate::harness::state::WorldState;
 
 /// Where a pod's port is reached in the simulation.
 #[derive(Clone, Debug, PartialEq, Eq)]

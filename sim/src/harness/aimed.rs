@@ -13,8 +13,8 @@ use sei_operator_core::cluster::ObjectRef;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::state::WorldState;
-use crate::trace::Category;
+use crate::harness::state::WorldState;
+use crate::harness::trace::Category;
 
 /// Which write of the operator's an aimed edit lands right after.
 #[derive(Deserialize, Clone, Debug, PartialEq, Eq)]

@@ -19,9 +19,9 @@ use std::time::Duration;
 use sei_operator_core::leader::{Attempt, Elector, LeaseConfig, LeaseName};
 use tokio::sync::Notify;
 
-use crate::cluster::{ClientKind, SimCluster};
-use crate::state::{SharedWorld, WorldState, lock};
-use crate::trace::Category;
+use crate::harness::state::{SharedWorld, WorldState, lock};
+use crate::harness::trace::Category;
+use crate::operator_host::cluster::{ClientKind, SimCluster};
 
 /// Where the Lease lives: the operator's namespace in `deploy/` (its Role grants leases there) and its default
 /// name (`sei-operator run --lease-name`).
@@ -30,13 +30,17 @@ pub const LEASE_NAME: &str = "sei-operator";
 
 /// The host (and Lease identity) of replica `index`.
 pub fn host_name(index: usize) -> String {
-    if index == 0 { crate::world::OPERATOR_HOST.to_owned() } else { format!("{}-{index}", crate::world::OPERATOR_HOST) }
+    if index == 0 {
+        crate::harness::world::OPERATOR_HOST.to_owned()
+    } else {
+        format!("{}-{index}", crate::harness::world::OPERATOR_HOST)
+    }
 }
 
 /// The replica a sidecar caller tag (`operator:SeiNode`, `operator-1:SeiNode`) belongs to.
 pub fn replica_of_caller(caller: &str) -> Option<usize> {
     let host = caller.split(':').next()?;
-    if host == crate::world::OPERATOR_HOST {
+    if host == crate::harness::world::OPERATOR_HOST {
         return Some(0);
     }
     host.strip_prefix("operator-")?.parse().ok()
@@ -196,7 +200,7 @@ pub fn on_write(
     value: &serde_json::Value,
     before: Option<&str>,
 ) {
-    use crate::invariants::InvariantViolation;
+    use crate::harness::invariants::InvariantViolation;
     let violation = match (key.kind.as_str(), verb) {
         ("Lease", _) => {
             let holder = value.pointer("/spec/holderIdentity").and_then(serde_json::Value::as_str).map(str::to_owned);

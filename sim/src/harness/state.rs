@@ -11,14 +11,14 @@ use sei_operator_core::clock::{SignedDuration, Timestamp};
 use sei_operator_core::cluster::{Event, ObjectRef};
 use tokio::sync::Notify;
 
-use crate::chain::Chain;
-use crate::fault_state::{ApiFaults, OperatorFaults, ScriptedTaskFailure};
-use crate::invariants::InvariantViolation;
+use crate::apiserver::store::Store;
+use crate::harness::fault_state::{ApiFaults, OperatorFaults, ScriptedTaskFailure};
+use crate::harness::invariants::InvariantViolation;
+use crate::harness::trace::{Category, Trace};
 use crate::kube::ControllerState;
 use crate::kube::kubelet::{PodRuntime, Volume};
-use crate::registry::ImageRegistry;
-use crate::store::Store;
-use crate::trace::{Category, Trace};
+use crate::node::chain::Chain;
+use crate::node::registry::ImageRegistry;
 
 /// The world's state, shared.
 pub type SharedWorld = Arc<Mutex<WorldState>>;
@@ -138,7 +138,7 @@ pub struct PanicRecord {
     pub image: String,
     pub reason: String,
     pub upgrade_panic: bool,
-    pub exit: crate::seid::SeidExit,
+    pub exit: crate::node::seid::SeidExit,
 }
 
 /// The world.
@@ -161,10 +161,10 @@ pub struct WorldState {
     pub controllers: ControllerState,
     pub api_faults: ApiFaults,
     /// RBAC from `deploy/`, permissions revoked by a scenario, and what the operator was granted.
-    pub authorization: crate::authorization::AuthorizationState,
+    pub authorization: crate::apiserver::authorization::AuthorizationState,
     pub operator: OperatorFaults,
-    /// The operator's replicas, in a world with more than one (`crate::replicas`).
-    pub replicas: crate::replicas::Replicas,
+    /// The operator's replicas, in a world with more than one (`crate::operator_host::replicas`).
+    pub replicas: crate::operator_host::replicas::Replicas,
     pub task_failures: Vec<ScriptedTaskFailure>,
     pub sidecar_calls: Vec<SidecarCall>,
     /// Every task submission a sidecar accepted, and whether it started work.
@@ -187,9 +187,9 @@ pub struct WorldState {
     pub failure_faults: Vec<(Duration, String)>,
     /// What each SeiNodeDeployment reconcile in flight read (by reconcile id): write-time invariants judge a
     /// write by what its reconcile could see.
-    pub reconcile_reads: BTreeMap<u64, crate::invariants::ReconcileReads>,
+    pub reconcile_reads: BTreeMap<u64, crate::harness::invariants::ReconcileReads>,
     /// User edits armed to land right after a moment of the operator's (`edit: {after: ...}`).
-    pub aimed_edits: Vec<crate::aimed::AimedEdit>,
+    pub aimed_edits: Vec<crate::harness::aimed::AimedEdit>,
     /// Chain milestones not yet reached, soonest last (popped as time passes).
     pub milestones: Vec<(Duration, String)>,
     /// The operator's rollout stall threshold (docs/design.md §5.7: 10 minutes, configurable), for the stall invariant.

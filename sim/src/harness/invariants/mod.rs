@@ -2,7 +2,7 @@
 //! something. Typed views of the operator's objects are kept up to date from the store's change log, so a check
 //! costs what changed, not the size of the cluster.
 //!
-//! Liveness (7) is a property of a run, not of a state: see [`crate::world::World::run_until_settled`].
+//! Liveness (7) is a property of a run, not of a state: see [`crate::harness::world::World::run_until_settled`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,7 +16,7 @@ use sei_operator_core::sidecar::wire::SidecarTaskType;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::state::WorldState;
+use crate::harness::state::WorldState;
 
 mod height_gate;
 pub use height_gate::{GATE_ROLL_BOUND, HEIGHT_GATE_HOLDS};
@@ -288,13 +288,13 @@ pub fn current_image_was_run(world: &WorldState, observed: &mut ObservedObjects)
     Ok(())
 }
 
-/// Invariant 5: only the SeiNode controller calls sidecars — of every operator replica (`crate::replicas`: the
+/// Invariant 5: only the SeiNode controller calls sidecars — of every operator replica (`crate::operator_host::replicas`: the
 /// caller tag is `<replica host>:<kind reconciled>`).
 pub fn single_writer(world: &WorldState, observed: &mut ObservedObjects) -> Result<(), InvariantViolation> {
     let new = world.sidecar_calls.get(observed.calls_checked..).unwrap_or(&[]);
     observed.calls_checked = world.sidecar_calls.len();
     let wrong = |caller: &str| {
-        crate::replicas::replica_of_caller(caller).is_some()
+        crate::operator_host::replicas::replica_of_caller(caller).is_some()
             && caller.split_once(':').is_some_and(|(_, role)| Some(role) != SIDECAR_WRITER.split(':').nth(1))
     };
     match new.iter().find(|c| wrong(&c.caller)) {
@@ -388,7 +388,7 @@ pub fn no_sidecar_work_started_twice(
             .get(&submission.pod)
             .and_then(|p| p.sidecar.as_ref())
             .filter(|p| p.incarnation == submission.incarnation);
-        let tasks = process.and_then(|_| crate::sidecar::process::tasks(world, &submission.pod));
+        let tasks = process.and_then(|_| crate::node::sidecar::process::tasks(world, &submission.pod));
         let key = (submission.pod.clone(), submission.incarnation, submission.task_type.clone());
         let earlier = observed.started.entry(key).or_default();
         // Work still running is never asked again; completed work is, for the config tasks, when the config
@@ -498,7 +498,7 @@ pub fn no_needlessly_failed_rollout(
 ///
 /// The checks of the moment of a write that need what the writing reconcile read follow it: see
 /// [`plan_writes_after_supersession`], [`completion_on_ready_nodes`], [`switch_to_caught_up_entrants`]; and a
-/// user edit aimed at this write lands right after it ([`crate::aimed::after_write`]).
+/// user edit aimed at this write lands right after it ([`crate::harness::aimed::after_write`]).
 pub fn on_write(world: &mut WorldState, key: &ObjectRef, verb: &str, stored: &serde_json::Value, writer: Writer<'_>) {
     if let Some(violation) = plan_writes_after_supersession(world, key, verb, stored, writer)
         .or_else(|| completion_on_ready_nodes(world, key, verb, stored, writer))
@@ -510,7 +510,7 @@ pub fn on_write(world: &mut WorldState, key: &ObjectRef, verb: &str, stored: &se
         complete_plan_beside_rollout(world, key, stored);
     }
     if writer.reconcile.is_some() {
-        crate::aimed::after_write(world, key, verb, stored);
+        crate::harness::aimed::after_write(world, key, verb, stored);
     }
 }
 
@@ -608,7 +608,7 @@ pub fn on_delete(world: &mut WorldState, key: &ObjectRef) {
             let owner = world.store.get(&ObjectRef::new("SeiNodeDeployment", &key.namespace, &deployment), None);
             // A deployment the user deletes takes every node with it, mid-rollout or not: no switch is owed.
             let rolling = owner
-                .filter(|o| !crate::store::is_deleting(o))
+                .filter(|o| !crate::apiserver::store::is_deleting(o))
                 .and_then(|o| o.pointer("/status/rollout"))
                 // An InPlace rollout has no switch: its nodes are the incumbents and the entrants at once, and a
                 // scale-down during it removes a node no traffic switch waits for.
@@ -638,7 +638,7 @@ pub fn on_delete(world: &mut WorldState, key: &ObjectRef) {
                 world
                     .store
                     .get(&ObjectRef::new("SeiNode", &key.namespace, node), None)
-                    .is_some_and(|n| !crate::store::is_deleting(n))
+                    .is_some_and(|n| !crate::apiserver::store::is_deleting(n))
             });
             active.then(|| {
                 InvariantViolation::new(
@@ -920,7 +920,7 @@ pub fn switch_to_caught_up_entrants(
         .all_of_kind("SeiNode")
         .filter(|(node, value)| {
             node.namespace == key.namespace
-                && !crate::store::is_deleting(value)
+                && !crate::apiserver::store::is_deleting(value)
                 && stored_label(value, LABEL_DEPLOYMENT).as_deref() == Some(deployment_name)
                 && stored_label(value, LABEL_REVISION).as_deref() == Some(revision)
         })

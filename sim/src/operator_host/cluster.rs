@@ -11,9 +11,9 @@ use sei_operator_core::permissions::Permission;
 use sei_operator_core::read_policy;
 use serde_json::Value;
 
-use crate::fault_state::RefusalStatus;
-use crate::state::{SharedWorld, WorldState, lock};
-use crate::trace::Category;
+use crate::harness::fault_state::RefusalStatus;
+use crate::harness::state::{SharedWorld, WorldState, lock};
+use crate::harness::trace::Category;
 use std::time::Duration;
 
 /// How long the store must be quiet before a lagging cache has caught up with it.
@@ -51,7 +51,7 @@ pub struct SimCluster {
     reconcile: Option<u64>,
     /// The kind of the object that reconcile is for.
     reconciling: Option<String>,
-    /// The operator replica whose client this is (`crate::replicas`; 0 in a world of one).
+    /// The operator replica whose client this is (`crate::operator_host::replicas`; 0 in a world of one).
     replica: usize,
     /// The replica's lease loop: its writes count toward no reconcile's crash point.
     elector: bool,
@@ -85,10 +85,10 @@ impl SimCluster {
         if self.kind != ClientKind::Operator || lock(&self.shared).replicas.list.is_empty() {
             return;
         }
-        if crate::replicas::dead(&lock(&self.shared), self.replica) {
+        if crate::operator_host::replicas::dead(&lock(&self.shared), self.replica) {
             std::future::pending::<()>().await;
         }
-        crate::replicas::wait_while_paused(&self.shared, self.replica).await;
+        crate::operator_host::replicas::wait_while_paused(&self.shared, self.replica).await;
     }
 
     /// The same client, counting its writes as those of reconcile `id`, of an object of kind `kind`.
@@ -97,14 +97,14 @@ impl SimCluster {
     }
 
     /// The reconcile this client writes for, as the write-time invariants see it (the operator's only).
-    fn writer(&self) -> crate::invariants::Writer<'_> {
+    fn writer(&self) -> crate::harness::invariants::Writer<'_> {
         let reconcile = self.reconcile.zip(self.reconciling.as_deref()).filter(|_| self.kind == ClientKind::Operator);
-        crate::invariants::Writer { reconcile }
+        crate::harness::invariants::Writer { reconcile }
     }
 
     fn actor(&self) -> String {
         match self.kind {
-            ClientKind::Operator => crate::replicas::host_name(self.replica),
+            ClientKind::Operator => crate::operator_host::replicas::host_name(self.replica),
             ClientKind::Harness => "harness".into(),
         }
     }
@@ -149,9 +149,10 @@ impl SimCluster {
         world.record(Category::Write, format!("operator {permission} {key} forbidden: {message}"));
         if !world.authorization.revoked.contains(&permission) {
             let text = format!("the operator called `{permission}` on {key}, which deploy/ does not grant: {message}");
-            world
-                .write_violations
-                .push(crate::invariants::InvariantViolation::new(crate::invariants::OPERATOR_CALLS_AUTHORIZED, text));
+            world.write_violations.push(crate::harness::invariants::InvariantViolation::new(
+                crate::harness::invariants::OPERATOR_CALLS_AUTHORIZED,
+                text,
+            ));
         }
         Some(ClusterError::Forbidden { object: key.clone(), message })
     }
@@ -257,9 +258,16 @@ impl SimCluster {
                 let text = format!("{actor} {verb} {key} rv={version}");
                 world.record(Category::Write, text);
                 // After the write's trace line: a user edit aimed at this write is traced after it.
-                crate::invariants::on_write(&mut world, key, verb, value, self.writer());
+                crate::harness::invariants::on_write(&mut world, key, verb, value, self.writer());
                 if self.kind == ClientKind::Operator && !world.replicas.list.is_empty() {
-                    crate::replicas::on_write(&mut world, self.replica, key, verb, value, deleted_uid.as_deref());
+                    crate::operator_host::replicas::on_write(
+                        &mut world,
+                        self.replica,
+                        key,
+                        verb,
+                        value,
+                        deleted_uid.as_deref(),
+                    );
                 }
             }
             Err(error) => world.record(Category::Write, format!("{actor} {verb} {key} failed: {error}")),
@@ -349,10 +357,10 @@ impl SimCluster {
         if self.kind != ClientKind::Operator {
             return Ok(());
         }
-        crate::replicas::wait_while_paused(&self.shared, self.replica).await;
+        crate::operator_host::replicas::wait_while_paused(&self.shared, self.replica).await;
         let (latency, dead) = {
             let world = lock(&self.shared);
-            (world.timings.api_latency, crate::replicas::dead(&world, self.replica))
+            (world.timings.api_latency, crate::operator_host::replicas::dead(&world, self.replica))
         };
         if dead {
             // The operator process died at its crash point: none of its tasks gets another call through.
@@ -426,7 +434,7 @@ impl SimCluster {
             return Err(error);
         }
         let at = self.read_at(&world);
-        crate::invariants::on_operator_get(&mut world, self.writer().reconcile, &key, at);
+        crate::harness::invariants::on_operator_get(&mut world, self.writer().reconcile, &key, at);
         match world.store.get(&key, at) {
             Some(value) => decode_ref(value),
             None => Err(ClusterError::NotFound(key)),
@@ -463,7 +471,14 @@ impl SimCluster {
             return Err(error);
         }
         let at = self.read_at(&world);
-        crate::invariants::on_operator_list(&mut world, self.writer().reconcile, &kind, &namespace, &selector, at);
+        crate::harness::invariants::on_operator_list(
+            &mut world,
+            self.writer().reconcile,
+            &kind,
+            &namespace,
+            &selector,
+            at,
+        );
         world.store.list(&kind, &namespace, &selector, at).into_iter().map(decode_ref).collect()
     }
 
@@ -525,7 +540,7 @@ fn encode<K: ClusterObject>(object: &K) -> Result<Value, ClusterError> {
 /// calls, same errors), only borrowing strings where the owned form would move them.
 fn decode_ref<K: ClusterObject>(value: &Value) -> Result<K, ClusterError> {
     K::deserialize(value).map_err(|e| {
-        let key = crate::store::key_of(value).unwrap_or_else(|_| ObjectRef::new(K::kind(&()), "", ""));
+        let key = crate::apiserver::store::key_of(value).unwrap_or_else(|_| ObjectRef::new(K::kind(&()), "", ""));
         ClusterError::Invalid { object: key, message: e.to_string() }
     })
 }
@@ -572,8 +587,8 @@ impl Cluster for SimCluster {
             // The delete-time invariants judge the operator, not a scenario deleting things on purpose; what a
             // user deletes is remembered, so the invariants can tell the user's doing from the operator's.
             match self.kind {
-                ClientKind::Operator => crate::invariants::on_delete(world, &key),
-                ClientKind::Harness => crate::invariants::on_user_delete(world, &key),
+                ClientKind::Operator => crate::harness::invariants::on_delete(world, &key),
+                ClientKind::Harness => crate::harness::invariants::on_user_delete(world, &key),
             }
             world.store.delete(&key, now).map(|()| Arc::new(Value::Null))
         });

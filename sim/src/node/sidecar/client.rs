@@ -18,9 +18,9 @@ use tokio::task::AbortHandle;
 use turmoil::net::TcpStream;
 use uuid::Uuid;
 
-use crate::resolver::resolve;
-use crate::state::{SharedWorld, SidecarCall, lock};
-use crate::trace::Category;
+use crate::harness::state::{SharedWorld, SidecarCall, lock};
+use crate::harness::trace::Category;
+use crate::node::resolver::resolve;
 
 /// The request header naming the caller.
 pub const CALLER_HEADER: &str = "x-sim-caller";
@@ -57,12 +57,12 @@ impl SimSidecar {
         };
         let path = path.as_str();
         let unreachable = |reason: String| SidecarError::Unreachable { host: pod.host.clone(), reason };
-        let replica = crate::replicas::replica_of_caller(&self.caller);
+        let replica = crate::operator_host::replicas::replica_of_caller(&self.caller);
         if let Some(replica) = replica {
             // A paused replica sends nothing until it resumes (no-op in a world of one replica).
-            crate::replicas::wait_while_paused(&self.shared, replica).await;
+            crate::operator_host::replicas::wait_while_paused(&self.shared, replica).await;
         }
-        if replica.is_some_and(|r| crate::replicas::dead(&lock(&self.shared), r)) {
+        if replica.is_some_and(|r| crate::operator_host::replicas::dead(&lock(&self.shared), r)) {
             // The operator process died at its crash point (see `SimCluster`): nothing more leaves it.
             std::future::pending::<()>().await;
         }
@@ -124,7 +124,7 @@ impl SimSidecar {
         };
         if let Some(replica) = replica {
             // A paused replica handles the answer (the task the sidecar started) only once it resumes.
-            crate::replicas::wait_while_paused(&self.shared, replica).await;
+            crate::operator_host::replicas::wait_while_paused(&self.shared, replica).await;
         }
         if let Err(error) = &outcome {
             // Answered calls are traced by the server; failed ones only the caller knows of.

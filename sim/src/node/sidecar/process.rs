@@ -31,9 +31,9 @@ use sei_operator_core::sidecar::wire::SidecarTaskType;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::harness::state::WorldState;
+use crate::harness::trace::Category;
 use crate::kube::pod::PodRuntime;
-use crate::state::WorldState;
-use crate::trace::Category;
 
 /// A row of the task table (seictl `engine.TaskResult`).
 #[derive(Clone, Debug, PartialEq, Eq)]

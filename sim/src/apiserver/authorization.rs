@@ -23,12 +23,12 @@ use serde_json::Value;
 /// `deploy/`, in apply order, as compiled into the simulator: the manifests a user installs are the rules the
 /// simulated API server enforces.
 const DEPLOY_MANIFESTS: &[&str] = &[
-    include_str!("../../deploy/base/00-namespace.yaml"),
-    include_str!("../../deploy/base/01-serviceaccount.yaml"),
-    include_str!("../../deploy/base/02-clusterrole.yaml"),
-    include_str!("../../deploy/base/03-clusterrolebinding.yaml"),
-    include_str!("../../deploy/base/04-leader-election.yaml"),
-    include_str!("../../deploy/base/05-deployment.yaml"),
+    include_str!("../../../deploy/base/00-namespace.yaml"),
+    include_str!("../../../deploy/base/01-serviceaccount.yaml"),
+    include_str!("../../../deploy/base/02-clusterrole.yaml"),
+    include_str!("../../../deploy/base/03-clusterrolebinding.yaml"),
+    include_str!("../../../deploy/base/04-leader-election.yaml"),
+    include_str!("../../../deploy/base/05-deployment.yaml"),
 ];
 
 /// Why manifests could not be read as RBAC.

@@ -4,7 +4,7 @@
 //! read the store as it was a few versions ago.
 //!
 //! Objects are kept as `serde_json::Value` so one store serves every kind; typed access lives in
-//! [`crate::cluster`]. Each stored version is one shared allocation (`Arc`): the live map and the history of a
+//! [`crate::operator_host::cluster`]. Each stored version is one shared allocation (`Arc`): the live map and the history of a
 //! key hold the same value rather than two deep copies of it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -415,8 +415,8 @@ impl Store {
     /// Admits a create (`stored` is `None`) or an update of `stored`; an update is ratcheted against the stored
     /// object as the API server does (see [`ManifestValidator::admit_update`]).
     fn admit(&self, key: &ObjectRef, stored: Option<&Value>, value: &Value) -> Result<(), ClusterError> {
-        // The built-in kinds' own validation (names, immutable fields): see `crate::kube::validation`.
-        crate::kube::validation::validate(&key.kind, stored, value)
+        // The built-in kinds' own validation (names, immutable fields): see `crate::apiserver::validation`.
+        crate::apiserver::validation::validate(&key.kind, stored, value)
             .map_err(|message| ClusterError::Invalid { object: key.clone(), message })?;
         let Some(validator) = self.validator.as_ref().filter(|_| ADMITTED_KINDS.contains(&key.kind.as_str())) else {
             return Ok(());

@@ -2,7 +2,7 @@
 
 use sei_operator_core::clock::{Clock, Timestamp};
 
-use crate::state::{SharedWorld, lock};
+use crate::harness::state::{SharedWorld, lock};
 
 #[derive(Clone)]
 pub struct SimClock {

@@ -1,6 +1,6 @@
 //! Faults the world can inject, as data: API errors and stale reads for the operator's client, dropped watch
 //! events, an operator crash right after its i-th write in a reconcile, and scripted sidecar task failures.
-//! The operations that apply them live on [`crate::world::World`].
+//! The operations that apply them live on [`crate::harness::world::World`].
 
 use std::collections::BTreeMap;
 
@@ -80,7 +80,7 @@ pub struct OperatorFaults {
     pub crash_requested: bool,
 }
 
-/// A fault, as data: what [`crate::world::World::inject`] applies. Hosts are named `operator`, `worker-<i>`.
+/// A fault, as data: what [`crate::harness::world::World::inject`] applies. Hosts are named `operator`, `worker-<i>`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase", tag = "fault")]
 pub enum Fault {

@@ -7,14 +7,14 @@ use std::time::Duration;
 use sei_operator_core::cluster::ObjectRef;
 
 use super::{OPERATOR_HOST, World};
-use crate::fault_state::{Fault, ScriptedTaskFailure};
-use crate::registry::Binary;
+use crate::harness::fault_state::{Fault, ScriptedTaskFailure};
+use crate::node::registry::Binary;
 
 /// The latency of a healed link (the default links vary between 1 and 20 ms).
 const HEALED_LATENCY: Duration = Duration::from_millis(10);
+use crate::harness::state::lock;
+use crate::harness::trace::Category;
 use crate::kube::kubelet;
-use crate::state::lock;
-use crate::trace::Category;
 
 impl World {
     /// Remembers a fault that can fail a rollout by design, for the needless-failure invariant.
@@ -307,11 +307,11 @@ impl World {
     }
 
     /// For `duration` from now, the API server refuses every call of the operator with `status`.
-    pub fn refuse_calls(&self, duration: std::time::Duration, status: crate::fault_state::RefusalStatus) {
+    pub fn refuse_calls(&self, duration: std::time::Duration, status: crate::harness::fault_state::RefusalStatus) {
         self.record(Category::Fault, format!("API server refuses the operator's calls for {duration:?}: {status:?}"));
         let mut world = lock(&self.shared);
         let until = world.now + duration;
-        world.api_faults.refusal = Some(crate::fault_state::Refusal { until, status });
+        world.api_faults.refusal = Some(crate::harness::fault_state::Refusal { until, status });
     }
 
     /// Random API faults at these rates, drawn from the world's RNG.
@@ -358,7 +358,7 @@ impl World {
                 .replicas
                 .holder
                 .as_deref()
-                .and_then(crate::replicas::replica_of_caller)
+                .and_then(crate::operator_host::replicas::replica_of_caller)
                 .or((count == 1).then_some(0)),
         };
         let index = index.filter(|i| *i < count);
@@ -375,12 +375,12 @@ impl World {
         if self.replica_count() == 0 {
             return self.crash_operator();
         }
-        let host = crate::replicas::host_name(index);
+        let host = crate::operator_host::replicas::host_name(index);
         let mut world = lock(&self.shared);
         let until = world.now + down_for.unwrap_or_default();
         world.record(Category::Fault, format!("crash {host} (down for {:?})", down_for.unwrap_or_default()));
         if let Some(state) = world.replicas.get_mut(index) {
-            *state = crate::replicas::ReplicaState {
+            *state = crate::operator_host::replicas::ReplicaState {
                 down: true,
                 down_until: Some(until),
                 api_unreachable_until: state.api_unreachable_until,
@@ -395,13 +395,13 @@ impl World {
     pub fn cut_replica_from_api(&mut self, replica: Option<usize>, duration: Duration) {
         let Some(index) = self.replica(replica, "cut a replica from the API server") else { return };
         if self.replica_count() == 0 {
-            // One operator runs with no election and no per-replica state (`crate::replicas`).
+            // One operator runs with no election and no per-replica state (`crate::operator_host::replicas`).
             return self.record(
                 Category::Fault,
                 "ignored: cut a replica from the API server: needs world.operatorReplicas of 2 or more",
             );
         }
-        let host = crate::replicas::host_name(index);
+        let host = crate::operator_host::replicas::host_name(index);
         self.record(Category::Fault, format!("{host} cannot reach the API server for {duration:?}"));
         let mut world = lock(&self.shared);
         let until = world.now + duration;
@@ -414,10 +414,10 @@ impl World {
     pub fn pause_replica(&mut self, replica: Option<usize>, duration: Duration) {
         let Some(index) = self.replica(replica, "pause a replica") else { return };
         if self.replica_count() == 0 {
-            // One operator runs with no election and no per-replica state (`crate::replicas`).
+            // One operator runs with no election and no per-replica state (`crate::operator_host::replicas`).
             return self.record(Category::Fault, "ignored: pause a replica: needs world.operatorReplicas of 2 or more");
         }
-        let host = crate::replicas::host_name(index);
+        let host = crate::operator_host::replicas::host_name(index);
         self.record(Category::Fault, format!("pause {host} for {duration:?}"));
         let mut world = lock(&self.shared);
         let until = world.now + duration;

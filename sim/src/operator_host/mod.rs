@@ -21,6 +21,15 @@
 //!
 //! Events on a StatefulSet, Service, Job or child SeiNode reach the reconciler through their controller owner
 //! reference, as kube-runtime's `owns` does.
+//!
+//! Beside the loop: [`cluster`] (`SimCluster`, the operator's `Cluster` client on the API server, with its cache
+//! lag and injected faults), [`clock`] (`SimClock`), [`replicas`] (several replicas electing a leader through the
+//! Lease) and [`reconcilers`] (the operator's real reconcilers plugged into the host).
+
+pub mod clock;
+pub mod cluster;
+pub mod reconcilers;
+pub mod replicas;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -32,13 +41,13 @@ use sei_operator_core::controller::ReconcileError;
 use sei_operator_core::controller::triggers::TriggerFilter;
 use tokio::task::JoinSet;
 
-use crate::clock::SimClock;
-use crate::cluster::{ClientKind, SimCluster};
-use crate::invariants::{InvariantViolation, NO_OPERATOR_LIVELOCK};
-use crate::sidecar::client::SimSidecar;
-use crate::state::{SharedWorld, lock};
-use crate::store::{ChangeType, TriggerFingerprints, Watch};
-use crate::trace::Category;
+use crate::apiserver::store::{ChangeType, TriggerFingerprints, Watch};
+use crate::harness::invariants::{InvariantViolation, NO_OPERATOR_LIVELOCK};
+use crate::harness::state::{SharedWorld, lock};
+use crate::harness::trace::Category;
+use crate::node::sidecar::client::SimSidecar;
+use crate::operator_host::clock::SimClock;
+use crate::operator_host::cluster::{ClientKind, SimCluster};
 
 /// What a reconcile asks of the queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,7 +192,7 @@ pub async fn run_operator<R: Reconciler>(
     run_operator_gated(shared, reconciler, config, tick, None).await
 }
 
-/// One replica of several (`crate::replicas`): its lease loop runs beside the controller loop, which starts
+/// One replica of several (`crate::operator_host::replicas`): its lease loop runs beside the controller loop, which starts
 /// reconciles only while the replica believes it leads.
 pub async fn run_replica<R: Reconciler>(
     shared: SharedWorld,
@@ -192,12 +201,12 @@ pub async fn run_replica<R: Reconciler>(
     tick: Duration,
     index: usize,
 ) -> turmoil::Result {
-    let gate = crate::replicas::Gate {
+    let gate = crate::operator_host::replicas::Gate {
         index,
         leading: Rc::new(std::cell::Cell::new(false)),
         changed: Rc::new(tokio::sync::Notify::new()),
     };
-    tokio::task::spawn_local(crate::replicas::lease_loop(shared.clone(), gate.clone()));
+    tokio::task::spawn_local(crate::operator_host::replicas::lease_loop(shared.clone(), gate.clone()));
     run_operator_gated(shared, reconciler, config, tick, Some(gate)).await
 }
 
@@ -206,12 +215,12 @@ async fn run_operator_gated<R: Reconciler>(
     reconciler: R,
     config: OperatorConfig,
     tick: Duration,
-    gate: Option<crate::replicas::Gate>,
+    gate: Option<crate::operator_host::replicas::Gate>,
 ) -> turmoil::Result {
     let reconciler = Rc::new(reconciler);
     let kinds = reconciler.kinds();
     let index = gate.as_ref().map_or(0, |g| g.index);
-    let host = crate::replicas::host_name(index);
+    let host = crate::operator_host::replicas::host_name(index);
     // Trace lines of replicas other than the first name theirs.
     let who = if index == 0 { String::new() } else { format!("[{host}] ") };
     let sidecar = SimSidecar::new(shared.clone(), &host);
@@ -227,7 +236,7 @@ async fn run_operator_gated<R: Reconciler>(
     let first_id = (index as u64) << 48;
     let mine = move |id: &u64| *id >> 48 == index as u64;
     let mut next_id: u64 = first_id;
-    let mut pending: std::collections::VecDeque<crate::store::Change> = Default::default();
+    let mut pending: std::collections::VecDeque<crate::apiserver::store::Change> = Default::default();
     let filters_triggers = reconciler.filters_triggers();
     let mut triggers = Triggers::default();
     // Reconciles started at the current simulated instant, for the livelock budget.
@@ -248,18 +257,19 @@ async fn run_operator_gated<R: Reconciler>(
         }
         world.record(Category::Operator, format!("{who}started, {} keys queued", queue.len()));
         // The informers start from their cache: if it lags, what it does not hold yet arrives as events.
-        let cache_version = crate::cluster::operator_cache_version(&world).unwrap_or(world.store.version());
+        let cache_version =
+            crate::operator_host::cluster::operator_cache_version(&world).unwrap_or(world.store.version());
         (Watch::from_version(&world.store, cache_version), world.store_changed.clone())
     };
     loop {
         if let Some(gate) = &gate {
-            crate::replicas::wait_while_paused(&shared, gate.index).await;
+            crate::operator_host::replicas::wait_while_paused(&shared, gate.index).await;
         }
         let now = {
             let mut world = lock(&shared);
             pending.extend(watch.poll(&world.store).iter().cloned());
             // Events reach the controller only once its (possibly lagging) cache holds them.
-            let visible = crate::cluster::operator_cache_version(&world).unwrap_or(u64::MAX);
+            let visible = crate::operator_host::cluster::operator_cache_version(&world).unwrap_or(u64::MAX);
             let delivered = pending.iter().take_while(|c| c.version <= visible).count();
             let changes: Vec<_> = pending.drain(..delivered).collect();
             let now = world.now;
@@ -356,7 +366,7 @@ async fn run_operator_gated<R: Reconciler>(
                 in_flight.remove(&key);
                 let mut world = lock(&shared);
                 world.operator.writes_in_reconcile.remove(&id);
-                crate::invariants::on_reconcile_end(&mut world, Some(id));
+                crate::harness::invariants::on_reconcile_end(&mut world, Some(id));
                 let now = world.now;
                 let delay = match outcome {
                     Requeue::Done => {
