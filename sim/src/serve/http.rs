@@ -20,12 +20,12 @@ use hyper_util::rt::TokioIo;
 use sei_operator_core::cluster::{ClusterError, ObjectRef};
 use serde_json::{Map, Value, json};
 
+use crate::harness::state::{WorldState, lock};
+use crate::harness::trace::Category;
 use crate::serve::resources::{self, Resource};
 use crate::serve::selector::{FieldSelector, LabelSelector};
 use crate::serve::watch::{self, WatchRequest};
 use crate::serve::{Server, control, pods};
-use crate::harness::state::{WorldState, lock};
-use crate::harness::trace::Category;
 
 /// A response body: a whole buffer, or a watch's stream.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;

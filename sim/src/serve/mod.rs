@@ -31,9 +31,9 @@ use std::time::{Duration, Instant};
 use sei_operator_core::clock::Timestamp;
 
 use crate::World;
+use crate::harness::state::SharedWorld;
 use crate::node::chain::Chain;
 use crate::node::registry::{Binary, ImageRegistry};
-use crate::harness::state::SharedWorld;
 
 /// How `sei-sim serve` runs.
 #[derive(Clone, Debug)]

@@ -13,11 +13,11 @@ use bytes::Bytes;
 use sei_operator_core::cluster::ObjectRef;
 use sei_operator_core::sidecar::SEID_RPC_PORT;
 
-use crate::kube::kubelet::Seid;
-use crate::serve::Server;
-use crate::node::sidecar::api;
 use crate::harness::state::lock;
 use crate::harness::trace::Category;
+use crate::kube::kubelet::Seid;
+use crate::node::sidecar::api;
+use crate::serve::Server;
 
 /// Where pods' ports are served.
 pub const PREFIX: &str = "/sim/pods";

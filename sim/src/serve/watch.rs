@@ -15,11 +15,11 @@ use bytes::Bytes;
 use hyper::body::Frame;
 use serde_json::{Value, json};
 
+use crate::apiserver::store::{ChangeType, Watch};
+use crate::harness::state::lock;
 use crate::serve::Server;
 use crate::serve::resources::{self, Resource};
 use crate::serve::selector::{FieldSelector, LabelSelector};
-use crate::harness::state::lock;
-use crate::apiserver::store::{ChangeType, Watch};
 
 /// How often a watch that asked for bookmarks gets one (the API server sends one about every minute; sooner
 /// here keeps a resumed watch's resourceVersion fresh in a short-lived playground).
