@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::state::ApiRequests;
+use crate::apiserver::ApiRequests;
 use crate::harness::world::World;
 use crate::scenario::format::{
     ChainSpec, Edit, EventsMatcher, Expectation, ImageSpec, Manifests, Matcher, NodeSet, ObjectCheck, ObjectKind, Step,
@@ -357,7 +357,7 @@ impl Observer for LoadObserver {
     }
 
     fn after_tick(&mut self, world: &World) {
-        self.last = (world.now(), world.inspect(|w| w.api_requests.clone()));
+        self.last = (world.now(), world.inspect(|w| w.api.requests.clone()));
     }
 }
 

@@ -55,7 +55,7 @@ fn a_call_deploy_does_not_grant_is_refused_as_the_api_server_refuses_it() {
     let refused = poll(operator.delete::<PersistentVolumeClaim>("sei", "data-n-0"));
     let Err(ClusterError::Forbidden { message, .. }) = refused else { panic!("expected 403, got {refused:?}") };
     assert!(message.contains("cannot delete resource \"persistentvolumeclaims\""), "{message}");
-    let violations = world.inspect(|state| state.write_violations.clone());
+    let violations = world.inspect(|state| state.ledger.write_violations.clone());
     assert_eq!(violations.iter().map(|v| v.invariant).collect::<Vec<_>>(), ["operator-calls-authorized"]);
     // The harness is an administrator, as a user with kubectl is: not authorized, not judged.
     assert!(!matches!(
@@ -127,7 +127,7 @@ fn an_orphan_of_a_kind_the_operator_may_not_delete_is_a_stranger_not_adopted() {
     }]);
     let holder = poll(ensure_child(&world.operator_cluster(), &desired));
     assert!(matches!(holder, Ok(ChildHolder::Stranger { .. })), "{holder:?}");
-    let violations = world.inspect(|state| state.write_violations.clone());
+    let violations = world.inspect(|state| state.ledger.write_violations.clone());
     assert!(violations.is_empty(), "nothing refused: {violations:?}");
     let stored: StatefulSet = poll(world.cluster().get("sei", "explorer")).expect("still there");
     assert_eq!(stored.metadata.owner_references, None, "never touched");

@@ -73,7 +73,7 @@ pub struct AimedEdit {
 impl AimedEdit {
     /// An edit armed now, against the store as it is.
     pub fn arm(world: &WorldState, deployment: ObjectRef, moment: Moment, set: BTreeMap<String, Value>) -> Self {
-        let completed = match (&moment.task_completed, world.store.get(&deployment, None)) {
+        let completed = match (&moment.task_completed, world.api.store.get(&deployment, None)) {
             (Some(task), Some(stored)) => completed_tasks(stored, task),
             _ => Vec::new(),
         };
@@ -157,14 +157,14 @@ pub fn after_write(world: &mut WorldState, key: &ObjectRef, verb: &str, stored: 
 
 /// Makes an armed edit now (at its moment, or at its deadline), as the harness's edit: read, change, replace.
 pub fn apply(world: &mut WorldState, edit: &AimedEdit, moment: &str) {
-    let Some(mut value) = world.store.get(&edit.deployment, None).cloned() else {
+    let Some(mut value) = world.api.store.get(&edit.deployment, None).cloned() else {
         world.record(Category::Write, format!("harness aimed edit of {} skipped: it is gone", edit.deployment));
         return;
     };
     for (path, new) in &edit.set {
         crate::scenario::set_path(&mut value, path, new.clone());
     }
-    let text = match world.store.replace(value) {
+    let text = match world.api.store.replace(value) {
         Ok(written) => {
             let version = written.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("-");
             format!("harness replace {} rv={version} (aimed edit, {moment})", edit.deployment)

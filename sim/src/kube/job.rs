@@ -24,7 +24,7 @@ pub const JOB_TRACKING: &str = "batch.kubernetes.io/job-tracking";
 
 /// Syncs every Job.
 pub fn sync(world: &mut WorldState) {
-    let jobs: Vec<Job> = world.store.all_of_kind("Job").filter_map(|(_, v)| Job::deserialize(v).ok()).collect();
+    let jobs: Vec<Job> = world.api.store.all_of_kind("Job").filter_map(|(_, v)| Job::deserialize(v).ok()).collect();
     for job in jobs {
         sync_one(world, &job);
     }
@@ -47,6 +47,7 @@ fn sync_one(world: &mut WorldState, job: &Job) {
         return;
     }
     let pods: Vec<Pod> = world
+        .api
         .store
         .list("Pod", namespace, &BTreeMap::new(), None)
         .into_iter()
@@ -103,12 +104,12 @@ fn sync_one(world: &mut WorldState, job: &Job) {
         }
     }
     let key = ObjectRef::new("Job", namespace, name);
-    let Some(stored) = world.store.get(&key, None) else { return };
+    let Some(stored) = world.api.store.get(&key, None) else { return };
     if stored.get("status") == Some(&status) {
         return;
     }
     let update = crate::apiserver::store::status_update(stored, status.clone());
-    let result = world.store.replace_status(update);
+    let result = world.api.store.replace_status(update);
     let written = result.is_ok();
     let text = format!("status {key} active={} succeeded={succeeded} failed={failed}", status["active"]);
     traced(world, ACTOR, "write", text, result);
@@ -121,10 +122,10 @@ fn sync_one(world: &mut WorldState, job: &Job) {
 
 /// Removes the job-tracking finalizer from a pod the Job has counted, or whose Job is gone.
 fn remove_tracking_finalizer(world: &mut WorldState, pod: &ObjectRef) {
-    let Some(mut value) = world.store.get(pod, None).cloned() else { return };
+    let Some(mut value) = world.api.store.get(pod, None).cloned() else { return };
     let Some(list) = value.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) else { return };
     list.retain(|f| f.as_str() != Some(JOB_TRACKING));
-    let result = world.store.replace(value);
+    let result = world.api.store.replace(value);
     traced(world, ACTOR, "remove the job-tracking finalizer of", pod.to_string(), result);
 }
 
@@ -132,12 +133,14 @@ fn remove_tracking_finalizer(world: &mut WorldState, pod: &ObjectRef) {
 /// controller's orphan-pod handling does: nothing else would ever let them go.
 fn release_orphans(world: &mut WorldState) {
     let live_jobs: std::collections::BTreeSet<String> = world
+        .api
         .store
         .all_of_kind("Job")
         .filter(|(_, v)| !crate::apiserver::store::is_deleting(v))
         .filter_map(|(_, v)| v.pointer("/metadata/uid").and_then(Value::as_str).map(str::to_owned))
         .collect();
     let orphans: Vec<ObjectRef> = world
+        .api
         .store
         .all_of_kind("Pod")
         .filter(|(_, v)| crate::apiserver::store::finalizers(v).contains(&JOB_TRACKING))
@@ -180,6 +183,6 @@ fn create_pod(world: &mut WorldState, job: &Job) {
     let now = world.timestamp();
     let result = serde_json::to_value(&pod)
         .map_err(|e| ClusterError::Transient(e.to_string()))
-        .and_then(|value| world.store.create(value, now));
+        .and_then(|value| world.api.store.create(value, now));
     traced(world, ACTOR, "create", format!("Pod {namespace}/{name}"), result);
 }

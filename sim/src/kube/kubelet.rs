@@ -18,7 +18,8 @@ pub use super::pod::{
 pub use super::pod_status::report_pods;
 use super::scheduler::save_height;
 pub use super::scheduler::sync_pods;
-use crate::harness::state::{PanicRecord, WorldState};
+use crate::harness::ledger::PanicRecord;
+use crate::harness::state::WorldState;
 use crate::harness::trace::Category;
 use crate::node::seid::{SeidConfig, SeidExit, SeidRun};
 use crate::node::sidecar::process;
@@ -26,6 +27,7 @@ use crate::node::sidecar::process;
 /// Moves every pod whose next transition is due at or before now, then reports changed statuses to the store.
 pub fn advance_pods(world: &mut WorldState) {
     let due: Vec<ObjectRef> = world
+        .plane
         .pods
         .iter()
         .filter(|(_, pod)| pod.next_due(world).is_some_and(|t| t <= world.now))
@@ -34,7 +36,7 @@ pub fn advance_pods(world: &mut WorldState) {
     for key in due {
         // A pod may take several transitions at one instant (pulled, then started, then crashed at once).
         for _ in 0..8 {
-            let due_now = world.pods.get(&key).and_then(|p| p.next_due(world)).is_some_and(|t| t <= world.now);
+            let due_now = world.plane.pods.get(&key).and_then(|p| p.next_due(world)).is_some_and(|t| t <= world.now);
             if !due_now {
                 break;
             }
@@ -49,7 +51,7 @@ pub fn advance_pods(world: &mut WorldState) {
 /// the runs of the pod's current sidecar process finish (see `sidecar::process`).
 fn settle_tasks(world: &mut WorldState, key: &ObjectRef) {
     let now = world.now;
-    let Some(pod) = world.pods.get(key) else { return };
+    let Some(pod) = world.plane.pods.get(key) else { return };
     let Some(sidecar) = &pod.sidecar else { return };
     let Some(table) = process::table(world, pod) else { return };
     let chain = world.chain_for(pod.chain_id.as_deref());
@@ -68,9 +70,10 @@ fn settle_tasks(world: &mut WorldState, key: &ObjectRef) {
         .map(|t| (t.id, t.type_.clone(), t.params.clone(), t.fails_with.clone()))
         .collect();
     for (id, type_, params, fails_with) in due {
-        let node = world.pods.get(key).and_then(|p| p.node.clone());
-        let image = world.pods.get(key).map(|p| p.image.clone()).unwrap_or_default();
-        let rejected = world.registry.binary(&image).and_then(|b| b.fails_task.as_deref()) == Some(type_.as_str());
+        let node = world.plane.pods.get(key).and_then(|p| p.node.clone());
+        let image = world.plane.pods.get(key).map(|p| p.image.clone()).unwrap_or_default();
+        let rejected =
+            world.chains.registry.binary(&image).and_then(|b| b.fails_task.as_deref()) == Some(type_.as_str());
         let failure = if fails_with.is_some() {
             fails_with
         } else if type_ == RESTART_SEID && height.is_none() {
@@ -101,12 +104,12 @@ fn settle_tasks(world: &mut WorldState, key: &ObjectRef) {
 
 fn apply_task_effect(world: &mut WorldState, key: &ObjectRef, type_: &str, params: Option<&Value>) {
     let now = world.now;
-    let Some(pod) = world.pods.get(key) else { return };
+    let Some(pod) = world.plane.pods.get(key) else { return };
     match type_ {
         "mark-ready" => {
             // healthz answers 200 from now on; a wrapper waiting for it proceeds at its next poll.
             let now = world.now;
-            if let Some(pod) = world.pods.get_mut(key)
+            if let Some(pod) = world.plane.pods.get_mut(key)
                 && let Some(sidecar) = pod.sidecar.as_mut()
                 && !sidecar.ready
             {
@@ -118,7 +121,7 @@ fn apply_task_effect(world: &mut WorldState, key: &ObjectRef, type_: &str, param
             // seictl writes the node's config into its home, the volume (`sidecar/tasks/config_apply.go`), whole:
             // what an earlier `discover-peers` wrote is replaced by the defaults' peers.
             if let Some(volume) = pod.volume.clone() {
-                let written = world.volumes.entry(volume).or_default();
+                let written = world.plane.volumes.entry(volume).or_default();
                 written.configured = true;
                 let overrides = params.and_then(|p| p.get("overrides")).cloned().unwrap_or(Value::Null);
                 written.config = Some(SeidConfig { overrides, peers: Value::Null });
@@ -127,7 +130,7 @@ fn apply_task_effect(world: &mut WorldState, key: &ObjectRef, type_: &str, param
         }
         "discover-peers" => {
             if let Some(volume) = pod.volume.clone() {
-                let written = world.volumes.entry(volume).or_default();
+                let written = world.plane.volumes.entry(volume).or_default();
                 written.config.get_or_insert_with(SeidConfig::default).peers = params.cloned().unwrap_or(Value::Null);
                 written.config_written_at = Some(now);
             }
@@ -139,7 +142,7 @@ fn apply_task_effect(world: &mut WorldState, key: &ObjectRef, type_: &str, param
             // meaning of `s3.targetHeight: 0`).
             let target = target_height(params).filter(|t| *t > 0).unwrap_or(u64::MAX).min(chain.tip(world.now));
             let snapshot = chain.snapshot_at_or_below(target);
-            let restored = world.volumes.entry(volume).or_default();
+            let restored = world.plane.volumes.entry(volume).or_default();
             restored.height = snapshot;
             restored.restored_height = Some(snapshot);
             world.record(
@@ -157,11 +160,11 @@ fn apply_task_effect(world: &mut WorldState, key: &ObjectRef, type_: &str, param
 /// Moves the seid container one transition forward, if one is due.
 fn advance_seid(world: &mut WorldState, key: &ObjectRef) {
     let now = world.now;
-    let Some(pod) = world.pods.get(key) else { return };
+    let Some(pod) = world.plane.pods.get(key) else { return };
     match &pod.seid {
         Seid::Pulling { until } if *until <= now => {
             let (worker, image) = (pod.worker, pod.image.clone());
-            if let Some(state) = world.workers.get_mut(worker) {
+            if let Some(state) = world.plane.workers.get_mut(worker) {
                 state.image_cache.insert(image);
             }
             start_containers(world, key);
@@ -190,7 +193,7 @@ fn advance_seid(world: &mut WorldState, key: &ObjectRef) {
 /// readiness verdicts flipping after `successThreshold` successes or `failureThreshold` failures in a row.
 fn advance_probes(world: &mut WorldState, key: &ObjectRef) {
     let now = world.now;
-    let Some(pod) = world.pods.get(key) else { return };
+    let Some(pod) = world.plane.pods.get(key) else { return };
     if !pod.seid_container_running() {
         return;
     }
@@ -199,10 +202,10 @@ fn advance_probes(world: &mut WorldState, key: &ObjectRef) {
         let Some(probe) = pod.probes.startup.clone() else { return };
         match pod.startup_succeeds_at(world) {
             Some(at) if at <= now => {
-                if let Some(pod) = world.pods.get_mut(key) {
+                if let Some(pod) = world.plane.pods.get_mut(key) {
                     pod.probe_state.started_at = Some(at);
                 }
-                world.controllers.kubelet_dirty = true;
+                world.plane.controllers.kubelet_dirty = true;
                 world.record(Category::Pod, format!("{label} seid container started (startup probe passed)"));
             }
             _ if startup_deadline(&probe, pod.probe_state.container_started_at) <= now => {
@@ -214,13 +217,13 @@ fn advance_probes(world: &mut WorldState, key: &ObjectRef) {
             _ => return,
         }
     }
-    let Some(pod) = world.pods.get(key) else { return };
+    let Some(pod) = world.plane.pods.get(key) else { return };
     let Some(at) = pod.readiness_flips_at(world).filter(|at| *at <= now) else { return };
-    let Some(pod) = world.pods.get_mut(key) else { return };
+    let Some(pod) = world.plane.pods.get_mut(key) else { return };
     pod.probe_state.ready = !pod.probe_state.ready;
     pod.probe_state.ready_changed_at = Some(at);
     let verdict = if pod.probe_state.ready { "ready" } else { "not ready" };
-    world.controllers.kubelet_dirty = true;
+    world.plane.controllers.kubelet_dirty = true;
     world.record(Category::Pod, format!("{label} readiness probe: seid container {verdict}"));
 }
 
@@ -229,12 +232,12 @@ fn advance_probes(world: &mut WorldState, key: &ObjectRef) {
 fn start_containers(world: &mut WorldState, key: &ObjectRef) {
     run_init_containers(world, key);
     let incarnation = next_incarnation(world);
-    let Some(pod) = world.pods.get_mut(key) else { return };
+    let Some(pod) = world.plane.pods.get_mut(key) else { return };
     pod.sidecar = None;
     if pod.sidecar_port.is_some() {
         process::start(world, key, incarnation);
     }
-    let Some(pod) = world.pods.get(key) else { return };
+    let Some(pod) = world.plane.pods.get(key) else { return };
     let worker = pod.worker;
     world.touch_worker(worker);
     start_seid(world, key);
@@ -247,13 +250,13 @@ fn start_containers(world: &mut WorldState, key: &ObjectRef) {
 /// sees. Not modelled: an unguarded `seid init` on an initialized volume (it fails, "genesis.json file already
 /// exists": sei-protocol/sei-chain `sei-cosmos/x/genutil/client/cli/init.go`), and init containers failing.
 fn run_init_containers(world: &mut WorldState, key: &ObjectRef) {
-    let Some(pod) = world.pods.get(key) else { return };
+    let Some(pod) = world.plane.pods.get(key) else { return };
     let inits: Vec<(String, InitKind)> = pod.init_containers.iter().map(|c| (c.name.clone(), c.kind)).collect();
     let volume = pod.volume.clone();
     for (name, kind) in inits {
         let InitKind::SeidInit { guarded } = kind else { continue };
         let Some(volume) = &volume else { continue };
-        let state = world.volumes.entry(volume.clone()).or_default();
+        let state = world.plane.volumes.entry(volume.clone()).or_default();
         let text = if !state.initialized {
             state.initialized = true;
             format!("{}/{} init container {name}: seid init on {}", key.namespace, key.name, volume.name)
@@ -274,7 +277,7 @@ fn run_init_containers(world: &mut WorldState, key: &ObjectRef) {
 /// any other command starts seid at once, whatever the sidecar says (seid waits for nothing: docs/design.md §2).
 pub fn start_seid(world: &mut WorldState, key: &ObjectRef) {
     let now = world.now;
-    let Some(pod) = world.pods.get_mut(key) else { return };
+    let Some(pod) = world.plane.pods.get_mut(key) else { return };
     pod.probe_state = ProbeState {
         container_started_at: now,
         // No startup probe: the container counts as started at once.
@@ -291,7 +294,7 @@ pub fn start_seid(world: &mut WorldState, key: &ObjectRef) {
         pod.seid = Seid::WaitingForSidecar;
         let worker = pod.worker;
         world.touch_worker(worker);
-        if world.pods.get(key).and_then(PodRuntime::wrapper_proceeds_at).is_some_and(|at| at <= now) {
+        if world.plane.pods.get(key).and_then(PodRuntime::wrapper_proceeds_at).is_some_and(|at| at <= now) {
             run_seid(world, key);
         }
         return;
@@ -301,18 +304,19 @@ pub fn start_seid(world: &mut WorldState, key: &ObjectRef) {
 
 /// seid's process starts (`seid start`, with the halt height of its command) on what its volume holds: from the
 /// volume's height, or a panic at once on a volume with no genesis. The moment is checked against the node's
-/// preparation ([`crate::harness::invariants::on_seid_start`]).
+/// preparation (`Observer::on_seid_start`).
 fn run_seid(world: &mut WorldState, key: &ObjectRef) {
     let now = world.now;
-    crate::harness::invariants::on_seid_start(world, key);
-    let Some(pod) = world.pods.get(key) else { return };
+    world.observer.on_seid_start(world, key);
+    let Some(pod) = world.plane.pods.get(key) else { return };
     let node_speed = pod.node.as_ref().and_then(|node| world.timings.sync_speed_by_node.get(node));
     let sync_speed = node_speed.copied().unwrap_or(world.timings.sync_speed);
-    let volume = pod.volume.as_ref().and_then(|v| world.volumes.get(v));
+    let volume = pod.volume.as_ref().and_then(|v| world.plane.volumes.get(v));
     let height = volume.map_or(0, |v| v.height);
     // Without a volume seid's home is the container's own empty filesystem.
     let initialized = volume.is_some_and(|v| v.initialized);
-    let (Some(chain), Some(binary)) = (world.chain_for(pod.chain_id.as_deref()), world.registry.binary(&pod.image))
+    let (Some(chain), Some(binary)) =
+        (world.chain_for(pod.chain_id.as_deref()), world.chains.registry.binary(&pod.image))
     else {
         return;
     };
@@ -325,7 +329,7 @@ fn run_seid(world: &mut WorldState, key: &ObjectRef) {
     let binary = binary.clone();
     let text = format!("{}/{} seid {} started at height {height}", key.namespace, key.name, binary.version);
     let incarnation = next_incarnation(world);
-    if let Some(pod) = world.pods.get_mut(key) {
+    if let Some(pod) = world.plane.pods.get_mut(key) {
         pod.seid = Seid::Running { run, binary, rpc_incarnation: incarnation };
         let worker = pod.worker;
         world.touch_worker(worker);
@@ -334,7 +338,7 @@ fn run_seid(world: &mut WorldState, key: &ObjectRef) {
     // A run that ends the moment it starts (crash on start, already past the halt height) ends now.
     advance_seid(world, key);
     // A `restart-seid` waiting for seid's RPC sees it serve now.
-    let restarting = world.pods.get(key).zip(process::tasks(world, key)).is_some_and(|(pod, table)| {
+    let restarting = world.plane.pods.get(key).zip(process::tasks(world, key)).is_some_and(|(pod, table)| {
         pod.sidecar.as_ref().is_some_and(|s| table.values().any(|t| s.runs(t) && t.type_ == RESTART_SEID))
     });
     if restarting {
@@ -350,13 +354,13 @@ const RESTART_SEID: &str = "restart-seid";
 /// pod does not share its process namespace) fails the task; seid not running is a no-op. The task then waits
 /// for seid's RPC (settled in `settle_tasks`).
 pub fn begin_restart_seid(world: &mut WorldState, key: &ObjectRef, id: uuid::Uuid) {
-    let Some(pod) = world.pods.get(key) else { return };
+    let Some(pod) = world.plane.pods.get(key) else { return };
     if !matches!(pod.seid, Seid::Running { .. }) {
         return;
     }
     let label = format!("{}/{}", key.namespace, key.name);
     if pod.shares_process_namespace {
-        crate::harness::invariants::on_seid_restart(world, key);
+        world.observer.on_seid_restart(world, key);
         world.record(Category::Sidecar, format!("{label} sidecar restart-seid {id}: SIGTERM to seid"));
         stop_seid(world, key, SeidExit::Terminated);
     } else {
@@ -375,7 +379,7 @@ pub fn begin_restart_seid(world: &mut WorldState, key: &ObjectRef, id: uuid::Uui
 /// Stops a running seid with `exit`: its height is saved, a panic is recorded, and the restart policy decides.
 fn stop_seid(world: &mut WorldState, key: &ObjectRef, exit: SeidExit) {
     let now = world.now;
-    let Some(pod) = world.pods.get(key).cloned() else { return };
+    let Some(pod) = world.plane.pods.get(key).cloned() else { return };
     let Seid::Running { run, .. } = &pod.seid else { return };
     save_height(world, &pod);
     let height = world.chain_for(pod.chain_id.as_deref()).map_or(0, |c| run.height_at(c, now));
@@ -391,7 +395,7 @@ fn stop_seid(world: &mut WorldState, key: &ObjectRef, exit: SeidExit) {
         ),
     );
     if exit.is_crash() {
-        world.panics.push(PanicRecord {
+        world.ledger.panics.push(PanicRecord {
             at: now,
             namespace: key.namespace.clone(),
             node: pod.node.clone(),
@@ -409,7 +413,7 @@ fn stop_seid(world: &mut WorldState, key: &ObjectRef, exit: SeidExit) {
 /// The kubelet kills the seid container (its wrapper, or seid if it runs): seid's height is saved, and the
 /// restart policy decides as for any exit.
 fn kill_container(world: &mut WorldState, key: &ObjectRef, exit: SeidExit) {
-    let Some(pod) = world.pods.get(key).cloned() else { return };
+    let Some(pod) = world.plane.pods.get(key).cloned() else { return };
     save_height(world, &pod);
     let code = exit.exit_code();
     world.record(Category::Pod, format!("{}/{} seid container killed: {}", key.namespace, key.name, exit.describe()));
@@ -420,14 +424,14 @@ fn kill_container(world: &mut WorldState, key: &ObjectRef, exit: SeidExit) {
 /// restart policy (OnFailure restarts on a non-zero code: the container's, not seid's).
 fn end_container(world: &mut WorldState, key: &ObjectRef, exit: SeidExit, code: i32, ran_long: bool) {
     let now = world.now;
-    let Some(pod) = world.pods.get(key) else { return };
+    let Some(pod) = world.plane.pods.get(key) else { return };
     let restart = match pod.restart_policy {
         RestartPolicy::Always => true,
         RestartPolicy::OnFailure => code != 0,
         RestartPolicy::Never => false,
     };
     let message = termination_message(world, pod, &exit);
-    let Some(pod) = world.pods.get_mut(key) else { return };
+    let Some(pod) = world.plane.pods.get_mut(key) else { return };
     pod.last_termination = Some(Termination { exit_code: code, message });
     if restart {
         // The kubelet restarts exited containers of a restartPolicy Always pod whatever the exit code, with
@@ -456,7 +460,7 @@ fn termination_message(world: &WorldState, pod: &PodRuntime, exit: &SeidExit) ->
     if !pod.command.reports_upgrade_panics {
         return String::new();
     }
-    let chain = pod.chain_id.as_ref().and_then(|id| world.chains.get(id));
+    let chain = pod.chain_id.as_ref().and_then(|id| world.chains.by_id.get(id));
     let upgrade_above = |height: u64| {
         chain.and_then(|c| c.upgrades.iter().find(|u| u.height >= height)).map_or("upgrade", |u| u.name.as_str())
     };
@@ -473,19 +477,19 @@ fn termination_message(world: &WorldState, pod: &PodRuntime, exit: &SeidExit) ->
 }
 
 fn next_incarnation(world: &mut WorldState) -> u64 {
-    world.controllers.next_incarnation += 1;
-    world.controllers.next_incarnation
+    world.plane.controllers.next_incarnation += 1;
+    world.plane.controllers.next_incarnation
 }
 
 /// Restarts every container of a pod (a pod crash): the sidecar comes back not ready (its task table on the
 /// volume kept), seid waits for mark-ready.
 pub fn restart_pod(world: &mut WorldState, key: &ObjectRef) {
-    let Some(pod) = world.pods.get(key).cloned() else { return };
+    let Some(pod) = world.plane.pods.get(key).cloned() else { return };
     if !matches!(pod.seid, Seid::Running { .. } | Seid::WaitingForSidecar | Seid::BackOff { .. }) {
         return;
     }
     save_height(world, &pod);
-    if let Some(pod) = world.pods.get_mut(key) {
+    if let Some(pod) = world.plane.pods.get_mut(key) {
         pod.restarts += 1;
         // Every container restarts, the sidecar too: its restartCount moves with seid's.
         if pod.sidecar_port.is_some() {
@@ -500,13 +504,13 @@ pub fn restart_pod(world: &mut WorldState, key: &ObjectRef) {
 /// comes back Initializing, with its task table (on the volume) and its running tasks re-run.
 pub fn restart_sidecar(world: &mut WorldState, key: &ObjectRef) {
     let incarnation = next_incarnation(world);
-    let Some(pod) = world.pods.get(key) else { return };
+    let Some(pod) = world.plane.pods.get(key) else { return };
     if pod.sidecar.is_none() {
         return;
     }
     let worker = pod.worker;
     process::start(world, key, incarnation);
-    if let Some(pod) = world.pods.get_mut(key) {
+    if let Some(pod) = world.plane.pods.get_mut(key) {
         pod.sidecar_restarts += 1;
     }
     world.touch_worker(worker);
@@ -515,13 +519,14 @@ pub fn restart_sidecar(world: &mut WorldState, key: &ObjectRef) {
 
 /// A worker node goes down: every pod on it loses its processes (heights on volumes survive).
 pub fn worker_down(world: &mut WorldState, worker: usize) {
-    let keys: Vec<ObjectRef> = world.pods.iter().filter(|(_, p)| p.worker == worker).map(|(k, _)| k.clone()).collect();
+    let keys: Vec<ObjectRef> =
+        world.plane.pods.iter().filter(|(_, p)| p.worker == worker).map(|(k, _)| k.clone()).collect();
     for key in keys {
-        if let Some(pod) = world.pods.get(&key).cloned() {
+        if let Some(pod) = world.plane.pods.get(&key).cloned() {
             save_height(world, &pod);
         }
         // Only live containers go down with the node; a finished pod stays finished.
-        if let Some(pod) = world.pods.get_mut(&key)
+        if let Some(pod) = world.plane.pods.get_mut(&key)
             && matches!(
                 pod.seid,
                 Seid::Pulling { .. } | Seid::WaitingForSidecar | Seid::Running { .. } | Seid::BackOff { .. }
@@ -532,7 +537,7 @@ pub fn worker_down(world: &mut WorldState, worker: usize) {
         }
     }
     let now = world.now;
-    if let Some(state) = world.workers.get_mut(worker) {
+    if let Some(state) = world.plane.workers.get_mut(worker) {
         state.up = false;
         state.down_since = Some(now);
         state.marked_not_ready = false;
@@ -542,21 +547,22 @@ pub fn worker_down(world: &mut WorldState, worker: usize) {
 
 /// A worker node comes back (a reboot): the kubelet restarts the containers of its pods, counting a restart.
 pub fn worker_up(world: &mut WorldState, worker: usize) {
-    if let Some(state) = world.workers.get_mut(worker) {
+    if let Some(state) = world.plane.workers.get_mut(worker) {
         state.up = true;
         state.down_since = None;
         state.marked_not_ready = false;
     }
     // Its kubelet reports again: Terminating pods on it can now be confirmed gone.
-    world.controllers.force_sync = true;
+    world.plane.controllers.force_sync = true;
     let keys: Vec<ObjectRef> = world
+        .plane
         .pods
         .iter()
         .filter(|(_, p)| p.worker == worker && p.seid == Seid::NodeDown)
         .map(|(k, _)| k.clone())
         .collect();
     for key in keys {
-        if let Some(pod) = world.pods.get_mut(&key) {
+        if let Some(pod) = world.plane.pods.get_mut(&key) {
             pod.restarts += 1;
             if pod.sidecar_port.is_some() {
                 pod.sidecar_restarts += 1;

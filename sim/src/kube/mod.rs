@@ -19,8 +19,15 @@ use rand::Rng;
 use sei_operator_core::cluster::ClusterError;
 use serde_json::Value;
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use sei_operator_core::cluster::ObjectRef;
+use tokio::sync::Notify;
+
 use crate::harness::state::WorldState;
 use crate::harness::trace::Category;
+use crate::kube::kubelet::{PodRuntime, Volume};
 
 /// Bookkeeping of the fake control plane.
 #[derive(Clone, Debug, Default)]
@@ -40,44 +47,95 @@ pub struct ControllerState {
     pub next_incarnation: u64,
 }
 
+/// The control plane's part of the world: the worker nodes, the pods on them (their runtime: containers, seid,
+/// the sidecar), the volumes, and the controllers' bookkeeping.
+#[derive(Debug, Default)]
+pub struct ControlPlane {
+    pub workers: Vec<WorkerState>,
+    pub pods: BTreeMap<ObjectRef, PodRuntime>,
+    pub volumes: BTreeMap<ObjectRef, Volume>,
+    pub controllers: ControllerState,
+}
+
+impl ControlPlane {
+    /// Wakes the worker hosting `worker` so it starts or stops servers.
+    pub fn touch_worker(&mut self, worker: usize) {
+        self.controllers.kubelet_dirty = true;
+        if let Some(state) = self.workers.get_mut(worker) {
+            state.servers_version += 1;
+            state.wake.notify_one();
+        }
+    }
+}
+
+/// One worker node.
+#[derive(Debug)]
+pub struct WorkerState {
+    pub name: String,
+    pub up: bool,
+    /// Images already pulled on this node (`imagePullPolicy: IfNotPresent`).
+    pub image_cache: BTreeSet<String>,
+    /// Bumped whenever the servers its pods should run change; wakes the worker's host.
+    pub servers_version: u64,
+    pub wake: Arc<Notify>,
+    /// When it went down, while it is down.
+    pub down_since: Option<Duration>,
+    /// The node monitor has marked it NotReady (its grace period is over).
+    pub marked_not_ready: bool,
+}
+
+impl WorkerState {
+    /// Whether the control plane still believes the node is fine: down, but within the node monitor's grace
+    /// period, so its pods' statuses are frozen as last reported.
+    pub fn status_frozen(&self, now: Duration) -> bool {
+        self.down_since.is_some_and(|since| now < since + NODE_MONITOR_GRACE)
+    }
+}
+
+/// How long the node lifecycle controller waits for a silent kubelet before marking its node NotReady and its
+/// pods not Ready (`--node-monitor-grace-period`, 40 s by default).
+pub const NODE_MONITOR_GRACE: Duration = Duration::from_secs(40);
+
 /// One step of the control plane and the kubelets at the world's current time.
 pub fn step(world: &mut WorldState) {
     // The node monitor's grace period for a dead worker ends: its pods' statuses must be reported now.
     let mut grace_over = false;
-    for worker in world.workers.iter_mut().filter(|w| !w.marked_not_ready) {
-        if worker.down_since.is_some_and(|since| since + crate::harness::state::NODE_MONITOR_GRACE <= world.now) {
+    for worker in world.plane.workers.iter_mut().filter(|w| !w.marked_not_ready) {
+        if worker.down_since.is_some_and(|since| since + crate::kube::NODE_MONITOR_GRACE <= world.now) {
             worker.marked_not_ready = true;
             grace_over = true;
         }
     }
     if grace_over {
-        world.controllers.kubelet_dirty = true;
+        world.plane.controllers.kubelet_dirty = true;
     }
     evict_from_unreachable_workers(world);
-    let due = grace_over || world.controllers.next_pod_due.is_some_and(|t| t <= world.now);
-    if world.controllers.kubelet_dirty || due {
+    let due = grace_over || world.plane.controllers.next_pod_due.is_some_and(|t| t <= world.now);
+    if world.plane.controllers.kubelet_dirty || due {
         kubelet::advance_pods(world);
     }
-    let changed = world.store.version() != world.controllers.seen_version || world.controllers.force_sync;
-    if changed && world.controllers.dirty_since.is_none() {
-        world.controllers.force_sync = false;
-        world.controllers.dirty_since = Some(world.now);
+    let changed =
+        world.api.store.version() != world.plane.controllers.seen_version || world.plane.controllers.force_sync;
+    if changed && world.plane.controllers.dirty_since.is_none() {
+        world.plane.controllers.force_sync = false;
+        world.plane.controllers.dirty_since = Some(world.now);
         let jitter = world.timings.controller_lag_jitter.as_millis();
         let extra = if jitter == 0 { 0 } else { world.rng.random_range(0..=jitter) };
-        world.controllers.lag = world.timings.controller_lag + Duration::from_millis(u64::try_from(extra).unwrap_or(0));
+        world.plane.controllers.lag =
+            world.timings.controller_lag + Duration::from_millis(u64::try_from(extra).unwrap_or(0));
     }
-    if world.controllers.dirty_since.is_some_and(|since| since + world.controllers.lag <= world.now) {
-        world.controllers.dirty_since = None;
-        world.controllers.seen_version = world.store.version();
+    if world.plane.controllers.dirty_since.is_some_and(|since| since + world.plane.controllers.lag <= world.now) {
+        world.plane.controllers.dirty_since = None;
+        world.plane.controllers.seen_version = world.api.store.version();
         sync_all(world);
         // Writes of this sync are seen by the next one, after another lag, as informers would deliver them.
     }
-    if world.controllers.kubelet_dirty {
+    if world.plane.controllers.kubelet_dirty {
         kubelet::report_pods(world);
     }
-    if world.controllers.kubelet_dirty || due {
-        world.controllers.kubelet_dirty = false;
-        world.controllers.next_pod_due = world.pods.values().filter_map(|p| p.next_due(world)).min();
+    if world.plane.controllers.kubelet_dirty || due {
+        world.plane.controllers.kubelet_dirty = false;
+        world.plane.controllers.next_pod_due = world.plane.pods.values().filter_map(|p| p.next_due(world)).min();
     }
 }
 
@@ -93,29 +151,32 @@ pub const UNREACHABLE_TOLERATION: Duration = Duration::from_secs(300);
 /// (`sync_pods`), and a StatefulSet does not replace a pod of the same name meanwhile.
 fn evict_from_unreachable_workers(world: &mut WorldState) {
     let now = world.now;
-    let due: Vec<usize> = (0..world.workers.len())
+    let due: Vec<usize> = (0..world.plane.workers.len())
         .filter(|w| {
-            let worker = &world.workers[*w];
+            let worker = &world.plane.workers[*w];
             !worker.up
                 && worker.marked_not_ready
-                && worker.down_since.is_some_and(|since| {
-                    since + crate::harness::state::NODE_MONITOR_GRACE + UNREACHABLE_TOLERATION <= now
-                })
+                && worker
+                    .down_since
+                    .is_some_and(|since| since + crate::kube::NODE_MONITOR_GRACE + UNREACHABLE_TOLERATION <= now)
         })
         .collect();
     if due.is_empty() {
         return;
     }
     let evicted: Vec<sei_operator_core::cluster::ObjectRef> = world
+        .plane
         .pods
         .iter()
         .filter(|(_, pod)| due.contains(&pod.worker) && pod.seid != pod::Seid::Unscheduled)
-        .filter(|(key, _)| world.store.get(key, None).is_some_and(|value| !crate::apiserver::store::is_deleting(value)))
+        .filter(|(key, _)| {
+            world.api.store.get(key, None).is_some_and(|value| !crate::apiserver::store::is_deleting(value))
+        })
         .map(|(key, _)| key.clone())
         .collect();
     for key in evicted {
         let at = world.timestamp();
-        let result = world.store.delete(&key, at).map(|()| Value::Null);
+        let result = world.api.store.delete(&key, at).map(|()| Value::Null);
         traced(world, "taint-eviction-controller", "delete", format!("{key} (node unreachable)"), result);
     }
 }
@@ -126,22 +187,22 @@ fn sync_all(world: &mut WorldState) {
     job::sync(world);
     pvc::sync(world);
     let now = world.timestamp();
-    for key in world.store.collect_garbage(now) {
+    for key in world.api.store.collect_garbage(now) {
         world.record(Category::Write, format!("garbage-collector delete {key}"));
         // Invariant 6 judges a claim the collector takes while a live pod still mounts it as one the operator
         // deletes: the owner references that make it garbage (the StatefulSet's, under `whenDeleted: Delete`)
         // are the operator's choice. (A predecessor's claim nobody mounts any more, collected while a SeiNode
         // of the same name is already made again, is not that node's volume.) The claim is still stored,
         // marked for deletion under its pvc-protection finalizer.
-        let mounted = world.pods.iter().any(|(pod, runtime)| {
+        let mounted = world.plane.pods.iter().any(|(pod, runtime)| {
             runtime.volume.as_ref() == Some(&key)
-                && world.store.get(pod, None).is_some_and(|value| !crate::apiserver::store::is_deleting(value))
+                && world.api.store.get(pod, None).is_some_and(|value| !crate::apiserver::store::is_deleting(value))
         });
         if key.kind == "PersistentVolumeClaim" && mounted {
-            crate::harness::invariants::on_delete(world, &key);
+            world.observer.on_delete(world, &key);
         }
     }
-    world.controllers.kubelet_dirty = true;
+    world.plane.controllers.kubelet_dirty = true;
 }
 
 /// Writes through the store on behalf of a control-plane component, tracing the outcome.

@@ -14,14 +14,14 @@ use crate::harness::trace::Category;
 /// Writes each pod's status to the store when it changed, and remembers which images Ready pods ran. The pods of
 /// a node that went silent keep their last status until the node monitor's grace period is over.
 pub fn report_pods(world: &mut WorldState) {
-    let keys: Vec<ObjectRef> = world.pods.keys().cloned().collect();
+    let keys: Vec<ObjectRef> = world.plane.pods.keys().cloned().collect();
     for key in keys {
-        let Some(pod) = world.pods.get(&key) else { continue };
-        if world.workers.get(pod.worker).is_some_and(|w| w.status_frozen(world.now)) {
+        let Some(pod) = world.plane.pods.get(&key) else { continue };
+        if world.plane.workers.get(pod.worker).is_some_and(|w| w.status_frozen(world.now)) {
             continue;
         }
         let started = crate::apiserver::store::time_value(world.timestamp_at(pod.probe_state.container_started_at));
-        let worker = &world.workers[pod.worker.min(world.workers.len().saturating_sub(1))].name;
+        let worker = &world.plane.workers[pod.worker.min(world.plane.workers.len().saturating_sub(1))].name;
         let status = pod_status(pod, worker, started);
         if status == pod.reported {
             continue;
@@ -32,11 +32,11 @@ pub fn report_pods(world: &mut WorldState) {
             && matches!(pod.seid, Seid::Running { .. })
             && let Some(node) = &pod.node
         {
-            world.ready_images.insert((key.namespace.clone(), node.clone(), pod.image.clone()));
+            world.ledger.ready_images.insert((key.namespace.clone(), node.clone(), pod.image.clone()));
         }
-        let Some(stored) = world.store.get(&key, None) else { continue };
+        let Some(stored) = world.api.store.get(&key, None) else { continue };
         let update = crate::apiserver::store::status_update(stored, status.clone());
-        if world.store.replace_status(update).is_ok() {
+        if world.api.store.replace_status(update).is_ok() {
             let text = format!(
                 "status Pod {}/{} phase={} ready={}",
                 key.namespace,
@@ -46,7 +46,7 @@ pub fn report_pods(world: &mut WorldState) {
             );
             world.record(Category::Write, format!("kubelet {text}"));
         }
-        if let Some(pod) = world.pods.get_mut(&key) {
+        if let Some(pod) = world.plane.pods.get_mut(&key) {
             pod.reported = status;
         }
     }

@@ -15,12 +15,13 @@ const ACTOR: &str = "pvc-protection-controller";
 pub fn sync(world: &mut WorldState) {
     // (claim, its finalizers after this sync) for the claims whose finalizers change.
     let changes: Vec<(ObjectRef, Vec<String>)> = world
+        .api
         .store
         .all_of_kind("PersistentVolumeClaim")
         .filter_map(|(key, value)| {
             let current = finalizers(value);
             let protected = current.contains(&PVC_PROTECTION);
-            let in_use = world.pods.values().any(|p| p.volume.as_ref() == Some(key));
+            let in_use = world.plane.pods.values().any(|p| p.volume.as_ref() == Some(key));
             let owned = |list: Vec<&str>| list.into_iter().map(str::to_owned).collect::<Vec<_>>();
             match (is_deleting(value), protected) {
                 (false, false) => Some((key.clone(), owned([current, vec![PVC_PROTECTION]].concat()))),
@@ -32,16 +33,16 @@ pub fn sync(world: &mut WorldState) {
         })
         .collect();
     for (key, list) in changes {
-        let Some(mut updated) = world.store.get(&key, None).cloned() else { continue };
+        let Some(mut updated) = world.api.store.get(&key, None).cloned() else { continue };
         if let Some(meta) = updated.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("finalizers".into(), list.into());
         }
-        let result = world.store.replace(updated);
+        let result = world.api.store.replace(updated);
         traced(world, ACTOR, "update finalizers of", key.to_string(), result);
     }
     let gone: Vec<ObjectRef> =
-        world.volumes.keys().filter(|key| world.store.get(key, None).is_none()).cloned().collect();
+        world.plane.volumes.keys().filter(|key| world.api.store.get(key, None).is_none()).cloned().collect();
     for key in gone {
-        world.volumes.remove(&key);
+        world.plane.volumes.remove(&key);
     }
 }

@@ -44,12 +44,14 @@ use crate::harness::trace::Category;
 pub fn sync_pods(world: &mut WorldState) {
     // Live pods by key, with their uid: a pod deleted and recreated under the same name is a new pod.
     let stored: BTreeMap<ObjectRef, String> = world
+        .api
         .store
         .all_of_kind("Pod")
         .filter(|(_, v)| !crate::apiserver::store::is_deleting(v))
         .map(|(k, v)| (k.clone(), v.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_owned()))
         .collect();
     let gone: Vec<ObjectRef> = world
+        .plane
         .pods
         .iter()
         .filter(|(key, runtime)| stored.get(*key) != Some(&runtime.uid))
@@ -61,35 +63,36 @@ pub fn sync_pods(world: &mut WorldState) {
     // The kubelet confirms the deletion of Terminating pods it no longer runs — but only a live kubelet: a pod
     // on a node that is down stays Terminating (which is why a StatefulSet will not replace it meanwhile).
     let terminated: Vec<ObjectRef> = world
+        .api
         .store
         .all_of_kind("Pod")
-        .filter(|(key, value)| crate::apiserver::store::is_deleting(value) && !world.pods.contains_key(*key))
+        .filter(|(key, value)| crate::apiserver::store::is_deleting(value) && !world.plane.pods.contains_key(*key))
         .filter(|(_, value)| {
             let node = value.pointer("/status/hostIP").and_then(Value::as_str);
-            node.is_none_or(|node| world.workers.iter().any(|w| w.name == node && w.up))
+            node.is_none_or(|node| world.plane.workers.iter().any(|w| w.name == node && w.up))
         })
         .map(|(key, _)| key.clone())
         .collect();
     for key in terminated {
-        let result = world.store.remove_terminated_pod(&key).map(|()| Value::Null);
+        let result = world.api.store.remove_terminated_pod(&key).map(|()| Value::Null);
         super::traced(world, "kubelet", "delete", format!("terminated {key}"), result);
     }
     for key in stored.into_keys() {
-        if !world.pods.contains_key(&key)
-            && let Some(value) = world.store.get(&key, None).cloned()
+        if !world.plane.pods.contains_key(&key)
+            && let Some(value) = world.api.store.get(&key, None).cloned()
         {
             start_pod(world, key, &value);
         }
     }
     let unscheduled: Vec<ObjectRef> =
-        world.pods.iter().filter(|(_, p)| p.seid == Seid::Unscheduled).map(|(k, _)| k.clone()).collect();
+        world.plane.pods.iter().filter(|(_, p)| p.seid == Seid::Unscheduled).map(|(k, _)| k.clone()).collect();
     for key in unscheduled {
         schedule(world, &key);
     }
 }
 
 fn kill_pod(world: &mut WorldState, key: &ObjectRef) {
-    let Some(pod) = world.pods.remove(key) else { return };
+    let Some(pod) = world.plane.pods.remove(key) else { return };
     save_height(world, &pod);
     world.record(Category::Pod, format!("{}/{} killed (deleted)", key.namespace, key.name));
     world.touch_worker(pod.worker);
@@ -100,7 +103,7 @@ pub(super) fn save_height(world: &mut WorldState, pod: &PodRuntime) {
     if let (Seid::Running { run, .. }, Some(volume)) = (&pod.seid, &pod.volume) {
         let Some(chain) = world.chain_for(pod.chain_id.as_deref()) else { return };
         let height = run.height_at(chain, world.now);
-        world.volumes.entry(volume.clone()).or_default().height = height;
+        world.plane.volumes.entry(volume.clone()).or_default().height = height;
     }
 }
 
@@ -146,6 +149,7 @@ fn start_pod(world: &mut WorldState, key: ObjectRef, value: &Value) {
     let node = pod.as_ref().and_then(|p| p.metadata.labels.as_ref()).and_then(|labels| labels.get(LABEL_NODE)).cloned();
     let chain_id = node.as_ref().and_then(|node| {
         world
+            .api
             .store
             .get(&ObjectRef::new("SeiNode", &key.namespace, node), None)?
             .pointer("/spec/chainId")?
@@ -193,7 +197,7 @@ fn start_pod(world: &mut WorldState, key: ObjectRef, value: &Value) {
         key: key.clone(),
     };
     world.record(Category::Pod, format!("{}/{} created, image {}", key.namespace, key.name, runtime.image));
-    world.pods.insert(key.clone(), runtime);
+    world.plane.pods.insert(key.clone(), runtime);
     schedule(world, &key);
 }
 
@@ -350,9 +354,10 @@ fn attached_elsewhere(world: &WorldState, key: &ObjectRef, volume: &ObjectRef) -
     };
     let on_dead_worker = |value: &Value| {
         let node = value.pointer("/status/hostIP").and_then(Value::as_str);
-        node.is_some_and(|node| world.workers.iter().any(|w| w.name == node && !w.up))
+        node.is_some_and(|node| world.plane.workers.iter().any(|w| w.name == node && !w.up))
     };
     world
+        .api
         .store
         .all_of_kind("Pod")
         .filter(|(other, _)| other.namespace == key.namespace && *other != key)
@@ -363,17 +368,20 @@ fn attached_elsewhere(world: &WorldState, key: &ObjectRef, volume: &ObjectRef) -
 /// The scheduler: the least-loaded worker that is up (lowest index on ties), and the lowest free port slot on it.
 fn schedule(world: &mut WorldState, key: &ObjectRef) {
     let placed = |p: &&PodRuntime| p.seid != Seid::Unscheduled;
-    let load = |worker: usize| world.pods.values().filter(placed).filter(|p| p.worker == worker).count();
-    let Some(worker) = (0..world.workers.len()).filter(|w| world.workers[*w].up).min_by_key(|w| (load(*w), *w)) else {
+    let load = |worker: usize| world.plane.pods.values().filter(placed).filter(|p| p.worker == worker).count();
+    let Some(worker) =
+        (0..world.plane.workers.len()).filter(|w| world.plane.workers[*w].up).min_by_key(|w| (load(*w), *w))
+    else {
         return;
     };
-    let used: Vec<u16> = world.pods.values().filter(placed).filter(|p| p.worker == worker).map(|p| p.slot).collect();
+    let used: Vec<u16> =
+        world.plane.pods.values().filter(placed).filter(|p| p.worker == worker).map(|p| p.slot).collect();
     let slot = (0..).find(|s| !used.contains(s)).unwrap_or(0);
-    let Some(pod) = world.pods.get(key) else { return };
+    let Some(pod) = world.plane.pods.get(key) else { return };
     // The scheduler keeps a pod whose claim is missing or being deleted Pending ("persistentvolumeclaim not
     // found" / "is being deleted").
     if let Some(volume) = &pod.volume
-        && world.store.get(volume, None).is_none_or(crate::apiserver::store::is_deleting)
+        && world.api.store.get(volume, None).is_none_or(crate::apiserver::store::is_deleting)
     {
         return;
     }
@@ -388,8 +396,8 @@ fn schedule(world: &mut WorldState, key: &ObjectRef) {
         return;
     }
     let image = pod.image.clone();
-    let cached = world.workers[worker].image_cache.contains(&image);
-    let seid = match (cached, world.registry.pull(&image).map(|b| b.pull_time)) {
+    let cached = world.plane.workers[worker].image_cache.contains(&image);
+    let seid = match (cached, world.chains.registry.pull(&image).map(|b| b.pull_time)) {
         (true, _) => Seid::Pulling { until: world.now },
         (false, Some(pull_time)) => Seid::Pulling { until: world.now + pull_time },
         // Kubernetes retries the pull with back-off forever; an image the registry lacks never arrives.
@@ -399,8 +407,8 @@ fn schedule(world: &mut WorldState, key: &ObjectRef) {
         Seid::ImagePullBackOff => format!("ImagePullBackOff: {image} cannot be pulled"),
         _ => format!("pulling {image}"),
     };
-    let worker_name = world.workers[worker].name.clone();
-    if let Some(pod) = world.pods.get_mut(key) {
+    let worker_name = world.plane.workers[worker].name.clone();
+    if let Some(pod) = world.plane.pods.get_mut(key) {
         pod.worker = worker;
         pod.slot = slot;
         pod.seid = seid;

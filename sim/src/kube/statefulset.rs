@@ -27,11 +27,15 @@ const ACTOR: &str = "statefulset-controller";
 
 /// Syncs every StatefulSet.
 pub fn sync(world: &mut WorldState) {
-    let sets: Vec<StatefulSet> =
-        world.store.all_of_kind("StatefulSet").filter_map(|(_, value)| StatefulSet::deserialize(value).ok()).collect();
+    let sets: Vec<StatefulSet> = world
+        .api
+        .store
+        .all_of_kind("StatefulSet")
+        .filter_map(|(_, value)| StatefulSet::deserialize(value).ok())
+        .collect();
     // Pods by controller uid, read once for all sets (as the controller's pod informer would hold them).
     let mut pods_by_owner: BTreeMap<String, Vec<Pod>> = BTreeMap::new();
-    for (_, value) in world.store.all_of_kind("Pod") {
+    for (_, value) in world.api.store.all_of_kind("Pod") {
         let Some(owner) = value.pointer("/metadata/ownerReferences/0/uid").and_then(Value::as_str) else { continue };
         if let Ok(pod) = Pod::deserialize(value) {
             pods_by_owner.entry(owner.to_owned()).or_default().push(pod);
@@ -175,7 +179,7 @@ fn sync_one(world: &mut WorldState, set: &StatefulSet, owned: Vec<Pod>) {
     let pods: BTreeMap<usize, Pod> = ordinals
         .into_iter()
         .filter_map(|ordinal| {
-            let value = world.store.get(&ObjectRef::new("Pod", namespace, format!("{name}-{ordinal}")), None)?;
+            let value = world.api.store.get(&ObjectRef::new("Pod", namespace, format!("{name}-{ordinal}")), None)?;
             let version = value.pointer("/metadata/resourceVersion").and_then(Value::as_str);
             let pod = match existing.remove(&ordinal) {
                 Some(pod) if version.is_some() && pod.metadata.resource_version.as_deref() == version => pod,
@@ -238,7 +242,7 @@ fn ensure_claim(
     let (Some(set_name), Some(namespace)) = (&set.metadata.name, &set.metadata.namespace) else { return };
     let name = format!("{}-{set_name}-{ordinal}", claim.metadata.name.as_deref().unwrap_or("data"));
     let key = ObjectRef::new("PersistentVolumeClaim", namespace, &name);
-    if let Some(existing) = world.store.get(&key, None) {
+    if let Some(existing) = world.api.store.get(&key, None) {
         // An existing claim (made by the operator first, or by an earlier sync) gets the owner references the
         // policy asks for; one being deleted is left to go.
         if crate::apiserver::store::is_deleting(existing) {
@@ -249,7 +253,7 @@ fn ensure_claim(
         if let Some(meta) = updated.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("ownerReferences".into(), owners.into());
         }
-        let result = world.store.replace(updated);
+        let result = world.api.store.replace(updated);
         traced(world, ACTOR, "update owner references of", key.to_string(), result);
         return;
     }
@@ -265,7 +269,7 @@ fn ensure_claim(
         object.insert("metadata".into(), metadata);
     }
     let now = world.timestamp();
-    let result = world.store.create(value, now);
+    let result = world.api.store.create(value, now);
     traced(world, ACTOR, "create", key.to_string(), result);
 }
 
@@ -314,7 +318,7 @@ fn create_pod(world: &mut WorldState, set: &StatefulSet, ordinal: usize, revisio
     let now = world.timestamp();
     let result = serde_json::to_value(&pod)
         .map_err(|e| sei_operator_core::cluster::ClusterError::Transient(e.to_string()))
-        .and_then(|value| world.store.create(value, now));
+        .and_then(|value| world.api.store.create(value, now));
     traced(world, ACTOR, "create", format!("Pod {namespace}/{name} revision {revision}"), result);
 }
 
@@ -322,7 +326,7 @@ fn delete_pod(world: &mut WorldState, namespace: &str, pod: &Pod) {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let key = ObjectRef::new("Pod", namespace, &name);
     let now = world.timestamp();
-    let result = world.store.delete(&key, now).map(|()| Value::Null);
+    let result = world.api.store.delete(&key, now).map(|()| Value::Null);
     traced(world, ACTOR, "delete", key.to_string(), result);
 }
 
@@ -359,12 +363,12 @@ fn write_status(
     let key = ObjectRef::new("StatefulSet", namespace, name);
     // Compared in place, and only the status is sent: most syncs change nothing, and copying the whole set
     // only to find that out (or to have replace_status ignore it) was costly.
-    let Some(stored) = world.store.get(&key, None) else { return };
+    let Some(stored) = world.api.store.get(&key, None) else { return };
     if stored.get("status") == Some(&status) {
         return;
     }
     let update = crate::apiserver::store::status_update(stored, status);
-    let result = world.store.replace_status(update);
+    let result = world.api.store.replace_status(update);
     let text = format!(
         "status {key} observedGeneration={:?} ready={ready} current={current_revision} update={update_revision}",
         set.metadata.generation

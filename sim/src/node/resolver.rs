@@ -34,7 +34,7 @@ pub fn resolve(world: &WorldState, host: &str, port: u16) -> Result<Resolved, Re
     let (Some(hostname), Some(subdomain), Some(namespace)) = (labels.first(), labels.get(1), labels.get(2)) else {
         return Err(ResolveError::NoSuchHost(host.into()));
     };
-    let Some(service) = world.store.get(&ObjectRef::new("Service", *namespace, *subdomain), None) else {
+    let Some(service) = world.api.store.get(&ObjectRef::new("Service", *namespace, *subdomain), None) else {
         return Err(ResolveError::NoSuchHost(host.into()));
     };
     let selector: Option<LabelSelector> = service
@@ -44,7 +44,7 @@ pub fn resolve(world: &WorldState, host: &str, port: u16) -> Result<Resolved, Re
     let publish_not_ready = service.pointer("/spec/publishNotReadyAddresses").and_then(Value::as_bool).unwrap_or(false);
     let is_endpoint = |pod: &&crate::kube::kubelet::PodRuntime| {
         let labels =
-            world.store.get(&pod.key, None).and_then(|v| v.pointer("/metadata/labels")).and_then(Value::as_object);
+            world.api.store.get(&pod.key, None).and_then(|v| v.pointer("/metadata/labels")).and_then(Value::as_object);
         let labels: Option<LabelSelector> =
             labels.map(|l| l.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect());
         // A finished pod (Succeeded or Failed: a Job's pods stay after they end) is never an endpoint, even
@@ -67,12 +67,16 @@ pub fn resolve(world: &WorldState, host: &str, port: u16) -> Result<Resolved, Re
         p.key.namespace == *namespace && p.hostname == *hostname && p.subdomain.as_deref() == Some(*subdomain)
     };
     // A StatefulSet pod's hostname is its name: look it up directly before scanning every pod.
-    let direct = world.pods.get(&ObjectRef::new("Pod", *namespace, *hostname)).filter(named).filter(is_endpoint);
+    let direct = world.plane.pods.get(&ObjectRef::new("Pod", *namespace, *hostname)).filter(named).filter(is_endpoint);
     let pod = direct
-        .or_else(|| world.pods.values().filter(named).find(is_endpoint))
+        .or_else(|| world.plane.pods.values().filter(named).find(is_endpoint))
         .ok_or_else(|| ResolveError::NoSuchHost(host.into()))?;
-    let worker =
-        world.workers.get(pod.worker).map(|w| w.name.clone()).ok_or_else(|| ResolveError::NoSuchHost(host.into()))?;
+    let worker = world
+        .plane
+        .workers
+        .get(pod.worker)
+        .map(|w| w.name.clone())
+        .ok_or_else(|| ResolveError::NoSuchHost(host.into()))?;
     let worker_port = if port == SEID_RPC_PORT {
         pod.rpc_worker_port()
     } else if pod.sidecar_port == Some(port) {

@@ -12,7 +12,7 @@ use crate::node::sidecar::server::{Endpoint, serve};
 
 /// The host software of worker `index`; restarted from scratch when the worker reboots.
 pub async fn run_worker(shared: SharedWorld, index: usize) -> turmoil::Result {
-    let Some(wake) = lock(&shared).workers.get(index).map(|w| w.wake.clone()) else { return Ok(()) };
+    let Some(wake) = lock(&shared).plane.workers.get(index).map(|w| w.wake.clone()) else { return Ok(()) };
     let mut running: BTreeMap<u16, (u64, JoinHandle<()>)> = BTreeMap::new();
     loop {
         let desired = desired_servers(&shared, index);
@@ -35,11 +35,11 @@ pub async fn run_worker(shared: SharedWorld, index: usize) -> turmoil::Result {
 /// The servers worker `index` should run: port → (pod, endpoint, incarnation).
 fn desired_servers(shared: &SharedWorld, index: usize) -> BTreeMap<u16, (ObjectRef, Endpoint, u64)> {
     let world = lock(shared);
-    if !world.workers.get(index).is_some_and(|w| w.up) {
+    if !world.plane.workers.get(index).is_some_and(|w| w.up) {
         return BTreeMap::new();
     }
     let mut desired = BTreeMap::new();
-    for pod in world.pods.values().filter(|p| p.worker == index) {
+    for pod in world.plane.pods.values().filter(|p| p.worker == index) {
         if let Some(sidecar) = &pod.sidecar {
             desired.insert(pod.sidecar_worker_port(), (pod.key.clone(), Endpoint::Sidecar, sidecar.incarnation));
         }

@@ -11,7 +11,7 @@ use sei_operator_core::permissions::Permission;
 use sei_operator_core::read_policy;
 use serde_json::Value;
 
-use crate::harness::fault_state::RefusalStatus;
+use crate::apiserver::faults::RefusalStatus;
 use crate::harness::state::{SharedWorld, WorldState, lock};
 use crate::harness::trace::Category;
 use std::time::Duration;
@@ -26,11 +26,11 @@ pub const STALE_CACHE_CATCH_UP: std::time::Duration = std::time::Duration::from_
 /// cluster has.) The operator's watch delivers events only up to this version too: an informer's event *is* its
 /// cache update, so a controller is never told of an object its cache does not hold yet.
 pub fn operator_cache_version(world: &WorldState) -> Option<u64> {
-    let lagging = world.operator.read_lag > 0 && world.now < world.store_changed_at + STALE_CACHE_CATCH_UP;
+    let lagging = world.operator.read_lag > 0 && world.now < world.api.changed_at + STALE_CACHE_CATCH_UP;
     lagging.then(|| {
-        let lag = world.operator.read_lag.min(world.store.max_lag());
+        let lag = world.operator.read_lag.min(world.api.store.max_lag());
         // A cache never goes back in time: not behind what its watch already delivered.
-        world.store.version().saturating_sub(lag).max(world.operator.cache_floor)
+        world.api.store.version().saturating_sub(lag).max(world.operator.cache_floor)
     })
 }
 
@@ -97,9 +97,9 @@ impl SimCluster {
     }
 
     /// The reconcile this client writes for, as the write-time invariants see it (the operator's only).
-    fn writer(&self) -> crate::harness::invariants::Writer<'_> {
+    fn writer(&self) -> crate::harness::ledger::Writer<'_> {
         let reconcile = self.reconcile.zip(self.reconciling.as_deref()).filter(|_| self.kind == ClientKind::Operator);
-        crate::harness::invariants::Writer { reconcile }
+        crate::harness::ledger::Writer { reconcile }
     }
 
     fn actor(&self) -> String {
@@ -119,7 +119,7 @@ impl SimCluster {
         {
             return Some(ClusterError::Transient(format!("injected: {} cannot reach the API server", self.actor())));
         }
-        let faults = &mut world.api_faults;
+        let faults = &mut world.api.faults;
         if faults.transient > 0 {
             faults.transient -= 1;
             return Some(ClusterError::Transient("injected: API server unavailable".into()));
@@ -145,11 +145,11 @@ impl SimCluster {
         if self.kind != ClientKind::Operator {
             return None;
         }
-        let message = world.authorization.authorize(permission.clone(), &key.namespace, &key.name).err()?;
+        let message = world.api.authorization.authorize(permission.clone(), &key.namespace, &key.name).err()?;
         world.record(Category::Write, format!("operator {permission} {key} forbidden: {message}"));
-        if !world.authorization.revoked.contains(&permission) {
+        if !world.api.authorization.revoked.contains(&permission) {
             let text = format!("the operator called `{permission}` on {key}, which deploy/ does not grant: {message}");
-            world.write_violations.push(crate::harness::invariants::InvariantViolation::new(
+            world.ledger.write_violations.push(crate::harness::ledger::InvariantViolation::new(
                 crate::harness::invariants::OPERATOR_CALLS_AUTHORIZED,
                 text,
             ));
@@ -172,7 +172,7 @@ impl SimCluster {
         let blocking = |reference: &Value| reference.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true);
         let uid = |reference: &Value| reference.get("uid").and_then(Value::as_str).map(str::to_owned);
         let new_owners = owners(value);
-        let old_owners = if verb == "replace" { world.store.get(key, None).map(owners) } else { None };
+        let old_owners = if verb == "replace" { world.api.store.get(key, None).map(owners) } else { None };
         if let Some(old) = &old_owners
             && *old != new_owners
         {
@@ -205,14 +205,14 @@ impl SimCluster {
     /// Counts one request of the operator's client (`WorldState::api_requests`); the harness's are not counted.
     fn count(&self, world: &mut WorldState, verb: &'static str, kind: &str) {
         if self.kind == ClientKind::Operator {
-            world.api_requests.count(verb, kind);
+            world.api.requests.count(verb, kind);
         }
     }
 
     /// Whether production's watch caches would answer a get of `key` ([`read_policy`]): by what the operator's
     /// cache holds — the store at the version this client reads at.
     fn cache_answers_get(&self, world: &WorldState, key: &ObjectRef) -> bool {
-        let found = world.store.get(key, self.read_at(world)).map(|value| {
+        let found = world.api.store.get(key, self.read_at(world)).map(|value| {
             value.pointer("/metadata/labels").and_then(Value::as_object).map(|labels| {
                 labels
                     .iter()
@@ -243,9 +243,11 @@ impl SimCluster {
         if let Some(forbidden) = self.authorize(&mut world, permission, key) {
             return (Err(forbidden), false);
         }
-        let version_before = world.store.version();
+        let version_before = world.api.store.version();
         let deleted_uid = (verb == "delete")
-            .then(|| world.store.get(key, None).and_then(|v| v.pointer("/metadata/uid")?.as_str().map(str::to_owned)))
+            .then(|| {
+                world.api.store.get(key, None).and_then(|v| v.pointer("/metadata/uid")?.as_str().map(str::to_owned))
+            })
             .flatten();
         let result = match self.injected(&mut world, Access::Write, key) {
             Some(error) => Err(error),
@@ -258,7 +260,7 @@ impl SimCluster {
                 let text = format!("{actor} {verb} {key} rv={version}");
                 world.record(Category::Write, text);
                 // After the write's trace line: a user edit aimed at this write is traced after it.
-                crate::harness::invariants::on_write(&mut world, key, verb, value, self.writer());
+                world.observer.on_write(&mut world, key, verb, value, self.writer());
                 if self.kind == ClientKind::Operator && !world.replicas.list.is_empty() {
                     crate::operator_host::replicas::on_write(
                         &mut world,
@@ -274,14 +276,14 @@ impl SimCluster {
         }
         let result = match result {
             Ok(applied) if self.kind == ClientKind::Operator => {
-                let changed = world.store.version() != version_before;
+                let changed = world.api.store.version() != version_before;
                 self.lose_response(&mut world, key, verb, applied, changed)
             }
             other => other,
         };
         let mut crash = false;
         if self.kind == ClientKind::Operator && result.is_ok() && !self.elector {
-            world.api_faults.writes_succeeded += 1;
+            world.api.faults.writes_succeeded += 1;
             let faults = &mut world.operator;
             let writes = faults.writes_in_reconcile.entry(self.reconcile.unwrap_or(0)).or_default();
             *writes += 1;
@@ -317,7 +319,7 @@ impl SimCluster {
         applied: Arc<Value>,
         changed: bool,
     ) -> Result<Arc<Value>, ClusterError> {
-        let faults = &mut world.api_faults;
+        let faults = &mut world.api.faults;
         let lost = if faults.lost_responses > 0 {
             faults.lost_responses -= 1;
             true
@@ -328,13 +330,13 @@ impl SimCluster {
         if !lost {
             return Ok(applied);
         }
-        if !world.api_faults.lost_as_gateway_timeout {
+        if !world.api.faults.lost_as_gateway_timeout {
             world.record(Category::Fault, format!("response to operator {verb} {key} lost: the client timed out"));
             return Err(ClusterError::Transient(format!("{key}: request timed out (it may have been applied)")));
         }
         let second = match verb {
             "create" => Err(ClusterError::AlreadyExists(key.clone())),
-            "delete" if world.store.get(key, None).is_some() => Ok(applied),
+            "delete" if world.api.store.get(key, None).is_some() => Ok(applied),
             "delete" => Err(ClusterError::NotFound(key.clone())),
             // An update that changed nothing kept its resourceVersion, and the re-sent one succeeds alike.
             _ if !changed => Ok(applied),
@@ -386,7 +388,7 @@ impl SimCluster {
             let delay = {
                 let mut world = lock(&self.shared);
                 let now = world.now;
-                let Some(refusal) = world.api_faults.refusal.filter(|r| now < r.until) else { return Ok(()) };
+                let Some(refusal) = world.api.faults.refusal.filter(|r| now < r.until) else { return Ok(()) };
                 let status = match refusal.status {
                     RefusalStatus::TooManyRequests { .. } => 429,
                     RefusalStatus::Unavailable => 503,
@@ -434,8 +436,8 @@ impl SimCluster {
             return Err(error);
         }
         let at = self.read_at(&world);
-        crate::harness::invariants::on_operator_get(&mut world, self.writer().reconcile, &key, at);
-        match world.store.get(&key, at) {
+        world.observer.on_operator_get(&mut world, self.writer().reconcile, &key, at);
+        match world.api.store.get(&key, at) {
             Some(value) => decode_ref(value),
             None => Err(ClusterError::NotFound(key)),
         }
@@ -471,15 +473,8 @@ impl SimCluster {
             return Err(error);
         }
         let at = self.read_at(&world);
-        crate::harness::invariants::on_operator_list(
-            &mut world,
-            self.writer().reconcile,
-            &kind,
-            &namespace,
-            &selector,
-            at,
-        );
-        world.store.list(&kind, &namespace, &selector, at).into_iter().map(decode_ref).collect()
+        world.observer.on_operator_list(&mut world, self.writer().reconcile, &kind, &namespace, &selector, at);
+        world.api.store.list(&kind, &namespace, &selector, at).into_iter().map(decode_ref).collect()
     }
 
     /// Encodes, writes, and — at the operator's crash point — never returns: the process died right after the
@@ -562,19 +557,19 @@ impl Cluster for SimCluster {
         let created = self
             .write_object(object, "create", |world, value| {
                 let now = world.timestamp();
-                world.store.create(value, now)
+                world.api.store.create(value, now)
             })
             .await?;
         decode_ref(&created)
     }
 
     async fn replace<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
-        decode_ref(&*self.write_object(object, "replace", |world, value| world.store.replace(value)).await?)
+        decode_ref(&*self.write_object(object, "replace", |world, value| world.api.store.replace(value)).await?)
     }
 
     async fn replace_status<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
         let written =
-            self.write_object(object, "replace-status", |world, value| world.store.replace_status(value)).await?;
+            self.write_object(object, "replace-status", |world, value| world.api.store.replace_status(value)).await?;
         decode_ref(&written)
     }
 
@@ -587,10 +582,10 @@ impl Cluster for SimCluster {
             // The delete-time invariants judge the operator, not a scenario deleting things on purpose; what a
             // user deletes is remembered, so the invariants can tell the user's doing from the operator's.
             match self.kind {
-                ClientKind::Operator => crate::harness::invariants::on_delete(world, &key),
-                ClientKind::Harness => crate::harness::invariants::on_user_delete(world, &key),
+                ClientKind::Operator => world.observer.on_delete(world, &key),
+                ClientKind::Harness => world.observer.on_user_delete(world, &key),
             }
-            world.store.delete(&key, now).map(|()| Arc::new(Value::Null))
+            world.api.store.delete(&key, now).map(|()| Arc::new(Value::Null))
         });
         if crash {
             std::future::pending::<()>().await;
@@ -618,13 +613,13 @@ impl Cluster for SimCluster {
         }
         // A keyed Event has a name derived from its key: the API server refuses a second one under that name.
         let recorded = |(_, e): &(std::time::Duration, Event)| e.regarding == event.regarding && e.key == event.key;
-        if event.key.is_some() && world.events.iter().any(recorded) {
+        if event.key.is_some() && world.ledger.events.iter().any(recorded) {
             return Err(ClusterError::AlreadyExists(event.regarding.clone()));
         }
         let text = format!("{:?} {} {}: {}", event.type_, event.reason, event.regarding, event.message);
         world.record(Category::Event, text);
         let now = world.now;
-        world.events.push((now, event.clone()));
+        world.ledger.events.push((now, event.clone()));
         Ok(())
     }
 }

@@ -42,7 +42,8 @@ use sei_operator_core::controller::triggers::TriggerFilter;
 use tokio::task::JoinSet;
 
 use crate::apiserver::store::{ChangeType, TriggerFingerprints, Watch};
-use crate::harness::invariants::{InvariantViolation, NO_OPERATOR_LIVELOCK};
+use crate::harness::invariants::NO_OPERATOR_LIVELOCK;
+use crate::harness::ledger::InvariantViolation;
 use crate::harness::state::{SharedWorld, lock};
 use crate::harness::trace::Category;
 use crate::node::sidecar::client::SimSidecar;
@@ -246,11 +247,11 @@ async fn run_operator_gated<R: Reconciler>(
         // Reconcile ids start again at 0 in a new process: counts of the dead process's unfinished reconciles
         // must not be credited to the new ones that reuse their ids (an armed afterWrite crash would fire early).
         world.operator.writes_in_reconcile.retain(|id, _| !mine(id));
-        world.reconcile_reads.retain(|id, _| !mine(id));
+        world.ledger.reconcile_reads.retain(|id, _| !mine(id));
         // The informers' initial list: every object of the reconciled kinds.
         let now = world.now;
         for kind in &kinds {
-            let keys: Vec<ObjectRef> = world.store.all_of_kind(kind).map(|(k, _)| k.clone()).collect();
+            let keys: Vec<ObjectRef> = world.api.store.all_of_kind(kind).map(|(k, _)| k.clone()).collect();
             for key in keys {
                 queue.schedule(key, now);
             }
@@ -258,8 +259,8 @@ async fn run_operator_gated<R: Reconciler>(
         world.record(Category::Operator, format!("{who}started, {} keys queued", queue.len()));
         // The informers start from their cache: if it lags, what it does not hold yet arrives as events.
         let cache_version =
-            crate::operator_host::cluster::operator_cache_version(&world).unwrap_or(world.store.version());
-        (Watch::from_version(&world.store, cache_version), world.store_changed.clone())
+            crate::operator_host::cluster::operator_cache_version(&world).unwrap_or(world.api.store.version());
+        (Watch::from_version(&world.api.store, cache_version), world.api.changed.clone())
     };
     loop {
         if let Some(gate) = &gate {
@@ -267,7 +268,7 @@ async fn run_operator_gated<R: Reconciler>(
         }
         let now = {
             let mut world = lock(&shared);
-            pending.extend(watch.poll(&world.store).iter().cloned());
+            pending.extend(watch.poll(&world.api.store).iter().cloned());
             // Events reach the controller only once its (possibly lagging) cache holds them.
             let visible = crate::operator_host::cluster::operator_cache_version(&world).unwrap_or(u64::MAX);
             let delivered = pending.iter().take_while(|c| c.version <= visible).count();
@@ -280,7 +281,7 @@ async fn run_operator_gated<R: Reconciler>(
                 // restarting the stream"). Whoever owned a deleted object hears of it only by looking again.
                 let unobserved = std::mem::take(&mut world.operator.unobserved);
                 for (object, controller) in unobserved {
-                    if world.store.get(&object, None).is_none() {
+                    if world.api.store.get(&object, None).is_none() {
                         world.record(Category::Fault, format!("deleted while unobserved, not relisted: {object}"));
                         continue;
                     }
@@ -327,7 +328,7 @@ async fn run_operator_gated<R: Reconciler>(
                     format!("{RECONCILES_PER_INSTANT} reconciles at t={now:?} without time passing, the last of {key}");
                 let mut world = lock(&shared);
                 world.record(Category::Operator, format!("livelock: {message}"));
-                world.write_violations.push(InvariantViolation { invariant: NO_OPERATOR_LIVELOCK, message });
+                world.ledger.write_violations.push(InvariantViolation { invariant: NO_OPERATOR_LIVELOCK, message });
             }
             if in_flight.contains(&key) {
                 rerun.insert(key);
@@ -366,7 +367,7 @@ async fn run_operator_gated<R: Reconciler>(
                 in_flight.remove(&key);
                 let mut world = lock(&shared);
                 world.operator.writes_in_reconcile.remove(&id);
-                crate::harness::invariants::on_reconcile_end(&mut world, Some(id));
+                world.observer.on_reconcile_end(&mut world, Some(id));
                 let now = world.now;
                 let delay = match outcome {
                     Requeue::Done => {

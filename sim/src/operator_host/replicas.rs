@@ -200,13 +200,13 @@ pub fn on_write(
     value: &serde_json::Value,
     before: Option<&str>,
 ) {
-    use crate::harness::invariants::InvariantViolation;
+    use crate::harness::ledger::InvariantViolation;
     let violation = match (key.kind.as_str(), verb) {
         ("Lease", _) => {
             let holder = value.pointer("/spec/holderIdentity").and_then(serde_json::Value::as_str).map(str::to_owned);
             if world.replicas.holder != holder {
                 if let Some(previous) = world.replicas.holder.as_deref().and_then(replica_of_caller) {
-                    let last = world.store.last_uid();
+                    let last = world.api.store.last_uid();
                     world.replicas.term_ended.insert(previous, last);
                 }
                 if let Some(next) = holder.as_deref().and_then(replica_of_caller) {
@@ -263,6 +263,6 @@ pub fn on_write(
         _ => None,
     };
     if let Some(violation) = violation {
-        world.write_violations.push(violation);
+        world.ledger.write_violations.push(violation);
     }
 }

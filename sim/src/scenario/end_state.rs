@@ -22,12 +22,12 @@ pub fn end_state(world: &World) -> Vec<String> {
         let names = node_names(state);
         let name = |name: &str| display_name(&names, name);
         let mut lines = Vec::new();
-        for (key, value) in state.store.all_of_kind("SeiNodeDeployment") {
+        for (key, value) in state.api.store.all_of_kind("SeiNodeDeployment") {
             if let Some(d) = decode::<SeiNodeDeployment>(value) {
                 lines.push(format!("SeiNodeDeployment {}/{}: {}", key.namespace, key.name, deployment_line(&d)));
             }
         }
-        for (key, value) in state.store.all_of_kind("SeiNode") {
+        for (key, value) in state.api.store.all_of_kind("SeiNode") {
             if let Some(node) = decode::<SeiNode>(value) {
                 let status = node.status.unwrap_or_default();
                 let owner = node.metadata.owner_references.unwrap_or_default().into_iter().map(|o| o.name).next();
@@ -42,7 +42,7 @@ pub fn end_state(world: &World) -> Vec<String> {
                 ));
             }
         }
-        for (key, value) in state.store.all_of_kind("StatefulSet") {
+        for (key, value) in state.api.store.all_of_kind("StatefulSet") {
             if let Some(set) = decode::<StatefulSet>(value) {
                 let images: Vec<String> = set
                     .spec
@@ -53,6 +53,7 @@ pub fn end_state(world: &World) -> Vec<String> {
             }
         }
         let nodes: Vec<(String, String, std::collections::BTreeMap<String, String>)> = state
+            .api
             .store
             .all_of_kind("SeiNode")
             .filter_map(|(key, value)| {
@@ -60,7 +61,7 @@ pub fn end_state(world: &World) -> Vec<String> {
                 Some((key.namespace.clone(), key.name.clone(), node.metadata.labels.unwrap_or_default()))
             })
             .collect();
-        for (key, value) in state.store.all_of_kind("Service") {
+        for (key, value) in state.api.store.all_of_kind("Service") {
             if let Some(service) = decode::<Service>(value) {
                 // Which nodes it sends traffic to, not the revision label it does it by: an InPlace rollout keeps
                 // its nodes' revision label while a deployment created on the same template has the new one.
@@ -81,7 +82,7 @@ pub fn end_state(world: &World) -> Vec<String> {
                 ));
             }
         }
-        for (key, value) in state.store.all_of_kind("Job") {
+        for (key, value) in state.api.store.all_of_kind("Job") {
             if decode::<Job>(value).is_some() {
                 lines.push(format!("Job {}/{}", key.namespace, name(&key.name)));
             }
@@ -96,7 +97,7 @@ pub fn end_state(world: &World) -> Vec<String> {
 fn node_names(state: &crate::harness::state::WorldState) -> std::collections::BTreeMap<String, String> {
     use sei_operator_core::objects::meta::{LABEL_DEPLOYMENT, LABEL_ORDINAL};
     let mut by_ordinal: std::collections::BTreeMap<(String, String, String), Vec<String>> = Default::default();
-    for (key, value) in state.store.all_of_kind("SeiNode") {
+    for (key, value) in state.api.store.all_of_kind("SeiNode") {
         let Some(node) = decode::<SeiNode>(value) else { continue };
         let labels = node.metadata.labels.unwrap_or_default();
         if let (Some(deployment), Some(ordinal)) = (labels.get(LABEL_DEPLOYMENT), labels.get(LABEL_ORDINAL)) {

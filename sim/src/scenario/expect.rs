@@ -34,7 +34,7 @@ pub(super) struct Memory {
 impl Memory {
     /// Remembers the present moment as `name`.
     pub(super) fn mark(&mut self, world: &World, name: &str) {
-        let (submissions, lines) = world.inspect(|s| (s.sidecar_submissions.len(), s.trace.lines().len()));
+        let (submissions, lines) = world.inspect(|s| (s.ledger.sidecar_submissions.len(), s.trace.lines().len()));
         self.marks.insert(name.to_owned(), submissions);
         self.trace_marks.insert(name.to_owned(), lines);
     }
@@ -503,7 +503,8 @@ impl Judge<'_> {
         }
         let deployment = expectation.deployment.as_ref();
         let events: Vec<Event> = self.world.inspect(|s| {
-            s.events
+            s.ledger
+                .events
                 .iter()
                 .filter(|(_, e)| deployment.is_none_or(|d| &e.regarding.name == d))
                 .map(|(_, e)| e.clone())
@@ -562,7 +563,8 @@ impl Judge<'_> {
     fn panics(&mut self, prefix: &str, matcher: &PanicsMatcher) {
         let namespace = self.namespace;
         let panics: Vec<String> = self.world.inspect(|s| {
-            s.panics
+            s.ledger
+                .panics
                 .iter()
                 .filter(|p| !matcher.upgrade || p.upgrade_panic)
                 .filter(|p| {
@@ -683,7 +685,8 @@ impl Judge<'_> {
         };
         let pod_of = |node: &str| format!("{node}-0");
         let seen: Vec<(String, String, bool)> = self.world.inspect(|s| {
-            s.sidecar_submissions
+            s.ledger
+                .sidecar_submissions
                 .get(since..)
                 .unwrap_or(&[])
                 .iter()

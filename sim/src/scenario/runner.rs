@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use super::expect::{Memory, check};
 use super::format::{ChildPick, Edit, Expectation, Fault, Heal, ImageSpec, ObjectKind, ObjectName, Scenario, Step};
-use crate::harness::fault_state::{Fault as WorldFault, RefusalStatus};
+use crate::apiserver::faults::RefusalStatus;
+use crate::harness::fault_state::Fault as WorldFault;
 use crate::harness::state::Timings;
 use crate::harness::trace::{Category, Trace};
 use crate::harness::world::{OPERATOR_HOST, SimError, World};
@@ -99,7 +100,7 @@ pub fn run_observed(scenario: &Scenario, seed: Option<u64>, root: &Path, observe
         failure,
         trace: runner.world.trace(),
         end_state: super::end_state::end_state(&runner.world),
-        permissions_used: runner.world.inspect(|state| state.authorization.used.clone()),
+        permissions_used: runner.world.inspect(|state| state.api.authorization.used.clone()),
     }
 }
 
@@ -269,6 +270,7 @@ impl<'a> Runner<'a> {
         let namespace = self.namespace(&pick.namespace).to_owned();
         let children: Vec<(String, bool)> = self.world.inspect(|state| {
             state
+                .api
                 .store
                 .all_of_kind("SeiNode")
                 .filter(|(key, value)| {
@@ -341,7 +343,7 @@ impl<'a> Runner<'a> {
                 let text = format!("RBAC: the operator may no longer {permission}");
                 self.world.modify(|s| {
                     s.record(Category::Fault, text);
-                    s.authorization.revoked.insert(permission)
+                    s.api.authorization.revoked.insert(permission)
                 });
                 return Ok(());
             }
@@ -384,7 +386,7 @@ impl<'a> Runner<'a> {
             }
             // Each rate is set on its own: a storm of conflicts and one of errors can overlap.
             Fault::ApiConflicts { count, rate, every_other } => {
-                let transient = self.world.inspect(|s| s.api_faults.transient_rate);
+                let transient = self.world.inspect(|s| s.api.faults.transient_rate);
                 self.world.set_api_fault_rates(*rate, transient);
                 if *every_other {
                     self.world.conflict_after_each_success(true);
@@ -392,12 +394,12 @@ impl<'a> Runner<'a> {
                 WorldFault::Conflicts { count: *count }
             }
             Fault::ApiErrors { count, rate } => {
-                let conflict = self.world.inspect(|s| s.api_faults.conflict_rate);
+                let conflict = self.world.inspect(|s| s.api.faults.conflict_rate);
                 self.world.set_api_fault_rates(conflict, *rate);
                 WorldFault::TransientErrors { count: *count }
             }
             Fault::LostResponses { count, rate, gateway_timeout } => {
-                self.world.modify(|s| s.api_faults.lost_response_rate = *rate);
+                self.world.modify(|s| s.api.faults.lost_response_rate = *rate);
                 WorldFault::LoseResponses { count: *count, gateway_timeout: *gateway_timeout }
             }
             Fault::ApiRefusals { duration, status, retry_after } => {
@@ -446,7 +448,8 @@ impl<'a> Runner<'a> {
         }
         let job = sei_operator_core::objects::names::bootstrap(node);
         let live = self.world.inspect(|s| {
-            s.store
+            s.api
+                .store
                 .all_of_kind("Pod")
                 .filter(|(key, value)| {
                     key.namespace == namespace
@@ -486,13 +489,13 @@ impl<'a> Runner<'a> {
     }
 
     fn heal(&mut self, heal: Heal) {
-        let workers = self.world.inspect(|s| s.workers.len());
+        let workers = self.world.inspect(|s| s.plane.workers.len());
         match heal {
             Heal::All => {
                 self.restarts.clear();
                 self.world.heal_all();
             }
-            Heal::Rbac => self.world.modify(|s| s.authorization.revoked.clear()),
+            Heal::Rbac => self.world.modify(|s| s.api.authorization.revoked.clear()),
             Heal::Partitions | Heal::Latency => {
                 for index in 0..workers {
                     let worker = format!("worker-{index}");
@@ -502,10 +505,10 @@ impl<'a> Runner<'a> {
             Heal::Api => {
                 self.world.set_api_fault_rates(0.0, 0.0);
                 self.world.modify(|s| {
-                    let faults = &mut s.api_faults;
+                    let faults = &mut s.api.faults;
                     (faults.lost_responses, faults.lost_response_rate, faults.refusal) = (0, 0.0, None);
                 });
-                if self.world.inspect(|s| s.api_faults.conflict_after_success) {
+                if self.world.inspect(|s| s.api.faults.conflict_after_success) {
                     self.world.conflict_after_each_success(false);
                 }
             }
@@ -513,9 +516,9 @@ impl<'a> Runner<'a> {
             Heal::OperatorCrashes => self.world.disarm_operator_crash(),
             Heal::Workers => {
                 self.restarts.clear();
-                let down: Vec<usize> = self
-                    .world
-                    .inspect(|s| s.workers.iter().enumerate().filter(|(_, w)| !w.up).map(|(index, _)| index).collect());
+                let down: Vec<usize> = self.world.inspect(|s| {
+                    s.plane.workers.iter().enumerate().filter(|(_, w)| !w.up).map(|(index, _)| index).collect()
+                });
                 for index in down {
                     self.world.restart_worker(index);
                 }

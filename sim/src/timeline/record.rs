@@ -381,7 +381,7 @@ impl Recorder {
     /// Reads the SeiNode and SeiNodeDeployment objects again.
     fn read_objects(&self, state: &WorldState) -> Objects {
         let mut objects = Objects::default();
-        for (key, value) in state.store.all_of_kind("SeiNode") {
+        for (key, value) in state.api.store.all_of_kind("SeiNode") {
             let Ok(node) = SeiNode::deserialize(value) else { continue };
             let status = node.status.unwrap_or_default();
             objects.nodes.insert(
@@ -395,7 +395,7 @@ impl Recorder {
                 },
             );
         }
-        for (key, value) in state.store.all_of_kind("SeiNodeDeployment") {
+        for (key, value) in state.api.store.all_of_kind("SeiNodeDeployment") {
             let Ok(deployment) = SeiNodeDeployment::deserialize(value) else { continue };
             let status = deployment.status.unwrap_or_default();
             let conditions = status
@@ -431,11 +431,11 @@ impl Recorder {
     fn observe(&mut self, state: &WorldState) {
         let now = state.now;
         self.timeline.end = now;
-        if self.read_at != Some(state.store.version()) {
-            self.read_at = Some(state.store.version());
+        if self.read_at != Some(state.api.store.version()) {
+            self.read_at = Some(state.api.store.version());
             self.objects = self.read_objects(state);
         }
-        for (id, chain) in &state.chains {
+        for (id, chain) in &state.chains.by_id {
             let lane = self.timeline.chains.entry(id.clone()).or_insert_with(|| ChainLane {
                 tip: Series::new(HEIGHT_TOLERANCE),
                 upgrades: chain
@@ -469,8 +469,8 @@ impl Recorder {
             lane.phase.observe(now, object.and_then(|n| n.phase.clone()));
             lane.image.observe(now, object.map(|n| n.image.clone()));
             lane.sidecar_ready.observe(now, object.and_then(|n| n.sidecar_ready));
-            let pod =
-                object.and_then(|n| state.pods.get(&ObjectRef::new("Pod", &n.namespace, format!("{}-0", n.name))));
+            let pod = object
+                .and_then(|n| state.plane.pods.get(&ObjectRef::new("Pod", &n.namespace, format!("{}-0", n.name))));
             lane.pod.observe(now, pod.map(pod_state));
             if let Some(pod) = pod {
                 lane.chain = state.chain_for(pod.chain_id.as_deref()).map(|c| c.id.clone()).or(lane.chain.take());
@@ -517,7 +517,7 @@ fn height(state: &WorldState, pod: &PodRuntime) -> Option<u64> {
         let chain = state.chain_for(pod.chain_id.as_deref())?;
         return Some(run.height_at(chain, state.now));
     }
-    pod.volume.as_ref().and_then(|volume| state.volumes.get(volume)).map(|v| v.height)
+    pod.volume.as_ref().and_then(|volume| state.plane.volumes.get(volume)).map(|v| v.height)
 }
 
 /// A step in a few words.

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 use sei_operator_core::cluster::{Cluster, ClusterError};
-use sei_sim::harness::fault_state::{Fault, RefusalStatus};
+use sei_sim::apiserver::faults::RefusalStatus;
+use sei_sim::harness::fault_state::Fault;
 use sei_sim::harness::world::World;
 
 use crate::common::*;

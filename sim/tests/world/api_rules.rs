@@ -186,7 +186,8 @@ fn a_deleted_job_pod_counts_as_failed_and_its_replacement_waits_for_the_volume()
     world.create(&job).unwrap();
     let job_pods = |w: &sei_sim::World| -> Vec<String> {
         w.inspect(|s| {
-            s.store
+            s.api
+                .store
                 .all_of_kind("Pod")
                 .filter(|(_, v)| v.pointer("/metadata/labels/job-name").and_then(|n| n.as_str()) == Some("b"))
                 .map(|(k, _)| k.name.clone())
@@ -208,7 +209,7 @@ fn a_deleted_job_pod_counts_as_failed_and_its_replacement_waits_for_the_volume()
     world.run_for(secs(120)).unwrap();
     assert!(terminating(&world, &first));
     assert_eq!(world.pod(NS, &second).map(|p| p.seid), Some(Seid::Unscheduled), "Multi-Attach: the volume is held");
-    let down = (0..2).find(|w| !world.inspect(|s| s.workers[*w].up)).unwrap();
+    let down = (0..2).find(|w| !world.inspect(|s| s.plane.workers[*w].up)).unwrap();
     world.restart_worker(down);
     world
         .run_until("the replacement runs once the old pod is gone", secs(120), |w| {
@@ -275,8 +276,8 @@ fn a_claim_goes_with_its_set_under_when_deleted_delete_and_stays_under_retain() 
     world.delete::<StatefulSet>(NS, "r").unwrap();
     world.run_until("the Delete claim is gone", secs(120), |w| claim_of(w, "data-d-0").is_none()).unwrap();
     let key = |name: &str| sei_operator_core::cluster::ObjectRef::new("PersistentVolumeClaim", NS, name);
-    assert!(!world.inspect(|s| s.volumes.contains_key(&key("data-d-0"))), "its chain data went with it");
-    let height = world.inspect(|s| s.volumes.get(&key("data-r-0")).map(|v| v.height)).unwrap();
+    assert!(!world.inspect(|s| s.plane.volumes.contains_key(&key("data-d-0"))), "its chain data went with it");
+    let height = world.inspect(|s| s.plane.volumes.get(&key("data-r-0")).map(|v| v.height)).unwrap();
     assert!(height > 0, "the retained volume holds chain data");
 
     world.create(&with_retention("d", "Delete")).unwrap();

@@ -121,7 +121,7 @@ fn a_blue_green_switch_to_an_entrant_no_ready_pod_has_served_is_caught() {
     let name = rolling(&world, "bluegreen.yaml", Strategy::BlueGreen, "t2", &[]);
     let owner = world.get::<SeiNodeDeployment>(NS, &name).unwrap();
     child(&world, &owner, "entrant", "r2", "sei:v1.1");
-    world.modify(|w| w.ready_images.insert((NS.into(), "entrant".into(), "sei:v1.1".into())));
+    world.modify(|w| w.ledger.ready_images.insert((NS.into(), "entrant".into(), "sei:v1.1".into())));
     let mut traffic = service(&world, &name, "r1");
     world.run_for(secs(2)).unwrap();
     select(&mut traffic, "r2");
@@ -166,7 +166,7 @@ fn complete_in_place(seed: u64, sidecar_ready: bool) -> World {
     let owner = world.get::<SeiNodeDeployment>(NS, &name).unwrap();
     child(&world, &owner, "n0", "r1", &spec.image);
     // A Ready pod of it has run the image (invariant 4 holds): whether the sidecar is ready is the question.
-    world.modify(|w| w.ready_images.insert((NS.into(), "n0".into(), spec.image.clone())));
+    world.modify(|w| w.ledger.ready_images.insert((NS.into(), "n0".into(), spec.image.clone())));
     world
         .edit_status::<SeiNode>(NS, "n0", |n| {
             n.status = Some(SeiNodeStatus {

@@ -16,13 +16,15 @@ use crate::common::*;
 fn the_old_binary_panics_at_the_upgrade_height_and_the_new_one_takes_over() {
     let mut world = world(10);
     world.create(&statefulset("n", "sei:v1", false, "Parallel")).unwrap();
-    world.run_until("upgrade panic", secs(400), |w| w.inspect(|s| s.panics.iter().any(|p| p.upgrade_panic))).unwrap();
-    let panic = world.inspect(|s| s.panics[0].clone());
+    world
+        .run_until("upgrade panic", secs(400), |w| w.inspect(|s| s.ledger.panics.iter().any(|p| p.upgrade_panic)))
+        .unwrap();
+    let panic = world.inspect(|s| s.ledger.panics[0].clone());
     assert_eq!(panic.image, "sei:v1");
     assert!(panic.reason.contains("UPGRADE NEEDED at height 1100"), "{}", panic.reason);
     assert!(world.now() > SWITCH_AT, "the tip stalls at 1099 until the validators switch");
     assert!(matches!(world.pod(NS, "n-0").unwrap().seid, Seid::BackOff { .. }));
-    let height = world.inspect(|s| s.volumes.values().next().unwrap().height);
+    let height = world.inspect(|s| s.plane.volumes.values().next().unwrap().height);
     assert_eq!(height, UPGRADE_HEIGHT - 1);
 
     // Parallel lets the stuck pod roll: the new binary starts at 1099 and processes 1100 onwards.
@@ -41,15 +43,15 @@ fn the_old_binary_panics_at_the_upgrade_height_and_the_new_one_takes_over() {
     let Seid::Running { run, .. } = pod.seid else { panic!("not running") };
     let chain = chain();
     assert!(run.height_at(&chain, world.now()) > UPGRADE_HEIGHT);
-    assert_eq!(world.inspect(|s| s.panics.len()), 1, "no panic of the new binary");
+    assert_eq!(world.inspect(|s| s.ledger.panics.len()), 1, "no panic of the new binary");
 }
 
 #[test]
 fn the_new_binary_panics_on_a_block_below_the_upgrade() {
     let mut world = world(11);
     world.create(&statefulset("n", "sei:v2", false, "OrderedReady")).unwrap();
-    world.run_until("early panic", secs(60), |w| w.inspect(|s| !s.panics.is_empty())).unwrap();
-    let panic = world.inspect(|s| s.panics[0].clone());
+    world.run_until("early panic", secs(60), |w| w.inspect(|s| !s.ledger.panics.is_empty())).unwrap();
+    let panic = world.inspect(|s| s.ledger.panics[0].clone());
     assert!(panic.upgrade_panic);
     assert!(panic.reason.contains("binary updated before trigger"), "{}", panic.reason);
     assert!(!pod_ready(&world, "n-0"));
@@ -68,8 +70,8 @@ fn a_bootstrap_job_whose_wrapper_maps_130_succeeds_at_its_halt_height() {
     let job = world.get::<Job>(NS, "n-bootstrap").unwrap();
     let conditions = job.status.unwrap().conditions.unwrap();
     assert!(conditions.iter().any(|c| c.type_ == "Complete" && c.status == "True"));
-    assert_eq!(world.inspect(|s| s.volumes.values().next().unwrap().height), UPGRADE_HEIGHT - 1);
-    assert!(world.inspect(|s| s.panics.is_empty()), "halting is not a panic");
+    assert_eq!(world.inspect(|s| s.plane.volumes.values().next().unwrap().height), UPGRADE_HEIGHT - 1);
+    assert!(world.inspect(|s| s.ledger.panics.is_empty()), "halting is not a panic");
     assert!(world.now() < SWITCH_AT, "it halted at 1099 without waiting for the upgrade");
     let pods = world.list::<Pod>(NS, &[("job-name".to_owned(), "n-bootstrap".to_owned())].into()).unwrap();
     assert_eq!(pods.len(), 1);
@@ -144,7 +146,7 @@ fn run_sidecar_job(native: bool) -> sei_sim::World {
     world.create(&job_with_sidecar(native)).unwrap();
     world
         .run_until("sidecar up", secs(60), |w| {
-            w.inspect(|s| s.pods.values().any(|p| p.seid == Seid::WaitingForSidecar))
+            w.inspect(|s| s.plane.pods.values().any(|p| p.seid == Seid::WaitingForSidecar))
         })
         .unwrap();
     let request = TaskRequest { id: None, type_: "mark-ready".into(), params: None };
@@ -153,7 +155,7 @@ fn run_sidecar_job(native: bool) -> sei_sim::World {
     assert!(submitted.unwrap().is_ok());
     world
         .run_until("seid halted", secs(120), |w| {
-            w.inspect(|s| s.pods.values().any(|p| matches!(p.seid, Seid::Terminated { .. })))
+            w.inspect(|s| s.plane.pods.values().any(|p| matches!(p.seid, Seid::Terminated { .. })))
         })
         .unwrap();
     world.run_for(secs(10)).unwrap();
@@ -174,7 +176,7 @@ fn a_job_with_a_native_sidecar_completes() {
     let world = run_sidecar_job(true);
     let status = world.get::<Job>(NS, "n-bootstrap").unwrap().status.unwrap();
     assert_eq!(status.succeeded, Some(1));
-    assert_eq!(world.inspect(|s| s.volumes.values().next().unwrap().height), 1_010);
+    assert_eq!(world.inspect(|s| s.plane.volumes.values().next().unwrap().height), 1_010);
 }
 
 #[test]
@@ -189,8 +191,8 @@ fn deleting_a_job_garbage_collects_its_pods_and_keeps_the_claim() {
         .unwrap();
     world.delete::<Job>(NS, "n-bootstrap").unwrap();
     world
-        .run_until("pods collected", secs(10), |w| w.inspect(|s| s.store.all_of_kind("Pod").next().is_none()))
+        .run_until("pods collected", secs(10), |w| w.inspect(|s| s.api.store.all_of_kind("Pod").next().is_none()))
         .unwrap();
     assert!(world.trace().text().contains("garbage-collector delete Pod"));
-    assert_eq!(world.inspect(|s| s.volumes.values().next().map(|v| v.height)), Some(1_010));
+    assert_eq!(world.inspect(|s| s.plane.volumes.values().next().map(|v| v.height)), Some(1_010));
 }

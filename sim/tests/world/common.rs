@@ -144,8 +144,11 @@ pub fn bootstrap_job(name: &str, image: &str, halt: u64, claim: &str) -> Job {
 pub fn prepared_claim(world: &World, name: &str) {
     world.create(&claim(name)).unwrap();
     world.modify(|s| {
-        let volume =
-            s.volumes.entry(sei_operator_core::cluster::ObjectRef::new("PersistentVolumeClaim", NS, name)).or_default();
+        let volume = s
+            .plane
+            .volumes
+            .entry(sei_operator_core::cluster::ObjectRef::new("PersistentVolumeClaim", NS, name))
+            .or_default();
         volume.initialized = true;
         volume.configured = true;
     });

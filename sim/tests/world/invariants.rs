@@ -363,7 +363,8 @@ fn the_operator_must_not_start_the_same_sidecar_work_twice() {
     rerun.run_for(secs(3)).unwrap();
     submit_config_apply(&mut rerun, 10).unwrap();
     rerun.run_for(secs(3)).unwrap();
-    let runs: Vec<(bool, u32)> = rerun.inspect(|s| s.sidecar_submissions.iter().map(|s| (s.started, s.run)).collect());
+    let runs: Vec<(bool, u32)> =
+        rerun.inspect(|s| s.ledger.sidecar_submissions.iter().map(|s| (s.started, s.run)).collect());
     assert_eq!(runs, [(true, 1), (true, 2)]);
 }
 

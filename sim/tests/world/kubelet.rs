@@ -12,7 +12,8 @@ use sei_operator_core::node_defaults::NodeDefaults;
 use sei_operator_core::objects::workload;
 use sei_operator_core::sidecar::wire::TaskRequest;
 use sei_operator_core::sidecar::{PodAddress, Sidecar};
-use sei_sim::harness::invariants::{CURRENT_IMAGE_WAS_RUN, InvariantViolation, SEID_RUNS_ON_PREPARED_VOLUME};
+use sei_sim::harness::invariants::{CURRENT_IMAGE_WAS_RUN, SEID_RUNS_ON_PREPARED_VOLUME};
+use sei_sim::harness::ledger::InvariantViolation;
 use sei_sim::harness::state::Timings;
 use sei_sim::kube::kubelet::Seid;
 use sei_sim::node::chain::Chain;
@@ -226,7 +227,7 @@ fn seid_without_the_wrapper_runs_from_height_zero_before_the_restore() {
     assert_eq!(run.start_height, 0, "block-syncing from genesis");
     // With no readiness probe the pod is Ready while seid is a thousand blocks behind.
     world.run_until("pod ready", secs(10), |w| pod_ready(w, "n-0")).unwrap();
-    assert!(seid_height(&world, "n-0").unwrap() + 300 < world.inspect(|s| s.chains["pacific-1"].tip(s.now)));
+    assert!(seid_height(&world, "n-0").unwrap() + 300 < world.inspect(|s| s.chains.by_id["pacific-1"].tip(s.now)));
 }
 
 #[test]
@@ -241,7 +242,7 @@ fn the_former_bootstrap_job_fails() {
     run_until_past_unprepared(&mut world, "job failed", secs(120), |w| job_condition(w, "n-bootstrap", "Failed"));
     let status = world.get::<Job>(NS, "n-bootstrap").unwrap().status.unwrap();
     assert_eq!(status.failed, Some(4), "backoffLimit 3: the fourth failure fails the Job");
-    assert_eq!(world.inspect(|s| s.volumes.values().next().map(|v| v.height)), Some(0));
+    assert_eq!(world.inspect(|s| s.plane.volumes.values().next().map(|v| v.height)), Some(0));
 }
 
 // ---- the current pod specs work -------------------------------------------------------------------------------
@@ -258,7 +259,7 @@ fn the_current_statefulset_waits_for_restore_config_and_mark_ready_then_reads_re
     assert!(!pod_ready(&world, "n-0"));
     assert_eq!(init_status(&pod, "seid-init").state.unwrap().terminated.unwrap().exit_code, 0);
     assert_eq!(init_status(&pod, "sidecar").started, Some(true));
-    assert!(world.inspect(|s| s.volumes.values().next().unwrap().initialized), "seid init ran");
+    assert!(world.inspect(|s| s.plane.volumes.values().next().unwrap().initialized), "seid init ran");
 
     prepare(&mut world, &address("n"), Some(0));
     world.run_until("seid runs", secs(10), |w| seid_height(w, "n-0").is_some()).unwrap();
@@ -302,7 +303,7 @@ fn the_current_bootstrap_job_halts_at_its_target_and_succeeds() {
         .unwrap();
     world
         .run_until("bootstrap sidecar up", secs(60), |w| {
-            w.inspect(|s| s.pods.values().any(|p| p.seid == Seid::WaitingForSidecar && p.sidecar.is_some()))
+            w.inspect(|s| s.plane.pods.values().any(|p| p.seid == Seid::WaitingForSidecar && p.sidecar.is_some()))
         })
         .unwrap();
     prepare(&mut world, &bootstrap_address("n"), Some(1_090));
@@ -315,8 +316,8 @@ fn the_current_bootstrap_job_halts_at_its_target_and_succeeds() {
     assert_eq!(seid.exit_code, 0, "the wrapper maps seid's 130 to 0");
     // seid writes no termination message, and the bootstrap script copies none: the kubelet reports none.
     assert_eq!(seid.message, None);
-    assert_eq!(world.inspect(|s| s.volumes.values().next().unwrap().height), 1_090);
-    assert!(world.inspect(|s| s.panics.is_empty()), "halting is not a panic");
+    assert_eq!(world.inspect(|s| s.plane.volumes.values().next().unwrap().height), 1_090);
+    assert!(world.inspect(|s| s.ledger.panics.is_empty()), "halting is not a panic");
 }
 
 // ---- --halt-height exits 130 ----------------------------------------------------------------------------------
@@ -354,7 +355,7 @@ fn a_bare_halt_height_exits_130_and_fails_a_job() {
     assert_eq!(pod.status.as_ref().unwrap().phase.as_deref(), Some("Failed"));
     assert_eq!(seid_status(&pod).state.unwrap().terminated.unwrap().exit_code, 130);
     assert!(job_condition(&world, "halt", "Failed"), "backoffLimit 0: one failed pod fails the Job");
-    assert_eq!(world.inspect(|s| s.volumes.values().next().unwrap().height), 1_010, "though it did reach 1010");
+    assert_eq!(world.inspect(|s| s.plane.volumes.values().next().unwrap().height), 1_010, "though it did reach 1010");
 }
 
 #[test]
@@ -376,11 +377,11 @@ fn a_node_restarted_at_its_halt_height_processes_one_more_block() {
     world.create(&claim("data-n-0")).unwrap();
     world.create(&bootstrap_job("first", "sei:v1", 1_010, "data-n-0")).unwrap();
     world.run_until("first complete", secs(120), |w| job_condition(w, "first", "Complete")).unwrap();
-    assert_eq!(world.inspect(|s| s.volumes.values().next().unwrap().height), 1_010);
+    assert_eq!(world.inspect(|s| s.plane.volumes.values().next().unwrap().height), 1_010);
     // A second run at 1010 with the same --halt-height processes 1011, then halts.
     world.create(&bootstrap_job("second", "sei:v1", 1_010, "data-n-0")).unwrap();
     world.run_until("second complete", secs(120), |w| job_condition(w, "second", "Complete")).unwrap();
-    assert_eq!(world.inspect(|s| s.volumes.values().next().unwrap().height), 1_011);
+    assert_eq!(world.inspect(|s| s.plane.volumes.values().next().unwrap().height), 1_011);
 }
 
 #[test]
@@ -394,9 +395,9 @@ fn a_bootstrap_restarted_at_the_block_before_an_upgrade_panics_instead_of_haltin
     world.run_until("upgrade live", secs(300), |w| w.now() > SWITCH_AT + secs(5)).unwrap();
     world.create(&bootstrap_job("second", "sei:v1", halt, "data-n-0")).unwrap();
     world.run_until("second failed", secs(120), |w| job_condition(w, "second", "Failed")).unwrap();
-    let panic = world.inspect(|s| s.panics.last().cloned()).unwrap();
+    let panic = world.inspect(|s| s.ledger.panics.last().cloned()).unwrap();
     assert!(panic.reason.contains("UPGRADE NEEDED"), "{}", panic.reason);
-    assert_eq!(world.inspect(|s| s.volumes.values().next().unwrap().height), halt);
+    assert_eq!(world.inspect(|s| s.plane.volumes.values().next().unwrap().height), halt);
 }
 
 // ---- readiness follows the probes -----------------------------------------------------------------------------
@@ -427,7 +428,7 @@ fn with_no_readiness_probe_a_pod_is_ready_while_its_wrapper_waits() {
     world.run_until("ready replica", secs(5), |w| sts_status(w, "n").ready_replicas == Some(1)).unwrap();
     // The Service routes to it, and no image counts as run by a Ready pod: seid has run nothing.
     assert!(is_endpoint(&world, "n-0", "n"), "the pod is an endpoint while seid does not run");
-    assert!(world.inspect(|s| s.ready_images.is_empty()));
+    assert!(world.inspect(|s| s.ledger.ready_images.is_empty()));
 }
 
 #[test]
@@ -447,13 +448,13 @@ fn with_the_operators_probes_a_pod_is_an_endpoint_only_once_seid_runs_near_the_t
     for (id, (type_, params)) in (1..).zip(tasks) {
         world.modify(|s| {
             sei_sim::node::sidecar::process::submit(s, &key, uuid::Uuid::from_u128(id), type_, params).unwrap();
-            s.controllers.kubelet_dirty = true;
+            s.plane.controllers.kubelet_dirty = true;
         });
         world.run_for(secs(31)).unwrap();
     }
     world.run_until("pod ready", secs(30), |w| pod_ready(w, "n-0")).unwrap();
     assert!(is_endpoint(&world, "n-0", "n"));
-    assert!(world.inspect(|s| s.ready_images.contains(&(NS.to_owned(), "n".to_owned(), "sei:v1".to_owned()))));
+    assert!(world.inspect(|s| s.ledger.ready_images.contains(&(NS.to_owned(), "n".to_owned(), "sei:v1".to_owned()))));
 }
 
 #[test]
@@ -493,7 +494,7 @@ fn the_lag_status_readiness_probe_waits_for_the_tip_and_drops_a_crashed_seid() {
     let lag_status = |world: &World| {
         world.inspect(|s| {
             let key = sei_operator_core::cluster::ObjectRef::new("Pod", NS, "n-0");
-            let Seid::Running { rpc_incarnation, .. } = &s.pods[&key].seid else { return 0 };
+            let Seid::Running { rpc_incarnation, .. } = &s.plane.pods[&key].seid else { return 0 };
             sei_sim::node::sidecar::api::rpc(s, &key, *rpc_incarnation, "/lag_status").0
         })
     };
@@ -503,11 +504,13 @@ fn the_lag_status_readiness_probe_waits_for_the_tip_and_drops_a_crashed_seid() {
     assert_eq!(seid_status(&stored_pod(&world, "n-0")).started, Some(true));
     world.run_until("pod ready", secs(120), |w| pod_ready(w, "n-0")).unwrap();
     assert_eq!(lag_status(&world), 200);
-    let tip = world.inspect(|s| s.chains["pacific-1"].tip(s.now));
+    let tip = world.inspect(|s| s.chains.by_id["pacific-1"].tip(s.now));
     assert!(seid_height(&world, "n-0").unwrap() + sei_sim::kube::kubelet::LAG_THRESHOLD >= tip);
     world.run_until("ready replica", secs(5), |w| sts_status(w, "n").ready_replicas == Some(1)).unwrap();
     // The old binary panics at the upgrade: the container is not running, so not ready at once.
-    world.run_until("upgrade panic", secs(400), |w| w.inspect(|s| s.panics.iter().any(|p| p.upgrade_panic))).unwrap();
+    world
+        .run_until("upgrade panic", secs(400), |w| w.inspect(|s| s.ledger.panics.iter().any(|p| p.upgrade_panic)))
+        .unwrap();
     world.run_until("pod not ready", secs(1), |w| !pod_ready(w, "n-0")).unwrap();
 }
 
@@ -523,7 +526,7 @@ fn seid_init_initializes_only_an_empty_volume() {
         .unwrap();
     submit(&mut world, address("n"), "config-apply", None);
     world.run_for(secs(2)).unwrap();
-    let volume = world.inspect(|s| s.volumes.values().next().cloned().unwrap());
+    let volume = world.inspect(|s| s.plane.volumes.values().next().cloned().unwrap());
     assert!(volume.initialized && volume.configured);
     // A new pod on the same claim: seid-init sees the genesis and leaves the volume (and its config) alone.
     let uid = stored_pod(&world, "n-0").metadata.uid;
@@ -534,7 +537,7 @@ fn seid_init_initializes_only_an_empty_volume() {
         })
         .unwrap();
     assert!(world.trace().text().contains("init container seid-init: data-n-0 already initialized"));
-    assert!(world.inspect(|s| s.volumes.values().next().unwrap().configured));
+    assert!(world.inspect(|s| s.plane.volumes.values().next().unwrap().configured));
     // Without seid-init nothing initializes a volume, and seid cannot start on it.
     let mut bare = statefulset("m", "sei:v1", false, "Parallel");
     bare.spec.as_mut().unwrap().template.spec.as_mut().unwrap().init_containers = None;

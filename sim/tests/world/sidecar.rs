@@ -183,7 +183,7 @@ fn pod_key() -> ObjectRef {
 
 /// Every submission the sidecars accepted: (id, started a run, run number).
 fn started(world: &World) -> Vec<(u128, bool, u32)> {
-    world.inspect(|s| s.sidecar_submissions.iter().map(|s| (s.id.as_u128(), s.started, s.run)).collect())
+    world.inspect(|s| s.ledger.sidecar_submissions.iter().map(|s| (s.id.as_u128(), s.started, s.run)).collect())
 }
 
 fn task_request(id: u128, type_: &str, params: Option<Value>) -> TaskRequest {
@@ -399,8 +399,8 @@ fn a_worker_reboot_re_runs_what_was_running() {
     world.crash_worker(worker);
     world.run_for(secs(40)).unwrap();
     let stranded = world.inspect(|s| {
-        let volume = s.pods[&pod_key()].volume.clone().unwrap();
-        s.volumes[&volume].sidecar_tasks[&Uuid::from_u128(80)].outcome.clone()
+        let volume = s.plane.pods[&pod_key()].volume.clone().unwrap();
+        s.plane.volumes[&volume].sidecar_tasks[&Uuid::from_u128(80)].outcome.clone()
     });
     assert_eq!(stranded, None, "still running in the table: its process died with the node");
     world.restart_worker(worker);

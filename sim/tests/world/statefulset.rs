@@ -127,7 +127,7 @@ fn claims_survive_pod_deletion() {
     world.run_for(secs(30)).unwrap();
     world.delete::<k8s_openapi::api::core::v1::Pod>(NS, "n-0").unwrap();
     world.run_until("pod gone", secs(5), |w| w.pod(NS, "n-0").is_none()).unwrap();
-    let saved = world.inspect(|w| w.volumes.values().next().map(|v| v.height)).unwrap();
+    let saved = world.inspect(|w| w.plane.volumes.values().next().map(|v| v.height)).unwrap();
     assert!(saved > 1_000, "the chain data was saved on the claim: {saved}");
     world.run_until("pod back", secs(60), |w| pod_ready(w, "n-0")).unwrap();
     assert!(world.get::<PersistentVolumeClaim>(NS, "data-n-0").is_ok());

@@ -104,7 +104,9 @@ fn a_toy_node_controller_rolls_a_node_across_an_upgrade_with_every_invariant_hel
     world.run_until("running v1", secs(120), |w| current_image(w).as_deref() == Some("sei:v1")).unwrap();
 
     // The old binary halts at the upgrade once the validators switch; the new image takes over from 1099.
-    world.run_until("upgrade panic", secs(400), |w| w.inspect(|s| s.panics.iter().any(|p| p.upgrade_panic))).unwrap();
+    world
+        .run_until("upgrade panic", secs(400), |w| w.inspect(|s| s.ledger.panics.iter().any(|p| p.upgrade_panic)))
+        .unwrap();
     world.edit::<SeiNode>(NS, "n", |n| n.spec.image = "sei:v2".into()).unwrap();
     world.run_until("running v2", secs(300), |w| current_image(w).as_deref() == Some("sei:v2")).unwrap();
     world.run_for(secs(60)).unwrap();
@@ -113,5 +115,5 @@ fn a_toy_node_controller_rolls_a_node_across_an_upgrade_with_every_invariant_hel
         .unwrap()
         .unwrap();
     assert!(status.latest_height > UPGRADE_HEIGHT, "{status:?}");
-    assert_eq!(world.inspect(|s| s.panics.len()), 1, "only the expected panic of the old binary");
+    assert_eq!(world.inspect(|s| s.ledger.panics.len()), 1, "only the expected panic of the old binary");
 }

@@ -75,7 +75,7 @@ fn gate_of<'a>(observed: &'a ObservedObjects, node: &SeiNode) -> Option<(u64, &'
 
 /// The pod of SeiNode `key`, as the kubelet runs it.
 fn pod_of<'a>(world: &'a WorldState, key: &ObjectRef) -> Option<&'a PodRuntime> {
-    world.pods.get(&ObjectRef::new("Pod", &key.namespace, names::node_pod(&key.name)))
+    world.plane.pods.get(&ObjectRef::new("Pod", &key.namespace, names::node_pod(&key.name)))
 }
 
 /// The gated rollout `node` is one of the nodes of, and its target image (the status's record only).
@@ -92,7 +92,8 @@ fn gated_rollout<'a>(observed: &'a ObservedObjects, node: &SeiNode) -> Option<(&
 
 /// The node's real height: its seid's, when it runs, else what its volume holds.
 fn true_height(world: &WorldState, key: &ObjectRef) -> Option<u64> {
-    running_height(world, key).or_else(|| world.volumes.get(pod_of(world, key)?.volume.as_ref()?).map(|v| v.height))
+    running_height(world, key)
+        .or_else(|| world.plane.volumes.get(pod_of(world, key)?.volume.as_ref()?).map(|v| v.height))
 }
 
 /// The height of the node's seid, while it runs.
@@ -118,7 +119,7 @@ pub fn height_gate_holds(world: &WorldState, observed: &mut ObservedObjects) -> 
     if !any_gate {
         // Nothing to judge: the next gate judges only what happens under it (its first step learns the images).
         watch.images.clear();
-        watch.panics_checked = world.panics.len();
+        watch.panics_checked = world.ledger.panics.len();
     }
     observed.gate = watch;
     result
@@ -157,8 +158,8 @@ fn judge(world: &WorldState, observed: &ObservedObjects, watch: &mut GateWatch) 
         }
     }
     // Exits.
-    let new = world.panics.get(watch.panics_checked..).unwrap_or(&[]);
-    watch.panics_checked = world.panics.len();
+    let new = world.ledger.panics.get(watch.panics_checked..).unwrap_or(&[]);
+    watch.panics_checked = world.ledger.panics.len();
     for panic in new {
         let Some(name) = &panic.node else { continue };
         let key = ObjectRef::new("SeiNode", &panic.namespace, name);
@@ -181,7 +182,7 @@ fn judge(world: &WorldState, observed: &ObservedObjects, watch: &mut GateWatch) 
     // gate is that upgrade (a gate mistyped elsewhere holds them, as it must), from when that rollout started (a
     // user who stages the image after the chain reached the upgrade left the old binary there until then) and
     // from the end of any fault.
-    let quiet_from = world.faults_act_until;
+    let quiet_from = world.ledger.faults_act_until;
     let mut late = None;
     watch.stopped_at_gate.retain(|key, (since, upgrade)| {
         let Some(node) = observed.nodes.get(key) else { return false };

@@ -11,11 +11,14 @@ use sei_operator_core::manifest::ManifestValidator;
 use tokio::sync::Notify;
 
 use super::{EPOCH_SECONDS, SimError, World};
+use crate::apiserver::ApiServer;
 use crate::apiserver::store::Store;
-use crate::harness::invariants::ObservedObjects;
-use crate::harness::state::{SharedWorld, Timings, WorkerState, WorldState};
+use crate::harness::invariants::{INVARIANTS, ObservedObjects};
+use crate::harness::ledger::Ledger;
+use crate::harness::state::{SharedWorld, Timings, WorldState};
 use crate::harness::trace::Trace;
-use crate::kube::ControllerState;
+use crate::kube::{ControlPlane, ControllerState, WorkerState};
+use crate::node::Chains;
 use crate::node::chain::Chain;
 use crate::node::registry::ImageRegistry;
 use crate::node::worker::run_worker;
@@ -145,37 +148,35 @@ impl WorldBuilder {
             epoch: self.epoch,
             seed: self.seed,
             rng: StdRng::seed_from_u64(self.seed),
-            store,
             trace: Trace::default(),
-            chains: self.chains.into_iter().map(|c| (c.id.clone(), c)).collect(),
-            default_chain,
-            registry: self.registry,
             timings: self.timings,
-            pods: BTreeMap::new(),
-            volumes: BTreeMap::new(),
-            workers,
-            controllers: ControllerState::default(),
-            api_faults: Default::default(),
-            authorization,
+            api: ApiServer {
+                store,
+                faults: Default::default(),
+                authorization,
+                requests: Default::default(),
+                changed_at: Duration::ZERO,
+                changed: Arc::new(Notify::new()),
+            },
+            plane: ControlPlane {
+                workers,
+                pods: BTreeMap::new(),
+                volumes: BTreeMap::new(),
+                controllers: ControllerState::default(),
+            },
+            chains: Chains {
+                by_id: self.chains.into_iter().map(|c| (c.id.clone(), c)).collect(),
+                default_id: default_chain,
+                registry: self.registry,
+                milestones,
+            },
+            ledger: Ledger { faults_act_until: Some(Duration::ZERO), ..Ledger::default() },
             operator: Default::default(),
             replicas: Default::default(),
             task_failures: Vec::new(),
-            failure_faults: Vec::new(),
-            sidecar_calls: Vec::new(),
-            sidecar_submissions: Vec::new(),
-            panics: Vec::new(),
-            faults_act_until: Some(Duration::ZERO),
-            ready_images: Default::default(),
-            events: Vec::new(),
-            write_violations: Vec::new(),
-            user_deleted_nodes: Vec::new(),
-            reconcile_reads: Default::default(),
             aimed_edits: Vec::new(),
-            milestones,
             stall_threshold: self.stall_threshold,
-            store_changed_at: Duration::ZERO,
-            store_changed: Arc::new(Notify::new()),
-            api_requests: Default::default(),
+            observer: &INVARIANTS,
         };
         let shared: SharedWorld = Arc::new(Mutex::new(state));
         let epoch_offset = Duration::from_secs(u64::try_from(self.epoch.as_second()).unwrap_or(0));

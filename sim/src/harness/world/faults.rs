@@ -21,11 +21,11 @@ impl World {
     fn note_failure_fault(&self, what: String) {
         let mut world = lock(&self.shared);
         let now = world.now;
-        world.failure_faults.push((now, what));
+        world.ledger.failure_faults.push((now, what));
     }
 
     fn has_worker(&self, index: usize) -> bool {
-        let exists = lock(&self.shared).workers.len() > index;
+        let exists = lock(&self.shared).plane.workers.len() > index;
         if !exists {
             self.record(Category::Fault, format!("ignored: there is no worker-{index}"));
         }
@@ -43,7 +43,7 @@ impl World {
                 || name
                     .strip_prefix("worker-")
                     .and_then(|i| i.parse::<usize>().ok())
-                    .is_some_and(|i| lock(&self.shared).workers.len() > i && name == format!("worker-{i}"))
+                    .is_some_and(|i| lock(&self.shared).plane.workers.len() > i && name == format!("worker-{i}"))
                 || name
                     .strip_prefix("probe-")
                     .and_then(|i| i.parse::<usize>().ok())
@@ -61,7 +61,8 @@ impl World {
         {
             let mut world = lock(&self.shared);
             let until = fault.acts_until(world.now);
-            world.faults_act_until = world.faults_act_until.zip(until).map(|(before, until)| before.max(until));
+            world.ledger.faults_act_until =
+                world.ledger.faults_act_until.zip(until).map(|(before, until)| before.max(until));
         }
         match fault {
             Fault::CrashPod { namespace, pod } => self.crash_pod(namespace, pod),
@@ -98,7 +99,7 @@ impl World {
     /// API faults, fresh reads, no dropped watch events, no scripted task failures. What already happened stays.
     pub fn heal_all(&mut self) {
         self.record(Category::Fault, "heal all");
-        let workers: Vec<(usize, bool)> = lock(&self.shared).workers.iter().map(|w| w.up).enumerate().collect();
+        let workers: Vec<(usize, bool)> = lock(&self.shared).plane.workers.iter().map(|w| w.up).enumerate().collect();
         for (index, up) in workers {
             let name = format!("worker-{index}");
             if !up {
@@ -111,18 +112,18 @@ impl World {
         }
         let mut world = lock(&self.shared);
         let now = world.now;
-        world.faults_act_until = Some(now);
-        world.api_faults = Default::default();
+        world.ledger.faults_act_until = Some(now);
+        world.api.faults = Default::default();
         world.operator.read_lag = 0;
         world.operator.drop_watch_events = 0;
         world.operator.deliver_unobserved = true;
         // Wake the operator's watch loop: it delivers the unobserved objects even if nothing else changes.
-        world.store_changed.notify_one();
+        world.api.changed.notify_one();
         world.operator.crash_after_write = None;
         world.operator.crash_reconciling = None;
         world.operator.crash_until_healed = false;
         world.task_failures.clear();
-        world.authorization.revoked.clear();
+        world.api.authorization.revoked.clear();
         for replica in &mut world.replicas.list {
             replica.api_unreachable_until = None;
         }
@@ -140,7 +141,7 @@ impl World {
         let key = ObjectRef::new("Pod", namespace, pod);
         let mut world = lock(&self.shared);
         let now = world.timestamp();
-        let text = match world.store.delete(&key, now) {
+        let text = match world.api.store.delete(&key, now) {
             Ok(()) => format!("delete pod {namespace}/{pod}"),
             Err(error) => format!("ignored: delete pod {namespace}/{pod}: {error}"),
         };
@@ -253,7 +254,7 @@ impl World {
     /// The operator's next `n` writes fail with Conflict.
     pub fn inject_conflicts(&self, n: u32) {
         self.record(Category::Fault, format!("next {n} operator writes conflict"));
-        lock(&self.shared).api_faults.conflicts += n;
+        lock(&self.shared).api.faults.conflicts += n;
     }
 
     /// Pushes `binary` to the registry under `image` again (a re-pushed tag): pods already running keep the
@@ -262,7 +263,7 @@ impl World {
         self.record(Category::Fault, format!("push {image} (seid {})", binary.version));
         self.note_failure_fault(format!("push {image}"));
         let mut world = lock(&self.shared);
-        world.registry = world.registry.clone().with(image, binary);
+        world.chains.registry = world.chains.registry.clone().with(image, binary);
     }
 
     /// From now on (until `false`), the operator's first write after each step in which one of its writes
@@ -271,8 +272,8 @@ impl World {
         let text = if on { "from now on" } else { "no longer" };
         self.record(Category::Fault, format!("{text}, the operator's first write after a successful one conflicts"));
         let mut world = lock(&self.shared);
-        world.api_faults.conflict_after_success = on;
-        world.api_faults.writes_succeeded_seen = world.api_faults.writes_succeeded;
+        world.api.faults.conflict_after_success = on;
+        world.api.faults.writes_succeeded_seen = world.api.faults.writes_succeeded;
     }
 
     /// Arms the next Conflict of [`World::conflict_after_each_success`], once the last one was spent and a write
@@ -280,7 +281,7 @@ impl World {
     /// later step, so the refusals drift across the writes of a reconcile instead of always hitting one.
     pub(super) fn rearm_conflict_after_success(&self) {
         let mut world = lock(&self.shared);
-        let faults = &mut world.api_faults;
+        let faults = &mut world.api.faults;
         if faults.conflict_after_success
             && faults.conflicts == 0
             && faults.writes_succeeded > faults.writes_succeeded_seen
@@ -293,7 +294,7 @@ impl World {
     /// The operator's next `n` API calls fail transiently.
     pub fn inject_transient_errors(&self, n: u32) {
         self.record(Category::Fault, format!("next {n} operator API calls fail transiently"));
-        lock(&self.shared).api_faults.transient += n;
+        lock(&self.shared).api.faults.transient += n;
     }
 
     /// The operator's next `n` applied writes lose their response: as a 504 its client re-sends
@@ -302,16 +303,16 @@ impl World {
         let how = if gateway_timeout { "a 504, re-sent by the client" } else { "a client timeout" };
         self.record(Category::Fault, format!("next {n} operator writes are applied but answered by {how}"));
         let mut world = lock(&self.shared);
-        world.api_faults.lost_responses += n;
-        world.api_faults.lost_as_gateway_timeout = gateway_timeout;
+        world.api.faults.lost_responses += n;
+        world.api.faults.lost_as_gateway_timeout = gateway_timeout;
     }
 
     /// For `duration` from now, the API server refuses every call of the operator with `status`.
-    pub fn refuse_calls(&self, duration: std::time::Duration, status: crate::harness::fault_state::RefusalStatus) {
+    pub fn refuse_calls(&self, duration: std::time::Duration, status: crate::apiserver::faults::RefusalStatus) {
         self.record(Category::Fault, format!("API server refuses the operator's calls for {duration:?}: {status:?}"));
         let mut world = lock(&self.shared);
         let until = world.now + duration;
-        world.api_faults.refusal = Some(crate::harness::fault_state::Refusal { until, status });
+        world.api.faults.refusal = Some(crate::apiserver::faults::Refusal { until, status });
     }
 
     /// Random API faults at these rates, drawn from the world's RNG.
@@ -321,8 +322,8 @@ impl World {
             format!("operator API faults: conflicts {conflict_rate}, transient {transient_rate}"),
         );
         let mut world = lock(&self.shared);
-        world.api_faults.conflict_rate = conflict_rate;
-        world.api_faults.transient_rate = transient_rate;
+        world.api.faults.conflict_rate = conflict_rate;
+        world.api.faults.transient_rate = transient_rate;
     }
 
     /// The operator reads the store as it was `versions` versions ago (0: fresh reads).

@@ -22,7 +22,8 @@ use serde::Deserialize;
 
 pub use builder::{WorldBuilder, shared_validator};
 
-use crate::harness::invariants::{self, InvariantViolation, LIVENESS, ObservedObjects};
+use crate::harness::invariants::{self, LIVENESS, ObservedObjects};
+use crate::harness::ledger::InvariantViolation;
 use crate::harness::state::{SharedWorld, WorldState, lock};
 use crate::harness::trace::{Category, Trace};
 use crate::kube::kubelet::PodRuntime;
@@ -206,7 +207,7 @@ impl World {
 
     /// The runtime state of a pod.
     pub fn pod(&self, namespace: &str, name: &str) -> Option<PodRuntime> {
-        lock(&self.shared).pods.get(&ObjectRef::new("Pod", namespace, name)).cloned()
+        lock(&self.shared).plane.pods.get(&ObjectRef::new("Pod", namespace, name)).cloned()
     }
 
     /// Starts the operator's host; `factory` builds a fresh reconciler at every (re)start.
@@ -286,10 +287,10 @@ impl World {
             world.now = self.sim.elapsed();
             world.pass_milestones();
             kube_model::step(&mut world);
-            if world.store.version() != self.notified_version {
-                self.notified_version = world.store.version();
-                world.store_changed_at = world.now;
-                world.store_changed.notify_one();
+            if world.api.store.version() != self.notified_version {
+                self.notified_version = world.api.store.version();
+                world.api.changed_at = world.now;
+                world.api.changed.notify_one();
             }
         }
         if self.operator_down {
@@ -315,7 +316,7 @@ impl World {
     /// [`TIME_CHECK_INTERVAL`] for the ones that time alone can break.
     pub fn check_invariants(&mut self) -> Result<(), SimError> {
         let world = lock(&self.shared);
-        let fingerprint = (world.store.version(), world.trace.lines().len());
+        let fingerprint = (world.api.store.version(), world.trace.lines().len());
         let time_check = world.now.saturating_sub(self.last_checked_at) >= TIME_CHECK_INTERVAL;
         if fingerprint == self.last_checked && !time_check {
             return Ok(());
@@ -375,12 +376,12 @@ impl World {
             && self.inspect(|state| {
                 // A status naming a node that is gone has not been looked at since: its deployment has yet to
                 // notice (a deletion its watch missed is seen only by its next resync).
-                let deployments_at_rest = state.store.all_of_kind("SeiNodeDeployment").all(|(key, value)| {
+                let deployments_at_rest = state.api.store.all_of_kind("SeiNodeDeployment").all(|(key, value)| {
                     SeiNodeDeployment::deserialize(value).is_ok_and(|d| {
                         let status = d.status.unwrap_or_default();
                         let phase = status.phase.unwrap_or_default();
                         let listed_exist = status.nodes.iter().all(|node| {
-                            state.store.get(&ObjectRef::new("SeiNode", &key.namespace, &node.name), None).is_some()
+                            state.api.store.get(&ObjectRef::new("SeiNode", &key.namespace, &node.name), None).is_some()
                         });
                         // A deployment with a running node of its active set serves it through its Service:
                         // one it has yet to make (its predecessor's collected under a watch that missed it)
@@ -393,7 +394,7 @@ impl World {
                                     &key.namespace,
                                     sei_operator_core::objects::names::deployment_service(name),
                                 );
-                                state.store.get(&service, None).is_some_and(|s| {
+                                state.api.store.get(&service, None).is_some_and(|s| {
                                     s.pointer(&format!(
                                         "/spec/selector/{}",
                                         sei_operator_core::objects::meta::LABEL_REVISION.replace('/', "~1")
@@ -414,7 +415,7 @@ impl World {
                 // back before the pods rolled leaves the pods and `currentImage` on the spec's image while the
                 // template still names the abandoned one, until the node's next converge); failed ones are at
                 // rest as they are.
-                let nodes_at_rest = state.store.all_of_kind("SeiNode").all(|(key, value)| {
+                let nodes_at_rest = state.api.store.all_of_kind("SeiNode").all(|(key, value)| {
                     SeiNode::deserialize(value).is_ok_and(|n| {
                         let status = n.status.unwrap_or_default();
                         let set = ObjectRef::new(
@@ -422,7 +423,7 @@ impl World {
                             &key.namespace,
                             sei_operator_core::objects::names::node_workload(&key.name),
                         );
-                        let template_on_spec = state.store.get(&set, None).is_none_or(|value| {
+                        let template_on_spec = state.api.store.get(&set, None).is_none_or(|value| {
                             k8s_openapi::api::apps::v1::StatefulSet::deserialize(value).is_ok_and(|set| {
                                 set.spec.is_some_and(|spec| {
                                     sei_operator_core::objects::workload::seid_image(&spec.template)
@@ -443,11 +444,12 @@ impl World {
                 let nothing_deleting =
                     ["SeiNodeDeployment", "SeiNode", "StatefulSet", "Service", "Job", "Pod"].iter().all(|kind| {
                         state
+                            .api
                             .store
                             .all_of_kind(kind)
                             .all(|(_, value)| value.pointer("/metadata/deletionTimestamp").is_none())
                     });
-                deployments_at_rest && nodes_at_rest && nothing_deleting && !state.store.has_garbage()
+                deployments_at_rest && nodes_at_rest && nothing_deleting && !state.api.store.has_garbage()
             })
     }
 
@@ -493,6 +495,7 @@ impl World {
     pub fn unsettled_deployments(&self) -> Vec<String> {
         self.inspect(|state| {
             state
+                .api
                 .store
                 .all_of_kind("SeiNodeDeployment")
                 .filter_map(|(key, value)| {

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::harness::state::{SidecarSubmission, WorldState};
+use crate::harness::ledger::SidecarSubmission;
+use crate::harness::state::WorldState;
 use crate::harness::trace::Category;
 use crate::kube::kubelet::Seid;
 use crate::node::sidecar::process::{self, SidecarTask};
@@ -58,7 +59,8 @@ pub fn sidecar(
     path: &str,
     body: &[u8],
 ) -> Answer {
-    let Some(process) = world.pods.get(key).and_then(|p| p.sidecar.as_ref()).filter(|s| s.incarnation == incarnation)
+    let Some(process) =
+        world.plane.pods.get(key).and_then(|p| p.sidecar.as_ref()).filter(|s| s.incarnation == incarnation)
     else {
         // The server of a process that is gone: its connections are being torn down.
         return error(503, "sidecar restarting");
@@ -156,13 +158,13 @@ fn submit(world: &mut WorldState, key: &ObjectRef, caller: &str, body: &[u8]) ->
     };
     let params = request.params.map(Value::Object);
     let now = world.now;
-    let Some(incarnation) = world.pods.get(key).and_then(|p| p.sidecar.as_ref()).map(|s| s.incarnation) else {
+    let Some(incarnation) = world.plane.pods.get(key).and_then(|p| p.sidecar.as_ref()).map(|s| s.incarnation) else {
         return error(503, "sidecar restarting");
     };
     let Some(submitted) = process::submit(world, key, id, &type_, params) else {
         return error(503, "sidecar restarting");
     };
-    world.sidecar_submissions.push(SidecarSubmission {
+    world.ledger.sidecar_submissions.push(SidecarSubmission {
         at: now,
         pod: key.clone(),
         incarnation,
@@ -174,7 +176,7 @@ fn submit(world: &mut WorldState, key: &ObjectRef, caller: &str, body: &[u8]) ->
         caller: caller.to_owned(),
     });
     if submitted.started {
-        world.controllers.kubelet_dirty = true;
+        world.plane.controllers.kubelet_dirty = true;
         let run = submitted.run;
         world
             .record(Category::Sidecar, format!("{}/{} started task {type_} {id} (run {run})", key.namespace, key.name));
@@ -203,7 +205,7 @@ fn task_result(world: &WorldState, task: &SidecarTask) -> TaskResult {
 
 /// Serves seid's RPC for the pod `key` (server `incarnation`): `GET /status`.
 pub fn rpc(world: &WorldState, key: &ObjectRef, incarnation: u64, path: &str) -> Answer {
-    let Some(pod) = world.pods.get(key) else { return error(503, "seid not running") };
+    let Some(pod) = world.plane.pods.get(key) else { return error(503, "seid not running") };
     let Seid::Running { run, rpc_incarnation, .. } = &pod.seid else { return error(503, "seid not running") };
     if *rpc_incarnation != incarnation {
         return error(503, "seid restarting");

@@ -18,7 +18,8 @@ use tokio::task::AbortHandle;
 use turmoil::net::TcpStream;
 use uuid::Uuid;
 
-use crate::harness::state::{SharedWorld, SidecarCall, lock};
+use crate::harness::ledger::SidecarCall;
+use crate::harness::state::{SharedWorld, lock};
 use crate::harness::trace::Category;
 use crate::node::resolver::resolve;
 
@@ -75,7 +76,7 @@ impl SimSidecar {
                 method: method.to_string(),
                 path: path.into(),
             };
-            world.sidecar_calls.push(call);
+            world.ledger.sidecar_calls.push(call);
             (resolve(&world, &pod.host, port), world.timings.sidecar_timeout)
         };
         let resolved = match resolved {

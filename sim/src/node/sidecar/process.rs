@@ -90,13 +90,13 @@ impl SidecarProcess {
 /// The task table the sidecar of pod `key` reads: the one on its volume, or its process's when it has none.
 /// `None` when the pod has neither (no sidecar running, and no volume).
 pub fn tasks<'a>(world: &'a WorldState, key: &ObjectRef) -> Option<&'a TaskTable> {
-    table(world, world.pods.get(key)?)
+    table(world, world.plane.pods.get(key)?)
 }
 
 /// The task table `pod`'s sidecar reads (see [`tasks`]).
 pub fn table<'a>(world: &'a WorldState, pod: &'a PodRuntime) -> Option<&'a TaskTable> {
     match &pod.volume {
-        Some(volume) => Some(world.volumes.get(volume).map_or(&EMPTY, |v| &v.sidecar_tasks)),
+        Some(volume) => Some(world.plane.volumes.get(volume).map_or(&EMPTY, |v| &v.sidecar_tasks)),
         None => pod.sidecar.as_ref().map(|p| &p.memory),
     }
 }
@@ -105,9 +105,9 @@ static EMPTY: TaskTable = TaskTable::new();
 
 /// The task table of pod `key`, to write (see [`tasks`]).
 pub fn tasks_mut<'a>(world: &'a mut WorldState, key: &ObjectRef) -> Option<&'a mut TaskTable> {
-    let pod = world.pods.get_mut(key)?;
+    let pod = world.plane.pods.get_mut(key)?;
     match &pod.volume {
-        Some(volume) => Some(&mut world.volumes.entry(volume.clone()).or_default().sidecar_tasks),
+        Some(volume) => Some(&mut world.plane.volumes.entry(volume.clone()).or_default().sidecar_tasks),
         None => pod.sidecar.as_mut().map(|p| &mut p.memory),
     }
 }
@@ -122,7 +122,7 @@ pub fn duration(world: &WorldState, type_: &str) -> Duration {
 /// number unchanged, before it serves. Called at every start: pod start, sidecar restart, node reboot.
 pub fn start(world: &mut WorldState, key: &ObjectRef, incarnation: u64) {
     let now = world.now;
-    let Some(pod) = world.pods.get_mut(key) else { return };
+    let Some(pod) = world.plane.pods.get_mut(key) else { return };
     pod.sidecar = Some(SidecarProcess::new(now, incarnation));
     let Some(table) = tasks(world, key) else { return };
     let stale: Vec<(Uuid, String, u32, Option<Value>)> = table
@@ -210,7 +210,7 @@ pub fn submit(
     params: Option<Value>,
 ) -> Option<Submitted> {
     let now = world.now;
-    let incarnation = world.pods.get(key)?.sidecar.as_ref()?.incarnation;
+    let incarnation = world.plane.pods.get(key)?.sidecar.as_ref()?.incarnation;
     let run = match tasks(world, key)?.get(&id) {
         None => 1,
         Some(task) => match task.outcome {
