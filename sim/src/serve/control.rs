@@ -59,7 +59,7 @@ fn parse(server: &Server, line: &str) -> Result<Parsed, String> {
             answer(format!("the next {n} API requests get 503"))
         }
         "expire-watches" => {
-            let version = crate::harness::state::lock(&server.shared).store.version();
+            let version = crate::harness::state::lock(&server.shared).api.store.version();
             let mut faults = server.faults();
             faults.compacted_below = version;
             faults.expiry += 1;
@@ -117,9 +117,9 @@ fn parse(server: &Server, line: &str) -> Result<Parsed, String> {
                 format!(
                     "simulated {:?}, store resourceVersion {}, {} pods, workers up: {}",
                     Duration::from_secs(state.now.as_secs()),
-                    state.store.version(),
-                    state.pods.len(),
-                    state.workers.iter().filter(|w| w.up).count()
+                    state.api.store.version(),
+                    state.plane.pods.len(),
+                    state.plane.workers.iter().filter(|w| w.up).count()
                 )
             })
         })),

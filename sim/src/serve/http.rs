@@ -308,7 +308,7 @@ async fn route(server: &Arc<Server>, call: Call) -> Response<Body> {
         _ => method_not_allowed(&call.method, resource),
     };
     if mutating {
-        let version = lock(&server.shared).store.version();
+        let version = lock(&server.shared).api.store.version();
         server.store_changed(version);
     }
     response
@@ -339,8 +339,8 @@ fn selectors(call: &Call) -> Result<(LabelSelector, FieldSelector), Refusal> {
 /// The objects of `resource` in `namespace` (all namespaces when `None`), as the resource serves them.
 fn objects_of(world: &WorldState, resource: &Resource, namespace: Option<&str>) -> Vec<Value> {
     let stored: Vec<&Value> = match namespace {
-        Some(namespace) => world.store.list(resource.kind, namespace, &Default::default(), None),
-        None => world.store.all_of_kind(resource.kind).map(|(_, value)| value).collect(),
+        Some(namespace) => world.api.store.list(resource.kind, namespace, &Default::default(), None),
+        None => world.api.store.all_of_kind(resource.kind).map(|(_, value)| value).collect(),
     };
     // The core Events are a view of the stored events.k8s.io ones.
     stored.into_iter().map(|value| if resource.view { resources::core_event(value) } else { value.clone() }).collect()
@@ -360,7 +360,7 @@ fn list(server: &Server, call: &Call, resource: &Resource, namespace: Option<&st
         Err(refusal) => return refusal.response(),
     };
     let world = lock(&server.shared);
-    let version = world.store.version();
+    let version = world.api.store.version();
     let items: Vec<Value> = objects_of(&world, resource, namespace)
         .into_iter()
         .filter(|object| labels.matches(object) && fields.matches(object))
@@ -419,12 +419,13 @@ fn get(server: &Server, call: &Call, resource: &Resource, namespace: &str, name:
             .into_iter()
             .find(|e| e.pointer("/metadata/name").and_then(Value::as_str) == Some(name))
     } else {
-        world.store.get(&ObjectRef::new(resource.kind, namespace, name), None).cloned()
+        world.api.store.get(&ObjectRef::new(resource.kind, namespace, name), None).cloned()
     };
     match found {
-        Some(object) if call.wants_table() => {
-            json_response(200, &resources::table(resource, &[&object], world.store.version(), world.timestamp(), true))
-        }
+        Some(object) if call.wants_table() => json_response(
+            200,
+            &resources::table(resource, &[&object], world.api.store.version(), world.timestamp(), true),
+        ),
         Some(object) if call.wants_metadata() => json_response(200, &metadata_only(&object)),
         Some(object) => json_response(200, &object),
         None => cluster_error(resource, name, &ClusterError::NotFound(ObjectRef::new(resource.kind, namespace, name))),
@@ -535,7 +536,7 @@ fn create(server: &Server, call: &Call, resource: &Resource, namespace: &str) ->
     let mut world = lock(&server.shared);
     let key = ObjectRef::new(resource.kind, namespace, &name);
     let now = world.timestamp();
-    let result = world.store.create(value, now);
+    let result = world.api.store.create(value, now);
     record(&mut world, "create", &key, &result);
     match result {
         Ok(created) => json_response(201, &created),
@@ -552,7 +553,7 @@ fn write(
     mut value: Value,
     status: bool,
 ) -> Response<Body> {
-    let stored_version = world.store.get(key, None).and_then(|v| v.pointer("/metadata/resourceVersion").cloned());
+    let stored_version = world.api.store.get(key, None).and_then(|v| v.pointer("/metadata/resourceVersion").cloned());
     if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut)
         && meta.get("resourceVersion").is_none_or(|v| v.as_str().is_none_or(str::is_empty))
         && let Some(version) = stored_version
@@ -560,9 +561,9 @@ fn write(
         meta.insert("resourceVersion".into(), version);
     }
     let (verb, result) = if status {
-        ("update-status", world.store.replace_status(value))
+        ("update-status", world.api.store.replace_status(value))
     } else {
-        ("update", world.store.replace(value))
+        ("update", world.api.store.replace(value))
     };
     record(world, verb, key, &result);
     match result {
@@ -651,7 +652,7 @@ fn patch(
     }
     let key = ObjectRef::new(resource.kind, namespace, name);
     let mut world = lock(&server.shared);
-    let Some(stored) = world.store.get(&key, None).cloned() else {
+    let Some(stored) = world.api.store.get(&key, None).cloned() else {
         if apply && !status {
             // Server-side apply of an object that does not exist creates it.
             let mut value = patch;
@@ -659,7 +660,7 @@ fn patch(
                 return refusal.response();
             }
             let now = world.timestamp();
-            let result = world.store.create(value, now);
+            let result = world.api.store.create(value, now);
             record(&mut world, "apply", &key, &result);
             return match result {
                 Ok(created) => json_response(201, &created),
@@ -679,9 +680,9 @@ fn patch(
 fn delete(server: &Server, resource: &Resource, namespace: &str, name: &str) -> Response<Body> {
     let key = ObjectRef::new(resource.kind, namespace, name);
     let mut world = lock(&server.shared);
-    let before = world.store.get(&key, None).cloned();
+    let before = world.api.store.get(&key, None).cloned();
     let now = world.timestamp();
-    let result = world.store.delete(&key, now);
+    let result = world.api.store.delete(&key, now);
     world.record(
         Category::Write,
         match &result {
@@ -691,7 +692,7 @@ fn delete(server: &Server, resource: &Resource, namespace: &str, name: &str) -> 
     );
     match (result, before) {
         // Still there (finalizers, a pod terminating): its state now; gone: its last state.
-        (Ok(()), Some(before)) => json_response(200, &world.store.get(&key, None).cloned().unwrap_or(before)),
+        (Ok(()), Some(before)) => json_response(200, &world.api.store.get(&key, None).cloned().unwrap_or(before)),
         (Ok(()), None) => json_response(200, &json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})),
         (Err(error), _) => cluster_error(resource, name, &error),
     }

@@ -269,7 +269,7 @@ fn step_in_real_time(
                 report_once(&error, &mut reported);
             }
         }
-        let version = world.inspect(|state| state.store.version());
+        let version = world.inspect(|state| state.api.store.version());
         versions.send_if_modified(|seen| std::mem::replace(seen, version) != version);
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -43,15 +43,15 @@ pub fn answer(server: &Server, method: &str, rest: &str, body: &Bytes) -> Result
     let partitioned = server.faults().partitioned.clone();
     let mut world = lock(&server.shared);
     let resolved = crate::node::resolver::resolve(&world, &host, port).map_err(|e| unreachable(e.to_string()))?;
-    let worker = world.workers.iter().position(|w| w.name == resolved.worker);
-    if worker.is_none_or(|w| !world.workers[w].up) {
+    let worker = world.plane.workers.iter().position(|w| w.name == resolved.worker);
+    if worker.is_none_or(|w| !world.plane.workers[w].up) {
         return Err(unreachable(format!("{} is down", resolved.worker)));
     }
     if worker.is_some_and(|w| partitioned.contains(&w)) {
         return Err(unreachable(format!("{} is partitioned from the operator", resolved.worker)));
     }
     let key: ObjectRef = resolved.pod;
-    let Some(pod) = world.pods.get(&key) else { return Err(unreachable("no such pod".into())) };
+    let Some(pod) = world.plane.pods.get(&key) else { return Err(unreachable("no such pod".into())) };
     let answer = if port == SEID_RPC_PORT {
         let Seid::Running { rpc_incarnation, .. } = &pod.seid else {
             return Err(unreachable("connection refused: seid is not running".into()));

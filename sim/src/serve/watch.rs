@@ -93,7 +93,7 @@ impl WatchRequest {
 
     fn start(&self, server: &Server, first: &mut bool) -> Start {
         let world = lock(&server.shared);
-        let store = &world.store;
+        let store = &world.api.store;
         let version = store.version();
         let compacted_below = server.faults().compacted_below;
         let oldest = version.saturating_sub(server.watch_window).max(compacted_below);
@@ -126,7 +126,7 @@ impl WatchRequest {
     /// The events for the changes since the cursor, and the store's version.
     fn poll(&self, server: &Server, cursor: &mut Watch, first: &mut bool) -> (Vec<Bytes>, u64) {
         let world = lock(&server.shared);
-        let store = &world.store;
+        let store = &world.api.store;
         let now = world.timestamp();
         let changes: Vec<_> = cursor.poll(store).to_vec();
         let mut lines = Vec::new();
