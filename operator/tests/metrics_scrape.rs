@@ -27,7 +27,7 @@ fn snapshot(world: &World) -> Snapshot {
     let all = LabelSelector::new();
     let deployments = world.list::<SeiNodeDeployment>("sei", &all).unwrap_or_default();
     let nodes = world.list::<SeiNode>("sei", &all).unwrap_or_default();
-    let events = world.inspect(|state| state.events.iter().map(|(_, event)| event.clone()).collect());
+    let events = world.inspect(|state| state.ledger.events.iter().map(|(_, event)| event.clone()).collect());
     Snapshot {
         deployments: deployments.into_iter().map(Arc::new).collect(),
         nodes: nodes.into_iter().map(Arc::new).collect(),

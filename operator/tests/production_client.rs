@@ -62,7 +62,7 @@ async fn serve(listener: TcpListener, world: &World, pod: ObjectRef, rpc: bool) 
                 let path = request.uri().path().to_owned();
                 let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                 let (status, text) = world.modify(|state| {
-                    let runtime = state.pods.get(&pod).cloned();
+                    let runtime = state.plane.pods.get(&pod).cloned();
                     if rpc {
                         let incarnation = match runtime.map(|p| p.seid) {
                             Some(Seid::Running { rpc_incarnation, .. }) => rpc_incarnation,
