@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use sei_operator::backend::run::{RunArgs, run};
 use sei_operator::crd::crd_files;
 use sei_operator::manifest::{Manifest, ManifestValidator};
@@ -36,6 +36,20 @@ enum Command {
     /// Run the operator: watch SeiNodeDeployments and SeiNodes and reconcile them, with leader election, metrics
     /// and health endpoints.
     Run(Box<RunArgs>),
+    /// Print a completion script for a shell to standard output (e.g. `sei-operator completions zsh >
+    /// ~/.zfunc/_sei-operator`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Prints the completion script for `shell`; a closed standard output is an error, not a panic.
+fn completions(shell: clap_complete::Shell) -> Result<(), String> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "sei-operator", &mut script);
+    std::io::Write::write_all(&mut std::io::stdout().lock(), &script)
+        .map_err(|error| format!("writing the completion script: {error}"))
 }
 
 fn main() -> ExitCode {
@@ -43,6 +57,7 @@ fn main() -> ExitCode {
         Command::Crds { out } => write_crds(out.as_deref()),
         Command::Validate { files } => validate(&files),
         Command::Run(args) => run_operator(*args),
+        Command::Completions { shell } => completions(shell),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

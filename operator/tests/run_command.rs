@@ -1,6 +1,7 @@
 //! `sei-operator run` as a process: with no reachable cluster it exits non-zero with a one-line reason on stderr
 //! (no panic, no stack trace), and `--help` documents every flag with its environment variable. `sei-operator
 //! validate` as a process: every invalid, unreadable or empty file is named and makes the exit code non-zero.
+//! `sei-operator completions` prints a completion script per shell.
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -222,4 +223,18 @@ fn validate_counts_documents_from_one_and_names_unreadable_files() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(stdout.trim(), format!("{missing}: cannot be read: No such file or directory"));
     let _ = std::fs::remove_dir_all(&home);
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let home = scratch("completions");
+    let output = run_operator(&["completions", "bash"], &[], &home);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let script = String::from_utf8_lossy(&output.stdout);
+    assert!(script.contains("complete -F _sei__operator"), "a bash completion function registered: {script}");
+    for word in ["crds", "validate", "run", "--lease-name", "completions"] {
+        assert!(script.contains(word), "{word} completes");
+    }
+    let output = run_operator(&["completions", "zsh"], &[], &home);
+    assert!(output.status.success() && !output.stdout.is_empty());
 }

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use sei_sim::World;
 use sei_sim::bench::{self, Measurement};
@@ -81,6 +81,12 @@ enum Command {
     /// Run the simulated cluster in real time behind the Kubernetes API on loopback, for `sei-operator run` and
     /// kubectl; fault commands on stdin (`help` lists them) or `POST /sim/control`.
     Serve(ServeArgs),
+    /// Print a completion script for a shell to standard output (e.g. `sei-sim completions bash >
+    /// /etc/bash_completion.d/sei-sim`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Print the trace of the benchmark's standard rollout.
     Trace {
         /// Replicas of the standard rollout.
@@ -141,6 +147,19 @@ struct FuzzArgs {
     out: Option<PathBuf>,
 }
 
+/// Prints the completion script for `shell`; a closed standard output is an error, not a panic.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "sei-sim", &mut script);
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), &script) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: writing the completion script: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run { paths, seed, trace, svg } => run(&paths, seed, trace, svg),
@@ -148,6 +167,7 @@ fn main() -> ExitCode {
         Command::Bench { replicas, suite, api_load } => bench(replicas, &suite, api_load),
         Command::Trace { replicas } => trace(replicas),
         Command::Serve(args) => serve(args),
+        Command::Completions { shell } => completions(shell),
     }
 }
 

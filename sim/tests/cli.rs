@@ -76,3 +76,21 @@ fn a_failing_scenario_prints_the_seed_and_what_failed_and_exits_non_zero() {
     assert!(stdout.contains("seed 7") && stdout.contains("SeiNode no-such-node does not exist"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let output = sei_sim(&["completions", "bash"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let script = text(&output.stdout);
+    assert!(script.contains("complete -F _sei__sim"), "a bash completion function registered: {script}");
+    for command in ["run", "fuzz", "bench", "trace", "completions"] {
+        assert!(script.contains(command), "{command} completes");
+    }
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let output = sei_sim(&["completions", shell]);
+        assert!(output.status.success() && !output.stdout.is_empty(), "{shell}");
+    }
+    let output = sei_sim(&["completions", "tcsh"]);
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("invalid value 'tcsh'"), "{}", text(&output.stderr));
+}

@@ -14,7 +14,8 @@ use crate::apiserver::ApiServer;
 use crate::harness::fault_state::{OperatorFaults, ScriptedTaskFailure};
 use crate::harness::ledger::{Ledger, Writer};
 use crate::harness::trace::{Category, Trace};
-use crate::kube::ControlPlane;
+use crate::kube::plane::ControlPlane;
+use crate::kube::pod::PodEnv;
 use crate::node::Chains;
 use crate::node::chain::Chain;
 
@@ -154,6 +155,11 @@ impl WorldState {
 
     pub fn record(&mut self, category: Category, text: impl std::fmt::Display) {
         self.trace.record(self.now, category, text);
+    }
+
+    /// What a pod's clock and probes read of the world.
+    pub fn pod_env(&self) -> PodEnv<'_> {
+        PodEnv { now: self.now, chains: &self.chains, volumes: &self.plane.volumes }
     }
 
     /// The chain a pod of `node` runs on.

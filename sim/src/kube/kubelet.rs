@@ -18,7 +18,8 @@ pub use super::pod::{
 pub use super::pod_status::report_pods;
 use super::scheduler::save_height;
 pub use super::scheduler::sync_pods;
-use crate::harness::ledger::PanicRecord;
+pub use super::seid_container::begin_restart_seid;
+use super::seid_container::{kill_container, stop_seid};
 use crate::harness::state::WorldState;
 use crate::harness::trace::Category;
 use crate::node::seid::{SeidConfig, SeidExit, SeidRun};
@@ -30,13 +31,14 @@ pub fn advance_pods(world: &mut WorldState) {
         .plane
         .pods
         .iter()
-        .filter(|(_, pod)| pod.next_due(world).is_some_and(|t| t <= world.now))
+        .filter(|(_, pod)| pod.next_due(&world.pod_env()).is_some_and(|t| t <= world.now))
         .map(|(key, _)| key.clone())
         .collect();
     for key in due {
         // A pod may take several transitions at one instant (pulled, then started, then crashed at once).
         for _ in 0..8 {
-            let due_now = world.plane.pods.get(&key).and_then(|p| p.next_due(world)).is_some_and(|t| t <= world.now);
+            let due_now =
+                world.plane.pods.get(&key).and_then(|p| p.next_due(&world.pod_env())).is_some_and(|t| t <= world.now);
             if !due_now {
                 break;
             }
@@ -200,7 +202,7 @@ fn advance_probes(world: &mut WorldState, key: &ObjectRef) {
     let label = format!("{}/{}", key.namespace, key.name);
     if pod.probe_state.started_at.is_none() {
         let Some(probe) = pod.probes.startup.clone() else { return };
-        match pod.startup_succeeds_at(world) {
+        match pod.startup_succeeds_at(&world.pod_env()) {
             Some(at) if at <= now => {
                 if let Some(pod) = world.plane.pods.get_mut(key) {
                     pod.probe_state.started_at = Some(at);
@@ -218,7 +220,7 @@ fn advance_probes(world: &mut WorldState, key: &ObjectRef) {
         }
     }
     let Some(pod) = world.plane.pods.get(key) else { return };
-    let Some(at) = pod.readiness_flips_at(world).filter(|at| *at <= now) else { return };
+    let Some(at) = pod.readiness_flips_at(&world.pod_env()).filter(|at| *at <= now) else { return };
     let Some(pod) = world.plane.pods.get_mut(key) else { return };
     pod.probe_state.ready = !pod.probe_state.ready;
     pod.probe_state.ready_changed_at = Some(at);
@@ -347,134 +349,6 @@ fn run_seid(world: &mut WorldState, key: &ObjectRef) {
 }
 
 const RESTART_SEID: &str = "restart-seid";
-
-/// The stop of a `restart-seid` run that just began in pod `key`'s sidecar (sei-protocol/seictl
-/// `sidecar/tasks/stop_seid.go`, `seidStopper.stop`): seid found in `/proc` gets SIGTERM and exits (the kubelet
-/// restarts its container, and the new seid reads the config on the volume); seid running but not visible (the
-/// pod does not share its process namespace) fails the task; seid not running is a no-op. The task then waits
-/// for seid's RPC (settled in `settle_tasks`).
-pub fn begin_restart_seid(world: &mut WorldState, key: &ObjectRef, id: uuid::Uuid) {
-    let Some(pod) = world.plane.pods.get(key) else { return };
-    if !matches!(pod.seid, Seid::Running { .. }) {
-        return;
-    }
-    let label = format!("{}/{}", key.namespace, key.name);
-    if pod.shares_process_namespace {
-        world.observer.on_seid_restart(world, key);
-        world.record(Category::Sidecar, format!("{label} sidecar restart-seid {id}: SIGTERM to seid"));
-        stop_seid(world, key, SeidExit::Terminated);
-    } else {
-        let now = world.now;
-        if let Some(task) = process::tasks_mut(world, key).and_then(|t| t.get_mut(&id)) {
-            task.fails_with = Some(
-                "seid RPC is serving but its process was not found in /proc: process \"seid\" not found in /proc — \
-                 refusing to report a restart that did not happen"
-                    .to_owned(),
-            );
-            task.completes_at = Some(now);
-        }
-    }
-}
-
-/// Stops a running seid with `exit`: its height is saved, a panic is recorded, and the restart policy decides.
-fn stop_seid(world: &mut WorldState, key: &ObjectRef, exit: SeidExit) {
-    let now = world.now;
-    let Some(pod) = world.plane.pods.get(key).cloned() else { return };
-    let Seid::Running { run, .. } = &pod.seid else { return };
-    save_height(world, &pod);
-    let height = world.chain_for(pod.chain_id.as_deref()).map_or(0, |c| run.height_at(c, now));
-    let code = pod.command.container_exit_code(&exit);
-    world.record(
-        Category::Chain,
-        format!(
-            "{}/{} seid {} at height {height}: {}; container exit code {code}",
-            key.namespace,
-            key.name,
-            pod.image,
-            exit.describe()
-        ),
-    );
-    if exit.is_crash() {
-        world.ledger.panics.push(PanicRecord {
-            at: now,
-            namespace: key.namespace.clone(),
-            node: pod.node.clone(),
-            pod: key.name.clone(),
-            image: pod.image.clone(),
-            reason: exit.describe(),
-            upgrade_panic: exit.is_upgrade_panic(),
-            exit: exit.clone(),
-        });
-    }
-    let ran_long = now.saturating_sub(pod.probe_state.container_started_at) >= BACKOFF_RESET_AFTER;
-    end_container(world, key, exit, code, ran_long);
-}
-
-/// The kubelet kills the seid container (its wrapper, or seid if it runs): seid's height is saved, and the
-/// restart policy decides as for any exit.
-fn kill_container(world: &mut WorldState, key: &ObjectRef, exit: SeidExit) {
-    let Some(pod) = world.plane.pods.get(key).cloned() else { return };
-    save_height(world, &pod);
-    let code = exit.exit_code();
-    world.record(Category::Pod, format!("{}/{} seid container killed: {}", key.namespace, key.name, exit.describe()));
-    end_container(world, key, exit, code, false);
-}
-
-/// The seid container has exited with `code`: restarted with back-off, or terminated for good, per the pod's
-/// restart policy (OnFailure restarts on a non-zero code: the container's, not seid's).
-fn end_container(world: &mut WorldState, key: &ObjectRef, exit: SeidExit, code: i32, ran_long: bool) {
-    let now = world.now;
-    let Some(pod) = world.plane.pods.get(key) else { return };
-    let restart = match pod.restart_policy {
-        RestartPolicy::Always => true,
-        RestartPolicy::OnFailure => code != 0,
-        RestartPolicy::Never => false,
-    };
-    let message = termination_message(world, pod, &exit);
-    let Some(pod) = world.plane.pods.get_mut(key) else { return };
-    pod.last_termination = Some(Termination { exit_code: code, message });
-    if restart {
-        // The kubelet restarts exited containers of a restartPolicy Always pod whatever the exit code, with
-        // the same back-off.
-        pod.consecutive_crashes = if ran_long { 1 } else { pod.consecutive_crashes + 1 };
-        pod.restarts += 1;
-        let backoff = BACKOFF_INITIAL
-            .checked_mul(1 << pod.consecutive_crashes.saturating_sub(1).min(16))
-            .unwrap_or(BACKOFF_MAX)
-            .min(BACKOFF_MAX);
-        pod.seid = Seid::BackOff { until: now + backoff, last_exit: exit };
-    } else {
-        pod.seid = Seid::Terminated { exit };
-        if pod.sidecar_kind == SidecarKind::Native {
-            // The kubelet stops native sidecars once the main containers have exited.
-            pod.sidecar = None;
-        }
-    }
-    let worker = pod.worker;
-    world.touch_worker(worker);
-}
-
-/// The termination message of seid's container after `exit`: what the node's script copied from seid's output
-/// (`workload::UPGRADE_PANIC_CAPTURE`), in the words of Cosmos SDK `x/upgrade/abci.go` — else nothing.
-fn termination_message(world: &WorldState, pod: &PodRuntime, exit: &SeidExit) -> String {
-    if !pod.command.reports_upgrade_panics {
-        return String::new();
-    }
-    let chain = pod.chain_id.as_ref().and_then(|id| world.chains.by_id.get(id));
-    let upgrade_above = |height: u64| {
-        chain.and_then(|c| c.upgrades.iter().find(|u| u.height >= height)).map_or("upgrade", |u| u.name.as_str())
-    };
-    match exit {
-        SeidExit::UpgradeNeeded { upgrade_height } => {
-            format!("panic: UPGRADE \"{}\" NEEDED at height: {upgrade_height}: \n", upgrade_above(*upgrade_height))
-        }
-        SeidExit::UpdatedBeforeTrigger { block } => format!(
-            "panic: BINARY UPDATED BEFORE TRIGGER! UPGRADE \"{}\" - in binary but not executed on chain\n",
-            upgrade_above(*block + 1)
-        ),
-        _ => String::new(),
-    }
-}
 
 fn next_incarnation(world: &mut WorldState) -> u64 {
     world.plane.controllers.next_incarnation += 1;

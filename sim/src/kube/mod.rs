@@ -5,10 +5,12 @@
 
 pub mod job;
 pub mod kubelet;
+pub mod plane;
 pub mod pod;
 pub mod pod_status;
 pub mod pvc;
 pub mod scheduler;
+pub mod seid_container;
 pub mod statefulset;
 
 use std::borrow::Borrow;
@@ -19,89 +21,15 @@ use rand::Rng;
 use sei_operator_core::cluster::ClusterError;
 use serde_json::Value;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-
-use sei_operator_core::cluster::ObjectRef;
-use tokio::sync::Notify;
-
 use crate::harness::state::WorldState;
 use crate::harness::trace::Category;
-use crate::kube::kubelet::{PodRuntime, Volume};
-
-/// Bookkeeping of the fake control plane.
-#[derive(Clone, Debug, Default)]
-pub struct ControllerState {
-    /// The store version the controllers last synced.
-    pub seen_version: u64,
-    /// When the store first changed since the last sync.
-    pub dirty_since: Option<Duration>,
-    /// Something outside the store changed that the control plane must see (a node came back).
-    pub force_sync: bool,
-    /// The lag of the sync in waiting (the configured lag plus its jitter).
-    pub lag: Duration,
-    /// A pod changed: statuses must be reported and the next due time recomputed.
-    pub kubelet_dirty: bool,
-    /// The earliest time a pod changes on its own.
-    pub next_pod_due: Option<Duration>,
-    pub next_incarnation: u64,
-}
-
-/// The control plane's part of the world: the worker nodes, the pods on them (their runtime: containers, seid,
-/// the sidecar), the volumes, and the controllers' bookkeeping.
-#[derive(Debug, Default)]
-pub struct ControlPlane {
-    pub workers: Vec<WorkerState>,
-    pub pods: BTreeMap<ObjectRef, PodRuntime>,
-    pub volumes: BTreeMap<ObjectRef, Volume>,
-    pub controllers: ControllerState,
-}
-
-impl ControlPlane {
-    /// Wakes the worker hosting `worker` so it starts or stops servers.
-    pub fn touch_worker(&mut self, worker: usize) {
-        self.controllers.kubelet_dirty = true;
-        if let Some(state) = self.workers.get_mut(worker) {
-            state.servers_version += 1;
-            state.wake.notify_one();
-        }
-    }
-}
-
-/// One worker node.
-#[derive(Debug)]
-pub struct WorkerState {
-    pub name: String,
-    pub up: bool,
-    /// Images already pulled on this node (`imagePullPolicy: IfNotPresent`).
-    pub image_cache: BTreeSet<String>,
-    /// Bumped whenever the servers its pods should run change; wakes the worker's host.
-    pub servers_version: u64,
-    pub wake: Arc<Notify>,
-    /// When it went down, while it is down.
-    pub down_since: Option<Duration>,
-    /// The node monitor has marked it NotReady (its grace period is over).
-    pub marked_not_ready: bool,
-}
-
-impl WorkerState {
-    /// Whether the control plane still believes the node is fine: down, but within the node monitor's grace
-    /// period, so its pods' statuses are frozen as last reported.
-    pub fn status_frozen(&self, now: Duration) -> bool {
-        self.down_since.is_some_and(|since| now < since + NODE_MONITOR_GRACE)
-    }
-}
-
-/// How long the node lifecycle controller waits for a silent kubelet before marking its node NotReady and its
-/// pods not Ready (`--node-monitor-grace-period`, 40 s by default).
-pub const NODE_MONITOR_GRACE: Duration = Duration::from_secs(40);
 
 /// One step of the control plane and the kubelets at the world's current time.
 pub fn step(world: &mut WorldState) {
     // The node monitor's grace period for a dead worker ends: its pods' statuses must be reported now.
     let mut grace_over = false;
     for worker in world.plane.workers.iter_mut().filter(|w| !w.marked_not_ready) {
-        if worker.down_since.is_some_and(|since| since + crate::kube::NODE_MONITOR_GRACE <= world.now) {
+        if worker.down_since.is_some_and(|since| since + crate::kube::plane::NODE_MONITOR_GRACE <= world.now) {
             worker.marked_not_ready = true;
             grace_over = true;
         }
@@ -135,7 +63,8 @@ pub fn step(world: &mut WorldState) {
     }
     if world.plane.controllers.kubelet_dirty || due {
         world.plane.controllers.kubelet_dirty = false;
-        world.plane.controllers.next_pod_due = world.plane.pods.values().filter_map(|p| p.next_due(world)).min();
+        world.plane.controllers.next_pod_due =
+            world.plane.pods.values().filter_map(|p| p.next_due(&world.pod_env())).min();
     }
 }
 
@@ -158,7 +87,7 @@ fn evict_from_unreachable_workers(world: &mut WorldState) {
                 && worker.marked_not_ready
                 && worker
                     .down_since
-                    .is_some_and(|since| since + crate::kube::NODE_MONITOR_GRACE + UNREACHABLE_TOLERATION <= now)
+                    .is_some_and(|since| since + crate::kube::plane::NODE_MONITOR_GRACE + UNREACHABLE_TOLERATION <= now)
         })
         .collect();
     if due.is_empty() {

@@ -1,15 +1,16 @@
 //! A pod as the kubelet runs it: its containers' states (seid, the sidecar), where it is scheduled, its restart
 //! back-off, and the chain data volume it mounts.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sei_operator_core::cluster::ObjectRef;
 use serde_json::Value;
 
-use crate::harness::state::WorldState;
+use crate::node::Chains;
 use crate::node::registry::Binary;
 use crate::node::seid::{SeidConfig, SeidExit, SeidRun};
-use crate::node::sidecar::process::{self, SidecarProcess, TaskTable};
+use crate::node::sidecar::table::{SidecarProcess, TaskTable};
 
 /// The kubelet's container restart back-off: 10 s, doubling, capped at 5 minutes, and reset once a container
 /// has run for 10 minutes (Kubernetes' `CrashLoopBackOff`).
@@ -352,7 +353,7 @@ impl PodRuntime {
     /// HTTP probe or the wrapper's healthz loop sees. The sidecar serves seictl's routes on its port
     /// (`sidecar/server/server.go`); seid's RPC answers on 26657 while seid runs, `/lag_status` with 200 only
     /// within [`LAG_THRESHOLD`] blocks of the tip.
-    pub fn answers_http(&self, world: &WorldState, port: u16, path: &str) -> bool {
+    pub fn answers_http(&self, env: &PodEnv<'_>, port: u16, path: &str) -> bool {
         use sei_operator_core::sidecar::protocol::{HEALTHZ_PATH, LIVEZ_PATH, STARTUPZ_PATH, STATUS_PATH};
         if self.sidecar_port == Some(port)
             && let Some(sidecar) = &self.sidecar
@@ -368,8 +369,8 @@ impl PodRuntime {
         {
             return match path {
                 sei_operator_core::objects::workload::LAG_STATUS_PATH => {
-                    world.chain_for(self.chain_id.as_deref()).is_some_and(|chain| {
-                        chain.tip(world.now).saturating_sub(run.height_at(chain, world.now)) <= LAG_THRESHOLD
+                    env.chains.chain_for(self.chain_id.as_deref()).is_some_and(|chain| {
+                        chain.tip(env.now).saturating_sub(run.height_at(chain, env.now)) <= LAG_THRESHOLD
                     })
                 }
                 "/status" | "/health" => true,
@@ -380,9 +381,9 @@ impl PodRuntime {
     }
 
     /// Whether a probe's action succeeds now (see [`PodRuntime::answers_http`]).
-    pub fn probe_succeeds(&self, world: &WorldState, action: &ProbeAction) -> bool {
+    pub fn probe_succeeds(&self, env: &PodEnv<'_>, action: &ProbeAction) -> bool {
         match action {
-            ProbeAction::Http { port, path } => self.answers_http(world, *port, path),
+            ProbeAction::Http { port, path } => self.answers_http(env, *port, path),
             ProbeAction::Tcp { port } => {
                 (self.sidecar_port == Some(*port) && self.sidecar.is_some())
                     || (matches!(*port, 26656 | sei_operator_core::sidecar::SEID_RPC_PORT)
@@ -405,9 +406,9 @@ impl PodRuntime {
     /// the `mark-ready` that made this process ready; its other routes, and seid's RPC, since their process
     /// started; `/lag_status` since seid got within [`LAG_THRESHOLD`] of the tip (found by bisection: seid's lag
     /// only shrinks while it catches up).
-    pub fn success_since(&self, world: &WorldState, action: &ProbeAction) -> Option<Duration> {
+    pub fn success_since(&self, env: &PodEnv<'_>, action: &ProbeAction) -> Option<Duration> {
         use sei_operator_core::sidecar::protocol::{HEALTHZ_PATH, LIVEZ_PATH, STARTUPZ_PATH, STATUS_PATH};
-        let now = world.now;
+        let now = env.now;
         let sidecar = self.sidecar.as_ref().filter(|_| self.sidecar_port.is_some());
         let seid = match &self.seid {
             Seid::Running { run, .. } => Some(run),
@@ -423,7 +424,7 @@ impl PodRuntime {
                 let run = seid?;
                 match path.as_str() {
                     sei_operator_core::objects::workload::LAG_STATUS_PATH => {
-                        let chain = world.chain_for(self.chain_id.as_deref())?;
+                        let chain = env.chains.chain_for(self.chain_id.as_deref())?;
                         let near = |t: Duration| chain.tip(t).saturating_sub(run.height_at(chain, t)) <= LAG_THRESHOLD;
                         earliest(run.started_at.min(now), now, near)
                     }
@@ -440,15 +441,15 @@ impl PodRuntime {
     }
 
     /// Since when `action` has failed without interruption, at or after `after`, if it fails now.
-    pub fn failure_since(&self, world: &WorldState, action: &ProbeAction, after: Duration) -> Option<Duration> {
-        if self.probe_succeeds(world, action) {
+    pub fn failure_since(&self, env: &PodEnv<'_>, action: &ProbeAction, after: Duration) -> Option<Duration> {
+        if self.probe_succeeds(env, action) {
             return None;
         }
-        let now = world.now;
+        let now = env.now;
         if let (ProbeAction::Http { port, path }, Seid::Running { run, .. }) = (action, &self.seid)
             && *port == sei_operator_core::sidecar::SEID_RPC_PORT
             && path == sei_operator_core::objects::workload::LAG_STATUS_PATH
-            && let Some(chain) = world.chain_for(self.chain_id.as_deref())
+            && let Some(chain) = env.chains.chain_for(self.chain_id.as_deref())
         {
             let behind = |t: Duration| chain.tip(t).saturating_sub(run.height_at(chain, t)) > LAG_THRESHOLD;
             return earliest(after.min(now), now, behind);
@@ -479,27 +480,27 @@ impl PodRuntime {
 
     /// When the startup probe succeeds (its `successThreshold`-th success in a row since the answer turned
     /// 200), if the answer is 200 now.
-    pub fn startup_succeeds_at(&self, world: &WorldState) -> Option<Duration> {
+    pub fn startup_succeeds_at(&self, env: &PodEnv<'_>) -> Option<Duration> {
         let probe = self.probes.startup.as_ref()?;
         let from = self.probe_state.container_started_at;
-        let since = self.success_since(world, &probe.action)?;
+        let since = self.success_since(env, &probe.action)?;
         Some(probe.next_tick(from, from, since) + probe.period * (probe.success_threshold - 1))
     }
 
     /// When the readiness verdict flips, if the current answers make it flip: after `successThreshold`
     /// successes or `failureThreshold` failures in a row, at the probe's ticks.
-    pub fn readiness_flips_at(&self, world: &WorldState) -> Option<Duration> {
+    pub fn readiness_flips_at(&self, env: &PodEnv<'_>) -> Option<Duration> {
         let probe = self.probes.readiness.as_ref()?;
         let state = &self.probe_state;
         let from = state.started_at?;
         let changed = state.ready_changed_at.unwrap_or(from).max(from);
         if state.ready {
-            let since = self.failure_since(world, &probe.action, changed)?;
+            let since = self.failure_since(env, &probe.action, changed)?;
             Some(
                 probe.next_tick(from, state.container_started_at, since) + probe.period * (probe.failure_threshold - 1),
             )
         } else {
-            let since = self.success_since(world, &probe.action)?.max(changed);
+            let since = self.success_since(env, &probe.action)?.max(changed);
             Some(
                 probe.next_tick(from, state.container_started_at, since) + probe.period * (probe.success_threshold - 1),
             )
@@ -509,7 +510,7 @@ impl PodRuntime {
     /// When the prober next has something to decide for the seid container: the startup probe's success or its
     /// last allowed failure, and readiness flips. While seid is too far behind, the readiness probe is asked
     /// again at its next tick (when it catches up is not computed ahead).
-    fn next_probe_due(&self, world: &WorldState) -> Option<Duration> {
+    fn next_probe_due(&self, env: &PodEnv<'_>) -> Option<Duration> {
         if !self.seid_container_running() {
             return None;
         }
@@ -517,13 +518,13 @@ impl PodRuntime {
         if state.started_at.is_none() {
             let probe = self.probes.startup.as_ref()?;
             let deadline = startup_deadline(probe, state.container_started_at);
-            return [Some(deadline), self.startup_succeeds_at(world)].into_iter().flatten().min();
+            return [Some(deadline), self.startup_succeeds_at(env)].into_iter().flatten().min();
         }
         let probe = self.probes.readiness.as_ref()?;
         let from = state.started_at?;
-        let flip = self.readiness_flips_at(world);
+        let flip = self.readiness_flips_at(env);
         let recheck = (flip.is_none() && (matches!(self.seid, Seid::Running { .. }) || state.ready)).then(|| {
-            let slow = match (&self.seid, world.chain_for(self.chain_id.as_deref())) {
+            let slow = match (&self.seid, env.chains.chain_for(self.chain_id.as_deref())) {
                 (Seid::Running { run, .. }, Some(chain)) => {
                     u128::from(run.sync_speed) * chain.block_time.as_nanos() < 1_000_000_000
                 }
@@ -531,19 +532,19 @@ impl PodRuntime {
             };
             // Ready and keeping up with the tip: nothing can flip until something else happens.
             (!state.ready || slow)
-                .then(|| probe.next_tick(from, state.container_started_at, world.now + Duration::from_nanos(1)))
+                .then(|| probe.next_tick(from, state.container_started_at, env.now + Duration::from_nanos(1)))
         });
         [flip, recheck.flatten()].into_iter().flatten().min()
     }
 
     /// The earliest simulated time at which this pod changes on its own.
-    pub fn next_due(&self, world: &WorldState) -> Option<Duration> {
+    pub fn next_due(&self, env: &PodEnv<'_>) -> Option<Duration> {
         let seid = match &self.seid {
             Seid::Pulling { until } | Seid::BackOff { until, .. } => Some(*until),
             Seid::Running { run, .. } => {
                 let awaited = self.sidecar.as_ref().and_then(|s| {
-                    let chain = world.chain_for(self.chain_id.as_deref())?;
-                    process::table(world, self)?
+                    let chain = env.chains.chain_for(self.chain_id.as_deref())?;
+                    self.task_table(env.volumes)?
                         .values()
                         .filter(|t| s.runs(t) && t.completes_at.is_none())
                         .filter_map(|t| run.reach(chain, target_height(t.params.as_ref())?))
@@ -553,12 +554,34 @@ impl PodRuntime {
             }
             _ => None,
         };
-        let tasks = self.sidecar.as_ref().and_then(|s| s.next_due(process::table(world, self)?));
-        [seid, tasks, self.wrapper_proceeds_at(), self.next_probe_due(world)].into_iter().flatten().min()
+        let tasks = self.sidecar.as_ref().and_then(|s| s.next_due(self.task_table(env.volumes)?));
+        [seid, tasks, self.wrapper_proceeds_at(), self.next_probe_due(env)].into_iter().flatten().min()
     }
 }
 
 /// The `targetHeight` of an `await-condition` task's params.
 pub fn target_height(params: Option<&Value>) -> Option<u64> {
     params?.get("targetHeight")?.as_u64()
+}
+
+/// What a pod's own clock and probes read of the world: the time, the chains (seid's height, the tip) and the
+/// volumes (the sidecar's task table).
+#[derive(Clone, Copy)]
+pub struct PodEnv<'a> {
+    pub now: Duration,
+    pub chains: &'a Chains,
+    pub volumes: &'a BTreeMap<ObjectRef, Volume>,
+}
+
+static EMPTY_TABLE: TaskTable = TaskTable::new();
+
+impl PodRuntime {
+    /// The task table this pod's sidecar reads: the one on its volume, or its process's when it has none.
+    /// `None` when the pod has neither (no sidecar running, and no volume).
+    pub fn task_table<'a>(&'a self, volumes: &'a BTreeMap<ObjectRef, Volume>) -> Option<&'a TaskTable> {
+        match &self.volume {
+            Some(volume) => Some(volumes.get(volume).map_or(&EMPTY_TABLE, |v| &v.sidecar_tasks)),
+            None => self.sidecar.as_ref().map(|p| &p.memory),
+        }
+    }
 }

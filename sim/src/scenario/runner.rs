@@ -19,10 +19,11 @@ use crate::apiserver::faults::RefusalStatus;
 use crate::harness::fault_state::Fault as WorldFault;
 use crate::harness::state::Timings;
 use crate::harness::trace::{Category, Trace};
-use crate::harness::world::{OPERATOR_HOST, SimError, World};
+use crate::harness::world::{SimError, World};
 use crate::node::chain::Chain;
 use crate::node::registry::{Binary, ImageRegistry};
 use crate::operator_host::reconcilers::SeiOperator;
+use crate::operator_host::replicas::OPERATOR_HOST;
 
 /// How one run of a scenario ended.
 #[derive(Debug)]
@@ -305,7 +306,12 @@ impl<'a> Runner<'a> {
         let deployment = ObjectRef::new("SeiNodeDeployment", self.namespace(&edit.namespace), &edit.name);
         let end = self.world.now() + moment.deadline();
         let armed = self.world.modify(|w| {
-            let armed = crate::harness::aimed::AimedEdit::arm(w, deployment, moment, edit.set.clone());
+            let armed = crate::harness::aimed::AimedEdit::arm(
+                w.api.store.get(&deployment, None),
+                deployment,
+                moment,
+                edit.set.clone(),
+            );
             w.aimed_edits.push(armed);
             w.aimed_edits.len() - 1
         });

@@ -17,7 +17,7 @@ use crate::harness::invariants::{INVARIANTS, ObservedObjects};
 use crate::harness::ledger::Ledger;
 use crate::harness::state::{SharedWorld, Timings, WorldState};
 use crate::harness::trace::Trace;
-use crate::kube::{ControlPlane, ControllerState, WorkerState};
+use crate::kube::plane::{ControlPlane, ControllerState, WorkerState};
 use crate::node::Chains;
 use crate::node::chain::Chain;
 use crate::node::registry::ImageRegistry;

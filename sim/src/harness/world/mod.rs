@@ -38,7 +38,7 @@ pub const EPOCH_SECONDS: i64 = 1_767_225_600;
 /// Invariants are checked at least this often in simulated time, even when nothing changed.
 pub const TIME_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 /// The operator's host name.
-pub const OPERATOR_HOST: &str = "operator";
+pub use crate::operator_host::replicas::OPERATOR_HOST;
 
 /// How a run failed.
 #[derive(Debug, thiserror::Error)]

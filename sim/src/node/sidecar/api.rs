@@ -19,7 +19,8 @@ use crate::harness::ledger::SidecarSubmission;
 use crate::harness::state::WorldState;
 use crate::harness::trace::Category;
 use crate::kube::kubelet::Seid;
-use crate::node::sidecar::process::{self, SidecarTask};
+use crate::node::sidecar::process;
+use crate::node::sidecar::table::SidecarTask;
 
 /// An HTTP answer: status code and body.
 pub type Answer = (u16, String);

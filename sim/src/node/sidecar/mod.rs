@@ -1,4 +1,5 @@
-//! The fake sidecar (seictl) and seid RPC of each pod: the process state ([`process`]), the HTTP API computed
+//! The fake sidecar (seictl) and seid RPC of each pod: the task table and process memory as data ([`table`]), how the
+//! process runs tasks ([`process`]), the HTTP API computed
 //! from it with the shared wire types ([`api`]), the hyper servers on the worker hosts ([`server`]), and the
 //! operator's client ([`client`]).
 
@@ -6,3 +7,4 @@ pub mod api;
 pub mod client;
 pub mod process;
 pub mod server;
+pub mod table;

@@ -23,7 +23,6 @@
 //! Not modelled: `mark-not-ready` and its precedence over a stranded `mark-ready` at rehydration, task types the
 //! operator does not submit, and `catchingUp` conditions.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sei_operator_core::cluster::ObjectRef;
@@ -34,82 +33,22 @@ use uuid::Uuid;
 use crate::harness::state::WorldState;
 use crate::harness::trace::Category;
 use crate::kube::pod::PodRuntime;
-
-/// A row of the task table (seictl `engine.TaskResult`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SidecarTask {
-    pub id: Uuid,
-    pub type_: String,
-    pub params: Option<Value>,
-    /// 1 when first submitted; one more each time it is submitted again after failing.
-    pub run: u32,
-    /// When its current run was submitted.
-    pub submitted_at: Duration,
-    /// The sidecar process (incarnation) whose execution of the current run is in flight or finished it.
-    pub executor: u64,
-    /// When the current run finishes; `None` for runs that finish on a condition (`await-condition`).
-    pub completes_at: Option<Duration>,
-    /// The handler fails with this as soon as it runs (it cannot read its parameters).
-    pub fails_with: Option<String>,
-    /// Its result once the world settled it: `Ok` completed, `Err` failed with a message.
-    pub outcome: Option<Result<(), String>>,
-    pub completed_at: Option<Duration>,
-}
-
-/// The task table, by id.
-pub type TaskTable = BTreeMap<Uuid, SidecarTask>;
-
-/// The state of one sidecar process: what the real one holds in memory only.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SidecarProcess {
-    pub started_at: Duration,
-    /// A `mark-ready` task completed in this process: healthz answers 200 and seid's start wrapper proceeds.
-    pub ready: bool,
-    /// Which process this is; also which server incarnation serves it (a restart starts new servers).
-    pub incarnation: u64,
-    /// The task table of a pod with no volume, lost with the process.
-    pub memory: TaskTable,
-}
-
-impl SidecarProcess {
-    pub fn new(started_at: Duration, incarnation: u64) -> Self {
-        SidecarProcess { started_at, ready: false, incarnation, memory: TaskTable::new() }
-    }
-
-    /// Whether this process is executing `task`'s current run.
-    pub fn runs(&self, task: &SidecarTask) -> bool {
-        task.outcome.is_none() && task.executor == self.incarnation
-    }
-
-    /// The earliest time a task run by this process is due to finish.
-    pub fn next_due(&self, table: &TaskTable) -> Option<Duration> {
-        table.values().filter(|t| self.runs(t)).filter_map(|t| t.completes_at).min()
-    }
-}
+use crate::node::sidecar::table::{SidecarProcess, SidecarTask, TaskTable};
 
 /// The task table the sidecar of pod `key` reads: the one on its volume, or its process's when it has none.
 /// `None` when the pod has neither (no sidecar running, and no volume).
 pub fn tasks<'a>(world: &'a WorldState, key: &ObjectRef) -> Option<&'a TaskTable> {
-    table(world, world.plane.pods.get(key)?)
+    world.plane.tasks(key)
 }
 
 /// The task table `pod`'s sidecar reads (see [`tasks`]).
 pub fn table<'a>(world: &'a WorldState, pod: &'a PodRuntime) -> Option<&'a TaskTable> {
-    match &pod.volume {
-        Some(volume) => Some(world.plane.volumes.get(volume).map_or(&EMPTY, |v| &v.sidecar_tasks)),
-        None => pod.sidecar.as_ref().map(|p| &p.memory),
-    }
+    pod.task_table(&world.plane.volumes)
 }
-
-static EMPTY: TaskTable = TaskTable::new();
 
 /// The task table of pod `key`, to write (see [`tasks`]).
 pub fn tasks_mut<'a>(world: &'a mut WorldState, key: &ObjectRef) -> Option<&'a mut TaskTable> {
-    let pod = world.plane.pods.get_mut(key)?;
-    match &pod.volume {
-        Some(volume) => Some(&mut world.plane.volumes.entry(volume.clone()).or_default().sidecar_tasks),
-        None => pod.sidecar.as_mut().map(|p| &mut p.memory),
-    }
+    world.plane.tasks_mut(key)
 }
 
 /// How long a run of `type_` takes.
@@ -142,7 +81,7 @@ pub fn start(world: &mut WorldState, key: &ObjectRef, incarnation: u64) {
             format!("{namespace}/{name} sidecar re-runs {type_} {id} (run {run}), left running by an earlier process");
         world.record(Category::Sidecar, text);
         if type_ == SidecarTaskType::RestartSeid.as_str() {
-            crate::kube::kubelet::begin_restart_seid(world, key, id);
+            crate::kube::seid_container::begin_restart_seid(world, key, id);
         }
     }
 }
@@ -156,7 +95,7 @@ fn schedule(world: &WorldState, type_: &str, params: Option<&Value>) -> (Option<
         return (None, None);
     }
     if type_ == SidecarTaskType::RestartSeid.as_str() {
-        // Finished when seid's RPC serves again ([`crate::kube::kubelet::begin_restart_seid`]); this is when it
+        // Finished when seid's RPC serves again ([`crate::kube::seid_container::begin_restart_seid`]); this is when it
         // gives up waiting.
         return (Some(world.now + RESTART_SEID_UP_TIMEOUT), None);
     }
@@ -233,7 +172,7 @@ pub fn submit(
     };
     tasks_mut(world, key)?.insert(id, task);
     if type_ == SidecarTaskType::RestartSeid.as_str() {
-        crate::kube::kubelet::begin_restart_seid(world, key, id);
+        crate::kube::seid_container::begin_restart_seid(world, key, id);
     }
     Some(Submitted { started: true, run })
 }

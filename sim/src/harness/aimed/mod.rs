@@ -6,15 +6,16 @@
 //! the reconcile that supersedes it). An aimed edit lands inside the tick, right after the write it aims at,
 //! before the operator's next call — as a user's `kubectl edit` can land between any two API calls.
 
+mod fire;
+
+pub use fire::{after_write, apply};
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sei_operator_core::cluster::ObjectRef;
 use serde::Deserialize;
 use serde_json::Value;
-
-use crate::harness::state::WorldState;
-use crate::harness::trace::Category;
 
 /// Which write of the operator's an aimed edit lands right after.
 #[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -71,9 +72,9 @@ pub struct AimedEdit {
 }
 
 impl AimedEdit {
-    /// An edit armed now, against the store as it is.
-    pub fn arm(world: &WorldState, deployment: ObjectRef, moment: Moment, set: BTreeMap<String, Value>) -> Self {
-        let completed = match (&moment.task_completed, world.api.store.get(&deployment, None)) {
+    /// An edit armed now, against the deployment as the store holds it (`stored`, `None` when it is gone).
+    pub fn arm(stored: Option<&Value>, deployment: ObjectRef, moment: Moment, set: BTreeMap<String, Value>) -> Self {
+        let completed = match (&moment.task_completed, stored) {
             (Some(task), Some(stored)) => completed_tasks(stored, task),
             _ => Vec::new(),
         };
@@ -81,7 +82,7 @@ impl AimedEdit {
     }
 
     /// Whether the operator's write of `key` (`verb`, now stored as `stored`) is this edit's moment.
-    fn matches(&mut self, key: &ObjectRef, verb: &str, stored: &Value) -> bool {
+    pub(crate) fn matches(&mut self, key: &ObjectRef, verb: &str, stored: &Value) -> bool {
         if key.namespace != self.deployment.namespace {
             return false;
         }
@@ -137,39 +138,4 @@ fn completed_tasks(stored: &Value, task: &str) -> Vec<String> {
         })
         .filter_map(|t| t.get("id").and_then(Value::as_str).map(str::to_owned))
         .collect()
-}
-
-/// Called right after each write of the operator's: makes every armed edit whose moment it is.
-pub fn after_write(world: &mut WorldState, key: &ObjectRef, verb: &str, stored: &Value) {
-    let mut due = Vec::new();
-    for (index, edit) in world.aimed_edits.iter_mut().enumerate() {
-        if !edit.fired && edit.matches(key, verb, stored) {
-            edit.fired = true;
-            due.push(index);
-        }
-    }
-    for index in due {
-        let edit = world.aimed_edits[index].clone();
-        let moment = format!("right after the operator's {verb} {key}");
-        apply(world, &edit, &moment);
-    }
-}
-
-/// Makes an armed edit now (at its moment, or at its deadline), as the harness's edit: read, change, replace.
-pub fn apply(world: &mut WorldState, edit: &AimedEdit, moment: &str) {
-    let Some(mut value) = world.api.store.get(&edit.deployment, None).cloned() else {
-        world.record(Category::Write, format!("harness aimed edit of {} skipped: it is gone", edit.deployment));
-        return;
-    };
-    for (path, new) in &edit.set {
-        crate::scenario::set_path(&mut value, path, new.clone());
-    }
-    let text = match world.api.store.replace(value) {
-        Ok(written) => {
-            let version = written.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("-");
-            format!("harness replace {} rv={version} (aimed edit, {moment})", edit.deployment)
-        }
-        Err(error) => format!("harness aimed edit of {} failed: {error}", edit.deployment),
-    };
-    world.record(Category::Write, text);
 }
