@@ -33,8 +33,8 @@ pub const FROM_IMAGE: &str = "sei:v6.3.0";
 pub const TO_IMAGE: &str = "sei:v6.3.1";
 const SIDECAR_IMAGE: &str = "seictl:v0.9.0";
 
-/// The replica counts `sei-sim bench` measures by default.
-pub const DEFAULT_REPLICAS: [u32; 3] = [3, 16, 100];
+/// The replica counts `sei-sim bench` measures by default: the growth curve of the cost per simulated second.
+pub const DEFAULT_REPLICAS: [u32; 4] = [3, 16, 100, 300];
 
 /// Generous deadlines: the run ends as soon as an expectation holds, so they bound only a broken run.
 const READY_WITHIN: Duration = Duration::from_secs(30 * 60);
@@ -184,21 +184,31 @@ impl Measurement {
         if wall > 0.0 { self.simulated.as_secs_f64() / wall } else { f64::INFINITY }
     }
 
+    /// Wall time per simulated second, in milliseconds: the growth table's figure.
+    pub fn wall_ms_per_simulated_second(&self) -> f64 {
+        let simulated = self.simulated.as_secs_f64();
+        if simulated > 0.0 { self.wall.as_secs_f64() * 1000.0 / simulated } else { f64::INFINITY }
+    }
+
     /// The row of the bench table.
     pub fn row(&self) -> String {
         format!(
-            "{:<36} {:>9.0}s {:>9.2}s {:>10.0}× {:>16}",
+            "{:<36} {:>9.0}s {:>9.2}s {:>10.0}× {:>13.3} {:>16}",
             self.name,
             self.simulated.as_secs_f64(),
             self.wall.as_secs_f64(),
             self.speedup(),
+            self.wall_ms_per_simulated_second(),
             self.invariant_checks
         )
     }
 
     /// The table's header, aligned with [`Measurement::row`].
     pub fn header() -> String {
-        format!("{:<36} {:>10} {:>10} {:>11} {:>16}", "run", "simulated", "wall", "× real time", "invariant checks")
+        format!(
+            "{:<36} {:>10} {:>10} {:>11} {:>13} {:>16}",
+            "run", "simulated", "wall", "× real time", "ms / sim. s", "invariant checks"
+        )
     }
 }
 

@@ -12,9 +12,10 @@
 //!   exits 1 when it found a failure, 2 on an error.
 //! - `sei-sim fuzz-merge <FILE_OR_DIR>... [--out FILE] [--print-scenarios]` merges shard summaries of one
 //!   campaign and prints the campaign's report; it refuses summaries of different campaigns.
-//! - `sei-sim bench [--replicas 3,16,100] [--suite scenarios/]` times the standard rollout (an InPlace
-//!   deployment becomes Ready, then rolls onto a patch release) at each replica count, and the whole suite:
-//!   simulated time, wall time, simulated seconds per wall second, invariant checks. With `--api-load`
+//! - `sei-sim bench [--replicas 3,16,100,300] [--suite scenarios/ | --without-suite]` times the standard rollout
+//!   (an InPlace deployment becomes Ready, then rolls onto a patch release) at each replica count, and the whole
+//!   suite: simulated time, wall time, simulated seconds per wall second, wall milliseconds per simulated second
+//!   (the growth curve), invariant checks. With `--api-load`
 //!   (default replicas 16,100) it counts the operator's API requests per simulated minute instead: the Ready
 //!   deployment at rest for 10 minutes, then the rollout, reads and writes, by verb and kind.
 //! - `sei-sim trace [replicas]` prints the trace of the standard rollout (default 3 replicas).
@@ -82,12 +83,15 @@ enum Command {
     /// Time the standard rollout at each replica count and the whole suite (or, with --api-load, count the
     /// operator's API requests per simulated minute at rest and in the rollout).
     Bench {
-        /// Replica counts, comma-separated (default 3,16,100; 16,100 with --api-load).
+        /// Replica counts, comma-separated (default 3,16,100,300; 16,100 with --api-load).
         #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..))]
         replicas: Option<Vec<u32>>,
         /// The scenario directory whose whole replay is timed.
         #[arg(long, value_name = "DIR", default_value = "scenarios")]
         suite: PathBuf,
+        /// Time the standard rollouts only (for a profiler or `perf stat` on one replica count).
+        #[arg(long, conflicts_with = "api_load")]
+        without_suite: bool,
         /// Count API requests instead of timing.
         #[arg(long)]
         api_load: bool,
@@ -150,7 +154,9 @@ fn main() -> ExitCode {
         Command::Run { paths, seed, trace, svg } => run(&paths, seed, trace, svg),
         Command::Fuzz(args) => fuzz(args),
         Command::FuzzMerge { paths, out, print_scenarios } => fuzz_merge(&paths, out.as_deref(), print_scenarios),
-        Command::Bench { replicas, suite, api_load } => bench(replicas, &suite, api_load),
+        Command::Bench { replicas, suite, without_suite, api_load } => {
+            bench(replicas, (!without_suite).then_some(suite.as_path()), api_load)
+        }
         Command::Trace { replicas } => trace(replicas),
     }
 }
@@ -391,7 +397,7 @@ fn trace(replicas: u32) -> ExitCode {
 }
 
 /// `sei-sim bench`: one row per replica count, then the suite's row.
-fn bench(replicas: Option<Vec<u32>>, suite_dir: &Path, api_load: bool) -> ExitCode {
+fn bench(replicas: Option<Vec<u32>>, suite_dir: Option<&Path>, api_load: bool) -> ExitCode {
     if api_load {
         return bench_api_load(&replicas.unwrap_or_else(|| bench::API_LOAD_REPLICAS.to_vec()));
     }
@@ -404,14 +410,16 @@ fn bench(replicas: Option<Vec<u32>>, suite_dir: &Path, api_load: bool) -> ExitCo
         println!("{}", run.row());
         failures.extend(run.failures);
     }
-    eprintln!("running every scenario of {} ...", suite_dir.display());
-    // Manifest files named in scenarios are relative to the repository root: the current directory.
-    match bench::suite(suite_dir, &PathBuf::from(".")) {
-        Ok(suite) => {
-            println!("{}", suite.row());
-            failures.extend(suite.failures);
+    if let Some(suite_dir) = suite_dir {
+        eprintln!("running every scenario of {} ...", suite_dir.display());
+        // Manifest files named in scenarios are relative to the repository root: the current directory.
+        match bench::suite(suite_dir, &PathBuf::from(".")) {
+            Ok(suite) => {
+                println!("{}", suite.row());
+                failures.extend(suite.failures);
+            }
+            Err(e) => failures.push(e),
         }
-        Err(e) => failures.push(e),
     }
     for failure in &failures {
         println!("FAILED {failure}");
