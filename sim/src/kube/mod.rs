@@ -39,6 +39,8 @@ pub struct ControllerState {
     /// The earliest time a pod changes on its own.
     pub next_pod_due: Option<Duration>,
     pub next_incarnation: u64,
+    /// The StatefulSets a sync may skip.
+    pub unchanged_statefulsets: statefulset::Unchanged,
 }
 
 /// One step of the control plane and the kubelets at the world's current time.

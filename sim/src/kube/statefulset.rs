@@ -25,22 +25,74 @@ use crate::state::WorldState;
 pub const REVISION_LABEL: &str = "controller-revision-hash";
 const ACTOR: &str = "statefulset-controller";
 
-/// Syncs every StatefulSet.
+/// Syncs every StatefulSet, but those whose inputs did not change since a sync of theirs that wrote nothing.
 pub fn sync(world: &mut WorldState) {
-    let sets: Vec<StatefulSet> =
-        world.store.all_of_kind("StatefulSet").filter_map(|(_, value)| StatefulSet::deserialize(value).ok()).collect();
+    let mut unchanged = std::mem::take(&mut world.controllers.unchanged_statefulsets);
+    unchanged.forget_changed(&world.store);
+    let sets: Vec<StatefulSet> = world
+        .store
+        .all_of_kind("StatefulSet")
+        .filter(|(key, _)| !unchanged.sets.contains(*key))
+        .filter_map(|(_, value)| StatefulSet::deserialize(value).ok())
+        .collect();
+    let owners: BTreeSet<&str> = sets.iter().filter_map(|set| set.metadata.uid.as_deref()).collect();
     // Pods by controller uid, read once for all sets (as the controller's pod informer would hold them).
     let mut pods_by_owner: BTreeMap<String, Vec<Pod>> = BTreeMap::new();
     for (_, value) in world.store.all_of_kind("Pod") {
         let Some(owner) = value.pointer("/metadata/ownerReferences/0/uid").and_then(Value::as_str) else { continue };
+        if !owners.contains(owner) {
+            continue;
+        }
         if let Ok(pod) = Pod::deserialize(value) {
             pods_by_owner.entry(owner.to_owned()).or_default().push(pod);
         }
     }
     for set in sets {
         let pods = set.metadata.uid.as_ref().and_then(|uid| pods_by_owner.remove(uid)).unwrap_or_default();
+        let before = (world.store.version(), world.trace.lines().len());
         sync_one(world, &set, pods);
+        let wrote = (world.store.version(), world.trace.lines().len()) != before;
+        if let (false, Some(name), Some(namespace)) = (wrote, &set.metadata.name, &set.metadata.namespace) {
+            unchanged.sets.insert(ObjectRef::new("StatefulSet", namespace, name));
+        }
     }
+    world.controllers.unchanged_statefulsets = unchanged;
+}
+
+/// The StatefulSets whose last sync wrote nothing (no write, nothing traced) and whose inputs have not changed
+/// since. A sync reads only the store — the set, the pods named after it (`<set>-<ordinal>`, owned or not) and
+/// claims of its namespace — and the clock only to stamp what it writes, so the next sync of such a set would
+/// write nothing either: it is skipped, without decoding the set or its pods.
+#[derive(Clone, Debug, Default)]
+pub struct Unchanged {
+    /// The position in the store's change log up to which changes were looked at.
+    scanned_to: usize,
+    sets: BTreeSet<ObjectRef>,
+}
+
+impl Unchanged {
+    /// Forgets every set an object changed since the last look is an input of.
+    fn forget_changed(&mut self, store: &crate::store::Store) {
+        if !self.sets.is_empty() {
+            for change in store.changes_since(self.scanned_to) {
+                self.sets.retain(|set| !is_input_of(set, &change.object));
+            }
+        }
+        self.scanned_to = store.log_len();
+    }
+}
+
+/// Whether a change to `object` may change what a sync of the StatefulSet `set` does.
+fn is_input_of(set: &ObjectRef, object: &ObjectRef) -> bool {
+    object.namespace == set.namespace
+        && match object.kind.as_str() {
+            "StatefulSet" => object.name == set.name,
+            "Pod" => ordinal_of(&set.name, &object.name).is_some(),
+            // Claims are named `<template>-<set>-<ordinal>`; a change to any claim of the namespace is taken for
+            // one of the set's (they change rarely).
+            "PersistentVolumeClaim" => true,
+            _ => false,
+        }
 }
 
 /// The revision name of a pod template: `<set>-<hash>`, as the controller names its ControllerRevisions.
