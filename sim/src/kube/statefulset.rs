@@ -71,28 +71,32 @@ pub struct Unchanged {
 }
 
 impl Unchanged {
-    /// Forgets every set an object changed since the last look is an input of.
+    /// Forgets every set an object changed since the last look is an input of: the set itself; for a pod
+    /// `<set>-<ordinal>`, the set its name names (an ordinal has no `-`, so that is the name before the last one);
+    /// for a claim, every set of its namespace (claims are named `<template>-<set>-<ordinal>`, and change rarely).
     fn forget_changed(&mut self, store: &crate::store::Store) {
         if !self.sets.is_empty() {
             for change in store.changes_since(self.scanned_to) {
-                self.sets.retain(|set| !is_input_of(set, &change.object));
+                let object = &change.object;
+                match object.kind.as_str() {
+                    "StatefulSet" => {
+                        self.sets.remove(&ObjectRef::new("StatefulSet", &object.namespace, &object.name));
+                    }
+                    "Pod" => {
+                        let set = object.name.rsplit_once('-').map(|(set, _)| set);
+                        if let Some(set) = set.filter(|set| ordinal_of(set, &object.name).is_some()) {
+                            self.sets.remove(&ObjectRef::new("StatefulSet", &object.namespace, set));
+                        }
+                    }
+                    "PersistentVolumeClaim" => {
+                        self.sets.retain(|set| set.namespace != object.namespace);
+                    }
+                    _ => {}
+                }
             }
         }
         self.scanned_to = store.log_len();
     }
-}
-
-/// Whether a change to `object` may change what a sync of the StatefulSet `set` does.
-fn is_input_of(set: &ObjectRef, object: &ObjectRef) -> bool {
-    object.namespace == set.namespace
-        && match object.kind.as_str() {
-            "StatefulSet" => object.name == set.name,
-            "Pod" => ordinal_of(&set.name, &object.name).is_some(),
-            // Claims are named `<template>-<set>-<ordinal>`; a change to any claim of the namespace is taken for
-            // one of the set's (they change rarely).
-            "PersistentVolumeClaim" => true,
-            _ => false,
-        }
 }
 
 /// The revision name of a pod template: `<set>-<hash>`, as the controller names its ControllerRevisions.
