@@ -21,7 +21,31 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked -p sei-operator --bin sei-operator \
     && cp target/release/sei-operator /sei-operator
 
-# Stage 2: nothing but the binary. In a cluster the client trusts the service account's CA file; no system
+# The simulator's image, for fuzz campaigns on Kubernetes (deploy/fuzz-campaign/): a static sei-sim and the
+# scenario suite with its fixtures, so `sei-sim run scenarios/` works in it too. Built only when asked for:
+#
+#   docker build --target sei-sim -t sei-sim:0.1.0 .
+#
+# Its own build stage, so the operator's image neither waits for nor is invalidated by it. The simulator compiles
+# the operator's RBAC manifests in (deploy/base/, sim/src/authorization.rs).
+FROM build AS sim-build
+COPY deploy/base deploy/base
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p sei-sim --bin sei-sim \
+    && cp target/release/sei-sim /sei-sim
+
+FROM scratch AS sei-sim
+COPY --from=sim-build /sei-sim /sei-sim
+COPY scenarios /scenarios
+COPY fixtures /fixtures
+# Scenario files name their fixtures relative to the repository root, here /.
+WORKDIR /
+USER 65532:65532
+ENTRYPOINT ["/sei-sim"]
+CMD ["--help"]
+
+# Stage 2: nothing but the binary. The last stage, so `docker build .` still builds the operator's image. In a cluster the client trusts the service account's CA file; no system
 # certificates are read. 65532 is the conventional unprivileged "nonroot" user.
 FROM scratch
 COPY --from=build /sei-operator /sei-operator

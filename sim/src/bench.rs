@@ -4,7 +4,8 @@
 //!
 //! The standard rollout: an InPlace SeiNodeDeployment of N full nodes (the shape of
 //! `fixtures/inplace-fullnode.yaml`) is applied and becomes Ready; its image is then edited to a patch release,
-//! and the run ends when the rollout is complete and every node reports the new image.
+//! and the run ends when the rollout is complete and every node reports the new image. Above 100 replicas (the
+//! CRD's maximum for one deployment) it is several deployments of at most 100, applied and edited together.
 //!
 //! The API-load run (`sei-sim bench --api-load`) is the same rollout by an HA pair of operator replicas, with ten
 //! simulated minutes at rest between Ready and the edit: it counts the requests the operator's clients send the
@@ -33,8 +34,8 @@ pub const FROM_IMAGE: &str = "sei:v6.3.0";
 pub const TO_IMAGE: &str = "sei:v6.3.1";
 const SIDECAR_IMAGE: &str = "seictl:v0.9.0";
 
-/// The replica counts `sei-sim bench` measures by default.
-pub const DEFAULT_REPLICAS: [u32; 3] = [3, 16, 100];
+/// The replica counts `sei-sim bench` measures by default: the growth curve of the cost per simulated second.
+pub const DEFAULT_REPLICAS: [u32; 4] = [3, 16, 100, 300];
 
 /// Generous deadlines: the run ends as soon as an expectation holds, so they bound only a broken run.
 const READY_WITHIN: Duration = Duration::from_secs(30 * 60);
@@ -47,28 +48,41 @@ pub fn workers_for(replicas: u32) -> u32 {
     replicas.div_ceil(25).clamp(2, 4)
 }
 
+/// Most replicas one SeiNodeDeployment may have (the CRD's `spec.replicas` maximum). A larger standard rollout
+/// is several deployments of at most this many each (`rpc0`, `rpc1`, ...), applied together and edited together.
+pub const MAX_REPLICAS_PER_DEPLOYMENT: u32 = 100;
+
 /// The standard rollout at `replicas` replicas, as a scenario value (what a scenario file would parse into).
 pub fn standard_rollout(replicas: u32) -> Scenario {
-    let deployment = json!({
-        "apiVersion": "sei.io/v1alpha1",
-        "kind": "SeiNodeDeployment",
-        "metadata": {"name": DEPLOYMENT, "namespace": NAMESPACE},
-        "spec": {
-            "replicas": replicas,
-            "updateStrategy": {"type": "InPlace"},
-            "template": {
-                "metadata": {"labels": {"team": "rpc"}},
-                "spec": {
-                    "chainId": "pacific-1",
-                    "image": FROM_IMAGE,
-                    "sidecar": {"image": SIDECAR_IMAGE},
-                    "overrides": {"p2p.max_num_inbound_peers": "40"},
-                    "peers": {"static": ["3f1c0a@seed-0.sei.svc:26656"]},
-                    "fullNode": {"snapshot": {"s3": {"targetHeight": 0}}},
+    let count = replicas.div_ceil(MAX_REPLICAS_PER_DEPLOYMENT).max(1);
+    // (name, replicas) per deployment, the replicas split as evenly as they go.
+    let deployments: Vec<(String, u32)> = if count == 1 {
+        vec![(DEPLOYMENT.to_owned(), replicas)]
+    } else {
+        (0..count).map(|i| (format!("{DEPLOYMENT}{i}"), replicas / count + u32::from(i < replicas % count))).collect()
+    };
+    let manifest = |name: &str, replicas: u32| {
+        json!({
+            "apiVersion": "sei.io/v1alpha1",
+            "kind": "SeiNodeDeployment",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {
+                "replicas": replicas,
+                "updateStrategy": {"type": "InPlace"},
+                "template": {
+                    "metadata": {"labels": {"team": "rpc"}},
+                    "spec": {
+                        "chainId": "pacific-1",
+                        "image": FROM_IMAGE,
+                        "sidecar": {"image": SIDECAR_IMAGE},
+                        "overrides": {"p2p.max_num_inbound_peers": "40"},
+                        "peers": {"static": ["3f1c0a@seed-0.sei.svc:26656"]},
+                        "fullNode": {"snapshot": {"s3": {"targetHeight": 0}}},
+                    },
                 },
             },
-        },
-    });
+        })
+    };
     // The deployment Ready, its rollout condition False with this reason.
     let ready_with = |reason: &str| ObjectCheck {
         fields: vec![
@@ -78,15 +92,15 @@ pub fn standard_rollout(replicas: u32) -> Scenario {
         ],
         ..ObjectCheck::default()
     };
-    let ready = Expectation {
+    let ready = |name: &str| Expectation {
         within: Some(READY_WITHIN),
-        deployment: Some(DEPLOYMENT.into()),
+        deployment: Some(name.into()),
         is: Some(ready_with("NoRollout")),
         ..expectation()
     };
-    let rolled = Expectation {
+    let rolled = |name: &str| Expectation {
         within: Some(ROLLED_WITHIN),
-        deployment: Some(DEPLOYMENT.into()),
+        deployment: Some(name.into()),
         is: Some(ready_with("RolloutComplete")),
         events: vec![EventsMatcher {
             in_order: Some(vec!["RolloutStarted".into(), "RolloutComplete".into()]),
@@ -107,7 +121,7 @@ pub fn standard_rollout(replicas: u32) -> Scenario {
     };
     let every_node = Expectation {
         nodes: vec![NodeSet {
-            names: (0..replicas).map(|i| format!("{DEPLOYMENT}-{i}")).collect(),
+            names: deployments.iter().flat_map(|(name, n)| (0..*n).map(move |i| format!("{name}-{i}"))).collect(),
             are: Some(node),
             ..NodeSet::default()
         }],
@@ -125,6 +139,21 @@ pub fn standard_rollout(replicas: u32) -> Scenario {
         (TO_IMAGE.to_owned(), image("v6.3.1")),
         (SIDECAR_IMAGE.to_owned(), ImageSpec { version: None, ..image("") }),
     ]);
+    let edit = |name: &str| {
+        Step::Edit(Edit {
+            kind: ObjectKind::SeiNodeDeployment,
+            name: name.into(),
+            namespace: None,
+            set: BTreeMap::from([("spec.template.spec.image".to_owned(), json!(TO_IMAGE))]),
+            after: None,
+        })
+    };
+    let objects = deployments.iter().map(|(name, n)| manifest(name, *n)).collect();
+    let mut timeline = vec![Step::Apply(Manifests { file: None, objects, set: BTreeMap::new(), rejected_with: None })];
+    timeline.extend(deployments.iter().map(|(name, _)| Step::Expect(Box::new(ready(name)))));
+    timeline.extend(deployments.iter().map(|(name, _)| edit(name)));
+    timeline.extend(deployments.iter().map(|(name, _)| Step::Expect(Box::new(rolled(name)))));
+    timeline.push(Step::Expect(Box::new(every_node)));
     Scenario {
         name: format!("standard rollout, {replicas} replicas"),
         description: "an InPlace deployment becomes Ready, then rolls onto a patch release".into(),
@@ -139,19 +168,7 @@ pub fn standard_rollout(replicas: u32) -> Scenario {
             upgrades: Vec::new(),
         },
         registry,
-        timeline: vec![
-            Step::Apply(Manifests { file: None, objects: vec![deployment], set: BTreeMap::new(), rejected_with: None }),
-            Step::Expect(Box::new(ready)),
-            Step::Edit(Edit {
-                kind: ObjectKind::SeiNodeDeployment,
-                name: DEPLOYMENT.into(),
-                namespace: None,
-                set: BTreeMap::from([("spec.template.spec.image".to_owned(), json!(TO_IMAGE))]),
-                after: None,
-            }),
-            Step::Expect(Box::new(rolled)),
-            Step::Expect(Box::new(every_node)),
-        ],
+        timeline,
     }
 }
 
@@ -184,21 +201,31 @@ impl Measurement {
         if wall > 0.0 { self.simulated.as_secs_f64() / wall } else { f64::INFINITY }
     }
 
+    /// Wall time per simulated second, in milliseconds: the growth table's figure.
+    pub fn wall_ms_per_simulated_second(&self) -> f64 {
+        let simulated = self.simulated.as_secs_f64();
+        if simulated > 0.0 { self.wall.as_secs_f64() * 1000.0 / simulated } else { f64::INFINITY }
+    }
+
     /// The row of the bench table.
     pub fn row(&self) -> String {
         format!(
-            "{:<36} {:>9.0}s {:>9.2}s {:>10.0}× {:>16}",
+            "{:<36} {:>9.0}s {:>9.2}s {:>10.0}× {:>13.3} {:>16}",
             self.name,
             self.simulated.as_secs_f64(),
             self.wall.as_secs_f64(),
             self.speedup(),
+            self.wall_ms_per_simulated_second(),
             self.invariant_checks
         )
     }
 
     /// The table's header, aligned with [`Measurement::row`].
     pub fn header() -> String {
-        format!("{:<36} {:>10} {:>10} {:>11} {:>16}", "run", "simulated", "wall", "× real time", "invariant checks")
+        format!(
+            "{:<36} {:>10} {:>10} {:>11} {:>13} {:>16}",
+            "run", "simulated", "wall", "× real time", "ms / sim. s", "invariant checks"
+        )
     }
 }
 

@@ -7,10 +7,15 @@
 //!   stderr shows a progress line while a scenario runs.
 //! - `sei-sim fuzz [--cases N] [--seed S] [--max-replicas R] [--max-ops K] [--out FILE]` generates whole runs,
 //!   judges each by the invariants, liveness and a differential oracle, and on a failure shrinks it and writes a
-//!   scenario file that `sei-sim run` replays (docs/fuzzing.md).
-//! - `sei-sim bench [--replicas 3,16,100] [--suite scenarios/]` times the standard rollout (an InPlace
-//!   deployment becomes Ready, then rolls onto a patch release) at each replica count, and the whole suite:
-//!   simulated time, wall time, simulated seconds per wall second, invariant checks. With `--api-load`
+//!   scenario file that `sei-sim run` replays (docs/fuzzing.md). `--shard I/N` judges one of N disjoint parts of
+//!   the cases, `--keep-going` every case whatever fails, `--summary FILE` writes the run's summary as JSON; it
+//!   exits 1 when it found a failure, 2 on an error.
+//! - `sei-sim fuzz-merge <FILE_OR_DIR>... [--out FILE] [--print-scenarios]` merges shard summaries of one
+//!   campaign and prints the campaign's report; it refuses summaries of different campaigns.
+//! - `sei-sim bench [--replicas 3,16,100,300] [--suite scenarios/ | --without-suite]` times the standard rollout
+//!   (an InPlace deployment becomes Ready, then rolls onto a patch release) at each replica count, and the whole
+//!   suite: simulated time, wall time, simulated seconds per wall second, wall milliseconds per simulated second
+//!   (the growth curve), invariant checks. With `--api-load`
 //!   (default replicas 16,100) it counts the operator's API requests per simulated minute instead: the Ready
 //!   deployment at rest for 10 minutes, then the rollout, reads and writes, by verb and kind.
 //! - `sei-sim serve [--port 6443] [--kubeconfig FILE] [--speed X]` runs the simulated cluster in real time behind
@@ -65,15 +70,30 @@ enum Command {
     /// Generate whole runs, judge each by the invariants, liveness and a differential oracle, and write a failure
     /// as a scenario file.
     Fuzz(FuzzArgs),
+    /// Merge the JSON summaries of a campaign's shards (`fuzz --summary`) into one and print the campaign's report.
+    FuzzMerge {
+        /// Summary files, or directories of them (each directory's *.json but the --out file, in name order).
+        #[arg(required = true, value_name = "FILE_OR_DIR")]
+        paths: Vec<PathBuf>,
+        /// Write the merged summary here.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Print each failure's scenario file after the report.
+        #[arg(long)]
+        print_scenarios: bool,
+    },
     /// Time the standard rollout at each replica count and the whole suite (or, with --api-load, count the
     /// operator's API requests per simulated minute at rest and in the rollout).
     Bench {
-        /// Replica counts, comma-separated (default 3,16,100; 16,100 with --api-load).
+        /// Replica counts, comma-separated (default 3,16,100,300; 16,100 with --api-load).
         #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..))]
         replicas: Option<Vec<u32>>,
         /// The scenario directory whose whole replay is timed.
         #[arg(long, value_name = "DIR", default_value = "scenarios")]
         suite: PathBuf,
+        /// Time the standard rollouts only (for a profiler or `perf stat` on one replica count).
+        #[arg(long, conflicts_with = "api_load")]
+        without_suite: bool,
         /// Count API requests instead of timing.
         #[arg(long)]
         api_load: bool,
@@ -142,8 +162,21 @@ struct FuzzArgs {
     /// Never generate HardFork rollouts.
     #[arg(long)]
     without_hard_fork: bool,
-    /// Where a failure's scenario file goes (default fuzz-failure-seed-SEED.yaml).
+    /// Judge shard I of N only: the cases whose index (from 0, in generation order) is I modulo N.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<sei_sim::fuzz::Shard>,
+    /// Judge every case whatever fails, each failure shrunk and written as it is found (without it the run stops
+    /// at the first failure).
+    #[arg(long)]
+    keep_going: bool,
+    /// Write the run's summary as JSON here: cases, simulated hours, invariant checks, failures with their files.
     #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
+    /// Where failures' scenario files go, each fuzz-failure-seed-SEED-case-K.yaml (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    failures_dir: Option<PathBuf>,
+    /// Write the failure's scenario file here instead (the run stops at the one failure).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["keep_going", "failures_dir"])]
     out: Option<PathBuf>,
 }
 
@@ -164,7 +197,10 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run { paths, seed, trace, svg } => run(&paths, seed, trace, svg),
         Command::Fuzz(args) => fuzz(args),
-        Command::Bench { replicas, suite, api_load } => bench(replicas, &suite, api_load),
+        Command::FuzzMerge { paths, out, print_scenarios } => fuzz_merge(&paths, out.as_deref(), print_scenarios),
+        Command::Bench { replicas, suite, without_suite, api_load } => {
+            bench(replicas, (!without_suite).then_some(suite.as_path()), api_load)
+        }
         Command::Trace { replicas } => trace(replicas),
         Command::Serve(args) => serve(args),
         Command::Completions { shell } => completions(shell),
@@ -446,7 +482,7 @@ fn trace(replicas: u32) -> ExitCode {
 }
 
 /// `sei-sim bench`: one row per replica count, then the suite's row.
-fn bench(replicas: Option<Vec<u32>>, suite_dir: &Path, api_load: bool) -> ExitCode {
+fn bench(replicas: Option<Vec<u32>>, suite_dir: Option<&Path>, api_load: bool) -> ExitCode {
     if api_load {
         return bench_api_load(&replicas.unwrap_or_else(|| bench::API_LOAD_REPLICAS.to_vec()));
     }
@@ -459,14 +495,16 @@ fn bench(replicas: Option<Vec<u32>>, suite_dir: &Path, api_load: bool) -> ExitCo
         println!("{}", run.row());
         failures.extend(run.failures);
     }
-    eprintln!("running every scenario of {} ...", suite_dir.display());
-    // Manifest files named in scenarios are relative to the repository root: the current directory.
-    match bench::suite(suite_dir, &PathBuf::from(".")) {
-        Ok(suite) => {
-            println!("{}", suite.row());
-            failures.extend(suite.failures);
+    if let Some(suite_dir) = suite_dir {
+        eprintln!("running every scenario of {} ...", suite_dir.display());
+        // Manifest files named in scenarios are relative to the repository root: the current directory.
+        match bench::suite(suite_dir, &PathBuf::from(".")) {
+            Ok(suite) => {
+                println!("{}", suite.row());
+                failures.extend(suite.failures);
+            }
+            Err(e) => failures.push(e),
         }
-        Err(e) => failures.push(e),
     }
     for failure in &failures {
         println!("FAILED {failure}");
@@ -501,6 +539,10 @@ fn bench_api_load(replicas: &[u32]) -> ExitCode {
     if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
+/// `sei-sim fuzz` and `fuzz-merge` exit codes: a failure found, or the command could not do its work.
+const FOUND_FAILURES: u8 = 1;
+const ERROR: u8 = 2;
+
 fn fuzz(args: FuzzArgs) -> ExitCode {
     let mut config = sei_sim::fuzz::FuzzConfig::new(args.cases, args.seed, &PathBuf::from("."));
     if let Some(max) = args.max_replicas {
@@ -521,13 +563,34 @@ fn fuzz(args: FuzzArgs) -> ExitCode {
     if args.without_hard_fork {
         config.bounds.without_hard_fork = true;
     }
-    let out = args.out.unwrap_or_else(|| PathBuf::from(format!("fuzz-failure-seed-{}.yaml", config.seed)));
-    fuzz_with(&config, &out)
+    if let Some(shard) = args.shard {
+        config.shard = shard;
+    }
+    config.keep_going = args.keep_going;
+    let failures_dir = args.failures_dir.unwrap_or_else(|| PathBuf::from("."));
+    let destination = |failure: &sei_sim::fuzz::Failure| match &args.out {
+        Some(out) => out.clone(),
+        None => failures_dir.join(format!("fuzz-failure-seed-{}-case-{}.yaml", config.seed, failure.case_index)),
+    };
+    fuzz_with(&config, destination, args.summary.as_deref())
 }
 
-fn fuzz_with(config: &sei_sim::fuzz::FuzzConfig, out: &std::path::Path) -> ExitCode {
+fn fuzz_with(
+    config: &sei_sim::fuzz::FuzzConfig,
+    destination: impl Fn(&sei_sim::fuzz::Failure) -> PathBuf,
+    summary_path: Option<&Path>,
+) -> ExitCode {
+    let judged = config.shard.share_of(config.cases);
+    let shard = if config.shard == sei_sim::fuzz::Shard::WHOLE {
+        String::new()
+    } else {
+        format!(
+            ", shard {}: the {judged} whose index is {} modulo {}",
+            config.shard, config.shard.index, config.shard.count
+        )
+    };
     println!(
-        "fuzzing {} cases from seed {} (replicas 1..={}, up to {} operations, settle within {:?})",
+        "fuzzing {} cases from seed {}{shard} (replicas 1..={}, up to {} operations, settle within {:?})",
         config.cases, config.seed, config.bounds.max_replicas, config.bounds.max_ops, config.settle_within
     );
     // Wall time is measured around the runs only; nothing inside the simulation reads it.
@@ -546,35 +609,171 @@ fn fuzz_with(config: &sei_sim::fuzz::FuzzConfig, out: &std::path::Path) -> ExitC
             String::new()
         };
         eprintln!(
-            "case {}/{}: {:.2} cases/s, {:.1} simulated hours explored ({:.0}x real time){shrinking}",
+            "case {}/{judged}: {:.2} cases/s, {:.1} simulated hours explored ({:.0}x real time){shrinking}",
             progress.cases,
-            config.cases,
             f64::from(progress.cases) / wall,
             progress.simulated.as_secs_f64() / 3600.0,
             progress.simulated.as_secs_f64() / wall,
         );
     });
-    let wall = started.elapsed().as_secs_f64().max(1e-9);
+    let wall = started.elapsed();
+    let mut summary = sei_sim::fuzz::summary::Summary::of(config, &report, wall);
     let progress = report.progress;
     println!(
-        "{} cases in {wall:.1}s wall ({:.2} cases/s), {:.1} simulated hours explored, {} invariant checks",
+        "{} cases in {:.1}s wall ({:.2} cases/s), {:.1} simulated hours explored, {} invariant checks",
         progress.cases,
-        f64::from(progress.cases) / wall,
+        wall.as_secs_f64(),
+        summary.cases_per_second,
         progress.simulated.as_secs_f64() / 3600.0,
         progress.invariant_checks
     );
-    let Some(failure) = report.failure else {
+    let mut unwritten = 0;
+    if report.failures.is_empty() {
         println!("no failure found");
-        return ExitCode::SUCCESS;
-    };
-    println!("FAILED after {} cases ({} shrinking attempts): {}", progress.cases, progress.shrink_steps, failure.case);
-    println!("{}", failure.reason);
-    match std::fs::write(out, &failure.scenario_yaml) {
-        Ok(()) => println!("minimal case written to {}; replay: sei-sim run {}", out.display(), out.display()),
-        Err(e) => {
-            eprintln!("sei-sim fuzz: cannot write {}: {e}", out.display());
-            println!("{}", failure.scenario_yaml);
+    }
+    for (failure, reported) in report.failures.iter().zip(&mut summary.failures) {
+        println!(
+            "FAILED at case {} ({} cases judged, {} shrinking attempts): {}",
+            failure.case_index, progress.cases, progress.shrink_steps, failure.case
+        );
+        println!("{}", failure.reason);
+        let out = destination(failure);
+        match std::fs::write(&out, &failure.scenario_yaml) {
+            Ok(()) => {
+                println!("minimal case written to {}; replay: sei-sim run {}", out.display(), out.display());
+                reported.scenario_file = Some(out);
+            }
+            Err(e) => {
+                eprintln!("sei-sim fuzz: cannot write {}: {e}", out.display());
+                println!("{}", failure.scenario_yaml);
+                unwritten += 1;
+            }
         }
     }
-    ExitCode::FAILURE
+    if let Some(path) = summary_path {
+        match summary.write(path) {
+            Ok(()) => println!("summary written to {}", path.display()),
+            Err(e) => {
+                eprintln!("sei-sim fuzz: cannot write the summary: {e}");
+                unwritten += 1;
+            }
+        }
+    }
+    if unwritten > 0 {
+        ExitCode::from(ERROR)
+    } else if report.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(FOUND_FAILURES)
+    }
+}
+
+/// Summary files named on the command line: files as given, directories' `*.json` in name order but `out`.
+fn summary_files(paths: &[PathBuf], out: Option<&Path>) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .filter(|p| out.is_none_or(|out| !same_file(p, out)))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    if files.is_empty() {
+        return Err("no summary files found".into());
+    }
+    Ok(files)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// `sei-sim fuzz-merge`: one campaign's report from its shards' summaries.
+fn fuzz_merge(paths: &[PathBuf], out: Option<&Path>, print_scenarios: bool) -> ExitCode {
+    use sei_sim::fuzz::summary::{self, Summary};
+    let files = match summary_files(paths, out) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("sei-sim fuzz-merge: {e}");
+            return ExitCode::from(ERROR);
+        }
+    };
+    let mut summaries = Vec::new();
+    for file in &files {
+        match Summary::read(file) {
+            Ok(summary) => summaries.push((file.display().to_string(), summary)),
+            Err(e) => {
+                eprintln!("sei-sim fuzz-merge: {e}");
+                return ExitCode::from(ERROR);
+            }
+        }
+    }
+    let merged = match summary::merge(&summaries) {
+        Ok(merged) => merged,
+        Err(e) => {
+            eprintln!("sei-sim fuzz-merge: {e}");
+            return ExitCode::from(ERROR);
+        }
+    };
+    let campaign = &merged.campaign;
+    println!(
+        "campaign: {} cases from seed {} (replicas 1..={}, up to {} operations{}), {} shard(s)",
+        campaign.cases,
+        campaign.seed,
+        campaign.max_replicas,
+        campaign.max_ops,
+        if campaign.keep_going { ", every case judged" } else { ", each shard stopping at its first failure" },
+        campaign.shard_count
+    );
+    let missing = merged.missing_shards();
+    let shards: Vec<String> = merged.shards.iter().map(u32::to_string).collect();
+    println!("shards merged: {} from {} file(s)", shards.join(", "), files.len());
+    if !missing.is_empty() {
+        let missing: Vec<String> = missing.iter().map(u32::to_string).collect();
+        println!("MISSING shards: {}", missing.join(", "));
+    }
+    println!(
+        "{} cases, {:.1} simulated hours, {} invariant checks, {} shrinking attempts; {:.1} core-seconds wall \
+         ({:.2} cases/s per core)",
+        merged.cases_judged,
+        merged.simulated_hours,
+        merged.invariant_checks,
+        merged.shrink_attempts,
+        merged.wall_seconds,
+        merged.cases_per_second
+    );
+    if merged.failures.is_empty() {
+        println!("no failure found");
+    }
+    for failure in &merged.failures {
+        let file = failure.scenario_file.as_ref().map_or("not written".to_owned(), |f| f.display().to_string());
+        let reason = failure.reason.lines().next().unwrap_or_default();
+        println!("FAILED case {}: {}", failure.case_index, failure.minimal_case);
+        println!("  {reason}\n  scenario file: {file}");
+    }
+    if print_scenarios {
+        for failure in &merged.failures {
+            println!("--- case {} ---\n{}", failure.case_index, failure.scenario);
+        }
+    }
+    if let Some(out) = out {
+        match merged.write(out) {
+            Ok(()) => println!("merged summary written to {}", out.display()),
+            Err(e) => {
+                eprintln!("sei-sim fuzz-merge: cannot write the merged summary: {e}");
+                return ExitCode::from(ERROR);
+            }
+        }
+    }
+    if merged.failures.is_empty() && missing.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(FOUND_FAILURES) }
 }

@@ -19,7 +19,7 @@ fn a_bounded_number_of_generated_runs_pass_every_oracle() {
     config.bounds = Bounds::new(3, 8);
     let mut reported = 0;
     let report = fuzz::fuzz(&config, |_| reported += 1);
-    if let Some(failure) = &report.failure {
+    if let Some(failure) = report.failures.first() {
         panic!("{}\n{}\n--- minimal case ---\n{}", failure.case, failure.reason, failure.scenario_yaml);
     }
     assert_eq!(report.progress.cases, 6);
@@ -41,7 +41,9 @@ fn a_failure_shrinks_to_a_scenario_file_that_replays_it_exactly() {
     // 2-core runner 60 s left three operations).
     config.max_shrink_time = Duration::from_secs(3600);
     let report = fuzz::fuzz(&config, |_| {});
-    let failure = report.failure.expect("a one-second liveness bound fails");
+    let [failure] = report.failures.as_slice() else {
+        panic!("a one-second liveness bound fails, and the run stops at the first failure: {:?}", report.failures)
+    };
     assert!(failure.reason.contains("liveness"), "{}", failure.reason);
     // Since the issue #22 operations, this seed's first failing case shrinks to one operation (a worker crash) but
     // stays on two replicas; 50 attempts no longer reached that, 400 do.

@@ -12,13 +12,23 @@
 //!
 //! A failure is shrunk by proptest to a minimal case and written out as a scenario file (its seed inside) that
 //! `sei-sim run` replays exactly: the fuzzer runs the very text it writes.
+//!
+//! A campaign is its settings ([`FuzzConfig`]): the cases are drawn in one stream from the seed, case 0, 1, 2, ...
+//! A process judges the cases of its [`Shard`] (all of them by default); with `keep_going` it judges every one of
+//! them whatever fails, so N shards together judge exactly the cases, and find exactly the failures, that one
+//! process would ([`summary`] merges what they report).
 
 pub mod case;
+pub mod summary;
 
 use std::cell::{Cell, RefCell};
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
+use proptest::prelude::RngExt;
+use proptest::strategy::Strategy;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 
 pub use case::{Bounds, FuzzCase, Render};
@@ -42,6 +52,11 @@ pub struct FuzzConfig {
     pub max_shrink_time: Duration,
     /// The repository root: manifests and fixtures are read relative to it.
     pub root: PathBuf,
+    /// Which of the campaign's cases this process judges.
+    pub shard: Shard,
+    /// Judge every case of the shard, a failure shrunk and reported as it is found, instead of stopping at the
+    /// first failure.
+    pub keep_going: bool,
 }
 
 impl FuzzConfig {
@@ -54,7 +69,72 @@ impl FuzzConfig {
             max_shrink_iters: 200,
             max_shrink_time: Duration::from_secs(60),
             root: root.to_owned(),
+            shard: Shard::WHOLE,
+            keep_going: false,
         }
+    }
+}
+
+/// One of `count` disjoint parts of a campaign: shard `index` judges the cases whose index (0-based, in the
+/// order the seed generates them) is `index` modulo `count`. Every shard draws the whole stream, so case k is the
+/// same case in every shard and in the unsharded run; drawing a case costs microseconds, judging it two runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// The whole campaign: shard 0 of 1.
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    pub fn new(index: u32, count: u32) -> Result<Self, ShardError> {
+        if count == 0 {
+            return Err(ShardError::NoShards);
+        }
+        if index >= count {
+            return Err(ShardError::OutOfRange { index, count });
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// Whether this shard judges the case with this index.
+    pub fn judges(&self, case_index: u32) -> bool {
+        case_index % self.count == self.index
+    }
+
+    /// How many of a campaign's `cases` this shard judges.
+    pub fn share_of(&self, cases: u32) -> u32 {
+        (0..cases).filter(|&k| self.judges(k)).count() as u32
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// A `--shard` that names no shard.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ShardError {
+    #[error("a shard is written I/N (shard I of N, 0 <= I < N), not {0:?}")]
+    Syntax(String),
+    #[error("a campaign has at least one shard (N > 0)")]
+    NoShards,
+    #[error("shard {index} of {count} does not exist: shards are numbered 0 to {}", count - 1)]
+    OutOfRange { index: u32, count: u32 },
+}
+
+impl FromStr for Shard {
+    type Err = ShardError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let syntax = || ShardError::Syntax(text.to_owned());
+        let (index, count) = text.split_once('/').ok_or_else(syntax)?;
+        let index = index.trim().parse().map_err(|_| syntax())?;
+        let count = count.trim().parse().map_err(|_| syntax())?;
+        Shard::new(index, count)
     }
 }
 
@@ -69,11 +149,19 @@ pub struct Progress {
     pub simulated: Duration,
     /// Invariant checks made so far.
     pub invariant_checks: u64,
+    /// Simulated time of the generated cases' own runs, shrinking attempts not included: unlike `simulated`, a
+    /// pure function of the cases judged (how many attempts shrinking makes can depend on wall time).
+    pub cases_simulated: Duration,
+    /// Invariant checks of the generated cases' own runs, shrinking attempts not included.
+    pub cases_invariant_checks: u64,
 }
 
 /// A failing case, shrunk, with the scenario text that reproduces it.
 #[derive(Clone, Debug)]
 pub struct Failure {
+    /// Which case of the campaign failed (0-based, in generation order).
+    pub case_index: u32,
+    /// The minimal case.
     pub case: FuzzCase,
     /// Which oracle failed, and how.
     pub reason: String,
@@ -87,13 +175,36 @@ pub struct Failure {
 #[derive(Debug)]
 pub struct Report {
     pub progress: Progress,
-    pub failure: Option<Failure>,
+    /// In case order; at most one unless `keep_going`.
+    pub failures: Vec<Failure>,
 }
 
-/// Fuzzes `config.cases` cases; `on_progress` is called after every replayed case.
+/// The campaign's cases in generation order, drawn as proptest's `TestRunner::run` draws them — each case from a
+/// fresh RNG seeded from the previous one's — so a seed generates the same cases as in the fuzzer before sharding
+/// (a test holds the two equal), and every shard draws the same case k.
+struct CaseStream<S> {
+    strategy: S,
+    runner: TestRunner,
+}
+
+impl<S: Strategy> CaseStream<S> {
+    fn new(strategy: S, config: Config, seed: u64) -> Self {
+        CaseStream { strategy, runner: TestRunner::new_with_rng(config, rng(seed)) }
+    }
+
+    /// The next case, as a tree proptest can shrink.
+    fn next_case(&mut self) -> Result<S::Tree, String> {
+        // TestRunner::run: `self.rng.gen_get_seed()` (a ChaCha seed drawn from the RNG, which then restarts from it)
+        // before each `new_tree`.
+        let seed: [u8; 32] = self.runner.rng().random();
+        *self.runner.rng() = TestRng::from_seed(RngAlgorithm::ChaCha, &seed);
+        self.strategy.new_tree(&mut self.runner).map_err(|reason| reason.to_string())
+    }
+}
+
+/// Fuzzes the cases of `config.shard` among `config.cases`; `on_progress` is called after every replayed case.
 pub fn fuzz(config: &FuzzConfig, mut on_progress: impl FnMut(&Progress)) -> Report {
     let progress = RefCell::new(Progress::default());
-    let failed_once = Cell::new(false);
     let on_progress = RefCell::new(&mut on_progress);
     let proptest_config = Config {
         cases: config.cases,
@@ -105,62 +216,88 @@ pub fn fuzz(config: &FuzzConfig, mut on_progress: impl FnMut(&Progress)) -> Repo
         max_global_rejects: 0,
         ..Config::default()
     };
-    let mut runner = TestRunner::new_with_rng(proptest_config, rng(config.seed));
-    let result = runner.run(&case::cases(config.bounds), |case| {
-        let verdict = judge(&case, config);
-        {
-            let mut progress = progress.borrow_mut();
-            if failed_once.get() {
-                progress.shrink_steps += 1;
-            } else {
-                progress.cases += 1;
+    let mut stream = CaseStream::new(case::cases(config.bounds), proptest_config.clone(), config.seed);
+    // Judging never draws from its runner's RNG: shrinking walks the case's tree.
+    let mut judge_runner = TestRunner::new_with_rng(proptest_config, rng(config.seed));
+    let mut failures = Vec::new();
+    for case_index in 0..config.cases {
+        let tree = match stream.next_case() {
+            Ok(tree) => tree,
+            Err(reason) => {
+                failures.push(aborted(case_index, &reason));
+                break;
             }
-            progress.simulated += verdict.simulated;
-            progress.invariant_checks += verdict.invariant_checks;
-            (on_progress.borrow_mut())(&progress);
+        };
+        if !config.shard.judges(case_index) {
+            continue;
         }
-        match verdict.failure {
-            None => Ok(()),
-            Some(found) => {
-                failed_once.set(true);
-                Err(TestCaseError::fail(found.reason))
-            }
-        }
-    });
-    let failure = match result {
-        Ok(()) => None,
-        Err(TestError::Fail(_, case)) => {
-            // Judge the minimal case once more for its own reason and the scenario that shows it.
+        // The first call judges the generated case; every later one is a shrinking attempt.
+        let first_call = Cell::new(true);
+        let result = judge_runner.run_one(tree, |case| {
             let verdict = judge(&case, config);
-            let found = verdict.failure.unwrap_or_else(|| Found {
-                reason: "the minimal case passed when replayed".to_owned(),
-                perturbed: true,
-                expected_end_state: None,
-            });
-            let (reason, perturbed) = (found.reason, found.perturbed);
-            let name = format!("fuzz-seed-{}", config.seed);
-            let render =
-                Render { perturbed, settle_within: config.settle_within, expect_end_state: found.expected_end_state };
-            let scenario_yaml = case
-                .to_scenario_yaml(&name, &render)
-                .map(|yaml| with_header(&yaml, config, &reason))
-                .unwrap_or_else(|e| format!("# the case could not be written as YAML: {e}\n# {case}\n"));
-            Some(Failure { case, reason, scenario_yaml, perturbed })
+            {
+                let mut progress = progress.borrow_mut();
+                if first_call.replace(false) {
+                    progress.cases += 1;
+                    progress.cases_simulated += verdict.simulated;
+                    progress.cases_invariant_checks += verdict.invariant_checks;
+                } else {
+                    progress.shrink_steps += 1;
+                }
+                progress.simulated += verdict.simulated;
+                progress.invariant_checks += verdict.invariant_checks;
+                (on_progress.borrow_mut())(&progress);
+            }
+            match verdict.failure {
+                None => Ok(()),
+                Some(found) => Err(TestCaseError::fail(found.reason)),
+            }
+        });
+        match result {
+            Ok(_) => continue,
+            Err(TestError::Fail(_, minimal)) => failures.push(shrunk_failure(case_index, minimal, config)),
+            Err(TestError::Abort(reason)) => failures.push(aborted(case_index, &reason.to_string())),
         }
-        Err(TestError::Abort(reason)) => Some(Failure {
-            case: FuzzCase {
-                seed: 0,
-                strategy: case::UpdateStrategy::InPlace,
-                replicas: 0,
-                validators_switch_secs: 0,
-                ops: Vec::new(),
-            },
-            reason: format!("the fuzzer aborted: {reason}"),
-            scenario_yaml: String::new(),
-            perturbed: true,
-        }),
-    };
-    Report { progress: progress.into_inner(), failure }
+        if !config.keep_going {
+            break;
+        }
+    }
+    Report { progress: progress.into_inner(), failures }
+}
+
+/// The failure of a shrunk case: judged once more for its own reason and the scenario that shows it.
+fn shrunk_failure(case_index: u32, case: FuzzCase, config: &FuzzConfig) -> Failure {
+    let verdict = judge(&case, config);
+    let found = verdict.failure.unwrap_or_else(|| Found {
+        reason: "the minimal case passed when replayed".to_owned(),
+        perturbed: true,
+        expected_end_state: None,
+    });
+    let (reason, perturbed) = (found.reason, found.perturbed);
+    let name = format!("fuzz-seed-{}-case-{case_index}", config.seed);
+    let render = Render { perturbed, settle_within: config.settle_within, expect_end_state: found.expected_end_state };
+    let scenario_yaml = case
+        .to_scenario_yaml(&name, &render)
+        .map(|yaml| with_header(&yaml, config, case_index, &reason))
+        .unwrap_or_else(|e| format!("# the case could not be written as YAML: {e}\n# {case}\n"));
+    Failure { case_index, case, reason, scenario_yaml, perturbed }
+}
+
+/// The failure that stops a run when proptest gives up on a case (it could not generate or judge it).
+fn aborted(case_index: u32, reason: &str) -> Failure {
+    Failure {
+        case_index,
+        case: FuzzCase {
+            seed: 0,
+            strategy: case::UpdateStrategy::InPlace,
+            replicas: 0,
+            validators_switch_secs: 0,
+            ops: Vec::new(),
+        },
+        reason: format!("the fuzzer aborted: {reason}"),
+        scenario_yaml: String::new(),
+        perturbed: true,
+    }
 }
 
 /// The oracles' verdict on one case.
@@ -347,9 +484,9 @@ fn replay(case: &FuzzCase, config: &FuzzConfig, perturbed: bool) -> Result<scena
     Ok(scenario::run(&scenario, None, &config.root))
 }
 
-fn with_header(yaml: &str, config: &FuzzConfig, reason: &str) -> String {
+fn with_header(yaml: &str, config: &FuzzConfig, case_index: u32, reason: &str) -> String {
     let mut header = format!(
-        "# Found by `sei-sim fuzz --seed {}` and shrunk to a minimal case. Replay it exactly:\n\
+        "# Found by `sei-sim fuzz --seed {}` (case {case_index}) and shrunk to a minimal case. Replay it exactly:\n\
          #   cargo run --release -p sei-sim -- run <this file>\n# What failed:\n",
         config.seed
     );
@@ -371,10 +508,42 @@ fn rng(seed: u64) -> TestRng {
 
 #[cfg(test)]
 mod tests {
+    use proptest::strategy::ValueTree;
+
     use super::*;
 
     fn lines(text: &[&str]) -> Vec<String> {
         text.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_case_stream_draws_the_cases_proptests_runner_draws() {
+        // The stream a seed generated before sharding, case for case: recorded findings stay reproducible.
+        let config = Config { cases: 40, failure_persistence: None, ..Config::default() };
+        let bounds = Bounds::new(16, 12);
+        let seen = RefCell::new(Vec::new());
+        let mut runner = TestRunner::new_with_rng(config.clone(), rng(5));
+        let run = runner.run(&case::cases(bounds), |case| {
+            seen.borrow_mut().push(case);
+            Ok(())
+        });
+        assert!(run.is_ok(), "{run:?}");
+        let mut stream = CaseStream::new(case::cases(bounds), config, 5);
+        let drawn: Vec<FuzzCase> = (0..40).map(|_| stream.next_case().expect("a case").current()).collect();
+        assert_eq!(seen.into_inner(), drawn);
+    }
+
+    #[test]
+    fn a_shard_is_written_i_of_n_and_the_shards_split_the_cases() {
+        assert_eq!("2/5".parse(), Ok(Shard { index: 2, count: 5 }));
+        assert_eq!("5/5".parse::<Shard>(), Err(ShardError::OutOfRange { index: 5, count: 5 }));
+        assert_eq!("0/0".parse::<Shard>(), Err(ShardError::NoShards));
+        assert_eq!("2".parse::<Shard>(), Err(ShardError::Syntax("2".into())));
+        let shards: Vec<Shard> = (0..3).map(|index| Shard::new(index, 3).expect("a shard")).collect();
+        for case_index in 0..10 {
+            assert_eq!(shards.iter().filter(|shard| shard.judges(case_index)).count(), 1, "case {case_index}");
+        }
+        assert_eq!(shards.iter().map(|shard| shard.share_of(10)).collect::<Vec<_>>(), [4, 3, 3]);
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct ControllerState {
     /// The earliest time a pod changes on its own.
     pub next_pod_due: Option<Duration>,
     pub next_incarnation: u64,
+    /// The StatefulSets a sync may skip.
+    pub unchanged_statefulsets: UnchangedStatefulSets,
 }
 
 /// The control plane's part of the world: the worker nodes, the pods on them (their runtime: containers, seid,
@@ -92,4 +94,15 @@ impl ControlPlane {
             None => pod.sidecar.as_mut().map(|p| &mut p.memory),
         }
     }
+}
+
+/// The StatefulSets whose last sync wrote nothing (no write, nothing traced) and whose inputs have not changed
+/// since. A sync reads only the store — the set, the pods named after it (`<set>-<ordinal>`, owned or not) and
+/// claims of its namespace — and the clock only to stamp what it writes, so the next sync of such a set would
+/// write nothing either: it is skipped, without decoding the set or its pods (`crate::kube::statefulset`).
+#[derive(Clone, Debug, Default)]
+pub struct UnchangedStatefulSets {
+    /// The position in the store's change log up to which changes were looked at.
+    pub scanned_to: usize,
+    pub sets: BTreeSet<ObjectRef>,
 }

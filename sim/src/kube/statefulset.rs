@@ -20,30 +20,73 @@ use serde_json::{Value, json};
 
 use super::traced;
 use crate::harness::state::WorldState;
+use crate::kube::plane::UnchangedStatefulSets;
 
 /// The label carrying a pod's revision.
 pub const REVISION_LABEL: &str = "controller-revision-hash";
 const ACTOR: &str = "statefulset-controller";
 
-/// Syncs every StatefulSet.
+/// Syncs every StatefulSet, but those whose inputs did not change since a sync of theirs that wrote nothing.
 pub fn sync(world: &mut WorldState) {
+    let mut unchanged = std::mem::take(&mut world.plane.controllers.unchanged_statefulsets);
+    unchanged.forget_changed(&world.api.store);
     let sets: Vec<StatefulSet> = world
         .api
         .store
         .all_of_kind("StatefulSet")
+        .filter(|(key, _)| !unchanged.sets.contains(*key))
         .filter_map(|(_, value)| StatefulSet::deserialize(value).ok())
         .collect();
+    let owners: BTreeSet<&str> = sets.iter().filter_map(|set| set.metadata.uid.as_deref()).collect();
     // Pods by controller uid, read once for all sets (as the controller's pod informer would hold them).
     let mut pods_by_owner: BTreeMap<String, Vec<Pod>> = BTreeMap::new();
     for (_, value) in world.api.store.all_of_kind("Pod") {
         let Some(owner) = value.pointer("/metadata/ownerReferences/0/uid").and_then(Value::as_str) else { continue };
+        if !owners.contains(owner) {
+            continue;
+        }
         if let Ok(pod) = Pod::deserialize(value) {
             pods_by_owner.entry(owner.to_owned()).or_default().push(pod);
         }
     }
     for set in sets {
         let pods = set.metadata.uid.as_ref().and_then(|uid| pods_by_owner.remove(uid)).unwrap_or_default();
+        let before = (world.api.store.version(), world.trace.lines().len());
         sync_one(world, &set, pods);
+        let wrote = (world.api.store.version(), world.trace.lines().len()) != before;
+        if let (false, Some(name), Some(namespace)) = (wrote, &set.metadata.name, &set.metadata.namespace) {
+            unchanged.sets.insert(ObjectRef::new("StatefulSet", namespace, name));
+        }
+    }
+    world.plane.controllers.unchanged_statefulsets = unchanged;
+}
+
+impl UnchangedStatefulSets {
+    /// Forgets every set an object changed since the last look is an input of: the set itself; for a pod
+    /// `<set>-<ordinal>`, the set its name names (an ordinal has no `-`, so that is the name before the last one);
+    /// for a claim, every set of its namespace (claims are named `<template>-<set>-<ordinal>`, and change rarely).
+    fn forget_changed(&mut self, store: &crate::apiserver::store::Store) {
+        if !self.sets.is_empty() {
+            for change in store.changes_since(self.scanned_to) {
+                let object = &change.object;
+                match object.kind.as_str() {
+                    "StatefulSet" => {
+                        self.sets.remove(&ObjectRef::new("StatefulSet", &object.namespace, &object.name));
+                    }
+                    "Pod" => {
+                        let set = object.name.rsplit_once('-').map(|(set, _)| set);
+                        if let Some(set) = set.filter(|set| ordinal_of(set, &object.name).is_some()) {
+                            self.sets.remove(&ObjectRef::new("StatefulSet", &object.namespace, set));
+                        }
+                    }
+                    "PersistentVolumeClaim" => {
+                        self.sets.retain(|set| set.namespace != object.namespace);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.scanned_to = store.log_len();
     }
 }
 

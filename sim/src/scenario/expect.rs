@@ -3,13 +3,15 @@
 //! later steps once it holds. Every check only reads the world: when a check runs, or in which order, changes
 //! nothing a run does.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
 use sei_operator_core::api::template_hash;
 use sei_operator_core::api::{PlanPhase, SeiNode, SeiNodeDeployment, TaskStatus};
-use sei_operator_core::cluster::Event;
+use sei_operator_core::cluster::{Event, ObjectRef};
 use sei_operator_core::objects::meta::{LABEL_DEPLOYMENT, LABEL_REVISION, is_controlled_by};
 use serde_json::Value;
 
@@ -29,6 +31,18 @@ pub(super) struct Memory {
     marks: BTreeMap<String, usize>,
     /// Mark → how many trace lines had been recorded by then.
     trace_marks: BTreeMap<String, usize>,
+    /// The deployments expectations read, by namespace and name, decoded and as JSON, with the resourceVersion
+    /// they were read at. An expectation is polled every tick and a deployment's status grows with its nodes; at
+    /// the same resourceVersion the stored object is the same, so it is not decoded and encoded again.
+    deployments: RefCell<BTreeMap<(String, String), ReadDeployment>>,
+}
+
+/// A deployment as an expectation reads it: the typed object and its JSON, at a resourceVersion.
+#[derive(Debug)]
+struct ReadDeployment {
+    version: String,
+    object: Rc<SeiNodeDeployment>,
+    value: Rc<Value>,
 }
 
 impl Memory {
@@ -79,7 +93,7 @@ struct Judge<'a> {
 /// The deployment an expectation names, as read when it is checked.
 struct Deployment {
     name: String,
-    object: SeiNodeDeployment,
+    object: Rc<SeiNodeDeployment>,
 }
 
 impl Judge<'_> {
@@ -135,13 +149,12 @@ impl Judge<'_> {
             }
             return None;
         };
-        let Ok(object) = self.world.get::<SeiNodeDeployment>(self.namespace, name) else {
+        let Some((object, value)) = self.read_deployment(name) else {
             self.fail(format!("SeiNodeDeployment {name} does not exist"));
             return None;
         };
         let deployment = Deployment { name: name.clone(), object };
         if let Some(check) = &expectation.is {
-            let value = serde_json::to_value(&deployment.object).unwrap_or(Value::Null);
             let what = format!("SeiNodeDeployment {name}");
             if check.exists == Some(false) {
                 self.fail(format!("{what} still exists"));
@@ -153,6 +166,29 @@ impl Judge<'_> {
             }
         }
         Some(deployment)
+    }
+
+    /// The deployment `name` as the harness reads it, typed and as JSON: from the memory when it is still at the
+    /// resourceVersion it was read at there (the harness reads the store as it is, without faults).
+    fn read_deployment(&self, name: &str) -> Option<(Rc<SeiNodeDeployment>, Rc<Value>)> {
+        let key = ObjectRef::new("SeiNodeDeployment", self.namespace, name);
+        let version = self.world.inspect(|s| {
+            let stored = s.api.store.get(&key, None)?;
+            stored.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned)
+        });
+        let slot = (self.namespace.to_owned(), name.to_owned());
+        let mut read = self.memory.deployments.borrow_mut();
+        if let (Some(version), Some(known)) = (&version, read.get(&slot))
+            && known.version == *version
+        {
+            return Some((Rc::clone(&known.object), Rc::clone(&known.value)));
+        }
+        let object = Rc::new(self.world.get::<SeiNodeDeployment>(self.namespace, name).ok()?);
+        let value = Rc::new(serde_json::to_value(&*object).unwrap_or(Value::Null));
+        if let Some(version) = version {
+            read.insert(slot, ReadDeployment { version, object: Rc::clone(&object), value: Rc::clone(&value) });
+        }
+        Some((object, value))
     }
 
     /// The derived facts about a deployment an object check asks for: its plan's current task, whether its
@@ -462,7 +498,7 @@ impl Judge<'_> {
             if object.kind == CheckedKind::SeiNodeDeployment {
                 match serde_json::from_value::<SeiNodeDeployment>(value) {
                     Ok(deployment) => {
-                        let deployment = Deployment { name: object.name.clone(), object: deployment };
+                        let deployment = Deployment { name: object.name.clone(), object: Rc::new(deployment) };
                         self.deployment_facts(&deployment, check);
                     }
                     Err(e) => self.fail(format!("{what} does not decode: {e}")),
