@@ -207,6 +207,7 @@ impl WorldBuilder {
             last_checked_at: Duration::ZERO,
             notified_version: 0,
             invariant_checks: 0,
+            rest_memo: Default::default(),
         })
     }
 }

@@ -73,6 +73,16 @@ pub struct World {
     last_checked_at: Duration,
     notified_version: u64,
     invariant_checks: u64,
+    /// [`World::unsettled_deployments`] and [`World::at_rest`] as of a store version: both read the store only,
+    /// and a run asks them after every tick while waiting to settle (decoding every deployment each time).
+    rest_memo: RefCell<RestMemo>,
+}
+
+/// The answers of the settle and rest predicates, each with the store version it was computed at.
+#[derive(Default)]
+struct RestMemo {
+    unsettled: Option<(u64, Vec<String>)>,
+    at_rest: Option<(u64, bool)>,
 }
 
 /// Polls a future that completes without waiting on anything but a yield (the store's calls; the operator's
@@ -371,6 +381,18 @@ impl World {
     /// selecting its active set, and no object still being deleted.
     /// A run is compared with another only at rest: "settled" alone holds while nodes are still initializing.
     pub fn at_rest(&self) -> bool {
+        let version = self.inspect(|state| state.api.store.version());
+        if let Some((at, answer)) = self.rest_memo.borrow().at_rest
+            && at == version
+        {
+            return answer;
+        }
+        let answer = self.compute_at_rest();
+        self.rest_memo.borrow_mut().at_rest = Some((version, answer));
+        answer
+    }
+
+    fn compute_at_rest(&self) -> bool {
         use sei_operator_core::api::{DeploymentPhase, SeiNode, SeiNodePhase};
         self.deployments_settled()
             && self.inspect(|state| {
@@ -493,6 +515,18 @@ impl World {
     /// The SeiNodeDeployments that have not settled (see [`World::run_until_settled`]), each with why: a
     /// rollout in progress, or a status that has observed neither the latest generation nor failed its template.
     pub fn unsettled_deployments(&self) -> Vec<String> {
+        let version = self.inspect(|state| state.api.store.version());
+        if let Some((at, answer)) = &self.rest_memo.borrow().unsettled
+            && *at == version
+        {
+            return answer.clone();
+        }
+        let answer = self.compute_unsettled_deployments();
+        self.rest_memo.borrow_mut().unsettled = Some((version, answer.clone()));
+        answer
+    }
+
+    fn compute_unsettled_deployments(&self) -> Vec<String> {
         self.inspect(|state| {
             state
                 .api
