@@ -227,10 +227,12 @@ impl<R: Reconciler> Host<R> {
             };
             self.in_flight.insert(key.clone());
             let reconciler = self.reconciler.clone();
-            self.running.spawn_local(async move {
+            // Boxed before it is spawned: a reconcile's future is kilobytes, and spawning copies an unboxed
+            // future several times over (boxing halved those copies, 3.4% of a fuzz run's instructions).
+            self.running.spawn_local(Box::pin(async move {
                 let outcome = reconciler.reconcile(&ctx, &key).await;
                 (key, id, outcome)
-            });
+            }));
         }
     }
 
