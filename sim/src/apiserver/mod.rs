@@ -5,6 +5,7 @@
 
 pub mod authorization;
 pub mod faults;
+pub mod json;
 pub mod store;
 pub mod validation;
 

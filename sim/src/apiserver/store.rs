@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::apiserver::json::Fields;
 use sei_operator_core::api::Time;
 use sei_operator_core::clock::Timestamp;
 use sei_operator_core::cluster::{ClusterError, LabelSelector, ObjectRef};
@@ -181,7 +182,7 @@ impl Store {
         let in_scope = |key: &&ObjectRef| key.kind == kind && key.namespace == namespace;
         let matches = |value: &Value| {
             let labels = value
-                .pointer("/metadata/labels")
+                .at("/metadata/labels")
                 .and_then(Value::as_object)
                 .map(|labels| labels.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect());
             matches_selector(labels.as_ref(), selector)
@@ -228,7 +229,7 @@ impl Store {
             return Err(ClusterError::AlreadyExists(key));
         }
         // As the API server does: an object to create must not claim a version (it was read, not made).
-        if value.pointer("/metadata/resourceVersion").is_some_and(|v| !v.is_null()) {
+        if value.at("/metadata/resourceVersion").is_some_and(|v| !v.is_null()) {
             return Err(ClusterError::Invalid {
                 object: key,
                 message: "metadata.resourceVersion: Invalid value: must not be set on create".into(),
@@ -262,13 +263,13 @@ impl Store {
         let meta = metadata(object, &key)?;
         // Fields the server owns: a client cannot change them with an update.
         for field in ["uid", "creationTimestamp", "deletionTimestamp", "generation"] {
-            match stored.pointer(&format!("/metadata/{field}")) {
+            match stored.at(&format!("/metadata/{field}")) {
                 Some(v) => meta.insert(field.into(), v.clone()),
                 None => meta.remove(field),
             };
         }
         if !equal_except(stored, &merged, &["metadata", "status"]) {
-            let generation = stored.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            let generation = stored.at("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
             if let Some(meta) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
                 meta.insert("generation".into(), (generation + 1).into());
             }
@@ -362,7 +363,7 @@ impl Store {
     /// Whether some object not yet being deleted has owners, all gone: garbage the collector has yet to take.
     pub fn has_garbage(&self) -> bool {
         let uids: BTreeSet<&str> =
-            self.objects.values().filter_map(|v| v.pointer("/metadata/uid").and_then(Value::as_str)).collect();
+            self.objects.values().filter_map(|v| v.at("/metadata/uid").and_then(Value::as_str)).collect();
         self.objects.values().filter(|value| !is_deleting(value)).any(|value| {
             let owners = owner_uids(value);
             !owners.is_empty() && owners.iter().all(|uid| !uids.contains(uid.as_str()))
@@ -376,7 +377,7 @@ impl Store {
         let mut collected = Vec::new();
         while std::mem::take(&mut self.gc_pending) {
             let uids: BTreeSet<&str> =
-                self.objects.values().filter_map(|v| v.pointer("/metadata/uid").and_then(Value::as_str)).collect();
+                self.objects.values().filter_map(|v| v.at("/metadata/uid").and_then(Value::as_str)).collect();
             let orphans: Vec<ObjectRef> = self
                 .objects
                 .iter()
@@ -400,13 +401,13 @@ impl Store {
         let stored = self.objects.get(key).ok_or_else(|| ClusterError::NotFound(key.clone()))?;
         // The operator's contract forbids unconditional updates (a real API server would accept one for most
         // kinds): a write without the version it read is refused rather than silently overwriting.
-        let Some(version) = value.pointer("/metadata/resourceVersion").and_then(Value::as_str) else {
+        let Some(version) = value.at("/metadata/resourceVersion").and_then(Value::as_str) else {
             return Err(ClusterError::Invalid {
                 object: key.clone(),
                 message: "metadata.resourceVersion: Required value: an update must carry the version it read".into(),
             });
         };
-        if stored.pointer("/metadata/resourceVersion").and_then(Value::as_str) != Some(version) {
+        if stored.at("/metadata/resourceVersion").and_then(Value::as_str) != Some(version) {
             return Err(ClusterError::Conflict(key.clone()));
         }
         Ok(stored)
@@ -498,7 +499,7 @@ pub fn status_update(stored: &Value, status: Value) -> Value {
 
 /// The key of an object value: kind, namespace and name, all required.
 pub fn key_of(value: &Value) -> Result<ObjectRef, ClusterError> {
-    let field = |pointer: &str| value.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let field = |pointer: &str| value.at(pointer).and_then(Value::as_str).unwrap_or_default().to_owned();
     let key = ObjectRef::new(field("/kind"), field("/metadata/namespace"), field("/metadata/name"));
     if key.kind.is_empty() || key.namespace.is_empty() || key.name.is_empty() {
         return Err(ClusterError::Invalid {
@@ -541,13 +542,13 @@ pub fn time_value(now: Timestamp) -> Value {
 
 /// Whether the object has a deletionTimestamp.
 pub fn is_deleting(value: &Value) -> bool {
-    value.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null())
+    value.at("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null())
 }
 
 /// The object's finalizers.
 pub fn finalizers(value: &Value) -> Vec<&str> {
     value
-        .pointer("/metadata/finalizers")
+        .at("/metadata/finalizers")
         .and_then(Value::as_array)
         .map(|list| list.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default()
@@ -555,14 +556,14 @@ pub fn finalizers(value: &Value) -> Vec<&str> {
 
 fn owner_uids(value: &Value) -> Vec<String> {
     value
-        .pointer("/metadata/ownerReferences")
+        .at("/metadata/ownerReferences")
         .and_then(Value::as_array)
         .map(|refs| refs.iter().filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_owned)).collect())
         .unwrap_or_default()
 }
 
 fn controller_of(value: &Value) -> Option<(String, String)> {
-    let refs = value.pointer("/metadata/ownerReferences").and_then(Value::as_array)?;
+    let refs = value.at("/metadata/ownerReferences").and_then(Value::as_array)?;
     let controller = refs.iter().find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))?;
     Some((controller.get("kind")?.as_str()?.to_owned(), controller.get("name")?.as_str()?.to_owned()))
 }

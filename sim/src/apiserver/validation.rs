@@ -12,6 +12,7 @@
 //! (`ValidateServiceName` = `NameIsDNS1035Label`, pod `hostname` a DNS-1123 label), `pkg/registry/batch/job/
 //! strategy.go` (`generateSelector` labels the template with the Job's name).
 
+use crate::apiserver::json::Fields;
 use serde_json::Value;
 
 /// The longest DNS-1123 / DNS-1035 label, and the longest label value.
@@ -119,7 +120,7 @@ fn invalid(field: &str, value: &str, reasons: Vec<String>) -> Result<(), String>
 /// Validates a create (`stored` is `None`) or an update of a built-in kind; the kinds the operator's CRDs define
 /// and kinds not modelled here pass. The error is the message of a 422.
 pub fn validate(kind: &str, stored: Option<&Value>, value: &Value) -> Result<(), String> {
-    let name = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let name = value.at("/metadata/name").and_then(Value::as_str).unwrap_or_default();
     // A name never changes on update, and the API server checks it only on create (an update of an object with
     // a name a later release refuses must still pass, to let it be deleted: `ValidateStatefulSetUpdate`).
     if stored.is_none() {
@@ -148,17 +149,17 @@ fn validate_name(kind: &str, name: &str) -> Result<(), String> {
 /// its strategy adds to the pod template (so a Job's name must be a valid label value, 63 characters at most);
 /// for a pod, its `hostname` (a DNS-1123 label).
 fn validate_labels(kind: &str, value: &Value) -> Result<(), String> {
-    let own = value.pointer("/metadata/labels").and_then(Value::as_object);
+    let own = value.at("/metadata/labels").and_then(Value::as_object);
     for label in own.into_iter().flat_map(|labels| labels.values()) {
         let text = label.as_str().unwrap_or_default();
         invalid("metadata.labels", text, label_value(text))?;
     }
     match kind {
         "Job" => {
-            let name = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+            let name = value.at("/metadata/name").and_then(Value::as_str).unwrap_or_default();
             invalid("spec.template.labels", name, label_value(name))
         }
-        "Pod" => match value.pointer("/spec/hostname").and_then(Value::as_str) {
+        "Pod" => match value.at("/spec/hostname").and_then(Value::as_str) {
             Some(hostname) => invalid("spec.hostname", hostname, dns1123_label(hostname)),
             None => Ok(()),
         },
@@ -196,8 +197,7 @@ fn job_update(old: &Value, new: &Value) -> Result<(), String> {
     let mut errors = Vec::new();
     for field in ["completions", "selector", "template", "completionMode", "podFailurePolicy", "backoffLimitPerIndex"] {
         let pointer = format!("/spec/{field}");
-        let (before, after) =
-            (old.pointer(&pointer).filter(|v| !v.is_null()), new.pointer(&pointer).filter(|v| !v.is_null()));
+        let (before, after) = (old.at(&pointer).filter(|v| !v.is_null()), new.at(&pointer).filter(|v| !v.is_null()));
         if before != after {
             let shown = if field == "template" {
                 "[omitted]".to_owned()
@@ -230,14 +230,14 @@ fn claim_update(old: &Value, new: &Value) -> Result<(), String> {
     }
     let storage = |claim: &Value| {
         claim
-            .pointer("/spec/resources/requests/storage")
+            .at("/spec/resources/requests/storage")
             .and_then(Value::as_str)
             .and_then(sei_operator_core::node_defaults::quantity_value)
     };
     match (storage(old), storage(new)) {
         (Some(before), Some(after)) if after < before => Err(format!(
             "spec.resources.requests.storage: Forbidden: field can not be less than previous value ({})",
-            old.pointer("/spec/resources/requests/storage").and_then(Value::as_str).unwrap_or_default()
+            old.at("/spec/resources/requests/storage").and_then(Value::as_str).unwrap_or_default()
         )),
         _ => Ok(()),
     }

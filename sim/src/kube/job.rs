@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::traced;
+use crate::apiserver::json::Fields;
 use crate::apiserver::store::time_value;
 use crate::harness::state::WorldState;
 
@@ -137,7 +138,7 @@ fn release_orphans(world: &mut WorldState) {
         .store
         .all_of_kind("Job")
         .filter(|(_, v)| !crate::apiserver::store::is_deleting(v))
-        .filter_map(|(_, v)| v.pointer("/metadata/uid").and_then(Value::as_str).map(str::to_owned))
+        .filter_map(|(_, v)| v.at("/metadata/uid").and_then(Value::as_str).map(str::to_owned))
         .collect();
     let orphans: Vec<ObjectRef> = world
         .api
@@ -145,7 +146,7 @@ fn release_orphans(world: &mut WorldState) {
         .all_of_kind("Pod")
         .filter(|(_, v)| crate::apiserver::store::finalizers(v).contains(&JOB_TRACKING))
         .filter(|(_, v)| {
-            let owner = v.pointer("/metadata/ownerReferences/0/uid").and_then(Value::as_str).unwrap_or_default();
+            let owner = v.at("/metadata/ownerReferences/0/uid").and_then(Value::as_str).unwrap_or_default();
             !live_jobs.contains(owner)
         })
         .map(|(k, _)| k.clone())

@@ -21,6 +21,7 @@ use rand::Rng;
 use sei_operator_core::cluster::ClusterError;
 use serde_json::Value;
 
+use crate::apiserver::json::Fields;
 use crate::harness::state::WorldState;
 use crate::harness::trace::Category;
 
@@ -145,7 +146,7 @@ pub fn traced<V: Borrow<Value>>(
     match result {
         Ok(value) => {
             let version =
-                value.borrow().pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("-").to_owned();
+                value.borrow().at("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("-").to_owned();
             world.record(Category::Write, format!("{actor} {verb} {what} rv={version}"));
         }
         Err(error) => world.record(Category::Write, format!("{actor} {verb} {what} failed: {error}")),

@@ -37,6 +37,7 @@ use super::pod::{
     DEFAULT_SIDECAR_PORT, InitContainer, InitKind, PodRuntime, Probe, ProbeAction, ProbeState, Probes, RestartPolicy,
     Seid, SeidCommand, SidecarKind,
 };
+use crate::apiserver::json::Fields;
 use crate::harness::state::WorldState;
 use crate::harness::trace::Category;
 
@@ -48,7 +49,7 @@ pub fn sync_pods(world: &mut WorldState) {
         .store
         .all_of_kind("Pod")
         .filter(|(_, v)| !crate::apiserver::store::is_deleting(v))
-        .map(|(k, v)| (k.clone(), v.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_owned()))
+        .map(|(k, v)| (k.clone(), v.at("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_owned()))
         .collect();
     let gone: Vec<ObjectRef> = world
         .plane
@@ -68,7 +69,7 @@ pub fn sync_pods(world: &mut WorldState) {
         .all_of_kind("Pod")
         .filter(|(key, value)| crate::apiserver::store::is_deleting(value) && !world.plane.pods.contains_key(*key))
         .filter(|(_, value)| {
-            let node = value.pointer("/status/hostIP").and_then(Value::as_str);
+            let node = value.at("/status/hostIP").and_then(Value::as_str);
             node.is_none_or(|node| world.plane.workers.iter().any(|w| w.name == node && w.up))
         })
         .map(|(key, _)| key.clone())
@@ -152,7 +153,7 @@ fn start_pod(world: &mut WorldState, key: ObjectRef, value: &Value) {
             .api
             .store
             .get(&ObjectRef::new("SeiNode", &key.namespace, node), None)?
-            .pointer("/spec/chainId")?
+            .at("/spec/chainId")?
             .as_str()
             .map(str::to_owned)
     });
@@ -168,7 +169,7 @@ fn start_pod(world: &mut WorldState, key: ObjectRef, value: &Value) {
         _ => RestartPolicy::Always,
     };
     let runtime = PodRuntime {
-        uid: value.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        uid: value.at("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_owned(),
         node,
         chain_id,
         hostname: spec.hostname.clone().unwrap_or_else(|| key.name.clone()),
@@ -348,12 +349,15 @@ fn halt_height(words: &[String]) -> Option<u64> {
 /// `IsPodTerminated`), so a pod for the same claim elsewhere cannot start: "Multi-Attach error".
 fn attached_elsewhere(world: &WorldState, key: &ObjectRef, volume: &ObjectRef) -> Option<String> {
     let uses_claim = |value: &Value| {
-        value.pointer("/spec/volumes").and_then(Value::as_array).into_iter().flatten().any(|v| {
-            v.pointer("/persistentVolumeClaim/claimName").and_then(Value::as_str) == Some(volume.name.as_str())
-        })
+        value
+            .at("/spec/volumes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|v| v.at("/persistentVolumeClaim/claimName").and_then(Value::as_str) == Some(volume.name.as_str()))
     };
     let on_dead_worker = |value: &Value| {
-        let node = value.pointer("/status/hostIP").and_then(Value::as_str);
+        let node = value.at("/status/hostIP").and_then(Value::as_str);
         node.is_some_and(|node| world.plane.workers.iter().any(|w| w.name == node && !w.up))
     };
     world

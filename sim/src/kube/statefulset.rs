@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::traced;
+use crate::apiserver::json::Fields;
 use crate::harness::state::WorldState;
 use crate::kube::plane::UnchangedStatefulSets;
 
@@ -41,7 +42,7 @@ pub fn sync(world: &mut WorldState) {
     // Pods by controller uid, read once for all sets (as the controller's pod informer would hold them).
     let mut pods_by_owner: BTreeMap<String, Vec<Pod>> = BTreeMap::new();
     for (_, value) in world.api.store.all_of_kind("Pod") {
-        let Some(owner) = value.pointer("/metadata/ownerReferences/0/uid").and_then(Value::as_str) else { continue };
+        let Some(owner) = value.at("/metadata/ownerReferences/0/uid").and_then(Value::as_str) else { continue };
         if !owners.contains(owner) {
             continue;
         }
@@ -223,7 +224,7 @@ fn sync_one(world: &mut WorldState, set: &StatefulSet, owned: Vec<Pod>) {
         .into_iter()
         .filter_map(|ordinal| {
             let value = world.api.store.get(&ObjectRef::new("Pod", namespace, format!("{name}-{ordinal}")), None)?;
-            let version = value.pointer("/metadata/resourceVersion").and_then(Value::as_str);
+            let version = value.at("/metadata/resourceVersion").and_then(Value::as_str);
             let pod = match existing.remove(&ordinal) {
                 Some(pod) if version.is_some() && pod.metadata.resource_version.as_deref() == version => pod,
                 _ => Pod::deserialize(value).ok()?,
@@ -259,8 +260,7 @@ fn retention_policy(set: &StatefulSet) -> (bool, bool) {
 fn claim_owners(set: &StatefulSet, claim: &Value) -> Option<Vec<Value>> {
     let (set_name, set_uid) = (set.metadata.name.as_deref()?, set.metadata.uid.as_deref()?);
     let (when_deleted, _) = retention_policy(set);
-    let refs: Vec<Value> =
-        claim.pointer("/metadata/ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default();
+    let refs: Vec<Value> = claim.at("/metadata/ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default();
     let field = |r: &Value, f: &str| r.get(f).and_then(Value::as_str).map(str::to_owned);
     let names_this_set =
         |r: &Value| field(r, "kind").as_deref() == Some("StatefulSet") && field(r, "name").as_deref() == Some(set_name);

@@ -9,6 +9,7 @@ use sei_operator_core::objects::meta::matches_selector;
 use sei_operator_core::sidecar::SEID_RPC_PORT;
 use serde_json::Value;
 
+use crate::apiserver::json::Fields;
 use crate::harness::state::WorldState;
 
 /// Where a pod's port is reached in the simulation.
@@ -38,13 +39,13 @@ pub fn resolve(world: &WorldState, host: &str, port: u16) -> Result<Resolved, Re
         return Err(ResolveError::NoSuchHost(host.into()));
     };
     let selector: Option<LabelSelector> = service
-        .pointer("/spec/selector")
+        .at("/spec/selector")
         .and_then(Value::as_object)
         .map(|s| s.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect());
-    let publish_not_ready = service.pointer("/spec/publishNotReadyAddresses").and_then(Value::as_bool).unwrap_or(false);
+    let publish_not_ready = service.at("/spec/publishNotReadyAddresses").and_then(Value::as_bool).unwrap_or(false);
     let is_endpoint = |pod: &&crate::kube::kubelet::PodRuntime| {
         let labels =
-            world.api.store.get(&pod.key, None).and_then(|v| v.pointer("/metadata/labels")).and_then(Value::as_object);
+            world.api.store.get(&pod.key, None).and_then(|v| v.at("/metadata/labels")).and_then(Value::as_object);
         let labels: Option<LabelSelector> =
             labels.map(|l| l.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect());
         // A finished pod (Succeeded or Failed: a Job's pods stay after they end) is never an endpoint, even

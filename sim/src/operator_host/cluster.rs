@@ -12,6 +12,7 @@ use sei_operator_core::read_policy;
 use serde_json::Value;
 
 use crate::apiserver::faults::RefusalStatus;
+use crate::apiserver::json::Fields;
 use crate::harness::state::{SharedWorld, WorldState, lock};
 use crate::harness::trace::Category;
 use std::time::Duration;
@@ -167,7 +168,7 @@ impl SimCluster {
         }
         let mut world = lock(&self.shared);
         let owners = |object: &Value| -> Vec<Value> {
-            object.pointer("/metadata/ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default()
+            object.at("/metadata/ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default()
         };
         let blocking = |reference: &Value| reference.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true);
         let uid = |reference: &Value| reference.get("uid").and_then(Value::as_str).map(str::to_owned);
@@ -213,7 +214,7 @@ impl SimCluster {
     /// cache holds — the store at the version this client reads at.
     fn cache_answers_get(&self, world: &WorldState, key: &ObjectRef) -> bool {
         let found = world.api.store.get(key, self.read_at(world)).map(|value| {
-            value.pointer("/metadata/labels").and_then(Value::as_object).map(|labels| {
+            value.at("/metadata/labels").and_then(Value::as_object).map(|labels| {
                 labels
                     .iter()
                     .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
@@ -245,9 +246,7 @@ impl SimCluster {
         }
         let version_before = world.api.store.version();
         let deleted_uid = (verb == "delete")
-            .then(|| {
-                world.api.store.get(key, None).and_then(|v| v.pointer("/metadata/uid")?.as_str().map(str::to_owned))
-            })
+            .then(|| world.api.store.get(key, None).and_then(|v| v.at("/metadata/uid")?.as_str().map(str::to_owned)))
             .flatten();
         let result = match self.injected(&mut world, Access::Write, key) {
             Some(error) => Err(error),
@@ -256,7 +255,7 @@ impl SimCluster {
         let actor = self.actor();
         match &result {
             Ok(value) => {
-                let version = value.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("-");
+                let version = value.at("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("-");
                 let text = format!("{actor} {verb} {key} rv={version}");
                 world.record(Category::Write, text);
                 // After the write's trace line: a user edit aimed at this write is traced after it.

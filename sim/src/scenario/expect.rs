@@ -19,6 +19,7 @@ use super::format::{
     CheckedKind, EventsMatcher, Expectation, Matcher, NodeSet, NodeSetKind, ObjectCheck, ObjectPath, PanicsMatcher,
     PodCheck, SubmissionsExpectation, TraceExpectation,
 };
+use crate::apiserver::json::Fields;
 use crate::harness::world::World;
 use crate::kube::pod::Seid;
 
@@ -174,7 +175,7 @@ impl Judge<'_> {
         let key = ObjectRef::new("SeiNodeDeployment", self.namespace, name);
         let version = self.world.inspect(|s| {
             let stored = s.api.store.get(&key, None)?;
-            stored.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned)
+            stored.at("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned)
         });
         let slot = (self.namespace.to_owned(), name.to_owned());
         let mut read = self.memory.deployments.borrow_mut();

@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::expect::{Memory, check};
 use super::format::{ChildPick, Edit, Expectation, Fault, Heal, ImageSpec, ObjectKind, ObjectName, Scenario, Step};
 use crate::apiserver::faults::RefusalStatus;
+use crate::apiserver::json::Fields;
 use crate::harness::fault_state::Fault as WorldFault;
 use crate::harness::state::Timings;
 use crate::harness::trace::{Category, Trace};
@@ -274,9 +275,7 @@ impl<'a> Runner<'a> {
                 .api
                 .store
                 .all_of_kind("SeiNode")
-                .filter(|(key, value)| {
-                    key.namespace == namespace && value.pointer("/metadata/deletionTimestamp").is_none()
-                })
+                .filter(|(key, value)| key.namespace == namespace && value.at("/metadata/deletionTimestamp").is_none())
                 .filter_map(|(key, value)| {
                     let node = <SeiNode as serde::Deserialize>::deserialize(value).ok()?;
                     let labels = node.metadata.labels.unwrap_or_default();
@@ -459,12 +458,9 @@ impl<'a> Runner<'a> {
                 .all_of_kind("Pod")
                 .filter(|(key, value)| {
                     key.namespace == namespace
-                        && value.pointer("/metadata/labels/job-name").and_then(Value::as_str) == Some(job.as_str())
+                        && value.at("/metadata/labels/job-name").and_then(Value::as_str) == Some(job.as_str())
                         && !crate::apiserver::store::is_deleting(value)
-                        && !matches!(
-                            value.pointer("/status/phase").and_then(Value::as_str),
-                            Some("Succeeded" | "Failed")
-                        )
+                        && !matches!(value.at("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"))
                 })
                 .map(|(key, _)| key.name.clone())
                 .next()

@@ -3,6 +3,7 @@
 //! get` asks for. Shapes follow kubernetes/kubernetes `staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/types.go`
 //! (`APIVersions`, `APIGroupList`, `APIResourceList`) and `.../meta/v1/table_types.go` (`Table`).
 
+use crate::apiserver::json::Fields;
 use sei_operator_core::clock::Timestamp;
 use serde_json::{Value, json};
 
@@ -223,19 +224,19 @@ fn column_definitions(resource: &Resource) -> Vec<Value> {
 
 /// One row of `object` (the object itself rides along, as with `includeObject=Object`).
 fn row(resource: &Resource, object: &Value, now: Timestamp) -> Value {
-    let name = object.pointer("/metadata/name").cloned().unwrap_or(Value::Null);
+    let name = object.at("/metadata/name").cloned().unwrap_or(Value::Null);
     let mut cells = vec![name];
     for column in columns(resource) {
         let cell = match column.source {
             Source::PodReady => {
-                let statuses = object.pointer("/status/containerStatuses").and_then(Value::as_array);
-                let total = object.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
+                let statuses = object.at("/status/containerStatuses").and_then(Value::as_array);
+                let total = object.at("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
                 let ready = statuses
                     .map(|s| s.iter().filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true)).count())
                     .unwrap_or(0);
                 Value::String(format!("{ready}/{total}"))
             }
-            Source::Pointer(path) => match (column.type_, object.pointer(path)) {
+            Source::Pointer(path) => match (column.type_, object.at(path)) {
                 ("date", Some(Value::String(text))) => match text.parse::<Timestamp>() {
                     Ok(at) => Value::String(human_duration(now.duration_since(at).as_secs())),
                     Err(_) => Value::Null,
@@ -295,12 +296,12 @@ pub fn human_duration(seconds: i64) -> String {
 /// A stored events.k8s.io/v1 Event as the core v1 Event `kubectl describe` lists (the API server converts
 /// between the two: kubernetes/kubernetes `pkg/apis/events/v1/conversion.go`).
 pub fn core_event(event: &Value) -> Value {
-    let field = |path: &str| event.pointer(path).cloned().unwrap_or(Value::Null);
+    let field = |path: &str| event.at(path).cloned().unwrap_or(Value::Null);
     let mut metadata = field("/metadata");
     if let Some(meta) = metadata.as_object_mut() {
         meta.remove("managedFields");
     }
-    let time = event.pointer("/eventTime").cloned().unwrap_or_else(|| field("/metadata/creationTimestamp"));
+    let time = event.at("/eventTime").cloned().unwrap_or_else(|| field("/metadata/creationTimestamp"));
     // Seconds precision, as the core type's timestamps have.
     let seconds = time.as_str().map(|t| match t.split_once('.') {
         Some((whole, _)) => format!("{whole}Z"),

@@ -2,6 +2,7 @@
 //! `fieldSelector=metadata.name=x`). Grammar: kubernetes/kubernetes
 //! `staging/src/k8s.io/apimachinery/pkg/labels/selector.go` (`Parse`) and `.../pkg/fields/selector.go`.
 
+use crate::apiserver::json::Fields;
 use serde_json::Value;
 
 /// One requirement of a label selector.
@@ -74,7 +75,7 @@ impl LabelSelector {
 
     /// Whether `object`'s labels satisfy every requirement.
     pub fn matches(&self, object: &Value) -> bool {
-        let labels = object.pointer("/metadata/labels").and_then(Value::as_object);
+        let labels = object.at("/metadata/labels").and_then(Value::as_object);
         let label = |key: &str| labels.and_then(|l| l.get(key)).and_then(Value::as_str);
         self.0.iter().all(|requirement| match requirement {
             Requirement::Equals(key, value) => label(key) == Some(value.as_str()),
@@ -110,7 +111,7 @@ impl FieldSelector {
 
     pub fn matches(&self, object: &Value) -> bool {
         self.0.iter().all(|(pointer, equal, value)| {
-            let found = match object.pointer(pointer) {
+            let found = match object.at(pointer) {
                 Some(Value::String(text)) => text.clone(),
                 Some(Value::Null) | None => String::new(),
                 Some(other) => other.to_string(),

@@ -9,6 +9,7 @@ use sei_operator_core::api::{PlanPhase, SeiNode, SeiNodeDeployment, TaskStatus};
 use sei_operator_core::cluster::ObjectRef;
 use serde::Deserialize;
 
+use crate::apiserver::json::Fields;
 use crate::harness::state::WorldState;
 use crate::harness::world::World;
 use crate::kube::pod::{PodRuntime, Seid};
@@ -528,7 +529,7 @@ fn describe(step: &Step) -> String {
             let names: Vec<String> = objects
                 .iter()
                 .map(|o| {
-                    let field = |pointer: &str| o.pointer(pointer).and_then(|v| v.as_str()).unwrap_or("?").to_owned();
+                    let field = |pointer: &str| o.at(pointer).and_then(|v| v.as_str()).unwrap_or("?").to_owned();
                     format!("{} {}", field("/kind"), field("/metadata/name"))
                 })
                 .collect();

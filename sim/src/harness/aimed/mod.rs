@@ -13,6 +13,7 @@ pub use fire::{after_write, apply};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::apiserver::json::Fields;
 use sei_operator_core::cluster::ObjectRef;
 use serde::Deserialize;
 use serde_json::Value;
@@ -105,7 +106,7 @@ impl AimedEdit {
             MomentWrite::Node => {
                 key.kind == "SeiNode"
                     && stored
-                        .pointer(&format!(
+                        .at(&format!(
                             "/metadata/labels/{}",
                             sei_operator_core::objects::meta::LABEL_DEPLOYMENT.replace('/', "~1")
                         ))
@@ -128,7 +129,7 @@ impl AimedEdit {
 /// The ids of `stored`'s plan tasks of type `task` that are Complete.
 fn completed_tasks(stored: &Value, task: &str) -> Vec<String> {
     stored
-        .pointer("/status/plan/tasks")
+        .at("/status/plan/tasks")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()

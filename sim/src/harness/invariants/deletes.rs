@@ -2,6 +2,7 @@
 //! apart from the operator's.
 
 use super::*;
+use crate::apiserver::json::Fields;
 
 /// Invariant 6a: once a deployment is quiet (no rollout, no active plan), its live children are of one revision —
 /// within [`LEAKED_ENTRANT_GRACE`], which covers a failed delete of a stray and its retries.
@@ -42,7 +43,7 @@ pub fn no_leaked_entrants_once_quiet(
 
 /// A label of a stored object (`None` when it has none of that name).
 pub(super) fn stored_label(value: &serde_json::Value, name: &str) -> Option<String> {
-    value.pointer(&format!("/metadata/labels/{}", name.replace('/', "~1"))).and_then(|v| v.as_str()).map(str::to_owned)
+    value.at(&format!("/metadata/labels/{}", name.replace('/', "~1"))).and_then(|v| v.as_str()).map(str::to_owned)
 }
 
 /// A user (the harness) deletes an object: a SeiNode's deployment and revision are remembered for invariant 1.
@@ -69,7 +70,7 @@ pub fn on_delete(world: &mut WorldState, key: &ObjectRef) {
             // A deployment the user deletes takes every node with it, mid-rollout or not: no switch is owed.
             let rolling = owner
                 .filter(|o| !crate::apiserver::store::is_deleting(o))
-                .and_then(|o| o.pointer("/status/rollout"))
+                .and_then(|o| o.at("/status/rollout"))
                 // An InPlace rollout has no switch: its nodes are the incumbents and the entrants at once, and a
                 // scale-down during it removes a node no traffic switch waits for.
                 .is_some_and(|r| {
@@ -77,11 +78,9 @@ pub fn on_delete(world: &mut WorldState, key: &ObjectRef) {
                 });
             let selected =
                 world.api.store.list("Service", &key.namespace, &Default::default(), None).into_iter().any(|s| {
-                    s.pointer("/spec/selector").and_then(|sel| sel.get(LABEL_REVISION)).and_then(|r| r.as_str())
+                    s.at("/spec/selector").and_then(|sel| sel.get(LABEL_REVISION)).and_then(|r| r.as_str())
                         == Some(revision.as_str())
-                        && s.pointer("/spec/selector")
-                            .and_then(|sel| sel.get(LABEL_DEPLOYMENT))
-                            .and_then(|d| d.as_str())
+                        && s.at("/spec/selector").and_then(|sel| sel.get(LABEL_DEPLOYMENT)).and_then(|d| d.as_str())
                             == Some(deployment.as_str())
                 });
             (rolling && selected).then(|| {

@@ -16,6 +16,7 @@ use sei_operator_core::sidecar::wire::SidecarTaskType;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::apiserver::json::Fields;
 use crate::harness::ledger::{DeploymentRead, InvariantViolation, RolloutRead, Writer};
 use crate::harness::state::{Observer, WorldState};
 
@@ -128,7 +129,7 @@ impl ObservedObjects {
         // that a later edit of the same step replaced.
         for change in changes.iter().filter(|c| c.object.kind == "SeiNodeDeployment") {
             let Some(template) = world.api.store.get(&change.object, Some(change.version)).and_then(|v| {
-                v.pointer("/spec/template/spec").and_then(|t| sei_operator_core::api::SeiNodeSpec::deserialize(t).ok())
+                v.at("/spec/template/spec").and_then(|t| sei_operator_core::api::SeiNodeSpec::deserialize(t).ok())
             }) else {
                 continue;
             };

@@ -1,6 +1,7 @@
 //! What the operator's client wrote and read: write-time checks judge a write by what its reconcile could see.
 
 use super::*;
+use crate::apiserver::json::Fields;
 
 /// docs/design.md §4 (writes are atomic steps), checked at the moment of every write of a SeiNodeDeployment: a plan is
 /// never stored Complete beside a rollout that is still set. Completing the last task and finishing the rollout
@@ -82,10 +83,10 @@ pub(super) struct NodeRead {
 }
 
 pub(super) fn node_read(value: &serde_json::Value) -> Option<NodeRead> {
-    let text = |pointer: &str| value.pointer(pointer).and_then(serde_json::Value::as_str);
+    let text = |pointer: &str| value.at(pointer).and_then(serde_json::Value::as_str);
     let (name, image) = (text("/metadata/name")?, text("/spec/image")?);
     let ready = text("/status/phase") == Some("Running")
-        && value.pointer("/status/sidecarReady").and_then(serde_json::Value::as_bool) == Some(true)
+        && value.at("/status/sidecarReady").and_then(serde_json::Value::as_bool) == Some(true)
         && text("/status/currentImage") == Some(image);
     Some(NodeRead { name: name.to_owned(), image: image.to_owned(), ready })
 }

@@ -2,6 +2,7 @@
 //! no plan step after supersession, completion only on Ready nodes, and the fleet on the active image at rest.
 
 use super::*;
+use crate::apiserver::json::Fields;
 
 /// Invariant 3: `RolloutInProgress` is True exactly while `rollout` is set; phase Upgrading exactly then, unless deleting.
 pub fn rollout_condition_matches_rollout(observed: &ObservedObjects) -> Result<(), InvariantViolation> {
@@ -123,7 +124,7 @@ pub fn no_needlessly_failed_rollout(
 }
 
 pub(super) fn complete_plan_beside_rollout(world: &mut WorldState, key: &ObjectRef, stored: &serde_json::Value) {
-    let text = |pointer: &str| stored.pointer(pointer).and_then(serde_json::Value::as_str);
+    let text = |pointer: &str| stored.at(pointer).and_then(serde_json::Value::as_str);
     if let (Some("Complete"), Some(target)) = (text("/status/plan/phase"), text("/status/rollout/targetHash")) {
         let version = text("/metadata/resourceVersion").unwrap_or("-");
         let message = format!(
@@ -155,7 +156,7 @@ pub fn plan_writes_after_supersession(
     let reads = world.ledger.reconcile_reads.get(&writer.deployment_reconcile()?)?;
     let read = reads.deployment.as_ref().filter(|d| d.superseded && d.key.namespace == key.namespace)?;
     let rollout = read.rollout.as_ref()?;
-    let text = |pointer: &str| stored.pointer(pointer).and_then(serde_json::Value::as_str);
+    let text = |pointer: &str| stored.at(pointer).and_then(serde_json::Value::as_str);
     let step = match (key.kind.as_str(), verb) {
         ("Service", "replace") => {
             Some(format!("replaced {key} (selector revision {})", stored_selector_revision(stored).unwrap_or_default()))
@@ -202,14 +203,13 @@ pub fn completion_on_ready_nodes(
     let reads = world.ledger.reconcile_reads.get(&writer.deployment_reconcile()?)?;
     let read = reads.deployment.as_ref().filter(|d| d.key == *key)?;
     let rollout = read.rollout.as_ref().filter(|r| r.strategy == Strategy::InPlace)?;
-    let completes = stored.pointer("/status/rollout").is_none_or(serde_json::Value::is_null)
-        && stored.pointer("/status/templateHash").and_then(serde_json::Value::as_str)
-            == Some(rollout.target_hash.as_str());
+    let completes = stored.at("/status/rollout").is_none_or(serde_json::Value::is_null)
+        && stored.at("/status/templateHash").and_then(serde_json::Value::as_str) == Some(rollout.target_hash.as_str());
     if !completes {
         return None;
     }
     let active: BTreeSet<&str> = stored
-        .pointer("/status/incumbentNodes")
+        .at("/status/incumbentNodes")
         .and_then(serde_json::Value::as_array)
         .into_iter()
         .flatten()
@@ -221,7 +221,7 @@ pub fn completion_on_ready_nodes(
         .filter(|name| active.contains(name.as_str()))
         .filter(|name| {
             let node = ObjectRef::new("SeiNode", &key.namespace, name.as_str());
-            let Some(image) = world.api.store.get(&node, None).and_then(|n| n.pointer("/spec/image")?.as_str()) else {
+            let Some(image) = world.api.store.get(&node, None).and_then(|n| n.at("/spec/image")?.as_str()) else {
                 return false;
             };
             !reads.ready_nodes.contains(&((*name).clone(), image.to_owned()))

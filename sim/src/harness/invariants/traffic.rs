@@ -2,6 +2,7 @@
 //! switch moves traffic only to entrants that have caught up.
 
 use super::*;
+use crate::apiserver::json::Fields;
 
 /// Invariant 1: the deployment's Service never selects, for longer than a step, a revision that has had a Running
 /// node and has none left — whatever the strategy (the spec's may have changed since the rollout that moved the
@@ -58,7 +59,7 @@ pub fn no_traffic_black_hole(world: &WorldState, observed: &mut ObservedObjects)
 }
 
 pub(super) fn stored_selector_revision(service: &serde_json::Value) -> Option<&str> {
-    service.pointer("/spec/selector").and_then(|s| s.get(LABEL_REVISION)).and_then(serde_json::Value::as_str)
+    service.at("/spec/selector").and_then(|s| s.get(LABEL_REVISION)).and_then(serde_json::Value::as_str)
 }
 
 /// Invariant 1, at the switch (docs/design.md §4, `await-nodes-caught-up` before `switch-traffic`): a BlueGreen rollout's
@@ -77,10 +78,10 @@ pub fn switch_to_caught_up_entrants(
     }
     let revision = stored_selector_revision(stored)?;
     let deployment_name =
-        stored.pointer("/spec/selector").and_then(|s| s.get(LABEL_DEPLOYMENT)).and_then(serde_json::Value::as_str)?;
+        stored.at("/spec/selector").and_then(|s| s.get(LABEL_DEPLOYMENT)).and_then(serde_json::Value::as_str)?;
     let deployment =
         world.api.store.get(&ObjectRef::new("SeiNodeDeployment", &key.namespace, deployment_name), None)?;
-    let rollout = deployment.pointer("/status/rollout").filter(|r| !r.is_null())?;
+    let rollout = deployment.at("/status/rollout").filter(|r| !r.is_null())?;
     let text = |field: &str| rollout.get(field).and_then(serde_json::Value::as_str);
     if text("strategy") != Some("BlueGreen") || text("entrantRevision") != Some(revision) {
         return None;
@@ -96,7 +97,7 @@ pub fn switch_to_caught_up_entrants(
                 && stored_label(value, LABEL_REVISION).as_deref() == Some(revision)
         })
         .filter(|(node, value)| {
-            let image = value.pointer("/spec/image").and_then(serde_json::Value::as_str).unwrap_or_default();
+            let image = value.at("/spec/image").and_then(serde_json::Value::as_str).unwrap_or_default();
             !world.ledger.ready_images.contains(&(node.namespace.clone(), node.name.clone(), image.to_owned()))
         })
         .map(|(node, _)| node.name.clone())

@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 pub use builder::{WorldBuilder, shared_validator};
 
+use crate::apiserver::json::Fields;
 use crate::harness::invariants::{self, LIVENESS, ObservedObjects};
 use crate::harness::ledger::InvariantViolation;
 use crate::harness::state::{SharedWorld, WorldState, lock};
@@ -417,7 +418,7 @@ impl World {
                                     sei_operator_core::objects::names::deployment_service(name),
                                 );
                                 state.api.store.get(&service, None).is_some_and(|s| {
-                                    s.pointer(&format!(
+                                    s.at(&format!(
                                         "/spec/selector/{}",
                                         sei_operator_core::objects::meta::LABEL_REVISION.replace('/', "~1")
                                     ))
@@ -469,7 +470,7 @@ impl World {
                             .api
                             .store
                             .all_of_kind(kind)
-                            .all(|(_, value)| value.pointer("/metadata/deletionTimestamp").is_none())
+                            .all(|(_, value)| value.at("/metadata/deletionTimestamp").is_none())
                     });
                 deployments_at_rest && nodes_at_rest && nothing_deleting && !state.api.store.has_garbage()
             })

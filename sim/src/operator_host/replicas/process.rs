@@ -2,6 +2,7 @@
 //! election invariants judged at each of its writes.
 
 use super::*;
+use crate::apiserver::json::Fields;
 use crate::harness::state::{SharedWorld, WorldState, lock};
 
 /// Whether replica `index`'s process is dead or leaving: none of its tasks gets another call through.
@@ -48,7 +49,7 @@ pub fn on_write(
     use crate::harness::ledger::InvariantViolation;
     let violation = match (key.kind.as_str(), verb) {
         ("Lease", _) => {
-            let holder = value.pointer("/spec/holderIdentity").and_then(serde_json::Value::as_str).map(str::to_owned);
+            let holder = value.at("/spec/holderIdentity").and_then(serde_json::Value::as_str).map(str::to_owned);
             if world.replicas.holder != holder {
                 if let Some(previous) = world.replicas.holder.as_deref().and_then(replica_of_caller) {
                     let last = world.api.store.last_uid();
@@ -83,9 +84,9 @@ pub fn on_write(
             })
             .map(|text| InvariantViolation::new(NOTHING_DELETED_TWICE, text)),
         ("SeiNodeDeployment", "replace-status") => {
-            let text = |p: &str| value.pointer(p).and_then(serde_json::Value::as_str).map(str::to_owned);
+            let text = |p: &str| value.at(p).and_then(serde_json::Value::as_str).map(str::to_owned);
             let rollout = value
-                .pointer("/status/rollout")
+                .at("/status/rollout")
                 .and_then(|r| <sei_operator_core::api::RolloutStatus as serde::Deserialize>::deserialize(r).ok());
             match (text("/metadata/uid"), rollout, text("/status/plan/id")) {
                 (Some(uid), Some(rollout), Some(plan)) => {

@@ -1,0 +1,75 @@
+//! Reading a JSON object's fields by JSON pointer without allocating. `serde_json::Value::pointer` unescapes
+//! every segment into two new `String`s, and the simulator reads stored objects by pointer hundreds of thousands
+//! of times a run (3% of a fuzz run's instructions went to those strings).
+
+use serde_json::Value;
+
+/// [`Value::pointer`] (RFC 6901), borrowing the segments of a pointer that has no escapes.
+pub trait Fields {
+    /// The value `pointer` names, as [`Value::pointer`] finds it.
+    fn at(&self, pointer: &str) -> Option<&Value>;
+}
+
+impl Fields for Value {
+    fn at(&self, pointer: &str) -> Option<&Value> {
+        if pointer.contains('~') {
+            return self.pointer(pointer);
+        }
+        if pointer.is_empty() {
+            return Some(self);
+        }
+        pointer.strip_prefix('/')?.split('/').try_fold(self, |target, token| match target {
+            Value::Object(fields) => fields.get(token),
+            Value::Array(items) => array_index(token).and_then(|index| items.get(index)),
+            _ => None,
+        })
+    }
+}
+
+/// An array index as RFC 6901 writes it: decimal digits, no sign, no leading zero (serde_json's rule).
+fn array_index(token: &str) -> Option<usize> {
+    if token.starts_with('+') || (token.starts_with('0') && token.len() != 1) {
+        return None;
+    }
+    token.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn finds_what_value_pointer_finds() {
+        let value = json!({
+            "metadata": {"labels": {"sei.io/revision": "abc", "a~b": "tilde"}, "generation": 3},
+            "list": [{"name": "zero"}, {"name": "one"}],
+            "": {"": "empty keys"},
+        });
+        let pointers = [
+            "",
+            "/",
+            "//",
+            "/metadata",
+            "/metadata/generation",
+            "/metadata/labels/sei.io~1revision",
+            "/metadata/labels/a~0b",
+            "/metadata/missing",
+            "/list/0/name",
+            "/list/1/name",
+            "/list/2/name",
+            "/list/01/name",
+            "/list/+1/name",
+            "/list/-1/name",
+            "/list/name",
+            "/metadata/generation/deeper",
+            "metadata",
+        ];
+        for pointer in pointers {
+            assert_eq!(value.at(pointer), value.pointer(pointer), "{pointer:?}");
+        }
+        assert_eq!(value.at("/list/1/name"), Some(&json!("one")));
+        assert_eq!(value.at("//"), Some(&json!("empty keys")));
+    }
+}
