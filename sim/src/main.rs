@@ -1,10 +1,11 @@
 //! `sei-sim`: the simulator's command line.
 //!
-//! - `sei-sim run <file-or-dir>... [--seed N] [--trace] [--svg OUT]` replays scenario files with the operator's
-//!   real reconcilers and prints a table (scenario, result, simulated time, wall time, invariant checks); a failure
-//!   prints its seed, what failed and the trace tail, and the exit code is non-zero. `--svg` draws each run's
-//!   timeline (OUT.svg for one scenario, else OUT is a directory that gets NAME.svg per scenario). On a terminal,
-//!   stderr shows a progress line while a scenario runs.
+//! - `sei-sim run <file-or-dir>... [--seed N] [--trace] [--svg OUT] [-j N]` replays scenario files with the
+//!   operator's real reconcilers, as many at once as there are cores (`-j`), and prints a table in file order
+//!   (scenario, result, simulated time, wall time, invariant checks); a failure prints its seed, what failed and
+//!   the trace tail, and the exit code is non-zero. `--svg` draws each run's timeline (OUT.svg for one scenario,
+//!   else OUT is a directory that gets NAME.svg per scenario). On a terminal with `-j 1`, stderr shows a progress
+//!   line while a scenario runs.
 //! - `sei-sim fuzz [--cases N] [--seed S] [--max-replicas R] [--max-ops K] [--out FILE]` generates whole runs,
 //!   judges each by the invariants, liveness and a differential oracle, and on a failure shrinks it and writes a
 //!   scenario file that `sei-sim run` replays (docs/fuzzing.md). `--shard I/N` judges one of N disjoint parts of
@@ -71,6 +72,10 @@ enum Command {
         /// Draw each run's timeline: OUT.svg for one scenario, else a directory that gets NAME.svg per scenario.
         #[arg(long, value_name = "OUT")]
         svg: Option<PathBuf>,
+        /// How many scenarios run at once, each on its own thread (default: one per core). Rows still print in
+        /// file order, and a run's trace does not depend on what runs beside it.
+        #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
     },
     /// Generate whole runs, judge each by the invariants, liveness and a differential oracle, and write a failure
     /// as a scenario file.
@@ -200,7 +205,7 @@ fn completions(shell: clap_complete::Shell) -> ExitCode {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Run { paths, seed, trace, svg } => run(&paths, seed, trace, svg),
+        Command::Run { paths, seed, trace, svg, jobs } => run(&paths, seed, trace, svg, jobs.map(usize::from)),
         Command::Fuzz(args) => fuzz(args),
         Command::FuzzMerge { paths, out, print_scenarios } => fuzz_merge(&paths, out.as_deref(), print_scenarios),
         Command::Bench { replicas, suite, without_suite, api_load } => {
@@ -273,7 +278,7 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-fn run(paths: &[PathBuf], seed: Option<u64>, print_trace: bool, svg: Option<PathBuf>) -> ExitCode {
+fn run(paths: &[PathBuf], seed: Option<u64>, print_trace: bool, svg: Option<PathBuf>, jobs: Option<usize>) -> ExitCode {
     let files = match scenario_files(paths) {
         Ok(files) => files,
         Err(e) => {
@@ -288,72 +293,165 @@ fn run(paths: &[PathBuf], seed: Option<u64>, print_trace: bool, svg: Option<Path
             return ExitCode::FAILURE;
         }
     };
-    // The progress line only on a terminal: CI logs get no carriage returns.
+    let jobs = jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
+        .clamp(1, files.len().max(1));
+    // The progress line only on a terminal and with one run at a time: CI logs get no carriage returns, and
+    // runs side by side would overwrite each other's line.
     let terminal = std::io::stderr().is_terminal();
-    // Manifest files named in scenarios are relative to the repository root: the current directory.
-    let root = PathBuf::from(".");
-    // Scenario names are their file names by convention: the column fits the longest.
-    let width = files.iter().filter_map(|f| f.file_stem()).map(|s| s.len()).max().unwrap_or(0).max(44);
-    println!("{:<width$} {:>6} {:>10} {:>9} {:>10}", "scenario", "result", "simulated", "wall", "checks");
+    let settings = RunSettings {
+        seed,
+        print_trace,
+        svg,
+        progress: terminal && jobs == 1,
+        announce: !terminal,
+        // Scenario names are their file names by convention: the column fits the longest.
+        width: files.iter().filter_map(|f| f.file_stem()).map(|s| s.len()).max().unwrap_or(0).max(44),
+    };
+    println!(
+        "{:<width$} {:>6} {:>10} {:>9} {:>10}",
+        "scenario",
+        "result",
+        "simulated",
+        "wall",
+        "checks",
+        width = settings.width
+    );
     let (mut passed, mut failed, mut unwritten) = (0, 0, 0);
     let suite_started = Instant::now();
-    for file in &files {
-        let scenario = match scenario::load(file) {
-            Ok(scenario) => scenario,
-            Err(e) => {
-                failed += 1;
-                println!("{:<width$} {:>6}", file.display(), "ERROR");
-                eprintln!("{e}");
-                continue;
-            }
-        };
-        if !terminal {
-            eprintln!("running {} ...", scenario.name);
+    // Each run is a world of its own on one thread; runs share nothing but the compiled CRD validator, so a
+    // run's trace is the same whatever runs beside it. Reports print in file order as they complete.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (sender, receiver) = std::sync::mpsc::channel::<(usize, RunReport)>();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let sender = sender.clone();
+            let (next, files, settings) = (&next, &files, &settings);
+            scope.spawn(move || {
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(file) = files.get(index) else { break };
+                    if sender.send((index, run_file(file, settings))).is_err() {
+                        break;
+                    }
+                }
+            });
         }
-        let mut observer = CliObserver {
-            recorder: svg.as_ref().map(|_| Recorder::new(&scenario)),
-            progress: terminal.then(|| Progress::new(&scenario.name, scenario.timeline.len())),
-        };
-        // Wall time is measured around the run only; nothing inside the simulation reads it.
-        let started = Instant::now();
-        let outcome = scenario::run_observed(&scenario, seed, &root, &mut observer);
-        let wall = started.elapsed().as_secs_f64();
-        if let Some(progress) = &mut observer.progress {
-            progress.clear();
-        }
-        let result = if outcome.passed() { "ok" } else { "FAILED" };
-        println!(
-            "{:<width$} {result:>6} {:>9.0}s {wall:>8.2}s {:>10}",
-            outcome.name,
-            outcome.simulated.as_secs_f64(),
-            outcome.invariant_checks
-        );
-        if print_trace {
-            println!("{}", outcome.trace.text());
-        }
-        if let (Some(svg), Some(recorder)) = (&svg, observer.recorder) {
-            let path = svg.path_for(&outcome.name);
-            let picture = timeline::render(&recorder.finish(&outcome));
-            match std::fs::write(&path, picture) {
-                Ok(()) => eprintln!("  timeline: {}", path.display()),
-                Err(e) => {
-                    eprintln!("sei-sim run: --svg: {}: {e}", path.display());
+        drop(sender);
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut printed = 0;
+        for (index, report) in receiver {
+            waiting.insert(index, report);
+            while let Some(report) = waiting.remove(&printed) {
+                print!("{}", report.stdout);
+                eprint!("{}", report.stderr);
+                match report.result {
+                    RunResult::Passed => passed += 1,
+                    RunResult::Failed => failed += 1,
+                }
+                if report.unwritten {
                     unwritten += 1;
                 }
+                printed += 1;
             }
         }
-        match &outcome.failure {
-            None => passed += 1,
-            Some(failure) => {
-                failed += 1;
-                println!("  seed {}: {failure}", outcome.seed);
-                println!("  replay: sei-sim run {} --seed {}", file.display(), outcome.seed);
-                println!("  --- trace tail ---\n{}", outcome.trace.tail(30));
+    });
+    println!("{passed} passed, {failed} failed ({:.1}s wall)", suite_started.elapsed().as_secs_f64());
+    if failed == 0 && unwritten == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// How `sei-sim run` runs and reports each scenario.
+struct RunSettings {
+    seed: Option<u64>,
+    print_trace: bool,
+    svg: Option<SvgOut>,
+    /// Draw the live progress line on stderr.
+    progress: bool,
+    /// Say on stderr which scenario starts (a log has no progress line).
+    announce: bool,
+    /// The width of the scenario column.
+    width: usize,
+}
+
+enum RunResult {
+    Passed,
+    Failed,
+}
+
+/// What one scenario's run prints, held until the runs before it in file order have printed.
+struct RunReport {
+    stdout: String,
+    stderr: String,
+    result: RunResult,
+    /// Its `--svg` picture could not be written.
+    unwritten: bool,
+}
+
+/// Loads and runs one scenario file, and renders its row (and trace, failure and picture) as `sei-sim run`
+/// prints them.
+fn run_file(file: &Path, settings: &RunSettings) -> RunReport {
+    use std::fmt::Write as _;
+    let width = settings.width;
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    let scenario = match scenario::load(file) {
+        Ok(scenario) => scenario,
+        Err(e) => {
+            let _ = writeln!(stdout, "{:<width$} {:>6}", file.display(), "ERROR");
+            let _ = writeln!(stderr, "{e}");
+            return RunReport { stdout, stderr, result: RunResult::Failed, unwritten: false };
+        }
+    };
+    if settings.announce {
+        eprintln!("running {} ...", scenario.name);
+    }
+    let mut observer = CliObserver {
+        recorder: settings.svg.as_ref().map(|_| Recorder::new(&scenario)),
+        progress: settings.progress.then(|| Progress::new(&scenario.name, scenario.timeline.len())),
+    };
+    // Manifest files named in scenarios are relative to the repository root: the current directory.
+    let root = Path::new(".");
+    // Wall time is measured around the run only; nothing inside the simulation reads it.
+    let started = Instant::now();
+    let outcome = scenario::run_observed(&scenario, settings.seed, root, &mut observer);
+    let wall = started.elapsed().as_secs_f64();
+    if let Some(progress) = &mut observer.progress {
+        progress.clear();
+    }
+    let result = if outcome.passed() { "ok" } else { "FAILED" };
+    let _ = writeln!(
+        stdout,
+        "{:<width$} {result:>6} {:>9.0}s {wall:>8.2}s {:>10}",
+        outcome.name,
+        outcome.simulated.as_secs_f64(),
+        outcome.invariant_checks
+    );
+    if settings.print_trace {
+        let _ = writeln!(stdout, "{}", outcome.trace.text());
+    }
+    let mut unwritten = false;
+    if let (Some(svg), Some(recorder)) = (&settings.svg, observer.recorder) {
+        let path = svg.path_for(&outcome.name);
+        let picture = timeline::render(&recorder.finish(&outcome));
+        match std::fs::write(&path, picture) {
+            Ok(()) => {
+                let _ = writeln!(stderr, "  timeline: {}", path.display());
+            }
+            Err(e) => {
+                let _ = writeln!(stderr, "sei-sim run: --svg: {}: {e}", path.display());
+                unwritten = true;
             }
         }
     }
-    println!("{passed} passed, {failed} failed ({:.1}s wall)", suite_started.elapsed().as_secs_f64());
-    if failed == 0 && unwritten == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    let result = match &outcome.failure {
+        None => RunResult::Passed,
+        Some(failure) => {
+            let _ = writeln!(stdout, "  seed {}: {failure}", outcome.seed);
+            let _ = writeln!(stdout, "  replay: sei-sim run {} --seed {}", file.display(), outcome.seed);
+            let _ = writeln!(stdout, "  --- trace tail ---\n{}", outcome.trace.tail(30));
+            RunResult::Failed
+        }
+    };
+    RunReport { stdout, stderr, result, unwritten }
 }
 
 /// Where `--svg` writes pictures.
