@@ -781,7 +781,15 @@ impl Judge<'_> {
         };
         let counts: Vec<usize> = self.world.inspect(|s| {
             let lines = s.trace.lines().get(since..).unwrap_or(&[]);
-            patterns.iter().map(|(_, pattern)| lines.iter().filter(|l| line_matches(l, pattern)).count()).collect()
+            // Per node, only the lines that match with any name in place of `{node}` can match one node's
+            // pattern (`*` matches the name too): the lines are scanned once, not once per node.
+            let candidates: Vec<&String> = if wanted.per_node {
+                let any_node = wanted.line.replace("{node}", "*");
+                lines.iter().filter(|l| line_matches(l, &any_node)).collect()
+            } else {
+                lines.iter().collect()
+            };
+            patterns.iter().map(|(_, pattern)| candidates.iter().filter(|l| line_matches(l, pattern)).count()).collect()
         });
         let after = wanted.since.as_ref().map(|m| format!(" since {m}")).unwrap_or_default();
         for ((node, pattern), count) in patterns.iter().zip(counts) {
