@@ -3,7 +3,9 @@
 //! i-th write in a reconcile; the harness's client (tests, scenarios) has none. The operator's requests are
 //! counted (`WorldState::api_requests`), but not the reads production's watch caches answer (`read_policy`).
 
-use std::sync::Arc;
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use rand::Rng;
 use sei_operator_core::cluster::{Cluster, ClusterError, ClusterObject, Event, LabelSelector, ObjectRef};
@@ -56,7 +58,21 @@ pub struct SimCluster {
     replica: usize,
     /// The replica's lease loop: its writes count toward no reconcile's crash point.
     elector: bool,
+    /// Objects this client decoded, shared by its clones (see [`DecodedReads`]).
+    decoded: Arc<Mutex<DecodedReads>>,
 }
+
+/// The StatefulSets a client decoded, by key, with the resourceVersion each was decoded at. The operator reads a
+/// node's StatefulSet on every reconcile of the node, and a set rarely changes: a copy of the typed object decoded
+/// at the same version is the same object, at a fraction of decoding it again (k8s-openapi's `PodSpec` is most of
+/// a node reconcile's decoding). Production's informer caches, too, hold decoded objects.
+#[derive(Default)]
+struct DecodedReads {
+    objects: BTreeMap<ObjectRef, (String, Arc<dyn Any + Send + Sync>)>,
+}
+
+/// The kinds [`DecodedReads`] keeps.
+const DECODED_KINDS: [&str; 1] = ["StatefulSet"];
 
 /// A read or a write, for fault injection.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -67,7 +83,15 @@ enum Access {
 
 impl SimCluster {
     pub fn new(shared: SharedWorld, kind: ClientKind) -> Self {
-        SimCluster { shared, kind, reconcile: None, reconciling: None, replica: 0, elector: false }
+        SimCluster {
+            shared,
+            kind,
+            reconcile: None,
+            reconciling: None,
+            replica: 0,
+            elector: false,
+            decoded: Arc::default(),
+        }
     }
 
     /// The same client, as operator replica `index`'s.
@@ -437,9 +461,27 @@ impl SimCluster {
         let at = self.read_at(&world);
         world.observer.on_operator_get(&mut world, self.writer().reconcile, &key, at);
         match world.api.store.get(&key, at) {
-            Some(value) => decode_ref(value),
+            Some(value) => self.decode_read(&key, value),
             None => Err(ClusterError::NotFound(key)),
         }
+    }
+
+    /// `value` as a `K`: a copy of the object decoded at the same resourceVersion if [`DecodedReads`] keeps one.
+    fn decode_read<K: ClusterObject>(&self, key: &ObjectRef, value: &Value) -> Result<K, ClusterError> {
+        let version = value.at("/metadata/resourceVersion").and_then(Value::as_str);
+        let Some(version) = version.filter(|_| DECODED_KINDS.contains(&key.kind.as_str())) else {
+            return decode_ref(value);
+        };
+        let mut decoded = self.decoded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((at, object)) = decoded.objects.get(key)
+            && at == version
+            && let Some(object) = object.downcast_ref::<K>()
+        {
+            return Ok(object.clone());
+        }
+        let object: K = decode_ref(value)?;
+        decoded.objects.insert(key.clone(), (version.to_owned(), Arc::new(object.clone())));
+        Ok(object)
     }
 
     async fn list_typed<K: ClusterObject>(

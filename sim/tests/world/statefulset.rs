@@ -247,3 +247,29 @@ fn a_pod_deleted_on_a_dead_node_stays_terminating_and_is_not_replaced_until_the_
         })
         .unwrap();
 }
+
+/// A client that read a StatefulSet answers its next read from the object it decoded only while the stored set
+/// is unchanged: after an edit it reads the edit, and what it hands out is the stored object either way.
+#[test]
+fn a_client_rereads_a_statefulset_it_decoded_once_the_set_changes() {
+    use sei_operator_core::cluster::Cluster;
+    use sei_sim::harness::world::poll_ready;
+    let world = world(1);
+    world.create(&headless_service("n")).unwrap();
+    world.create(&statefulset("n", "sei:v1", false, "OrderedReady")).unwrap();
+    let client = world.cluster();
+    let read = |client: &sei_sim::operator_host::cluster::SimCluster| {
+        poll_ready(client.get::<StatefulSet>(NS, "n")).expect("a store read does not wait").unwrap()
+    };
+    let first = read(&client);
+    assert_eq!(read(&client), first, "an unchanged set reads the same");
+    let edited = world
+        .edit::<StatefulSet>(NS, "n", |s| {
+            s.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image = Some("sei:v2".into());
+        })
+        .unwrap();
+    let second = read(&client);
+    assert_ne!(second.metadata.resource_version, first.metadata.resource_version);
+    assert_eq!(second, edited, "the edit, as stored");
+    assert_eq!(second, read(&world.cluster()), "what a client that never read it decodes");
+}
