@@ -9,6 +9,7 @@
 
 mod update;
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use kube::CustomResourceExt;
@@ -62,7 +63,8 @@ fn render_violations(violations: &[Violation]) -> String {
 /// The admission checks of one kind, compiled once from its generated CRD.
 struct KindSchema {
     kind: String,
-    schema: Value,
+    /// The schema's fields as the unknown-field walk reads them.
+    fields: FieldShape,
     structural: jsonschema::Validator,
     /// The same schema split at the root for [`ManifestValidator::admit_update`]: the root's own keywords (type,
     /// required) and one validator per declared top-level property, so an unchanged `spec` need not be re-walked.
@@ -136,7 +138,7 @@ impl ManifestValidator {
                 let cel = kube_cel::compile_schema(&schema);
                 Ok(KindSchema {
                     kind,
-                    schema,
+                    fields: FieldShape::of(&schema),
                     structural,
                     root_structural,
                     property_structural,
@@ -153,7 +155,7 @@ impl ManifestValidator {
     pub fn admit(&self, object: &Value) -> Result<Manifest, ManifestError> {
         let (schema, kind, name) = self.schema_of(object)?;
         let mut violations = name_violation(&name);
-        unknown_fields(&schema.schema, object, "", &mut violations);
+        unknown_fields(&schema.fields, object, "", &mut violations);
         violations.extend(schema.structural.iter_errors(object).map(|e| schema_violation("", &e)));
         self.finish(schema, kind, name, object, violations, true)
     }
@@ -357,13 +359,38 @@ fn join_path(base: &str, key: &str) -> String {
 
 /// Reports fields the schema does not declare, as the API server does under strict field validation (the
 /// default of `kubectl apply`): a misspelt field is an error, not silently pruned.
-fn unknown_fields(schema: &Value, value: &Value, path: &str, out: &mut Vec<Violation>) {
+fn unknown_fields(schema: &FieldShape, value: &Value, path: &str, out: &mut Vec<Violation>) {
     unknown_fields_except(schema, value, path, &[], out);
 }
 
 /// [`unknown_fields`], not looking into the fields of `value` named in `skip`.
-fn unknown_fields_except(schema: &Value, value: &Value, path: &str, skip: &[&str], out: &mut Vec<Violation>) {
+fn unknown_fields_except(schema: &FieldShape, value: &Value, path: &str, skip: &[&str], out: &mut Vec<Violation>) {
     walk_unknown_fields(schema, value, &FieldPath::Root(path), skip, out);
+}
+
+/// What the unknown-field walk reads of a schema node, compiled once from the CRD: the walk visits every node
+/// of every admitted object, and looking each keyword up in the schema's JSON again was most of its cost.
+#[derive(Debug, Default)]
+struct FieldShape {
+    /// `x-kubernetes-preserve-unknown-fields: true`: anything goes below.
+    preserve_unknown: bool,
+    properties: Option<BTreeMap<String, FieldShape>>,
+    /// `additionalProperties` when it is a schema (a map's values).
+    additional: Option<Box<FieldShape>>,
+    items: Option<Box<FieldShape>>,
+}
+
+impl FieldShape {
+    fn of(schema: &Value) -> Self {
+        FieldShape {
+            preserve_unknown: schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)),
+            properties: schema.get("properties").and_then(Value::as_object).map(|properties| {
+                properties.iter().map(|(name, field)| (name.clone(), FieldShape::of(field))).collect()
+            }),
+            additional: schema.get("additionalProperties").filter(|a| a.is_object()).map(|a| Box::new(Self::of(a))),
+            items: schema.get("items").map(|items| Box::new(Self::of(items))),
+        }
+    }
 }
 
 /// Where the walk is, as a chain of segments rendered only when a violation is reported: the walk visits every
@@ -393,8 +420,14 @@ impl FieldPath<'_> {
     }
 }
 
-fn walk_unknown_fields(schema: &Value, value: &Value, path: &FieldPath<'_>, skip: &[&str], out: &mut Vec<Violation>) {
-    if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
+fn walk_unknown_fields(
+    schema: &FieldShape,
+    value: &Value,
+    path: &FieldPath<'_>,
+    skip: &[&str],
+    out: &mut Vec<Violation>,
+) {
+    if schema.preserve_unknown {
         return;
     }
     match value {
@@ -402,23 +435,18 @@ fn walk_unknown_fields(schema: &Value, value: &Value, path: &FieldPath<'_>, skip
             // apiVersion, kind and metadata are the API server's own (it validates ObjectMeta itself); a CRD
             // schema need not declare them.
             let implicit: &[&str] = if path.is_empty() { &["apiVersion", "kind", "metadata"] } else { &[] };
-            let properties = schema.get("properties").and_then(Value::as_object);
-            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
             let checked = |key: &str| !implicit.contains(&key) && !skip.contains(&key);
             for (key, field_value) in fields.iter().filter(|(key, _)| checked(key)) {
                 let field_path = FieldPath::Key(path, key);
-                match (properties.and_then(|p| p.get(key)), additional) {
-                    (Some(field_schema), _) | (None, Some(field_schema)) => {
-                        walk_unknown_fields(field_schema, field_value, &field_path, &[], out);
-                    }
-                    (None, None) => {
-                        out.push(Violation { field: field_path.render(), message: "unknown field".into() });
-                    }
+                let declared = schema.properties.as_ref().and_then(|p| p.get(key.as_str()));
+                match declared.or(schema.additional.as_deref()) {
+                    Some(field_schema) => walk_unknown_fields(field_schema, field_value, &field_path, &[], out),
+                    None => out.push(Violation { field: field_path.render(), message: "unknown field".into() }),
                 }
             }
         }
         Value::Array(items) => {
-            if let Some(item_schema) = schema.get("items") {
+            if let Some(item_schema) = &schema.items {
                 for (index, item) in items.iter().enumerate() {
                     walk_unknown_fields(item_schema, item, &FieldPath::Index(path, index), &[], out);
                 }

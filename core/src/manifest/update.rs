@@ -28,7 +28,7 @@ impl ManifestValidator {
             return self.admit(new);
         }
         let mut violations = name_violation(&name);
-        unknown_fields_except(&schema.schema, new, "", &[RATCHETED_FIELD], &mut violations);
+        unknown_fields_except(&schema.fields, new, "", &[RATCHETED_FIELD], &mut violations);
         violations.extend(schema.root_structural.iter_errors(new).map(|e| schema_violation("", &e)));
         for (property, validator) in schema.property_structural.iter().filter(|(p, _)| p != RATCHETED_FIELD) {
             if let Some(value) = new.get(property) {
