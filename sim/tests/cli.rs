@@ -1,4 +1,5 @@
-//! The `sei-sim` command line as a user meets it: help, bad options, a passing and a failing scenario file.
+//! The `sei-sim` command line as a user meets it: help, bad options, a passing and a failing scenario file, runs
+//! side by side.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -55,6 +56,38 @@ fn a_passing_scenario_prints_its_row_and_exits_zero() {
     let row = stdout.lines().find(|l| l.starts_with("standalone-seinode ")).expect("a row for the scenario");
     assert!(row.split_whitespace().nth(1) == Some("ok"), "{row}");
     assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
+}
+
+/// Rows, traces and the summary of runs side by side (`-j`) are those of one run at a time, in file order, but for
+/// the wall-time columns. The first file takes longer than the second, so a table printed as runs finish would
+/// put it second.
+#[test]
+fn runs_side_by_side_print_what_one_at_a_time_prints_in_file_order() {
+    let files = ["scenarios/sidecar-restart-storm.yaml", "scenarios/standalone-seinode.yaml"];
+    let without_wall = |output: &Output| {
+        text(&output.stdout)
+            .lines()
+            .map(|line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+                [name, result, simulated, _wall, checks] if result == "ok" || result == "FAILED" => {
+                    format!("{name} {result} {simulated} {checks}")
+                }
+                _ => line.split(" (").next().unwrap_or_default().to_owned(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let side_by_side = sei_sim(&["run", files[0], files[1], "--trace", "-j", "2"]);
+    let one_at_a_time = sei_sim(&["run", files[0], files[1], "--trace", "-j", "1"]);
+    assert!(side_by_side.status.success(), "{}", text(&side_by_side.stderr));
+    assert!(one_at_a_time.status.success(), "{}", text(&one_at_a_time.stderr));
+    let rows = without_wall(&side_by_side);
+    assert_eq!(rows, without_wall(&one_at_a_time));
+    let first = rows.iter().position(|l| l.starts_with("sidecar-restart-storm ")).expect("its row");
+    let second = rows.iter().position(|l| l.starts_with("standalone-seinode ")).expect("its row");
+    assert!(first < second, "rows in file order: {rows:#?}");
+    assert!(rows.last().is_some_and(|l| l.starts_with("2 passed, 0 failed")), "{rows:#?}");
+    let output = sei_sim(&["run", files[1], "-j", "0"]);
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("--jobs"), "{}", text(&output.stderr));
 }
 
 #[test]
