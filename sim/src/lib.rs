@@ -16,8 +16,9 @@
 //!   [`bench`] (`sei-sim bench`), and [`serve`] (`sei-sim serve`: the world in real time behind the Kubernetes API
 //!   on loopback — the one module that reads the wall clock and runs threads).
 //!
-//! Determinism: no wall clock, no OS randomness, no threads; ordered maps only; tokio's `select!` is `biased`
-//! (its RNG cannot be seeded under turmoil). The same seed gives the same trace, byte for byte.
+//! Determinism: no wall clock, no OS randomness, no threads inside a world (`sei-sim run -j` runs whole worlds
+//! side by side, one per thread, sharing only the compiled CRD validator); ordered maps only; tokio's `select!` is
+//! `biased` (its RNG cannot be seeded under turmoil). The same seed gives the same trace, byte for byte.
 
 pub mod apiserver;
 pub mod bench;
