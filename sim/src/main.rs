@@ -331,7 +331,10 @@ fn run(paths: &[PathBuf], seed: Option<u64>, print_trace: bool, svg: Option<Path
                 loop {
                     let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(file) = files.get(index) else { break };
-                    if sender.send((index, run_file(file, settings))).is_err() {
+                    // A run that panics fails its own row (the panic's message went to stderr), not the table.
+                    let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_file(file, settings)))
+                        .unwrap_or_else(|_| RunReport::panicked(file, settings.width));
+                    if sender.send((index, report)).is_err() {
                         break;
                     }
                 }
@@ -385,6 +388,17 @@ struct RunReport {
     result: RunResult,
     /// Its `--svg` picture could not be written.
     unwritten: bool,
+}
+
+impl RunReport {
+    fn panicked(file: &Path, width: usize) -> Self {
+        RunReport {
+            stdout: format!("{:<width$} {:>6}\n  the run panicked (its message is above)\n", file.display(), "FAILED"),
+            stderr: String::new(),
+            result: RunResult::Failed,
+            unwritten: false,
+        }
+    }
 }
 
 /// Loads and runs one scenario file, and renders its row (and trace, failure and picture) as `sei-sim run`
