@@ -321,15 +321,20 @@ fn run(paths: &[PathBuf], seed: Option<u64>, print_trace: bool, svg: Option<Path
     let suite_started = Instant::now();
     // Each run is a world of its own on one thread; runs share nothing but the compiled CRD validator, so a
     // run's trace is the same whatever runs beside it. Reports print in file order as they complete.
+    // Runs start largest fleet first (stable: file order among equals), so a long run does not start last and
+    // leave the other cores idle while it finishes.
+    let mut start_order: Vec<usize> = (0..files.len()).collect();
+    start_order.sort_by_key(|&index| std::cmp::Reverse(fleet_size(&files[index])));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let (sender, receiver) = std::sync::mpsc::channel::<(usize, RunReport)>();
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let sender = sender.clone();
-            let (next, files, settings) = (&next, &files, &settings);
+            let (next, files, settings, start_order) = (&next, &files, &settings, &start_order);
             scope.spawn(move || {
                 loop {
-                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let started = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&index) = start_order.get(started) else { break };
                     let Some(file) = files.get(index) else { break };
                     // A run that panics fails its own row (the panic's message went to stderr), not the table.
                     let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_file(file, settings)))
@@ -361,6 +366,20 @@ fn run(paths: &[PathBuf], seed: Option<u64>, print_trace: bool, svg: Option<Path
     });
     println!("{passed} passed, {failed} failed ({:.1}s wall)", suite_started.elapsed().as_secs_f64());
     if failed == 0 && unwritten == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// The most replicas any `replicas:` in a scenario file asks for (0 if none or unreadable): how long its run
+/// will take, roughly, read from the text before the file is loaded.
+fn fleet_size(file: &Path) -> u64 {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    text.match_indices("replicas:")
+        .filter(|(at, _)| !text[..*at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+        .filter_map(|(at, key)| {
+            let value = text[at + key.len()..].trim_start();
+            value[..value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len())].parse().ok()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// How `sei-sim run` runs and reports each scenario.
@@ -899,4 +918,24 @@ fn fuzz_merge(paths: &[PathBuf], out: Option<&Path>, print_scenarios: bool) -> E
         }
     }
     if merged.failures.is_empty() && missing.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(FOUND_FAILURES) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fleet_is_the_most_replicas_a_file_asks_for() {
+        let dir = std::env::temp_dir().join(format!("sei-sim-fleet-size-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let file = dir.join("scenario.yaml");
+        let text =
+            "world: {operatorReplicas: 7}\nspec:\n  replicas: 16\n---\n{spec: {replicas: 100}}\nmaxReplicas: 900\n";
+        std::fs::write(&file, text).expect("written");
+        assert_eq!(fleet_size(&file), 100, "operatorReplicas and maxReplicas are other keys");
+        std::fs::write(&file, "name: none\n").expect("written");
+        assert_eq!(fleet_size(&file), 0);
+        assert_eq!(fleet_size(&dir.join("missing.yaml")), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
