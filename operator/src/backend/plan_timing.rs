@@ -98,11 +98,21 @@ mod tests {
         .expect("a SeiNode with a plan")
     }
 
+    /// The tests that reach the "plan task finished" callsites. tracing caches each callsite's interest when it is
+    /// first hit; a test without a subscriber hitting it while the capturing test installs its own can cache
+    /// "never" for both, so those tests take turns.
+    static CALLSITE_TURNS: Mutex<()> = Mutex::new(());
+
+    fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+        CALLSITE_TURNS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     const COUNT: &str = "sei_operator_plan_task_duration_seconds_count{owner_kind=\"SeiNode\",task_type=\"mark-ready\",outcome=\"Complete\"} 1";
     const SUM: &str = "sei_operator_plan_task_duration_seconds_sum{owner_kind=\"SeiNode\",task_type=\"mark-ready\",outcome=\"Complete\"} 90.0";
 
     #[test]
     fn a_task_seen_pending_is_timed_once_when_written_complete() {
+        let _turn = take_turn();
         let (timer, metrics) = (PlanTaskTimer::default(), Metrics::new());
         let now: Timestamp = "2026-01-01T00:01:30Z".parse().expect("timestamp");
         timer.observe_read(&node_with_task("Pending"));
@@ -115,6 +125,7 @@ mod tests {
     #[test]
     fn a_task_never_seen_pending_is_not_timed() {
         // As after a restart: the stored plan finished long ago; timing it from submittedAt would be a lie.
+        let _turn = take_turn();
         let (timer, metrics) = (PlanTaskTimer::default(), Metrics::new());
         let now: Timestamp = "2026-03-01T00:00:00Z".parse().expect("timestamp");
         timer.observe_write(&node_with_task("Complete"), now, &metrics);
@@ -144,11 +155,14 @@ mod tests {
 
     #[test]
     fn a_finished_task_is_one_log_line_in_its_reconcile_span() {
+        let _turn = take_turn();
         let captured = Captured::default();
         let subscriber = tracing_subscriber::fmt().json().with_writer(captured.clone()).finish();
         let (timer, metrics) = (PlanTaskTimer::default(), Metrics::new());
         let now: Timestamp = "2026-01-01T00:01:30Z".parse().expect("timestamp");
         tracing::subscriber::with_default(subscriber, || {
+            // Interest another test cached while no subscriber was set (say, in kube_cluster's tests) is dropped.
+            tracing::callsite::rebuild_interest_cache();
             let span = tracing::info_span!("reconcile", controller = "seinode", object = "sei/n1", plan = "p1");
             let _entered = span.enter();
             timer.observe_read(&node_with_task("Pending"));
