@@ -21,6 +21,7 @@ pub mod clock;
 pub mod cluster;
 pub mod controller;
 pub mod crd;
+pub mod digest;
 pub mod leader;
 pub mod manifest;
 pub mod node_defaults;

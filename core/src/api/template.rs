@@ -4,7 +4,6 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::{Entrypoint, SeiNodeSpec, SidecarSpec};
 
@@ -50,15 +49,12 @@ impl RolloutFields {
     }
 }
 
-/// Hex digits kept: short enough for a label value and a print column, long enough never to collide among
-/// one deployment's revisions.
-const HASH_LENGTH: usize = 16;
-
 /// The template hash of a spec. Stable across runs and processes: a struct's JSON keeps its fields in declaration
-/// order, and none of the hashed fields is a map.
+/// order, and none of the hashed fields is a map. Sixteen hex digits: short enough for a label value and a print
+/// column, long enough never to collide among one deployment's revisions.
 pub fn template_hash(spec: &SeiNodeSpec) -> String {
     let canonical = serde_json::to_vec(&RolloutFields::of(spec)).unwrap_or_default();
-    Sha256::digest(&canonical).iter().map(|byte| format!("{byte:02x}")).collect::<String>()[..HASH_LENGTH].to_owned()
+    crate::digest::short_sha256(&canonical)
 }
 
 #[cfg(test)]

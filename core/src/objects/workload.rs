@@ -329,7 +329,6 @@ fn apply_pod_settings(pod: &mut PodSpec, settings: &PodSettings) {
 /// is fixed once made), and of the sidecar's resources; `None` when it gives none. Stable across processes: maps
 /// in the settings are ordered.
 pub fn pod_settings_digest(spec: &SeiNodeSpec) -> Option<String> {
-    use sha2::{Digest, Sha256};
     let settings = PodSettings { storage: None, ..spec.pod_settings() };
     let sidecar_resources = spec.sidecar.as_ref().and_then(|s| s.resources.clone());
     if settings == PodSettings::default() && sidecar_resources.is_none() {
@@ -340,7 +339,7 @@ pub fn pod_settings_digest(spec: &SeiNodeSpec) -> Option<String> {
         None => serde_json::to_vec(&settings).unwrap_or_default(),
         Some(resources) => serde_json::to_vec(&(&settings, resources)).unwrap_or_default(),
     };
-    Some(Sha256::digest(&canonical).iter().take(8).map(|byte| format!("{byte:02x}")).collect())
+    Some(crate::digest::short_sha256(&canonical))
 }
 
 fn service_ports(node: &SeiNode) -> Vec<ServicePort> {

@@ -185,9 +185,8 @@ pub fn written_config(plan: &Plan) -> WrittenConfig {
 
 /// A digest of a config as its tasks write it. Stable across processes: JSON objects serialize in key order.
 pub fn config_digest(config: &[(String, serde_json::Value)]) -> String {
-    use sha2::{Digest, Sha256};
     let canonical = serde_json::to_vec(config).unwrap_or_default();
-    Sha256::digest(&canonical).iter().take(8).map(|byte| format!("{byte:02x}")).collect()
+    crate::digest::short_sha256(&canonical)
 }
 
 /// The plan that brings a Running node's config to its spec: the config tasks again, `config-validate`, then

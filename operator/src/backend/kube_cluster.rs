@@ -16,7 +16,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder, Reporter};
 use kube::{Client, Resource};
-use sha2::{Digest, Sha256};
 
 use super::caches::{Cached, Caches};
 use super::clock::SystemClock;
@@ -95,7 +94,7 @@ impl KubeCluster {
 /// the API server refuses a second one (AlreadyExists), from this operator process or a later one. The object's
 /// name is cut to keep the whole within a DNS subdomain's 253 characters.
 fn keyed_event_name(name: &str, key: &str) -> String {
-    let digest: String = Sha256::digest(key.as_bytes()).iter().take(8).map(|byte| format!("{byte:02x}")).collect();
+    let digest = sei_operator_core::digest::short_sha256(key.as_bytes());
     format!("{}.{digest}", truncate_utf8(name, 253 - 17))
 }
 
