@@ -62,17 +62,20 @@ pub struct SimCluster {
     decoded: Arc<Mutex<DecodedReads>>,
 }
 
-/// The StatefulSets a client decoded, by key, with the resourceVersion each was decoded at. The operator reads a
-/// node's StatefulSet on every reconcile of the node, and a set rarely changes: a copy of the typed object decoded
-/// at the same version is the same object, at a fraction of decoding it again (k8s-openapi's `PodSpec` is most of
-/// a node reconcile's decoding). Production's informer caches, too, hold decoded objects.
+/// The StatefulSets, SeiNodes and SeiNodeDeployments a client decoded (by get or list), by key, with the
+/// resourceVersion each was decoded at. The operator reads each of them many times per version: a node's
+/// StatefulSet on every reconcile of the node, a deployment's nodes on every reconcile of the deployment and of
+/// each node. A copy of the typed object decoded at the same version is the same object, at a fraction of decoding
+/// it again (k8s-openapi's `PodSpec` is most of a node reconcile's decoding). Kinds read rarely per version (Pods,
+/// Services, claims) are decoded every time: a cache miss pays for the decode and a copy. Production's informer
+/// caches, too, hold decoded objects.
 #[derive(Default)]
 struct DecodedReads {
     objects: BTreeMap<ObjectRef, (String, Arc<dyn Any + Send + Sync>)>,
 }
 
 /// The kinds [`DecodedReads`] keeps.
-const DECODED_KINDS: [&str; 1] = ["StatefulSet"];
+const DECODED_KINDS: [&str; 3] = ["StatefulSet", "SeiNode", "SeiNodeDeployment"];
 
 /// A read or a write, for fault injection.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -515,7 +518,17 @@ impl SimCluster {
         }
         let at = self.read_at(&world);
         world.observer.on_operator_list(&mut world, self.writer().reconcile, &kind, &namespace, &selector, at);
-        world.api.store.list(&kind, &namespace, &selector, at).into_iter().map(decode_ref).collect()
+        let listed = world.api.store.list(&kind, &namespace, &selector, at);
+        if !DECODED_KINDS.contains(&kind.as_str()) {
+            return listed.into_iter().map(decode_ref).collect();
+        }
+        listed
+            .into_iter()
+            .map(|value| {
+                let name = value.at("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                self.decode_read(&ObjectRef::new(&kind, &namespace, name), value)
+            })
+            .collect()
     }
 
     /// Encodes, writes, and — at the operator's crash point — never returns: the process died right after the

@@ -386,3 +386,31 @@ fn a_reconciler_that_never_lets_time_pass_is_a_livelock_not_a_hang() {
         other => panic!("expected a livelock, got {other:?}"),
     }
 }
+
+/// A client keeps the SeiNodes it decoded, from gets and lists alike, only while the stored node is unchanged:
+/// after a status edit both read the edit, equal to what a client that never read the node decodes.
+#[test]
+fn a_client_rereads_a_node_it_decoded_once_the_node_changes() {
+    use sei_operator_core::api::{SeiNodePhase, SeiNodeStatus};
+    let world = world(1);
+    world.create(&sei_node("n")).unwrap();
+    let client = world.cluster();
+    let get = |client: &sei_sim::operator_host::cluster::SimCluster| {
+        poll_ready(client.get::<SeiNode>(NS, "n")).expect("a store read does not wait").unwrap()
+    };
+    let list = |client: &sei_sim::operator_host::cluster::SimCluster| {
+        poll_ready(client.list::<SeiNode>(NS, &Default::default())).expect("a store read does not wait").unwrap()
+    };
+    let first = get(&client);
+    assert_eq!(list(&client), vec![first.clone()], "a list hands out the node a get decoded");
+    let edited = world
+        .edit_status::<SeiNode>(NS, "n", |n| {
+            n.status = Some(SeiNodeStatus { phase: Some(SeiNodePhase::Running), ..Default::default() });
+        })
+        .unwrap();
+    let listed = list(&client);
+    assert_eq!(listed, vec![edited.clone()], "the edit, as stored");
+    assert_ne!(listed[0].metadata.resource_version, first.metadata.resource_version);
+    assert_eq!(get(&client), edited);
+    assert_eq!(get(&world.cluster()), edited, "what a client that never read it decodes");
+}
