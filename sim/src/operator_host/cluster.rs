@@ -240,6 +240,13 @@ impl SimCluster {
     /// Whether production's watch caches would answer a get of `key` ([`read_policy`]): by what the operator's
     /// cache holds — the store at the version this client reads at.
     fn cache_answers_get(&self, world: &WorldState, key: &ObjectRef) -> bool {
+        // Only a label-filtered cache's answer depends on the object: read its labels only then.
+        if !matches!(
+            read_policy::read_source(&key.kind, read_policy::Read::Get),
+            read_policy::ReadSource::LabelledCache(_)
+        ) {
+            return read_policy::cache_answers_get(&key.kind, None);
+        }
         let found = world.api.store.get(key, self.read_at(world)).map(|value| {
             value.at("/metadata/labels").and_then(Value::as_object).map(|labels| {
                 labels
@@ -487,6 +494,17 @@ impl SimCluster {
         Ok(object)
     }
 
+    /// What a write stored, as a `K`, kept as [`SimCluster::decode_read`] keeps reads: the reconcile that wrote
+    /// it, and the next, read that version again.
+    fn decode_written<K: ClusterObject>(&self, written: &Value) -> Result<K, ClusterError> {
+        let kind = K::kind(&());
+        if !DECODED_KINDS.contains(&kind.as_ref()) {
+            return decode_ref(written);
+        }
+        let field = |pointer| written.at(pointer).and_then(Value::as_str).unwrap_or_default();
+        self.decode_read(&ObjectRef::new(kind, field("/metadata/namespace"), field("/metadata/name")), written)
+    }
+
     async fn list_typed<K: ClusterObject>(
         &self,
         kind: String,
@@ -614,17 +632,18 @@ impl Cluster for SimCluster {
                 world.api.store.create(value, now)
             })
             .await?;
-        decode_ref(&created)
+        self.decode_written(&created)
     }
 
     async fn replace<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
-        decode_ref(&*self.write_object(object, "replace", |world, value| world.api.store.replace(value)).await?)
+        let written = self.write_object(object, "replace", |world, value| world.api.store.replace(value)).await?;
+        self.decode_written(&written)
     }
 
     async fn replace_status<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
         let written =
             self.write_object(object, "replace-status", |world, value| world.api.store.replace_status(value)).await?;
-        decode_ref(&written)
+        self.decode_written(&written)
     }
 
     async fn delete<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
