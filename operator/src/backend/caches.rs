@@ -35,7 +35,9 @@ pub struct Caches {
     pub services: Vec<Store<Service>>,
     /// The operator's own writes of cached kinds that their stores may not hold yet: the resourceVersion each
     /// write was answered with, and the object's labels (for lists). Dropped once a read finds the store
-    /// holding it, or when the operator deletes the object.
+    /// holding it, when the operator deletes the object, or when its watch reports the object deleted after the
+    /// write ([`forget_deleted`]) — a user's delete, or the garbage collector's of a child, which no read of the
+    /// object may ever follow.
     pub own_writes: OwnWrites,
 }
 
@@ -44,6 +46,24 @@ type Labels = Option<BTreeMap<String, String>>;
 
 /// Per object the operator wrote: the resourceVersion the write was answered with, and the object's labels.
 pub type OwnWrites = Arc<Mutex<BTreeMap<ObjectRef, (String, Labels)>>>;
+
+/// After a watch event has reached its store: an object deleted at or after the operator's last write of it
+/// leaves nothing to wait for, so its read-your-writes record is dropped. A delete of an earlier incarnation (the
+/// operator re-created the object since, and the watch has yet to deliver that) keeps the record. A DELETED event
+/// carries the object at the revision of its deletion, newer than any write before it (kubernetes
+/// `staging/src/k8s.io/apiserver/pkg/storage/etcd3/watcher.go`, `prepareObjs`), as does the one of an update
+/// that takes an object out of a label-filtered watch.
+fn forget_deleted<K: ClusterObject>(own_writes: &OwnWrites, event: &watcher::Event<K>) {
+    let watcher::Event::Delete(object) = event else { return };
+    let key = ObjectRef::to(object);
+    let mut writes = own_writes.lock().unwrap_or_else(PoisonError::into_inner);
+    let deleted_after_write = writes
+        .get(&key)
+        .is_some_and(|(written, _)| cache_holds_own_write(object.meta().resource_version.as_deref(), written));
+    if deleted_after_write {
+        writes.remove(&key);
+    }
+}
 
 /// What a cache says of a get: the object it holds (`None`: none of that name), or that it cannot say.
 pub enum Cached<K> {
@@ -211,7 +231,8 @@ impl Watches {
     /// Nothing is sent before the streams are polled.
     pub fn new(client: &Client, namespace: &str, health: &Arc<Health>) -> Self {
         let all = watcher::Config::default;
-        let watch = |name| (client, namespace, health.clone(), name);
+        let own_writes = OwnWrites::default();
+        let watch = |name| (client, namespace, health.clone(), own_writes.clone(), name);
         let (deployments_store, deployments) = reflected(watch("seinodedeployments"), all());
         let (nodes_store, nodes) = reflected(watch("seinodes"), all());
         let (deployment_services_store, deployment_services) =
@@ -221,7 +242,7 @@ impl Watches {
         let (jobs_store, jobs) = reflected(watch("jobs"), all().labels(LABEL_NODE));
         Watches {
             caches: Caches {
-                own_writes: Arc::default(),
+                own_writes,
                 deployments: deployments_store,
                 nodes: nodes_store,
                 stateful_sets: stateful_sets_store,
@@ -238,15 +259,23 @@ impl Watches {
     }
 }
 
-/// A watch of `K` in `namespace` (all when empty), reporting into `health` as `name`, reflected into a new store:
-/// the store, and the watch's events.
+/// A watch of `K` in `namespace` (all when empty), reporting into `health` as `name`, reflected into a new store
+/// and forgetting the read-your-writes records of objects it sees deleted: the store, and the watch's events.
 fn reflected<K: ClusterObject>(
-    (client, namespace, health, name): (&Client, &str, Arc<Health>, &'static str),
+    (client, namespace, health, own_writes, name): (&Client, &str, Arc<Health>, OwnWrites, &'static str),
     config: watcher::Config,
 ) -> (Store<K>, BoxStream<'static, watcher::Result<watcher::Event<K>>>) {
     let api = if namespace.is_empty() { Api::all(client.clone()) } else { Api::namespaced(client.clone(), namespace) };
     let (store, writer) = reflector::store();
-    (store, track(health, name, watcher(api, config).default_backoff()).reflect(writer).boxed())
+    let events = track(health, name, watcher(api, config).default_backoff()).reflect(writer);
+    // After `reflect`: the store has dropped the object before its record goes, so no read between them answers
+    // the object as it was before the operator's write.
+    let events = events.inspect(move |event| {
+        if let Ok(event) = event {
+            forget_deleted(&own_writes, event);
+        }
+    });
+    (store, events.boxed())
 }
 
 #[cfg(test)]
@@ -360,5 +389,29 @@ mod tests {
         claim.metadata.resource_version = Some("13".into());
         caches.note_write(&claim);
         assert_eq!(pending(&caches), 0, "writes of kinds no cache answers are not remembered");
+    }
+
+    #[test]
+    fn an_own_write_of_an_object_deleted_since_is_forgotten_and_of_an_earlier_incarnation_kept() {
+        let own_writes = OwnWrites::default();
+        let pending = || own_writes.lock().unwrap_or_else(PoisonError::into_inner).len();
+        let at = |version: &str| {
+            let mut set = object::<StatefulSet>("rpc-0", Some(LABEL_NODE));
+            set.metadata.resource_version = Some(version.into());
+            set
+        };
+        let record = |set: &StatefulSet| {
+            let version = set.metadata.resource_version.clone().unwrap_or_default();
+            own_writes.lock().unwrap_or_else(PoisonError::into_inner).insert(ObjectRef::to(set), (version, None));
+        };
+        // The operator re-created the set (rv 20) before the watch delivered the first one's delete (rv 15).
+        record(&at("20"));
+        forget_deleted(&own_writes, &watcher::Event::Delete(at("15")));
+        assert_eq!(pending(), 1, "the delete of an earlier incarnation says nothing of the write");
+        forget_deleted(&own_writes, &watcher::Event::Apply(at("21")));
+        assert_eq!(pending(), 1, "only deletes are looked at here; a read forgets a held write");
+        // The garbage collector deletes it (rv 30): no read of it may ever come to drop the record.
+        forget_deleted(&own_writes, &watcher::Event::Delete(at("30")));
+        assert_eq!(pending(), 0);
     }
 }
