@@ -15,6 +15,7 @@
 //!   SeiNodes of a deployment, a node's pod.
 //! - [`read_policy`]: which reads the watch caches answer and which go to the API server.
 //! - [`node_defaults`], [`permissions`]: per-mode pod defaults; the RBAC each call needs.
+//! - [`digest`]: the short SHA-256 digests that name a template, a config or an Event.
 
 pub mod api;
 pub mod clock;
