@@ -494,15 +494,14 @@ impl SimCluster {
         Ok(object)
     }
 
-    /// What a write stored, as a `K`, kept as [`SimCluster::decode_read`] keeps reads: the reconcile that wrote
-    /// it, and the next, read that version again.
-    fn decode_written<K: ClusterObject>(&self, written: &Value) -> Result<K, ClusterError> {
-        let kind = K::kind(&());
-        if !DECODED_KINDS.contains(&kind.as_ref()) {
-            return decode_ref(written);
+    /// A stored object of `kind` (listed, or what a write stored) as a `K`, kept as [`SimCluster::decode_read`]
+    /// keeps reads: the reconcile that wrote or listed it, and the next, read that version again.
+    fn decode_stored<K: ClusterObject>(&self, kind: &str, value: &Value) -> Result<K, ClusterError> {
+        if !DECODED_KINDS.contains(&kind) {
+            return decode_ref(value);
         }
-        let field = |pointer| written.at(pointer).and_then(Value::as_str).unwrap_or_default();
-        self.decode_read(&ObjectRef::new(kind, field("/metadata/namespace"), field("/metadata/name")), written)
+        let field = |pointer| value.at(pointer).and_then(Value::as_str).unwrap_or_default();
+        self.decode_read(&ObjectRef::new(kind, field("/metadata/namespace"), field("/metadata/name")), value)
     }
 
     async fn list_typed<K: ClusterObject>(
@@ -536,16 +535,12 @@ impl SimCluster {
         }
         let at = self.read_at(&world);
         world.observer.on_operator_list(&mut world, self.writer().reconcile, &kind, &namespace, &selector, at);
-        let listed = world.api.store.list(&kind, &namespace, &selector, at);
-        if !DECODED_KINDS.contains(&kind.as_str()) {
-            return listed.into_iter().map(decode_ref).collect();
-        }
-        listed
+        world
+            .api
+            .store
+            .list(&kind, &namespace, &selector, at)
             .into_iter()
-            .map(|value| {
-                let name = value.at("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-                self.decode_read(&ObjectRef::new(&kind, &namespace, name), value)
-            })
+            .map(|v| self.decode_stored(&kind, v))
             .collect()
     }
 
@@ -632,18 +627,18 @@ impl Cluster for SimCluster {
                 world.api.store.create(value, now)
             })
             .await?;
-        self.decode_written(&created)
+        self.decode_stored(&K::kind(&()), &created)
     }
 
     async fn replace<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
         let written = self.write_object(object, "replace", |world, value| world.api.store.replace(value)).await?;
-        self.decode_written(&written)
+        self.decode_stored(&K::kind(&()), &written)
     }
 
     async fn replace_status<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
         let written =
             self.write_object(object, "replace-status", |world, value| world.api.store.replace_status(value)).await?;
-        self.decode_written(&written)
+        self.decode_stored(&K::kind(&()), &written)
     }
 
     async fn delete<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
