@@ -4,6 +4,7 @@
 //! rules); and RBAC as `deploy/` grants it ([`authorization`]).
 
 pub mod authorization;
+pub mod decoded;
 pub mod faults;
 pub mod json;
 pub mod store;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use sei_operator_core::cluster::ObjectRef;
 use tokio::sync::Notify;
 
+use crate::apiserver::decoded::DecodedObjects;
 use crate::kube::pod::{PodRuntime, Volume};
 use crate::node::sidecar::table::TaskTable;
 
@@ -29,6 +30,19 @@ pub struct ControllerState {
     pub next_incarnation: u64,
     /// The StatefulSets a sync may skip.
     pub unchanged_statefulsets: UnchangedStatefulSets,
+    /// Each StatefulSet's update revision, as last computed (see [`Revisions`]).
+    pub revisions: Revisions,
+    /// The StatefulSets and Pods the StatefulSet controller decoded, as its informers hold them.
+    pub decoded: DecodedObjects,
+}
+
+/// The update revision of each StatefulSet, by the set's uid and generation. The store moves a set's generation
+/// with every change outside its metadata and status (`crate::apiserver::store::Store::replace`), so a set at the
+/// same uid and generation has the same pod template, and hashing it again (serializing the whole template) would
+/// give the same name. Keyed by the set's name: a set made again under it replaces the entry.
+#[derive(Clone, Debug, Default)]
+pub struct Revisions {
+    pub by_set: BTreeMap<ObjectRef, (String, i64, String)>,
 }
 
 /// The control plane's part of the world: the worker nodes, the pods on them (their runtime: containers, seid,

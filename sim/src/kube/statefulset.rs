@@ -9,19 +9,19 @@
 //! template change (kubernetes/kubernetes#67250); under `Parallel` it carries on and replaces it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, Pod, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sei_operator_core::cluster::ObjectRef;
 use sei_operator_core::objects::meta::{controller_reference, is_controlled_by};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::traced;
 use crate::apiserver::json::Fields;
 use crate::harness::state::WorldState;
-use crate::kube::plane::UnchangedStatefulSets;
+use crate::kube::plane::{Revisions, UnchangedStatefulSets};
 
 /// The label carrying a pod's revision.
 pub const REVISION_LABEL: &str = "controller-revision-hash";
@@ -31,22 +31,23 @@ const ACTOR: &str = "statefulset-controller";
 pub fn sync(world: &mut WorldState) {
     let mut unchanged = std::mem::take(&mut world.plane.controllers.unchanged_statefulsets);
     unchanged.forget_changed(&world.api.store);
-    let sets: Vec<StatefulSet> = world
+    let decoded = &mut world.plane.controllers.decoded;
+    let sets: Vec<Arc<StatefulSet>> = world
         .api
         .store
         .all_of_kind("StatefulSet")
         .filter(|(key, _)| !unchanged.sets.contains(*key))
-        .filter_map(|(_, value)| StatefulSet::deserialize(value).ok())
+        .filter_map(|(key, value)| decoded.decode(key, value).ok())
         .collect();
     let owners: BTreeSet<&str> = sets.iter().filter_map(|set| set.metadata.uid.as_deref()).collect();
     // Pods by controller uid, read once for all sets (as the controller's pod informer would hold them).
-    let mut pods_by_owner: BTreeMap<String, Vec<Pod>> = BTreeMap::new();
-    for (_, value) in world.api.store.all_of_kind("Pod") {
+    let mut pods_by_owner: BTreeMap<String, Vec<Arc<Pod>>> = BTreeMap::new();
+    for (key, value) in world.api.store.all_of_kind("Pod") {
         let Some(owner) = value.at("/metadata/ownerReferences/0/uid").and_then(Value::as_str) else { continue };
         if !owners.contains(owner) {
             continue;
         }
-        if let Ok(pod) = Pod::deserialize(value) {
+        if let Ok(pod) = decoded.decode(key, value) {
             pods_by_owner.entry(owner.to_owned()).or_default().push(pod);
         }
     }
@@ -91,6 +92,27 @@ impl UnchangedStatefulSets {
     }
 }
 
+impl Revisions {
+    /// The set's update revision: remembered while its uid and generation stay, else computed and remembered.
+    fn of(&mut self, set: &StatefulSet) -> String {
+        let (Some(name), Some(namespace), Some(uid), Some(generation)) =
+            (&set.metadata.name, &set.metadata.namespace, &set.metadata.uid, set.metadata.generation)
+        else {
+            return revision_of(set);
+        };
+        let key = ObjectRef::new("StatefulSet", namespace, name);
+        if let Some((known_uid, known_generation, revision)) = self.by_set.get(&key)
+            && known_uid == uid
+            && *known_generation == generation
+        {
+            return revision.clone();
+        }
+        let revision = revision_of(set);
+        self.by_set.insert(key, (uid.clone(), generation, revision.clone()));
+        revision
+    }
+}
+
 /// The revision name of a pod template: `<set>-<hash>`, as the controller names its ControllerRevisions.
 pub fn revision_of(set: &StatefulSet) -> String {
     let template = serde_json::to_string(&set.spec.as_ref().map(|s| &s.template)).unwrap_or_default();
@@ -122,7 +144,7 @@ fn revision_label(pod: &Pod) -> Option<&str> {
     pod.metadata.labels.as_ref()?.get(REVISION_LABEL).map(String::as_str)
 }
 
-fn sync_one(world: &mut WorldState, set: &StatefulSet, owned: Vec<Pod>) {
+fn sync_one(world: &mut WorldState, set: &StatefulSet, owned: Vec<Arc<Pod>>) {
     let (Some(name), Some(namespace), Some(uid), Some(spec)) =
         (&set.metadata.name, &set.metadata.namespace, &set.metadata.uid, &set.spec)
     else {
@@ -132,7 +154,7 @@ fn sync_one(world: &mut WorldState, set: &StatefulSet, owned: Vec<Pod>) {
         return;
     }
     let replicas = usize::try_from(spec.replicas.unwrap_or(1)).unwrap_or(0);
-    let update_revision = revision_of(set);
+    let update_revision = world.plane.controllers.revisions.of(set);
     let current_revision = set
         .status
         .as_ref()
@@ -156,7 +178,7 @@ fn sync_one(world: &mut WorldState, set: &StatefulSet, owned: Vec<Pod>) {
         }
     }
 
-    let existing: BTreeMap<usize, Pod> = owned
+    let existing: BTreeMap<usize, Arc<Pod>> = owned
         .into_iter()
         .filter(|p| is_controlled_by(&p.metadata, uid))
         .filter_map(|p| Some((ordinal_of(name, p.metadata.name.as_deref()?)?, p)))
@@ -216,19 +238,15 @@ fn sync_one(world: &mut WorldState, set: &StatefulSet, owned: Vec<Pod>) {
             }
         }
     }
-    // Re-read this set's pods after the actions above, by name. A pod still at the resourceVersion it was read
-    // at is the same value (every write moves the version), so it is reused rather than decoded again.
+    // Re-read this set's pods after the actions above, by name (a pod still at the version it was read at is
+    // the object decoded then).
     let ordinals: BTreeSet<usize> = existing.keys().copied().chain(0..replicas).collect();
-    let mut existing = existing;
-    let pods: BTreeMap<usize, Pod> = ordinals
+    let pods: BTreeMap<usize, Arc<Pod>> = ordinals
         .into_iter()
         .filter_map(|ordinal| {
-            let value = world.api.store.get(&ObjectRef::new("Pod", namespace, format!("{name}-{ordinal}")), None)?;
-            let version = value.at("/metadata/resourceVersion").and_then(Value::as_str);
-            let pod = match existing.remove(&ordinal) {
-                Some(pod) if version.is_some() && pod.metadata.resource_version.as_deref() == version => pod,
-                _ => Pod::deserialize(value).ok()?,
-            };
+            let key = ObjectRef::new("Pod", namespace, format!("{name}-{ordinal}"));
+            let value = world.api.store.get(&key, None)?;
+            let pod: Arc<Pod> = world.plane.controllers.decoded.decode(&key, value).ok()?;
             is_controlled_by(&pod.metadata, uid).then_some((ordinal, pod))
         })
         .collect();
@@ -376,13 +394,13 @@ fn delete_pod(world: &mut WorldState, namespace: &str, pod: &Pod) {
 fn write_status(
     world: &mut WorldState,
     set: &StatefulSet,
-    pods: &BTreeMap<usize, Pod>,
+    pods: &BTreeMap<usize, Arc<Pod>>,
     replicas: usize,
     current_revision: &str,
     update_revision: &str,
 ) {
     let (Some(name), Some(namespace)) = (&set.metadata.name, &set.metadata.namespace) else { return };
-    let live: Vec<&Pod> = pods.values().filter(|p| !is_terminating(p)).collect();
+    let live: Vec<&Pod> = pods.values().map(|p| &**p).filter(|p| !is_terminating(p)).collect();
     let count = |revision: &str| live.iter().filter(|p| revision_label(p) == Some(revision)).count();
     let ready = live.iter().filter(|p| is_running_and_ready(p)).count();
     let updated = count(update_revision);

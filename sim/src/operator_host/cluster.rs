@@ -3,8 +3,6 @@
 //! i-th write in a reconcile; the harness's client (tests, scenarios) has none. The operator's requests are
 //! counted (`WorldState::api_requests`), but not the reads production's watch caches answer (`read_policy`).
 
-use std::any::Any;
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use rand::Rng;
@@ -13,6 +11,7 @@ use sei_operator_core::permissions::Permission;
 use sei_operator_core::read_policy;
 use serde_json::Value;
 
+use crate::apiserver::decoded::DecodedObjects;
 use crate::apiserver::faults::RefusalStatus;
 use crate::apiserver::json::Fields;
 use crate::harness::state::{SharedWorld, WorldState, lock};
@@ -71,7 +70,7 @@ pub struct SimCluster {
 /// caches, too, hold decoded objects.
 #[derive(Default)]
 struct DecodedReads {
-    objects: BTreeMap<ObjectRef, (String, Arc<dyn Any + Send + Sync>)>,
+    objects: DecodedObjects,
 }
 
 /// The kinds [`DecodedReads`] keeps.
@@ -478,20 +477,14 @@ impl SimCluster {
 
     /// `value` as a `K`: a copy of the object decoded at the same resourceVersion if [`DecodedReads`] keeps one.
     fn decode_read<K: ClusterObject>(&self, key: &ObjectRef, value: &Value) -> Result<K, ClusterError> {
-        let version = value.at("/metadata/resourceVersion").and_then(Value::as_str);
-        let Some(version) = version.filter(|_| DECODED_KINDS.contains(&key.kind.as_str())) else {
+        if !DECODED_KINDS.contains(&key.kind.as_str()) {
             return decode_ref(value);
-        };
-        let mut decoded = self.decoded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((at, object)) = decoded.objects.get(key)
-            && at == version
-            && let Some(object) = object.downcast_ref::<K>()
-        {
-            return Ok(object.clone());
         }
-        let object: K = decode_ref(value)?;
-        decoded.objects.insert(key.clone(), (version.to_owned(), Arc::new(object.clone())));
-        Ok(object)
+        let mut decoded = self.decoded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match decoded.objects.decode::<K>(key, value) {
+            Ok(object) => Ok(K::clone(&object)),
+            Err(error) => Err(ClusterError::Invalid { object: key.clone(), message: error.to_string() }),
+        }
     }
 
     /// A stored object of `kind` (listed, or what a write stored) as a `K`, kept as [`SimCluster::decode_read`]
