@@ -66,7 +66,7 @@ struct KindSchema {
     /// The schema's fields as the unknown-field walk reads them.
     fields: FieldShape,
     structural: jsonschema::Validator,
-    /// The same schema split at the root for [`ManifestValidator::admit_update`]: the root's own keywords (type,
+    /// The same schema split at the root for [`ManifestValidator::check_update`]: the root's own keywords (type,
     /// required) and one validator per declared top-level property, so an unchanged `spec` need not be re-walked.
     root_structural: jsonschema::Validator,
     property_structural: Vec<(String, jsonschema::Validator)>,
@@ -154,10 +154,27 @@ impl ManifestValidator {
     /// Rust types. Every violation found is reported, not only the first.
     pub fn admit(&self, object: &Value) -> Result<Manifest, ManifestError> {
         let (schema, kind, name) = self.schema_of(object)?;
-        let mut violations = name_violation(&name);
+        let violations = self.violations(schema, &name, object);
+        decoded(kind, name, object, violations)
+    }
+
+    /// What the API server checks of a created custom resource, and no more: [`Self::admit`] but the Rust types.
+    /// The server validates the unstructured object against the CRD's schema and CEL rules and never decodes it
+    /// into a typed one (kubernetes `staging/src/k8s.io/apiextensions-apiserver/pkg/registry/customresource/
+    /// validator.go`, `Validate`), so an object the operator's types would refuse is stored all the same.
+    pub fn check(&self, object: &Value) -> Result<(), ManifestError> {
+        let (schema, kind, name) = self.schema_of(object)?;
+        let violations = self.violations(schema, &name, object);
+        verdict(kind, name, violations)
+    }
+
+    /// Every violation of `object` short of the Rust types: its name, unknown fields, the schema, then (when
+    /// those pass) the CEL rules.
+    fn violations(&self, schema: &KindSchema, name: &str, object: &Value) -> Vec<Violation> {
+        let mut violations = name_violation(name);
         unknown_fields(&schema.fields, object, "", &mut violations);
         violations.extend(schema.structural.iter_errors(object).map(|e| schema_violation("", &e)));
-        self.finish(schema, kind, name, object, violations, true)
+        self.with_cel_violations(schema, object, violations)
     }
 
     /// The compiled schema for `object`'s apiVersion and kind, the kind and the object's name.
@@ -194,31 +211,21 @@ impl ManifestValidator {
         }
     }
 
-    /// The CEL rules (when `evaluate_cel`) and the decoding, after the structural checks found `violations`.
-    fn finish(
+    /// `violations` found by the structural checks, and those of the CEL rules when there are none: CEL rules
+    /// assume a structurally valid object, as on the API server.
+    fn with_cel_violations(
         &self,
         schema: &KindSchema,
-        kind: &str,
-        name: String,
         object: &Value,
         mut violations: Vec<Violation>,
-        evaluate_cel: bool,
-    ) -> Result<Manifest, ManifestError> {
-        // CEL rules assume a structurally valid object, as on the API server.
-        if evaluate_cel
-            && violations.is_empty()
+    ) -> Vec<Violation> {
+        if violations.is_empty()
             && let Err(errors) = self.evaluate_cel(schema, object)
         {
             violations
                 .extend(errors.iter().map(|e| Violation { field: e.field_path.clone(), message: e.message.clone() }));
         }
-        if violations.is_empty() {
-            match decode(kind, object) {
-                Ok(manifest) => return Ok(manifest),
-                Err(e) => violations.push(Violation { field: String::new(), message: e.to_string() }),
-            }
-        }
-        Err(ManifestError::Invalid { kind: kind.to_owned(), name, violations })
+        violations
     }
 
     /// Parses a YAML stream (one or more `---`-separated documents) and admits every object in it.
@@ -307,6 +314,30 @@ fn rule_paths(schema: &Value) -> Vec<String> {
 fn rules_outside(schema: &Value, field: &str) -> Vec<String> {
     let below = format!("{field}.");
     rule_paths(schema).into_iter().filter(|path| path != field && !path.starts_with(&below)).collect()
+}
+
+/// The object as its Rust type when nothing was violated; else, or when the types refuse it, `Invalid`.
+fn decoded(
+    kind: &str,
+    name: String,
+    object: &Value,
+    mut violations: Vec<Violation>,
+) -> Result<Manifest, ManifestError> {
+    if violations.is_empty() {
+        match decode(kind, object) {
+            Ok(manifest) => return Ok(manifest),
+            Err(e) => violations.push(Violation { field: String::new(), message: e.to_string() }),
+        }
+    }
+    Err(ManifestError::Invalid { kind: kind.to_owned(), name, violations })
+}
+
+/// `Ok` when nothing was violated, else `Invalid` with every violation.
+fn verdict(kind: &str, name: String, violations: Vec<Violation>) -> Result<(), ManifestError> {
+    if violations.is_empty() {
+        return Ok(());
+    }
+    Err(ManifestError::Invalid { kind: kind.to_owned(), name, violations })
 }
 
 fn decode(kind: &str, object: &Value) -> Result<Manifest, serde_json::Error> {
@@ -474,7 +505,7 @@ mod tests {
         json!({"chainId": "pacific-1", "image": "sei:v1", "fullNode": {}})
     }
 
-    pub(super) fn violations(result: Result<Manifest, ManifestError>) -> Vec<Violation> {
+    pub(super) fn violations<T: std::fmt::Debug>(result: Result<T, ManifestError>) -> Vec<Violation> {
         match result {
             Err(ManifestError::Invalid { violations, .. }) => violations,
             other => panic!("expected Invalid, got {other:?}"),
@@ -553,7 +584,7 @@ mod tests {
         // A different kind stored under the same name is no ground for ratcheting either.
         let mut other_kind = missing_mode.clone();
         other_kind["kind"] = json!("SeiNodeDeployment");
-        assert!(validator.admit_update(&other_kind, &missing_mode).is_err());
+        assert!(validator.check_update(&other_kind, &missing_mode).is_err());
     }
 
     #[test]

@@ -1,23 +1,23 @@
-//! API-server emulation for the simulator: admitting an *update* of a stored SeiNode / SeiNodeDeployment with CRD
+//! API-server emulation for the simulator: checking an *update* of a stored SeiNode / SeiNodeDeployment with CRD
 //! validation ratcheting, as the API server does it since Kubernetes 1.33 (KEP-4008). `sei-operator validate` and
-//! the fixture tests admit creates only ([`ManifestValidator::admit`]); the simulated API server admits every write,
+//! the fixture tests admit creates only ([`ManifestValidator::admit`]); the simulated API server checks every write,
 //! and a status write of an unchanged spec must cost it no CEL evaluation, as it costs the real one none.
 
 use serde_json::Value;
 
 use super::{
-    Manifest, ManifestError, ManifestValidator, RATCHETED_FIELD, name_violation, schema_violation,
-    unknown_fields_except,
+    ManifestError, ManifestValidator, RATCHETED_FIELD, name_violation, schema_violation, unknown_fields_except, verdict,
 };
 
 impl ManifestValidator {
-    /// Admits an update of `old` (the stored object) to `new`, with CRD validation ratcheting as the API server
+    /// Checks an update of `old` (the stored object) to `new` as the API server does — the schema and the CEL
+    /// rules, never the Rust types (see [`ManifestValidator::check`]) — with CRD validation ratcheting as the API server
     /// does it since Kubernetes 1.33 (KEP-4008): a subtree equal to the stored one is not re-validated, so an
     /// update never fails on a value it did not change. Here the unit is `spec`: when it is unchanged, its
     /// unknown-field walk, its schema and its CEL rules (all of which sit under `spec`, checked when the
     /// validator is built) are skipped — what makes a status write cheap. Anything else (a changed spec, a kind
-    /// with rules elsewhere) is checked exactly as [`ManifestValidator::admit`] does, with the same violations.
-    pub fn admit_update(&self, old: &Value, new: &Value) -> Result<Manifest, ManifestError> {
+    /// with rules elsewhere) is checked exactly as [`ManifestValidator::check`] does, with the same violations.
+    pub fn check_update(&self, old: &Value, new: &Value) -> Result<(), ManifestError> {
         let (schema, kind, name) = self.schema_of(new)?;
         // `metadata.name` is immutable on the API server; compared all the same, since a root rule reads it.
         let ratchet = schema.rules_only_under_spec
@@ -25,7 +25,7 @@ impl ManifestValidator {
             && old.pointer("/metadata/name") == new.pointer("/metadata/name")
             && new.get(RATCHETED_FIELD).is_some_and(|spec| old.get(RATCHETED_FIELD) == Some(spec));
         if !ratchet {
-            return self.admit(new);
+            return self.check(new);
         }
         let mut violations = name_violation(&name);
         unknown_fields_except(&schema.fields, new, "", &[RATCHETED_FIELD], &mut violations);
@@ -35,7 +35,7 @@ impl ManifestValidator {
                 violations.extend(validator.iter_errors(value).map(|e| schema_violation(property, &e)));
             }
         }
-        self.finish(schema, kind, name, new, violations, false)
+        verdict(kind, name, violations)
     }
 }
 
@@ -54,8 +54,8 @@ mod tests {
         let mut spec = valid_spec();
         spec["archive"] = json!({});
         let new = node(spec);
-        let on_update = violations(validator.admit_update(&old, &new));
-        assert_eq!(on_update, violations(validator.admit(&new)));
+        let on_update = violations(validator.check_update(&old, &new));
+        assert_eq!(on_update, violations(validator.check(&new)));
         assert_eq!(on_update.len(), 1);
         assert_eq!(on_update[0].field, "spec");
         assert!(on_update[0].message.contains("exactly one mode"), "{}", on_update[0].message);
@@ -63,8 +63,8 @@ mod tests {
         let mut spec = valid_spec();
         spec["bogus"] = json!(1);
         let new = node(spec);
-        let on_update = violations(validator.admit_update(&old, &new));
-        assert_eq!(on_update, violations(validator.admit(&new)));
+        let on_update = violations(validator.check_update(&old, &new));
+        assert_eq!(on_update, violations(validator.check(&new)));
         assert_eq!(on_update[0].field, "spec.bogus");
     }
 
@@ -78,12 +78,23 @@ mod tests {
         assert_eq!(violations(validator.admit(&old))[0].field, "spec");
         let mut new = old.clone();
         new["status"] = json!({"phase": "Running", "latestHeight": 42});
-        match validator.admit_update(&old, &new) {
-            Ok(Manifest::SeiNode(node)) => {
-                assert_eq!(node.status.and_then(|s| s.latest_height), Some(42));
-            }
-            other => panic!("expected the SeiNode, got {other:?}"),
-        }
+        assert_eq!(validator.check_update(&old, &new).ok(), Some(()));
+    }
+
+    #[test]
+    fn what_the_schema_allows_is_stored_even_when_the_rust_types_refuse_it() {
+        // `format: int32` is not a range the API server's schema validation enforces, and the server never
+        // decodes a custom resource into the operator's types: an out-of-range attempt number is stored, and
+        // only a reader decoding it (the operator) fails.
+        let validator = ManifestValidator::new().unwrap();
+        let old = node(valid_spec());
+        let mut new = old.clone();
+        new["status"] = json!({"initAttempt": 5_000_000_000_i64});
+        assert_eq!(validator.check_update(&old, &new).ok(), Some(()));
+        assert_eq!(validator.check(&new).ok(), Some(()));
+        let refused = violations(validator.admit(&new));
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(refused[0].message.contains("5000000000"), "{}", refused[0].message);
     }
 
     #[test]
@@ -93,10 +104,10 @@ mod tests {
         let mut new = old.clone();
         new["status"] = json!({"phase": "Sleeping", "latestHeight": "high", "extra": true});
         new["metadata"]["name"] = json!("");
-        let on_update = violations(validator.admit_update(&old, &new));
+        let on_update = violations(validator.check_update(&old, &new));
         let fields: Vec<&str> = on_update.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(fields, ["metadata.name", "status.extra", "status.latestHeight", "status.phase"]);
-        let mut sorted = violations(validator.admit(&new));
+        let mut sorted = violations(validator.check(&new));
         sorted.sort_by(|a, b| a.field.cmp(&b.field));
         let mut on_update_sorted = on_update.clone();
         on_update_sorted.sort_by(|a, b| a.field.cmp(&b.field));

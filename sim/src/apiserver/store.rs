@@ -413,8 +413,9 @@ impl Store {
         Ok(stored)
     }
 
-    /// Admits a create (`stored` is `None`) or an update of `stored`; an update is ratcheted against the stored
-    /// object as the API server does (see [`ManifestValidator::admit_update`]).
+    /// Admits a create (`stored` is `None`) or an update of `stored` as the API server does: a custom resource by
+    /// its CRD's schema and CEL rules, never decoded into the operator's types ([`ManifestValidator::check`]), an
+    /// update ratcheted against the stored object ([`ManifestValidator::check_update`]).
     fn admit(&self, key: &ObjectRef, stored: Option<&Value>, value: &Value) -> Result<(), ClusterError> {
         // The built-in kinds' own validation (names, immutable fields): see `crate::apiserver::validation`.
         crate::apiserver::validation::validate(&key.kind, stored, value)
@@ -423,10 +424,10 @@ impl Store {
             return Ok(());
         };
         let admitted = match stored {
-            Some(stored) => validator.admit_update(stored, value),
-            None => validator.admit(value),
+            Some(stored) => validator.check_update(stored, value),
+            None => validator.check(value),
         };
-        admitted.map(|_| ()).map_err(|error| ClusterError::Invalid {
+        admitted.map_err(|error| ClusterError::Invalid {
             object: key.clone(),
             message: match error {
                 ManifestError::Invalid { violations, .. } => {
