@@ -297,7 +297,7 @@ pub struct PodRuntime {
     /// `spec.shareProcessNamespace`: the sidecar sees seid's process in `/proc` and can signal it.
     pub shares_process_namespace: bool,
     /// The status last written to the store.
-    pub reported: Value,
+    pub reported: k8s_openapi::api::core::v1::PodStatus,
 }
 
 impl PodRuntime {

@@ -3,16 +3,22 @@
 //! containers and a native sidecar, each with `started`, `ready` and `restartCount` — written to the store when
 //! they change.
 
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus,
+    PodCondition, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use sei_operator_core::cluster::ObjectRef;
 use sei_operator_core::objects::workload::{SEID_CONTAINER, SIDECAR_CONTAINER};
-use serde_json::{Value, json};
 
 use super::pod::{InitKind, PodRuntime, Seid, SidecarKind};
 use crate::harness::state::WorldState;
 use crate::harness::trace::Category;
 
 /// Writes each pod's status to the store when it changed, and remembers which images Ready pods ran. The pods of
-/// a node that went silent keep their last status until the node monitor's grace period is over.
+/// a node that went silent keep their last status until the node monitor's grace period is over. The status is
+/// built typed and compared with the last one reported: most reports find it unchanged, and only a changed one is
+/// encoded for the store.
 pub fn report_pods(world: &mut WorldState) {
     let keys: Vec<ObjectRef> = world.plane.pods.keys().cloned().collect();
     for key in keys {
@@ -20,7 +26,7 @@ pub fn report_pods(world: &mut WorldState) {
         if world.plane.workers.get(pod.worker).is_some_and(|w| w.status_frozen(world.now)) {
             continue;
         }
-        let started = crate::apiserver::store::time_value(world.timestamp_at(pod.probe_state.container_started_at));
+        let started = Time(world.timestamp_at(pod.probe_state.container_started_at));
         let worker = &world.plane.workers[pod.worker.min(world.plane.workers.len().saturating_sub(1))].name;
         let status = pod_status(pod, worker, started);
         if status == pod.reported {
@@ -34,15 +40,16 @@ pub fn report_pods(world: &mut WorldState) {
         {
             world.ledger.ready_images.insert((key.namespace.clone(), node.clone(), pod.image.clone()));
         }
+        let ready = pod.is_ready();
         let Some(stored) = world.api.store.get(&key, None) else { continue };
-        let update = crate::apiserver::store::status_update(stored, status.clone());
+        let Ok(encoded) = serde_json::to_value(&status) else { continue };
+        let update = crate::apiserver::store::status_update(stored, encoded);
         if world.api.store.replace_status(update).is_ok() {
             let text = format!(
-                "status Pod {}/{} phase={} ready={}",
+                "status Pod {}/{} phase={} ready={ready}",
                 key.namespace,
                 key.name,
-                status["phase"].as_str().unwrap_or_default(),
-                pod.is_ready()
+                status.phase.as_deref().unwrap_or_default(),
             );
             world.record(Category::Write, format!("kubelet {text}"));
         }
@@ -52,44 +59,70 @@ pub fn report_pods(world: &mut WorldState) {
     }
 }
 
-fn condition(type_: &str, value: bool) -> Value {
-    json!({"type": type_, "status": if value { "True" } else { "False" }})
+fn condition(type_: &str, value: bool) -> PodCondition {
+    PodCondition { type_: type_.into(), status: if value { "True" } else { "False" }.into(), ..PodCondition::default() }
 }
 
-fn running() -> Value {
-    json!({"running": {}})
+fn running(started_at: Option<Time>) -> ContainerState {
+    ContainerState { running: Some(ContainerStateRunning { started_at }), ..ContainerState::default() }
 }
 
-fn waiting(reason: &str) -> Value {
-    json!({"waiting": {"reason": reason}})
+fn waiting(reason: &str, message: Option<String>) -> ContainerState {
+    ContainerState {
+        waiting: Some(ContainerStateWaiting { reason: Some(reason.into()), message }),
+        ..ContainerState::default()
+    }
 }
 
 /// A terminated state. `message` is the termination message file's text (kubernetes/kubernetes
 /// `pkg/kubelet/kuberuntime/kuberuntime_container.go`, `getTerminationMessage`: the file at
 /// `terminationMessagePath`, its last 4096 bytes), empty when the container wrote none — then absent, as the API
 /// omits empty fields.
-fn terminated(code: i32, message: &str) -> Value {
-    let mut state = json!({"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }});
-    if !message.is_empty() {
-        state["message"] = json!(message);
+fn terminated(code: i32, message: &str) -> ContainerState {
+    ContainerState {
+        terminated: Some(ContainerStateTerminated {
+            exit_code: code,
+            reason: Some(if code == 0 { "Completed" } else { "Error" }.into()),
+            message: (!message.is_empty()).then(|| message.to_owned()),
+            ..ContainerStateTerminated::default()
+        }),
+        ..ContainerState::default()
     }
-    json!({"terminated": state})
+}
+
+/// A container's status as the kubelet reports it (no image ID: the simulated runtime has none).
+fn container(
+    name: &str,
+    image: &str,
+    ready: bool,
+    started: bool,
+    restarts: u32,
+    state: ContainerState,
+) -> ContainerStatus {
+    ContainerStatus {
+        name: name.into(),
+        image: image.into(),
+        image_id: String::new(),
+        ready,
+        started: Some(started),
+        restart_count: i32::try_from(restarts).unwrap_or(i32::MAX),
+        state: Some(state),
+        ..ContainerStatus::default()
+    }
 }
 
 /// The pod's status as the kubelet reports it.
-fn pod_status(pod: &PodRuntime, worker: &str, seid_started_at: Value) -> Value {
+fn pod_status(pod: &PodRuntime, worker: &str, seid_started_at: Time) -> PodStatus {
     let ready = pod.is_ready();
     let initializing = pod.sidecar_kind == SidecarKind::BlockingInit;
     let (phase, state) = match &pod.seid {
-        Seid::Unscheduled => ("Pending", waiting("Unschedulable")),
-        Seid::Pulling { .. } => ("Pending", waiting("ContainerCreating")),
-        Seid::ImagePullBackOff => ("Pending", waiting("ImagePullBackOff")),
-        Seid::WaitingForSidecar if initializing => ("Pending", waiting("PodInitializing")),
+        Seid::Unscheduled => ("Pending", waiting("Unschedulable", None)),
+        Seid::Pulling { .. } => ("Pending", waiting("ContainerCreating", None)),
+        Seid::ImagePullBackOff => ("Pending", waiting("ImagePullBackOff", None)),
+        Seid::WaitingForSidecar if initializing => ("Pending", waiting("PodInitializing", None)),
         // The wrapper runs: the container is running, whatever seid's process is doing.
         // `startedAt` is the container's start (metav1.Time: whole seconds), not seid's process.
-        Seid::WaitingForSidecar | Seid::Running { .. } => {
-            ("Running", json!({"running": {"startedAt": seid_started_at}}))
-        }
+        Seid::WaitingForSidecar | Seid::Running { .. } => ("Running", running(Some(seid_started_at))),
         // kubernetes/kubernetes `pkg/kubelet/kuberuntime/kuberuntime_manager.go` (`doBackOff`): the message names
         // the back-off and the container, not why it ended (that is `lastState`).
         Seid::BackOff { .. } => {
@@ -97,7 +130,7 @@ fn pod_status(pod: &PodRuntime, worker: &str, seid_started_at: Value) -> Value {
                 "back-off restarting failed container={SEID_CONTAINER} pod={}_{}({})",
                 pod.key.name, pod.key.namespace, pod.uid
             );
-            ("Running", json!({"waiting": {"reason": "CrashLoopBackOff", "message": message}}))
+            ("Running", waiting("CrashLoopBackOff", Some(message)))
         }
         Seid::Terminated { exit } => {
             let code = pod.command.container_exit_code(exit);
@@ -111,68 +144,47 @@ fn pod_status(pod: &PodRuntime, worker: &str, seid_started_at: Value) -> Value {
             (phase, terminated(code, message))
         }
         // The node stopped reporting: the node lifecycle controller marks its pods not Ready.
-        Seid::NodeDown => ("Running", waiting("NodeNotReady")),
+        Seid::NodeDown => ("Running", waiting("NodeNotReady", None)),
     };
     let placed = !matches!(pod.seid, Seid::Unscheduled);
     let created = placed && !matches!(pod.seid, Seid::Pulling { .. } | Seid::ImagePullBackOff);
-    let sidecar_state = || if pod.sidecar.is_some() { running() } else { waiting("PodInitializing") };
     let sidecar_status = |name: &str| {
-        json!({
-            "name": name,
-            "image": pod.sidecar_image.clone().unwrap_or_default(),
-            "imageID": "",
-            "ready": pod.sidecar_ready() && pod.sidecar.is_some(),
-            "started": pod.sidecar.is_some(),
-            "restartCount": pod.sidecar_restarts,
-            "state": sidecar_state(),
-        })
+        let state = if pod.sidecar.is_some() { running(None) } else { waiting("PodInitializing", None) };
+        let image = pod.sidecar_image.as_deref().unwrap_or_default();
+        let ready = pod.sidecar_ready() && pod.sidecar.is_some();
+        container(name, image, ready, pod.sidecar.is_some(), pod.sidecar_restarts, state)
     };
-    let mut seid = json!({
-        "name": SEID_CONTAINER,
-        "image": pod.image,
-        "imageID": "",
-        "ready": pod.seid_ready(),
-        "restartCount": pod.restarts,
-        "started": pod.seid_started(),
-        "state": state,
-    });
+    let mut seid = container(SEID_CONTAINER, &pod.image, pod.seid_ready(), pod.seid_started(), pod.restarts, state);
     // The exit before the current run: the kubelet keeps the last one.
     if let (Some(last), false) = (&pod.last_termination, matches!(pod.seid, Seid::Terminated { .. })) {
-        seid["lastState"] = terminated(last.exit_code, &last.message);
+        seid.last_state = Some(terminated(last.exit_code, &last.message));
     }
     let mut containers = vec![seid];
     if pod.sidecar_kind == SidecarKind::Regular {
         containers.push(sidecar_status(SIDECAR_CONTAINER));
     }
-    let init: Vec<Value> = pod
+    let init: Vec<ContainerStatus> = pod
         .init_containers
         .iter()
         .map(|c| match c.kind {
             InitKind::Sidecar if pod.sidecar_kind == SidecarKind::Native || initializing => sidecar_status(&c.name),
-            _ => json!({
-                "name": c.name,
-                "image": c.image,
-                "imageID": "",
-                "ready": created,
-                "restartCount": 0,
-                "started": false,
-                "state": if created { terminated(0, "") } else { waiting("PodInitializing") },
-            }),
+            _ => {
+                let state = if created { terminated(0, "") } else { waiting("PodInitializing", None) };
+                container(&c.name, &c.image, created, false, 0, state)
+            }
         })
         .collect();
-    let mut status = json!({
-        "phase": phase,
-        "hostIP": worker,
-        "conditions": [
+    PodStatus {
+        phase: Some(phase.into()),
+        host_ip: Some(worker.into()),
+        conditions: Some(vec![
             condition("Initialized", created && !initializing),
             condition("Ready", ready),
             condition("ContainersReady", ready),
             condition("PodScheduled", placed),
-        ],
-        "containerStatuses": containers,
-    });
-    if !init.is_empty() {
-        status["initContainerStatuses"] = Value::Array(init);
+        ]),
+        container_statuses: Some(containers),
+        init_container_statuses: (!init.is_empty()).then_some(init),
+        ..PodStatus::default()
     }
-    status
 }

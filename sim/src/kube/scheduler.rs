@@ -194,7 +194,7 @@ fn start_pod(world: &mut WorldState, key: ObjectRef, value: &Value) {
         last_termination: None,
         sidecar: None,
         shares_process_namespace: spec.share_process_namespace == Some(true),
-        reported: Value::Null,
+        reported: Default::default(),
         key: key.clone(),
     };
     world.record(Category::Pod, format!("{}/{} created, image {}", key.namespace, key.name, runtime.image));

@@ -52,7 +52,7 @@ pub fn resolve(world: &WorldState, host: &str, port: u16) -> Result<Resolved, Re
         // under publishNotReadyAddresses (kubernetes/kubernetes
         // `staging/src/k8s.io/endpointslice/util/controller_utils.go`, `ShouldPodBeInEndpoints`: terminal pods are
         // skipped) — and a Job's replacement pod shares the finished one's hostname.
-        let phase = pod.reported.get("phase").and_then(Value::as_str);
+        let phase = pod.reported.phase.as_deref();
         let terminal = matches!(phase, Some("Succeeded" | "Failed"));
         // A pod with no IP yet — not scheduled, or held back before its sandbox (a volume still attached
         // elsewhere) — is no endpoint either, publishNotReadyAddresses or not (same function: "no IP ->

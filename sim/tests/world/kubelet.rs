@@ -415,6 +415,53 @@ fn is_endpoint(world: &World, pod: &str, service: &str) -> bool {
     world.inspect(|s| sei_sim::node::resolver::resolve(s, &format!("{pod}.{service}.{NS}.svc"), 7777).is_ok())
 }
 
+/// The kubelet's status as the API server stores it: what a client reads, field for field. Empty fields are
+/// absent (not null), `imageID` is present and empty (the simulated runtime has none), a running native sidecar
+/// has no `startedAt`, a finished init container says how it ended.
+#[test]
+fn a_pods_status_is_stored_as_the_api_server_holds_it() {
+    let mut world = world(81);
+    world.create(&ready_only_service("n")).unwrap();
+    let mut set = statefulset("n", "sei:v1", true, "Parallel");
+    let containers = &mut set.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers;
+    containers[0].startup_probe = None;
+    world.create(&set).unwrap();
+    world.run_until("pod ready", secs(60), |w| pod_ready(w, "n-0")).unwrap();
+    let key = sei_operator_core::cluster::ObjectRef::new("Pod", NS, "n-0");
+    let status = world.inspect(|s| s.api.store.get(&key, None).map(|pod| pod["status"].clone())).unwrap();
+    let started = status["containerStatuses"][0]["state"]["running"]["startedAt"].clone();
+    assert!(started.as_str().is_some_and(|t| t.ends_with('Z')), "{started}");
+    let condition = |type_: &str, value: &str| json!({"type": type_, "status": value});
+    assert_eq!(
+        status,
+        json!({
+            "phase": "Running",
+            "hostIP": status["hostIP"].clone(),
+            "conditions": [
+                condition("Initialized", "True"),
+                condition("Ready", "True"),
+                condition("ContainersReady", "True"),
+                condition("PodScheduled", "True"),
+            ],
+            "containerStatuses": [{
+                "name": "seid", "image": "sei:v1", "imageID": "", "ready": true, "restartCount": 0,
+                "started": true, "state": {"running": {"startedAt": started}},
+            }],
+            "initContainerStatuses": [
+                {
+                    "name": "seid-init", "image": "sei:v1", "imageID": "", "ready": true, "restartCount": 0,
+                    "started": false, "state": {"terminated": {"exitCode": 0, "reason": "Completed"}},
+                },
+                {
+                    "name": "sidecar", "image": "seictl:v1", "imageID": "", "ready": true, "restartCount": 0,
+                    "started": true, "state": {"running": {}},
+                },
+            ],
+        })
+    );
+    assert!(status["hostIP"].as_str().is_some_and(|ip| ip.starts_with("worker-")), "{}", status["hostIP"]);
+}
+
 #[test]
 fn with_no_readiness_probe_a_pod_is_ready_while_its_wrapper_waits() {
     let mut world = world(81);
