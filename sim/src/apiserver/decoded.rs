@@ -1,13 +1,15 @@
 //! Typed objects decoded from stored values, kept by key with the resourceVersion each was decoded at. Every
 //! write moves an object's resourceVersion, so a value at a version already decoded decodes to the same object:
 //! handing out the kept one skips serde's walk of the whole value (for a Pod or a StatefulSet, most of it is the
-//! `PodSpec`). The operator's simulated client and the fake controllers each keep their own, as production's
-//! informer caches and kube-controller-manager's hold decoded objects.
+//! `PodSpec`). One cache serves the whole world — the store (which decodes the custom resources it commits, for
+//! their trigger fingerprints), the fake controllers and every simulated client — as what a version decodes to
+//! does not depend on who decodes it; production's informer caches and kube-controller-manager's, too, hold
+//! decoded objects.
 
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use sei_operator_core::cluster::ObjectRef;
 use serde::de::DeserializeOwned;
@@ -15,17 +17,21 @@ use serde_json::Value;
 
 use crate::apiserver::json::Fields;
 
-/// Decoded objects by key, each with the resourceVersion it was decoded at. An entry is replaced when its key is
-/// decoded at another version (or as another type), and otherwise kept for the life of its owner: bounded by
-/// the names the run used.
+/// Decoded objects by key, each with the resourceVersion it was decoded at; clones share them. An entry is
+/// replaced when its key is decoded at another version (or as another type), and otherwise kept for the life of
+/// the world: bounded by the names the run used.
 #[derive(Clone, Default)]
 pub struct DecodedObjects {
-    objects: BTreeMap<ObjectRef, (String, Arc<dyn Any + Send + Sync>)>,
+    objects: Arc<Mutex<BTreeMap<ObjectRef, Decoded>>>,
 }
+
+/// One decoded object, type-erased, and the resourceVersion it was decoded at.
+type Decoded = (String, Arc<dyn Any + Send + Sync>);
 
 impl fmt::Debug for DecodedObjects {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DecodedObjects").field("objects", &self.objects.len()).finish()
+        let kept = self.objects.lock().unwrap_or_else(PoisonError::into_inner).len();
+        f.debug_struct("DecodedObjects").field("objects", &kept).finish()
     }
 }
 
@@ -33,21 +39,22 @@ impl DecodedObjects {
     /// `value`, stored under `key`, as a `K`: the one decoded at its resourceVersion when kept, else decoded
     /// now and kept. A value without a resourceVersion is decoded and not kept.
     pub fn decode<K: DeserializeOwned + Send + Sync + 'static>(
-        &mut self,
+        &self,
         key: &ObjectRef,
         value: &Value,
     ) -> Result<Arc<K>, serde_json::Error> {
         let Some(version) = value.at("/metadata/resourceVersion").and_then(Value::as_str) else {
             return K::deserialize(value).map(Arc::new);
         };
-        if let Some((at, object)) = self.objects.get(key)
+        let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, object)) = objects.get(key)
             && at == version
             && let Ok(object) = Arc::clone(object).downcast::<K>()
         {
             return Ok(object);
         }
         let object = Arc::new(K::deserialize(value)?);
-        self.objects.insert(key.clone(), (version.to_owned(), object.clone()));
+        objects.insert(key.clone(), (version.to_owned(), object.clone()));
         Ok(object)
     }
 }
@@ -75,7 +82,7 @@ mod tests {
     #[test]
     fn a_value_at_a_kept_version_is_the_kept_object_and_a_new_version_is_decoded_again() {
         let key = ObjectRef::new("Pod", "ns", "p");
-        let mut decoded = DecodedObjects::default();
+        let decoded = DecodedObjects::default();
         let first: Arc<Pod> = decoded.decode(&key, &pod("1", "a")).unwrap();
         // The same version: the kept object, whatever the value says (a version names one value).
         let again: Arc<Pod> = decoded.decode(&key, &pod("1", "b")).unwrap();
@@ -88,7 +95,7 @@ mod tests {
     #[test]
     fn a_value_without_a_version_is_decoded_every_time_and_errors_are_serdes() {
         let key = ObjectRef::new("Pod", "ns", "p");
-        let mut decoded = DecodedObjects::default();
+        let decoded = DecodedObjects::default();
         let mut unversioned = pod("1", "a");
         unversioned["metadata"].as_object_mut().unwrap().remove("resourceVersion");
         let first: Arc<Pod> = decoded.decode(&key, &unversioned).unwrap();

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::apiserver::decoded::DecodedObjects;
 use crate::apiserver::json::Fields;
 use sei_operator_core::api::Time;
 use sei_operator_core::clock::Timestamp;
@@ -50,12 +51,12 @@ pub struct TriggerFingerprints {
 }
 
 impl TriggerFingerprints {
-    fn of(key: &ObjectRef, value: &Value) -> Self {
+    fn of(key: &ObjectRef, value: &Value, decoded: &DecodedObjects) -> Self {
         use sei_operator_core::controller::triggers::{
             deployment_wakes_for_child, deployment_wakes_itself, node_wakes_itself,
         };
         if key.kind == "SeiNodeDeployment" {
-            return match <sei_operator_core::api::SeiNodeDeployment as serde::Deserialize>::deserialize(value) {
+            return match decoded.decode::<sei_operator_core::api::SeiNodeDeployment>(key, value) {
                 Ok(deployment) => TriggerFingerprints { itself: deployment_wakes_itself(&deployment), owner: None },
                 Err(_) => TriggerFingerprints::default(),
             };
@@ -64,7 +65,7 @@ impl TriggerFingerprints {
             return TriggerFingerprints::default();
         }
         // An object the operator cannot decode is always delivered, as production's watch would error on it.
-        match <sei_operator_core::api::SeiNode as serde::Deserialize>::deserialize(value) {
+        match decoded.decode::<sei_operator_core::api::SeiNode>(key, value) {
             Ok(node) => {
                 TriggerFingerprints { itself: node_wakes_itself(&node), owner: deployment_wakes_for_child(&node) }
             }
@@ -119,6 +120,8 @@ pub struct Store {
     validator: Option<Arc<ManifestValidator>>,
     /// Set when an object disappeared, so the garbage collector only scans when it may find something.
     gc_pending: bool,
+    /// The world's decoded objects (see [`DecodedObjects`]): the custom resources committed are decoded into it.
+    decoded: DecodedObjects,
 }
 
 impl Store {
@@ -133,7 +136,13 @@ impl Store {
             max_lag: 0,
             validator,
             gc_pending: false,
+            decoded: DecodedObjects::default(),
         }
+    }
+
+    /// The world's decoded objects: a stored value at a version once decoded, by anyone, is not decoded again.
+    pub fn decoded(&self) -> &DecodedObjects {
+        &self.decoded
     }
 
     /// The current resourceVersion of the whole store.
@@ -454,7 +463,7 @@ impl Store {
                 if change == ChangeType::Added && !owner_uids(&value).is_empty() {
                     self.gc_pending = true;
                 }
-                let fingerprints = TriggerFingerprints::of(&key, &value);
+                let fingerprints = TriggerFingerprints::of(&key, &value, &self.decoded);
                 let shared = Arc::new(value);
                 self.objects.insert(key.clone(), shared.clone());
                 self.record_history(&key, version, Some(shared.clone()));

@@ -8,7 +8,6 @@ use std::time::Duration;
 use sei_operator_core::cluster::ObjectRef;
 use tokio::sync::Notify;
 
-use crate::apiserver::decoded::DecodedObjects;
 use crate::kube::pod::{PodRuntime, Volume};
 use crate::node::sidecar::table::TaskTable;
 
@@ -32,8 +31,6 @@ pub struct ControllerState {
     pub unchanged_statefulsets: UnchangedStatefulSets,
     /// Each StatefulSet's update revision, as last computed (see [`Revisions`]).
     pub revisions: Revisions,
-    /// The StatefulSets and Pods the StatefulSet controller decoded, as its informers hold them.
-    pub decoded: DecodedObjects,
 }
 
 /// The update revision of each StatefulSet, by the set's uid and generation. The store moves a set's generation

@@ -31,7 +31,7 @@ const ACTOR: &str = "statefulset-controller";
 pub fn sync(world: &mut WorldState) {
     let mut unchanged = std::mem::take(&mut world.plane.controllers.unchanged_statefulsets);
     unchanged.forget_changed(&world.api.store);
-    let decoded = &mut world.plane.controllers.decoded;
+    let decoded = world.api.store.decoded();
     let sets: Vec<Arc<StatefulSet>> = world
         .api
         .store
@@ -246,7 +246,7 @@ fn sync_one(world: &mut WorldState, set: &StatefulSet, owned: Vec<Arc<Pod>>) {
         .filter_map(|ordinal| {
             let key = ObjectRef::new("Pod", namespace, format!("{name}-{ordinal}"));
             let value = world.api.store.get(&key, None)?;
-            let pod: Arc<Pod> = world.plane.controllers.decoded.decode(&key, value).ok()?;
+            let pod: Arc<Pod> = world.api.store.decoded().decode(&key, value).ok()?;
             is_controlled_by(&pod.metadata, uid).then_some((ordinal, pod))
         })
         .collect();

@@ -3,7 +3,7 @@
 //! i-th write in a reconcile; the harness's client (tests, scenarios) has none. The operator's requests are
 //! counted (`WorldState::api_requests`), but not the reads production's watch caches answer (`read_policy`).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rand::Rng;
 use sei_operator_core::cluster::{Cluster, ClusterError, ClusterObject, Event, LabelSelector, ObjectRef};
@@ -57,23 +57,15 @@ pub struct SimCluster {
     replica: usize,
     /// The replica's lease loop: its writes count toward no reconcile's crash point.
     elector: bool,
-    /// Objects this client decoded, shared by its clones (see [`DecodedReads`]).
-    decoded: Arc<Mutex<DecodedReads>>,
+    /// The world's decoded objects (the store's), for the kinds in [`DECODED_KINDS`].
+    decoded: DecodedObjects,
 }
 
-/// The StatefulSets, SeiNodes and SeiNodeDeployments a client decoded (by get or list), by key, with the
-/// resourceVersion each was decoded at. The operator reads each of them many times per version: a node's
-/// StatefulSet on every reconcile of the node, a deployment's nodes on every reconcile of the deployment and of
-/// each node. A copy of the typed object decoded at the same version is the same object, at a fraction of decoding
-/// it again (k8s-openapi's `PodSpec` is most of a node reconcile's decoding). Kinds read rarely per version (Pods,
-/// Services, claims) are decoded every time: a cache miss pays for the decode and a copy. Production's informer
-/// caches, too, hold decoded objects.
-#[derive(Default)]
-struct DecodedReads {
-    objects: DecodedObjects,
-}
-
-/// The kinds [`DecodedReads`] keeps.
+/// The kinds a client reads through the world's decoded objects. The operator reads each of them many times per
+/// version: a node's StatefulSet on every reconcile of the node, a deployment's nodes on every reconcile of the
+/// deployment and of each node. A copy of the typed object decoded at the same version is the same object, at a
+/// fraction of decoding it again (k8s-openapi's `PodSpec` is most of a node reconcile's decoding). Kinds read
+/// rarely per version (Pods, Services, claims) are decoded every time: keeping them measured no faster.
 const DECODED_KINDS: [&str; 3] = ["StatefulSet", "SeiNode", "SeiNodeDeployment"];
 
 /// A read or a write, for fault injection.
@@ -85,14 +77,15 @@ enum Access {
 
 impl SimCluster {
     pub fn new(shared: SharedWorld, kind: ClientKind) -> Self {
+        let decoded = lock(&shared).api.store.decoded().clone();
         SimCluster {
+            decoded,
             shared,
             kind,
             reconcile: None,
             reconciling: None,
             replica: 0,
             elector: false,
-            decoded: Arc::default(),
         }
     }
 
@@ -475,13 +468,12 @@ impl SimCluster {
         }
     }
 
-    /// `value` as a `K`: a copy of the object decoded at the same resourceVersion if [`DecodedReads`] keeps one.
+    /// `value` as a `K`: a copy of the object decoded at the same resourceVersion if the world keeps one.
     fn decode_read<K: ClusterObject>(&self, key: &ObjectRef, value: &Value) -> Result<K, ClusterError> {
         if !DECODED_KINDS.contains(&key.kind.as_str()) {
             return decode_ref(value);
         }
-        let mut decoded = self.decoded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match decoded.objects.decode::<K>(key, value) {
+        match self.decoded.decode::<K>(key, value) {
             Ok(object) => Ok(K::clone(&object)),
             Err(error) => Err(ClusterError::Invalid { object: key.clone(), message: error.to_string() }),
         }
