@@ -360,12 +360,17 @@ fn attached_elsewhere(world: &WorldState, key: &ObjectRef, volume: &ObjectRef) -
         let node = value.at("/status/hostIP").and_then(Value::as_str);
         node.is_some_and(|node| world.plane.workers.iter().any(|w| w.name == node && !w.up))
     };
+    // Only a dead worker keeps a volume attached: with every worker up there is nothing to look for (and looking
+    // at every pod for each one scheduled made a rollout's scheduling quadratic in its pods).
+    if world.plane.workers.iter().all(|w| w.up) {
+        return None;
+    }
     world
         .api
         .store
         .all_of_kind("Pod")
         .filter(|(other, _)| other.namespace == key.namespace && *other != key)
-        .find(|(_, value)| uses_claim(value) && on_dead_worker(value))
+        .find(|(_, value)| on_dead_worker(value) && uses_claim(value))
         .map(|(other, _)| other.name.clone())
 }
 
