@@ -3,6 +3,7 @@
 //! succeeds; a pod being deleted counts as failed and is replaced at once. Pods are named `<job>-<5 random characters>` and labelled `job-name`, as the real controller does.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
@@ -10,7 +11,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rand::Rng;
 use sei_operator_core::cluster::{ClusterError, ObjectRef};
 use sei_operator_core::objects::meta::{controller_reference, is_controlled_by};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::traced;
@@ -25,7 +25,10 @@ pub const JOB_TRACKING: &str = "batch.kubernetes.io/job-tracking";
 
 /// Syncs every Job.
 pub fn sync(world: &mut WorldState) {
-    let jobs: Vec<Job> = world.api.store.all_of_kind("Job").filter_map(|(_, v)| Job::deserialize(v).ok()).collect();
+    // Decoded through the world's cache: a finished Job is read at every sync and rarely changes.
+    let decoded = world.api.store.decoded();
+    let jobs: Vec<Arc<Job>> =
+        world.api.store.all_of_kind("Job").filter_map(|(key, v)| decoded.decode(key, v).ok()).collect();
     for job in jobs {
         sync_one(world, &job);
     }
@@ -47,13 +50,17 @@ fn sync_one(world: &mut WorldState, job: &Job) {
     if job.metadata.deletion_timestamp.is_some() || finished(job) {
         return;
     }
-    let pods: Vec<Pod> = world
+    let decoded = world.api.store.decoded();
+    let pods: Vec<Arc<Pod>> = world
         .api
         .store
         .list("Pod", namespace, &BTreeMap::new(), None)
         .into_iter()
-        .filter_map(|v| Pod::deserialize(v).ok())
-        .filter(|p| is_controlled_by(&p.metadata, uid))
+        .filter_map(|v| {
+            let key = ObjectRef::new("Pod", namespace, v.at("/metadata/name")?.as_str()?);
+            decoded.decode(&key, v).ok()
+        })
+        .filter(|p: &Arc<Pod>| is_controlled_by(&p.metadata, uid))
         .collect();
     // Pods are counted through the `batch.kubernetes.io/job-tracking` finalizer, as the real controller does
     // (kubernetes `pkg/controller/job/job_controller.go`, `trackJobStatusAndRemoveFinalizers`): a finished pod
