@@ -10,7 +10,7 @@ use std::rc::Rc;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
 use sei_operator_core::api::template_hash;
-use sei_operator_core::api::{PlanPhase, SeiNode, SeiNodeDeployment, TaskStatus};
+use sei_operator_core::api::{PlanPhase, SeiNode, SeiNodeDeployment, SeiNodeDeploymentStatus, TaskStatus};
 use sei_operator_core::cluster::{Event, ObjectRef};
 use sei_operator_core::objects::meta::{LABEL_DEPLOYMENT, LABEL_REVISION, is_controlled_by};
 use serde_json::Value;
@@ -196,7 +196,8 @@ impl Judge<'_> {
     /// latest spec is rolled out, whether it adopted every node labelled with its name.
     fn deployment_facts(&mut self, deployment: &Deployment, check: &ObjectCheck) {
         let (name, object) = (&deployment.name, &deployment.object);
-        let status = object.status.clone().unwrap_or_default();
+        let unset = SeiNodeDeploymentStatus::default();
+        let status = object.status.as_ref().unwrap_or(&unset);
         if let Some(task) = &check.current_task {
             let current = status
                 .plan
