@@ -5,6 +5,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::rc::Rc;
 
 use k8s_openapi::api::batch::v1::Job;
@@ -238,12 +239,13 @@ impl Judge<'_> {
     fn fields(&mut self, what: &str, object: &Value, check: &ObjectCheck) {
         for (path, matcher) in &check.fields {
             let actual = field_at(object, path);
-            self.matcher(&format!("{what} {path}"), actual.unwrap_or(&Value::Null), matcher);
+            // Named only if it fails: an expectation is polled every tick while it waits.
+            self.matcher(&FieldLabel(what, path), actual.unwrap_or(&Value::Null), matcher);
         }
     }
 
-    /// One matcher against the value it reads (`null` for a missing field).
-    fn matcher(&mut self, what: &str, actual: &Value, wanted: &Matcher) {
+    /// One matcher against the value it reads (`null` for a missing field), `what` naming it in a failure.
+    fn matcher(&mut self, what: &dyn fmt::Display, actual: &Value, wanted: &Matcher) {
         if let Some(want) = &wanted.equals
             && actual != want
         {
@@ -865,6 +867,15 @@ fn sorted(names: &[String]) -> Vec<String> {
     let mut names = names.to_vec();
     names.sort();
     names
+}
+
+/// An object's field as a failure names it: `<object> <path>`.
+struct FieldLabel<'a>(&'a str, &'a str);
+
+impl fmt::Display for FieldLabel<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.0, self.1)
+    }
 }
 
 /// The value at a dotted path: a number indexes a list; another segment into a list picks its first item whose
