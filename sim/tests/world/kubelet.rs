@@ -415,18 +415,24 @@ fn is_endpoint(world: &World, pod: &str, service: &str) -> bool {
     world.inspect(|s| sei_sim::node::resolver::resolve(s, &format!("{pod}.{service}.{NS}.svc"), 7777).is_ok())
 }
 
-/// The kubelet's status as the API server stores it: what a client reads, field for field. Empty fields are
-/// absent (not null), `imageID` is present and empty (the simulated runtime has none), a running native sidecar
-/// has no `startedAt`, a finished init container says how it ended.
-#[test]
-fn a_pods_status_is_stored_as_the_api_server_holds_it() {
-    let mut world = world(81);
+/// A world running StatefulSet `n` (a native sidecar, seid's wrapper, no probe at all) behind a Service of
+/// Ready pods only, until its pod `n-0` is Ready.
+fn run_until_ready_with_no_probe(world: &mut World) {
     world.create(&ready_only_service("n")).unwrap();
     let mut set = statefulset("n", "sei:v1", true, "Parallel");
     let containers = &mut set.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers;
     containers[0].startup_probe = None;
     world.create(&set).unwrap();
     world.run_until("pod ready", secs(60), |w| pod_ready(w, "n-0")).unwrap();
+}
+
+/// The kubelet's status as the API server stores it: what a client reads, field for field. Empty fields are
+/// absent (not null), `imageID` is present and empty (the simulated runtime has none), a running native sidecar
+/// has no `startedAt`, a finished init container says how it ended.
+#[test]
+fn a_pods_status_is_stored_as_the_api_server_holds_it() {
+    let mut world = world(81);
+    run_until_ready_with_no_probe(&mut world);
     let key = sei_operator_core::cluster::ObjectRef::new("Pod", NS, "n-0");
     let status = world.inspect(|s| s.api.store.get(&key, None).map(|pod| pod["status"].clone())).unwrap();
     let started = status["containerStatuses"][0]["state"]["running"]["startedAt"].clone();
@@ -465,12 +471,7 @@ fn a_pods_status_is_stored_as_the_api_server_holds_it() {
 #[test]
 fn with_no_readiness_probe_a_pod_is_ready_while_its_wrapper_waits() {
     let mut world = world(81);
-    world.create(&ready_only_service("n")).unwrap();
-    let mut set = statefulset("n", "sei:v1", true, "Parallel");
-    let containers = &mut set.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers;
-    containers[0].startup_probe = None;
-    world.create(&set).unwrap();
-    world.run_until("pod ready", secs(60), |w| pod_ready(w, "n-0")).unwrap();
+    run_until_ready_with_no_probe(&mut world);
     assert_eq!(world.pod(NS, "n-0").unwrap().seid, Seid::WaitingForSidecar, "seid is not even running");
     world.run_until("ready replica", secs(5), |w| sts_status(w, "n").ready_replicas == Some(1)).unwrap();
     // The Service routes to it, and no image counts as run by a Ready pod: seid has run nothing.
