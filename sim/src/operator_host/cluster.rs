@@ -478,8 +478,20 @@ impl SimCluster {
         if !DECODED_KINDS.contains(&kind) {
             return decode_ref(value);
         }
-        let field = |pointer| value.at(pointer).and_then(Value::as_str).unwrap_or_default();
-        self.decode_read(&ObjectRef::new(kind, field("/metadata/namespace"), field("/metadata/name")), value)
+        self.decode_read(&stored_key(kind, value), value)
+    }
+
+    /// What a write answered, as a `K`: through the world's decoded objects only if the store now holds that
+    /// version. An update that completed a deletion (the last finalizer removed) answers the object as sent,
+    /// under the version it read, which the store held with other content: cached, it would stand for that.
+    fn decode_written<K: ClusterObject>(&self, kind: &str, value: &Value) -> Result<K, ClusterError> {
+        let key = stored_key(kind, value);
+        let version = |value: &Value| value.at("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned);
+        let held = lock(&self.shared).api.store.get(&key, None).and_then(version);
+        if held.is_none() || held != version(value) {
+            return decode_ref(value);
+        }
+        self.decode_stored(kind, value)
     }
 
     async fn list_typed<K: ClusterObject>(
@@ -557,6 +569,12 @@ impl SimCluster {
     }
 }
 
+/// The key of a stored value of `kind`, from its metadata.
+fn stored_key(kind: &str, value: &Value) -> ObjectRef {
+    let field = |pointer| value.at(pointer).and_then(Value::as_str).unwrap_or_default();
+    ObjectRef::new(kind, field("/metadata/namespace"), field("/metadata/name"))
+}
+
 /// The resource name of a kind, as the API server's REST mapping names it (the kinds the operator touches).
 fn plural_of(kind: &str) -> String {
     match kind {
@@ -605,18 +623,18 @@ impl Cluster for SimCluster {
                 world.api.store.create(value, now)
             })
             .await?;
-        self.decode_stored(&K::kind(&()), &created)
+        self.decode_written(&K::kind(&()), &created)
     }
 
     async fn replace<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
         let written = self.write_object(object, "replace", |world, value| world.api.store.replace(value)).await?;
-        self.decode_stored(&K::kind(&()), &written)
+        self.decode_written(&K::kind(&()), &written)
     }
 
     async fn replace_status<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
         let written =
             self.write_object(object, "replace-status", |world, value| world.api.store.replace_status(value)).await?;
-        self.decode_stored(&K::kind(&()), &written)
+        self.decode_written(&K::kind(&()), &written)
     }
 
     async fn delete<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {

@@ -387,6 +387,28 @@ fn a_reconciler_that_never_lets_time_pass_is_a_livelock_not_a_hang() {
     }
 }
 
+/// An update that completes a deletion (it removes the last finalizer) answers the object as sent, under the
+/// version it read — a version the store held with the finalizer. A client that decoded that version must not
+/// hand it out as the answer: the answer is what was sent, and the node is gone.
+#[test]
+fn an_update_completing_a_deletion_answers_the_object_sent() {
+    let world = world(1);
+    let mut node = sei_node("n");
+    node.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    world.create(&node).unwrap();
+    world.delete::<SeiNode>(NS, "n").unwrap();
+    let client = world.cluster();
+    let marked = poll_ready(client.get::<SeiNode>(NS, "n")).expect("a store read does not wait").unwrap();
+    assert!(marked.metadata.deletion_timestamp.is_some(), "held by its finalizer");
+    let mut released = marked.clone();
+    released.metadata.finalizers = None;
+    let answer = poll_ready(client.replace(&released)).expect("a store write does not wait").unwrap();
+    assert_eq!(answer.metadata.finalizers, None, "the object as sent, not the version read");
+    assert_eq!(answer.metadata.resource_version, marked.metadata.resource_version);
+    let gone = poll_ready(client.get::<SeiNode>(NS, "n")).expect("a store read does not wait");
+    assert!(matches!(gone, Err(sei_operator_core::cluster::ClusterError::NotFound(_))), "{gone:?}");
+}
+
 /// A client keeps the SeiNodes it decoded, from gets and lists alike, only while the stored node is unchanged:
 /// after a status edit both read the edit, equal to what a client that never read the node decodes.
 #[test]
