@@ -472,26 +472,27 @@ impl SimCluster {
         }
     }
 
-    /// A stored object of `kind` (listed, or what a write stored) as a `K`, kept as [`SimCluster::decode_read`]
-    /// keeps reads: the reconcile that wrote or listed it, and the next, read that version again.
-    fn decode_stored<K: ClusterObject>(&self, kind: &str, value: &Value) -> Result<K, ClusterError> {
-        if !DECODED_KINDS.contains(&kind) {
-            return decode_ref(value);
+    /// A stored object (listed, or what a write stored) as a `K`, kept as [`SimCluster::decode_read`] keeps reads:
+    /// the reconcile that wrote or listed it, and the next, read that version again.
+    fn decode_stored<K: ClusterObject>(&self, value: &Value) -> Result<K, ClusterError> {
+        match crate::apiserver::store::key_of(value) {
+            Ok(key) => self.decode_read(&key, value),
+            Err(_) => decode_ref(value),
         }
-        self.decode_read(&stored_key(kind, value), value)
     }
 
     /// What a write answered, as a `K`: through the world's decoded objects only if the store now holds that
     /// version. An update that completed a deletion (the last finalizer removed) answers the object as sent,
     /// under the version it read, which the store held with other content: cached, it would stand for that.
-    fn decode_written<K: ClusterObject>(&self, kind: &str, value: &Value) -> Result<K, ClusterError> {
-        let key = stored_key(kind, value);
+    fn decode_written<K: ClusterObject>(&self, value: &Value) -> Result<K, ClusterError> {
         let version = |value: &Value| value.at("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned);
-        let held = lock(&self.shared).api.store.get(&key, None).and_then(version);
+        let held = crate::apiserver::store::key_of(value)
+            .ok()
+            .and_then(|key| lock(&self.shared).api.store.get(&key, None).and_then(version));
         if held.is_none() || held != version(value) {
             return decode_ref(value);
         }
-        self.decode_stored(kind, value)
+        self.decode_stored(value)
     }
 
     async fn list_typed<K: ClusterObject>(
@@ -525,13 +526,7 @@ impl SimCluster {
         }
         let at = self.read_at(&world);
         world.observer.on_operator_list(&mut world, self.writer().reconcile, &kind, &namespace, &selector, at);
-        world
-            .api
-            .store
-            .list(&kind, &namespace, &selector, at)
-            .into_iter()
-            .map(|v| self.decode_stored(&kind, v))
-            .collect()
+        world.api.store.list(&kind, &namespace, &selector, at).into_iter().map(|v| self.decode_stored(v)).collect()
     }
 
     /// Encodes, writes, and — at the operator's crash point — never returns: the process died right after the
@@ -567,12 +562,6 @@ impl SimCluster {
         self.after_call().await;
         result
     }
-}
-
-/// The key of a stored value of `kind`, from its metadata.
-fn stored_key(kind: &str, value: &Value) -> ObjectRef {
-    let field = |pointer| value.at(pointer).and_then(Value::as_str).unwrap_or_default();
-    ObjectRef::new(kind, field("/metadata/namespace"), field("/metadata/name"))
 }
 
 /// The resource name of a kind, as the API server's REST mapping names it (the kinds the operator touches).
@@ -623,18 +612,18 @@ impl Cluster for SimCluster {
                 world.api.store.create(value, now)
             })
             .await?;
-        self.decode_written(&K::kind(&()), &created)
+        self.decode_written(&created)
     }
 
     async fn replace<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
         let written = self.write_object(object, "replace", |world, value| world.api.store.replace(value)).await?;
-        self.decode_written(&K::kind(&()), &written)
+        self.decode_written(&written)
     }
 
     async fn replace_status<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
         let written =
             self.write_object(object, "replace-status", |world, value| world.api.store.replace_status(value)).await?;
-        self.decode_written(&K::kind(&()), &written)
+        self.decode_written(&written)
     }
 
     async fn delete<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
