@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 
 use k8s_openapi::NamespaceResourceScope;
 use serde::Serialize;
@@ -51,6 +52,16 @@ pub trait Cluster: Send + Sync {
         name: &str,
     ) -> impl Future<Output = Result<K, ClusterError>> + Send;
 
+    /// [`Cluster::get`] for a caller that only reads the object: a backend that holds it shared (a watch cache)
+    /// hands out its copy instead of cloning it. The same read as `get`, by the same [`crate::read_policy`].
+    fn get_shared<K: ClusterObject>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Arc<K>, ClusterError>> + Send {
+        async move { self.get(namespace, name).await.map(Arc::new) }
+    }
+
     fn list<K: ClusterObject>(
         &self,
         namespace: &str,
@@ -94,6 +105,14 @@ impl<T: Cluster> Cluster for &T {
         name: &str,
     ) -> impl Future<Output = Result<K, ClusterError>> + Send {
         (**self).get(namespace, name)
+    }
+
+    fn get_shared<K: ClusterObject>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Arc<K>, ClusterError>> + Send {
+        (**self).get_shared(namespace, name)
     }
 
     fn list<K: ClusterObject>(

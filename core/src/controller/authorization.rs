@@ -7,7 +7,7 @@
 //! `ForbiddenStatusError`). The condition is present only while it holds: a reconcile that runs through without a
 //! 403 removes it.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -54,6 +54,10 @@ impl<'a, C: Cluster> Watched<'a, C> {
 impl<C: Cluster> Cluster for Watched<'_, C> {
     async fn get<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<K, ClusterError> {
         self.note(self.inner.get(namespace, name).await)
+    }
+
+    async fn get_shared<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<Arc<K>, ClusterError> {
+        self.note(self.inner.get_shared(namespace, name).await)
     }
 
     async fn list<K: ClusterObject>(&self, namespace: &str, selector: &LabelSelector) -> Result<Vec<K>, ClusterError> {

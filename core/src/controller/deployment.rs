@@ -101,8 +101,8 @@ async fn reconcile_read_deployment<C: Cluster, K: Clock>(
     let nodes = claimed.owned;
 
     let service_name = names::deployment_service(name);
-    let service = ctx.cluster.get::<Service>(namespace, &service_name).await.optional()?;
-    let service_revision = service.as_ref().and_then(selected_revision).map(str::to_owned);
+    let service = ctx.cluster.get_shared::<Service>(namespace, &service_name).await.optional()?;
+    let service_revision = service.as_deref().and_then(selected_revision).map(str::to_owned);
     let now = ctx.clock.now();
 
     // One executor step on the plan as stored — never on a plan this reconcile builds (it is persisted first),
@@ -152,7 +152,7 @@ async fn reconcile_read_deployment<C: Cluster, K: Clock>(
     // (a Conflict with an edit that changes which adopted set is active) must not leave the Service on a set
     // the stored status does not name — nothing would move it again.
     if !plan_active && status.rollout.is_none() {
-        ensure_service(&ctx.cluster, &deployment, &status, service.as_ref()).await?;
+        ensure_service(&ctx.cluster, &deployment, &status, service.as_deref()).await?;
     }
     let uid = deployment.metadata.uid.as_deref().unwrap_or_default();
     if service.as_ref().is_some_and(|s| !is_controlled_by(&s.metadata, uid)) {
@@ -418,7 +418,7 @@ async fn create_child<C: Cluster>(
             let namespace = child.metadata.namespace.as_deref().unwrap_or_default();
             let name = child.metadata.name.as_deref().unwrap_or_default();
             let uid = deployment.metadata.uid.as_deref().unwrap_or_default();
-            match cluster.get::<SeiNode>(namespace, name).await.optional()? {
+            match cluster.get_shared::<SeiNode>(namespace, name).await.optional()? {
                 Some(existing) if !is_controlled_by(&existing.metadata, uid) => {
                     Ok(ChildCreated::Collision(Collision::of(&existing)))
                 }

@@ -125,7 +125,7 @@ async fn reconcile_read_node<C: Cluster, S: Sidecar, K: Clock>(
                 resize_volume(&ctx.cluster, node, &settings, &mut status, now).await?;
                 let stateful_set = observe(ctx, node, &mut status).await?;
                 let soon = reconfigure(ctx, node, &settings, &mut status).await;
-                report_up_to_date(node, &settings, stateful_set.as_ref(), &mut status, now);
+                report_up_to_date(node, &settings, stateful_set.as_deref(), &mut status, now);
                 action = Action::Requeue(soon.map_or(OBSERVE_INTERVAL, |after| after.min(OBSERVE_INTERVAL)));
             }
             SeiNodePhase::Failed => action = retry_when_due(ctx, node, &mut status).await,
@@ -137,8 +137,8 @@ async fn reconcile_read_node<C: Cluster, S: Sidecar, K: Clock>(
     hold_back_height(node.status.as_ref(), &mut status, now);
 
     if Some(&status) != node.status.as_ref() {
-        let mut written = node.clone();
-        written.status = Some(status);
+        // The node as read with the new status (the old one is not copied only to be replaced).
+        let written = SeiNode { metadata: node.metadata.clone(), spec: node.spec.clone(), status: Some(status) };
         ctx.cluster.replace_status(&written).await?;
     }
     Ok(action)
@@ -391,14 +391,17 @@ async fn converge_existing_workload<C: Cluster>(
     let namespace = node.metadata.namespace.as_deref().unwrap_or_default();
     let desired = workload::stateful_set(node, settings);
     let name = desired.metadata.name.clone().unwrap_or_default();
-    let Some(mut existing) = cluster.get::<StatefulSet>(namespace, &name).await.optional()? else {
+    let Some(existing) = cluster.get_shared::<StatefulSet>(namespace, &name).await.optional()? else {
         return Ok(false);
     };
-    if let (Some(spec), Some(wanted)) = (existing.spec.as_mut(), desired.spec)
+    if let (Some(spec), Some(wanted)) = (existing.spec.as_ref(), desired.spec)
         && drifted(&spec.template, &wanted.template)
     {
-        spec.template = wanted.template;
-        cluster.replace(&existing).await?;
+        let mut replaced = Arc::unwrap_or_clone(existing);
+        if let Some(spec) = replaced.spec.as_mut() {
+            spec.template = wanted.template;
+        }
+        cluster.replace(&replaced).await?;
     }
     Ok(true)
 }
@@ -407,37 +410,33 @@ fn drifted(
     existing: &k8s_openapi::api::core::v1::PodTemplateSpec,
     desired: &k8s_openapi::api::core::v1::PodTemplateSpec,
 ) -> bool {
-    // What the operator sets on each of its containers; the API server defaults other fields, which must not
-    // read as drift.
-    let containers = |t: &k8s_openapi::api::core::v1::PodTemplateSpec| {
+    use k8s_openapi::api::core::v1::{Container, PodTemplateSpec};
+    fn containers(t: &PodTemplateSpec) -> impl Iterator<Item = &Container> {
         let spec = t.spec.as_ref();
-        let all = spec
-            .and_then(|s| s.init_containers.as_ref())
+        spec.and_then(|s| s.init_containers.as_ref())
             .into_iter()
             .flatten()
-            .chain(spec.map(|s| &s.containers).into_iter().flatten());
-        all.map(|c| {
-            (
-                c.name.clone(),
-                c.image.clone(),
-                c.command.clone(),
-                c.args.clone(),
-                c.env.clone(),
-                c.restart_policy.clone(),
-                probe_target(c.startup_probe.as_ref()),
-                probe_target(c.readiness_probe.as_ref()),
-                probe_target(c.liveness_probe.as_ref()),
-            )
-        })
-        .collect::<Vec<_>>()
-    };
-    let labels = |t: &k8s_openapi::api::core::v1::PodTemplateSpec| t.metadata.as_ref().and_then(|m| m.labels.clone());
+            .chain(spec.map(|s| &s.containers).into_iter().flatten())
+    }
+    // What the operator sets on each of its containers; the API server defaults other fields, which must not
+    // read as drift. Compared in place: a node reconcile asks this of every Running node.
+    fn set_by_operator(c: &Container) -> impl PartialEq + '_ {
+        (
+            (&c.name, &c.image, &c.command, &c.args, &c.env, &c.restart_policy),
+            probe_target(c.startup_probe.as_ref()),
+            probe_target(c.readiness_probe.as_ref()),
+            probe_target(c.liveness_probe.as_ref()),
+        )
+    }
+    fn labels(t: &PodTemplateSpec) -> Option<&std::collections::BTreeMap<String, String>> {
+        t.metadata.as_ref().and_then(|m| m.labels.as_ref())
+    }
     // The spec's pod settings, by their digest: comparing the fields themselves would read the API server's
     // defaulting (an empty pod securityContext) and its canonical quantities (`1000m` stored as `1`) as drift.
-    let settings = |t: &k8s_openapi::api::core::v1::PodTemplateSpec| {
-        t.metadata.as_ref().and_then(|m| m.annotations.as_ref()).and_then(|a| a.get(ANNOTATION_POD_SETTINGS)).cloned()
-    };
-    containers(existing) != containers(desired)
+    fn settings(t: &PodTemplateSpec) -> Option<&String> {
+        t.metadata.as_ref().and_then(|m| m.annotations.as_ref()).and_then(|a| a.get(ANNOTATION_POD_SETTINGS))
+    }
+    !containers(existing).map(set_by_operator).eq(containers(desired).map(set_by_operator))
         || labels(existing) != labels(desired)
         || settings(existing) != settings(desired)
 }
@@ -461,12 +460,12 @@ async fn observe<C: Cluster, S: Sidecar, K: Clock>(
     ctx: &NodeContext<C, S, K>,
     node: &SeiNode,
     status: &mut SeiNodeStatus,
-) -> Result<Option<StatefulSet>, ClusterError> {
+) -> Result<Option<Arc<StatefulSet>>, ClusterError> {
     let namespace = node.metadata.namespace.as_deref().unwrap_or_default();
     let name = node.metadata.name.as_deref().unwrap_or_default();
     let now = ctx.clock.now();
-    let sts = ctx.cluster.get::<StatefulSet>(namespace, name).await.optional()?;
-    if let Some(image) = observed_current_image(sts.as_ref()) {
+    let sts = ctx.cluster.get_shared::<StatefulSet>(namespace, name).await.optional()?;
+    if let Some(image) = observed_current_image(sts.as_deref()) {
         status.current_image = Some(image);
     }
     let port = u16::try_from(node.spec.sidecar_port()).unwrap_or(7777);
@@ -474,8 +473,8 @@ async fn observe<C: Cluster, S: Sidecar, K: Clock>(
     let mark_ready = match ctx.sidecar.status(&address).await {
         Ok(ReadinessStatus::Ready) => Ok(MarkReady::Ready),
         Ok(ReadinessStatus::Initializing) => {
-            let pod = ctx.cluster.get::<Pod>(namespace, &names::node_pod(name)).await.optional()?;
-            mark_initializing_ready(&ctx.sidecar, &address, pod.as_ref(), now).await
+            let pod = ctx.cluster.get_shared::<Pod>(namespace, &names::node_pod(name)).await.optional()?;
+            mark_initializing_ready(&ctx.sidecar, &address, pod.as_deref(), now).await
         }
         Err(error) => Err(error),
     };
@@ -507,8 +506,8 @@ async fn observe<C: Cluster, S: Sidecar, K: Clock>(
         // stopped at an upgrade height — which its RPC never serves — its container's exit says.
         Err(_) => {
             status.catching_up = None;
-            let pod = ctx.cluster.get::<Pod>(namespace, &names::node_pod(name)).await.optional()?;
-            status.upgrade_panic = pod.as_ref().and_then(crate::rollout::gate::upgrade_panic_in);
+            let pod = ctx.cluster.get_shared::<Pod>(namespace, &names::node_pod(name)).await.optional()?;
+            status.upgrade_panic = pod.as_deref().and_then(crate::rollout::gate::upgrade_panic_in);
         }
     }
     Ok(sts)

@@ -149,7 +149,7 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
     async fn await_own_pod(&self) -> Result<Progress, TaskError> {
         let namespace = self.namespace();
         let name = workload::stateful_set(self.node, self.settings).metadata.name.unwrap_or_default();
-        let set = self.cluster.get::<StatefulSet>(namespace, &name).await.optional().map_err(api_error)?;
+        let set = self.cluster.get_shared::<StatefulSet>(namespace, &name).await.optional().map_err(api_error)?;
         let Some(set) = set else {
             // Created a moment ago; a lagging cache may not show it yet.
             return Ok(Progress::Running);
@@ -325,7 +325,8 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
         let Some(written) = result.completed_at.as_deref().and_then(|t| t.parse::<Timestamp>().ok()) else {
             return false;
         };
-        let Ok(Some(pod)) = self.cluster.get::<Pod>(self.namespace(), &names::node_pod(self.name())).await.optional()
+        let Ok(Some(pod)) =
+            self.cluster.get_shared::<Pod>(self.namespace(), &names::node_pod(self.name())).await.optional()
         else {
             return false;
         };

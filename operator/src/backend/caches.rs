@@ -102,7 +102,8 @@ impl Caches {
     }
 
     /// A get of `K` `namespace/name`, answered from the kind's store when the policy allows it.
-    pub fn get<K: ClusterObject>(&self, namespace: &str, name: &str) -> Cached<K> {
+    /// The store's own copy: a caller that only reads it need not clone it.
+    pub fn get<K: ClusterObject>(&self, namespace: &str, name: &str) -> Cached<Arc<K>> {
         let found = match &*K::kind(&()) {
             "SeiNodeDeployment" => lookup(&self.deployments, namespace, name),
             "SeiNode" => lookup(&self.nodes, namespace, name),
@@ -131,7 +132,7 @@ impl Caches {
         match found {
             None => Cached::Answer(None),
             Some(object) => match object.value.downcast::<K>() {
-                Ok(object) => Cached::Answer(Some(Arc::unwrap_or_clone(object))),
+                Ok(object) => Cached::Answer(Some(object)),
                 // Not the type its kind names (cannot happen: each store holds one type): ask the API server.
                 Err(_) => Cached::AskTheApi,
             },

@@ -154,13 +154,17 @@ fn require_resource_version<K: ClusterObject>(object: &K) -> Result<(), ClusterE
 
 impl Cluster for KubeCluster {
     async fn get<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<K, ClusterError> {
+        self.get_shared(namespace, name).await.map(Arc::unwrap_or_clone)
+    }
+
+    async fn get_shared<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<Arc<K>, ClusterError> {
         match self.caches.as_ref().map(|caches| caches.get::<K>(namespace, name)) {
             Some(Cached::Answer(Some(object))) => {
-                self.plan_timer.observe_read(&object);
+                self.plan_timer.observe_read(&*object);
                 Ok(object)
             }
             Some(Cached::Answer(None)) => Err(ClusterError::NotFound(ObjectRef::of::<K>(namespace, name))),
-            Some(Cached::AskTheApi) | None => self.get_fresh(namespace, name).await,
+            Some(Cached::AskTheApi) | None => self.get_fresh(namespace, name).await.map(Arc::new),
         }
     }
 

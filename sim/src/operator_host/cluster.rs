@@ -432,7 +432,7 @@ impl SimCluster {
     }
 
     /// Reads one object and decodes it straight from the store, under the lock: no copy of the stored JSON.
-    async fn get_typed<K: ClusterObject>(&self, key: ObjectRef, fresh: bool) -> Result<K, ClusterError> {
+    async fn get_typed<K: ClusterObject>(&self, key: ObjectRef, fresh: bool) -> Result<Arc<K>, ClusterError> {
         self.round_trip().await?;
         let result = self.get_locked(key, fresh);
         self.after_call().await;
@@ -442,7 +442,7 @@ impl SimCluster {
     /// A get: from the operator's (possibly lagging) cache as always, counted as a request to the API server
     /// unless the read policy serves it from the cache (never when `fresh`). Production would answer a fresh
     /// read from the API server; here it lags like the rest, a harsher test of the reconcilers.
-    fn get_locked<K: ClusterObject>(&self, key: ObjectRef, fresh: bool) -> Result<K, ClusterError> {
+    fn get_locked<K: ClusterObject>(&self, key: ObjectRef, fresh: bool) -> Result<Arc<K>, ClusterError> {
         let mut world = lock(&self.shared);
         if fresh || !self.cache_answers_get(&world, &key) {
             self.count(&mut world, "get", &key.kind);
@@ -456,20 +456,24 @@ impl SimCluster {
         let at = self.read_at(&world);
         world.observer.on_operator_get(&mut world, self.writer().reconcile, &key, at);
         match world.api.store.get(&key, at) {
-            Some(value) => self.decode_read(&key, value),
+            Some(value) => self.decode_shared(&key, value),
             None => Err(ClusterError::NotFound(key)),
         }
     }
 
     /// `value` as a `K`: a copy of the object decoded at the same resourceVersion if the world keeps one.
     fn decode_read<K: ClusterObject>(&self, key: &ObjectRef, value: &Value) -> Result<K, ClusterError> {
+        self.decode_shared(key, value).map(Arc::unwrap_or_clone)
+    }
+
+    /// `value` as a shared `K`: the object decoded at the same resourceVersion if the world keeps one.
+    fn decode_shared<K: ClusterObject>(&self, key: &ObjectRef, value: &Value) -> Result<Arc<K>, ClusterError> {
         if !DECODED_KINDS.contains(&key.kind.as_str()) {
-            return decode_ref(value);
+            return decode_ref(value).map(Arc::new);
         }
-        match self.decoded.decode::<K>(key, value) {
-            Ok(object) => Ok(K::clone(&object)),
-            Err(error) => Err(ClusterError::Invalid { object: key.clone(), message: error.to_string() }),
-        }
+        self.decoded
+            .decode::<K>(key, value)
+            .map_err(|error| ClusterError::Invalid { object: key.clone(), message: error.to_string() })
     }
 
     /// A stored object (listed, or what a write stored) as a `K`, kept as [`SimCluster::decode_read`] keeps reads:
@@ -594,11 +598,15 @@ fn decode_ref<K: ClusterObject>(value: &Value) -> Result<K, ClusterError> {
 
 impl Cluster for SimCluster {
     async fn get<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<K, ClusterError> {
+        self.get_typed(ObjectRef::of::<K>(namespace, name), false).await.map(Arc::unwrap_or_clone)
+    }
+
+    async fn get_shared<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<Arc<K>, ClusterError> {
         self.get_typed(ObjectRef::of::<K>(namespace, name), false).await
     }
 
     async fn get_fresh<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<K, ClusterError> {
-        self.get_typed(ObjectRef::of::<K>(namespace, name), true).await
+        self.get_typed(ObjectRef::of::<K>(namespace, name), true).await.map(Arc::unwrap_or_clone)
     }
 
     async fn list<K: ClusterObject>(&self, namespace: &str, selector: &LabelSelector) -> Result<Vec<K>, ClusterError> {

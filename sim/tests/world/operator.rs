@@ -436,3 +436,26 @@ fn a_client_rereads_a_node_it_decoded_once_the_node_changes() {
     assert_eq!(get(&client), edited);
     assert_eq!(get(&world.cluster()), edited, "what a client that never read it decodes");
 }
+
+/// A shared read is the same read as a get (the same answer, the edit once there is one), and hands out the
+/// object the world decoded instead of a copy of it.
+#[test]
+fn a_shared_read_answers_as_a_get_without_copying() {
+    use sei_operator_core::api::{SeiNodePhase, SeiNodeStatus};
+    use std::sync::Arc;
+    let world = world(1);
+    world.create(&sei_node("n")).unwrap();
+    let client = world.cluster();
+    let shared = || poll_ready(client.get_shared::<SeiNode>(NS, "n")).expect("a store read does not wait").unwrap();
+    let first = shared();
+    assert_eq!(*first, poll_ready(client.get::<SeiNode>(NS, "n")).expect("a store read does not wait").unwrap());
+    assert!(Arc::ptr_eq(&first, &shared()), "the same decoded object, not a copy");
+    let edited = world
+        .edit_status::<SeiNode>(NS, "n", |n| {
+            n.status = Some(SeiNodeStatus { phase: Some(SeiNodePhase::Running), ..Default::default() });
+        })
+        .unwrap();
+    assert_eq!(*shared(), edited, "the edit, as stored");
+    let missing = poll_ready(client.get_shared::<SeiNode>(NS, "absent")).expect("a store read does not wait");
+    assert!(matches!(missing, Err(sei_operator_core::cluster::ClusterError::NotFound(_))), "{missing:?}");
+}
