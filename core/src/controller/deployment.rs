@@ -54,14 +54,14 @@ pub async fn reconcile_deployment<C: Cluster, K: Clock>(
     namespace: &str,
     name: &str,
 ) -> Result<Action, ReconcileError> {
-    let Some(deployment) = ctx.cluster.get::<SeiNodeDeployment>(namespace, name).await.optional()? else {
+    let Some(deployment) = ctx.cluster.get_shared::<SeiNodeDeployment>(namespace, name).await.optional()? else {
         return Ok(Action::AwaitChange);
     };
     // Every call of the reconcile goes through `watched`, so a 403 anywhere in it is reported on the deployment.
     let watched = Watched::new(&ctx.cluster);
     let inner = DeploymentContext { cluster: &watched, clock: &ctx.clock, config: ctx.config };
-    let outcome = reconcile_read_deployment(&inner, deployment.clone()).await;
-    authorization::report(&ctx.cluster, &deployment, watched.forbidden(), outcome, ctx.clock.now()).await
+    let outcome = reconcile_read_deployment(&inner, SeiNodeDeployment::clone(&deployment)).await;
+    authorization::report(&ctx.cluster, &*deployment, watched.forbidden(), outcome, ctx.clock.now()).await
 }
 
 /// Reconciles the SeiNodeDeployment as read.

@@ -67,7 +67,7 @@ pub async fn reconcile_node<C: Cluster, S: Sidecar, K: Clock>(
     namespace: &str,
     name: &str,
 ) -> Result<Action, ReconcileError> {
-    let Some(node) = ctx.cluster.get::<SeiNode>(namespace, name).await.optional()? else {
+    let Some(node) = ctx.cluster.get_shared::<SeiNode>(namespace, name).await.optional()? else {
         return Ok(Action::AwaitChange);
     };
     // Every call of the reconcile goes through `watched`, so a 403 anywhere in it is reported on the node.
@@ -82,7 +82,7 @@ pub async fn reconcile_node<C: Cluster, S: Sidecar, K: Clock>(
         &node,
     )
     .await;
-    authorization::report(&ctx.cluster, &node, watched.forbidden(), outcome, ctx.clock.now()).await
+    authorization::report(&ctx.cluster, &*node, watched.forbidden(), outcome, ctx.clock.now()).await
 }
 
 /// Reconciles the SeiNode as read.
