@@ -4,10 +4,9 @@
 //! reached before seid is Ready needs exactly that). The answer is the pod's worker host and the worker port
 //! that stands in for the pod's own port.
 
-use sei_operator_core::cluster::{LabelSelector, ObjectRef};
-use sei_operator_core::objects::meta::matches_selector;
+use sei_operator_core::cluster::ObjectRef;
 use sei_operator_core::sidecar::SEID_RPC_PORT;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::apiserver::json::Fields;
 use crate::harness::state::WorldState;
@@ -29,6 +28,16 @@ pub enum ResolveError {
     Refused { host: String, port: u16 },
 }
 
+/// Whether an equality-based selector selects an object with `labels`, read in place from the stored JSON: every
+/// pair of the selector is among the labels (an empty selector selects everything). A value that is not a string
+/// is no label, on either side.
+fn selects(selector: &Map<String, Value>, labels: Option<&Map<String, Value>>) -> bool {
+    selector
+        .iter()
+        .filter_map(|(key, value)| Some((key, value.as_str()?)))
+        .all(|(key, value)| labels.and_then(|labels| labels.get(key)).and_then(Value::as_str) == Some(value))
+}
+
 /// Resolves `host:port` to a worker and port.
 pub fn resolve(world: &WorldState, host: &str, port: u16) -> Result<Resolved, ResolveError> {
     let labels: Vec<&str> = host.split('.').collect();
@@ -38,16 +47,11 @@ pub fn resolve(world: &WorldState, host: &str, port: u16) -> Result<Resolved, Re
     let Some(service) = world.api.store.get(&ObjectRef::new("Service", *namespace, *subdomain), None) else {
         return Err(ResolveError::NoSuchHost(host.into()));
     };
-    let selector: Option<LabelSelector> = service
-        .at("/spec/selector")
-        .and_then(Value::as_object)
-        .map(|s| s.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect());
+    let selector = service.at("/spec/selector").and_then(Value::as_object);
     let publish_not_ready = service.at("/spec/publishNotReadyAddresses").and_then(Value::as_bool).unwrap_or(false);
     let is_endpoint = |pod: &&crate::kube::kubelet::PodRuntime| {
         let labels =
             world.api.store.get(&pod.key, None).and_then(|v| v.at("/metadata/labels")).and_then(Value::as_object);
-        let labels: Option<LabelSelector> =
-            labels.map(|l| l.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect());
         // A finished pod (Succeeded or Failed: a Job's pods stay after they end) is never an endpoint, even
         // under publishNotReadyAddresses (kubernetes/kubernetes
         // `staging/src/k8s.io/endpointslice/util/controller_utils.go`, `ShouldPodBeInEndpoints`: terminal pods are
@@ -59,10 +63,7 @@ pub fn resolve(world: &WorldState, host: &str, port: u16) -> Result<Resolved, Re
         // exclude"). Unscheduled, the simulated pod has no worker port of its own to answer on.
         let has_ip = pod.seid != crate::kube::pod::Seid::Unscheduled;
         // A Service without a selector has no managed endpoints.
-        has_ip
-            && !terminal
-            && selector.as_ref().is_some_and(|s| matches_selector(labels.as_ref(), s))
-            && (publish_not_ready || pod.is_ready())
+        has_ip && !terminal && selector.is_some_and(|s| selects(s, labels)) && (publish_not_ready || pod.is_ready())
     };
     let named = |p: &&crate::kube::kubelet::PodRuntime| {
         p.key.namespace == *namespace && p.hostname == *hostname && p.subdomain.as_deref() == Some(*subdomain)
