@@ -5,6 +5,7 @@
 //! Liveness (7) is a property of a run, not of a state: see [`crate::harness::world::World::run_until_settled`].
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Service;
 use sei_operator_core::api::{PlanPhase, SeiNode, SeiNodeDeployment, SeiNodePhase, Strategy};
@@ -80,8 +81,10 @@ pub const SIDECAR_WRITER: &str = "operator:SeiNode";
 #[derive(Default)]
 pub struct ObservedObjects {
     pub(super) cursor: usize,
-    pub nodes: BTreeMap<ObjectRef, SeiNode>,
-    pub deployments: BTreeMap<ObjectRef, SeiNodeDeployment>,
+    /// The world's decoded objects (shared, not copies): a node's version the store's commit decoded is decoded
+    /// once.
+    pub nodes: BTreeMap<ObjectRef, Arc<SeiNode>>,
+    pub deployments: BTreeMap<ObjectRef, Arc<SeiNodeDeployment>>,
     pub services: BTreeMap<ObjectRef, Service>,
     /// (namespace, deployment, revision) of every revision that has had a Running node, at any step.
     pub(super) ran: BTreeSet<(String, String, String)>,
@@ -117,10 +120,10 @@ impl ObservedObjects {
         for key in keys {
             match key.kind.as_str() {
                 "SeiNode" => {
-                    update(&mut self.nodes, world, key);
+                    update_shared(&mut self.nodes, world, key);
                     self.changed_nodes.insert(key.clone());
                 }
-                "SeiNodeDeployment" => update(&mut self.deployments, world, key),
+                "SeiNodeDeployment" => update_shared(&mut self.deployments, world, key),
                 "Service" => update(&mut self.services, world, key),
                 _ => {}
             }
@@ -143,6 +146,19 @@ impl ObservedObjects {
 pub(super) fn update<K: DeserializeOwned>(map: &mut BTreeMap<ObjectRef, K>, world: &WorldState, key: &ObjectRef) {
     // Decoded from the stored JSON by reference: no copy of it.
     match world.api.store.get(key, None).and_then(|v| K::deserialize(v).ok()) {
+        Some(object) => map.insert(key.clone(), object),
+        None => map.remove(key),
+    };
+}
+
+/// [`update`], kept as the world's decoded object: the store's commit decoded each SeiNode and SeiNodeDeployment
+/// version already, for the operator's trigger fingerprints.
+fn update_shared<K: DeserializeOwned + Send + Sync + 'static>(
+    map: &mut BTreeMap<ObjectRef, Arc<K>>,
+    world: &WorldState,
+    key: &ObjectRef,
+) {
+    match world.api.store.get(key, None).and_then(|v| world.api.store.decoded().decode::<K>(key, v).ok()) {
         Some(object) => map.insert(key.clone(), object),
         None => map.remove(key),
     };
