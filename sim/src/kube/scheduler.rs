@@ -22,10 +22,11 @@
 //! - its DNS name is `<hostname>.<subdomain>.<namespace>.svc` (see [`crate::node::resolver`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sei_operator_core::cluster::ObjectRef;
 use sei_operator_core::objects::meta::LABEL_NODE;
@@ -79,11 +80,14 @@ pub fn sync_pods(world: &mut WorldState) {
         super::traced(world, "kubelet", "delete", format!("terminated {key}"), result);
     }
     for key in stored.into_keys() {
-        if !world.plane.pods.contains_key(&key)
-            && let Some(value) = world.api.store.get(&key, None).cloned()
-        {
-            start_pod(world, key, &value);
+        if world.plane.pods.contains_key(&key) {
+            continue;
         }
+        // The world's decoded pod: the StatefulSet controller read back the pod it created through the same cache.
+        let Some(value) = world.api.store.get(&key, None) else { continue };
+        let uid = value.at("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let pod: Option<Arc<Pod>> = world.api.store.decoded().decode(&key, value).ok();
+        start_pod(world, key, pod.as_deref(), uid);
     }
     let unscheduled: Vec<ObjectRef> =
         world.plane.pods.iter().filter(|(_, p)| p.seid == Seid::Unscheduled).map(|(k, _)| k.clone()).collect();
@@ -108,9 +112,9 @@ pub(super) fn save_height(world: &mut WorldState, pod: &PodRuntime) {
     }
 }
 
-fn start_pod(world: &mut WorldState, key: ObjectRef, value: &Value) {
-    let pod: Option<Pod> = serde_json::from_value(value.clone()).ok();
-    let spec = pod.as_ref().and_then(|p| p.spec.clone()).unwrap_or_default();
+fn start_pod(world: &mut WorldState, key: ObjectRef, pod: Option<&Pod>, uid: String) {
+    let no_spec = PodSpec::default();
+    let spec = pod.and_then(|p| p.spec.as_ref()).unwrap_or(&no_spec);
     let is_sidecar = |c: &&Container| c.name == "sidecar" || c.name == "seictl";
     let seid =
         spec.containers.iter().find(|c| c.name == "seid").or_else(|| spec.containers.iter().find(|c| !is_sidecar(c)));
@@ -147,7 +151,7 @@ fn start_pod(world: &mut WorldState, key: ObjectRef, value: &Value) {
         startup: seid.and_then(|c| Some(probe(c.startup_probe.as_ref()?, c))),
         readiness: seid.and_then(|c| Some(probe(c.readiness_probe.as_ref()?, c))),
     };
-    let node = pod.as_ref().and_then(|p| p.metadata.labels.as_ref()).and_then(|labels| labels.get(LABEL_NODE)).cloned();
+    let node = pod.and_then(|p| p.metadata.labels.as_ref()).and_then(|labels| labels.get(LABEL_NODE)).cloned();
     let chain_id = node.as_ref().and_then(|node| {
         world
             .api
@@ -169,7 +173,7 @@ fn start_pod(world: &mut WorldState, key: ObjectRef, value: &Value) {
         _ => RestartPolicy::Always,
     };
     let runtime = PodRuntime {
-        uid: value.at("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        uid,
         node,
         chain_id,
         hostname: spec.hostname.clone().unwrap_or_else(|| key.name.clone()),
