@@ -1,6 +1,7 @@
 //! What the operator's client wrote and read: write-time checks judge a write by what its reconcile could see.
 
 use super::*;
+use crate::apiserver::decoded::DecodedObjects;
 use crate::apiserver::json::Fields;
 
 /// docs/design.md §4 (writes are atomic steps), checked at the moment of every write of a SeiNodeDeployment: a plan is
@@ -35,7 +36,11 @@ pub fn on_operator_get(world: &mut WorldState, reconcile: Option<(u64, &str)>, k
             if world.ledger.reconcile_reads.get(&id).is_some_and(|r| r.deployment.is_some()) {
                 return;
             }
-            let Some(read) = world.api.store.get(key, at).and_then(|v| deployment_read(key, v)) else { return };
+            let Some(read) =
+                world.api.store.get(key, at).and_then(|v| deployment_read(world.api.store.decoded(), key, v))
+            else {
+                return;
+            };
             world.ledger.reconcile_reads.entry(id).or_default().deployment = Some(read);
         }
         "SeiNode" => {
@@ -101,8 +106,14 @@ pub(super) fn note_nodes(world: &mut WorldState, id: u64, nodes: Vec<NodeRead>) 
     }
 }
 
-pub(super) fn deployment_read(key: &ObjectRef, value: &serde_json::Value) -> Option<DeploymentRead> {
-    let deployment = SeiNodeDeployment::deserialize(value).ok()?;
+/// What a reconcile read of a deployment, decoded through the world's cache: the read itself decodes the same
+/// version right after.
+pub(super) fn deployment_read(
+    decoded: &DecodedObjects,
+    key: &ObjectRef,
+    value: &serde_json::Value,
+) -> Option<DeploymentRead> {
+    let deployment = decoded.decode::<SeiNodeDeployment>(key, value).ok()?;
     let rollout = deployment.status.as_ref().and_then(|s| s.rollout.as_ref());
     let superseded = rollout.is_some_and(|r| sei_operator_core::rollout::is_superseded(r, &deployment));
     let rollout = rollout.map(|r| RolloutRead {

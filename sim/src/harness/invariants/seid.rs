@@ -56,8 +56,9 @@ pub fn current_image_was_run(world: &WorldState, observed: &mut ObservedObjects)
 pub fn on_seid_start(world: &mut WorldState, key: &ObjectRef) {
     let Some(pod) = world.plane.pods.get(key) else { return };
     let Some(node) = &pod.node else { return };
-    let Some(stored) = world.api.store.get(&ObjectRef::new("SeiNode", &key.namespace, node), None) else { return };
-    let Ok(node) = SeiNode::deserialize(stored) else { return };
+    let node_key = ObjectRef::new("SeiNode", &key.namespace, node);
+    let Some(stored) = world.api.store.get(&node_key, None) else { return };
+    let Ok(node) = world.api.store.decoded().decode::<SeiNode>(&node_key, stored) else { return };
     let restore = node.spec.snapshot().is_some_and(|s| s.s3.is_some());
     let volume = pod.volume.as_ref().and_then(|v| world.plane.volumes.get(v)).cloned().unwrap_or_default();
     let missing = volume.unprepared(restore);
