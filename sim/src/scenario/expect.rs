@@ -897,8 +897,12 @@ fn field_at<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
                 at += 1;
             }
             Value::Object(fields) => {
-                let (next, end) = (at + 1..=segments.len())
-                    .find_map(|end| fields.get(&segments[at..end].join(".")).map(|next| (next, end)))?;
+                // The shortest key first (a key may hold dots: a label's name): one segment needs no joining.
+                let single = fields.get(segment).map(|next| (next, at + 1));
+                let (next, end) = single.or_else(|| {
+                    (at + 2..=segments.len())
+                        .find_map(|end| fields.get(&segments[at..end].join(".")).map(|next| (next, end)))
+                })?;
                 cursor = next;
                 at = end;
             }
