@@ -117,15 +117,17 @@ async fn reconcile_read_node<C: Cluster, S: Sidecar, K: Clock>(
                 // A spec changed while the plan runs (a rollout's `update-node-specs`, a user's edit) reaches a
                 // StatefulSet the plan made already: its pod may be waiting on the image the edit replaced (a
                 // missing one, never pulled), and the plan waits on that pod.
-                converge_existing_workload(&ctx.cluster, node, &settings).await?;
+                converge_existing_workload(&ctx.cluster, node, &workload::stateful_set(node, &settings)).await?;
                 action = initialize(ctx, node, &settings, &mut status).await?
             }
             SeiNodePhase::Running => {
-                converge_workload(&ctx.cluster, node, &settings).await?;
+                // Built once: the converge and the UpToDate report compare against the same desired set.
+                let desired = workload::stateful_set(node, &settings);
+                converge_workload(&ctx.cluster, node, &desired).await?;
                 resize_volume(&ctx.cluster, node, &settings, &mut status, now).await?;
                 let stateful_set = observe(ctx, node, &mut status).await?;
                 let soon = reconfigure(ctx, node, &settings, &mut status).await;
-                report_up_to_date(node, &settings, stateful_set.as_deref(), &mut status, now);
+                report_up_to_date(node, &desired, stateful_set.as_deref(), &mut status, now);
                 action = Action::Requeue(soon.map_or(OBSERVE_INTERVAL, |after| after.min(OBSERVE_INTERVAL)));
             }
             SeiNodePhase::Failed => action = retry_when_due(ctx, node, &mut status).await,
@@ -364,18 +366,14 @@ async fn report_blocked_child<C: Cluster>(
 /// Brings the StatefulSet's pod template to the spec (image, sidecar image, entrypoint, labels) and makes sure
 /// it and the headless Service exist. Only the fields the operator owns are compared: the API server fills in
 /// defaults everywhere else.
-async fn converge_workload<C: Cluster>(
-    cluster: &C,
-    node: &SeiNode,
-    settings: &PodSettings,
-) -> Result<(), ClusterError> {
+async fn converge_workload<C: Cluster>(cluster: &C, node: &SeiNode, desired: &StatefulSet) -> Result<(), ClusterError> {
     let namespace = node.metadata.namespace.as_deref().unwrap_or_default();
-    if !converge_existing_workload(cluster, node, settings).await? {
-        create_if_missing(cluster, &workload::stateful_set(node, settings)).await?;
+    if !converge_existing_workload(cluster, node, desired).await? {
+        create_if_missing(cluster, desired).await?;
     }
     let service = workload::headless_service(node);
     let name = service.metadata.name.clone().unwrap_or_default();
-    if cluster.get::<Service>(namespace, &name).await.optional()?.is_none() {
+    if cluster.get_shared::<Service>(namespace, &name).await.optional()?.is_none() {
         create_if_missing(cluster, &service).await?;
     }
     Ok(())
@@ -386,20 +384,19 @@ async fn converge_workload<C: Cluster>(
 async fn converge_existing_workload<C: Cluster>(
     cluster: &C,
     node: &SeiNode,
-    settings: &PodSettings,
+    desired: &StatefulSet,
 ) -> Result<bool, ClusterError> {
     let namespace = node.metadata.namespace.as_deref().unwrap_or_default();
-    let desired = workload::stateful_set(node, settings);
-    let name = desired.metadata.name.clone().unwrap_or_default();
-    let Some(existing) = cluster.get_shared::<StatefulSet>(namespace, &name).await.optional()? else {
+    let name = desired.metadata.name.as_deref().unwrap_or_default();
+    let Some(existing) = cluster.get_shared::<StatefulSet>(namespace, name).await.optional()? else {
         return Ok(false);
     };
-    if let (Some(spec), Some(wanted)) = (existing.spec.as_ref(), desired.spec)
+    if let (Some(spec), Some(wanted)) = (existing.spec.as_ref(), desired.spec.as_ref())
         && drifted(&spec.template, &wanted.template)
     {
         let mut replaced = Arc::unwrap_or_clone(existing);
         if let Some(spec) = replaced.spec.as_mut() {
-            spec.template = wanted.template;
+            spec.template = wanted.template.clone();
         }
         cluster.replace(&replaced).await?;
     }
@@ -618,13 +615,12 @@ fn failure_of(plan: &crate::api::Plan) -> String {
 /// A read older than the template this reconcile wrote shows the old template, and reads as not up to date.
 fn report_up_to_date(
     node: &SeiNode,
-    settings: &PodSettings,
+    desired: &StatefulSet,
     stateful_set: Option<&StatefulSet>,
     status: &mut SeiNodeStatus,
     now: Timestamp,
 ) {
     let name = node.metadata.name.as_deref().unwrap_or_default();
-    let desired = workload::stateful_set(node, settings);
     let template_current = stateful_set
         .and_then(|s| s.spec.as_ref())
         .zip(desired.spec.as_ref())

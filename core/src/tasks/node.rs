@@ -148,7 +148,7 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
     /// dying predecessor's pod.
     async fn await_own_pod(&self) -> Result<Progress, TaskError> {
         let namespace = self.namespace();
-        let name = workload::stateful_set(self.node, self.settings).metadata.name.unwrap_or_default();
+        let name = names::node_workload(self.node.metadata.name.as_deref().unwrap_or_default());
         let set = self.cluster.get_shared::<StatefulSet>(namespace, &name).await.optional().map_err(api_error)?;
         let Some(set) = set else {
             // Created a moment ago; a lagging cache may not show it yet.
