@@ -393,9 +393,14 @@ async fn a_leader_whose_watch_is_forbidden_is_not_ready_then_not_live_and_stops_
     eventually_or("the leader Lease", started, &context, || async { holder() == Some(json!("operator-0")) }).await;
     let not_live = until_status(&http, &format!("{probes}/healthz"), 503, started, &context).await;
     assert!(not_live.contains("statefulsets") && not_live.contains("403"), "{not_live}");
-    let (status, body) = get(&http, &format!("{probes}/readyz")).await.expect("answers");
-    assert_eq!(status, 503, "{body}");
-    assert!(body.contains("initial list not done for: statefulsets"), "{body}");
+    // Not ready for the forbidden watch alone once the others have listed (on a loaded machine one of them may
+    // still be listing when liveness fails: that is waited out, not judged).
+    eventually_or("not ready for statefulsets alone", started, &context, || async {
+        let (status, body) = get(&http, &format!("{probes}/readyz")).await.expect("answers");
+        assert_eq!(status, 503, "{body}");
+        body.contains("initial list not done for: statefulsets")
+    })
+    .await;
     // The other watches listed: the node controller reconciled its node meanwhile.
     assert!(store.lock().unwrap().written_phases.first().is_some_and(|p| p == "Initializing"), "{}", context());
 
