@@ -1,5 +1,7 @@
 //! Tasks of SeiNodeDeployment rollout plans: they write SeiNodes and the deployment's Service, never a sidecar.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::Service;
 
 use super::{all_done, api_error, params};
@@ -111,14 +113,15 @@ impl<C: Cluster> DeploymentTasks<'_, C> {
     }
 
     /// SeiNode `name` as stored, whoever holds it.
-    async fn stored_node(&self, name: &str) -> Result<Option<SeiNode>, TaskError> {
-        self.cluster.get::<SeiNode>(self.namespace(), name).await.optional().map_err(api_error)
+    async fn stored_node(&self, name: &str) -> Result<Option<Arc<SeiNode>>, TaskError> {
+        // Shared: the tasks mostly only look (a copy is made for the one that writes).
+        self.cluster.get_shared::<SeiNode>(self.namespace(), name).await.optional().map_err(api_error)
     }
 
     /// SeiNode `name`, if it exists, as this deployment's node. A node of that name held by another object is a
     /// name collision: never read as ours nor written — waited for (it may be on its way out), the task's error
     /// saying why.
-    async fn node(&self, name: &str) -> Result<Option<SeiNode>, TaskError> {
+    async fn node(&self, name: &str) -> Result<Option<Arc<SeiNode>>, TaskError> {
         match self.stored_node(name).await? {
             Some(node) if !is_controlled_by(&node.metadata, self.owner_uid()) => {
                 Err(TaskError::Transient(format!("{}; waiting for it to go", held_by_another(&node))))
@@ -153,14 +156,19 @@ impl<C: Cluster> DeploymentTasks<'_, C> {
     ) -> Result<Progress, TaskError> {
         let mut done = Vec::new();
         for name in nodes {
-            let Some(mut node) = self.node(name).await? else {
+            let Some(node) = self.node(name).await? else {
                 done.push(false);
                 continue;
             };
-            if let Some(fields) = write(&node) {
-                fields.apply_to(&mut node.spec);
-                self.cluster.replace(&node).await.map_err(api_error)?;
-            }
+            let node = match write(&node) {
+                Some(fields) => {
+                    let mut written = Arc::unwrap_or_clone(node);
+                    fields.apply_to(&mut written.spec);
+                    self.cluster.replace(&written).await.map_err(api_error)?;
+                    Arc::new(written)
+                }
+                None => node,
+            };
             done.push(target.matches(&node.spec));
         }
         Ok(all_done(done))
@@ -183,7 +191,7 @@ impl<C: Cluster> DeploymentTasks<'_, C> {
     async fn await_entrants(&self, params: AwaitNodes, ready: fn(&SeiNode) -> bool) -> Result<Progress, TaskError> {
         let mut done = Vec::new();
         for name in &params.nodes {
-            done.push(entrant_done(name, self.node(name).await?.as_ref(), ready)?);
+            done.push(entrant_done(name, self.node(name).await?.as_deref(), ready)?);
         }
         Ok(all_done(done))
     }
