@@ -69,6 +69,29 @@ fn a_no_op_update_keeps_the_version_and_sends_no_event() {
 }
 
 #[test]
+fn a_status_write_of_the_stored_status_is_a_no_op_whatever_else_it_sends() {
+    let mut store = Store::new(None);
+    let created = store.create(config_map("a", "1"), at(0)).map(Arc::unwrap_or_clone).unwrap();
+    let log = store.log_len();
+    // No status stored, none sent: nothing changes, whatever the request says of the spec.
+    let mut respecced = created.clone();
+    respecced["spec"]["data"] = json!("2");
+    let same = store.replace_status(respecced.clone()).map(Arc::unwrap_or_clone).unwrap();
+    assert_eq!((rv(&same), store.log_len()), (rv(&created), log));
+    let mut with_status = created.clone();
+    with_status["status"] = json!({"observed": 1});
+    let written = store.replace_status(with_status).map(Arc::unwrap_or_clone).unwrap();
+    assert_ne!(rv(&written), rv(&created));
+    let log = store.log_len();
+    // The stored status again, beside another spec: a no-op.
+    let mut again = written.clone();
+    again["spec"]["data"] = json!("3");
+    let same = store.replace_status(again).map(Arc::unwrap_or_clone).unwrap();
+    assert_eq!((rv(&same), store.log_len()), (rv(&written), log));
+    assert_eq!(store.get(&key("a"), None).map(|v| v["spec"]["data"].clone()), Some(json!("1")));
+}
+
+#[test]
 fn stale_or_missing_resource_versions_are_refused() {
     let mut store = Store::new(None);
     let created = store.create(config_map("a", "1"), at(0)).map(Arc::unwrap_or_clone).unwrap();
