@@ -305,7 +305,11 @@ impl Store {
         self.commit(key, Some(merged), ChangeType::Modified)
     }
 
-    /// Replaces the status subresource only: everything else in `value` is ignored, generation never moves.
+    /// Replaces the status subresource only: everything else in `value` is ignored, generation never moves —
+    /// the stored object with the request's status (kubernetes
+    /// `staging/src/k8s.io/apiextensions-apiserver/pkg/registry/customresource/status_strategy.go`,
+    /// `PrepareForUpdate`: "update is only allowed to set status"; managedFields, which this store does not keep,
+    /// are the request's there).
     pub fn replace_status(&mut self, value: Value) -> Result<Arc<Value>, ClusterError> {
         let key = key_of(&value)?;
         let stored = self.check_version(&key, &value)?;
