@@ -160,16 +160,15 @@ impl<C: Cluster> DeploymentTasks<'_, C> {
                 done.push(false);
                 continue;
             };
-            let node = match write(&node) {
+            match write(&node) {
                 Some(fields) => {
                     let mut written = Arc::unwrap_or_clone(node);
                     fields.apply_to(&mut written.spec);
                     self.cluster.replace(&written).await.map_err(api_error)?;
-                    Arc::new(written)
+                    done.push(target.matches(&written.spec));
                 }
-                None => node,
-            };
-            done.push(target.matches(&node.spec));
+                None => done.push(target.matches(&node.spec)),
+            }
         }
         Ok(all_done(done))
     }

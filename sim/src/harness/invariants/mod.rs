@@ -85,7 +85,7 @@ pub struct ObservedObjects {
     /// once.
     pub nodes: BTreeMap<ObjectRef, Arc<SeiNode>>,
     pub deployments: BTreeMap<ObjectRef, Arc<SeiNodeDeployment>>,
-    pub services: BTreeMap<ObjectRef, Service>,
+    pub services: BTreeMap<ObjectRef, Arc<Service>>,
     /// (namespace, deployment, revision) of every revision that has had a Running node, at any step.
     pub(super) ran: BTreeSet<(String, String, String)>,
     /// Revisions a user left with no Running node by deleting nodes, until one of theirs runs again.
@@ -120,10 +120,10 @@ impl ObservedObjects {
         for key in keys {
             match key.kind.as_str() {
                 "SeiNode" => {
-                    update_shared(&mut self.nodes, world, key);
+                    update(&mut self.nodes, world, key);
                     self.changed_nodes.insert(key.clone());
                 }
-                "SeiNodeDeployment" => update_shared(&mut self.deployments, world, key),
+                "SeiNodeDeployment" => update(&mut self.deployments, world, key),
                 "Service" => update(&mut self.services, world, key),
                 _ => {}
             }
@@ -143,17 +143,9 @@ impl ObservedObjects {
     }
 }
 
-pub(super) fn update<K: DeserializeOwned>(map: &mut BTreeMap<ObjectRef, K>, world: &WorldState, key: &ObjectRef) {
-    // Decoded from the stored JSON by reference: no copy of it.
-    match world.api.store.get(key, None).and_then(|v| K::deserialize(v).ok()) {
-        Some(object) => map.insert(key.clone(), object),
-        None => map.remove(key),
-    };
-}
-
-/// [`update`], kept as the world's decoded object: the store's commit decoded each SeiNode and SeiNodeDeployment
-/// version already, for the operator's trigger fingerprints.
-fn update_shared<K: DeserializeOwned + Send + Sync + 'static>(
+/// Keeps `key`'s stored object in `map` as the world's decoded object (the store's commit decoded each SeiNode
+/// and SeiNodeDeployment version already, for the operator's trigger fingerprints), or drops it when it is gone.
+fn update<K: DeserializeOwned + Send + Sync + 'static>(
     map: &mut BTreeMap<ObjectRef, Arc<K>>,
     world: &WorldState,
     key: &ObjectRef,
