@@ -35,9 +35,9 @@ pub struct Caches {
     pub services: Vec<Store<Service>>,
     /// The operator's own writes of cached kinds that their stores may not hold yet: the resourceVersion each
     /// write was answered with, and the object's labels (for lists). Dropped once a read finds the store
-    /// holding it, when the operator deletes the object, or when its watch reports the object deleted after the
-    /// write ([`forget_deleted`]) — a user's delete, or the garbage collector's of a child, which no read of the
-    /// object may ever follow.
+    /// holding it, when the operator deletes the object, or when its store has seen past the write without the
+    /// object ([`Settler`]) — a user's delete, or the garbage collector's of a child, reported by the watch or
+    /// missed while it was down and relisted: no read of the object may ever come to drop the record.
     pub own_writes: OwnWrites,
 }
 
@@ -47,21 +47,55 @@ type Labels = Option<BTreeMap<String, String>>;
 /// Per object the operator wrote: the resourceVersion the write was answered with, and the object's labels.
 pub type OwnWrites = Arc<Mutex<BTreeMap<ObjectRef, (String, Labels)>>>;
 
-/// After a watch event has reached its store: an object deleted at or after the operator's last write of it
-/// leaves nothing to wait for, so its read-your-writes record is dropped. A delete of an earlier incarnation (the
-/// operator re-created the object since, and the watch has yet to deliver that) keeps the record. A DELETED event
-/// carries the object at the revision of its deletion, newer than any write before it (kubernetes
-/// `staging/src/k8s.io/apiserver/pkg/storage/etcd3/watcher.go`, `prepareObjs`), as does the one of an update
-/// that takes an object out of a label-filtered watch.
-fn forget_deleted<K: ClusterObject>(own_writes: &OwnWrites, event: &watcher::Event<K>) {
-    let watcher::Event::Delete(object) = event else { return };
-    let key = ObjectRef::to(object);
-    let mut writes = own_writes.lock().unwrap_or_else(PoisonError::into_inner);
-    let deleted_after_write = writes
-        .get(&key)
-        .is_some_and(|(written, _)| cache_holds_own_write(object.meta().resource_version.as_deref(), written));
-    if deleted_after_write {
-        writes.remove(&key);
+/// Forgets, after each watch event has reached its store, the read-your-writes records that store has settled.
+///
+/// Once a store reflects a revision at or after the operator's write of an object and does not hold the object,
+/// the object was deleted (or left the watch's label filter) since the write: no read will find that write, so
+/// nothing is left to wait for. Events arrive in revision order, so after an ADDED / MODIFIED / DELETED event the
+/// store reflects every revision up to the event's object's. A DELETED event carries the object at the revision of
+/// its deletion, newer than any write before it (kubernetes `staging/src/k8s.io/apiserver/pkg/storage/etcd3/
+/// watcher.go`, `prepareObjs`), as does the one of an update that takes an object out of a label-filtered watch.
+/// A relist reports no deletion at all (kube-rs `kube-runtime/src/watcher.rs`, `InitDone`: objects not listed
+/// "should be assumed to have been Deleted"); the newest object it lists bounds the revision it was taken at from
+/// below, so a record at or before that revision whose object is absent is settled when the relist is done.
+/// A delete of an earlier incarnation (the operator re-created the object since, and the watch has yet to deliver
+/// that) settles nothing.
+struct Settler<K: ClusterObject> {
+    own_writes: OwnWrites,
+    store: Store<K>,
+    /// The watch's namespace (all when empty) and label filter: the records its store could hold.
+    namespace: String,
+    label: Option<&'static str>,
+    /// The newest resourceVersion among the objects of the relist under way (`None`: none yet; one that is not
+    /// a number is skipped).
+    listed_up_to: Option<u64>,
+}
+
+impl<K: ClusterObject> Settler<K> {
+    fn after(&mut self, event: &watcher::Event<K>) {
+        let settled = match event {
+            watcher::Event::Apply(object) | watcher::Event::Delete(object) => object.meta().resource_version.clone(),
+            watcher::Event::Init => {
+                self.listed_up_to = None;
+                return;
+            }
+            watcher::Event::InitApply(object) => {
+                let version = object.meta().resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
+                self.listed_up_to = self.listed_up_to.max(version);
+                return;
+            }
+            watcher::Event::InitDone => self.listed_up_to.take().map(|version| version.to_string()),
+        };
+        let Some(settled) = settled else { return };
+        let kind = K::kind(&());
+        let mut writes = self.own_writes.lock().unwrap_or_else(PoisonError::into_inner);
+        writes.retain(|key, (written, labels)| {
+            let could_hold = key.kind == kind
+                && (self.namespace.is_empty() || key.namespace == self.namespace)
+                && self.label.is_none_or(|label| labels.as_ref().is_some_and(|labels| labels.contains_key(label)));
+            let absent = || self.store.get(&StoreKey::new(&key.name).within(&key.namespace)).is_none();
+            !(could_hold && cache_holds_own_write(Some(&settled), written) && absent())
+        });
     }
 }
 
@@ -231,16 +265,15 @@ impl Watches {
     /// The watches of `namespace` (all namespaces when empty), each reporting into `health` under its name.
     /// Nothing is sent before the streams are polled.
     pub fn new(client: &Client, namespace: &str, health: &Arc<Health>) -> Self {
-        let all = watcher::Config::default;
         let own_writes = OwnWrites::default();
         let watch = |name| (client, namespace, health.clone(), own_writes.clone(), name);
-        let (deployments_store, deployments) = reflected(watch("seinodedeployments"), all());
-        let (nodes_store, nodes) = reflected(watch("seinodes"), all());
+        let (deployments_store, deployments) = reflected(watch("seinodedeployments"), None);
+        let (nodes_store, nodes) = reflected(watch("seinodes"), None);
         let (deployment_services_store, deployment_services) =
-            reflected(watch("services (of deployments)"), all().labels(LABEL_DEPLOYMENT));
-        let (stateful_sets_store, stateful_sets) = reflected(watch("statefulsets"), all().labels(LABEL_NODE));
-        let (node_services_store, node_services) = reflected(watch("services (of nodes)"), all().labels(LABEL_NODE));
-        let (jobs_store, jobs) = reflected(watch("jobs"), all().labels(LABEL_NODE));
+            reflected(watch("services (of deployments)"), Some(LABEL_DEPLOYMENT));
+        let (stateful_sets_store, stateful_sets) = reflected(watch("statefulsets"), Some(LABEL_NODE));
+        let (node_services_store, node_services) = reflected(watch("services (of nodes)"), Some(LABEL_NODE));
+        let (jobs_store, jobs) = reflected(watch("jobs"), Some(LABEL_NODE));
         Watches {
             caches: Caches {
                 own_writes,
@@ -260,20 +293,27 @@ impl Watches {
     }
 }
 
-/// A watch of `K` in `namespace` (all when empty), reporting into `health` as `name`, reflected into a new store
-/// and forgetting the read-your-writes records of objects it sees deleted: the store, and the watch's events.
+/// A watch of `K` in `namespace` (all when empty) of the objects with `label` (all when `None`), reporting into
+/// `health` as `name`, reflected into a new store and forgetting the read-your-writes records that store settles
+/// ([`Settler`]): the store, and the watch's events.
 fn reflected<K: ClusterObject>(
     (client, namespace, health, own_writes, name): (&Client, &str, Arc<Health>, OwnWrites, &'static str),
-    config: watcher::Config,
+    label: Option<&'static str>,
 ) -> (Store<K>, BoxStream<'static, watcher::Result<watcher::Event<K>>>) {
     let api = if namespace.is_empty() { Api::all(client.clone()) } else { Api::namespaced(client.clone(), namespace) };
+    let config = match label {
+        Some(label) => watcher::Config::default().labels(label),
+        None => watcher::Config::default(),
+    };
     let (store, writer) = reflector::store();
     let events = track(health, name, watcher(api, config).default_backoff()).reflect(writer);
+    let mut settler =
+        Settler { own_writes, store: store.clone(), namespace: namespace.into(), label, listed_up_to: None };
     // After `reflect`: the store has dropped the object before its record goes, so no read between them answers
     // the object as it was before the operator's write.
     let events = events.inspect(move |event| {
         if let Ok(event) = event {
-            forget_deleted(&own_writes, event);
+            settler.after(event);
         }
     });
     (store, events.boxed())
@@ -392,27 +432,90 @@ mod tests {
         assert_eq!(pending(&caches), 0, "writes of kinds no cache answers are not remembered");
     }
 
+    /// A store of StatefulSets, listed empty, whose settler forgets records of `own_writes`.
+    fn settled_sets(own_writes: &OwnWrites) -> (Writer<StatefulSet>, Settler<StatefulSet>) {
+        let (store, writer) = listed(Vec::<StatefulSet>::new(), true);
+        let settler = Settler {
+            own_writes: own_writes.clone(),
+            store,
+            namespace: "sei".into(),
+            label: Some(LABEL_NODE),
+            listed_up_to: None,
+        };
+        (writer, settler)
+    }
+
+    fn set_at(name: &str, version: &str) -> StatefulSet {
+        let mut set = object::<StatefulSet>(name, Some(LABEL_NODE));
+        set.metadata.resource_version = Some(version.into());
+        set
+    }
+
+    fn record(own_writes: &OwnWrites, set: &StatefulSet) {
+        let version = set.metadata.resource_version.clone().unwrap_or_default();
+        let entry = (version, set.metadata.labels.clone());
+        own_writes.lock().unwrap_or_else(PoisonError::into_inner).insert(ObjectRef::to(set), entry);
+    }
+
+    fn pending(own_writes: &OwnWrites) -> Vec<String> {
+        own_writes.lock().unwrap_or_else(PoisonError::into_inner).keys().map(|key| key.name.clone()).collect()
+    }
+
     #[test]
     fn an_own_write_of_an_object_deleted_since_is_forgotten_and_of_an_earlier_incarnation_kept() {
         let own_writes = OwnWrites::default();
-        let pending = || own_writes.lock().unwrap_or_else(PoisonError::into_inner).len();
-        let at = |version: &str| {
-            let mut set = object::<StatefulSet>("rpc-0", Some(LABEL_NODE));
-            set.metadata.resource_version = Some(version.into());
-            set
+        let (mut writer, mut settler) = settled_sets(&own_writes);
+        let mut deliver = |event: watcher::Event<StatefulSet>| {
+            writer.apply_watcher_event(&event);
+            settler.after(&event);
         };
-        let record = |set: &StatefulSet| {
-            let version = set.metadata.resource_version.clone().unwrap_or_default();
-            own_writes.lock().unwrap_or_else(PoisonError::into_inner).insert(ObjectRef::to(set), (version, None));
-        };
+        deliver(watcher::Event::Apply(set_at("rpc-0", "10")));
         // The operator re-created the set (rv 20) before the watch delivered the first one's delete (rv 15).
-        record(&at("20"));
-        forget_deleted(&own_writes, &watcher::Event::Delete(at("15")));
-        assert_eq!(pending(), 1, "the delete of an earlier incarnation says nothing of the write");
-        forget_deleted(&own_writes, &watcher::Event::Apply(at("21")));
-        assert_eq!(pending(), 1, "only deletes are looked at here; a read forgets a held write");
+        record(&own_writes, &set_at("rpc-0", "20"));
+        deliver(watcher::Event::Delete(set_at("rpc-0", "15")));
+        assert_eq!(pending(&own_writes), ["rpc-0"], "the delete of an earlier incarnation says nothing of the write");
+        deliver(watcher::Event::Apply(set_at("rpc-0", "21")));
+        assert_eq!(pending(&own_writes), ["rpc-0"], "held, not settled: a read forgets a held write");
         // The garbage collector deletes it (rv 30): no read of it may ever come to drop the record.
-        forget_deleted(&own_writes, &watcher::Event::Delete(at("30")));
-        assert_eq!(pending(), 0);
+        deliver(watcher::Event::Delete(set_at("rpc-0", "30")));
+        assert!(pending(&own_writes).is_empty());
+    }
+
+    #[test]
+    fn an_own_write_of_an_object_deleted_while_the_watch_was_down_is_forgotten_once_a_relist_has_seen_past_it() {
+        let own_writes = OwnWrites::default();
+        let (mut writer, mut settler) = settled_sets(&own_writes);
+        let mut deliver = |event: watcher::Event<StatefulSet>| {
+            writer.apply_watcher_event(&event);
+            settler.after(&event);
+        };
+        deliver(watcher::Event::Apply(set_at("rpc-0", "10")));
+        deliver(watcher::Event::Apply(set_at("rpc-1", "11")));
+        record(&own_writes, &set_at("rpc-0", "20"));
+        record(&own_writes, &set_at("rpc-1", "40"));
+        // A set the store could never hold (another namespace; no `sei.io/node` label) is not the watch's to settle.
+        let mut elsewhere = set_at("rpc-2", "21");
+        elsewhere.metadata.namespace = Some("other".into());
+        record(&own_writes, &elsewhere);
+        let mut unlabelled = set_at("rpc-3", "22");
+        unlabelled.metadata.labels = None;
+        record(&own_writes, &unlabelled);
+
+        // The watch breaks; both sets are deleted in the gap; the relist lists another set, at rv 30.
+        deliver(watcher::Event::Init);
+        deliver(watcher::Event::InitApply(set_at("rpc-9", "30")));
+        assert_eq!(pending(&own_writes).len(), 4, "nothing is settled before the relist is done");
+        deliver(watcher::Event::InitDone);
+        assert_eq!(pending(&own_writes), ["rpc-2", "rpc-1", "rpc-3"], "rpc-0 (rv 20 ≤ 30) settled; rpc-1 (40) not yet");
+
+        // A later event of any set carries the store past rv 40.
+        deliver(watcher::Event::Apply(set_at("rpc-9", "41")));
+        assert_eq!(pending(&own_writes), ["rpc-2", "rpc-3"]);
+
+        // A relist that lists nothing proves no revision: nothing is settled by it.
+        record(&own_writes, &set_at("rpc-4", "50"));
+        deliver(watcher::Event::Init);
+        deliver(watcher::Event::InitDone);
+        assert_eq!(pending(&own_writes), ["rpc-2", "rpc-3", "rpc-4"]);
     }
 }
