@@ -145,7 +145,7 @@ pub struct Progress {
     pub cases: u32,
     /// Shrinking attempts after the first failure.
     pub shrink_steps: u32,
-    /// Simulated time of every run so far (both runs of each case).
+    /// Simulated time of every run so far (both runs of a case that perturbs, the one run of a case that does not).
     pub simulated: Duration,
     /// Invariant checks made so far.
     pub invariant_checks: u64,
@@ -320,7 +320,14 @@ pub struct Found {
 pub fn judge(case: &FuzzCase, config: &FuzzConfig) -> Verdict {
     let found = |reason: String, perturbed: bool| Some(Found { reason, perturbed, expected_end_state: None });
     let mut verdict = Verdict { failure: None, simulated: Duration::ZERO, invariant_checks: 0 };
-    let perturbed = match replay(case, config, true) {
+    let perturbed_text = match scenario_text(case, config, true) {
+        Ok(text) => text,
+        Err(message) => {
+            verdict.failure = found(message, true);
+            return verdict;
+        }
+    };
+    let perturbed = match replay(&perturbed_text, config) {
         Ok(outcome) => outcome,
         Err(message) => {
             verdict.failure = found(message, true);
@@ -333,15 +340,30 @@ pub fn judge(case: &FuzzCase, config: &FuzzConfig) -> Verdict {
         verdict.failure = found(format!("{failure}\n--- trace tail ---\n{}", perturbed.trace.tail(30)), true);
         return verdict;
     }
-    let calm = match replay(case, config, false) {
-        Ok(outcome) => outcome,
+    let calm_text = match scenario_text(case, config, false) {
+        Ok(text) => text,
         Err(message) => {
             verdict.failure = found(message, false);
             return verdict;
         }
     };
-    verdict.simulated += calm.simulated;
-    verdict.invariant_checks += calm.invariant_checks;
+    // The same scenario text is the same run (same seed, same trace): a case with nothing to perturb
+    // ([`FuzzCase::perturbs`]) is not run a second time to be compared with itself.
+    let calm_run;
+    let calm = if calm_text == perturbed_text {
+        &perturbed
+    } else {
+        calm_run = match replay(&calm_text, config) {
+            Ok(outcome) => outcome,
+            Err(message) => {
+                verdict.failure = found(message, false);
+                return verdict;
+            }
+        };
+        verdict.simulated += calm_run.simulated;
+        verdict.invariant_checks += calm_run.invariant_checks;
+        &calm_run
+    };
     if let Some(failure) = &calm.failure {
         let message = format!("without faults: {failure}\n--- trace tail ---\n{}", calm.trace.tail(30));
         verdict.failure = found(message, false);
@@ -367,7 +389,7 @@ pub fn judge(case: &FuzzCase, config: &FuzzConfig) -> Verdict {
         verdict.failure = Some(Found {
             reason: format!("differential: {difference}"),
             perturbed: true,
-            expected_end_state: Some(calm.end_state),
+            expected_end_state: Some(calm.end_state.clone()),
         });
     }
     verdict
@@ -475,12 +497,15 @@ pub fn differential(perturbed: &[String], calm: &[String]) -> Option<String> {
     Some(text)
 }
 
-fn replay(case: &FuzzCase, config: &FuzzConfig, perturbed: bool) -> Result<scenario::Outcome, String> {
+/// The scenario file text of `case`, perturbed or not.
+fn scenario_text(case: &FuzzCase, config: &FuzzConfig, perturbed: bool) -> Result<String, String> {
     let render = Render { perturbed, settle_within: config.settle_within, expect_end_state: None };
-    let yaml = case.to_scenario_yaml("fuzz", &render).map_err(|e| format!("the case cannot be written: {e}"))?;
+    case.to_scenario_yaml("fuzz", &render).map_err(|e| format!("the case cannot be written: {e}"))
+}
+
+fn replay(yaml: &str, config: &FuzzConfig) -> Result<scenario::Outcome, String> {
     // Parsed back from its own text: the run is exactly what a written-out failure replays.
-    let scenario =
-        scenario::parse("fuzz case", &yaml).map_err(|e| format!("the generated scenario is invalid: {e}"))?;
+    let scenario = scenario::parse("fuzz case", yaml).map_err(|e| format!("the generated scenario is invalid: {e}"))?;
     Ok(scenario::run(&scenario, None, &config.root))
 }
 
@@ -637,5 +662,32 @@ mod tests {
         }
         assert!(!calm.contains("partition") && !calm.contains("heal"), "{calm}");
         assert!(perturbed.contains("partition") && perturbed.contains("heal: all"), "{perturbed}");
+    }
+
+    #[test]
+    fn a_case_with_nothing_to_perturb_renders_alike_both_ways_and_is_run_once() {
+        let render = |perturbed| Render { perturbed, settle_within: Duration::from_secs(300), expect_end_state: None };
+        let calm_case = bluegreen(vec![case::Op::Wait { secs: 20 }, case::Op::RetainDelete]);
+        assert!(!calm_case.perturbs());
+        let both: Vec<String> =
+            [true, false].map(|perturbed| calm_case.to_scenario_yaml("c", &render(perturbed)).expect("renders")).into();
+        assert_eq!(both[0], both[1], "no heal of faults never made");
+        assert!(!both[0].contains("heal"), "{}", both[0]);
+        for stale in [case::Op::EditThenStaleReads { release: 1, after_secs: 5, versions: 1 }, case::Op::Heal] {
+            let case = bluegreen(vec![stale]);
+            assert!(case.perturbs());
+            let perturbed = case.to_scenario_yaml("c", &render(true)).expect("renders");
+            assert_ne!(perturbed, case.to_scenario_yaml("c", &render(false)).expect("renders"));
+        }
+
+        // Judged: the simulated time is one run's, where a case with a fault is run twice.
+        let config = FuzzConfig { settle_within: Duration::from_secs(300), ..FuzzConfig::new(1, 1, Path::new(".")) };
+        let short = bluegreen(vec![case::Op::Wait { secs: 20 }]);
+        let once = replay(&scenario_text(&short, &config, true).expect("renders"), &config).expect("runs");
+        let verdict = judge(&short, &config);
+        assert!(verdict.failure.is_none(), "{:?}", verdict.failure.map(|f| f.reason));
+        assert_eq!(verdict.simulated, once.simulated);
+        let heal = bluegreen(vec![case::Op::Wait { secs: 20 }, case::Op::Heal]);
+        assert!(judge(&heal, &config).simulated > once.simulated, "both runs of a case that perturbs");
     }
 }
