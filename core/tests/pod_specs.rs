@@ -151,7 +151,8 @@ mod wrappers {
     /// Runs the container's command as the kubelet would (`command` + `args`), with stand-ins for `seid` (records
     /// its arguments, exits `seid_exit`) and `sleep` (returns at once, so the test does not wait 5 s a poll).
     fn run_wrapper(script_for: impl Fn(i32) -> String, seid_exit: i32, not_ready: usize) -> Run {
-        let dir = tempdir();
+        let scratch = tempdir();
+        let dir = scratch.path();
         let record = dir.join("seid-args");
         let (port, served) = healthz_server(not_ready, record.clone());
         let bin = dir.join("bin");
@@ -176,16 +177,9 @@ mod wrappers {
         }
     }
 
-    fn tempdir() -> PathBuf {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "sei-operator-wrapper-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        dir
+    /// A fresh scratch directory, removed when dropped (also when the test panics).
+    fn tempdir() -> tempfile::TempDir {
+        tempfile::Builder::new().prefix("sei-operator-wrapper-").tempdir().expect("mkdir")
     }
 
     #[test]
@@ -309,8 +303,8 @@ fn the_node_script_reports_upgrade_panics_in_its_termination_message() {
         eprintln!("skipped: no {} on this machine", sei_operator_core::objects::workload::SHELL);
         return;
     }
-    let dir = std::env::temp_dir().join(format!("sei-capture-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let scratch = tempfile::Builder::new().prefix("sei-capture-").tempdir().expect("temp dir");
+    let dir = scratch.path();
     let seid = dir.join("seid");
     let message_file = dir.join("termination-log");
     std::fs::write(
@@ -338,7 +332,6 @@ fn the_node_script_reports_upgrade_panics_in_its_termination_message() {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(message.lines().count(), 1, "{message}");
     let panic = parse_upgrade_panic(&message).expect("the panic line");
     assert_eq!((panic.upgrade.as_str(), panic.height), ("v6.0.0", Some(1000)));

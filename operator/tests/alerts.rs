@@ -181,13 +181,12 @@ fn promtool() -> Option<PathBuf> {
 }
 
 /// A scratch directory holding the rule file as `sei-operator.rules.yaml` (JSON, which is YAML) and a copy of
-/// alerts_test.yaml, which names it.
-fn rules_and_tests_in_scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sei-operator-alerts-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// alerts_test.yaml, which names it. Removed when dropped (also when the test panics).
+fn rules_and_tests_in_scratch(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix(&format!("sei-operator-alerts-{name}-")).tempdir().unwrap();
     let rules = serde_json::to_string_pretty(&rule_file()).unwrap();
-    std::fs::write(dir.join("sei-operator.rules.yaml"), rules).unwrap();
-    std::fs::copy(monitoring_dir().join("alerts_test.yaml"), dir.join("alerts_test.yaml")).unwrap();
+    std::fs::write(dir.path().join("sei-operator.rules.yaml"), rules).unwrap();
+    std::fs::copy(monitoring_dir().join("alerts_test.yaml"), dir.path().join("alerts_test.yaml")).unwrap();
     dir
 }
 
@@ -202,19 +201,18 @@ fn run(promtool: &Path, args: &[&str], dir: &Path) -> String {
 fn promtool_accepts_the_rules() {
     let Some(promtool) = promtool() else { return };
     let dir = rules_and_tests_in_scratch("check");
-    let text = run(&promtool, &["check", "rules", "sei-operator.rules.yaml"], &dir);
+    let text = run(&promtool, &["check", "rules", "sei-operator.rules.yaml"], dir.path());
     assert!(text.contains(&format!("SUCCESS: {} rules found", rules().len())), "{text}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn each_alert_fires_when_it_should_and_not_when_it_should_not() {
     let Some(promtool) = promtool() else { return };
     let dir = rules_and_tests_in_scratch("test");
-    let text = run(&promtool, &["test", "rules", "alerts_test.yaml"], &dir);
+    let text = run(&promtool, &["test", "rules", "alerts_test.yaml"], dir.path());
     assert!(text.contains("SUCCESS"), "{text}");
     // Every alert is exercised by the unit tests, firing at least once.
-    let tests = std::fs::read_to_string(dir.join("alerts_test.yaml")).unwrap();
+    let tests = std::fs::read_to_string(dir.path().join("alerts_test.yaml")).unwrap();
     let tests = parse_yaml_documents(&tests).unwrap();
     let cases: Vec<&Value> = tests[0]["tests"]
         .as_array()
@@ -234,5 +232,4 @@ fn each_alert_fires_when_it_should_and_not_when_it_should_not() {
         assert!(firing.contains(name.as_str()), "alerts_test.yaml never expects {name} to fire");
         assert!(silent.contains(name.as_str()), "alerts_test.yaml never expects {name} to stay silent");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

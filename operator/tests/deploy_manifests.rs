@@ -653,8 +653,8 @@ fn the_single_namespace_overlay_grants_the_watched_kinds_in_that_namespace_only(
 }
 
 /// deploy/ and crds/ copied into a scratch directory (deploy's links to base/ left out: kustomize does not read
-/// them), for a test to edit.
-fn scratch_copy(name: &str) -> PathBuf {
+/// them), for a test to edit. Removed when dropped (also when the test panics).
+fn scratch_copy(name: &str) -> tempfile::TempDir {
     fn copy(from: &Path, to: &Path) {
         std::fs::create_dir_all(to).unwrap();
         for entry in std::fs::read_dir(from).unwrap() {
@@ -667,17 +667,17 @@ fn scratch_copy(name: &str) -> PathBuf {
             }
         }
     }
-    let root = std::env::temp_dir().join(format!("sei-operator-deploy-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    copy(&deploy_dir(), &root.join("deploy"));
-    copy(&deploy_dir().join("../crds"), &root.join("crds"));
+    let root = tempfile::Builder::new().prefix(&format!("sei-operator-deploy-{name}-")).tempdir().unwrap();
+    copy(&deploy_dir(), &root.path().join("deploy"));
+    copy(&deploy_dir().join("../crds"), &root.path().join("crds"));
     root
 }
 
 #[test]
 fn the_namespace_and_image_are_set_in_one_place_and_follow_through_both_installs() {
     let Some(kubectl) = kubectl() else { return };
-    let root = scratch_copy("retargeted");
+    let scratch = scratch_copy("retargeted");
+    let root = scratch.path();
     let kustomization = root.join("deploy/base/kustomization.yaml");
     let text = read(&kustomization)
         .replace(&format!("namespace: {}", namespace_set_by_the_base()), "namespace: ops")
@@ -706,7 +706,6 @@ fn the_namespace_and_image_are_set_in_one_place_and_follow_through_both_installs
             assert!(selects(selector, &namespace_labels(&namespace, "ops")), "{selector:?}");
         }
     }
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]

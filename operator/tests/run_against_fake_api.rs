@@ -176,17 +176,17 @@ async fn eventually<F: std::future::Future<Output = bool>>(what: &str, started: 
 
 /// A `sei-operator run` process against the fake API on `api_port`, with its own HOME, kubeconfig and ports.
 struct Operator {
-    home: std::path::PathBuf,
     metrics_port: u16,
     probe_port: u16,
     running: Running,
+    /// Removed on drop; declared after `running` so the process is killed before its HOME goes.
+    home: tempfile::TempDir,
 }
 
 impl Operator {
     fn start(name: &str, api_port: u16, extra_env: &[(&str, &str)]) -> Operator {
-        let home = std::env::temp_dir().join(format!("sei-operator-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&home).unwrap();
-        let kubeconfig = home.join("kubeconfig");
+        let home = tempfile::Builder::new().prefix(&format!("sei-operator-{name}-")).tempdir().unwrap();
+        let kubeconfig = home.path().join("kubeconfig");
         std::fs::write(
             &kubeconfig,
             format!(
@@ -199,7 +199,7 @@ impl Operator {
         .unwrap();
         let (metrics_port, probe_port) = (free_port(), free_port());
         let env: BTreeMap<&str, String> = [
-            ("HOME", home.display().to_string()),
+            ("HOME", home.path().display().to_string()),
             ("KUBECONFIG", kubeconfig.display().to_string()),
             ("SEI_OPERATOR_METRICS_ADDR", format!("127.0.0.1:{metrics_port}")),
             ("SEI_OPERATOR_PROBE_ADDR", format!("127.0.0.1:{probe_port}")),
@@ -213,7 +213,7 @@ impl Operator {
             .env_clear()
             .envs(&env)
             .envs(extra_env.iter().copied())
-            .stdout(Stdio::from(std::fs::File::create(home.join("operator.log")).unwrap()))
+            .stdout(Stdio::from(std::fs::File::create(home.path().join("operator.log")).unwrap()))
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -241,7 +241,7 @@ impl Operator {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.home.join("operator.log")).unwrap_or_default()
+        std::fs::read_to_string(self.home.path().join("operator.log")).unwrap_or_default()
     }
 }
 
@@ -252,7 +252,8 @@ async fn run_reconciles_from_watches_serves_endpoints_and_stops_on_sigterm() {
     let api_port = fake_api(store.clone()).await;
 
     let operator = Operator::start("e2e", api_port, &[]);
-    let (home, metrics_port, probe_port) = (operator.home.clone(), operator.metrics_port, operator.probe_port);
+    let (home, metrics_port, probe_port) = (operator.home, operator.metrics_port, operator.probe_port);
+    // Declared after `home`, so dropped (the process killed) before the directory is removed.
     let mut running = operator.running;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).no_proxy().build().unwrap();
 
@@ -268,7 +269,7 @@ async fn run_reconciles_from_watches_serves_endpoints_and_stops_on_sigterm() {
 
     // The node controller saw n1 in its list/watch and ran reconcile_node: Pending → Initializing, written through
     // the status subresource with the resourceVersion it read.
-    let log = home.join("operator.log");
+    let log = home.path().join("operator.log");
     let context = || {
         let requests = store.lock().unwrap().requests.clone();
         format!("requests: {requests:#?}\nlog: {}", std::fs::read_to_string(&log).unwrap_or_default())
@@ -315,7 +316,6 @@ async fn run_reconciles_from_watches_serves_endpoints_and_stops_on_sigterm() {
     assert!(stderr.is_empty(), "{stderr}");
     // Released on the way out, so a standby need not wait for it to expire.
     assert_eq!(holder(), Some(Value::Null));
-    let _ = std::fs::remove_dir_all(&home);
 }
 
 /// Polls `url` until it answers `status`; answers the body.
@@ -350,7 +350,7 @@ async fn without_its_crds_it_is_never_ready_stops_being_live_and_still_stops_on_
     let mut operator = Operator::start("no-crds", api_port, &[("SEI_OPERATOR_WATCH_FAILURE_LIMIT", "2s")]);
     let http = http_client();
     let probes = format!("http://127.0.0.1:{}", operator.probe_port);
-    let log = operator.home.join("operator.log");
+    let log = operator.home.path().join("operator.log");
     let context = || std::fs::read_to_string(&log).unwrap_or_default();
 
     let not_ready = until_status(&http, &format!("{probes}/readyz"), 503, started, &context).await;
@@ -370,7 +370,6 @@ async fn without_its_crds_it_is_never_ready_stops_being_live_and_still_stops_on_
     let (status, took, stderr) = operator.terminate().await;
     assert!(status.success(), "exit {status:?}, stderr: {stderr}");
     assert!(took < Duration::from_secs(5), "took {took:?} to stop");
-    let _ = std::fs::remove_dir_all(&operator.home);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -385,7 +384,7 @@ async fn a_leader_whose_watch_is_forbidden_is_not_ready_then_not_live_and_stops_
     let mut operator = Operator::start("forbidden", api_port, &env);
     let http = http_client();
     let probes = format!("http://127.0.0.1:{}", operator.probe_port);
-    let log = operator.home.join("operator.log");
+    let log = operator.home.path().join("operator.log");
     let context =
         || format!("requests: {:#?}\nlog: {}", store.lock().unwrap().requests, std::fs::read_to_string(&log).unwrap());
 
@@ -409,5 +408,4 @@ async fn a_leader_whose_watch_is_forbidden_is_not_ready_then_not_live_and_stops_
     // The shutdown timeout (1 s) and the Lease release, well within a pod's 30 s grace period.
     assert!(took < Duration::from_secs(6), "took {took:?} to stop\n{}", context());
     assert_eq!(holder(), Some(Value::Null), "the Lease was not released");
-    let _ = std::fs::remove_dir_all(&operator.home);
 }

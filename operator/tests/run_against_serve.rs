@@ -38,16 +38,15 @@ fn fixture(name: &str) -> PathBuf {
 /// A served cluster and an HTTP client for it.
 struct Playground {
     serve: ServeHandle,
-    dir: PathBuf,
+    /// The kubeconfig and operator logs; removed on drop (also on a panic), after `serve` has stopped.
+    dir: tempfile::TempDir,
     http: reqwest::Client,
 }
 
 impl Playground {
     fn start(name: &str, speed: f64) -> Self {
-        let dir = std::env::temp_dir().join(format!("sei-serve-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = ServeConfig { speed, ..ServeConfig::new(dir.join("kubeconfig")) };
+        let dir = tempfile::Builder::new().prefix(&format!("sei-serve-{name}-")).tempdir().unwrap();
+        let config = ServeConfig { speed, ..ServeConfig::new(dir.path().join("kubeconfig")) };
         let serve = sei_sim::serve::start(config).unwrap();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).no_proxy().build().unwrap();
         Playground { serve, dir, http }
@@ -104,7 +103,7 @@ impl Playground {
     /// `sei-operator run` as `identity`, on this cluster: its kubeconfig, its pods through the serve's proxy.
     fn operator(&self, identity: &str) -> Operator {
         let (metrics_port, probe_port) = (free_port(), free_port());
-        let log = self.dir.join(format!("{identity}.log"));
+        let log = self.dir.path().join(format!("{identity}.log"));
         let child = Command::new(BINARY)
             .args(["run", "--identity", identity, "--lease-name", "sei-operator", "--lease-namespace", "default"])
             .args(["--sidecar-proxy", &self.serve.sidecar_proxy_url()])
@@ -114,7 +113,7 @@ impl Playground {
             .env("KUBECONFIG", &self.serve.kubeconfig)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(self.dir.join(format!("{identity}.stderr"))).unwrap())
+            .stderr(std::fs::File::create(self.dir.path().join(format!("{identity}.stderr"))).unwrap())
             .spawn()
             .unwrap();
         Operator { child, identity: identity.to_owned(), log, metrics_port, probe_port }
@@ -140,14 +139,6 @@ impl Playground {
             ));
         }
         text
-    }
-}
-
-impl Drop for Playground {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
     }
 }
 

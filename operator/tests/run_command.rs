@@ -3,23 +3,21 @@
 //! validate` as a process: every invalid, unreadable or empty file is named and makes the exit code non-zero.
 //! `sei-operator completions` prints a completion script per shell.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_sei-operator");
 const TEST_BOUND: Duration = Duration::from_secs(60);
 
-/// A scratch directory of this test process.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sei-operator-run-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A scratch directory of this test, removed when dropped (also when the test panics).
+fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("sei-operator-run-{name}-")).tempdir().unwrap()
 }
 
 /// Runs the binary with a clean environment (no in-cluster variables, HOME in a scratch directory), killing it
 /// if it outlives the test bound.
-fn run_operator(args: &[&str], env: &[(&str, String)], home: &PathBuf) -> Output {
+fn run_operator(args: &[&str], env: &[(&str, String)], home: &Path) -> Output {
     let mut command = Command::new(BINARY);
     command.args(args).env_clear().env("HOME", home).env("RUST_BACKTRACE", "1");
     for (key, value) in env {
@@ -57,7 +55,7 @@ const LOCAL_LISTENERS: [&str; 4] = ["--metrics-addr", "127.0.0.1:0", "--probe-ad
 fn an_unreachable_api_server_fails_in_one_line() {
     let home = scratch("unreachable");
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let kubeconfig = home.join("kubeconfig");
+    let kubeconfig = home.path().join("kubeconfig");
     std::fs::write(
         &kubeconfig,
         format!(
@@ -70,9 +68,8 @@ fn an_unreachable_api_server_fails_in_one_line() {
     .unwrap();
     let mut args = vec!["run", "--startup-timeout", "5s"];
     args.extend(LOCAL_LISTENERS);
-    let output = run_operator(&args, &[("KUBECONFIG", kubeconfig.display().to_string())], &home);
+    let output = run_operator(&args, &[("KUBECONFIG", kubeconfig.display().to_string())], home.path());
     assert_one_line_failure(&output, "is unreachable");
-    let _ = std::fs::remove_dir_all(&home);
 }
 
 #[test]
@@ -80,16 +77,15 @@ fn no_cluster_configuration_fails_in_one_line() {
     let home = scratch("unconfigured");
     let mut args = vec!["run"];
     args.extend(LOCAL_LISTENERS);
-    let missing = home.join("no-such-kubeconfig").display().to_string();
-    let output = run_operator(&args, &[("KUBECONFIG", missing)], &home);
+    let missing = home.path().join("no-such-kubeconfig").display().to_string();
+    let output = run_operator(&args, &[("KUBECONFIG", missing)], home.path());
     assert_one_line_failure(&output, "no Kubernetes client configuration");
-    let _ = std::fs::remove_dir_all(&home);
 }
 
 #[test]
 fn an_invalid_flag_value_is_refused_before_connecting() {
     let home = scratch("invalid");
-    let output = run_operator(&["run", "--stall-threshold", "soon"], &[], &home);
+    let output = run_operator(&["run", "--stall-threshold", "soon"], &[], home.path());
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--stall-threshold"));
 }
@@ -97,7 +93,7 @@ fn an_invalid_flag_value_is_refused_before_connecting() {
 #[test]
 fn help_shows_every_flag_and_its_environment_variable() {
     let home = scratch("help");
-    let output = run_operator(&["run", "--help"], &[], &home);
+    let output = run_operator(&["run", "--help"], &[], home.path());
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
     for expected in [
@@ -126,15 +122,14 @@ fn validate(name: &str, files: &[(&str, &str)]) -> (Output, Vec<String>) {
     let paths: Vec<String> = files
         .iter()
         .map(|(file, text)| {
-            let path = dir.join(file);
+            let path = dir.path().join(file);
             std::fs::write(&path, text).unwrap();
             path.display().to_string()
         })
         .collect();
     let mut args = vec!["validate"];
     args.extend(paths.iter().map(String::as_str));
-    let output = run_operator(&args, &[], &dir);
-    let _ = std::fs::remove_dir_all(&dir);
+    let output = run_operator(&args, &[], dir.path());
     (output, paths)
 }
 
@@ -217,24 +212,23 @@ fn validate_counts_documents_from_one_and_names_unreadable_files() {
     assert!(stdout.contains(&format!("{}: document 1 is not a Kubernetes object", paths[0])), "{stdout}");
 
     let home = scratch("missing");
-    let missing = home.join("no-such.yaml").display().to_string();
-    let output = run_operator(&["validate", &missing], &[], &home);
+    let missing = home.path().join("no-such.yaml").display().to_string();
+    let output = run_operator(&["validate", &missing], &[], home.path());
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(stdout.trim(), format!("{missing}: cannot be read: No such file or directory"));
-    let _ = std::fs::remove_dir_all(&home);
 }
 
 #[test]
 fn completions_are_printed_for_each_shell() {
     let home = scratch("completions");
-    let output = run_operator(&["completions", "bash"], &[], &home);
+    let output = run_operator(&["completions", "bash"], &[], home.path());
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let script = String::from_utf8_lossy(&output.stdout);
     assert!(script.contains("complete -F _sei__operator"), "a bash completion function registered: {script}");
     for word in ["crds", "validate", "run", "--lease-name", "completions"] {
         assert!(script.contains(word), "{word} completes");
     }
-    let output = run_operator(&["completions", "zsh"], &[], &home);
+    let output = run_operator(&["completions", "zsh"], &[], home.path());
     assert!(output.status.success() && !output.stdout.is_empty());
 }

@@ -441,14 +441,14 @@ mod tests {
 
     #[test]
     fn a_suite_runs_every_file_of_its_directory() {
-        let dir = std::env::temp_dir().join(format!("sei-sim-bench-suite-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new().prefix("sei-sim-bench-suite-").tempdir().unwrap();
+        let dir = scratch.path();
         let file = "name: quiet\nchain: {id: pacific-1, initialHeight: 10}\nregistry: {}\ntimeline: [{wait: 30s}]\n";
         std::fs::write(dir.join("a.yaml"), file).unwrap();
         std::fs::write(dir.join("b.yml"), file.replace("quiet", "quiet too")).unwrap();
         std::fs::write(dir.join("notes.md"), "not a scenario").unwrap();
-        let suite = suite(&dir, &dir);
-        std::fs::remove_dir_all(&dir).unwrap();
+        let suite = suite(dir, dir);
+        scratch.close().unwrap();
         let suite = suite.unwrap();
         assert!(suite.failures.is_empty(), "{:?}", suite.failures);
         assert_eq!(suite.simulated, Duration::from_secs(60));
@@ -457,10 +457,9 @@ mod tests {
 
     #[test]
     fn an_empty_suite_is_an_error() {
-        let dir = std::env::temp_dir().join(format!("sei-sim-bench-empty-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let result = suite_files(&dir);
-        std::fs::remove_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new().prefix("sei-sim-bench-empty-").tempdir().unwrap();
+        let result = suite_files(scratch.path());
+        scratch.close().unwrap();
         assert!(result.is_err());
     }
 

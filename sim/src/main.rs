@@ -926,8 +926,8 @@ mod tests {
 
     #[test]
     fn a_fleet_is_the_most_replicas_a_file_asks_for() {
-        let dir = std::env::temp_dir().join(format!("sei-sim-fleet-size-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let scratch = tempfile::Builder::new().prefix("sei-sim-fleet-size-").tempdir().expect("a temporary directory");
+        let dir = scratch.path();
         let file = dir.join("scenario.yaml");
         let text =
             "world: {operatorReplicas: 7}\nspec:\n  replicas: 16\n---\n{spec: {replicas: 100}}\nmaxReplicas: 900\n";
@@ -936,6 +936,5 @@ mod tests {
         std::fs::write(&file, "name: none\n").expect("written");
         assert_eq!(fleet_size(&file), 0);
         assert_eq!(fleet_size(&dir.join("missing.yaml")), 0);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

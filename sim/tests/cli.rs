@@ -92,9 +92,8 @@ fn runs_side_by_side_print_what_one_at_a_time_prints_in_file_order() {
 
 #[test]
 fn a_failing_scenario_prints_the_seed_and_what_failed_and_exits_non_zero() {
-    let dir = std::env::temp_dir().join(format!("sei-sim-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a scratch directory");
-    let file = dir.join("never-ready.yaml");
+    let dir = tempfile::Builder::new().prefix("sei-sim-cli-").tempdir().expect("a scratch directory");
+    let file = dir.path().join("never-ready.yaml");
     let scenario = std::fs::read_to_string(repo_root().join("scenarios/standalone-seinode.yaml"))
         .expect("the scenario exists")
         .replace("name: standalone-seinode", "name: never-ready");
@@ -107,7 +106,6 @@ fn a_failing_scenario_prints_the_seed_and_what_failed_and_exits_non_zero() {
     assert!(!output.status.success(), "{stdout}");
     assert!(stdout.contains("FAILED"), "{stdout}");
     assert!(stdout.contains("seed 7") && stdout.contains("SeiNode no-such-node does not exist"), "{stdout}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

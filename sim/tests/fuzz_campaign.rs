@@ -143,8 +143,8 @@ fn the_campaign_job_runs_every_shard_of_one_campaign_onto_the_results_volume() {
     assert_eq!((&rule["action"], &rule["onExitCodes"]["values"][0]), (&Value::from("FailIndex"), &Value::from(1)));
 
     // sei-sim takes these args, as Kubernetes expands them for a shard, with a tiny budget and a local directory.
-    let scratch = std::env::temp_dir().join(format!("sei-sim-campaign-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).expect("a scratch directory");
+    let scratch_dir = tempfile::Builder::new().prefix("sei-sim-campaign-").tempdir().expect("a scratch directory");
+    let scratch = scratch_dir.path();
     let shard_args: Vec<String> = args
         .iter()
         .zip(std::iter::once("").chain(args.iter().map(String::as_str)))
@@ -179,5 +179,4 @@ fn the_campaign_job_runs_every_shard_of_one_campaign_onto_the_results_volume() {
     let missing: Vec<String> = (0..shards).filter(|&shard| shard != 1).map(|shard| shard.to_string()).collect();
     assert!(stdout.contains(&format!("MISSING shards: {}", missing.join(", "))), "{stdout}");
     assert!(scratch.join("merged.json").exists());
-    let _ = std::fs::remove_dir_all(&scratch);
 }

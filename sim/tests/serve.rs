@@ -13,9 +13,12 @@ use serde_json::{Value, json};
 
 const NODES: &str = "/apis/sei.io/v1alpha1/namespaces/sei/seinodes";
 
-fn serve(name: &str) -> ServeHandle {
-    let dir = std::env::temp_dir().join(format!("sei-sim-serve-{name}-{}", std::process::id()));
-    sei_sim::serve::start(ServeConfig::new(dir.join("kubeconfig"))).unwrap()
+/// A served API and the directory of its kubeconfig, removed when dropped (also when the test panics). Bind both,
+/// the directory first, so the server stops before it goes.
+fn serve(name: &str) -> (tempfile::TempDir, ServeHandle) {
+    let dir = tempfile::Builder::new().prefix(&format!("sei-sim-serve-{name}-")).tempdir().unwrap();
+    let handle = sei_sim::serve::start(ServeConfig::new(dir.path().join("kubeconfig"))).unwrap();
+    (dir, handle)
 }
 
 /// One request; (status, body as JSON or as a string).
@@ -87,7 +90,7 @@ impl WatchStream {
 
 #[test]
 fn writes_conflict_on_a_stale_version_and_the_status_subresource_and_merge_patch_work() {
-    let handle = serve("writes");
+    let (_dir, handle) = serve("writes");
     let (status, created) = request(handle.addr, "POST", NODES, "application/json", &node("a", json!({})).to_string());
     assert_eq!(status, 201, "{created}");
     let version = created["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
@@ -141,7 +144,7 @@ fn writes_conflict_on_a_stale_version_and_the_status_subresource_and_merge_patch
 
 #[test]
 fn watches_follow_selectors_resume_from_a_version_and_expire_with_410() {
-    let handle = serve("watches");
+    let (_dir, handle) = serve("watches");
     let (status, _) =
         request(handle.addr, "POST", NODES, "application/json", &node("a", json!({"team": "rpc"})).to_string());
     assert_eq!(status, 201);
