@@ -38,7 +38,7 @@ fn fixture(name: &str) -> PathBuf {
 /// A served cluster and an HTTP client for it.
 struct Playground {
     serve: ServeHandle,
-    /// The kubeconfig and operator logs; removed on drop (also on a panic), after `serve` has stopped.
+    /// The kubeconfig and operator logs; removed on drop after `serve` has stopped, kept when the test failed.
     dir: tempfile::TempDir,
     http: reqwest::Client,
 }
@@ -139,6 +139,16 @@ impl Playground {
             ));
         }
         text
+    }
+}
+
+impl Drop for Playground {
+    fn drop(&mut self) {
+        // A failed test leaves its operators' logs to read.
+        if std::thread::panicking() {
+            self.dir.disable_cleanup(true);
+            eprintln!("operator logs kept in {}", self.dir.path().display());
+        }
     }
 }
 
