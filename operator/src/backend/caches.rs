@@ -432,17 +432,16 @@ mod tests {
         assert_eq!(pending(&caches), 0, "writes of kinds no cache answers are not remembered");
     }
 
-    /// A store of StatefulSets, listed empty, whose settler forgets records of `own_writes`.
-    fn settled_sets(own_writes: &OwnWrites) -> (Writer<StatefulSet>, Settler<StatefulSet>) {
-        let (store, writer) = listed(Vec::<StatefulSet>::new(), true);
-        let settler = Settler {
-            own_writes: own_writes.clone(),
-            store,
-            namespace: "sei".into(),
-            label: Some(LABEL_NODE),
-            listed_up_to: None,
-        };
-        (writer, settler)
+    /// A store of StatefulSets, listed empty, whose settler forgets records of `own_writes`: what delivers a
+    /// watch event to both, the store first (as `reflected` does).
+    fn watched_sets(own_writes: &OwnWrites) -> impl FnMut(watcher::Event<StatefulSet>) {
+        let (store, mut writer) = listed(Vec::<StatefulSet>::new(), true);
+        let (own_writes, namespace) = (own_writes.clone(), "sei".into());
+        let mut settler = Settler { own_writes, store, namespace, label: Some(LABEL_NODE), listed_up_to: None };
+        move |event| {
+            writer.apply_watcher_event(&event);
+            settler.after(&event);
+        }
     }
 
     fn set_at(name: &str, version: &str) -> StatefulSet {
@@ -464,11 +463,7 @@ mod tests {
     #[test]
     fn an_own_write_of_an_object_deleted_since_is_forgotten_and_of_an_earlier_incarnation_kept() {
         let own_writes = OwnWrites::default();
-        let (mut writer, mut settler) = settled_sets(&own_writes);
-        let mut deliver = |event: watcher::Event<StatefulSet>| {
-            writer.apply_watcher_event(&event);
-            settler.after(&event);
-        };
+        let mut deliver = watched_sets(&own_writes);
         deliver(watcher::Event::Apply(set_at("rpc-0", "10")));
         // The operator re-created the set (rv 20) before the watch delivered the first one's delete (rv 15).
         record(&own_writes, &set_at("rpc-0", "20"));
@@ -484,11 +479,7 @@ mod tests {
     #[test]
     fn an_own_write_of_an_object_deleted_while_the_watch_was_down_is_forgotten_once_a_relist_has_seen_past_it() {
         let own_writes = OwnWrites::default();
-        let (mut writer, mut settler) = settled_sets(&own_writes);
-        let mut deliver = |event: watcher::Event<StatefulSet>| {
-            writer.apply_watcher_event(&event);
-            settler.after(&event);
-        };
+        let mut deliver = watched_sets(&own_writes);
         deliver(watcher::Event::Apply(set_at("rpc-0", "10")));
         deliver(watcher::Event::Apply(set_at("rpc-1", "11")));
         record(&own_writes, &set_at("rpc-0", "20"));
