@@ -72,6 +72,8 @@ pub const SHELL_PERMISSIONS: &[(&str, &str, &str)] = &[
     ("", "services", "watch"),
     ("batch", "jobs", "list"),
     ("batch", "jobs", "watch"),
+    ("", "persistentvolumeclaims", "list"),
+    ("", "persistentvolumeclaims", "watch"),
     ("coordination.k8s.io", "leases", "get"),
     ("coordination.k8s.io", "leases", "create"),
     ("coordination.k8s.io", "leases", "update"),

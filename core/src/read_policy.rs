@@ -3,12 +3,12 @@
 //! the requests production sends.
 //!
 //! A cache here is a kube-runtime reflector store fed by a watch the controllers run anyway (so it costs no extra
-//! connection): SeiNodeDeployments and SeiNodes, all of them; StatefulSets, Jobs and Services, only those carrying
-//! the operator's labels (their watches are label-filtered). A cache lags the API server by its event delivery,
+//! connection): SeiNodeDeployments and SeiNodes, all of them; StatefulSets, Jobs, Services and
+//! PersistentVolumeClaims, only those carrying the operator's labels (their watches are label-filtered). A cache lags the API server by its event delivery,
 //! which the reconcilers tolerate on every get and list — the simulator reads every operator get and list from a
 //! lagging copy of its store under the `staleReads` fault. Kept direct:
 //!
-//! - the Lease, Pods, PersistentVolumeClaims and Events: no watch of them runs, and the Lease must be fresh;
+//! - the Lease, Pods and Events: no watch of them runs, and the Lease must be fresh;
 //! - a miss in a label-filtered cache: the object may exist without the label (a user's Service of the name
 //!   the operator wants), which only the API server can say;
 //! - every read made through [`crate::cluster::Cluster::get_fresh`]: reads whose staleness would do harm (the
@@ -51,11 +51,14 @@ pub fn read_source(kind: &str, read: Read) -> ReadSource {
     match (kind, read) {
         // The two controllers' own watches: every object of the kind.
         ("SeiNodeDeployment", Read::Get) | ("SeiNode", Read::Get | Read::List) => ReadSource::Cache,
-        // Owned by SeiNodes; watched by the `sei.io/node` label the operator puts on them.
-        ("StatefulSet" | "Job", Read::Get) => ReadSource::LabelledCache(&[LABEL_NODE]),
+        // Owned by SeiNodes; watched by the `sei.io/node` label the operator puts on them. A node's data claim
+        // carries it too: the operator labels the one it makes ahead of a bootstrap, and the StatefulSet
+        // controller gives the one it makes the set's selector labels (kubernetes
+        // `pkg/controller/statefulset/stateful_set_utils.go`, `getPersistentVolumeClaims`).
+        ("StatefulSet" | "Job" | "PersistentVolumeClaim", Read::Get) => ReadSource::LabelledCache(&[LABEL_NODE]),
         // A deployment's Service (`sei.io/nodedeployment`) and a node's headless one (`sei.io/node`).
         ("Service", Read::Get) => ReadSource::LabelledCache(&[LABEL_DEPLOYMENT, LABEL_NODE]),
-        // Lists of owned kinds are not made; Pods, PersistentVolumeClaims and the Lease are not watched.
+        // Lists of owned kinds are not made; Pods and the Lease are not watched.
         _ => ReadSource::Api,
     }
 }
@@ -109,6 +112,8 @@ mod tests {
         assert!(cache_answers_get("StatefulSet", Some(Some(&labels(LABEL_NODE)))));
         assert!(cache_answers_get("Service", Some(Some(&labels(LABEL_DEPLOYMENT)))));
         assert!(cache_answers_get("Job", Some(Some(&labels(LABEL_NODE)))));
+        assert!(cache_answers_get("PersistentVolumeClaim", Some(Some(&labels(LABEL_NODE)))));
+        assert!(!cache_answers_get("PersistentVolumeClaim", Some(Some(&labels("app")))), "a user's claim");
         assert!(!cache_answers_get("Service", Some(Some(&labels("app")))), "a user's Service of the same name");
         assert!(!cache_answers_get("Service", Some(None)));
         assert!(!cache_answers_get("StatefulSet", None), "a miss asks the API server");
@@ -127,7 +132,7 @@ mod tests {
 
     #[test]
     fn unwatched_kinds_and_the_lease_go_to_the_api_server() {
-        for kind in ["Lease", "Pod", "PersistentVolumeClaim", "Event"] {
+        for kind in ["Lease", "Pod", "Event"] {
             assert!(!cache_answers_get(kind, Some(Some(&labels(LABEL_NODE)))), "{kind}");
             assert!(!cache_answers_list(kind), "{kind}");
         }

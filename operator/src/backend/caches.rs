@@ -13,7 +13,7 @@ use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
 use kube::runtime::reflector::{self, ObjectRef as StoreKey, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -24,8 +24,9 @@ use crate::cluster::{ClusterObject, LabelSelector, ObjectRef};
 use crate::objects::meta::{LABEL_DEPLOYMENT, LABEL_NODE, matches_selector};
 use crate::read_policy::{Read, ReadSource, cache_answers_get, cache_answers_list, cache_holds_own_write, read_source};
 
-/// The reflector stores of the watched kinds. StatefulSets, Jobs and Services come from label-filtered watches:
-/// their stores hold only the operator's labelled objects (two Service stores: a deployment's and a node's).
+/// The reflector stores of the watched kinds. StatefulSets, Jobs, Services and PersistentVolumeClaims come from
+/// label-filtered watches: their stores hold only the operator's labelled objects (two Service stores: a
+/// deployment's and a node's).
 #[derive(Clone)]
 pub struct Caches {
     pub deployments: Store<SeiNodeDeployment>,
@@ -33,6 +34,8 @@ pub struct Caches {
     pub stateful_sets: Store<StatefulSet>,
     pub jobs: Store<Job>,
     pub services: Vec<Store<Service>>,
+    /// Nodes' data claims (the StatefulSet's, and the one made ahead of a bootstrap).
+    pub claims: Store<PersistentVolumeClaim>,
     /// The operator's own writes of cached kinds that their stores may not hold yet: the resourceVersion each
     /// write was answered with, and the object's labels (for lists). Dropped once a read finds the store
     /// holding it, when the operator deletes the object, or when its store has seen past the write without the
@@ -143,6 +146,7 @@ impl Caches {
             "SeiNode" => lookup(&self.nodes, namespace, name),
             "StatefulSet" => lookup(&self.stateful_sets, namespace, name),
             "Job" => lookup(&self.jobs, namespace, name),
+            "PersistentVolumeClaim" => lookup(&self.claims, namespace, name),
             // A hit in either store; a miss when both are listed and hold none.
             "Service" => {
                 let mut answers = self.services.iter().map(|store| lookup(store, namespace, name));
@@ -259,6 +263,7 @@ pub struct Watches {
     pub stateful_sets: BoxStream<'static, watcher::Result<StatefulSet>>,
     pub node_services: BoxStream<'static, watcher::Result<Service>>,
     pub jobs: BoxStream<'static, watcher::Result<Job>>,
+    pub claims: BoxStream<'static, watcher::Result<PersistentVolumeClaim>>,
 }
 
 impl Watches {
@@ -274,6 +279,7 @@ impl Watches {
         let (stateful_sets_store, stateful_sets) = reflected(watch("statefulsets"), Some(LABEL_NODE));
         let (node_services_store, node_services) = reflected(watch("services (of nodes)"), Some(LABEL_NODE));
         let (jobs_store, jobs) = reflected(watch("jobs"), Some(LABEL_NODE));
+        let (claims_store, claims) = reflected(watch("persistentvolumeclaims"), Some(LABEL_NODE));
         Watches {
             caches: Caches {
                 own_writes,
@@ -282,6 +288,7 @@ impl Watches {
                 stateful_sets: stateful_sets_store,
                 jobs: jobs_store,
                 services: vec![deployment_services_store, node_services_store],
+                claims: claims_store,
             },
             deployments,
             nodes,
@@ -289,6 +296,7 @@ impl Watches {
             stateful_sets: stateful_sets.touched_objects().boxed(),
             node_services: node_services.touched_objects().boxed(),
             jobs: jobs.touched_objects().boxed(),
+            claims: claims.touched_objects().boxed(),
         }
     }
 }
@@ -374,9 +382,12 @@ mod tests {
         let (jobs, _j) = listed(Vec::<Job>::new(), false);
         let (services, _v) = listed(vec![object::<Service>("rpc-0", Some(LABEL_NODE))], true);
         let (deployment_services, _w) = listed(Vec::<Service>::new(), true);
+        let user_claim = object::<PersistentVolumeClaim>("scratch", None);
+        let (claims, _c) =
+            listed(vec![object::<PersistentVolumeClaim>("data-rpc-0-0", Some(LABEL_NODE)), user_claim], true);
         let own_writes = Arc::default();
         let services = vec![deployment_services, services];
-        let caches = Caches { deployments, nodes, stateful_sets, jobs, services, own_writes };
+        let caches = Caches { deployments, nodes, stateful_sets, jobs, services, claims, own_writes };
 
         assert!(matches!(caches.get::<SeiNodeDeployment>("sei", "rpc"), Cached::Answer(Some(_))));
         assert!(matches!(caches.get::<SeiNodeDeployment>("sei", "gone"), Cached::Answer(None)), "a full store's miss");
@@ -386,6 +397,9 @@ mod tests {
         assert!(matches!(caches.get::<Service>("sei", "rpc"), Cached::AskTheApi));
         assert!(matches!(caches.get::<Job>("sei", "rpc-0"), Cached::AskTheApi), "not listed yet");
         assert!(matches!(caches.get::<k8s_openapi::api::core::v1::Pod>("sei", "rpc-0-0"), Cached::AskTheApi));
+        assert!(matches!(caches.get::<PersistentVolumeClaim>("sei", "data-rpc-0-0"), Cached::Answer(Some(_))));
+        assert!(matches!(caches.get::<PersistentVolumeClaim>("sei", "data-rpc-1-0"), Cached::AskTheApi));
+        assert!(matches!(caches.get::<PersistentVolumeClaim>("sei", "scratch"), Cached::AskTheApi), "unlabelled");
 
         let selector = [(LABEL_DEPLOYMENT.to_owned(), "rpc-0".to_owned())].into();
         let listed: Option<Vec<SeiNode>> = caches.list("sei", &selector);
@@ -402,8 +416,9 @@ mod tests {
         let (nodes, _n) = listed(vec![node("rpc-0")], true);
         let (stateful_sets, _s) = listed(Vec::<StatefulSet>::new(), true);
         let (jobs, _j) = listed(Vec::<Job>::new(), true);
+        let (claims, _c) = listed(Vec::<PersistentVolumeClaim>::new(), true);
         let own_writes = Arc::default();
-        let caches = Caches { deployments, nodes, stateful_sets, jobs, services: Vec::new(), own_writes };
+        let caches = Caches { deployments, nodes, stateful_sets, jobs, services: Vec::new(), claims, own_writes };
         let pending = |caches: &Caches| caches.own_writes.lock().unwrap_or_else(PoisonError::into_inner).len();
 
         let mut written = cached.clone();
@@ -424,11 +439,11 @@ mod tests {
         caches.note_delete::<SeiNode>("sei", "rpc-1");
         assert!(caches.list::<SeiNode>("sei", &selector).is_some());
 
-        let mut claim = k8s_openapi::api::core::v1::PersistentVolumeClaim::default();
-        claim.metadata.name = Some("data".into());
-        claim.metadata.namespace = Some("sei".into());
-        claim.metadata.resource_version = Some("13".into());
-        caches.note_write(&claim);
+        let mut pod = k8s_openapi::api::core::v1::Pod::default();
+        pod.metadata.name = Some("rpc-0-0".into());
+        pod.metadata.namespace = Some("sei".into());
+        pod.metadata.resource_version = Some("13".into());
+        caches.note_write(&pod);
         assert_eq!(pending(&caches), 0, "writes of kinds no cache answers are not remembered");
     }
 

@@ -322,7 +322,11 @@ fn ensure_claim(
     if let Some(object) = value.as_object_mut() {
         object.insert("apiVersion".into(), "v1".into());
         object.insert("kind".into(), "PersistentVolumeClaim".into());
-        let labels = set.spec.as_ref().and_then(|s| s.selector.match_labels.clone()).unwrap_or_default();
+        // The template's labels and the set's selector labels over them (kubernetes
+        // `pkg/controller/statefulset/stateful_set_utils.go`, `getPersistentVolumeClaims`): what lets a watch by
+        // the selector's label (the operator's claim cache) see the claim.
+        let mut labels = claim.metadata.labels.clone().unwrap_or_default();
+        labels.extend(set.spec.as_ref().and_then(|s| s.selector.match_labels.clone()).unwrap_or_default());
         let mut metadata = json!({"name": name, "namespace": namespace, "labels": labels});
         if let Some(owners) = claim_owners(set, &metadata_only(&metadata)) {
             metadata["ownerReferences"] = owners.into();

@@ -247,6 +247,9 @@ fn with_retention(name: &str, when_deleted: &str) -> StatefulSet {
             when_deleted: Some(when_deleted.into()),
             when_scaled: Some("Retain".into()),
         });
+    // A label of the template's own, which the claims keep beside the selector's.
+    let template = &mut set.spec.as_mut().unwrap().volume_claim_templates.as_mut().unwrap()[0];
+    template.metadata.labels = Some([("tier".to_owned(), "chain-data".to_owned())].into());
     set
 }
 
@@ -254,7 +257,8 @@ fn claim_of(world: &sei_sim::World, name: &str) -> Option<k8s_openapi::api::core
     world.get(NS, name).ok()
 }
 
-/// kubernetes `pkg/controller/statefulset/stateful_set_utils.go` (`updateClaimOwnerRefForSetAndPod`): under
+/// kubernetes `pkg/controller/statefulset/stateful_set_utils.go` (`getPersistentVolumeClaims`: a claim has its
+/// template's labels and the set's selector labels; `updateClaimOwnerRefForSetAndPod`): under
 /// `whenDeleted: Delete` the set is its claims' controller, and the garbage collector deletes them (and so the
 /// chain data on them) with it; under `Retain` a set of the same name made again finds the claim and its data.
 #[test]
@@ -269,6 +273,11 @@ fn a_claim_goes_with_its_set_under_when_deleted_delete_and_stays_under_retain() 
     assert_eq!(owners.len(), 1);
     assert_eq!((Some(owners[0].uid.clone()), owners[0].controller), (set_uid, Some(true)), "the set controls it");
     assert!(claim_of(&world, "data-r-0").unwrap().metadata.owner_references.unwrap_or_default().is_empty());
+    let selector = world.get::<StatefulSet>(NS, "d").unwrap().spec.unwrap().selector.match_labels.unwrap();
+    let labels = claim_of(&world, "data-d-0").unwrap().metadata.labels.unwrap_or_default();
+    let mut wanted = selector.clone();
+    wanted.insert("tier".into(), "chain-data".into());
+    assert_eq!(labels, wanted, "the template's labels and the selector's");
     let retained_uid = claim_of(&world, "data-r-0").unwrap().metadata.uid;
     let deleted_uid = claim_of(&world, "data-d-0").unwrap().metadata.uid;
 

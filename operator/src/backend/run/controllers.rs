@@ -190,7 +190,7 @@ where
         "seinodes (children of deployments)",
         watcher(scoped_api::<SeiNode>(client, ns), watcher::Config::default()).default_backoff(),
     );
-    let caches::Watches { caches, deployments, nodes, deployment_services, stateful_sets, node_services, jobs } =
+    let caches::Watches { caches, deployments, nodes, deployment_services, stateful_sets, node_services, jobs, claims } =
         watches;
     let (deployment_store, node_store) = (caches.deployments.clone(), caches.nodes.clone());
     // A deployment's own status writes do not wake it again (`triggers::deployment_wakes_itself`).
@@ -215,6 +215,8 @@ where
     .owns_stream(node_queue.woken_owners(stateful_sets, node_store.clone()))
     .owns_stream(node_queue.woken_owners(node_services, node_store.clone()))
     .owns_stream(node_queue.woken_owners(jobs, node_store.clone()))
+    // A node's data claim: the one it made ahead of a bootstrap is its own (the StatefulSet's belongs to the set).
+    .owns_stream(node_queue.woken_owners(claims, node_store.clone()))
     .graceful_shutdown_on(shutdown)
     .run(reconcile_node_object, on_error, shared.clone())
     .for_each(|result| async move { log_outcome(NODE_CONTROLLER, result) });

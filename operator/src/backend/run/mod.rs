@@ -16,7 +16,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use kube::Client;
 use kube::api::ListParams;
 use tokio::net::TcpListener;
@@ -239,6 +239,7 @@ async fn preflight(args: &RunArgs, client: &Client, health: &Health) {
             ("services", scoped_api::<Service>(client, ns).list_metadata(&one).await.err()),
             ("jobs", scoped_api::<Job>(client, ns).list_metadata(&one).await.err()),
             ("pods", scoped_api::<Pod>(client, ns).list_metadata(&one).await.err()),
+            ("persistentvolumeclaims", scoped_api::<PersistentVolumeClaim>(client, ns).list_metadata(&one).await.err()),
             ("the leader Lease", lease.await),
         ];
         let failures: Vec<String> = checks
