@@ -74,6 +74,8 @@ pub const SHELL_PERMISSIONS: &[(&str, &str, &str)] = &[
     ("batch", "jobs", "watch"),
     ("", "persistentvolumeclaims", "list"),
     ("", "persistentvolumeclaims", "watch"),
+    ("", "pods", "list"),
+    ("", "pods", "watch"),
     ("coordination.k8s.io", "leases", "get"),
     ("coordination.k8s.io", "leases", "create"),
     ("coordination.k8s.io", "leases", "update"),

@@ -3,12 +3,13 @@
 //! the requests production sends.
 //!
 //! A cache here is a kube-runtime reflector store fed by a watch the controllers run anyway (so it costs no extra
-//! connection): SeiNodeDeployments and SeiNodes, all of them; StatefulSets, Jobs, Services and
-//! PersistentVolumeClaims, only those carrying the operator's labels (their watches are label-filtered). A cache lags the API server by its event delivery,
+//! connection): SeiNodeDeployments and SeiNodes, all of them; StatefulSets, Jobs, Services, PersistentVolumeClaims
+//! and Pods, only those carrying the operator's labels (their watches are label-filtered). A cache lags the API server by its event delivery,
 //! which the reconcilers tolerate on every get and list — the simulator reads every operator get and list from a
 //! lagging copy of its store under the `staleReads` fault. Kept direct:
 //!
-//! - the Lease, Pods and Events: no watch of them runs, and the Lease must be fresh;
+//! - the Lease and Events: no watch of them runs, and the Lease must be fresh;
+//! - lists of Pods (a bootstrap Job's pods): only SeiNodes are listed from a cache;
 //! - a miss in a label-filtered cache: the object may exist without the label (a user's Service of the name
 //!   the operator wants), which only the API server can say;
 //! - every read made through [`crate::cluster::Cluster::get_fresh`]: reads whose staleness would do harm (the
@@ -55,10 +56,13 @@ pub fn read_source(kind: &str, read: Read) -> ReadSource {
         // carries it too: the operator labels the one it makes ahead of a bootstrap, and the StatefulSet
         // controller gives the one it makes the set's selector labels (kubernetes
         // `pkg/controller/statefulset/stateful_set_utils.go`, `getPersistentVolumeClaims`).
-        ("StatefulSet" | "Job" | "PersistentVolumeClaim", Read::Get) => ReadSource::LabelledCache(&[LABEL_NODE]),
+        // A node's pod has the template's labels, a bootstrap Job's pod its template's (`sei.io/node` both).
+        ("StatefulSet" | "Job" | "PersistentVolumeClaim" | "Pod", Read::Get) => {
+            ReadSource::LabelledCache(&[LABEL_NODE])
+        }
         // A deployment's Service (`sei.io/nodedeployment`) and a node's headless one (`sei.io/node`).
         ("Service", Read::Get) => ReadSource::LabelledCache(&[LABEL_DEPLOYMENT, LABEL_NODE]),
-        // Lists of owned kinds are not made; Pods and the Lease are not watched.
+        // Lists of owned kinds are not made from a cache; the Lease is not watched.
         _ => ReadSource::Api,
     }
 }
@@ -114,6 +118,8 @@ mod tests {
         assert!(cache_answers_get("Job", Some(Some(&labels(LABEL_NODE)))));
         assert!(cache_answers_get("PersistentVolumeClaim", Some(Some(&labels(LABEL_NODE)))));
         assert!(!cache_answers_get("PersistentVolumeClaim", Some(Some(&labels("app")))), "a user's claim");
+        assert!(cache_answers_get("Pod", Some(Some(&labels(LABEL_NODE)))));
+        assert!(!cache_answers_list("Pod"), "a bootstrap Job's pods are listed from the API server");
         assert!(!cache_answers_get("Service", Some(Some(&labels("app")))), "a user's Service of the same name");
         assert!(!cache_answers_get("Service", Some(None)));
         assert!(!cache_answers_get("StatefulSet", None), "a miss asks the API server");
@@ -132,7 +138,7 @@ mod tests {
 
     #[test]
     fn unwatched_kinds_and_the_lease_go_to_the_api_server() {
-        for kind in ["Lease", "Pod", "Event"] {
+        for kind in ["Lease", "Event"] {
             assert!(!cache_answers_get(kind, Some(Some(&labels(LABEL_NODE)))), "{kind}");
             assert!(!cache_answers_list(kind), "{kind}");
         }

@@ -13,7 +13,7 @@ use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use kube::runtime::reflector::{self, ObjectRef as StoreKey, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -24,8 +24,8 @@ use crate::cluster::{ClusterObject, LabelSelector, ObjectRef};
 use crate::objects::meta::{LABEL_DEPLOYMENT, LABEL_NODE, matches_selector};
 use crate::read_policy::{Read, ReadSource, cache_answers_get, cache_answers_list, cache_holds_own_write, read_source};
 
-/// The reflector stores of the watched kinds. StatefulSets, Jobs, Services and PersistentVolumeClaims come from
-/// label-filtered watches: their stores hold only the operator's labelled objects (two Service stores: a
+/// The reflector stores of the watched kinds. StatefulSets, Jobs, Services, PersistentVolumeClaims and Pods come
+/// from label-filtered watches: their stores hold only the operator's labelled objects (two Service stores: a
 /// deployment's and a node's).
 #[derive(Clone)]
 pub struct Caches {
@@ -36,6 +36,8 @@ pub struct Caches {
     pub services: Vec<Store<Service>>,
     /// Nodes' data claims (the StatefulSet's, and the one made ahead of a bootstrap).
     pub claims: Store<PersistentVolumeClaim>,
+    /// Nodes' and bootstrap Jobs' pods.
+    pub pods: Store<Pod>,
     /// The operator's own writes of cached kinds that their stores may not hold yet: the resourceVersion each
     /// write was answered with, and the object's labels (for lists). Dropped once a read finds the store
     /// holding it, when the operator deletes the object, or when its store has seen past the write without the
@@ -147,6 +149,7 @@ impl Caches {
             "StatefulSet" => lookup(&self.stateful_sets, namespace, name),
             "Job" => lookup(&self.jobs, namespace, name),
             "PersistentVolumeClaim" => lookup(&self.claims, namespace, name),
+            "Pod" => lookup(&self.pods, namespace, name),
             // A hit in either store; a miss when both are listed and hold none.
             "Service" => {
                 let mut answers = self.services.iter().map(|store| lookup(store, namespace, name));
@@ -264,6 +267,7 @@ pub struct Watches {
     pub node_services: BoxStream<'static, watcher::Result<Service>>,
     pub jobs: BoxStream<'static, watcher::Result<Job>>,
     pub claims: BoxStream<'static, watcher::Result<PersistentVolumeClaim>>,
+    pub pods: BoxStream<'static, watcher::Result<Pod>>,
 }
 
 impl Watches {
@@ -280,6 +284,7 @@ impl Watches {
         let (node_services_store, node_services) = reflected(watch("services (of nodes)"), Some(LABEL_NODE));
         let (jobs_store, jobs) = reflected(watch("jobs"), Some(LABEL_NODE));
         let (claims_store, claims) = reflected(watch("persistentvolumeclaims"), Some(LABEL_NODE));
+        let (pods_store, pods) = reflected(watch("pods"), Some(LABEL_NODE));
         Watches {
             caches: Caches {
                 own_writes,
@@ -289,6 +294,7 @@ impl Watches {
                 jobs: jobs_store,
                 services: vec![deployment_services_store, node_services_store],
                 claims: claims_store,
+                pods: pods_store,
             },
             deployments,
             nodes,
@@ -297,6 +303,7 @@ impl Watches {
             node_services: node_services.touched_objects().boxed(),
             jobs: jobs.touched_objects().boxed(),
             claims: claims.touched_objects().boxed(),
+            pods: pods.touched_objects().boxed(),
         }
     }
 }
@@ -387,7 +394,8 @@ mod tests {
             listed(vec![object::<PersistentVolumeClaim>("data-rpc-0-0", Some(LABEL_NODE)), user_claim], true);
         let own_writes = Arc::default();
         let services = vec![deployment_services, services];
-        let caches = Caches { deployments, nodes, stateful_sets, jobs, services, claims, own_writes };
+        let (pods, _p) = listed(vec![object::<k8s_openapi::api::core::v1::Pod>("rpc-0-0", Some(LABEL_NODE))], true);
+        let caches = Caches { deployments, nodes, stateful_sets, jobs, services, claims, pods, own_writes };
 
         assert!(matches!(caches.get::<SeiNodeDeployment>("sei", "rpc"), Cached::Answer(Some(_))));
         assert!(matches!(caches.get::<SeiNodeDeployment>("sei", "gone"), Cached::Answer(None)), "a full store's miss");
@@ -396,7 +404,9 @@ mod tests {
         assert!(matches!(caches.get::<Service>("sei", "rpc-0"), Cached::Answer(Some(_))), "a hit in either store");
         assert!(matches!(caches.get::<Service>("sei", "rpc"), Cached::AskTheApi));
         assert!(matches!(caches.get::<Job>("sei", "rpc-0"), Cached::AskTheApi), "not listed yet");
-        assert!(matches!(caches.get::<k8s_openapi::api::core::v1::Pod>("sei", "rpc-0-0"), Cached::AskTheApi));
+        assert!(matches!(caches.get::<Pod>("sei", "rpc-0-0"), Cached::Answer(Some(_))));
+        assert!(matches!(caches.get::<Pod>("sei", "rpc-1-0"), Cached::AskTheApi), "a labelled store's miss");
+        assert!(matches!(caches.get::<k8s_openapi::api::core::v1::Event>("sei", "e"), Cached::AskTheApi));
         assert!(matches!(caches.get::<PersistentVolumeClaim>("sei", "data-rpc-0-0"), Cached::Answer(Some(_))));
         assert!(matches!(caches.get::<PersistentVolumeClaim>("sei", "data-rpc-1-0"), Cached::AskTheApi));
         assert!(matches!(caches.get::<PersistentVolumeClaim>("sei", "scratch"), Cached::AskTheApi), "unlabelled");
@@ -417,8 +427,10 @@ mod tests {
         let (stateful_sets, _s) = listed(Vec::<StatefulSet>::new(), true);
         let (jobs, _j) = listed(Vec::<Job>::new(), true);
         let (claims, _c) = listed(Vec::<PersistentVolumeClaim>::new(), true);
+        let (pods, _p) = listed(Vec::<Pod>::new(), true);
         let own_writes = Arc::default();
-        let caches = Caches { deployments, nodes, stateful_sets, jobs, services: Vec::new(), claims, own_writes };
+        let services = Vec::new();
+        let caches = Caches { deployments, nodes, stateful_sets, jobs, services, claims, pods, own_writes };
         let pending = |caches: &Caches| caches.own_writes.lock().unwrap_or_else(PoisonError::into_inner).len();
 
         let mut written = cached.clone();
@@ -439,11 +451,11 @@ mod tests {
         caches.note_delete::<SeiNode>("sei", "rpc-1");
         assert!(caches.list::<SeiNode>("sei", &selector).is_some());
 
-        let mut pod = k8s_openapi::api::core::v1::Pod::default();
-        pod.metadata.name = Some("rpc-0-0".into());
-        pod.metadata.namespace = Some("sei".into());
-        pod.metadata.resource_version = Some("13".into());
-        caches.note_write(&pod);
+        let mut event = k8s_openapi::api::core::v1::Event::default();
+        event.metadata.name = Some("rpc.1".into());
+        event.metadata.namespace = Some("sei".into());
+        event.metadata.resource_version = Some("13".into());
+        caches.note_write(&event);
         assert_eq!(pending(&caches), 0, "writes of kinds no cache answers are not remembered");
     }
 

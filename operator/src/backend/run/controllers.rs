@@ -190,8 +190,17 @@ where
         "seinodes (children of deployments)",
         watcher(scoped_api::<SeiNode>(client, ns), watcher::Config::default()).default_backoff(),
     );
-    let caches::Watches { caches, deployments, nodes, deployment_services, stateful_sets, node_services, jobs, claims } =
-        watches;
+    let caches::Watches {
+        caches,
+        deployments,
+        nodes,
+        deployment_services,
+        stateful_sets,
+        node_services,
+        jobs,
+        claims,
+        pods,
+    } = watches;
     let (deployment_store, node_store) = (caches.deployments.clone(), caches.nodes.clone());
     // A deployment's own status writes do not wake it again (`triggers::deployment_wakes_itself`).
     let deployment_queue = shared.deployment_queue.clone();
@@ -217,6 +226,8 @@ where
     .owns_stream(node_queue.woken_owners(jobs, node_store.clone()))
     // A node's data claim: the one it made ahead of a bootstrap is its own (the StatefulSet's belongs to the set).
     .owns_stream(node_queue.woken_owners(claims, node_store.clone()))
+    // Polled to keep the pod cache current; a pod's owner is its StatefulSet or Job, never a SeiNode: it wakes none.
+    .owns_stream(node_queue.woken_owners(pods, node_store.clone()))
     .graceful_shutdown_on(shutdown)
     .run(reconcile_node_object, on_error, shared.clone())
     .for_each(|result| async move { log_outcome(NODE_CONTROLLER, result) });
