@@ -2,11 +2,12 @@
 //! production's `KubeCluster` follows and the simulator's request counter applies, so the simulator counts exactly
 //! the requests production sends.
 //!
-//! A cache here is a kube-runtime reflector store fed by a watch the controllers run anyway (so it costs no extra
-//! connection): SeiNodeDeployments and SeiNodes, all of them; StatefulSets, Jobs, Services, PersistentVolumeClaims
-//! and Pods, only those carrying the operator's labels (their watches are label-filtered). A cache lags the API server by its event delivery,
-//! which the reconcilers tolerate on every get and list — the simulator reads every operator get and list from a
-//! lagging copy of its store under the `staleReads` fault. Kept direct:
+//! A cache here is a kube-runtime reflector store fed by one of the operator's watches (one connection each,
+//! against a request per read): SeiNodeDeployments and SeiNodes, all of them; StatefulSets, Jobs, Services,
+//! PersistentVolumeClaims and Pods, only those carrying the operator's labels (their watches are label-filtered).
+//! A cache lags the API server by its event delivery, which the reconcilers tolerate on every get and list — the
+//! simulator reads every operator get and list from a lagging copy of its store under the `staleReads` fault.
+//! Kept direct:
 //!
 //! - the Lease and Events: no watch of them runs, and the Lease must be fresh;
 //! - lists of Pods (a bootstrap Job's pods): only SeiNodes are listed from a cache;
