@@ -318,81 +318,51 @@ pub struct Found {
 
 /// Runs a case with its faults and without, and applies the three oracles.
 pub fn judge(case: &FuzzCase, config: &FuzzConfig) -> Verdict {
-    let found = |reason: String, perturbed: bool| Some(Found { reason, perturbed, expected_end_state: None });
     let mut verdict = Verdict { failure: None, simulated: Duration::ZERO, invariant_checks: 0 };
-    let perturbed_text = match scenario_text(case, config, true) {
-        Ok(text) => text,
-        Err(message) => {
-            verdict.failure = found(message, true);
-            return verdict;
-        }
-    };
-    let perturbed = match replay(&perturbed_text, config) {
-        Ok(outcome) => outcome,
-        Err(message) => {
-            verdict.failure = found(message, true);
-            return verdict;
-        }
-    };
+    if let Err(found) = apply_oracles(case, config, &mut verdict) {
+        verdict.failure = Some(found);
+    }
+    verdict
+}
+
+/// [`judge`]'s runs and oracles, adding each run's simulated time and checks to `verdict`; the first failure.
+fn apply_oracles(case: &FuzzCase, config: &FuzzConfig, verdict: &mut Verdict) -> Result<(), Found> {
+    let found = |perturbed: bool| move |reason: String| Found { reason, perturbed, expected_end_state: None };
+    let perturbed_text = scenario_text(case, config, true).map_err(found(true))?;
+    let perturbed = replay(&perturbed_text, config).map_err(found(true))?;
     verdict.simulated += perturbed.simulated;
     verdict.invariant_checks += perturbed.invariant_checks;
     if let Some(failure) = &perturbed.failure {
-        verdict.failure = found(format!("{failure}\n--- trace tail ---\n{}", perturbed.trace.tail(30)), true);
-        return verdict;
+        return Err(found(true)(format!("{failure}\n--- trace tail ---\n{}", perturbed.trace.tail(30))));
     }
-    let calm_text = match scenario_text(case, config, false) {
-        Ok(text) => text,
-        Err(message) => {
-            verdict.failure = found(message, false);
-            return verdict;
-        }
-    };
+    let calm_text = scenario_text(case, config, false).map_err(found(false))?;
     // The same scenario text is the same run (same seed, same trace): a case with nothing to perturb
     // ([`FuzzCase::perturbs`]) is not run a second time to be compared with itself.
     let calm_run;
     let calm = if calm_text == perturbed_text {
         &perturbed
     } else {
-        calm_run = match replay(&calm_text, config) {
-            Ok(outcome) => outcome,
-            Err(message) => {
-                verdict.failure = found(message, false);
-                return verdict;
-            }
-        };
+        calm_run = replay(&calm_text, config).map_err(found(false))?;
         verdict.simulated += calm_run.simulated;
         verdict.invariant_checks += calm_run.invariant_checks;
         &calm_run
     };
     if let Some(failure) = &calm.failure {
-        let message = format!("without faults: {failure}\n--- trace tail ---\n{}", calm.trace.tail(30));
-        verdict.failure = found(message, false);
-        return verdict;
+        return Err(found(false)(format!("without faults: {failure}\n--- trace tail ---\n{}", calm.trace.tail(30))));
     }
     if let Some(wrong) = expected_outcome(case, &calm.end_state) {
-        verdict.failure = found(wrong, false);
-        return verdict;
+        return Err(found(false)(wrong));
     }
-    let (perturbed_end, calm_end) =
-        match (judged_end_state(case, &perturbed.end_state), judged_end_state(case, &calm.end_state)) {
-            (Ok(perturbed_end), Ok(calm_end)) => (perturbed_end, calm_end),
-            (Err(wrong), _) => {
-                verdict.failure = found(wrong, true);
-                return verdict;
-            }
-            (_, Err(wrong)) => {
-                verdict.failure = found(wrong, false);
-                return verdict;
-            }
-        };
-    if let Some(difference) = differential(&perturbed_end, &calm_end) {
-        verdict.failure = Some(Found {
+    let perturbed_end = judged_end_state(case, &perturbed.end_state).map_err(found(true))?;
+    let calm_end = judged_end_state(case, &calm.end_state).map_err(found(false))?;
+    match differential(&perturbed_end, &calm_end) {
+        Some(difference) => Err(Found {
             reason: format!("differential: {difference}"),
             perturbed: true,
             expected_end_state: Some(calm.end_state.clone()),
-        });
+        }),
+        None => Ok(()),
     }
-    verdict
 }
 
 /// Whether an end-state line is a deployment that names a failed rollout target.
