@@ -22,8 +22,7 @@ use crate::plan::executor::{Next, execute};
 use crate::plan::ids::attempt_submission_id;
 use crate::plan::init_plan;
 use crate::plan::init_plan::{
-    WrittenConfig, config_digest, config_plan, init_retry_backoff, next_attempt, planned_config, wanted_config,
-    written_config,
+    WrittenConfig, config_digest, config_plan, init_retry_backoff, next_attempt, wanted_config, written_config,
 };
 use crate::rollout::observed_current_image;
 use crate::sidecar::wire::ReadinessStatus;
@@ -518,18 +517,27 @@ pub const UP_TO_DATE: &str = "UpToDate";
 const EVENT_CONFIG_APPLIED: &str = "ConfigApplied";
 const EVENT_CONFIG_APPLY_FAILED: &str = "ConfigApplyFailed";
 
-/// The digest of the config on the node's volume: the last one a plan wrote whole, else the init plan's.
-fn written_config_digest(status: &SeiNodeStatus) -> Option<String> {
-    status.written_config.clone().or_else(|| status.plan.as_ref().map(|p| config_digest(&planned_config(p))))
+/// Whether the config on the node's volume — the last one a plan wrote whole (its digest), else the init
+/// plan's — is other than `wanted`; `None` when neither is known. The init plan's is compared as values, the
+/// way a failed config plan's is: a node reconcile asks this every time, and digesting it cost a serialization
+/// and a SHA-256 each time.
+fn written_config_differs(status: &SeiNodeStatus, wanted: &[(String, serde_json::Value)]) -> Option<bool> {
+    match (&status.written_config, &status.plan) {
+        (Some(written), _) => Some(*written != config_digest(wanted)),
+        (None, Some(plan)) => Some(!init_plan::plans_config(plan, wanted)),
+        (None, None) => None,
+    }
 }
 
 /// Whether the spec asks seid for a config other than the one on its volume — unless a config plan for
 /// exactly that config failed: it is not tried again until the spec changes.
 fn config_pending(node: &SeiNode, status: &SeiNodeStatus) -> bool {
     let Some(wanted) = wanted_config(&node.spec) else { return false };
-    let failed_already =
-        status.config_plan.as_ref().is_some_and(|p| p.phase == PlanPhase::Failed && planned_config(p) == wanted);
-    written_config_digest(status).is_some_and(|written| written != config_digest(&wanted)) && !failed_already
+    let failed_already = status
+        .config_plan
+        .as_ref()
+        .is_some_and(|p| p.phase == PlanPhase::Failed && init_plan::plans_config(p, &wanted));
+    written_config_differs(status, &wanted) == Some(true) && !failed_already
 }
 
 /// Records what a finished config plan left on the volume.
@@ -639,9 +647,9 @@ fn report_up_to_date(
     } else if let Some(plan) = config_plan.filter(|p| p.phase == PlanPhase::Active) {
         let message = format!("writing the config of the spec, then restarting seid in place (plan {})", plan.id);
         (false, "ApplyingConfig", message)
-    } else if let Some(plan) = config_plan
-        .filter(|p| p.phase == PlanPhase::Failed && wanted_config(&node.spec).is_some_and(|w| planned_config(p) == w))
-    {
+    } else if let Some(plan) = config_plan.filter(|p| {
+        p.phase == PlanPhase::Failed && wanted_config(&node.spec).is_some_and(|w| init_plan::plans_config(p, &w))
+    }) {
         let message = format!("the spec's config was not applied: {}; change the spec to try again", failure_of(plan));
         (false, "ConfigApplyFailed", message)
     } else if config_pending(node, status) {

@@ -171,6 +171,12 @@ pub fn planned_config(plan: &Plan) -> Vec<(String, serde_json::Value)> {
     config_tasks_of(plan).map(|t| (t.type_.clone(), t.params.clone())).collect()
 }
 
+/// Whether `plan` writes exactly `config` — `planned_config(plan) == config`, read in place: a node reconcile
+/// asks it every time, and the plan's tasks are most of a node's status.
+pub fn plans_config(plan: &Plan, config: &[(String, serde_json::Value)]) -> bool {
+    config_tasks_of(plan).map(|t| (t.type_.as_str(), &t.params)).eq(config.iter().map(|(t, p)| (t.as_str(), p)))
+}
+
 /// What `plan`'s config tasks wrote, from their statuses.
 pub fn written_config(plan: &Plan) -> WrittenConfig {
     let done: Vec<bool> = config_tasks_of(plan).map(|t| t.status == TaskStatus::Complete).collect();
@@ -311,6 +317,13 @@ mod tests {
         assert_eq!(plan.tasks[0].params["overrides"], json!({"a": "2"}));
         let wanted = wanted_config(&node(spec.clone()).spec).expect("one mode");
         assert_eq!(planned_config(&plan), wanted, "the plan writes what the spec asks");
+        assert!(plans_config(&plan, &wanted), "read in place, the same answer");
+        let mut other = wanted.clone();
+        other[0].1["overrides"] = json!({"a": "3"});
+        assert!(!plans_config(&plan, &other), "another parameter is another config");
+        assert!(!plans_config(&plan, &wanted[..1]), "a missing task is another config");
+        let reordered: Vec<_> = wanted.iter().rev().cloned().collect();
+        assert!(!plans_config(&plan, &reordered), "the tasks' order is part of it, as in planned_config");
         let again = config_plan(&at_generation(node(spec), 6)).expect("plan");
         assert_ne!(
             again.id, plan.id,
