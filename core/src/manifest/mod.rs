@@ -385,7 +385,12 @@ fn pointer_to_path(pointer: &str) -> String {
 }
 
 fn join_path(base: &str, key: &str) -> String {
-    if base.is_empty() { key.to_owned() } else { format!("{base}.{key}") }
+    match (base.is_empty(), key.is_empty()) {
+        (true, _) => key.to_owned(),
+        // An error at the base itself: a top-level property of the wrong type (`status: "x"`).
+        (false, true) => base.to_owned(),
+        (false, false) => format!("{base}.{key}"),
+    }
 }
 
 /// Reports fields the schema does not declare, as the API server does under strict field validation (the

@@ -113,4 +113,16 @@ mod tests {
         on_update_sorted.sort_by(|a, b| a.field.cmp(&b.field));
         assert_eq!(on_update_sorted, sorted);
     }
+
+    #[test]
+    fn an_error_at_a_top_level_property_itself_names_the_property() {
+        let validator = ManifestValidator::new().unwrap();
+        let old = node(valid_spec());
+        let mut new = old.clone();
+        new["status"] = json!("Running");
+        let on_update = violations(validator.check_update(&old, &new));
+        let fields: Vec<&str> = on_update.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["status"], "not `status.`: {on_update:?}");
+        assert_eq!(on_update, violations(validator.check(&new)), "as a create names it");
+    }
 }
