@@ -39,13 +39,20 @@ pub(super) struct Memory {
     deployments: RefCell<BTreeMap<(String, String), ReadDeployment>>,
 }
 
-/// A deployment as an expectation reads it: the typed object and its JSON, at a resourceVersion.
+/// A deployment as an expectation reads it: the typed object and its JSON, at a resourceVersion — and what its
+/// `is` field checks found there, which a deployment at the same resourceVersion answers the same way.
 #[derive(Debug)]
 struct ReadDeployment {
     version: String,
     object: Rc<SeiNodeDeployment>,
     value: Rc<Value>,
+    verdicts: FieldVerdicts,
 }
+
+/// What each `is` check (by identity: the scenario holds every check for the whole run) found of the fields of
+/// one stored version, while the remembered values it may compare with stay the same. An expectation is polled
+/// every tick of its wait, and the deployment it reads changes far less often than that.
+type FieldVerdicts = Rc<RefCell<Vec<(*const ObjectCheck, Checked)>>>;
 
 impl Memory {
     /// Remembers the present moment as `name`.
@@ -58,12 +65,16 @@ impl Memory {
     /// Keeps the values an expectation remembered once it held.
     pub(super) fn remember(&mut self, values: BTreeMap<String, String>) {
         self.values.extend(values);
+        // A field check may compare with a remembered value (`sameAs`, `differentFrom`).
+        for read in self.deployments.get_mut().values() {
+            read.verdicts.borrow_mut().clear();
+        }
     }
 }
 
 /// The result of checking one expectation (with its `and` expectations): what does not hold, and what it
 /// remembers if everything does.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Checked {
     pub unmet: Vec<String>,
     pub remembered: BTreeMap<String, String>,
@@ -151,7 +162,7 @@ impl Judge<'_> {
             }
             return None;
         };
-        let Some((object, value)) = self.read_deployment(name) else {
+        let Some((object, value, verdicts)) = self.read_deployment(name) else {
             self.fail(format!("SeiNodeDeployment {name} does not exist"));
             return None;
         };
@@ -161,7 +172,7 @@ impl Judge<'_> {
             if check.exists == Some(false) {
                 self.fail(format!("{what} still exists"));
             }
-            self.fields(&what, &value, check);
+            self.fields_of_version(&what, &value, check, &verdicts);
             self.deployment_facts(&deployment, check);
             if check.pod.is_some() || !check.panics.is_empty() {
                 self.fail(format!("{what}: `pod` and `panics` are checks of a SeiNode"));
@@ -172,7 +183,7 @@ impl Judge<'_> {
 
     /// The deployment `name` as the harness reads it, typed and as JSON: from the memory when it is still at the
     /// resourceVersion it was read at there (the harness reads the store as it is, without faults).
-    fn read_deployment(&self, name: &str) -> Option<(Rc<SeiNodeDeployment>, Rc<Value>)> {
+    fn read_deployment(&self, name: &str) -> Option<(Rc<SeiNodeDeployment>, Rc<Value>, FieldVerdicts)> {
         let key = ObjectRef::new("SeiNodeDeployment", self.namespace, name);
         let version = self.world.inspect(|s| {
             let stored = s.api.store.get(&key, None)?;
@@ -183,14 +194,36 @@ impl Judge<'_> {
         if let (Some(version), Some(known)) = (&version, read.get(&slot))
             && known.version == *version
         {
-            return Some((Rc::clone(&known.object), Rc::clone(&known.value)));
+            return Some((Rc::clone(&known.object), Rc::clone(&known.value), Rc::clone(&known.verdicts)));
         }
         let object = Rc::new(self.world.get::<SeiNodeDeployment>(self.namespace, name).ok()?);
         let value = Rc::new(serde_json::to_value(&*object).unwrap_or(Value::Null));
+        let verdicts = FieldVerdicts::default();
         if let Some(version) = version {
-            read.insert(slot, ReadDeployment { version, object: Rc::clone(&object), value: Rc::clone(&value) });
+            let read_now = ReadDeployment {
+                version,
+                object: Rc::clone(&object),
+                value: Rc::clone(&value),
+                verdicts: Rc::clone(&verdicts),
+            };
+            read.insert(slot, read_now);
         }
-        Some((object, value))
+        Some((object, value, verdicts))
+    }
+
+    /// [`Judge::fields`] of a deployment as stored at one version: what the same check found there before, else
+    /// found now and kept.
+    fn fields_of_version(&mut self, what: &str, value: &Value, check: &ObjectCheck, verdicts: &FieldVerdicts) {
+        let found = verdicts.borrow().iter().find(|(seen, _)| std::ptr::eq(*seen, check)).map(|(_, c)| c.clone());
+        let found = found.unwrap_or_else(|| {
+            let before = std::mem::take(&mut self.checked);
+            self.fields(what, value, check);
+            let found = std::mem::replace(&mut self.checked, before);
+            verdicts.borrow_mut().push((std::ptr::from_ref(check), found.clone()));
+            found
+        });
+        self.checked.unmet.extend(found.unmet);
+        self.checked.remembered.extend(found.remembered);
     }
 
     /// The derived facts about a deployment an object check asks for: its plan's current task, whether its
