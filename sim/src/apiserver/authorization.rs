@@ -179,15 +179,15 @@ fn rule_allows(
     name: &str,
 ) -> bool {
     let any = |values: &[String], wanted: &str| values.iter().any(|v| v == "*" || v == wanted);
-    let combined = match subresource {
-        Some(sub) => format!("{resource}/{sub}"),
-        None => resource.to_owned(),
-    };
+    // `resource/subresource` as a rule names it: the permission's own resource (not re-joined per rule: every
+    // call of the operator is checked against every rule).
+    let combined = permission.resource.as_str();
+    debug_assert_eq!(permission.split(), (resource, subresource));
     let resource_matches = rule
         .resources
         .iter()
         .flatten()
-        .any(|r| r == "*" || *r == combined || subresource.is_some_and(|sub| r.strip_prefix("*/") == Some(sub)));
+        .any(|r| r == "*" || r == combined || subresource.is_some_and(|sub| r.strip_prefix("*/") == Some(sub)));
     let names = rule.resource_names.as_deref().unwrap_or_default();
     any(&rule.verbs, &permission.verb)
         && any(rule.api_groups.as_deref().unwrap_or_default(), &permission.group)
@@ -231,12 +231,14 @@ impl AuthorizationState {
 
     /// Authorizes one call of the operator: `Err` with the API server's 403 message when no rule grants it (or a
     /// scenario revoked it).
-    pub fn authorize(&mut self, permission: Permission, namespace: &str, name: &str) -> Result<(), String> {
+    pub fn authorize(&mut self, permission: &Permission, namespace: &str, name: &str) -> Result<(), String> {
         let Some(authorizer) = &self.authorizer else { return Ok(()) };
-        if self.revoked.contains(&permission) || !authorizer.allows(&permission, namespace, name) {
-            return Err(authorizer.forbidden_message(&permission, namespace, name));
+        if self.revoked.contains(permission) || !authorizer.allows(permission, namespace, name) {
+            return Err(authorizer.forbidden_message(permission, namespace, name));
         }
-        self.used.insert(permission);
+        if !self.used.contains(permission) {
+            self.used.insert(permission.clone());
+        }
         Ok(())
     }
 }

@@ -158,7 +158,7 @@ impl SimCluster {
         if self.kind != ClientKind::Operator {
             return None;
         }
-        let message = world.api.authorization.authorize(permission.clone(), &key.namespace, &key.name).err()?;
+        let message = world.api.authorization.authorize(&permission, &key.namespace, &key.name).err()?;
         world.record(Category::Write, format!("operator {permission} {key} forbidden: {message}"));
         if !world.api.authorization.revoked.contains(&permission) {
             let text = format!("the operator called `{permission}` on {key}, which deploy/ does not grant: {message}");
