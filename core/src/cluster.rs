@@ -62,11 +62,13 @@ pub trait Cluster: Send + Sync {
         async move { self.get(namespace, name).await.map(Arc::new) }
     }
 
+    /// The objects of `namespace` matching `selector`, shared as [`Cluster::get_shared`] hands them out: every
+    /// caller only reads a list, and a backend that holds the objects (a watch cache) need not clone each one.
     fn list<K: ClusterObject>(
         &self,
         namespace: &str,
         selector: &LabelSelector,
-    ) -> impl Future<Output = Result<Vec<K>, ClusterError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Arc<K>>, ClusterError>> + Send;
 
     /// [`Cluster::get`] from the API server itself, never from a watch cache ([`crate::read_policy`]): for a read
     /// whose staleness would do harm, or that follows the caller's own write and would be stale for certain.
@@ -119,7 +121,7 @@ impl<T: Cluster> Cluster for &T {
         &self,
         namespace: &str,
         selector: &LabelSelector,
-    ) -> impl Future<Output = Result<Vec<K>, ClusterError>> + Send {
+    ) -> impl Future<Output = Result<Vec<Arc<K>>, ClusterError>> + Send {
         (**self).list(namespace, selector)
     }
 

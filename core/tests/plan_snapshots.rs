@@ -3,6 +3,7 @@
 //! operator does to a cluster; review the diff like code.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sei_operator_core::api::template_hash;
 use sei_operator_core::api::{
@@ -39,8 +40,9 @@ fn at(seconds: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + seconds).expect("in range")
 }
 
-/// The active set of a deployment at its baseline, all Running its template image.
-fn running_nodes(deployment: &SeiNodeDeployment) -> Vec<SeiNode> {
+/// The active set of a deployment at its baseline, all Running its template image (shared, as a list hands
+/// them out).
+fn running_nodes(deployment: &SeiNodeDeployment) -> Vec<Arc<SeiNode>> {
     let revision = template_hash(&deployment.spec.template.spec);
     let name = deployment.metadata.name.clone().unwrap_or_default();
     (0..deployment.spec.replicas)
@@ -53,7 +55,7 @@ fn running_nodes(deployment: &SeiNodeDeployment) -> Vec<SeiNode> {
                 current_image: Some(deployment.spec.template.spec.image.clone()),
                 ..Default::default()
             });
-            node
+            Arc::new(node)
         })
         .collect()
 }

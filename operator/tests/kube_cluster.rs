@@ -110,7 +110,7 @@ async fn list_sends_the_equality_selector_and_returns_objects_sorted_by_name() {
     .await;
     let selector: LabelSelector =
         [("sei.io/node".to_owned(), "n1".to_owned()), ("sei.io/bootstrap".to_owned(), "true".to_owned())].into();
-    let listed: Vec<Service> = bounded(api.cluster.list("sei", &selector)).await.unwrap();
+    let listed: Vec<Arc<Service>> = bounded(api.cluster.list("sei", &selector)).await.unwrap();
     let names: Vec<_> = listed.iter().map(|s| s.metadata.name.clone().unwrap()).collect();
     assert_eq!(names, ["a", "b", "c"]);
     let request = &api.received()[0];

@@ -60,7 +60,11 @@ impl<C: Cluster> Cluster for Watched<'_, C> {
         self.note(self.inner.get_shared(namespace, name).await)
     }
 
-    async fn list<K: ClusterObject>(&self, namespace: &str, selector: &LabelSelector) -> Result<Vec<K>, ClusterError> {
+    async fn list<K: ClusterObject>(
+        &self,
+        namespace: &str,
+        selector: &LabelSelector,
+    ) -> Result<Vec<Arc<K>>, ClusterError> {
         self.note(self.inner.list(namespace, selector).await)
     }
 

@@ -1,6 +1,7 @@
 //! The SeiNodeDeployment reconciler (docs/design.md §5): one executor step of the active plan, the rollout rules, the
 //! active set's children, stray nodes, and one status write.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
@@ -263,7 +264,8 @@ fn owed_event(deployment: &SeiNodeDeployment, pending: &PendingEvent) -> Event {
 /// (kubernetes/kubernetes `pkg/controller/controller_ref_manager.go`, `claimObject`).
 struct Claimed {
     /// Every node the deployment controls (the adopted ones included), sorted by name.
-    owned: Vec<SeiNode>,
+    /// Shared as the backend listed them: the reconcile only reads them.
+    owned: Vec<Arc<SeiNode>>,
     /// Names of the nodes adopted by this claim.
     adopted: Vec<String>,
     /// Labelled as the deployment's nodes but controlled by another object: never touched, reported.
@@ -282,7 +284,7 @@ async fn claim_nodes<C: Cluster>(cluster: &C, deployment: &SeiNodeDeployment) ->
     let name = deployment.metadata.name.clone().unwrap_or_default();
     let uid = deployment.metadata.uid.clone().unwrap_or_default();
     let selector = [(LABEL_DEPLOYMENT.to_owned(), name.clone())].into();
-    let nodes: Vec<SeiNode> = cluster.list(namespace, &selector).await?;
+    let nodes: Vec<Arc<SeiNode>> = cluster.list(namespace, &selector).await?;
     let mut claimed = Claimed { owned: Vec::new(), adopted: Vec::new(), foreign: Vec::new() };
     let mut can_adopt = None;
     for node in nodes {
@@ -298,12 +300,12 @@ async fn claim_nodes<C: Cluster>(cluster: &C, deployment: &SeiNodeDeployment) ->
                 if can_adopt != Some(true) {
                     continue;
                 }
-                let mut adopted = node.clone();
+                let mut adopted = SeiNode::clone(&node);
                 adopted.metadata.owner_references.get_or_insert_with(Vec::new).extend(controller_reference(deployment));
                 match cluster.replace(&adopted).await {
                     Ok(stored) => {
                         claimed.adopted.push(node_name);
-                        claimed.owned.push(stored);
+                        claimed.owned.push(Arc::new(stored));
                     }
                     // Gone meanwhile: nothing to adopt.
                     Err(ClusterError::NotFound(_)) => {}
@@ -497,7 +499,7 @@ async fn ensure_children<C: Cluster>(
     cluster: &C,
     deployment: &SeiNodeDeployment,
     status: &SeiNodeDeploymentStatus,
-    nodes: &[SeiNode],
+    nodes: &[Arc<SeiNode>],
 ) -> Result<Vec<Collision>, ClusterError> {
     let mut collisions = Vec::new();
     let Some(active) = &status.active_set else { return Ok(collisions) };
@@ -540,14 +542,14 @@ async fn ensure_children<C: Cluster>(
                         .incumbent_nodes
                         .iter()
                         .filter(|other| *other != name)
-                        .all(|other| node_named(other).is_some_and(up_to_date))
+                        .all(|other| node_named(other).is_some_and(|node| up_to_date(node)))
                 {
                     restarting_one = true;
                     all
                 } else {
                     quiet
                 };
-                if updated != *existing {
+                if updated != **existing {
                     cluster.replace(&updated).await?;
                 }
             }
@@ -574,7 +576,7 @@ fn up_to_date(node: &SeiNode) -> bool {
 async fn finalize<C: Cluster, K: Clock>(
     ctx: &DeploymentContext<C, K>,
     deployment: SeiNodeDeployment,
-    nodes: &[SeiNode],
+    nodes: &[Arc<SeiNode>],
 ) -> Result<Action, ReconcileError> {
     let namespace = deployment.metadata.namespace.clone().unwrap_or_default();
     let name = deployment.metadata.name.clone().unwrap_or_default();
@@ -604,7 +606,7 @@ async fn finalize<C: Cluster, K: Clock>(
         }
         DeletionPolicy::Retain => {
             for node in nodes {
-                let mut detached = node.clone();
+                let mut detached = SeiNode::clone(node);
                 if let Some(refs) = detached.metadata.owner_references.as_mut() {
                     refs.retain(|r| r.uid != uid);
                 }

@@ -3,6 +3,7 @@
 //! (image, entrypoint, chain id, sidecar image) of an existing child change only through a rollout plan.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -64,7 +65,11 @@ pub fn scale_up_spec(template: &SeiNodeSpec, active: &SeiNodeSpec) -> SeiNodeSpe
 /// rollout fields and fork snapshot — or the template alone, for a status stored before that was recorded.
 /// A set that went through an upgrade in place (a gated InPlace rollout) records the bootstrap a node made for it
 /// needs, which its nodes' own specs do not carry: it is added to the node's spec.
-pub fn active_spec(deployment: &SeiNodeDeployment, status: &SeiNodeDeploymentStatus, nodes: &[SeiNode]) -> SeiNodeSpec {
+pub fn active_spec(
+    deployment: &SeiNodeDeployment,
+    status: &SeiNodeDeploymentStatus,
+    nodes: &[Arc<SeiNode>],
+) -> SeiNodeSpec {
     let active_hash = status.template_hash.as_deref();
     let template = &deployment.spec.template.spec;
     let running = nodes
@@ -115,7 +120,7 @@ fn bootstrapped_to_the_gate(
 pub fn missing_plan_children(
     deployment: &SeiNodeDeployment,
     status: &SeiNodeDeploymentStatus,
-    nodes: &[SeiNode],
+    nodes: &[Arc<SeiNode>],
 ) -> Vec<SeiNode> {
     let Some(plan) = status.plan.as_ref().filter(|p| p.phase == PlanPhase::Active) else { return Vec::new() };
     let Some(rollout) = status.rollout.as_ref() else { return Vec::new() };
@@ -316,11 +321,12 @@ mod tests {
     }
 
     /// A deployment of two nodes on v1, edited to v2: its status with the rollout and its plan, and the nodes.
-    fn rolling(strategy: &str) -> (SeiNodeDeployment, SeiNodeDeploymentStatus, Vec<SeiNode>, String) {
+    fn rolling(strategy: &str) -> (SeiNodeDeployment, SeiNodeDeploymentStatus, Vec<Arc<SeiNode>>, String) {
         use crate::rollout::{Observed, RolloutConfig, evaluate};
         let mut d = deployment(strategy, "sei:v1");
         let revision = template_hash(&d.spec.template.spec);
-        let nodes: Vec<SeiNode> = (0..2).map(|i| running(&format!("rpc-{i}"), &revision, "sei:v1")).collect();
+        let nodes: Vec<Arc<SeiNode>> =
+            (0..2).map(|i| Arc::new(running(&format!("rpc-{i}"), &revision, "sei:v1"))).collect();
         let now = crate::clock::Timestamp::from_second(1_800_000_000).expect("in range");
         let observed = Observed { nodes: &nodes, service_revision: Some(&revision), now };
         d.status = Some(evaluate(&d, &observed, &RolloutConfig::default()).status);
@@ -361,7 +367,7 @@ mod tests {
         plan.tasks[0].status = TaskStatus::Complete;
         let entrant_revision = status.rollout.as_ref().and_then(|r| r.entrant_revision.clone()).expect("revision");
         let mut all = nodes.clone();
-        all.push(running("rpc-g2-0", &entrant_revision, "sei:v2"));
+        all.push(Arc::new(running("rpc-g2-0", &entrant_revision, "sei:v2")));
         let missing = missing_plan_children(&d, &status, &all);
         assert_eq!(names(&missing), ["rpc-g2-1"]);
         assert_eq!(missing[0].spec.image, "sei:v2");
@@ -383,7 +389,7 @@ mod tests {
         plan.tasks[0].status = TaskStatus::Complete;
         let entrant_revision = status.rollout.as_ref().and_then(|r| r.entrant_revision.clone()).expect("revision");
         let mut all = nodes.clone();
-        all.push(running("rpc-g2-0", &entrant_revision, "sei:v2"));
+        all.push(Arc::new(running("rpc-g2-0", &entrant_revision, "sei:v2")));
         // The template moves on to v3 while the v2 plan is still Active.
         d.spec.template.spec.image = "sei:v3".into();
         let missing = missing_plan_children(&d, &status, &all[1..]);

@@ -9,6 +9,7 @@
 //! - **Complete** / **Fail**: the plan finished → clear `rollout`; a failed target is remembered and not retried.
 //! - **Stall**: an active rollout older than the threshold, whatever holds it → reason Stalled, one Warning.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::phase::{count_nodes, deployment_phase, nodes_ready_message};
@@ -32,7 +33,7 @@ pub const DEFAULT_STALL_THRESHOLD: Duration = Duration::from_secs(10 * 60);
 /// What the deployment controller observed this reconcile.
 pub struct Observed<'a> {
     /// Every SeiNode the deployment owns, of any set.
-    pub nodes: &'a [SeiNode],
+    pub nodes: &'a [Arc<SeiNode>],
     /// The revision the deployment's Service selects, when the Service exists.
     pub service_revision: Option<&'a str>,
     pub now: Timestamp,
@@ -68,7 +69,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn node(&self, name: &str) -> Option<&SeiNode> {
-        self.observed.nodes.iter().find(|n| n.metadata.name.as_deref() == Some(name))
+        self.observed.nodes.iter().find(|n| n.metadata.name.as_deref() == Some(name)).map(|node| &**node)
     }
 
     fn name(&self) -> &str {

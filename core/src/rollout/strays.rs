@@ -3,6 +3,7 @@
 //! up here, and the deployment controller deletes them — level-triggered, so a crash in between loses nothing.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::api::{SeiNode, SeiNodeDeploymentStatus, SeiNodePhase, Strategy};
 use crate::objects::meta::LABEL_REVISION;
@@ -13,7 +14,11 @@ use crate::objects::meta::LABEL_REVISION;
 /// that keeps only nodes still starting waits for one of them to serve before the serving ones go. Running, not
 /// only serving: a node whose pod is not Ready yet (adopted seconds after it started, say) is the endpoint the
 /// Service is about to have, and the one it would otherwise wait for the whole start of a new node to get.
-pub fn stray_nodes(status: &SeiNodeDeploymentStatus, owned: &[SeiNode], service_revision: Option<&str>) -> Vec<String> {
+pub fn stray_nodes(
+    status: &SeiNodeDeploymentStatus,
+    owned: &[Arc<SeiNode>],
+    service_revision: Option<&str>,
+) -> Vec<String> {
     let mut keep: BTreeSet<&str> = status.incumbent_nodes.iter().map(String::as_str).collect();
     if let Some(rollout) = &status.rollout {
         keep.extend(rollout.nodes.iter().map(|n| n.name.as_str()));

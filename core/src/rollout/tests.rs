@@ -1,6 +1,7 @@
 //! The rollout rules of docs/design.md §5, one named test per rule (including the intent of the seed design's test list),
 //! and the SeiNode currentImage rule of docs/design.md §6.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
@@ -76,7 +77,13 @@ fn node(name: &str, revision: &str, state: NodeState<'_>) -> SeiNode {
 }
 
 fn run(d: &SeiNodeDeployment, nodes: &[SeiNode], service: Option<&str>, now: i64) -> Decision {
-    evaluate(d, &Observed { nodes, service_revision: service, now: at(now) }, &RolloutConfig::default())
+    let nodes = shared(nodes);
+    evaluate(d, &Observed { nodes: &nodes, service_revision: service, now: at(now) }, &RolloutConfig::default())
+}
+
+/// Nodes as a list hands them out.
+fn shared(nodes: &[SeiNode]) -> Vec<Arc<SeiNode>> {
+    nodes.iter().cloned().map(Arc::new).collect()
 }
 
 /// A deployment whose baseline was recorded at OLD with `replicas` running nodes, now edited to NEW.
@@ -330,7 +337,7 @@ fn stall_threshold_is_configurable() {
     let (mut d, nodes, _) = edited("InPlace", 1);
     d.status = Some(run(&d, &nodes, None, 0).status);
     let config = RolloutConfig { stall_threshold: Duration::from_secs(30) };
-    let decision = evaluate(&d, &Observed { nodes: &nodes, service_revision: None, now: at(31) }, &config);
+    let decision = evaluate(&d, &Observed { nodes: &shared(&nodes), service_revision: None, now: at(31) }, &config);
     assert_eq!(rollout_condition(&decision.status).1, REASON_STALLED);
 }
 
@@ -398,7 +405,7 @@ fn superseded_blue_green_entrants_become_strays_before_the_switch() {
     let rollout = decision.status.rollout.as_ref().expect("rolling");
     assert_eq!(rollout.entrant_nodes, ["rpc-g3-0", "rpc-g3-1"]);
     assert_eq!(rollout.incumbent_nodes, ["rpc-0", "rpc-1"]);
-    assert_eq!(stray_nodes(&decision.status, &nodes, Some(&revision)), ["rpc-g2-0", "rpc-g2-1"]);
+    assert_eq!(stray_nodes(&decision.status, &shared(&nodes), Some(&revision)), ["rpc-g2-0", "rpc-g2-1"]);
 }
 
 #[test]
@@ -415,7 +422,7 @@ fn superseded_blue_green_entrants_that_already_serve_become_the_incumbents() {
     let rollout = decision.status.rollout.as_ref().expect("rolling");
     assert_eq!(rollout.incumbent_nodes, ["rpc-g2-0", "rpc-g2-1"]);
     assert_eq!(rollout.incumbent_revision.as_deref(), Some(entrant_revision.as_str()));
-    assert_eq!(stray_nodes(&decision.status, &nodes, Some(&entrant_revision)), ["rpc-0", "rpc-1"]);
+    assert_eq!(stray_nodes(&decision.status, &shared(&nodes), Some(&entrant_revision)), ["rpc-0", "rpc-1"]);
 }
 
 /// Marks the plan's tasks up to and including `switch-traffic` Complete: the switch is on record.
@@ -444,7 +451,7 @@ fn a_switch_on_record_outweighs_a_stale_read_of_the_service_when_superseded() {
     let decision = run(&d, &nodes, Some(&revision), 90);
     let rollout = decision.status.rollout.as_ref().expect("rolling");
     assert_eq!(rollout.incumbent_nodes, ["rpc-g2-0", "rpc-g2-1"], "the entrants serve: they are the incumbents");
-    assert!(!stray_nodes(&decision.status, &nodes, Some(&revision)).iter().any(|n| n.starts_with("rpc-g2")));
+    assert!(!stray_nodes(&decision.status, &shared(&nodes), Some(&revision)).iter().any(|n| n.starts_with("rpc-g2")));
 }
 
 #[test]
@@ -464,8 +471,8 @@ fn a_plan_failing_after_its_switch_keeps_the_entrants_it_switched_to() {
     assert_eq!(failed.status.incumbent_nodes, ["rpc-g2-0", "rpc-g2-1"]);
     assert_eq!(failed.status.active_set.as_ref().map(|s| s.revision.as_str()), Some(entrant_revision.as_str()));
     // The incumbents go once a read shows the Service where the plan put it (a stale one keeps them a while).
-    assert!(stray_nodes(&failed.status, &nodes, Some(&revision)).is_empty());
-    assert_eq!(stray_nodes(&failed.status, &nodes, Some(&entrant_revision)), ["rpc-0", "rpc-1"]);
+    assert!(stray_nodes(&failed.status, &shared(&nodes), Some(&revision)).is_empty());
+    assert_eq!(stray_nodes(&failed.status, &shared(&nodes), Some(&entrant_revision)), ["rpc-0", "rpc-1"]);
     assert!(rollout_condition(&failed.status).2.contains("traffic had already moved"));
 }
 
@@ -492,7 +499,7 @@ fn a_changed_halt_height_supersedes_a_hard_fork_and_its_entrants_bootstrap_to_th
     assert!(decision.events[0].message.contains("haltHeight 1000 superseded by haltHeight 1200"));
     let spec = &decision.status.plan.as_ref().expect("a plan").tasks[0].params["spec"];
     assert_eq!(spec["fullNode"]["snapshot"]["s3"]["targetHeight"], json!(1199));
-    assert_eq!(stray_nodes(&decision.status, &nodes, Some(&revision)), ["rpc-g2-0", "rpc-g2-1"]);
+    assert_eq!(stray_nodes(&decision.status, &shared(&nodes), Some(&revision)), ["rpc-g2-0", "rpc-g2-1"]);
 }
 
 #[test]
@@ -514,7 +521,7 @@ fn a_revert_before_the_switch_cancels_the_rollout_and_keeps_the_incumbents() {
         assert_eq!(decision.status.incumbent_nodes, ["rpc-0", "rpc-1"]);
         assert_eq!(decision.status.observed_generation, Some(3));
         assert_eq!(decision.status.phase, Some(DeploymentPhase::Ready));
-        assert_eq!(stray_nodes(&decision.status, &nodes, Some(&revision)), ["rpc-g2-0", "rpc-g2-1"]);
+        assert_eq!(stray_nodes(&decision.status, &shared(&nodes), Some(&revision)), ["rpc-g2-0", "rpc-g2-1"]);
     }
 }
 
@@ -648,18 +655,18 @@ fn scale_down_strays_are_deleted_but_never_the_last_serving_nodes_before_a_kept_
     let revision = template_hash(&d.spec.template.spec);
     let nodes: Vec<SeiNode> = (0..3).map(|i| node(&format!("rpc-{i}"), &revision, RUNNING_OLD)).collect();
     let status = run(&d, &nodes, Some(&revision), 0).status;
-    assert_eq!(stray_nodes(&status, &nodes, Some(&revision)), ["rpc-1", "rpc-2"]);
+    assert_eq!(stray_nodes(&status, &shared(&nodes), Some(&revision)), ["rpc-1", "rpc-2"]);
     // Were the kept node missing, the serving revision's nodes would be the last to serve: keep them.
     let serving_only = &nodes[1..];
-    assert!(stray_nodes(&status, serving_only, Some(&revision)).is_empty());
+    assert!(stray_nodes(&status, &shared(serving_only), Some(&revision)).is_empty());
     // The kept node is still starting: the serving ones wait for it; the surplus that does not serve goes.
     let starting = NodeState { phase: SeiNodePhase::Initializing, current: None, ..RUNNING_OLD };
     let mut scaled = vec![node("rpc-0", &revision, starting)];
     scaled.push(node("rpc-1", &revision, RUNNING_OLD));
     scaled.push(node("rpc-2", &revision, starting));
-    assert_eq!(stray_nodes(&status, &scaled, Some(&revision)), ["rpc-2"]);
+    assert_eq!(stray_nodes(&status, &shared(&scaled), Some(&revision)), ["rpc-2"]);
     scaled[0] = node("rpc-0", &revision, RUNNING_OLD);
-    assert_eq!(stray_nodes(&status, &scaled, Some(&revision)), ["rpc-1", "rpc-2"], "once it serves");
+    assert_eq!(stray_nodes(&status, &shared(&scaled), Some(&revision)), ["rpc-1", "rpc-2"], "once it serves");
 }
 
 fn stateful_set(generation: i64, observed: i64, current: &str, update: &str, ready: i32) -> StatefulSet {

@@ -251,7 +251,7 @@ impl<C: Cluster> DeploymentTasks<'_, C> {
             .is_some_and(|spec| spec.selector.as_ref() == Some(&params.selector));
         if !switched {
             let targets = self.cluster.list::<SeiNode>(self.namespace(), &params.selector).await.map_err(api_error)?;
-            if targets.is_empty() || !targets.iter().all(serving) {
+            if targets.is_empty() || !targets.iter().all(|node| serving(node)) {
                 return Ok(Progress::Running);
             }
         }

@@ -1,6 +1,8 @@
 //! Tasks of a SeiNode's init plan: the bootstrap Job and its Service, the tasks submitted to the bootstrap pod's
 //! sidecar, the node's workload, and the tasks submitted to the node's own sidecar.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
@@ -107,7 +109,7 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
     }
 
     /// The bootstrap Job's live pod, if one is visible: the newest that has not finished.
-    async fn bootstrap_pod_object(&self) -> Result<Option<Pod>, TaskError> {
+    async fn bootstrap_pod_object(&self) -> Result<Option<Arc<Pod>>, TaskError> {
         let selector = LabelSelector::from([
             (LABEL_NODE.to_owned(), self.name().to_owned()),
             (workload::LABEL_BOOTSTRAP.to_owned(), "true".to_owned()),
@@ -222,7 +224,7 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
             // again on its own: its restore and config persist on the volume, its ready flag does not. Unreachable
             // now means: ask again at the next poll.
             if let Some(pod) = self.bootstrap_pod_object().await? {
-                let _ = ensure_marked_ready(self.sidecar, &self.bootstrap_pod(), Some(&pod), self.now).await;
+                let _ = ensure_marked_ready(self.sidecar, &self.bootstrap_pod(), Some(&*pod), self.now).await;
             }
             Ok(Progress::Running)
         }

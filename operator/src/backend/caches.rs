@@ -181,7 +181,7 @@ impl Caches {
     }
 
     /// A list of `K` in `namespace` matching `selector`, in name order, when the policy allows it.
-    pub fn list<K: ClusterObject>(&self, namespace: &str, selector: &LabelSelector) -> Option<Vec<K>> {
+    pub fn list<K: ClusterObject>(&self, namespace: &str, selector: &LabelSelector) -> Option<Vec<Arc<K>>> {
         if !cache_answers_list(&K::kind(&())) {
             return None;
         }
@@ -217,13 +217,13 @@ impl Caches {
                 return None;
             }
         }
-        let mut items: Vec<K> = items
+        // The store's own copies, shared: a list is only read.
+        let mut items: Vec<Arc<K>> = items
             .into_iter()
             .filter(|object| {
                 let meta = object.meta();
                 meta.namespace.as_deref() == Some(namespace) && matches_selector(meta.labels.as_ref(), selector)
             })
-            .map(Arc::unwrap_or_clone)
             .collect();
         items.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
         Some(items)
@@ -412,8 +412,11 @@ mod tests {
         assert!(matches!(caches.get::<PersistentVolumeClaim>("sei", "scratch"), Cached::AskTheApi), "unlabelled");
 
         let selector = [(LABEL_DEPLOYMENT.to_owned(), "rpc-0".to_owned())].into();
-        let listed: Option<Vec<SeiNode>> = caches.list("sei", &selector);
-        assert_eq!(listed.map(|nodes| nodes.len()), Some(1));
+        let listed: Vec<Arc<SeiNode>> = caches.list("sei", &selector).expect("answered from the store");
+        assert_eq!(listed.len(), 1);
+        let name = listed[0].metadata.name.clone().unwrap_or_default();
+        let Cached::Answer(Some(stored)) = caches.get::<SeiNode>("sei", &name) else { panic!("{name} is cached") };
+        assert!(Arc::ptr_eq(&listed[0], &stored), "a list hands out the store's own copy, not a clone");
         assert_eq!(caches.list::<SeiNode>("other", &selector).map(|nodes| nodes.len()), Some(0));
         assert!(caches.list::<Service>("sei", &selector).is_none(), "lists of other kinds go to the API server");
     }

@@ -178,7 +178,11 @@ impl Cluster for KubeCluster {
         Ok(object)
     }
 
-    async fn list<K: ClusterObject>(&self, namespace: &str, selector: &LabelSelector) -> Result<Vec<K>, ClusterError> {
+    async fn list<K: ClusterObject>(
+        &self,
+        namespace: &str,
+        selector: &LabelSelector,
+    ) -> Result<Vec<Arc<K>>, ClusterError> {
         if let Some(items) = self.caches.as_ref().and_then(|caches| caches.list::<K>(namespace, selector)) {
             return Ok(items);
         }
@@ -194,7 +198,7 @@ impl Cluster for KubeCluster {
         let mut items = list.items;
         // The trait promises name order; the API server's order is by key too, but that is not a documented contract.
         items.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
-        Ok(items)
+        Ok(items.into_iter().map(Arc::new).collect())
     }
 
     async fn create<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {

@@ -485,6 +485,14 @@ impl SimCluster {
         }
     }
 
+    /// A listed object as a shared `K`: the object decoded at its resourceVersion, as [`SimCluster::decode_stored`].
+    fn decode_listed<K: ClusterObject>(&self, value: &Value) -> Result<Arc<K>, ClusterError> {
+        match crate::apiserver::store::key_of(value) {
+            Ok(key) => self.decode_shared(&key, value),
+            Err(_) => decode_ref(value).map(Arc::new),
+        }
+    }
+
     /// What a write answered, as a `K`: through the world's decoded objects only if the store now holds that
     /// version. An update that completed a deletion (the last finalizer removed) answers the object as sent,
     /// under the version it read, which the store held with other content: cached, it would stand for that.
@@ -504,7 +512,7 @@ impl SimCluster {
         kind: String,
         namespace: String,
         selector: LabelSelector,
-    ) -> Result<Vec<K>, ClusterError> {
+    ) -> Result<Vec<Arc<K>>, ClusterError> {
         self.round_trip().await?;
         let result = self.list_locked(kind, namespace, selector);
         self.after_call().await;
@@ -516,7 +524,7 @@ impl SimCluster {
         kind: String,
         namespace: String,
         selector: LabelSelector,
-    ) -> Result<Vec<K>, ClusterError> {
+    ) -> Result<Vec<Arc<K>>, ClusterError> {
         let mut world = lock(&self.shared);
         if !read_policy::cache_answers_list(&kind) {
             self.count(&mut world, "list", &kind);
@@ -530,7 +538,7 @@ impl SimCluster {
         }
         let at = self.read_at(&world);
         world.observer.on_operator_list(&mut world, self.writer().reconcile, &kind, &namespace, &selector, at);
-        world.api.store.list(&kind, &namespace, &selector, at).into_iter().map(|v| self.decode_stored(v)).collect()
+        world.api.store.list(&kind, &namespace, &selector, at).into_iter().map(|v| self.decode_listed(v)).collect()
     }
 
     /// Encodes, writes, and — at the operator's crash point — never returns: the process died right after the
@@ -609,7 +617,11 @@ impl Cluster for SimCluster {
         self.get_typed(ObjectRef::of::<K>(namespace, name), true).await.map(Arc::unwrap_or_clone)
     }
 
-    async fn list<K: ClusterObject>(&self, namespace: &str, selector: &LabelSelector) -> Result<Vec<K>, ClusterError> {
+    async fn list<K: ClusterObject>(
+        &self,
+        namespace: &str,
+        selector: &LabelSelector,
+    ) -> Result<Vec<Arc<K>>, ClusterError> {
         self.list_typed(K::kind(&()).into_owned(), namespace.to_owned(), selector.clone()).await
     }
 

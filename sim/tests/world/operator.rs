@@ -424,14 +424,17 @@ fn a_client_rereads_a_node_it_decoded_once_the_node_changes() {
         poll_ready(client.list::<SeiNode>(NS, &Default::default())).expect("a store read does not wait").unwrap()
     };
     let first = get(&client);
-    assert_eq!(list(&client), vec![first.clone()], "a list hands out the node a get decoded");
+    let listed = list(&client);
+    assert_eq!(listed, vec![std::sync::Arc::new(first.clone())], "a list hands out the node a get decoded");
+    let shared = poll_ready(client.get_shared::<SeiNode>(NS, "n")).expect("a store read does not wait").unwrap();
+    assert!(std::sync::Arc::ptr_eq(&listed[0], &shared), "shared, as the world decoded it: not a copy");
     let edited = world
         .edit_status::<SeiNode>(NS, "n", |n| {
             n.status = Some(SeiNodeStatus { phase: Some(SeiNodePhase::Running), ..Default::default() });
         })
         .unwrap();
     let listed = list(&client);
-    assert_eq!(listed, vec![edited.clone()], "the edit, as stored");
+    assert_eq!(listed, vec![std::sync::Arc::new(edited.clone())], "the edit, as stored");
     assert_ne!(listed[0].metadata.resource_version, first.metadata.resource_version);
     assert_eq!(get(&client), edited);
     assert_eq!(get(&world.cluster()), edited, "what a client that never read it decodes");

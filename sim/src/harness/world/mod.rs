@@ -171,7 +171,8 @@ impl World {
     }
 
     pub fn list<K: ClusterObject>(&self, namespace: &str, selector: &LabelSelector) -> Result<Vec<K>, SimError> {
-        self.call(self.cluster().list::<K>(namespace, selector))
+        let listed = self.call(self.cluster().list::<K>(namespace, selector))?;
+        Ok(listed.into_iter().map(std::sync::Arc::unwrap_or_clone).collect())
     }
 
     pub fn create<K: ClusterObject>(&self, object: &K) -> Result<K, SimError> {
