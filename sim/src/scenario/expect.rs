@@ -989,6 +989,36 @@ mod tests {
         assert_eq!(field_at(&value, "spec.selector.sei.io"), None);
     }
 
+    /// A deployment's `is` checks are answered once per stored version — until a step remembers values, which a
+    /// check may compare with: then the same check at the same version is asked again.
+    #[test]
+    fn a_field_verdict_kept_for_a_version_is_dropped_once_a_step_remembers_values() {
+        let world = World::builder(1).build().expect("a world");
+        let deployment: SeiNodeDeployment = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sei.io/v1alpha1", "kind": "SeiNodeDeployment",
+            "metadata": {"name": "rpc", "namespace": "sei"},
+            "spec": {"replicas": 2, "updateStrategy": {"type": "InPlace"},
+                     "template": {"spec": {"chainId": "pacific-1", "image": "sei:v1", "fullNode": {}}}},
+        }))
+        .expect("a deployment");
+        world.create(&deployment).expect("admitted");
+        let same_as = |name: &str| Matcher { same_as: Some(name.into()), ..Matcher::default() };
+        let expectation = Expectation {
+            deployment: Some("rpc".into()),
+            is: Some(ObjectCheck { fields: vec![("spec.replicas".into(), same_as("n"))], ..ObjectCheck::default() }),
+            ..Expectation::default()
+        };
+        let mut memory = Memory::default();
+        let unmet = |memory: &Memory| check(&world, "sei", &expectation, memory).unmet;
+        assert_eq!(unmet(&memory).len(), 1, "nothing remembered as n yet");
+        assert_eq!(unmet(&memory).len(), 1, "the same answer, kept for the version");
+        memory.remember([("n".to_owned(), "2".to_owned())].into());
+        assert_eq!(unmet(&memory), Vec::<String>::new(), "asked again: n is 2 now");
+        memory.remember([("n".to_owned(), "3".to_owned())].into());
+        let unmet = unmet(&memory);
+        assert!(unmet.len() == 1 && unmet[0].contains("(remembered as \"n\")"), "{unmet:?}");
+    }
+
     #[test]
     fn events_match_in_order_with_others_between() {
         let wanted = vec!["RolloutStarted".to_owned(), "RolloutComplete".to_owned()];
