@@ -518,14 +518,13 @@ const EVENT_CONFIG_APPLIED: &str = "ConfigApplied";
 const EVENT_CONFIG_APPLY_FAILED: &str = "ConfigApplyFailed";
 
 /// Whether the config on the node's volume — the last one a plan wrote whole (its digest), else the init
-/// plan's — is other than `wanted`; `None` when neither is known. The init plan's is compared as values, the
-/// way a failed config plan's is: a node reconcile asks this every time, and digesting it cost a serialization
-/// and a SHA-256 each time.
-fn written_config_differs(status: &SeiNodeStatus, wanted: &[(String, serde_json::Value)]) -> Option<bool> {
+/// plan's — is known and other than `wanted`. The init plan's is compared as values, the way a failed config
+/// plan's is: a node reconcile asks this every time, and digesting it cost a serialization and a SHA-256 each time.
+fn written_config_differs(status: &SeiNodeStatus, wanted: &[(String, serde_json::Value)]) -> bool {
     match (&status.written_config, &status.plan) {
-        (Some(written), _) => Some(*written != config_digest(wanted)),
-        (None, Some(plan)) => Some(!init_plan::plans_config(plan, wanted)),
-        (None, None) => None,
+        (Some(written), _) => *written != config_digest(wanted),
+        (None, Some(plan)) => !init_plan::plans_config(plan, wanted),
+        (None, None) => false,
     }
 }
 
@@ -537,7 +536,7 @@ fn config_pending(node: &SeiNode, status: &SeiNodeStatus) -> bool {
         .config_plan
         .as_ref()
         .is_some_and(|p| p.phase == PlanPhase::Failed && init_plan::plans_config(p, &wanted));
-    written_config_differs(status, &wanted) == Some(true) && !failed_already
+    written_config_differs(status, &wanted) && !failed_already
 }
 
 /// Records what a finished config plan left on the volume.

@@ -461,11 +461,6 @@ impl SimCluster {
         }
     }
 
-    /// `value` as a `K`: a copy of the object decoded at the same resourceVersion if the world keeps one.
-    fn decode_read<K: ClusterObject>(&self, key: &ObjectRef, value: &Value) -> Result<K, ClusterError> {
-        self.decode_shared(key, value).map(Arc::unwrap_or_clone)
-    }
-
     /// `value` as a shared `K`: the object decoded at the same resourceVersion if the world keeps one.
     fn decode_shared<K: ClusterObject>(&self, key: &ObjectRef, value: &Value) -> Result<Arc<K>, ClusterError> {
         if !DECODED_KINDS.contains(&key.kind.as_str()) {
@@ -476,17 +471,9 @@ impl SimCluster {
             .map_err(|error| ClusterError::Invalid { object: key.clone(), message: error.to_string() })
     }
 
-    /// A stored object (listed, or what a write stored) as a `K`, kept as [`SimCluster::decode_read`] keeps reads:
-    /// the reconcile that wrote or listed it, and the next, read that version again.
-    fn decode_stored<K: ClusterObject>(&self, value: &Value) -> Result<K, ClusterError> {
-        match crate::apiserver::store::key_of(value) {
-            Ok(key) => self.decode_read(&key, value),
-            Err(_) => decode_ref(value),
-        }
-    }
-
-    /// A listed object as a shared `K`: the object decoded at its resourceVersion, as [`SimCluster::decode_stored`].
-    fn decode_listed<K: ClusterObject>(&self, value: &Value) -> Result<Arc<K>, ClusterError> {
+    /// A stored object (listed, or what a write stored) as a shared `K`, kept as [`SimCluster::decode_shared`] keeps
+    /// reads: the reconcile that wrote or listed it, and the next, read that version again.
+    fn decode_stored<K: ClusterObject>(&self, value: &Value) -> Result<Arc<K>, ClusterError> {
         match crate::apiserver::store::key_of(value) {
             Ok(key) => self.decode_shared(&key, value),
             Err(_) => decode_ref(value).map(Arc::new),
@@ -504,7 +491,7 @@ impl SimCluster {
         if held.is_none() || held != version(value) {
             return decode_ref(value);
         }
-        self.decode_stored(value)
+        self.decode_stored(value).map(Arc::unwrap_or_clone)
     }
 
     async fn list_typed<K: ClusterObject>(
@@ -538,7 +525,7 @@ impl SimCluster {
         }
         let at = self.read_at(&world);
         world.observer.on_operator_list(&mut world, self.writer().reconcile, &kind, &namespace, &selector, at);
-        world.api.store.list(&kind, &namespace, &selector, at).into_iter().map(|v| self.decode_listed(v)).collect()
+        world.api.store.list(&kind, &namespace, &selector, at).into_iter().map(|v| self.decode_stored(v)).collect()
     }
 
     /// Encodes, writes, and — at the operator's crash point — never returns: the process died right after the
