@@ -79,13 +79,14 @@ pub trait Cluster: Send + Sync {
     ) -> impl Future<Output = Result<K, ClusterError>> + Send;
 
     /// Creates the object; `AlreadyExists` when one of that name exists.
-    fn create<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<K, ClusterError>> + Send;
+    fn create<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<Arc<K>, ClusterError>> + Send;
 
     /// Replaces metadata and spec; the object's `metadata.resourceVersion` must be the stored one.
-    fn replace<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<K, ClusterError>> + Send;
+    fn replace<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<Arc<K>, ClusterError>> + Send;
 
     /// Replaces the status subresource; the object's `metadata.resourceVersion` must be the stored one.
-    fn replace_status<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<K, ClusterError>> + Send;
+    fn replace_status<K: ClusterObject>(&self, object: &K)
+    -> impl Future<Output = Result<Arc<K>, ClusterError>> + Send;
 
     /// Deletes the object (graceful: finalizers run first). `NotFound` when it does not exist.
     fn delete<K: ClusterObject>(
@@ -133,15 +134,18 @@ impl<T: Cluster> Cluster for &T {
         (**self).get_fresh(namespace, name)
     }
 
-    fn create<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<K, ClusterError>> + Send {
+    fn create<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<Arc<K>, ClusterError>> + Send {
         (**self).create(object)
     }
 
-    fn replace<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<K, ClusterError>> + Send {
+    fn replace<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<Arc<K>, ClusterError>> + Send {
         (**self).replace(object)
     }
 
-    fn replace_status<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<K, ClusterError>> + Send {
+    fn replace_status<K: ClusterObject>(
+        &self,
+        object: &K,
+    ) -> impl Future<Output = Result<Arc<K>, ClusterError>> + Send {
         (**self).replace_status(object)
     }
 

@@ -200,7 +200,7 @@ impl Elector {
             Decision::Create(lease) => cluster.create(&lease).await?,
             Decision::Update(lease) => cluster.replace(&lease).await?,
         };
-        self.observed = Some(Observation { record: written.spec.unwrap_or_default(), at: local_now });
+        self.observed = Some(Observation { record: written.spec.clone().unwrap_or_default(), at: local_now });
         self.renewed_at = Some(local_now);
         Ok(Attempt::Leading)
     }

@@ -72,15 +72,15 @@ impl<C: Cluster> Cluster for Watched<'_, C> {
         self.note(self.inner.get_fresh(namespace, name).await)
     }
 
-    async fn create<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
+    async fn create<K: ClusterObject>(&self, object: &K) -> Result<Arc<K>, ClusterError> {
         self.note(self.inner.create(object).await)
     }
 
-    async fn replace<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
+    async fn replace<K: ClusterObject>(&self, object: &K) -> Result<Arc<K>, ClusterError> {
         self.note(self.inner.replace(object).await)
     }
 
-    async fn replace_status<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
+    async fn replace_status<K: ClusterObject>(&self, object: &K) -> Result<Arc<K>, ClusterError> {
         self.note(self.inner.replace_status(object).await)
     }
 

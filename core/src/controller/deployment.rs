@@ -305,7 +305,7 @@ async fn claim_nodes<C: Cluster>(cluster: &C, deployment: &SeiNodeDeployment) ->
                 match cluster.replace(&adopted).await {
                     Ok(stored) => {
                         claimed.adopted.push(node_name);
-                        claimed.owned.push(Arc::new(stored));
+                        claimed.owned.push(stored);
                     }
                     // Gone meanwhile: nothing to adopt.
                     Err(ClusterError::NotFound(_)) => {}
@@ -583,7 +583,7 @@ async fn finalize<C: Cluster, K: Clock>(
     let mut deployment = deployment;
     if deployment.status.as_ref().and_then(|s| s.phase) != Some(DeploymentPhase::Terminating) {
         deployment.status.get_or_insert_with(Default::default).phase = Some(DeploymentPhase::Terminating);
-        deployment = ctx.cluster.replace_status(&deployment).await?;
+        deployment = Arc::unwrap_or_clone(ctx.cluster.replace_status(&deployment).await?);
     }
     if !deployment.metadata.finalizers.iter().flatten().any(|f| f == FINALIZER) {
         return Ok(Action::AwaitChange);

@@ -201,7 +201,7 @@ impl Cluster for KubeCluster {
         Ok(items.into_iter().map(Arc::new).collect())
     }
 
-    async fn create<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
+    async fn create<K: ClusterObject>(&self, object: &K) -> Result<Arc<K>, ClusterError> {
         let (namespace, _) = write_target(object)?;
         let created = self
             .api::<K>(&namespace)
@@ -209,10 +209,10 @@ impl Cluster for KubeCluster {
             .await
             .map_err(|e| map_kube_error(e, ObjectRef::to(object), Operation::Create))?;
         self.note_write(&created);
-        Ok(created)
+        Ok(Arc::new(created))
     }
 
-    async fn replace<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
+    async fn replace<K: ClusterObject>(&self, object: &K) -> Result<Arc<K>, ClusterError> {
         let (namespace, name) = write_target(object)?;
         require_resource_version(object)?;
         let replaced = self
@@ -221,10 +221,10 @@ impl Cluster for KubeCluster {
             .await
             .map_err(|e| map_kube_error(e, ObjectRef::to(object), Operation::Update))?;
         self.note_write(&replaced);
-        Ok(replaced)
+        Ok(Arc::new(replaced))
     }
 
-    async fn replace_status<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
+    async fn replace_status<K: ClusterObject>(&self, object: &K) -> Result<Arc<K>, ClusterError> {
         let (namespace, name) = write_target(object)?;
         require_resource_version(object)?;
         let stored = self
@@ -234,7 +234,7 @@ impl Cluster for KubeCluster {
             .map_err(|e| map_kube_error(e, ObjectRef::to(object), Operation::Update))?;
         self.note_write(&stored);
         self.plan_timer.observe_write(&stored, self.clock.now(), &self.metrics);
-        Ok(stored)
+        Ok(Arc::new(stored))
     }
 
     async fn delete<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {

@@ -480,18 +480,18 @@ impl SimCluster {
         }
     }
 
-    /// What a write answered, as a `K`: through the world's decoded objects only if the store now holds that
-    /// version. An update that completed a deletion (the last finalizer removed) answers the object as sent,
+    /// What a write answered, as a shared `K`: through the world's decoded objects only if the store now holds
+    /// that version. An update that completed a deletion (the last finalizer removed) answers the object as sent,
     /// under the version it read, which the store held with other content: cached, it would stand for that.
-    fn decode_written<K: ClusterObject>(&self, value: &Value) -> Result<K, ClusterError> {
+    fn decode_written<K: ClusterObject>(&self, value: &Value) -> Result<Arc<K>, ClusterError> {
         let version = |value: &Value| value.at("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned);
         let held = crate::apiserver::store::key_of(value)
             .ok()
             .and_then(|key| lock(&self.shared).api.store.get(&key, None).and_then(version));
         if held.is_none() || held != version(value) {
-            return decode_ref(value);
+            return decode_ref(value).map(Arc::new);
         }
-        self.decode_stored(value).map(Arc::unwrap_or_clone)
+        self.decode_stored(value)
     }
 
     async fn list_typed<K: ClusterObject>(
@@ -612,7 +612,7 @@ impl Cluster for SimCluster {
         self.list_typed(K::kind(&()).into_owned(), namespace.to_owned(), selector.clone()).await
     }
 
-    async fn create<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
+    async fn create<K: ClusterObject>(&self, object: &K) -> Result<Arc<K>, ClusterError> {
         let created = self
             .write_object(object, "create", |world, value| {
                 let now = world.timestamp();
@@ -622,12 +622,12 @@ impl Cluster for SimCluster {
         self.decode_written(&created)
     }
 
-    async fn replace<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
+    async fn replace<K: ClusterObject>(&self, object: &K) -> Result<Arc<K>, ClusterError> {
         let written = self.write_object(object, "replace", |world, value| world.api.store.replace(value)).await?;
         self.decode_written(&written)
     }
 
-    async fn replace_status<K: ClusterObject>(&self, object: &K) -> Result<K, ClusterError> {
+    async fn replace_status<K: ClusterObject>(&self, object: &K) -> Result<Arc<K>, ClusterError> {
         let written =
             self.write_object(object, "replace-status", |world, value| world.api.store.replace_status(value)).await?;
         self.decode_written(&written)

@@ -462,3 +462,22 @@ fn a_shared_read_answers_as_a_get_without_copying() {
     let missing = poll_ready(client.get_shared::<SeiNode>(NS, "absent")).expect("a store read does not wait");
     assert!(matches!(missing, Err(sei_operator_core::cluster::ClusterError::NotFound(_))), "{missing:?}");
 }
+
+/// A write answers the object as stored, shared as reads hand it out: the next read of that version is the
+/// answer itself, not another decode or a copy of it.
+#[test]
+fn a_write_answers_the_stored_object_shared_with_the_next_read() {
+    use sei_operator_core::api::{SeiNodePhase, SeiNodeStatus};
+    use std::sync::Arc;
+    let world = world(1);
+    let client = world.cluster();
+    let created = poll_ready(client.create(&sei_node("n"))).expect("a store write does not wait").unwrap();
+    let read = || poll_ready(client.get_shared::<SeiNode>(NS, "n")).expect("a store read does not wait").unwrap();
+    assert!(Arc::ptr_eq(&created, &read()), "the created node, as the next read decodes it");
+    let mut running = SeiNode::clone(&created);
+    running.status = Some(SeiNodeStatus { phase: Some(SeiNodePhase::Running), ..Default::default() });
+    let written = poll_ready(client.replace_status(&running)).expect("a store write does not wait").unwrap();
+    assert_eq!(written.status, running.status, "the status written");
+    assert_ne!(written.metadata.resource_version, created.metadata.resource_version, "a new version");
+    assert!(Arc::ptr_eq(&written, &read()), "the stored status write, as the next read decodes it");
+}

@@ -41,7 +41,7 @@ async fn reconcile(ctx: &OperatorContext, key: &ObjectRef) -> Result<Requeue, Re
                 container.image = Some(node.spec.image.clone());
                 cluster.replace(&set).await?
             } else {
-                set
+                std::sync::Arc::new(set)
             }
         }
     };

@@ -176,7 +176,7 @@ impl World {
     }
 
     pub fn create<K: ClusterObject>(&self, object: &K) -> Result<K, SimError> {
-        self.call(self.cluster().create(object))
+        self.call(self.cluster().create(object)).map(std::sync::Arc::unwrap_or_clone)
     }
 
     /// Creates the object, or replaces the stored one's metadata and spec with it (`kubectl apply`).
@@ -187,7 +187,7 @@ impl World {
             Ok(stored) => {
                 let mut updated = object.clone();
                 updated.meta_mut().resource_version = stored.meta().resource_version.clone();
-                self.call(self.cluster().replace(&updated))
+                self.call(self.cluster().replace(&updated)).map(std::sync::Arc::unwrap_or_clone)
             }
             Err(SimError::Cluster(ClusterError::NotFound(_))) => self.create(object),
             Err(other) => Err(other),
@@ -198,7 +198,7 @@ impl World {
     pub fn edit<K: ClusterObject>(&self, namespace: &str, name: &str, f: impl FnOnce(&mut K)) -> Result<K, SimError> {
         let mut object = self.get::<K>(namespace, name)?;
         f(&mut object);
-        self.call(self.cluster().replace(&object))
+        self.call(self.cluster().replace(&object)).map(std::sync::Arc::unwrap_or_clone)
     }
 
     /// Reads, changes and replaces an object's status.
@@ -210,7 +210,7 @@ impl World {
     ) -> Result<K, SimError> {
         let mut object = self.get::<K>(namespace, name)?;
         f(&mut object);
-        self.call(self.cluster().replace_status(&object))
+        self.call(self.cluster().replace_status(&object)).map(std::sync::Arc::unwrap_or_clone)
     }
 
     pub fn delete<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<(), SimError> {
