@@ -57,17 +57,9 @@ pub struct SimCluster {
     replica: usize,
     /// The replica's lease loop: its writes count toward no reconcile's crash point.
     elector: bool,
-    /// The world's decoded objects (the store's), for the kinds in [`DECODED_KINDS`].
+    /// The world's decoded objects (the store's).
     decoded: DecodedObjects,
 }
-
-/// The kinds a client reads through the world's decoded objects. The operator reads each of them many times per
-/// version: a node's StatefulSet on every reconcile of the node, a deployment's nodes on every reconcile of the
-/// deployment and of each node. A copy of the typed object decoded at the same version is the same object, at a
-/// fraction of decoding it again (k8s-openapi's `PodSpec` is most of a node reconcile's decoding). A Pod is often
-/// found decoded by the StatefulSet controller already. Kinds read rarely per version (Services, claims, Jobs) are
-/// decoded every time: keeping them measured no faster.
-const DECODED_KINDS: [&str; 4] = ["StatefulSet", "SeiNode", "SeiNodeDeployment", "Pod"];
 
 /// A read or a write, for fault injection.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -463,9 +455,6 @@ impl SimCluster {
 
     /// `value` as a shared `K`: the object decoded at the same resourceVersion if the world keeps one.
     fn decode_shared<K: ClusterObject>(&self, key: &ObjectRef, value: &Value) -> Result<Arc<K>, ClusterError> {
-        if !DECODED_KINDS.contains(&key.kind.as_str()) {
-            return decode_ref(value).map(Arc::new);
-        }
         self.decoded
             .decode::<K>(key, value)
             .map_err(|error| ClusterError::Invalid { object: key.clone(), message: error.to_string() })

@@ -481,3 +481,25 @@ fn a_write_answers_the_stored_object_shared_with_the_next_read() {
     assert_ne!(written.metadata.resource_version, created.metadata.resource_version, "a new version");
     assert!(Arc::ptr_eq(&written, &read()), "the stored status write, as the next read decodes it");
 }
+
+/// Every kind a client reads is shared at a version, not only the ones read on every reconcile: a Service read
+/// twice is one decoded object, and a client reads the edit once the Service changes.
+#[test]
+fn a_client_shares_any_kind_it_read_at_the_same_version() {
+    use k8s_openapi::api::core::v1::Service;
+    use std::sync::Arc;
+    let world = world(1);
+    world.create(&headless_service("n")).unwrap();
+    let client = world.cluster();
+    let read = || poll_ready(client.get_shared::<Service>(NS, "n")).expect("a store read does not wait").unwrap();
+    let first = read();
+    assert!(Arc::ptr_eq(&first, &read()), "the same decoded Service, not another decode");
+    let edited = world
+        .edit::<Service>(NS, "n", |s| {
+            s.metadata.labels.get_or_insert_with(Default::default).insert("edited".into(), "yes".into());
+        })
+        .unwrap();
+    let after = read();
+    assert_eq!(*after, edited, "the edit, as stored");
+    assert!(!Arc::ptr_eq(&first, &after), "a new version is decoded again");
+}
