@@ -67,19 +67,18 @@ impl<'a, C, S> NodeTasks<'a, C, S> {
 
 impl<C: Cluster, S: Sidecar> TaskRunner for NodeTasks<'_, C, S> {
     async fn run(&self, task: &Task, task_type: TaskType) -> Result<Progress, TaskError> {
+        // The Job and StatefulSet tasks' futures are boxed: they are several times the size of the others' (up to
+        // 14 KB, with a Job and its pod spec held across awaits), run once or a few times per node, and unboxed
+        // they would set the size of every reconcile's future — which is copied whole each time one is spawned.
         match task_type {
             TaskType::CreateBootstrapService => {
                 self.ensure(&workload::bootstrap_service(self.node)).await?;
                 Ok(Progress::Complete)
             }
-            TaskType::CreateBootstrapJob => self.create_bootstrap_job(&params(task)?).await,
-            TaskType::AwaitBootstrapJob => self.await_bootstrap_job(params(task)?).await,
+            TaskType::CreateBootstrapJob => Box::pin(self.create_bootstrap_job(&params(task)?)).await,
+            TaskType::AwaitBootstrapJob => Box::pin(self.await_bootstrap_job(params(task)?)).await,
             TaskType::TeardownBootstrap => self.teardown_bootstrap(params(task)?).await,
-            TaskType::CreateWorkload => {
-                self.ensure(&workload::headless_service(self.node)).await?;
-                self.ensure(&workload::stateful_set(self.node, self.settings)).await?;
-                self.await_own_pod().await
-            }
+            TaskType::CreateWorkload => Box::pin(self.create_workload()).await,
             TaskType::Sidecar(SidecarTaskType::RestartSeid) => self.restart_seid(task).await,
             TaskType::Sidecar(sidecar_task) => self.sidecar_task(task, sidecar_task, &self.node_pod()).await,
             TaskType::BootstrapSidecar(sidecar_task) => self.bootstrap_sidecar_task(task, sidecar_task).await,
@@ -89,6 +88,13 @@ impl<C: Cluster, S: Sidecar> TaskRunner for NodeTasks<'_, C, S> {
 }
 
 impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
+    /// The node's headless Service and StatefulSet, then its pod.
+    async fn create_workload(&self) -> Result<Progress, TaskError> {
+        self.ensure(&workload::headless_service(self.node)).await?;
+        self.ensure(&workload::stateful_set(self.node, self.settings)).await?;
+        self.await_own_pod().await
+    }
+
     fn namespace(&self) -> &str {
         self.node.metadata.namespace.as_deref().unwrap_or_default()
     }
