@@ -78,7 +78,9 @@ pub trait Cluster: Send + Sync {
         name: &str,
     ) -> impl Future<Output = Result<K, ClusterError>> + Send;
 
-    /// Creates the object; `AlreadyExists` when one of that name exists.
+    /// Creates the object; `AlreadyExists` when one of that name exists. Writes answer the object as stored, shared
+    /// as [`Cluster::get_shared`] hands objects out: most callers drop the answer, and a backend that keeps decoded
+    /// objects need not copy one for them.
     fn create<K: ClusterObject>(&self, object: &K) -> impl Future<Output = Result<Arc<K>, ClusterError>> + Send;
 
     /// Replaces metadata and spec; the object's `metadata.resourceVersion` must be the stored one.
