@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every check a change must pass, cheapest first: formatting, lints, the test suite (the README's test command),
-# and the CRD drift check. .ci/run calls this; run it locally before pushing.
+# Every check a change must pass, cheapest first: formatting, lints, the API docs' links, the test suite (the
+# README's test command), and the CRD drift check. .ci/run calls this; run it locally before pushing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +33,9 @@ cargo fmt --all --check
 
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo doc (broken or private intra-doc links are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
 step "cargo test --workspace"
 cargo test --workspace --locked

@@ -306,7 +306,7 @@ const REST_STEP: usize = 2;
 const EDIT_STEP: usize = 3;
 const ROLLED_STEP: usize = 5;
 
-/// The API-load run at `replicas`: the standard rollout, run by [`API_LOAD_OPERATORS`] operator replicas, with
+/// The API-load run at `replicas`: the standard rollout, run by `API_LOAD_OPERATORS` operator replicas, with
 /// [`AT_REST`] of quiet between the deployment becoming Ready and the image edit.
 pub fn api_load_scenario(replicas: u32) -> Scenario {
     let mut scenario = standard_rollout(replicas);

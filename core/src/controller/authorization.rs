@@ -138,7 +138,7 @@ pub fn authorized_change(conditions: &[Condition], forbidden: Option<&str>, succ
 /// Reports what [`Watched`] saw of the reconcile of `read` (the object as the reconcile read it) that ended with
 /// `outcome`: sets or removes the Authorized condition on the stored object and, when it becomes False, records
 /// a Warning event quoting the 403. A reconcile that succeeded despite a 403 is looked at again within
-/// [`FORBIDDEN_RECHECK`]. Failing to write the report changes nothing of the outcome: the next reconcile
+/// `FORBIDDEN_RECHECK`. Failing to write the report changes nothing of the outcome: the next reconcile
 /// decides again.
 pub async fn report<C: Cluster, K: WithConditions>(
     cluster: &C,

@@ -5,7 +5,7 @@
 //!
 //! The same checks serve `sei-operator validate`, the fixture tests, and the simulator's fake API server, so a
 //! manifest is judged by one set of rules everywhere — the rules the generated CRD carries. Updates, which only the
-//! simulated API server admits, are ratcheted as the API server does it ([`update`]).
+//! simulated API server admits, are ratcheted as the API server does it (`update.rs`).
 
 mod update;
 

@@ -38,7 +38,7 @@ pub struct NodeTasks<'a, C, S> {
     /// A child whose name another object holds, found by this run: what the controller reports.
     pub blocked: std::sync::Mutex<Option<ChildHolder>>,
     /// In a config plan: the submission id of its last config task, whose completion `restart-seid` is judged
-    /// against ([`NodeTasks::restart_seid`]).
+    /// against (`NodeTasks::restart_seid`).
     pub config_written_by: Option<uuid::Uuid>,
 }
 

@@ -41,7 +41,7 @@ pub struct Caches {
     /// The operator's own writes of cached kinds that their stores may not hold yet: the resourceVersion each
     /// write was answered with, and the object's labels (for lists). Dropped once a read finds the store
     /// holding it, when the operator deletes the object, or when its store has seen past the write without the
-    /// object ([`Settler`]) — a user's delete, or the garbage collector's of a child, reported by the watch or
+    /// object (`Settler`) — a user's delete, or the garbage collector's of a child, reported by the watch or
     /// missed while it was down and relisted: no read of the object may ever come to drop the record.
     pub own_writes: OwnWrites,
 }

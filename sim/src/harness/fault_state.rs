@@ -101,7 +101,7 @@ pub enum Fault {
         error: String,
     },
     /// The next `count` writes of the operator are applied but their responses are lost (see
-    /// [`ApiFaults::lost_as_gateway_timeout`]).
+    /// [`crate::apiserver::faults::ApiFaults::lost_as_gateway_timeout`]).
     LoseResponses {
         count: u32,
         gateway_timeout: bool,
