@@ -13,8 +13,8 @@
 //! - [`harness`]: the [`World`] facade and its state, faults, invariants and trace.
 //! - The products: [`scenario`] files (format, loader, runner), [`fuzz`] (generated runs judged by the
 //!   invariants, liveness and a differential oracle), [`timeline`] (the picture of a run, `sei-sim run --svg`) and
-//!   [`bench`](mod@bench) (`sei-sim bench`), and [`serve`] (`sei-sim serve`: the world in real time behind the Kubernetes API
-//!   on loopback — the one module that reads the wall clock and runs threads).
+//!   [`bench`](mod@bench) (`sei-sim bench`), and [`serve`] (`sei-sim serve`: the world in real time behind the
+//!   Kubernetes API on loopback — the one module that reads the wall clock and runs threads).
 //!
 //! Determinism: no wall clock, no OS randomness, no threads inside a world (`sei-sim run -j` runs whole worlds
 //! side by side, one per thread, sharing only the compiled CRD validator); ordered maps only; tokio's `select!` is

@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -172,11 +173,11 @@ impl World {
 
     pub fn list<K: ClusterObject>(&self, namespace: &str, selector: &LabelSelector) -> Result<Vec<K>, SimError> {
         let listed = self.call(self.cluster().list::<K>(namespace, selector))?;
-        Ok(listed.into_iter().map(std::sync::Arc::unwrap_or_clone).collect())
+        Ok(listed.into_iter().map(Arc::unwrap_or_clone).collect())
     }
 
     pub fn create<K: ClusterObject>(&self, object: &K) -> Result<K, SimError> {
-        self.call(self.cluster().create(object)).map(std::sync::Arc::unwrap_or_clone)
+        self.call(self.cluster().create(object)).map(Arc::unwrap_or_clone)
     }
 
     /// Creates the object, or replaces the stored one's metadata and spec with it (`kubectl apply`).
@@ -187,7 +188,7 @@ impl World {
             Ok(stored) => {
                 let mut updated = object.clone();
                 updated.meta_mut().resource_version = stored.meta().resource_version.clone();
-                self.call(self.cluster().replace(&updated)).map(std::sync::Arc::unwrap_or_clone)
+                self.call(self.cluster().replace(&updated)).map(Arc::unwrap_or_clone)
             }
             Err(SimError::Cluster(ClusterError::NotFound(_))) => self.create(object),
             Err(other) => Err(other),
@@ -198,7 +199,7 @@ impl World {
     pub fn edit<K: ClusterObject>(&self, namespace: &str, name: &str, f: impl FnOnce(&mut K)) -> Result<K, SimError> {
         let mut object = self.get::<K>(namespace, name)?;
         f(&mut object);
-        self.call(self.cluster().replace(&object)).map(std::sync::Arc::unwrap_or_clone)
+        self.call(self.cluster().replace(&object)).map(Arc::unwrap_or_clone)
     }
 
     /// Reads, changes and replaces an object's status.
@@ -210,7 +211,7 @@ impl World {
     ) -> Result<K, SimError> {
         let mut object = self.get::<K>(namespace, name)?;
         f(&mut object);
-        self.call(self.cluster().replace_status(&object)).map(std::sync::Arc::unwrap_or_clone)
+        self.call(self.cluster().replace_status(&object)).map(Arc::unwrap_or_clone)
     }
 
     pub fn delete<K: ClusterObject>(&self, namespace: &str, name: &str) -> Result<(), SimError> {
