@@ -7,10 +7,11 @@
 //! decoded objects.
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use foldhash::fast::FixedState;
 use sei_operator_core::cluster::ObjectRef;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -19,10 +20,11 @@ use crate::apiserver::json::Fields;
 
 /// Decoded objects by key, each with the resourceVersion it was decoded at; clones share them. An entry is
 /// replaced when its key is decoded at another version (or as another type), and otherwise kept for the life of
-/// the world: bounded by the names the run used.
+/// the world: bounded by the names the run used. Hashed, with a fixed seed, and never iterated: a lookup in a
+/// BTreeMap of every object in the world compared kind, namespace and name at each of its levels.
 #[derive(Clone, Default)]
 pub struct DecodedObjects {
-    objects: Arc<Mutex<BTreeMap<ObjectRef, Decoded>>>,
+    objects: Arc<Mutex<HashMap<ObjectRef, Decoded, FixedState>>>,
 }
 
 /// One decoded object, type-erased, and the resourceVersion it was decoded at.
