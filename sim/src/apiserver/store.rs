@@ -7,8 +7,10 @@
 //! [`crate::operator_host::cluster`]. Each stored version is one shared allocation (`Arc`): the live map and the history of a
 //! key hold the same value rather than two deep copies of it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+
+use foldhash::fast::FixedState;
 
 use crate::apiserver::decoded::DecodedObjects;
 use crate::apiserver::json::Fields;
@@ -109,7 +111,11 @@ type Version = (u64, Option<Arc<Value>>);
 
 /// The API server's storage.
 pub struct Store {
+    /// Sorted as the API server lists (by kind, namespace, name): lists and scans by kind are ranges of it.
     objects: BTreeMap<ObjectRef, Arc<Value>>,
+    /// The same objects hashed (fixed seed, never iterated), for the reads and writes of one key: a lookup in
+    /// the sorted map compares kind, namespace and name at each of its levels.
+    by_key: HashMap<ObjectRef, Arc<Value>, FixedState>,
     /// Per key, `(version, value after the change)` for the versions a lagging reader may still ask for.
     history: BTreeMap<ObjectRef, Vec<Version>>,
     version: u64,
@@ -129,6 +135,7 @@ impl Store {
     pub fn new(validator: Option<Arc<ManifestValidator>>) -> Self {
         Store {
             objects: BTreeMap::new(),
+            by_key: HashMap::default(),
             history: BTreeMap::new(),
             version: 0,
             next_uid: 0,
@@ -174,7 +181,7 @@ impl Store {
     pub fn get(&self, key: &ObjectRef, at: Option<u64>) -> Option<&Value> {
         match at {
             Some(version) if version < self.version => self.value_at(key, version),
-            _ => self.objects.get(key).map(|value| &**value),
+            _ => self.by_key.get(key).map(|value| &**value),
         }
     }
 
@@ -234,7 +241,7 @@ impl Store {
     pub fn create(&mut self, mut value: Value, now: Timestamp) -> Result<Arc<Value>, ClusterError> {
         let key = key_of(&value)?;
         self.admit(&key, None, &value)?;
-        if self.objects.contains_key(&key) {
+        if self.by_key.contains_key(&key) {
             return Err(ClusterError::AlreadyExists(key));
         }
         // As the API server does: an object to create must not claim a version (it was read, not made).
@@ -341,7 +348,7 @@ impl Store {
     /// its containers ([`Store::remove_terminated_pod`]) — on a dead node, it stays. Dependents are left to
     /// [`Store::collect_garbage`], as the real garbage collector runs apart.
     pub fn delete(&mut self, key: &ObjectRef, now: Timestamp) -> Result<(), ClusterError> {
-        let stored = self.objects.get(key).ok_or_else(|| ClusterError::NotFound(key.clone()))?;
+        let stored = self.by_key.get(key).ok_or_else(|| ClusterError::NotFound(key.clone()))?;
         let graceful = key.kind == "Pod";
         if finalizers(stored).is_empty() && !graceful {
             return self.commit(key.clone(), None, ChangeType::Deleted).map(|_| ());
@@ -367,7 +374,7 @@ impl Store {
     /// The kubelet's final delete of a Terminating pod whose containers have stopped (it waits for the pod's
     /// own finalizers, if any).
     pub fn remove_terminated_pod(&mut self, key: &ObjectRef) -> Result<(), ClusterError> {
-        let stored = self.objects.get(key).ok_or_else(|| ClusterError::NotFound(key.clone()))?;
+        let stored = self.by_key.get(key).ok_or_else(|| ClusterError::NotFound(key.clone()))?;
         if !is_deleting(stored) || !finalizers(stored).is_empty() {
             return Ok(());
         }
@@ -412,7 +419,7 @@ impl Store {
     }
 
     fn check_version(&self, key: &ObjectRef, value: &Value) -> Result<&Value, ClusterError> {
-        let stored = self.objects.get(key).ok_or_else(|| ClusterError::NotFound(key.clone()))?;
+        let stored = self.by_key.get(key).ok_or_else(|| ClusterError::NotFound(key.clone()))?;
         // The operator's contract forbids unconditional updates (a real API server would accept one for most
         // kinds): a write without the version it read is refused rather than silently overwriting.
         let Some(version) = value.at("/metadata/resourceVersion").and_then(Value::as_str) else {
@@ -471,10 +478,12 @@ impl Store {
                 let fingerprints = TriggerFingerprints::of(&key, &value, &self.decoded);
                 let shared = Arc::new(value);
                 self.objects.insert(key.clone(), shared.clone());
+                self.by_key.insert(key.clone(), shared.clone());
                 self.record_history(&key, version, Some(shared.clone()));
                 (controller, fingerprints, shared)
             }
             None => {
+                self.by_key.remove(&key);
                 let removed = self.objects.remove(&key).unwrap_or_else(|| Arc::new(Value::Null));
                 self.gc_pending = true;
                 self.record_history(&key, version, None);
