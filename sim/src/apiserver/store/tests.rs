@@ -272,3 +272,33 @@ fn sei_node_status_writes_are_checked_against_the_status_schema() {
     let written = store.replace_status(valid).map(Arc::unwrap_or_clone).unwrap();
     assert_eq!(written["status"]["phase"], "Running");
 }
+
+#[test]
+fn a_status_write_changes_no_version_a_reader_holds_and_a_refused_one_changes_nothing() {
+    let (mut store, created) = admitting_store_with_a_node();
+    store.allow_lag(10);
+    let node = ObjectRef::new("SeiNode", "sei", "n");
+    let mut running = created.clone();
+    running["status"] = json!({"phase": "Running"});
+    let written = store.replace_status(running).map(Arc::unwrap_or_clone).unwrap();
+    assert_eq!(store.get(&node, None).unwrap()["status"]["phase"], "Running");
+    // Refused: the stored object, its version and the change log stay as they were.
+    let log = store.log_len();
+    let mut invalid = written.clone();
+    invalid["status"] = json!({"phase": "Sleeping"});
+    assert!(matches!(store.replace_status(invalid), Err(ClusterError::Invalid { .. })));
+    assert_eq!(store.get(&node, None), Some(&written));
+    assert_eq!(store.list("SeiNode", "sei", &LabelSelector::new(), None), [&written]);
+    assert_eq!(store.log_len(), log);
+    // Unchanged: answered as stored, nothing logged; a status left out removes it.
+    assert_eq!(store.replace_status(written.clone()).map(Arc::unwrap_or_clone), Ok(written.clone()));
+    assert_eq!(store.log_len(), log);
+    let mut cleared = written.clone();
+    cleared.as_object_mut().unwrap().remove("status");
+    let cleared = store.replace_status(cleared).map(Arc::unwrap_or_clone).unwrap();
+    assert!(cleared.get("status").is_none());
+    assert_eq!(store.list("SeiNode", "sei", &LabelSelector::new(), None), [&cleared]);
+    // A lagging reader still gets the version the status was written at, not the one written in place after it.
+    let version: u64 = rv(&written).parse().unwrap();
+    assert_eq!(store.get(&node, Some(version)), Some(&written));
+}
