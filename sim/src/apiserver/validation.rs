@@ -169,21 +169,21 @@ fn validate_labels(kind: &str, value: &Value) -> Result<(), String> {
 
 /// A spec without the given fields, absent and `null` alike.
 fn spec_without(object: &Value, fields: &[&str]) -> serde_json::Map<String, Value> {
-    object
-        .get("spec")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .filter(|(field, v)| !fields.contains(&field.as_str()) && !v.is_null())
-        .map(|(field, v)| (field.clone(), v.clone()))
-        .collect()
+    spec_fields_except(object, fields).map(|(field, v)| (field.clone(), v.clone())).collect()
+}
+
+/// The fields of a spec but the given ones, absent and `null` alike, in key order.
+fn spec_fields_except<'a>(object: &'a Value, fields: &'a [&str]) -> impl Iterator<Item = (&'a String, &'a Value)> {
+    let spec = object.get("spec").and_then(Value::as_object).into_iter().flatten();
+    spec.filter(|(field, v)| !fields.contains(&field.as_str()) && !v.is_null())
 }
 
 /// `ValidateStatefulSetUpdate`: only `replicas`, `ordinals`, `template`, `updateStrategy`,
 /// `persistentVolumeClaimRetentionPolicy` and `minReadySeconds` may change — so not `selector`, `serviceName`,
 /// `volumeClaimTemplates` or `podManagementPolicy`.
 fn statefulset_update(old: &Value, new: &Value) -> Result<(), String> {
-    if spec_without(old, &STATEFULSET_MUTABLE) == spec_without(new, &STATEFULSET_MUTABLE) {
+    // Compared field by field in place (both maps are sorted), not copied: every status write of a set lands here.
+    if spec_fields_except(old, &STATEFULSET_MUTABLE).eq(spec_fields_except(new, &STATEFULSET_MUTABLE)) {
         return Ok(());
     }
     Err("spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', \
