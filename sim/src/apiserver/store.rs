@@ -4,8 +4,8 @@
 //! read the store as it was a few versions ago.
 //!
 //! Objects are kept as `serde_json::Value` so one store serves every kind; typed access lives in
-//! [`crate::operator_host::cluster`]. Each stored version is one shared allocation (`Arc`): the live map and the history of a
-//! key hold the same value rather than two deep copies of it.
+//! [`crate::operator_host::cluster`]. Each stored version is one shared allocation (`Arc`): the live map, its
+//! hashed index and the history of a key hold the same value rather than deep copies of it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;

@@ -298,7 +298,7 @@ fn a_status_write_changes_no_version_a_reader_holds_and_a_refused_one_changes_no
     let cleared = store.replace_status(cleared).map(Arc::unwrap_or_clone).unwrap();
     assert!(cleared.get("status").is_none());
     assert_eq!(store.list("SeiNode", "sei", &LabelSelector::new(), None), [&cleared]);
-    // A lagging reader still gets the version the status was written at, not the one written in place after it.
+    // Two writes later, a lagging reader still gets the version the status was written at.
     let version: u64 = rv(&written).parse().unwrap();
     assert_eq!(store.get(&node, Some(version)), Some(&written));
 }
