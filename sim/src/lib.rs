@@ -17,8 +17,10 @@
 //!   Kubernetes API on loopback — the one module that reads the wall clock and runs threads).
 //!
 //! Determinism: no wall clock, no OS randomness, no threads inside a world (`sei-sim run -j` runs whole worlds
-//! side by side, one per thread, sharing only the compiled CRD validator); ordered maps only; tokio's `select!` is
-//! `biased` (its RNG cannot be seeded under turmoil). The same seed gives the same trace, byte for byte.
+//! side by side, one per thread, sharing only the compiled CRD validator); ordered maps wherever a map is iterated
+//! (the two hashed ones, the store's index and the decoded objects, have a fixed seed and are only looked up in);
+//! tokio's `select!` is `biased` (its RNG cannot be seeded under turmoil). The same seed gives the same trace, byte
+//! for byte.
 
 pub mod apiserver;
 pub mod bench;
