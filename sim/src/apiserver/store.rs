@@ -320,17 +320,29 @@ impl Store {
     pub fn replace_status(&mut self, value: Value) -> Result<Arc<Value>, ClusterError> {
         let key = key_of(&value)?;
         let stored = self.check_version(&key, &value)?;
-        // The stored object less its status (not copied only to be overwritten), plus the written status (moved).
         let not_an_object = || ClusterError::Invalid { object: key.clone(), message: "not a JSON object".into() };
-        let mut object: Map<String, Value> = stored
-            .as_object()
-            .ok_or_else(not_an_object)?
-            .iter()
-            .filter(|(field, _)| field.as_str() != "status")
-            .map(|(field, v)| (field.clone(), v.clone()))
-            .collect();
+        let stored_fields = stored.as_object().ok_or_else(not_an_object)?;
         let mut value = value;
-        match value.as_object_mut().and_then(|written| written.remove("status")) {
+        let written = as_object(&mut value, &key)?;
+        let status = written.remove("status");
+        // The stored object less its status, plus the written status (moved). A client that read the latest
+        // version sends the rest unchanged: then its own copy is the stored one's equal, and is kept instead of
+        // copying the stored one (comparing allocates nothing).
+        let unchanged_rest = written.len() == stored_fields.len() - usize::from(stored_fields.contains_key("status"))
+            && stored_fields
+                .iter()
+                .filter(|(field, _)| field.as_str() != "status")
+                .all(|(field, v)| written.get(field) == Some(v));
+        let mut object = if unchanged_rest {
+            std::mem::take(written)
+        } else {
+            stored_fields
+                .iter()
+                .filter(|(field, _)| field.as_str() != "status")
+                .map(|(field, v)| (field.clone(), v.clone()))
+                .collect()
+        };
+        match status {
             Some(status) if !status.is_null() => object.insert("status".into(), status),
             _ => None,
         };

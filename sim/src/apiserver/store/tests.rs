@@ -128,6 +128,39 @@ fn replace_ignores_status_and_replace_status_ignores_the_rest() {
 }
 
 #[test]
+fn a_status_write_stores_the_stored_rest_whether_the_request_repeats_it_leaves_it_out_or_adds_to_it() {
+    let mut store = Store::new(None);
+    let created = store.create(config_map("a", "1"), at(0)).map(Arc::unwrap_or_clone).unwrap();
+    let stored_rest = |value: &Value| {
+        let mut rest = value.clone();
+        rest.as_object_mut().unwrap().remove("status");
+        rest["metadata"].as_object_mut().unwrap().remove("resourceVersion");
+        rest
+    };
+    // The whole object read, status changed: what a controller that read the latest version sends.
+    let mut repeated = created.clone();
+    repeated["status"] = json!({"step": 1});
+    let written = store.replace_status(repeated).map(Arc::unwrap_or_clone).unwrap();
+    assert_eq!(written["status"], json!({"step": 1}));
+    assert_eq!(stored_rest(&written), stored_rest(&created));
+    // Only the key, the version and the status: the spec and labels stay.
+    let sparse = status_update(&written, json!({"step": 2}));
+    assert!(sparse.get("spec").is_none());
+    let written = store.replace_status(sparse).map(Arc::unwrap_or_clone).unwrap();
+    assert_eq!(written["status"], json!({"step": 2}));
+    assert_eq!(stored_rest(&written), stored_rest(&created));
+    // Everything stored repeated, plus a field the object does not have: it is not stored.
+    let mut added = written.clone();
+    added["status"] = json!({"step": 3});
+    added["extra"] = json!("dropped");
+    let written = store.replace_status(added).map(Arc::unwrap_or_clone).unwrap();
+    assert_eq!(written["status"], json!({"step": 3}));
+    assert!(written.get("extra").is_none());
+    assert_eq!(stored_rest(&written), stored_rest(&created));
+    assert_eq!(store.get(&key("a"), None), Some(&written));
+}
+
+#[test]
 fn finalizers_hold_deletion_until_removed() {
     let mut store = Store::new(None);
     let mut object = config_map("a", "1");
