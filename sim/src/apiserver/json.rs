@@ -18,23 +18,25 @@ impl Fields for Value {
         let Some(path) = pointer.strip_prefix('/') else {
             return self.pointer(pointer);
         };
-        // One pass over the bytes, cutting a token at each '/' (`str::split` set up a searcher per call, more than
-        // the lookups cost for pointers this short). An escape ('~') hands the whole pointer to serde_json.
+        // Each token found by a scan for the next '/' (`str::split` set up a searcher per call, more than the
+        // lookups cost for pointers this short). An escape ('~') hands the whole pointer to serde_json.
         let mut target = self;
-        let mut start = 0;
-        for (index, byte) in path.bytes().enumerate().chain([(path.len(), b'/')]) {
-            match byte {
-                b'~' => return self.pointer(pointer),
-                b'/' => {
-                    let token = path.get(start..index)?;
-                    target = match target {
-                        Value::Object(fields) => fields.get(token)?,
-                        Value::Array(items) => items.get(array_index(token)?)?,
-                        _ => return None,
-                    };
-                    start = index + 1;
-                }
-                _ => {}
+        let mut rest = path;
+        loop {
+            let end = rest.bytes().position(|byte| byte == b'/' || byte == b'~').unwrap_or(rest.len());
+            // An ASCII byte's index is a char boundary.
+            let (token, after) = rest.split_at(end);
+            if after.starts_with('~') {
+                return self.pointer(pointer);
+            }
+            target = match target {
+                Value::Object(fields) => fields.get(token)?,
+                Value::Array(items) => items.get(array_index(token)?)?,
+                _ => return None,
+            };
+            match after.strip_prefix('/') {
+                Some(remaining) => rest = remaining,
+                None => break,
             }
         }
         Some(target)
