@@ -549,7 +549,8 @@ async fn ensure_children<C: Cluster>(
                 } else {
                     quiet
                 };
-                if updated != **existing {
+                // Metadata and spec: the status is the server's (and left out of `updated`).
+                if updated.metadata != existing.metadata || updated.spec != existing.spec {
                     cluster.replace(&updated).await?;
                 }
             }

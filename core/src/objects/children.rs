@@ -196,7 +196,8 @@ pub fn missing_plan_children(
 
 /// `child` with the template's non-rollout fields: labels and annotations (the operator's own labels kept),
 /// overrides, peers, pod labels and the pod settings (resources, storage, scheduling, identity, pull secrets,
-/// security contexts). Everything else, the rollout fields included, stays as it is.
+/// security contexts). Everything else in metadata and spec, the rollout fields included, stays as it is; the
+/// status is left out (an update ignores it).
 pub fn with_template_fields(template: &SeiNodeTemplate, child: &SeiNode) -> SeiNode {
     let mut updated = with_quiet_template_fields(template, child);
     updated.spec.overrides.clone_from(&template.spec.overrides);
@@ -220,7 +221,8 @@ pub fn with_template_fields(template: &SeiNodeTemplate, child: &SeiNode) -> SeiN
 /// annotations, and storage (a claim grows in place; a class applies to claims made after it). The others of
 /// [`with_template_fields`] replace the pod (pod settings, pod labels) or restart seid (overrides, peers).
 pub fn with_quiet_template_fields(template: &SeiNodeTemplate, child: &SeiNode) -> SeiNode {
-    let mut updated = child.clone();
+    // Not the status: an update of a resource with a status subresource ignores it.
+    let mut updated = SeiNode { metadata: child.metadata.clone(), spec: child.spec.clone(), status: None };
     let metadata = template.metadata.clone().unwrap_or_default();
     let own: BTreeMap<String, String> = child
         .metadata
@@ -292,6 +294,29 @@ mod tests {
         let mut old = status.clone();
         old.active_set = Some(crate::api::ActiveSet { fields: None, fork_bootstrap: None, ..made_set(&made) });
         assert_eq!(active_spec(&d, &old, &[]), d.spec.template.spec);
+    }
+
+    #[test]
+    fn template_fields_come_over_the_childs_metadata_and_spec_and_leave_its_status_to_the_server() {
+        let mut d = deployment("InPlace", "sei:v2");
+        d.spec.template.spec.peers = spec(json!({
+            "chainId": "pacific-1", "image": "x", "peers": {"static": ["a@b:1"]}, "fullNode": {}
+        }))
+        .peers;
+        let child = running("rpc-0", "r1", "sei:v1");
+        let quiet = with_quiet_template_fields(&d.spec.template, &child);
+        let all = with_template_fields(&d.spec.template, &child);
+        for updated in [&quiet, &all] {
+            assert_eq!(updated.status, None, "an update ignores the status; none is copied");
+            assert_eq!(updated.spec.image, "sei:v1", "a rollout field stays");
+            assert_eq!(updated.metadata.labels.as_ref().and_then(|l| l.get("team")).map(String::as_str), Some("rpc"));
+            assert_eq!(
+                updated.metadata.labels.as_ref().and_then(|l| l.get(LABEL_REVISION)).map(String::as_str),
+                Some("r1")
+            );
+        }
+        assert_eq!(quiet.spec.peers, child.spec.peers, "peers restart seid: not a quiet field");
+        assert_eq!(all.spec.peers, d.spec.template.spec.peers);
     }
 
     fn made_set(spec: &SeiNodeSpec) -> crate::api::ActiveSet {
