@@ -157,15 +157,15 @@ fn hold_back_height(stored: Option<&SeiNodeStatus>, status: &mut SeiNodeStatus, 
     if status.latest_height == stored.latest_height {
         return;
     }
-    let mut held = status.clone();
-    held.latest_height = stored.latest_height;
-    held.latest_height_time = stored.latest_height_time.clone();
     let young = stored.latest_height_time.as_ref().is_some_and(|written| {
         now.duration_since(written.0) < SignedDuration::try_from(HEIGHT_WRITE_INTERVAL).unwrap_or(SignedDuration::MAX)
     });
-    if young && stored.latest_height.is_some() && held == *stored {
-        *status = held;
-    } else {
+    // The status with the stored height held back, compared in place (not copied): kept if that is the stored
+    // status, else the new height goes back in, stamped now.
+    let new_height = std::mem::replace(&mut status.latest_height, stored.latest_height);
+    status.latest_height_time.clone_from(&stored.latest_height_time);
+    if !(young && stored.latest_height.is_some() && *status == *stored) {
+        status.latest_height = new_height;
         status.latest_height_time = Some(Time(now));
     }
 }
