@@ -208,7 +208,7 @@ fn advance_probes(world: &mut WorldState, key: &ObjectRef) {
                     pod.probe_state.started_at = Some(at);
                 }
                 world.plane.controllers.kubelet_dirty = true;
-                world.record(Category::Pod, format!("{label} seid container started (startup probe passed)"));
+                world.record(Category::Pod, format_args!("{label} seid container started (startup probe passed)"));
             }
             _ if startup_deadline(&probe, pod.probe_state.container_started_at) <= now => {
                 let text = format!("{label} startup probe failed {} times in a row", probe.failure_threshold);
@@ -226,7 +226,7 @@ fn advance_probes(world: &mut WorldState, key: &ObjectRef) {
     pod.probe_state.ready_changed_at = Some(at);
     let verdict = if pod.probe_state.ready { "ready" } else { "not ready" };
     world.plane.controllers.kubelet_dirty = true;
-    world.record(Category::Pod, format!("{label} readiness probe: seid container {verdict}"));
+    world.record(Category::Pod, format_args!("{label} readiness probe: seid container {verdict}"));
 }
 
 /// Starts the pod's containers after a pull, a pod restart or its node coming back: a new sidecar process (not
@@ -370,7 +370,7 @@ pub fn restart_pod(world: &mut WorldState, key: &ObjectRef) {
             pod.sidecar_restarts += 1;
         }
     }
-    world.record(Category::Pod, format!("{}/{} containers restarted", key.namespace, key.name));
+    world.record(Category::Pod, format_args!("{}/{} containers restarted", key.namespace, key.name));
     start_containers(world, key);
 }
 
@@ -388,7 +388,7 @@ pub fn restart_sidecar(world: &mut WorldState, key: &ObjectRef) {
         pod.sidecar_restarts += 1;
     }
     world.touch_worker(worker);
-    world.record(Category::Pod, format!("{}/{} sidecar restarted", key.namespace, key.name));
+    world.record(Category::Pod, format_args!("{}/{} sidecar restarted", key.namespace, key.name));
 }
 
 /// A worker node goes down: every pod on it loses its processes (heights on volumes survive).

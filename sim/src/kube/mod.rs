@@ -118,7 +118,7 @@ fn sync_all(world: &mut WorldState) {
     pvc::sync(world);
     let now = world.timestamp();
     for key in world.api.store.collect_garbage(now) {
-        world.record(Category::Write, format!("garbage-collector delete {key}"));
+        world.record(Category::Write, format_args!("garbage-collector delete {key}"));
         // Invariant 6 judges a claim the collector takes while a live pod still mounts it as one the operator
         // deletes: the owner references that make it garbage (the StatefulSet's, under `whenDeleted: Delete`)
         // are the operator's choice. (A predecessor's claim nobody mounts any more, collected while a SeiNode
@@ -147,8 +147,8 @@ pub fn traced<V: Borrow<Value>>(
         Ok(value) => {
             let version =
                 value.borrow().at("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("-").to_owned();
-            world.record(Category::Write, format!("{actor} {verb} {what} rv={version}"));
+            world.record(Category::Write, format_args!("{actor} {verb} {what} rv={version}"));
         }
-        Err(error) => world.record(Category::Write, format!("{actor} {verb} {what} failed: {error}")),
+        Err(error) => world.record(Category::Write, format_args!("{actor} {verb} {what} failed: {error}")),
     }
 }

@@ -51,7 +51,7 @@ pub fn report_pods(world: &mut WorldState) {
                 key.name,
                 status.phase.as_deref().unwrap_or_default(),
             );
-            world.record(Category::Write, format!("kubelet {text}"));
+            world.record(Category::Write, format_args!("kubelet {text}"));
         }
         if let Some(pod) = world.plane.pods.get_mut(&key) {
             pod.reported = status;

@@ -99,7 +99,7 @@ pub fn sync_pods(world: &mut WorldState) {
 fn kill_pod(world: &mut WorldState, key: &ObjectRef) {
     let Some(pod) = world.plane.pods.remove(key) else { return };
     save_height(world, &pod);
-    world.record(Category::Pod, format!("{}/{} killed (deleted)", key.namespace, key.name));
+    world.record(Category::Pod, format_args!("{}/{} killed (deleted)", key.namespace, key.name));
     world.touch_worker(pod.worker);
 }
 
@@ -201,7 +201,7 @@ fn start_pod(world: &mut WorldState, key: ObjectRef, pod: Option<&Pod>, uid: Str
         reported: Default::default(),
         key: key.clone(),
     };
-    world.record(Category::Pod, format!("{}/{} created, image {}", key.namespace, key.name, runtime.image));
+    world.record(Category::Pod, format_args!("{}/{} created, image {}", key.namespace, key.name, runtime.image));
     world.plane.pods.insert(key.clone(), runtime);
     schedule(world, &key);
 }
@@ -426,7 +426,7 @@ fn schedule(world: &mut WorldState, key: &ObjectRef) {
         pod.slot = slot;
         pod.seid = seid;
     }
-    world.record(Category::Pod, format!("{}/{} scheduled on {worker_name}, {text}", key.namespace, key.name));
+    world.record(Category::Pod, format_args!("{}/{} scheduled on {worker_name}, {text}", key.namespace, key.name));
 }
 
 #[cfg(test)]

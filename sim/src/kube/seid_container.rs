@@ -26,7 +26,7 @@ pub fn begin_restart_seid(world: &mut WorldState, key: &ObjectRef, id: uuid::Uui
     let label = format!("{}/{}", key.namespace, key.name);
     if pod.shares_process_namespace {
         world.observer.on_seid_restart(world, key);
-        world.record(Category::Sidecar, format!("{label} sidecar restart-seid {id}: SIGTERM to seid"));
+        world.record(Category::Sidecar, format_args!("{label} sidecar restart-seid {id}: SIGTERM to seid"));
         stop_seid(world, key, SeidExit::Terminated);
     } else {
         let now = world.now;
@@ -81,7 +81,10 @@ pub(super) fn kill_container(world: &mut WorldState, key: &ObjectRef, exit: Seid
     let Some(pod) = world.plane.pods.get(key).cloned() else { return };
     save_height(world, &pod);
     let code = exit.exit_code();
-    world.record(Category::Pod, format!("{}/{} seid container killed: {}", key.namespace, key.name, exit.describe()));
+    world.record(
+        Category::Pod,
+        format_args!("{}/{} seid container killed: {}", key.namespace, key.name, exit.describe()),
+    );
     end_container(world, key, exit, code, false);
 }
 

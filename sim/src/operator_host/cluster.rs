@@ -151,7 +151,7 @@ impl SimCluster {
             return None;
         }
         let message = world.api.authorization.authorize(&permission, &key.namespace, &key.name).err()?;
-        world.record(Category::Write, format!("operator {permission} {key} forbidden: {message}"));
+        world.record(Category::Write, format_args!("operator {permission} {key} forbidden: {message}"));
         if !world.api.authorization.revoked.contains(&permission) {
             let text = format!("the operator called `{permission}` on {key}, which deploy/ does not grant: {message}");
             world.ledger.write_violations.push(crate::harness::ledger::InvariantViolation::new(
@@ -267,8 +267,7 @@ impl SimCluster {
         match &result {
             Ok(value) => {
                 let version = value.at("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("-");
-                let text = format!("{actor} {verb} {key} rv={version}");
-                world.record(Category::Write, text);
+                world.record(Category::Write, format_args!("{actor} {verb} {key} rv={version}"));
                 // After the write's trace line: a user edit aimed at this write is traced after it.
                 world.observer.on_write(&mut world, key, verb, value, self.writer());
                 if self.kind == ClientKind::Operator && !world.replicas.list.is_empty() {
@@ -282,7 +281,7 @@ impl SimCluster {
                     );
                 }
             }
-            Err(error) => world.record(Category::Write, format!("{actor} {verb} {key} failed: {error}")),
+            Err(error) => world.record(Category::Write, format_args!("{actor} {verb} {key} failed: {error}")),
         }
         let result = match result {
             Ok(applied) if self.kind == ClientKind::Operator => {
@@ -309,7 +308,7 @@ impl SimCluster {
                     None => world.operator.crash_requested = true,
                 }
                 crash = true;
-                world.record(Category::Fault, format!("{actor} crashes right after this write ({key})"));
+                world.record(Category::Fault, format_args!("{actor} crashes right after this write ({key})"));
             }
         }
         (result, crash)
@@ -341,7 +340,7 @@ impl SimCluster {
             return Ok(applied);
         }
         if !world.api.faults.lost_as_gateway_timeout {
-            world.record(Category::Fault, format!("response to operator {verb} {key} lost: the client timed out"));
+            world.record(Category::Fault, format_args!("response to operator {verb} {key} lost: the client timed out"));
             return Err(ClusterError::Transient(format!("{key}: request timed out (it may have been applied)")));
         }
         let second = match verb {

@@ -121,7 +121,7 @@ impl<R: Reconciler> Host<R> {
                     queue.schedule(key, now);
                 }
             }
-            world.record(Category::Operator, format!("{who}started, {} keys queued", queue.len()));
+            world.record(Category::Operator, format_args!("{who}started, {} keys queued", queue.len()));
             // The informers start from their cache: if it lags, what it does not hold yet arrives as events.
             let cache_version =
                 crate::operator_host::cluster::operator_cache_version(&world).unwrap_or(world.api.store.version());
@@ -170,7 +170,10 @@ impl<R: Reconciler> Host<R> {
         for change in changes {
             if world.operator.drop_watch_events > 0 {
                 world.operator.drop_watch_events -= 1;
-                world.record(Category::Fault, format!("watch event dropped: {:?} {}", change.change, change.object));
+                world.record(
+                    Category::Fault,
+                    format_args!("watch event dropped: {:?} {}", change.change, change.object),
+                );
                 world.operator.unobserved.insert(change.object.clone(), change.controller.clone());
                 continue;
             }
@@ -210,7 +213,7 @@ impl<R: Reconciler> Host<R> {
                 let message =
                     format!("{RECONCILES_PER_INSTANT} reconciles at t={now:?} without time passing, the last of {key}");
                 let mut world = lock(&self.shared);
-                world.record(Category::Operator, format!("livelock: {message}"));
+                world.record(Category::Operator, format_args!("livelock: {message}"));
                 world.ledger.write_violations.push(InvariantViolation { invariant: NO_OPERATOR_LIVELOCK, message });
             }
             if self.in_flight.contains(&key) {
@@ -219,7 +222,7 @@ impl<R: Reconciler> Host<R> {
             }
             self.next_id += 1;
             let id = self.next_id;
-            lock(&self.shared).record(Category::Operator, format!("{}reconcile {key}", self.who));
+            lock(&self.shared).record(Category::Operator, format_args!("{}reconcile {key}", self.who));
             let ctx = OperatorContext {
                 cluster: self.cluster.for_reconcile(id, &key.kind),
                 sidecar: self.sidecar.with_caller(&format!("{}:{}", self.host, key.kind)),
@@ -291,10 +294,10 @@ fn relisted_on_heal(world: &mut WorldState) -> Vec<Delivery> {
         let unobserved = std::mem::take(&mut world.operator.unobserved);
         for (object, controller) in unobserved {
             if world.api.store.get(&object, None).is_none() {
-                world.record(Category::Fault, format!("deleted while unobserved, not relisted: {object}"));
+                world.record(Category::Fault, format_args!("deleted while unobserved, not relisted: {object}"));
                 continue;
             }
-            world.record(Category::Fault, format!("unobserved object delivered on heal: {object}"));
+            world.record(Category::Fault, format_args!("unobserved object delivered on heal: {object}"));
             deliveries.push((object, controller, None));
         }
     }

@@ -27,7 +27,7 @@ pub fn after_write(world: &mut WorldState, key: &ObjectRef, verb: &str, stored: 
 /// Makes an armed edit now (at its moment, or at its deadline), as the harness's edit: read, change, replace.
 pub fn apply(world: &mut WorldState, edit: &AimedEdit, moment: &str) {
     let Some(mut value) = world.api.store.get(&edit.deployment, None).cloned() else {
-        world.record(Category::Write, format!("harness aimed edit of {} skipped: it is gone", edit.deployment));
+        world.record(Category::Write, format_args!("harness aimed edit of {} skipped: it is gone", edit.deployment));
         return;
     };
     for (path, new) in &edit.set {

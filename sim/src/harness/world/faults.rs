@@ -27,7 +27,7 @@ impl World {
     fn has_worker(&self, index: usize) -> bool {
         let exists = lock(&self.shared).plane.workers.len() > index;
         if !exists {
-            self.record(Category::Fault, format!("ignored: there is no worker-{index}"));
+            self.record(Category::Fault, format_args!("ignored: there is no worker-{index}"));
         }
         exists
     }
@@ -51,7 +51,7 @@ impl World {
         };
         let link = a != b && known(a) && known(b);
         if !link {
-            self.record(Category::Fault, format!("ignored: no link between {a} and {b}"));
+            self.record(Category::Fault, format_args!("ignored: no link between {a} and {b}"));
         }
         link
     }
@@ -130,7 +130,7 @@ impl World {
     }
     /// Crashes every container of a pod (they restart: the sidecar forgets everything).
     pub fn crash_pod(&self, namespace: &str, pod: &str) {
-        self.record(Category::Fault, format!("crash pod {namespace}/{pod}"));
+        self.record(Category::Fault, format_args!("crash pod {namespace}/{pod}"));
         kubelet::restart_pod(&mut lock(&self.shared), &ObjectRef::new("Pod", namespace, pod));
     }
 
@@ -150,7 +150,7 @@ impl World {
 
     /// Restarts only a pod's sidecar container.
     pub fn restart_sidecar(&self, namespace: &str, pod: &str) {
-        self.record(Category::Fault, format!("restart sidecar of {namespace}/{pod}"));
+        self.record(Category::Fault, format_args!("restart sidecar of {namespace}/{pod}"));
         kubelet::restart_sidecar(&mut lock(&self.shared), &ObjectRef::new("Pod", namespace, pod));
     }
 
@@ -160,7 +160,7 @@ impl World {
             return;
         }
         let name = format!("worker-{index}");
-        self.record(Category::Fault, format!("crash {name}"));
+        self.record(Category::Fault, format_args!("crash {name}"));
         self.note_failure_fault(format!("crash {name}"));
         kubelet::worker_down(&mut lock(&self.shared), index);
         self.sim.crash(name);
@@ -172,7 +172,7 @@ impl World {
             return;
         }
         let name = format!("worker-{index}");
-        self.record(Category::Fault, format!("restart {name}"));
+        self.record(Category::Fault, format_args!("restart {name}"));
         kubelet::worker_up(&mut lock(&self.shared), index);
         self.sim.bounce(name);
     }
@@ -196,7 +196,7 @@ impl World {
     /// `reconciling` (any reconcile: `None`). Armed until such a write, or a heal.
     pub fn crash_operator_after_write_of(&self, i: u32, reconciling: Option<&str>) {
         let of = reconciling.map_or_else(|| "a reconcile".to_owned(), |kind| format!("a {kind} reconcile"));
-        self.record(Category::Fault, format!("operator will crash after write {i} of {of}"));
+        self.record(Category::Fault, format_args!("operator will crash after write {i} of {of}"));
         let mut world = lock(&self.shared);
         world.operator.crash_after_write = Some(i);
         world.operator.crash_reconciling = reconciling.map(str::to_owned);
@@ -208,7 +208,7 @@ impl World {
     /// crash loop in one fault.
     pub fn crash_operator_after_write_until_healed(&self, i: u32, reconciling: Option<&str>) {
         let of = reconciling.map_or_else(|| "every reconcile".to_owned(), |kind| format!("every {kind} reconcile"));
-        self.record(Category::Fault, format!("operator will crash after write {i} of {of} until healed"));
+        self.record(Category::Fault, format_args!("operator will crash after write {i} of {of} until healed"));
         let mut world = lock(&self.shared);
         world.operator.crash_after_write = Some(i);
         world.operator.crash_reconciling = reconciling.map(str::to_owned);
@@ -229,7 +229,7 @@ impl World {
         if !self.is_link(a, b) {
             return;
         }
-        self.record(Category::Fault, format!("partition {a} | {b}"));
+        self.record(Category::Fault, format_args!("partition {a} | {b}"));
         self.sim.partition(a, b);
     }
 
@@ -238,7 +238,7 @@ impl World {
         if !self.is_link(a, b) {
             return;
         }
-        self.record(Category::Fault, format!("repair {a} | {b}"));
+        self.record(Category::Fault, format_args!("repair {a} | {b}"));
         self.sim.repair(a, b);
     }
 
@@ -247,20 +247,20 @@ impl World {
         if !self.is_link(a, b) {
             return;
         }
-        self.record(Category::Fault, format!("latency {a} <-> {b} = {latency:?}"));
+        self.record(Category::Fault, format_args!("latency {a} <-> {b} = {latency:?}"));
         self.sim.set_link_latency(a, b, latency);
     }
 
     /// The operator's next `n` writes fail with Conflict.
     pub fn inject_conflicts(&self, n: u32) {
-        self.record(Category::Fault, format!("next {n} operator writes conflict"));
+        self.record(Category::Fault, format_args!("next {n} operator writes conflict"));
         lock(&self.shared).api.faults.conflicts += n;
     }
 
     /// Pushes `binary` to the registry under `image` again (a re-pushed tag): pods already running keep the
     /// binary they started with; every later start, pull or not, runs this one.
     pub fn push_image(&self, image: &str, binary: Binary) {
-        self.record(Category::Fault, format!("push {image} (seid {})", binary.version));
+        self.record(Category::Fault, format_args!("push {image} (seid {})", binary.version));
         self.note_failure_fault(format!("push {image}"));
         let mut world = lock(&self.shared);
         world.chains.registry = world.chains.registry.clone().with(image, binary);
@@ -270,7 +270,10 @@ impl World {
     /// succeeded fails with Conflict: about every other write.
     pub fn conflict_after_each_success(&self, on: bool) {
         let text = if on { "from now on" } else { "no longer" };
-        self.record(Category::Fault, format!("{text}, the operator's first write after a successful one conflicts"));
+        self.record(
+            Category::Fault,
+            format_args!("{text}, the operator's first write after a successful one conflicts"),
+        );
         let mut world = lock(&self.shared);
         world.api.faults.conflict_after_success = on;
         world.api.faults.writes_succeeded_seen = world.api.faults.writes_succeeded;
@@ -293,7 +296,7 @@ impl World {
 
     /// The operator's next `n` API calls fail transiently.
     pub fn inject_transient_errors(&self, n: u32) {
-        self.record(Category::Fault, format!("next {n} operator API calls fail transiently"));
+        self.record(Category::Fault, format_args!("next {n} operator API calls fail transiently"));
         lock(&self.shared).api.faults.transient += n;
     }
 
@@ -301,7 +304,7 @@ impl World {
     /// (`gateway_timeout`), or as a client-side timeout.
     pub fn lose_responses(&self, n: u32, gateway_timeout: bool) {
         let how = if gateway_timeout { "a 504, re-sent by the client" } else { "a client timeout" };
-        self.record(Category::Fault, format!("next {n} operator writes are applied but answered by {how}"));
+        self.record(Category::Fault, format_args!("next {n} operator writes are applied but answered by {how}"));
         let mut world = lock(&self.shared);
         world.api.faults.lost_responses += n;
         world.api.faults.lost_as_gateway_timeout = gateway_timeout;
@@ -309,7 +312,10 @@ impl World {
 
     /// For `duration` from now, the API server refuses every call of the operator with `status`.
     pub fn refuse_calls(&self, duration: std::time::Duration, status: crate::apiserver::faults::RefusalStatus) {
-        self.record(Category::Fault, format!("API server refuses the operator's calls for {duration:?}: {status:?}"));
+        self.record(
+            Category::Fault,
+            format_args!("API server refuses the operator's calls for {duration:?}: {status:?}"),
+        );
         let mut world = lock(&self.shared);
         let until = world.now + duration;
         world.api.faults.refusal = Some(crate::apiserver::faults::Refusal { until, status });
@@ -328,19 +334,19 @@ impl World {
 
     /// The operator reads the store as it was `versions` versions ago (0: fresh reads).
     pub fn set_read_lag(&self, versions: u64) {
-        self.record(Category::Fault, format!("operator reads lag {versions} versions"));
+        self.record(Category::Fault, format_args!("operator reads lag {versions} versions"));
         lock(&self.shared).operator.read_lag = versions;
     }
 
     /// The operator's watch drops its next `n` events.
     pub fn drop_watch_events(&self, n: u32) {
-        self.record(Category::Fault, format!("drop the operator's next {n} watch events"));
+        self.record(Category::Fault, format_args!("drop the operator's next {n} watch events"));
         lock(&self.shared).operator.drop_watch_events += n;
     }
 
     /// Sidecar tasks of `task_type` (on `node`'s pods, or any) fail the next `times` times.
     pub fn fail_task(&self, node: Option<&str>, task_type: &str, times: u32, error: &str) {
-        self.record(Category::Fault, format!("task {task_type} fails {times}x on {}", node.unwrap_or("any node")));
+        self.record(Category::Fault, format_args!("task {task_type} fails {times}x on {}", node.unwrap_or("any node")));
         self.note_failure_fault(format!("task {task_type} fails"));
         lock(&self.shared).task_failures.push(ScriptedTaskFailure {
             node: node.map(str::to_owned),
@@ -364,7 +370,7 @@ impl World {
         };
         let index = index.filter(|i| *i < count);
         if index.is_none() {
-            self.record(Category::Fault, format!("ignored: {what}: no such replica (or no leader)"));
+            self.record(Category::Fault, format_args!("ignored: {what}: no such replica (or no leader)"));
         }
         index
     }
@@ -379,7 +385,7 @@ impl World {
         let host = crate::operator_host::replicas::host_name(index);
         let mut world = lock(&self.shared);
         let until = world.now + down_for.unwrap_or_default();
-        world.record(Category::Fault, format!("crash {host} (down for {:?})", down_for.unwrap_or_default()));
+        world.record(Category::Fault, format_args!("crash {host} (down for {:?})", down_for.unwrap_or_default()));
         if let Some(state) = world.replicas.get_mut(index) {
             *state = crate::operator_host::replicas::ReplicaState {
                 down: true,
@@ -403,7 +409,7 @@ impl World {
             );
         }
         let host = crate::operator_host::replicas::host_name(index);
-        self.record(Category::Fault, format!("{host} cannot reach the API server for {duration:?}"));
+        self.record(Category::Fault, format_args!("{host} cannot reach the API server for {duration:?}"));
         let mut world = lock(&self.shared);
         let until = world.now + duration;
         if let Some(state) = world.replicas.get_mut(index) {
@@ -419,7 +425,7 @@ impl World {
             return self.record(Category::Fault, "ignored: pause a replica: needs world.operatorReplicas of 2 or more");
         }
         let host = crate::operator_host::replicas::host_name(index);
-        self.record(Category::Fault, format!("pause {host} for {duration:?}"));
+        self.record(Category::Fault, format_args!("pause {host} for {duration:?}"));
         let mut world = lock(&self.shared);
         let until = world.now + duration;
         if let Some(state) = world.replicas.get_mut(index) {

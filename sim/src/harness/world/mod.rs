@@ -282,7 +282,7 @@ impl World {
                     api_unreachable_until: replica.api_unreachable_until,
                     ..Default::default()
                 };
-                world.record(Category::Operator, format!("{host} restarted"));
+                world.record(Category::Operator, format_args!("{host} restarted"));
                 drop(world);
                 self.sim.bounce(host);
             } else if after_step && (replica.deposed || replica.crash_requested) && !replica.down {

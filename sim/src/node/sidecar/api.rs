@@ -179,8 +179,10 @@ fn submit(world: &mut WorldState, key: &ObjectRef, caller: &str, body: &[u8]) ->
     if submitted.started {
         world.plane.controllers.kubelet_dirty = true;
         let run = submitted.run;
-        world
-            .record(Category::Sidecar, format!("{}/{} started task {type_} {id} (run {run})", key.namespace, key.name));
+        world.record(
+            Category::Sidecar,
+            format_args!("{}/{} started task {type_} {id} (run {run})", key.namespace, key.name),
+        );
     }
     json(201, &TaskAccepted { id })
 }

@@ -83,7 +83,7 @@ impl SimSidecar {
             Ok(resolved) => resolved,
             Err(e) => {
                 let error = unreachable(e.to_string());
-                lock(&self.shared).record(Category::Sidecar, format!("{} -> {path} failed: {error}", self.caller));
+                lock(&self.shared).record(Category::Sidecar, format_args!("{} -> {path} failed: {error}", self.caller));
                 return Err(error);
             }
         };
@@ -129,7 +129,7 @@ impl SimSidecar {
         }
         if let Err(error) = &outcome {
             // Answered calls are traced by the server; failed ones only the caller knows of.
-            lock(&self.shared).record(Category::Sidecar, format!("{} -> {path} failed: {error}", self.caller));
+            lock(&self.shared).record(Category::Sidecar, format_args!("{} -> {path} failed: {error}", self.caller));
         }
         outcome
     }

@@ -44,7 +44,7 @@ pub async fn serve(shared: SharedWorld, key: ObjectRef, endpoint: Endpoint, inca
         }
     }
     let Some(listener) = listener else {
-        lock(&shared).record(Category::Pod, format!("{key}: port {port} stayed busy, {endpoint:?} not served"));
+        lock(&shared).record(Category::Pod, format_args!("{key}: port {port} stayed busy, {endpoint:?} not served"));
         return;
     };
     let mut connections = JoinSet::new();
@@ -80,7 +80,7 @@ async fn answer(
         };
         world.record(
             Category::Sidecar,
-            format!("{caller} -> {}/{} {method} {path} = {}", key.namespace, key.name, answer.0),
+            format_args!("{caller} -> {}/{} {method} {path} = {}", key.namespace, key.name, answer.0),
         );
         answer
     };

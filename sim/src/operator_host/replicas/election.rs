@@ -51,7 +51,7 @@ pub async fn lease_loop(shared: SharedWorld, gate: Gate) {
         let leading = elector.is_leading(now);
         if leading && !gate.leading.get() {
             lock(&shared)
-                .record(Category::Operator, format!("{identity} leads (Lease {LEASE_NAMESPACE}/{LEASE_NAME})"));
+                .record(Category::Operator, format_args!("{identity} leads (Lease {LEASE_NAMESPACE}/{LEASE_NAME})"));
             gate.leading.set(true);
             gate.changed.notify_one();
         } else if !leading && gate.leading.get() {
@@ -65,7 +65,7 @@ pub async fn lease_loop(shared: SharedWorld, gate: Gate) {
             };
             {
                 let mut world = lock(&shared);
-                world.record(Category::Operator, format!("{identity} lost the Lease ({why}); exiting"));
+                world.record(Category::Operator, format_args!("{identity} lost the Lease ({why}); exiting"));
                 if let Some(replica) = world.replicas.get_mut(index) {
                     replica.deposed = true;
                 }
