@@ -6,13 +6,16 @@
 //! does not depend on who decodes it; production's informer caches and kube-controller-manager's, too, hold
 //! decoded objects.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use foldhash::fast::FixedState;
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use sei_operator_core::cluster::ObjectRef;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -29,6 +32,10 @@ pub struct DecodedObjects {
 
 /// One decoded object, type-erased, and the resourceVersion it was decoded at.
 type Decoded = (String, Arc<dyn Any + Send + Sync>);
+
+/// A decoded object and the value a status write stored over the value it was decoded from, to the object that
+/// value decodes to (`None`: decode it in full).
+type CarryOver = fn(&(dyn Any + Send + Sync), &Value) -> Option<Arc<dyn Any + Send + Sync>>;
 
 impl fmt::Debug for DecodedObjects {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -59,6 +66,56 @@ impl DecodedObjects {
         objects.insert(key.clone(), (version.to_owned(), object.clone()));
         Ok(object)
     }
+
+    /// A status write stored `written` over the value at resourceVersion `replaced`: a status write changes
+    /// nothing else but the resourceVersion (`Store::replace_status`), so the object kept for `replaced` with the
+    /// written status decoded in is what `written` decodes to, and is kept for it. Done for the kinds whose
+    /// status is written often and whose spec is large to decode (the kubelet's pods, the StatefulSet
+    /// controller's sets); any other object is decoded in full when read.
+    pub fn carry_over_status_write(&self, key: &ObjectRef, replaced: &str, written: &Value) {
+        let Some(version) = written.at("/metadata/resourceVersion").and_then(Value::as_str) else { return };
+        let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some((at, object)) = objects.get(key) else { return };
+        if at != replaced {
+            return;
+        }
+        let kind = (**object).type_id();
+        let carry_over: Option<CarryOver> = if kind == TypeId::of::<Pod>() {
+            Some(|object, written| with_status::<Pod, PodStatus>(object, written, |pod| &mut pod.status))
+        } else if kind == TypeId::of::<StatefulSet>() {
+            Some(|object, written| {
+                with_status::<StatefulSet, StatefulSetStatus>(object, written, |set| &mut set.status)
+            })
+        } else {
+            None
+        };
+        if let Some(carried) = carry_over.and_then(|carry_over| carry_over(&**object, written)) {
+            objects.insert(key.clone(), (version.to_owned(), carried));
+        }
+    }
+}
+
+/// `object` with the status and resourceVersion of `written`, the value a status write stored over the one it
+/// was decoded from; `None` if that status does not decode (a full decode then reports the error).
+fn with_status<K, S>(
+    object: &(dyn Any + Send + Sync),
+    written: &Value,
+    status: fn(&mut K) -> &mut Option<S>,
+) -> Option<Arc<dyn Any + Send + Sync>>
+where
+    K: k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S: DeserializeOwned,
+{
+    let mut carried = object.downcast_ref::<K>()?.clone();
+    // As a full decode reads it: a missing or null status is none.
+    *status(&mut carried) = Option::<S>::deserialize(written.get("status").unwrap_or(&Value::Null)).ok()?;
+    carried.metadata_mut().resource_version =
+        written.at("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned);
+    Some(Arc::new(carried))
 }
 
 #[cfg(test)]
@@ -92,6 +149,34 @@ mod tests {
         let changed: Arc<Pod> = decoded.decode(&key, &pod("2", "b")).unwrap();
         assert_eq!(image(&changed), Some("b"));
         assert_eq!(image(&first), Some("a"));
+    }
+
+    #[test]
+    fn a_status_write_carries_a_kept_pod_or_set_over_with_the_written_status_decoded_in() {
+        let key = ObjectRef::new("Pod", "ns", "p");
+        let decoded = DecodedObjects::default();
+        let _: Arc<Pod> = decoded.decode(&key, &pod("1", "a")).unwrap();
+        // The spec says "b" here only to show which object is handed out: a real status write keeps the spec.
+        let mut written = pod("2", "b");
+        written["status"] = json!({"phase": "Running"});
+        decoded.carry_over_status_write(&key, "1", &written);
+        let carried: Arc<Pod> = decoded.decode(&key, &written).unwrap();
+        assert_eq!(image(&carried), Some("a"), "the kept object, carried over");
+        assert_eq!(carried.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Running"));
+        assert_eq!(carried.metadata.resource_version.as_deref(), Some("2"));
+        // Not over another version than the kept one, and a status that does not decode is left to a full decode.
+        decoded.carry_over_status_write(&key, "1", &pod("3", "c"));
+        assert_eq!(image(&decoded.decode::<Pod>(&key, &pod("3", "c")).unwrap()), Some("c"));
+        let mut broken = pod("4", "c");
+        broken["status"] = json!({"phase": 7});
+        decoded.carry_over_status_write(&key, "3", &broken);
+        assert!(decoded.decode::<Pod>(&key, &broken).is_err());
+        // A kind it does not carry over is decoded in full.
+        let node = ObjectRef::new("SeiNode", "ns", "n");
+        let _: Arc<Value> = decoded.decode(&node, &pod("1", "a")).unwrap();
+        decoded.carry_over_status_write(&node, "1", &pod("2", "b"));
+        let again: Arc<Value> = decoded.decode(&node, &pod("2", "b")).unwrap();
+        assert_eq!(again.at("/spec/containers/0/image"), Some(&json!("b")));
     }
 
     #[test]

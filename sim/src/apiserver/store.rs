@@ -352,7 +352,12 @@ impl Store {
         if merged.get("status") == stored.get("status") {
             return Ok(Arc::new(merged));
         }
-        self.commit(key, Some(merged), ChangeType::Modified)
+        let replaced = stored.at("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned);
+        let committed = self.commit(key.clone(), Some(merged), ChangeType::Modified)?;
+        if let Some(replaced) = replaced {
+            self.decoded.carry_over_status_write(&key, &replaced, &committed);
+        }
+        Ok(committed)
     }
 
     /// Deletes an object gracefully: with finalizers it only gets a deletionTimestamp (once); without, it is

@@ -335,3 +335,44 @@ fn a_status_write_changes_no_version_a_reader_holds_and_a_refused_one_changes_no
     let version: u64 = rv(&written).parse().unwrap();
     assert_eq!(store.get(&node, Some(version)), Some(&written));
 }
+
+#[test]
+fn what_a_status_write_leaves_decoded_is_what_its_stored_value_decodes_to() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use k8s_openapi::api::core::v1::Pod;
+    use serde::Deserialize;
+    let mut store = Store::new(None);
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p-0", "namespace": "sei", "labels": {"app": "p"}},
+        "spec": {"containers": [{"name": "seid", "image": "sei:v1", "env": [{"name": "A", "value": "1"}]}]},
+    });
+    let set = json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "p", "namespace": "sei"},
+        "spec": {"selector": {"matchLabels": {"app": "p"}}, "serviceName": "p", "template": {
+            "metadata": {"labels": {"app": "p"}}, "spec": {"containers": [{"name": "seid", "image": "sei:v1"}]}}},
+    });
+    let statuses = [
+        json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}),
+        json!({"replicas": 1, "readyReplicas": 1, "currentRevision": "p-1"}),
+    ];
+    for (object, status) in [pod, set].into_iter().zip(statuses) {
+        let created = store.create(object, at(0)).unwrap();
+        let key = key_of(&created).unwrap();
+        let decoded = store.decoded().clone();
+        let check = |value: &Value| match key.kind.as_str() {
+            "Pod" => assert_eq!(*decoded.decode::<Pod>(&key, value).unwrap(), Pod::deserialize(value).unwrap()),
+            _ => assert_eq!(
+                *decoded.decode::<StatefulSet>(&key, value).unwrap(),
+                StatefulSet::deserialize(value).unwrap()
+            ),
+        };
+        check(&created);
+        for written_status in [status, Value::Null] {
+            let stored = store.get(&key, None).unwrap();
+            let written = store.replace_status(status_update(stored, written_status)).unwrap();
+            check(&written);
+        }
+    }
+}
