@@ -473,13 +473,12 @@ impl SimCluster {
     /// under the version it read, which the store held with other content: cached, it would stand for that.
     fn decode_written<K: ClusterObject>(&self, value: &Value) -> Result<Arc<K>, ClusterError> {
         let version = |value: &Value| value.at("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned);
-        let held = crate::apiserver::store::key_of(value)
-            .ok()
-            .and_then(|key| lock(&self.shared).api.store.get(&key, None).and_then(version));
+        let Ok(key) = crate::apiserver::store::key_of(value) else { return decode_ref(value).map(Arc::new) };
+        let held = lock(&self.shared).api.store.get(&key, None).and_then(version);
         if held.is_none() || held != version(value) {
             return decode_ref(value).map(Arc::new);
         }
-        self.decode_stored(value)
+        self.decode_shared(&key, value)
     }
 
     async fn list_typed<K: ClusterObject>(
