@@ -217,17 +217,18 @@ impl SimCluster {
     /// Whether production's watch caches would answer a get of `key` ([`read_policy`]): by what the operator's
     /// cache holds — the store at the version this client reads at.
     fn cache_answers_get(&self, world: &WorldState, key: &ObjectRef) -> bool {
-        // Only a label-filtered cache's answer depends on the object: read its labels only then.
-        if !matches!(
-            read_policy::read_source(&key.kind, read_policy::Read::Get),
-            read_policy::ReadSource::LabelledCache(_)
-        ) {
+        // Only a label-filtered cache's answer depends on the object: read its labels only then, and only those
+        // the cache filters by (the answer depends on no other).
+        let read_policy::ReadSource::LabelledCache(filtered_by) =
+            read_policy::read_source(&key.kind, read_policy::Read::Get)
+        else {
             return read_policy::cache_answers_get(&key.kind, None);
-        }
+        };
         let found = world.api.store.get(key, self.read_at(world)).map(|value| {
             value.at("/metadata/labels").and_then(Value::as_object).map(|labels| {
                 labels
                     .iter()
+                    .filter(|(k, _)| filtered_by.contains(&k.as_str()))
                     .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
                     .collect::<LabelSelector>()
             })
