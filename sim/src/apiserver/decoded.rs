@@ -33,10 +33,6 @@ pub struct DecodedObjects {
 /// One decoded object, type-erased, and the resourceVersion it was decoded at.
 type Decoded = (String, Arc<dyn Any + Send + Sync>);
 
-/// A decoded object and the value a status write stored over the value it was decoded from, to the object that
-/// value decodes to (`None`: decode it in full).
-type CarryOver = fn(&(dyn Any + Send + Sync), &Value) -> Option<Arc<dyn Any + Send + Sync>>;
-
 impl fmt::Debug for DecodedObjects {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kept = self.objects.lock().unwrap_or_else(PoisonError::into_inner).len();
@@ -68,38 +64,35 @@ impl DecodedObjects {
     }
 
     /// A status write stored `written` over the value at resourceVersion `replaced`: a status write changes
-    /// nothing else but the resourceVersion (`Store::replace_status`), so the object kept for `replaced` with the
-    /// written status decoded in is what `written` decodes to, and is kept for it. Done for the kinds whose
-    /// status is written often and whose spec is large to decode (the kubelet's pods, the StatefulSet
-    /// controller's sets); any other object is decoded in full when read.
+    /// nothing else but the resourceVersion (`Store::replace_status`, after kubernetes
+    /// `staging/src/k8s.io/apiextensions-apiserver/pkg/registry/customresource/status_strategy.go`,
+    /// `PrepareForUpdate`), so the object kept for `replaced` with the written status decoded in is what `written`
+    /// decodes to, and is kept for it. Done for the kinds whose status is written often and whose spec is large to
+    /// decode (the kubelet's pods, the StatefulSet controller's sets); any other object is decoded in full when read.
     pub fn carry_over_status_write(&self, key: &ObjectRef, replaced: &str, written: &Value) {
         let Some(version) = written.at("/metadata/resourceVersion").and_then(Value::as_str) else { return };
         let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some((at, object)) = objects.get(key) else { return };
-        if at != replaced {
-            return;
-        }
+        let Some((_, object)) = objects.get(key).filter(|(at, _)| at == replaced) else { return };
         let kind = (**object).type_id();
-        let carry_over: Option<CarryOver> = if kind == TypeId::of::<Pod>() {
-            Some(|object, written| with_status::<Pod, PodStatus>(object, written, |pod| &mut pod.status))
+        let carried = if kind == TypeId::of::<Pod>() {
+            with_status::<Pod, PodStatus>(&**object, written, version, |pod| &mut pod.status)
         } else if kind == TypeId::of::<StatefulSet>() {
-            Some(|object, written| {
-                with_status::<StatefulSet, StatefulSetStatus>(object, written, |set| &mut set.status)
-            })
+            with_status::<StatefulSet, StatefulSetStatus>(&**object, written, version, |set| &mut set.status)
         } else {
             None
         };
-        if let Some(carried) = carry_over.and_then(|carry_over| carry_over(&**object, written)) {
+        if let Some(carried) = carried {
             objects.insert(key.clone(), (version.to_owned(), carried));
         }
     }
 }
 
-/// `object` with the status and resourceVersion of `written`, the value a status write stored over the one it
-/// was decoded from; `None` if that status does not decode (a full decode then reports the error).
+/// `object` with the status of `written` (the value a status write stored over the one it was decoded from) and
+/// its resourceVersion `version`; `None` if that status does not decode (a full decode then reports the error).
 fn with_status<K, S>(
     object: &(dyn Any + Send + Sync),
     written: &Value,
+    version: &str,
     status: fn(&mut K) -> &mut Option<S>,
 ) -> Option<Arc<dyn Any + Send + Sync>>
 where
@@ -113,8 +106,7 @@ where
     let mut carried = object.downcast_ref::<K>()?.clone();
     // As a full decode reads it: a missing or null status is none.
     *status(&mut carried) = Option::<S>::deserialize(written.get("status").unwrap_or(&Value::Null)).ok()?;
-    carried.metadata_mut().resource_version =
-        written.at("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned);
+    carried.metadata_mut().resource_version = Some(version.to_owned());
     Some(Arc::new(carried))
 }
 
