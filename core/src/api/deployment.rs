@@ -256,7 +256,7 @@ pub struct SeiNodeDeploymentStatus {
     /// Set exactly while a rollout is in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutStatus>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", serialize_with = "super::timestamp::conditions")]
     pub conditions: Vec<Condition>,
     /// Events the transitions this status records still owe: written with the transition, emitted after it, and
     /// dropped by a later status write once emitted — so an operator that dies between the write and the event

@@ -12,6 +12,7 @@ mod pod;
 mod rollout;
 mod strategy;
 mod template;
+mod timestamp;
 
 pub use deployment::{
     ActiveSet, DeletionPolicy, DeploymentPhase, ForkBootstrap, NodeSummary, PendingEvent, SeiNodeDeployment,

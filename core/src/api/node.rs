@@ -364,7 +364,7 @@ pub struct SeiNodeStatus {
     /// The node's init plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", serialize_with = "super::timestamp::conditions")]
     pub conditions: Vec<Condition>,
     /// Whether the sidecar last reported `Ready`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -374,7 +374,7 @@ pub struct SeiNodeStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_height: Option<i64>,
     /// When `latestHeight` was observed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "super::timestamp::optional_time")]
     pub latest_height_time: Option<Time>,
     /// Whether seid reported it is still catching up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -384,7 +384,7 @@ pub struct SeiNodeStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_attempt: Option<i32>,
     /// While Failed: when the init plan is tried again (unset when it will not be, e.g. an invalid spec).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "super::timestamp::optional_time")]
     pub next_init_attempt_at: Option<Time>,
     /// The latest plan that brought a Running node's config to its spec after an `overrides` or `peers`
     /// change: the sidecar's config tasks run again, then seid restarts in place to read them. Unset until the

@@ -45,10 +45,10 @@ pub struct Task {
     #[schemars(schema_with = "free_form_object")]
     pub params: serde_json::Value,
     /// When the task was first executed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "super::timestamp::optional_time")]
     pub submitted_at: Option<Time>,
     /// After a failed attempt: the task is not retried before this time (exponential backoff).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "super::timestamp::optional_time")]
     pub next_retry_at: Option<Time>,
     /// The last error the task reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]

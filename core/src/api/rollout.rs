@@ -12,6 +12,7 @@ pub struct RolloutStatus {
     pub strategy: Strategy,
     /// The template hash this rollout moves the deployment to.
     pub target_hash: String,
+    #[serde(serialize_with = "super::timestamp::time")]
     pub started_at: Time,
     /// Deployment generation the rollout targets; BlueGreen / HardFork entrants are named after it. Above the
     /// deployment's generation when a set of that number exists already (nodes adopted from a deployment of the
@@ -44,7 +45,7 @@ pub struct RolloutStatus {
     pub upgrade_height: Option<i64>,
     /// Gated: when the operator first saw every node at or past the gate. A rollout waiting for its chain is not
     /// stalled; its stall threshold counts from here.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "super::timestamp::optional_time")]
     pub gate_reached_at: Option<Time>,
 }
 
