@@ -126,12 +126,12 @@ mod tests {
             1,
             86_399,
             86_400,
-            951_782_400,          // 2000-02-29
-            951_868_799,          // 2000-02-29T23:59:59
-            -2_203_891_200,       // 1900-03-01
-            -62_167_219_200,      // 0000-01-01
-            -62_167_219_201,      // -0001-12-31T23:59:59: k8s-openapi's own path
-            253_402_300_799,      // 9999-12-31T23:59:59
+            951_782_400,     // 2000-02-29
+            951_868_799,     // 2000-02-29T23:59:59
+            -2_203_891_200,  // 1900-03-01
+            -62_167_219_200, // 0000-01-01
+            -62_167_219_201, // -0001-12-31T23:59:59: k8s-openapi's own path
+            253_402_300_799, // 9999-12-31T23:59:59
             Timestamp::MIN.as_second(),
             Timestamp::MAX.as_second(),
         ];
@@ -184,10 +184,7 @@ mod tests {
     #[test]
     fn optional_times_are_written_as_k8s_openapi_writes_them() {
         let at = Some(Time(Timestamp::new(1_764_000_123, 0).unwrap()));
-        assert_eq!(
-            optional_time(&at, serde_json::value::Serializer).unwrap(),
-            serde_json::to_value(&at).unwrap()
-        );
+        assert_eq!(optional_time(&at, serde_json::value::Serializer).unwrap(), serde_json::to_value(&at).unwrap());
         assert_eq!(optional_time(&None, serde_json::value::Serializer).unwrap(), serde_json::Value::Null);
     }
 }

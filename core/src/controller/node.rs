@@ -15,6 +15,7 @@ use crate::api::{PlanPhase, PodSettings, SeiNode, SeiNodePhase, SeiNodeStatus, T
 use crate::clock::{Clock, SignedDuration, Timestamp};
 use crate::cluster::{ChildHolder, Cluster, ClusterError, Event, ObjectRef, OptionalExt, create_if_missing};
 use crate::node_defaults::{NodeDefaults, quantity_value};
+use crate::objects::desired::DesiredStatefulSets;
 use crate::objects::meta::{ANNOTATION_POD_SETTINGS, ConditionUpdate, find_condition, set_condition};
 use crate::objects::names;
 use crate::objects::workload;
@@ -58,6 +59,9 @@ pub struct NodeContext<C, S, K> {
     pub clock: K,
     /// What a node's pods get for the settings its spec leaves unset.
     pub defaults: Arc<NodeDefaults>,
+    /// Each node's desired StatefulSet, shared by the process's reconciles (built again only when its inputs
+    /// change).
+    pub desired: Arc<DesiredStatefulSets>,
 }
 
 /// Reconciles SeiNode `namespace/name`.
@@ -77,6 +81,7 @@ pub async fn reconcile_node<C: Cluster, S: Sidecar, K: Clock>(
             sidecar: &ctx.sidecar,
             clock: &ctx.clock,
             defaults: Arc::clone(&ctx.defaults),
+            desired: Arc::clone(&ctx.desired),
         },
         &node,
     )
@@ -116,12 +121,12 @@ async fn reconcile_read_node<C: Cluster, S: Sidecar, K: Clock>(
                 // A spec changed while the plan runs (a rollout's `update-node-specs`, a user's edit) reaches a
                 // StatefulSet the plan made already: its pod may be waiting on the image the edit replaced (a
                 // missing one, never pulled), and the plan waits on that pod.
-                converge_existing_workload(&ctx.cluster, node, &workload::stateful_set(node, &settings)).await?;
+                converge_existing_workload(&ctx.cluster, node, &ctx.desired.stateful_set(node, &settings)).await?;
                 action = initialize(ctx, node, &settings, &mut status).await?
             }
             SeiNodePhase::Running => {
-                // Built once: the converge and the UpToDate report compare against the same desired set.
-                let desired = workload::stateful_set(node, &settings);
+                // One desired set for the converge and the UpToDate report (built when its inputs last changed).
+                let desired = ctx.desired.stateful_set(node, &settings);
                 converge_workload(&ctx.cluster, node, &desired).await?;
                 resize_volume(&ctx.cluster, node, &settings, &mut status, now).await?;
                 let stateful_set = observe(ctx, node, &mut status).await?;

@@ -9,6 +9,7 @@ use sei_operator_core::controller::{
     Action, DeploymentContext, NodeContext, ReconcileError, reconcile_deployment, reconcile_node,
 };
 use sei_operator_core::node_defaults::NodeDefaults;
+use sei_operator_core::objects::desired::DesiredStatefulSets;
 use sei_operator_core::rollout::RolloutConfig;
 
 use crate::operator_host::{OperatorContext, Reconciler, Requeue};
@@ -16,10 +17,13 @@ use crate::operator_host::{OperatorContext, Reconciler, Requeue};
 /// The simulated operator runs with the built-in node defaults, as `sei-operator run` without `--node-defaults`.
 static NODE_DEFAULTS: LazyLock<Arc<NodeDefaults>> = LazyLock::new(|| Arc::new(NodeDefaults::built_in()));
 
-/// Both controllers of the operator, as one reconciler of both kinds.
-#[derive(Clone, Copy, Debug, Default)]
+/// Both controllers of the operator, as one reconciler of both kinds. Made anew at each start of the operator's
+/// process, as production's in-memory state is.
+#[derive(Clone, Debug, Default)]
 pub struct SeiOperator {
     pub config: RolloutConfig,
+    /// The process's memo of desired StatefulSets (production's `NodeContext` holds one too).
+    pub desired: Arc<DesiredStatefulSets>,
 }
 
 impl Reconciler for SeiOperator {
@@ -47,6 +51,7 @@ impl Reconciler for SeiOperator {
                     sidecar: ctx.sidecar.clone(),
                     clock: ctx.clock.clone(),
                     defaults: Arc::clone(&NODE_DEFAULTS),
+                    desired: Arc::clone(&self.desired),
                 };
                 Box::pin(reconcile_node(&node, &key.namespace, &key.name)).await
             }

@@ -172,6 +172,7 @@ where
             sidecar,
             clock: SystemClock,
             defaults: args.node_defaults.clone().unwrap_or_default(),
+            desired: Default::default(),
         },
         metrics: metrics.clone(),
         failures: Failures::default(),
