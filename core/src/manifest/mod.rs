@@ -7,6 +7,7 @@
 //! manifest is judged by one set of rules everywhere — the rules the generated CRD carries. Updates, which only the
 //! simulated API server admits, are ratcheted as the API server does it (`update.rs`).
 
+mod spec_rules;
 mod update;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::{API_VERSION, SeiNode, SeiNodeDeployment};
+use spec_rules::SplitRules;
 
 /// An object admitted by [`ManifestValidator::admit`].
 #[derive(Clone, Debug, PartialEq)]
@@ -71,6 +73,8 @@ struct KindSchema {
     root_structural: jsonschema::Validator,
     property_structural: Vec<(String, jsonschema::Validator)>,
     cel: kube_cel::CompiledSchema,
+    /// The same rules split into the root's and the spec's, when they split cleanly (see [`spec_rules`]).
+    split: Option<SplitRules>,
     /// Whether every CEL rule sits under `spec` or at the root, where (as on the API server) a rule sees of
     /// `metadata` only `name` and `generateName` — and ours read no `status`: only then may an update with an
     /// unchanged spec and name skip them.
@@ -134,7 +138,9 @@ impl ManifestValidator {
                         Ok((name.clone(), validator))
                     })
                     .collect::<Result<Vec<_>, ManifestError>>()?;
-                let rules_only_under_spec = rules_outside(&schema, RATCHETED_FIELD).iter().all(String::is_empty);
+                let outside_spec = rules_outside(&schema, RATCHETED_FIELD);
+                let rules_only_under_spec = outside_spec.iter().all(String::is_empty);
+                let split = SplitRules::of(&schema, &outside_spec);
                 let cel = kube_cel::compile_schema(&schema);
                 Ok(KindSchema {
                     kind,
@@ -143,6 +149,7 @@ impl ManifestValidator {
                     root_structural,
                     property_structural,
                     cel,
+                    split,
                     rules_only_under_spec,
                 })
             })
@@ -219,11 +226,11 @@ impl ManifestValidator {
         object: &Value,
         mut violations: Vec<Violation>,
     ) -> Vec<Violation> {
-        if violations.is_empty()
-            && let Err(errors) = self.evaluate_cel(schema, object)
-        {
-            violations
-                .extend(errors.iter().map(|e| Violation { field: e.field_path.clone(), message: e.message.clone() }));
+        if violations.is_empty() {
+            violations = match &schema.split {
+                Some(split) => split.violations(&self.cel, object),
+                None => spec_rules::as_violations(self.evaluate_cel(schema, object)),
+            };
         }
         violations
     }
