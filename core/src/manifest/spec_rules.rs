@@ -25,13 +25,16 @@ const REMEMBERED_NAMES: usize = 4096;
 /// on the API server (see `ManifestValidator::evaluate_cel`).
 const ROOT_READS: [&str; 2] = ["self.metadata.name", "self.metadata.generateName"];
 
+/// An object's `metadata.name` and `metadata.generateName`, the root rules' whole input.
+type NameKey = (Option<String>, Option<String>);
+
 /// The two halves of a kind's rules, compiled once.
 pub(super) struct SplitRules {
     root: kube_cel::CompiledSchema,
     spec: kube_cel::CompiledSchema,
     verdicts: Mutex<VecDeque<(Value, Vec<Violation>)>>,
     /// The root rules' verdict by (name, generateName).
-    by_name: Mutex<BTreeMap<(Option<String>, Option<String>), Vec<Violation>>>,
+    by_name: Mutex<BTreeMap<NameKey, Vec<Violation>>>,
 }
 
 impl SplitRules {
