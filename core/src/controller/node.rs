@@ -203,7 +203,7 @@ async fn initialize<C: Cluster, S: Sidecar, K: Clock>(
         },
     };
     let attempt = status.init_attempt.unwrap_or(1);
-    let runner = NodeTasks::new(&ctx.cluster, &ctx.sidecar, node, settings, now, attempt);
+    let runner = NodeTasks::new(&ctx.cluster, &ctx.sidecar, node, settings, &ctx.desired, now, attempt);
     let next = execute(&mut plan, &runner, now).await;
     let blocked = runner.blocked.into_inner().ok().flatten();
     report_blocked_child(&ctx.cluster, node, status, blocked, now).await;
@@ -578,7 +578,7 @@ async fn reconfigure<C: Cluster, S: Sidecar, K: Clock>(
     };
     let runner = NodeTasks {
         config_written_by: last_config_submission(&plan),
-        ..NodeTasks::new(&ctx.cluster, &ctx.sidecar, node, settings, now, 1)
+        ..NodeTasks::new(&ctx.cluster, &ctx.sidecar, node, settings, &ctx.desired, now, 1)
     };
     let next = execute(&mut plan, &runner, now).await;
     if matches!(next, Next::Finished(_)) {

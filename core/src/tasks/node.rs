@@ -14,6 +14,7 @@ use crate::clock::Timestamp;
 use crate::cluster::{
     ChildHolder, Cluster, ClusterError, ClusterObject, LabelSelector, OptionalExt, delete_if_present, ensure_child,
 };
+use crate::objects::desired::DesiredStatefulSets;
 use crate::objects::meta::{ANNOTATION_BOOTSTRAPPED_TO, LABEL_NODE, is_controlled_by};
 use crate::objects::names;
 use crate::objects::workload;
@@ -31,6 +32,8 @@ pub struct NodeTasks<'a, C, S> {
     pub node: &'a SeiNode,
     /// The pod settings of the node: its spec's, with the operator's defaults for what it leaves unset.
     pub settings: &'a PodSettings,
+    /// The operator process's desired StatefulSets, the one the plan creates among them.
+    pub desired: &'a DesiredStatefulSets,
     pub now: Timestamp,
     /// Which attempt of the init plan this is (1 the first): a retried plan submits its sidecar tasks under ids
     /// of its own, since a sidecar answers a known id with its old result.
@@ -49,6 +52,7 @@ impl<'a, C, S> NodeTasks<'a, C, S> {
         sidecar: &'a S,
         node: &'a SeiNode,
         settings: &'a PodSettings,
+        desired: &'a DesiredStatefulSets,
         now: Timestamp,
         attempt: i32,
     ) -> Self {
@@ -57,6 +61,7 @@ impl<'a, C, S> NodeTasks<'a, C, S> {
             sidecar,
             node,
             settings,
+            desired,
             now,
             attempt,
             blocked: Default::default(),
@@ -91,7 +96,7 @@ impl<C: Cluster, S: Sidecar> NodeTasks<'_, C, S> {
     /// The node's headless Service and StatefulSet, then its pod.
     async fn create_workload(&self) -> Result<Progress, TaskError> {
         self.ensure(&workload::headless_service(self.node)).await?;
-        self.ensure(&workload::stateful_set(self.node, self.settings)).await?;
+        self.ensure(&*self.desired.stateful_set(self.node, self.settings)).await?;
         self.await_own_pod().await
     }
 
