@@ -6,7 +6,8 @@
 use serde_json::Value;
 
 use super::{
-    ManifestError, ManifestValidator, RATCHETED_FIELD, name_violation, schema_violation, unknown_fields_except, verdict,
+    ManifestError, ManifestValidator, RATCHETED_FIELD, metadata_name, name_violation, schema_violation,
+    unknown_fields_except, verdict,
 };
 
 impl ManifestValidator {
@@ -22,7 +23,7 @@ impl ManifestValidator {
         // `metadata.name` is immutable on the API server; compared all the same, since a root rule reads it.
         let ratchet = schema.rules_only_under_spec
             && old.get("kind") == new.get("kind")
-            && old.pointer("/metadata/name") == new.pointer("/metadata/name")
+            && metadata_name(old) == metadata_name(new)
             && new.get(RATCHETED_FIELD).is_some_and(|spec| old.get(RATCHETED_FIELD) == Some(spec));
         if !ratchet {
             return self.check(new);
