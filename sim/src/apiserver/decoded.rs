@@ -12,8 +12,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use foldhash::fast::FixedState;
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use sei_operator_core::api::{SeiNode, SeiNodeDeployment};
 use sei_operator_core::cluster::ObjectRef;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -67,17 +69,46 @@ impl DecodedObjects {
     /// nothing else but the resourceVersion (`Store::replace_status`, after kubernetes
     /// `staging/src/k8s.io/apiextensions-apiserver/pkg/registry/customresource/status_strategy.go`,
     /// `PrepareForUpdate`), so the object kept for `replaced` with the written status decoded in is what `written`
-    /// decodes to, and is kept for it. Done for the kinds whose status is written often and whose spec is large to
-    /// decode (the kubelet's pods, the StatefulSet controller's sets); any other object is decoded in full when read.
+    /// decodes to, and is kept for it. Done for the kinds whose status is written often: the kubelet's pods, the
+    /// StatefulSet controller's sets and the operator's own two (whose every committed version the store decodes
+    /// for its trigger fingerprints); any other object is decoded in full when read.
     pub fn carry_over_status_write(&self, key: &ObjectRef, replaced: &str, written: &Value) {
         let Some(version) = written.at("/metadata/resourceVersion").and_then(Value::as_str) else { return };
         let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
         let Some((_, object)) = objects.get(key).filter(|(at, _)| at == replaced) else { return };
         let kind = (**object).type_id();
         let carried = if kind == TypeId::of::<Pod>() {
-            with_status::<Pod, PodStatus>(&**object, written, version, |pod| &mut pod.status)
+            with_status(
+                &**object,
+                written,
+                version,
+                |pod: &Pod| &pod.metadata,
+                |pod, metadata, status| Pod { metadata, spec: pod.spec.clone(), status },
+            )
         } else if kind == TypeId::of::<StatefulSet>() {
-            with_status::<StatefulSet, StatefulSetStatus>(&**object, written, version, |set| &mut set.status)
+            with_status(
+                &**object,
+                written,
+                version,
+                |set: &StatefulSet| &set.metadata,
+                |set, metadata, status| StatefulSet { metadata, spec: set.spec.clone(), status },
+            )
+        } else if kind == TypeId::of::<SeiNode>() {
+            with_status(
+                &**object,
+                written,
+                version,
+                |node: &SeiNode| &node.metadata,
+                |node, metadata, status| SeiNode { metadata, spec: node.spec.clone(), status },
+            )
+        } else if kind == TypeId::of::<SeiNodeDeployment>() {
+            with_status(
+                &**object,
+                written,
+                version,
+                |deployment: &SeiNodeDeployment| &deployment.metadata,
+                |deployment, metadata, status| SeiNodeDeployment { metadata, spec: deployment.spec.clone(), status },
+            )
         } else {
             None
         };
@@ -88,26 +119,24 @@ impl DecodedObjects {
 }
 
 /// `object` with the status of `written` (the value a status write stored over the one it was decoded from) and
-/// its resourceVersion `version`; `None` if that status does not decode (a full decode then reports the error).
+/// its resourceVersion `version`, built by `rebuild` from the kept object's metadata (`metadata_of`, the version
+/// set) and spec (its old status is not copied); `None` if that status does not decode (a full decode then reports the error).
 fn with_status<K, S>(
     object: &(dyn Any + Send + Sync),
     written: &Value,
     version: &str,
-    status: fn(&mut K) -> &mut Option<S>,
+    metadata_of: fn(&K) -> &ObjectMeta,
+    rebuild: fn(&K, ObjectMeta, Option<S>) -> K,
 ) -> Option<Arc<dyn Any + Send + Sync>>
 where
-    K: k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
+    K: Send + Sync + 'static,
     S: DeserializeOwned,
 {
-    let mut carried = object.downcast_ref::<K>()?.clone();
+    let kept = object.downcast_ref::<K>()?;
     // As a full decode reads it: a missing or null status is none.
-    *status(&mut carried) = Option::<S>::deserialize(written.get("status").unwrap_or(&Value::Null)).ok()?;
-    carried.metadata_mut().resource_version = Some(version.to_owned());
-    Some(Arc::new(carried))
+    let status = Option::<S>::deserialize(written.get("status").unwrap_or(&Value::Null)).ok()?;
+    let metadata = ObjectMeta { resource_version: Some(version.to_owned()), ..metadata_of(kept).clone() };
+    Some(Arc::new(rebuild(kept, metadata, status)))
 }
 
 #[cfg(test)]
@@ -169,6 +198,45 @@ mod tests {
         decoded.carry_over_status_write(&node, "1", &pod("2", "b"));
         let again: Arc<Value> = decoded.decode(&node, &pod("2", "b")).unwrap();
         assert_eq!(again.at("/spec/containers/0/image"), Some(&json!("b")));
+    }
+
+    #[test]
+    fn a_status_write_of_a_seinode_carries_it_over_as_a_full_decode_reads_it() {
+        let key = ObjectRef::new("SeiNode", "sei", "rpc-0");
+        let node = |version: &str, status: Value| {
+            json!({
+                "apiVersion": "sei.io/v1alpha1", "kind": "SeiNode",
+                "metadata": {"name": "rpc-0", "namespace": "sei", "uid": "u", "resourceVersion": version,
+                             "generation": 2, "labels": {"sei.io/deployment": "rpc"}},
+                "spec": {"chainId": "pacific-1", "image": "sei:v6.3.0", "fullNode": {}},
+                "status": status,
+            })
+        };
+        let decoded = DecodedObjects::default();
+        let _: Arc<SeiNode> = decoded.decode(&key, &node("1", json!({"phase": "Pending"}))).unwrap();
+        let statuses = [
+            json!({"phase": "Running", "latestHeight": 42, "latestHeightTime": "2026-12-02T10:00:00Z",
+                   "conditions": [{"type": "Ready", "status": "True", "reason": "Caught",
+                                   "message": "", "lastTransitionTime": "2026-12-02T10:00:00Z"}]}),
+            Value::Null,
+            json!({"phase": "Initializing", "plan": {"id": "init", "phase": "Active", "tasks": [
+                {"id": "a", "type": "configure-genesis", "status": "Pending", "params": {"x": 1}}]}}),
+        ];
+        for (index, status) in statuses.into_iter().enumerate() {
+            let (replaced, version) = ((index + 1).to_string(), (index + 2).to_string());
+            let written = node(&version, status);
+            decoded.carry_over_status_write(&key, &replaced, &written);
+            let carried: Arc<SeiNode> = decoded.decode(&key, &written).unwrap();
+            let full: SeiNode = serde_json::from_value(written.clone()).unwrap();
+            assert_eq!(*carried, full, "{written}");
+        }
+        // The carried object is the kept one: a spec that (unlike a real status write's) differs is not read.
+        let mut written = node("5", json!({"phase": "Running"}));
+        written["spec"]["image"] = json!("sei:other");
+        decoded.carry_over_status_write(&key, "4", &written);
+        let carried: Arc<SeiNode> = decoded.decode(&key, &written).unwrap();
+        assert_eq!(carried.spec.image, "sei:v6.3.0");
+        assert_eq!(carried.metadata.resource_version.as_deref(), Some("5"));
     }
 
     #[test]

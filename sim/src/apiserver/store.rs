@@ -353,11 +353,7 @@ impl Store {
             return Ok(Arc::new(merged));
         }
         let replaced = stored.at("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned);
-        let committed = self.commit(key.clone(), Some(merged), ChangeType::Modified)?;
-        if let Some(replaced) = replaced {
-            self.decoded.carry_over_status_write(&key, &replaced, &committed);
-        }
-        Ok(committed)
+        self.commit_write(key, Some(merged), ChangeType::Modified, replaced.as_deref())
     }
 
     /// Deletes an object gracefully: with finalizers it only gets a deletionTimestamp (once); without, it is
@@ -479,6 +475,19 @@ impl Store {
     /// Stores the new state of `key` under the next resourceVersion and logs the change. Returns the stored
     /// value itself (shared, not copied: most writers only read its resourceVersion).
     fn commit(&mut self, key: ObjectRef, value: Option<Value>, change: ChangeType) -> Result<Arc<Value>, ClusterError> {
+        self.commit_write(key, value, change, None)
+    }
+
+    /// [`Store::commit`]; for a status write over the value at resourceVersion `status_write_over`, the decoded
+    /// object is carried over to the new version (`DecodedObjects::carry_over_status_write`) before the trigger
+    /// fingerprints read it, so they do not decode the whole object again.
+    fn commit_write(
+        &mut self,
+        key: ObjectRef,
+        value: Option<Value>,
+        change: ChangeType,
+        status_write_over: Option<&str>,
+    ) -> Result<Arc<Value>, ClusterError> {
         self.version += 1;
         let version = self.version;
         let (controller, fingerprints, result) = match value {
@@ -491,6 +500,9 @@ impl Store {
                 // owners of every dependent it learns of, not only when an owner is deleted).
                 if change == ChangeType::Added && !owner_uids(&value).is_empty() {
                     self.gc_pending = true;
+                }
+                if let Some(replaced) = status_write_over {
+                    self.decoded.carry_over_status_write(&key, replaced, &value);
                 }
                 let fingerprints = TriggerFingerprints::of(&key, &value, &self.decoded);
                 let shared = Arc::new(value);
