@@ -77,41 +77,23 @@ impl DecodedObjects {
         let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
         let Some((_, object)) = objects.get(key).filter(|(at, _)| at == replaced) else { return };
         let kind = (**object).type_id();
-        let carried = if kind == TypeId::of::<Pod>() {
-            with_status(
-                &**object,
-                written,
-                version,
-                |pod: &Pod| &pod.metadata,
-                |pod, metadata, status| Pod { metadata, spec: pod.spec.clone(), status },
-            )
-        } else if kind == TypeId::of::<StatefulSet>() {
-            with_status(
-                &**object,
-                written,
-                version,
-                |set: &StatefulSet| &set.metadata,
-                |set, metadata, status| StatefulSet { metadata, spec: set.spec.clone(), status },
-            )
-        } else if kind == TypeId::of::<SeiNode>() {
-            with_status(
-                &**object,
-                written,
-                version,
-                |node: &SeiNode| &node.metadata,
-                |node, metadata, status| SeiNode { metadata, spec: node.spec.clone(), status },
-            )
-        } else if kind == TypeId::of::<SeiNodeDeployment>() {
-            with_status(
-                &**object,
-                written,
-                version,
-                |deployment: &SeiNodeDeployment| &deployment.metadata,
-                |deployment, metadata, status| SeiNodeDeployment { metadata, spec: deployment.spec.clone(), status },
-            )
-        } else {
-            None
-        };
+        // Each kind has `metadata`, `spec` and `status` fields: rebuilt from the kept object's metadata and spec.
+        macro_rules! carried {
+            ($($kind:ident),+) => {
+                $(if kind == TypeId::of::<$kind>() {
+                    with_status(
+                        &**object,
+                        written,
+                        version,
+                        |kept: &$kind| &kept.metadata,
+                        |kept, metadata, status| $kind { metadata, spec: kept.spec.clone(), status },
+                    )
+                } else)+ {
+                    None
+                }
+            };
+        }
+        let carried = carried!(Pod, StatefulSet, SeiNode, SeiNodeDeployment);
         if let Some(carried) = carried {
             objects.insert(key.clone(), (version.to_owned(), carried));
         }
@@ -120,7 +102,8 @@ impl DecodedObjects {
 
 /// `object` with the status of `written` (the value a status write stored over the one it was decoded from) and
 /// its resourceVersion `version`, built by `rebuild` from the kept object's metadata (`metadata_of`, the version
-/// set) and spec (its old status is not copied); `None` if that status does not decode (a full decode then reports the error).
+/// set) and spec (its old status is not copied); `None` if that status does not decode (a full decode then
+/// reports the error).
 fn with_status<K, S>(
     object: &(dyn Any + Send + Sync),
     written: &Value,
