@@ -203,14 +203,13 @@ impl ManifestValidator {
     fn evaluate_cel(&self, schema: &KindSchema, object: &Value) -> Result<(), kube_cel::ValidationErrors> {
         match object.get(RATCHETED_FIELD).filter(|_| schema.rules_only_under_spec) {
             Some(spec) => {
-                let metadata: serde_json::Map<String, Value> = ["name", "generateName"]
-                    .into_iter()
-                    .filter_map(|key| Some((key.to_owned(), object.get("metadata")?.get(key)?.clone())))
-                    .collect();
                 let seen = Value::Object(
-                    [("metadata".to_owned(), Value::Object(metadata)), (RATCHETED_FIELD.to_owned(), spec.clone())]
-                        .into_iter()
-                        .collect(),
+                    [
+                        ("metadata".to_owned(), Value::Object(root_metadata(object))),
+                        (RATCHETED_FIELD.to_owned(), spec.clone()),
+                    ]
+                    .into_iter()
+                    .collect(),
                 );
                 self.cel.validate_compiled(&schema.cel, &seen, None)
             }
@@ -277,6 +276,14 @@ fn number(value: &Value) -> String {
         Some(float) if float.fract() == 0.0 && float.abs() < 9_007_199_254_740_992.0 => format!("{}", float as i64),
         _ => value.to_string(),
     }
+}
+
+/// What a CEL rule at the root sees of `object`'s metadata: `name` and `generateName`, as on the API server.
+fn root_metadata(object: &Value) -> serde_json::Map<String, Value> {
+    ["name", "generateName"]
+        .into_iter()
+        .filter_map(|key| Some((key.to_owned(), object.get("metadata")?.get(key)?.clone())))
+        .collect()
 }
 
 /// `metadata.name`, read without `Value::pointer`'s allocation of each token (every admitted write reads it).

@@ -14,7 +14,7 @@ use std::sync::{Mutex, PoisonError};
 
 use serde_json::{Map, Value};
 
-use super::{RATCHETED_FIELD, Violation};
+use super::{RATCHETED_FIELD, Violation, root_metadata};
 
 /// Specs whose verdict is remembered (the newest replace the oldest).
 const REMEMBERED_SPECS: usize = 16;
@@ -71,25 +71,19 @@ impl SplitRules {
 
     /// The violations of every rule, as one evaluation over `object` would give them.
     pub(super) fn violations(&self, cel: &kube_cel::Validator, object: &Value) -> Vec<Violation> {
-        let field = |key: &str| object.get("metadata")?.get(key).cloned();
-        let (name, generate_name) = (field("name"), field("generateName"));
+        let metadata = root_metadata(object);
         // Strings only in the key: a name of another JSON type is evaluated every time (the rules refuse it).
-        let key = match (&name, &generate_name) {
-            (Some(Value::String(_)) | None, Some(Value::String(_)) | None) => Some((
-                name.as_ref().and_then(Value::as_str).map(str::to_owned),
-                generate_name.as_ref().and_then(Value::as_str).map(str::to_owned),
-            )),
-            _ => None,
+        let as_key = |field: &str| match metadata.get(field) {
+            None => Some(None),
+            Some(Value::String(value)) => Some(Some(value.clone())),
+            Some(_) => None,
         };
+        let key = as_key("name").zip(as_key("generateName"));
         let remembered =
             key.as_ref().and_then(|key| self.by_name.lock().unwrap_or_else(PoisonError::into_inner).get(key).cloned());
         let mut violations = match remembered {
             Some(verdict) => verdict,
             None => {
-                let metadata: Map<String, Value> = [("name", name), ("generateName", generate_name)]
-                    .into_iter()
-                    .filter_map(|(key, value)| Some((key.to_owned(), value?)))
-                    .collect();
                 let named = Value::Object(Map::from_iter([("metadata".to_owned(), Value::Object(metadata))]));
                 let verdict = as_violations(cel.validate_compiled(&self.root, &named, None));
                 if let Some(key) = key {
