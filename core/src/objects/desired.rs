@@ -21,7 +21,8 @@ const MAX_NODES: usize = 4096;
 /// The memo, shared by every reconcile of one operator process.
 #[derive(Debug, Default)]
 pub struct DesiredStatefulSets {
-    by_node: Mutex<BTreeMap<(String, String), Entry>>,
+    /// By the node's (namespace, name), as its metadata carries them (an absent one is not an empty one).
+    by_node: Mutex<BTreeMap<(Option<String>, Option<String>), Entry>>,
 }
 
 #[derive(Debug)]
@@ -45,7 +46,7 @@ impl Entry {
 impl DesiredStatefulSets {
     /// [`workload::stateful_set`]`(node, settings)`, built again only when its inputs changed.
     pub fn stateful_set(&self, node: &SeiNode, settings: &PodSettings) -> Arc<StatefulSet> {
-        let key = (node.metadata.namespace.clone().unwrap_or_default(), node.metadata.name.clone().unwrap_or_default());
+        let key = (node.metadata.namespace.clone(), node.metadata.name.clone());
         // A poisoned lock only means another reconcile panicked mid-insert: the map is still whole.
         let mut by_node = self.by_node.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = by_node.get(&key).filter(|entry| entry.built_from(node, settings)) {
