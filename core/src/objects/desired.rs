@@ -18,11 +18,13 @@ use crate::objects::workload;
 /// Most nodes remembered: past it the memo starts again empty, so nodes deleted long ago cost no memory.
 const MAX_NODES: usize = 4096;
 
+/// A node's (namespace, name), as its metadata carries them (an absent one is not an empty one).
+type NodeKey = (Option<String>, Option<String>);
+
 /// The memo, shared by every reconcile of one operator process.
 #[derive(Debug, Default)]
 pub struct DesiredStatefulSets {
-    /// By the node's (namespace, name), as its metadata carries them (an absent one is not an empty one).
-    by_node: Mutex<BTreeMap<(Option<String>, Option<String>), Entry>>,
+    by_node: Mutex<BTreeMap<NodeKey, Entry>>,
 }
 
 #[derive(Debug)]
