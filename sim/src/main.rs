@@ -8,9 +8,10 @@
 //!   line while a scenario runs.
 //! - `sei-sim fuzz [--cases N] [--seed S] [--max-replicas R] [--max-ops K] [--out FILE]` generates whole runs,
 //!   judges each by the invariants, liveness and a differential oracle, and on a failure shrinks it and writes a
-//!   scenario file that `sei-sim run` replays (docs/fuzzing.md). `--shard I/N` judges one of N disjoint parts of
-//!   the cases, `--keep-going` every case whatever fails, `--summary FILE` writes the run's summary as JSON; it
-//!   exits 1 when it found a failure, 2 on an error.
+//!   scenario file that `sei-sim run` replays (docs/fuzzing.md). `-j N` judges N cases at once (default one per
+//!   core; the report does not depend on it), `--shard I/N` one of N disjoint parts of the cases, `--keep-going`
+//!   every case whatever fails, `--summary FILE` writes the run's summary as JSON; it exits 1 when it found a
+//!   failure, 2 on an error.
 //! - `sei-sim fuzz-merge <FILE_OR_DIR>... [--out FILE] [--print-scenarios]` merges shard summaries of one
 //!   campaign and prints the campaign's report; it refuses summaries of different campaigns.
 //! - `sei-sim bench [--replicas 3,16,100,300] [--suite scenarios/ | --without-suite]` times the standard rollout
@@ -175,10 +176,14 @@ struct FuzzArgs {
     /// Judge shard I of N only: the cases whose index (from 0, in generation order) is I modulo N.
     #[arg(long, value_name = "I/N")]
     shard: Option<sei_sim::fuzz::Shard>,
-    /// Judge every case whatever fails, each failure shrunk and written as it is found (without it the run stops
-    /// at the first failure).
+    /// Judge every case whatever fails, each failure shrunk and written (without it the run stops at the first
+    /// failure).
     #[arg(long)]
     keep_going: bool,
+    /// How many cases are judged at once, each on its own thread (default: one per core). The report does not
+    /// depend on it: the same cases judged, the same failures shrunk to the same scenario files.
+    #[arg(long, short = 'j', value_name = "N")]
+    jobs: Option<std::num::NonZeroU32>,
     /// Write the run's summary as JSON here: cases, simulated hours, invariant checks, failures with their files.
     #[arg(long, value_name = "FILE")]
     summary: Option<PathBuf>,
@@ -709,6 +714,10 @@ fn fuzz(args: FuzzArgs) -> ExitCode {
         config.shard = shard;
     }
     config.keep_going = args.keep_going;
+    config.jobs = args.jobs.unwrap_or_else(|| {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        std::num::NonZeroU32::new(u32::try_from(cores).unwrap_or(u32::MAX)).unwrap_or(std::num::NonZeroU32::MIN)
+    });
     let failures_dir = args.failures_dir.unwrap_or_else(|| PathBuf::from("."));
     let destination = |failure: &sei_sim::fuzz::Failure| match &args.out {
         Some(out) => out.clone(),
@@ -731,8 +740,12 @@ fn fuzz_with(
             config.shard, config.shard.index, config.shard.count
         )
     };
+    let threads = match config.jobs.get().min(judged) {
+        0 | 1 => String::new(),
+        jobs => format!(", {jobs} at a time"),
+    };
     println!(
-        "fuzzing {} cases from seed {}{shard} (replicas 1..={}, up to {} operations, settle within {:?})",
+        "fuzzing {} cases from seed {}{shard}{threads} (replicas 1..={}, up to {} operations, settle within {:?})",
         config.cases, config.seed, config.bounds.max_replicas, config.bounds.max_ops, config.settle_within
     );
     // Wall time is measured around the runs only; nothing inside the simulation reads it.
@@ -761,8 +774,13 @@ fn fuzz_with(
     let wall = started.elapsed();
     let mut summary = sei_sim::fuzz::summary::Summary::of(config, &report, wall);
     let progress = report.progress;
+    let per_core = if report.jobs > 1 {
+        format!(" on {} threads, {:.2} per core", report.jobs, summary.cases_per_core_second)
+    } else {
+        String::new()
+    };
     println!(
-        "{} cases in {:.1}s wall ({:.2} cases/s), {:.1} simulated hours explored, {} invariant checks",
+        "{} cases in {:.1}s wall ({:.2} cases/s{per_core}), {:.1} simulated hours explored, {} invariant checks",
         progress.cases,
         wall.as_secs_f64(),
         summary.cases_per_second,
@@ -885,13 +903,13 @@ fn fuzz_merge(paths: &[PathBuf], out: Option<&Path>, print_scenarios: bool) -> E
         println!("MISSING shards: {}", missing.join(", "));
     }
     println!(
-        "{} cases, {:.1} simulated hours, {} invariant checks, {} shrinking attempts; {:.1} core-seconds wall \
+        "{} cases, {:.1} simulated hours, {} invariant checks, {} shrinking attempts; {:.1} core-seconds \
          ({:.2} cases/s per core)",
         merged.cases_judged,
         merged.simulated_hours,
         merged.invariant_checks,
         merged.shrink_attempts,
-        merged.wall_seconds,
+        merged.core_seconds,
         merged.cases_per_second
     );
     if merged.failures.is_empty() {

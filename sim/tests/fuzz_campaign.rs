@@ -3,6 +3,7 @@
 //! same scenario files — and deploy/fuzz-campaign/, the Indexed Job that runs the shards on Kubernetes, renders
 //! with `kubectl kustomize` into what `sei-sim fuzz` accepts.
 
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -66,6 +67,32 @@ fn three_shards_merged_report_what_one_process_reports() {
         error.to_string(),
         "the summaries are of different campaigns: campaign.seed is 12 in other.json but 11 in shard 0"
     );
+}
+
+#[test]
+fn threads_report_what_one_thread_reports_whether_or_not_the_run_stops_at_a_failure() {
+    // Seed 13 fails at cases 0, 1, 3 and 5: three threads judge cases 0, 1 and 2 side by side, so without
+    // keep_going the failure of case 1 is found while case 0's stops the run.
+    for keep_going in [true, false] {
+        let one = FuzzConfig { seed: 13, keep_going, ..campaign() };
+        let single = summary_of(&one);
+        let threaded_config = FuzzConfig { jobs: NonZeroU32::new(3).expect("non-zero"), ..one.clone() };
+        let threaded = summary_of(&threaded_config);
+        assert_eq!(threaded.jobs, 3, "keep_going {keep_going}");
+        assert!(!single.failures.is_empty(), "the campaign has failures: {single:#?}");
+        if !keep_going {
+            // Stopped at the first failure: the cases after it, judged meanwhile by other threads, do not count.
+            assert_eq!(single.failures.len(), 1);
+            assert_eq!(single.cases_judged, single.failures[0].case_index + 1);
+        }
+        assert_eq!(
+            (threaded.cases_judged, threaded.simulated_millis, threaded.invariant_checks, threaded.shrink_attempts),
+            (single.cases_judged, single.simulated_millis, single.invariant_checks, single.shrink_attempts),
+            "keep_going {keep_going}"
+        );
+        assert_eq!(threaded.failures, single.failures, "keep_going {keep_going}: the same failures, shrunk alike");
+        assert_eq!(threaded.campaign, single.campaign, "threads are not a campaign setting");
+    }
 }
 
 // --- deploy/fuzz-campaign/ -----------------------------------------------------------------------------------

@@ -23,8 +23,11 @@ pub mod summary;
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use proptest::prelude::RngExt;
@@ -54,9 +57,11 @@ pub struct FuzzConfig {
     pub root: PathBuf,
     /// Which of the campaign's cases this process judges.
     pub shard: Shard,
-    /// Judge every case of the shard, a failure shrunk and reported as it is found, instead of stopping at the
-    /// first failure.
+    /// Judge every case of the shard, each failure shrunk and reported, instead of stopping at the first failure.
     pub keep_going: bool,
+    /// Threads judging the shard's cases at once. The report does not depend on it: each case is judged alone,
+    /// and the figures and failures are put together in case order.
+    pub jobs: NonZeroU32,
 }
 
 impl FuzzConfig {
@@ -71,6 +76,7 @@ impl FuzzConfig {
             root: root.to_owned(),
             shard: Shard::WHOLE,
             keep_going: false,
+            jobs: NonZeroU32::MIN,
         }
     }
 }
@@ -177,6 +183,8 @@ pub struct Report {
     pub progress: Progress,
     /// In case order; at most one unless `keep_going`.
     pub failures: Vec<Failure>,
+    /// Threads the cases were judged on: `config.jobs`, or fewer when the shard has fewer cases.
+    pub jobs: u32,
 }
 
 /// The campaign's cases in generation order, drawn as proptest's `TestRunner::run` draws them — each case from a
@@ -203,47 +211,59 @@ impl<S: Strategy> CaseStream<S> {
 }
 
 /// Fuzzes the cases of `config.shard` among `config.cases`; `on_progress` is called after every replayed case.
+///
+/// Two phases. The shard's cases are judged first — on `config.jobs` threads, each drawing the whole stream and
+/// judging every `jobs`-th of the shard's cases — and then each failure is shrunk, in case order, on this thread.
+/// The report is the one a single thread makes: without `keep_going` the run ends at the shard's first failing
+/// case, and a case after it that another thread judged meanwhile is left out of every figure.
 pub fn fuzz(config: &FuzzConfig, mut on_progress: impl FnMut(&Progress)) -> Report {
-    let progress = RefCell::new(Progress::default());
+    let (jobs, judged) = judge_shard(config, &mut on_progress);
+    let mut progress = Progress::default();
+    for case in &judged {
+        progress.add(case);
+    }
+    let progress = RefCell::new(progress);
     let on_progress = RefCell::new(&mut on_progress);
-    let proptest_config = Config {
-        cases: config.cases,
-        max_shrink_iters: config.max_shrink_iters,
-        // Milliseconds; proptest takes 0 for no limit, so a zero budget is one millisecond.
-        max_shrink_time: u32::try_from(config.max_shrink_time.as_millis()).unwrap_or(u32::MAX).max(1),
-        failure_persistence: None,
-        // Our cases are whole runs; a rejected one is not worth a retry budget.
-        max_global_rejects: 0,
-        ..Config::default()
-    };
+    let proptest_config = proptest_config(config);
     let mut stream = CaseStream::new(case::cases(config.bounds), proptest_config.clone(), config.seed);
-    // Judging never draws from its runner's RNG: shrinking walks the case's tree.
-    let mut judge_runner = TestRunner::new_with_rng(proptest_config, rng(config.seed));
+    let mut drawn = 0;
+    // Shrinking never draws from its runner's RNG: it walks the case's tree.
+    let mut shrink_runner = TestRunner::new_with_rng(proptest_config, rng(config.seed));
     let mut failures = Vec::new();
-    for case_index in 0..config.cases {
-        let tree = match stream.next_case() {
+    for case in &judged {
+        let reason = match &case.outcome {
+            Outcome::Passed => continue,
+            Outcome::Aborted(reason) => {
+                failures.push(aborted(case.case_index, reason));
+                continue;
+            }
+            Outcome::Failed(reason) => reason,
+        };
+        // The same tree the judging thread held: the stream is drawn again, case for case, up to it.
+        let tree = loop {
+            let next = stream.next_case();
+            drawn += 1;
+            if drawn > case.case_index {
+                break next;
+            }
+        };
+        let tree = match tree {
             Ok(tree) => tree,
             Err(reason) => {
-                failures.push(aborted(case_index, &reason));
+                failures.push(aborted(case.case_index, &reason));
                 break;
             }
         };
-        if !config.shard.judges(case_index) {
-            continue;
-        }
-        // The first call judges the generated case; every later one is a shrinking attempt.
+        // The first call is the generated case, already judged; every later one is a shrinking attempt.
         let first_call = Cell::new(true);
-        let result = judge_runner.run_one(tree, |case| {
-            let verdict = judge(&case, config);
+        let result = shrink_runner.run_one(tree, |candidate| {
+            if first_call.replace(false) {
+                return Err(TestCaseError::fail(reason.clone()));
+            }
+            let verdict = judge(&candidate, config);
             {
                 let mut progress = progress.borrow_mut();
-                if first_call.replace(false) {
-                    progress.cases += 1;
-                    progress.cases_simulated += verdict.simulated;
-                    progress.cases_invariant_checks += verdict.invariant_checks;
-                } else {
-                    progress.shrink_steps += 1;
-                }
+                progress.shrink_steps += 1;
                 progress.simulated += verdict.simulated;
                 progress.invariant_checks += verdict.invariant_checks;
                 (on_progress.borrow_mut())(&progress);
@@ -254,15 +274,165 @@ pub fn fuzz(config: &FuzzConfig, mut on_progress: impl FnMut(&Progress)) -> Repo
             }
         });
         match result {
-            Ok(_) => continue,
-            Err(TestError::Fail(_, minimal)) => failures.push(shrunk_failure(case_index, minimal, config)),
-            Err(TestError::Abort(reason)) => failures.push(aborted(case_index, &reason.to_string())),
-        }
-        if !config.keep_going {
-            break;
+            Ok(_) => {}
+            Err(TestError::Fail(_, minimal)) => failures.push(shrunk_failure(case.case_index, minimal, config)),
+            Err(TestError::Abort(reason)) => failures.push(aborted(case.case_index, &reason.to_string())),
         }
     }
-    Report { progress: progress.into_inner(), failures }
+    Report { progress: progress.into_inner(), failures, jobs }
+}
+
+/// proptest's settings for a campaign: its case count and shrinking budget.
+fn proptest_config(config: &FuzzConfig) -> Config {
+    Config {
+        cases: config.cases,
+        max_shrink_iters: config.max_shrink_iters,
+        // Milliseconds; proptest takes 0 for no limit, so a zero budget is one millisecond.
+        max_shrink_time: u32::try_from(config.max_shrink_time.as_millis()).unwrap_or(u32::MAX).max(1),
+        failure_persistence: None,
+        // Our cases are whole runs; a rejected one is not worth a retry budget.
+        max_global_rejects: 0,
+        ..Config::default()
+    }
+}
+
+/// One generated case as the judging phase left it.
+struct JudgedCase {
+    case_index: u32,
+    /// Its runs' simulated time and checks; `None` when judging it panicked or it could not be drawn.
+    stats: Option<CaseStats>,
+    outcome: Outcome,
+}
+
+struct CaseStats {
+    simulated: Duration,
+    invariant_checks: u64,
+}
+
+enum Outcome {
+    Passed,
+    /// An oracle failed (or the simulator panicked), for this reason.
+    Failed(String),
+    /// proptest gave up on the case: it could not be drawn or judged.
+    Aborted(String),
+}
+
+impl Progress {
+    /// Counts a judged case's runs; whether there were any (none when judging it panicked or it was not drawn).
+    fn add(&mut self, case: &JudgedCase) -> bool {
+        let Some(stats) = &case.stats else { return false };
+        self.cases += 1;
+        self.cases_simulated += stats.simulated;
+        self.cases_invariant_checks += stats.invariant_checks;
+        self.simulated += stats.simulated;
+        self.invariant_checks += stats.invariant_checks;
+        true
+    }
+}
+
+impl Outcome {
+    /// Whether the run stops at this case: always at an abort, at a failure unless `keep_going`.
+    fn stops(&self, keep_going: bool) -> bool {
+        match self {
+            Outcome::Passed => false,
+            Outcome::Failed(_) => !keep_going,
+            Outcome::Aborted(_) => true,
+        }
+    }
+}
+
+/// The judging phase: every case of the shard up to where the run stops, in case order, reporting progress as
+/// cases are judged (in the order they finish); and how many threads judged them.
+fn judge_shard(config: &FuzzConfig, on_progress: &mut impl FnMut(&Progress)) -> (u32, Vec<JudgedCase>) {
+    let jobs = config.jobs.get().min(config.shard.share_of(config.cases)).max(1);
+    // The lowest case at which some thread stopped: no thread judges past it.
+    let stopped_at = AtomicU32::new(u32::MAX);
+    let mut running = Progress::default();
+    let mut judged = Vec::new();
+    let mut keep = |case: JudgedCase| {
+        if running.add(&case) {
+            on_progress(&running);
+        }
+        judged.push(case);
+    };
+    if jobs == 1 {
+        judge_cases(config, (0, 1), &stopped_at, &mut keep);
+    } else {
+        std::thread::scope(|scope| {
+            let (sender, receiver) = mpsc::channel();
+            for job in 0..jobs {
+                let (sender, stopped_at) = (sender.clone(), &stopped_at);
+                scope.spawn(move || {
+                    // A send fails only once the receiver is gone, and it outlives the scope's threads.
+                    judge_cases(config, (job, jobs), stopped_at, &mut |case| drop(sender.send(case)));
+                });
+            }
+            drop(sender);
+            for case in receiver {
+                keep(case);
+            }
+        });
+    }
+    judged.sort_by_key(|case| case.case_index);
+    // Every thread draws the whole stream: a case that cannot be drawn is reported by each of them.
+    judged.dedup_by_key(|case| case.case_index);
+    if let Some(stop) = judged.iter().position(|case| case.outcome.stops(config.keep_going)) {
+        judged.truncate(stop + 1);
+    }
+    (jobs, judged)
+}
+
+/// One judging thread, job `job` of `jobs`: draws the campaign's stream and judges the shard's cases that fall to
+/// it (every `jobs`-th, in order), until the end or a case at which the run stops.
+fn judge_cases(
+    config: &FuzzConfig,
+    (job, jobs): (u32, u32),
+    stopped_at: &AtomicU32,
+    keep: &mut impl FnMut(JudgedCase),
+) {
+    let proptest_config = Config { max_shrink_iters: 0, ..proptest_config(config) };
+    let mut stream = CaseStream::new(case::cases(config.bounds), proptest_config.clone(), config.seed);
+    // Judging runs the case through proptest (as shrinking will), which turns a panic of the simulator into the
+    // case's failure; with no shrinking budget it stops there.
+    let mut judge_runner = TestRunner::new_with_rng(proptest_config, rng(config.seed));
+    for case_index in 0..config.cases {
+        if case_index > stopped_at.load(Ordering::Relaxed) {
+            return;
+        }
+        let tree = match stream.next_case() {
+            Ok(tree) => tree,
+            Err(reason) => {
+                stopped_at.fetch_min(case_index, Ordering::Relaxed);
+                keep(JudgedCase { case_index, stats: None, outcome: Outcome::Aborted(reason) });
+                return;
+            }
+        };
+        if !config.shard.judges(case_index) || (case_index / config.shard.count) % jobs != job {
+            continue;
+        }
+        let stats = Cell::new(None);
+        let result = judge_runner.run_one(tree, |case| {
+            let verdict = judge(&case, config);
+            stats.set(Some(CaseStats { simulated: verdict.simulated, invariant_checks: verdict.invariant_checks }));
+            match verdict.failure {
+                None => Ok(()),
+                Some(found) => Err(TestCaseError::fail(found.reason)),
+            }
+        });
+        let outcome = match result {
+            Ok(_) => Outcome::Passed,
+            Err(TestError::Fail(reason, _)) => Outcome::Failed(reason.message().to_owned()),
+            Err(TestError::Abort(reason)) => Outcome::Aborted(reason.to_string()),
+        };
+        let stops = outcome.stops(config.keep_going);
+        if stops {
+            stopped_at.fetch_min(case_index, Ordering::Relaxed);
+        }
+        keep(JudgedCase { case_index, stats: stats.into_inner(), outcome });
+        if stops {
+            return;
+        }
+    }
 }
 
 /// The failure of a shrunk case: judged once more for its own reason and the scenario that shows it.

@@ -70,10 +70,19 @@ pub struct Summary {
     pub invariant_checks: u64,
     /// Shrinking attempts (their number depends on wall time when `maxShrinkTimeSecs` cuts shrinking short).
     pub shrink_attempts: u32,
-    /// Wall time of the run; of a merge, the sum over its shards (core-seconds: every shard is single-threaded).
+    /// Wall time of the run; of a merge, the sum over its shards.
     pub wall_seconds: f64,
-    /// Cases judged per wall second; of a merge, per core.
+    /// Threads the run judged cases on (`fuzz --jobs`); of a merge, the most any shard used.
+    #[serde(default = "one_job")]
+    pub jobs: u32,
+    /// Wall time times threads: what the run cost in cores; of a merge, the sum over its shards.
+    #[serde(default)]
+    pub core_seconds: f64,
+    /// Cases judged per wall second of the run; of a merge, per core second.
     pub cases_per_second: f64,
+    /// Cases judged per core second: the figure that compares runs on different numbers of cores.
+    #[serde(default)]
+    pub cases_per_core_second: f64,
     /// In case order.
     pub failures: Vec<FailureReport>,
 }
@@ -138,7 +147,10 @@ impl Summary {
             invariant_checks: progress.cases_invariant_checks,
             shrink_attempts: progress.shrink_steps,
             wall_seconds,
+            jobs: report.jobs,
+            core_seconds: wall_seconds * f64::from(report.jobs),
             cases_per_second: per_second(progress.cases, wall_seconds),
+            cases_per_core_second: per_second(progress.cases, wall_seconds * f64::from(report.jobs)),
             failures: report
                 .failures
                 .iter()
@@ -181,7 +193,7 @@ pub fn merge(summaries: &[(String, Summary)]) -> Result<Summary, MergeError> {
     };
     let mut merged = Summary { shards: Vec::new(), failures: Vec::new(), ..first.clone() };
     (merged.cases_judged, merged.simulated_millis, merged.invariant_checks) = (0, 0, 0);
-    (merged.shrink_attempts, merged.wall_seconds) = (0, 0.0);
+    (merged.shrink_attempts, merged.wall_seconds, merged.core_seconds, merged.jobs) = (0, 0.0, 0.0, 0);
     let mut seen: Vec<(u32, &str)> = Vec::new();
     for (source, summary) in summaries {
         if summary.format != FORMAT {
@@ -212,12 +224,20 @@ pub fn merge(summaries: &[(String, Summary)]) -> Result<Summary, MergeError> {
         merged.invariant_checks = merged.invariant_checks.saturating_add(summary.invariant_checks);
         merged.shrink_attempts += summary.shrink_attempts;
         merged.wall_seconds += summary.wall_seconds;
+        merged.jobs = merged.jobs.max(summary.jobs);
+        // A summary written before `jobs` was recorded judged on one thread.
+        merged.core_seconds += if summary.core_seconds > 0.0 {
+            summary.core_seconds
+        } else {
+            summary.wall_seconds * f64::from(summary.jobs.max(1))
+        };
         merged.failures.extend(summary.failures.iter().cloned());
     }
     merged.shards.sort_unstable();
     merged.failures.sort_by_key(|failure| failure.case_index);
     merged.simulated_hours = hours(merged.simulated_millis);
-    merged.cases_per_second = per_second(merged.cases_judged, merged.wall_seconds);
+    merged.cases_per_second = per_second(merged.cases_judged, merged.core_seconds);
+    merged.cases_per_core_second = merged.cases_per_second;
     Ok(merged)
 }
 
@@ -236,6 +256,11 @@ fn first_difference(first: &Campaign, other: &Campaign) -> Option<(String, Strin
 
 fn hours(millis: u64) -> f64 {
     millis as f64 / 3_600_000.0
+}
+
+/// What a summary without `jobs` (written before runs had threads) judged on.
+fn one_job() -> u32 {
+    1
 }
 
 fn per_second(cases: u32, wall_seconds: f64) -> f64 {
@@ -270,7 +295,10 @@ mod tests {
             invariant_checks: 7,
             shrink_attempts: 0,
             wall_seconds: 2.0,
+            jobs: 1,
+            core_seconds: 2.0,
             cases_per_second: 0.0,
+            cases_per_core_second: 0.0,
             failures: Vec::new(),
         }
     }
@@ -284,6 +312,23 @@ mod tests {
         assert_eq!((merged.cases_judged, merged.simulated_millis, merged.invariant_checks), (7, 7000, 14));
         assert_eq!(merged.wall_seconds, 4.0);
         assert_eq!(merged.cases_per_second, 1.75);
+    }
+
+    #[test]
+    fn a_merge_counts_each_shards_threads_in_core_seconds() {
+        // Shard 0 judged on 2 threads for 2 s of wall time; shard 2's summary predates `jobs` (one thread).
+        let mut threaded = shard(0, 3, 8);
+        (threaded.jobs, threaded.core_seconds) = (2, 4.0);
+        let text = serde_json::to_string(&shard(2, 3, 2)).expect("serializes");
+        let mut old: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        for field in ["jobs", "coreSeconds", "casesPerCoreSecond"] {
+            old.as_object_mut().expect("an object").remove(field);
+        }
+        let old: Summary = serde_json::from_value(old).expect("a summary without the thread fields reads");
+        assert_eq!((old.jobs, old.core_seconds), (1, 0.0));
+        let merged = merge(&[("threaded".into(), threaded), ("old".into(), old)]).expect("one campaign");
+        assert_eq!((merged.wall_seconds, merged.core_seconds, merged.jobs), (4.0, 6.0, 2));
+        assert_eq!((merged.cases_per_second, merged.cases_per_core_second), (10.0 / 6.0, 10.0 / 6.0));
     }
 
     #[test]
