@@ -7,13 +7,17 @@
 //! rollout or starts another, an edit before or after the baseline) changes the generation and nothing a user
 //! relies on. Objects named after a node (its StatefulSet, Service, bootstrap Job) follow its new name.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Service;
 use sei_operator_core::api::{SeiNode, SeiNodeDeployment};
+use sei_operator_core::cluster::ObjectRef;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::harness::state::WorldState;
 use crate::harness::world::World;
 
 /// One line per object of the kinds the operator manages, sorted by kind and name.
@@ -23,31 +27,32 @@ pub fn end_state(world: &World) -> Vec<String> {
         let name = |name: &str| display_name(&names, name);
         let mut lines = Vec::new();
         for (key, value) in state.api.store.all_of_kind("SeiNodeDeployment") {
-            if let Some(d) = decode::<SeiNodeDeployment>(value) {
+            if let Some(d) = decode::<SeiNodeDeployment>(state, key, value) {
                 lines.push(format!("SeiNodeDeployment {}/{}: {}", key.namespace, key.name, deployment_line(&d)));
             }
         }
         for (key, value) in state.api.store.all_of_kind("SeiNode") {
-            if let Some(node) = decode::<SeiNode>(value) {
-                let status = node.status.unwrap_or_default();
-                let owner = node.metadata.owner_references.unwrap_or_default().into_iter().map(|o| o.name).next();
+            if let Some(node) = decode::<SeiNode>(state, key, value) {
+                let status = node.status.as_ref();
+                let owner = node.metadata.owner_references.as_ref().and_then(|o| o.first()).map(|o| o.name.as_str());
                 lines.push(format!(
                     "SeiNode {}/{}: image={} phase={:?} currentImage={} owner={}",
                     key.namespace,
                     name(&key.name),
                     node.spec.image,
-                    status.phase,
-                    status.current_image.unwrap_or_default(),
+                    status.and_then(|s| s.phase.as_ref()),
+                    status.and_then(|s| s.current_image.as_deref()).unwrap_or_default(),
                     owner.unwrap_or_default(),
                 ));
             }
         }
         for (key, value) in state.api.store.all_of_kind("StatefulSet") {
-            if let Some(set) = decode::<StatefulSet>(value) {
-                let images: Vec<String> = set
+            if let Some(set) = decode::<StatefulSet>(state, key, value) {
+                let images: Vec<&str> = set
                     .spec
-                    .and_then(|s| s.template.spec)
-                    .map(|p| p.containers.into_iter().filter_map(|c| c.image).collect())
+                    .as_ref()
+                    .and_then(|s| s.template.spec.as_ref())
+                    .map(|p| p.containers.iter().filter_map(|c| c.image.as_deref()).collect())
                     .unwrap_or_default();
                 lines.push(format!("StatefulSet {}/{}: images={}", key.namespace, name(&key.name), images.join(",")));
             }
@@ -57,15 +62,15 @@ pub fn end_state(world: &World) -> Vec<String> {
             .store
             .all_of_kind("SeiNode")
             .filter_map(|(key, value)| {
-                let node = decode::<SeiNode>(value)?;
-                Some((key.namespace.clone(), key.name.clone(), node.metadata.labels.unwrap_or_default()))
+                let node = decode::<SeiNode>(state, key, value)?;
+                Some((key.namespace.clone(), key.name.clone(), node.metadata.labels.clone().unwrap_or_default()))
             })
             .collect();
         for (key, value) in state.api.store.all_of_kind("Service") {
-            if let Some(service) = decode::<Service>(value) {
+            if let Some(service) = decode::<Service>(state, key, value) {
                 // Which nodes it sends traffic to, not the revision label it does it by: an InPlace rollout keeps
                 // its nodes' revision label while a deployment created on the same template has the new one.
-                let selector = service.spec.and_then(|s| s.selector).unwrap_or_default();
+                let selector = service.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
                 let mut selected: Vec<String> = nodes
                     .iter()
                     .filter(|(namespace, _, labels)| {
@@ -83,7 +88,7 @@ pub fn end_state(world: &World) -> Vec<String> {
             }
         }
         for (key, value) in state.api.store.all_of_kind("Job") {
-            if decode::<Job>(value).is_some() {
+            if decode::<Job>(state, key, value).is_some() {
                 lines.push(format!("Job {}/{}", key.namespace, name(&key.name)));
             }
         }
@@ -94,12 +99,12 @@ pub fn end_state(world: &World) -> Vec<String> {
 
 /// Node name → the name the end state shows: `<deployment>-#<ordinal>` for a deployment's child that is the
 /// only live one of its deployment with that ordinal; any other node keeps its name.
-fn node_names(state: &crate::harness::state::WorldState) -> std::collections::BTreeMap<String, String> {
+fn node_names(state: &WorldState) -> std::collections::BTreeMap<String, String> {
     use sei_operator_core::objects::meta::{LABEL_DEPLOYMENT, LABEL_ORDINAL};
     let mut by_ordinal: std::collections::BTreeMap<(String, String, String), Vec<String>> = Default::default();
     for (key, value) in state.api.store.all_of_kind("SeiNode") {
-        let Some(node) = decode::<SeiNode>(value) else { continue };
-        let labels = node.metadata.labels.unwrap_or_default();
+        let Some(node) = decode::<SeiNode>(state, key, value) else { continue };
+        let Some(labels) = &node.metadata.labels else { continue };
         if let (Some(deployment), Some(ordinal)) = (labels.get(LABEL_DEPLOYMENT), labels.get(LABEL_ORDINAL)) {
             let slot = (key.namespace.clone(), deployment.clone(), ordinal.clone());
             by_ordinal.entry(slot).or_default().push(key.name.clone());
@@ -153,6 +158,12 @@ fn deployment_line(deployment: &SeiNodeDeployment) -> String {
     )
 }
 
-fn decode<K: DeserializeOwned>(value: &Value) -> Option<K> {
-    K::deserialize(value).ok()
+/// `value`, stored under `key`, as a `K` (`None` if it is not one), through the world's decoded objects: an object
+/// at a version some reader already decoded is not decoded again.
+fn decode<K: DeserializeOwned + Send + Sync + 'static>(
+    state: &WorldState,
+    key: &ObjectRef,
+    value: &Value,
+) -> Option<Arc<K>> {
+    state.api.store.decoded().decode(key, value).ok()
 }
