@@ -6,6 +6,7 @@
 mod builder;
 mod faults;
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::pin;
@@ -19,7 +20,6 @@ use sei_operator_core::api::template_hash;
 use sei_operator_core::cluster::{Cluster, ClusterError, ClusterObject, LabelSelector, ObjectRef};
 use sei_operator_core::objects::meta::find_condition;
 use sei_operator_core::rollout::vocabulary::{REASON_INVALID_UPDATE_STRATEGY, ROLLOUT_IN_PROGRESS};
-use serde::Deserialize;
 
 pub use builder::{WorldBuilder, shared_validator};
 
@@ -401,9 +401,10 @@ impl World {
             && self.inspect(|state| {
                 // A status naming a node that is gone has not been looked at since: its deployment has yet to
                 // notice (a deletion its watch missed is seen only by its next resync).
+                let decoded = state.api.store.decoded();
                 let deployments_at_rest = state.api.store.all_of_kind("SeiNodeDeployment").all(|(key, value)| {
-                    SeiNodeDeployment::deserialize(value).is_ok_and(|d| {
-                        let status = d.status.unwrap_or_default();
+                    decoded.decode::<SeiNodeDeployment>(key, value).is_ok_and(|d| {
+                        let status = d.status.as_ref().map(Cow::Borrowed).unwrap_or_default();
                         let phase = status.phase.unwrap_or_default();
                         let listed_exist = status.nodes.iter().all(|node| {
                             state.api.store.get(&ObjectRef::new("SeiNode", &key.namespace, &node.name), None).is_some()
@@ -441,16 +442,16 @@ impl World {
                 // template still names the abandoned one, until the node's next converge); failed ones are at
                 // rest as they are.
                 let nodes_at_rest = state.api.store.all_of_kind("SeiNode").all(|(key, value)| {
-                    SeiNode::deserialize(value).is_ok_and(|n| {
-                        let status = n.status.unwrap_or_default();
+                    decoded.decode::<SeiNode>(key, value).is_ok_and(|n| {
+                        let status = n.status.as_ref().map(Cow::Borrowed).unwrap_or_default();
                         let set = ObjectRef::new(
                             "StatefulSet",
                             &key.namespace,
                             sei_operator_core::objects::names::node_workload(&key.name),
                         );
                         let template_on_spec = state.api.store.get(&set, None).is_none_or(|value| {
-                            k8s_openapi::api::apps::v1::StatefulSet::deserialize(value).is_ok_and(|set| {
-                                set.spec.is_some_and(|spec| {
+                            decoded.decode::<k8s_openapi::api::apps::v1::StatefulSet>(&set, value).is_ok_and(|set| {
+                                set.spec.as_ref().is_some_and(|spec| {
                                     sei_operator_core::objects::workload::seid_image(&spec.template)
                                         == Some(n.spec.image.as_str())
                                 })
@@ -536,10 +537,10 @@ impl World {
                 .store
                 .all_of_kind("SeiNodeDeployment")
                 .filter_map(|(key, value)| {
-                    let Ok(d) = SeiNodeDeployment::deserialize(value) else {
+                    let Ok(d) = state.api.store.decoded().decode::<SeiNodeDeployment>(key, value) else {
                         return Some(format!("{key} does not read as a SeiNodeDeployment"));
                     };
-                    let status = d.status.unwrap_or_default();
+                    let status = d.status.as_ref().map(Cow::Borrowed).unwrap_or_default();
                     if let Some(rollout) = &status.rollout {
                         return Some(format!(
                             "{key} has not settled: a rollout to {} is in progress",
