@@ -3,9 +3,11 @@
 //! i-th write in a reconcile; the harness's client (tests, scenarios) has none. The operator's requests are
 //! counted (`WorldState::api_requests`), but not the reads production's watch caches answer (`read_policy`).
 
+use std::any::Any;
 use std::sync::Arc;
 
 use rand::Rng;
+use sei_operator_core::api::{SeiNode, SeiNodeDeployment};
 use sei_operator_core::cluster::{Cluster, ClusterError, ClusterObject, Event, LabelSelector, ObjectRef};
 use sei_operator_core::permissions::Permission;
 use sei_operator_core::read_policy;
@@ -524,6 +526,17 @@ impl SimCluster {
         verb: &str,
         apply: impl FnOnce(&mut WorldState, Value) -> Result<Arc<Value>, ClusterError>,
     ) -> Result<Arc<Value>, ClusterError> {
+        self.write_object_as(object, verb, encode(object)?, apply).await
+    }
+
+    /// [`SimCluster::write_object`], sending `value` as `object`'s request body.
+    async fn write_object_as<K: ClusterObject>(
+        &self,
+        object: &K,
+        verb: &str,
+        value: Value,
+        apply: impl FnOnce(&mut WorldState, Value) -> Result<Arc<Value>, ClusterError>,
+    ) -> Result<Arc<Value>, ClusterError> {
         self.round_trip().await?;
         let key = ObjectRef::to(object);
         let counted = match verb {
@@ -532,7 +545,6 @@ impl SimCluster {
             _ => "create",
         };
         self.count(&mut lock(&self.shared), counted, &key.kind);
-        let value = encode(object)?;
         // RBAC's verbs: a replace is an update, of the status subresource for replace-status.
         let permission = match verb {
             "replace" => Permission::of_call::<K>("update", None),
@@ -568,6 +580,39 @@ fn encode<K: ClusterObject>(object: &K) -> Result<Value, ClusterError> {
         map.insert("kind".into(), K::kind(&()).into_owned().into());
     }
     Ok(value)
+}
+
+/// What a status write of `object` sends that the API server reads of it: apiVersion, kind, name, namespace,
+/// resourceVersion and status. A status write of a custom resource keeps the stored object but for its status
+/// (kubernetes `staging/src/k8s.io/apiextensions-apiserver/pkg/registry/customresource/status_strategy.go`,
+/// `PrepareForUpdate`; [`crate::apiserver::store::Store::replace_status`]), so the spec and the rest of the
+/// metadata were encoded only to be set aside. Done for the kinds the operator writes the status of; any other
+/// object is sent whole.
+fn encode_status_write<K: ClusterObject>(object: &K) -> Result<Value, ClusterError> {
+    let any: &dyn Any = object;
+    let status = if let Some(node) = any.downcast_ref::<SeiNode>() {
+        serde_json::to_value(&node.status)
+    } else if let Some(deployment) = any.downcast_ref::<SeiNodeDeployment>() {
+        serde_json::to_value(&deployment.status)
+    } else {
+        return encode(object);
+    };
+    let status = status.map_err(|e| ClusterError::Invalid { object: ObjectRef::to(object), message: e.to_string() })?;
+    let meta = object.meta();
+    let mut metadata = serde_json::Map::new();
+    for (field, value) in
+        [("name", &meta.name), ("namespace", &meta.namespace), ("resourceVersion", &meta.resource_version)]
+    {
+        if let Some(value) = value {
+            metadata.insert(field.into(), value.clone().into());
+        }
+    }
+    let mut body = serde_json::Map::new();
+    body.insert("apiVersion".into(), K::api_version(&()).into_owned().into());
+    body.insert("kind".into(), K::kind(&()).into_owned().into());
+    body.insert("metadata".into(), metadata.into());
+    body.insert("status".into(), status);
+    Ok(Value::Object(body))
 }
 
 /// Decodes a stored value without copying it: serde_json deserializes `&Value` as it does `Value` (same visitor
@@ -616,8 +661,11 @@ impl Cluster for SimCluster {
     }
 
     async fn replace_status<K: ClusterObject>(&self, object: &K) -> Result<Arc<K>, ClusterError> {
-        let written =
-            self.write_object(object, "replace-status", |world, value| world.api.store.replace_status(value)).await?;
+        let written = self
+            .write_object_as(object, "replace-status", encode_status_write(object)?, |world, value| {
+                world.api.store.replace_status(value)
+            })
+            .await?;
         self.decode_written(&written)
     }
 
@@ -669,5 +717,60 @@ impl Cluster for SimCluster {
         let now = world.now;
         world.ledger.events.push((now, event.clone()));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Service;
+    use sei_operator_core::api::{SeiNodePhase, SeiNodeSpec, SeiNodeStatus};
+    use serde_json::json;
+
+    use super::*;
+    use crate::apiserver::store::Store;
+
+    fn node(image: &str, label: &str) -> SeiNode {
+        let spec: SeiNodeSpec =
+            serde_json::from_value(json!({"chainId": "pacific-1", "image": image, "fullNode": {}})).expect("a spec");
+        let mut node = SeiNode::new("rpc-0", spec);
+        node.metadata.namespace = Some("sei".into());
+        node.metadata.labels = Some([("team".to_owned(), label.to_owned())].into());
+        node
+    }
+
+    #[test]
+    fn a_status_write_sends_the_key_the_version_and_the_status_and_stores_what_a_whole_object_would() {
+        let mut store = Store::new(None);
+        let stored = store.create(encode(&node("sei:v1", "a")).expect("encodes"), Default::default()).expect("made");
+        let version = stored.at("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned);
+        // What the operator holds: its own edits of the spec and labels beside the status it writes.
+        let mut edited = node("sei:v2", "b");
+        edited.metadata.resource_version = version;
+        edited.status = Some(SeiNodeStatus { phase: Some(SeiNodePhase::Running), ..Default::default() });
+
+        let body = encode_status_write(&edited).expect("encodes");
+        let whole = encode(&edited).expect("encodes");
+        assert_eq!(
+            body,
+            json!({
+                "apiVersion": whole["apiVersion"], "kind": "SeiNode",
+                "metadata": {"name": "rpc-0", "namespace": "sei", "resourceVersion": whole["metadata"]["resourceVersion"]},
+                "status": whole["status"],
+            })
+        );
+        let mut other = Store::new(None);
+        other.create(encode(&node("sei:v1", "a")).expect("encodes"), Default::default()).expect("made");
+        let from_body = store.replace_status(body).expect("written");
+        let from_whole = other.replace_status(whole).expect("written");
+        assert_eq!(from_body, from_whole, "the store keeps the same object either way");
+        assert_eq!(from_body["spec"]["image"], "sei:v1");
+        assert_eq!(from_body["metadata"]["labels"]["team"], "a");
+        assert_eq!(from_body["status"]["phase"], "Running");
+
+        // A kind the operator does not write the status of is sent whole.
+        let mut service = Service::default();
+        service.metadata.name = Some("s".into());
+        service.metadata.namespace = Some("sei".into());
+        assert_eq!(encode_status_write(&service).expect("encodes"), encode(&service).expect("encodes"));
     }
 }
