@@ -541,11 +541,16 @@ impl Store {
 /// the key, the version read and the status — the rest would be ignored, so it is not copied.
 pub fn status_update(stored: &Value, status: Value) -> Value {
     let mut update = Map::new();
-    for field in ["apiVersion", "kind", "metadata"] {
+    for field in ["apiVersion", "kind"] {
         if let Some(value) = stored.get(field) {
             update.insert(field.into(), value.clone());
         }
     }
+    let metadata: Map<String, Value> = ["name", "namespace", "resourceVersion"]
+        .into_iter()
+        .filter_map(|field| Some((field.to_owned(), stored.get("metadata")?.get(field)?.clone())))
+        .collect();
+    update.insert("metadata".into(), Value::Object(metadata));
     update.insert("status".into(), status);
     Value::Object(update)
 }
