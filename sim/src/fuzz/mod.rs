@@ -16,7 +16,8 @@
 //! A campaign is its settings ([`FuzzConfig`]): the cases are drawn in one stream from the seed, case 0, 1, 2, ...
 //! A process judges the cases of its [`Shard`] (all of them by default); with `keep_going` it judges every one of
 //! them whatever fails, so N shards together judge exactly the cases, and find exactly the failures, that one
-//! process would ([`summary`] merges what they report).
+//! process would ([`summary`] merges what they report). Within a process, `jobs` threads judge the shard's cases
+//! side by side ([`fuzz`]), and the report is the one a single thread makes.
 
 pub mod case;
 pub mod summary;
