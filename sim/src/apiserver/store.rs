@@ -537,20 +537,20 @@ impl Store {
     }
 }
 
-/// What a controller that has just read `stored` sends to write `status` through [`Store::replace_status`]:
-/// the key, the version read and the status — the rest would be ignored, so it is not copied.
+/// What a controller that has just read `stored` sends to write `status` through [`Store::replace_status`]: the
+/// object's apiVersion, kind and metadata as read, and the status — not the spec, which every status strategy keeps
+/// from the stored object. The metadata is sent as the kubelet and the controllers send it: the built-in kinds'
+/// status strategies take the request's labels and annotations (kubernetes `pkg/registry/core/pod/strategy.go`,
+/// `podStatusStrategy.PrepareForUpdate`, keeps only the spec, ownerReferences and deletionTimestamp;
+/// `pkg/registry/apps/statefulset/strategy.go` only the spec). This store keeps all of the stored metadata, which
+/// is the same outcome for a request that carries the stored metadata, as this one does.
 pub fn status_update(stored: &Value, status: Value) -> Value {
     let mut update = Map::new();
-    for field in ["apiVersion", "kind"] {
+    for field in ["apiVersion", "kind", "metadata"] {
         if let Some(value) = stored.get(field) {
             update.insert(field.into(), value.clone());
         }
     }
-    let metadata: Map<String, Value> = ["name", "namespace", "resourceVersion"]
-        .into_iter()
-        .filter_map(|field| Some((field.to_owned(), stored.get("metadata")?.get(field)?.clone())))
-        .collect();
-    update.insert("metadata".into(), Value::Object(metadata));
     update.insert("status".into(), status);
     Value::Object(update)
 }
