@@ -75,51 +75,62 @@ impl DecodedObjects {
     pub fn carry_over_status_write(&self, key: &ObjectRef, replaced: &str, written: &Value) {
         let Some(version) = written.at("/metadata/resourceVersion").and_then(Value::as_str) else { return };
         let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some((_, object)) = objects.get(key).filter(|(at, _)| at == replaced) else { return };
-        let kind = (**object).type_id();
+        let Some((at, object)) = objects.get_mut(key).filter(|(at, _)| at == replaced) else { return };
+        // Taken out of the map, so that when no reader holds it any more its metadata and spec are moved into the
+        // new object rather than copied (a Pod's or a StatefulSet's spec is most of it).
+        let kept = std::mem::replace(object, Arc::new(()));
+        let kind = (*kept).type_id();
         // Each kind has `metadata`, `spec` and `status` fields: rebuilt from the kept object's metadata and spec.
         macro_rules! carried {
             ($($kind:ident),+) => {
                 $(if kind == TypeId::of::<$kind>() {
                     with_status(
-                        &**object,
+                        kept,
                         written,
                         version,
-                        |kept: &$kind| &kept.metadata,
-                        |kept, metadata, status| $kind { metadata, spec: kept.spec.clone(), status },
+                        |kept: &$kind| $kind { metadata: kept.metadata.clone(), spec: kept.spec.clone(), status: None },
+                        |object| (&mut object.metadata, &mut object.status),
                     )
                 } else)+ {
-                    None
+                    Err(kept)
                 }
             };
         }
-        let carried = carried!(Pod, StatefulSet, SeiNode, SeiNodeDeployment);
-        if let Some(carried) = carried {
-            objects.insert(key.clone(), (version.to_owned(), carried));
+        match carried!(Pod, StatefulSet, SeiNode, SeiNodeDeployment) {
+            Ok(carried) => {
+                *at = version.to_owned();
+                *object = carried;
+            }
+            Err(kept) => *object = kept,
         }
     }
 }
 
-/// `object` with the status of `written` (the value a status write stored over the one it was decoded from) and
-/// its resourceVersion `version`, built by `rebuild` from the kept object's metadata (`metadata_of`, the version
-/// set) and spec (its old status is not copied); `None` if that status does not decode (a full decode then
-/// reports the error).
+/// The kept `object` with the status of `written` (the value a status write stored over the one it was decoded
+/// from) and its resourceVersion `version`: the kept object itself when no one else holds it, else one built by
+/// `copy` from its metadata and spec (its old status is not copied). `Err` gives the kept object back if it is not
+/// a `K` or the status does not decode (a full decode then reports the error).
 fn with_status<K, S>(
-    object: &(dyn Any + Send + Sync),
+    object: Arc<dyn Any + Send + Sync>,
     written: &Value,
     version: &str,
-    metadata_of: fn(&K) -> &ObjectMeta,
-    rebuild: fn(&K, ObjectMeta, Option<S>) -> K,
-) -> Option<Arc<dyn Any + Send + Sync>>
+    copy: fn(&K) -> K,
+    fields: fn(&mut K) -> (&mut ObjectMeta, &mut Option<S>),
+) -> Result<Arc<dyn Any + Send + Sync>, Arc<dyn Any + Send + Sync>>
 where
     K: Send + Sync + 'static,
     S: DeserializeOwned,
 {
-    let kept = object.downcast_ref::<K>()?;
+    let kept = object.downcast::<K>()?;
     // As a full decode reads it: a missing or null status is none.
-    let status = Option::<S>::deserialize(written.get("status").unwrap_or(&Value::Null)).ok()?;
-    let metadata = ObjectMeta { resource_version: Some(version.to_owned()), ..metadata_of(kept).clone() };
-    Some(Arc::new(rebuild(kept, metadata, status)))
+    let Ok(status) = Option::<S>::deserialize(written.get("status").unwrap_or(&Value::Null)) else {
+        return Err(kept);
+    };
+    let mut carried = Arc::try_unwrap(kept).unwrap_or_else(|kept| copy(&kept));
+    let (metadata, kept_status) = fields(&mut carried);
+    metadata.resource_version = Some(version.to_owned());
+    *kept_status = status;
+    Ok(Arc::new(carried))
 }
 
 #[cfg(test)]

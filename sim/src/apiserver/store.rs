@@ -5,8 +5,12 @@
 //!
 //! Objects are kept as `serde_json::Value` so one store serves every kind; typed access lives in
 //! [`crate::operator_host::cluster`]. Each stored version is one shared allocation (`Arc`): the live map, its
-//! hashed index and the history of a key hold the same value rather than deep copies of it.
+//! hashed index and the history of a key hold the same value rather than deep copies of it. A status write moves
+//! the stored object into its new version and keeps, for lagging readers, only what it replaced (the status and
+//! the resourceVersion): copying the rest of every version (a Pod's or a StatefulSet's spec) and freeing it again
+//! was a fifth of the cost of a write.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -106,8 +110,24 @@ impl Watch {
 /// The kinds the operator's CRDs define: writes to them are admitted against the generated schema.
 const ADMITTED_KINDS: [&str; 2] = ["SeiNode", "SeiNodeDeployment"];
 
-/// One version of an object: the store's resourceVersion after a change, and the value then (`None`: deleted).
-type Version = (u64, Option<Arc<Value>>);
+/// One version of an object: the store's resourceVersion after a change, and the object then.
+type Version = (u64, Kept);
+
+/// What the history keeps of one version of an object.
+#[derive(Debug)]
+enum Kept {
+    /// The whole value (the newest version shares it with the live maps).
+    Whole(Arc<Value>),
+    /// A version a status write replaced: the same object as the next version but for its resourceVersion and its
+    /// status (a status write changes nothing else: [`Store::replace_status`]). Rebuilt from the next version the
+    /// first time a lagging reader asks for it.
+    BeforeStatusWrite {
+        resource_version: String,
+        status: Option<Value>,
+        rebuilt: OnceCell<Value>,
+    },
+    Deleted,
+}
 
 /// The API server's storage.
 pub struct Store {
@@ -188,8 +208,37 @@ impl Store {
     fn value_at(&self, key: &ObjectRef, version: u64) -> Option<&Value> {
         let entries = self.history.get(key)?;
         // The newest change at or before `version`; none means the object did not exist yet.
-        let index = entries.partition_point(|(v, _)| *v <= version);
-        entries.get(index.checked_sub(1)?)?.1.as_deref()
+        let index = entries.partition_point(|(v, _)| *v <= version).checked_sub(1)?;
+        match &entries.get(index)?.1 {
+            Kept::Whole(value) => Some(value),
+            Kept::Deleted => None,
+            Kept::BeforeStatusWrite { resource_version, status, rebuilt } => Some(rebuilt.get_or_init(|| {
+                // Every version from here to the next whole one differs from it only in status and version.
+                let whole = entries
+                    .iter()
+                    .skip(index)
+                    .find_map(|(_, kept)| match kept {
+                        Kept::BeforeStatusWrite { .. } => None,
+                        Kept::Whole(value) => Some(Some(&**value)),
+                        Kept::Deleted => Some(None),
+                    })
+                    .flatten();
+                let mut object: Map<String, Value> = whole
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(field, _)| field.as_str() != "status")
+                    .map(|(field, value)| (field.clone(), value.clone()))
+                    .collect();
+                if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("resourceVersion".into(), resource_version.as_str().into());
+                }
+                if let Some(status) = status {
+                    object.insert("status".into(), status.clone());
+                }
+                Value::Object(object)
+            })),
+        }
     }
 
     /// Objects of `kind` in `namespace` whose labels match `selector`, sorted by name, as of `at` or now.
@@ -320,21 +369,124 @@ impl Store {
     pub fn replace_status(&mut self, value: Value) -> Result<Arc<Value>, ClusterError> {
         let key = key_of(&value)?;
         let stored = self.check_version(&key, &value)?;
-        let not_an_object = || ClusterError::Invalid { object: key.clone(), message: "not a JSON object".into() };
-        let stored_fields = stored.as_object().ok_or_else(not_an_object)?;
+        if !stored.is_object() {
+            return Err(ClusterError::Invalid { object: key, message: "not a JSON object".into() });
+        }
         let mut value = value;
         let written = as_object(&mut value, &key)?;
-        let status = written.remove("status");
-        // The stored object less its status, plus the written status (moved). A client that read the latest
-        // version sends the rest unchanged: then its own copy is the stored one's equal, and is kept instead of
-        // copying the stored one (comparing allocates nothing).
+        let status = written.remove("status").filter(|status| !status.is_null());
+        // Everything but the status is the stored object's own: an unchanged status is the stored object (which
+        // is admitted as the written one would be: they are equal), and nothing is written.
+        if status.as_ref() == stored.get("status") {
+            self.admit(&key, Some(stored), stored)?;
+            return self.by_key.get(&key).cloned().ok_or(ClusterError::NotFound(key));
+        }
+        match self.take_stored(&key) {
+            Some((object, in_history)) => self.write_status_over(key, object, status, in_history),
+            None => self.write_status_over_shared(key, std::mem::take(written), status),
+        }
+    }
+
+    /// The stored value of `key`, taken out of the live maps (and out of the history's newest entry, when it is
+    /// that entry: the flag says so) to be written over in place — when nothing else holds it. `None` (a reader
+    /// holds a clone of it) leaves everything as it was.
+    fn take_stored(&mut self, key: &ObjectRef) -> Option<(Value, bool)> {
+        let live = self.by_key.get(key)?;
+        let newest_kept = self.history.get(key).and_then(|entries| entries.last());
+        let in_history = matches!(newest_kept, Some((_, Kept::Whole(kept))) if Arc::ptr_eq(kept, live));
+        // The live map, its index and the history: no other holder.
+        if Arc::strong_count(live) != 2 + usize::from(in_history) {
+            return None;
+        }
+        let vacant = || Arc::new(Value::Null);
+        let live = std::mem::replace(self.by_key.get_mut(key)?, vacant());
+        if let Some(listed) = self.objects.get_mut(key) {
+            *listed = vacant();
+        }
+        if in_history && let Some((_, kept)) = self.history.get_mut(key).and_then(|entries| entries.last_mut()) {
+            *kept = Kept::Deleted;
+        }
+        match Arc::try_unwrap(live) {
+            Ok(value) => Some((value, in_history)),
+            // Not reached (the count above was the holders'); put back as it was.
+            Err(live) => {
+                self.put_back(key, live, in_history);
+                None
+            }
+        }
+    }
+
+    /// Returns a value [`Store::take_stored`] took to the places it took it from.
+    fn put_back(&mut self, key: &ObjectRef, value: Arc<Value>, in_history: bool) {
+        if in_history && let Some((_, kept)) = self.history.get_mut(key).and_then(|entries| entries.last_mut()) {
+            *kept = Kept::Whole(value.clone());
+        }
+        if let Some(listed) = self.objects.get_mut(key) {
+            *listed = value.clone();
+        }
+        if let Some(live) = self.by_key.get_mut(key) {
+            *live = value;
+        }
+    }
+
+    /// A status write over the stored `object`, owned: its status is swapped for the written one in place, and
+    /// the history keeps of the version replaced only its status and resourceVersion ([`Kept::BeforeStatusWrite`]).
+    fn write_status_over(
+        &mut self,
+        key: ObjectRef,
+        mut object: Value,
+        status: Option<Value>,
+        in_history: bool,
+    ) -> Result<Arc<Value>, ClusterError> {
+        let swap_status = |object: &mut Value, status: Option<Value>| {
+            let fields = object.as_object_mut()?;
+            let before = fields.remove("status");
+            if let Some(status) = status {
+                fields.insert("status".into(), status);
+            }
+            before
+        };
+        let before = swap_status(&mut object, status);
+        // The object before the write differs from this one only in its status, and admission reads of the object
+        // before a status write only what the two share (its kind, name and spec: ratcheting, and the built-in
+        // kinds' immutable fields), so this one stands for both.
+        if let Err(refused) = self.admit(&key, Some(&object), &object) {
+            swap_status(&mut object, before);
+            self.put_back(&key, Arc::new(object), in_history);
+            return Err(refused);
+        }
+        let replaced = object.at("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
+        if in_history && let Some((_, kept)) = self.history.get_mut(&key).and_then(|entries| entries.last_mut()) {
+            *kept = Kept::BeforeStatusWrite {
+                resource_version: replaced.clone(),
+                status: before,
+                rebuilt: OnceCell::new(),
+            };
+        }
+        self.commit_write(key, Some(object), ChangeType::Modified, Some(&replaced))
+    }
+
+    /// A status write over a stored object a reader still holds: the new version is the stored object's rest
+    /// with the written status. `written` is the request less its status.
+    fn write_status_over_shared(
+        &mut self,
+        key: ObjectRef,
+        mut written: Map<String, Value>,
+        status: Option<Value>,
+    ) -> Result<Arc<Value>, ClusterError> {
+        let stored = self.by_key.get(&key).ok_or_else(|| ClusterError::NotFound(key.clone()))?;
+        let stored_fields = stored
+            .as_object()
+            .ok_or_else(|| ClusterError::Invalid { object: key.clone(), message: "not a JSON object".into() })?;
+        // A client that read the latest version sends the rest unchanged: then its own copy is the stored one's
+        // equal, and is kept instead of copying the stored one (comparing allocates nothing).
         let unchanged_rest = written.len() == stored_fields.len() - usize::from(stored_fields.contains_key("status"))
             && stored_fields
                 .iter()
                 .filter(|(field, _)| field.as_str() != "status")
                 .all(|(field, v)| written.get(field) == Some(v));
         let mut object = if unchanged_rest {
-            std::mem::take(written)
+            std::mem::take(&mut written)
         } else {
             stored_fields
                 .iter()
@@ -342,16 +494,11 @@ impl Store {
                 .map(|(field, v)| (field.clone(), v.clone()))
                 .collect()
         };
-        match status {
-            Some(status) if !status.is_null() => object.insert("status".into(), status),
-            _ => None,
-        };
+        if let Some(status) = status {
+            object.insert("status".into(), status);
+        }
         let merged = Value::Object(object);
         self.admit(&key, Some(stored), &merged)?;
-        // Everything but the status is the stored object's own: comparing the statuses is comparing the objects.
-        if merged.get("status") == stored.get("status") {
-            return Ok(Arc::new(merged));
-        }
         let replaced = stored.at("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned);
         self.commit_write(key, Some(merged), ChangeType::Modified, replaced.as_deref())
     }
@@ -530,7 +677,7 @@ impl Store {
         }
         let oldest_readable = version.saturating_sub(self.max_lag);
         let entries = self.history.entry(key.clone()).or_default();
-        entries.push((version, value));
+        entries.push((version, value.map_or(Kept::Deleted, Kept::Whole)));
         // Keep the newest entry at or before the oldest readable version, and everything after it.
         let keep_from = entries.partition_point(|(v, _)| *v <= oldest_readable).saturating_sub(1);
         entries.drain(..keep_from);

@@ -376,3 +376,79 @@ fn what_a_status_write_leaves_decoded_is_what_its_stored_value_decodes_to() {
         }
     }
 }
+
+#[test]
+fn lagging_readers_see_every_version_that_status_writes_replaced_in_place() {
+    let mut store = Store::new(None);
+    store.allow_lag(100);
+    let key = key("a");
+    // Each write's answer copied at once, so that the store alone holds the stored object and writes over it.
+    let mut versions = vec![store.create(config_map("a", "1"), at(0)).map(Arc::unwrap_or_clone).unwrap()];
+    let status_write = |store: &mut Store, status: Value| {
+        let stored = store.get(&key, None).unwrap().clone();
+        store.replace_status(status_update(&stored, status)).map(Arc::unwrap_or_clone).unwrap()
+    };
+    versions.push(status_write(&mut store, json!({"phase": "Pending"})));
+    versions.push(status_write(&mut store, json!({"phase": "Running", "ready": 1})));
+    let mut spec_write = versions.last().unwrap().clone();
+    spec_write["spec"]["data"] = json!("2");
+    versions.push(store.replace(spec_write).map(Arc::unwrap_or_clone).unwrap());
+    versions.push(status_write(&mut store, Value::Null));
+    versions.push(status_write(&mut store, json!({"phase": "Running", "ready": 2})));
+    // A reader holding the stored object: the write copies instead, and the history keeps that version whole.
+    let held = store.get(&key, None).cloned().unwrap();
+    let shared = store.by_key.get(&key).unwrap().clone();
+    versions
+        .push(store.replace_status(status_update(&held, json!({"phase": "Done"}))).map(Arc::unwrap_or_clone).unwrap());
+    drop(shared);
+    versions.push(status_write(&mut store, json!({"phase": "Running", "ready": 3})));
+    // Refused (not an object): nothing changes, and the history still rebuilds every version.
+    let mut refused = versions.last().unwrap().clone();
+    refused["status"] = json!({"phase": "Gone"});
+    refused["metadata"]["resourceVersion"] = json!("1");
+    assert_eq!(store.replace_status(refused), Err(ClusterError::Conflict(key.clone())));
+    store.delete(&key, at(1)).unwrap();
+
+    let kinds: Vec<&str> = store.history[&key]
+        .iter()
+        .map(|(_, kept)| match kept {
+            Kept::Whole(_) => "whole",
+            Kept::BeforeStatusWrite { .. } => "status",
+            Kept::Deleted => "deleted",
+        })
+        .collect();
+    assert_eq!(kinds, ["status", "status", "whole", "status", "status", "whole", "status", "whole", "deleted"]);
+    for (index, version) in versions.iter().enumerate() {
+        let at: u64 = rv(version).parse().unwrap();
+        assert_eq!(store.get(&key, Some(at)), Some(version), "version {index} at {at}");
+        // A second read answers the version rebuilt once.
+        assert_eq!(store.get(&key, Some(at)), Some(version));
+    }
+    assert_eq!(store.get(&key, None), None);
+    assert_eq!(
+        store.list("ConfigMap", "sei", &LabelSelector::new(), Some(rv(&versions[2]).parse().unwrap())),
+        [&versions[2]]
+    );
+}
+
+#[test]
+fn a_refused_status_write_over_an_object_only_the_store_holds_leaves_it_and_its_history_as_they_were() {
+    let (mut store, created) = admitting_store_with_a_node();
+    store.allow_lag(10);
+    let node = ObjectRef::new("SeiNode", "sei", "n");
+    let mut running = created.clone();
+    running["status"] = json!({"phase": "Running"});
+    let written = store.replace_status(running).map(Arc::unwrap_or_clone).unwrap();
+    let mut invalid = written.clone();
+    invalid["status"] = json!({"phase": "Sleeping"});
+    assert!(matches!(store.replace_status(invalid), Err(ClusterError::Invalid { .. })));
+    assert_eq!(store.get(&node, None), Some(&written));
+    assert_eq!(store.list("SeiNode", "sei", &LabelSelector::new(), None), [&written]);
+    // Written over in place after all, the version refused over is still the one a lagging reader gets.
+    let mut done = written.clone();
+    done["status"] = json!({"phase": "Failed"});
+    store.replace_status(done).unwrap();
+    assert_eq!(store.get(&node, Some(rv(&written).parse().unwrap())), Some(&written));
+    assert!(matches!(store.history[&node].last(), Some((_, Kept::Whole(_)))));
+    assert!(matches!(store.history[&node].iter().rev().nth(1), Some((_, Kept::BeforeStatusWrite { .. }))));
+}
