@@ -30,7 +30,7 @@ impl Fields for Value {
                 return self.pointer(pointer);
             }
             target = match target {
-                Value::Object(fields) => fields.get(token)?,
+                Value::Object(fields) => field(fields, token)?,
                 Value::Array(items) => items.get(array_index(token)?)?,
                 _ => return None,
             };
@@ -41,6 +41,17 @@ impl Fields for Value {
         }
         Some(target)
     }
+}
+
+/// The field `name` of an object. A small object (an object's metadata, most of what the simulator reads) is
+/// scanned comparing lengths first, so only a key of the same length is compared byte for byte: a search of the
+/// sorted map compares every key on its way in order (a call to `memcmp` each).
+fn field<'v>(fields: &'v serde_json::Map<String, Value>, name: &str) -> Option<&'v Value> {
+    const SCANNED: usize = 16;
+    if fields.len() > SCANNED {
+        return fields.get(name);
+    }
+    fields.iter().find(|(key, _)| key.len() == name.len() && key.as_bytes() == name.as_bytes()).map(|(_, value)| value)
 }
 
 /// An array index as RFC 6901 writes it: decimal digits, no sign, no leading zero (serde_json's rule).
