@@ -10,7 +10,7 @@
 mod spec_rules;
 mod update;
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt;
 
 use kube::CustomResourceExt;
@@ -429,7 +429,9 @@ fn unknown_fields_except(schema: &FieldShape, value: &Value, path: &str, skip: &
 struct FieldShape {
     /// `x-kubernetes-preserve-unknown-fields: true`: anything goes below.
     preserve_unknown: bool,
-    properties: Option<BTreeMap<String, FieldShape>>,
+    /// Hashed (a fixed seed; only looked up, never iterated): the walk looks up every field of every admitted
+    /// object here, and a sorted map's search compared the name with each key on its way.
+    properties: Option<HashMap<String, FieldShape, foldhash::fast::FixedState>>,
     /// `additionalProperties` when it is a schema (a map's values).
     additional: Option<Box<FieldShape>>,
     items: Option<Box<FieldShape>>,
