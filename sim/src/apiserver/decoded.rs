@@ -50,7 +50,7 @@ impl DecodedObjects {
         key: &ObjectRef,
         value: &Value,
     ) -> Result<Arc<K>, serde_json::Error> {
-        let Some(version) = value.at("/metadata/resourceVersion").and_then(Value::as_str) else {
+        let Some(version) = value.metadata_field("resourceVersion").and_then(Value::as_str) else {
             return K::deserialize(value).map(Arc::new);
         };
         let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
@@ -73,7 +73,7 @@ impl DecodedObjects {
     /// StatefulSet controller's sets and the operator's own two (whose every committed version the store decodes
     /// for its trigger fingerprints); any other object is decoded in full when read.
     pub fn carry_over_status_write(&self, key: &ObjectRef, replaced: &str, written: &Value) {
-        let Some(version) = written.at("/metadata/resourceVersion").and_then(Value::as_str) else { return };
+        let Some(version) = written.metadata_field("resourceVersion").and_then(Value::as_str) else { return };
         let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
         let Some((at, object)) = objects.get_mut(key).filter(|(at, _)| at == replaced) else { return };
         // Taken out of the map, so that when no reader holds it any more its metadata and spec are moved into the

@@ -8,9 +8,20 @@ use serde_json::Value;
 pub trait Fields {
     /// The value `pointer` names, as [`Value::pointer`] finds it.
     fn at(&self, pointer: &str) -> Option<&Value>;
+
+    /// `metadata.<name>` of an object: what `at("/metadata/<name>")` finds, without reading a pointer (the
+    /// store and its readers look an object's metadata up more than anything else).
+    fn metadata_field(&self, name: &str) -> Option<&Value>;
 }
 
 impl Fields for Value {
+    fn metadata_field(&self, name: &str) -> Option<&Value> {
+        match field(self.as_object()?, "metadata")? {
+            Value::Object(metadata) => field(metadata, name),
+            _ => None,
+        }
+    }
+
     fn at(&self, pointer: &str) -> Option<&Value> {
         if pointer.is_empty() {
             return Some(self);
@@ -102,6 +113,11 @@ mod tests {
         for pointer in pointers {
             assert_eq!(value.at(pointer), value.pointer(pointer), "{pointer:?}");
         }
+        for name in ["generation", "labels", "missing", ""] {
+            assert_eq!(value.metadata_field(name), value.pointer(&format!("/metadata/{name}")), "{name:?}");
+        }
+        assert_eq!(json!({"metadata": 1}).metadata_field("name"), None);
+        assert_eq!(json!([1]).metadata_field("name"), None);
         assert_eq!(value.at("/list/1/name"), Some(&json!("one")));
         assert_eq!(value.at("//"), Some(&json!("empty keys")));
     }

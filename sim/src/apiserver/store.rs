@@ -247,7 +247,7 @@ impl Store {
         let in_scope = |key: &&ObjectRef| key.kind == kind && key.namespace == namespace;
         let matches = |value: &Value| {
             let labels = value
-                .at("/metadata/labels")
+                .metadata_field("labels")
                 .and_then(Value::as_object)
                 .map(|labels| labels.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect());
             matches_selector(labels.as_ref(), selector)
@@ -294,7 +294,7 @@ impl Store {
             return Err(ClusterError::AlreadyExists(key));
         }
         // As the API server does: an object to create must not claim a version (it was read, not made).
-        if value.at("/metadata/resourceVersion").is_some_and(|v| !v.is_null()) {
+        if value.metadata_field("resourceVersion").is_some_and(|v| !v.is_null()) {
             return Err(ClusterError::Invalid {
                 object: key,
                 message: "metadata.resourceVersion: Invalid value: must not be set on create".into(),
@@ -334,7 +334,7 @@ impl Store {
             };
         }
         if !equal_except(stored, &merged, &["metadata", "status"]) {
-            let generation = stored.at("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            let generation = stored.metadata_field("generation").and_then(Value::as_i64).unwrap_or(0);
             if let Some(meta) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
                 meta.insert("generation".into(), (generation + 1).into());
             }
@@ -455,7 +455,7 @@ impl Store {
             self.put_back(&key, Arc::new(object), in_history);
             return Err(refused);
         }
-        let replaced = object.at("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let replaced = object.metadata_field("resourceVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
         if in_history && let Some((_, kept)) = self.history.get_mut(&key).and_then(|entries| entries.last_mut()) {
             *kept = Kept::BeforeStatusWrite {
                 resource_version: replaced.clone(),
@@ -499,7 +499,7 @@ impl Store {
         }
         let merged = Value::Object(object);
         self.admit(&key, Some(stored), &merged)?;
-        let replaced = stored.at("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned);
+        let replaced = stored.metadata_field("resourceVersion").and_then(Value::as_str).map(str::to_owned);
         self.commit_write(key, Some(merged), ChangeType::Modified, replaced.as_deref())
     }
 
@@ -544,7 +544,7 @@ impl Store {
     /// Whether some object not yet being deleted has owners, all gone: garbage the collector has yet to take.
     pub fn has_garbage(&self) -> bool {
         let uids: BTreeSet<&str> =
-            self.objects.values().filter_map(|v| v.at("/metadata/uid").and_then(Value::as_str)).collect();
+            self.objects.values().filter_map(|v| v.metadata_field("uid").and_then(Value::as_str)).collect();
         self.objects.values().filter(|value| !is_deleting(value)).any(|value| {
             let owners = owner_uids(value);
             !owners.is_empty() && owners.iter().all(|uid| !uids.contains(uid.as_str()))
@@ -558,7 +558,7 @@ impl Store {
         let mut collected = Vec::new();
         while std::mem::take(&mut self.gc_pending) {
             let uids: BTreeSet<&str> =
-                self.objects.values().filter_map(|v| v.at("/metadata/uid").and_then(Value::as_str)).collect();
+                self.objects.values().filter_map(|v| v.metadata_field("uid").and_then(Value::as_str)).collect();
             let orphans: Vec<ObjectRef> = self
                 .objects
                 .iter()
@@ -582,13 +582,13 @@ impl Store {
         let stored = self.by_key.get(key).ok_or_else(|| ClusterError::NotFound(key.clone()))?;
         // The operator's contract forbids unconditional updates (a real API server would accept one for most
         // kinds): a write without the version it read is refused rather than silently overwriting.
-        let Some(version) = value.at("/metadata/resourceVersion").and_then(Value::as_str) else {
+        let Some(version) = value.metadata_field("resourceVersion").and_then(Value::as_str) else {
             return Err(ClusterError::Invalid {
                 object: key.clone(),
                 message: "metadata.resourceVersion: Required value: an update must carry the version it read".into(),
             });
         };
-        if stored.at("/metadata/resourceVersion").and_then(Value::as_str) != Some(version) {
+        if stored.metadata_field("resourceVersion").and_then(Value::as_str) != Some(version) {
             return Err(ClusterError::Conflict(key.clone()));
         }
         Ok(stored)
@@ -704,8 +704,12 @@ pub fn status_update(stored: &Value, status: Value) -> Value {
 
 /// The key of an object value: kind, namespace and name, all required.
 pub fn key_of(value: &Value) -> Result<ObjectRef, ClusterError> {
-    let field = |pointer: &str| value.at(pointer).and_then(Value::as_str).unwrap_or_default().to_owned();
-    let key = ObjectRef::new(field("/kind"), field("/metadata/namespace"), field("/metadata/name"));
+    let text = |field: Option<&Value>| field.and_then(Value::as_str).unwrap_or_default().to_owned();
+    let key = ObjectRef::new(
+        text(value.get("kind")),
+        text(value.metadata_field("namespace")),
+        text(value.metadata_field("name")),
+    );
     if key.kind.is_empty() || key.namespace.is_empty() || key.name.is_empty() {
         return Err(ClusterError::Invalid {
             object: key,
@@ -747,13 +751,13 @@ pub fn time_value(now: Timestamp) -> Value {
 
 /// Whether the object has a deletionTimestamp.
 pub fn is_deleting(value: &Value) -> bool {
-    value.at("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null())
+    value.metadata_field("deletionTimestamp").is_some_and(|v| !v.is_null())
 }
 
 /// The object's finalizers.
 pub fn finalizers(value: &Value) -> Vec<&str> {
     value
-        .at("/metadata/finalizers")
+        .metadata_field("finalizers")
         .and_then(Value::as_array)
         .map(|list| list.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default()
@@ -761,14 +765,14 @@ pub fn finalizers(value: &Value) -> Vec<&str> {
 
 fn owner_uids(value: &Value) -> Vec<String> {
     value
-        .at("/metadata/ownerReferences")
+        .metadata_field("ownerReferences")
         .and_then(Value::as_array)
         .map(|refs| refs.iter().filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_owned)).collect())
         .unwrap_or_default()
 }
 
 fn controller_of(value: &Value) -> Option<(String, String)> {
-    let refs = value.at("/metadata/ownerReferences").and_then(Value::as_array)?;
+    let refs = value.metadata_field("ownerReferences").and_then(Value::as_array)?;
     let controller = refs.iter().find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))?;
     Some((controller.get("kind")?.as_str()?.to_owned(), controller.get("name")?.as_str()?.to_owned()))
 }

@@ -120,7 +120,7 @@ fn invalid(field: &str, value: &str, reasons: Vec<String>) -> Result<(), String>
 /// Validates a create (`stored` is `None`) or an update of a built-in kind; the kinds the operator's CRDs define
 /// and kinds not modelled here pass. The error is the message of a 422.
 pub fn validate(kind: &str, stored: Option<&Value>, value: &Value) -> Result<(), String> {
-    let name = value.at("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let name = value.metadata_field("name").and_then(Value::as_str).unwrap_or_default();
     // A name never changes on update, and the API server checks it only on create (an update of an object with
     // a name a later release refuses must still pass, to let it be deleted: `ValidateStatefulSetUpdate`).
     if stored.is_none() {
@@ -149,14 +149,14 @@ fn validate_name(kind: &str, name: &str) -> Result<(), String> {
 /// its strategy adds to the pod template (so a Job's name must be a valid label value, 63 characters at most);
 /// for a pod, its `hostname` (a DNS-1123 label).
 fn validate_labels(kind: &str, value: &Value) -> Result<(), String> {
-    let own = value.at("/metadata/labels").and_then(Value::as_object);
+    let own = value.metadata_field("labels").and_then(Value::as_object);
     for label in own.into_iter().flat_map(|labels| labels.values()) {
         let text = label.as_str().unwrap_or_default();
         invalid("metadata.labels", text, label_value(text))?;
     }
     match kind {
         "Job" => {
-            let name = value.at("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+            let name = value.metadata_field("name").and_then(Value::as_str).unwrap_or_default();
             invalid("spec.template.labels", name, label_value(name))
         }
         "Pod" => match value.at("/spec/hostname").and_then(Value::as_str) {

@@ -57,7 +57,7 @@ fn sync_one(world: &mut WorldState, job: &Job) {
         .list("Pod", namespace, &BTreeMap::new(), None)
         .into_iter()
         .filter_map(|v| {
-            let key = ObjectRef::new("Pod", namespace, v.at("/metadata/name")?.as_str()?);
+            let key = ObjectRef::new("Pod", namespace, v.metadata_field("name")?.as_str()?);
             decoded.decode(&key, v).ok()
         })
         .filter(|p: &Arc<Pod>| is_controlled_by(&p.metadata, uid))
@@ -145,7 +145,7 @@ fn release_orphans(world: &mut WorldState) {
         .store
         .all_of_kind("Job")
         .filter(|(_, v)| !crate::apiserver::store::is_deleting(v))
-        .filter_map(|(_, v)| v.at("/metadata/uid").and_then(Value::as_str).map(str::to_owned))
+        .filter_map(|(_, v)| v.metadata_field("uid").and_then(Value::as_str).map(str::to_owned))
         .collect();
     let orphans: Vec<ObjectRef> = world
         .api

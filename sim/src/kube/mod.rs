@@ -146,7 +146,7 @@ pub fn traced<V: Borrow<Value>>(
     match result {
         Ok(value) => {
             let version =
-                value.borrow().at("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("-").to_owned();
+                value.borrow().metadata_field("resourceVersion").and_then(Value::as_str).unwrap_or("-").to_owned();
             world.record(Category::Write, format_args!("{actor} {verb} {what} rv={version}"));
         }
         Err(error) => world.record(Category::Write, format_args!("{actor} {verb} {what} failed: {error}")),

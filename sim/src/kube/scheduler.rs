@@ -50,7 +50,7 @@ pub fn sync_pods(world: &mut WorldState) {
         .store
         .all_of_kind("Pod")
         .filter(|(_, v)| !crate::apiserver::store::is_deleting(v))
-        .map(|(k, v)| (k.clone(), v.at("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_owned()))
+        .map(|(k, v)| (k.clone(), v.metadata_field("uid").and_then(Value::as_str).unwrap_or_default().to_owned()))
         .collect();
     let gone: Vec<ObjectRef> = world
         .plane
@@ -85,7 +85,7 @@ pub fn sync_pods(world: &mut WorldState) {
         }
         // The world's decoded pod: the StatefulSet controller read back the pod it created through the same cache.
         let Some(value) = world.api.store.get(&key, None) else { continue };
-        let uid = value.at("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let uid = value.metadata_field("uid").and_then(Value::as_str).unwrap_or_default().to_owned();
         let pod: Option<Arc<Pod>> = world.api.store.decoded().decode(&key, value).ok();
         start_pod(world, key, pod.as_deref(), uid);
     }

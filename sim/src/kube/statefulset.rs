@@ -278,7 +278,8 @@ fn retention_policy(set: &StatefulSet) -> (bool, bool) {
 fn claim_owners(set: &StatefulSet, claim: &Value) -> Option<Vec<Value>> {
     let (set_name, set_uid) = (set.metadata.name.as_deref()?, set.metadata.uid.as_deref()?);
     let (when_deleted, _) = retention_policy(set);
-    let refs: Vec<Value> = claim.at("/metadata/ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default();
+    let refs: Vec<Value> =
+        claim.metadata_field("ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default();
     let field = |r: &Value, f: &str| r.get(f).and_then(Value::as_str).map(str::to_owned);
     let names_this_set =
         |r: &Value| field(r, "kind").as_deref() == Some("StatefulSet") && field(r, "name").as_deref() == Some(set_name);

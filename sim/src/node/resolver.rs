@@ -51,7 +51,7 @@ pub fn resolve(world: &WorldState, host: &str, port: u16) -> Result<Resolved, Re
     let publish_not_ready = service.at("/spec/publishNotReadyAddresses").and_then(Value::as_bool).unwrap_or(false);
     let is_endpoint = |pod: &&crate::kube::kubelet::PodRuntime| {
         let labels =
-            world.api.store.get(&pod.key, None).and_then(|v| v.at("/metadata/labels")).and_then(Value::as_object);
+            world.api.store.get(&pod.key, None).and_then(|v| v.metadata_field("labels")).and_then(Value::as_object);
         // A finished pod (Succeeded or Failed: a Job's pods stay after they end) is never an endpoint, even
         // under publishNotReadyAddresses (kubernetes/kubernetes
         // `staging/src/k8s.io/endpointslice/util/controller_utils.go`, `ShouldPodBeInEndpoints`: terminal pods are

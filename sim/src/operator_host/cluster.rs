@@ -174,7 +174,7 @@ impl SimCluster {
         }
         let mut world = lock(&self.shared);
         let owners = |object: &Value| -> Vec<Value> {
-            object.at("/metadata/ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default()
+            object.metadata_field("ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default()
         };
         let blocking = |reference: &Value| reference.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true);
         let uid = |reference: &Value| reference.get("uid").and_then(Value::as_str).map(str::to_owned);
@@ -227,7 +227,7 @@ impl SimCluster {
             return read_policy::cache_answers_get(&key.kind, None);
         };
         let found = world.api.store.get(key, self.read_at(world)).map(|value| {
-            value.at("/metadata/labels").and_then(Value::as_object).map(|labels| {
+            value.metadata_field("labels").and_then(Value::as_object).map(|labels| {
                 labels
                     .iter()
                     .filter(|(k, _)| filtered_by.contains(&k.as_str()))
@@ -260,7 +260,7 @@ impl SimCluster {
         }
         let version_before = world.api.store.version();
         let deleted_uid = (verb == "delete")
-            .then(|| world.api.store.get(key, None).and_then(|v| v.at("/metadata/uid")?.as_str().map(str::to_owned)))
+            .then(|| world.api.store.get(key, None).and_then(|v| v.metadata_field("uid")?.as_str().map(str::to_owned)))
             .flatten();
         let result = match self.injected(&mut world, Access::Write, key) {
             Some(error) => Err(error),
@@ -269,7 +269,7 @@ impl SimCluster {
         let actor = self.actor();
         match &result {
             Ok(value) => {
-                let version = value.at("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("-");
+                let version = value.metadata_field("resourceVersion").and_then(Value::as_str).unwrap_or("-");
                 world.record(Category::Write, format_args!("{actor} {verb} {key} rv={version}"));
                 // After the write's trace line: a user edit aimed at this write is traced after it.
                 world.observer.on_write(&mut world, key, verb, value, self.writer());
@@ -475,7 +475,8 @@ impl SimCluster {
     /// that version. An update that completed a deletion (the last finalizer removed) answers the object as sent,
     /// under the version it read, which the store held with other content: cached, it would stand for that.
     fn decode_written<K: ClusterObject>(&self, value: &Value) -> Result<Arc<K>, ClusterError> {
-        let version = |value: &Value| value.at("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned);
+        let version =
+            |value: &Value| value.metadata_field("resourceVersion").and_then(Value::as_str).map(str::to_owned);
         let Ok(key) = crate::apiserver::store::key_of(value) else { return decode_ref(value).map(Arc::new) };
         let held = lock(&self.shared).api.store.get(&key, None).and_then(version);
         if held.is_none() || held != version(value) {
@@ -742,7 +743,7 @@ mod tests {
     fn a_status_write_sends_the_key_the_version_and_the_status_and_stores_what_a_whole_object_would() {
         let mut store = Store::new(None);
         let stored = store.create(encode(&node("sei:v1", "a")).expect("encodes"), Default::default()).expect("made");
-        let version = stored.at("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned);
+        let version = stored.metadata_field("resourceVersion").and_then(Value::as_str).map(str::to_owned);
         // What the operator holds: its own edits of the spec and labels beside the status it writes.
         let mut edited = node("sei:v2", "b");
         edited.metadata.resource_version = version;

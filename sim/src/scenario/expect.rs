@@ -187,7 +187,7 @@ impl Judge<'_> {
         let key = ObjectRef::new("SeiNodeDeployment", self.namespace, name);
         let version = self.world.inspect(|s| {
             let stored = s.api.store.get(&key, None)?;
-            stored.at("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned)
+            stored.metadata_field("resourceVersion").and_then(Value::as_str).map(str::to_owned)
         });
         let slot = (self.namespace.to_owned(), name.to_owned());
         let mut read = self.memory.deployments.borrow_mut();

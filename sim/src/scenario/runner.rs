@@ -275,7 +275,9 @@ impl<'a> Runner<'a> {
                 .api
                 .store
                 .all_of_kind("SeiNode")
-                .filter(|(key, value)| key.namespace == namespace && value.at("/metadata/deletionTimestamp").is_none())
+                .filter(|(key, value)| {
+                    key.namespace == namespace && value.metadata_field("deletionTimestamp").is_none()
+                })
                 .filter_map(|(key, value)| {
                     let node = <SeiNode as serde::Deserialize>::deserialize(value).ok()?;
                     let labels = node.metadata.labels.unwrap_or_default();

@@ -418,7 +418,7 @@ fn get(server: &Server, call: &Call, resource: &Resource, namespace: &str, name:
     let found = if resource.view {
         objects_of(&world, resource, Some(namespace))
             .into_iter()
-            .find(|e| e.at("/metadata/name").and_then(Value::as_str) == Some(name))
+            .find(|e| e.metadata_field("name").and_then(Value::as_str) == Some(name))
     } else {
         world.api.store.get(&ObjectRef::new(resource.kind, namespace, name), None).cloned()
     };
@@ -504,7 +504,7 @@ fn injected_conflict(server: &Server, resource: &Resource, name: &str) -> Option
 fn record(world: &mut WorldState, verb: &str, key: &ObjectRef, result: &Result<std::sync::Arc<Value>, ClusterError>) {
     let text = match result {
         Ok(value) => {
-            let version = value.at("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("-");
+            let version = value.metadata_field("resourceVersion").and_then(Value::as_str).unwrap_or("-");
             format!("api {verb} {key} rv={version}")
         }
         Err(error) => format!("api {verb} {key} failed: {error}"),
@@ -533,7 +533,7 @@ fn create(server: &Server, call: &Call, resource: &Resource, namespace: &str) ->
         let n = GENERATED.fetch_add(1, Ordering::Relaxed);
         meta.insert("name".into(), format!("{prefix}{:05x}", n % 0x10_0000).into());
     }
-    let name = value.at("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let name = value.metadata_field("name").and_then(Value::as_str).unwrap_or_default().to_owned();
     let mut world = lock(&server.shared);
     let key = ObjectRef::new(resource.kind, namespace, &name);
     let now = world.timestamp();
@@ -554,7 +554,7 @@ fn write(
     mut value: Value,
     status: bool,
 ) -> Response<Body> {
-    let stored_version = world.api.store.get(key, None).and_then(|v| v.at("/metadata/resourceVersion").cloned());
+    let stored_version = world.api.store.get(key, None).and_then(|v| v.metadata_field("resourceVersion").cloned());
     if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut)
         && meta.get("resourceVersion").is_none_or(|v| v.as_str().is_none_or(str::is_empty))
         && let Some(version) = stored_version

@@ -224,7 +224,7 @@ fn column_definitions(resource: &Resource) -> Vec<Value> {
 
 /// One row of `object` (the object itself rides along, as with `includeObject=Object`).
 fn row(resource: &Resource, object: &Value, now: Timestamp) -> Value {
-    let name = object.at("/metadata/name").cloned().unwrap_or(Value::Null);
+    let name = object.metadata_field("name").cloned().unwrap_or(Value::Null);
     let mut cells = vec![name];
     for column in columns(resource) {
         let cell = match column.source {

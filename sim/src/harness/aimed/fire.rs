@@ -35,7 +35,7 @@ pub fn apply(world: &mut WorldState, edit: &AimedEdit, moment: &str) {
     }
     let text = match world.api.store.replace(value) {
         Ok(written) => {
-            let version = written.at("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("-");
+            let version = written.metadata_field("resourceVersion").and_then(Value::as_str).unwrap_or("-");
             format!("harness replace {} rv={version} (aimed edit, {moment})", edit.deployment)
         }
         Err(error) => format!("harness aimed edit of {} failed: {error}", edit.deployment),

@@ -473,7 +473,7 @@ impl World {
                             .api
                             .store
                             .all_of_kind(kind)
-                            .all(|(_, value)| value.at("/metadata/deletionTimestamp").is_none())
+                            .all(|(_, value)| value.metadata_field("deletionTimestamp").is_none())
                     });
                 deployments_at_rest && nodes_at_rest && nothing_deleting && !state.api.store.has_garbage()
             })
