@@ -47,8 +47,10 @@ pub fn resolve(world: &WorldState, host: &str, port: u16) -> Result<Resolved, Re
     let Some(service) = world.api.store.get(&ObjectRef::new("Service", *namespace, *subdomain), None) else {
         return Err(ResolveError::NoSuchHost(host.into()));
     };
-    let selector = service.at("/spec/selector").and_then(Value::as_object);
-    let publish_not_ready = service.at("/spec/publishNotReadyAddresses").and_then(Value::as_bool).unwrap_or(false);
+    let spec = service.get("spec");
+    let selector = spec.and_then(|spec| spec.get("selector")).and_then(Value::as_object);
+    let publish_not_ready =
+        spec.and_then(|spec| spec.get("publishNotReadyAddresses")).and_then(Value::as_bool).unwrap_or(false);
     let is_endpoint = |pod: &&crate::kube::kubelet::PodRuntime| {
         let labels =
             world.api.store.get(&pod.key, None).and_then(|v| v.metadata_field("labels")).and_then(Value::as_object);

@@ -88,11 +88,14 @@ pub(super) struct NodeRead {
 }
 
 pub(super) fn node_read(value: &serde_json::Value) -> Option<NodeRead> {
-    let text = |pointer: &str| value.at(pointer).and_then(serde_json::Value::as_str);
-    let (name, image) = (text("/metadata/name")?, text("/spec/image")?);
-    let ready = text("/status/phase") == Some("Running")
-        && value.at("/status/sidecarReady").and_then(serde_json::Value::as_bool) == Some(true)
-        && text("/status/currentImage") == Some(image);
+    use serde_json::Value;
+    let (spec, status) = (value.get("spec"), value.get("status"));
+    let name = value.metadata_field("name").and_then(Value::as_str)?;
+    let image = spec.and_then(|spec| spec.get("image")).and_then(Value::as_str)?;
+    let status_field = |name: &str| status.and_then(|status| status.get(name));
+    let ready = status_field("phase").and_then(Value::as_str) == Some("Running")
+        && status_field("sidecarReady").and_then(Value::as_bool) == Some(true)
+        && status_field("currentImage").and_then(Value::as_str) == Some(image);
     Some(NodeRead { name: name.to_owned(), image: image.to_owned(), ready })
 }
 
