@@ -653,8 +653,19 @@ impl Store {
                 }
                 let fingerprints = TriggerFingerprints::of(&key, &value, &self.decoded);
                 let shared = Arc::new(value);
-                self.objects.insert(key.clone(), shared.clone());
-                self.by_key.insert(key.clone(), shared.clone());
+                // An existing key's slots are overwritten in place: the key is cloned only for a new object.
+                match self.by_key.get_mut(&key) {
+                    Some(live) => *live = shared.clone(),
+                    None => {
+                        self.by_key.insert(key.clone(), shared.clone());
+                    }
+                }
+                match self.objects.get_mut(&key) {
+                    Some(listed) => *listed = shared.clone(),
+                    None => {
+                        self.objects.insert(key.clone(), shared.clone());
+                    }
+                }
                 self.record_history(&key, version, Some(shared.clone()));
                 (controller, fingerprints, shared)
             }
@@ -676,7 +687,10 @@ impl Store {
             return;
         }
         let oldest_readable = version.saturating_sub(self.max_lag);
-        let entries = self.history.entry(key.clone()).or_default();
+        let entries = match self.history.get_mut(key) {
+            Some(entries) => entries,
+            None => self.history.entry(key.clone()).or_default(),
+        };
         entries.push((version, value.map_or(Kept::Deleted, Kept::Whole)));
         // Keep the newest entry at or before the oldest readable version, and everything after it.
         let keep_from = entries.partition_point(|(v, _)| *v <= oldest_readable).saturating_sub(1);
