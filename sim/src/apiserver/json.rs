@@ -116,6 +116,13 @@ mod tests {
         for name in ["generation", "labels", "missing", ""] {
             assert_eq!(value.metadata_field(name), value.pointer(&format!("/metadata/{name}")), "{name:?}");
         }
+        // An object with more fields than the scan takes is searched instead: the same answers.
+        let wide: serde_json::Map<String, Value> = (0..40).map(|i| (format!("field-{i}"), json!(i))).collect();
+        let wide = json!({"metadata": wide});
+        for name in ["field-0", "field-17", "field-39", "field-40", "field-"] {
+            assert_eq!(wide.metadata_field(name), wide.pointer(&format!("/metadata/{name}")), "{name:?}");
+            assert_eq!(wide.at(&format!("/metadata/{name}")), wide.pointer(&format!("/metadata/{name}")), "{name:?}");
+        }
         assert_eq!(json!({"metadata": 1}).metadata_field("name"), None);
         assert_eq!(json!([1]).metadata_field("name"), None);
         assert_eq!(value.at("/list/1/name"), Some(&json!("one")));
