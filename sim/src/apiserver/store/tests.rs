@@ -306,14 +306,20 @@ fn sei_node_status_writes_are_checked_against_the_status_schema() {
     assert_eq!(written["status"]["phase"], "Running");
 }
 
-#[test]
-fn a_status_write_changes_no_version_a_reader_holds_and_a_refused_one_changes_nothing() {
+/// [`admitting_store_with_a_node`] keeping 10 versions of history, after a status write made the node Running:
+/// the store, the node's key and the object as written (a copy: the store alone holds the stored one).
+fn store_with_a_running_node() -> (Store, ObjectRef, Value) {
     let (mut store, created) = admitting_store_with_a_node();
     store.allow_lag(10);
-    let node = ObjectRef::new("SeiNode", "sei", "n");
-    let mut running = created.clone();
+    let mut running = created;
     running["status"] = json!({"phase": "Running"});
     let written = store.replace_status(running).map(Arc::unwrap_or_clone).unwrap();
+    (store, ObjectRef::new("SeiNode", "sei", "n"), written)
+}
+
+#[test]
+fn a_status_write_changes_no_version_a_reader_holds_and_a_refused_one_changes_nothing() {
+    let (mut store, node, written) = store_with_a_running_node();
     assert_eq!(store.get(&node, None).unwrap()["status"]["phase"], "Running");
     // Refused: the stored object, its version and the change log stay as they were.
     let log = store.log_len();
@@ -433,12 +439,7 @@ fn lagging_readers_see_every_version_that_status_writes_replaced_in_place() {
 
 #[test]
 fn a_refused_status_write_over_an_object_only_the_store_holds_leaves_it_and_its_history_as_they_were() {
-    let (mut store, created) = admitting_store_with_a_node();
-    store.allow_lag(10);
-    let node = ObjectRef::new("SeiNode", "sei", "n");
-    let mut running = created.clone();
-    running["status"] = json!({"phase": "Running"});
-    let written = store.replace_status(running).map(Arc::unwrap_or_clone).unwrap();
+    let (mut store, node, written) = store_with_a_running_node();
     let mut invalid = written.clone();
     invalid["status"] = json!({"phase": "Sleeping"});
     assert!(matches!(store.replace_status(invalid), Err(ClusterError::Invalid { .. })));
