@@ -223,13 +223,7 @@ impl Store {
                         Kept::Deleted => Some(None),
                     })
                     .flatten();
-                let mut object: Map<String, Value> = whole
-                    .and_then(Value::as_object)
-                    .into_iter()
-                    .flatten()
-                    .filter(|(field, _)| field.as_str() != "status")
-                    .map(|(field, value)| (field.clone(), value.clone()))
-                    .collect();
+                let mut object = whole.map(without_status).unwrap_or_default();
                 if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
                     meta.insert("resourceVersion".into(), resource_version.as_str().into());
                 }
@@ -383,7 +377,7 @@ impl Store {
         }
         match self.take_stored(&key) {
             Some((object, in_history)) => self.write_status_over(key, object, status, in_history),
-            None => self.write_status_over_shared(key, std::mem::take(written), status),
+            None => self.write_status_over_shared(key, status),
         }
     }
 
@@ -466,34 +460,11 @@ impl Store {
         self.commit_write(key, Some(object), ChangeType::Modified, Some(&replaced))
     }
 
-    /// A status write over a stored object a reader still holds: the new version is the stored object's rest
-    /// with the written status. `written` is the request less its status.
-    fn write_status_over_shared(
-        &mut self,
-        key: ObjectRef,
-        mut written: Map<String, Value>,
-        status: Option<Value>,
-    ) -> Result<Arc<Value>, ClusterError> {
+    /// A status write over a stored object a reader still holds: the new version is a copy of the stored
+    /// object's rest with the written status.
+    fn write_status_over_shared(&mut self, key: ObjectRef, status: Option<Value>) -> Result<Arc<Value>, ClusterError> {
         let stored = self.by_key.get(&key).ok_or_else(|| ClusterError::NotFound(key.clone()))?;
-        let stored_fields = stored
-            .as_object()
-            .ok_or_else(|| ClusterError::Invalid { object: key.clone(), message: "not a JSON object".into() })?;
-        // A client that read the latest version sends the rest unchanged: then its own copy is the stored one's
-        // equal, and is kept instead of copying the stored one (comparing allocates nothing).
-        let unchanged_rest = written.len() == stored_fields.len() - usize::from(stored_fields.contains_key("status"))
-            && stored_fields
-                .iter()
-                .filter(|(field, _)| field.as_str() != "status")
-                .all(|(field, v)| written.get(field) == Some(v));
-        let mut object = if unchanged_rest {
-            std::mem::take(&mut written)
-        } else {
-            stored_fields
-                .iter()
-                .filter(|(field, _)| field.as_str() != "status")
-                .map(|(field, v)| (field.clone(), v.clone()))
-                .collect()
-        };
+        let mut object = without_status(stored);
         if let Some(status) = status {
             object.insert("status".into(), status);
         }
@@ -756,6 +727,17 @@ fn equal_except(a: &Value, b: &Value, fields: &[&str]) -> bool {
         value.as_object().into_iter().flatten().filter(|(field, _)| !fields.contains(&field.as_str()))
     }
     entries(a, fields).eq(entries(b, fields))
+}
+
+/// A copy of an object's fields but its status (none if it is not an object).
+fn without_status(object: &Value) -> Map<String, Value> {
+    object
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(field, _)| field.as_str() != "status")
+        .map(|(field, value)| (field.clone(), value.clone()))
+        .collect()
 }
 
 /// A timestamp as the API server writes it (RFC 3339).
