@@ -27,4 +27,6 @@ crate::scenario_tests! {
         "bluegreen-switch-waits-out-a-forbidden-service-update.yaml",
     a_revert_after_an_inplace_supersession_rolls_back_what_the_inplace_plan_wrote =>
         "bluegreen-revert-after-an-inplace-supersession-rolls-back-what-the-inplace-plan-wrote.yaml",
+    a_settle_after_scaling_a_deployment_whose_rollout_failed_waits_for_the_operator_to_scale =>
+        "settle-waits-for-a-scale-of-a-deployment-whose-rollout-failed.yaml",
 }

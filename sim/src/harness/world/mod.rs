@@ -16,7 +16,6 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use sei_operator_core::api::SeiNodeDeployment;
-use sei_operator_core::api::template_hash;
 use sei_operator_core::cluster::{Cluster, ClusterError, ClusterObject, LabelSelector, ObjectRef};
 use sei_operator_core::objects::meta::find_condition;
 use sei_operator_core::rollout::vocabulary::{REASON_INVALID_UPDATE_STRATEGY, ROLLOUT_IN_PROGRESS};
@@ -494,7 +493,8 @@ impl World {
     }
 
     /// Liveness (invariant 7): runs until every SeiNodeDeployment settled — no rollout in progress, and its status
-    /// observed the latest generation or names the template as the target that failed — failing with `liveness` after `within`.
+    /// observed the latest generation (converged on it, failed its template or refused it) — failing with
+    /// `liveness` after `within`.
     pub fn run_until_settled(&mut self, within: Duration) -> Result<(), SimError> {
         // Complete on the latest spec, or explicitly failed on it (the failed target is remembered).
         let settled = |world: &World| world.unsettled_deployments().is_empty();
@@ -517,7 +517,7 @@ impl World {
     }
 
     /// The SeiNodeDeployments that have not settled (see [`World::run_until_settled`]), each with why: a
-    /// rollout in progress, or a status that has observed neither the latest generation nor failed its template.
+    /// rollout in progress, or a status that has not observed the latest generation.
     pub fn unsettled_deployments(&self) -> Vec<String> {
         let version = self.inspect(|state| state.api.store.version());
         if let Some((at, answer)) = &self.rest_memo.borrow().unsettled
@@ -555,13 +555,13 @@ impl World {
                             && c.reason == REASON_INVALID_UPDATE_STRATEGY
                             && c.observed_generation == d.metadata.generation
                     });
-                    // A failed target settles only while the template still names it: after a later edit the
-                    // operator has yet to act on the new template.
-                    let failed = status.failed_target_hash.as_deref() == Some(&template_hash(&d.spec.template.spec));
-                    (!observed && !refused && !failed).then(|| {
+                    // A failed target is settled too, but only once the status observed the generation that
+                    // still names it (the operator writes `observedGeneration` when it records or keeps a failed
+                    // target, `rollout::rules::evaluate`): a later edit that leaves the template alone — a scale,
+                    // a deletion policy — is acted on like any other.
+                    (!observed && !refused).then(|| {
                         format!(
-                            "{key} has not settled: its status observed generation {:?} of {:?}, and does not \
-                             name the template as a failed target",
+                            "{key} has not settled: its status observed generation {:?} of {:?}",
                             status.observed_generation, d.metadata.generation
                         )
                     })
