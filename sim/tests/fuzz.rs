@@ -160,6 +160,44 @@ fn a_hard_fork_run_left_on_the_pre_fork_release_never_sees_its_chain_pass_the_up
 }
 
 #[test]
+fn a_hard_fork_deployment_reapplied_after_a_child_delete_makes_the_child_again_first() {
+    // `sei-sim fuzz --cases 1500 --seed 777001 --max-replicas 8 --max-ops 24`, case 466: the only node of a forked
+    // HardFork deployment deleted, then the deployment Retain-deleted and applied again at once. The new deployment
+    // had no node to adopt and made one fresh on v6.4.0 from the pre-fork snapshot (height 4000): it panicked at
+    // block 4001 ("binary updated before trigger") for the rest of the run, and the run never settled. Only the
+    // old deployment's status knew the pre-fork binary to bootstrap with; a deployment made anew cannot, so the
+    // generated run now lets the old one make the child again first.
+    let case = FuzzCase {
+        seed: 13685935052737314588,
+        strategy: UpdateStrategy::HardFork,
+        replicas: 1,
+        validators_switch_secs: 696,
+        ops: vec![
+            Op::SetImage { release: 0 },
+            Op::Wait { secs: 266 },
+            Op::DeleteFailedChild { index: 0 },
+            Op::ReapplyAfterRetainDelete,
+        ],
+    };
+    for perturbed in [true, false] {
+        let text = render(&case, perturbed);
+        let deleted = text.find("deleteChild:").expect("the child delete");
+        let settled = text[deleted..].find("settle: 30m").map(|at| at + deleted);
+        let retained = text.find("spec.deletionPolicy: Retain").expect("the Retain edit");
+        assert!(settled.is_some_and(|settled| settled < retained), "{text}");
+    }
+    let verdict = fuzz::judge(&case, &FuzzConfig::new(1, 777001, &root()));
+    if let Some(found) = verdict.failure {
+        panic!("{}", found.reason);
+    }
+    // A run that does not cross the upgrade still re-applies right after the delete.
+    let patch = FuzzCase { strategy: UpdateStrategy::BlueGreen, ..case.clone() };
+    let text = render(&patch, false);
+    let deleted = text.find("deleteChild:").expect("the child delete");
+    assert!(!text[deleted..].contains("settle: 30m"), "{text}");
+}
+
+#[test]
 fn the_issue_14_operations_render_as_steps_the_scenario_runner_takes() {
     let case = FuzzCase {
         seed: 21,

@@ -541,6 +541,8 @@ impl FuzzCase {
             retained_replicas: None,
         };
         let mut deleted = false;
+        // A child deleted since the deployment last settled: the deployment has yet to make it again.
+        let mut child_missing = false;
         for op in &self.ops {
             if op.is_perturbation() && !perturbed {
                 continue;
@@ -622,9 +624,11 @@ impl FuzzCase {
                     set_image(&mut template, target, steps);
                     steps.push(wait(*after_secs));
                     steps.push(json!({"deleteChild": {"deployment": DEPLOYMENT, "index": index}}));
+                    child_missing = true;
                 }
                 Op::DeleteFailedChild { index } => {
                     steps.push(json!({"deleteChild": {"deployment": DEPLOYMENT, "index": index, "failed": true}}));
+                    child_missing = true;
                 }
                 Op::EditThenStaleReads { release, after_secs, versions } => {
                     let target = self.other_good_release(*release, template.image);
@@ -645,6 +649,7 @@ impl FuzzCase {
                         set_image(&mut template, PATCH_RELEASES[1], steps);
                     }
                     steps.push(json!({"settle": "30m"}));
+                    child_missing = false;
                     walk.retained_image = Some(template.image);
                     walk.retained_replicas = Some(template.replicas);
                     deleted = true;
@@ -683,6 +688,19 @@ impl FuzzCase {
                     }}));
                 }
                 Op::ReapplyAfterRetainDelete => {
+                    // Across the upgrade, a deleted child is made again from the pre-fork snapshot with the
+                    // pre-fork binary up to the fork, which only the deployment's status remembers (its last
+                    // template before the fork). A deployment applied anew knows only its template: a node it
+                    // makes fresh on a fork release from that snapshot panics at the first pre-fork block
+                    // ("binary updated before trigger") and never serves — no right outcome, as for a user who
+                    // creates such a deployment from scratch. So the child is made again first: at rest.
+                    if child_missing && self.strategy.crosses_the_upgrade() && FORK_RELEASES.contains(&template.image) {
+                        if perturbed {
+                            steps.push(json!({"heal": "all"}));
+                        }
+                        steps.push(json!({"settle": "30m"}));
+                        child_missing = false;
+                    }
                     steps.push(edit(json!({"spec.deletionPolicy": "Retain"})));
                     steps.push(json!({"delete": {"kind": "SeiNodeDeployment", "name": DEPLOYMENT}}));
                     let gone = format!("SeiNodeDeployment/{DEPLOYMENT}");
