@@ -10,4 +10,6 @@ crate::scenario_tests! {
         "two-replicas-leader-partitioned-from-the-api-mid-bluegreen-rollout.yaml",
     a_leader_paused_past_its_lease_resumes_stale_and_its_in_flight_submissions_are_not_started_twice =>
         "two-replicas-leader-paused-past-its-lease-mid-hardfork-rollout.yaml",
+    a_leader_whose_renewal_hangs_in_the_clients_retries_stops_at_the_renew_deadline =>
+        "two-replicas-leader-whose-renewal-is-refused-stops-at-the-renew-deadline.yaml",
 }

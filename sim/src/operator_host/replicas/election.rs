@@ -4,6 +4,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
+use sei_operator_core::cluster::ClusterError;
 use sei_operator_core::leader::{Attempt, Elector, LeaseConfig, LeaseName};
 use tokio::sync::Notify;
 
@@ -40,10 +41,21 @@ pub async fn lease_loop(shared: SharedWorld, gate: Gate) {
             (world.now, world.timestamp())
         };
         // Production's renewal loop gives the attempt only the time left before the renew deadline
-        // (`backend/run/leader.rs`, `tokio::time::timeout(left, ..)`): a leader waking past it (a pause) stops
-        // leading without another attempt.
-        let attempt = if gate.leading.get() && !elector.is_leading(local) {
-            Ok(Attempt::Leading)
+        // (`operator/src/backend/run/leader.rs`, `tokio::time::timeout(left, ..)`): a renewal still waiting at
+        // the deadline — kube's client sends a refused call again for minutes (`SimCluster::through_refusals`)
+        // — is abandoned and the leader stops, and a leader waking past the deadline (a pause) stops without
+        // another attempt. Without the bound, a leader whose renewal hung kept reconciling after a standby took
+        // the Lease.
+        let attempt = if gate.leading.get() {
+            let left = elector.deadline().map_or(Duration::ZERO, |deadline| deadline.saturating_sub(local));
+            if left.is_zero() {
+                Ok(Attempt::Leading)
+            } else {
+                match tokio::time::timeout(left, elector.try_acquire_or_renew(&cluster, local, wall)).await {
+                    Ok(attempt) => attempt,
+                    Err(_) => Err(ClusterError::Transient("renewing the leader Lease timed out".into())),
+                }
+            }
         } else {
             elector.try_acquire_or_renew(&cluster, local, wall).await
         };
