@@ -256,6 +256,47 @@ fn a_run_whose_failed_rollout_was_delayed_past_an_earlier_edit_ends_right_on_eit
 }
 
 #[test]
+fn nodes_a_retain_delete_left_after_a_failed_rollout_end_right_on_either_release() {
+    // `sei-sim fuzz --cases 1500 --seed 4242001 --max-replicas 16 --max-ops 32`, case 1257: an edit back to v6.3.0
+    // after a finished rollout to v6.3.1, then the strict release, then a Retain delete at rest. Without faults the
+    // rollout back finished before the strict edit and the retained nodes ran v6.3.0; 17 s of 503s delayed it past
+    // that edit, it was superseded, and they ran v6.3.1 — both right for their timing, as for a deployment left on
+    // the failed template, but the oracle only knew the deployment's own nodes and compared the retained ones as
+    // they were.
+    let case = FuzzCase {
+        seed: 2010866419499154967,
+        strategy: UpdateStrategy::BlueGreen,
+        replicas: 2,
+        validators_switch_secs: 300,
+        ops: vec![
+            Op::LongWait { secs: 600 },
+            Op::DeleteChildMidRollout { release: 0, after_secs: 72, index: 0 },
+            Op::Fault(Fault::ApiRefusals { duration: Duration::from_secs(17), status: 503, retry_after: None }),
+            Op::DeleteChildMidRollout { release: 0, after_secs: 71, index: 0 },
+            Op::SetImage { release: 4 },
+            Op::RetainDelete,
+        ],
+    };
+    assert!(case.retains_a_failed_rollout() && !case.expects_failed_rollout());
+    assert_eq!(case.releases_a_failed_run_may_end_on(), vec!["sei:v6.3.0", "sei:v6.3.1"]);
+    let retained = |release: &str| {
+        (0..2)
+            .map(|n| {
+                format!("SeiNode sei/fuzz-#{n}: image={release} phase=Some(Running) currentImage={release} owner=")
+            })
+            .collect::<Vec<_>>()
+    };
+    let judged = |lines: &[String]| fuzz::judged_end_state(&case, lines).expect("an allowed release");
+    assert_eq!(fuzz::differential(&judged(&retained("sei:v6.3.0")), &judged(&retained("sei:v6.3.1"))), None);
+    let wrong = fuzz::judged_end_state(&case, &retained("sei:v6.3.2")).expect_err("v6.3.2 was never named");
+    assert!(wrong.contains("never named"), "{wrong}");
+    let verdict = fuzz::judge(&case, &FuzzConfig::new(1, 4242001, &root()));
+    if let Some(found) = verdict.failure {
+        panic!("{}", found.reason);
+    }
+}
+
+#[test]
 fn the_issue_22_operations_render_as_steps_the_scenario_runner_takes() {
     use sei_sim::fuzz::case::AimedAt;
     let case = FuzzCase {

@@ -753,6 +753,13 @@ impl FuzzCase {
         self.final_image() == Some(BROKEN_RELEASE)
     }
 
+    /// Whether the run's `Retain` delete left the nodes behind while the template named the broken release: they
+    /// run whichever good release a rollout last finished on, as the fleet of [`FuzzCase::expects_failed_rollout`]
+    /// does ([`FuzzCase::releases_a_failed_run_may_end_on`]), only without an owner.
+    pub fn retains_a_failed_rollout(&self) -> bool {
+        self.walk(false).retained_image == Some(BROKEN_RELEASE)
+    }
+
     /// The good releases the fleet may run at the end of a run whose last edit names the broken release: any
     /// the template named before (the initial one too). Which one depends on timing — a rollout to B that a
     /// partition delays past the edit to the broken release is superseded, and the fleet stays on A; without

@@ -578,17 +578,22 @@ pub fn expected_outcome(case: &FuzzCase, end_state: &[String]) -> Option<String>
 }
 
 /// The end state as the differential oracle compares it: as it is, except in a run whose last edit names the
-/// broken release. There the fleet may stay on any good release the template named before
+/// broken release, or whose `Retain` delete left its nodes while the template named it. There the fleet (the
+/// deployment's, or the nodes left without an owner) may stay on any good release the template named before
 /// ([`FuzzCase::releases_a_failed_run_may_end_on`]) — which one depends on whether an earlier rollout finished
 /// before the failing edit, and each is right for its timing — so that release (and the `templateHash` of the
 /// baseline it makes) is written as a placeholder, once it is checked to be one of them and the fleet's only one.
 pub fn judged_end_state(case: &FuzzCase, end_state: &[String]) -> Result<Vec<String>, String> {
-    if !case.expects_failed_rollout() {
+    let owner = if case.expects_failed_rollout() {
+        case::DEPLOYMENT
+    } else if case.retains_a_failed_rollout() {
+        ""
+    } else {
         return Ok(end_state.to_vec());
-    }
+    };
     let mut fleet: Vec<&str> = end_state
         .iter()
-        .filter(|line| line.starts_with("SeiNode ") && line.ends_with(&format!(" owner={}", case::DEPLOYMENT)))
+        .filter(|line| line.starts_with("SeiNode ") && line.ends_with(&format!(" owner={owner}")))
         .filter_map(|line| line.split(" image=").nth(1)?.split(' ').next())
         .collect();
     fleet.sort_unstable();
