@@ -369,3 +369,43 @@ fn the_issue_15_faults_render_and_a_leader_change_mid_rollout_passes_every_oracl
         panic!("{}", found.reason);
     }
 }
+
+#[test]
+fn sidecar_tasks_failing_within_their_retries_only_delay_a_run() {
+    // Generated `taskFailure` faults: a plan retries a sidecar task 3 times, so a run injects at most 3 failures
+    // of one task type (the second config-apply fault is cut to the one failure left, the third is not written)
+    // and must end as it does without them. A failure and an edit (`FailTasksThenEdit`) meet the rollout's
+    // entrants.
+    let case = FuzzCase {
+        seed: 31,
+        strategy: UpdateStrategy::BlueGreen,
+        replicas: 2,
+        validators_switch_secs: 300,
+        ops: vec![
+            Op::Fault(Fault::TaskFailure { task: "config-apply".into(), node: None, times: 2 }),
+            Op::Fault(Fault::TaskFailure { task: "config-apply".into(), node: Some("fuzz-1".into()), times: 3 }),
+            Op::Fault(Fault::TaskFailure { task: "mark-ready".into(), node: None, times: 3 }),
+            Op::SetImage { release: 1 },
+            Op::Wait { secs: 300 },
+            Op::Fault(Fault::TaskFailure { task: "config-apply".into(), node: None, times: 1 }),
+            // config-validate, on whichever entrant runs it first.
+            Op::FailTasksThenEdit { task: 3, ordinal: None, times: 3, release: 0, after_secs: 300 },
+        ],
+    };
+    let (perturbed, calm) = (render(&case, true), render(&case, false));
+    assert_eq!(perturbed.matches("taskFailure").count(), 4, "{perturbed}");
+    assert_eq!(calm.matches("taskFailure").count(), 0, "{calm}");
+    assert_eq!(calm.matches("spec.template.spec.image").count(), 2, "the edits stay: {calm}");
+    let written = scenario::parse("case.yaml", &perturbed).expect("a valid scenario");
+    let outcome = scenario::run(&written, None, &root());
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    let trace = outcome.trace.text();
+    // Every failure the run kept fired, and no more.
+    for task in ["config-apply", "mark-ready", "config-validate"] {
+        assert_eq!(trace.matches(&format!("failed: scripted failure of {task}")).count(), 3, "{task}: {trace}");
+    }
+    let verdict = fuzz::judge(&case, &FuzzConfig::new(1, 1, &root()));
+    if let Some(found) = verdict.failure {
+        panic!("{}", found.reason);
+    }
+}

@@ -102,6 +102,17 @@ const REVOCABLE: &[(&str, &str)] = &[
     ("jobs", "create"),
 ];
 
+/// Sidecar task types a generated `taskFailure` fails: those a plan retries (`max_retries` 3,
+/// `core/src/plan/task_type.rs`) and `mark-ready`, which a Running node re-submits with back-off for ever
+/// (`core/src/tasks/mark_ready.rs`). Not `restart-seid`: a failed restart is reported and fails its plan on the
+/// first failure, by design — work a fault fails, not one it only delays.
+const RETRIED_TASKS: [&str; 6] =
+    ["snapshot-restore", "config-apply", "discover-peers", "config-validate", "mark-ready", "await-condition"];
+
+/// How many scripted failures of one task type a run injects at most: within the 3 retries of a plan's task, so
+/// that every one of them only delays the run and the differential oracle can ask for the unperturbed end state.
+const TASK_FAILURES_PER_TYPE: u32 = 3;
+
 /// One step of a generated timeline.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
@@ -161,6 +172,17 @@ pub enum Op {
         after_secs: u64,
         versions: u64,
     },
+    /// Sidecar tasks of one type fail `times` times (on the first set's node `ordinal`, or whichever runs one
+    /// first), then an image edit and `after_secs` of its rollout: the entrants' or the replaced pods' tasks
+    /// meet the failures. Within the retries a run allows ([`TASK_FAILURES_PER_TYPE`]), they only delay it. The
+    /// run without faults keeps the edit and the wait.
+    FailTasksThenEdit {
+        task: usize,
+        ordinal: Option<u32>,
+        times: u32,
+        release: usize,
+        after_secs: u64,
+    },
     /// `deletionPolicy: Retain`, delete, wait until the deployment is gone, then apply it again as it was: the
     /// retained nodes must be adopted (`Bounds::retain_reapply`).
     ReapplyAfterRetainDelete,
@@ -204,7 +226,7 @@ impl Op {
 
     /// Whether the perturbed run has something the unperturbed one leaves out: a fault, a heal, stale reads.
     fn perturbs(&self) -> bool {
-        self.is_perturbation() || matches!(self, Op::EditThenStaleReads { .. })
+        self.is_perturbation() || matches!(self, Op::EditThenStaleReads { .. } | Op::FailTasksThenEdit { .. })
     }
 }
 
@@ -343,11 +365,29 @@ fn op(
                 .prop_map(|(release, after_secs, index)| Op::DeleteChildMidRollout { release, after_secs, index })
                 .boxed(),
         ),
-        (1, index.prop_map(|index| Op::DeleteFailedChild { index }).boxed()),
+        (1, index.clone().prop_map(|index| Op::DeleteFailedChild { index }).boxed()),
         (
             1,
             (0..good, 5u64..120, 1u64..=2)
                 .prop_map(|(release, after_secs, versions)| Op::EditThenStaleReads { release, after_secs, versions })
+                .boxed(),
+        ),
+        (
+            2,
+            (
+                0..RETRIED_TASKS.len(),
+                proptest::option::of(index.clone()),
+                1..=TASK_FAILURES_PER_TYPE,
+                0..good,
+                60u64..400,
+            )
+                .prop_map(|(task, ordinal, times, release, after_secs)| Op::FailTasksThenEdit {
+                    task,
+                    ordinal,
+                    times,
+                    release,
+                    after_secs,
+                })
                 .boxed(),
         ),
         (reapply_weight, Just(Op::ReapplyAfterRetainDelete).boxed()),
@@ -377,9 +417,9 @@ fn aimed_at(strategy: UpdateStrategy) -> impl proptest::strategy::Strategy<Value
     ]
 }
 
-/// Faults of the scenario format, nodes named by ordinal of the deployment's first node set. (Each arm draws
-/// what it always drew: the same seed generates the same cases as before the fuzzer spoke the format's
-/// vocabulary.)
+/// Faults of the scenario format, nodes named by ordinal of the deployment's first node set. (An arm added here
+/// or in [`op`] changes the cases a seed generates: a seed and case number in docs/fuzzing.md name a case of
+/// the generator of their day, while the scenario files and tests kept from them replay as written.)
 fn fault(max_replicas: u32) -> impl proptest::strategy::Strategy<Value = Fault> {
     let ordinal = 0..max_replicas;
     let worker = 0..WORKERS;
@@ -445,6 +485,15 @@ fn fault(max_replicas: u32) -> impl proptest::strategy::Strategy<Value = Fault> 
                 verb: verb.into(),
             })
         }),
+        // A sidecar task fails a few times (on one node of the first set, or whichever runs it first): retried,
+        // so it only delays. The walk keeps each type's failures over the run within the retries.
+        (0..RETRIED_TASKS.len(), proptest::option::of(ordinal.clone()), 1u32..=TASK_FAILURES_PER_TYPE).prop_map(
+            move |(task, ordinal, times)| Fault::TaskFailure {
+                task: RETRIED_TASKS[task].into(),
+                node: ordinal.map(node),
+                times
+            }
+        ),
         // The leader crashes, down for a while (0: restarted at once).
         prop_oneof![Just(0u64), 20u64..120]
             .prop_map(move |down| Fault::ReplicaCrash { replica: None, down_for: (down > 0).then(|| secs(down)) }),
@@ -543,6 +592,8 @@ impl FuzzCase {
         let mut deleted = false;
         // A child deleted since the deployment last settled: the deployment has yet to make it again.
         let mut child_missing = false;
+        // Scripted failures each task type has left: a plan's task fails at most its retries.
+        let mut task_failures_left = std::collections::BTreeMap::new();
         for op in &self.ops {
             if op.is_perturbation() && !perturbed {
                 continue;
@@ -579,6 +630,10 @@ impl FuzzCase {
                 Op::Delete => {
                     deleted = true;
                     steps.push(json!({"delete": {"kind": "SeiNodeDeployment", "name": DEPLOYMENT}}));
+                }
+                Op::Fault(Fault::TaskFailure { task, node, times }) => {
+                    let Some(name) = RETRIED_TASKS.iter().find(|t| *t == task) else { continue };
+                    steps.extend(task_failure(&mut task_failures_left, name, node.clone(), *times));
                 }
                 Op::Fault(fault) => steps.push(json!({"fault": fault_value(fault)})),
                 Op::Heal => steps.push(json!({"heal": "all"})),
@@ -637,6 +692,16 @@ impl FuzzCase {
                     if perturbed {
                         steps.push(json!({"fault": fault_value(&Fault::StaleReads { versions: *versions })}));
                     }
+                }
+                Op::FailTasksThenEdit { task, ordinal, times, release, after_secs } => {
+                    if perturbed {
+                        let task = RETRIED_TASKS[task % RETRIED_TASKS.len()];
+                        let node = ordinal.map(|ordinal| format!("{DEPLOYMENT}-{ordinal}"));
+                        steps.extend(task_failure(&mut task_failures_left, task, node, *times));
+                    }
+                    let target = self.other_good_release(*release, template.image);
+                    set_image(&mut template, target, steps);
+                    steps.push(wait(*after_secs));
                 }
                 Op::LongWait { secs } => steps.push(wait(*secs)),
                 Op::RetainDelete => {
@@ -891,6 +956,22 @@ fn good_releases(strategy: UpdateStrategy) -> &'static [&'static str] {
         UpdateStrategy::HardFork | UpdateStrategy::GatedInPlace => &FORK_RELEASES,
         UpdateStrategy::InPlace | UpdateStrategy::BlueGreen => &PATCH_RELEASES,
     }
+}
+
+/// A `taskFailure` step of at most the failures `task` has left in the run (none: no step).
+fn task_failure(
+    left: &mut std::collections::BTreeMap<&'static str, u32>,
+    task: &'static str,
+    node: Option<String>,
+    times: u32,
+) -> Option<Value> {
+    let left = left.entry(task).or_insert(TASK_FAILURES_PER_TYPE);
+    let times = times.min(*left);
+    if times == 0 {
+        return None;
+    }
+    *left -= times;
+    Some(json!({"fault": fault_value(&Fault::TaskFailure { task: task.into(), node, times })}))
 }
 
 fn set_image(template: &mut Template, image: &'static str, steps: &mut Vec<Value>) {
