@@ -259,7 +259,20 @@ impl<C: Cluster> DeploymentTasks<'_, C> {
             None => {
                 let revision = params.selector.get(LABEL_REVISION).cloned().unwrap_or_default();
                 let service = deployment_service(self.deployment, &revision);
-                self.cluster.create(&service).await.map_err(api_error)?;
+                match self.cluster.create(&service).await {
+                    Ok(_) => {}
+                    // The read found none, the API server has one: a read older than the Service's creation (a
+                    // lagging cache, often this very task's create of a reconcile ago). Read again, as the
+                    // teardown does when it reads a Service older than the switch — failing here would fail a
+                    // rollout over a stale read.
+                    Err(ClusterError::AlreadyExists(_)) => {
+                        return Err(TaskError::Transient(format!(
+                            "Service {} exists though the read found none: reading it again",
+                            params.service
+                        )));
+                    }
+                    Err(other) => return Err(api_error(other)),
+                }
             }
             Some(mut service) => {
                 let spec = service.spec.get_or_insert_with(Default::default);

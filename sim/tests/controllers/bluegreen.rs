@@ -13,6 +13,8 @@ crate::scenario_tests! {
         "bluegreen-revert-after-failed-rollout.yaml",
     blue_green_switch_under_stale_reads_waits_for_the_switch_to_show_and_never_black_holes_traffic =>
         "bluegreen-switch-under-stale-reads.yaml",
+    blue_green_switch_that_reads_no_service_after_creating_it_reads_again_instead_of_failing_the_rollout =>
+        "bluegreen-switch-that-reads-no-service-after-creating-it-reads-again.yaml",
     blue_green_and_hard_fork_edited_back_before_the_switch_cancel_the_rollout_and_keep_the_incumbents =>
         "revert-before-switch-cancels-the-rollout.yaml",
     blue_green_set_that_lost_every_child_after_a_failed_rollout_makes_them_again_on_the_active_image =>
