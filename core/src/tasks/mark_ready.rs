@@ -139,6 +139,12 @@ pub async fn mark_initializing_ready<S: Sidecar>(
             if let Some(running) = tasks.iter().find(|t| t.type_ == mark_ready && t.status == TaskState::Running) {
                 return Ok(MarkReady::Waiting { id: running.id, incarnation });
             }
+            // One that ran may have completed since the status said Initializing — it marked this process ready,
+            // and the list shows it Completed among every earlier incarnation's. Asked after the list, the status
+            // tells: nothing left running can mark it ready later.
+            if sidecar.status(address).await? == ReadinessStatus::Ready {
+                return Ok(MarkReady::Ready);
+            }
             submit().await?;
             Ok(MarkReady::Submitted { id, incarnation })
         }

@@ -15,5 +15,7 @@ crate::scenario_tests! {
         "mixed-faults-superseded-inplace.yaml",
     a_mark_ready_submitted_from_a_lagging_pod_read_is_waited_for_not_started_twice =>
         "mark-ready-after-a-pod-read-that-lags-a-sidecar-restart.yaml",
+    a_mark_ready_that_completes_while_the_operator_looks_is_not_started_again_under_another_id =>
+        "mark-ready-that-completes-while-the-operator-looks-is-not-submitted-again.yaml",
     an_operator_crash_looping_until_healed_still_completes_the_rollout => "operator-crash-loop-until-healed.yaml",
 }
