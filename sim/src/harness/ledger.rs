@@ -78,6 +78,9 @@ pub struct PanicRecord {
     pub reason: String,
     pub upgrade_panic: bool,
     pub exit: crate::node::seid::SeidExit,
+    /// Whether the pod object was being deleted (or gone) when seid stopped: a pod in its termination grace, whose
+    /// SeiNode may be gone and made again under the same name, or whose StatefulSet replaces it.
+    pub pod_deleting: bool,
 }
 
 /// A broken invariant: which one, and what was seen.

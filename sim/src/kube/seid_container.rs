@@ -60,6 +60,7 @@ pub(super) fn stop_seid(world: &mut WorldState, key: &ObjectRef, exit: SeidExit)
         ),
     );
     if exit.is_crash() {
+        let pod_deleting = world.api.store.get(key, None).is_none_or(crate::apiserver::store::is_deleting);
         world.ledger.panics.push(PanicRecord {
             at: now,
             namespace: key.namespace.clone(),
@@ -69,6 +70,7 @@ pub(super) fn stop_seid(world: &mut WorldState, key: &ObjectRef, exit: SeidExit)
             reason: exit.describe(),
             upgrade_panic: exit.is_upgrade_panic(),
             exit: exit.clone(),
+            pod_deleting,
         });
     }
     let ran_long = now.saturating_sub(pod.probe_state.container_started_at) >= BACKOFF_RESET_AFTER;

@@ -4,7 +4,8 @@
 //! - the operator never writes a gated rollout's target image onto a node whose seid is below H-1;
 //! - no node of a gated rollout panics on the target binary below H ("binary updated before trigger");
 //! - a node whose old binary stopped at H runs the target within [`GATE_ROLL_BOUND`] of that panic, counted from
-//!   the end of any fault that could slow it (a partition, a crashed worker, an operator that is down).
+//!   the end of any fault that could slow it (a partition, a crashed worker, an operator that is down); a stop in
+//!   a pod that is being deleted does not count (its node may be another of the same name by then).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -172,6 +173,10 @@ fn judge(world: &WorldState, observed: &ObservedObjects, watch: &mut GateWatch) 
                     format!("{key} ran {target} below its upgrade height: {}", panic.reason),
                 ));
             }
+            // A pod in its termination grace is on its way out: its SeiNode may already be another one of the same
+            // name (a user deleted the node, its deployment made it again), and a node left on the old binary
+            // stops at the gate again from its next pod, judged from then.
+            SeidExit::UpgradeNeeded { .. } if panic.pod_deleting => {}
             SeidExit::UpgradeNeeded { upgrade_height } => {
                 watch.stopped_at_gate.entry(key).or_insert((panic.at, upgrade_height));
             }
