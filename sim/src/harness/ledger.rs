@@ -78,9 +78,10 @@ pub struct PanicRecord {
     pub reason: String,
     pub upgrade_panic: bool,
     pub exit: crate::node::seid::SeidExit,
-    /// Whether the pod object was being deleted (or gone) when seid stopped: a pod in its termination grace, whose
-    /// SeiNode may be gone and made again under the same name, or whose StatefulSet replaces it.
-    pub pod_deleting: bool,
+    /// The uid of the SeiNode the pod ran for — its controller's controller (a StatefulSet's or a bootstrap Job's
+    /// SeiNode), as stored when seid stopped; `None` when that chain was broken by then: the workload deleted, or
+    /// made anew for another SeiNode of the same name.
+    pub node_uid: Option<String>,
 }
 
 /// A broken invariant: which one, and what was seen.

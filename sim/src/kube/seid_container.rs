@@ -3,11 +3,13 @@
 //! pod's restart policy decides what comes next.
 
 use sei_operator_core::cluster::ObjectRef;
+use serde_json::Value;
 
 use super::pod::{
     BACKOFF_INITIAL, BACKOFF_MAX, BACKOFF_RESET_AFTER, PodRuntime, RestartPolicy, Seid, SidecarKind, Termination,
 };
 use super::scheduler::save_height;
+use crate::apiserver::json::Fields;
 use crate::harness::ledger::PanicRecord;
 use crate::harness::state::WorldState;
 use crate::harness::trace::Category;
@@ -60,7 +62,7 @@ pub(super) fn stop_seid(world: &mut WorldState, key: &ObjectRef, exit: SeidExit)
         ),
     );
     if exit.is_crash() {
-        let pod_deleting = world.api.store.get(key, None).is_none_or(crate::apiserver::store::is_deleting);
+        let node_uid = node_uid_of_pod(world, key);
         world.ledger.panics.push(PanicRecord {
             at: now,
             namespace: key.namespace.clone(),
@@ -70,11 +72,30 @@ pub(super) fn stop_seid(world: &mut WorldState, key: &ObjectRef, exit: SeidExit)
             reason: exit.describe(),
             upgrade_panic: exit.is_upgrade_panic(),
             exit: exit.clone(),
-            pod_deleting,
+            node_uid,
         });
     }
     let ran_long = now.saturating_sub(pod.probe_state.container_started_at) >= BACKOFF_RESET_AFTER;
     end_container(world, key, exit, code, ran_long);
+}
+
+/// The uid of the SeiNode pod `key` runs for, through the stored objects: the pod's controller (its
+/// StatefulSet, or a bootstrap Job), that object as stored now under the name and uid the pod names, and its own
+/// controller. `None` when a link is gone — a SeiNode deleted and made again under the same name has a new
+/// workload, and its predecessor's pod, still running out its grace, belongs to no live node.
+fn node_uid_of_pod(world: &WorldState, key: &ObjectRef) -> Option<String> {
+    let controller = |value: &Value| -> Option<(String, String, String)> {
+        let references = value.metadata_field("ownerReferences")?.as_array()?;
+        let reference = references.iter().find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))?;
+        let text = |field: &str| reference.get(field).and_then(Value::as_str).map(str::to_owned);
+        Some((text("kind")?, text("name")?, text("uid")?))
+    };
+    let (kind, name, uid) = controller(world.api.store.get(key, None)?)?;
+    let workload = world.api.store.get(&ObjectRef::new(&kind, &key.namespace, &name), None)?;
+    if workload.metadata_field("uid").and_then(Value::as_str) != Some(uid.as_str()) {
+        return None;
+    }
+    controller(workload).map(|(_, _, node_uid)| node_uid)
 }
 
 /// The kubelet kills the seid container (its wrapper, or seid if it runs): seid's height is saved, and the

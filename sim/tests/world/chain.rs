@@ -196,3 +196,34 @@ fn deleting_a_job_garbage_collects_its_pods_and_keeps_the_claim() {
     assert!(world.trace().text().contains("garbage-collector delete Pod"));
     assert_eq!(world.inspect(|s| s.plane.volumes.values().next().map(|v| v.height)), Some(1_010));
 }
+
+#[test]
+fn a_seid_stop_records_the_seinode_its_pod_ran_for_and_none_without_one() {
+    // What `height-gate-holds` tells a node's own stop from its predecessor's by: the uid of the SeiNode whose
+    // StatefulSet runs the pod, as stored when seid stops.
+    let mut world = world(10);
+    let node: sei_operator_core::api::SeiNode = serde_json::from_value(json!({
+        "apiVersion": "sei.io/v1alpha1", "kind": "SeiNode",
+        // Not the pods' `sei.io/node`: a SeiNode of that name would have the volume prepared by its own plan.
+        "metadata": {"name": "owner", "namespace": NS},
+        "spec": {"chainId": "pacific-1", "image": "sei:v1", "fullNode": {}},
+    }))
+    .unwrap();
+    let node = world.create(&node).unwrap();
+    let uid = node.metadata.uid.clone().expect("a stored node has a uid");
+    let mut set = statefulset("n", "sei:v1", false, "Parallel");
+    set.metadata.owner_references = sei_operator_core::objects::meta::controller_reference(&node).map(|r| vec![r]);
+    world.create(&set).unwrap();
+    world
+        .run_until("upgrade panic", secs(400), |w| w.inspect(|s| s.ledger.panics.iter().any(|p| p.upgrade_panic)))
+        .unwrap();
+    assert_eq!(world.inspect(|s| s.ledger.panics[0].node_uid.clone()), Some(uid));
+
+    // The set made again without an owner: the next pod's stops belong to no node (a broken link; a
+    // predecessor's pod finds its set gone or another under the name, and its uid not the one it names).
+    let count = world.inspect(|s| s.ledger.panics.len());
+    world.delete::<StatefulSet>(NS, "n").unwrap();
+    world.create(&statefulset("n", "sei:v1", false, "Parallel")).unwrap();
+    world.run_until("another panic", secs(600), |w| w.inspect(|s| s.ledger.panics.len() > count)).unwrap();
+    assert_eq!(world.inspect(|s| s.ledger.panics.last().and_then(|p| p.node_uid.clone())), None);
+}

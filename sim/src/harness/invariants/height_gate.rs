@@ -5,7 +5,7 @@
 //! - no node of a gated rollout panics on the target binary below H ("binary updated before trigger");
 //! - a node whose old binary stopped at H runs the target within [`GATE_ROLL_BOUND`] of that panic, counted from
 //!   the end of any fault that could slow it (a partition, a crashed worker, an operator that is down); a stop in
-//!   a pod that is being deleted does not count (its node may be another of the same name by then).
+//!   a pod that ran for a predecessor of the same name (deleted and made again) does not count.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -173,10 +173,9 @@ fn judge(world: &WorldState, observed: &ObservedObjects, watch: &mut GateWatch) 
                     format!("{key} ran {target} below its upgrade height: {}", panic.reason),
                 ));
             }
-            // A pod in its termination grace is on its way out: its SeiNode may already be another one of the same
-            // name (a user deleted the node, its deployment made it again), and a node left on the old binary
-            // stops at the gate again from its next pod, judged from then.
-            SeidExit::UpgradeNeeded { .. } if panic.pod_deleting => {}
+            // The stop of a predecessor's pod, running out its grace after a user deleted the node and its
+            // deployment made it again under the same name: the node it judges is another one.
+            SeidExit::UpgradeNeeded { .. } if panic.node_uid != node.metadata.uid => {}
             SeidExit::UpgradeNeeded { upgrade_height } => {
                 watch.stopped_at_gate.entry(key).or_insert((panic.at, upgrade_height));
             }
