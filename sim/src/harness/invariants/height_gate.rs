@@ -4,8 +4,9 @@
 //! - the operator never writes a gated rollout's target image onto a node whose seid is below H-1;
 //! - no node of a gated rollout panics on the target binary below H ("binary updated before trigger");
 //! - a node whose old binary stopped at H runs the target within [`GATE_ROLL_BOUND`] of that panic, counted from
-//!   the end of any fault that could slow it (a partition, a crashed worker, an operator that is down); a stop in
-//!   a pod that ran for a predecessor of the same name (deleted and made again) does not count.
+//!   the end of any fault that could slow it (a partition, a crashed worker, an operator that is down). A stop
+//!   counts for the SeiNode its pod ran for: a node deleted and made again under the same name is judged by its
+//!   own pods' stops, not by its predecessor's, whether they came before the delete or after it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -33,8 +34,9 @@ pub struct GateWatch {
     panics_checked: usize,
     /// Image of each SeiNode as last seen.
     images: BTreeMap<ObjectRef, String>,
-    /// Nodes whose binary stopped with the upgrade panic: since when, and the upgrade's height.
-    stopped_at_gate: BTreeMap<ObjectRef, (Duration, u64)>,
+    /// Nodes whose binary stopped with the upgrade panic: since when, the upgrade's height, and the uid of the
+    /// SeiNode it stopped for (a node deleted and made again under the name is another node).
+    stopped_at_gate: BTreeMap<ObjectRef, (Duration, u64, Option<String>)>,
     /// Per deployment with a gated rollout: the last time one of its rollout's nodes was truly below the block
     /// before the gate.
     below_gate_at: BTreeMap<ObjectRef, Duration>,
@@ -177,7 +179,7 @@ fn judge(world: &WorldState, observed: &ObservedObjects, watch: &mut GateWatch) 
             // deployment made it again under the same name: the node it judges is another one.
             SeidExit::UpgradeNeeded { .. } if panic.node_uid != node.metadata.uid => {}
             SeidExit::UpgradeNeeded { upgrade_height } => {
-                watch.stopped_at_gate.entry(key).or_insert((panic.at, upgrade_height));
+                watch.stopped_at_gate.entry(key).or_insert((panic.at, upgrade_height, panic.node_uid.clone()));
             }
             _ => {}
         }
@@ -188,8 +190,8 @@ fn judge(world: &WorldState, observed: &ObservedObjects, watch: &mut GateWatch) 
     // from the end of any fault.
     let quiet_from = world.ledger.faults_act_until;
     let mut late = None;
-    watch.stopped_at_gate.retain(|key, (since, upgrade)| {
-        let Some(node) = observed.nodes.get(key) else { return false };
+    watch.stopped_at_gate.retain(|key, (since, upgrade, uid)| {
+        let Some(node) = observed.nodes.get(key).filter(|node| node.metadata.uid == *uid) else { return false };
         let Some((rollout, target)) = gated_rollout(observed, node) else { return true };
         if runs(world, key, target) {
             return false;
