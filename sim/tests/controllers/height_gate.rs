@@ -3,11 +3,11 @@
 
 crate::scenario_tests! {
     a_height_gate_judges_a_child_made_again_by_its_new_pod_not_by_the_stop_of_its_predecessors_pod =>
-        "inplace-height-gate-child-deleted-as-its-old-pod-stops-at-the-upgrade-is-judged-by-its-new-pod.yaml",
+        "inplace-height-gate-child-deleted-as-its-old-pod-stops-is-judged-by-its-new-pod.yaml",
     a_height_gate_judges_a_child_made_again_while_its_predecessors_pod_still_runs_by_its_new_pod =>
-        "inplace-height-gate-child-made-again-while-its-old-pod-still-runs-is-judged-by-its-new-pod.yaml",
+        "inplace-height-gate-child-made-again-while-its-old-pod-runs-is-judged-by-its-new-pod.yaml",
     a_height_gate_judges_a_child_deleted_just_after_its_old_pod_stopped_by_its_new_pod =>
-        "inplace-height-gate-child-deleted-just-after-its-old-pod-stopped-at-the-upgrade-is-judged-by-its-new-pod.yaml",
+        "inplace-height-gate-child-deleted-after-its-old-pod-stopped-is-judged-by-its-new-pod.yaml",
     a_height_gate_switches_each_node_at_the_upgrade_and_one_catching_up_far_below_only_once_it_gets_there =>
         "inplace-height-gate-holds-nodes-catching-up-far-below-until-they-reach-it.yaml",
     a_height_gate_survives_an_operator_leader_crash_at_the_block_before_the_upgrade =>
