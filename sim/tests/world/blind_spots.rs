@@ -14,8 +14,8 @@ use sei_operator_core::objects::meta::{
     ConditionUpdate, LABEL_DEPLOYMENT, LABEL_REVISION, controller_reference, set_condition,
 };
 use sei_sim::harness::invariants::{
-    FLEET_ON_ACTIVE_IMAGE_AT_REST, NO_PLAN_STEP_AFTER_SUPERSESSION, ROLLOUT_COMPLETES_ON_READY_NODES,
-    SWITCH_ONLY_TO_CAUGHT_UP_ENTRANTS,
+    FLEET_ON_ACTIVE_IMAGE_AT_REST, HEIGHT_GATE_HOLDS, NO_PLAN_STEP_AFTER_SUPERSESSION,
+    ROLLOUT_COMPLETES_ON_READY_NODES, SWITCH_ONLY_TO_CAUGHT_UP_ENTRANTS,
 };
 use sei_sim::harness::world::poll_ready;
 use sei_sim::{SimError, World};
@@ -264,4 +264,60 @@ fn an_aimed_edit_lands_right_after_its_moment() {
     assert!(lines[aimed].contains("right after the operator's replace-status SeiNodeDeployment sei/rpc"));
     // The moment came before its deadline: the edit was not made at it.
     assert!(!lines.iter().any(|l| l.contains("at the deadline")));
+}
+
+/// A gated InPlace rollout to `sei:v2` (upgrade at [`UPGRADE_HEIGHT`]) whose one node `n` runs `sei:v1` in a
+/// StatefulSet of its own, and no operator to roll it: the node stops at the upgrade once the validators switch.
+fn gated_node_left_on_the_old_binary(seed: u64) -> (World, SeiNodeDeployment) {
+    let world = world(seed);
+    let mut deployment = fixture("inplace-fullnode.yaml");
+    deployment.spec.template.spec.image = "sei:v2".into();
+    deployment.spec.update_strategy.in_place =
+        serde_json::from_value(json!({"upgradeHeight": UPGRADE_HEIGHT})).unwrap();
+    let target = template_hash(&deployment.spec.template.spec);
+    let deployment = world.create(&deployment).unwrap();
+    let name = deployment.metadata.name.clone().unwrap();
+    let now = world.inspect(|w| w.timestamp());
+    world
+        .edit_status::<SeiNodeDeployment>(NS, &name, |d| {
+            let mut rollout = RolloutStatus::new(Strategy::InPlace, &target, Time(now), 2);
+            rollout.upgrade_height = Some(i64::try_from(UPGRADE_HEIGHT).unwrap());
+            rollout.nodes = vec![RolloutNodeStatus { name: "n".into(), ready: false, phase: None, gate: None }];
+            let status = d.status.get_or_insert_default();
+            status.phase = Some(DeploymentPhase::Upgrading);
+            status.rollout = Some(rollout);
+            let update = ConditionUpdate {
+                type_: "RolloutInProgress",
+                status: true,
+                reason: "TemplateChanged",
+                message: String::new(),
+                observed_generation: Some(1),
+            };
+            set_condition(&mut status.conditions, update, now);
+        })
+        .unwrap();
+    let node = child(&world, &deployment, "n", "r1", "sei:v1");
+    prepared_claim(&world, "data-n-0");
+    let mut set = statefulset("n", "sei:v1", false, "Parallel");
+    set.metadata.owner_references = controller_reference(&node).map(|r| vec![r]);
+    world.create(&set).unwrap();
+    (world, deployment)
+}
+
+#[test]
+fn a_node_stopped_at_the_gate_and_never_rolled_is_caught_but_not_once_it_is_deleted_and_made_again() {
+    // Nothing moves the stopped node onto the staged image: caught one roll bound after its stop.
+    let (mut world, _) = gated_node_left_on_the_old_binary(63);
+    assert_eq!(violation_within(&mut world, 400), Some(HEIGHT_GATE_HOLDS));
+
+    // The same node deleted right after its stop and made again under its name: the stop was the deleted
+    // node's, and the new one (which has no pod yet) is not judged by it.
+    let (mut world, deployment) = gated_node_left_on_the_old_binary(63);
+    world
+        .run_until("upgrade panic", secs(400), |w| w.inspect(|s| s.ledger.panics.iter().any(|p| p.upgrade_panic)))
+        .unwrap();
+    world.delete::<SeiNode>(NS, "n").unwrap();
+    world.run_until("node gone", secs(30), |w| w.get::<SeiNode>(NS, "n").is_err()).unwrap();
+    child(&world, &deployment, "n", "r1", "sei:v1");
+    assert_eq!(violation_within(&mut world, 300), None);
 }
