@@ -174,7 +174,7 @@ pub enum Op {
     },
     /// Sidecar tasks of one type fail `times` times (on the first set's node `ordinal`, or whichever runs one
     /// first), then an image edit and `after_secs` of its rollout: the entrants' or the replaced pods' tasks
-    /// meet the failures. Within the retries a run allows ([`TASK_FAILURES_PER_TYPE`]), they only delay it. The
+    /// meet the failures. Within the retries a run allows (`TASK_FAILURES_PER_TYPE`), they only delay it. The
     /// run without faults keeps the edit and the wait.
     FailTasksThenEdit {
         task: usize,
