@@ -1,6 +1,8 @@
 //! Faults around otherwise plain rollouts: partitions, API conflict storms, sidecar restart storms.
 
 crate::scenario_tests! {
+    an_hour_long_partition_at_24_replicas_does_not_run_the_simulated_operator_out_of_ports =>
+        "hour-long-partition-at-24-replicas-leaves-the-operator-ports.yaml",
     a_bootstrap_pod_waiting_on_its_volume_has_no_address_and_no_other_pod_answers_for_it =>
         "hardfork-bootstrap-pod-waiting-on-its-volume-is-not-reachable.yaml",
     a_child_deleted_while_the_watch_misses_it_is_made_again_by_the_deployment_resync =>
