@@ -192,6 +192,7 @@ impl WorldBuilder {
             // `TcpStream::connect` keeps its socket, and so its ephemeral port, for good when the connect fails
             // (a partitioned or crashed worker) — a leak no real kernel has — and an hour-long partition at 24
             // replicas used up the 16 384 default ports (fuzz-findings/README.md). Four times the room, not a fix.
+            // Only the operator and probe hosts connect, and they listen on nothing, so no pod port is taken.
             .ephemeral_ports(1024..=65535)
             .build();
         for index in 0..self.workers {
