@@ -80,8 +80,9 @@ pub(super) fn stop_seid(world: &mut WorldState, key: &ObjectRef, exit: SeidExit)
 }
 
 /// The uid of the SeiNode pod `key` runs for, through the stored objects: the pod's controller (its
-/// StatefulSet, or a bootstrap Job), that object as stored now under the name and uid the pod names, and its own
-/// controller. `None` when a link is gone — a SeiNode deleted and made again under the same name has a new
+/// StatefulSet, or a bootstrap Job — a set's pods name it so, kubernetes
+/// `pkg/controller/statefulset/stateful_set_utils.go`, `newStatefulSetPod`), that object as stored now under the
+/// name and uid the pod names, and its own controller. `None` when a link is gone — a SeiNode deleted and made again under the same name has a new
 /// workload, and its predecessor's pod, still running out its grace, belongs to no live node.
 fn node_uid_of_pod(world: &WorldState, key: &ObjectRef) -> Option<String> {
     let controller = |value: &Value| -> Option<(String, String, String)> {

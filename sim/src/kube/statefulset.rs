@@ -375,6 +375,7 @@ fn create_pod(world: &mut WorldState, set: &StatefulSet, ordinal: usize, revisio
             namespace: Some(namespace.clone()),
             labels: Some(labels),
             annotations: template.metadata.as_ref().and_then(|m| m.annotations.clone()),
+            // The set as controller, by uid (kubernetes `stateful_set_utils.go`, `newStatefulSetPod`).
             owner_references: controller_reference(set).map(|r| vec![r]),
             ..ObjectMeta::default()
         },
