@@ -46,18 +46,26 @@ fn rolling(world: &World, fixture_name: &str, strategy: Strategy, target: &str, 
     let deployment = world.create(&fixture(fixture_name)).unwrap();
     let name = deployment.metadata.name.clone().unwrap();
     let now = world.inspect(|w| w.timestamp());
+    let mut rollout = RolloutStatus::new(strategy, target, Time(now), 2);
+    rollout.entrant_revision = Some("r2".into());
+    rollout.incumbent_revision = Some("r1".into());
+    store_rollout(world, &name, rollout, nodes, Some("the-incumbents"));
+    name
+}
+
+/// Stores `rollout`, over `nodes`, as deployment `name`'s rollout in progress, as the operator does: phase
+/// Upgrading, `RolloutInProgress` True, and the template hash of the incumbents when given.
+fn store_rollout(world: &World, name: &str, mut rollout: RolloutStatus, nodes: &[&str], incumbents: Option<&str>) {
+    let now = world.inspect(|w| w.timestamp());
+    rollout.nodes =
+        nodes.iter().map(|n| RolloutNodeStatus { name: (*n).into(), ready: false, phase: None, gate: None }).collect();
     world
-        .edit_status::<SeiNodeDeployment>(NS, &name, |d| {
+        .edit_status::<SeiNodeDeployment>(NS, name, |d| {
             let status = d.status.get_or_insert_default();
             status.phase = Some(DeploymentPhase::Upgrading);
-            status.template_hash = Some("the-incumbents".into());
-            let mut rollout = RolloutStatus::new(strategy, target, Time(now), 2);
-            rollout.entrant_revision = Some("r2".into());
-            rollout.incumbent_revision = Some("r1".into());
-            rollout.nodes = nodes
-                .iter()
-                .map(|n| RolloutNodeStatus { name: (*n).into(), ready: false, phase: None, gate: None })
-                .collect();
+            if let Some(hash) = incumbents {
+                status.template_hash = Some(hash.into());
+            }
             status.rollout = Some(rollout);
             let update = ConditionUpdate {
                 type_: "RolloutInProgress",
@@ -69,7 +77,6 @@ fn rolling(world: &World, fixture_name: &str, strategy: Strategy, target: &str, 
             set_condition(&mut status.conditions, update, now);
         })
         .unwrap();
-    name
 }
 
 fn child(world: &World, owner: &SeiNodeDeployment, name: &str, revision: &str, image: &str) -> SeiNode {
@@ -278,24 +285,9 @@ fn gated_node_left_on_the_old_binary(seed: u64) -> (World, SeiNodeDeployment) {
     let deployment = world.create(&deployment).unwrap();
     let name = deployment.metadata.name.clone().unwrap();
     let now = world.inspect(|w| w.timestamp());
-    world
-        .edit_status::<SeiNodeDeployment>(NS, &name, |d| {
-            let mut rollout = RolloutStatus::new(Strategy::InPlace, &target, Time(now), 2);
-            rollout.upgrade_height = Some(i64::try_from(UPGRADE_HEIGHT).unwrap());
-            rollout.nodes = vec![RolloutNodeStatus { name: "n".into(), ready: false, phase: None, gate: None }];
-            let status = d.status.get_or_insert_default();
-            status.phase = Some(DeploymentPhase::Upgrading);
-            status.rollout = Some(rollout);
-            let update = ConditionUpdate {
-                type_: "RolloutInProgress",
-                status: true,
-                reason: "TemplateChanged",
-                message: String::new(),
-                observed_generation: Some(1),
-            };
-            set_condition(&mut status.conditions, update, now);
-        })
-        .unwrap();
+    let mut rollout = RolloutStatus::new(Strategy::InPlace, &target, Time(now), 2);
+    rollout.upgrade_height = Some(i64::try_from(UPGRADE_HEIGHT).unwrap());
+    store_rollout(&world, &name, rollout, &["n"], None);
     let node = child(&world, &deployment, "n", "r1", "sei:v1");
     prepared_claim(&world, "data-n-0");
     let mut set = statefulset("n", "sei:v1", false, "Parallel");
