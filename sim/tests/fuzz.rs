@@ -409,3 +409,49 @@ fn sidecar_tasks_failing_within_their_retries_only_delay_a_run() {
         panic!("{}", found.reason);
     }
 }
+
+#[test]
+fn a_neighbour_deployment_rolls_out_beside_the_run_under_its_faults_and_ends_as_without_them() {
+    // A second deployment applied mid-run and edited: its rollout overlaps the run's, a sidecar task of either
+    // fails (the fault names no node), a pod of the run's is deleted, reads lag, and both must end as they do
+    // without the faults. A second neighbour is
+    // not written: one a run.
+    let neighbour = Op::Neighbour { replicas: 2, blue_green: true, release: 0, after_secs: 20 };
+    let case = FuzzCase {
+        seed: 41,
+        strategy: UpdateStrategy::InPlace,
+        replicas: 2,
+        validators_switch_secs: 300,
+        ops: vec![
+            Op::SetImage { release: 2 },
+            neighbour.clone(),
+            Op::Fault(Fault::TaskFailure { task: "mark-ready".into(), node: None, times: 2 }),
+            Op::Fault(Fault::PodDelete { node: "fuzz-0".into(), bootstrap: false }),
+            Op::Wait { secs: 60 },
+            Op::Fault(Fault::StaleReads { versions: 2 }),
+            neighbour,
+            Op::Wait { secs: 120 },
+        ],
+    };
+    let (perturbed, calm) = (render(&case, true), render(&case, false));
+    for text in [&perturbed, &calm] {
+        assert_eq!(text.matches("name: neighbour").count(), 2, "one apply and one edit: {text}");
+        let edit = text.rfind("name: neighbour").unwrap_or(0);
+        assert!(text[edit..].contains("spec.template.spec.image: sei:v6.3.1"), "{text}");
+    }
+    let written = scenario::parse("case.yaml", &perturbed).expect("a valid scenario");
+    let outcome = scenario::run(&written, None, &root());
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    let end = outcome.end_state.join("\n");
+    for line in [
+        "SeiNode sei/neighbour-#0: image=sei:v6.3.1 phase=Some(Running) currentImage=sei:v6.3.1 owner=neighbour",
+        "SeiNode sei/neighbour-#1: image=sei:v6.3.1 phase=Some(Running) currentImage=sei:v6.3.1 owner=neighbour",
+        "SeiNode sei/fuzz-#0: image=sei:v6.3.2 phase=Some(Running) currentImage=sei:v6.3.2 owner=fuzz",
+    ] {
+        assert!(end.contains(line), "{line} in\n{end}");
+    }
+    let verdict = fuzz::judge(&case, &FuzzConfig::new(1, 1, &root()));
+    if let Some(found) = verdict.failure {
+        panic!("{}", found.reason);
+    }
+}

@@ -1,5 +1,5 @@
-//! A generated run: one SeiNodeDeployment, a chain, and a timeline of user operations and faults with waits
-//! between them — and its rendering as a scenario file, so what the fuzzer runs and what it writes out for a
+//! A generated run: one SeiNodeDeployment (and, in some InPlace and BlueGreen runs, a neighbour beside it:
+//! [`Op::Neighbour`]), a chain, and a timeline of user operations and faults with waits between them — and its rendering as a scenario file, so what the fuzzer runs and what it writes out for a
 //! failure are the same text. Its faults are the scenario format's own ([`crate::scenario::format::Fault`]):
 //! one vocabulary for what a scenario injects, whoever wrote it.
 //!
@@ -25,6 +25,9 @@ use crate::scenario::format::{Fault, RevokedPermission};
 
 /// The deployment every run creates.
 pub const DEPLOYMENT: &str = "fuzz";
+/// The second deployment an [`Op::Neighbour`] applies beside it (a name that shares no prefix with
+/// [`DEPLOYMENT`], so that the oracles can tell their objects apart by name).
+pub const NEIGHBOUR: &str = "neighbour";
 pub const NAMESPACE: &str = "sei";
 /// Worker nodes of the generated world.
 pub const WORKERS: u32 = 3;
@@ -203,6 +206,18 @@ pub enum Op {
         nth: u32,
         revert: bool,
     },
+    /// A second deployment, [`NEIGHBOUR`] (InPlace, or BlueGreen when `blue_green`; `replicas` on the run's first
+    /// release), applied here and `after_secs` later edited to another patch release: its rollout runs beside the
+    /// run's own, under the same faults, as a platform team's deployments share a namespace and an upgrade day.
+    /// The operator must keep the two apart — a fault or a user's action aimed at one may only delay the other —
+    /// and both must end as they do without the faults. InPlace and BlueGreen runs only (a HardFork or gated run's
+    /// chain passes an upgrade the neighbour's releases refuse), at most once a run.
+    Neighbour {
+        replicas: u32,
+        blue_green: bool,
+        release: usize,
+        after_secs: u64,
+    },
 }
 
 /// The moment an [`Op::AimedEdit`] lands after.
@@ -285,6 +300,9 @@ fn plan_tasks(strategy: UpdateStrategy) -> &'static [&'static str] {
     }
 }
 
+/// The most replicas an [`Op::Neighbour`] has: a bystander, not a second fleet to pay for in every case.
+const NEIGHBOUR_MAX_REPLICAS: u32 = 2;
+
 /// How long a generated aimed edit waits for its moment before it is made anyway.
 const AIMED_EDIT_WITHIN_SECS: u64 = 300;
 
@@ -341,6 +359,7 @@ fn op(
     // restores a snapshot from below the upgrade with a binary that knows it, and the binary that could replay
     // those blocks was forgotten with the deleted deployment — no right outcome (docs/fuzzing.md).
     let reapply_weight = u32::from(retain_reapply && strategy != UpdateStrategy::GatedInPlace);
+    let neighbour_weight = u32::from(!strategy.crosses_the_upgrade());
     let index = 0..max_replicas;
     let arms: Vec<(u32, BoxedStrategy<Op>)> = vec![
         (5, (5u64..300).prop_map(|secs| Op::Wait { secs }).boxed()),
@@ -391,6 +410,17 @@ fn op(
                 .boxed(),
         ),
         (reapply_weight, Just(Op::ReapplyAfterRetainDelete).boxed()),
+        (
+            neighbour_weight,
+            (1..=max_replicas.min(NEIGHBOUR_MAX_REPLICAS), any::<bool>(), 0..PATCH_RELEASES.len() - 1, 5u64..300)
+                .prop_map(|(replicas, blue_green, release, after_secs)| Op::Neighbour {
+                    replicas,
+                    blue_green,
+                    release,
+                    after_secs,
+                })
+                .boxed(),
+        ),
         (1, Just(Op::RetainDelete).boxed()),
         (1, (600u64..1200).prop_map(|secs| Op::LongWait { secs }).boxed()),
         // Most often the very next write: right after the detection's status write, the plan's first step is
@@ -594,12 +624,14 @@ impl FuzzCase {
         let mut child_missing = false;
         // Scripted failures each task type has left: a plan's task fails at most its retries.
         let mut task_failures_left = std::collections::BTreeMap::new();
+        let mut neighbour_applied = false;
         for op in &self.ops {
             if op.is_perturbation() && !perturbed {
                 continue;
             }
             // After a delete there is nothing left to edit; waits and faults still run.
-            let touches_deployment = !matches!(op, Op::Wait { .. } | Op::LongWait { .. } | Op::Fault(_) | Op::Heal);
+            let touches_deployment =
+                !matches!(op, Op::Wait { .. } | Op::LongWait { .. } | Op::Fault(_) | Op::Heal | Op::Neighbour { .. });
             if deleted && touches_deployment {
                 continue;
             }
@@ -752,6 +784,25 @@ impl FuzzCase {
                         "after": moment,
                     }}));
                 }
+                Op::Neighbour { replicas, blue_green, release, after_secs } => {
+                    if neighbour_applied || self.strategy.crosses_the_upgrade() {
+                        continue;
+                    }
+                    neighbour_applied = true;
+                    let strategy = if *blue_green { UpdateStrategy::BlueGreen } else { UpdateStrategy::InPlace };
+                    let template = Template { replicas: *replicas, strategy, ..Template::initial(self) };
+                    steps.push(json!({"apply": {"objects": [self.deployment_named(NEIGHBOUR, &template)]}}));
+                    steps.push(wait(*after_secs));
+                    // Another patch release than the one it starts on: its rollout has a target to reach.
+                    let target = PATCH_RELEASES[1 + release % (PATCH_RELEASES.len() - 1)];
+                    steps.push(json!({"edit": {
+                        "kind": "SeiNodeDeployment",
+                        "name": NEIGHBOUR,
+                        "set": {"spec.template.spec.image": target},
+                    }}));
+                    // Not the run's own template: `named` and `final_image` stay the run's deployment's.
+                    continue;
+                }
                 Op::ReapplyAfterRetainDelete => {
                     // Across the upgrade, a deleted child is made again from the pre-fork snapshot with the
                     // pre-fork binary up to the fork, which only the deployment's status remembers (its last
@@ -879,6 +930,10 @@ impl FuzzCase {
     }
 
     fn deployment(&self, template: &Template) -> Value {
+        self.deployment_named(DEPLOYMENT, template)
+    }
+
+    fn deployment_named(&self, name: &str, template: &Template) -> Value {
         let mut update_strategy = json!({"type": template.strategy.name()});
         let mut snapshot_height = 0;
         match self.strategy {
@@ -905,7 +960,7 @@ impl FuzzCase {
         json!({
             "apiVersion": "sei.io/v1alpha1",
             "kind": "SeiNodeDeployment",
-            "metadata": {"name": DEPLOYMENT, "namespace": NAMESPACE},
+            "metadata": {"name": name, "namespace": NAMESPACE},
             "spec": {
                 "replicas": template.replicas,
                 "updateStrategy": update_strategy,

@@ -554,7 +554,7 @@ pub fn expected_outcome(case: &FuzzCase, end_state: &[String]) -> Option<String>
             ));
         }
     }
-    let deployment = end_state.iter().find(|line| line.starts_with("SeiNodeDeployment "));
+    let deployment = end_state.iter().find(|line| line.starts_with("SeiNodeDeployment ") && of_the_run(line));
     if !case.expects_failed_rollout() {
         let failed = end_state.iter().find(|line| failed_rollout(line))?;
         return Some(format!("a rollout failed without any fault: {failed}"));
@@ -614,6 +614,10 @@ pub fn judged_end_state(case: &FuzzCase, end_state: &[String]) -> Result<Vec<Str
     Ok(end_state
         .iter()
         .map(|line| {
+            // A neighbour's objects are compared as they are: its rollout never fails, and its release is its own.
+            if !of_the_run(line) {
+                return line.clone();
+            }
             let line = line.replace(&release, "<the release before the failed edit>");
             match line.split_once(" templateHash=") {
                 Some((head, tail)) => {
@@ -624,6 +628,13 @@ pub fn judged_end_state(case: &FuzzCase, end_state: &[String]) -> Result<Vec<Str
             }
         })
         .collect())
+}
+
+/// Whether an end-state line is an object of the run's own deployment (it, its nodes — retained ones too, which
+/// keep their names — and what is named after them), not of an [`case::Op::Neighbour`]'s.
+fn of_the_run(line: &str) -> bool {
+    line.split_once(' ')
+        .is_some_and(|(_, object)| object.starts_with(&format!("{}/{}", case::NAMESPACE, case::DEPLOYMENT)))
 }
 
 /// Where the end states of the perturbed and the unperturbed run differ, if they do.
@@ -756,6 +767,32 @@ mod tests {
         // Deleted: nothing to fail.
         let deleted = bluegreen(vec![case::Op::SetImage { release: 4 }, case::Op::Delete]);
         assert!(!deleted.expects_failed_rollout());
+    }
+
+    #[test]
+    fn a_neighbours_objects_are_judged_as_they_are_beside_a_run_that_ends_failed() {
+        // The run's fleet stays on v6.3.1 after its rollout to the broken release failed; the neighbour, on the
+        // same release, keeps its release and hash in the compared lines, and its line is not the run's.
+        let broken = bluegreen(vec![case::Op::SetImage { release: 1 }, case::Op::SetImage { release: 4 }]);
+        let failed = "SeiNodeDeployment sei/fuzz: phase=Some(Degraded) templateHash=a failedTargetHash=b \
+                      rollout=false conditions=[RolloutInProgress=False]";
+        let neighbour_ready = "SeiNodeDeployment sei/neighbour: phase=Some(Ready) templateHash=n failedTargetHash= \
+                               rollout=false conditions=[RolloutInProgress=False]";
+        let end = lines(&[
+            failed,
+            neighbour_ready,
+            "SeiNode sei/fuzz-#0: image=sei:v6.3.1 phase=Some(Running) currentImage=sei:v6.3.1 owner=fuzz",
+            "SeiNode sei/neighbour-#0: image=sei:v6.3.1 phase=Some(Running) currentImage=sei:v6.3.1 owner=neighbour",
+        ]);
+        let judged = judged_end_state(&broken, &end).expect("v6.3.1 was named before the failed edit");
+        assert!(judged[0].contains("templateHash=<its hash>"), "{judged:?}");
+        assert_eq!(judged[1], neighbour_ready, "{judged:?}");
+        assert!(judged[2].contains("image=<the release before the failed edit>"), "{judged:?}");
+        assert_eq!(judged[3], end[3], "{judged:?}");
+        // The run's deployment is the one whose failure is asked for, whichever line sorts first.
+        assert_eq!(expected_outcome(&broken, &lines(&[neighbour_ready, failed])), None);
+        let gone = expected_outcome(&broken, &lines(&[neighbour_ready])).expect("the run's deployment is gone");
+        assert!(gone.contains("the deployment is gone"), "{gone}");
     }
 
     #[test]
