@@ -455,3 +455,38 @@ fn a_neighbour_deployment_rolls_out_beside_the_run_under_its_faults_and_ends_as_
         panic!("{}", found.reason);
     }
 }
+
+#[test]
+fn a_sidecar_upgrade_rolls_the_fleet_out_under_faults_and_is_not_generated_beside_the_broken_release() {
+    // A seictl upgrade is a rollout of its own: under BlueGreen its entrants run the new sidecar, and with a
+    // sidecar restarted and reads lagging the run ends as it does without them.
+    let case = FuzzCase {
+        seed: 43,
+        strategy: UpdateStrategy::BlueGreen,
+        replicas: 2,
+        validators_switch_secs: 300,
+        ops: vec![
+            Op::SetSidecar { release: 0 },
+            Op::Wait { secs: 30 },
+            Op::Fault(Fault::SidecarRestart { node: "fuzz-1".into() }),
+            Op::Fault(Fault::StaleReads { versions: 1 }),
+            Op::Wait { secs: 200 },
+        ],
+    };
+    let perturbed = render(&case, true);
+    assert!(perturbed.contains("spec.template.spec.sidecar.image: seictl:v0.9.1"), "the next release: {perturbed}");
+    let written = scenario::parse("case.yaml", &perturbed).expect("a valid scenario");
+    let outcome = scenario::run(&written, None, &root());
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    let sets: Vec<&String> = outcome.end_state.iter().filter(|line| line.starts_with("StatefulSet ")).collect();
+    assert_eq!(sets.len(), 2, "{:?}", outcome.end_state);
+    assert!(sets.iter().all(|line| line.contains("seictl:v0.9.1") && !line.contains("seictl:v0.9.0")), "{sets:?}");
+    let verdict = fuzz::judge(&case, &FuzzConfig::new(1, 1, &root()));
+    if let Some(found) = verdict.failure {
+        panic!("{}", found.reason);
+    }
+
+    // Beside an edit to the broken release (BlueGreen's fifth), no sidecar edit is written.
+    let broken = FuzzCase { ops: vec![Op::SetSidecar { release: 1 }, Op::SetImage { release: 4 }], ..case };
+    assert!(!render(&broken, true).contains("sidecar.image"), "{}", render(&broken, true));
+}

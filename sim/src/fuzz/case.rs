@@ -49,6 +49,9 @@ const BLUEGREEN_RELEASES: [&str; 5] =
 /// Releases that know the upgrade: the targets of a HardFork.
 const FORK_RELEASES: [&str; 2] = ["sei:v6.4.0", "sei:v6.4.1"];
 const UPGRADE: &str = "v6.4.0";
+/// Sidecar (seictl) releases: the sidecar image is a rollout field, so an edit of it rolls the fleet out as an
+/// image edit does ([`Op::SetSidecar`]).
+const SIDECAR_RELEASES: [&str; 2] = ["seictl:v0.9.0", "seictl:v0.9.1"];
 /// The HardFork chain: the tip starts here and the upgrade height is 300 blocks (1 s each) ahead.
 const FORK_START_HEIGHT: u64 = 4_700;
 const FORK_HEIGHT: u64 = 5_000;
@@ -206,6 +209,13 @@ pub enum Op {
         nth: u32,
         revert: bool,
     },
+    /// Edit the sidecar image to another seictl release (`release` indexes them; the current one means the
+    /// next): a seictl upgrade, a rollout of its own. InPlace and BlueGreen runs that never edit to the broken
+    /// release: its failed rollout leaves the fleet on whichever sidecar the timing left, with no one right
+    /// end state (the image's placeholder covers the seid release only).
+    SetSidecar {
+        release: usize,
+    },
     /// A second deployment, [`NEIGHBOUR`] (InPlace, or BlueGreen when `blue_green`; `replicas` on the run's first
     /// release), applied here and `after_secs` later edited to another patch release: its rollout runs beside the
     /// run's own, under the same faults, as a platform team's deployments share a namespace and an upgrade day.
@@ -360,6 +370,7 @@ fn op(
     // those blocks was forgotten with the deleted deployment — no right outcome (docs/fuzzing.md).
     let reapply_weight = u32::from(retain_reapply && strategy != UpdateStrategy::GatedInPlace);
     let neighbour_weight = u32::from(!strategy.crosses_the_upgrade());
+    let sidecar_weight = u32::from(!strategy.crosses_the_upgrade());
     let index = 0..max_replicas;
     let arms: Vec<(u32, BoxedStrategy<Op>)> = vec![
         (5, (5u64..300).prop_map(|secs| Op::Wait { secs }).boxed()),
@@ -410,6 +421,7 @@ fn op(
                 .boxed(),
         ),
         (reapply_weight, Just(Op::ReapplyAfterRetainDelete).boxed()),
+        (sidecar_weight, (0..SIDECAR_RELEASES.len()).prop_map(|release| Op::SetSidecar { release }).boxed()),
         (
             neighbour_weight,
             (1..=max_replicas.min(NEIGHBOUR_MAX_REPLICAS), any::<bool>(), 0..PATCH_RELEASES.len() - 1, 5u64..300)
@@ -784,6 +796,18 @@ impl FuzzCase {
                         "after": moment,
                     }}));
                 }
+                Op::SetSidecar { release } => {
+                    if self.strategy.crosses_the_upgrade() || self.edits_to_the_broken_release() {
+                        continue;
+                    }
+                    let pick = SIDECAR_RELEASES[release % SIDECAR_RELEASES.len()];
+                    template.sidecar = if pick == template.sidecar {
+                        SIDECAR_RELEASES[(release + 1) % SIDECAR_RELEASES.len()]
+                    } else {
+                        pick
+                    };
+                    steps.push(edit(json!({"spec.template.spec.sidecar.image": template.sidecar})));
+                }
                 Op::Neighbour { replicas, blue_green, release, after_secs } => {
                     if neighbour_applied || self.strategy.crosses_the_upgrade() {
                         continue;
@@ -837,6 +861,13 @@ impl FuzzCase {
         }
         walk.final_image = (!deleted).then_some(template.image);
         walk
+    }
+
+    /// Whether an image edit of the run names the broken release (whatever comes after it).
+    fn edits_to_the_broken_release(&self) -> bool {
+        self.ops
+            .iter()
+            .any(|op| matches!(op, Op::SetImage { release } if image(self.strategy, *release) == BROKEN_RELEASE))
     }
 
     /// A good release of the run, not `current` (the next one when `release` names it): an edit that changes
@@ -947,7 +978,7 @@ impl FuzzCase {
         let mut spec = json!({
             "chainId": "pacific-1",
             "image": template.image,
-            "sidecar": {"image": "seictl:v0.9.0"},
+            "sidecar": {"image": template.sidecar},
             "peers": {"static": ["3f1c0a@seed-0.sei.svc:26656"]},
             "fullNode": {"snapshot": {"s3": {"targetHeight": snapshot_height}}},
         });
@@ -973,6 +1004,7 @@ impl FuzzCase {
 /// What the deployment's spec says at a point of a run.
 struct Template {
     image: &'static str,
+    sidecar: &'static str,
     replicas: u32,
     strategy: UpdateStrategy,
     override_value: Option<u32>,
@@ -983,6 +1015,7 @@ impl Template {
     fn initial(case: &FuzzCase) -> Self {
         Template {
             image: PATCH_RELEASES[0],
+            sidecar: SIDECAR_RELEASES[0],
             replicas: case.replicas,
             strategy: case.strategy,
             override_value: None,
@@ -1066,7 +1099,8 @@ fn registry() -> Value {
         BROKEN_RELEASE: {"version": "v6.3.4", "failsTask": "config-validate"},
         "sei:v6.4.0": {"version": "v6.4.0", "knows": [UPGRADE]},
         "sei:v6.4.1": {"version": "v6.4.1", "knows": [UPGRADE]},
-        "seictl:v0.9.0": {},
+        SIDECAR_RELEASES[0]: {},
+        SIDECAR_RELEASES[1]: {},
     })
 }
 

@@ -48,13 +48,21 @@ pub fn end_state(world: &World) -> Vec<String> {
         }
         for (key, value) in state.api.store.all_of_kind("StatefulSet") {
             if let Some(set) = decode::<StatefulSet>(state, key, value) {
-                let images: Vec<&str> = set
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.template.spec.as_ref())
-                    .map(|p| p.containers.iter().filter_map(|c| c.image.as_deref()).collect())
+                let pod = set.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+                let images: Vec<&str> =
+                    pod.map(|p| p.containers.iter().filter_map(|c| c.image.as_deref()).collect()).unwrap_or_default();
+                // The init containers: seid-init and the sidecar (a native sidecar), whose image is a rollout field.
+                let init: Vec<&str> = pod
+                    .and_then(|p| p.init_containers.as_ref())
+                    .map(|c| c.iter().filter_map(|c| c.image.as_deref()).collect())
                     .unwrap_or_default();
-                lines.push(format!("StatefulSet {}/{}: images={}", key.namespace, name(&key.name), images.join(",")));
+                lines.push(format!(
+                    "StatefulSet {}/{}: images={} initImages={}",
+                    key.namespace,
+                    name(&key.name),
+                    images.join(","),
+                    init.join(",")
+                ));
             }
         }
         let nodes: Vec<(String, String, std::collections::BTreeMap<String, String>)> = state
