@@ -490,3 +490,51 @@ fn a_sidecar_upgrade_rolls_the_fleet_out_under_faults_and_is_not_generated_besid
     let broken = FuzzCase { ops: vec![Op::SetSidecar { release: 1 }, Op::SetImage { release: 4 }], ..case };
     assert!(!render(&broken, true).contains("sidecar.image"), "{}", render(&broken, true));
 }
+
+#[test]
+fn grown_storage_expands_the_claims_in_place_under_faults_and_entrants_get_the_new_size() {
+    // Storage is not a rollout field: the claims of the running nodes are expanded in place once the operator may
+    // update claims again (a revoked permission: it waits, it does not fail), and reads lag; a BlueGreen rollout's
+    // entrants, made after the edits, are made with the new size. Both end as they do without the faults.
+    let case = FuzzCase {
+        seed: 47,
+        strategy: UpdateStrategy::BlueGreen,
+        replicas: 2,
+        validators_switch_secs: 300,
+        ops: vec![
+            Op::Wait { secs: 120 },
+            Op::Fault(Fault::RevokePermission(RevokedPermission {
+                group: String::new(),
+                resource: "persistentvolumeclaims".into(),
+                verb: "update".into(),
+            })),
+            Op::GrowStorage { by: 2 },
+            Op::Wait { secs: 60 },
+            Op::Heal,
+            Op::GrowStorage { by: 1 },
+            Op::Fault(Fault::StaleReads { versions: 2 }),
+            Op::SetImage { release: 1 },
+            Op::Wait { secs: 240 },
+        ],
+    };
+    let perturbed = render(&case, true);
+    assert!(perturbed.contains("size: 2500Gi") && perturbed.contains("size: 2750Gi"), "{perturbed}");
+    let written = scenario::parse("case.yaml", &perturbed).expect("a valid scenario");
+    let outcome = scenario::run(&written, None, &root());
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    let claims: Vec<&String> =
+        outcome.end_state.iter().filter(|line| line.starts_with("PersistentVolumeClaim ")).collect();
+    assert_eq!(
+        claims,
+        [
+            "PersistentVolumeClaim sei/data-fuzz-#0-0: requests=2750Gi",
+            "PersistentVolumeClaim sei/data-fuzz-#1-0: requests=2750Gi"
+        ],
+        "{:?}",
+        outcome.end_state
+    );
+    let verdict = fuzz::judge(&case, &FuzzConfig::new(1, 1, &root()));
+    if let Some(found) = verdict.failure {
+        panic!("{}", found.reason);
+    }
+}

@@ -209,6 +209,12 @@ pub enum Op {
         nth: u32,
         revert: bool,
     },
+    /// Grow the template's storage by `by` × 250 GiB (from a full node's built-in 2000 GiB): not a rollout field,
+    /// so each node's claim is expanded in place (the operator updates it), and nodes made later get the new
+    /// size. Never smaller: a claim cannot shrink (a user's mistake with its own scenario).
+    GrowStorage {
+        by: u32,
+    },
     /// Edit the sidecar image to another seictl release (`release` indexes them; the current one means the
     /// next): a seictl upgrade, a rollout of its own. InPlace and BlueGreen runs that never edit to the broken
     /// release: its failed rollout leaves the fleet on whichever sidecar the timing left, with no one right
@@ -421,6 +427,7 @@ fn op(
                 .boxed(),
         ),
         (reapply_weight, Just(Op::ReapplyAfterRetainDelete).boxed()),
+        (1, (1u32..=4).prop_map(|by| Op::GrowStorage { by }).boxed()),
         (sidecar_weight, (0..SIDECAR_RELEASES.len()).prop_map(|release| Op::SetSidecar { release }).boxed()),
         (
             neighbour_weight,
@@ -796,6 +803,11 @@ impl FuzzCase {
                         "after": moment,
                     }}));
                 }
+                Op::GrowStorage { by } => {
+                    let size = template.storage_gi.unwrap_or(FULL_NODE_STORAGE_GI) + by * 250;
+                    template.storage_gi = Some(size);
+                    steps.push(edit(json!({"spec.template.spec.storage": storage(size)})));
+                }
                 Op::SetSidecar { release } => {
                     if self.strategy.crosses_the_upgrade() || self.edits_to_the_broken_release() {
                         continue;
@@ -988,6 +1000,9 @@ impl FuzzCase {
         if let Some(cpus) = template.cpus {
             spec["resources"] = resources(cpus);
         }
+        if let Some(size) = template.storage_gi {
+            spec["storage"] = storage(size);
+        }
         json!({
             "apiVersion": "sei.io/v1alpha1",
             "kind": "SeiNodeDeployment",
@@ -1009,6 +1024,8 @@ struct Template {
     strategy: UpdateStrategy,
     override_value: Option<u32>,
     cpus: Option<u32>,
+    /// GiB; `None`: the mode's built-in size.
+    storage_gi: Option<u32>,
 }
 
 impl Template {
@@ -1020,6 +1037,7 @@ impl Template {
             strategy: case.strategy,
             override_value: None,
             cpus: None,
+            storage_gi: None,
         }
     }
 }
@@ -1079,6 +1097,14 @@ fn image(strategy: UpdateStrategy, release: usize) -> &'static str {
         UpdateStrategy::BlueGreen => &BLUEGREEN_RELEASES,
     };
     releases[release % releases.len()]
+}
+
+/// A full node's volume size when the template names none (`core/src/node_defaults.rs`, the upstream operator's).
+const FULL_NODE_STORAGE_GI: u32 = 2000;
+
+/// The template's storage of `gi` GiB.
+fn storage(gi: u32) -> Value {
+    json!({"size": format!("{gi}Gi")})
 }
 
 /// seid's resources with a CPU request of `cpus`.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
 use sei_operator_core::api::{SeiNode, SeiNodeDeployment};
 use sei_operator_core::cluster::ObjectRef;
 use serde::de::DeserializeOwned;
@@ -93,6 +93,24 @@ pub fn end_state(world: &World) -> Vec<String> {
                     name(&key.name),
                     selected.join(",")
                 ));
+            }
+        }
+        for (key, value) in state.api.store.all_of_kind("PersistentVolumeClaim") {
+            if let Some(claim) = decode::<PersistentVolumeClaim>(state, key, value) {
+                // What the claim asks for, not what it has: a resize the operator sent is its part.
+                let requested = claim
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.resources.as_ref())
+                    .and_then(|r| r.requests.as_ref())
+                    .and_then(|r| r.get("storage"))
+                    .map_or("", |q| q.0.as_str());
+                // A StatefulSet's claim is named `<template>-<pod>` (`data-fuzz-g7-2-0`): its node's name follows.
+                let shown = match key.name.split_once('-') {
+                    Some((template, pod)) => format!("{template}-{}", name(pod)),
+                    None => key.name.clone(),
+                };
+                lines.push(format!("PersistentVolumeClaim {}/{shown}: requests={requested}", key.namespace));
             }
         }
         for (key, value) in state.api.store.all_of_kind("Job") {
