@@ -529,3 +529,8 @@ pub fn selected_revision(service: &Service) -> Option<&str> {
 pub fn seid_image(template: &PodTemplateSpec) -> Option<&str> {
     template.spec.as_ref()?.containers.iter().find(|c| c.name == SEID_CONTAINER)?.image.as_deref()
 }
+
+/// The image of a pod template's sidecar (a native sidecar: among the init containers).
+pub fn sidecar_image(template: &PodTemplateSpec) -> Option<&str> {
+    template.spec.as_ref()?.init_containers.as_ref()?.iter().find(|c| c.name == SIDECAR_CONTAINER)?.image.as_deref()
+}

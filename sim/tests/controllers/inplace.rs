@@ -2,6 +2,8 @@
 
 crate::scenario_tests! {
     in_place_happy_path_rolls_every_node_and_completes => "inplace-happy-path.yaml",
+    a_sidecar_upgrade_is_at_rest_only_once_every_statefulset_runs_the_new_sidecar =>
+        "sidecar-upgrade-is-at-rest-only-once-every-statefulset-runs-the-new-sidecar.yaml",
     in_place_upgrade_gets_through_a_halted_chain_where_the_old_binary_crash_loops => "inplace-halted-chain.yaml",
     in_place_supersession_replaces_the_plan_and_completes_on_the_newest_image => "inplace-supersession.yaml",
     in_place_stall_escalates_after_ten_minutes_then_completes_when_the_node_recovers =>

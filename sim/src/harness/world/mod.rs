@@ -448,12 +448,28 @@ impl World {
                             &key.namespace,
                             sei_operator_core::objects::names::node_workload(&key.name),
                         );
+                        // The sidecar's image too (a rollout field), and the set's own rollout done: its pods run
+                        // that template (a sidecar-only change leaves `currentImage` as it was).
+                        let sidecar_image = n
+                            .spec
+                            .sidecar
+                            .as_ref()
+                            .and_then(|s| s.image.as_deref())
+                            .unwrap_or(sei_operator_core::objects::workload::DEFAULT_SIDECAR_IMAGE);
                         let template_on_spec = state.api.store.get(&set, None).is_none_or(|value| {
                             decoded.decode::<k8s_openapi::api::apps::v1::StatefulSet>(&set, value).is_ok_and(|set| {
-                                set.spec.as_ref().is_some_and(|spec| {
-                                    sei_operator_core::objects::workload::seid_image(&spec.template)
-                                        == Some(n.spec.image.as_str())
-                                })
+                                let rolled = set.status.as_ref().is_some_and(|status| {
+                                    status.observed_generation >= set.metadata.generation
+                                        && status.update_revision.is_some()
+                                        && status.current_revision == status.update_revision
+                                });
+                                rolled
+                                    && set.spec.as_ref().is_some_and(|spec| {
+                                        sei_operator_core::objects::workload::seid_image(&spec.template)
+                                            == Some(n.spec.image.as_str())
+                                            && sei_operator_core::objects::workload::sidecar_image(&spec.template)
+                                                == Some(sidecar_image)
+                                    })
                             })
                         });
                         match status.phase.unwrap_or_default() {
