@@ -20,7 +20,7 @@ fn root() -> PathBuf {
 /// not, depending on their operations, so there are passing and failing cases, each failure shrunk by attempts
 /// alone (a wall-time budget would make the shrunk case depend on the machine's load).
 fn campaign() -> FuzzConfig {
-    let mut config = FuzzConfig::new(6, 11, &root());
+    let mut config = FuzzConfig::new(6, 14, &root());
     config.bounds = Bounds::new(1, 2);
     config.settle_within = Duration::from_secs(40);
     config.max_shrink_iters = 2;
@@ -61,20 +61,20 @@ fn three_shards_merged_report_what_one_process_reports() {
 
     // A shard of a different campaign is refused, naming the setting.
     let mut stranger = shards[1].1.clone();
-    stranger.campaign.seed = 12;
+    stranger.campaign.seed = 15;
     let error = summary::merge(&[shards[0].clone(), ("other.json".to_owned(), stranger)]).expect_err("two campaigns");
     assert_eq!(
         error.to_string(),
-        "the summaries are of different campaigns: campaign.seed is 12 in other.json but 11 in shard 0"
+        "the summaries are of different campaigns: campaign.seed is 15 in other.json but 14 in shard 0"
     );
 }
 
 #[test]
 fn threads_report_what_one_thread_reports_whether_or_not_the_run_stops_at_a_failure() {
-    // Seed 13 fails at cases 0, 1, 3 and 5: three threads judge cases 0, 1 and 2 side by side, so without
+    // Seed 17 fails at cases 0, 1 and 5: three threads judge cases 0, 1 and 2 side by side, so without
     // keep_going the failure of case 1 is found while case 0's stops the run.
     for keep_going in [true, false] {
-        let one = FuzzConfig { seed: 13, keep_going, ..campaign() };
+        let one = FuzzConfig { seed: 17, keep_going, ..campaign() };
         let single = summary_of(&one);
         let threaded_config = FuzzConfig { jobs: NonZeroU32::new(3).expect("non-zero"), ..one.clone() };
         let threaded = summary_of(&threaded_config);
