@@ -309,6 +309,11 @@ impl SeiNodeSpec {
     pub fn sidecar_image(&self) -> Option<&str> {
         self.sidecar.as_ref()?.image.as_deref()
     }
+
+    /// The sidecar image the node's pod is built with: the spec's, or the operator's default.
+    pub fn effective_sidecar_image(&self) -> &str {
+        self.sidecar_image().unwrap_or(crate::objects::workload::DEFAULT_SIDECAR_IMAGE)
+    }
 }
 
 /// Lifecycle phase of a SeiNode.
@@ -361,6 +366,10 @@ pub struct SeiNodeStatus {
     /// The image the node's pod runs, set only once the StatefulSet has fully rolled to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_image: Option<String>,
+    /// The sidecar image the node's pod runs, set with `currentImage` once the StatefulSet has fully rolled to it
+    /// (the sidecar image is a rollout field: a rollout that changes only it waits on this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_sidecar_image: Option<String>,
     /// The node's init plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,

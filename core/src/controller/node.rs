@@ -25,7 +25,7 @@ use crate::plan::init_plan;
 use crate::plan::init_plan::{
     WrittenConfig, config_digest, config_plan, init_retry_backoff, next_attempt, wanted_config, written_config,
 };
-use crate::rollout::observed_current_image;
+use crate::rollout::{observed_current_image, observed_current_sidecar_image};
 use crate::sidecar::wire::ReadinessStatus;
 use crate::sidecar::wire::SidecarTaskType;
 use crate::sidecar::{PodAddress, Sidecar};
@@ -468,6 +468,9 @@ async fn observe<C: Cluster, S: Sidecar, K: Clock>(
     let sts = ctx.cluster.get_shared::<StatefulSet>(namespace, name).await.optional()?;
     if let Some(image) = observed_current_image(sts.as_deref()) {
         status.current_image = Some(image);
+    }
+    if let Some(image) = observed_current_sidecar_image(sts.as_deref()) {
+        status.current_sidecar_image = Some(image);
     }
     let port = u16::try_from(node.spec.sidecar_port()).unwrap_or(7777);
     let address = PodAddress::for_node(namespace, name, port);

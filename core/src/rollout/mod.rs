@@ -7,7 +7,7 @@ pub mod rules;
 pub mod strays;
 pub mod vocabulary;
 
-pub use current_image::observed_current_image;
+pub use current_image::{observed_current_image, observed_current_sidecar_image};
 pub use rules::{Decision, Observed, RolloutConfig, evaluate, is_superseded};
 pub use strays::stray_nodes;
 

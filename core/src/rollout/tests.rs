@@ -834,3 +834,15 @@ fn moving_or_removing_the_gate_supersedes_a_gated_rollout() {
     assert!(rollout_condition(&removed.status).2.contains("superseded by no height gate"));
     assert_eq!(task_types(&removed.status)[0], "update-node-specs");
 }
+
+#[test]
+fn current_sidecar_image_is_observed_with_the_current_image_and_only_then() {
+    // The node's spec names no sidecar image: the template carries the operator's default.
+    let converged = stateful_set(2, 2, "rev-b", "rev-b", 1);
+    assert_eq!(observed_current_sidecar_image(Some(&converged)).as_deref(), Some(workload::DEFAULT_SIDECAR_IMAGE));
+    for rolling in [stateful_set(2, 2, "rev-a", "rev-b", 1), stateful_set(3, 2, "rev-a", "rev-a", 1)] {
+        assert_eq!(observed_current_sidecar_image(Some(&rolling)), None);
+        assert_eq!(observed_current_image(Some(&rolling)), None);
+    }
+    assert_eq!(observed_current_sidecar_image(Some(&stateful_set(2, 2, "rev-b", "rev-b", 0))), None);
+}

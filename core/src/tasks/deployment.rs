@@ -41,9 +41,17 @@ impl<C: Cluster> TaskRunner for DeploymentTasks<'_, C> {
     }
 }
 
+/// The node's spec names the target image and its pod runs it — and runs the spec's sidecar image (a rollout
+/// field too: a rollout that changes only the sidecar finds every `currentImage` already on target).
 fn spec_updated(node: &SeiNode, image: Option<&str>) -> bool {
-    let current = node.status.as_ref().and_then(|s| s.current_image.as_deref());
-    image.is_none_or(|image| node.spec.image == image && current == Some(image))
+    let status = node.status.as_ref();
+    let current = status.and_then(|s| s.current_image.as_deref());
+    let current_sidecar = status.and_then(|s| s.current_sidecar_image.as_deref());
+    image.is_none_or(|image| {
+        node.spec.image == image
+            && current == Some(image)
+            && current_sidecar == Some(node.spec.effective_sidecar_image())
+    })
 }
 
 /// Serving: its pod has run the spec's image while Ready in Kubernetes' sense — `status.currentImage` is set only
@@ -377,5 +385,19 @@ mod tests {
         assert!(serving(&node) && caught_up_and_serving(&node));
         node.status.as_mut().expect("status").catching_up = Some(true);
         assert!(serving(&node) && !caught_up_and_serving(&node));
+    }
+
+    #[test]
+    fn a_node_is_updated_only_once_its_pod_runs_the_specs_sidecar_as_well_as_its_image() {
+        let mut node = entrant(Some(SeiNodePhase::Running));
+        node.spec.sidecar = Some(crate::api::SidecarSpec { image: Some("seictl:v0.9.1".into()), ..Default::default() });
+        let status = node.status.as_mut().expect("status");
+        status.current_image = Some("sei:v6.3.1".into());
+        status.current_sidecar_image = Some("seictl:v0.9.0".into());
+        assert!(!spec_updated(&node, Some("sei:v6.3.1")), "its pod still runs the previous sidecar");
+        assert!(spec_updated(&node, None), "no target image: nothing to wait for");
+        node.status.as_mut().expect("status").current_sidecar_image = Some("seictl:v0.9.1".into());
+        assert!(spec_updated(&node, Some("sei:v6.3.1")));
+        assert!(!spec_updated(&node, Some("sei:v6.3.2")), "another target image");
     }
 }

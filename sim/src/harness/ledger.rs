@@ -21,6 +21,8 @@ pub struct Ledger {
     pub faults_act_until: Option<Duration>,
     /// (namespace, node, image) for every image a Ready pod of that node has run.
     pub ready_images: BTreeSet<(String, String, String)>,
+    /// (namespace, node, sidecar image) for every sidecar image a Ready pod of that node has run.
+    pub ready_sidecar_images: BTreeSet<(String, String, String)>,
     pub events: Vec<(Duration, Event)>,
     /// Violations found at the moment they happen — a write, a delete, seid's start — that a check of the state
     /// after the step would miss.
@@ -118,8 +120,9 @@ impl Writer<'_> {
 pub struct ReconcileReads {
     /// The deployment as the reconcile first read it.
     pub deployment: Option<DeploymentRead>,
-    /// Nodes read Running with their sidecar ready and `currentImage` their spec's image: (name, image).
-    pub ready_nodes: BTreeSet<(String, String)>,
+    /// Nodes read Running with their sidecar ready, `currentImage` their spec's image and `currentSidecarImage`
+    /// their spec's sidecar image: (name, image, sidecar image).
+    pub ready_nodes: BTreeSet<(String, String, String)>,
     /// Each node's spec image as first read.
     pub node_images: BTreeMap<String, String>,
 }

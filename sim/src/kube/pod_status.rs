@@ -39,6 +39,9 @@ pub fn report_pods(world: &mut WorldState) {
             && let Some(node) = &pod.node
         {
             world.ledger.ready_images.insert((key.namespace.clone(), node.clone(), pod.image.clone()));
+            if let Some(sidecar) = &pod.sidecar_image {
+                world.ledger.ready_sidecar_images.insert((key.namespace.clone(), node.clone(), sidecar.clone()));
+            }
         }
         let ready = pod.is_ready();
         let Some(stored) = world.api.store.get(&key, None) else { continue };

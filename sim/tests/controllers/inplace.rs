@@ -2,6 +2,8 @@
 
 crate::scenario_tests! {
     in_place_happy_path_rolls_every_node_and_completes => "inplace-happy-path.yaml",
+    an_in_place_sidecar_upgrade_completes_only_once_every_pod_runs_the_new_sidecar =>
+        "inplace-sidecar-upgrade-completes-only-once-every-pod-runs-the-new-sidecar.yaml",
     a_sidecar_upgrade_is_at_rest_only_once_every_statefulset_runs_the_new_sidecar =>
         "sidecar-upgrade-is-at-rest-only-once-every-statefulset-runs-the-new-sidecar.yaml",
     in_place_upgrade_gets_through_a_halted_chain_where_the_old_binary_crash_loops => "inplace-halted-chain.yaml",

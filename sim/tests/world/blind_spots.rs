@@ -164,8 +164,9 @@ fn a_plan_step_in_a_reconcile_that_read_its_rollout_superseded_is_caught() {
 }
 
 /// An InPlace rollout of node `n0` whose stored status says Running on the target image, its sidecar ready
-/// or not; a reconcile reads the deployment and the nodes, then writes the status that completes the rollout.
-fn complete_in_place(seed: u64, sidecar_ready: bool) -> World {
+/// or not and its pod on `sidecar_image`; a reconcile reads the deployment and the nodes, then writes the status
+/// that completes the rollout.
+fn complete_in_place(seed: u64, sidecar_ready: bool, sidecar_image: &str) -> World {
     let mut world = world(seed);
     let spec = fixture("inplace-fullnode.yaml").spec.template.spec;
     let target = template_hash(&spec);
@@ -173,12 +174,16 @@ fn complete_in_place(seed: u64, sidecar_ready: bool) -> World {
     let owner = world.get::<SeiNodeDeployment>(NS, &name).unwrap();
     child(&world, &owner, "n0", "r1", &spec.image);
     // A Ready pod of it has run the image (invariant 4 holds): whether the sidecar is ready is the question.
-    world.modify(|w| w.ledger.ready_images.insert((NS.into(), "n0".into(), spec.image.clone())));
+    world.modify(|w| {
+        w.ledger.ready_images.insert((NS.into(), "n0".into(), spec.image.clone()));
+        w.ledger.ready_sidecar_images.insert((NS.into(), "n0".into(), sidecar_image.into()))
+    });
     world
         .edit_status::<SeiNode>(NS, "n0", |n| {
             n.status = Some(SeiNodeStatus {
                 phase: Some(SeiNodePhase::Running),
                 current_image: Some(spec.image.clone()),
+                current_sidecar_image: Some(sidecar_image.into()),
                 sidecar_ready: Some(sidecar_ready),
                 ..Default::default()
             })
@@ -200,9 +205,14 @@ fn complete_in_place(seed: u64, sidecar_ready: bool) -> World {
 
 #[test]
 fn an_in_place_rollout_completed_on_a_node_whose_sidecar_was_read_unready_is_caught() {
-    let mut world = complete_in_place(64, false);
+    // The node's spec names no sidecar image: its pod is built with the operator's default.
+    let sidecar = sei_operator_core::objects::workload::DEFAULT_SIDECAR_IMAGE;
+    let mut world = complete_in_place(64, false, sidecar);
     assert_eq!(violation_within(&mut world, 2), Some(ROLLOUT_COMPLETES_ON_READY_NODES));
-    let mut world = complete_in_place(65, true);
+    // Ready, but its pod still runs another sidecar than the spec's (a sidecar upgrade not rolled yet).
+    let mut world = complete_in_place(66, true, "seictl:v0.8.0");
+    assert_eq!(violation_within(&mut world, 2), Some(ROLLOUT_COMPLETES_ON_READY_NODES));
+    let mut world = complete_in_place(65, true, sidecar);
     assert_eq!(violation_within(&mut world, 2), None);
 }
 

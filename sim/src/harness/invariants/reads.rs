@@ -84,6 +84,7 @@ pub fn on_reconcile_end(world: &mut WorldState, id: Option<u64>) {
 pub(super) struct NodeRead {
     name: String,
     image: String,
+    sidecar_image: String,
     ready: bool,
 }
 
@@ -93,17 +94,29 @@ pub(super) fn node_read(value: &serde_json::Value) -> Option<NodeRead> {
     let name = value.metadata_field("name").and_then(Value::as_str)?;
     let image = spec.and_then(|spec| spec.get("image")).and_then(Value::as_str)?;
     let status_field = |name: &str| status.and_then(|status| status.get(name));
+    // The sidecar's image is a rollout field: its pod runs the spec's sidecar too.
+    let sidecar = spec_sidecar_image(value);
     let ready = status_field("phase").and_then(Value::as_str) == Some("Running")
         && status_field("sidecarReady").and_then(Value::as_bool) == Some(true)
-        && status_field("currentImage").and_then(Value::as_str) == Some(image);
-    Some(NodeRead { name: name.to_owned(), image: image.to_owned(), ready })
+        && status_field("currentImage").and_then(Value::as_str) == Some(image)
+        && status_field("currentSidecarImage").and_then(Value::as_str) == Some(sidecar);
+    Some(NodeRead { name: name.to_owned(), image: image.to_owned(), sidecar_image: sidecar.to_owned(), ready })
+}
+
+/// The sidecar image a stored SeiNode's pod is built with: its spec's, or the operator's default.
+pub(super) fn spec_sidecar_image(node: &serde_json::Value) -> &str {
+    node.get("spec")
+        .and_then(|spec| spec.get("sidecar"))
+        .and_then(|sidecar| sidecar.get("image"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or(sei_operator_core::objects::workload::DEFAULT_SIDECAR_IMAGE)
 }
 
 pub(super) fn note_nodes(world: &mut WorldState, id: u64, nodes: Vec<NodeRead>) {
     let reads = world.ledger.reconcile_reads.entry(id).or_default();
     for node in nodes {
         if node.ready {
-            reads.ready_nodes.insert((node.name.clone(), node.image.clone()));
+            reads.ready_nodes.insert((node.name.clone(), node.image.clone(), node.sidecar_image.clone()));
         }
         reads.node_images.entry(node.name).or_insert(node.image);
     }

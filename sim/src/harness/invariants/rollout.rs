@@ -185,8 +185,8 @@ pub fn plan_writes_after_supersession(
 }
 
 /// docs/design.md §4 (InPlace: `mark-nodes-ready` is the last task): an InPlace rollout completes only in a reconcile
-/// that read every node it moved Running on the target image with its sidecar ready — seid serving it and the
-/// sidecar marked ready, as the node's status says. Judged at the status write that clears the rollout and makes
+/// that read every node it moved Running on the target image with its sidecar ready — seid serving it, its pod on
+/// the spec's sidecar image (a rollout field) and the sidecar marked ready, as the node's status says. Judged at the status write that clears the rollout and makes
 /// its target the template hash, against what that reconcile read (a node that a lagging read showed ready
 /// counts: the operator could not know better). A rollout whose nodes are gone, or were scaled away, is not
 /// owed their readiness. BlueGreen and HardFork completions follow a teardown, not a readiness wait.
@@ -221,10 +221,10 @@ pub fn completion_on_ready_nodes(
         .filter(|name| active.contains(name.as_str()))
         .filter(|name| {
             let node = ObjectRef::new("SeiNode", &key.namespace, name.as_str());
-            let Some(image) = world.api.store.get(&node, None).and_then(|n| n.at("/spec/image")?.as_str()) else {
-                return false;
-            };
-            !reads.ready_nodes.contains(&((*name).clone(), image.to_owned()))
+            let Some(stored) = world.api.store.get(&node, None) else { return false };
+            let Some(image) = stored.at("/spec/image").and_then(serde_json::Value::as_str) else { return false };
+            let sidecar = super::reads::spec_sidecar_image(stored);
+            !reads.ready_nodes.contains(&((*name).clone(), image.to_owned(), sidecar.to_owned()))
         })
         .collect();
     (!unready.is_empty()).then(|| {
@@ -232,7 +232,7 @@ pub fn completion_on_ready_nodes(
             ROLLOUT_COMPLETES_ON_READY_NODES,
             format!(
                 "{key}: the InPlace rollout to {} completed in a reconcile that never read {unready:?} Running \
-                 on the target image with its sidecar ready",
+                 on the target image and sidecar image with its sidecar ready",
                 rollout.target_hash
             ),
         )

@@ -29,18 +29,29 @@ pub fn no_upgrade_panic_on_hardfork_entrant(
     Ok(())
 }
 
-/// Invariant 4: `status.currentImage` never names an image no Ready pod of that node has run. The kubelet records
+/// Invariant 4: `status.currentImage` (and `currentSidecarImage`) never names an image no Ready pod of that node
+/// has run. The kubelet records
 /// an image in `ready_images` only while its pod is Ready by the kubelet's rules (its probes) and seid itself runs
 /// it (`kube::pod_status::report_pods`).
 pub fn current_image_was_run(world: &WorldState, observed: &mut ObservedObjects) -> Result<(), InvariantViolation> {
     // Ready images are only ever added, so only a node whose status changed can newly break this.
     for key in std::mem::take(&mut observed.changed_nodes) {
         let Some(node) = observed.nodes.get(&key) else { continue };
-        let Some(image) = node.status.as_ref().and_then(|s| s.current_image.as_ref()) else { continue };
-        if !world.ledger.ready_images.contains(&(key.namespace.clone(), key.name.clone(), image.clone())) {
+        let status = node.status.as_ref();
+        if let Some(image) = status.and_then(|s| s.current_image.as_ref())
+            && !world.ledger.ready_images.contains(&(key.namespace.clone(), key.name.clone(), image.clone()))
+        {
             return Err(InvariantViolation::new(
                 CURRENT_IMAGE_WAS_RUN,
                 format!("{key} reports currentImage {image}, which no Ready pod of it has run"),
+            ));
+        }
+        if let Some(image) = status.and_then(|s| s.current_sidecar_image.as_ref())
+            && !world.ledger.ready_sidecar_images.contains(&(key.namespace.clone(), key.name.clone(), image.clone()))
+        {
+            return Err(InvariantViolation::new(
+                CURRENT_IMAGE_WAS_RUN,
+                format!("{key} reports currentSidecarImage {image}, which no Ready pod of it has run"),
             ));
         }
     }
