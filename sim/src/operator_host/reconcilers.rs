@@ -15,7 +15,7 @@ use sei_operator_core::rollout::RolloutConfig;
 use crate::operator_host::{OperatorContext, Reconciler, Requeue};
 
 /// The simulated operator runs with the built-in node defaults, as `sei-operator run` without `--node-defaults`.
-static NODE_DEFAULTS: LazyLock<Arc<NodeDefaults>> = LazyLock::new(|| Arc::new(NodeDefaults::built_in()));
+pub(crate) static NODE_DEFAULTS: LazyLock<Arc<NodeDefaults>> = LazyLock::new(|| Arc::new(NodeDefaults::built_in()));
 
 /// Both controllers of the operator, as one reconciler of both kinds. Made anew at each start of the operator's
 /// process, as production's in-memory state is.

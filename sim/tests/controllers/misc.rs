@@ -4,6 +4,8 @@
 crate::scenario_tests! {
     an_empty_strategy_type_rolls_out_in_place_with_a_warning => "empty-strategy-type-rolls-in-place.yaml",
     a_standalone_seinode_reaches_running_with_its_current_image => "standalone-seinode.yaml",
+    storage_grown_under_a_paused_operator_is_at_rest_only_once_every_claim_asks_for_it =>
+        "storage-grown-under-a-paused-operator-is-at-rest-only-once-every-claim-asks-for-it.yaml",
     a_larger_storage_size_expands_the_claims_in_place_and_a_smaller_one_is_refused_in_a_condition =>
         "storage-size-increase-expands-the-claims-in-place-and-a-decrease-is-refused.yaml",
     an_overrides_and_peers_change_restarts_seid_in_place_on_one_node_at_a_time_without_a_rollout =>

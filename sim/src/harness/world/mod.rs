@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use sei_operator_core::api::SeiNodeDeployment;
 use sei_operator_core::cluster::{Cluster, ClusterError, ClusterObject, LabelSelector, ObjectRef};
+use sei_operator_core::node_defaults::quantity_value;
 use sei_operator_core::objects::meta::find_condition;
 use sei_operator_core::rollout::vocabulary::{REASON_INVALID_UPDATE_STRATEGY, ROLLOUT_IN_PROGRESS};
 
@@ -472,9 +473,29 @@ impl World {
                                     })
                             })
                         });
+                        // Its claim asks for at least the size its settings ask for: a larger size in the spec
+                        // is a resize the node's controller has yet to send (a smaller one is refused, and said).
+                        let claim_sized = || {
+                            let settings = crate::operator_host::reconcilers::NODE_DEFAULTS.for_node(&n.spec);
+                            let Some(wanted) = settings.storage.and_then(|s| s.size) else { return true };
+                            let claim = ObjectRef::new(
+                                "PersistentVolumeClaim",
+                                &key.namespace,
+                                sei_operator_core::objects::names::node_volume(&key.name),
+                            );
+                            state.api.store.get(&claim, None).is_none_or(|claim| {
+                                let requested = claim
+                                    .at("/spec/resources/requests/storage")
+                                    .and_then(serde_json::Value::as_str)
+                                    .and_then(quantity_value);
+                                requested >= quantity_value(&wanted)
+                            })
+                        };
                         match status.phase.unwrap_or_default() {
                             SeiNodePhase::Running => {
-                                template_on_spec && status.current_image.as_deref() == Some(n.spec.image.as_str())
+                                template_on_spec
+                                    && status.current_image.as_deref() == Some(n.spec.image.as_str())
+                                    && claim_sized()
                             }
                             SeiNodePhase::Failed => true,
                             _ => false,
