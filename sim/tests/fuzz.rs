@@ -190,6 +190,23 @@ fn a_hard_fork_deployment_reapplied_after_a_child_delete_makes_the_child_again_f
     if let Some(found) = verdict.failure {
         panic!("{}", found.reason);
     }
+    // `--seed 9797001`, case 2447: the child deleted and the deployment re-applied before the fork, then the fork
+    // edit — which, with no node to adopt, landed before the new deployment's first reconcile and became its
+    // baseline: the child was made fresh on v6.4.0 from the pre-fork snapshot. The child is made again first here
+    // too.
+    let before_the_fork = FuzzCase {
+        seed: 9548772345867724156,
+        ops: vec![Op::DeleteFailedChild { index: 0 }, Op::ReapplyAfterRetainDelete, Op::SetImage { release: 0 }],
+        ..case.clone()
+    };
+    let text = render(&before_the_fork, false);
+    let deleted = text.find("deleteChild:").expect("the child delete");
+    let retained = text.find("spec.deletionPolicy: Retain").expect("the Retain edit");
+    assert!(text[deleted..retained].contains("settle: 30m"), "{text}");
+    let verdict = fuzz::judge(&before_the_fork, &FuzzConfig::new(1, 9797001, &root()));
+    if let Some(found) = verdict.failure {
+        panic!("{}", found.reason);
+    }
     // A run that does not cross the upgrade still re-applies right after the delete.
     let patch = FuzzCase { strategy: UpdateStrategy::BlueGreen, ..case.clone() };
     let text = render(&patch, false);

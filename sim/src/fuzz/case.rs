@@ -845,8 +845,12 @@ impl FuzzCase {
                     // template before the fork). A deployment applied anew knows only its template: a node it
                     // makes fresh on a fork release from that snapshot panics at the first pre-fork block
                     // ("binary updated before trigger") and never serves — no right outcome, as for a user who
-                    // creates such a deployment from scratch. So the child is made again first: at rest.
-                    if child_missing && self.strategy.crosses_the_upgrade() && FORK_RELEASES.contains(&template.image) {
+                    // creates such a deployment from scratch. So the child is made again first: at rest. On the
+                    // pre-fork release too: a deployment applied anew with no node to adopt takes its template at
+                    // its first reconcile as its baseline, so a fork edit that lands before it (the adoption check
+                    // holds at once with nothing to adopt) makes the child fresh on the fork release, the same
+                    // user's mistake (`--seed 9797001`, case 2447).
+                    if child_missing && self.strategy.crosses_the_upgrade() {
                         if perturbed {
                             steps.push(json!({"heal": "all"}));
                         }
