@@ -166,7 +166,24 @@ async fn reconcile_read_deployment<C: Cluster, K: Clock>(
     // and deletes its entrants must not be lost to a failed write after the deletions (the plan would then wait
     // forever for entrants that are gone). Level-triggered: a deletion that fails is retried from the stored
     // status.
-    for stray in stray_nodes(&status, &nodes, service_revision.as_deref()) {
+    let strays = stray_nodes(&status, &nodes, service_revision.as_deref());
+    // The strays are judged by the revision the Service was read to select, and a read that lags may miss a switch
+    // this operator made itself (its record, the status write, refused by a Conflict when a user's edit landed in
+    // between): deleting the nodes it selects would leave the Service without endpoints. So before deleting a node
+    // of another revision, the Service is written back exactly as read: on a current read a no-op (the API server
+    // stores nothing), on a stale one a Conflict, and the deletion waits for a read that has caught up.
+    let of_another_revision = |name: &String| {
+        nodes.iter().find(|n| n.metadata.name.as_ref() == Some(name)).is_some_and(|n| {
+            n.metadata.labels.as_ref().and_then(|l| l.get(LABEL_REVISION)).map(String::as_str)
+                != service_revision.as_deref()
+        })
+    };
+    if let Some(service) = service.as_deref()
+        && strays.iter().any(of_another_revision)
+    {
+        ctx.cluster.replace(service).await?;
+    }
+    for stray in strays {
         delete_if_present::<C, SeiNode>(&ctx.cluster, namespace, &stray).await?;
     }
     // While a plan is Active the children are the plan's business, but one that is missing (a user deleted it,

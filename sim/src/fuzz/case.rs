@@ -1,7 +1,8 @@
 //! A generated run: one SeiNodeDeployment (and, in some InPlace and BlueGreen runs, a neighbour beside it:
-//! [`Op::Neighbour`]), a chain, and a timeline of user operations and faults with waits between them — and its rendering as a scenario file, so what the fuzzer runs and what it writes out for a
-//! failure are the same text. Its faults are the scenario format's own ([`crate::scenario::format::Fault`]):
-//! one vocabulary for what a scenario injects, whoever wrote it.
+//! [`Op::Neighbour`]), a chain, and a timeline of user operations and faults with waits between them — and its
+//! rendering as a scenario file, so what the fuzzer runs and what it writes out for a failure are the same text.
+//! Its faults are the scenario format's own ([`crate::scenario::format::Fault`]): one vocabulary for what a
+//! scenario injects, whoever wrote it.
 //!
 //! The generator only builds runs whose right outcome is known, so an oracle failure is an operator bug and not
 //! a user's mistake: InPlace and BlueGreen runs move between releases that process the same blocks (the chain's

@@ -271,8 +271,12 @@ impl SimCluster {
             Ok(value) => {
                 let version = value.metadata_field("resourceVersion").and_then(Value::as_str).unwrap_or("-");
                 world.record(Category::Write, format_args!("{actor} {verb} {key} rv={version}"));
-                // After the write's trace line: a user edit aimed at this write is traced after it.
-                world.observer.on_write(&mut world, key, verb, value, self.writer());
+                // After the write's trace line: a user edit aimed at this write is traced after it. A write the
+                // API server answered without storing anything (an update that changes nothing: the store keeps
+                // its version) is no step of anyone's: the write-time checks judge what writes change.
+                if world.api.store.version() != version_before {
+                    world.observer.on_write(&mut world, key, verb, value, self.writer());
+                }
                 if self.kind == ClientKind::Operator && !world.replicas.list.is_empty() {
                     crate::operator_host::replicas::on_write(
                         &mut world,

@@ -98,6 +98,9 @@ fn stale_or_missing_resource_versions_are_refused() {
     let mut first = created.clone();
     first["spec"]["data"] = json!("2");
     store.replace(first).unwrap();
+    // The object exactly as read before the write: stale, so refused, though it would change nothing of what it
+    // read (the operator confirms a read this way before acting on it).
+    assert_eq!(store.replace(created.clone()), Err(ClusterError::Conflict(key("a"))));
     let mut stale = created.clone();
     stale["spec"]["data"] = json!("3");
     assert_eq!(store.replace(stale.clone()), Err(ClusterError::Conflict(key("a"))));

@@ -451,12 +451,7 @@ impl World {
                         );
                         // The sidecar's image too (a rollout field), and the set's own rollout done: its pods run
                         // that template (a sidecar-only change leaves `currentImage` as it was).
-                        let sidecar_image = n
-                            .spec
-                            .sidecar
-                            .as_ref()
-                            .and_then(|s| s.image.as_deref())
-                            .unwrap_or(sei_operator_core::objects::workload::DEFAULT_SIDECAR_IMAGE);
+                        let sidecar_image = n.spec.effective_sidecar_image();
                         let template_on_spec = state.api.store.get(&set, None).is_none_or(|value| {
                             decoded.decode::<k8s_openapi::api::apps::v1::StatefulSet>(&set, value).is_ok_and(|set| {
                                 let rolled = set.status.as_ref().is_some_and(|status| {
