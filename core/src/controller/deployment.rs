@@ -181,7 +181,13 @@ async fn reconcile_read_deployment<C: Cluster, K: Clock>(
     if let Some(service) = service.as_deref()
         && strays.iter().any(of_another_revision)
     {
-        ctx.cluster.replace(service).await?;
+        match ctx.cluster.replace(service).await {
+            Ok(_) => {}
+            // Without the permission to write Services the read cannot be confirmed, and it is acted on as read:
+            // `switch-traffic` needs that permission too, so no switch was made since it was revoked.
+            Err(ClusterError::Forbidden { .. }) => {}
+            Err(error) => return Err(error.into()),
+        }
     }
     for stray in strays {
         delete_if_present::<C, SeiNode>(&ctx.cluster, namespace, &stray).await?;

@@ -6,6 +6,8 @@ crate::scenario_tests! {
         "hardfork-happy-path.yaml",
     a_hard_fork_switch_whose_record_an_edit_refused_keeps_the_entrants_the_service_selects =>
         "hardfork-switch-whose-record-is-lost-to-an-edit-keeps-the-entrants-it-selects.yaml",
+    hard_fork_strays_of_another_revision_go_while_the_operator_may_not_update_services =>
+        "hardfork-strays-of-another-revision-go-while-services-may-not-be-updated.yaml",
     hard_fork_started_before_the_chain_reaches_the_block_before_the_upgrade_waits_for_it =>
         "hardfork-started-before-h-1.yaml",
     hard_fork_whose_bootstrap_fails_leaves_the_incumbents_serving_and_is_not_retried => "hardfork-bootstrap-fails.yaml",
