@@ -77,10 +77,7 @@ fn a_rollout_to_the_broken_release_fails_reported_with_and_without_faults() {
         ],
     };
     assert!(case.expects_failed_rollout());
-    let verdict = fuzz::judge(&case, &config);
-    if let Some(found) = verdict.failure {
-        panic!("{}", found.reason);
-    }
+    judged_clean(&case, &config);
 }
 
 #[test]
@@ -115,10 +112,22 @@ fn a_crash_aimed_at_the_deployment_reconcile_lands_right_after_the_write_that_st
     let edit = trace.find("harness replace SeiNodeDeployment sei/fuzz").expect("the edit");
     let crash = trace.find("operator crashes right after this write (SeiNodeDeployment sei/fuzz)").expect("a crash");
     assert!(crash > edit && !trace[edit..crash].contains("write    operator replace-status SeiNode "), "{trace}");
-    let verdict = fuzz::judge(&case, &config);
-    if let Some(found) = verdict.failure {
+    judged_clean(&case, &config);
+}
+
+/// Asserts that every oracle judges `case` clean, with the reason of the first failure otherwise.
+fn judged_clean(case: &FuzzCase, config: &FuzzConfig) {
+    if let Some(found) = fuzz::judge(case, config).failure {
         panic!("{}", found.reason);
     }
+}
+
+/// Replays a rendered case as the scenario runner does and asserts it passes.
+fn run_clean(text: &str) -> scenario::Outcome {
+    let written = scenario::parse("case.yaml", text).expect("a valid scenario");
+    let outcome = scenario::run(&written, None, &root());
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    outcome
 }
 
 fn render(case: &FuzzCase, perturbed: bool) -> String {
@@ -140,10 +149,7 @@ fn a_hard_fork_run_left_on_the_pre_fork_release_never_sees_its_chain_pass_the_up
     };
     assert_eq!(never_forked.validators_switch(), None);
     assert!(!render(&never_forked, true).contains("validatorsSwitchAt"));
-    let verdict = fuzz::judge(&never_forked, &FuzzConfig::new(1, 3, &root()));
-    if let Some(found) = verdict.failure {
-        panic!("{}", found.reason);
-    }
+    judged_clean(&never_forked, &FuzzConfig::new(1, 3, &root()));
     // Forked at the end (a revert back to the pre-fork release is not): the validators switch as generated.
     let forked = FuzzCase { ops: vec![Op::SetImage { release: 0 }, Op::Wait { secs: 60 }], ..never_forked.clone() };
     assert_eq!(forked.validators_switch(), Some(589));
@@ -186,10 +192,7 @@ fn a_hard_fork_deployment_reapplied_after_a_child_delete_makes_the_child_again_f
         let retained = text.find("spec.deletionPolicy: Retain").expect("the Retain edit");
         assert!(settled.is_some_and(|settled| settled < retained), "{text}");
     }
-    let verdict = fuzz::judge(&case, &FuzzConfig::new(1, 777001, &root()));
-    if let Some(found) = verdict.failure {
-        panic!("{}", found.reason);
-    }
+    judged_clean(&case, &FuzzConfig::new(1, 777001, &root()));
     // `--seed 9797001`, case 2447: the child deleted and the deployment re-applied before the fork, then the fork
     // edit — which, with no node to adopt, landed before the new deployment's first reconcile and became its
     // baseline: the child was made fresh on v6.4.0 from the pre-fork snapshot. The child is made again first here
@@ -203,10 +206,7 @@ fn a_hard_fork_deployment_reapplied_after_a_child_delete_makes_the_child_again_f
     let deleted = text.find("deleteChild:").expect("the child delete");
     let retained = text.find("spec.deletionPolicy: Retain").expect("the Retain edit");
     assert!(text[deleted..retained].contains("settle: 30m"), "{text}");
-    let verdict = fuzz::judge(&before_the_fork, &FuzzConfig::new(1, 9797001, &root()));
-    if let Some(found) = verdict.failure {
-        panic!("{}", found.reason);
-    }
+    judged_clean(&before_the_fork, &FuzzConfig::new(1, 9797001, &root()));
     // A run that does not cross the upgrade still re-applies right after the delete.
     let patch = FuzzCase { strategy: UpdateStrategy::BlueGreen, ..case.clone() };
     let text = render(&patch, false);
@@ -307,10 +307,7 @@ fn nodes_a_retain_delete_left_after_a_failed_rollout_end_right_on_either_release
     assert_eq!(fuzz::differential(&judged(&retained("sei:v6.3.0")), &judged(&retained("sei:v6.3.1"))), None);
     let wrong = fuzz::judged_end_state(&case, &retained("sei:v6.3.2")).expect_err("v6.3.2 was never named");
     assert!(wrong.contains("never named"), "{wrong}");
-    let verdict = fuzz::judge(&case, &FuzzConfig::new(1, 4242001, &root()));
-    if let Some(found) = verdict.failure {
-        panic!("{}", found.reason);
-    }
+    judged_clean(&case, &FuzzConfig::new(1, 4242001, &root()));
 }
 
 #[test]
@@ -381,10 +378,7 @@ fn the_issue_15_faults_render_and_a_leader_change_mid_rollout_passes_every_oracl
         assert!(perturbed.contains(fault) && !calm.contains(fault), "{fault}: {perturbed}");
     }
     assert!(perturbed.contains("operatorReplicas: 2") && !calm.contains("operatorReplicas"), "{perturbed}");
-    let verdict = fuzz::judge(&case, &FuzzConfig::new(1, 1, &root()));
-    if let Some(found) = verdict.failure {
-        panic!("{}", found.reason);
-    }
+    judged_clean(&case, &FuzzConfig::new(1, 1, &root()));
 }
 
 #[test]
@@ -413,18 +407,13 @@ fn sidecar_tasks_failing_within_their_retries_only_delay_a_run() {
     assert_eq!(perturbed.matches("taskFailure").count(), 4, "{perturbed}");
     assert_eq!(calm.matches("taskFailure").count(), 0, "{calm}");
     assert_eq!(calm.matches("spec.template.spec.image").count(), 2, "the edits stay: {calm}");
-    let written = scenario::parse("case.yaml", &perturbed).expect("a valid scenario");
-    let outcome = scenario::run(&written, None, &root());
-    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    let outcome = run_clean(&perturbed);
     let trace = outcome.trace.text();
     // Every failure the run kept fired, and no more.
     for task in ["config-apply", "mark-ready", "config-validate"] {
         assert_eq!(trace.matches(&format!("failed: scripted failure of {task}")).count(), 3, "{task}: {trace}");
     }
-    let verdict = fuzz::judge(&case, &FuzzConfig::new(1, 1, &root()));
-    if let Some(found) = verdict.failure {
-        panic!("{}", found.reason);
-    }
+    judged_clean(&case, &FuzzConfig::new(1, 1, &root()));
 }
 
 #[test]
@@ -456,9 +445,7 @@ fn a_neighbour_deployment_rolls_out_beside_the_run_under_its_faults_and_ends_as_
         let edit = text.rfind("name: neighbour").unwrap_or(0);
         assert!(text[edit..].contains("spec.template.spec.image: sei:v6.3.1"), "{text}");
     }
-    let written = scenario::parse("case.yaml", &perturbed).expect("a valid scenario");
-    let outcome = scenario::run(&written, None, &root());
-    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    let outcome = run_clean(&perturbed);
     let end = outcome.end_state.join("\n");
     for line in [
         "SeiNode sei/neighbour-#0: image=sei:v6.3.1 phase=Some(Running) currentImage=sei:v6.3.1 owner=neighbour",
@@ -467,10 +454,7 @@ fn a_neighbour_deployment_rolls_out_beside_the_run_under_its_faults_and_ends_as_
     ] {
         assert!(end.contains(line), "{line} in\n{end}");
     }
-    let verdict = fuzz::judge(&case, &FuzzConfig::new(1, 1, &root()));
-    if let Some(found) = verdict.failure {
-        panic!("{}", found.reason);
-    }
+    judged_clean(&case, &FuzzConfig::new(1, 1, &root()));
 }
 
 #[test]
@@ -492,16 +476,11 @@ fn a_sidecar_upgrade_rolls_the_fleet_out_under_faults_and_is_not_generated_besid
     };
     let perturbed = render(&case, true);
     assert!(perturbed.contains("spec.template.spec.sidecar.image: seictl:v0.9.1"), "the next release: {perturbed}");
-    let written = scenario::parse("case.yaml", &perturbed).expect("a valid scenario");
-    let outcome = scenario::run(&written, None, &root());
-    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    let outcome = run_clean(&perturbed);
     let sets: Vec<&String> = outcome.end_state.iter().filter(|line| line.starts_with("StatefulSet ")).collect();
     assert_eq!(sets.len(), 2, "{:?}", outcome.end_state);
     assert!(sets.iter().all(|line| line.contains("seictl:v0.9.1") && !line.contains("seictl:v0.9.0")), "{sets:?}");
-    let verdict = fuzz::judge(&case, &FuzzConfig::new(1, 1, &root()));
-    if let Some(found) = verdict.failure {
-        panic!("{}", found.reason);
-    }
+    judged_clean(&case, &FuzzConfig::new(1, 1, &root()));
 
     // Beside an edit to the broken release (BlueGreen's fifth), no sidecar edit is written.
     let broken = FuzzCase { ops: vec![Op::SetSidecar { release: 1 }, Op::SetImage { release: 4 }], ..case };
@@ -536,9 +515,7 @@ fn grown_storage_expands_the_claims_in_place_under_faults_and_entrants_get_the_n
     };
     let perturbed = render(&case, true);
     assert!(perturbed.contains("size: 2500Gi") && perturbed.contains("size: 2750Gi"), "{perturbed}");
-    let written = scenario::parse("case.yaml", &perturbed).expect("a valid scenario");
-    let outcome = scenario::run(&written, None, &root());
-    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    let outcome = run_clean(&perturbed);
     let claims: Vec<&String> =
         outcome.end_state.iter().filter(|line| line.starts_with("PersistentVolumeClaim ")).collect();
     assert_eq!(
@@ -550,8 +527,5 @@ fn grown_storage_expands_the_claims_in_place_under_faults_and_entrants_get_the_n
         "{:?}",
         outcome.end_state
     );
-    let verdict = fuzz::judge(&case, &FuzzConfig::new(1, 1, &root()));
-    if let Some(found) = verdict.failure {
-        panic!("{}", found.reason);
-    }
+    judged_clean(&case, &FuzzConfig::new(1, 1, &root()));
 }
