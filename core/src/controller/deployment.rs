@@ -171,7 +171,9 @@ async fn reconcile_read_deployment<C: Cluster, K: Clock>(
     // this operator made itself (its record, the status write, refused by a Conflict when a user's edit landed in
     // between): deleting the nodes it selects would leave the Service without endpoints. So before deleting a node
     // of another revision, the Service is written back exactly as read: on a current read a no-op (the API server
-    // stores nothing), on a stale one a Conflict, and the deletion waits for a read that has caught up.
+    // stores nothing), on a stale one a Conflict (kubernetes `staging/src/k8s.io/apiserver/pkg/registry/generic/
+    // registry/store.go`, `Update`, checks the resourceVersion first), and the deletion waits for a read that has
+    // caught up.
     let of_another_revision = |name: &String| {
         nodes.iter().find(|n| n.metadata.name.as_ref() == Some(name)).is_some_and(|n| {
             n.metadata.labels.as_ref().and_then(|l| l.get(LABEL_REVISION)).map(String::as_str)

@@ -273,7 +273,9 @@ impl SimCluster {
                 world.record(Category::Write, format_args!("{actor} {verb} {key} rv={version}"));
                 // After the write's trace line: a user edit aimed at this write is traced after it. A write the
                 // API server answered without storing anything (an update that changes nothing: the store keeps
-                // its version) is no step of anyone's: the write-time checks judge what writes change.
+                // its version, as kubernetes `staging/src/k8s.io/apiserver/pkg/storage/etcd3/store.go`,
+                // `GuaranteedUpdate`, writes no unchanged data) is no step of anyone's: the write-time checks judge
+                // what writes change.
                 if world.api.store.version() != version_before {
                     world.observer.on_write(&mut world, key, verb, value, self.writer());
                 }
