@@ -630,14 +630,32 @@ fn plan_for(ctx: &Ctx<'_>, rollout: &RolloutStatus) -> Result<Plan, PlanError> {
     })
 }
 
-/// The rollout fields of the binary without the upgrade at the rollout's gate, when recorded: those the active
-/// set's nodes ran before the rollout — unless that set already went through this upgrade (it records the
-/// bootstrap to the block before it, as a gated rollout or a HardFork leaves it), in which case its nodes run a
-/// binary that knows the upgrade, and the one without it is the bootstrap's.
+/// The rollout fields of the binary without the upgrade at the rollout's gate, when recorded: the one that
+/// committed the block before the gate. The active set's nodes run its recorded fields from the block after its
+/// recorded bootstrap (a gated rollout or a HardFork records the bootstrap to the block before its upgrade); the
+/// blocks up to the bootstrap height ran on the bootstrap's image. So for a gate at or below the block after the
+/// bootstrap — this upgrade again, or the same upgrade after a gate mistyped above it had been rolled out and then
+/// corrected — the binary without it is the bootstrap's: the set's own may not replay the blocks before it.
 fn previous_fields(ctx: &Ctx<'_>, gate: Option<i64>) -> Option<RolloutFields> {
     let set = ctx.deployment.status.as_ref()?.active_set.as_ref()?;
     let mut fields = set.fields.clone()?;
     if let (Some(gate), Some(fork)) = (gate, set.fork_bootstrap.as_ref())
+        && gate - 1 <= fork.target_height
+    {
+        fields.image.clone_from(&fork.image);
+    }
+    Some(fields)
+}
+
+/// The rollout fields the active set's nodes run that they did not get from a gate at `gate`: the set's own,
+/// unless it recorded its bootstrap to exactly this gate's block before (a gated rollout at this height, or a
+/// HardFork at it, switched them), in which case the bootstrap's. Gate rule 4 asks this of a node above the gate:
+/// on such a binary it processed the gate's block, so the chain has no upgrade there — whatever the set's earlier
+/// bootstrap says of lower blocks.
+fn fields_not_from_this_gate(ctx: &Ctx<'_>, gate: i64) -> Option<RolloutFields> {
+    let set = ctx.deployment.status.as_ref()?.active_set.as_ref()?;
+    let mut fields = set.fields.clone()?;
+    if let Some(fork) = set.fork_bootstrap.as_ref()
         && fork.target_height == gate - 1
     {
         fields.image.clone_from(&fork.image);
@@ -651,7 +669,7 @@ fn previous_fields(ctx: &Ctx<'_>, gate: Option<i64>) -> Option<RolloutFields> {
 /// at this gate: a superseding edit after the upgrade moves it on at once.)
 fn refuse_gate_behind_the_chain(ctx: &Ctx<'_>, rollout: &RolloutStatus, upgrade_height: i64) -> Result<(), PlanError> {
     let target = RolloutFields::of(&ctx.deployment.spec.template.spec);
-    let previous = previous_fields(ctx, Some(upgrade_height));
+    let previous = fields_not_from_this_gate(ctx, upgrade_height);
     let past = rollout.nodes.iter().find_map(|entry| {
         let node = ctx.node(&entry.name)?;
         let height = node.status.as_ref()?.latest_height?;

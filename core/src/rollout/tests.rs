@@ -835,6 +835,72 @@ fn moving_or_removing_the_gate_supersedes_a_gated_rollout() {
     assert_eq!(task_types(&removed.status)[0], "update-node-specs");
 }
 
+/// `gated(replicas, height)` whose active set already runs NEW with the bootstrap `{OLD, bootstrap_height}`
+/// recorded (by a gated rollout or a HardFork), every node on NEW, edited on to a patch of NEW.
+fn gated_from_a_bootstrapped_set(
+    replicas: i32,
+    height: i64,
+    bootstrap_height: i64,
+) -> (SeiNodeDeployment, Vec<SeiNode>) {
+    let (mut d, mut nodes) = gated(replicas, height);
+    for node in &mut nodes {
+        node.spec.image = NEW.into();
+        node.status.get_or_insert_default().current_image = Some(NEW.into());
+    }
+    if let Some(set) = d.status.as_mut().and_then(|s| s.active_set.as_mut()) {
+        set.fields = Some(crate::api::RolloutFields::of(&nodes[0].spec));
+        set.fork_bootstrap = Some(crate::api::ForkBootstrap { image: OLD.into(), target_height: bootstrap_height });
+    }
+    d.spec.template.spec.image = "sei:v6.4.1".into();
+    (d, nodes)
+}
+
+/// The gated rollout's `previous` fields' image, as planned.
+fn planned_previous_image(status: &SeiNodeDeploymentStatus) -> Option<String> {
+    let task = status.plan.as_ref()?.tasks.iter().find(|t| t.type_ == "update-node-specs-at-height")?;
+    task.params["previous"]["image"].as_str().map(str::to_owned)
+}
+
+#[test]
+fn a_gate_corrected_below_a_mistyped_one_keeps_the_pre_upgrade_binary_as_the_bootstrap() {
+    // The chain's upgrade is at 1000. A rollout to NEW gated at a mistyped 1001 completed (its nodes were already
+    // on NEW, switched at 999 by the gate it superseded) and recorded the bootstrap {OLD, 1000}. The gate is
+    // corrected to 1000 and the image moved on: OLD is still the binary that committed 999, and NEW (which knows
+    // the upgrade) must not become the bootstrap of a node made again (found by fuzz seed 9797001, case 1037).
+    let (mut d, nodes) = gated_from_a_bootstrapped_set(2, 999, 1000);
+    let started = run(&d, &nodes, None, 60);
+    assert_eq!(planned_previous_image(&started.status).as_deref(), Some(OLD));
+    let mut status = started.status;
+    complete_plan(&mut status);
+    d.status = Some(status);
+    let patched = NodeState { image: "sei:v6.4.1", current: Some("sei:v6.4.1"), ..RUNNING_OLD };
+    let moved: Vec<SeiNode> = nodes
+        .iter()
+        .map(|n| {
+            let mut moved = node(n.metadata.name.as_deref().unwrap_or_default(), "", patched);
+            moved.metadata.labels.clone_from(&n.metadata.labels);
+            moved.status.get_or_insert_default().latest_height = Some(1_003);
+            moved
+        })
+        .collect();
+    let completed = run(&d, &moved, None, 120);
+    assert_eq!(event_reasons(&completed), [EVENT_ROLLOUT_COMPLETE]);
+    let bootstrap = completed.status.active_set.and_then(|s| s.fork_bootstrap);
+    assert_eq!(bootstrap, Some(crate::api::ForkBootstrap { image: OLD.into(), target_height: 999 }));
+}
+
+#[test]
+fn a_gate_below_a_forked_sets_bootstrap_that_the_chain_has_passed_is_still_refused() {
+    // The set went through an upgrade at 2000 (bootstrap {OLD, 1999}) and its nodes run NEW at 2100: a gate at
+    // 1000 is behind the chain, though OLD, not NEW, is the binary that committed 999.
+    let (d, nodes) = gated_from_a_bootstrapped_set(1, 2_100, 1_999);
+    let refused = run(&d, &nodes, None, 60);
+    assert!(refused.status.rollout.is_none());
+    let (_, reason, message) = rollout_condition(&refused.status);
+    assert_eq!(reason, REASON_INVALID_UPDATE_STRATEGY);
+    assert!(message.contains("upgradeHeight 1000 is behind the chain (node rpc-0 is at height 2100)"), "{message}");
+}
+
 #[test]
 fn current_sidecar_image_is_observed_with_the_current_image_and_only_then() {
     // The node's spec names no sidecar image: the template carries the operator's default.

@@ -32,4 +32,6 @@ crate::scenario_tests! {
         "inplace-height-gate-staged-after-the-chain-stopped-at-the-upgrade-with-a-typo.yaml",
     a_node_added_after_the_gate_switched_the_fleet_bootstraps_to_the_block_before_the_upgrade =>
         "inplace-height-gate-scale-up-after-the-switch-bootstraps-to-the-block-before-the-upgrade.yaml",
+    a_gate_corrected_from_a_mistyped_height_remakes_a_child_with_the_binary_from_before_the_upgrade =>
+        "inplace-height-gate-corrected-from-a-mistyped-height-remakes-a-child-with-the-pre-upgrade-binary.yaml",
 }
