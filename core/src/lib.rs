@@ -18,6 +18,7 @@
 //! - [`digest`]: the short SHA-256 digests that name a template, a config or an Event.
 
 pub mod api;
+pub mod api_retry;
 pub mod clock;
 pub mod cluster;
 pub mod controller;

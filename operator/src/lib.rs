@@ -3,8 +3,8 @@
 //! re-exported here so that `sei_operator::api` and the rest read as one crate to the binary and its tests.
 
 pub use sei_operator_core::{
-    api, clock, cluster, controller, crd, leader, manifest, node_defaults, objects, permissions, plan, read_policy,
-    readiness, rollout, sidecar, tasks,
+    api, api_retry, clock, cluster, controller, crd, leader, manifest, node_defaults, objects, permissions, plan,
+    read_policy, readiness, rollout, sidecar, tasks,
 };
 
 pub mod backend;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use rand::Rng;
 use sei_operator_core::api::{SeiNode, SeiNodeDeployment};
+use sei_operator_core::api_retry::API_RETRY;
 use sei_operator_core::cluster::{Cluster, ClusterError, ClusterObject, Event, LabelSelector, ObjectRef};
 use sei_operator_core::permissions::Permission;
 use sei_operator_core::read_policy;
@@ -18,7 +19,6 @@ use crate::apiserver::faults::RefusalStatus;
 use crate::apiserver::json::Fields;
 use crate::harness::state::{SharedWorld, WorldState, lock};
 use crate::harness::trace::Category;
-use std::time::Duration;
 
 /// How long the store must be quiet before a lagging cache has caught up with it.
 pub const STALE_CACHE_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
@@ -394,15 +394,14 @@ impl SimCluster {
         self.through_refusals().await
     }
 
-    /// The operator's client facing an API server that refuses its calls (`ApiFaults::refusal`), as kube's
-    /// client does by default (kube-client `src/client/retry.rs`, `RetryPolicy::server_retry`, on by
-    /// `Config::default_retry`): a 429 or 503 is sent again up to 15 times, after a backoff of 5 ms doubling per
-    /// attempt plus a jitter of up to twice that (tower's `ExponentialBackoff`), or after the 429's `Retry-After`
-    /// when that is longer; the 16th refusal reaches the caller. A 500 is not retried. What reaches the caller is
-    /// Transient, as production's error mapping (`operator/src/backend/kube_error.rs`) makes every 429 and 5xx.
+    /// The operator's client facing an API server that refuses its calls (`ApiFaults::refusal`), as production's
+    /// kube client is configured (`sei_operator_core::api_retry`, the retry layer of kube-client
+    /// `src/client/retry.rs` with tower's `ExponentialBackoff`): a 429 or 503 is sent again up to 15 times, after
+    /// [`API_RETRY`]'s delay for the attempt, or after the 429's `Retry-After` when that is longer; the 16th
+    /// refusal reaches the caller. A 500 is not retried. What reaches the caller is Transient, as production's
+    /// error mapping (`operator/src/backend/kube_error.rs`) makes every 429 and 5xx.
     async fn through_refusals(&self) -> Result<(), ClusterError> {
-        const MAX_RETRIES: u32 = 15;
-        for attempt in 0..=MAX_RETRIES {
+        for attempt in 0..=API_RETRY.max_retries {
             let delay = {
                 let mut world = lock(&self.shared);
                 let now = world.now;
@@ -412,19 +411,18 @@ impl SimCluster {
                     RefusalStatus::Unavailable => 503,
                     RefusalStatus::Internal => 500,
                 };
-                if refusal.status == RefusalStatus::Internal || attempt == MAX_RETRIES {
+                if refusal.status == RefusalStatus::Internal || attempt == API_RETRY.max_retries {
                     world.record(
                         Category::Fault,
                         format!("operator call refused with {status} (attempt {})", attempt + 1),
                     );
                     return Err(ClusterError::Transient(format!("HTTP {status} from the API server")));
                 }
-                let base = Duration::from_millis(5).saturating_mul(1 << attempt);
-                let backoff = base + base.mul_f64(2.0 * world.rng.random::<f64>());
-                match refusal.status {
-                    RefusalStatus::TooManyRequests { retry_after } => backoff.max(retry_after),
-                    _ => backoff,
-                }
+                let retry_after = match refusal.status {
+                    RefusalStatus::TooManyRequests { retry_after } => Some(retry_after),
+                    _ => None,
+                };
+                API_RETRY.delay_honouring(attempt, world.rng.random::<f64>(), retry_after)
             };
             tokio::time::sleep(delay).await;
         }

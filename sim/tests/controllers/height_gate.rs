@@ -34,4 +34,6 @@ crate::scenario_tests! {
         "inplace-height-gate-scale-up-after-the-switch-bootstraps-to-the-block-before-the-upgrade.yaml",
     a_gate_corrected_from_a_mistyped_height_remakes_a_child_with_the_binary_from_before_the_upgrade =>
         "inplace-height-gate-corrected-from-a-mistyped-height-remakes-a-child-with-the-pre-upgrade-binary.yaml",
+    a_node_stopped_at_the_upgrade_after_an_api_outage_is_switched_promptly_not_when_a_long_client_retry_wakes =>
+        "inplace-height-gate-switches-a-stopped-node-promptly-after-an-api-outage.yaml",
 }

@@ -19,8 +19,11 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use kube::Client;
 use kube::api::ListParams;
+use kube::client::retry::RetryPolicy;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower::buffer::BufferLayer;
+use tower::retry::RetryLayer;
 
 use self::controllers::{run_controllers_bounded, scoped_api};
 use self::leader::lead_then_run;
@@ -29,6 +32,7 @@ use super::logging::{self, LogFormat};
 use super::metrics::Metrics;
 use super::serve::{Endpoints, serve};
 use crate::api::{SeiNode, SeiNodeDeployment};
+use crate::api_retry::API_RETRY;
 use crate::node_defaults::NodeDefaults;
 
 /// How often the preflight read is retried while it fails.
@@ -267,7 +271,7 @@ fn default_identity() -> String {
 async fn connect(timeout: Duration) -> Result<Client, RunError> {
     let config = kube::Config::infer().await.map_err(|error| RunError::Config(error.to_string()))?;
     let url = config.cluster_url.to_string();
-    let client = Client::try_from(config).map_err(|error| RunError::Config(error.to_string()))?;
+    let client = api_client(config)?;
     match tokio::time::timeout(timeout, client.apiserver_version()).await {
         Ok(Ok(version)) => {
             tracing::info!(%url, version = %version.git_version, "connected to the API server");
@@ -277,6 +281,22 @@ async fn connect(timeout: Duration) -> Result<Client, RunError> {
         Err(_) => Err(RunError::Unreachable { url, reason: format!("no answer within {timeout:?}") }),
     }
 }
+
+/// The operator's API client for `config`: kube's stack with the operator's retry policy
+/// (`sei_operator_core::api_retry::API_RETRY`) in place of kube's default one, whose last sleeps run to minutes
+/// after an outage ends. The retry layer sits outside kube's own layers, so each attempt is authenticated and
+/// traced afresh; a buffer under it makes the boxed stack cloneable, as retrying needs.
+pub fn api_client(mut config: kube::Config) -> Result<Client, RunError> {
+    let retry = API_RETRY;
+    let policy = RetryPolicy::new(retry.min_delay, retry.max_delay, retry.max_retries, true)
+        .map_err(|error| RunError::Config(format!("the API client's retry policy: {error}")))?;
+    config.default_retry = false;
+    let builder = kube::client::ClientBuilder::try_from(config).map_err(|error| RunError::Config(error.to_string()))?;
+    Ok(builder.with_layer(&BufferLayer::new(API_CLIENT_BUFFER)).with_layer(&RetryLayer::new(policy)).build())
+}
+
+/// Requests the retrying stack queues for kube's HTTP client (the bound kube's own `Client::new` uses).
+const API_CLIENT_BUFFER: usize = 1024;
 
 /// An error and its causes on one line.
 pub(crate) fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
