@@ -33,6 +33,8 @@ crate::scenario_tests! {
         "hardfork-child-deleted-at-rest-bootstraps-again.yaml",
     hard_fork_set_that_lost_every_child_makes_them_again_with_the_fork_bootstrap =>
         "hardfork-every-child-deleted-after-the-fork-bootstraps-again.yaml",
+    a_second_fork_after_children_were_deleted_bootstraps_its_entrants_with_the_pre_fork_binary =>
+        "hardfork-second-fork-after-child-deletes-bootstraps-with-the-pre-fork-binary.yaml",
     hard_fork_scale_up_after_the_switch_under_stale_reads_creates_nodes_only_once_a_stored_status_lists_them =>
         "hardfork-scale-up-after-the-switch-under-stale-reads-keeps-its-new-nodes.yaml",
     hard_fork_bootstrap_teardown_whose_record_was_lost_is_settled_by_the_marked_volume =>
