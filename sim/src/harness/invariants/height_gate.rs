@@ -3,7 +3,8 @@
 //!
 //! - the operator never writes a gated rollout's target image onto a node whose seid is below H-1;
 //! - no node of a gated rollout panics on the target binary below H ("binary updated before trigger");
-//! - a node whose old binary stopped at H runs the target within [`GATE_ROLL_BOUND`] of that panic, counted from
+//! - a node whose old binary stopped at H runs the target (when the target is another binary) within
+//!   [`GATE_ROLL_BOUND`] of that panic, counted from
 //!   the end of any fault that could slow it (a partition, a crashed worker, an operator that is down). A stop
 //!   counts for the SeiNode its pod ran for: a node deleted and made again under the same name is judged by its
 //!   own pods' stops, not by its predecessor's, whether they came before the delete or after it.
@@ -34,9 +35,10 @@ pub struct GateWatch {
     panics_checked: usize,
     /// Image of each SeiNode as last seen.
     images: BTreeMap<ObjectRef, String>,
-    /// Nodes whose binary stopped with the upgrade panic: since when, the upgrade's height, and the uid of the
-    /// SeiNode it stopped for (a node deleted and made again under the name is another node).
-    stopped_at_gate: BTreeMap<ObjectRef, (Duration, u64, Option<String>)>,
+    /// Nodes whose binary stopped with the upgrade panic: since when, the upgrade's height, the uid of the
+    /// SeiNode it stopped for (a node deleted and made again under the name is another node), and the image that
+    /// stopped.
+    stopped_at_gate: BTreeMap<ObjectRef, (Duration, u64, Option<String>, String)>,
     /// Per deployment with a gated rollout: the last time one of its rollout's nodes was truly below the block
     /// before the gate.
     below_gate_at: BTreeMap<ObjectRef, Duration>,
@@ -179,7 +181,8 @@ fn judge(world: &WorldState, observed: &ObservedObjects, watch: &mut GateWatch) 
             // deployment made it again under the same name: the node it judges is another one.
             SeidExit::UpgradeNeeded { .. } if panic.node_uid != node.metadata.uid => {}
             SeidExit::UpgradeNeeded { upgrade_height } => {
-                watch.stopped_at_gate.entry(key).or_insert((panic.at, upgrade_height, panic.node_uid.clone()));
+                let stop = (panic.at, upgrade_height, panic.node_uid.clone(), panic.image.clone());
+                watch.stopped_at_gate.entry(key).or_insert(stop);
             }
             _ => {}
         }
@@ -190,11 +193,16 @@ fn judge(world: &WorldState, observed: &ObservedObjects, watch: &mut GateWatch) 
     // from the end of any fault.
     let quiet_from = world.ledger.faults_act_until;
     let mut late = None;
-    watch.stopped_at_gate.retain(|key, (since, upgrade, uid)| {
+    watch.stopped_at_gate.retain(|key, (since, upgrade, uid, stopped_image)| {
         let Some(node) = observed.nodes.get(key).filter(|node| node.metadata.uid == *uid) else { return false };
         let Some((rollout, target)) = gated_rollout(observed, node) else { return true };
         if runs(world, key, target) {
             return false;
+        }
+        // A rollout that stages the very binary that stopped (a user reverted to it after the chain reached the
+        // upgrade) has nothing to switch the node to: the user's choice holds it, as a mistyped gate does.
+        if stopped_image == target {
+            return true;
         }
         if rollout.upgrade_height.and_then(|h| u64::try_from(h).ok()) != Some(*upgrade) {
             return true;
