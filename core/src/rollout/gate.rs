@@ -16,6 +16,10 @@
 //!    when the rollout is planned (`rules::refuse_gate_behind_the_chain`).
 //! 5. An edit before H supersedes the rollout and replaces the staged image; removing the gate supersedes it with
 //!    today's InPlace, which applies at once.
+//! 6. An edit back to the binary without the upgrade is refused once a node shows the chain reached H (it
+//!    committed H, or its old binary stopped there): every node on it would stop for good
+//!    (`rules::refuse_the_binary_without_a_passed_upgrade`). Where the rollout was planned before that showed, a
+//!    node at the gate on a binary with the upgrade is never moved back to it ([`would_go_back`]).
 
 use k8s_openapi::api::core::v1::{ContainerState, Pod};
 
@@ -51,6 +55,14 @@ pub fn at_gate(node: &SeiNode, upgrade_height: i64, old_binary: bool) -> bool {
     }
 }
 
+/// Whether `node` shows the chain has reached the upgrade at `upgrade_height`: it committed that block (on a binary
+/// that knows the upgrade), or its binary without the upgrade stopped there with the upgrade panic, which it
+/// raises only on being given that block.
+pub fn saw_the_upgrade(node: &SeiNode, upgrade_height: i64) -> bool {
+    let height = node.status.as_ref().and_then(|s| s.latest_height);
+    height.is_some_and(|h| h >= upgrade_height) || stopped_at(node) == Some(upgrade_height)
+}
+
 /// Why the gate cannot be right for `node` on the binary it ran before the rollout: it committed a block past H-1
 /// (its binary processed H, so the chain has no upgrade it lacks there), or it stopped for an upgrade due at another
 /// height. Such a node is never switched by this gate; the rollout says why.
@@ -76,6 +88,40 @@ pub fn ahead_of_its_height(node: &SeiNode, upgrade_height: i64) -> bool {
         && status.latest_height.is_none_or(|height| height < upgrade_height - 1)
 }
 
+/// Whether a rollout to `target` would move `node` back onto the binary without the upgrade (gate rule 6): the
+/// target is that binary (`previous`'s image), and the node, at the gate, runs another one — staged by an earlier
+/// rollout at this gate, so a binary with the upgrade. On the old binary it could only stop at the upgrade, for
+/// good once it has processed the block (and a node's height is read late: it may have by the time its pod is
+/// replaced). Such a node keeps what it runs.
+pub fn would_go_back(
+    node: &SeiNode,
+    upgrade_height: i64,
+    target: &RolloutFields,
+    previous: Option<&RolloutFields>,
+) -> bool {
+    previous.is_some_and(|p| p.image == target.image)
+        && !target.matches(&node.spec)
+        && at_gate(node, upgrade_height, on_previous_binary(node, target, previous))
+}
+
+/// Why `node` is held off the gate of a rollout from `previous` to `target` ([`NodeGate::Mismatch`]), in words.
+pub fn mismatch(
+    node: &SeiNode,
+    upgrade_height: i64,
+    target: &RolloutFields,
+    previous: Option<&RolloutFields>,
+) -> Option<String> {
+    if would_go_back(node, upgrade_height, target, previous) {
+        let name = node.metadata.name.as_deref().unwrap_or_default();
+        return Some(format!(
+            "{name} runs {} at upgradeHeight {upgrade_height}, and {} is the binary without that upgrade: moved back \
+             to it the node would stop at the upgrade for good; stage an image that carries the upgrade",
+            node.spec.image, target.image
+        ));
+    }
+    off_gate(node, upgrade_height)
+}
+
 /// Where `node` stands against the gate of a rollout from `previous` to `target`.
 pub fn node_gate(
     node: &SeiNode,
@@ -91,6 +137,8 @@ pub fn node_gate(
     } else if target.matches(&node.spec) && !ahead_of_its_height(node, upgrade_height) {
         // Written, its pod not yet on it.
         NodeGate::AtHeight
+    } else if would_go_back(node, upgrade_height, target, previous) {
+        NodeGate::Mismatch
     } else if at_gate(node, upgrade_height, old_binary) {
         NodeGate::AtHeight
     } else if old_binary && off_gate(node, upgrade_height).is_some() {
@@ -110,6 +158,9 @@ pub fn fields_to_write<'a>(
 ) -> Option<&'a RolloutFields> {
     if target.matches(&node.spec) {
         return previous.filter(|p| !p.matches(&node.spec) && ahead_of_its_height(node, upgrade_height));
+    }
+    if would_go_back(node, upgrade_height, target, previous) {
+        return None;
     }
     at_gate(node, upgrade_height, on_previous_binary(node, target, previous)).then_some(target)
 }
@@ -217,6 +268,27 @@ mod tests {
         let other = node("sei:v5", Some(500), Some("panic: UPGRADE \"v5.5\" NEEDED at height: 600: "));
         assert_eq!(fields_to_write(&other, 1000, &new, Some(&old)), None);
         assert_eq!(node_gate(&other, 1000, &new, Some(&old)), NodeGate::Mismatch);
+    }
+
+    #[test]
+    fn a_rollout_back_to_the_binary_without_the_upgrade_never_moves_a_node_at_the_gate_onto_it() {
+        // Staged v6 switched the node at the gate; the user reverts to v5, the binary without the upgrade.
+        let old = fields("sei:v5");
+        for height in [999, 1021] {
+            let switched = node("sei:v6", Some(height), None);
+            assert!(would_go_back(&switched, 1000, &old, Some(&old)));
+            assert_eq!(fields_to_write(&switched, 1000, &old, Some(&old)), None);
+            assert_eq!(node_gate(&switched, 1000, &old, Some(&old)), NodeGate::Mismatch);
+            let why = mismatch(&switched, 1000, &old, Some(&old)).expect("said why");
+            assert!(why.contains("rpc-0 runs sei:v6 at upgradeHeight 1000") && why.contains("sei:v5 is the binary"));
+        }
+        // Below the gate the revert is an ordinary one (rule 5): the node goes back to v5.
+        let early = node("sei:v6", Some(990), Some("panic: BINARY UPDATED BEFORE TRIGGER! UPGRADE \"v6\""));
+        assert!(!would_go_back(&early, 1000, &old, Some(&old)));
+        // A rollout to another binary moves on as before.
+        let new = fields("sei:v6.1");
+        assert!(!would_go_back(&node("sei:v6", Some(1021), None), 1000, &new, Some(&old)));
+        assert_eq!(fields_to_write(&node("sei:v6", Some(1021), None), 1000, &new, Some(&old)), Some(&new));
     }
 
     #[test]

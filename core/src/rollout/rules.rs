@@ -476,7 +476,11 @@ fn track_rollout(ctx: &Ctx<'_>, d: &mut Decision, mut rollout: RolloutStatus) {
         let mismatch: Vec<String> = rollout
             .upgrade_height
             .map(|height| {
-                let off = |entry: &RolloutNodeStatus| super::gate::off_gate(ctx.node(&entry.name)?, height);
+                let target = RolloutFields::of(&ctx.deployment.spec.template.spec);
+                let previous = previous_fields(ctx, Some(height));
+                let off = |entry: &RolloutNodeStatus| {
+                    super::gate::mismatch(ctx.node(&entry.name)?, height, &target, previous.as_ref())
+                };
                 rollout.nodes.iter().filter(|n| n.gate == Some(NodeGate::Mismatch)).filter_map(off).collect()
             })
             .unwrap_or_default();
@@ -676,12 +680,42 @@ fn refuse_gate_behind_the_chain(ctx: &Ctx<'_>, rollout: &RolloutStatus, upgrade_
         let old_binary = super::gate::on_previous_binary(node, &target, previous.as_ref());
         (height >= upgrade_height && old_binary).then_some((entry.name.as_str(), height))
     });
-    match past {
-        None => Ok(()),
-        Some((node, height)) => Err(PlanError::InvalidSpec(format!(
+    if let Some((node, height)) = past {
+        return Err(PlanError::InvalidSpec(format!(
             "spec.updateStrategy.inPlace.upgradeHeight {upgrade_height} is behind the chain (node {node} is at \
              height {height}): a height gate must name an upgrade the chain has not reached; set it to the next \
              upgrade's height, or remove it to roll the image out at once"
+        )));
+    }
+    refuse_the_binary_without_a_passed_upgrade(ctx, rollout, &target, upgrade_height)
+}
+
+/// A gated rollout back to the binary without the upgrade at its gate, once a node shows the chain has reached
+/// the upgrade (it committed the block on the staged binary, or its old binary stopped there): that binary cannot
+/// process the block, so every node on it would stop at the upgrade for good (Cosmos SDK `x/upgrade/abci.go`).
+/// Refused, so a rollout it supersedes keeps going; before the chain reaches the gate such an edit is an ordinary
+/// revert (gate rule 5).
+fn refuse_the_binary_without_a_passed_upgrade(
+    ctx: &Ctx<'_>,
+    rollout: &RolloutStatus,
+    target: &RolloutFields,
+    upgrade_height: i64,
+) -> Result<(), PlanError> {
+    let Some(previous) = previous_fields(ctx, Some(upgrade_height)) else { return Ok(()) };
+    if previous.image != target.image {
+        return Ok(());
+    }
+    let reached = rollout
+        .nodes
+        .iter()
+        .find(|entry| ctx.node(&entry.name).is_some_and(|node| super::gate::saw_the_upgrade(node, upgrade_height)));
+    match reached {
+        None => Ok(()),
+        Some(entry) => Err(PlanError::InvalidSpec(format!(
+            "spec.template.spec.image {} is the binary without the upgrade at upgradeHeight {upgrade_height}, and \
+             the chain has reached it (node {} committed or stopped at it): that binary cannot process the \
+             upgrade's block, so every node on it would stop there for good; keep an image that carries the upgrade",
+            target.image, entry.name
         ))),
     }
 }

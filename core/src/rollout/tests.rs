@@ -902,6 +902,41 @@ fn a_gate_below_a_forked_sets_bootstrap_that_the_chain_has_passed_is_still_refus
 }
 
 #[test]
+fn a_revert_to_the_binary_without_the_upgrade_is_refused_once_the_chain_has_passed_the_gate() {
+    // Staged NEW at 1000; the gate switched both nodes, which have processed the upgrade (1003). A revert to OLD
+    // would stop every node at the upgrade for good: refused, and the rollout to NEW goes on (found by fuzz seed
+    // 9898001 case 1481, shrunk again).
+    let (mut d, nodes) = gated(2, 999);
+    let started = run(&d, &nodes, None, 60);
+    let new_target = started.status.rollout.as_ref().map(|r| r.target_hash.clone());
+    d.status = Some(started.status);
+    let switched = NodeState { image: NEW, current: Some(NEW), ..RUNNING_OLD };
+    let past: Vec<SeiNode> = nodes
+        .iter()
+        .map(|n| {
+            let mut moved = node(n.metadata.name.as_deref().unwrap_or_default(), "", switched);
+            moved.metadata.labels.clone_from(&n.metadata.labels);
+            moved.status.get_or_insert_default().latest_height = Some(1_003);
+            moved
+        })
+        .collect();
+    d.spec.template.spec.image = OLD.into();
+    d.metadata.generation = Some(3);
+    let refused = run(&d, &past, None, 120);
+    assert_eq!(refused.status.rollout.as_ref().map(|r| r.target_hash.clone()), new_target, "the rollout goes on");
+    let (_, reason, message) = rollout_condition(&refused.status);
+    assert_eq!(reason, REASON_INVALID_UPDATE_STRATEGY);
+    assert!(
+        message.contains("sei:v6.3.0 is the binary without the upgrade at upgradeHeight 1000")
+            && message.contains("node rpc-0 committed or stopped at it"),
+        "{message}"
+    );
+    // The same revert before any node passed the gate is an ordinary revert.
+    let reverted = run(&d, &nodes, None, 120);
+    assert_eq!(event_reasons(&reverted), [EVENT_ROLLOUT_SUPERSEDED]);
+}
+
+#[test]
 fn current_sidecar_image_is_observed_with_the_current_image_and_only_then() {
     // The node's spec names no sidecar image: the template carries the operator's default.
     let converged = stateful_set(2, 2, "rev-b", "rev-b", 1);

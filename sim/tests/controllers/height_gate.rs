@@ -36,4 +36,6 @@ crate::scenario_tests! {
         "inplace-height-gate-corrected-from-a-mistyped-height-remakes-a-child-with-the-pre-upgrade-binary.yaml",
     a_node_stopped_at_the_upgrade_after_an_api_outage_is_switched_promptly_not_when_a_long_client_retry_wakes =>
         "inplace-height-gate-switches-a-stopped-node-promptly-after-an-api-outage.yaml",
+    a_revert_to_the_binary_without_the_upgrade_after_the_switch_keeps_the_nodes_on_the_binary_with_it =>
+        "inplace-height-gate-revert-after-the-switch-keeps-the-nodes-on-the-binary-with-the-upgrade.yaml",
 }

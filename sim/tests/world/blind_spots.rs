@@ -283,12 +283,12 @@ fn an_aimed_edit_lands_right_after_its_moment() {
     assert!(!lines.iter().any(|l| l.contains("at the deadline")));
 }
 
-/// A gated InPlace rollout to `sei:v2` (upgrade at [`UPGRADE_HEIGHT`]) whose one node `n` runs `sei:v1` in a
+/// A gated InPlace rollout to `staged` (upgrade at [`UPGRADE_HEIGHT`]) whose one node `n` runs `sei:v1` in a
 /// StatefulSet of its own, and no operator to roll it: the node stops at the upgrade once the validators switch.
-fn gated_node_left_on_the_old_binary(seed: u64) -> (World, SeiNodeDeployment) {
+fn gated_node_left_on_the_old_binary(seed: u64, staged: &str) -> (World, SeiNodeDeployment) {
     let world = world(seed);
     let mut deployment = fixture("inplace-fullnode.yaml");
-    deployment.spec.template.spec.image = "sei:v2".into();
+    deployment.spec.template.spec.image = staged.into();
     deployment.spec.update_strategy.in_place =
         serde_json::from_value(json!({"upgradeHeight": UPGRADE_HEIGHT})).unwrap();
     let target = template_hash(&deployment.spec.template.spec);
@@ -309,12 +309,12 @@ fn gated_node_left_on_the_old_binary(seed: u64) -> (World, SeiNodeDeployment) {
 #[test]
 fn a_node_stopped_at_the_gate_and_never_rolled_is_caught_but_not_once_it_is_deleted_and_made_again() {
     // Nothing moves the stopped node onto the staged image: caught one roll bound after its stop.
-    let (mut world, _) = gated_node_left_on_the_old_binary(63);
+    let (mut world, _) = gated_node_left_on_the_old_binary(63, "sei:v2");
     assert_eq!(violation_within(&mut world, 400), Some(HEIGHT_GATE_HOLDS));
 
     // The same node deleted right after its stop and made again under its name: the stop was the deleted
     // node's, and the new one (which has no pod yet) is not judged by it.
-    let (mut world, deployment) = gated_node_left_on_the_old_binary(63);
+    let (mut world, deployment) = gated_node_left_on_the_old_binary(63, "sei:v2");
     world
         .run_until("upgrade panic", secs(400), |w| w.inspect(|s| s.ledger.panics.iter().any(|p| p.upgrade_panic)))
         .unwrap();
@@ -322,4 +322,15 @@ fn a_node_stopped_at_the_gate_and_never_rolled_is_caught_but_not_once_it_is_dele
     world.run_until("node gone", secs(30), |w| w.get::<SeiNode>(NS, "n").is_err()).unwrap();
     child(&world, &deployment, "n", "r1", "sei:v1");
     assert_eq!(violation_within(&mut world, 300), None);
+}
+
+#[test]
+fn a_node_stopped_at_the_gate_under_a_rollout_that_stages_the_binary_that_stopped_is_not_judged_late() {
+    // A user reverted the gated rollout to the binary the node runs: nothing can switch it to another, and the
+    // crash loop at the upgrade is what was asked for (found by fuzz seed 9898001 case 1481, shrunk again).
+    let (mut world, _) = gated_node_left_on_the_old_binary(63, "sei:v1");
+    world
+        .run_until("upgrade panic", secs(400), |w| w.inspect(|s| s.ledger.panics.iter().any(|p| p.upgrade_panic)))
+        .unwrap();
+    assert_eq!(violation_within(&mut world, 400), None);
 }
