@@ -19,7 +19,7 @@
 //! 6. An edit back to the binary without the upgrade is refused once a node shows the chain reached H (it
 //!    committed H, or its old binary stopped there): every node on it would stop for good
 //!    (`rules::refuse_the_binary_without_a_passed_upgrade`). Where the rollout was planned before that showed, a
-//!    node at the gate on a binary with the upgrade is never moved back to it ([`would_go_back`]).
+//!    node that committed H on a binary with the upgrade is never moved back to it ([`would_go_back`]).
 
 use k8s_openapi::api::core::v1::{ContainerState, Pod};
 
@@ -88,20 +88,22 @@ pub fn ahead_of_its_height(node: &SeiNode, upgrade_height: i64) -> bool {
         && status.latest_height.is_none_or(|height| height < upgrade_height - 1)
 }
 
-/// Whether a rollout to `target` would move `node` back onto the binary without the upgrade (gate rule 6): the
-/// target is that binary (`previous`'s image), and the node, at the gate, runs another one — staged by an earlier
-/// rollout at this gate, so a binary with the upgrade. On the old binary it could only stop at the upgrade, for
-/// good once it has processed the block (and a node's height is read late: it may have by the time its pod is
-/// replaced). Such a node keeps what it runs.
+/// Whether a rollout to `target` would move `node` back onto the binary without the upgrade after it processed
+/// the upgrade (gate rule 6): the target is that binary (`previous`'s image), and the node runs another one —
+/// staged by an earlier rollout at this gate, so a binary with the upgrade — and has committed the upgrade's
+/// block. On the old binary it could only stop there for good. Such a node keeps what it runs. (Below the
+/// upgrade the revert is an ordinary one: the old binary runs to the block before it, and stops at it only if
+/// the chain gets there.)
 pub fn would_go_back(
     node: &SeiNode,
     upgrade_height: i64,
     target: &RolloutFields,
     previous: Option<&RolloutFields>,
 ) -> bool {
+    let height = node.status.as_ref().and_then(|s| s.latest_height);
     previous.is_some_and(|p| p.image == target.image)
         && !target.matches(&node.spec)
-        && at_gate(node, upgrade_height, on_previous_binary(node, target, previous))
+        && height.is_some_and(|h| h >= upgrade_height)
 }
 
 /// Why `node` is held off the gate of a rollout from `previous` to `target` ([`NodeGate::Mismatch`]), in words.
@@ -114,8 +116,8 @@ pub fn mismatch(
     if would_go_back(node, upgrade_height, target, previous) {
         let name = node.metadata.name.as_deref().unwrap_or_default();
         return Some(format!(
-            "{name} runs {} at upgradeHeight {upgrade_height}, and {} is the binary without that upgrade: moved back \
-             to it the node would stop at the upgrade for good; stage an image that carries the upgrade",
+            "{name} committed upgradeHeight {upgrade_height} on {}, and {} is the binary without that upgrade: \
+             moved back to it the node would stop for good; stage an image that carries the upgrade",
             node.spec.image, target.image
         ));
     }
@@ -274,13 +276,19 @@ mod tests {
     fn a_rollout_back_to_the_binary_without_the_upgrade_never_moves_a_node_at_the_gate_onto_it() {
         // Staged v6 switched the node at the gate; the user reverts to v5, the binary without the upgrade.
         let old = fields("sei:v5");
-        for height in [999, 1021] {
+        // At 999 the chain may never reach the upgrade (its validators decide): going back is an ordinary revert.
+        let waiting = node("sei:v6", Some(999), None);
+        assert!(!would_go_back(&waiting, 1000, &old, Some(&old)));
+        assert_eq!(fields_to_write(&waiting, 1000, &old, Some(&old)), Some(&old));
+        for height in [1000, 1021] {
             let switched = node("sei:v6", Some(height), None);
             assert!(would_go_back(&switched, 1000, &old, Some(&old)));
             assert_eq!(fields_to_write(&switched, 1000, &old, Some(&old)), None);
             assert_eq!(node_gate(&switched, 1000, &old, Some(&old)), NodeGate::Mismatch);
             let why = mismatch(&switched, 1000, &old, Some(&old)).expect("said why");
-            assert!(why.contains("rpc-0 runs sei:v6 at upgradeHeight 1000") && why.contains("sei:v5 is the binary"));
+            assert!(
+                why.contains("rpc-0 committed upgradeHeight 1000 on sei:v6") && why.contains("sei:v5 is the binary")
+            );
         }
         // Below the gate the revert is an ordinary one (rule 5): the node goes back to v5.
         let early = node("sei:v6", Some(990), Some("panic: BINARY UPDATED BEFORE TRIGGER! UPGRADE \"v6\""));

@@ -38,4 +38,6 @@ crate::scenario_tests! {
         "inplace-height-gate-switches-a-stopped-node-promptly-after-an-api-outage.yaml",
     a_revert_to_the_binary_without_the_upgrade_after_the_switch_keeps_the_nodes_on_the_binary_with_it =>
         "inplace-height-gate-revert-after-the-switch-keeps-the-nodes-on-the-binary-with-the-upgrade.yaml",
+    a_revert_at_the_block_before_an_upgrade_the_chain_never_reaches_moves_the_switched_nodes_back =>
+        "inplace-height-gate-revert-at-the-block-before-an-upgrade-the-chain-never-reaches-goes-back.yaml",
 }
