@@ -273,7 +273,7 @@ mod tests {
     }
 
     #[test]
-    fn a_rollout_back_to_the_binary_without_the_upgrade_never_moves_a_node_at_the_gate_onto_it() {
+    fn a_rollout_back_to_the_binary_without_the_upgrade_never_moves_a_node_that_committed_it_onto_it() {
         // Staged v6 switched the node at the gate; the user reverts to v5, the binary without the upgrade.
         let old = fields("sei:v5");
         // At 999 the chain may never reach the upgrade (its validators decide): going back is an ordinary revert.
