@@ -855,6 +855,19 @@ fn gated_from_a_bootstrapped_set(
     (d, nodes)
 }
 
+/// `nodes` (their names and labels) in `state`, each having committed `height`.
+fn moved_on(nodes: &[SeiNode], state: NodeState<'_>, height: i64) -> Vec<SeiNode> {
+    nodes
+        .iter()
+        .map(|n| {
+            let mut moved = node(n.metadata.name.as_deref().unwrap_or_default(), "", state);
+            moved.metadata.labels.clone_from(&n.metadata.labels);
+            moved.status.get_or_insert_default().latest_height = Some(height);
+            moved
+        })
+        .collect()
+}
+
 /// The gated rollout's `previous` fields' image, as planned.
 fn planned_previous_image(status: &SeiNodeDeploymentStatus) -> Option<String> {
     let task = status.plan.as_ref()?.tasks.iter().find(|t| t.type_ == "update-node-specs-at-height")?;
@@ -874,15 +887,7 @@ fn a_gate_corrected_below_a_mistyped_one_keeps_the_pre_upgrade_binary_as_the_boo
     complete_plan(&mut status);
     d.status = Some(status);
     let patched = NodeState { image: "sei:v6.4.1", current: Some("sei:v6.4.1"), ..RUNNING_OLD };
-    let moved: Vec<SeiNode> = nodes
-        .iter()
-        .map(|n| {
-            let mut moved = node(n.metadata.name.as_deref().unwrap_or_default(), "", patched);
-            moved.metadata.labels.clone_from(&n.metadata.labels);
-            moved.status.get_or_insert_default().latest_height = Some(1_003);
-            moved
-        })
-        .collect();
+    let moved = moved_on(&nodes, patched, 1_003);
     let completed = run(&d, &moved, None, 120);
     assert_eq!(event_reasons(&completed), [EVENT_ROLLOUT_COMPLETE]);
     let bootstrap = completed.status.active_set.and_then(|s| s.fork_bootstrap);
@@ -911,15 +916,7 @@ fn a_revert_to_the_binary_without_the_upgrade_is_refused_once_the_chain_has_pass
     let new_target = started.status.rollout.as_ref().map(|r| r.target_hash.clone());
     d.status = Some(started.status);
     let switched = NodeState { image: NEW, current: Some(NEW), ..RUNNING_OLD };
-    let past: Vec<SeiNode> = nodes
-        .iter()
-        .map(|n| {
-            let mut moved = node(n.metadata.name.as_deref().unwrap_or_default(), "", switched);
-            moved.metadata.labels.clone_from(&n.metadata.labels);
-            moved.status.get_or_insert_default().latest_height = Some(1_003);
-            moved
-        })
-        .collect();
+    let past = moved_on(&nodes, switched, 1_003);
     d.spec.template.spec.image = OLD.into();
     d.metadata.generation = Some(3);
     let refused = run(&d, &past, None, 120);

@@ -188,9 +188,8 @@ pub fn plan_writes_after_supersession(
 /// that read every node it moved Running on the target image with its sidecar ready — seid serving it, its pod on
 /// the spec's sidecar image (a rollout field) and the sidecar marked ready, as the node's status says. Judged at
 /// the status write that clears the rollout and makes its target the template hash, against what that reconcile
-/// read (a node that a lagging read showed ready
-/// counts: the operator could not know better). A rollout whose nodes are gone, or were scaled away, is not
-/// owed their readiness. BlueGreen and HardFork completions follow a teardown, not a readiness wait.
+/// read (a node that a lagging read showed ready counts: the operator could not know better). A rollout whose
+/// nodes are gone, or were scaled away, is not owed their readiness. BlueGreen and HardFork completions follow a teardown, not a readiness wait.
 pub fn completion_on_ready_nodes(
     world: &WorldState,
     key: &ObjectRef,
